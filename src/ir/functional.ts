@@ -1,0 +1,79 @@
+/**
+ * The functional API models are written in: each function adds one IR op (see ops/) to the
+ * graph its inputs belong to. Numbers given where a tensor is expected become scalar constants.
+ */
+import { Add, Sub, Mul, Div, Pow, Neg, Exp, Sqrt, Sigmoid, Tanh, Erf, Sin, Cos, Gelu, SigmoidGate } from "./ops/elementwise.js";
+import { MatMul } from "./ops/matmul.js";
+import { Conv2d, type ConvAttrs } from "./ops/conv.js";
+import { GroupNorm, LayerNorm } from "./ops/normalization.js";
+import { Reshape, Transpose, Concat, Slice, Gather, Cast, UpsampleNearest, ArgMax } from "./ops/shape.js";
+import { MultiHeadAttention, Softmax } from "./ops/attention.js";
+import type { OpDef } from "./op.js";
+import { type DType, Tensor, ShapeError } from "./tensor.js";
+
+type Operand = Tensor | number;
+
+function one<A>(op: OpDef<A>, inputs: Tensor[], attrs: A): Tensor {
+  return inputs[0].graph.apply(op, inputs, attrs)[0];
+}
+
+function binary(op: OpDef<{}>, a: Operand, b: Operand): Tensor {
+  const ref = a instanceof Tensor ? a : (b as Tensor);
+  const ta = a instanceof Tensor ? a : ref.graph.constant(Float32Array.of(a), []);
+  const tb = b instanceof Tensor ? b : ref.graph.constant(Float32Array.of(b), []);
+  return one(op, [ta, tb], {});
+}
+
+export const add = (a: Operand, b: Operand) => binary(Add, a, b);
+export const sub = (a: Operand, b: Operand) => binary(Sub, a, b);
+export const mul = (a: Operand, b: Operand) => binary(Mul, a, b);
+export const div = (a: Operand, b: Operand) => binary(Div, a, b);
+export const pow = (a: Operand, b: Operand) => binary(Pow, a, b);
+
+export const neg = (x: Tensor) => one(Neg, [x], {});
+export const exp = (x: Tensor) => one(Exp, [x], {});
+export const sqrt = (x: Tensor) => one(Sqrt, [x], {});
+export const sigmoid = (x: Tensor) => one(Sigmoid, [x], {});
+export const tanh = (x: Tensor) => one(Tanh, [x], {});
+export const erf = (x: Tensor) => one(Erf, [x], {});
+export const sin = (x: Tensor) => one(Sin, [x], {});
+export const cos = (x: Tensor) => one(Cos, [x], {});
+export const gelu = (x: Tensor) => one(Gelu, [x], {});
+export const silu = (x: Tensor) => one(SigmoidGate, [x], { alpha: 1 });
+export const quickGelu = (x: Tensor) => one(SigmoidGate, [x], { alpha: 1.702 });
+
+export const matmul = (a: Tensor, b: Tensor) => one(MatMul, [a, b], {});
+
+export function conv2d(x: Tensor, w: Tensor, b: Tensor | undefined, attrs: Partial<ConvAttrs> = {}): Tensor {
+  const full: ConvAttrs = { stride: attrs.stride ?? 1, pads: attrs.pads ?? [0, 0, 0, 0], groups: attrs.groups ?? 1 };
+  return one(Conv2d, b ? [x, w, b] : [x, w], full);
+}
+
+export const groupNorm = (x: Tensor, w: Tensor, b: Tensor, groups: number, eps: number) => one(GroupNorm, [x, w, b], { groups, eps });
+export const layerNorm = (x: Tensor, w: Tensor, b: Tensor, eps: number) => one(LayerNorm, [x, w, b], { eps });
+
+/** Reshape; one dimension may be -1 (inferred). */
+export function reshape(x: Tensor, shape: number[]): Tensor {
+  const known = shape.reduce((p, d) => (d === -1 ? p : p * d), 1);
+  const resolved = shape.map((d) => (d === -1 ? x.numel / known : d));
+  if (shape.filter((d) => d === -1).length > 1 || !resolved.every(Number.isInteger)) {
+    throw new ShapeError(`reshape: cannot view [${x.shape}] as [${shape}]`);
+  }
+  return one(Reshape, [x], { shape: resolved });
+}
+export const transpose = (x: Tensor, perm: number[]) => one(Transpose, [x], { perm });
+export const concat = (xs: Tensor[], axis: number) => (xs.length === 1 ? xs[0] : one(Concat, xs, { axis }));
+export const slice = (x: Tensor, axis: number, start: number, end: number) => one(Slice, [x], { axis, start, end });
+/** torch.chunk into equal parts along an axis. */
+export function chunk(x: Tensor, parts: number, axis: number): Tensor[] {
+  const a = axis < 0 ? axis + x.rank : axis;
+  const size = x.shape[a] / parts;
+  if (!Number.isInteger(size)) throw new ShapeError(`chunk: axis ${axis} of [${x.shape}] not divisible by ${parts}`);
+  return Array.from({ length: parts }, (_, i) => slice(x, a, i * size, (i + 1) * size));
+}
+export const gather = (table: Tensor, indices: Tensor) => one(Gather, [table, indices], {});
+export const cast = (x: Tensor, to: DType) => (x.dtype === to ? x : one(Cast, [x], { to }));
+export const upsampleNearest = (x: Tensor, factor: number) => one(UpsampleNearest, [x], { factor });
+export const argmax = (x: Tensor) => one(ArgMax, [x], {});
+export const softmax = (x: Tensor) => one(Softmax, [x], {});
+export const multiHeadAttention = (q: Tensor, k: Tensor, v: Tensor, heads: number) => one(MultiHeadAttention, [q, k, v], { heads });

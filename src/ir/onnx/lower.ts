@@ -1,0 +1,145 @@
+import onnxProto from "onnx-proto";
+import { relative, dirname, sep } from "node:path";
+import { realpathSync } from "node:fs";
+import type { Graph } from "../graph.js";
+import type { LoweringContext, OnnxAttr } from "../op.js";
+import type { DType, Tensor } from "../tensor.js";
+
+const { onnx } = onnxProto;
+const T = onnx.TensorProto.DataType;
+const ELEM: Record<DType, number> = { float32: T.FLOAT, float16: T.FLOAT16, int64: T.INT64, bool: T.BOOL };
+const STORED: Record<string, number> = { F32: T.FLOAT, F16: T.FLOAT16, BF16: T.BFLOAT16 };
+
+export const OPSET = 21;
+
+export interface LoweredModel {
+  bytes: Uint8Array;
+  /** The folder that external-data locations are relative to (resolved, no symlinks). */
+  externalDataFolder: string | undefined;
+}
+
+function attribute(name: string, v: OnnxAttr): onnxProto.onnx.IAttributeProto {
+  const A = onnx.AttributeProto.AttributeType;
+  if (typeof v === "number") return { name, type: A.INT, i: v };
+  if (typeof v === "string") return { name, type: A.STRING, s: new TextEncoder().encode(v) };
+  if (Array.isArray(v)) return { name, type: A.INTS, ints: v };
+  if ("float" in v) return { name, type: A.FLOAT, f: v.float };
+  return { name, type: A.FLOATS, floats: v.floats };
+}
+
+function valueInfo(name: string, t: Tensor): onnxProto.onnx.IValueInfoProto {
+  return {
+    name,
+    type: { tensorType: { elemType: ELEM[t.dtype], shape: { dim: t.shape.map((d) => ({ dimValue: d })) } } },
+  };
+}
+
+/** Common folder of all weight files, after resolving symlinks (the HF cache links into blobs/). */
+function weightFolder(files: string[]): string | undefined {
+  if (files.length === 0) return undefined;
+  const dirs = files.map((f) => dirname(f));
+  let common = dirs[0].split(sep);
+  for (const d of dirs.slice(1)) {
+    const parts = d.split(sep);
+    let i = 0;
+    while (i < common.length && i < parts.length && common[i] === parts[i]) i++;
+    common = common.slice(0, i);
+  }
+  return common.join(sep) || sep;
+}
+
+/**
+ * Lowers a graph to an ONNX ModelProto. Weights become initializers whose data stays in the
+ * user's safetensors files (external data: location, offset, length); fp16/bf16 weights get a Cast
+ * to float32, which onnxruntime folds at session creation.
+ */
+export function lowerToOnnx(graph: Graph, name = "ssd1b"): LoweredModel {
+  const names = new Map<Tensor, string>();
+  const nodes: onnxProto.onnx.INodeProto[] = [];
+  const initializers: onnxProto.onnx.ITensorProto[] = [];
+  let counter = 0;
+  const int64Cache = new Map<string, string>();
+
+  const ctx: LoweringContext = {
+    emit(opType, inputs, outputs, attrs = {}, domain) {
+      nodes.push({
+        opType, input: inputs, output: outputs, domain: domain ?? "", name: `n${nodes.length}_${opType}`,
+        attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)),
+      });
+    },
+    fresh(hint) { return `${hint}_${counter++}`; },
+    int64s(values) {
+      const key = values.join(",");
+      let n = int64Cache.get(key);
+      if (!n) {
+        n = `i64_${int64Cache.size}`;
+        initializers.push({ name: n, dataType: T.INT64, dims: [values.length], int64Data: values });
+        int64Cache.set(key, n);
+      }
+      return n;
+    },
+  };
+
+  const files = graph.weights().map((w) => realpathSync(w.entry.file));
+  const folder = weightFolder(files);
+  const realOf = new Map<string, string>();
+
+  for (const [t, leaf] of graph.leaves) {
+    if (leaf.kind === "input") { names.set(t, leaf.name); continue; }
+    if (leaf.kind === "constant") {
+      const n = `const_${t.id}`;
+      names.set(t, n);
+      if (leaf.data instanceof Float32Array) initializers.push({ name: n, dataType: T.FLOAT, dims: [...t.shape], floatData: Array.from(leaf.data) });
+      else initializers.push({ name: n, dataType: T.INT64, dims: [...t.shape], int64Data: Array.from(leaf.data, Number) });
+      continue;
+    }
+    const { entry, key } = leaf;
+    const stored = STORED[entry.dtype];
+    if (stored === undefined) throw new Error(`${entry.file}: weight "${key}" has dtype ${entry.dtype}; float weights expected`);
+    let real = realOf.get(entry.file);
+    if (!real) { real = realpathSync(entry.file); realOf.set(entry.file, real); }
+    const raw = stored === T.FLOAT ? key : `${key}::stored`;
+    initializers.push({
+      name: raw, dataType: stored, dims: entry.shape, dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+      externalData: [
+        { key: "location", value: relative(folder!, real) },
+        { key: "offset", value: String(entry.offset) },
+        { key: "length", value: String(entry.byteLength) },
+      ],
+    });
+    if (stored !== T.FLOAT) ctx.emit("Cast", [raw], [key], { to: T.FLOAT });
+    names.set(t, key);
+  }
+
+  const nameOf = (t: Tensor): string => {
+    const n = names.get(t);
+    if (n === undefined) throw new Error(`lowering: ${t} used before it is defined`);
+    return n;
+  };
+  const outputNames = new Map(graph.outputs.map((o) => [o.tensor, o.name] as const));
+  for (const node of graph.liveNodes()) {
+    const outs = node.outputs.map((o) => {
+      const n = outputNames.get(o) ?? `t${o.id}`;
+      names.set(o, n);
+      return n;
+    });
+    node.op.lower(ctx, node.inputs.map(nameOf), outs, node.attrs, node);
+  }
+  // An output that is also another output or a leaf needs its own name: route it through Identity.
+  const outputs = graph.outputs.map(({ name: n, tensor }) => {
+    if (nameOf(tensor) !== n) ctx.emit("Identity", [nameOf(tensor)], [n]);
+    return valueInfo(n, tensor);
+  });
+
+  const model = onnx.ModelProto.create({
+    irVersion: 10,
+    producerName: name,
+    opsetImport: [{ domain: "", version: OPSET }, { domain: "com.microsoft", version: 1 }],
+    graph: {
+      name, node: nodes, initializer: initializers,
+      input: graph.inputs.map((t) => valueInfo(nameOf(t), t)),
+      output: outputs,
+    },
+  });
+  return { bytes: onnx.ModelProto.encode(model).finish(), externalDataFolder: folder };
+}

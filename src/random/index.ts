@@ -1,0 +1,2 @@
+export { TorchGenerator } from "./torch-generator.js";
+export { MT19937 } from "./mt19937.js";

@@ -1,0 +1,74 @@
+import * as ort from "onnxruntime-node";
+import type { Graph } from "../ir/graph.js";
+import { lowerToOnnx } from "../ir/onnx/lower.js";
+import type { DType } from "../ir/tensor.js";
+
+export type HostArray = Float32Array | BigInt64Array;
+export type ExecutionDevice = "cpu" | "webgpu";
+
+export interface SessionOptions {
+  device?: ExecutionDevice;
+  /** Threads for one operator (default: onnxruntime's choice, all cores). */
+  intraOpThreads?: number;
+}
+
+export class InputError extends Error {}
+
+interface IoSpec { name: string; shape: readonly number[]; dtype: DType }
+
+/** A graph compiled into an onnxruntime session, with inputs checked by name, dtype and shape. */
+export class CompiledGraph {
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    readonly inputs: IoSpec[],
+    readonly outputs: IoSpec[],
+    readonly flops: number,
+    readonly description: string,
+  ) {}
+
+  static async create(graph: Graph, description: string, opts: SessionOptions = {}): Promise<CompiledGraph> {
+    const { bytes, externalDataFolder } = lowerToOnnx(graph, description);
+    const options: ort.InferenceSession.SessionOptions = {
+      graphOptimizationLevel: "all",
+      executionProviders: [opts.device ?? "cpu"],
+      intraOpNumThreads: opts.intraOpThreads,
+      extra: externalDataFolder ? { session: { model_external_initializers_file_folder_path: externalDataFolder } } : undefined,
+    };
+    let session: ort.InferenceSession;
+    try {
+      session = await ort.InferenceSession.create(bytes, options);
+    } catch (e) {
+      if (opts.device === "webgpu") throw new Error(`${description}: the WebGPU execution provider could not start (${(e as Error).message}); use --device cpu`);
+      throw e;
+    }
+    const inputs = graph.inputs.map((t) => {
+      const leaf = graph.leaves.get(t)!;
+      return { name: leaf.kind === "input" ? leaf.name : "", shape: t.shape, dtype: t.dtype };
+    });
+    const outputs = graph.outputs.map((o) => ({ name: o.name, shape: o.tensor.shape, dtype: o.tensor.dtype }));
+    return new CompiledGraph(session, inputs, outputs, graph.flops(), description);
+  }
+
+  async run(feeds: Record<string, HostArray>): Promise<Record<string, Float32Array>> {
+    const ortFeeds: Record<string, ort.Tensor> = {};
+    for (const spec of this.inputs) {
+      const data = feeds[spec.name];
+      if (!data) throw new InputError(`${this.description}: missing input "${spec.name}" [${spec.shape}] ${spec.dtype}`);
+      const n = spec.shape.reduce((a, b) => a * b, 1);
+      const want = spec.dtype === "int64" ? BigInt64Array : Float32Array;
+      if (!(data instanceof want)) throw new InputError(`${this.description}: input "${spec.name}" must be ${spec.dtype}`);
+      if (data.length !== n) throw new InputError(`${this.description}: input "${spec.name}" has ${data.length} values, expected shape [${spec.shape}] (${n})`);
+      ortFeeds[spec.name] = new ort.Tensor(spec.dtype === "int64" ? "int64" : "float32", data, [...spec.shape]);
+    }
+    const unknown = Object.keys(feeds).filter((k) => !this.inputs.some((s) => s.name === k));
+    if (unknown.length) throw new InputError(`${this.description}: unknown input(s) ${unknown.join(", ")}; expected ${this.inputs.map((s) => s.name).join(", ")}`);
+    const result = await this.session.run(ortFeeds);
+    const out: Record<string, Float32Array> = {};
+    for (const spec of this.outputs) out[spec.name] = result[spec.name].data as Float32Array;
+    return out;
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
