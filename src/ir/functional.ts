@@ -73,7 +73,8 @@ export function chunk(x: Tensor, parts: number, axis: number): Tensor[] {
 }
 export const gather = (table: Tensor, indices: Tensor) => one(Gather, [table, indices], {});
 export const cast = (x: Tensor, to: DType) => (x.dtype === to ? x : one(Cast, [x], { to }));
-export const upsampleNearest = (x: Tensor, factor: number) => one(UpsampleNearest, [x], { factor });
+/** Nearest upsampling: by 2 (default) or to an explicit [h, w]. */
+export const upsampleNearest = (x: Tensor, size: [number, number] = [x.shape[2] * 2, x.shape[3] * 2]) => one(UpsampleNearest, [x], { size });
 export const argmax = (x: Tensor) => one(ArgMax, [x], {});
 export const softmax = (x: Tensor) => one(Softmax, [x], {});
 export const multiHeadAttention = (q: Tensor, k: Tensor, v: Tensor, heads: number) => one(MultiHeadAttention, [q, k, v], { heads });

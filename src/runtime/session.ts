@@ -31,7 +31,7 @@ export class CompiledGraph {
     const options: ort.InferenceSession.SessionOptions = {
       graphOptimizationLevel: "all",
       executionProviders: [opts.device ?? "cpu"],
-      intraOpNumThreads: opts.intraOpThreads,
+      ...(opts.intraOpThreads ? { intraOpNumThreads: opts.intraOpThreads } : {}),
       extra: externalDataFolder ? { session: { model_external_initializers_file_folder_path: externalDataFolder } } : undefined,
     };
     let session: ort.InferenceSession;

@@ -74,18 +74,20 @@ export const Cast: OpDef<{ to: DType }> = {
   flops() { return 0; },
 };
 
-/** Nearest-neighbour upsampling by an integer factor on the last two axes (torch interpolate "nearest"). */
-export const UpsampleNearest: OpDef<{ factor: number }> = {
+/**
+ * Nearest-neighbour resize of the last two axes to `size` (torch interpolate "nearest":
+ * source index = floor(dst * in / out)), so odd skip sizes upsample exactly as diffusers does.
+ */
+export const UpsampleNearest: OpDef<{ size: [number, number] }> = {
   type: "UpsampleNearest",
-  infer([x], { factor }) {
+  infer([x], { size }) {
     if (x.rank !== 4) throw new ShapeError(`UpsampleNearest: input [${x.shape}] must be NCHW`);
-    const [n, c, h, w] = x.shape;
-    return [{ shape: [n, c, h * factor, w * factor], dtype: x.dtype }];
+    return [{ shape: [x.shape[0], x.shape[1], size[0], size[1]], dtype: x.dtype }];
   },
-  lower(ctx, [x], outs, { factor }) {
-    const scales = ctx.fresh("scales");
-    ctx.emit("Constant", [], [scales], { value_floats: { floats: [1, 1, factor, factor] } });
-    ctx.emit("Resize", [x, "", scales], outs, { mode: "nearest", coordinate_transformation_mode: "asymmetric", nearest_mode: "floor" });
+  lower(ctx, [x], outs, { size }, node) {
+    const [n, c] = node.inputs[0].shape;
+    ctx.emit("Resize", [x, "", "", ctx.int64s([n, c, size[0], size[1]])], outs,
+      { mode: "nearest", coordinate_transformation_mode: "asymmetric", nearest_mode: "floor" });
   },
   flops() { return 0; },
 };

@@ -1,0 +1,2 @@
+export * from "./config.js";
+export * from "./unet-2d-condition.js";
