@@ -30,7 +30,7 @@ async function checkParity(name: string) {
     const files = openComponent(dir);
     const config = parseUNetConfig(files.config);
     const [b, , h, w] = io.get("in.sample").shape;
-    const model = await compileComponent(files, `unet ${name}`, (g, vb) => buildUNetGraph(g, vb, config, { batch: b, height: h, width: w }, true));
+    const model = await compileComponent(files, "unet", `unet ${name}`, (g, vb) => buildUNetGraph(g, vb, config, { batch: b, height: h, width: w }, true));
     const out = await model.run({
       sample: io.float32("in.sample"), timestep: io.float32("in.timestep"),
       encoder_hidden_states: io.float32("in.encoder_hidden_states"),
