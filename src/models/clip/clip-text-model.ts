@@ -1,0 +1,208 @@
+/**
+ * transformers' CLIPTextModel / CLIPTextModelWithProjection (the two SDXL text encoders: OpenAI
+ * ViT-L/14 with quick_gelu and OpenCLIP bigG with gelu), built in the project IR with the
+ * checkpoint's own parameter names (`text_model.…`, `text_projection.weight`).
+ */
+import * as F from "../../ir/functional.js";
+import { Graph } from "../../ir/graph.js";
+import type { OpDef } from "../../ir/op.js";
+import { ShapeError, type Tensor } from "../../ir/tensor.js";
+import { Embedding, LayerNorm, Linear, activation } from "../../nn/layers.js";
+import { WeightBuilder, type WeightSource } from "../../nn/weights.js";
+import { openComponent, openWeights, type Variant } from "../../loaders/component.js";
+import { CompiledGraph, type SessionOptions } from "../../runtime/session.js";
+import { type ClipTextConfig, clipHasProjection, parseClipTextConfig } from "./config.js";
+
+export interface ClipBuildOptions {
+  /** Prompts per run (default 1). */
+  batch?: number;
+  /** Tokens per prompt (default: max_position_embeddings, 77). */
+  seqLen?: number;
+  /** Build `text_projection` and the `textEmbeds` output (CLIPTextModelWithProjection). */
+  withProjection: boolean;
+}
+
+export interface ClipTextOutputs {
+  /** int64 [batch, seqLen] graph input named "input_ids". */
+  inputIds: Tensor;
+  /** [batch, seqLen, hidden]: after final_layer_norm. */
+  lastHiddenState: Tensor;
+  /** [batch, seqLen, hidden]: hidden_states[-2], the second-to-last layer's output (not normed). */
+  penultimateHiddenState: Tensor;
+  /** [batch, hidden]: last_hidden_state at each prompt's end-of-text token. */
+  pooled: Tensor;
+  /** [batch, projection_dim]: text_projection(pooled), only with `withProjection`. */
+  textEmbeds?: Tensor;
+}
+
+/**
+ * Position of the end-of-text token in each row of int64 ids [B, S] -> int64 [B]: argmax of the ids
+ * (`mode: "argmax"`, transformers' rule when eos_token_id == 2) or the first position equal to `eos`
+ * (0 when none, like torch's argmax of an all-zero mask).
+ */
+const ClipEosIndex: OpDef<{ mode: "argmax" | "equal"; eos: number }> = {
+  type: "ClipEosIndex",
+  infer([ids]) {
+    if (ids.rank !== 2 || ids.dtype !== "int64") throw new ShapeError(`ClipEosIndex: input_ids must be int64 [B,S], got ${ids}`);
+    return [{ shape: [ids.shape[0]], dtype: "int64" }];
+  },
+  lower(ctx, [ids], [out], { mode, eos }) {
+    const INT32 = 6;
+    const scores = ctx.fresh("eos_scores");
+    if (mode === "argmax") ctx.emit("Cast", [ids], [scores], { to: INT32 }); // ids < 2^31
+    else {
+      const eq = ctx.fresh("eos_eq");
+      ctx.emit("Equal", [ids, ctx.int64s([eos])], [eq]);
+      ctx.emit("Cast", [eq], [scores], { to: INT32 });
+    }
+    ctx.emit("ArgMax", [scores], [out], { axis: -1, keepdims: 0, select_last_index: 0 });
+  },
+  flops(n) { return 2 * n.inputs[0].numel; },
+};
+
+class ClipAttention {
+  private readonly q: Linear;
+  private readonly k: Linear;
+  private readonly v: Linear;
+  private readonly out: Linear;
+  constructor(vb: WeightBuilder, private readonly dim: number, private readonly heads: number) {
+    this.q = new Linear(vb.pp("q_proj"), dim, dim);
+    this.k = new Linear(vb.pp("k_proj"), dim, dim);
+    this.v = new Linear(vb.pp("v_proj"), dim, dim);
+    this.out = new Linear(vb.pp("out_proj"), dim, dim);
+  }
+  /** x [B,S,D], mask additive [S,S]. */
+  forward(x: Tensor, mask: Tensor): Tensor {
+    const [b, s] = x.shape;
+    const h = this.heads, d = this.dim / this.heads;
+    const split = (t: Tensor, perm: number[]) => F.transpose(F.reshape(t, [b, s, h, d]), perm);
+    const q = split(this.q.forward(x), [0, 2, 1, 3]); // [B,H,S,d]
+    const kT = split(this.k.forward(x), [0, 2, 3, 1]); // [B,H,d,S]
+    const v = split(this.v.forward(x), [0, 2, 1, 3]); // [B,H,S,d]
+    const scores = F.add(F.mul(F.matmul(q, kT), 1 / Math.sqrt(d)), mask);
+    const ctx = F.matmul(F.softmax(scores), v); // [B,H,S,d]
+    return this.out.forward(F.reshape(F.transpose(ctx, [0, 2, 1, 3]), [b, s, this.dim]));
+  }
+}
+
+class ClipEncoderLayer {
+  private readonly attn: ClipAttention;
+  private readonly ln1: LayerNorm;
+  private readonly ln2: LayerNorm;
+  private readonly fc1: Linear;
+  private readonly fc2: Linear;
+  private readonly act: (x: Tensor) => Tensor;
+  constructor(vb: WeightBuilder, cfg: ClipTextConfig) {
+    this.attn = new ClipAttention(vb.pp("self_attn"), cfg.hiddenSize, cfg.numAttentionHeads);
+    this.ln1 = new LayerNorm(vb.pp("layer_norm1"), cfg.hiddenSize, cfg.layerNormEps);
+    this.fc1 = new Linear(vb.pp("mlp").pp("fc1"), cfg.hiddenSize, cfg.intermediateSize);
+    this.fc2 = new Linear(vb.pp("mlp").pp("fc2"), cfg.intermediateSize, cfg.hiddenSize);
+    this.ln2 = new LayerNorm(vb.pp("layer_norm2"), cfg.hiddenSize, cfg.layerNormEps);
+    this.act = activation(cfg.hiddenAct);
+  }
+  forward(x: Tensor, mask: Tensor): Tensor {
+    const h = F.add(x, this.attn.forward(this.ln1.forward(x), mask));
+    return F.add(h, this.fc2.forward(this.act(this.fc1.forward(this.ln2.forward(h)))));
+  }
+}
+
+/** torch.finfo(float32).min: what transformers adds above the diagonal. */
+const MASK_VALUE = -3.4028234663852886e38;
+
+function causalMask(graph: Graph, s: number): Tensor {
+  const m = new Float32Array(s * s);
+  for (let i = 0; i < s; i++) for (let j = i + 1; j < s; j++) m[i * s + j] = MASK_VALUE;
+  return graph.constant(m, [s, s]);
+}
+
+/** Builds the text transformer (and projection) on `vb`'s graph; registers no graph outputs. */
+export function buildClipTextModel(vb: WeightBuilder, cfg: ClipTextConfig, opts: ClipBuildOptions): ClipTextOutputs {
+  const batch = opts.batch ?? 1;
+  const seq = opts.seqLen ?? cfg.maxPositionEmbeddings;
+  if (!Number.isInteger(batch) || batch < 1) throw new Error(`CLIP text model: batch must be a positive integer, got ${batch}`);
+  if (!Number.isInteger(seq) || seq < 1 || seq > cfg.maxPositionEmbeddings) {
+    throw new Error(`CLIP text model: sequence length ${seq} outside 1..${cfg.maxPositionEmbeddings} (max_position_embeddings)`);
+  }
+  const graph = vb.graph;
+  const tm = vb.pp("text_model");
+  const emb = tm.pp("embeddings");
+  const tokens = new Embedding(emb.pp("token_embedding"), cfg.vocabSize, cfg.hiddenSize);
+  const positions = new Embedding(emb.pp("position_embedding"), cfg.maxPositionEmbeddings, cfg.hiddenSize);
+  const layers = Array.from({ length: cfg.numHiddenLayers }, (_, i) => new ClipEncoderLayer(tm.pp("encoder").pp("layers").pp(i), cfg));
+  const finalNorm = new LayerNorm(tm.pp("final_layer_norm"), cfg.hiddenSize, cfg.layerNormEps);
+  const projection = opts.withProjection ? new Linear(vb.pp("text_projection"), cfg.hiddenSize, cfg.projectionDim, false) : undefined;
+
+  const inputIds = graph.input("input_ids", [batch, seq], "int64");
+  // position_ids = arange(seq): the first `seq` rows of the table.
+  const pos = seq === cfg.maxPositionEmbeddings ? positions.weight : F.slice(positions.weight, 0, 0, seq);
+  let h = F.add(tokens.forward(inputIds), pos);
+  const mask = causalMask(graph, seq);
+  const states: Tensor[] = [h];
+  for (const layer of layers) {
+    h = layer.forward(h, mask);
+    states.push(h);
+  }
+  const lastHiddenState = finalNorm.forward(h);
+  const penultimateHiddenState = states[states.length - 2];
+
+  const eosIdx = graph.apply(ClipEosIndex, [inputIds], { mode: cfg.eosTokenId === 2 ? "argmax" : "equal", eos: cfg.eosTokenId })[0];
+  const rowStart = graph.constant(BigInt64Array.from({ length: batch }, (_, i) => BigInt(i * seq)), [batch]);
+  const pooled = F.gather(F.reshape(lastHiddenState, [batch * seq, cfg.hiddenSize]), F.add(eosIdx, rowStart));
+  const textEmbeds = projection?.forward(pooled);
+  return { inputIds, lastHiddenState, penultimateHiddenState, pooled, textEmbeds };
+}
+
+/** Graph output names registered by `createClipTextEncoder`. */
+export const CLIP_OUTPUTS = { lastHiddenState: "last_hidden_state", penultimateHiddenState: "penultimate_hidden_state", pooled: "pooled", textEmbeds: "text_embeds" } as const;
+
+export interface ClipTextResult {
+  last_hidden_state: Float32Array;
+  penultimate_hidden_state: Float32Array;
+  pooled: Float32Array;
+  /** Only for CLIPTextModelWithProjection. */
+  text_embeds?: Float32Array;
+}
+
+export interface ClipTextEncoder {
+  config: ClipTextConfig;
+  withProjection: boolean;
+  compiled: CompiledGraph;
+  /** Keys in the weight files that the model did not use (position_ids excluded); empty for a clean checkpoint. */
+  unusedKeys: string[];
+  /** Runs on int64 ids [batch * seqLen]; returns the named outputs (`text_embeds` only with projection). */
+  run(inputIds: BigInt64Array): Promise<ClipTextResult>;
+  release(): Promise<void>;
+}
+
+/** Builds a graph from a config and weight source, registering the standard outputs. */
+export function buildClipTextGraph(config: ClipTextConfig, source: WeightSource, opts: Partial<ClipBuildOptions> = {}) {
+  const graph = new Graph();
+  const vb = WeightBuilder.root(graph, source);
+  const withProjection = opts.withProjection ?? clipHasProjection(config, source.keys());
+  const out = buildClipTextModel(vb, config, { ...opts, withProjection });
+  graph.output(CLIP_OUTPUTS.lastHiddenState, out.lastHiddenState);
+  graph.output(CLIP_OUTPUTS.penultimateHiddenState, out.penultimateHiddenState);
+  graph.output(CLIP_OUTPUTS.pooled, out.pooled);
+  if (out.textEmbeds) graph.output(CLIP_OUTPUTS.textEmbeds, out.textEmbeds);
+  return { graph, vb, withProjection, outputs: out };
+}
+
+/**
+ * Opens a diffusers `text_encoder/` or `text_encoder_2/` folder (config.json + model[.fp16].safetensors),
+ * builds and compiles the model. With or without projection follows `architectures`, else the weights.
+ */
+export async function createClipTextEncoder(
+  dir: string,
+  opts: { variant?: Variant; batch?: number; seqLen?: number; withProjection?: boolean; session?: SessionOptions } = {},
+): Promise<ClipTextEncoder> {
+  const files = openComponent(dir, opts.variant);
+  const config = parseClipTextConfig(files.config, `${dir}/config.json`);
+  const source = openWeights(files);
+  const { graph, vb, withProjection } = buildClipTextGraph(config, source, opts);
+  const compiled = await CompiledGraph.create(graph, `CLIP text encoder (${dir})`, opts.session);
+  return {
+    config, withProjection, compiled, unusedKeys: vb.unused(),
+    run: async (ids) => (await compiled.run({ input_ids: ids })) as Record<string, Float32Array> as unknown as ClipTextResult,
+    release: () => compiled.release(),
+  };
+}
