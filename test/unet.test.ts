@@ -51,6 +51,17 @@ for (const name of ["tiny-ssd", "tiny-sdxl"]) {
   test(`unet ${name} matches diffusers`, { skip: NO_FIXTURES }, async () => { await checkParity(name); });
 }
 
+// Full size: SSD-1B (5.2 GB of fp32 synth weights) always; SDXL (10.3 GB) in the opt-in group.
+test("unet ssd-1b-synth (full size) matches diffusers", { skip: NO_FIXTURES, timeout: 15 * 60_000 }, async () => {
+  await checkParity("ssd-1b-synth");
+});
+test("unet sdxl-synth (full size) matches diffusers", {
+  skip: NO_FIXTURES || (process.env.SSD1B_FULL_SDXL ? false : "opt-in: set SSD1B_FULL_SDXL=1 (10 GB checkpoint)"),
+  timeout: 30 * 60_000,
+}, async () => {
+  await checkParity("sdxl-synth");
+});
+
 for (const name of ["ssd-1b-synth", "sdxl-synth"]) {
   test(`unet ${name}: expected parameter names and shapes equal the real checkpoint's`, { skip: NO_FIXTURES }, () => {
     const config = parseUNetConfig(JSON.parse(readFileSync(fixture("unet", name, "config.json"), "utf8")));
