@@ -43,6 +43,8 @@ export const silu = (x: Tensor) => one(SigmoidGate, [x], { alpha: 1 });
 export const quickGelu = (x: Tensor) => one(SigmoidGate, [x], { alpha: 1.702 });
 
 export const matmul = (a: Tensor, b: Tensor) => one(MatMul, [a, b], {});
+/** a @ bᵀ for b stored [N, K], as torch's Linear keeps its weight. */
+export const matmulTransB = (a: Tensor, b: Tensor) => one(MatMul, [a, b], { transB: true });
 
 export function conv2d(x: Tensor, w: Tensor, b: Tensor | undefined, attrs: Partial<ConvAttrs> = {}): Tensor {
   const full: ConvAttrs = { stride: attrs.stride ?? 1, pads: attrs.pads ?? [0, 0, 0, 0], groups: attrs.groups ?? 1 };

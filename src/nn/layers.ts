@@ -11,7 +11,7 @@ export class Linear {
     if (bias) this.bias = vb.get("bias", [outFeatures]);
   }
   forward(x: Tensor): Tensor {
-    const y = F.matmul(x, F.transpose(this.weight, [1, 0]));
+    const y = F.matmulTransB(x, this.weight);
     return this.bias ? F.add(y, this.bias) : y;
   }
 }
