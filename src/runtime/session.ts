@@ -30,9 +30,14 @@ export class CompiledGraph {
     const { bytes, externalDataFolder } = lowerToOnnx(graph, description);
     const options: ort.InferenceSession.SessionOptions = {
       graphOptimizationLevel: "all",
+      // SSD1B_PROFILE=<file prefix> writes onnxruntime's per-node timing JSON (developer aid).
+      ...(process.env.SSD1B_PROFILE ? { enableProfiling: true, profileFilePrefix: process.env.SSD1B_PROFILE } : {}),
       executionProviders: [opts.device ?? "cpu"],
       ...(opts.intraOpThreads ? { intraOpNumThreads: opts.intraOpThreads } : {}),
-      extra: externalDataFolder ? { session: { model_external_initializers_file_folder_path: externalDataFolder } } : undefined,
+      extra: { session: {
+        ...(externalDataFolder ? { model_external_initializers_file_folder_path: externalDataFolder } : {}),
+        ...(process.env.SSD1B_EXP_NOPREPACK ? { disable_prepacking: "1" } : {}),
+      } },
     };
     let session: ort.InferenceSession;
     try {

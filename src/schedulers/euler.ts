@@ -1,0 +1,115 @@
+import { BaseScheduler } from "./base.js";
+import {
+  type BaseConfig, checkOption, drawNoise, eulerTimesteps, f32, interpIndex, karrasSigmas, logF32, npLinspace, resolveConfig,
+  sigmaNorm, sigmaTable, sigmaToT,
+} from "./common.js";
+import type { NoiseGenerator } from "./types.js";
+
+export interface EulerConfig extends BaseConfig {
+  interpolation_type: string;
+  use_karras_sigmas: boolean;
+  sigma_min: number | null;
+  sigma_max: number | null;
+  timestep_type: string;
+  rescale_betas_zero_snr: boolean;
+}
+
+export const EULER_DEFAULTS: EulerConfig = {
+  num_train_timesteps: 1000, beta_start: 0.0001, beta_end: 0.02, beta_schedule: "linear", trained_betas: null,
+  prediction_type: "epsilon", interpolation_type: "linear", use_karras_sigmas: false, sigma_min: null, sigma_max: null,
+  timestep_spacing: "linspace", timestep_type: "discrete", steps_offset: 0, rescale_betas_zero_snr: false,
+};
+
+/** Sigma-space schedulers start from pure noise of std sigma_max (or sqrt(sigma_max^2 + 1) for "leading"). */
+export function sigmaInitNoise(sigmas: Float64Array, spacing: string): number {
+  let max = 0;
+  for (const s of sigmas) max = Math.max(max, s);
+  return spacing === "linspace" || spacing === "trailing" ? max : sigmaNorm(max);
+}
+
+/** x0 prediction of the k-diffusion (sigma) parameterization. */
+export function sigmaPredOriginal(predictionType: string, sigma: number, m: number, s: number): number {
+  if (predictionType === "epsilon") return f32(s - f32(sigma * m));
+  if (predictionType === "v_prediction") {
+    const c2 = f32(f32(sigma * sigma) + 1);
+    return f32(f32(m * f32(-sigma / f32(Math.sqrt(c2)))) + f32(s / c2));
+  }
+  return m; // "sample"
+}
+
+/** diffusers EulerDiscreteScheduler (Karras et al. Algorithm 2 with s_churn = 0). */
+export class EulerDiscreteScheduler extends BaseScheduler<EulerConfig> {
+  sigmas: Float64Array;
+
+  constructor(config: object = {}, overrides: object = {}) {
+    super("EulerDiscreteScheduler", resolveConfig("EulerDiscreteScheduler", EULER_DEFAULTS, config, overrides), true);
+    const c = this.config;
+    checkOption(this.className, "prediction_type", c.prediction_type, ["epsilon", "v_prediction", "sample", "original_sample"]);
+    checkOption(this.className, "interpolation_type", c.interpolation_type, ["linear", "log_linear"]);
+    checkOption(this.className, "timestep_type", c.timestep_type, ["discrete", "continuous"]);
+    // Before setTimesteps: the full training schedule.
+    const table = sigmaTable(this.alphasCumprod);
+    this.sigmas = Float64Array.from([...table.reverse(), 0]);
+    this.timesteps = this.continuousTimesteps() ?? npLinspace(0, c.num_train_timesteps - 1, c.num_train_timesteps).reverse().map(f32);
+  }
+
+  override get initNoiseSigma(): number {
+    return sigmaInitNoise(this.sigmas, this.config.timestep_spacing);
+  }
+
+  setTimesteps(numInferenceSteps: number): void {
+    const c = this.config;
+    this.numInferenceSteps = numInferenceSteps;
+    let timesteps = eulerTimesteps(c, numInferenceSteps);
+    const table = sigmaTable(this.alphasCumprod);
+    const logSigmas = logF32(table);
+    let sigmas: Float64Array;
+    if (c.interpolation_type === "linear") {
+      sigmas = timesteps.map((t) => interpIndex(t, table));
+    } else {
+      // log_linear: numInferenceSteps + 1 points, as diffusers 0.27.2 does
+      const lo = logSigmas[0], hi = logSigmas[logSigmas.length - 1];
+      sigmas = npLinspace(hi, lo, numInferenceSteps + 1).map((v) => f32(Math.exp(f32(v))));
+    }
+    if (c.use_karras_sigmas) {
+      sigmas = karrasSigmas(c.sigma_min ?? sigmas[sigmas.length - 1], c.sigma_max ?? sigmas[0], numInferenceSteps);
+      timesteps = sigmas.map((s) => f32(sigmaToT(s, logSigmas)));
+    }
+    this.sigmas = Float64Array.from([...sigmas.map(f32), 0]);
+    this.timesteps = this.continuousTimesteps() ?? timesteps;
+    this.resetSteps();
+  }
+
+  /** timestep_type "continuous" with v-prediction feeds the model 0.25 * log(sigma). */
+  private continuousTimesteps(): Float64Array | null {
+    if (this.config.timestep_type !== "continuous" || this.config.prediction_type !== "v_prediction") return null;
+    return this.sigmas.subarray(0, this.sigmas.length - 1).map((s) => f32(0.25 * f32(Math.log(s))));
+  }
+
+  override scaleModelInput(sample: Float32Array, timestep: number): Float32Array {
+    const d = sigmaNorm(this.sigmas[this.initStepIndex(timestep)]);
+    return sample.map((x) => x / d);
+  }
+
+  step(modelOutput: Float32Array, timestep: number, sample: Float32Array, generator?: NoiseGenerator, shape?: number[]): Float32Array {
+    const i = this.initStepIndex(timestep);
+    // s_churn = 0, so gamma = 0 and sigma_hat = sigma. diffusers still draws (and discards) churn noise
+    // whenever it is given a generator; so do we, to leave the generator in the same state.
+    if (generator) drawNoise(generator, shape ?? [sample.length], sample.length, this.className);
+    const sigma = this.sigmas[i];
+    const dt = f32(this.sigmas[i + 1] - sigma);
+    const out = new Float32Array(sample.length);
+    for (let k = 0; k < sample.length; k++) {
+      const s = sample[k];
+      const derivative = f32(f32(s - sigmaPredOriginal(this.config.prediction_type, sigma, modelOutput[k], s)) / sigma);
+      out[k] = s + f32(derivative * dt);
+    }
+    this.stepIndex = i + 1;
+    return out;
+  }
+
+  addNoise(original: Float32Array, noise: Float32Array, timestep: number): Float32Array {
+    const sigma = this.sigmas[this.addNoiseIndex(timestep)];
+    return original.map((x, k) => x + f32(noise[k] * sigma));
+  }
+}
