@@ -2,11 +2,11 @@
  * The functional API models are written in: each function adds one IR op (see ops/) to the
  * graph its inputs belong to. Numbers given where a tensor is expected become scalar constants.
  */
-import { Add, Sub, Mul, Div, Pow, Neg, Exp, Sqrt, Sigmoid, Tanh, Erf, Sin, Cos, Gelu, SigmoidGate } from "./ops/elementwise.js";
+import { Add, Sub, Mul, Div, Pow, Neg, Exp, Sqrt, Sigmoid, Tanh, Erf, Sin, Cos, Gelu, SigmoidGate, Clamp } from "./ops/elementwise.js";
 import { MatMul } from "./ops/matmul.js";
 import { Conv2d, type ConvAttrs } from "./ops/conv.js";
 import { GroupNorm, LayerNorm } from "./ops/normalization.js";
-import { Reshape, Transpose, Concat, Slice, Gather, Cast, UpsampleNearest, ArgMax } from "./ops/shape.js";
+import { Reshape, Transpose, Concat, Slice, Gather, Cast, UpsampleNearest } from "./ops/shape.js";
 import { MultiHeadAttention, Softmax } from "./ops/attention.js";
 import type { OpDef } from "./op.js";
 import { type DType, Tensor, ShapeError } from "./tensor.js";
@@ -41,6 +41,7 @@ export const cos = (x: Tensor) => one(Cos, [x], {});
 export const gelu = (x: Tensor) => one(Gelu, [x], {});
 export const silu = (x: Tensor) => one(SigmoidGate, [x], { alpha: 1 });
 export const quickGelu = (x: Tensor) => one(SigmoidGate, [x], { alpha: 1.702 });
+export const clamp = (x: Tensor, lo: number, hi: number) => one(Clamp, [x], { lo, hi });
 
 export const matmul = (a: Tensor, b: Tensor) => one(MatMul, [a, b], {});
 /** a @ bᵀ for b stored [N, K], as torch's Linear keeps its weight. */
@@ -77,6 +78,5 @@ export const gather = (table: Tensor, indices: Tensor) => one(Gather, [table, in
 export const cast = (x: Tensor, to: DType) => (x.dtype === to ? x : one(Cast, [x], { to }));
 /** Nearest upsampling: by 2 (default) or to an explicit [h, w]. */
 export const upsampleNearest = (x: Tensor, size: [number, number] = [x.shape[2] * 2, x.shape[3] * 2]) => one(UpsampleNearest, [x], { size });
-export const argmax = (x: Tensor) => one(ArgMax, [x], {});
 export const softmax = (x: Tensor) => one(Softmax, [x], {});
 export const multiHeadAttention = (q: Tensor, k: Tensor, v: Tensor, heads: number) => one(MultiHeadAttention, [q, k, v], { heads });

@@ -56,6 +56,14 @@ export const SigmoidGate: OpDef<{ alpha: number }> = {
   flops(n) { return 5 * n.outputs[0].numel; },
 };
 
+/** torch.clamp(x, lo, hi): ONNX Clip with constant bounds. */
+export const Clamp: OpDef<{ lo: number; hi: number }> = {
+  type: "Clamp",
+  infer([x]) { return [{ shape: [...x.shape], dtype: x.dtype }]; },
+  lower(ctx, [x], outs, { lo, hi }) { ctx.emit("Clip", [x, floatConst(ctx, lo), floatConst(ctx, hi)], outs); },
+  flops(n) { return n.outputs[0].numel; },
+};
+
 /** A scalar float constant as a node output (Constant op, value_float). */
 function floatConst(ctx: Parameters<OpDef["lower"]>[0], v: number): string {
   const name = ctx.fresh("c");

@@ -91,11 +91,3 @@ export const UpsampleNearest: OpDef<{ size: [number, number] }> = {
   },
   flops() { return 0; },
 };
-
-/** Index of the maximum along the last axis (int64, keepdims 0): CLIP's end-of-text position. */
-export const ArgMax: OpDef<{}> = {
-  type: "ArgMax",
-  infer([x]) { return [{ shape: x.shape.slice(0, -1), dtype: "int64" }]; },
-  lower(ctx, ins, outs) { ctx.emit("ArgMax", ins, outs, { axis: -1, keepdims: 0 }); },
-  flops(n) { return n.inputs[0].numel; },
-};

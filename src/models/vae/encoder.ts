@@ -3,7 +3,6 @@ import * as F from "../../ir/functional.js";
 import { ShapeError, type Tensor } from "../../ir/tensor.js";
 import { Conv2d, GroupNorm } from "../../nn/layers.js";
 import type { WeightBuilder } from "../../nn/weights.js";
-import { clamp } from "./clamp.js";
 import { type VaeConfig, vaeDownscale } from "./config.js";
 import { Downsample2D, ResnetBlock2D, VAE_EPS, VaeMidBlock } from "./resnet.js";
 
@@ -62,5 +61,5 @@ export function buildVaeEncoder(vb: WeightBuilder, cfg: VaeConfig, imageShape: r
   let moments = encoder.forward(image);
   if (quant) moments = quant.forward(moments);
   const [mean, rawLogvar] = F.chunk(moments, 2, 1);
-  return { image, mean, logvar: clamp(rawLogvar, -30, 20) };
+  return { image, mean, logvar: F.clamp(rawLogvar, -30, 20) };
 }
