@@ -1,6 +1,8 @@
 import type { TensorEntry } from "../safetensors/read.js";
 import type { Graph } from "../ir/graph.js";
 import type { Tensor } from "../ir/tensor.js";
+import * as F from "../ir/functional.js";
+import type { WeightDeltas } from "./weight-deltas.js";
 
 export class WeightError extends Error {}
 
@@ -15,7 +17,7 @@ export interface WeightSource {
 class WeightRegistry {
   readonly requested = new Map<string, number[]>();
   readonly tensors = new Map<string, Tensor>();
-  constructor(readonly graph: Graph, readonly source: WeightSource) {}
+  constructor(readonly graph: Graph, readonly source: WeightSource, readonly deltas?: WeightDeltas) {}
 }
 
 /**
@@ -25,8 +27,9 @@ class WeightRegistry {
 export class WeightBuilder {
   private constructor(private readonly reg: WeightRegistry, readonly prefix: string) {}
 
-  static root(graph: Graph, source: WeightSource): WeightBuilder {
-    return new WeightBuilder(new WeightRegistry(graph, source), "");
+  /** `deltas` (LoRA / LoCon) are added to the weights they name as they are handed out. */
+  static root(graph: Graph, source: WeightSource, deltas?: WeightDeltas): WeightBuilder {
+    return new WeightBuilder(new WeightRegistry(graph, source, deltas), "");
   }
 
   get graph(): Graph { return this.reg.graph; }
@@ -46,9 +49,25 @@ export class WeightBuilder {
       throw new WeightError(`${source.description}: tensor "${key}" has shape [${entry.shape}], the config expects [${shape}]`);
     }
     this.reg.requested.set(key, [...shape]);
-    const t = this.reg.graph.weight(key, entry);
+    let t = this.reg.graph.weight(key, entry);
+    for (const d of this.reg.deltas?.take(key) ?? []) t = this.applyDelta(key, t, d);
     this.reg.tensors.set(key, t);
     return t;
+  }
+
+  private applyDelta(key: string, w: Tensor, d: import("./weight-deltas.js").LowRankDelta): Tensor {
+    const [out, ...rest] = w.shape;
+    const inner = rest.reduce((a, b) => a * b, 1);
+    const rank = d.down.shape[0];
+    const upOk = d.up.shape[0] === out && d.up.shape[1] === rank && d.up.shape.slice(2).every((x) => x === 1);
+    const downOk = d.down.shape.slice(1).reduce((a, b) => a * b, 1) === inner && (d.down.shape.length === 2 || d.down.shape.length === w.rank);
+    if (!upOk || !downOk) {
+      throw new WeightError(`${d.origin}: low-rank pair up [${d.up.shape}] · down [${d.down.shape}] does not fit "${key}" [${w.shape}] (a LoRA for another model?)`);
+    }
+    const g = this.reg.graph;
+    const up = F.reshape(g.weight(`${d.origin}.up`, d.up), [out, rank]);
+    const down = F.reshape(g.weight(`${d.origin}.down`, d.down), [rank, inner]);
+    return F.add(w, F.mul(F.reshape(F.matmul(up, down), [...w.shape]), d.scale));
   }
 
   /** Every key asked for so far with its shape: what a checkpoint for this config must contain. */

@@ -83,6 +83,7 @@ export function lowerToOnnx(graph: Graph, name = "ssd1b"): LoweredModel {
   const files = graph.weights().map((w) => realpathSync(w.entry.file));
   const folder = weightFolder(files);
   const realOf = new Map<string, string>();
+  const usedNames = new Set<string>();
 
   for (const [t, leaf] of graph.leaves) {
     if (leaf.kind === "input") { names.set(t, leaf.name); continue; }
@@ -98,7 +99,10 @@ export function lowerToOnnx(graph: Graph, name = "ssd1b"): LoweredModel {
     if (stored === undefined) throw new Error(`${entry.file}: weight "${key}" has dtype ${entry.dtype}; float weights expected`);
     let real = realOf.get(entry.file);
     if (!real) { real = realpathSync(entry.file); realOf.set(entry.file, real); }
-    const raw = stored === T.FLOAT ? key : `${key}::stored`;
+    // Two leaves may carry one key (the same LoRA file given twice): keep initializer names unique.
+    const name = usedNames.has(key) ? `${key}#${t.id}` : key;
+    usedNames.add(name);
+    const raw = stored === T.FLOAT ? name : `${name}::stored`;
     initializers.push({
       name: raw, dataType: stored, dims: entry.shape, dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
       externalData: [
@@ -107,8 +111,8 @@ export function lowerToOnnx(graph: Graph, name = "ssd1b"): LoweredModel {
         { key: "length", value: String(entry.byteLength) },
       ],
     });
-    if (stored !== T.FLOAT) ctx.emit("Cast", [raw], [key], { to: T.FLOAT });
-    names.set(t, key);
+    if (stored !== T.FLOAT) ctx.emit("Cast", [raw], [name], { to: T.FLOAT });
+    names.set(t, name);
   }
 
   const nameOf = (t: Tensor): string => {
