@@ -7,6 +7,8 @@ export interface TensorMeta {
 
 /** What an op's ONNX lowering can ask for. */
 export interface LoweringContext {
+  /** The execution provider the model is for: lowerings may pick the kernels it has. */
+  readonly device: "cpu" | "webgpu";
   /** Emits an ONNX node; returns nothing, the caller names outputs. */
   emit(opType: string, inputs: string[], outputs: string[], attrs?: Record<string, OnnxAttr>, domain?: string): void;
   /** A fresh intermediate value name. */

@@ -27,7 +27,7 @@ export class CompiledGraph {
   ) {}
 
   static async create(graph: Graph, description: string, opts: SessionOptions = {}): Promise<CompiledGraph> {
-    const { bytes, externalDataFolder } = lowerToOnnx(graph, description);
+    const { bytes, externalDataFolder } = lowerToOnnx(graph, description, opts.device ?? "cpu");
     const options: ort.InferenceSession.SessionOptions = {
       graphOptimizationLevel: "all",
       // SSD1B_PROFILE=<file prefix> writes onnxruntime's per-node timing JSON (developer aid).

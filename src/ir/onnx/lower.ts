@@ -53,7 +53,7 @@ function weightFolder(files: string[]): string | undefined {
  * user's safetensors files (external data: location, offset, length); fp16/bf16 weights get a Cast
  * to float32, which onnxruntime folds at session creation.
  */
-export function lowerToOnnx(graph: Graph, name = "ssd1b"): LoweredModel {
+export function lowerToOnnx(graph: Graph, name = "ssd1b", device: "cpu" | "webgpu" = "cpu"): LoweredModel {
   const names = new Map<Tensor, string>();
   const nodes: onnxProto.onnx.INodeProto[] = [];
   const initializers: onnxProto.onnx.ITensorProto[] = [];
@@ -61,6 +61,7 @@ export function lowerToOnnx(graph: Graph, name = "ssd1b"): LoweredModel {
   const int64Cache = new Map<string, string>();
 
   const ctx: LoweringContext = {
+    device,
     emit(opType, inputs, outputs, attrs = {}, domain) {
       nodes.push({
         opType, input: inputs, output: outputs, domain: domain ?? "", name: `n${nodes.length}_${opType}`,

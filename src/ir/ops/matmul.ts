@@ -12,10 +12,18 @@ export const MatMul: OpDef<{ transB?: boolean }> = {
     const batch = broadcastShapes(a.shape.slice(0, -2), b.shape.slice(0, -2), "MatMul batch");
     return [{ shape: [...batch, m, n], dtype: a.dtype }];
   },
-  // transB reads a [N, K] weight as is (torch's Linear layout): no transposed copy of the weights.
-  lower(ctx, ins, outs, { transB }) {
-    if (transB) ctx.emit("FusedMatMul", ins, outs, { transB: 1 }, "com.microsoft");
-    else ctx.emit("MatMul", ins, outs);
+  // On the CPU, transB reads a [N, K] weight as is (torch's Linear layout) through FusedMatMul: no
+  // transposed copy of the weights. The WebGPU provider has no FusedMatMul: transpose explicitly.
+  lower(ctx, [a, b], outs, { transB }, node) {
+    if (!transB) ctx.emit("MatMul", [a, b], outs);
+    else if (ctx.device === "cpu") ctx.emit("FusedMatMul", [a, b], outs, { transB: 1 }, "com.microsoft");
+    else {
+      const r = node.inputs[1].rank;
+      const perm = [...Array(r - 2).keys(), r - 1, r - 2];
+      const bt = ctx.fresh("bT");
+      ctx.emit("Transpose", [b], [bt], { perm });
+      ctx.emit("MatMul", [a, bt], outs);
+    }
   },
   flops(n) {
     const [a] = n.inputs;
