@@ -1,11 +1,15 @@
 #!/usr/bin/env node
 import { synthCommand, synthUsage } from "./commands/synth.js";
 import { forwardCommand, forwardUsage } from "./commands/forward.js";
+import { generateCommand, generateUsage } from "./commands/generate.js";
+import { img2imgCommand, img2imgUsage } from "./commands/img2img.js";
 import { UsageError } from "./usage-error.js";
 
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; usage: string }> = {
   synth: { run: synthCommand, usage: synthUsage },
   forward: { run: forwardCommand, usage: forwardUsage },
+  generate: { run: generateCommand, usage: generateUsage },
+  img2img: { run: img2imgCommand, usage: img2imgUsage },
 };
 
 const HELP = `ssd1b: SSD-1B / SDXL text-to-image in TypeScript on onnxruntime-node

@@ -1,0 +1,62 @@
+/**
+ * Conversions between the pipeline's float images ([N,H,W,3] in [0,1], diffusers' output_type="np"),
+ * 8-bit RGB (what PIL would save) and the init-image tensor of img2img ([1,3,H,W] in [0,1]).
+ */
+import { readFileSync } from "node:fs";
+import { ImageFormatError, decodePng, type RgbImage } from "./png.js";
+
+export { ImageFormatError } from "./png.js";
+
+/** A float tensor with its shape (row-major). */
+export interface FloatTensor {
+  data: Float32Array;
+  shape: number[];
+}
+
+/** numpy's round-half-to-even, as in diffusers' numpy_to_pil: (images * 255).round().astype("uint8"). */
+function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** Image `index` of [N,H,W,3] float images in [0,1] as 8-bit RGB. */
+export function toRgb8(images: FloatTensor, index = 0): RgbImage {
+  const [n, h, w, c] = images.shape;
+  if (images.shape.length !== 4 || c !== 3) throw new ImageFormatError(`expected images [N,H,W,3], got [${images.shape}]`);
+  if (index < 0 || index >= n) throw new RangeError(`image index ${index} outside 0..${n - 1}`);
+  const size = h * w * 3;
+  const src = images.data.subarray(index * size, (index + 1) * size);
+  const data = new Uint8Array(size);
+  // Math.fround: numpy multiplies in float32 before rounding
+  for (let i = 0; i < size; i++) data[i] = Math.min(255, Math.max(0, roundHalfEven(Math.fround(src[i] * 255))));
+  return { width: w, height: h, data };
+}
+
+/** 8-bit RGB (HWC) -> [1,3,H,W] float in [0,1], like torchvision's to_tensor / diffusers' pil_to_numpy. */
+export function rgbToTensor(img: RgbImage): FloatTensor {
+  const { width: w, height: h } = img;
+  const data = new Float32Array(3 * h * w);
+  for (let p = 0; p < h * w; p++) for (let c = 0; c < 3; c++) data[c * h * w + p] = img.data[p * 3 + c] / 255;
+  return { data, shape: [1, 3, h, w] };
+}
+
+/** Reads an image file as 8-bit RGB. PNG is supported; JPEG and the rest are named in the error. */
+export function readImageFile(path: string): RgbImage {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    throw new ImageFormatError(`cannot read image ${path}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message}`);
+  }
+  if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) {
+    throw new ImageFormatError(`${path}: JPEG is not supported yet; convert the image to PNG`);
+  }
+  if (bytes.length >= 12 && bytes.toString("latin1", 0, 4) === "RIFF" && bytes.toString("latin1", 8, 12) === "WEBP") {
+    throw new ImageFormatError(`${path}: WebP is not supported; convert the image to PNG`);
+  }
+  try {
+    return decodePng(bytes);
+  } catch (e) {
+    throw new ImageFormatError(`${path}: ${(e as Error).message}`);
+  }
+}

@@ -1,0 +1,58 @@
+/**
+ * The AUTOMATIC1111 "parameters" text stored in a PNG tEXt chunk, which A1111, ComfyUI and image
+ * viewers read back: "prompt\nNegative prompt: ...\nSteps: 25, Sampler: Euler, CFG scale: 5, ...".
+ */
+export interface GenerationInfo {
+  prompt: string;
+  negativePrompt?: string;
+  steps: number;
+  sampler: string;
+  cfgScale: number;
+  seed: number | bigint;
+  width: number;
+  height: number;
+  model?: string;
+  /** img2img only. */
+  denoisingStrength?: number;
+}
+
+/** A1111 quotes a value that holds its separators (commas, colons) or a quote. */
+function quote(v: string): string {
+  return /[,:\n"]/.test(v) ? JSON.stringify(v) : v;
+}
+
+export function formatInfotext(info: GenerationInfo): string {
+  const fields: [string, string | number | bigint | undefined][] = [
+    ["Steps", info.steps],
+    ["Sampler", info.sampler],
+    ["CFG scale", info.cfgScale],
+    ["Seed", info.seed],
+    ["Size", `${info.width}x${info.height}`],
+    ["Model", info.model],
+    ["Denoising strength", info.denoisingStrength],
+  ];
+  const params = fields.filter(([, v]) => v !== undefined).map(([k, v]) => `${k}: ${typeof v === "string" ? quote(v) : String(v)}`).join(", ");
+  const lines = [info.prompt];
+  if (info.negativePrompt) lines.push(`Negative prompt: ${info.negativePrompt}`);
+  lines.push(params);
+  return lines.join("\n");
+}
+
+/** The AUTOMATIC1111 sampler name of a diffusers scheduler class and config (the class name when A1111 has none). */
+export function samplerLabel(className: string, config: Record<string, unknown>): string {
+  const karras = config.use_karras_sigmas === true ? " Karras" : "";
+  switch (className) {
+    case "EulerDiscreteScheduler": return `Euler${karras}`;
+    case "EulerAncestralDiscreteScheduler": return "Euler a";
+    case "DPMSolverMultistepScheduler": {
+      const order = config.solver_order === 3 ? "3M" : config.solver_order === 1 ? "1M" : "2M";
+      return `DPM++ ${order}${String(config.algorithm_type).startsWith("sde-") ? " SDE" : ""}${karras}`;
+    }
+    case "DDIMScheduler": return "DDIM";
+    case "UniPCMultistepScheduler": return "UniPC";
+    case "LCMScheduler": return "LCM";
+    case "HeunDiscreteScheduler": return `Heun${karras}`;
+    case "DDPMScheduler": return "DDPM";
+    default: return className;
+  }
+}

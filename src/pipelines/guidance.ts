@@ -1,0 +1,42 @@
+/**
+ * Classifier-free guidance on the UNet output of the batch [negative..., positive...], in float32
+ * steps as torch computes it, and diffusers' rescale_noise_cfg (guidance_rescale, arXiv 2305.08891 §3.4).
+ */
+const f = Math.fround;
+
+/** uncond + scale * (text - uncond) for the two halves of `noisePred`. */
+export function applyGuidance(noisePred: Float32Array, scale: number, rescale = 0, batch = 1): Float32Array {
+  const half = noisePred.length / 2;
+  const s = f(scale);
+  const out = new Float32Array(half);
+  for (let i = 0; i < half; i++) {
+    const u = noisePred[i], t = noisePred[half + i];
+    out[i] = u + f(s * f(t - u));
+  }
+  return rescale > 0 ? rescaleNoiseCfg(out, noisePred.subarray(half), rescale, batch) : out;
+}
+
+/** Unbiased standard deviation (torch.std's default) of each of `batch` equal chunks. */
+function stdPerSample(x: Float32Array, batch: number): number[] {
+  const n = x.length / batch;
+  return Array.from({ length: batch }, (_, b) => {
+    let mean = 0;
+    for (let i = b * n; i < (b + 1) * n; i++) mean += x[i];
+    mean /= n;
+    let ss = 0;
+    for (let i = b * n; i < (b + 1) * n; i++) ss += (x[i] - mean) ** 2;
+    return Math.sqrt(ss / (n - 1));
+  });
+}
+
+/** Rescales each sample of the guided prediction to the text prediction's std, mixed by `rescale`. */
+export function rescaleNoiseCfg(cfg: Float32Array, text: Float32Array, rescale: number, batch: number): Float32Array {
+  const stdText = stdPerSample(text, batch), stdCfg = stdPerSample(cfg, batch);
+  const n = cfg.length / batch;
+  const r = f(rescale);
+  return cfg.map((v, i) => {
+    const b = Math.floor(i / n);
+    const rescaled = f(v * f(stdText[b] / stdCfg[b]));
+    return f(r * rescaled) + f(f(1 - r) * v);
+  });
+}

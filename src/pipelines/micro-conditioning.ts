@@ -1,0 +1,75 @@
+/**
+ * SDXL micro-conditioning: the six numbers per image (original size, crop top-left, target size)
+ * that the UNet embeds next to the pooled text embedding ("add_time_ids").
+ */
+import type { UNetConfig } from "../models/unet/index.js";
+import { PipelineInputError } from "./errors.js";
+
+export type Pair = readonly [number, number];
+
+export interface MicroConditioning {
+  /** (height, width) the training image had; default the output size. */
+  originalSize?: Pair;
+  /** (top, left) of the crop; default (0, 0). */
+  cropsCoordsTopLeft?: Pair;
+  /** (height, width) the model should aim for; default the output size. */
+  targetSize?: Pair;
+  /** Conditioning of the unconditional (negative) branch; see each pipeline for its defaults. */
+  negativeOriginalSize?: Pair;
+  negativeCropsCoordsTopLeft?: Pair;
+  negativeTargetSize?: Pair;
+}
+
+/** The UNet's add_embedding takes 6 time ids plus the pooled text embedding: check the model agrees. */
+export function checkTimeIdsFit(unet: UNetConfig, projectionDim: number): void {
+  const passed = unet.additionTimeEmbedDim * 6 + projectionDim;
+  if (unet.additionEmbedType !== "text_time") throw new PipelineInputError(`this UNet has no "text_time" added conditioning (addition_embed_type ${unet.additionEmbedType}); it is not an SDXL-family model`);
+  if (passed !== unet.projectionClassEmbeddingsInputDim) {
+    throw new PipelineInputError(
+      `the UNet expects an added embedding of ${unet.projectionClassEmbeddingsInputDim} values, but 6 time ids x ${unet.additionTimeEmbedDim} + text_encoder_2 projection_dim ${projectionDim} = ${passed}; the model's configs do not match`);
+  }
+}
+
+function checkPair(p: Pair, what: string): void {
+  if (p.length !== 2 || !p.every((v) => Number.isFinite(v))) throw new PipelineInputError(`${what} must be two finite numbers, got ${JSON.stringify(p)}`);
+}
+
+function ids(original: Pair, crops: Pair, target: Pair): number[] {
+  checkPair(original, "originalSize"); checkPair(crops, "cropsCoordsTopLeft"); checkPair(target, "targetSize");
+  return [...original, ...crops, ...target];
+}
+
+function rows(list: number[][]): Float32Array {
+  return Float32Array.from(list.flat());
+}
+
+/**
+ * Text-to-image time ids for a UNet batch of `batch` images (doubled under guidance). Negative ids
+ * are used only when both negativeOriginalSize and negativeTargetSize are given. Under guidance the
+ * rows are [negative, positive] repeated per image, as diffusers' `cat([neg, pos]).repeat(batch, 1)`
+ * does (not aligned with the [all negative, all positive] embeddings; it only matters when the
+ * negative ids differ and batch > 1, and we keep diffusers' numbers).
+ */
+export function txt2imgTimeIds(mc: MicroConditioning, height: number, width: number, batch: number, guidance: boolean): Float32Array {
+  const size: Pair = [height, width];
+  const pos = ids(mc.originalSize ?? size, mc.cropsCoordsTopLeft ?? [0, 0], mc.targetSize ?? size);
+  const neg = mc.negativeOriginalSize && mc.negativeTargetSize
+    ? ids(mc.negativeOriginalSize, mc.negativeCropsCoordsTopLeft ?? [0, 0], mc.negativeTargetSize)
+    : pos;
+  const unit = guidance ? [neg, pos] : [pos];
+  return rows(Array.from({ length: batch }, () => unit).flat());
+}
+
+/**
+ * Image-to-image time ids (SDXL-base-style configs, requires_aesthetics_score false): negative sizes
+ * default to the positive ones and the negative crop is the positive crop, as in diffusers; rows are
+ * [negative x batch, positive x batch] under guidance.
+ */
+export function img2imgTimeIds(mc: MicroConditioning, height: number, width: number, batch: number, guidance: boolean): Float32Array {
+  const size: Pair = [height, width];
+  const original = mc.originalSize ?? size, target = mc.targetSize ?? size, crops = mc.cropsCoordsTopLeft ?? [0, 0];
+  const pos = ids(original, crops, target);
+  const neg = ids(mc.negativeOriginalSize ?? original, crops, mc.negativeTargetSize ?? target);
+  const list = Array.from({ length: batch }, () => pos);
+  return rows(guidance ? [...Array.from({ length: batch }, () => neg), ...list] : list);
+}

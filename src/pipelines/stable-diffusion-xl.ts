@@ -1,0 +1,252 @@
+/**
+ * diffusers' StableDiffusionXLPipeline and StableDiffusionXLImg2ImgPipeline for the SDXL family
+ * (SDXL base, SSD-1B, Vega): the same steps, in the same order, drawing the same random numbers.
+ *
+ *   const pipe = await StableDiffusionXLPipeline.fromPretrained("segmind/SSD-1B", { variant: "fp16" });
+ *   const { images } = await pipe.generate({ prompt: "an astronaut riding a horse", seed: 42 });
+ */
+import { randomInt } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { resolveModelFolder, type ModelFolder } from "../loaders/model-folder.js";
+import type { Variant } from "../loaders/component.js";
+import type { SessionOptions } from "../runtime/session.js";
+import { TorchGenerator } from "../random/index.js";
+import { createScheduler, img2imgTimesteps, loadSchedulerConfig, type NoiseGenerator, type Scheduler } from "../schedulers/index.js";
+import { rgbToTensor, type FloatTensor } from "../image/image.js";
+import type { RgbImage } from "../image/png.js";
+import { PromptEncoder, type EncodePromptOptions, type PromptEmbeddings } from "./prompt-encoding.js";
+import { checkTimeIdsFit, img2imgTimeIds, txt2imgTimeIds, type MicroConditioning } from "./micro-conditioning.js";
+import { UNetRunner, VaeRunner } from "./sessions.js";
+import { denoise, type StepCallback } from "./denoise.js";
+import { decodeLatents, encodeInitImage } from "./vae-io.js";
+import { PipelineInputError } from "./errors.js";
+
+export interface PipelineLoadOptions {
+  /** Weight files: "fp16" for *.fp16.safetensors, "fp32"; default fp32 if present, else fp16. */
+  variant?: Variant;
+  /** onnxruntime execution provider and threads. */
+  session?: SessionOptions;
+  /** Told about prompts cut at 77 tokens and the like (default: silent). */
+  onWarning?: (message: string) => void;
+  /** Where to look for the Hugging Face cache (default process.env). */
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface CommonOptions extends Omit<EncodePromptOptions, "doClassifierFreeGuidance">, MicroConditioning {
+  /** Default 50, as in diffusers. */
+  numInferenceSteps?: number;
+  /** Classifier-free guidance scale; guidance is off at <= 1. Default 5. */
+  guidanceScale?: number;
+  /** guidance_rescale (0 = off). */
+  guidanceRescale?: number;
+  /** torch.Generator('cpu').manual_seed(seed); random (and reported in the output) when absent. */
+  seed?: number | bigint;
+  /** Instead of a seed: any source of torch-order randn. */
+  generator?: NoiseGenerator;
+  /** A scheduler name (A1111 "Euler a", "DPM++ 2M Karras", or a diffusers class) built from the model's scheduler config, or an instance. */
+  scheduler?: string | Scheduler;
+  /** "latent" skips the VAE decode. */
+  outputType?: "np" | "latent";
+  onStep?: StepCallback;
+  signal?: AbortSignal;
+}
+
+export interface GenerateOptions extends CommonOptions {
+  /** Default: UNet sample_size * VAE scale factor (1024 for SDXL / SSD-1B). */
+  width?: number;
+  height?: number;
+  /** Initial latents [B, C, h, w] instead of randn (still multiplied by init_noise_sigma). */
+  latents?: Float32Array;
+}
+
+export interface Img2ImgOptions extends CommonOptions {
+  /** Init image(s): [M, 3, H, W] floats in [0, 1] (M divides the batch), or 8-bit RGB. */
+  image: FloatTensor | RgbImage;
+  /** Fraction of the schedule to run, in (0, 1]. Default 0.3, as in diffusers. */
+  strength?: number;
+}
+
+export interface PipelineOutput {
+  /** [N, H, W, 3] in [0, 1] (empty with outputType "latent"). */
+  images: FloatTensor;
+  /** The final latents [N, C, h, w], what the VAE decoded. */
+  latents: FloatTensor;
+  /** The seed used (absent when a generator was passed). */
+  seed?: number | bigint;
+  /** The timesteps that ran. */
+  timesteps: number[];
+  /** The scheduler that ran (its className and config). */
+  scheduler: Scheduler;
+}
+
+interface Prepared {
+  scheduler: Scheduler;
+  generator: NoiseGenerator;
+  seed?: number | bigint;
+  steps: number;
+  guidance: boolean;
+  embeds: PromptEmbeddings;
+  batch: number;
+}
+
+const isRgb = (x: FloatTensor | RgbImage): x is RgbImage => (x as RgbImage).width !== undefined;
+
+export class StableDiffusionXLPipeline {
+  private constructor(
+    readonly model: ModelFolder,
+    /** model_index.json (empty when absent). */
+    readonly modelIndex: Record<string, unknown>,
+    readonly promptEncoder: PromptEncoder,
+    readonly unet: UNetRunner,
+    readonly vae: VaeRunner,
+    readonly schedulerConfig: Record<string, unknown>,
+  ) {}
+
+  /** Opens a diffusers folder or a Hugging Face cache repo id; compiles the text encoders now, the UNet and VAE per shape on first use. */
+  static async fromPretrained(dirOrRepoId: string, opts: PipelineLoadOptions = {}): Promise<StableDiffusionXLPipeline> {
+    const model = resolveModelFolder(dirOrRepoId, opts.env);
+    const indexFile = join(model.dir, "model_index.json");
+    const modelIndex = existsSync(indexFile) ? JSON.parse(readFileSync(indexFile, "utf8")) as Record<string, unknown> : {};
+    if (modelIndex.requires_aesthetics_score === true) {
+      throw new PipelineInputError(`${model.dir}: requires_aesthetics_score (an SDXL refiner) is not supported; use an SDXL-base-style model`);
+    }
+    const schedulerConfig = loadSchedulerConfig(model.dir);
+    const unet = UNetRunner.open(model.dir, opts.variant, opts.session);
+    const vae = VaeRunner.open(model.dir, opts.variant, opts.session);
+    if (unet.config.timeCondProjDim) throw new PipelineInputError(`${model.dir}: a UNet with time_cond_proj_dim (LCM guidance embedding) is not supported`);
+    const promptEncoder = await PromptEncoder.open(model.dir, {
+      variant: opts.variant, session: opts.session, warn: opts.onWarning,
+      forceZerosForEmptyPrompt: modelIndex.force_zeros_for_empty_prompt !== false,
+    });
+    const { hidden, pooled } = promptEncoder.dims;
+    try {
+      if (unet.config.crossAttentionDim.some((d) => d !== hidden)) {
+        throw new PipelineInputError(`${model.dir}: the UNet's cross_attention_dim ${unet.config.crossAttentionDim[0]} differs from the two text encoders' hidden sizes together (${hidden})`);
+      }
+      checkTimeIdsFit(unet.config, pooled);
+    } catch (e) {
+      await promptEncoder.release();
+      throw e;
+    }
+    return new StableDiffusionXLPipeline(model, modelIndex, promptEncoder, unet, vae, schedulerConfig);
+  }
+
+  /** Pixels per latent pixel (8 for SDXL). */
+  get vaeScaleFactor(): number { return this.vae.scaleFactor; }
+
+  /** The default image size: UNet sample_size * VAE scale factor. */
+  get defaultSize(): number { return this.unet.config.sampleSize * this.vaeScaleFactor; }
+
+  /** A fresh scheduler: by name (A1111 or diffusers class) from the model's scheduler config, default the model's own class. */
+  createScheduler(name?: string): Scheduler {
+    const cls = name ?? String(this.schedulerConfig._class_name ?? "EulerDiscreteScheduler");
+    try {
+      return createScheduler(cls, this.schedulerConfig);
+    } catch (e) {
+      throw new PipelineInputError((e as Error).message);
+    }
+  }
+
+  /** encode_prompt: embeddings for each prompt, repeated numImagesPerPrompt times. */
+  encodePrompt(opts: EncodePromptOptions): Promise<PromptEmbeddings> {
+    return this.promptEncoder.encode(opts);
+  }
+
+  /** Text to image (StableDiffusionXLPipeline.__call__). */
+  async generate(opts: GenerateOptions): Promise<PipelineOutput> {
+    const height = opts.height ?? this.defaultSize, width = opts.width ?? this.defaultSize;
+    this.checkSize(width, height);
+    const p = await this.prepare(opts);
+    const { scheduler, generator, batch } = p;
+    scheduler.setTimesteps(p.steps);
+    const f = this.vaeScaleFactor;
+    const shape = [batch, this.unet.config.inChannels, height / f, width / f];
+    const n = shape.reduce((x, y) => x * y, 1);
+    if (opts.latents && opts.latents.length !== n) throw new PipelineInputError(`latents have ${opts.latents.length} values, expected [${shape}]`);
+    const sigma = Math.fround(scheduler.initNoiseSigma);
+    const latents = (opts.latents ?? generator.randn(shape)).map((v) => v * sigma);
+    scheduler.setBeginIndex(0);
+    const timeIds = txt2imgTimeIds(opts, height, width, batch, p.guidance);
+    return this.finish(p, opts, Array.from(scheduler.timesteps), latents, shape, timeIds);
+  }
+
+  /** Image to image (StableDiffusionXLImg2ImgPipeline.__call__). */
+  async img2img(opts: Img2ImgOptions): Promise<PipelineOutput> {
+    const strength = opts.strength ?? 0.3;
+    if (!(strength > 0 && strength <= 1)) throw new PipelineInputError(`strength must be in (0, 1], got ${strength}`);
+    const image = isRgb(opts.image) ? rgbToTensor(opts.image) : opts.image;
+    if (image.shape.length !== 4 || image.shape[1] !== 3) throw new PipelineInputError(`the init image must be [M, 3, H, W], got [${image.shape}]`);
+    const [m, , height, width] = image.shape;
+    this.checkSize(width, height, "the init image");
+    const p = await this.prepare(opts);
+    const { scheduler, generator, batch } = p;
+    if (batch % m !== 0) throw new PipelineInputError(`${m} init images cannot be spread over ${batch} images`);
+    scheduler.setTimesteps(p.steps);
+    const { timesteps } = img2imgTimesteps(scheduler, p.steps, strength);
+    if (timesteps.length === 0) {
+      throw new PipelineInputError(`strength ${strength} x ${p.steps} steps leaves no denoising step; raise the steps or the strength`);
+    }
+    // Random numbers in diffusers' order: the posterior sample first, then the noise.
+    const init = await encodeInitImage(this.vae, image, batch, generator);
+    const noise = generator.randn(init.shape);
+    const latents = scheduler.addNoise(init.data, noise, timesteps[0]);
+    const timeIds = img2imgTimeIds(opts, height, width, batch, p.guidance);
+    return this.finish(p, opts, Array.from(timesteps), latents, init.shape, timeIds);
+  }
+
+  async release(): Promise<void> {
+    await this.promptEncoder.release();
+    await this.unet.release();
+    await this.vae.release();
+  }
+
+  private checkSize(width: number, height: number, what = "the image"): void {
+    for (const [name, v] of [["width", width], ["height", height]] as const) {
+      if (!Number.isInteger(v) || v <= 0) throw new PipelineInputError(`${what} ${name} must be a positive integer, got ${v}`);
+      const m = Math.max(8, this.vaeScaleFactor);
+      if (v % m !== 0) throw new PipelineInputError(`${what} ${name} ${v} is not a multiple of ${m} (try ${Math.max(m, Math.round(v / m) * m)})`);
+    }
+  }
+
+  /** Checks the shared arguments, builds the scheduler and the generator, encodes the prompts. */
+  private async prepare(opts: CommonOptions): Promise<Prepared> {
+    const steps = opts.numInferenceSteps ?? 50;
+    if (!Number.isInteger(steps) || steps < 1) throw new PipelineInputError(`the number of steps must be a positive integer, got ${steps}`);
+    const guidanceScale = opts.guidanceScale ?? 5;
+    if (!Number.isFinite(guidanceScale)) throw new PipelineInputError(`guidance scale must be a number, got ${guidanceScale}`);
+    const rescale = opts.guidanceRescale ?? 0;
+    if (!(rescale >= 0 && rescale <= 1)) throw new PipelineInputError(`guidance rescale must be in [0, 1], got ${rescale}`);
+    const scheduler = typeof opts.scheduler === "object" ? opts.scheduler : this.createScheduler(opts.scheduler);
+    let seed: number | bigint | undefined = opts.seed;
+    if (seed === undefined && !opts.generator) seed = randomInt(0, 2 ** 32 - 1);
+    const generator = opts.generator ?? new TorchGenerator(seed!);
+    const guidance = guidanceScale > 1;
+    opts.signal?.throwIfAborted();
+    const embeds = await this.encodePrompt({ ...opts, doClassifierFreeGuidance: guidance });
+    return { scheduler, generator, seed, steps, guidance, embeds, batch: embeds.promptEmbeds.shape[0] };
+  }
+
+  /** Assembles the UNet conditioning ([negative, positive] under guidance), denoises, decodes. */
+  private async finish(p: Prepared, opts: CommonOptions, timesteps: number[], latents: Float32Array, shape: number[], timeIds: Float32Array): Promise<PipelineOutput> {
+    const e = p.embeds;
+    const cat = (a: Float32Array | undefined, b: Float32Array) => {
+      if (!p.guidance) return b;
+      const out = new Float32Array(2 * b.length);
+      out.set(a!);
+      out.set(b, b.length);
+      return out;
+    };
+    const final = await denoise({
+      unet: this.unet, scheduler: p.scheduler, timesteps, latents, shape,
+      encoderHiddenStates: cat(e.negativePromptEmbeds?.data, e.promptEmbeds.data),
+      textEmbeds: cat(e.negativePooledPromptEmbeds?.data, e.pooledPromptEmbeds.data),
+      timeIds, guidance: p.guidance, guidanceScale: opts.guidanceScale ?? 5, guidanceRescale: opts.guidanceRescale ?? 0,
+      generator: p.generator, onStep: opts.onStep, signal: opts.signal,
+    });
+    const out = { data: final, shape };
+    opts.signal?.throwIfAborted();
+    const images = opts.outputType === "latent" ? { data: new Float32Array(0), shape: [0, 0, 0, 3] } : await decodeLatents(this.vae, out, opts.signal);
+    return { images, latents: out, seed: p.seed, timesteps, scheduler: p.scheduler };
+  }
+}
