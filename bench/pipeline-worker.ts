@@ -1,0 +1,39 @@
+/**
+ * One SSD-1B pipeline benchmark in its own process: text-to-image with guidance 5 on a full-size synth
+ * fp16 model, timed by stage. Prints one JSON line.
+ * Usage: node pipeline-worker.js <model-dir> <size> <steps>
+ */
+import { performance } from "node:perf_hooks";
+import { StableDiffusionXLPipeline } from "../src/pipelines/index.js";
+
+const [dir, sizeArg, stepsArg] = process.argv.slice(2);
+const size = Number(sizeArg), steps = Number(stepsArg);
+const prompt = "An astronaut riding a green horse", negativePrompt = "ugly, blurry, poor quality";
+
+let t = performance.now();
+const pipe = await StableDiffusionXLPipeline.fromPretrained(dir, { variant: "fp16" });
+const loadSeconds = (performance.now() - t) / 1000;
+
+// Warm text encoding on its own (generate repeats it; it is small next to the UNet).
+await pipe.encodePrompt({ prompt, negativePrompt });
+t = performance.now();
+await pipe.encodePrompt({ prompt, negativePrompt });
+const textEncodeSeconds = (performance.now() - t) / 1000;
+
+const marks: number[] = [];
+const start = performance.now();
+await pipe.generate({ prompt, negativePrompt, numInferenceSteps: steps, guidanceScale: 5, seed: 42, width: size, height: size, onStep: () => { marks.push(performance.now()); } });
+const end = performance.now();
+const stepSeconds = marks.slice(1).map((m, i) => (m - marks[i]) / 1000);
+const perStep = stepSeconds.length ? stepSeconds.reduce((a, b) => a + b, 0) / stepSeconds.length : NaN;
+console.log(JSON.stringify({
+  size, steps, loadSeconds, textEncodeSeconds,
+  // Before the first step: prompt encoding, latents, UNet session creation and the first step.
+  firstStepSeconds: (marks[0] - start) / 1000,
+  perStepSeconds: perStep,
+  // After the last step: VAE session creation and decode.
+  decodeSeconds: (end - marks[marks.length - 1]) / 1000,
+  totalSeconds: (end - start) / 1000,
+  peakRss: process.resourceUsage().maxRSS * 1024,
+}));
+await pipe.release();
