@@ -3,7 +3,7 @@
  * each needs: the full parameter list a checkpoint must hold (for synth and for checking files).
  */
 import { Graph } from "../ir/graph.js";
-import { WeightBuilder, WeightError, shapeOnlySource, type WeightSource } from "../nn/weights.js";
+import { WeightBuilder, rejectLeftovers, shapeOnlySource, type WeightSource } from "../nn/weights.js";
 import { ConfigError, buildUNetGraph, parseUNetConfig } from "./unet/index.js";
 import { buildClipTextModel } from "./clip/clip-text-model.js";
 import { parseClipTextConfig } from "./clip/config.js";
@@ -64,8 +64,5 @@ export function expectedParameters(kind: ComponentKind, config: Record<string, a
  * shapes throw (from WeightBuilder); leftover tensors mean the config describes another model.
  */
 export function checkCheckpoint(kind: ComponentKind, config: Record<string, any>, source: WeightSource, where: string): void {
-  const unused = buildAll(kind, config, source).unused();
-  if (unused.length) {
-    throw new WeightError(`${where}: ${unused.length} tensor(s) in the checkpoint are not used by a model with this config.json (e.g. ${unused.slice(0, 5).map((k) => `"${k}"`).join(", ")}); is the config for another model?`);
-  }
+  rejectLeftovers(buildAll(kind, config, source).unused(), where);
 }

@@ -79,6 +79,12 @@ export class WeightBuilder {
   }
 }
 
+/** Leftover checkpoint tensors mean the config describes another model: say so, naming a few. */
+export function rejectLeftovers(unused: string[], where: string): void {
+  if (unused.length === 0) return;
+  throw new WeightError(`${where}: ${unused.length} tensor(s) in the checkpoint are not used by a model with this config.json (e.g. ${unused.slice(0, 5).map((k) => `"${k}"`).join(", ")}); is the config for another model?`);
+}
+
 /** A source that invents a float32 entry for every key: builds a model without weights to list its parameters. */
 export function shapeOnlySource(description = "shape-only"): WeightSource {
   return {

@@ -8,7 +8,7 @@ import { Graph } from "../../ir/graph.js";
 import type { OpDef } from "../../ir/op.js";
 import { ShapeError, type Tensor } from "../../ir/tensor.js";
 import { Embedding, LayerNorm, Linear, activation } from "../../nn/layers.js";
-import { WeightBuilder, type WeightSource } from "../../nn/weights.js";
+import { WeightBuilder, rejectLeftovers, type WeightSource } from "../../nn/weights.js";
 import { openComponent, openWeights, type Variant } from "../../loaders/component.js";
 import { CompiledGraph, type SessionOptions } from "../../runtime/session.js";
 import { type ClipTextConfig, clipHasProjection, parseClipTextConfig } from "./config.js";
@@ -199,6 +199,7 @@ export async function createClipTextEncoder(
   const config = parseClipTextConfig(files.config, `${dir}/config.json`);
   const source = openWeights(files);
   const { graph, vb, withProjection } = buildClipTextGraph(config, source, opts);
+  rejectLeftovers(vb.unused(), dir);
   const compiled = await CompiledGraph.create(graph, `CLIP text encoder (${dir})`, opts.session);
   return {
     config, withProjection, compiled, unusedKeys: vb.unused(),

@@ -3,7 +3,7 @@
  * different times and sizes), each compiled for one static shape.
  */
 import { Graph } from "../../ir/graph.js";
-import { WeightBuilder, type WeightSource } from "../../nn/weights.js";
+import { WeightBuilder, rejectLeftovers, type WeightSource } from "../../nn/weights.js";
 import { openComponent, openWeights, type Variant } from "../../loaders/component.js";
 import { CompiledGraph, type SessionOptions } from "../../runtime/session.js";
 import { type VaeConfig, parseVaeConfig, vaeDownscale } from "./config.js";
@@ -48,7 +48,7 @@ export function openVae(dir: string, variant?: Variant): VaeComponent {
   const files = openComponent(dir, variant);
   const config = parseVaeConfig(files.config, `${dir}/config.json`);
   const source = openWeights(files);
-  return {
+  const vae: VaeComponent = {
     config, source,
     encoder: async (shape, session) => CompiledGraph.create(buildVaeEncoderGraph(config, source, shape).graph, `VAE encoder (${dir})`, session),
     decoder: async (shape, session) => CompiledGraph.create(buildVaeDecoderGraph(config, source, shape).graph, `VAE decoder (${dir})`, session),
@@ -60,4 +60,6 @@ export function openVae(dir: string, variant?: Variant): VaeComponent {
       return vb.unused();
     },
   };
+  rejectLeftovers(vae.unusedKeys(), dir);
+  return vae;
 }
