@@ -20,15 +20,24 @@ export interface LoweringContext {
 export type OnnxAttr = number | number[] | string | { float: number } | { floats: number[] };
 
 /**
- * One operation of the IR: its shape rule, ONNX lowering and cost sit together.
- * (A `grad` rule joins them when training lands: it builds the backward ops in this same IR.)
+ * Reverse-mode rule: given the node and the cotangents of its outputs (same shapes as the outputs),
+ * builds the cotangents of its inputs with ops of this same IR, so that backward graphs lower and run
+ * like inference. `undefined` marks an input that takes no gradient (indices, masks, integers).
  */
+export type GradRule<A = Record<string, unknown>> = (node: Node<A>, dOutputs: Tensor[]) => (Tensor | undefined)[];
+
+/** The rule of ops whose outputs carry no gradient (comparisons, one-hot, integer results). */
+export const notDifferentiable: GradRule<any> = () => [];
+
+/** One operation of the IR: its shape rule, ONNX lowering, cost and gradient sit together. */
 export interface OpDef<A = Record<string, unknown>> {
   readonly type: string;
   infer(inputs: Tensor[], attrs: A): TensorMeta[];
   lower(ctx: LoweringContext, inputs: string[], outputs: string[], attrs: A, node: Node<A>): void;
   /** Floating-point operations (a multiply-add counts 2); elementwise ops count one per output element. */
   flops(node: Node<A>): number;
+  /** Absent: backward passes through this op fail with its name (e.g. model-local ops never trained). */
+  grad?(node: Node<A>, dOutputs: Tensor[]): (Tensor | undefined)[];
 }
 
 export interface Node<A = Record<string, unknown>> {

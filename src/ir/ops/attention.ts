@@ -1,5 +1,11 @@
 import type { OpDef } from "../op.js";
-import { ShapeError } from "../tensor.js";
+import { type Tensor, ShapeError } from "../tensor.js";
+import * as F from "../functional.js";
+
+/** dL/dx of y = softmax(x) over the last axis: y·(g - Σ g·y). */
+function softmaxGrad(y: Tensor, g: Tensor): Tensor {
+  return F.mul(y, F.sub(g, F.reduceSum(F.mul(g, y), [y.rank - 1], true)));
+}
 
 /**
  * softmax(q kᵀ / sqrt(d)) v over `heads` heads, q [B,S,H·d], k/v [B,L,H·d] -> [B,S,H·d].
@@ -21,6 +27,20 @@ export const MultiHeadAttention: OpDef<{ heads: number }> = {
     const [q, k] = n.inputs;
     return 4 * q.shape[0] * q.shape[1] * k.shape[1] * q.shape[2];
   },
+  // Recomputes the attention probabilities per head with MatMul + Softmax (the fused kernel keeps none);
+  // the [B, H, S, L] score matrix is fine at training sizes.
+  grad({ inputs: [q, k, v], attrs: { heads } }, [g]) {
+    const [b, , d] = q.shape;
+    const dh = d / heads;
+    const split = (t: Tensor) => F.transpose(F.reshape(t, [b, t.shape[1], heads, dh]), [0, 2, 1, 3]);
+    const merge = (t: Tensor) => F.reshape(F.transpose(t, [0, 2, 1, 3]), [b, t.shape[2], d]);
+    const swapLast = (t: Tensor) => F.transpose(t, [0, 1, 3, 2]);
+    const scale = 1 / Math.sqrt(dh);
+    const [qh, kh, vh, gh] = [split(q), split(k), split(v), split(g)];
+    const p = F.softmax(F.mul(F.matmulTransB(qh, kh), scale));
+    const dScores = F.mul(softmaxGrad(p, F.matmulTransB(gh, vh)), scale);
+    return [merge(F.matmul(dScores, kh)), merge(F.matmul(swapLast(dScores), qh)), merge(F.matmul(swapLast(p), gh))];
+  },
 };
 
 export const Softmax: OpDef<{}> = {
@@ -28,4 +48,5 @@ export const Softmax: OpDef<{}> = {
   infer([x]) { return [{ shape: [...x.shape], dtype: x.dtype }]; },
   lower(ctx, ins, outs) { ctx.emit("Softmax", ins, outs, { axis: -1 }); },
   flops(n) { return 5 * n.outputs[0].numel; },
+  grad({ outputs: [y] }, [g]) { return [softmaxGrad(y, g)]; },
 };

@@ -1,5 +1,13 @@
 import type { OpDef } from "../op.js";
-import { ShapeError, broadcastShapes } from "../tensor.js";
+import { type Tensor, ShapeError, broadcastShapes } from "../tensor.js";
+import * as F from "../functional.js";
+
+/** Swaps the last two axes. */
+function mT(x: Tensor): Tensor {
+  const perm = x.shape.map((_, i) => i);
+  [perm[x.rank - 2], perm[x.rank - 1]] = [perm[x.rank - 1], perm[x.rank - 2]];
+  return F.transpose(x, perm);
+}
 
 /** Batched matrix product with NumPy broadcasting of the batch dims (ONNX MatMul). */
 export const MatMul: OpDef<{ transB?: boolean }> = {
@@ -28,5 +36,19 @@ export const MatMul: OpDef<{ transB?: boolean }> = {
   flops(n) {
     const [a] = n.inputs;
     return 2 * n.outputs[0].numel * a.shape[a.rank - 1];
+  },
+  // y = a·b: da = g·bᵀ, db = aᵀ·g; y = a·bᵀ: da = g·b, db = gᵀ·a. Broadcast batch dims are summed.
+  grad({ inputs: [a, b], attrs: { transB } }, [g]) {
+    const ga = F.sumTo(transB ? F.matmul(g, b) : F.matmulTransB(g, b), a.shape);
+    let gb: Tensor;
+    if (b.rank === 2 && a.rank > 2) {
+      // A weight shared over the batch: one [K, M]·[M, N] product instead of a batched one and a sum.
+      const a2 = F.reshape(a, [-1, a.shape[a.rank - 1]]);
+      const g2 = F.reshape(g, [-1, g.shape[g.rank - 1]]);
+      gb = transB ? F.matmul(mT(g2), a2) : F.matmul(mT(a2), g2);
+    } else {
+      gb = F.sumTo(transB ? F.matmul(mT(g), a) : F.matmul(mT(a), g), b.shape);
+    }
+    return [ga, gb];
   },
 };
