@@ -35,6 +35,8 @@ export interface DenoiseArgs {
   guidance: boolean;
   guidanceScale: number;
   guidanceRescale: number;
+  /** [B, time_cond_proj_dim]: LCM's guidance-scale embedding, for UNets with time_cond_proj_dim. */
+  timestepCond?: Float32Array;
   generator: NoiseGenerator;
   onStep?: StepCallback;
   signal?: AbortSignal;
@@ -60,6 +62,7 @@ export async function denoise(a: DenoiseArgs): Promise<Float32Array> {
       encoder_hidden_states: a.encoderHiddenStates,
       text_embeds: a.textEmbeds,
       time_ids: a.timeIds,
+      timestep_cond: a.timestepCond,
     });
     const noisePred = a.guidance ? applyGuidance(out, a.guidanceScale, a.guidanceRescale, b) : out;
     latents = a.scheduler.step(noisePred, t, latents, a.generator, a.shape);

@@ -40,3 +40,22 @@ export function rescaleNoiseCfg(cfg: Float32Array, text: Float32Array, rescale: 
     return f(r * rescaled) + f(f(1 - r) * v);
   });
 }
+
+/**
+ * LCM's guidance-scale embedding (diffusers get_guidance_scale_embedding, from VDM): w·1000 against
+ * exp(-i·ln(10000)/(half-1)) frequencies, [sin, cos] (zero-padded to an odd dim), in float32 as torch.
+ * The pipelines pass w = guidance_scale - 1 as the UNet's timestep_cond.
+ */
+export function guidanceScaleEmbedding(w: number, dim: number): Float32Array {
+  const half = Math.floor(dim / 2);
+  const ww = f(f(w) * 1000);
+  const step = f(f(Math.log(10000)) / (half - 1));
+  const out = new Float32Array(dim);
+  for (let i = 0; i < half; i++) {
+    const freq = f(Math.exp(f(i * -step)));
+    const x = f(ww * freq);
+    out[i] = Math.sin(x);
+    out[half + i] = Math.cos(x);
+  }
+  return out;
+}

@@ -1,11 +1,15 @@
 export {
   StableDiffusionXLPipeline, type PipelineLoadOptions, type CommonOptions, type GenerateOptions, type Img2ImgOptions, type PipelineOutput,
 } from "./stable-diffusion-xl.js";
-export { PromptEncoder, type PromptEmbeddings, type EncodePromptOptions } from "./prompt-encoding.js";
+export { PromptEncoder, PROMPT_SYNTAXES, type PromptEmbeddings, type EncodePromptOptions, type PromptSyntax } from "./prompt-encoding.js";
+export { guidanceScaleEmbedding } from "./guidance.js";
 export type { MicroConditioning, Pair } from "./micro-conditioning.js";
 export type { StepInfo, StepCallback } from "./denoise.js";
 export { PipelineInputError } from "./errors.js";
 export { resolveModelFolder, hubCacheDir, type ModelFolder } from "../loaders/model-folder.js";
+export { openModelSource, ModelSourceError, type ModelSource, type ComponentWeights, type OpenModelOptions } from "../loaders/model-source.js";
+export { LoraError, parseLoraArg, type LoraFile } from "../loaders/lora.js";
+export { SingleFileError } from "../loaders/single-file.js";
 export { encodePng, decodePng, ImageFormatError, type RgbImage } from "../image/png.js";
 export { toRgb8, rgbToTensor, readImageFile, type FloatTensor } from "../image/image.js";
 export { formatInfotext, samplerLabel, type GenerationInfo } from "../image/infotext.js";

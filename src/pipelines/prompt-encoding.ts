@@ -3,17 +3,28 @@
  * each encoder's penultimate hidden states, concatenated on the feature axis ([B, 77, D1 + D2]); the
  * pooled embedding is text_encoder_2's projected text_embeds. Negative prompts follow
  * force_zeros_for_empty_prompt: no negative prompt gives zeros, an explicit "" is encoded.
+ *
+ * Opt-in `promptSyntax: "a1111"`: AUTOMATIC1111's emphasis ((word), [word], (word:1.3)) and BREAK, and
+ * prompts of any length in 75-token chunks (77 ids each) whose hidden states are concatenated along
+ * the sequence ([B, 77·n, D]; the UNet takes any multiple of 77). Each chunk's hidden states are scaled
+ * by the token weights and brought back to their mean (A1111's "original" emphasis, per prompt and
+ * encoder); the pooled embedding is the first chunk's, as A1111 does. Prompt and negative prompt are
+ * filled up to the same chunk count with empty chunks. A prompt with no emphasis under 76 tokens
+ * gives exactly the diffusers embeddings.
  */
 import { join } from "node:path";
 import { CLIPTokenizer } from "../tokenizer/index.js";
 import { createClipTextEncoder, type ClipTextEncoder } from "../models/clip/clip-text-model.js";
 import type { Variant } from "../loaders/component.js";
+import { folderComponent, type ComponentWeights } from "../loaders/model-source.js";
+import type { WeightDeltas } from "../nn/weight-deltas.js";
 import type { SessionOptions } from "../runtime/session.js";
+import { applyEmphasis, chunkPromptWith, emptyChunk, PromptSyntaxError, type PromptChunk } from "../prompts/a1111.js";
 import type { FloatTensor } from "../image/image.js";
 import { PipelineInputError } from "./errors.js";
 
 export interface PromptEmbeddings {
-  /** [B * numImagesPerPrompt, 77, D1 + D2] */
+  /** [B * numImagesPerPrompt, 77, D1 + D2] (77·n with A1111 syntax and long prompts) */
   promptEmbeds: FloatTensor;
   /** [B * numImagesPerPrompt, projection_dim] */
   pooledPromptEmbeds: FloatTensor;
@@ -31,6 +42,24 @@ export interface EncodePromptOptions {
   numImagesPerPrompt?: number;
   /** Compute negative embeddings (guidance scale > 1). Default true. */
   doClassifierFreeGuidance?: boolean;
+  /**
+   * "diffusers" (default): exactly diffusers (plain text, cut at 77 tokens). "a1111": AUTOMATIC1111's
+   * emphasis, BREAK and 75-token chunks for long prompts.
+   */
+  promptSyntax?: PromptSyntax;
+}
+
+export type PromptSyntax = "diffusers" | "a1111";
+export const PROMPT_SYNTAXES: readonly PromptSyntax[] = ["diffusers", "a1111"];
+
+export interface PromptEncoderOptions {
+  session?: SessionOptions;
+  forceZerosForEmptyPrompt?: boolean;
+  warn?: (m: string) => void;
+  /** LoRA deltas for text_encoder and text_encoder_2. */
+  deltas?: { textEncoder?: WeightDeltas; textEncoder2?: WeightDeltas };
+  /** Default prompt syntax of encode() calls that name none. */
+  promptSyntax?: PromptSyntax;
 }
 
 const asList = (p: string | string[]) => (typeof p === "string" ? [p] : p);
@@ -51,22 +80,34 @@ export class PromptEncoder {
     readonly forceZerosForEmptyPrompt: boolean,
     /** Told about prompts cut to 77 tokens. */
     private readonly warn: (message: string) => void = () => {},
+    /** Syntax of encode() calls that name none. */
+    readonly promptSyntax: PromptSyntax = "diffusers",
   ) {
     if (!encoders[1].withProjection) throw new PipelineInputError("text_encoder_2 must be a CLIPTextModelWithProjection (its text_embeds are SDXL's pooled embedding)");
   }
 
   /** Loads tokenizer/, tokenizer_2/, text_encoder/, text_encoder_2/ of a diffusers folder (one prompt per run). */
-  static async open(dir: string, opts: { variant?: Variant; session?: SessionOptions; forceZerosForEmptyPrompt?: boolean; warn?: (m: string) => void } = {}): Promise<PromptEncoder> {
+  static async open(dir: string, opts: PromptEncoderOptions & { variant?: Variant } = {}): Promise<PromptEncoder> {
     const tokenizers = [CLIPTokenizer.fromDirectory(join(dir, "tokenizer")), CLIPTokenizer.fromDirectory(join(dir, "tokenizer_2"))] as const;
-    const e1 = await createClipTextEncoder(join(dir, "text_encoder"), { variant: opts.variant, batch: 1, withProjection: false, session: opts.session });
+    const parts = { textEncoder: folderComponent(join(dir, "text_encoder"), opts.variant), textEncoder2: folderComponent(join(dir, "text_encoder_2"), opts.variant) };
+    return PromptEncoder.fromWeights(tokenizers, parts, opts);
+  }
+
+  /** Two tokenizers and the two text encoders' configs and weights (a diffusers folder or a single file). */
+  static async fromWeights(
+    tokenizers: readonly [CLIPTokenizer, CLIPTokenizer],
+    parts: { textEncoder: ComponentWeights; textEncoder2: ComponentWeights },
+    opts: PromptEncoderOptions = {},
+  ): Promise<PromptEncoder> {
+    const e1 = await createClipTextEncoder(parts.textEncoder, { batch: 1, withProjection: false, session: opts.session, deltas: opts.deltas?.textEncoder });
     let e2: ClipTextEncoder;
     try {
-      e2 = await createClipTextEncoder(join(dir, "text_encoder_2"), { variant: opts.variant, batch: 1, withProjection: true, session: opts.session });
+      e2 = await createClipTextEncoder(parts.textEncoder2, { batch: 1, withProjection: true, session: opts.session, deltas: opts.deltas?.textEncoder2 });
     } catch (e) {
       await e1.release();
       throw e;
     }
-    return new PromptEncoder(tokenizers, [e1, e2], opts.forceZerosForEmptyPrompt ?? true, opts.warn);
+    return new PromptEncoder(tokenizers, [e1, e2], opts.forceZerosForEmptyPrompt ?? true, opts.warn, opts.promptSyntax);
   }
 
   /** Width of prompt_embeds (D1 + D2) and of the pooled embedding. */
@@ -105,6 +146,53 @@ export class PromptEncoder {
     return { hidden, pooled };
   }
 
+  /** A1111 chunks of each prompt for each tokenizer: [prompt][encoder] -> chunks. */
+  private chunkList(prompts: string[], prompts2: string[]): PromptChunk[][][] {
+    return prompts.map((p, b) => [p, prompts2[b]].map((text, k) => {
+      try {
+        return chunkPromptWith(text, this.tokenizers[k]).chunks;
+      } catch (e) {
+        if (e instanceof PromptSyntaxError) throw new PipelineInputError(e.message);
+        throw e;
+      }
+    }));
+  }
+
+  /**
+   * Encodes A1111 chunks, `n` per prompt (missing ones are empty chunks): hidden [B, 77·n, D1 + D2]
+   * with each chunk's emphasis applied, pooled [B, P] from the first chunk.
+   */
+  private async encodeChunks(chunks: PromptChunk[][][], n: number): Promise<{ hidden: Float32Array; pooled: Float32Array }> {
+    const { hidden: D, pooled: P, seqLen: S } = this.dims;
+    const d1 = this.encoders[0].config.hiddenSize;
+    const hidden = new Float32Array(chunks.length * n * S * D);
+    const pooled = new Float32Array(chunks.length * P);
+    for (let b = 0; b < chunks.length; b++) {
+      for (let k = 0; k < 2; k++) {
+        const tok = this.tokenizers[k];
+        const width = k === 0 ? d1 : D - d1, col = k === 0 ? 0 : d1;
+        for (let c = 0; c < n; c++) {
+          const chunk = chunks[b][k][c] ?? emptyChunk({ bos: tok.bosTokenId, eos: tok.eosTokenId, pad: tok.padTokenId, chunkLength: S - 2 });
+          if (chunk.ids.length !== S) throw new PipelineInputError(`tokenizer_${k + 1}: an A1111 chunk has ${chunk.ids.length} ids, the text encoders take ${S}`);
+          const out = await this.encoders[k].run(BigInt64Array.from(chunk.ids, BigInt));
+          const h = out.penultimate_hidden_state.slice();
+          applyEmphasis(h, chunk.weights, width);
+          for (let s = 0; s < S; s++) hidden.set(h.subarray(s * width, (s + 1) * width), ((b * n + c) * S + s) * D + col);
+          if (k === 1 && c === 0) pooled.set(out.text_embeds!, b * P);
+        }
+      }
+    }
+    return { hidden, pooled };
+  }
+
+  /** The A1111 path of encode(): chunk everything first, so prompt and negative get the same chunk count. */
+  private async encodeA1111(prompts: string[], prompts2: string[], negatives?: [string[], string[]]) {
+    const pos = this.chunkList(prompts, prompts2);
+    const neg = negatives && this.chunkList(...negatives);
+    const n = Math.max(...[...pos, ...(neg ?? [])].flat().map((c) => c.length));
+    return { n, pos: await this.encodeChunks(pos, n), neg: neg && await this.encodeChunks(neg, n) };
+  }
+
   async encode(opts: EncodePromptOptions): Promise<PromptEmbeddings> {
     const n = opts.numImagesPerPrompt ?? 1;
     if (!Number.isInteger(n) || n < 1) throw new PipelineInputError(`numImagesPerPrompt must be a positive integer, got ${n}`);
@@ -114,26 +202,40 @@ export class PromptEncoder {
     // diffusers' `prompt_2 or prompt`: an empty second prompt falls back to the first
     const prompts2 = opts.prompt2 ? asList(opts.prompt2) : prompts;
     if (prompts2.length !== batch) throw new PipelineInputError(`prompt2 has ${prompts2.length} entries for ${batch} prompts`);
-    const { hidden: D, pooled: P, seqLen: S } = this.dims;
-    const pos = await this.encodeList(prompts, prompts2);
+    const syntax = opts.promptSyntax ?? this.promptSyntax;
+    if (!PROMPT_SYNTAXES.includes(syntax)) throw new PipelineInputError(`unknown prompt syntax "${syntax}" (known: ${PROMPT_SYNTAXES.join(", ")})`);
+    const { hidden: D, pooled: P } = this.dims;
+    let S = this.dims.seqLen;
+    const guidance = opts.doClassifierFreeGuidance ?? true;
+    const zeroNegative = opts.negativePrompt === undefined && this.forceZerosForEmptyPrompt;
+    let negatives: [string[], string[]] | undefined;
+    if (guidance && !zeroNegative) {
+      const negative = opts.negativePrompt || "";
+      const negs = typeof negative === "string" ? Array(batch).fill(negative) : negative;
+      const negative2 = opts.negativePrompt2 || negative;
+      const negs2 = typeof negative2 === "string" ? Array(batch).fill(negative2) : negative2;
+      if (negs.length !== batch || negs2.length !== batch) {
+        throw new PipelineInputError(`the negative prompt has ${negs.length !== batch ? negs.length : negs2.length} entries but there are ${batch} prompts`);
+      }
+      negatives = [negs, negs2];
+    }
+    let pos: { hidden: Float32Array; pooled: Float32Array };
+    let neg: { hidden: Float32Array; pooled: Float32Array } | undefined;
+    if (syntax === "a1111") {
+      const r = await this.encodeA1111(prompts, prompts2, negatives);
+      S *= r.n;
+      pos = r.pos;
+      neg = r.neg;
+    } else {
+      pos = await this.encodeList(prompts, prompts2);
+      neg = negatives && await this.encodeList(...negatives);
+    }
     const result: PromptEmbeddings = {
       promptEmbeds: { data: repeatRows(pos.hidden, batch, n), shape: [batch * n, S, D] },
       pooledPromptEmbeds: { data: repeatRows(pos.pooled, batch, n), shape: [batch * n, P] },
     };
-    if (opts.doClassifierFreeGuidance ?? true) {
-      let neg: { hidden: Float32Array; pooled: Float32Array };
-      if (opts.negativePrompt === undefined && this.forceZerosForEmptyPrompt) {
-        neg = { hidden: new Float32Array(pos.hidden.length), pooled: new Float32Array(pos.pooled.length) };
-      } else {
-        const negative = opts.negativePrompt || "";
-        const negs = typeof negative === "string" ? Array(batch).fill(negative) : negative;
-        const negative2 = opts.negativePrompt2 || negative;
-        const negs2 = typeof negative2 === "string" ? Array(batch).fill(negative2) : negative2;
-        if (negs.length !== batch || negs2.length !== batch) {
-          throw new PipelineInputError(`the negative prompt has ${negs.length !== batch ? negs.length : negs2.length} entries but there are ${batch} prompts`);
-        }
-        neg = await this.encodeList(negs, negs2);
-      }
+    if (guidance) {
+      neg ??= { hidden: new Float32Array(pos.hidden.length), pooled: new Float32Array(pos.pooled.length) };
       result.negativePromptEmbeds = { data: repeatRows(neg.hidden, batch, n), shape: [batch * n, S, D] };
       result.negativePooledPromptEmbeds = { data: repeatRows(neg.pooled, batch, n), shape: [batch * n, P] };
     }

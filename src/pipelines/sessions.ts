@@ -4,10 +4,12 @@
  * of each at a time: a full-size UNet session holds its weights).
  */
 import { join } from "node:path";
-import { openComponent, type ComponentFiles, type Variant } from "../loaders/component.js";
+import type { Variant } from "../loaders/component.js";
 import { compileComponent } from "../loaders/compile.js";
+import { folderComponent, type ComponentWeights } from "../loaders/model-source.js";
 import { buildUNetGraph, parseUNetConfig, type UNetConfig } from "../models/unet/index.js";
-import { openVae, type VaeComponent } from "../models/vae/autoencoder-kl.js";
+import { openVae, openVaeWeights, type VaeComponent } from "../models/vae/autoencoder-kl.js";
+import type { WeightDeltas } from "../nn/weight-deltas.js";
 import type { CompiledGraph, SessionOptions } from "../runtime/session.js";
 
 /** One cached compiled graph, keyed by shape. */
@@ -35,27 +37,47 @@ export interface UNetFeeds {
   encoder_hidden_states: Float32Array;
   text_embeds: Float32Array;
   time_ids: Float32Array;
+  /** [batch, time_cond_proj_dim]: LCM's guidance-scale embedding, only for UNets with time_cond_proj_dim. */
+  timestep_cond?: Float32Array;
 }
 
 export class UNetRunner {
   private readonly cache = new ShapeCache();
   readonly config: UNetConfig;
-  private constructor(readonly files: ComponentFiles, private readonly session: SessionOptions) {
-    this.config = parseUNetConfig(files.config);
+  private constructor(readonly weights: ComponentWeights, private readonly session: SessionOptions, private readonly deltas?: WeightDeltas) {
+    this.config = parseUNetConfig(weights.config);
   }
 
-  static open(modelDir: string, variant: Variant, session: SessionOptions = {}): UNetRunner {
-    return new UNetRunner(openComponent(join(modelDir, "unet"), variant), session);
+  static open(modelDir: string, variant: Variant, session: SessionOptions = {}, deltas?: WeightDeltas): UNetRunner {
+    return new UNetRunner(folderComponent(join(modelDir, "unet"), variant), session, deltas);
   }
 
-  /** Noise prediction for a batch of latents [batch, C, h, w]. */
+  /** A UNet from a config and weight source (a diffusers folder or a single file), with LoRA `deltas` added to its weights. */
+  static fromWeights(weights: ComponentWeights, session: SessionOptions = {}, deltas?: WeightDeltas): UNetRunner {
+    return new UNetRunner(weights, session, deltas);
+  }
+
+  /**
+   * Noise prediction for a batch of latents [batch, C, h, w]. The text sequence length (77, or 77·n
+   * for chunked A1111 prompts) follows from encoder_hidden_states.
+   */
   async run(batch: number, height: number, width: number, feeds: UNetFeeds): Promise<Float32Array> {
-    const graph = await this.cache.get([batch, height, width], () => compileComponent(
-      this.files, "unet", `UNet (${this.files.dir}, batch ${batch}, latent ${height}x${width})`,
-      (g, vb) => { buildUNetGraph(g, vb, this.config, { batch, height, width }); },
-      this.session,
+    const width0 = this.config.crossAttentionDim[0];
+    const sequence = feeds.encoder_hidden_states.length / (batch * width0);
+    if (!Number.isInteger(sequence) || sequence < 1) {
+      throw new Error(`UNet: encoder_hidden_states has ${feeds.encoder_hidden_states.length} values, not [${batch}, S, ${width0}]`);
+    }
+    if (!!this.config.timeCondProjDim !== (feeds.timestep_cond !== undefined)) {
+      throw new Error(this.config.timeCondProjDim ? "UNet: this UNet has time_cond_proj_dim and needs timestep_cond" : "UNet: timestep_cond given to a UNet without time_cond_proj_dim");
+    }
+    const graph = await this.cache.get([batch, height, width, sequence], () => compileComponent(
+      this.weights, "unet", `UNet (${this.weights.where}, batch ${batch}, latent ${height}x${width}${sequence === 77 ? "" : `, sequence ${sequence}`})`,
+      (g, vb) => { buildUNetGraph(g, vb, this.config, { batch, height, width, sequence }); },
+      this.session, this.deltas,
     ));
-    return (await graph.run({ ...feeds }))["sample_out"];
+    const inputs: Record<string, Float32Array> = { ...feeds };
+    if (feeds.timestep_cond === undefined) delete inputs.timestep_cond;
+    return (await graph.run(inputs))["sample_out"];
   }
 
   release(): Promise<void> { return this.cache.release(); }
@@ -69,6 +91,11 @@ export class VaeRunner {
 
   static open(modelDir: string, variant: Variant, session: SessionOptions = {}): VaeRunner {
     return new VaeRunner(openVae(join(modelDir, "vae"), variant), session);
+  }
+
+  /** A VAE from a config and weight source (a diffusers folder, a single file, an override folder). */
+  static fromWeights(weights: ComponentWeights, session: SessionOptions = {}): VaeRunner {
+    return new VaeRunner(openVaeWeights(weights), session);
   }
 
   get config() { return this.vae.config; }

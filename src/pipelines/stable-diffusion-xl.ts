@@ -4,23 +4,31 @@
  *
  *   const pipe = await StableDiffusionXLPipeline.fromPretrained("segmind/SSD-1B", { variant: "fp16" });
  *   const { images } = await pipe.generate({ prompt: "an astronaut riding a horse", seed: 42 });
+ *
+ * The checkpoints people have: a diffusers folder or HF cache repo id, or an original single-file
+ * `.safetensors` (`{ config: dir }` for non-built-in architectures and tokenizers); LoRA / LoCon files
+ * (`{ loras: [{ file, weight }] }`, folded into the weights at session creation); another VAE
+ * (`{ vae: dir }`); LCM UNets (time_cond_proj_dim: guidance embedding, no CFG batch); A1111 prompts
+ * (`promptSyntax: "a1111"`).
  */
 import { randomInt } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
-import { resolveModelFolder, type ModelFolder } from "../loaders/model-folder.js";
+import { existsSync } from "node:fs";
+import type { ModelFolder } from "../loaders/model-folder.js";
 import type { Variant } from "../loaders/component.js";
+import { openModelSource, type ModelSource } from "../loaders/model-source.js";
+import { addLoraDeltas, emptyLoraDeltaSet, LoraError, LoraTargets, readLora, type LoraDeltaSet, type LoraFile } from "../loaders/lora.js";
 import type { SessionOptions } from "../runtime/session.js";
 import { TorchGenerator } from "../random/index.js";
-import { createScheduler, img2imgTimesteps, loadSchedulerConfig, type NoiseGenerator, type Scheduler } from "../schedulers/index.js";
+import { createScheduler, img2imgTimesteps, type NoiseGenerator, type Scheduler } from "../schedulers/index.js";
 import { rgbToTensor, type FloatTensor } from "../image/image.js";
 import type { RgbImage } from "../image/png.js";
-import { PromptEncoder, type EncodePromptOptions, type PromptEmbeddings } from "./prompt-encoding.js";
+import { PromptEncoder, type EncodePromptOptions, type PromptEmbeddings, type PromptSyntax } from "./prompt-encoding.js";
 import { checkTimeIdsFit, img2imgTimeIds, txt2imgTimeIds, type MicroConditioning } from "./micro-conditioning.js";
 import { UNetRunner, VaeRunner } from "./sessions.js";
 import { denoise, type StepCallback } from "./denoise.js";
 import { decodeLatents, encodeInitImage } from "./vae-io.js";
 import { PipelineInputError } from "./errors.js";
+import { guidanceScaleEmbedding } from "./guidance.js";
 
 export interface PipelineLoadOptions {
   /** Weight files: "fp16" for *.fp16.safetensors, "fp32"; default fp32 if present, else fp16. */
@@ -31,6 +39,21 @@ export interface PipelineLoadOptions {
   onWarning?: (message: string) => void;
   /** Where to look for the Hugging Face cache (default process.env). */
   env?: NodeJS.ProcessEnv;
+  /**
+   * LoRA / LoCon files (PEFT/diffusers or kohya .safetensors) applied to the UNet and both text
+   * encoders at `weight` (the strength; 1 = as trained). They stack. A tensor that matches no module
+   * of this model is an error (LoraError) naming it.
+   */
+  loras?: { file: string; weight: number }[];
+  /**
+   * Single-file checkpoints: a diffusers folder whose configs describe the checkpoint (instead of the
+   * built-in ones of the detected architecture) and whose tokenizer/, tokenizer_2/ are used.
+   */
+  config?: string;
+  /** A diffusers AutoencoderKL folder (or repo id in the HF cache, e.g. madebyollin/sdxl-vae-fp16-fix) used instead of the model's VAE. */
+  vae?: string;
+  /** Default prompt syntax of generate / img2img / encodePrompt calls ("diffusers" unless set). */
+  promptSyntax?: PromptSyntax;
 }
 
 export interface CommonOptions extends Omit<EncodePromptOptions, "doClassifierFreeGuidance">, MicroConditioning {
@@ -85,7 +108,9 @@ interface Prepared {
   generator: NoiseGenerator;
   seed?: number | bigint;
   steps: number;
+  /** Classifier-free guidance: the [negative, positive] UNet batch (never for LCM UNets). */
   guidance: boolean;
+  guidanceScale: number;
   embeds: PromptEmbeddings;
   batch: number;
 }
@@ -101,23 +126,41 @@ export class StableDiffusionXLPipeline {
     readonly unet: UNetRunner,
     readonly vae: VaeRunner,
     readonly schedulerConfig: Record<string, unknown>,
+    /** Where the weights came from: diffusers folder or single file, configs, tokenizers. */
+    readonly source: ModelSource,
+    /** The LoRAs applied, as read (format, per-component deltas). */
+    readonly loras: readonly LoraFile[],
   ) {}
 
-  /** Opens a diffusers folder or a Hugging Face cache repo id; compiles the text encoders now, the UNet and VAE per shape on first use. */
+  /**
+   * Opens a diffusers folder, a Hugging Face cache repo id or a single-file checkpoint (`.safetensors`);
+   * reads the LoRAs against the model; compiles the text encoders now, the UNet and VAE per shape on first use.
+   */
   static async fromPretrained(dirOrRepoId: string, opts: PipelineLoadOptions = {}): Promise<StableDiffusionXLPipeline> {
-    const model = resolveModelFolder(dirOrRepoId, opts.env);
-    const indexFile = join(model.dir, "model_index.json");
-    const modelIndex = existsSync(indexFile) ? JSON.parse(readFileSync(indexFile, "utf8")) as Record<string, unknown> : {};
+    const source = openModelSource(dirOrRepoId, { variant: opts.variant, config: opts.config, vae: opts.vae, env: opts.env });
+    const { model, modelIndex } = source;
+    for (const note of source.notes) opts.onWarning?.(note);
     if (modelIndex.requires_aesthetics_score === true) {
       throw new PipelineInputError(`${model.dir}: requires_aesthetics_score (an SDXL refiner) is not supported; use an SDXL-base-style model`);
     }
-    const schedulerConfig = loadSchedulerConfig(model.dir);
-    const unet = UNetRunner.open(model.dir, opts.variant, opts.session);
-    const vae = VaeRunner.open(model.dir, opts.variant, opts.session);
-    if (unet.config.timeCondProjDim) throw new PipelineInputError(`${model.dir}: a UNet with time_cond_proj_dim (LCM guidance embedding) is not supported`);
-    const promptEncoder = await PromptEncoder.open(model.dir, {
-      variant: opts.variant, session: opts.session, warn: opts.onWarning,
+    const loras: LoraFile[] = [];
+    let deltas: LoraDeltaSet | undefined;
+    if (opts.loras?.length) {
+      const targets = new LoraTargets({ unet: source.unet.config, textEncoder: source.textEncoder.config, textEncoder2: source.textEncoder2.config });
+      deltas = emptyLoraDeltaSet();
+      for (const { file, weight } of opts.loras) {
+        if (!existsSync(file)) throw new LoraError(`LoRA file not found: ${file}`);
+        const lora = readLora(file, weight, targets);
+        addLoraDeltas(lora, deltas);
+        loras.push(lora);
+      }
+    }
+    const unet = UNetRunner.fromWeights(source.unet, opts.session, deltas?.unet);
+    const vae = VaeRunner.fromWeights(source.vae, opts.session);
+    const promptEncoder = await PromptEncoder.fromWeights(source.tokenizers, source, {
+      session: opts.session, warn: opts.onWarning, promptSyntax: opts.promptSyntax,
       forceZerosForEmptyPrompt: modelIndex.force_zeros_for_empty_prompt !== false,
+      deltas: deltas && { textEncoder: deltas.textEncoder, textEncoder2: deltas.textEncoder2 },
     });
     const { hidden, pooled } = promptEncoder.dims;
     try {
@@ -129,8 +172,11 @@ export class StableDiffusionXLPipeline {
       await promptEncoder.release();
       throw e;
     }
-    return new StableDiffusionXLPipeline(model, modelIndex, promptEncoder, unet, vae, schedulerConfig);
+    return new StableDiffusionXLPipeline(model, modelIndex, promptEncoder, unet, vae, source.schedulerConfig, source, loras);
   }
+
+  /** LCM UNets (time_cond_proj_dim) take the guidance scale as an embedding instead of a CFG batch. */
+  get timeCondProjDim(): number | null { return this.unet.config.timeCondProjDim ?? null; }
 
   /** Pixels per latent pixel (8 for SDXL). */
   get vaeScaleFactor(): number { return this.vae.scaleFactor; }
@@ -159,7 +205,7 @@ export class StableDiffusionXLPipeline {
     this.checkSize(width, height);
     const p = await this.prepare(opts);
     const { scheduler, generator, batch } = p;
-    scheduler.setTimesteps(p.steps);
+    setTimesteps(scheduler, p.steps);
     const f = this.vaeScaleFactor;
     const shape = [batch, this.unet.config.inChannels, height / f, width / f];
     const n = shape.reduce((x, y) => x * y, 1);
@@ -182,7 +228,7 @@ export class StableDiffusionXLPipeline {
     const p = await this.prepare(opts);
     const { scheduler, generator, batch } = p;
     if (batch % m !== 0) throw new PipelineInputError(`${m} init images cannot be spread over ${batch} images`);
-    scheduler.setTimesteps(p.steps);
+    setTimesteps(scheduler, p.steps);
     const { timesteps } = img2imgTimesteps(scheduler, p.steps, strength);
     if (timesteps.length === 0) {
       throw new PipelineInputError(`strength ${strength} x ${p.steps} steps leaves no denoising step; raise the steps or the strength`);
@@ -221,10 +267,21 @@ export class StableDiffusionXLPipeline {
     let seed: number | bigint | undefined = opts.seed;
     if (seed === undefined && !opts.generator) seed = randomInt(0, 2 ** 32 - 1);
     const generator = opts.generator ?? new TorchGenerator(seed!);
-    const guidance = guidanceScale > 1;
+    // diffusers: do_classifier_free_guidance = guidance_scale > 1 and time_cond_proj_dim is None
+    const guidance = guidanceScale > 1 && !this.timeCondProjDim;
     opts.signal?.throwIfAborted();
     const embeds = await this.encodePrompt({ ...opts, doClassifierFreeGuidance: guidance });
-    return { scheduler, generator, seed, steps, guidance, embeds, batch: embeds.promptEmbeds.shape[0] };
+    return { scheduler, generator, seed, steps, guidance, guidanceScale, embeds, batch: embeds.promptEmbeds.shape[0] };
+  }
+
+  /** LCM UNets: get_guidance_scale_embedding(guidance_scale - 1, time_cond_proj_dim) for each image; else none. */
+  private timestepCond(p: Prepared): Float32Array | undefined {
+    const dim = this.timeCondProjDim;
+    if (!dim) return undefined;
+    const one = guidanceScaleEmbedding(p.guidanceScale - 1, dim);
+    const out = new Float32Array(p.batch * dim);
+    for (let b = 0; b < p.batch; b++) out.set(one, b * dim);
+    return out;
   }
 
   /** Assembles the UNet conditioning ([negative, positive] under guidance), denoises, decodes. */
@@ -241,12 +298,22 @@ export class StableDiffusionXLPipeline {
       unet: this.unet, scheduler: p.scheduler, timesteps, latents, shape,
       encoderHiddenStates: cat(e.negativePromptEmbeds?.data, e.promptEmbeds.data),
       textEmbeds: cat(e.negativePooledPromptEmbeds?.data, e.pooledPromptEmbeds.data),
-      timeIds, guidance: p.guidance, guidanceScale: opts.guidanceScale ?? 5, guidanceRescale: opts.guidanceRescale ?? 0,
+      timeIds, guidance: p.guidance, guidanceScale: p.guidanceScale, guidanceRescale: opts.guidanceRescale ?? 0,
+      timestepCond: this.timestepCond(p),
       generator: p.generator, onStep: opts.onStep, signal: opts.signal,
     });
     const out = { data: final, shape };
     opts.signal?.throwIfAborted();
     const images = opts.outputType === "latent" ? { data: new Float32Array(0), shape: [0, 0, 0, 3] } : await decodeLatents(this.vae, out, opts.signal);
     return { images, latents: out, seed: p.seed, timesteps, scheduler: p.scheduler };
+  }
+}
+
+/** scheduler.setTimesteps with the scheduler's complaints (LCM: more steps than original_inference_steps) as input errors. */
+function setTimesteps(scheduler: Scheduler, steps: number): void {
+  try {
+    scheduler.setTimesteps(steps);
+  } catch (e) {
+    throw new PipelineInputError((e as Error).message);
   }
 }

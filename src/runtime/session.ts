@@ -36,7 +36,6 @@ export class CompiledGraph {
       ...(opts.intraOpThreads ? { intraOpNumThreads: opts.intraOpThreads } : {}),
       extra: { session: {
         ...(externalDataFolder ? { model_external_initializers_file_folder_path: externalDataFolder } : {}),
-        ...(process.env.SSD1B_EXP_NOPREPACK ? { disable_prepacking: "1" } : {}),
       } },
     };
     let session: ort.InferenceSession;

@@ -1,8 +1,10 @@
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { parseArgs } from "node:util";
 import { randomInt } from "node:crypto";
-import { StableDiffusionXLPipeline, type CommonOptions, type PipelineOutput } from "../../pipelines/stable-diffusion-xl.js";
+import { StableDiffusionXLPipeline, type CommonOptions, type PipelineLoadOptions, type PipelineOutput } from "../../pipelines/stable-diffusion-xl.js";
+import { PROMPT_SYNTAXES, type PromptSyntax } from "../../pipelines/prompt-encoding.js";
+import { parseLoraArg } from "../../loaders/lora.js";
 import { PipelineInputError } from "../../pipelines/errors.js";
 import type { StepInfo } from "../../pipelines/denoise.js";
 import { createScheduler } from "../../schedulers/index.js";
@@ -11,13 +13,25 @@ import { toRgb8 } from "../../image/image.js";
 import { formatInfotext, samplerLabel } from "../../image/infotext.js";
 import { UsageError } from "../usage-error.js";
 
-const COMMON_HELP = `  --model M            diffusers folder or Hugging Face repo id in the local cache (default segmind/SSD-1B)
+const COMMON_HELP = `  --model M            diffusers folder, Hugging Face repo id in the local cache, or an original single-file
+                       checkpoint FILE.safetensors (SGM / AUTOMATIC1111 / ComfyUI; default segmind/SSD-1B)
+  --config DIR         with a single file: a diffusers folder with the model's configs (and tokenizer/,
+                       tokenizer_2/); default: the built-in configs of the detected SDXL / SSD-1B / Vega, and
+                       tokenizers from a diffusers folder next to the file or the HF cache (SSD-1B, SDXL base)
+  --vae DIR            a diffusers AutoencoderKL folder or cached repo id used instead of the model's VAE
+                       (e.g. madebyollin/sdxl-vae-fp16-fix); its latent channels must match the UNet
+  --lora FILE[:W]      a LoRA / LoCon .safetensors (PEFT/diffusers or kohya) at strength W (default 1);
+                       repeat to stack several. Tensors matching no module of the model are an error
   --prompt TEXT        what to draw (required)
   --negative-prompt T  what to avoid (default none: zero embeddings, as diffusers)
+  --prompt-syntax S    diffusers (default: plain text, cut at 77 tokens) or a1111: (emphasis), [less],
+                       (word:1.3), BREAK, and prompts longer than 75 tokens in 77-token chunks
   --steps N            denoising steps (default 25)
-  --guidance G         classifier-free guidance scale, off at <= 1 (default 5)
+  --guidance G         classifier-free guidance scale, off at <= 1 (default 5); for LCM UNets
+                       (time_cond_proj_dim) the scale is embedded instead and there is no CFG batch
   --seed S             torch CPU generator seed (default random; always reported)
-  --scheduler NAME     A1111 name ("Euler", "Euler a", "DPM++ 2M Karras", ...) or diffusers class (default: the model's)
+  --scheduler NAME     A1111 name ("Euler", "Euler a", "DPM++ 2M Karras", "LCM", ...) or diffusers class
+                       (default: the model's)
   --num-images N       images for the prompt (default 1)
   --output FILE.png    where to write (several images: FILE-0.png, FILE-1.png, ...; default ssd1b-SEED.png)
   --variant fp16|fp32  which weight files to load (default fp32 when present, else fp16)
@@ -30,6 +44,10 @@ ${COMMON_HELP}
 
 export const COMMON_OPTIONS = {
   model: { type: "string", default: "segmind/SSD-1B" },
+  config: { type: "string" },
+  vae: { type: "string" },
+  lora: { type: "string", multiple: true },
+  "prompt-syntax": { type: "string" },
   prompt: { type: "string" },
   "negative-prompt": { type: "string" },
   steps: { type: "string", default: "25" },
@@ -42,11 +60,18 @@ export const COMMON_OPTIONS = {
   device: { type: "string", default: "cpu" },
 } as const;
 
-type Values = Record<string, string | undefined>;
+type Values = Record<string, string | string[] | boolean | undefined>;
+
+/** A flag given once as text (undefined when absent). */
+function stringFlag(values: Values, name: string): string | undefined {
+  const raw = values[name];
+  if (raw === undefined || typeof raw === "string") return raw;
+  throw new UsageError(`--${name} takes one value`);
+}
 
 /** A whole number from a flag, with the flag named in the error. */
 export function intFlag(values: Values, name: string, min: number): number | undefined {
-  const raw = values[name];
+  const raw = stringFlag(values, name);
   if (raw === undefined) return undefined;
   const v = Number(raw);
   if (raw.trim() === "" || !Number.isSafeInteger(v)) throw new UsageError(`--${name} must be a whole number, got "${raw}"`);
@@ -55,7 +80,7 @@ export function intFlag(values: Values, name: string, min: number): number | und
 }
 
 export function numberFlag(values: Values, name: string): number | undefined {
-  const raw = values[name];
+  const raw = stringFlag(values, name);
   if (raw === undefined) return undefined;
   const v = Number(raw);
   if (raw.trim() === "" || !Number.isFinite(v)) throw new UsageError(`--${name} must be a number, got "${raw}"`);
@@ -65,42 +90,66 @@ export function numberFlag(values: Values, name: string): number | undefined {
 /** Everything generate and img2img share, checked before any model is loaded. */
 export interface ParsedCommon {
   model: string;
+  /** Single-file configs folder, VAE override and LoRAs: what fromPretrained takes besides the model. */
+  load: Pick<PipelineLoadOptions, "config" | "vae" | "loras">;
   options: CommonOptions & { seed: number | bigint; numInferenceSteps: number; guidanceScale: number };
   output?: string;
   variant?: "fp16" | "fp32";
   device: "cpu" | "webgpu";
 }
 
+/** `--lora FILE[:WEIGHT]` arguments, checked (the file exists, the weight is a number). */
+export function parseLoras(args: string[] | undefined): { file: string; weight: number }[] | undefined {
+  if (!args?.length) return undefined;
+  return args.map((arg) => {
+    const { file, weight } = parseLoraArg(arg);
+    if (!Number.isFinite(weight)) throw new UsageError(`--lora ${arg}: the weight must be a number`);
+    if (!existsSync(file)) throw new UsageError(`--lora ${arg}: file not found: ${file}`);
+    return { file, weight };
+  });
+}
+
 export function parseCommon(values: Values): ParsedCommon {
-  const prompt = values.prompt;
+  const prompt = stringFlag(values, "prompt");
   if (prompt === undefined) throw new UsageError("--prompt is required");
   const steps = intFlag(values, "steps", 1)!;
   const guidance = numberFlag(values, "guidance")!;
   let seed: number | bigint = randomInt(0, 2 ** 32 - 1);
-  if (values.seed !== undefined) {
-    if (!/^-?\d+$/.test(values.seed.trim())) throw new UsageError(`--seed must be a whole number, got "${values.seed}"`);
-    const big = BigInt(values.seed.trim());
+  const seedFlag = stringFlag(values, "seed");
+  if (seedFlag !== undefined) {
+    if (!/^-?\d+$/.test(seedFlag.trim())) throw new UsageError(`--seed must be a whole number, got "${seedFlag}"`);
+    const big = BigInt(seedFlag.trim());
     if (big < -(1n << 63n) || big >= 1n << 64n) throw new UsageError(`--seed must be in [-2^63, 2^64), got ${big}`);
     seed = Number.isSafeInteger(Number(big)) ? Number(big) : big;
   }
-  if (values.scheduler !== undefined) {
+  const schedulerFlag = stringFlag(values, "scheduler");
+  if (schedulerFlag !== undefined) {
     try {
-      createScheduler(values.scheduler);
+      createScheduler(schedulerFlag);
     } catch (e) {
       throw new UsageError((e as Error).message);
     }
   }
-  const variant = values.variant;
+  const variant = stringFlag(values, "variant");
   if (variant !== undefined && variant !== "fp16" && variant !== "fp32") throw new UsageError(`--variant must be fp16 or fp32, got "${variant}"`);
-  const device = values.device;
+  const device = stringFlag(values, "device");
   if (device !== "cpu" && device !== "webgpu") throw new UsageError(`--device must be cpu or webgpu, got "${device}"`);
+  const promptSyntax = stringFlag(values, "prompt-syntax");
+  if (promptSyntax !== undefined && !(PROMPT_SYNTAXES as readonly string[]).includes(promptSyntax)) {
+    throw new UsageError(`--prompt-syntax must be ${PROMPT_SYNTAXES.join(" or ")}, got "${promptSyntax}"`);
+  }
+  const config = stringFlag(values, "config"), vae = stringFlag(values, "vae");
+  if (config !== undefined && !existsSync(config)) throw new UsageError(`--config folder not found: ${config}`);
+  const lora = values.lora;
   return {
-    model: values.model!,
-    output: values.output,
+    model: stringFlag(values, "model")!,
+    load: { config, vae, loras: parseLoras(typeof lora === "string" ? [lora] : Array.isArray(lora) ? lora : undefined) },
+    output: stringFlag(values, "output"),
     variant, device,
     options: {
-      prompt, negativePrompt: values["negative-prompt"], numInferenceSteps: steps, guidanceScale: guidance, seed,
-      scheduler: values.scheduler, numImagesPerPrompt: intFlag(values, "num-images", 1),
+      prompt, negativePrompt: stringFlag(values, "negative-prompt"), numInferenceSteps: steps, guidanceScale: guidance, seed,
+      scheduler: stringFlag(values, "scheduler"), numImagesPerPrompt: intFlag(values, "num-images", 1),
+      promptSyntax: promptSyntax as PromptSyntax | undefined,
     },
   };
 }
@@ -141,14 +190,17 @@ export async function runAndSave(
   log(`seed: ${options.seed}`);
   const t0 = performance.now();
   const pipe = await StableDiffusionXLPipeline.fromPretrained(parsed.model, {
-    variant: parsed.variant, session: { device: parsed.device }, onWarning: (m) => log(`warning: ${m}`),
+    ...parsed.load, variant: parsed.variant, session: { device: parsed.device }, onWarning: (m) => log(`warning: ${m}`),
   });
+  for (const l of pipe.loras) log(`lora ${l.file} (${l.format}) at ${l.weight}`);
   const ac = new AbortController();
   const onSigint = () => { log("interrupted: stopping after this step"); ac.abort(); };
   process.once("SIGINT", onSigint);
   let out: PipelineOutput;
   try {
-    log(`loaded ${pipe.model.dir} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+    const src = pipe.source;
+    const what = src.format === "single-file" ? ` (single file${src.architecture ? `, ${src.architecture}` : ""}; tokenizers from ${src.tokenizersFrom})` : "";
+    log(`loaded ${pipe.model.dir}${what} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
     out = await call(pipe, progressBar(), ac.signal);
   } catch (e) {
     if (e instanceof PipelineInputError) throw new UsageError(e.message);

@@ -9,6 +9,8 @@ import type { OpDef } from "../../ir/op.js";
 import { ShapeError, type Tensor } from "../../ir/tensor.js";
 import { Embedding, LayerNorm, Linear, activation } from "../../nn/layers.js";
 import { WeightBuilder, rejectLeftovers, type WeightSource } from "../../nn/weights.js";
+import { rejectUnappliedDeltas } from "../../loaders/delta-check.js";
+import type { WeightDeltas } from "../../nn/weight-deltas.js";
 import { openComponent, openWeights, type Variant } from "../../loaders/component.js";
 import { CompiledGraph, type SessionOptions } from "../../runtime/session.js";
 import { type ClipTextConfig, clipHasProjection, parseClipTextConfig } from "./config.js";
@@ -20,6 +22,11 @@ export interface ClipBuildOptions {
   seqLen?: number;
   /** Build `text_projection` and the `textEmbeds` output (CLIPTextModelWithProjection). */
   withProjection: boolean;
+  /**
+   * `text_projection.weight` is stored transposed, [hidden, projection_dim], as OpenCLIP keeps it
+   * (SGM single-file checkpoints): textEmbeds = pooled · W instead of pooled · Wᵀ.
+   */
+  projectionTransposed?: boolean;
 }
 
 export interface ClipTextOutputs {
@@ -130,7 +137,14 @@ export function buildClipTextModel(vb: WeightBuilder, cfg: ClipTextConfig, opts:
   const positions = new Embedding(emb.pp("position_embedding"), cfg.maxPositionEmbeddings, cfg.hiddenSize);
   const layers = Array.from({ length: cfg.numHiddenLayers }, (_, i) => new ClipEncoderLayer(tm.pp("encoder").pp("layers").pp(i), cfg));
   const finalNorm = new LayerNorm(tm.pp("final_layer_norm"), cfg.hiddenSize, cfg.layerNormEps);
-  const projection = opts.withProjection ? new Linear(vb.pp("text_projection"), cfg.hiddenSize, cfg.projectionDim, false) : undefined;
+  let project: ((x: Tensor) => Tensor) | undefined;
+  if (opts.withProjection && opts.projectionTransposed) {
+    const w = vb.pp("text_projection").get("weight", [cfg.hiddenSize, cfg.projectionDim]);
+    project = (x) => F.matmul(x, w);
+  } else if (opts.withProjection) {
+    const linear = new Linear(vb.pp("text_projection"), cfg.hiddenSize, cfg.projectionDim, false);
+    project = (x) => linear.forward(x);
+  }
 
   const inputIds = graph.input("input_ids", [batch, seq], "int64");
   // position_ids = arange(seq): the first `seq` rows of the table.
@@ -148,7 +162,7 @@ export function buildClipTextModel(vb: WeightBuilder, cfg: ClipTextConfig, opts:
   const eosIdx = graph.apply(ClipEosIndex, [inputIds], { mode: cfg.eosTokenId === 2 ? "argmax" : "equal", eos: cfg.eosTokenId })[0];
   const rowStart = graph.constant(BigInt64Array.from({ length: batch }, (_, i) => BigInt(i * seq)), [batch]);
   const pooled = F.gather(F.reshape(lastHiddenState, [batch * seq, cfg.hiddenSize]), F.add(eosIdx, rowStart));
-  const textEmbeds = projection?.forward(pooled);
+  const textEmbeds = project?.(pooled);
   return { inputIds, lastHiddenState, penultimateHiddenState, pooled, textEmbeds };
 }
 
@@ -174,10 +188,13 @@ export interface ClipTextEncoder {
   release(): Promise<void>;
 }
 
-/** Builds a graph from a config and weight source, registering the standard outputs. */
-export function buildClipTextGraph(config: ClipTextConfig, source: WeightSource, opts: Partial<ClipBuildOptions> = {}) {
+/**
+ * Builds a graph from a config and weight source, registering the standard outputs. `deltas` (LoRA)
+ * are added to the weights they name.
+ */
+export function buildClipTextGraph(config: ClipTextConfig, source: WeightSource, opts: Partial<ClipBuildOptions> & { deltas?: WeightDeltas } = {}) {
   const graph = new Graph();
-  const vb = WeightBuilder.root(graph, source);
+  const vb = WeightBuilder.root(graph, source, opts.deltas);
   const withProjection = opts.withProjection ?? clipHasProjection(config, source.keys());
   const out = buildClipTextModel(vb, config, { ...opts, withProjection });
   graph.output(CLIP_OUTPUTS.lastHiddenState, out.lastHiddenState);
@@ -187,20 +204,49 @@ export function buildClipTextGraph(config: ClipTextConfig, source: WeightSource,
   return { graph, vb, withProjection, outputs: out };
 }
 
+/** A text encoder's config and weights from anywhere (a diffusers folder, a single-file checkpoint). */
+export interface ClipTextWeights {
+  /** Raw config.json object. */
+  config: Record<string, any>;
+  source: WeightSource;
+  /** For messages: the folder or file (and part) the weights come from. */
+  where: string;
+  /** Keys stored transposed (`text_projection.weight` in SGM single files). */
+  transposedKeys?: ReadonlySet<string>;
+}
+
+export interface CreateClipTextEncoderOptions {
+  variant?: Variant;
+  batch?: number;
+  seqLen?: number;
+  withProjection?: boolean;
+  session?: SessionOptions;
+  /** LoRA deltas added to the weights (every one must land on a weight of this model). */
+  deltas?: WeightDeltas;
+  /** See ClipBuildOptions.projectionTransposed; default: `transposedKeys` has `text_projection.weight`. */
+  projectionTransposed?: boolean;
+}
+
 /**
  * Opens a diffusers `text_encoder/` or `text_encoder_2/` folder (config.json + model[.fp16].safetensors),
- * builds and compiles the model. With or without projection follows `architectures`, else the weights.
+ * or takes a config and weight source already opened, builds and compiles the model. With or without
+ * projection follows `architectures`, else the weights.
  */
-export async function createClipTextEncoder(
-  dir: string,
-  opts: { variant?: Variant; batch?: number; seqLen?: number; withProjection?: boolean; session?: SessionOptions } = {},
-): Promise<ClipTextEncoder> {
-  const files = openComponent(dir, opts.variant);
-  const config = parseClipTextConfig(files.config, `${dir}/config.json`);
-  const source = openWeights(files);
-  const { graph, vb, withProjection } = buildClipTextGraph(config, source, opts);
-  rejectLeftovers(vb.unused(), dir);
-  const compiled = await CompiledGraph.create(graph, `CLIP text encoder (${dir})`, opts.session);
+export async function createClipTextEncoder(dirOrWeights: string | ClipTextWeights, opts: CreateClipTextEncoderOptions = {}): Promise<ClipTextEncoder> {
+  let weights: ClipTextWeights;
+  if (typeof dirOrWeights === "string") {
+    const files = openComponent(dirOrWeights, opts.variant);
+    weights = { config: files.config, source: openWeights(files), where: dirOrWeights };
+  } else {
+    weights = dirOrWeights;
+  }
+  const { source, where } = weights;
+  const config = parseClipTextConfig(weights.config, typeof dirOrWeights === "string" ? `${where}/config.json` : `${where} config`);
+  const projectionTransposed = opts.projectionTransposed ?? weights.transposedKeys?.has("text_projection.weight") ?? false;
+  const { graph, vb, withProjection } = buildClipTextGraph(config, source, { ...opts, projectionTransposed });
+  rejectLeftovers(vb.unused(), where);
+  rejectUnappliedDeltas(opts.deltas, where);
+  const compiled = await CompiledGraph.create(graph, `CLIP text encoder (${where})`, opts.session);
   return {
     config, withProjection, compiled, unusedKeys: vb.unused(),
     run: async (ids) => (await compiled.run({ input_ids: ids })) as Record<string, Float32Array> as unknown as ClipTextResult,

@@ -44,14 +44,23 @@ export interface VaeComponent {
   unusedKeys(): string[];
 }
 
+/** Opens a diffusers `vae/` folder (config.json + diffusion_pytorch_model[.fp16].safetensors). */
 export function openVae(dir: string, variant?: Variant): VaeComponent {
   const files = openComponent(dir, variant);
-  const config = parseVaeConfig(files.config, `${dir}/config.json`);
-  const source = openWeights(files);
+  return openVaeWeights({ config: files.config, source: openWeights(files), where: dir }, `${dir}/config.json`);
+}
+
+/**
+ * An AutoencoderKL from a config and weight source opened elsewhere (a single-file checkpoint's
+ * `first_stage_model.*`); checks both halves against the config now.
+ */
+export function openVaeWeights(weights: { config: Record<string, any>; source: WeightSource; where: string }, configWhere = `${weights.where} config`): VaeComponent {
+  const { source, where } = weights;
+  const config = parseVaeConfig(weights.config, configWhere);
   const vae: VaeComponent = {
     config, source,
-    encoder: async (shape, session) => CompiledGraph.create(buildVaeEncoderGraph(config, source, shape).graph, `VAE encoder (${dir})`, session),
-    decoder: async (shape, session) => CompiledGraph.create(buildVaeDecoderGraph(config, source, shape).graph, `VAE decoder (${dir})`, session),
+    encoder: async (shape, session) => CompiledGraph.create(buildVaeEncoderGraph(config, source, shape).graph, `VAE encoder (${where})`, session),
+    decoder: async (shape, session) => CompiledGraph.create(buildVaeDecoderGraph(config, source, shape).graph, `VAE decoder (${where})`, session),
     unusedKeys() {
       const vb = WeightBuilder.root(new Graph(), source);
       const f = vaeDownscale(config);
@@ -60,6 +69,6 @@ export function openVae(dir: string, variant?: Variant): VaeComponent {
       return vb.unused();
     },
   };
-  rejectLeftovers(vae.unusedKeys(), dir);
+  rejectLeftovers(vae.unusedKeys(), where);
   return vae;
 }

@@ -1,0 +1,250 @@
+/**
+ * One view of a model whatever form it comes in: a component is a config + a WeightSource (read in
+ * place), whether from a diffusers folder (`unet/config.json` + `diffusion_pytorch_model.safetensors`,
+ * also via the Hugging Face cache) or from an original single-file checkpoint (SGM / AUTOMATIC1111 /
+ * ComfyUI `.safetensors`, configs built in or from `--config DIR`). The pipeline only sees this.
+ *
+ *   const m = openModelSource("model.safetensors", { config: "path/to/diffusers-folder" });
+ *   m.unet.config; m.unet.source.lookup("conv_in.weight", [320, 4, 3, 3]);
+ *
+ * A VAE override (`vae`: a diffusers AutoencoderKL folder or its repo id in the cache, such as
+ * madebyollin/sdxl-vae-fp16-fix) replaces the model's own VAE; its latent channels must fit the UNet.
+ */
+import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
+import type { WeightSource } from "../nn/weights.js";
+import { CLIPTokenizer } from "../tokenizer/index.js";
+import { loadSchedulerConfig } from "../schedulers/index.js";
+import { detectComponentKind } from "../models/components.js";
+import { ModelFolderError, openComponent, openWeights, type Variant } from "./component.js";
+import { hubCacheDir, resolveModelFolder, type ModelFolder } from "./model-folder.js";
+import { openSingleFile, type SingleFileCheckpoint } from "./single-file.js";
+import { SDXL_TOKENIZER, SDXL_TOKENIZER_2, type TokenizerSpecials } from "./builtin-configs/index.js";
+
+export class ModelSourceError extends Error {}
+
+/** One model component: its raw config.json object and its weights. */
+export interface ComponentWeights {
+  config: Record<string, any>;
+  source: WeightSource;
+  /** For messages: the component folder, or the file and the part of it. */
+  where: string;
+  /** Keys whose tensor is stored transposed (SGM `text_projection.weight`). */
+  transposedKeys?: ReadonlySet<string>;
+}
+
+export interface ModelSource {
+  format: "diffusers" | "single-file";
+  /** dir: the diffusers folder, or for a single file the file itself; name: what PNG infotexts call the model. */
+  model: ModelFolder;
+  /** model_index.json (empty when absent, and for single files). */
+  modelIndex: Record<string, unknown>;
+  schedulerConfig: Record<string, unknown>;
+  unet: ComponentWeights;
+  vae: ComponentWeights;
+  textEncoder: ComponentWeights;
+  textEncoder2: ComponentWeights;
+  tokenizers: readonly [CLIPTokenizer, CLIPTokenizer];
+  /** Single files: the built-in architecture recognised ("sdxl", "ssd-1b", "vega"), when one fits. */
+  architecture?: string;
+  /** Single files: the folder whose tokenizer/ and tokenizer_2/ were used. */
+  tokenizersFrom?: string;
+  /** Warnings worth telling the user (tensors of a single file that were not loaded, an ignored variant). */
+  notes: string[];
+}
+
+export interface OpenModelOptions {
+  /** Diffusers folders: "fp16" for *.fp16.safetensors, "fp32"; default fp32 if present, else fp16. */
+  variant?: Variant;
+  /** Single files: a diffusers folder whose configs (and tokenizer/, tokenizer_2/) describe the checkpoint. */
+  config?: string;
+  /** A diffusers AutoencoderKL folder (or repo id in the HF cache) used instead of the model's VAE. */
+  vae?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
+const isFile = (p: string) => existsSync(p) && statSync(p).isFile();
+
+/** A single-file checkpoint is named as a file: an existing file, or a path ending in a checkpoint extension. */
+export function looksLikeSingleFile(spec: string): boolean {
+  return isFile(resolve(spec)) || /\.(safetensors|ckpt|pt|pth|bin)$/i.test(spec);
+}
+
+/** Opens a diffusers folder / HF cache repo id, or a single-file checkpoint, with an optional VAE override. */
+export function openModelSource(spec: string, opts: OpenModelOptions = {}): ModelSource {
+  const m = looksLikeSingleFile(spec) ? openSingleFileSource(spec, opts) : openFolderSource(spec, opts);
+  checkLatentChannels(m.unet, m.vae);
+  return m;
+}
+
+function checkLatentChannels(unet: ComponentWeights, vae: ComponentWeights): void {
+  const latent = Number(vae.config.latent_channels ?? 4);
+  const inC = Number(unet.config.in_channels ?? 4), outC = Number(unet.config.out_channels ?? inC);
+  if (latent !== inC || latent !== outC) {
+    throw new ModelSourceError(
+      `the VAE ${vae.where} has latent_channels ${latent}, but the UNet ${unet.where} works on ${inC}-channel latents (in_channels ${inC}, out_channels ${outC}); use a VAE made for this model family (SDXL VAEs have 4)`);
+  }
+}
+
+export function folderComponent(dir: string, variant: Variant): ComponentWeights {
+  const files = openComponent(dir, variant);
+  return { config: files.config, source: openWeights(files), where: dir };
+}
+
+function openFolderSource(spec: string, opts: OpenModelOptions): ModelSource {
+  const model = resolveModelFolder(spec, opts.env);
+  if (opts.config) {
+    throw new ModelSourceError(`--config / config applies to single-file checkpoints; ${model.dir} is a diffusers folder with its own configs`);
+  }
+  const indexFile = join(model.dir, "model_index.json");
+  const modelIndex = existsSync(indexFile) ? JSON.parse(readFileSync(indexFile, "utf8")) as Record<string, unknown> : {};
+  const schedulerConfig = loadSchedulerConfig(model.dir);
+  const comp = (name: string) => folderComponent(join(model.dir, name), opts.variant);
+  return {
+    format: "diffusers", model, modelIndex, schedulerConfig,
+    unet: comp("unet"),
+    // The model's own VAE folder is not opened when an override replaces it.
+    vae: opts.vae ? openVaeOverride(opts.vae, opts.variant, opts.env) : comp("vae"),
+    textEncoder: comp("text_encoder"),
+    textEncoder2: comp("text_encoder_2"),
+    tokenizers: [CLIPTokenizer.fromDirectory(join(model.dir, "tokenizer")), CLIPTokenizer.fromDirectory(join(model.dir, "tokenizer_2"))],
+    notes: [],
+  };
+}
+
+function openSingleFileSource(spec: string, opts: OpenModelOptions): ModelSource {
+  const file = resolve(spec);
+  const sf: SingleFileCheckpoint = openSingleFile(file, { configDir: opts.config });
+  const notes: string[] = [];
+  if (opts.variant) notes.push(`${file}: variant "${opts.variant}" is ignored for a single-file checkpoint (its tensors are read as stored)`);
+  if (sf.unmapped.length) {
+    notes.push(`${file}: ${sf.unmapped.length} tensor(s) outside the UNet, VAE and text encoders were not loaded (e.g. ${sf.unmapped.slice(0, 3).join(", ")})`);
+  }
+  if (!opts.vae && [...sf.vae.keys()].length === 0) {
+    throw new ModelSourceError(`${file}: the checkpoint holds no VAE (no first_stage_model.* tensors); pass --vae DIR (library: { vae }) with a diffusers AutoencoderKL folder, e.g. madebyollin/sdxl-vae-fp16-fix`);
+  }
+  const tok = findTokenizers(file, sf, opts.env);
+  const part = (name: "unet" | "vae" | "textEncoder" | "textEncoder2"): ComponentWeights => ({
+    config: sf.configs[name], source: sf[name], where: `${file} (${name})`,
+    transposedKeys: name === "textEncoder2" ? sf.transposedKeys : undefined,
+  });
+  return {
+    format: "single-file",
+    model: { dir: file, name: basename(file).replace(/\.[^.]+$/, "") },
+    modelIndex: {},
+    schedulerConfig: sf.configs.scheduler,
+    unet: part("unet"),
+    vae: opts.vae ? openVaeOverride(opts.vae, undefined, opts.env) : part("vae"),
+    textEncoder: part("textEncoder"), textEncoder2: part("textEncoder2"),
+    tokenizers: tok.tokenizers,
+    tokenizersFrom: tok.where,
+    architecture: sf.architecture,
+    notes,
+  };
+}
+
+/** The snapshot of a repo in the HF cache (refs/main, else the only one), or undefined. */
+function hubSnapshot(repoId: string, env: NodeJS.ProcessEnv | undefined): string | undefined {
+  const repo = join(hubCacheDir(env), `models--${repoId.replace("/", "--")}`);
+  const ref = join(repo, "refs", "main");
+  if (existsSync(ref)) {
+    const dir = join(repo, "snapshots", readFileSync(ref, "utf8").trim());
+    return isDir(dir) ? dir : undefined;
+  }
+  const snaps = isDir(join(repo, "snapshots")) ? readdirSync(join(repo, "snapshots")) : [];
+  return snaps.length === 1 ? join(repo, "snapshots", snaps[0]) : undefined;
+}
+
+/** Repos in the HF cache whose tokenizer/ and tokenizer_2/ a single SDXL-family file can use. */
+export const TOKENIZER_REPOS = ["segmind/SSD-1B", "stabilityai/stable-diffusion-xl-base-1.0"] as const;
+
+const hasBpe = (dir: string) => existsSync(join(dir, "vocab.json")) && existsSync(join(dir, "merges.txt"));
+
+function parseMerges(text: string): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  text.split(/\r?\n/).forEach((line, i) => {
+    if (line.length === 0 || (i === 0 && line.startsWith("#version"))) return;
+    const parts = line.split(" ");
+    if (parts.length === 2) out.push([parts[0], parts[1]]);
+  });
+  return out;
+}
+
+/** A tokenizer folder; without tokenizer_config.json, SDXL's special tokens for that tokenizer. */
+function loadTokenizer(dir: string, specials: TokenizerSpecials): CLIPTokenizer {
+  if (existsSync(join(dir, "tokenizer_config.json"))) return CLIPTokenizer.fromDirectory(dir);
+  return new CLIPTokenizer({
+    vocab: JSON.parse(readFileSync(join(dir, "vocab.json"), "utf8")) as Record<string, number>,
+    merges: parseMerges(readFileSync(join(dir, "merges.txt"), "utf8")),
+    ...specials,
+  });
+}
+
+/**
+ * Single files carry no tokenizer: the `--config` folder's tokenizer/ and tokenizer_2/, else those of a
+ * diffusers folder next to the file, else an SDXL/SSD-1B snapshot in the HF cache.
+ */
+function findTokenizers(file: string, sf: SingleFileCheckpoint, env: NodeJS.ProcessEnv | undefined): { tokenizers: readonly [CLIPTokenizer, CLIPTokenizer]; where: string } {
+  const candidates: string[] = [];
+  if (sf.tokenizerDirs) candidates.push(dirname(sf.tokenizerDirs.tokenizer));
+  candidates.push(dirname(file));
+  const looked = [...candidates];
+  for (const repo of TOKENIZER_REPOS) {
+    const snap = hubSnapshot(repo, env);
+    if (snap) candidates.push(snap);
+    looked.push(snap ?? `${join(hubCacheDir(env), `models--${repo.replace("/", "--")}`)} (${repo}, not in the cache)`);
+  }
+  for (const dir of candidates) {
+    const t1 = join(dir, "tokenizer"), t2 = join(dir, "tokenizer_2");
+    if (hasBpe(t1) && hasBpe(t2)) {
+      return { tokenizers: [loadTokenizer(t1, SDXL_TOKENIZER), loadTokenizer(t2, SDXL_TOKENIZER_2)], where: dir };
+    }
+  }
+  throw new ModelSourceError(
+    `${file}: a single-file checkpoint has no tokenizer; found no tokenizer/ and tokenizer_2/ folders (vocab.json, merges.txt) in ${looked.join(", ")}. ` +
+    `Pass --config DIR with a diffusers SDXL folder that has them, or download them:\n` +
+    `  huggingface-cli download segmind/SSD-1B --include "tokenizer/*" "tokenizer_2/*" "*/config.json" "scheduler/*" model_index.json`);
+}
+
+/**
+ * A VAE override: a diffusers AutoencoderKL folder (config.json + weights), a model folder with vae/,
+ * or a repo id in the HF cache (e.g. madebyollin/sdxl-vae-fp16-fix). The pipeline's variant is tried
+ * first, then whatever weights the folder has.
+ */
+export function openVaeOverride(spec: string, variant: Variant, env?: NodeJS.ProcessEnv): ComponentWeights {
+  const pick = (dir: string) => (existsSync(join(dir, "config.json")) ? dir : existsSync(join(dir, "vae", "config.json")) ? join(dir, "vae") : undefined);
+  const asPath = resolve(spec);
+  let dir: string | undefined;
+  let looked: string;
+  if (isDir(asPath)) {
+    dir = pick(asPath);
+    looked = `${asPath} (no config.json and no vae/config.json)`;
+  } else if (isFile(asPath)) {
+    throw new ModelSourceError(`--vae ${spec}: expected a diffusers AutoencoderKL folder (config.json + diffusion_pytorch_model.safetensors), not a single file`);
+  } else if (/^[A-Za-z0-9][\w.-]*\/[\w.-]+$/.test(spec) && !spec.startsWith(".")) {
+    const snap = hubSnapshot(spec, env);
+    dir = snap && pick(snap);
+    looked = snap ? `${snap} (no config.json)` : `${join(hubCacheDir(env), `models--${spec.replace("/", "--")}`)} (not in the Hugging Face cache; download it with: huggingface-cli download ${spec})`;
+  } else {
+    looked = `${asPath} (not there)`;
+  }
+  if (!dir) throw new ModelSourceError(`VAE "${spec}" not found: looked at ${looked}`);
+  const config = JSON.parse(readFileSync(join(dir, "config.json"), "utf8")) as Record<string, any>;
+  let kind: string;
+  try {
+    kind = detectComponentKind(config, basename(dir));
+  } catch (e) {
+    throw new ModelSourceError(`--vae ${dir}: ${(e as Error).message}`);
+  }
+  if (kind !== "vae") {
+    const cls: Record<string, string> = { "unet": "UNet2DConditionModel", "clip-text": "CLIPTextModel", "clip-text-projection": "CLIPTextModelWithProjection" };
+    throw new ModelSourceError(`--vae ${dir}: config.json describes a ${cls[kind] ?? kind}, not an AutoencoderKL`);
+  }
+  try {
+    return folderComponent(dir, variant);
+  } catch (e) {
+    if (variant && e instanceof ModelFolderError) return folderComponent(dir, undefined);
+    throw e;
+  }
+}
