@@ -109,7 +109,7 @@ function pipelineSuite(): void {
     "",
     machine,
     `Full-size synth SSD-1B, fp16 variant, text-to-image, guidance 5 (batch 2 through the UNet), ${steps} Euler steps, one image, each size in a fresh process.`,
-    "Warm = sessions already created; the first generation also creates the UNet and VAE sessions.",
+    "Low-memory mode as the CLI runs it (one component's session at a time, each created when needed): the times include session creation.",
     "",
     "| size | load (s) | text encoders, warm (s) | s/step | VAE decode incl. session (s) | whole image, first run (s) | whole image, warm estimate (s) | peak RSS (GiB) |",
     "|---|---|---|---|---|---|---|---|",

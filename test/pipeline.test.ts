@@ -149,3 +149,18 @@ test("pipeline parts: guidance (and rescale), micro-conditioning row order, prom
   // num_images_per_prompt: each prompt's rows repeated in place (p0, p0, p1, p1)
   assert.deepEqual(Array.from(repeatRows(Float32Array.from([1, 2, 3, 4]), 2, 2)), [1, 2, 1, 2, 3, 4, 3, 4]);
 });
+
+test("low-memory mode (sessions dropped between stages) gives the same images, twice in a row", { skip: NO_FIXTURES }, async () => {
+  const dir = tinyModel("tiny-ssd");
+  const cases = JSON.parse(readFileSync(fixture("pipeline", "tiny-ssd", "cases.json"), "utf8")) as Record<string, Case>;
+  const ref = openFixture("pipeline", "tiny-ssd", "cases.safetensors").float32("basic.images");
+  const pipe = await StableDiffusionXLPipeline.fromPretrained(dir, { lowMemory: true });
+  try {
+    for (let i = 0; i < 2; i++) {
+      const { images } = await pipe.generate(caseOptions(cases.basic));
+      assertMaxAbs(images.data, ref, TOL, `low-memory run ${i + 1}`);
+    }
+  } finally {
+    await pipe.release();
+  }
+});

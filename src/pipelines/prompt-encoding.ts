@@ -73,10 +73,34 @@ export function repeatRows(data: Float32Array, rows: number, n: number): Float32
   return out;
 }
 
+/** What prompt encoding needs of a text encoder. */
+export type TextEncoderHandle = Pick<ClipTextEncoder, "config" | "withProjection" | "run" | "release">;
+
+/**
+ * A text encoder whose session can be dropped between uses (low-memory mode) and is compiled again
+ * on the next run: the CLIP-G session alone holds 2.8 GB of float32 weights.
+ */
+class ReloadableTextEncoder implements TextEncoderHandle {
+  private constructor(private current: ClipTextEncoder | undefined, private readonly create: () => Promise<ClipTextEncoder>, readonly config: ClipTextEncoder["config"], readonly withProjection: boolean) {}
+  static async open(create: () => Promise<ClipTextEncoder>): Promise<ReloadableTextEncoder> {
+    const e = await create();
+    return new ReloadableTextEncoder(e, create, e.config, e.withProjection);
+  }
+  async run(ids: BigInt64Array) {
+    this.current ??= await this.create();
+    return this.current.run(ids);
+  }
+  async release(): Promise<void> {
+    const e = this.current;
+    this.current = undefined;
+    await e?.release();
+  }
+}
+
 export class PromptEncoder {
   constructor(
     readonly tokenizers: readonly [CLIPTokenizer, CLIPTokenizer],
-    readonly encoders: readonly [ClipTextEncoder, ClipTextEncoder],
+    readonly encoders: readonly [TextEncoderHandle, TextEncoderHandle],
     readonly forceZerosForEmptyPrompt: boolean,
     /** Told about prompts cut to 77 tokens. */
     private readonly warn: (message: string) => void = () => {},
@@ -99,10 +123,10 @@ export class PromptEncoder {
     parts: { textEncoder: ComponentWeights; textEncoder2: ComponentWeights },
     opts: PromptEncoderOptions = {},
   ): Promise<PromptEncoder> {
-    const e1 = await createClipTextEncoder(parts.textEncoder, { batch: 1, withProjection: false, session: opts.session, deltas: opts.deltas?.textEncoder });
-    let e2: ClipTextEncoder;
+    const e1 = await ReloadableTextEncoder.open(() => createClipTextEncoder(parts.textEncoder, { batch: 1, withProjection: false, session: opts.session, deltas: opts.deltas?.textEncoder }));
+    let e2: ReloadableTextEncoder;
     try {
-      e2 = await createClipTextEncoder(parts.textEncoder2, { batch: 1, withProjection: true, session: opts.session, deltas: opts.deltas?.textEncoder2 });
+      e2 = await ReloadableTextEncoder.open(() => createClipTextEncoder(parts.textEncoder2, { batch: 1, withProjection: true, session: opts.session, deltas: opts.deltas?.textEncoder2 }));
     } catch (e) {
       await e1.release();
       throw e;

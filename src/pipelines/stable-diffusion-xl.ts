@@ -50,6 +50,12 @@ export interface PipelineLoadOptions {
    * built-in ones of the detected architecture) and whose tokenizer/, tokenizer_2/ are used.
    */
   config?: string;
+  /**
+   * Keep only the session in use: text encoders are dropped after prompt encoding and the UNet before
+   * VAE decoding, and compiled again when next needed. Peak memory is then the largest single
+   * component instead of all of them (for one-shot use such as the CLI; a server keeps them loaded).
+   */
+  lowMemory?: boolean;
   /** A diffusers AutoencoderKL folder (or repo id in the HF cache, e.g. madebyollin/sdxl-vae-fp16-fix) used instead of the model's VAE. */
   vae?: string;
   /** Default prompt syntax of generate / img2img / encodePrompt calls ("diffusers" unless set). */
@@ -130,6 +136,8 @@ export class StableDiffusionXLPipeline {
     readonly source: ModelSource,
     /** The LoRAs applied, as read (format, per-component deltas). */
     readonly loras: readonly LoraFile[],
+    /** See PipelineLoadOptions.lowMemory. */
+    readonly lowMemory = false,
   ) {}
 
   /**
@@ -172,7 +180,7 @@ export class StableDiffusionXLPipeline {
       await promptEncoder.release();
       throw e;
     }
-    return new StableDiffusionXLPipeline(model, modelIndex, promptEncoder, unet, vae, source.schedulerConfig, source, loras);
+    return new StableDiffusionXLPipeline(model, modelIndex, promptEncoder, unet, vae, source.schedulerConfig, source, loras, opts.lowMemory);
   }
 
   /** LCM UNets (time_cond_proj_dim) take the guidance scale as an embedding instead of a CFG batch. */
@@ -271,6 +279,7 @@ export class StableDiffusionXLPipeline {
     const guidance = guidanceScale > 1 && !this.timeCondProjDim;
     opts.signal?.throwIfAborted();
     const embeds = await this.encodePrompt({ ...opts, doClassifierFreeGuidance: guidance });
+    if (this.lowMemory) await this.promptEncoder.release();
     return { scheduler, generator, seed, steps, guidance, guidanceScale, embeds, batch: embeds.promptEmbeds.shape[0] };
   }
 
@@ -304,7 +313,9 @@ export class StableDiffusionXLPipeline {
     });
     const out = { data: final, shape };
     opts.signal?.throwIfAborted();
+    if (this.lowMemory) await this.unet.release();
     const images = opts.outputType === "latent" ? { data: new Float32Array(0), shape: [0, 0, 0, 3] } : await decodeLatents(this.vae, out, opts.signal);
+    if (this.lowMemory) await this.vae.release();
     return { images, latents: out, seed: p.seed, timesteps, scheduler: p.scheduler };
   }
 }

@@ -190,6 +190,8 @@ export async function runAndSave(
   log(`seed: ${options.seed}`);
   const t0 = performance.now();
   const pipe = await StableDiffusionXLPipeline.fromPretrained(parsed.model, {
+    // One image run per process: hold one model component in memory at a time.
+    lowMemory: true,
     ...parsed.load, variant: parsed.variant, session: { device: parsed.device }, onWarning: (m) => log(`warning: ${m}`),
   });
   for (const l of pipe.loras) log(`lora ${l.file} (${l.format}) at ${l.weight}`);
