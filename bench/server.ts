@@ -136,7 +136,7 @@ async function main(): Promise<void> {
     "",
     `Machine: ${cpus()[0]?.model ?? "unknown CPU"}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM; Node ${process.version}, onnxruntime-node ${ort}; ${new Date().toISOString().slice(0, 10)}.`,
     `Tiny synth SSD-1B (fixtures/pipeline/tiny-ssd), ${CLIENTS} concurrent clients for ${SECONDS} s after a warm-up, each sending POST /sdapi/v1/txt2img one after another (32x32, ${STEPS} steps, CFG 5, Euler, a new seed each); latency is request to full answer, on loopback.`,
-    "Server, workers, Redis and clients share the machine's cores: each onnxruntime session uses every core, so on a small machine two workers compete for the same cores and pay BullMQ's round trips; scale-out pays off with workers on their own cores or machines.",
+    "Server, workers, Redis and clients share the machine's cores (each onnxruntime session uses all of them), so two workers here overlap one job's HTTP, PNG and prompt work with another's UNet steps rather than double the compute; on a shared machine the numbers vary by tens of percent from run to run.",
     "",
     "| mode | requests | errors | requests/min | p50 (ms) | p90 (ms) | p99 (ms) | max (ms) |",
     "|---|---|---|---|---|---|---|---|",

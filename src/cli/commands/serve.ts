@@ -1,0 +1,95 @@
+import { parseArgs } from "node:util";
+import { StableDiffusionXLPipeline } from "../../pipelines/stable-diffusion-xl.js";
+import { PipelineInputError } from "../../pipelines/errors.js";
+import { startServer } from "../../server/app.js";
+import { FileStore } from "../../server/file-store.js";
+import { LocalQueue } from "../../server/local-queue.js";
+import { RedisQueue } from "../../server/redis-queue.js";
+import type { JobQueue } from "../../server/queue.js";
+import { UsageError } from "../usage-error.js";
+import { intFlag } from "./generate.js";
+
+export const serveUsage = `ssd1b serve [--model M] [--host H] [--port P] [--max-queue N] [--queue redis://HOST:PORT]
+  HTTP server with one model loaded; jobs run one at a time in arrival order. APIs: OpenAI
+  POST /v1/images/generations, AUTOMATIC1111 /sdapi/v1/* (txt2img, img2img, progress, interrupt, ...),
+  Segmind POST /v1/ssd-1b, jobs with server-sent events /v1/jobs/:id/events, GET /health, web page at /.
+  --model M            diffusers folder or Hugging Face repo id in the local cache (default segmind/SSD-1B)
+  --host H             address to listen on (default 127.0.0.1)
+  --port P             port (default 7860; 0 picks a free one)
+  --max-queue N        jobs that may wait; more get 429 with Retry-After (default 16)
+  --variant fp16|fp32  which weight files to load (default fp32 when present, else fp16)
+  --device cpu|webgpu  onnxruntime execution provider (default cpu)
+  --queue URL          redis://[:password@]host:port[/db][?name=queue]: enqueue into Redis for
+                       \`ssd1b worker\` processes (BullMQ) instead of running jobs here; the model is
+                       then not loaded here (--model only names it until a worker reports in)`;
+
+export function parseVariant(v: string | undefined): "fp16" | "fp32" | undefined {
+  if (v !== undefined && v !== "fp16" && v !== "fp32") throw new UsageError(`--variant must be fp16 or fp32, got "${v}"`);
+  return v;
+}
+
+/** Resolves on SIGINT / SIGTERM. */
+export function untilSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    const on = (s: string) => { process.off("SIGINT", on); process.off("SIGTERM", on); resolve(s); };
+    process.on("SIGINT", on);
+    process.on("SIGTERM", on);
+  });
+}
+
+export async function serveCommand(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv, allowPositionals: true,
+    options: {
+      model: { type: "string", default: "segmind/SSD-1B" },
+      host: { type: "string", default: "127.0.0.1" },
+      port: { type: "string", default: "7860" },
+      "max-queue": { type: "string", default: "16" },
+      variant: { type: "string" },
+      device: { type: "string", default: "cpu" },
+      queue: { type: "string" },
+    },
+  });
+  if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  const port = intFlag(values, "port", 0)!;
+  if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);
+  const maxQueue = intFlag(values, "max-queue", 0)!;
+  const variant = parseVariant(values.variant);
+  const device = values.device;
+  if (device !== "cpu" && device !== "webgpu") throw new UsageError(`--device must be cpu or webgpu, got "${device}"`);
+  if (values.queue !== undefined && !/^rediss?:\/\//.test(values.queue)) throw new UsageError(`--queue must be a redis:// URL, got "${values.queue}"`);
+  const log = (m: string) => process.stderr.write(`${new Date().toISOString()} ${m}\n`);
+  const files = new FileStore();
+  let queue: JobQueue;
+  let pipe: StableDiffusionXLPipeline | undefined;
+  if (values.queue) {
+    const name = values.model!.split(/[\\/]/).filter(Boolean).pop() ?? values.model!;
+    queue = await RedisQueue.connect(values.queue, { maxQueue, files, model: name, log });
+    log(`queue: ${values.queue} (BullMQ; run \`ssd1b worker --queue ${values.queue} --model M\` to process jobs)`);
+  } else {
+    const t0 = performance.now();
+    try {
+      pipe = await StableDiffusionXLPipeline.fromPretrained(values.model!, { variant, session: { device }, onWarning: (m) => log(`warning: ${m}`) });
+    } catch (e) {
+      if (e instanceof PipelineInputError) throw new UsageError(e.message);
+      throw e;
+    }
+    log(`loaded ${pipe.model.dir} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+    queue = new LocalQueue(pipe, maxQueue, files);
+  }
+  let server;
+  try {
+    server = await startServer({ queue, files, host: values.host, port, log });
+  } catch (e) {
+    await queue.close();
+    await pipe?.release();
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === "EADDRINUSE") throw new UsageError(`port ${port} on ${values.host} is in use (pick another with --port, or 0 for a free one)`);
+    throw e;
+  }
+  process.stdout.write(`listening on ${server.url}\n`);
+  const signal = await untilSignal();
+  log(`${signal}: shutting down`);
+  await server.close();
+  await pipe?.release();
+}

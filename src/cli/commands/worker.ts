@@ -1,0 +1,61 @@
+import { parseArgs } from "node:util";
+import { StableDiffusionXLPipeline } from "../../pipelines/stable-diffusion-xl.js";
+import { PipelineInputError } from "../../pipelines/errors.js";
+import { startRedisWorker } from "../../server/redis-worker.js";
+import { probeRedis } from "../../server/redis-queue.js";
+import { UsageError } from "../usage-error.js";
+import { intFlag } from "./generate.js";
+import { parseVariant, untilSignal } from "./serve.js";
+
+export const workerUsage = `ssd1b worker --queue redis://HOST:PORT [--model M] [options]
+  Runs the jobs that \`ssd1b serve --queue\` puts in Redis (BullMQ), one at a time. Start several for
+  more throughput; a job whose worker dies is taken up by another once its lock expires.
+  --queue URL          redis://[:password@]host:port[/db][?name=queue] (required; the same as serve's)
+  --model M            diffusers folder or Hugging Face repo id in the local cache (default segmind/SSD-1B)
+  --variant fp16|fp32  which weight files to load (default fp32 when present, else fp16)
+  --device cpu|webgpu  onnxruntime execution provider (default cpu)
+  --lock-ms N          job lock time; a dead worker's job is retaken after it (default 30000)
+  --stalled-ms N       how often to look for jobs of dead workers (default 30000)`;
+
+export async function workerCommand(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv, allowPositionals: true,
+    options: {
+      queue: { type: "string" },
+      model: { type: "string", default: "segmind/SSD-1B" },
+      variant: { type: "string" },
+      device: { type: "string", default: "cpu" },
+      "lock-ms": { type: "string", default: "30000" },
+      "stalled-ms": { type: "string", default: "30000" },
+    },
+  });
+  if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  if (!values.queue) throw new UsageError("--queue redis://HOST:PORT is required");
+  if (!/^rediss?:\/\//.test(values.queue)) throw new UsageError(`--queue must be a redis:// URL, got "${values.queue}"`);
+  const variant = parseVariant(values.variant);
+  const device = values.device;
+  if (device !== "cpu" && device !== "webgpu") throw new UsageError(`--device must be cpu or webgpu, got "${device}"`);
+  const lockDurationMs = intFlag(values, "lock-ms", 500)!;
+  const stalledIntervalMs = intFlag(values, "stalled-ms", 100)!;
+  const log = (m: string) => process.stderr.write(`${new Date().toISOString()} worker ${process.pid}: ${m}\n`);
+  await probeRedis(values.queue);
+  let pipe: StableDiffusionXLPipeline;
+  try {
+    pipe = await StableDiffusionXLPipeline.fromPretrained(values.model!, { variant, session: { device }, onWarning: (m) => log(`warning: ${m}`) });
+  } catch (e) {
+    if (e instanceof PipelineInputError) throw new UsageError(e.message);
+    throw e;
+  }
+  let running;
+  try {
+    running = await startRedisWorker({ url: values.queue, pipe, lockDurationMs, stalledIntervalMs, log });
+  } catch (e) {
+    await pipe.release();
+    throw e;
+  }
+  log(`ready: ${pipe.model.name} on ${values.queue}`);
+  const signal = await untilSignal();
+  log(`${signal}: finishing the current job`);
+  await running.close();
+  await pipe.release();
+}

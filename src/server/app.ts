@@ -1,0 +1,83 @@
+/**
+ * The HTTP server: every API family's routes on one router over a job queue (in-process or
+ * Redis), listening on loopback by default.
+ *
+ *   const queue = new LocalQueue(await StableDiffusionXLPipeline.fromPretrained(dir), 16, files);
+ *   const server = await startServer({ queue, files, port: 7860 });
+ *   ... server.url ... await server.close();
+ */
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { Router } from "./http.js";
+import { FileStore } from "./file-store.js";
+import type { AppState } from "./generation.js";
+import type { JobQueue } from "./queue.js";
+import { DEFAULT_LIMITS, type Limits } from "./validation.js";
+import { nativeRoutes } from "./routes-native.js";
+import { openAiRoutes } from "./routes-openai.js";
+import { a1111Routes } from "./routes-a1111.js";
+import { segmindRoutes } from "./routes-segmind.js";
+
+export interface ServerOptions {
+  queue: JobQueue;
+  /** Default: the queue's. */
+  files?: FileStore;
+  limits?: Partial<Limits>;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Default 7860; 0 picks a free port. */
+  port?: number;
+  log?: (line: string) => void;
+}
+
+export interface RunningServer {
+  server: Server;
+  /** http://host:port */
+  url: string;
+  port: number;
+  state: AppState;
+  /** Stops listening, ends open connections (SSE included) and closes the queue. */
+  close(): Promise<void>;
+}
+
+export function createApp(opts: ServerOptions): { server: Server; state: AppState } {
+  const state: AppState = {
+    queue: opts.queue,
+    files: opts.files ?? opts.queue.files,
+    limits: { ...DEFAULT_LIMITS, ...opts.limits },
+    log: opts.log ?? (() => {}),
+    startedAt: Date.now(),
+  };
+  const router = new Router<AppState>(state, state.log);
+  nativeRoutes(router);
+  openAiRoutes(router);
+  a1111Routes(router);
+  segmindRoutes(router);
+  const server = createServer({ keepAliveTimeout: 5000 }, (req, res) => void router.handle(req, res));
+  server.on("clientError", (_err, socket) => {
+    if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+  });
+  return { server, state };
+}
+
+export async function startServer(opts: ServerOptions): Promise<RunningServer> {
+  const { server, state } = createApp(opts);
+  const host = opts.host ?? "127.0.0.1";
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port ?? 7860, host, () => { server.off("error", reject); resolve(); });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const shown = host.includes(":") ? `[${host}]` : host;
+  let closing: Promise<void> | undefined;
+  return {
+    server, port, state,
+    url: `http://${shown}:${port}`,
+    close: () => (closing ??= (async () => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      await opts.queue.close();
+      server.closeAllConnections();
+      await closed;
+    })()),
+  };
+}

@@ -1,0 +1,40 @@
+/**
+ * What every synchronous generation endpoint does with its checked request: queue the job, name it
+ * in the X-Job-Id and X-Seed headers, cancel it if the client goes away before the answer, and
+ * wait for the images (or the job's error, thrown as an HttpError).
+ */
+import type { Ctx } from "./http.js";
+import type { Job, JobOutput, JobSpec } from "./job.js";
+import type { JobQueue } from "./queue.js";
+import type { FileStore } from "./file-store.js";
+import type { Limits } from "./validation.js";
+
+/** What the routes share. */
+export interface AppState {
+  queue: JobQueue;
+  files: FileStore;
+  limits: Limits;
+  log: (line: string) => void;
+  startedAt: number;
+}
+
+export async function generateForRequest(ctx: Ctx<AppState>, spec: JobSpec): Promise<{ job: Job; output: JobOutput }> {
+  const { res, state } = ctx;
+  const job = await state.queue.submit(spec);
+  res.setHeader("X-Job-Id", job.id);
+  res.setHeader("X-Seed", String(spec.seed));
+  state.log(`job ${job.id}: ${ctx.req.method} ${ctx.url.pathname} ${spec.initImage ? "img2img" : "txt2img"} seed ${spec.seed}, ${spec.steps} steps, ${spec.batchSize * spec.iterations} image(s)`);
+  const onClose = () => { if (!res.writableFinished) job.cancel("disconnected"); };
+  res.on("close", onClose);
+  try {
+    const output = await job.done;
+    state.log(`job ${job.id}: done in ${output.seconds.toFixed(2)} s`);
+    return { job, output };
+  } catch (e) {
+    state.log(`job ${job.id}: ${(e as Error).message}`);
+    throw e;
+  } finally {
+    // the answer is being written: a close from now on is the normal end
+    res.off("close", onClose);
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * A small HTTP toolkit on node:http: routes by method and path pattern ("/v1/jobs/:id"), JSON
+ * bodies read within a size limit (malformed JSON is a 400), JSON answers, and every thrown
+ * error sent as `{error: {...}}` with its status while the server goes on.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { HttpError, invalid, toHttpError } from "./errors.js";
+
+export interface Ctx<S = unknown> {
+  req: IncomingMessage;
+  res: ServerResponse;
+  url: URL;
+  params: Record<string, string>;
+  state: S;
+}
+
+export type Handler<S> = (ctx: Ctx<S>) => Promise<void> | void;
+
+interface Route<S> {
+  method: string;
+  pattern: RegExp;
+  keys: string[];
+  handler: Handler<S>;
+}
+
+export class Router<S> {
+  private readonly routes: Route<S>[] = [];
+
+  constructor(private readonly state: S, private readonly log: (line: string) => void = () => {}) {}
+
+  on(method: string, path: string, handler: Handler<S>): this {
+    const keys: string[] = [];
+    const source = path.split("/").map((part) => {
+      if (part.startsWith(":")) { keys.push(part.slice(1)); return "([^/]+)"; }
+      if (part === "*") { keys.push("rest"); return "(.*)"; }
+      return part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    }).join("/");
+    this.routes.push({ method, pattern: new RegExp(`^${source}$`), keys, handler });
+    return this;
+  }
+
+  /** The request listener for http.createServer. */
+  readonly handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    let url: URL;
+    try {
+      url = new URL(req.url ?? "/", "http://localhost");
+    } catch {
+      sendError(res, invalid("bad request URL", "invalid_url"));
+      return;
+    }
+    try {
+      let allowed: string[] = [];
+      for (const r of this.routes) {
+        const m = r.pattern.exec(url.pathname);
+        if (!m) continue;
+        if (r.method !== req.method && !(r.method === "GET" && req.method === "HEAD")) { allowed.push(r.method); continue; }
+        const params: Record<string, string> = {};
+        r.keys.forEach((k, i) => { params[k] = decodeURIComponent(m[i + 1]); });
+        await r.handler({ req, res, url, params, state: this.state });
+        return;
+      }
+      allowed = [...new Set(allowed)];
+      if (allowed.length) {
+        throw new HttpError(405, `${req.method} is not allowed on ${url.pathname} (use ${allowed.join(", ")})`, "invalid_request_error", "method_not_allowed", undefined, { Allow: allowed.join(", ") });
+      }
+      throw new HttpError(404, `no such endpoint: ${req.method} ${url.pathname}`, "not_found_error", "not_found");
+    } catch (e) {
+      const err = toHttpError(e);
+      if (err.status >= 500) this.log(`error: ${req.method} ${url.pathname}: ${(e as Error)?.stack ?? e}`);
+      sendError(res, err);
+    }
+  };
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  if (res.headersSent || res.destroyed) return;
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "Content-Type": "application/json; charset=utf-8", "Content-Length": Buffer.byteLength(text), "Cache-Control": "no-store", ...headers });
+  res.end(text);
+}
+
+export function sendBytes(res: ServerResponse, status: number, data: Buffer | string, type: string, headers: Record<string, string> = {}): void {
+  if (res.headersSent || res.destroyed) return;
+  res.writeHead(status, { "Content-Type": type, "Content-Length": Buffer.byteLength(data), ...headers });
+  res.end(data);
+}
+
+export function sendError(res: ServerResponse, e: HttpError): void {
+  if (res.headersSent) { res.destroy(); return; }
+  sendJson(res, e.status, e.toJSON(), e.headers);
+}
+
+/** The body as JSON: 413 past maxBytes, 400 for an empty or malformed body. */
+export async function readJson(req: IncomingMessage, maxBytes: number): Promise<unknown> {
+  const declared = Number(req.headers["content-length"] ?? NaN);
+  if (declared > maxBytes) {
+    req.resume();
+    throw new HttpError(413, `the request body is ${declared} bytes, above the limit of ${maxBytes}`, "invalid_request_error", "body_too_large", undefined, { Connection: "close" });
+  }
+  const text = await new Promise<string>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0, over = false;
+    req.on("data", (chunk: Buffer) => {
+      if (over) return; // drained, not kept
+      size += chunk.length;
+      if (size > maxBytes) {
+        over = true;
+        chunks.length = 0;
+        reject(new HttpError(413, `the request body is above the limit of ${maxBytes} bytes`, "invalid_request_error", "body_too_large", undefined, { Connection: "close" }));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    req.on("error", reject);
+    req.on("close", () => reject(new HttpError(400, "the request body was cut off", "invalid_request_error", "incomplete_body")));
+  });
+  if (text.trim() === "") throw invalid("the request body is empty; send a JSON object", "invalid_json");
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw invalid(`malformed JSON in the request body: ${(e as Error).message}`, "invalid_json");
+  }
+}
+
+/** The server's own address for absolute URLs (from the Host header). */
+export function baseUrl(req: IncomingMessage): string {
+  const host = req.headers.host && /^[A-Za-z0-9.[\]:-]+$/.test(req.headers.host) ? req.headers.host : "127.0.0.1";
+  return `http://${host}`;
+}

@@ -1,0 +1,182 @@
+/**
+ * A generation job as the front end sees it: what to make (JobSpec, plain JSON so it can travel
+ * through Redis), its state, step-by-step progress events, its result or error, and how to cancel it.
+ */
+import { EventEmitter } from "node:events";
+import { randomUUID } from "node:crypto";
+import { cancelledError, type CancelReason, type HttpError } from "./errors.js";
+
+/** What to generate; every field already checked, the seed already drawn. */
+export interface JobSpec {
+  prompt: string;
+  /** Absent (or empty): zero negative embeddings, as the CLI without --negative-prompt. */
+  negativePrompt?: string;
+  steps: number;
+  guidanceScale: number;
+  /** The seed of the first iteration (iteration k uses seed + k). */
+  seed: number;
+  /** txt2img size; absent: the model's default. */
+  width?: number;
+  height?: number;
+  /** A1111 sampler name or diffusers class; absent: the model's scheduler. */
+  scheduler?: string;
+  /** Images made together from one seed (diffusers' num_images_per_prompt, the CLI's --num-images). */
+  batchSize: number;
+  /** A1111 n_iter: batches one after another, seed + k. */
+  iterations: number;
+  /** img2img: the init image as base64 PNG. */
+  initImage?: string;
+  strength?: number;
+}
+
+/** What a job made. */
+export interface JobOutput {
+  /** PNG files with the A1111 "parameters" text. */
+  images: Buffer[];
+  /** The seed of each image. */
+  seeds: number[];
+  /** The A1111 parameters text of each image. */
+  infotexts: string[];
+  width: number;
+  height: number;
+  /** A1111 label of the scheduler that ran. */
+  sampler: string;
+  /** The model's name. */
+  model: string;
+  /** Seconds spent generating (not waiting). */
+  seconds: number;
+}
+
+/** An output as JSON (images base64), for Redis. */
+export type JobOutputJson = Omit<JobOutput, "images"> & { images: string[] };
+export const outputToJson = (o: JobOutput): JobOutputJson => ({ ...o, images: o.images.map((b) => b.toString("base64")) });
+export const outputFromJson = (o: JobOutputJson): JobOutput => ({ ...o, images: o.images.map((s) => Buffer.from(s, "base64")) });
+
+/** One step done, as the runner reports it. */
+export interface StepReport {
+  /** Steps done in the whole job (all iterations), 1-based. */
+  step: number;
+  totalSteps: number;
+  /** A preview of the current latents as a small PNG, made on demand (undefined when none). */
+  preview: () => Buffer | undefined;
+}
+
+export type JobStatus = "queued" | "running" | "done" | "failed";
+
+export type JobEvent =
+  | { type: "queued"; position: number }
+  | { type: "started" }
+  | { type: "step"; step: number; totalSteps: number; etaSeconds: number; preview: () => Buffer | undefined }
+  | { type: "done"; output: JobOutput }
+  | { type: "failed"; error: HttpError };
+
+export function newJobId(): string {
+  return randomUUID().replace(/-/g, "").slice(0, 20);
+}
+
+export class Job {
+  readonly createdAt = Date.now();
+  status: JobStatus = "queued";
+  startedAt?: number;
+  finishedAt?: number;
+  /** Steps done (whole job) and in all; totalSteps is 0 until the first step. */
+  step = 0;
+  totalSteps = 0;
+  /** When the first step of the current run ended (the rate leaves out compile time). */
+  private firstStepAt?: number;
+  /** The latest preview maker. */
+  preview?: () => Buffer | undefined;
+  output?: JobOutput;
+  /** The file-store names of the output images. */
+  files: string[] = [];
+  error?: HttpError;
+  cancelReason?: CancelReason;
+  /** Resolves with the output; rejects with an HttpError (never unhandled). */
+  readonly done: Promise<JobOutput>;
+  private readonly emitter = new EventEmitter();
+  private settle!: { resolve: (o: JobOutput) => void; reject: (e: HttpError) => void };
+  /** Set by the queue: stops the job wherever it is. */
+  onCancel: (reason: CancelReason) => void = () => {};
+
+  constructor(readonly id: string, readonly spec: JobSpec) {
+    this.emitter.setMaxListeners(0);
+    this.done = new Promise<JobOutput>((resolve, reject) => { this.settle = { resolve, reject }; });
+    this.done.catch(() => {});
+  }
+
+  get finished(): boolean { return this.status === "done" || this.status === "failed"; }
+
+  /** Number of images the job makes. */
+  get imageCount(): number { return this.spec.batchSize * this.spec.iterations; }
+
+  subscribe(listener: (e: JobEvent) => void): () => void {
+    this.emitter.on("event", listener);
+    return () => this.emitter.off("event", listener);
+  }
+
+  private emit(e: JobEvent): void { this.emitter.emit("event", e); }
+
+  queued(position: number): void { this.emit({ type: "queued", position }); }
+
+  /** (Re)starts: a job recovered from a dead worker starts over. */
+  started(): void {
+    if (this.finished) return;
+    this.status = "running";
+    this.startedAt = Date.now();
+    this.step = 0;
+    this.firstStepAt = undefined;
+    this.emit({ type: "started" });
+  }
+
+  progress(step: number, totalSteps: number, preview: () => Buffer | undefined): void {
+    if (this.finished) return;
+    if (this.status === "queued") this.started();
+    const now = Date.now();
+    if (this.firstStepAt === undefined || step <= 1) this.firstStepAt = now;
+    this.step = step;
+    this.totalSteps = totalSteps;
+    this.preview = preview;
+    this.emit({ type: "step", step, totalSteps, etaSeconds: this.etaSeconds(), preview });
+  }
+
+  /** Seconds left, from the rate of the steps after the first (which also compiles the model). */
+  etaSeconds(now = Date.now()): number {
+    if (this.status !== "running" || !this.startedAt || this.step === 0) return 0;
+    const secs = this.step > 1 && this.firstStepAt ? (now - this.firstStepAt) / 1000 / (this.step - 1) : (now - this.startedAt) / 1000 / this.step;
+    return Math.max(0, secs * (this.totalSteps - this.step));
+  }
+
+  /** 0..1 */
+  get fraction(): number {
+    if (this.status === "done") return 1;
+    return this.totalSteps ? this.step / this.totalSteps : 0;
+  }
+
+  succeed(output: JobOutput): void {
+    if (this.finished) return;
+    this.status = "done";
+    this.finishedAt = Date.now();
+    this.output = output;
+    this.step = this.totalSteps;
+    this.preview = undefined;
+    this.settle.resolve(output);
+    this.emit({ type: "done", output });
+  }
+
+  fail(error: HttpError): void {
+    if (this.finished) return;
+    this.status = "failed";
+    this.finishedAt = Date.now();
+    this.preview = undefined;
+    this.error = this.cancelReason ? cancelledError(this.cancelReason) : error;
+    this.settle.reject(this.error);
+    this.emit({ type: "failed", error: this.error });
+  }
+
+  /** Stops the job: a queued one never runs, a running one stops after its current step. */
+  cancel(reason: CancelReason): void {
+    if (this.finished || this.cancelReason) return;
+    this.cancelReason = reason;
+    this.onCancel(reason);
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * The default queue: jobs run one at a time in arrival order on the pipeline loaded in this
+ * process. A queued job that is cancelled leaves the line; a running one is stopped through the
+ * AbortSignal given to the pipeline (it stops after the current step).
+ */
+import type { StableDiffusionXLPipeline } from "../pipelines/stable-diffusion-xl.js";
+import { queueFull, toHttpError } from "./errors.js";
+import { Job, newJobId, type JobSpec } from "./job.js";
+import { JobQueue, type ModelInfo } from "./queue.js";
+import { runJob } from "./run-job.js";
+import type { FileStore } from "./file-store.js";
+
+export class LocalQueue extends JobQueue {
+  readonly mode = "in-process" as const;
+  private readonly waiting: Job[] = [];
+  private current?: Job;
+  private closed = false;
+  private readonly controllers = new WeakMap<Job, AbortController>();
+
+  constructor(readonly pipe: StableDiffusionXLPipeline, maxQueue: number, files: FileStore) {
+    super(maxQueue, files);
+  }
+
+  model(): ModelInfo {
+    return { name: this.pipe.model.name, source: this.pipe.model.repoId ?? this.pipe.model.dir, defaultSize: this.pipe.defaultSize };
+  }
+
+  async submit(spec: JobSpec): Promise<Job> {
+    if (this.closed) throw new Error("the queue is closed");
+    if (this.waiting.length >= this.maxQueue) throw queueFull(this.maxQueue, this.retryAfterSeconds());
+    const job = new Job(newJobId(), spec);
+    const controller = new AbortController();
+    job.onCancel = (reason) => {
+      const i = this.waiting.indexOf(job);
+      if (i >= 0) {
+        this.waiting.splice(i, 1);
+        job.fail(toHttpError(new Error(reason)));
+      } else controller.abort(reason);
+    };
+    this.register(job);
+    this.waiting.push(job);
+    job.queued(this.waiting.length - 1 + (this.current ? 1 : 0));
+    this.controllers.set(job, controller);
+    queueMicrotask(() => void this.pump());
+    return job;
+  }
+
+  /** Runs the next job when none runs. */
+  private async pump(): Promise<void> {
+    if (this.current || this.closed) return;
+    const job = this.waiting.shift();
+    if (!job) return;
+    this.current = job;
+    const { signal } = this.controllers.get(job)!;
+    try {
+      job.started();
+      const output = await runJob(this.pipe, job.spec, { signal, onStep: (r) => job.progress(r.step, r.totalSteps, r.preview) });
+      this.complete(job, output);
+    } catch (e) {
+      job.fail(toHttpError(e));
+    } finally {
+      this.current = undefined;
+      setImmediate(() => void this.pump());
+    }
+  }
+
+  /** Stops taking jobs, cancels the queued ones, waits for the running one to stop. */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const j of [...this.waiting]) j.cancel("cancelled");
+    const running = this.current;
+    if (running) {
+      running.cancel("cancelled");
+      await running.done.catch(() => {});
+    }
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * What the HTTP side needs from a job queue, whichever runs the jobs (this process, or BullMQ
+ * workers through Redis): submit in arrival order, look jobs up by id, interrupt, count, close.
+ * Finished jobs stay known for a while (for /v1/jobs/:id and its events), within bounds.
+ */
+import type { Job, JobOutput, JobSpec } from "./job.js";
+import type { FileStore } from "./file-store.js";
+
+export interface ModelInfo {
+  /** The model's short name (Model: in the parameters text). */
+  name: string;
+  /** Its folder or repo id, when known. */
+  source?: string;
+  /** Its default image side (UNet sample size x VAE scale), when known. */
+  defaultSize?: number;
+}
+
+export interface QueueCounts {
+  running: number;
+  queued: number;
+}
+
+const KEEP_FINISHED = 200;
+const KEEP_FINISHED_MS = 60 * 60 * 1000;
+
+export abstract class JobQueue {
+  abstract readonly mode: "in-process" | "redis";
+  protected readonly jobs = new Map<string, Job>();
+  /** Moving average of a job's run time in seconds (for Retry-After). */
+  private avgSeconds = 0;
+
+  constructor(readonly maxQueue: number, readonly files: FileStore) {}
+
+  /** Queues a job (429 HttpError when maxQueue jobs already wait). */
+  abstract submit(spec: JobSpec): Promise<Job>;
+  abstract model(): ModelInfo;
+  abstract close(): Promise<void>;
+  /** How many jobs run at once (in-process 1; Redis: workers seen). */
+  protected parallelism(): number { return 1; }
+
+  get(id: string): Job | undefined { return this.jobs.get(id); }
+
+  counts(): QueueCounts {
+    let running = 0, queued = 0;
+    for (const j of this.jobs.values()) {
+      if (j.status === "running") running++;
+      else if (j.status === "queued") queued++;
+    }
+    return { running, queued };
+  }
+
+  /** Running jobs, oldest first. */
+  running(): Job[] { return [...this.jobs.values()].filter((j) => j.status === "running"); }
+
+  /** Stops the running job(s) (A1111 interrupt); the queued ones go on. */
+  interrupt(): number {
+    const jobs = this.running();
+    for (const j of jobs) j.cancel("interrupted");
+    return jobs.length;
+  }
+
+  /** A guess at when a place in the queue frees up. */
+  retryAfterSeconds(): number {
+    const per = this.avgSeconds || 5;
+    return Math.min(3600, Math.max(1, Math.ceil((per * (this.counts().queued + 1)) / Math.max(1, this.parallelism()))));
+  }
+
+  protected recordDuration(seconds: number): void {
+    this.avgSeconds = this.avgSeconds ? 0.8 * this.avgSeconds + 0.2 * seconds : seconds;
+  }
+
+  /** Stores the images (GET /files/<job>-<i>.png) and settles the job. */
+  protected complete(job: Job, output: JobOutput): void {
+    if (job.finished) return;
+    job.files = output.images.map((png, i) => this.files.put(`${job.id}-${i}.png`, png));
+    job.succeed(output);
+  }
+
+  protected register(job: Job): void {
+    this.jobs.set(job.id, job);
+    job.done.then((o) => this.recordDuration(o.seconds), () => {}).finally(() => this.prune());
+  }
+
+  /** Forgets finished jobs beyond the newest KEEP_FINISHED or older than an hour (their images stay in the file store). */
+  private prune(): void {
+    const now = Date.now();
+    const finished = [...this.jobs.values()].filter((j) => j.finished);
+    finished.forEach((j, i) => {
+      if (finished.length - i > KEEP_FINISHED || now - (j.finishedAt ?? now) > KEEP_FINISHED_MS) this.jobs.delete(j.id);
+    });
+    for (const j of finished) if (this.jobs.has(j.id)) j.output = j.output && { ...j.output, images: [] };
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * A BullMQ worker (`ssd1b worker`): takes jobs from the Redis queue one at a time and runs them on
+ * its loaded pipeline. Progress (with a latent preview every few hundred ms) goes out through
+ * job.updateProgress; the result into its own Redis key. A cancel message on the pub/sub channel
+ * aborts the running job; a job whose worker dies is taken up again by another worker once its
+ * lock expires (BullMQ's stalled-job check: lockDuration / stalledInterval).
+ */
+import { Worker, type Job as BullJob } from "bullmq";
+import type { StableDiffusionXLPipeline } from "../pipelines/stable-diffusion-xl.js";
+import { CANCEL_REASONS, cancelledError, errorToWire, toHttpError, type CancelReason } from "./errors.js";
+import { outputToJson, type JobSpec } from "./job.js";
+import { runJob } from "./run-job.js";
+import { KEEP_SECONDS, commands, probeRedis, queueName, redisConnection, redisKeys, withTimeout, type ProgressData } from "./redis-queue.js";
+
+export interface WorkerOptions {
+  url: string;
+  pipe: StableDiffusionXLPipeline;
+  /** How long a job's lock lasts without renewal (ms; default 30000). A dead worker's job is retaken after it. */
+  lockDurationMs?: number;
+  /** How often workers look for stalled jobs (ms; default 30000). */
+  stalledIntervalMs?: number;
+  /** Least time between two previews sent (ms; default 250). */
+  previewEveryMs?: number;
+  log?: (line: string) => void;
+}
+
+export interface RunningWorker {
+  worker: Worker;
+  /** Finishes the running job, then disconnects. */
+  close(): Promise<void>;
+}
+
+export async function startRedisWorker(opts: WorkerOptions): Promise<RunningWorker> {
+  const log = opts.log ?? (() => {});
+  const connection = redisConnection(opts.url);
+  const name = queueName(opts.url);
+  const keys = redisKeys(name);
+  const reasons = new Map<string, CancelReason>();
+  const previewEvery = opts.previewEveryMs ?? 250;
+  await probeRedis(opts.url);
+
+  const processor = async (bj: BullJob, _token: string | undefined, signal: AbortSignal | undefined): Promise<{ stored: boolean }> => {
+    const id = bj.id!;
+    const spec = bj.data as JobSpec;
+    const client = await commands(worker.client);
+    const mark = await client.get(keys.cancelled(id));
+    if (mark) throw new Error(errorToWire(cancelledError(CANCEL_REASONS.includes(mark as CancelReason) ? mark as CancelReason : "cancelled")));
+    log(`job ${id} started (seed ${spec.seed}, ${spec.steps} steps${bj.attemptsStarted > 1 || bj.stalledCounter > 0 ? ", taken over from a stalled worker" : ""})`);
+    const t0 = Date.now();
+    let lastPreview = 0;
+    try {
+      const output = await runJob(opts.pipe, spec, {
+        signal,
+        onStep: (r) => {
+          const now = Date.now();
+          const data: ProgressData = { step: r.step, totalSteps: r.totalSteps };
+          if (r.step === 1 || r.step === r.totalSteps || now - lastPreview >= previewEvery) {
+            data.preview = r.preview()?.toString("base64");
+            lastPreview = now;
+          }
+          bj.updateProgress(data as unknown as object).catch(() => {});
+        },
+      });
+      await client.set(keys.result(id), JSON.stringify(outputToJson(output)), "EX", KEEP_SECONDS);
+      log(`job ${id} done in ${((Date.now() - t0) / 1000).toFixed(2)} s`);
+      return { stored: true };
+    } catch (e) {
+      const reason = reasons.get(id);
+      const err = signal?.aborted && reason ? cancelledError(reason) : toHttpError(e);
+      log(`job ${id} failed: ${err.message}`);
+      throw new Error(errorToWire(err));
+    } finally {
+      reasons.delete(id);
+    }
+  };
+
+  const worker: Worker = new Worker(name, processor, {
+    connection, concurrency: 1, autorun: false,
+    lockDuration: opts.lockDurationMs ?? 30000,
+    stalledInterval: opts.stalledIntervalMs ?? 30000,
+    maxStalledCount: 2,
+  });
+  let lastError = "";
+  worker.on("error", (e) => { if (e.message !== lastError) log(`worker error: ${e.message}`); lastError = e.message; });
+  try {
+    await withTimeout(worker.waitUntilReady(), 10000, `cannot reach Redis at ${opts.url} within 10 s`);
+  } catch (e) {
+    await withTimeout(worker.disconnect(), 2000, "").catch(() => {});
+    throw e;
+  }
+
+  const client = await commands(worker.client);
+  const model = opts.pipe.model;
+  await client.set(keys.model, JSON.stringify({ name: model.name, source: model.repoId ?? model.dir, defaultSize: opts.pipe.defaultSize }));
+
+  const sub = client.duplicate();
+  sub.on("error", () => {});
+  await sub.subscribe(keys.cancelChannel);
+  sub.on("message", (_channel: string, message: string) => {
+    try {
+      const { id, reason } = JSON.parse(message) as { id: string; reason: CancelReason };
+      reasons.set(id, reason);
+      if (worker.cancelJob(id, reason)) log(`job ${id} ${reason}`);
+      else reasons.delete(id);
+    } catch { /* not ours */ }
+  });
+
+  void worker.run();
+  return {
+    worker,
+    close: async () => {
+      await worker.close();
+      sub.disconnect();
+    },
+  };
+}

@@ -1,0 +1,199 @@
+/**
+ * The AUTOMATIC1111 web UI API (`/sdapi/v1/...`) with its field names and answer shapes:
+ *
+ *   POST txt2img  { prompt, negative_prompt, seed, sampler_name, scheduler, batch_size, n_iter, steps, cfg_scale, width, height }
+ *   POST img2img  { ...same, init_images: [base64 PNG], denoising_strength }   (the output has the init image's size)
+ *     -> { images: [base64 PNG], parameters: {the request with defaults}, info: "<JSON: seed, all_seeds, infotexts, ...>" }
+ *   GET  progress?skip_current_image=false -> { progress, eta_relative, state: {job_count, sampling_step, sampling_steps, ...}, current_image }
+ *   POST interrupt, GET sd-models, samplers, schedulers, options (POST options accepts the loaded model only)
+ *
+ * Absent fields take the CLI's defaults (steps 25, cfg_scale 5, denoising_strength 0.3, the model's
+ * size and scheduler); an empty negative prompt means none. Images of one batch share one seed, as
+ * `ssd1b generate --num-images`; iteration k of n_iter uses seed + k.
+ */
+import { createScheduler } from "../schedulers/index.js";
+import { invalid } from "./errors.js";
+import { readJson, sendJson, type Ctx, type Router } from "./http.js";
+import { generateForRequest, type AppState } from "./generation.js";
+import { DEFAULTS, Fields, checkScheduler, checkStrength, finishSpec, readInitImage, readSeed, readSides } from "./validation.js";
+import type { JobOutput, JobSpec } from "./job.js";
+
+/** The A1111 sampler names the library runs, with the diffusers class each is. */
+export const A1111_SAMPLERS: readonly { name: string; className: string }[] = [
+  "Euler", "Euler a", "DPM++ 2M", "DPM++ 2M Karras", "DPM++ 2M SDE", "DPM++ 2M SDE Karras", "DDIM", "UniPC", "Heun", "DDPM", "LCM",
+].map((name) => ({ name, className: createScheduler(name).className }));
+
+/** sampler_name (or the legacy sampler_index) with A1111 1.9's separate `scheduler` ("Automatic", "Karras"). */
+function readSampler(f: Fields): string | undefined {
+  let name = f.string("sampler_name") ?? f.string("sampler_index");
+  const schedule = f.string("scheduler")?.trim();
+  if (schedule && !/^automatic$/i.test(schedule)) {
+    if (!/^karras$/i.test(schedule)) throw invalid(`scheduler ${JSON.stringify(schedule)} is not supported (use "Automatic" or "Karras")`, "invalid_value", "scheduler");
+    const base = (name ?? "Euler").trim();
+    if (!/karras/i.test(base)) {
+      const karras = /^euler$/i.test(base) ? "euler-karras" : `${base} Karras`;
+      try {
+        createScheduler(karras);
+      } catch {
+        throw invalid(`sampler ${JSON.stringify(base)} has no Karras variant here`, "invalid_value", "scheduler");
+      }
+      name = karras;
+    }
+  }
+  return checkScheduler(name, "sampler_name");
+}
+
+interface Parsed {
+  spec: JobSpec;
+  /** The request echoed with its defaults (A1111's `parameters`). */
+  parameters: Record<string, unknown>;
+  sendImages: boolean;
+}
+
+function parseRequest(body: unknown, state: AppState, img2img: boolean): Parsed {
+  const { limits } = state;
+  const f = Fields.of(body);
+  if (f.has("mask")) throw invalid("inpainting (mask) is not supported", "invalid_value", "mask");
+  if (f.bool("enable_hr")) throw invalid("the hires fix (enable_hr) is not supported; ask for the final size directly", "invalid_value", "enable_hr");
+  const steps = f.int("steps", 1, limits.maxSteps) ?? DEFAULTS.steps;
+  const batchSize = f.int("batch_size", 1, 1_000_000) ?? 1;
+  const iterations = f.int("n_iter", 1, 1_000_000) ?? 1;
+  const requestedSeed = f.int("seed", -1, Number.MAX_SAFE_INTEGER - 1000) ?? -1;
+  const spec: JobSpec = {
+    prompt: f.string("prompt", limits.maxPromptChars) ?? "",
+    negativePrompt: f.string("negative_prompt", limits.maxPromptChars),
+    steps,
+    guidanceScale: f.number("cfg_scale", 0, 100) ?? DEFAULTS.guidanceScale,
+    seed: readSeed(f),
+    scheduler: readSampler(f),
+    batchSize,
+    iterations,
+  };
+  const parameters: Record<string, unknown> = { ...f.body };
+  let strength: number | undefined;
+  if (img2img) {
+    const images = f.stringArray("init_images");
+    if (!images || images.length === 0) throw invalid("init_images must hold at least one base64 PNG", "missing_field", "init_images");
+    spec.initImage = readInitImage(images[0], limits, "init_images[0]").base64;
+    strength = f.number("denoising_strength", 0, 1) ?? DEFAULTS.strength;
+    checkStrength(strength, steps, "denoising_strength");
+    spec.strength = strength;
+    parameters.init_images = null;
+  } else {
+    Object.assign(spec, readSides(f, limits));
+  }
+  finishSpec(spec, limits);
+  Object.assign(parameters, {
+    prompt: spec.prompt, negative_prompt: spec.negativePrompt ?? "", seed: requestedSeed, sampler_name: spec.scheduler ?? null,
+    batch_size: batchSize, n_iter: iterations, steps, cfg_scale: spec.guidanceScale,
+    width: spec.width ?? null, height: spec.height ?? null, denoising_strength: strength ?? null,
+  });
+  return { spec, parameters, sendImages: f.bool("send_images") ?? true };
+}
+
+/** A1111's `info` object. */
+function infoJson(spec: JobSpec, output: JobOutput, jobId: string, startedAt: Date): Record<string, unknown> {
+  const n = output.images.length;
+  return {
+    prompt: spec.prompt, all_prompts: Array(n).fill(spec.prompt),
+    negative_prompt: spec.negativePrompt ?? "", all_negative_prompts: Array(n).fill(spec.negativePrompt ?? ""),
+    seed: spec.seed, all_seeds: output.seeds,
+    subseed: -1, all_subseeds: Array(n).fill(-1), subseed_strength: 0,
+    width: output.width, height: output.height, sampler_name: output.sampler, cfg_scale: spec.guidanceScale, steps: spec.steps,
+    batch_size: spec.batchSize, n_iter: spec.iterations, restore_faces: false, face_restoration_model: null,
+    sd_model_name: output.model, sd_model_hash: null, sd_vae_name: null, sd_vae_hash: null,
+    seed_resize_from_w: -1, seed_resize_from_h: -1, denoising_strength: spec.initImage ? spec.strength : null,
+    extra_generation_params: {}, index_of_first_image: 0, infotexts: output.infotexts, styles: [],
+    job_timestamp: timestamp(startedAt), clip_skip: 1, is_using_inpainting_conditioning: false, version: "ssd1b",
+    job_id: jobId,
+  };
+}
+
+/** A1111's job_timestamp: YYYYMMDDHHMMSS (local time). */
+function timestamp(d: Date): string {
+  const p = (v: number) => String(v).padStart(2, "0");
+  return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
+}
+
+async function generate(ctx: Ctx<AppState>, img2img: boolean): Promise<void> {
+  const { spec, parameters, sendImages } = parseRequest(await readJson(ctx.req, ctx.state.limits.maxBodyBytes), ctx.state, img2img);
+  const { job, output } = await generateForRequest(ctx, spec);
+  sendJson(ctx.res, 200, {
+    images: sendImages ? output.images.map((png) => png.toString("base64")) : [],
+    parameters,
+    info: JSON.stringify(infoJson(spec, output, job.id, new Date(job.startedAt ?? job.createdAt))),
+  });
+}
+
+const truthy = (v: string | null) => v !== null && /^(1|true|yes)$/i.test(v);
+
+export function a1111Routes(router: Router<AppState>): void {
+  router.on("POST", "/sdapi/v1/txt2img", (ctx) => generate(ctx, false));
+  router.on("POST", "/sdapi/v1/img2img", (ctx) => generate(ctx, true));
+
+  router.on("GET", "/sdapi/v1/progress", (ctx) => {
+    const { queue } = ctx.state;
+    const job = queue.running()[0];
+    const { running, queued } = queue.counts();
+    const preview = job && !truthy(ctx.url.searchParams.get("skip_current_image")) ? job.preview?.() : undefined;
+    sendJson(ctx.res, 200, {
+      progress: job ? job.fraction : 0,
+      eta_relative: job ? Number(job.etaSeconds().toFixed(3)) : 0,
+      state: {
+        skipped: false,
+        interrupted: job?.cancelReason === "interrupted",
+        stopping_generation: false,
+        job: job ? job.id : "",
+        job_count: running + queued,
+        job_timestamp: job ? timestamp(new Date(job.startedAt ?? job.createdAt)) : "0",
+        job_no: 0,
+        sampling_step: job ? job.step : 0,
+        sampling_steps: job ? job.totalSteps || job.spec.steps : 0,
+      },
+      current_image: preview ? preview.toString("base64") : null,
+      textinfo: null,
+      current_task: job ? job.id : null,
+    });
+  });
+
+  router.on("POST", "/sdapi/v1/interrupt", (ctx) => {
+    const n = ctx.state.queue.interrupt();
+    ctx.state.log(`interrupt: ${n} running job(s)`);
+    sendJson(ctx.res, 200, {});
+  });
+
+  router.on("GET", "/sdapi/v1/sd-models", (ctx) => {
+    const m = ctx.state.queue.model();
+    sendJson(ctx.res, 200, [{ title: m.name, model_name: m.name, hash: null, sha256: null, filename: m.source ?? m.name, config: null }]);
+  });
+
+  router.on("GET", "/sdapi/v1/samplers", (ctx) => {
+    sendJson(ctx.res, 200, A1111_SAMPLERS.map((s) => ({ name: s.name, aliases: [s.className], options: {} })));
+  });
+
+  router.on("GET", "/sdapi/v1/schedulers", (ctx) => {
+    sendJson(ctx.res, 200, [
+      { name: "automatic", label: "Automatic", aliases: null, default_rho: -1, need_inner_model: false },
+      { name: "karras", label: "Karras", aliases: null, default_rho: 7, need_inner_model: false },
+    ]);
+  });
+
+  router.on("GET", "/sdapi/v1/options", (ctx) => {
+    const m = ctx.state.queue.model();
+    sendJson(ctx.res, 200, {
+      sd_model_checkpoint: m.name, sd_checkpoint_hash: null, sd_vae: "Automatic", samples_format: "png",
+      CLIP_stop_at_last_layers: 1, eta_noise_seed_delta: 0, randn_source: "CPU", live_previews_enable: true,
+      show_progress_type: "Approx cheap",
+    });
+  });
+
+  router.on("POST", "/sdapi/v1/options", async (ctx) => {
+    const f = Fields.of(await readJson(ctx.req, ctx.state.limits.maxBodyBytes));
+    const wanted = f.string("sd_model_checkpoint");
+    const m = ctx.state.queue.model();
+    if (wanted !== undefined && wanted !== m.name && wanted.split(" [")[0] !== m.name) {
+      throw invalid(`only ${JSON.stringify(m.name)} is loaded; restart the server with --model to change it`, "invalid_value", "sd_model_checkpoint");
+    }
+    sendJson(ctx.res, 200, null);
+  });
+}

@@ -1,0 +1,50 @@
+/**
+ * The OpenAI Images API: `POST /v1/images/generations`, so that the official `openai` client
+ * (baseURL http://HOST:PORT/v1, any API key) works unchanged.
+ *
+ *   { prompt, n, size: "WxH", response_format: "b64_json" | "url",
+ *     negative_prompt, seed, steps, guidance_scale, scheduler }   (the last five are extensions)
+ *   -> { created, data: [{ b64_json } | { url }, ...], size, output_format: "png" }
+ *
+ * `model`, `quality`, `style`, `user`, `background`, `moderation` are accepted and ignored (one
+ * model is loaded). Each item also carries the `seed` it was made from.
+ */
+import { invalid } from "./errors.js";
+import { baseUrl, readJson, sendJson, type Router } from "./http.js";
+import { generateForRequest, type AppState } from "./generation.js";
+import { DEFAULTS, Fields, checkScheduler, finishSpec, parseSize, readSeed } from "./validation.js";
+import type { JobSpec } from "./job.js";
+
+export function openAiRoutes(router: Router<AppState>): void {
+  router.on("POST", "/v1/images/generations", async (ctx) => {
+    const { limits } = ctx.state;
+    const f = Fields.of(await readJson(ctx.req, limits.maxBodyBytes));
+    for (const name of ["model", "quality", "style", "user", "background", "moderation"]) f.string(name);
+    const format = f.string("output_format");
+    if (format !== undefined && format !== "png") throw invalid(`output_format ${JSON.stringify(format)} is not supported; only "png"`, "invalid_value", "output_format");
+    if (f.bool("stream")) throw invalid("stream is not supported; follow GET /v1/jobs/{id}/events for progress", "invalid_value", "stream");
+    const responseFormat = f.oneOf("response_format", ["b64_json", "url"] as const) ?? "b64_json";
+    const n = f.int("n", 1, 1_000_000) ?? 1;
+    const spec: JobSpec = finishSpec({
+      prompt: f.requiredString("prompt", limits.maxPromptChars),
+      negativePrompt: f.string("negative_prompt", limits.maxPromptChars),
+      steps: f.int("steps", 1, limits.maxSteps) ?? DEFAULTS.steps,
+      guidanceScale: f.number("guidance_scale", 0, 100) ?? DEFAULTS.guidanceScale,
+      seed: readSeed(f),
+      ...parseSize(f, limits),
+      scheduler: checkScheduler(f.string("scheduler"), "scheduler"),
+      batchSize: n,
+      iterations: 1,
+    }, limits);
+    const { job, output } = await generateForRequest(ctx, spec);
+    const base = baseUrl(ctx.req);
+    sendJson(ctx.res, 200, {
+      created: Math.floor(Date.now() / 1000),
+      data: output.images.map((png, i) => responseFormat === "url"
+        ? { url: `${base}/files/${job.files[i]}`, seed: output.seeds[i] }
+        : { b64_json: png.toString("base64"), seed: output.seeds[i] }),
+      size: `${output.width}x${output.height}`,
+      output_format: "png",
+    });
+  });
+}

@@ -1,0 +1,49 @@
+/**
+ * Segmind's SSD-1B endpoint: `POST /v1/ssd-1b`
+ *
+ *   { prompt, negative_prompt, samples, scheduler, num_inference_steps, guidance_scale, seed, img_width, img_height, base64 }
+ *   -> the PNG bytes (image/png; one sample), or with base64: true
+ *      { image: "<base64 PNG>", images: [...], seed, seeds, job_id }
+ *
+ * Segmind's scheduler names "DPM Multi" and "Karras" map to DPM++ 2M (Karras); the other names are
+ * A1111's. `style`, `refiner` and `high_noise_fraction` are accepted and ignored.
+ */
+import { invalid } from "./errors.js";
+import { readJson, sendBytes, sendJson, type Router } from "./http.js";
+import { generateForRequest, type AppState } from "./generation.js";
+import { DEFAULTS, Fields, checkScheduler, finishSpec, readSeed, readSides } from "./validation.js";
+import type { JobSpec } from "./job.js";
+
+const SEGMIND_SCHEDULERS: Record<string, string> = { "dpm multi": "DPM++ 2M", karras: "DPM++ 2M Karras" };
+
+export function segmindRoutes(router: Router<AppState>): void {
+  router.on("POST", "/v1/ssd-1b", async (ctx) => {
+    const { limits } = ctx.state;
+    const f = Fields.of(await readJson(ctx.req, limits.maxBodyBytes));
+    f.string("style");
+    f.bool("refiner");
+    f.number("high_noise_fraction", 0, 1);
+    const samples = f.int("samples", 1, 1_000_000) ?? 1;
+    const base64 = f.bool("base64") ?? false;
+    const scheduler = f.string("scheduler");
+    const spec: JobSpec = finishSpec({
+      prompt: f.requiredString("prompt", limits.maxPromptChars),
+      negativePrompt: f.string("negative_prompt", limits.maxPromptChars),
+      steps: f.int("num_inference_steps", 1, limits.maxSteps) ?? DEFAULTS.steps,
+      guidanceScale: f.number("guidance_scale", 0, 100) ?? DEFAULTS.guidanceScale,
+      seed: readSeed(f),
+      ...readSides(f, limits, "img_width", "img_height"),
+      scheduler: checkScheduler(scheduler === undefined ? undefined : SEGMIND_SCHEDULERS[scheduler.trim().toLowerCase()] ?? scheduler, "scheduler"),
+      batchSize: samples,
+      iterations: 1,
+    }, limits);
+    if (!base64 && samples > 1) throw invalid("samples > 1 needs base64: true (the binary answer holds one image)", "invalid_value", "samples");
+    const { job, output } = await generateForRequest(ctx, spec);
+    if (!base64) {
+      sendBytes(ctx.res, 200, output.images[0], "image/png");
+      return;
+    }
+    const images = output.images.map((png) => png.toString("base64"));
+    sendJson(ctx.res, 200, { image: images[0], images, seed: spec.seed, seeds: output.seeds, job_id: job.id });
+  });
+}

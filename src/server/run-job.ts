@@ -1,0 +1,51 @@
+/**
+ * Runs one JobSpec on a loaded pipeline, exactly as `ssd1b generate` / `ssd1b img2img` would with
+ * the same arguments, and returns PNGs carrying the A1111 "parameters" text. Shared by the
+ * in-process queue and the Redis worker.
+ */
+import type { StableDiffusionXLPipeline, PipelineOutput } from "../pipelines/stable-diffusion-xl.js";
+import { decodePng, encodePng } from "../image/png.js";
+import { toRgb8 } from "../image/image.js";
+import { formatInfotext, samplerLabel } from "../image/infotext.js";
+import { previewMaker } from "./latent-preview.js";
+import type { JobOutput, JobSpec, StepReport } from "./job.js";
+
+export interface RunOptions {
+  signal?: AbortSignal;
+  onStep?: (report: StepReport) => void;
+}
+
+export async function runJob(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: RunOptions = {}): Promise<JobOutput> {
+  const t0 = performance.now();
+  const init = spec.initImage !== undefined ? decodePng(Buffer.from(spec.initImage, "base64")) : undefined;
+  const out: JobOutput = { images: [], seeds: [], infotexts: [], width: 0, height: 0, sampler: "", model: pipe.model.name, seconds: 0 };
+  for (let k = 0; k < spec.iterations; k++) {
+    const seed = spec.seed + k;
+    const common = {
+      prompt: spec.prompt, negativePrompt: spec.negativePrompt || undefined, numInferenceSteps: spec.steps,
+      guidanceScale: spec.guidanceScale, seed, scheduler: spec.scheduler, numImagesPerPrompt: spec.batchSize,
+      signal: opts.signal,
+      onStep: opts.onStep && (({ step, totalSteps, latents, shape }: { step: number; totalSteps: number; latents: Float32Array; shape: number[] }) => {
+        opts.onStep!({ step: k * totalSteps + step + 1, totalSteps: spec.iterations * totalSteps, preview: previewMaker(latents, shape) });
+      }),
+    };
+    const result: PipelineOutput = init
+      ? await pipe.img2img({ ...common, image: { width: init.width, height: init.height, data: init.data }, strength: spec.strength })
+      : await pipe.generate({ ...common, width: spec.width, height: spec.height });
+    const [n, height, width] = result.images.shape;
+    out.width = width;
+    out.height = height;
+    out.sampler = samplerLabel(result.scheduler.className, result.scheduler.config as Record<string, unknown>);
+    const parameters = formatInfotext({
+      prompt: spec.prompt, negativePrompt: spec.negativePrompt || undefined, steps: spec.steps, sampler: out.sampler,
+      cfgScale: spec.guidanceScale, seed, width, height, model: pipe.model.name, denoisingStrength: init ? spec.strength : undefined,
+    });
+    for (let i = 0; i < n; i++) {
+      out.images.push(encodePng(toRgb8(result.images, i), { parameters }));
+      out.seeds.push(seed);
+      out.infotexts.push(parameters);
+    }
+  }
+  out.seconds = (performance.now() - t0) / 1000;
+  return out;
+}
