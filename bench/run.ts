@@ -3,6 +3,7 @@
  * <tmp>/ssd1b-bench), each measurement in a fresh process so peak memory is its own.
  *  - unet: SSD-1B and SDXL UNets, batch 2 → bench/results/unet-<device>.md
  *  - pipeline: SSD-1B text-to-image by stage → bench/results/pipeline-cpu.md
+ *  - server: requests/minute and latency under 4 clients, tiny model → bench/results/server.md (bench/server.ts)
  * Options: --suites unet,pipeline  --device cpu|webgpu  --sizes 512,1024  --runs N  --models ssd-1b,sdxl  --steps 25
  */
 import { spawnSync } from "node:child_process";
@@ -21,7 +22,7 @@ const { values } = parseArgs({
   options: {
     device: { type: "string", default: "cpu" }, sizes: { type: "string", default: "512,1024" },
     runs: { type: "string", default: "2" }, models: { type: "string", default: "ssd-1b,sdxl" },
-    suites: { type: "string", default: "unet,pipeline" }, steps: { type: "string", default: "25" },
+    suites: { type: "string", default: "unet,pipeline,server" }, steps: { type: "string", default: "25" },
   },
 });
 const benchDir = process.env.SSD1B_BENCH_DIR ?? join(tmpdir(), "ssd1b-bench");
@@ -121,3 +122,7 @@ function pipelineSuite(): void {
 const suites = values.suites!.split(",");
 if (suites.includes("unet")) unetSuite();
 if (suites.includes("pipeline")) pipelineSuite();
+if (suites.includes("server")) {
+  const r = spawnSync(process.execPath, [join(here, "server.js")], { stdio: "inherit" });
+  if (r.status !== 0) throw new Error("server benchmark failed");
+}
