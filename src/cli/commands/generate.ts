@@ -42,12 +42,17 @@ export const generateUsage = `ssd1b generate --prompt TEXT [--model M] [--width 
 ${COMMON_HELP}
   --width W, --height H  multiples of 8 (default UNet sample_size x VAE scale, 1024 for SSD-1B)`;
 
-export const COMMON_OPTIONS = {
-  model: { type: "string", default: "segmind/SSD-1B" },
+/** parseArgs declarations of the model-loading flags (see parseModelLoad). */
+export const MODEL_LOAD_OPTIONS = {
   config: { type: "string" },
   vae: { type: "string" },
   lora: { type: "string", multiple: true },
   "prompt-syntax": { type: "string" },
+} as const;
+
+export const COMMON_OPTIONS = {
+  model: { type: "string", default: "segmind/SSD-1B" },
+  ...MODEL_LOAD_OPTIONS,
   prompt: { type: "string" },
   "negative-prompt": { type: "string" },
   steps: { type: "string", default: "25" },
@@ -109,6 +114,21 @@ export function parseLoras(args: string[] | undefined): { file: string; weight: 
   });
 }
 
+/** The model-loading flags shared by generate, img2img, serve and worker: --config, --vae, --lora, --prompt-syntax. */
+export function parseModelLoad(values: Values): Pick<PipelineLoadOptions, "config" | "vae" | "loras" | "promptSyntax"> {
+  const promptSyntax = stringFlag(values, "prompt-syntax");
+  if (promptSyntax !== undefined && !(PROMPT_SYNTAXES as readonly string[]).includes(promptSyntax)) {
+    throw new UsageError(`--prompt-syntax must be ${PROMPT_SYNTAXES.join(" or ")}, got "${promptSyntax}"`);
+  }
+  const config = stringFlag(values, "config"), vae = stringFlag(values, "vae");
+  if (config !== undefined && !existsSync(config)) throw new UsageError(`--config folder not found: ${config}`);
+  const lora = values.lora;
+  return {
+    config, vae, promptSyntax: promptSyntax as PromptSyntax | undefined,
+    loras: parseLoras(typeof lora === "string" ? [lora] : Array.isArray(lora) ? lora : undefined),
+  };
+}
+
 export function parseCommon(values: Values): ParsedCommon {
   const prompt = stringFlag(values, "prompt");
   if (prompt === undefined) throw new UsageError("--prompt is required");
@@ -134,22 +154,16 @@ export function parseCommon(values: Values): ParsedCommon {
   if (variant !== undefined && variant !== "fp16" && variant !== "fp32") throw new UsageError(`--variant must be fp16 or fp32, got "${variant}"`);
   const device = stringFlag(values, "device");
   if (device !== "cpu" && device !== "webgpu") throw new UsageError(`--device must be cpu or webgpu, got "${device}"`);
-  const promptSyntax = stringFlag(values, "prompt-syntax");
-  if (promptSyntax !== undefined && !(PROMPT_SYNTAXES as readonly string[]).includes(promptSyntax)) {
-    throw new UsageError(`--prompt-syntax must be ${PROMPT_SYNTAXES.join(" or ")}, got "${promptSyntax}"`);
-  }
-  const config = stringFlag(values, "config"), vae = stringFlag(values, "vae");
-  if (config !== undefined && !existsSync(config)) throw new UsageError(`--config folder not found: ${config}`);
-  const lora = values.lora;
+  const { promptSyntax, ...load } = parseModelLoad(values);
   return {
     model: stringFlag(values, "model")!,
-    load: { config, vae, loras: parseLoras(typeof lora === "string" ? [lora] : Array.isArray(lora) ? lora : undefined) },
+    load,
     output: stringFlag(values, "output"),
     variant, device,
     options: {
       prompt, negativePrompt: stringFlag(values, "negative-prompt"), numInferenceSteps: steps, guidanceScale: guidance, seed,
       scheduler: stringFlag(values, "scheduler"), numImagesPerPrompt: intFlag(values, "num-images", 1),
-      promptSyntax: promptSyntax as PromptSyntax | undefined,
+      promptSyntax,
     },
   };
 }

@@ -7,7 +7,7 @@ import { LocalQueue } from "../../server/local-queue.js";
 import { RedisQueue } from "../../server/redis-queue.js";
 import type { JobQueue } from "../../server/queue.js";
 import { UsageError } from "../usage-error.js";
-import { intFlag } from "./generate.js";
+import { intFlag, MODEL_LOAD_OPTIONS, parseModelLoad } from "./generate.js";
 
 export const serveUsage = `ssd1b serve [--model M] [--host H] [--port P] [--max-queue N] [--queue redis://HOST:PORT]
   HTTP server with one model loaded; jobs run one at a time in arrival order. APIs: OpenAI
@@ -18,6 +18,7 @@ export const serveUsage = `ssd1b serve [--model M] [--host H] [--port P] [--max-
   --port P             port (default 7860; 0 picks a free one)
   --max-queue N        jobs that may wait; more get 429 with Retry-After (default 16)
   --variant fp16|fp32  which weight files to load (default fp32 when present, else fp16)
+  --lora FILE[:W], --vae DIR, --config DIR, --prompt-syntax diffusers|a1111: as for generate
   --device cpu|webgpu  onnxruntime execution provider (default cpu)
   --queue URL          redis://[:password@]host:port[/db][?name=queue]: enqueue into Redis for
                        \`ssd1b worker\` processes (BullMQ) instead of running jobs here; the model is
@@ -46,6 +47,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
       port: { type: "string", default: "7860" },
       "max-queue": { type: "string", default: "16" },
       variant: { type: "string" },
+      ...MODEL_LOAD_OPTIONS,
       device: { type: "string", default: "cpu" },
       queue: { type: "string" },
     },
@@ -69,7 +71,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
   } else {
     const t0 = performance.now();
     try {
-      pipe = await StableDiffusionXLPipeline.fromPretrained(values.model!, { variant, session: { device }, onWarning: (m) => log(`warning: ${m}`) });
+      pipe = await StableDiffusionXLPipeline.fromPretrained(values.model!, { ...parseModelLoad(values), variant, session: { device }, onWarning: (m) => log(`warning: ${m}`) });
     } catch (e) {
       if (e instanceof PipelineInputError) throw new UsageError(e.message);
       throw e;

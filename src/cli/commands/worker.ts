@@ -4,7 +4,7 @@ import { PipelineInputError } from "../../pipelines/errors.js";
 import { startRedisWorker } from "../../server/redis-worker.js";
 import { probeRedis } from "../../server/redis-queue.js";
 import { UsageError } from "../usage-error.js";
-import { intFlag } from "./generate.js";
+import { intFlag, MODEL_LOAD_OPTIONS, parseModelLoad } from "./generate.js";
 import { parseVariant, untilSignal } from "./serve.js";
 
 export const workerUsage = `ssd1b worker --queue redis://HOST:PORT [--model M] [options]
@@ -13,6 +13,7 @@ export const workerUsage = `ssd1b worker --queue redis://HOST:PORT [--model M] [
   --queue URL          redis://[:password@]host:port[/db][?name=queue] (required; the same as serve's)
   --model M            diffusers folder or Hugging Face repo id in the local cache (default segmind/SSD-1B)
   --variant fp16|fp32  which weight files to load (default fp32 when present, else fp16)
+  --lora FILE[:W], --vae DIR, --config DIR, --prompt-syntax diffusers|a1111: as for generate
   --device cpu|webgpu  onnxruntime execution provider (default cpu)
   --lock-ms N          job lock time; a dead worker's job is retaken after it (default 30000)
   --stalled-ms N       how often to look for jobs of dead workers (default 30000)`;
@@ -24,6 +25,7 @@ export async function workerCommand(argv: string[]): Promise<void> {
       queue: { type: "string" },
       model: { type: "string", default: "segmind/SSD-1B" },
       variant: { type: "string" },
+      ...MODEL_LOAD_OPTIONS,
       device: { type: "string", default: "cpu" },
       "lock-ms": { type: "string", default: "30000" },
       "stalled-ms": { type: "string", default: "30000" },
@@ -41,7 +43,7 @@ export async function workerCommand(argv: string[]): Promise<void> {
   await probeRedis(values.queue);
   let pipe: StableDiffusionXLPipeline;
   try {
-    pipe = await StableDiffusionXLPipeline.fromPretrained(values.model!, { variant, session: { device }, onWarning: (m) => log(`warning: ${m}`) });
+    pipe = await StableDiffusionXLPipeline.fromPretrained(values.model!, { ...parseModelLoad(values), variant, session: { device }, onWarning: (m) => log(`warning: ${m}`) });
   } catch (e) {
     if (e instanceof PipelineInputError) throw new UsageError(e.message);
     throw e;
