@@ -3,6 +3,10 @@ import { synthCommand, synthUsage } from "./commands/synth.js";
 import { forwardCommand, forwardUsage } from "./commands/forward.js";
 import { generateCommand, generateUsage } from "./commands/generate.js";
 import { img2imgCommand, img2imgUsage } from "./commands/img2img.js";
+import { serveCommand, serveUsage } from "./commands/serve.js";
+import { workerCommand, workerUsage } from "./commands/worker.js";
+import { trainCommand, trainUsage } from "./commands/train.js";
+import { distillCommand, distillUsage } from "./commands/distill.js";
 import { UsageError } from "./usage-error.js";
 
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; usage: string }> = {
@@ -10,6 +14,10 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; usage: 
   forward: { run: forwardCommand, usage: forwardUsage },
   generate: { run: generateCommand, usage: generateUsage },
   img2img: { run: img2imgCommand, usage: img2imgUsage },
+  serve: { run: serveCommand, usage: serveUsage },
+  worker: { run: workerCommand, usage: workerUsage },
+  train: { run: trainCommand, usage: trainUsage },
+  distill: { run: distillCommand, usage: distillUsage },
 };
 
 const HELP = `ssd1b: SSD-1B / SDXL text-to-image in TypeScript on onnxruntime-node

@@ -1,3 +1,5 @@
+import type { Optimizer, OptimizerState } from "./optimizer.js";
+
 /**
  * torch.optim.AdamW (single-tensor CPU path, the default for CPU tensors), reproduced in float32
  * operation by operation: decoupled weight decay first, then Adam with torch's bias correction.
@@ -17,8 +19,9 @@ export interface OptimizedParameter {
 
 const f = Math.fround;
 
-export class AdamW {
-  readonly lr: number;
+export class AdamW implements Optimizer {
+  /** The learning rate of the next step (an LR schedule sets it before each step). */
+  lr: number;
   readonly betas: [number, number];
   readonly eps: number;
   readonly weightDecay: number;
@@ -35,6 +38,24 @@ export class AdamW {
   }
 
   get steps(): number { return this.t; }
+
+  /** The step count and both moments of every parameter, as views (write them out before the next step). */
+  state(): OptimizerState {
+    const buffers: Record<string, Float32Array> = {};
+    for (const [k, { m, v }] of this.moments) { buffers[`exp_avg.${k}`] = m; buffers[`exp_avg_sq.${k}`] = v; }
+    return { kind: "adamw", steps: this.t, buffers };
+  }
+
+  loadState(s: OptimizerState): void {
+    if (s.kind !== "adamw") throw new Error(`AdamW: cannot load the state of a ${s.kind} optimizer`);
+    for (const [k, mv] of this.moments) {
+      const m = s.buffers[`exp_avg.${k}`], v = s.buffers[`exp_avg_sq.${k}`];
+      if (!m || !v || m.length !== mv.m.length || v.length !== mv.v.length) throw new Error(`AdamW: the saved state has no moments of "${k}" (another model or LoRA?)`);
+      mv.m.set(m);
+      mv.v.set(v);
+    }
+    this.t = s.steps;
+  }
 
   /** One update from the gradients by parameter key; a parameter without a gradient is skipped (as torch skips grad None). */
   step(grads: Record<string, Float32Array>): void {
