@@ -50,134 +50,21 @@ export const SDXL_UNET: Readonly<Record<string, unknown>> = {
   "use_linear_projection": true
 };
 
-/** segmind/SSD-1B: 4 instead of 10 transformer blocks in the deepest level, no mid-block attention. */
+/**
+ * segmind/SSD-1B: SDXL with layers removed — fewer transformer blocks per level (asymmetric between the
+ * down and up paths) and a mid block that is a single resnet.
+ */
 export const SSD1B_UNET: Readonly<Record<string, unknown>> = {
-  "_class_name": "UNet2DConditionModel",
-  "act_fn": "silu",
-  "addition_embed_type": "text_time",
-  "addition_time_embed_dim": 256,
-  "attention_head_dim": [
-    5,
-    10,
-    20
-  ],
-  "block_out_channels": [
-    320,
-    640,
-    1280
-  ],
-  "center_input_sample": false,
-  "cross_attention_dim": 2048,
-  "down_block_types": [
-    "DownBlock2D",
-    "CrossAttnDownBlock2D",
-    "CrossAttnDownBlock2D"
-  ],
-  "downsample_padding": 1,
-  "flip_sin_to_cos": true,
-  "freq_shift": 0,
-  "in_channels": 4,
-  "layers_per_block": 2,
-  "mid_block_scale_factor": 1,
+  ...SDXL_UNET,
   "mid_block_type": "UNetMidBlock2D",
-  "norm_eps": 1e-05,
-  "norm_num_groups": 32,
-  "out_channels": 4,
-  "projection_class_embeddings_input_dim": 2816,
-  "reverse_transformer_layers_per_block": [
-    [
-      4,
-      4,
-      10
-    ],
-    [
-      2,
-      1,
-      1
-    ],
-    [
-      1,
-      1,
-      1
-    ]
-  ],
-  "sample_size": 128,
-  "transformer_layers_per_block": [
-    1,
-    2,
-    4
-  ],
-  "up_block_types": [
-    "CrossAttnUpBlock2D",
-    "CrossAttnUpBlock2D",
-    "UpBlock2D"
-  ],
-  "upcast_attention": false,
-  "use_linear_projection": true
+  "reverse_transformer_layers_per_block": [[4, 4, 10], [2, 1, 1], [1, 1, 1]],
+  "transformer_layers_per_block": [1, 2, 4],
 };
 
-/** segmind/Segmind-Vega: 2 transformer blocks in the deepest level, no mid-block attention. */
+/** segmind/Segmind-Vega: SSD-1B's recipe taken further. */
 export const VEGA_UNET: Readonly<Record<string, unknown>> = {
-  "_class_name": "UNet2DConditionModel",
-  "act_fn": "silu",
-  "addition_embed_type": "text_time",
-  "addition_time_embed_dim": 256,
-  "attention_head_dim": [
-    5,
-    10,
-    20
-  ],
-  "block_out_channels": [
-    320,
-    640,
-    1280
-  ],
-  "center_input_sample": false,
-  "cross_attention_dim": 2048,
-  "down_block_types": [
-    "DownBlock2D",
-    "CrossAttnDownBlock2D",
-    "CrossAttnDownBlock2D"
-  ],
-  "downsample_padding": 1,
-  "flip_sin_to_cos": true,
-  "freq_shift": 0,
-  "in_channels": 4,
-  "layers_per_block": 2,
-  "mid_block_scale_factor": 1,
+  ...SDXL_UNET,
   "mid_block_type": "UNetMidBlock2D",
-  "norm_eps": 1e-05,
-  "norm_num_groups": 32,
-  "out_channels": 4,
-  "projection_class_embeddings_input_dim": 2816,
-  "reverse_transformer_layers_per_block": [
-    [
-      2,
-      2,
-      2
-    ],
-    [
-      1,
-      1,
-      1
-    ],
-    [
-      1,
-      1,
-      1
-    ]
-  ],
-  "sample_size": 128,
-  "transformer_layers_per_block": [
-    1,
-    1,
-    2
-  ],
-  "up_block_types": [
-    "CrossAttnUpBlock2D",
-    "CrossAttnUpBlock2D",
-    "UpBlock2D"
-  ],
-  "upcast_attention": false,
-  "use_linear_projection": true
+  "reverse_transformer_layers_per_block": [[2, 2, 2], [1, 1, 1], [1, 1, 1]],
+  "transformer_layers_per_block": [1, 1, 2],
 };
