@@ -163,10 +163,12 @@ export class StableDiffusionXLPipeline {
         loras.push(lora);
       }
     }
-    const unet = UNetRunner.fromWeights(source.unet, opts.session, deltas?.unet);
-    const vae = VaeRunner.fromWeights(source.vae, opts.session);
+    // Low-memory mode also gives activations back to the system as soon as they are freed.
+    const session = opts.lowMemory ? { memoryArena: false, ...opts.session } : opts.session;
+    const unet = UNetRunner.fromWeights(source.unet, session, deltas?.unet);
+    const vae = VaeRunner.fromWeights(source.vae, session);
     const promptEncoder = await PromptEncoder.fromWeights(source.tokenizers, source, {
-      session: opts.session, warn: opts.onWarning, promptSyntax: opts.promptSyntax,
+      session, warn: opts.onWarning, promptSyntax: opts.promptSyntax,
       forceZerosForEmptyPrompt: modelIndex.force_zeros_for_empty_prompt !== false,
       deltas: deltas && { textEncoder: deltas.textEncoder, textEncoder2: deltas.textEncoder2 },
     });

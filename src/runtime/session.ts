@@ -8,6 +8,8 @@ export type ExecutionDevice = "cpu" | "webgpu";
 
 export interface SessionOptions {
   device?: ExecutionDevice;
+  /** onnxruntime's CPU memory arena (default on). Off: SSD-1B UNet at 1024² peaks 7.2 instead of 8.5 GiB, 4-9 % slower. */
+  memoryArena?: boolean;
   /** Threads for one operator (default: onnxruntime's choice, all cores). */
   intraOpThreads?: number;
 }
@@ -30,6 +32,8 @@ export class CompiledGraph {
     const { bytes, externalDataFolder } = lowerToOnnx(graph, description, opts.device ?? "cpu");
     const options: ort.InferenceSession.SessionOptions = {
       graphOptimizationLevel: "all",
+      // Without the arena, freed activations go back to the system at once: lower peak, a few % slower.
+      ...(opts.memoryArena === false ? { enableCpuMemArena: false } : {}),
       // SSD1B_PROFILE=<file prefix> writes onnxruntime's per-node timing JSON (developer aid).
       ...(process.env.SSD1B_PROFILE ? { enableProfiling: true, profileFilePrefix: process.env.SSD1B_PROFILE } : {}),
       executionProviders: [opts.device ?? "cpu"],
