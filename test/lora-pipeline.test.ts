@@ -5,7 +5,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NO_FIXTURES, PROJECT_ROOT, assertMaxAbs, assertModuleClose, fixture, openFixture } from "./helpers/fixtures.js";
-import { synthModel } from "../src/cli/commands/synth.js";
+import { tinyModelIn } from "./helpers/tiny-model.js";
 import { StableDiffusionXLPipeline, type GenerateOptions } from "../src/pipelines/stable-diffusion-xl.js";
 import { LoraError } from "../src/loaders/lora.js";
 import { readFloat32, saveTensors, TensorStore } from "../src/safetensors/index.js";
@@ -18,15 +18,7 @@ const CLI = join(PROJECT_ROOT, "dist/src/cli/main.js");
 const tmp = mkdtempSync(join(tmpdir(), "lora-pipeline-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-let model: string | undefined;
-/** A temp copy of pipeline/tiny-ssd with synth weights (made once). */
-function tinyModel(): string {
-  if (model) return model;
-  model = join(tmp, "tiny-ssd");
-  cpSync(fixture("pipeline", "tiny-ssd"), model, { recursive: true });
-  synthModel(model, "fp32");
-  return model;
-}
+const tinyModel = () => tinyModelIn(tmp);
 
 const loraFile = (form: "peft" | "kohya") => fixture("lora", form, "lora.safetensors");
 

@@ -1,11 +1,11 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { cpSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NO_FIXTURES, PROJECT_ROOT, fixture } from "./helpers/fixtures.js";
-import { synthModel } from "../src/cli/commands/synth.js";
+import { tinyModelIn } from "./helpers/tiny-model.js";
 import { StableDiffusionXLPipeline } from "../src/pipelines/stable-diffusion-xl.js";
 import { PipelineInputError } from "../src/pipelines/errors.js";
 import type { UNetFeeds } from "../src/pipelines/sessions.js";
@@ -19,14 +19,7 @@ after(async () => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-let model: string | undefined;
-function tinyModel(): string {
-  if (model) return model;
-  model = join(tmp, "tiny-ssd");
-  cpSync(fixture("pipeline", "tiny-ssd"), model, { recursive: true });
-  synthModel(model, "fp32");
-  return model;
-}
+const tinyModel = () => tinyModelIn(tmp);
 const open = async () => (pipe ??= await StableDiffusionXLPipeline.fromPretrained(tinyModel()));
 
 const LONG = () => JSON.parse(readFileSync(fixture("pipeline", "tiny-ssd", "cases.json"), "utf8")).long_prompt as { prompt: string; negative_prompt: string };

@@ -1,10 +1,11 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NO_FIXTURES, PROJECT_ROOT, assertMaxAbs, fixture, openFixture } from "./helpers/fixtures.js";
+import { tinyModelIn } from "./helpers/tiny-model.js";
 import { synthModel } from "../src/cli/commands/synth.js";
 import { StableDiffusionXLPipeline } from "../src/pipelines/stable-diffusion-xl.js";
 import { ModelSourceError } from "../src/loaders/model-source.js";
@@ -14,14 +15,7 @@ const CLI = join(PROJECT_ROOT, "dist/src/cli/main.js");
 const tmp = mkdtempSync(join(tmpdir(), "vae-override-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-let model: string | undefined;
-function tinyModel(): string {
-  if (model) return model;
-  model = join(tmp, "tiny-ssd");
-  cpSync(fixture("pipeline", "tiny-ssd"), model, { recursive: true });
-  synthModel(model, "fp32");
-  return model;
-}
+const tinyModel = () => tinyModelIn(tmp);
 
 /** A standalone AutoencoderKL folder: the tiny VAE config (edited by `edit`) with synth weights. */
 function vaeFolder(name: string, edit: (c: Record<string, any>) => void = () => {}, dtype: "fp32" | "fp16" = "fp32"): string {
