@@ -125,7 +125,7 @@ test("cli generate/img2img: bad input gives a clear error, a non-zero exit code 
     [[...i2i, "--strength", "1.5"], /--strength must be in \(0, 1\], got 1.5/],
     [[...i2i, "--strength", "0.2"], /strength 0.2 x 2 steps leaves no denoising step/],
     [[...i2i.slice(0, -2), "--image", join(tmp, "missing.png")], /cannot read image .*missing\.png: no such file/],
-    [[...i2i.slice(0, -2), "--image", join(tmp, "photo.jpg")], /JPEG is not supported yet/],
+    [[...i2i.slice(0, -2), "--image", join(tmp, "photo.jpg")], /photo\.jpg: not a readable JPEG/],
     [[...i2i.slice(0, -2), "--image", CLI], /main\.js: not a PNG file/],
     [[...i2i.slice(0, -2), "--image", join(tmp, "odd.png")], /width 12 is not a multiple of 8/],
     [[...i2i.slice(0, -2)], /--image is required/],

@@ -1,3 +1,4 @@
+import jpeg from "jpeg-js";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -98,7 +99,18 @@ test("png: bad files are rejected with a reason", () => {
   const dir = mkdtempSync(join(tmpdir(), "png-"));
   try {
     writeFileSync(join(dir, "photo.jpg"), Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 16]));
-    assert.throws(() => readImageFile(join(dir, "photo.jpg")), /JPEG is not supported yet; convert the image to PNG/);
+    assert.throws(() => readImageFile(join(dir, "photo.jpg")), /photo\.jpg: not a readable JPEG/);
+    // A real JPEG (written by jpeg-js at full quality) decodes to the same picture within JPEG's loss.
+    const src = testImage(16, 8);
+    const rgba = new Uint8Array(16 * 8 * 4);
+    for (let p = 0; p < 16 * 8; p++) { rgba.set(src.data.subarray(p * 3, p * 3 + 3), p * 4); rgba[p * 4 + 3] = 255; }
+    writeFileSync(join(dir, "real.jpg"), jpeg.encode({ width: 16, height: 8, data: rgba }, 100).data);
+    const back = readImageFile(join(dir, "real.jpg"));
+    assert.equal(back.width, 16);
+    assert.equal(back.height, 8);
+    let worst = 0;
+    for (let i = 0; i < back.data.length; i++) worst = Math.max(worst, Math.abs(back.data[i] - src.data[i]));
+    assert.ok(worst <= 24, `JPEG round trip differs by ${worst} levels`);
     assert.throws(() => readImageFile(join(dir, "missing.png")), /cannot read image .*missing\.png: no such file/);
     writeFileSync(join(dir, "junk.png"), "hello");
     assert.throws(() => readImageFile(join(dir, "junk.png")), /junk\.png: not a PNG file/);

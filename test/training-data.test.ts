@@ -23,7 +23,7 @@ test("image folder: captions from .txt files or metadata.jsonl; a fixed instance
   assert.ok(scanImageFolder(meta, { fixedCaption: "sks dog" }).every((i) => i.caption === "sks dog"));
 });
 
-test("image folder: empty, missing, uncaptioned and JPEG datasets fail with the files named", () => {
+test("image folder: empty, missing, uncaptioned and truncated-JPEG datasets fail with the files named", () => {
   assert.throws(() => scanImageFolder(join(tmp, "nope")), /dataset folder not found/);
   mkdirSync(join(tmp, "empty"));
   writeFileSync(join(tmp, "empty", "notes.txt"), "x");
@@ -39,7 +39,7 @@ test("image folder: empty, missing, uncaptioned and JPEG datasets fail with the 
   const j = circleDataset(join(tmp, "jpeg"), "txt");
   writeFileSync(join(j, "8.jpg"), Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 0, 0, 0]));
   writeFileSync(join(j, "8.txt"), "x");
-  assert.throws(() => scanImageFolder(j), /8\.jpg: JPEG is not supported; convert the images to PNG/);
+  assert.throws(() => scanImageFolder(j), /8\.jpg: truncated JPEG \(no end-of-image marker\)/);
 });
 
 const solid = (w: number, h: number, f: (x: number, y: number) => [number, number, number]) => {

@@ -3,6 +3,7 @@
  * 8-bit RGB (what PIL would save) and the init-image tensor of img2img ([1,3,H,W] in [0,1]).
  */
 import { readFileSync } from "node:fs";
+import jpeg from "jpeg-js";
 import { ImageFormatError, decodePng, type RgbImage } from "./png.js";
 
 export { ImageFormatError } from "./png.js";
@@ -40,7 +41,28 @@ export function rgbToTensor(img: RgbImage): FloatTensor {
   return { data, shape: [1, 3, h, w] };
 }
 
-/** Reads an image file as 8-bit RGB. PNG is supported; JPEG and the rest are named in the error. */
+/** Decodes PNG or baseline/progressive JPEG bytes as 8-bit RGB; other formats are named in the error. */
+export function decodeImage(bytes: Uint8Array, where: string): RgbImage {
+  const latin1 = (a: number, b: number) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString("latin1", a, b);
+  if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) {
+    try {
+      const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, maxResolutionInMP: 150, maxMemoryUsageInMB: 2048 });
+      return { width: img.width, height: img.height, data: img.data };
+    } catch (e) {
+      throw new ImageFormatError(`${where}: not a readable JPEG (${(e as Error).message ?? e})`);
+    }
+  }
+  if (bytes.length >= 12 && latin1(0, 4) === "RIFF" && latin1(8, 12) === "WEBP") {
+    throw new ImageFormatError(`${where}: WebP is not supported; convert the image to PNG or JPEG`);
+  }
+  try {
+    return decodePng(bytes);
+  } catch (e) {
+    throw new ImageFormatError(`${where}: ${(e as Error).message}`);
+  }
+}
+
+/** Reads a PNG or JPEG file as 8-bit RGB. */
 export function readImageFile(path: string): RgbImage {
   let bytes: Buffer;
   try {
@@ -48,15 +70,5 @@ export function readImageFile(path: string): RgbImage {
   } catch (e) {
     throw new ImageFormatError(`cannot read image ${path}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message}`);
   }
-  if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) {
-    throw new ImageFormatError(`${path}: JPEG is not supported yet; convert the image to PNG`);
-  }
-  if (bytes.length >= 12 && bytes.toString("latin1", 0, 4) === "RIFF" && bytes.toString("latin1", 8, 12) === "WEBP") {
-    throw new ImageFormatError(`${path}: WebP is not supported; convert the image to PNG`);
-  }
-  try {
-    return decodePng(bytes);
-  } catch (e) {
-    throw new ImageFormatError(`${path}: ${(e as Error).message}`);
-  }
+  return decodeImage(bytes, path);
 }

@@ -4,7 +4,8 @@
  * in-process queue and the Redis worker.
  */
 import type { StableDiffusionXLPipeline, PipelineOutput } from "../pipelines/stable-diffusion-xl.js";
-import { decodePng, encodePng } from "../image/png.js";
+import { encodePng } from "../image/png.js";
+import { decodeImage } from "../image/image.js";
 import { toRgb8 } from "../image/image.js";
 import { formatInfotext, samplerLabel } from "../image/infotext.js";
 import { previewMaker } from "./latent-preview.js";
@@ -17,7 +18,7 @@ export interface RunOptions {
 
 export async function runJob(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: RunOptions = {}): Promise<JobOutput> {
   const t0 = performance.now();
-  const init = spec.initImage !== undefined ? decodePng(Buffer.from(spec.initImage, "base64")) : undefined;
+  const init = spec.initImage !== undefined ? decodeImage(Buffer.from(spec.initImage, "base64"), "init image") : undefined;
   const out: JobOutput = { images: [], seeds: [], infotexts: [], width: 0, height: 0, sampler: "", model: pipe.model.name, seconds: 0 };
   for (let k = 0; k < spec.iterations; k++) {
     const seed = spec.seed + k;

@@ -5,7 +5,8 @@
  */
 import { randomInt } from "node:crypto";
 import { createScheduler } from "../schedulers/index.js";
-import { decodePng, type DecodedPng } from "../image/png.js";
+import type { RgbImage } from "../image/png.js";
+import { decodeImage } from "../image/image.js";
 import { invalid } from "./errors.js";
 import type { JobSpec } from "./job.js";
 
@@ -148,19 +149,16 @@ export function checkImageCount(n: number, limits: Limits, param: string): void 
   if (n > limits.maxImages) throw invalid(`at most ${limits.maxImages} images per request, asked for ${n}`, "too_many_images", param);
 }
 
-/** A base64 PNG (data: URL prefix allowed) decoded and checked; returns the bare base64 too. */
-export function readInitImage(data: string, limits: Limits, param: string): { base64: string; image: DecodedPng } {
+/** A base64 PNG or JPEG (data: URL prefix allowed) decoded and checked; returns the bare base64 too. */
+export function readInitImage(data: string, limits: Limits, param: string): { base64: string; image: RgbImage } {
   const base64 = data.replace(/^data:[^;,]*;base64,/, "").replace(/\s+/g, "");
-  if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(base64) || base64.length === 0) throw invalid(`${param} must be a base64-encoded PNG`, "invalid_image", param);
+  if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(base64) || base64.length === 0) throw invalid(`${param} must be a base64-encoded PNG or JPEG`, "invalid_image", param);
   const bytes = Buffer.from(base64, "base64");
-  if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) {
-    throw invalid(`${param}: JPEG is not supported yet; send a PNG`, "invalid_image", param);
-  }
-  let image: DecodedPng;
+  let image: RgbImage;
   try {
-    image = decodePng(bytes);
+    image = decodeImage(bytes, param);
   } catch (e) {
-    throw invalid(`${param}: ${(e as Error).message}`, "invalid_image", param);
+    throw invalid((e as Error).message, "invalid_image", param);
   }
   checkSide("the init image width", image.width, limits, param);
   checkSide("the init image height", image.height, limits, param);

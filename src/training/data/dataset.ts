@@ -4,7 +4,7 @@
  * column, default `text`) or from a `.txt` file beside each image; a fixed prompt (DreamBooth's instance
  * prompt) needs neither. Every problem is reported up front, naming the files.
  */
-import { existsSync, openSync, readSync, closeSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { existsSync, openSync, readSync, fstatSync, closeSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { extname, join, relative } from "node:path";
 
 export class DatasetError extends Error {}
@@ -44,19 +44,25 @@ const few = (list: string[]) => list.slice(0, 5).join(", ") + (list.length > 5 ?
 /** Only PNG is decoded; say what else an image is, from its first bytes, before training starts. */
 function checkReadable(file: string): string | undefined {
   let head: Buffer;
+  const tail = Buffer.alloc(2);
   try {
     const fd = openSync(file, "r");
     head = Buffer.alloc(16);
     const n = readSync(fd, head, 0, 16, 0);
+    const size = fstatSync(fd).size;
+    if (size >= 2) readSync(fd, tail, 0, 2, size - 2);
     closeSync(fd);
     head = head.subarray(0, n);
   } catch (e) {
     return `${file}: cannot read (${(e as Error).message})`;
   }
   if (head.length >= 8 && head.readUInt32BE(0) === 0x89504e47) return undefined;
-  if (head[0] === 0xff && head[1] === 0xd8) return `${file}: JPEG is not supported; convert the images to PNG`;
-  if (head.toString("latin1", 0, 4) === "RIFF") return `${file}: WebP is not supported; convert the images to PNG`;
-  return `${file}: not a PNG image`;
+  if (head.length >= 3 && head[0] === 0xff && head[1] === 0xd8 && head[2] === 0xff) {
+    // A JPEG ends with the end-of-image marker: a cheap check for truncated downloads.
+    return tail[0] === 0xff && tail[1] === 0xd9 ? undefined : `${file}: truncated JPEG (no end-of-image marker)`;
+  }
+  if (head.toString("latin1", 0, 4) === "RIFF") return `${file}: WebP is not supported; convert the images to PNG or JPEG`;
+  return `${file}: not a PNG or JPEG image`;
 }
 
 export function scanImageFolder(dir: string, opts: ScanOptions = {}): DatasetItem[] {
