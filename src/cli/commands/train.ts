@@ -6,7 +6,7 @@ import { parseScheduleName } from "../../training/optim/schedule.js";
 import { UNET_LORA_TARGETS } from "../../training/graph/lora-modules.js";
 
 export const trainUsage = `ssd1b train lora|dreambooth-lora|finetune --model DIR --data DIR --output DIR [options]
-  Trains on an image folder (PNG; captions in a .txt beside each image or metadata.jsonl with
+  Trains on an image folder (PNG or JPEG; captions in a .txt beside each image or metadata.jsonl with
   file_name + text), as diffusers' train_text_to_image_lora_sdxl.py, train_dreambooth_lora_sdxl.py and
   train_text_to_image_sdxl.py. LoRA saves pytorch_lora_weights.safetensors (diffusers/PEFT keys);
   finetune saves a diffusers model folder. Logs train_log.jsonl; checkpoints resume exactly.
