@@ -1,4 +1,4 @@
-import { type BaseConfig, indexForTimestep, trainingAlphasCumprod } from "./common.js";
+import { type BaseConfig, indexForTimestep, integerTimesteps, trainingAlphasCumprod } from "./common.js";
 import type { NoiseGenerator, Scheduler } from "./types.js";
 
 /** State every scheduler shares: config, alphas_cumprod, timesteps and the step-index counter. */
@@ -54,5 +54,20 @@ export abstract class BaseScheduler<C extends BaseConfig> implements Scheduler {
   protected resetSteps(): void {
     this.stepIndex = null;
     this.beginIndex = null;
+  }
+
+  /** Before setTimesteps, DDPM-family schedulers hold every training timestep, descending. */
+  protected allTrainingTimesteps(): Float64Array {
+    const T = this.config.num_train_timesteps;
+    return Float64Array.from({ length: T }, (_, i) => T - 1 - i);
+  }
+
+  /** setTimesteps of the schedulers that step on integer timesteps with the config's spacing (DDIM, DDPM). */
+  protected setIntegerTimesteps(numInferenceSteps: number): void {
+    const T = this.config.num_train_timesteps;
+    if (numInferenceSteps > T) throw new Error(`${this.className}: num_inference_steps ${numInferenceSteps} exceeds num_train_timesteps ${T}`);
+    this.numInferenceSteps = numInferenceSteps;
+    this.timesteps = integerTimesteps(this.config, numInferenceSteps);
+    this.resetSteps();
   }
 }

@@ -1,5 +1,5 @@
 import { BaseScheduler } from "./base.js";
-import { type BaseConfig, checkOption, drawNoise, f32, integerTimesteps, resolveConfig } from "./common.js";
+import { type BaseConfig, checkOption, drawNoise, f32, resolveConfig } from "./common.js";
 import type { NoiseGenerator } from "./types.js";
 
 export interface DDIMConfig extends BaseConfig {
@@ -44,16 +44,11 @@ export class DDIMScheduler extends BaseScheduler<DDIMConfig> {
     checkOption(this.className, "prediction_type", this.config.prediction_type, ["epsilon", "sample", "v_prediction"]);
     checkOption(this.className, "thresholding", this.config.thresholding, [false]);
     this.finalAlphaCumprod = this.config.set_alpha_to_one ? 1 : this.alphasCumprod[0];
-    const T = this.config.num_train_timesteps;
-    this.timesteps = Float64Array.from({ length: T }, (_, i) => T - 1 - i);
+    this.timesteps = this.allTrainingTimesteps();
   }
 
   setTimesteps(numInferenceSteps: number): void {
-    const T = this.config.num_train_timesteps;
-    if (numInferenceSteps > T) throw new Error(`${this.className}: num_inference_steps ${numInferenceSteps} exceeds num_train_timesteps ${T}`);
-    this.numInferenceSteps = numInferenceSteps;
-    this.timesteps = integerTimesteps(this.config, numInferenceSteps);
-    this.resetSteps();
+    this.setIntegerTimesteps(numInferenceSteps);
   }
 
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, generator?: NoiseGenerator, shape?: number[]): Float32Array {

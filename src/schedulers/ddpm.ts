@@ -1,5 +1,5 @@
 import { BaseScheduler } from "./base.js";
-import { type BaseConfig, checkOption, drawNoise, f32, integerTimesteps, resolveConfig } from "./common.js";
+import { type BaseConfig, checkOption, drawNoise, f32, resolveConfig } from "./common.js";
 import { vpAddNoise, vpPredictions } from "./ddim.js";
 import type { NoiseGenerator } from "./types.js";
 
@@ -28,16 +28,11 @@ export class DDPMScheduler extends BaseScheduler<DDPMConfig> {
     // the learned variances need a model that outputs twice the channels
     checkOption(this.className, "variance_type", this.config.variance_type, ["fixed_small", "fixed_small_log", "fixed_large"]);
     checkOption(this.className, "thresholding", this.config.thresholding, [false]);
-    const T = this.config.num_train_timesteps;
-    this.timesteps = Float64Array.from({ length: T }, (_, i) => T - 1 - i);
+    this.timesteps = this.allTrainingTimesteps();
   }
 
   setTimesteps(numInferenceSteps: number): void {
-    const T = this.config.num_train_timesteps;
-    if (numInferenceSteps > T) throw new Error(`${this.className}: num_inference_steps ${numInferenceSteps} exceeds num_train_timesteps ${T}`);
-    this.numInferenceSteps = numInferenceSteps;
-    this.timesteps = integerTimesteps(this.config, numInferenceSteps);
-    this.resetSteps();
+    this.setIntegerTimesteps(numInferenceSteps);
   }
 
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, generator?: NoiseGenerator, shape?: number[]): Float32Array {

@@ -31,8 +31,7 @@ export class LCMScheduler extends BaseScheduler<LCMConfig> {
     checkOption(this.className, "prediction_type", this.config.prediction_type, ["epsilon", "sample", "v_prediction"]);
     checkOption(this.className, "thresholding", this.config.thresholding, [false]);
     this.finalAlphaCumprod = this.config.set_alpha_to_one ? 1 : this.alphasCumprod[0];
-    const T = this.config.num_train_timesteps;
-    this.timesteps = Float64Array.from({ length: T }, (_, i) => T - 1 - i);
+    this.timesteps = this.allTrainingTimesteps();
   }
 
   /**
