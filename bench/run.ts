@@ -3,8 +3,9 @@
  * <tmp>/ssd1b-bench), each measurement in a fresh process so peak memory is its own.
  *  - unet: SSD-1B and SDXL UNets, batch 2 → bench/results/unet-<device>.md
  *  - pipeline: SSD-1B text-to-image by stage → bench/results/pipeline-cpu.md
+ *  - decode: SDXL VAE decoder vs TAESDXL decoder (fast decode / previews) → bench/results/decode-cpu.md
  *  - server: requests/minute and latency under 4 clients, tiny model → bench/results/server.md (bench/server.ts)
- * Options: --suites unet,pipeline  --device cpu|webgpu  --sizes 512,1024  --runs N  --models ssd-1b,sdxl  --steps 25
+ * Options: --suites unet,pipeline,decode  --device cpu|webgpu  --sizes 512,1024  --runs N  --models ssd-1b,sdxl  --steps 25
  */
 import { spawnSync } from "node:child_process";
 import { cpus, totalmem, tmpdir } from "node:os";
@@ -14,6 +15,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { synthComponent, synthModel } from "../src/cli/commands/synth.js";
 import { fullSizeModelFolder } from "../test/helpers/full-size-model.js";
+import { TAESDXL_CONFIG } from "../src/models/taesd/autoencoder-tiny.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, "../..");
@@ -22,7 +24,7 @@ const { values } = parseArgs({
   options: {
     device: { type: "string", default: "cpu" }, sizes: { type: "string", default: "512,1024" },
     runs: { type: "string", default: "2" }, models: { type: "string", default: "ssd-1b,sdxl" },
-    suites: { type: "string", default: "unet,pipeline,server" }, steps: { type: "string", default: "25" },
+    suites: { type: "string", default: "unet,pipeline,decode,server" }, steps: { type: "string", default: "25" },
   },
 });
 const benchDir = process.env.SSD1B_BENCH_DIR ?? join(tmpdir(), "ssd1b-bench");
@@ -132,9 +134,56 @@ function pipelineTable(rows: any[]): string[] {
   ];
 }
 
+/** A full-size synth fp16 component folder from a config, written once. */
+function componentDir(name: string, config: () => string): string {
+  const dir = join(benchDir, name);
+  if (!existsSync(join(dir, "diffusion_pytorch_model.fp16.safetensors"))) {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, "config.json"), config());
+    synthComponent(dir, "fp16");
+  }
+  return dir;
+}
+
+/** The SDXL VAE decoder against TAESDXL's on the same latents: what --fast-decode and TAESD previews save. */
+function decodeSuite(): void {
+  const dirs = {
+    vae: componentDir("sdxl-vae", () => readFileSync(join(configs, "sdxl-vae.json"), "utf8")),
+    taesd: componentDir("taesdxl", () => JSON.stringify(TAESDXL_CONFIG)),
+  };
+  const rows: any[] = [];
+  for (const size of values.sizes!.split(",").map(Number)) {
+    for (const kind of ["vae", "taesd"] as const) {
+      process.stderr.write(`decode ${kind} ${size}x${size} ...\n`);
+      const r = runWorker("decode-worker.js", [kind, dirs[kind], String(size), values.runs!, values.device!]);
+      rows.push(r);
+      process.stderr.write(`  ${JSON.stringify(r)}\n`);
+    }
+  }
+  const best = (r: any) => Math.min(...r.times);
+  const lines = [
+    `# Decoder benchmark: SDXL VAE vs TAESDXL (${values.device})`,
+    "",
+    machine,
+    `Full-size synth fp16 checkpoints, one latent [1, 4, size/8, size/8], best of ${values.runs} runs, each decoder and size in a fresh process.`,
+    "TAESDXL is what `--fast-decode` and the TAESD previews run instead of the VAE.",
+    "",
+    "| size | decoder | session creation (s) | decode (s) | TFLOP (IR) | peak RSS (GiB) |",
+    "|---|---|---|---|---|---|",
+    ...rows.map((r) => `| ${r.size}x${r.size} | ${r.kind === "vae" ? "SDXL VAE" : "TAESDXL"} | ${r.sessionSeconds.toFixed(1)} | ${best(r).toFixed(2)} | ${(r.flops / 1e12).toFixed(3)} | ${gib(r.peakRss)} |`),
+    "",
+  ];
+  for (const size of new Set(rows.map((r) => r.size))) {
+    const v = rows.find((r) => r.kind === "vae" && r.size === size), t = rows.find((r) => r.kind === "taesd" && r.size === size);
+    if (v && t) lines.push(`TAESDXL at ${size}x${size}: ${(best(v) / best(t)).toFixed(1)}x faster than the VAE, ${(v.flops / t.flops).toFixed(1)}x fewer FLOPs.`, "");
+  }
+  writeResult(`decode-${values.device}.md`, lines);
+}
+
 const suites = values.suites!.split(",");
 if (suites.includes("unet")) unetSuite();
 if (suites.includes("pipeline")) pipelineSuite();
+if (suites.includes("decode")) decodeSuite();
 if (suites.includes("server")) {
   const r = spawnSync(process.execPath, [join(here, "server.js")], { stdio: "inherit" });
   if (r.status !== 0) throw new Error("server benchmark failed");

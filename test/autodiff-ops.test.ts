@@ -112,6 +112,8 @@ const CASES: Record<string, Case[]> = {
   Erf: [{ name: "Erf", inputs: [{ shape: [7], lo: -2, hi: 2 }], build: ([x]) => F.erf(x) }],
   Sin: [{ name: "Sin", inputs: [{ shape: [7], lo: -3, hi: 3 }], build: ([x]) => F.sin(x) }],
   Cos: [{ name: "Cos", inputs: [{ shape: [7], lo: -3, hi: 3 }], build: ([x]) => F.cos(x) }],
+  // The sampled points lie >= 0.04 from the kink at 0; the stencil (h = 1e-3, up to 2h per point) stays on one side.
+  Relu: [{ name: "Relu", inputs: [{ shape: [12], lo: -2, hi: 2 }], build: ([x]) => F.relu(x), h: 1e-3 }],
   Gelu: [{ name: "Gelu", inputs: [{ shape: [9], lo: -3, hi: 3 }], build: ([x]) => F.gelu(x) }],
   SigmoidGate: [
     { name: "SiLU", inputs: [{ shape: [9], lo: -3, hi: 3 }], build: ([x]) => F.silu(x) },

@@ -2,7 +2,7 @@
  * The functional API models are written in: each function adds one IR op (see ops/) to the
  * graph its inputs belong to. Numbers given where a tensor is expected become scalar constants.
  */
-import { Add, Sub, Mul, Div, Pow, Neg, Exp, Sqrt, Sigmoid, Tanh, Erf, Sin, Cos, Gelu, SigmoidGate, Clamp, Log, Less, Greater, Where } from "./ops/elementwise.js";
+import { Add, Sub, Mul, Div, Pow, Neg, Exp, Sqrt, Sigmoid, Tanh, Erf, Sin, Cos, Gelu, Relu, SigmoidGate, Clamp, Log, Less, Greater, Where } from "./ops/elementwise.js";
 import { MatMul } from "./ops/matmul.js";
 import { Conv2d, ConvTranspose2d, type ConvAttrs } from "./ops/conv.js";
 import { GroupNorm, LayerNorm } from "./ops/normalization.js";
@@ -42,6 +42,7 @@ export const erf = (x: Tensor) => one(Erf, [x], {});
 export const sin = (x: Tensor) => one(Sin, [x], {});
 export const cos = (x: Tensor) => one(Cos, [x], {});
 export const gelu = (x: Tensor) => one(Gelu, [x], {});
+export const relu = (x: Tensor) => one(Relu, [x], {});
 export const silu = (x: Tensor) => one(SigmoidGate, [x], { alpha: 1 });
 export const quickGelu = (x: Tensor) => one(SigmoidGate, [x], { alpha: 1.702 });
 export const clamp = (x: Tensor, lo: number, hi: number) => one(Clamp, [x], { lo, hi });

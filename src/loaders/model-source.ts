@@ -19,6 +19,8 @@ import { detectComponentKind } from "../models/components.js";
 import { ModelFolderError, openComponent, openWeights, type Variant } from "./component.js";
 import { hubCacheDir, resolveModelFolder, type ModelFolder } from "./model-folder.js";
 import { openSingleFile, type SingleFileCheckpoint } from "./single-file.js";
+import { readHeader } from "../safetensors/read.js";
+import { decoderFileConfig, decoderFileSource, type TaesdWeights } from "../models/taesd/autoencoder-tiny.js";
 import { SDXL_TOKENIZER, SDXL_TOKENIZER_2, type TokenizerSpecials } from "./builtin-configs/index.js";
 
 export class ModelSourceError extends Error {}
@@ -238,8 +240,61 @@ export function openVaeOverride(spec: string, variant: Variant, env?: NodeJS.Pro
     throw new ModelSourceError(`--vae ${dir}: ${(e as Error).message}`);
   }
   if (kind !== "vae") {
-    const cls: Record<string, string> = { "unet": "UNet2DConditionModel", "clip-text": "CLIPTextModel", "clip-text-projection": "CLIPTextModelWithProjection" };
-    throw new ModelSourceError(`--vae ${dir}: config.json describes a ${cls[kind] ?? kind}, not an AutoencoderKL`);
+    const cls: Record<string, string> = { "unet": "UNet2DConditionModel", "clip-text": "CLIPTextModel", "clip-text-projection": "CLIPTextModelWithProjection", "autoencoder-tiny": "AutoencoderTiny" };
+    const hint = kind === "autoencoder-tiny" ? " (a TAESD: pass it with --taesd, library { taesd })" : "";
+    throw new ModelSourceError(`--vae ${dir}: config.json describes ${kind === "autoencoder-tiny" ? "an" : "a"} ${cls[kind] ?? kind}, not an AutoencoderKL${hint}`);
+  }
+  try {
+    return folderComponent(dir, variant);
+  } catch (e) {
+    if (variant && e instanceof ModelFolderError) return folderComponent(dir, undefined);
+    throw e;
+  }
+}
+
+/**
+ * A TAESD (diffusers AutoencoderTiny) for previews and fast decoding: its folder (config.json +
+ * diffusion_pytorch_model[.fp16].safetensors), a repo id in the HF cache (madebyollin/taesdxl), or
+ * the standalone decoder file of ComfyUI / AUTOMATIC1111 (taesdxl_decoder.safetensors).
+ */
+export function openTaesdSource(spec: string, variant: Variant, env?: NodeJS.ProcessEnv): TaesdWeights {
+  const asPath = resolve(spec);
+  if (isFile(asPath)) {
+    if (!/\.safetensors$/i.test(asPath)) {
+      throw new ModelSourceError(`--taesd ${spec}: only .safetensors decoder files are read (convert a .pth with safetensors' torch save_file, or use the diffusers folder madebyollin/taesdxl)`);
+    }
+    try {
+      const tensors = readHeader(asPath).tensors;
+      return { config: decoderFileConfig(tensors, asPath), source: decoderFileSource(tensors, asPath), where: asPath, decoderOnly: true };
+    } catch (e) {
+      throw new ModelSourceError((e as Error).message);
+    }
+  }
+  let dir: string | undefined;
+  if (isDir(asPath)) {
+    if (!existsSync(join(asPath, "config.json"))) throw new ModelSourceError(`--taesd ${asPath}: no config.json (expected a diffusers AutoencoderTiny folder such as madebyollin/taesdxl, or a taesdxl_decoder.safetensors file)`);
+    dir = asPath;
+  } else if (/^[A-Za-z0-9][\w.-]*\/[\w.-]+$/.test(spec) && !spec.startsWith(".")) {
+    const snap = hubSnapshot(spec, env);
+    if (!snap || !existsSync(join(snap, "config.json"))) {
+      const looked = snap ? `${snap} (no config.json)` : `${join(hubCacheDir(env), `models--${spec.replace("/", "--")}`)} (not in the Hugging Face cache; download it with: huggingface-cli download ${spec})`;
+      throw new ModelSourceError(`TAESD "${spec}" not found: looked at ${looked}`);
+    }
+    dir = snap;
+  } else {
+    throw new ModelSourceError(`TAESD "${spec}" not found: ${asPath} is neither a folder nor a file`);
+  }
+  const config = JSON.parse(readFileSync(join(dir, "config.json"), "utf8")) as Record<string, any>;
+  let kind: string;
+  try {
+    kind = detectComponentKind(config, basename(dir));
+  } catch (e) {
+    throw new ModelSourceError(`--taesd ${dir}: ${(e as Error).message}`);
+  }
+  if (kind !== "autoencoder-tiny") {
+    const cls: Record<string, string> = { "unet": "UNet2DConditionModel", "vae": "AutoencoderKL", "clip-text": "CLIPTextModel", "clip-text-projection": "CLIPTextModelWithProjection" };
+    const hint = kind === "vae" ? " (a full VAE: pass it with --vae)" : "";
+    throw new ModelSourceError(`--taesd ${dir}: config.json describes ${kind === "vae" ? "an" : "a"} ${cls[kind] ?? kind}, not an AutoencoderTiny (TAESD)${hint}`);
   }
   try {
     return folderComponent(dir, variant);

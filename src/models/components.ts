@@ -8,8 +8,10 @@ import { ConfigError, buildUNetGraph, parseUNetConfig } from "./unet/index.js";
 import { buildClipTextModel } from "./clip/clip-text-model.js";
 import { parseClipTextConfig } from "./clip/config.js";
 import { buildVaeDecoder, buildVaeEncoder, parseVaeConfig, vaeDownscale } from "./vae/autoencoder-kl.js";
+import { buildTaesdHalves, parseTaesdConfig } from "./taesd/autoencoder-tiny.js";
 
-export type ComponentKind = "unet" | "vae" | "clip-text" | "clip-text-projection";
+/** "autoencoder-tiny": diffusers AutoencoderTiny (TAESD), for previews and fast decoding. */
+export type ComponentKind = "unet" | "vae" | "clip-text" | "clip-text-projection" | "autoencoder-tiny";
 
 /**
  * What a component folder holds. Text encoder configs often lack `architectures`: then the weights
@@ -19,6 +21,7 @@ export function detectComponentKind(config: Record<string, any>, folderName = ""
   const cls = config._class_name as string | undefined;
   if (cls === "UNet2DConditionModel") return "unet";
   if (cls === "AutoencoderKL") return "vae";
+  if (cls === "AutoencoderTiny") return "autoencoder-tiny";
   const arch = (config.architectures ?? []) as string[];
   if (arch.includes("CLIPTextModelWithProjection")) return "clip-text-projection";
   if (arch.includes("CLIPTextModel")) return "clip-text";
@@ -28,8 +31,9 @@ export function detectComponentKind(config: Record<string, any>, folderName = ""
   }
   // Configs saved without _class_name: recognise them by their characteristic keys.
   if (config.cross_attention_dim !== undefined && config.block_out_channels) return "unet";
+  if (config.decoder_block_out_channels !== undefined && config.num_decoder_blocks !== undefined) return "autoencoder-tiny";
   if (config.latent_channels !== undefined && config.block_out_channels) return "vae";
-  if (cls) throw new ConfigError(`unsupported model class "${cls}" (supported: UNet2DConditionModel, AutoencoderKL, CLIPTextModel, CLIPTextModelWithProjection)`);
+  if (cls) throw new ConfigError(`unsupported model class "${cls}" (supported: UNet2DConditionModel, AutoencoderKL, AutoencoderTiny, CLIPTextModel, CLIPTextModelWithProjection)`);
   throw new ConfigError(`config.json does not say what model it is (no _class_name, architectures or model_type, and no UNet/VAE keys)`);
 }
 
@@ -48,6 +52,9 @@ function buildAll(kind: ComponentKind, config: Record<string, any>, source: Weig
       buildVaeDecoder(vb, c, [1, c.latentChannels, 1, 1]);
       break;
     }
+    case "autoencoder-tiny":
+      buildTaesdHalves(vb, parseTaesdConfig(config), { encoder: true });
+      break;
     default:
       buildClipTextModel(vb, parseClipTextConfig(config), { batch: 1, withProjection: kind === "clip-text-projection" });
   }

@@ -6,6 +6,7 @@ export { guidanceScaleEmbedding } from "./guidance.js";
 export type { MicroConditioning, Pair } from "./micro-conditioning.js";
 export type { StepInfo, StepCallback } from "./denoise.js";
 export { PipelineInputError } from "./errors.js";
+export { TaesdRunner, taesdPreviewMaker, type OpenTaesdOptions } from "./taesd-runner.js";
 export { resolveModelFolder, hubCacheDir, type ModelFolder } from "../loaders/model-folder.js";
 export { openModelSource, ModelSourceError, type ModelSource, type ComponentWeights, type OpenModelOptions } from "../loaders/model-source.js";
 export { LoraError, parseLoraArg, type LoraFile } from "../loaders/lora.js";

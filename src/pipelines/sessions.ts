@@ -83,20 +83,38 @@ export class UNetRunner {
   release(): Promise<void> { return this.cache.release(); }
 }
 
+export interface VaeDecodeSettings {
+  /**
+   * Decoder arithmetic: "float16" halves the weights' and activations' memory (and is faster on
+   * GPUs), but overflows where the VAE's activations exceed 65504 (the original SDXL VAE; not
+   * madebyollin/sdxl-vae-fp16-fix). A decode giving NaN or infinity is then done again in float32,
+   * and float32 is kept for this runner. Default float32.
+   */
+  precision?: "float32" | "float16";
+  /** Told when a float16 decode overflowed and float32 took over. */
+  onFallback?: (message: string) => void;
+}
+
 /** The VAE, one image at a time (outputs are per image; this keeps full-size activations small). */
 export class VaeRunner {
   private readonly enc = new ShapeCache();
   private readonly dec = new ShapeCache();
-  private constructor(readonly vae: VaeComponent, private readonly session: SessionOptions) {}
+  private decodePrecision: "float32" | "float16";
+  private constructor(readonly vae: VaeComponent, private readonly session: SessionOptions, private readonly settings: VaeDecodeSettings = {}) {
+    this.decodePrecision = settings.precision ?? "float32";
+  }
 
-  static open(modelDir: string, variant: Variant, session: SessionOptions = {}): VaeRunner {
-    return new VaeRunner(openVae(join(modelDir, "vae"), variant), session);
+  static open(modelDir: string, variant: Variant, session: SessionOptions = {}, settings?: VaeDecodeSettings): VaeRunner {
+    return new VaeRunner(openVae(join(modelDir, "vae"), variant), session, settings);
   }
 
   /** A VAE from a config and weight source (a diffusers folder, a single file, an override folder). */
-  static fromWeights(weights: ComponentWeights, session: SessionOptions = {}): VaeRunner {
-    return new VaeRunner(openVaeWeights(weights), session);
+  static fromWeights(weights: ComponentWeights, session: SessionOptions = {}, settings?: VaeDecodeSettings): VaeRunner {
+    return new VaeRunner(openVaeWeights(weights), session, settings);
   }
+
+  /** The decoder's arithmetic now (float16 turns into float32 after an overflow). */
+  get decoderPrecision(): "float32" | "float16" { return this.decodePrecision; }
 
   get config() { return this.vae.config; }
 
@@ -114,8 +132,16 @@ export class VaeRunner {
   /** One latent [1, C, h, w] (already unscaled) -> image [1, 3, h*f, w*f] in about [-1, 1]. */
   async decode(latent: Float32Array, height: number, width: number): Promise<Float32Array> {
     const shape = [1, this.config.latentChannels, height, width];
-    const g = await this.dec.get(shape, () => this.vae.decoder(shape, this.session));
-    return (await g.run({ latent })).decoded;
+    const precision = this.decodePrecision;
+    const key = [...shape, precision === "float16" ? 16 : 32];
+    const g = await this.dec.get(key, () => this.vae.decoder(shape, { ...this.session, precision }));
+    const decoded = (await g.run({ latent })).decoded;
+    if (precision === "float16" && !decoded.every(Number.isFinite)) {
+      this.decodePrecision = "float32";
+      this.settings.onFallback?.("the VAE decode in float16 overflowed (NaN or infinity); decoding in float32 from now on (a VAE made for float16, such as madebyollin/sdxl-vae-fp16-fix, avoids this)");
+      return this.decode(latent, height, width);
+    }
+    return decoded;
   }
 
   async release(): Promise<void> {

@@ -8,8 +8,8 @@
  * The checkpoints people have: a diffusers folder or HF cache repo id, or an original single-file
  * `.safetensors` (`{ config: dir }` for non-built-in architectures and tokenizers); LoRA / LoCon files
  * (`{ loras: [{ file, weight }] }`, folded into the weights at session creation); another VAE
- * (`{ vae: dir }`); LCM UNets (time_cond_proj_dim: guidance embedding, no CFG batch); A1111 prompts
- * (`promptSyntax: "a1111"`).
+ * (`{ vae: dir }`); a TAESD for previews and fast decoding (`{ taesd }`, `fastDecode`, `previewDecode`);
+ * LCM UNets (time_cond_proj_dim: guidance embedding, no CFG batch); A1111 prompts (`promptSyntax: "a1111"`).
  */
 import { randomInt } from "node:crypto";
 import { existsSync } from "node:fs";
@@ -28,6 +28,7 @@ import { UNetRunner, VaeRunner } from "./sessions.js";
 import { denoise, type StepCallback } from "./denoise.js";
 import { decodeLatents, encodeInitImage } from "./vae-io.js";
 import { PipelineInputError } from "./errors.js";
+import { TaesdRunner, checkTaesdFits } from "./taesd-runner.js";
 import { guidanceScaleEmbedding } from "./guidance.js";
 
 export interface PipelineLoadOptions {
@@ -60,6 +61,19 @@ export interface PipelineLoadOptions {
   vae?: string;
   /** Default prompt syntax of generate / img2img / encodePrompt calls ("diffusers" unless set). */
   promptSyntax?: PromptSyntax;
+  /**
+   * A TAESD (diffusers AutoencoderTiny) for previewDecode and fastDecode: its folder, a repo id in the
+   * HF cache (madebyollin/taesdxl) or a taesdxl_decoder.safetensors file.
+   */
+  taesd?: string;
+  /**
+   * The VAE decoder's arithmetic. "float16" as diffusers runs an fp16 VAE; an overflowing decode (NaN
+   * or infinity, as the original SDXL VAE gives) is redone in float32 and told through onWarning.
+   * "auto" (default): float16 on WebGPU for a VAE whose config says force_upcast: false (e.g.
+   * madebyollin/sdxl-vae-fp16-fix), float32 otherwise — onnxruntime's CPU provider computes most of
+   * an fp16 graph in float32 anyway, so half precision gains nothing there.
+   */
+  vaePrecision?: "float32" | "float16" | "auto";
 }
 
 export interface CommonOptions extends Omit<EncodePromptOptions, "doClassifierFreeGuidance">, MicroConditioning {
@@ -79,6 +93,8 @@ export interface CommonOptions extends Omit<EncodePromptOptions, "doClassifierFr
   outputType?: "np" | "latent";
   onStep?: StepCallback;
   signal?: AbortSignal;
+  /** Decode the final latents with the loaded TAESD instead of the VAE (much faster, a little less detail). */
+  fastDecode?: boolean;
 }
 
 export interface GenerateOptions extends CommonOptions {
@@ -121,6 +137,14 @@ interface Prepared {
   batch: number;
 }
 
+/** PipelineLoadOptions.vaePrecision resolved for a VAE config. */
+function vaePrecision(opts: PipelineLoadOptions, vaeConfig: Record<string, unknown>): "float32" | "float16" {
+  const p = opts.vaePrecision ?? "auto";
+  if (p !== "auto" && p !== "float32" && p !== "float16") throw new PipelineInputError(`vaePrecision must be float32, float16 or auto, got "${p}"`);
+  if (p !== "auto") return p;
+  return opts.session?.device === "webgpu" && vaeConfig.force_upcast === false ? "float16" : "float32";
+}
+
 const isRgb = (x: FloatTensor | RgbImage): x is RgbImage => (x as RgbImage).width !== undefined;
 
 export class StableDiffusionXLPipeline {
@@ -139,6 +163,11 @@ export class StableDiffusionXLPipeline {
     /** See PipelineLoadOptions.lowMemory. */
     readonly lowMemory = false,
   ) {}
+
+  /** fromPretrained's session options and warning sink, reused by withLoras. */
+  private loadSettings: { session?: SessionOptions; onWarning?: (message: string) => void } = {};
+  /** Sessions a withLoras variant shares with the pipeline it came from: its release() leaves them. */
+  private borrowed = { promptEncoder: false, vae: false, taesd: false };
 
   /**
    * Opens a diffusers folder, a Hugging Face cache repo id or a single-file checkpoint (`.safetensors`);
@@ -166,7 +195,9 @@ export class StableDiffusionXLPipeline {
     // Low-memory mode also gives activations back to the system as soon as they are freed.
     const session = opts.lowMemory ? { memoryArena: false, ...opts.session } : opts.session;
     const unet = UNetRunner.fromWeights(source.unet, session, deltas?.unet);
-    const vae = VaeRunner.fromWeights(source.vae, session);
+    const vae = VaeRunner.fromWeights(source.vae, session, { precision: vaePrecision(opts, source.vae.config), onFallback: opts.onWarning });
+    const taesd = opts.taesd ? TaesdRunner.open(opts.taesd, { variant: opts.variant, session, env: opts.env }) : undefined;
+    if (taesd) checkTaesdFits(taesd, unet.config.inChannels, vae.scaleFactor);
     const promptEncoder = await PromptEncoder.fromWeights(source.tokenizers, source, {
       session, warn: opts.onWarning, promptSyntax: opts.promptSyntax,
       forceZerosForEmptyPrompt: modelIndex.force_zeros_for_empty_prompt !== false,
@@ -182,7 +213,42 @@ export class StableDiffusionXLPipeline {
       await promptEncoder.release();
       throw e;
     }
-    return new StableDiffusionXLPipeline(model, modelIndex, promptEncoder, unet, vae, source.schedulerConfig, source, loras, opts.lowMemory);
+    const pipe = new StableDiffusionXLPipeline(model, modelIndex, promptEncoder, unet, vae, source.schedulerConfig, source, loras, opts.lowMemory);
+    pipe.loadSettings = { session, onWarning: opts.onWarning };
+    pipe.taesdRunner = taesd;
+    pipe.taesdSession = session;
+    return pipe;
+  }
+
+  /**
+   * This pipeline with more LoRAs stacked on its own (load-time ones stay): new UNet sessions and,
+   * when an added LoRA touches the text encoders, new text-encoder sessions, all compiled with the
+   * combined deltas; the VAE, TAESD, tokenizers, configs and weight files are shared. Releasing the variant
+   * frees only its own sessions (the server keeps a few variants for per-request LoRAs).
+   */
+  async withLoras(loras: readonly { file: string; weight: number }[]): Promise<StableDiffusionXLPipeline> {
+    const { source } = this;
+    const targets = new LoraTargets({ unet: source.unet.config, textEncoder: source.textEncoder.config, textEncoder2: source.textEncoder2.config });
+    const added = loras.map(({ file, weight }) => {
+      if (!existsSync(file)) throw new LoraError(`LoRA file not found: ${file}`);
+      return readLora(file, weight, targets);
+    });
+    const all = [...this.loras, ...added];
+    const deltas = emptyLoraDeltaSet();
+    for (const lora of all) addLoraDeltas(lora, deltas);
+    const touchesText = added.some((l) => l.deltas.textEncoder.length + l.deltas.textEncoder2.length > 0);
+    const { session, onWarning } = this.loadSettings;
+    const pe = this.promptEncoder;
+    const promptEncoder = !touchesText ? pe : await PromptEncoder.fromWeights(pe.tokenizers, source, {
+      session, warn: onWarning, promptSyntax: pe.promptSyntax, forceZerosForEmptyPrompt: pe.forceZerosForEmptyPrompt,
+      deltas: { textEncoder: deltas.textEncoder, textEncoder2: deltas.textEncoder2 },
+    });
+    const unet = UNetRunner.fromWeights(source.unet, session, deltas.unet);
+    const variant = new StableDiffusionXLPipeline(this.model, this.modelIndex, promptEncoder, unet, this.vae, this.schedulerConfig, source, all, this.lowMemory);
+    variant.loadSettings = this.loadSettings;
+    variant.taesdRunner = this.taesdRunner;
+    variant.borrowed = { promptEncoder: !touchesText, vae: true, taesd: true };
+    return variant;
   }
 
   /** LCM UNets (time_cond_proj_dim) take the guidance scale as an embedding instead of a CFG batch. */
@@ -251,10 +317,42 @@ export class StableDiffusionXLPipeline {
     return this.finish(p, opts, Array.from(timesteps), latents, init.shape, timeIds);
   }
 
+  /** The TAESD loaded with { taesd } or loadTaesd, if any. */
+  get taesd(): TaesdRunner | undefined { return this.taesdRunner; }
+  private taesdRunner?: TaesdRunner;
+  /** fromPretrained's session options, for loadTaesd. */
+  private taesdSession?: SessionOptions;
+
+  /**
+   * Loads a TAESD (folder, HF cache repo id or decoder file) for previewDecode and fastDecode, replacing
+   * any loaded one; its session uses the pipeline's session options unless `opts.session` is given.
+   */
+  async loadTaesd(spec: string, opts: { variant?: Variant; session?: SessionOptions; env?: NodeJS.ProcessEnv } = {}): Promise<TaesdRunner> {
+    const taesd = TaesdRunner.open(spec, { ...opts, session: opts.session ?? this.taesdSession });
+    checkTaesdFits(taesd, this.unet.config.inChannels, this.vaeScaleFactor);
+    await this.taesdRunner?.release();
+    this.taesdRunner = taesd;
+    return taesd;
+  }
+
+  /**
+   * A preview of image `index` of latents [B, C, h, w] as the denoising loop leaves them (StepInfo's
+   * latents and shape): the TAESD decode at full resolution, as 8-bit RGB. Needs a loaded TAESD.
+   */
+  async previewDecode(latents: Float32Array, shape: readonly number[], index = 0): Promise<RgbImage> {
+    return this.requireTaesd("previewDecode").previewImage(latents, shape, index);
+  }
+
+  private requireTaesd(what: string): TaesdRunner {
+    if (!this.taesdRunner) throw new PipelineInputError(`${what} needs a TAESD: load one with { taesd: "madebyollin/taesdxl" } (a folder, cached repo id or taesdxl_decoder.safetensors; CLI --taesd) or pipe.loadTaesd(...)`);
+    return this.taesdRunner;
+  }
+
   async release(): Promise<void> {
-    await this.promptEncoder.release();
+    if (!this.borrowed.taesd) await this.taesdRunner?.release();
+    if (!this.borrowed.promptEncoder) await this.promptEncoder.release();
     await this.unet.release();
-    await this.vae.release();
+    if (!this.borrowed.vae) await this.vae.release();
   }
 
   private checkSize(width: number, height: number, what = "the image"): void {
@@ -267,6 +365,7 @@ export class StableDiffusionXLPipeline {
 
   /** Checks the shared arguments, builds the scheduler and the generator, encodes the prompts. */
   private async prepare(opts: CommonOptions): Promise<Prepared> {
+    if (opts.fastDecode) this.requireTaesd("fastDecode");
     const steps = opts.numInferenceSteps ?? 50;
     if (!Number.isInteger(steps) || steps < 1) throw new PipelineInputError(`the number of steps must be a positive integer, got ${steps}`);
     const guidanceScale = opts.guidanceScale ?? 5;
@@ -316,8 +415,10 @@ export class StableDiffusionXLPipeline {
     const out = { data: final, shape };
     opts.signal?.throwIfAborted();
     if (this.lowMemory) await this.unet.release();
-    const images = opts.outputType === "latent" ? { data: new Float32Array(0), shape: [0, 0, 0, 3] } : await decodeLatents(this.vae, out, opts.signal);
-    if (this.lowMemory) await this.vae.release();
+    const images = opts.outputType === "latent" ? { data: new Float32Array(0), shape: [0, 0, 0, 3] }
+      : opts.fastDecode ? await this.requireTaesd("fastDecode").decodeLatents(out, opts.signal)
+        : await decodeLatents(this.vae, out, opts.signal);
+    if (this.lowMemory) { await this.vae.release(); await this.taesdRunner?.release(); }
     return { images, latents: out, seed: p.seed, timesteps, scheduler: p.scheduler };
   }
 }

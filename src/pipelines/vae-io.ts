@@ -31,15 +31,19 @@ export async function decodeLatents(vae: VaeRunner, latents: FloatTensor, signal
       lat[i] = stats ? f(f(f(lat[i] * f(stats.std[ch])) / sf) + f(stats.mean[ch])) : f(lat[i] / sf);
     }
     const decoded = await vae.decode(lat, h, w); // [1, 3, H, W]
-    const out = images.subarray(b * H * W * 3);
-    for (let ch = 0; ch < 3; ch++) {
-      for (let p = 0; p < H * W; p++) {
-        const v = f(f(decoded[ch * H * W + p] / 2) + 0.5);
-        out[p * 3 + ch] = v < 0 ? 0 : v > 1 ? 1 : v;
-      }
-    }
+    decodedToPixels(decoded, H * W, images.subarray(b * H * W * 3));
   }
   return { data: images, shape: [n, H, W, 3] };
+}
+
+/** diffusers' postprocess of one decoded image [3, H, W] in about [-1, 1]: (x / 2 + 0.5).clamp(0, 1) into `out` as [H, W, 3]. */
+export function decodedToPixels(decoded: Float32Array, pixels: number, out: Float32Array): void {
+  for (let ch = 0; ch < 3; ch++) {
+    for (let p = 0; p < pixels; p++) {
+      const v = f(f(decoded[ch * pixels + p] / 2) + 0.5);
+      out[p * 3 + ch] = v < 0 ? 0 : v > 1 ? 1 : v;
+    }
+  }
 }
 
 /**

@@ -12,6 +12,8 @@ export interface SessionOptions {
   memoryArena?: boolean;
   /** Threads for one operator (default: onnxruntime's choice, all cores). */
   intraOpThreads?: number;
+  /** Arithmetic inside the graph (default float32); inputs and outputs are float32 either way. */
+  precision?: "float32" | "float16";
 }
 
 export class InputError extends Error {}
@@ -29,7 +31,7 @@ export class CompiledGraph {
   ) {}
 
   static async create(graph: Graph, description: string, opts: SessionOptions = {}): Promise<CompiledGraph> {
-    const { bytes, externalDataFolder } = lowerToOnnx(graph, description, opts.device ?? "cpu");
+    const { bytes, externalDataFolder } = lowerToOnnx(graph, description, opts.device ?? "cpu", opts.precision);
     const options: ort.InferenceSession.SessionOptions = {
       graphOptimizationLevel: "all",
       // Without the arena, freed activations go back to the system at once: lower peak, a few % slower.

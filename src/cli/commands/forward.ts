@@ -9,6 +9,7 @@ import { buildUNetGraph, parseUNetConfig } from "../../models/unet/index.js";
 import { buildClipTextModel } from "../../models/clip/clip-text-model.js";
 import { parseClipTextConfig } from "../../models/clip/config.js";
 import { buildVaeDecoder, buildVaeEncoder, parseVaeConfig } from "../../models/vae/autoencoder-kl.js";
+import { buildTaesdDecoder, buildTaesdEncoder, parseTaesdConfig } from "../../models/taesd/index.js";
 import type { Graph } from "../../ir/graph.js";
 import type { WeightBuilder } from "../../nn/weights.js";
 import type { HostArray } from "../../runtime/session.js";
@@ -18,7 +19,8 @@ export const forwardUsage = `ssd1b forward <component-dir> --inputs in.safetenso
   Runs one component on named inputs and writes named outputs:
     unet:          in.sample, in.timestep, in.encoder_hidden_states, in.text_embeds, in.time_ids -> out.sample
     text encoders: in.input_ids (I64) -> out.last_hidden_state, out.penultimate_hidden_state, out.pooled | out.text_embeds
-    vae encode:    in.image -> out.mean, out.logvar;   vae decode: in.latent -> out.decoded`;
+    vae encode:    in.image -> out.mean, out.logvar;   vae decode: in.latent -> out.decoded
+    TAESD encode:  in.image -> out.latents;            TAESD decode: in.latent -> out.decoded`;
 
 interface Plan {
   /** Fixture-style input names with expected rank and dtype. */
@@ -28,7 +30,7 @@ interface Plan {
 
 function plan(kind: ComponentKind, config: Record<string, any>, mode: string | undefined): Plan {
   const inp = (name: string, rank: number, dtype: Dtype = "F32") => ({ name: `in.${name}`, graphName: name, rank, dtype });
-  if (mode && kind !== "vae") throw new UsageError(`--mode applies to a VAE only; this folder holds a ${kind}`);
+  if (mode && kind !== "vae" && kind !== "autoencoder-tiny") throw new UsageError(`--mode applies to a VAE only; this folder holds a ${kind}`);
   switch (kind) {
     case "unet": {
       const c = parseUNetConfig(config);
@@ -49,6 +51,13 @@ function plan(kind: ComponentKind, config: Record<string, any>, mode: string | u
       return mode === "encode"
         ? { inputs: [inp("image", 4)], build(g, vb, s) { const o = buildVaeEncoder(vb, c, s.get("image")!); g.output("mean", o.mean); g.output("logvar", o.logvar); } }
         : { inputs: [inp("latent", 4)], build(g, vb, s) { const o = buildVaeDecoder(vb, c, s.get("latent")!); g.output("decoded", o.decoded); } };
+    }
+    case "autoencoder-tiny": {
+      const c = parseTaesdConfig(config);
+      if (mode !== "encode" && mode !== "decode") throw new UsageError(`a TAESD needs --mode encode or --mode decode`);
+      return mode === "encode"
+        ? { inputs: [inp("image", 4)], build(g, vb, s) { g.output("latents", buildTaesdEncoder(vb, c, s.get("image")!).latents); } }
+        : { inputs: [inp("latent", 4)], build(g, vb, s) { g.output("decoded", buildTaesdDecoder(vb, c, s.get("latent")!).decoded); } };
     }
     default: {
       const c = parseClipTextConfig(config);

@@ -20,6 +20,13 @@ const COMMON_HELP = `  --model M            diffusers folder, Hugging Face repo 
                        tokenizers from a diffusers folder next to the file or the HF cache (SSD-1B, SDXL base)
   --vae DIR            a diffusers AutoencoderKL folder or cached repo id used instead of the model's VAE
                        (e.g. madebyollin/sdxl-vae-fp16-fix); its latent channels must match the UNet
+  --vae-precision P    fp16|fp32|auto: the VAE decoder's arithmetic; an fp16 decode that overflows (NaN) is
+                       redone in fp32 with a warning (default auto: fp16 on webgpu for a VAE with
+                       force_upcast false such as the fp16-fix VAE, else fp32)
+  --taesd DIR|FILE     a TAESD (tiny autoencoder): a diffusers AutoencoderTiny folder, a cached repo id
+                       (madebyollin/taesdxl) or a taesdxl_decoder.safetensors file; used by --fast-decode
+  --fast-decode        decode the final latents with the TAESD instead of the VAE: several times faster,
+                       a little less fine detail (needs --taesd)
   --lora FILE[:W]      a LoRA / LoCon .safetensors (PEFT/diffusers or kohya) at strength W (default 1);
                        repeat to stack several. Tensors matching no module of the model are an error
   --prompt TEXT        what to draw (required)
@@ -46,6 +53,8 @@ ${COMMON_HELP}
 export const MODEL_LOAD_OPTIONS = {
   config: { type: "string" },
   vae: { type: "string" },
+  taesd: { type: "string" },
+  "vae-precision": { type: "string" },
   lora: { type: "string", multiple: true },
   "prompt-syntax": { type: "string" },
 } as const;
@@ -59,6 +68,7 @@ export const COMMON_OPTIONS = {
   guidance: { type: "string", default: "5" },
   seed: { type: "string" },
   scheduler: { type: "string" },
+  "fast-decode": { type: "boolean" },
   "num-images": { type: "string", default: "1" },
   output: { type: "string" },
   variant: { type: "string" },
@@ -95,8 +105,8 @@ export function numberFlag(values: Values, name: string): number | undefined {
 /** Everything generate and img2img share, checked before any model is loaded. */
 export interface ParsedCommon {
   model: string;
-  /** Single-file configs folder, VAE override and LoRAs: what fromPretrained takes besides the model. */
-  load: Pick<PipelineLoadOptions, "config" | "vae" | "loras">;
+  /** Single-file configs folder, VAE override, TAESD and LoRAs: what fromPretrained takes besides the model. */
+  load: Pick<PipelineLoadOptions, "config" | "vae" | "taesd" | "loras">;
   options: CommonOptions & { seed: number | bigint; numInferenceSteps: number; guidanceScale: number };
   output?: string;
   variant?: "fp16" | "fp32";
@@ -114,17 +124,20 @@ export function parseLoras(args: string[] | undefined): { file: string; weight: 
   });
 }
 
-/** The model-loading flags shared by generate, img2img, serve and worker: --config, --vae, --lora, --prompt-syntax. */
-export function parseModelLoad(values: Values): Pick<PipelineLoadOptions, "config" | "vae" | "loras" | "promptSyntax"> {
+/** The model-loading flags shared by generate, img2img, serve and worker: --config, --vae, --taesd, --vae-precision, --lora, --prompt-syntax. */
+export function parseModelLoad(values: Values): Pick<PipelineLoadOptions, "config" | "vae" | "taesd" | "loras" | "promptSyntax" | "vaePrecision"> {
+  const precision = stringFlag(values, "vae-precision");
+  const vaePrecision = precision === undefined ? undefined : ({ fp16: "float16", fp32: "float32", auto: "auto" } as const)[precision];
+  if (precision !== undefined && !vaePrecision) throw new UsageError(`--vae-precision must be fp16, fp32 or auto, got "${precision}"`);
   const promptSyntax = stringFlag(values, "prompt-syntax");
   if (promptSyntax !== undefined && !(PROMPT_SYNTAXES as readonly string[]).includes(promptSyntax)) {
     throw new UsageError(`--prompt-syntax must be ${PROMPT_SYNTAXES.join(" or ")}, got "${promptSyntax}"`);
   }
-  const config = stringFlag(values, "config"), vae = stringFlag(values, "vae");
+  const config = stringFlag(values, "config"), vae = stringFlag(values, "vae"), taesd = stringFlag(values, "taesd");
   if (config !== undefined && !existsSync(config)) throw new UsageError(`--config folder not found: ${config}`);
   const lora = values.lora;
   return {
-    config, vae, promptSyntax: promptSyntax as PromptSyntax | undefined,
+    config, vae, taesd, vaePrecision, promptSyntax: promptSyntax as PromptSyntax | undefined,
     loras: parseLoras(typeof lora === "string" ? [lora] : Array.isArray(lora) ? lora : undefined),
   };
 }
@@ -155,6 +168,8 @@ export function parseCommon(values: Values): ParsedCommon {
   const device = stringFlag(values, "device");
   if (device !== "cpu" && device !== "webgpu") throw new UsageError(`--device must be cpu or webgpu, got "${device}"`);
   const { promptSyntax, ...load } = parseModelLoad(values);
+  const fastDecode = values["fast-decode"] === true;
+  if (fastDecode && load.taesd === undefined) throw new UsageError("--fast-decode needs --taesd DIR|FILE (e.g. --taesd madebyollin/taesdxl)");
   return {
     model: stringFlag(values, "model")!,
     load,
@@ -163,7 +178,7 @@ export function parseCommon(values: Values): ParsedCommon {
     options: {
       prompt, negativePrompt: stringFlag(values, "negative-prompt"), numInferenceSteps: steps, guidanceScale: guidance, seed,
       scheduler: stringFlag(values, "scheduler"), numImagesPerPrompt: intFlag(values, "num-images", 1),
-      promptSyntax,
+      promptSyntax, fastDecode,
     },
   };
 }
@@ -209,6 +224,7 @@ export async function runAndSave(
     ...parsed.load, variant: parsed.variant, session: { device: parsed.device }, onWarning: (m) => log(`warning: ${m}`),
   });
   for (const l of pipe.loras) log(`lora ${l.file} (${l.format}) at ${l.weight}`);
+  if (pipe.taesd) log(`taesd ${pipe.taesd.taesd.where}${options.fastDecode ? " (fast decode)" : ""}`);
   const ac = new AbortController();
   const onSigint = () => { log("interrupted: stopping after this step"); ac.abort(); };
   process.once("SIGINT", onSigint);

@@ -8,7 +8,8 @@ export const img2imgUsage = `ssd1b img2img --image INIT.png --prompt TEXT [--str
   --image FILE.png     the init image (PNG; width and height multiples of 8)
   --strength S         how much to change it, in (0, 1]: the last S of the schedule runs (default 0.3)
   (and the options of generate except --width/--height: single-file checkpoints with --config, --vae,
-  --lora FILE[:W], --prompt-syntax a1111, LCM models with --scheduler LCM)`;
+  --lora FILE[:W], --prompt-syntax a1111, LCM models with --scheduler LCM, --taesd DIR|FILE --fast-decode;
+  the init image is still encoded by the VAE)`;
 
 export async function img2imgCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({

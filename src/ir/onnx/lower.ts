@@ -4,6 +4,7 @@ import { realpathSync } from "node:fs";
 import type { Graph } from "../graph.js";
 import type { LoweringContext, OnnxAttr } from "../op.js";
 import type { DType, Tensor } from "../tensor.js";
+import { toHalfPrecision } from "./half-precision.js";
 
 const { onnx } = onnxProto;
 const T = onnx.TensorProto.DataType;
@@ -51,9 +52,10 @@ function weightFolder(files: string[]): string | undefined {
 /**
  * Lowers a graph to an ONNX ModelProto. Weights become initializers whose data stays in the
  * user's safetensors files (external data: location, offset, length); fp16/bf16 weights get a Cast
- * to float32, which onnxruntime folds at session creation.
+ * to float32, which onnxruntime folds at session creation. `precision` "float16" computes inside the
+ * graph in half precision (inputs and outputs stay float32; see half-precision.ts).
  */
-export function lowerToOnnx(graph: Graph, name = "ssd1b", device: "cpu" | "webgpu" = "cpu"): LoweredModel {
+export function lowerToOnnx(graph: Graph, name = "ssd1b", device: "cpu" | "webgpu" = "cpu", precision: "float32" | "float16" = "float32"): LoweredModel {
   const names = new Map<Tensor, string>();
   const nodes: onnxProto.onnx.INodeProto[] = [];
   const initializers: onnxProto.onnx.ITensorProto[] = [];
@@ -146,5 +148,6 @@ export function lowerToOnnx(graph: Graph, name = "ssd1b", device: "cpu" | "webgp
       output: outputs,
     },
   });
+  if (precision === "float16") toHalfPrecision(model);
   return { bytes: onnx.ModelProto.encode(model).finish(), externalDataFolder: folder };
 }

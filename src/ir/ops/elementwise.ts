@@ -55,6 +55,8 @@ export const Tanh = unary("Tanh", (_x, y, g) => F.mul(g, F.sub(1, F.mul(y, y))),
 export const Erf = unary("Erf", (x, _y, g) => F.mul(g, F.mul(F.exp(F.neg(F.mul(x, x))), 2 / Math.sqrt(Math.PI))), 4);
 export const Sin = unary("Sin", (x, _y, g) => F.mul(g, F.cos(x)), 4);
 export const Cos = unary("Cos", (x, _y, g) => F.neg(F.mul(g, F.sin(x))), 4);
+/** max(x, 0); torch's threshold_backward passes the gradient where the output is positive. */
+export const Relu = unary("Relu", (_x, y, g) => F.where(F.greater(y, 0), g, 0));
 /** Exact (erf) GELU as torch's default; ONNX Gelu-20. Derivative Φ(x) + x·φ(x), as torch's gelu_backward. */
 export const Gelu = unary("Gelu", (x, _y, g) => {
   const cdf = F.mul(F.add(F.erf(F.mul(x, Math.SQRT1_2)), 1), 0.5);

@@ -1,0 +1,1 @@
+export * from "./autoencoder-tiny.js";
