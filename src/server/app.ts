@@ -17,6 +17,7 @@ import { nativeRoutes } from "./routes-native.js";
 import { openAiRoutes } from "./routes-openai.js";
 import { a1111Routes } from "./routes-a1111.js";
 import { segmindRoutes } from "./routes-segmind.js";
+import type { LoraLibrary } from "./lora-library.js";
 
 export interface ServerOptions {
   queue: JobQueue;
@@ -28,6 +29,8 @@ export interface ServerOptions {
   /** Default 7860; 0 picks a free port. */
   port?: number;
   log?: (line: string) => void;
+  /** --lora-dir: LoRAs requests may name (<lora:NAME:W> in prompts, a `loras` field); give the queue's runner the same. */
+  loras?: LoraLibrary;
 }
 
 export interface RunningServer {
@@ -47,6 +50,7 @@ export function createApp(opts: ServerOptions): { server: Server; state: AppStat
     limits: { ...DEFAULT_LIMITS, ...opts.limits },
     log: opts.log ?? (() => {}),
     startedAt: Date.now(),
+    loras: opts.loras,
   };
   const router = new Router<AppState>(state, state.log);
   nativeRoutes(router);

@@ -4,6 +4,9 @@
  */
 import { PipelineInputError } from "../pipelines/errors.js";
 import { ImageFormatError } from "../image/png.js";
+import { LoraError } from "../loaders/lora.js";
+import { LoraTagError } from "../prompts/lora-tags.js";
+import { LoraLibraryError } from "./lora-library.js";
 
 export class HttpError extends Error {
   constructor(
@@ -54,6 +57,7 @@ export const CANCEL_REASONS: readonly CancelReason[] = ["interrupted", "cancelle
 export function toHttpError(e: unknown): HttpError {
   if (e instanceof HttpError) return e;
   if (e instanceof PipelineInputError || e instanceof ImageFormatError) return invalid((e as Error).message);
+  if (e instanceof LoraError || e instanceof LoraTagError || e instanceof LoraLibraryError) return invalid((e as Error).message, "invalid_lora", "loras");
   const message = e instanceof Error ? e.message : String(e);
   return new HttpError(500, `internal error: ${message}`, "server_error", "internal_error");
 }

@@ -8,6 +8,8 @@ import type { Job, JobOutput, JobSpec } from "./job.js";
 import type { JobQueue } from "./queue.js";
 import type { FileStore } from "./file-store.js";
 import type { Limits } from "./validation.js";
+import type { LoraLibrary } from "./lora-library.js";
+import { formatLoraTag } from "../prompts/lora-tags.js";
 
 /** What the routes share. */
 export interface AppState {
@@ -16,14 +18,19 @@ export interface AppState {
   limits: Limits;
   log: (line: string) => void;
   startedAt: number;
+  /** --lora-dir: the LoRAs requests may name; absent: requests with LoRAs get a 400. */
+  loras?: LoraLibrary;
 }
+
+/** ", LoRAs <lora:a:1> ..." for log lines. */
+export const loraNote = (spec: JobSpec): string => (spec.loras?.length ? `, LoRAs ${spec.loras.map(formatLoraTag).join(" ")}` : "");
 
 export async function generateForRequest(ctx: Ctx<AppState>, spec: JobSpec): Promise<{ job: Job; output: JobOutput }> {
   const { res, state } = ctx;
   const job = await state.queue.submit(spec);
   res.setHeader("X-Job-Id", job.id);
   res.setHeader("X-Seed", String(spec.seed));
-  state.log(`job ${job.id}: ${ctx.req.method} ${ctx.url.pathname} ${spec.initImage ? "img2img" : "txt2img"} seed ${spec.seed}, ${spec.steps} steps, ${spec.batchSize * spec.iterations} image(s)`);
+  state.log(`job ${job.id}: ${ctx.req.method} ${ctx.url.pathname} ${spec.initImage ? "img2img" : "txt2img"} seed ${spec.seed}, ${spec.steps} steps, ${spec.batchSize * spec.iterations} image(s)${loraNote(spec)}`);
   const onClose = () => { if (!res.writableFinished) job.cancel("disconnected"); };
   res.on("close", onClose);
   try {

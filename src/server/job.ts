@@ -27,6 +27,12 @@ export interface JobSpec {
   /** img2img: the init image as base64 PNG. */
   initImage?: string;
   strength?: number;
+  /**
+   * LoRAs from --lora-dir to stack on the loaded model (names resolved by whoever runs the job), merged
+   * and sorted by name; absent: none. The prompts keep their `<lora:...>` tags (for the PNG text), and
+   * LoRAs asked for in a request's `loras` field are appended to the prompt as tags too.
+   */
+  loras?: { name: string; weight: number }[];
 }
 
 /** What a job made. */

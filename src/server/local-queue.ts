@@ -9,6 +9,8 @@ import { Job, newJobId, type JobSpec } from "./job.js";
 import { JobQueue, type ModelInfo } from "./queue.js";
 import { runJob } from "./run-job.js";
 import type { FileStore } from "./file-store.js";
+import { LoraPipelines } from "./lora-pipelines.js";
+import type { LoraLibrary } from "./lora-library.js";
 
 export class LocalQueue extends JobQueue {
   readonly mode = "in-process" as const;
@@ -17,8 +19,13 @@ export class LocalQueue extends JobQueue {
   private closed = false;
   private readonly controllers = new WeakMap<Job, AbortController>();
 
-  constructor(readonly pipe: StableDiffusionXLPipeline, maxQueue: number, files: FileStore) {
+  /** The base pipeline and the variants with per-request LoRAs. */
+  readonly pipelines: LoraPipelines;
+
+  /** `opts.loras`: the --lora-dir library that jobs' LoRA names resolve against; `loraCache`: LoRA sets kept compiled (default 1). */
+  constructor(readonly pipe: StableDiffusionXLPipeline, maxQueue: number, files: FileStore, opts: { loras?: LoraLibrary; loraCache?: number; log?: (line: string) => void } = {}) {
     super(maxQueue, files);
+    this.pipelines = new LoraPipelines(pipe, { library: opts.loras, cacheSize: opts.loraCache, log: opts.log });
   }
 
   model(): ModelInfo {
@@ -54,7 +61,7 @@ export class LocalQueue extends JobQueue {
     const { signal } = this.controllers.get(job)!;
     try {
       job.started();
-      const output = await runJob(this.pipe, job.spec, { signal, onStep: (r) => job.progress(r.step, r.totalSteps, r.preview) });
+      const output = await this.pipelines.use(job.spec.loras, (pipe) => runJob(pipe, job.spec, { signal, onStep: (r) => job.progress(r.step, r.totalSteps, r.preview) }));
       this.complete(job, output);
     } catch (e) {
       job.fail(toHttpError(e));
@@ -64,7 +71,7 @@ export class LocalQueue extends JobQueue {
     }
   }
 
-  /** Stops taking jobs, cancels the queued ones, waits for the running one to stop. */
+  /** Stops taking jobs, cancels the queued ones, waits for the running one to stop, releases the LoRA variants (not the base pipeline). */
   async close(): Promise<void> {
     this.closed = true;
     for (const j of [...this.waiting]) j.cancel("cancelled");
@@ -73,5 +80,6 @@ export class LocalQueue extends JobQueue {
       running.cancel("cancelled");
       await running.done.catch(() => {});
     }
+    await this.pipelines.release();
   }
 }

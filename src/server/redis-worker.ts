@@ -10,6 +10,9 @@ import type { StableDiffusionXLPipeline } from "../pipelines/stable-diffusion-xl
 import { CANCEL_REASONS, cancelledError, errorToWire, toHttpError, type CancelReason } from "./errors.js";
 import { outputToJson, type JobSpec } from "./job.js";
 import { runJob } from "./run-job.js";
+import { LoraPipelines } from "./lora-pipelines.js";
+import type { LoraLibrary } from "./lora-library.js";
+import { formatLoraTag } from "../prompts/lora-tags.js";
 import { KEEP_SECONDS, commands, probeRedis, queueName, redisConnection, redisKeys, withTimeout, type ProgressData } from "./redis-queue.js";
 
 export interface WorkerOptions {
@@ -21,6 +24,10 @@ export interface WorkerOptions {
   stalledIntervalMs?: number;
   /** Least time between two previews sent (ms; default 250). */
   previewEveryMs?: number;
+  /** --lora-dir: what the LoRA names of jobs resolve against (jobs with LoRAs fail without it). */
+  loras?: LoraLibrary;
+  /** LoRA sets kept compiled between jobs (default 1). */
+  loraCache?: number;
   log?: (line: string) => void;
 }
 
@@ -38,6 +45,7 @@ export async function startRedisWorker(opts: WorkerOptions): Promise<RunningWork
   const reasons = new Map<string, CancelReason>();
   const previewEvery = opts.previewEveryMs ?? 250;
   await probeRedis(opts.url);
+  const pipelines = new LoraPipelines(opts.pipe, { library: opts.loras, cacheSize: opts.loraCache, log, runner: "worker" });
 
   const processor = async (bj: BullJob, _token: string | undefined, signal: AbortSignal | undefined): Promise<{ stored: boolean }> => {
     const id = bj.id!;
@@ -45,11 +53,11 @@ export async function startRedisWorker(opts: WorkerOptions): Promise<RunningWork
     const client = await commands(worker.client);
     const mark = await client.get(keys.cancelled(id));
     if (mark) throw new Error(errorToWire(cancelledError(CANCEL_REASONS.includes(mark as CancelReason) ? mark as CancelReason : "cancelled")));
-    log(`job ${id} started (seed ${spec.seed}, ${spec.steps} steps${bj.attemptsStarted > 1 || bj.stalledCounter > 0 ? ", taken over from a stalled worker" : ""})`);
+    log(`job ${id} started (seed ${spec.seed}, ${spec.steps} steps${spec.loras?.length ? `, LoRAs ${spec.loras.map(formatLoraTag).join(" ")}` : ""}${bj.attemptsStarted > 1 || bj.stalledCounter > 0 ? ", taken over from a stalled worker" : ""})`);
     const t0 = Date.now();
     let lastPreview = 0;
     try {
-      const output = await runJob(opts.pipe, spec, {
+      const output = await pipelines.use(spec.loras, (pipe) => runJob(pipe, spec, {
         signal,
         onStep: (r) => {
           const now = Date.now();
@@ -60,7 +68,7 @@ export async function startRedisWorker(opts: WorkerOptions): Promise<RunningWork
           }
           bj.updateProgress(data as unknown as object).catch(() => {});
         },
-      });
+      }));
       await client.set(keys.result(id), JSON.stringify(outputToJson(output)), "EX", KEEP_SECONDS);
       log(`job ${id} done in ${((Date.now() - t0) / 1000).toFixed(2)} s`);
       return { stored: true };
@@ -111,6 +119,7 @@ export async function startRedisWorker(opts: WorkerOptions): Promise<RunningWork
     close: async () => {
       await worker.close();
       sub.disconnect();
+      await pipelines.release();
     },
   };
 }

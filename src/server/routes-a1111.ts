@@ -6,6 +6,10 @@
  *     -> { images: [base64 PNG], parameters: {the request with defaults}, info: "<JSON: seed, all_seeds, infotexts, ...>" }
  *   GET  progress?skip_current_image=false -> { progress, eta_relative, state: {job_count, sampling_step, sampling_steps, ...}, current_image }
  *   POST interrupt, GET sd-models, samplers, schedulers, options (POST options accepts the loaded model only)
+ *   GET  loras -> [{ name, alias, path, metadata }] (the --lora-dir files), POST refresh-loras
+ *
+ * `<lora:NAME:WEIGHT>` tags in prompt / negative_prompt apply LoRAs from --lora-dir as in A1111 (the
+ * tags stay in the returned prompt and the PNG text); a `loras: [{name, weight}]` field does the same.
  *
  * Absent fields take the CLI's defaults (steps 25, cfg_scale 5, denoising_strength 0.3, the model's
  * size and scheduler); an empty negative prompt means none. Images of one batch share one seed, as
@@ -17,6 +21,7 @@ import { readJson, sendJson, type Ctx, type Router } from "./http.js";
 import { generateForRequest, type AppState } from "./generation.js";
 import { DEFAULTS, Fields, checkScheduler, checkStrength, finishSpec, readInitImage, readSeed, readSides } from "./validation.js";
 import type { JobOutput, JobSpec } from "./job.js";
+import { readLoras } from "./lora-request.js";
 
 /** The A1111 sampler names the library runs, with the diffusers class each is. */
 export const A1111_SAMPLERS: readonly { name: string; className: string }[] = [
@@ -82,12 +87,15 @@ function parseRequest(body: unknown, state: AppState, img2img: boolean): Parsed 
   } else {
     Object.assign(spec, readSides(f, limits));
   }
+  readLoras(f, spec, state);
   finishSpec(spec, limits);
   Object.assign(parameters, {
     prompt: spec.prompt, negative_prompt: spec.negativePrompt ?? "", seed: requestedSeed, sampler_name: spec.scheduler ?? null,
     batch_size: batchSize, n_iter: iterations, steps, cfg_scale: spec.guidanceScale,
     width: spec.width ?? null, height: spec.height ?? null, denoising_strength: strength ?? null,
   });
+  // the field's LoRAs are tags in the echoed prompt now: sent back as they are, they apply once
+  delete parameters.loras;
   return { spec, parameters, sendImages: f.bool("send_images") ?? true };
 }
 
@@ -165,6 +173,17 @@ export function a1111Routes(router: Router<AppState>): void {
   router.on("GET", "/sdapi/v1/sd-models", (ctx) => {
     const m = ctx.state.queue.model();
     sendJson(ctx.res, 200, [{ title: m.name, model_name: m.name, hash: null, sha256: null, filename: m.source ?? m.name, config: null }]);
+  });
+
+  router.on("GET", "/sdapi/v1/loras", (ctx) => {
+    const entries = ctx.state.loras?.list() ?? [];
+    sendJson(ctx.res, 200, entries.map((e) => ({ name: e.name, alias: e.name, path: e.path, metadata: e.metadata })));
+  });
+
+  router.on("POST", "/sdapi/v1/refresh-loras", (ctx) => {
+    ctx.state.loras?.refresh();
+    ctx.state.log(`refresh-loras: ${ctx.state.loras ? `${ctx.state.loras.list().length} LoRA(s) in ${ctx.state.loras.dir}` : "no --lora-dir"}`);
+    sendJson(ctx.res, 200, null);
   });
 
   router.on("GET", "/sdapi/v1/samplers", (ctx) => {

@@ -5,14 +5,15 @@
  *   GET    /health              { status: "ok", mode, model, queue: {running, queued, max}, limits, uptime_seconds }
  *   GET    /files/<name>.png    an image made here (response_format "url", job results)
  *   POST   /v1/jobs             { prompt, negative_prompt, steps, guidance_scale, seed, width, height | size, scheduler, n,
- *                                 init_image (base64 PNG: img2img), strength } -> 202 { id, status, seed, events_url, status_url }
+ *                                 init_image (base64 PNG: img2img), strength, loras: [{name, weight}] } -> 202 { id, status, seed, events_url, status_url }
  *   GET    /v1/jobs/:id         status, progress and, when done, { result: { images: [{url}], seeds, infotexts, ... } }
  *   DELETE /v1/jobs/:id         cancels it (queued: never runs; running: stops after the current step)
  *   GET    /v1/jobs/:id/events  server-sent events, step by step (see sse.ts)
  */
 import { notFound } from "./errors.js";
 import { baseUrl, readJson, sendBytes, sendJson, type Router } from "./http.js";
-import type { AppState } from "./generation.js";
+import { loraNote, type AppState } from "./generation.js";
+import { readLoras } from "./lora-request.js";
 import { DEFAULTS, Fields, checkScheduler, checkStrength, finishSpec, parseSize, readInitImage, readSeed, readSides } from "./validation.js";
 import { FILE_NAME } from "./file-store.js";
 import { jobJson, streamJobEvents } from "./sse.js";
@@ -72,9 +73,10 @@ export function nativeRoutes(router: Router<AppState>): void {
     } else {
       Object.assign(spec, f.has("size") ? parseSize(f, limits) : readSides(f, limits));
     }
+    readLoras(f, spec, ctx.state);
     finishSpec(spec, limits);
     const job = await queue.submit(spec);
-    ctx.state.log(`job ${job.id}: POST /v1/jobs ${spec.initImage ? "img2img" : "txt2img"} seed ${spec.seed}, ${spec.steps} steps, ${spec.batchSize} image(s)`);
+    ctx.state.log(`job ${job.id}: POST /v1/jobs ${spec.initImage ? "img2img" : "txt2img"} seed ${spec.seed}, ${spec.steps} steps, ${spec.batchSize} image(s)${loraNote(spec)}`);
     sendJson(ctx.res, 202, { id: job.id, status: job.status, seed: spec.seed, status_url: `/v1/jobs/${job.id}`, events_url: `/v1/jobs/${job.id}/events` },
       { "X-Job-Id": job.id, "X-Seed": String(spec.seed), Location: `/v1/jobs/${job.id}` });
   });

@@ -3,7 +3,8 @@
  * (baseURL http://HOST:PORT/v1, any API key) works unchanged.
  *
  *   { prompt, n, size: "WxH", response_format: "b64_json" | "url",
- *     negative_prompt, seed, steps, guidance_scale, scheduler }   (the last five are extensions)
+ *     negative_prompt, seed, steps, guidance_scale, scheduler, loras: [{name, weight}] }   (the last six are extensions;
+ *     <lora:NAME:WEIGHT> tags in the prompt work too, with --lora-dir)
  *   -> { created, data: [{ b64_json } | { url }, ...], size, output_format: "png" }
  *
  * `model`, `quality`, `style`, `user`, `background`, `moderation` are accepted and ignored (one
@@ -14,6 +15,7 @@ import { baseUrl, readJson, sendJson, type Router } from "./http.js";
 import { generateForRequest, type AppState } from "./generation.js";
 import { DEFAULTS, Fields, checkScheduler, finishSpec, parseSize, readSeed } from "./validation.js";
 import type { JobSpec } from "./job.js";
+import { readLoras } from "./lora-request.js";
 
 export function openAiRoutes(router: Router<AppState>): void {
   router.on("POST", "/v1/images/generations", async (ctx) => {
@@ -36,6 +38,7 @@ export function openAiRoutes(router: Router<AppState>): void {
       batchSize: n,
       iterations: 1,
     }, limits);
+    readLoras(f, spec, ctx.state);
     const { job, output } = await generateForRequest(ctx, spec);
     const base = baseUrl(ctx.req);
     sendJson(ctx.res, 200, {

@@ -1,7 +1,8 @@
 /**
  * Segmind's SSD-1B endpoint: `POST /v1/ssd-1b`
  *
- *   { prompt, negative_prompt, samples, scheduler, num_inference_steps, guidance_scale, seed, img_width, img_height, base64 }
+ *   { prompt, negative_prompt, samples, scheduler, num_inference_steps, guidance_scale, seed, img_width, img_height, base64,
+ *     loras: [{name, weight}] (an extension; <lora:NAME:WEIGHT> prompt tags work too, with --lora-dir) }
  *   -> the PNG bytes (image/png; one sample), or with base64: true
  *      { image: "<base64 PNG>", images: [...], seed, seeds, job_id }
  *
@@ -13,6 +14,7 @@ import { readJson, sendBytes, sendJson, type Router } from "./http.js";
 import { generateForRequest, type AppState } from "./generation.js";
 import { DEFAULTS, Fields, checkScheduler, finishSpec, readSeed, readSides } from "./validation.js";
 import type { JobSpec } from "./job.js";
+import { readLoras } from "./lora-request.js";
 
 const SEGMIND_SCHEDULERS: Record<string, string> = { "dpm multi": "DPM++ 2M", karras: "DPM++ 2M Karras" };
 
@@ -37,6 +39,7 @@ export function segmindRoutes(router: Router<AppState>): void {
       batchSize: samples,
       iterations: 1,
     }, limits);
+    readLoras(f, spec, ctx.state);
     if (!base64 && samples > 1) throw invalid("samples > 1 needs base64: true (the binary answer holds one image)", "invalid_value", "samples");
     const { job, output } = await generateForRequest(ctx, spec);
     if (!base64) {

@@ -1,14 +1,16 @@
 /**
  * Runs one JobSpec on a loaded pipeline, exactly as `ssd1b generate` / `ssd1b img2img` would with
- * the same arguments, and returns PNGs carrying the A1111 "parameters" text. Shared by the
- * in-process queue and the Redis worker.
+ * the same arguments, and returns PNGs carrying the A1111 "parameters" text (whose prompt keeps its
+ * `<lora:...>` tags, as A1111's does). Shared by the in-process queue and the Redis worker; the pipe
+ * is the one with the spec's LoRAs (LoraPipelines picks it).
  */
 import type { StableDiffusionXLPipeline, PipelineOutput } from "../pipelines/stable-diffusion-xl.js";
 import { encodePng } from "../image/png.js";
 import { decodeImage } from "../image/image.js";
 import { toRgb8 } from "../image/image.js";
 import { formatInfotext, samplerLabel } from "../image/infotext.js";
-import { previewMaker } from "./latent-preview.js";
+import { stripLoraTags } from "../prompts/lora-tags.js";
+import { StepPreviews } from "./step-previews.js";
 import type { JobOutput, JobSpec, StepReport } from "./job.js";
 
 export interface RunOptions {
@@ -19,15 +21,17 @@ export interface RunOptions {
 export async function runJob(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: RunOptions = {}): Promise<JobOutput> {
   const t0 = performance.now();
   const init = spec.initImage !== undefined ? decodeImage(Buffer.from(spec.initImage, "base64"), "init image") : undefined;
+  const previews = new StepPreviews(pipe.taesd);
   const out: JobOutput = { images: [], seeds: [], infotexts: [], width: 0, height: 0, sampler: "", model: pipe.model.name, seconds: 0 };
   for (let k = 0; k < spec.iterations; k++) {
     const seed = spec.seed + k;
     const common = {
-      prompt: spec.prompt, negativePrompt: spec.negativePrompt || undefined, numInferenceSteps: spec.steps,
+      // the <lora:...> tags were read by the front end (spec.loras); the text encoders see the rest
+      prompt: stripLoraTags(spec.prompt), negativePrompt: (spec.negativePrompt && stripLoraTags(spec.negativePrompt)) || undefined, numInferenceSteps: spec.steps,
       guidanceScale: spec.guidanceScale, seed, scheduler: spec.scheduler, numImagesPerPrompt: spec.batchSize,
       signal: opts.signal,
       onStep: opts.onStep && (({ step, totalSteps, latents, shape }: { step: number; totalSteps: number; latents: Float32Array; shape: number[] }) => {
-        opts.onStep!({ step: k * totalSteps + step + 1, totalSteps: spec.iterations * totalSteps, preview: previewMaker(latents, shape) });
+        opts.onStep!({ step: k * totalSteps + step + 1, totalSteps: spec.iterations * totalSteps, preview: previews.forStep(latents, shape) });
       }),
     };
     const result: PipelineOutput = init
@@ -47,6 +51,8 @@ export async function runJob(pipe: StableDiffusionXLPipeline, spec: JobSpec, opt
       out.infotexts.push(parameters);
     }
   }
+  // a background preview decode must not outlive the job (the next job may swap the pipeline)
+  await previews.settled();
   out.seconds = (performance.now() - t0) / 1000;
   return out;
 }

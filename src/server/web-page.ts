@@ -2,7 +2,8 @@
  * The web page served at `/`: one self-contained HTML document (no build step, no outside
  * resources). It queues jobs with POST /v1/jobs, follows them over server-sent events (progress
  * bar, steps, time left, live latent previews) and keeps a gallery of results with their
- * parameters, downloads and "reuse these settings". Laid out for phones as well as desktops.
+ * parameters, downloads and "reuse these settings". With --lora-dir, a LoRA picker adds
+ * `<lora:NAME:1>` tags to the prompt. Laid out for phones as well as desktops.
  * (The embedded script avoids template literals so that this file can hold it in one.)
  */
 export const SDXL_BUCKETS: readonly [number, number][] = [
@@ -117,6 +118,16 @@ function readForm() {
   return body;
 }
 
+// A1111-style: picking a LoRA adds its <lora:NAME:1> tag to the prompt (edit the weight there)
+function addLoraTag() {
+  var name = $("lora").value;
+  if (!name) return;
+  var p = $("prompt").value.trimEnd();
+  $("prompt").value = (p ? p + " " : "") + "<lora:" + name + ":1>";
+  $("lora").value = "";
+  $("prompt").focus();
+}
+
 function busy(on) {
   $("generate").disabled = on;
   $("cancel").classList.toggle("hidden", !on);
@@ -227,6 +238,7 @@ async function init() {
   $("form").addEventListener("submit", generate);
   $("cancel").addEventListener("click", cancel);
   $("size").addEventListener("change", onSizeChange);
+  $("lora").addEventListener("change", addLoraTag);
   $("dice").addEventListener("click", function () { $("seed").value = String(Math.floor(Math.random() * 4294967295)); });
   $("prompt").addEventListener("keydown", function (e) { if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) generate(e); });
   try {
@@ -249,6 +261,11 @@ async function init() {
     var samplers = await (await fetch("/sdapi/v1/samplers")).json();
     samplers.forEach(function (s) { option($("scheduler"), s.name, s.name); });
   } catch (e) { /* the model's own scheduler stays */ }
+  try {
+    var loras = await (await fetch("/sdapi/v1/loras")).json();
+    loras.forEach(function (l) { option($("lora"), l.name, l.name); });
+    $("lora-picker").classList.toggle("hidden", loras.length === 0);
+  } catch (e) { /* no picker */ }
   document.body.dataset.ready = "1";
 }
 
@@ -269,6 +286,7 @@ export const WEB_PAGE = `<!doctype html>
   <form id="form" autocomplete="off">
     <label>Prompt<textarea id="prompt" rows="3" required placeholder="an astronaut riding a green horse"></textarea></label>
     <label>Negative prompt<textarea id="negative" rows="2" placeholder="ugly, blurry, poor quality"></textarea></label>
+    <label id="lora-picker" class="hidden">LoRA<select id="lora"><option value="">add a LoRA to the prompt…</option></select></label>
     <div class="row">
       <label>Steps<input id="steps" type="number" min="1" max="1000" step="1" value="25" inputmode="numeric"></label>
       <label>Guidance<input id="guidance" type="number" min="0" max="100" step="0.5" value="5" inputmode="decimal"></label>

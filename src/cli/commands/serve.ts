@@ -6,10 +6,11 @@ import { FileStore } from "../../server/file-store.js";
 import { LocalQueue } from "../../server/local-queue.js";
 import { RedisQueue } from "../../server/redis-queue.js";
 import type { JobQueue } from "../../server/queue.js";
+import { LoraLibrary, LoraLibraryError } from "../../server/lora-library.js";
 import { UsageError } from "../usage-error.js";
 import { intFlag, MODEL_LOAD_OPTIONS, parseModelLoad } from "./generate.js";
 
-export const serveUsage = `ssd1b serve [--model M] [--host H] [--port P] [--max-queue N] [--queue redis://HOST:PORT]
+export const serveUsage = `ssd1b serve [--model M] [--host H] [--port P] [--max-queue N] [--lora-dir DIR] [--queue redis://HOST:PORT]
   HTTP server with one model loaded; jobs run one at a time in arrival order. APIs: OpenAI
   POST /v1/images/generations, AUTOMATIC1111 /sdapi/v1/* (txt2img, img2img, progress, interrupt, ...),
   Segmind POST /v1/ssd-1b, jobs with server-sent events /v1/jobs/:id/events, GET /health, web page at /.
@@ -18,7 +19,14 @@ export const serveUsage = `ssd1b serve [--model M] [--host H] [--port P] [--max-
   --port P             port (default 7860; 0 picks a free one)
   --max-queue N        jobs that may wait; more get 429 with Retry-After (default 16)
   --variant fp16|fp32  which weight files to load (default fp32 when present, else fp16)
-  --lora FILE[:W], --vae DIR, --config DIR, --prompt-syntax diffusers|a1111: as for generate
+  --lora FILE[:W], --vae DIR, --config DIR, --vae-precision P, --prompt-syntax diffusers|a1111: as for generate
+  --taesd DIR|FILE     a TAESD (madebyollin/taesdxl): progress previews become its full-size decode (made
+                       in the background) instead of the latent-to-RGB projection
+  --lora-dir DIR       LoRA files (*.safetensors, sub-folders too) that requests may apply by name (the
+                       file name without extension): A1111 <lora:NAME:WEIGHT> in prompts, or a
+                       "loras": [{"name": N, "weight": W}] field; GET /sdapi/v1/loras lists them.
+                       They stack on the --lora ones. With --queue, give the workers the same folder
+  --lora-cache N       LoRA sets kept compiled between jobs (default 1; each holds its own UNet weights)
   --device cpu|webgpu  onnxruntime execution provider (default cpu)
   --queue URL          redis://[:password@]host:port[/db][?name=queue]: enqueue into Redis for
                        \`ssd1b worker\` processes (BullMQ) instead of running jobs here; the model is
@@ -38,6 +46,25 @@ export function untilSignal(): Promise<string> {
   });
 }
 
+/** The --lora-dir and --lora-cache flags of serve and worker. */
+export const LORA_DIR_OPTIONS = {
+  "lora-dir": { type: "string" },
+  "lora-cache": { type: "string", default: "1" },
+} as const;
+
+/** --lora-dir opened (a usage error when it is no folder) and --lora-cache checked. */
+export function parseLoraDir(values: { "lora-dir"?: string; "lora-cache"?: string }): { loras?: LoraLibrary; loraCache: number } {
+  const loraCache = intFlag(values, "lora-cache", 0)!;
+  const dir = values["lora-dir"];
+  if (dir === undefined) return { loraCache };
+  try {
+    return { loras: new LoraLibrary(dir), loraCache };
+  } catch (e) {
+    if (e instanceof LoraLibraryError) throw new UsageError(e.message);
+    throw e;
+  }
+}
+
 export async function serveCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args: argv, allowPositionals: true,
@@ -48,6 +75,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
       "max-queue": { type: "string", default: "16" },
       variant: { type: "string" },
       ...MODEL_LOAD_OPTIONS,
+      ...LORA_DIR_OPTIONS,
       device: { type: "string", default: "cpu" },
       queue: { type: "string" },
     },
@@ -61,6 +89,8 @@ export async function serveCommand(argv: string[]): Promise<void> {
   if (device !== "cpu" && device !== "webgpu") throw new UsageError(`--device must be cpu or webgpu, got "${device}"`);
   if (values.queue !== undefined && !/^rediss?:\/\//.test(values.queue)) throw new UsageError(`--queue must be a redis:// URL, got "${values.queue}"`);
   const log = (m: string) => process.stderr.write(`${new Date().toISOString()} ${m}\n`);
+  const { loras, loraCache } = parseLoraDir(values);
+  if (loras) log(`LoRAs: ${loras.list().length} in ${loras.dir}`);
   const files = new FileStore();
   let queue: JobQueue;
   let pipe: StableDiffusionXLPipeline | undefined;
@@ -77,11 +107,11 @@ export async function serveCommand(argv: string[]): Promise<void> {
       throw e;
     }
     log(`loaded ${pipe.model.dir} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
-    queue = new LocalQueue(pipe, maxQueue, files);
+    queue = new LocalQueue(pipe, maxQueue, files, { loras, loraCache, log });
   }
   let server;
   try {
-    server = await startServer({ queue, files, host: values.host, port, log });
+    server = await startServer({ queue, files, host: values.host, port, log, loras });
   } catch (e) {
     await queue.close();
     await pipe?.release();

@@ -5,7 +5,7 @@ import { startRedisWorker } from "../../server/redis-worker.js";
 import { probeRedis } from "../../server/redis-queue.js";
 import { UsageError } from "../usage-error.js";
 import { intFlag, MODEL_LOAD_OPTIONS, parseModelLoad } from "./generate.js";
-import { parseVariant, untilSignal } from "./serve.js";
+import { LORA_DIR_OPTIONS, parseLoraDir, parseVariant, untilSignal } from "./serve.js";
 
 export const workerUsage = `ssd1b worker --queue redis://HOST:PORT [--model M] [options]
   Runs the jobs that \`ssd1b serve --queue\` puts in Redis (BullMQ), one at a time. Start several for
@@ -13,7 +13,12 @@ export const workerUsage = `ssd1b worker --queue redis://HOST:PORT [--model M] [
   --queue URL          redis://[:password@]host:port[/db][?name=queue] (required; the same as serve's)
   --model M            diffusers folder or Hugging Face repo id in the local cache (default segmind/SSD-1B)
   --variant fp16|fp32  which weight files to load (default fp32 when present, else fp16)
-  --lora FILE[:W], --vae DIR, --config DIR, --prompt-syntax diffusers|a1111: as for generate
+  --lora FILE[:W], --vae DIR, --config DIR, --vae-precision P, --prompt-syntax diffusers|a1111: as for generate
+  --taesd DIR|FILE     a TAESD (madebyollin/taesdxl): progress previews become its full-size decode (made
+                       in the background) instead of the latent-to-RGB projection
+  --lora-dir DIR       where the LoRA names of jobs (<lora:NAME:W>, "loras") are looked up: the same
+                       files as serve's --lora-dir (sub-folders too); jobs naming LoRAs fail without it
+  --lora-cache N       LoRA sets kept compiled between jobs (default 1; each holds its own UNet weights)
   --device cpu|webgpu  onnxruntime execution provider (default cpu)
   --lock-ms N          job lock time; a dead worker's job is retaken after it (default 30000)
   --stalled-ms N       how often to look for jobs of dead workers (default 30000)`;
@@ -26,6 +31,7 @@ export async function workerCommand(argv: string[]): Promise<void> {
       model: { type: "string", default: "segmind/SSD-1B" },
       variant: { type: "string" },
       ...MODEL_LOAD_OPTIONS,
+      ...LORA_DIR_OPTIONS,
       device: { type: "string", default: "cpu" },
       "lock-ms": { type: "string", default: "30000" },
       "stalled-ms": { type: "string", default: "30000" },
@@ -40,6 +46,7 @@ export async function workerCommand(argv: string[]): Promise<void> {
   const lockDurationMs = intFlag(values, "lock-ms", 500)!;
   const stalledIntervalMs = intFlag(values, "stalled-ms", 100)!;
   const log = (m: string) => process.stderr.write(`${new Date().toISOString()} worker ${process.pid}: ${m}\n`);
+  const { loras, loraCache } = parseLoraDir(values);
   await probeRedis(values.queue);
   let pipe: StableDiffusionXLPipeline;
   try {
@@ -50,12 +57,12 @@ export async function workerCommand(argv: string[]): Promise<void> {
   }
   let running;
   try {
-    running = await startRedisWorker({ url: values.queue, pipe, lockDurationMs, stalledIntervalMs, log });
+    running = await startRedisWorker({ url: values.queue, pipe, lockDurationMs, stalledIntervalMs, log, loras, loraCache });
   } catch (e) {
     await pipe.release();
     throw e;
   }
-  log(`ready: ${pipe.model.name} on ${values.queue}`);
+  log(`ready: ${pipe.model.name} on ${values.queue}${loras ? `, LoRAs from ${loras.dir}` : ""}`);
   const signal = await untilSignal();
   log(`${signal}: finishing the current job`);
   await running.close();

@@ -1,0 +1,87 @@
+/**
+ * AUTOMATIC1111's LoRA prompt tags: `<lora:NAME>` and `<lora:NAME:WEIGHT>` anywhere in a prompt
+ * (or negative prompt) ask for that LoRA at WEIGHT (default 1) and are taken out of the text the
+ * text encoders see. A1111's `<lora:NAME:TE:UNET>` (separate text-encoder and UNet weights) is
+ * recognised and refused with a clear error: here a LoRA has one weight for all components.
+ *
+ *   extractLoraTags("a castle <lora:style:0.8>, at dusk")
+ *     -> { text: "a castle, at dusk", tags: [{ name: "style", weight: 0.8 }] }
+ */
+
+export class LoraTagError extends Error {}
+
+export interface LoraTag {
+  name: string;
+  weight: number;
+}
+
+/** A tag as A1111 spells it: `<lora:name:0.8>`. */
+export const formatLoraTag = (t: LoraTag): string => `<lora:${t.name}:${t.weight}>`;
+
+// A1111 matches any <word:args> extra-network tag; only `lora` is ours (others stay in the text).
+// The spaces around a tag are matched too, so that taking it out leaves no double space.
+const TAG = /([ \t]*)<lora:([^<>]*)>([ \t]*)/g;
+const NUMBER = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?$/i;
+
+function parseWeight(raw: string, tag: string): number {
+  const s = raw.trim();
+  const w = NUMBER.test(s) ? Number(s) : NaN;
+  if (!Number.isFinite(w)) throw new LoraTagError(`${tag}: the LoRA weight must be a number like 0.8, got ${JSON.stringify(s)}`);
+  return w;
+}
+
+function parseTag(args: string, tag: string): LoraTag {
+  const parts = args.split(":");
+  const name = parts[0].trim();
+  if (name === "") throw new LoraTagError(`${tag}: the LoRA name is missing (write <lora:NAME:WEIGHT>)`);
+  if (parts.length > 3) throw new LoraTagError(`${tag}: too many ":" (write <lora:NAME:WEIGHT>)`);
+  if (parts.length === 3) {
+    throw new LoraTagError(`${tag}: separate text-encoder and UNet weights (<lora:NAME:TE:UNET>) are not supported; give one weight, <lora:NAME:WEIGHT>`);
+  }
+  return { name, weight: parts.length === 2 ? parseWeight(parts[1], tag) : 1 };
+}
+
+/**
+ * The LoRA tags of a prompt, in order, and the prompt without them. Removing a tag also removes the
+ * spaces it leaves doubled (tokenization ignores them anyway), never the user's punctuation.
+ */
+export function extractLoraTags(prompt: string): { text: string; tags: LoraTag[] } {
+  const tags: LoraTag[] = [];
+  const text = prompt.replace(TAG, (match: string, _lead: string, args: string, _trail: string, offset: number) => {
+    tags.push(parseTag(args, `<lora:${args}>`));
+    // one space between the words on either side; none at the ends, next to a line break or before punctuation
+    const before = prompt.slice(0, offset), after = prompt.slice(offset + match.length);
+    if (before === "" || /\s$/.test(before) || after === "" || /^[\s,.;:!?)\]]/.test(after)) return "";
+    return " ";
+  });
+  return { text: tags.length ? text.trim() : prompt, tags };
+}
+
+/** The prompt with its LoRA tags removed: what the text encoders see (a malformed tag throws, as in extractLoraTags). */
+export function stripLoraTags(prompt: string): string {
+  return extractLoraTags(prompt).text;
+}
+
+/**
+ * Checks tag names against the LoRAs that exist: an unknown one is a LoraTagError that lists them
+ * (the first 30).
+ */
+export function checkLoraNames(tags: readonly LoraTag[], available: readonly string[]): void {
+  const known = new Set(available);
+  for (const t of tags) {
+    if (known.has(t.name)) continue;
+    const list = [...available].sort();
+    const shown = list.length === 0 ? "there are none" : `available: ${list.slice(0, 30).join(", ")}${list.length > 30 ? `, … (${list.length} in all)` : ""}`;
+    throw new LoraTagError(`unknown LoRA ${JSON.stringify(t.name)} (${shown})`);
+  }
+}
+
+/**
+ * One entry per LoRA: weights of repeated names add up (stacking a LoRA twice is the same as once at
+ * the sum), LoRAs at weight 0 drop out, and the order is by name so that equal sets compare equal.
+ */
+export function mergeLoraTags(tags: readonly LoraTag[]): LoraTag[] {
+  const sum = new Map<string, number>();
+  for (const t of tags) sum.set(t.name, (sum.get(t.name) ?? 0) + t.weight);
+  return [...sum].filter(([, w]) => w !== 0).map(([name, weight]) => ({ name, weight })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}

@@ -1,0 +1,100 @@
+/**
+ * Per-request LoRAs for whoever runs jobs (the in-process queue, a Redis worker): the base pipeline
+ * plus a few variants made with `pipe.withLoras(...)`, most recently used first. A LoRA is folded
+ * into the UNet and text-encoder sessions when they are compiled, so a variant holds its own copy of
+ * those weights: the cache is small (default one set) and an evicted variant is released. Jobs run
+ * one at a time, so a variant is never evicted while in use.
+ */
+import { statSync } from "node:fs";
+import type { StableDiffusionXLPipeline } from "../pipelines/stable-diffusion-xl.js";
+import { LoraError } from "../loaders/lora.js";
+import { formatLoraTag, type LoraTag } from "../prompts/lora-tags.js";
+import { invalid } from "./errors.js";
+import { LoraLibrary, LoraLibraryError } from "./lora-library.js";
+
+export const DEFAULT_LORA_CACHE = 1;
+
+export class LoraPipelines {
+  private readonly cache = new Map<string, StableDiffusionXLPipeline>();
+  /** Variants made so far (each one compiles its own UNet sessions). */
+  created = 0;
+
+  readonly library: LoraLibrary | undefined;
+  /** Variants kept between jobs (0: each is released after its job). */
+  readonly cacheSize: number;
+  private readonly log: (line: string) => void;
+  /** Who runs the jobs, for messages: "server" or "worker". */
+  private readonly runner: string;
+
+  constructor(readonly base: StableDiffusionXLPipeline, opts: { library?: LoraLibrary; cacheSize?: number; log?: (line: string) => void; runner?: string } = {}) {
+    this.library = opts.library;
+    const cacheSize = this.cacheSize = opts.cacheSize ?? DEFAULT_LORA_CACHE;
+    this.log = opts.log ?? (() => {});
+    this.runner = opts.runner ?? "server";
+    if (!Number.isInteger(cacheSize) || cacheSize < 0) throw new Error(`the LoRA pipeline cache size must be a whole number >= 0, got ${cacheSize}`);
+  }
+
+  /** Runs `fn` on the base pipeline (no LoRAs asked for) or on the variant with these LoRAs on top of the base's. */
+  async use<T>(loras: readonly LoraTag[] | undefined, fn: (pipe: StableDiffusionXLPipeline) => Promise<T>): Promise<T> {
+    if (!loras?.length) return fn(this.base);
+    const files = this.resolve(loras);
+    // the file's size and time are part of the key: a LoRA saved again under the same name is read again
+    const key = files.map((f) => {
+      const s = statSync(f.file, { throwIfNoEntry: false });
+      if (!s) throw invalid(`the LoRA file ${f.file} is gone`, "unknown_lora", "loras");
+      return `${f.file}\0${f.weight}\0${s.size}\0${s.mtimeMs}`;
+    }).join("\n");
+    let pipe = this.cache.get(key);
+    if (pipe) {
+      this.cache.delete(key); // re-inserted below as the most recent
+    } else {
+      // make room first: the evicted variant's sessions are freed before the new one compiles any
+      await this.evict(Math.max(this.cacheSize - 1, 0));
+      const what = loras.map(formatLoraTag).join(" ");
+      const t0 = performance.now();
+      try {
+        pipe = await this.base.withLoras(files);
+      } catch (e) {
+        if (e instanceof LoraError) throw invalid(`cannot apply ${what}: ${e.message}`, "invalid_lora", "loras");
+        throw e;
+      }
+      this.created++;
+      this.log(`LoRA set ${what}: new pipeline (${((performance.now() - t0) / 1000).toFixed(1)} s; its UNet compiles on first use)`);
+    }
+    this.cache.set(key, pipe);
+    try {
+      return await fn(pipe);
+    } finally {
+      if (this.cacheSize === 0) {
+        this.cache.delete(key);
+        await pipe.release();
+      }
+    }
+  }
+
+  /** Releases every variant (not the base). */
+  async release(): Promise<void> {
+    await this.evict(0);
+  }
+
+  private resolve(loras: readonly LoraTag[]): { file: string; weight: number }[] {
+    if (!this.library) throw invalid(`this ${this.runner} has no --lora-dir, so it cannot apply ${loras.map(formatLoraTag).join(" ")}`, "no_lora_dir", "loras");
+    return loras.map((l) => {
+      try {
+        return { file: this.library!.resolve(l.name), weight: l.weight };
+      } catch (e) {
+        if (e instanceof LoraLibraryError) throw invalid(e.message, "unknown_lora", "loras");
+        throw e;
+      }
+    });
+  }
+
+  /** Releases the least recently used variants beyond `keep`. */
+  private async evict(keep: number): Promise<void> {
+    while (this.cache.size > keep) {
+      const [key, pipe] = this.cache.entries().next().value as [string, StableDiffusionXLPipeline];
+      this.cache.delete(key);
+      await pipe.release();
+    }
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * The LoRAs a request asks for, in every API: A1111 `<lora:NAME:WEIGHT>` tags in the prompt and
+ * negative prompt, and a JSON field `loras: [{ name, weight }]` (weight default 1). Names are checked
+ * against the server's --lora-dir here, so that a mistake is a 400 before the job is queued; the
+ * runner resolves them again. The set goes into spec.loras; LoRAs from the field are appended to the
+ * prompt as tags, so that the PNG's parameters text names every LoRA used, as A1111's does.
+ */
+import { LoraTagError, checkLoraNames, extractLoraTags, formatLoraTag, mergeLoraTags, type LoraTag } from "../prompts/lora-tags.js";
+import { invalid } from "./errors.js";
+import type { AppState } from "./generation.js";
+import type { JobSpec } from "./job.js";
+import { LoraLibraryError, checkLoraName } from "./lora-library.js";
+import type { Fields } from "./validation.js";
+
+/** Most different LoRAs in one request (each one adds to the UNet compile time). */
+export const MAX_LORAS = 8;
+
+const typeName = (v: unknown) => (v === null ? "null" : Array.isArray(v) ? "array" : typeof v);
+
+/** The `loras` field: [{ name, weight? }], each checked; names not yet looked up. */
+function readLoraField(f: Fields, param: string): LoraTag[] {
+  const v = f.raw(param);
+  if (v === undefined) return [];
+  if (!Array.isArray(v)) throw invalid(`${param} must be an array of {"name": "...", "weight": 0.8} objects, got ${typeName(v)}`, "invalid_type", param);
+  return v.map((item: unknown, i) => {
+    const at = `${param}[${i}]`;
+    if (typeof item !== "object" || item === null || Array.isArray(item)) throw invalid(`${at} must be an object {"name": "...", "weight": 0.8}, got ${typeName(item)}`, "invalid_type", param);
+    const { name, weight } = item as Record<string, unknown>;
+    if (typeof name !== "string" || name.trim() === "") throw invalid(`${at}.name must be the name of a LoRA (see GET /sdapi/v1/loras), got ${JSON.stringify(name ?? null)}`, "invalid_type", param);
+    if (weight !== undefined && weight !== null && (typeof weight !== "number" || !Number.isFinite(weight))) {
+      throw invalid(`${at}.weight must be a finite number, got ${JSON.stringify(weight)}`, "invalid_type", param);
+    }
+    return { name: name.trim(), weight: typeof weight === "number" ? weight : 1 };
+  });
+}
+
+/** The tags of one prompt field, or a 400 naming the field. */
+function tagsOf(text: string | undefined, param: string): LoraTag[] {
+  if (!text) return [];
+  try {
+    return extractLoraTags(text).tags;
+  } catch (e) {
+    if (e instanceof LoraTagError) throw invalid(`${param}: ${e.message}`, "invalid_lora", param);
+    throw e;
+  }
+}
+
+/** Reads the request's LoRAs into spec.loras (and the field's ones into the prompt as tags); 400 for any problem. */
+export function readLoras(f: Fields, spec: JobSpec, state: AppState, param = "loras"): void {
+  const fromField = readLoraField(f, param);
+  const asked: [LoraTag, string][] = [
+    ...tagsOf(spec.prompt, "prompt").map((t) => [t, "prompt"] as [LoraTag, string]),
+    ...tagsOf(spec.negativePrompt, "negative_prompt").map((t) => [t, "negative_prompt"] as [LoraTag, string]),
+    ...fromField.map((t) => [t, param] as [LoraTag, string]),
+  ];
+  if (asked.length === 0) return;
+  const library = state.loras;
+  if (!library) {
+    throw invalid(`this server has no --lora-dir, so it cannot apply ${asked.map(([t]) => formatLoraTag(t)).join(" ")} (restart \`ssd1b serve\` with --lora-dir DIR)`, "no_lora_dir", asked[0][1]);
+  }
+  for (const [t, where] of asked) {
+    try {
+      checkLoraName(t.name);
+      if (!library.has(t.name)) library.refresh();
+      checkLoraNames([t], library.names());
+    } catch (e) {
+      if (e instanceof LoraLibraryError || e instanceof LoraTagError) throw invalid(`${where}: ${e.message}`, "unknown_lora", where);
+      throw e;
+    }
+  }
+  const loras = mergeLoraTags(asked.map(([t]) => t));
+  if (loras.length > MAX_LORAS) throw invalid(`too many LoRAs: ${loras.length} (at most ${MAX_LORAS} per request)`, "too_many_loras", asked[0][1]);
+  if (fromField.length) spec.prompt = [spec.prompt, ...fromField.map(formatLoraTag)].filter((s) => s !== "").join(" ");
+  if (loras.length) spec.loras = loras;
+}
