@@ -6,7 +6,7 @@
  * (text embeddings and latents cached, so no encoder runs).
  *
  *   node dist/bench/training.js [--sizes 512,1024] [--steps 3] [--threads N]
- *   [--checkpointing off,on]
+ *   [--checkpointing off,on] [--arena off|on]
  * Writes bench/results/training-cpu.md. The UNet is written once to $SSD1B_BENCH_DIR/ssd-1b/unet.
  */
 import { spawnSync } from "node:child_process";
@@ -29,13 +29,13 @@ const root = resolve(here, "../..");
 const { values } = parseArgs({
   options: {
     sizes: { type: "string", default: "512,1024" }, steps: { type: "string", default: "3" },
-    threads: { type: "string" }, worker: { type: "string" }, checkpointing: { type: "string", default: "off,on" },
+    threads: { type: "string" }, worker: { type: "string" }, checkpointing: { type: "string", default: "off,on" }, arena: { type: "string", default: "off" },
   },
 });
 const benchDir = process.env.SSD1B_BENCH_DIR ?? join(tmpdir(), "ssd1b-bench");
 const gib = (b: number) => b / 2 ** 30;
 
-interface Result { size: number; checkpointing: boolean; compileS: number; stepS: number[]; optimizerS: number; peakRssGiB: number; trained: number; tflop: number }
+interface Result { size: number; checkpointing: boolean; compileS: number; rssAfterCompileGiB: number; stepS: number[]; optimizerS: number; peakRssGiB: number; trained: number; tflop: number }
 
 async function worker(size: number, checkpointing: boolean): Promise<Result> {
   const unet = openComponentSource(join(benchDir, "ssd-1b", "unet"), "fp16");
@@ -44,8 +44,9 @@ async function worker(size: number, checkpointing: boolean): Promise<Result> {
   const t0 = performance.now();
   const tg = buildTrainGraph({ unet, batch: 1, latentSize: latent, mode: { kind: "lora", rank: 4, alpha: 4, targets: UNET_LORA_TARGETS }, rng, checkpointing });
   const tflop = tg.graph.flops() / 1e12;
-  const compiled = await CompiledGraph.create(tg.graph, `SSD-1B LoRA training ${size}`, values.threads ? { intraOpThreads: Number(values.threads) } : {});
+  const compiled = await CompiledGraph.create(tg.graph, `SSD-1B LoRA training ${size}`, { ...(values.threads ? { intraOpThreads: Number(values.threads) } : {}), memoryArena: values.arena !== "off" });
   const compileS = (performance.now() - t0) / 1000;
+  const rssAfterCompileGiB = gib(process.memoryUsage.rss());
   const opt = new AdamW(tg.params, { lr: 1e-4 });
   const feeds = {
     noisy: rng.randn(4 * latent * latent), target: rng.randn(4 * latent * latent), timestep: Float32Array.of(500),
@@ -64,7 +65,7 @@ async function worker(size: number, checkpointing: boolean): Promise<Result> {
     process.stderr.write(`  ${size}: step ${i + 1} ${stepS.at(-1)!.toFixed(2)} s, loss ${out.loss[0].toFixed(4)}\n`);
   }
   await compiled.release();
-  return { size, checkpointing, compileS, stepS, optimizerS, peakRssGiB: process.resourceUsage().maxRSS * 1024 / 2 ** 30, trained: tg.params.reduce((n, p) => n + p.value.length, 0), tflop };
+  return { size, checkpointing, compileS, rssAfterCompileGiB, stepS, optimizerS, peakRssGiB: process.resourceUsage().maxRSS * 1024 / 2 ** 30, trained: tg.params.reduce((n, p) => n + p.value.length, 0), tflop };
 }
 
 function ensureUNet(): void {
@@ -86,17 +87,16 @@ async function main(): Promise<void> {
   const rows: string[] = [];
   const notes: string[] = [];
   const last = new Map<string, Result>();
-  const WEIGHTS_GIB = 5.5; // SSD-1B's 1.3 B parameters in float32, plus the runtime
   for (const size of values.sizes!.split(",").map(Number)) for (const ck of values.checkpointing!.split(",")) {
     // activations grow ~4x per doubling: skip a size that cannot fit beside what is free now
     const prev = last.get(ck);
-    const expect = prev ? WEIGHTS_GIB + (prev.peakRssGiB - WEIGHTS_GIB) * (size / prev.size) ** 2 : 0;
+    const expect = prev ? prev.rssAfterCompileGiB + (prev.peakRssGiB - prev.rssAfterCompileGiB) * (size / prev.size) ** 2 : 0;
     if (prev && expect > gib(freemem())) {
       notes.push(`${size}x${size}, checkpointing ${ck}: not run, about ${expect.toFixed(0)} GiB expected from the ${prev.size} peak, ${gib(freemem()).toFixed(1)} GiB free.`);
       continue;
     }
     process.stderr.write(`SSD-1B LoRA training step at ${size}x${size}, checkpointing ${ck} ...\n`);
-    const args = [join(here, "training.js"), "--worker", `${size}:${ck}`, "--steps", values.steps!, ...(values.threads ? ["--threads", values.threads] : [])];
+    const args = [join(here, "training.js"), "--worker", `${size}:${ck}`, "--steps", values.steps!, "--arena", values.arena!, ...(values.threads ? ["--threads", values.threads] : [])];
     const r = spawnSync(process.execPath, args, { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 1 << 20 });
     if (r.status !== 0) {
       notes.push(`${size}x${size} failed (exit ${r.status ?? r.signal}; out of memory?).`);
@@ -106,18 +106,19 @@ async function main(): Promise<void> {
     last.set(ck, res);
     const steady = res.stepS.length > 1 ? res.stepS.slice(1) : res.stepS;
     const mean = steady.reduce((a, b) => a + b, 0) / steady.length;
-    rows.push(`| ${size}x${size} | ${ck} | ${res.compileS.toFixed(1)} | ${res.stepS[0].toFixed(2)} | ${mean.toFixed(2)} | ${res.optimizerS.toFixed(3)} | ${res.tflop.toFixed(2)} | ${(res.tflop * 1000 / mean).toFixed(0)} | ${res.peakRssGiB.toFixed(2)} |`);
+    rows.push(`| ${size}x${size} | ${ck} | ${res.compileS.toFixed(1)} | ${res.rssAfterCompileGiB.toFixed(2)} | ${res.stepS[0].toFixed(2)} | ${mean.toFixed(2)} | ${res.optimizerS.toFixed(3)} | ${res.tflop.toFixed(2)} | ${(res.tflop * 1000 / mean).toFixed(0)} | ${res.peakRssGiB.toFixed(2)} |`);
   }
   const cpu = cpus()[0]?.model ?? "unknown CPU";
   const md = `# Training benchmark (cpu)
 
 Machine: ${cpu}, ${cpus().length} cores, ${gib(totalmem()).toFixed(0)} GiB RAM; Node ${process.version}, onnxruntime-node; ${new Date().toISOString().slice(0, 10)}.
 SSD-1B UNet (real config, synth fp16 weights computed in float32), LoRA rank 4 on to_q/to_k/to_v/to_out.0 (${UNET_LORA_TARGETS.length} targets),
-batch 1, one compiled forward+backward graph per step + AdamW on the host; each size in a fresh process.
+batch 1, one compiled forward+backward graph per step + AdamW on the host; each size in a fresh process;
+onnxruntime's memory arena ${values.arena} (off is what \`ssd1b train\` uses).
 Steps after the first are averaged (the first includes onnxruntime's first-run allocations).
 
-| size | gradient checkpointing | build + compile (s) | first step (s) | step (s) | AdamW (s) | TFLOP/step (IR) | GFLOP/s | peak RSS (GiB) |
-|---|---|---|---|---|---|---|---|---|
+| size | gradient checkpointing | build + compile (s) | RSS after compile (GiB) | first step (s) | step (s) | AdamW (s) | TFLOP/step (IR) | GFLOP/s | peak RSS (GiB) |
+|---|---|---|---|---|---|---|---|---|---|
 ${rows.join("\n")}
 ${notes.length ? "\n" + notes.map((n) => `- ${n}`).join("\n") + "\n" : ""}
 Gradient checkpointing recomputes each UNet block's activations in the backward pass (src/training/graph/recompute.ts); the IR FLOP count is of the graph as built (recomputation included).

@@ -198,7 +198,9 @@ export async function runTraining(c: TrainConfig, log: (m: string) => void): Pro
 
   const t0 = performance.now();
   const tg = buildTrainGraph({ unet, batch: batches.rows, latentSize: c.resolution / vaeScale, mode, textEncoders, rng, checkpointing: c.gradientCheckpointing });
-  const compiled = await CompiledGraph.create(tg.graph, `training graph (${c.kind})`, c.threads ? { intraOpThreads: c.threads } : {});
+  // Without onnxruntime's arena, activations freed in the backward pass go back to the system: SSD-1B
+  // LoRA at 1024² peaks at 16 GiB instead of growing past 20 GiB over the first steps.
+  const compiled = await CompiledGraph.create(tg.graph, `training graph (${c.kind})`, { memoryArena: false, ...(c.threads ? { intraOpThreads: c.threads } : {}) });
   const trainedCount = tg.params.reduce((n, p) => n + p.value.length, 0);
   log(`training graph compiled in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${tg.params.length} tensors, ${trainedCount} trained values; ${maxSteps} steps`);
 
