@@ -97,8 +97,14 @@ test("server lora: <lora:NAME:1> in an A1111 prompt gives diffusers' lora_basic 
   assert.equal(decodePng(on.png).text.parameters, text, "A1111 keeps the tag in the prompt line");
   assert.equal(on.info.prompt, tagged);
   assert.equal(queue.pipelines.created, created + 1, "one variant compiled");
+  // only the pipeline running a job keeps a UNet session (each holds its own weights)
+  const variant = [...(queue.pipelines as unknown as { cache: Map<string, StableDiffusionXLPipeline> }).cache.values()][0];
+  assert.equal(queue.pipelines.base.unet.compiled, false, "the base UNet was released for the LoRA job");
+  assert.equal(variant.unet.compiled, true);
 
   const off = await txt2img(BASIC);
+  assert.equal(variant.unet.compiled, false, "the variant's UNet was released for the plain job");
+  assert.equal(queue.pipelines.base.unet.compiled, true);
   const d0 = levelDiff(off.png, basicRef());
   assert.ok(d0 <= 1, `no tag vs basic: ${d0} levels`);
   assert.ok(levelDiff(off.png, loraRef()) > 3, "the LoRA does change the image");
@@ -347,12 +353,15 @@ test("lora pipelines: the cache keeps the most recent N LoRA sets, releases the 
     for (const n of ["a", "b", "c"]) writeFileSync(join(dir, `${n}.safetensors`), "x");
     const released: string[] = [];
     const made: string[] = [];
+    const idled: string[] = [];
+    const sessions = (name: string) => ({ unet: { release: async () => { idled.push(name); } }, promptEncoder: { release: async () => {} } });
     // a stand-in for the pipeline: withLoras makes a named variant that records its release
     const base = {
+      ...sessions("base"),
       withLoras: async (files: { file: string; weight: number }[]) => {
         const name = files.map((f) => `${basename(f.file, ".safetensors")}:${f.weight}`).join("+");
         made.push(name);
-        return { name, release: async () => { released.push(name); } };
+        return { name, ...sessions(name), release: async () => { released.push(name); } };
       },
     } as unknown as StableDiffusionXLPipeline;
     const run = (p: LoraPipelines, loras: { name: string; weight: number }[]) => p.use(loras, async (pipe) => (pipe as unknown as { name?: string }).name ?? "base");
@@ -363,6 +372,8 @@ test("lora pipelines: the cache keeps the most recent N LoRA sets, releases the 
     assert.equal(await run(two, [{ name: "b", weight: 1 }]), "b:1");
     assert.equal(await run(two, [{ name: "a", weight: 1 }]), "a:1");
     assert.deepEqual(made, ["a:1", "b:1"], "a reused");
+    // before each job, the other pipelines' UNet sessions are let go
+    assert.deepEqual(idled, ["base", "base", "a:1", "base", "b:1"]);
     assert.equal(await run(two, [{ name: "c", weight: 0.5 }]), "c:0.5");
     assert.deepEqual(released, ["b:1"], "the least recently used went");
     assert.equal(await run(two, [{ name: "a", weight: 0.5 }]), "a:0.5", "another weight is another set");

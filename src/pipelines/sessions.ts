@@ -16,6 +16,7 @@ import type { CompiledGraph, SessionOptions } from "../runtime/session.js";
 class ShapeCache {
   private key = "";
   private graph?: CompiledGraph;
+  get holds(): boolean { return this.graph !== undefined; }
   async get(shape: readonly number[], compile: () => Promise<CompiledGraph>): Promise<CompiledGraph> {
     const key = shape.join("x");
     if (this.graph && this.key === key) return this.graph;
@@ -79,6 +80,9 @@ export class UNetRunner {
     if (feeds.timestep_cond === undefined) delete inputs.timestep_cond;
     return (await graph.run(inputs))["sample_out"];
   }
+
+  /** Whether a session is compiled now (it holds the UNet's weights). */
+  get compiled(): boolean { return this.cache.holds; }
 
   release(): Promise<void> { return this.cache.release(); }
 }

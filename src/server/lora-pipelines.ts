@@ -2,8 +2,9 @@
  * Per-request LoRAs for whoever runs jobs (the in-process queue, a Redis worker): the base pipeline
  * plus a few variants made with `pipe.withLoras(...)`, most recently used first. A LoRA is folded
  * into the UNet and text-encoder sessions when they are compiled, so a variant holds its own copy of
- * those weights: the cache is small (default one set) and an evicted variant is released. Jobs run
- * one at a time, so a variant is never evicted while in use.
+ * those weights: the cache is small (default one set), an evicted variant is released, and only the
+ * pipeline running a job keeps its UNet compiled. Jobs run one at a time, so a variant is never
+ * evicted or idled while in use.
  */
 import { statSync } from "node:fs";
 import type { StableDiffusionXLPipeline } from "../pipelines/stable-diffusion-xl.js";
@@ -36,7 +37,10 @@ export class LoraPipelines {
 
   /** Runs `fn` on the base pipeline (no LoRAs asked for) or on the variant with these LoRAs on top of the base's. */
   async use<T>(loras: readonly LoraTag[] | undefined, fn: (pipe: StableDiffusionXLPipeline) => Promise<T>): Promise<T> {
-    if (!loras?.length) return fn(this.base);
+    if (!loras?.length) {
+      await this.idleOthers(this.base);
+      return fn(this.base);
+    }
     const files = this.resolve(loras);
     // the file's size and time are part of the key: a LoRA saved again under the same name is read again
     const key = files.map((f) => {
@@ -62,6 +66,7 @@ export class LoraPipelines {
       this.log(`LoRA set ${what}: new pipeline (${((performance.now() - t0) / 1000).toFixed(1)} s; its UNet compiles on first use)`);
     }
     this.cache.set(key, pipe);
+    await this.idleOthers(pipe);
     try {
       return await fn(pipe);
     } finally {
@@ -87,6 +92,20 @@ export class LoraPipelines {
         throw e;
       }
     });
+  }
+
+  /**
+   * Frees the compiled sessions of every pipeline but `pipe` that `pipe` does not share (UNet, text
+   * encoders with LoRAs): a full-size UNet session holds its own float32 weights, and two at once do
+   * not fit beside the VAE decode on a 24 GiB machine. They compile again when their set is next used;
+   * the cache then saves reading and matching the LoRA files.
+   */
+  private async idleOthers(pipe: StableDiffusionXLPipeline): Promise<void> {
+    for (const other of [this.base, ...this.cache.values()]) {
+      if (other === pipe) continue;
+      await other.unet.release();
+      if (other.promptEncoder !== pipe.promptEncoder) await other.promptEncoder.release();
+    }
   }
 
   /** Releases the least recently used variants beyond `keep`. */
