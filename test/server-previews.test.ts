@@ -61,3 +61,19 @@ test("previews: latent projection without a TAESD, the TAESD's full-size image w
     await withTaesd.release();
   }
 });
+
+test("a withLoras variant uses its base's TAESD, also one loaded later", { skip: NO_FIXTURES }, async () => {
+  const base = await StableDiffusionXLPipeline.fromPretrained(tinyModelIn(tmp));
+  try {
+    const variant = await base.withLoras([]);
+    assert.equal(variant.taesd, undefined);
+    const taesd = await base.loadTaesd(tinyTaesd());
+    assert.equal(variant.taesd, taesd);
+    const img = await variant.previewDecode(new Float32Array(4 * 16 * 16), [1, 4, 16, 16]);
+    assert.deepEqual([img.width, img.height], [32, 32]);
+    await variant.release();
+    assert.equal(base.taesd, taesd, "releasing the variant leaves the base's TAESD");
+  } finally {
+    await base.release();
+  }
+});

@@ -246,7 +246,7 @@ export class StableDiffusionXLPipeline {
     const unet = UNetRunner.fromWeights(source.unet, session, deltas.unet);
     const variant = new StableDiffusionXLPipeline(this.model, this.modelIndex, promptEncoder, unet, this.vae, this.schedulerConfig, source, all, this.lowMemory);
     variant.loadSettings = this.loadSettings;
-    variant.taesdRunner = this.taesdRunner;
+    variant.taesdOwner = this;
     variant.borrowed = { promptEncoder: !touchesText, vae: true, taesd: true };
     return variant;
   }
@@ -318,8 +318,10 @@ export class StableDiffusionXLPipeline {
   }
 
   /** The TAESD loaded with { taesd } or loadTaesd, if any. */
-  get taesd(): TaesdRunner | undefined { return this.taesdRunner; }
+  get taesd(): TaesdRunner | undefined { return this.taesdOwner ? this.taesdOwner.taesd : this.taesdRunner; }
   private taesdRunner?: TaesdRunner;
+  /** A withLoras variant uses its base's TAESD, also one loaded into the base later. */
+  private taesdOwner?: StableDiffusionXLPipeline;
   /** fromPretrained's session options, for loadTaesd. */
   private taesdSession?: SessionOptions;
 
@@ -328,6 +330,7 @@ export class StableDiffusionXLPipeline {
    * any loaded one; its session uses the pipeline's session options unless `opts.session` is given.
    */
   async loadTaesd(spec: string, opts: { variant?: Variant; session?: SessionOptions; env?: NodeJS.ProcessEnv } = {}): Promise<TaesdRunner> {
+    if (this.taesdOwner) return this.taesdOwner.loadTaesd(spec, opts);
     const taesd = TaesdRunner.open(spec, { ...opts, session: opts.session ?? this.taesdSession });
     checkTaesdFits(taesd, this.unet.config.inChannels, this.vaeScaleFactor);
     await this.taesdRunner?.release();
@@ -344,8 +347,9 @@ export class StableDiffusionXLPipeline {
   }
 
   private requireTaesd(what: string): TaesdRunner {
-    if (!this.taesdRunner) throw new PipelineInputError(`${what} needs a TAESD: load one with { taesd: "madebyollin/taesdxl" } (a folder, cached repo id or taesdxl_decoder.safetensors; CLI --taesd) or pipe.loadTaesd(...)`);
-    return this.taesdRunner;
+    const taesd = this.taesd;
+    if (!taesd) throw new PipelineInputError(`${what} needs a TAESD: load one with { taesd: "madebyollin/taesdxl" } (a folder, cached repo id or taesdxl_decoder.safetensors; CLI --taesd) or pipe.loadTaesd(...)`);
+    return taesd;
   }
 
   async release(): Promise<void> {
@@ -418,7 +422,7 @@ export class StableDiffusionXLPipeline {
     const images = opts.outputType === "latent" ? { data: new Float32Array(0), shape: [0, 0, 0, 3] }
       : opts.fastDecode ? await this.requireTaesd("fastDecode").decodeLatents(out, opts.signal)
         : await decodeLatents(this.vae, out, opts.signal);
-    if (this.lowMemory) { await this.vae.release(); await this.taesdRunner?.release(); }
+    if (this.lowMemory) { await this.vae.release(); await this.taesd?.release(); }
     return { images, latents: out, seed: p.seed, timesteps, scheduler: p.scheduler };
   }
 }
