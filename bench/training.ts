@@ -6,7 +6,7 @@
  * (text embeddings and latents cached, so no encoder runs).
  *
  *   node dist/bench/training.js [--sizes 512,1024] [--steps 3] [--threads N]
- *   [--checkpointing off,on] [--arena off|on]
+ *   [--checkpointing off,on] [--arena off|on] [--weights-left on|off]
  * Writes bench/results/training-cpu.md. The UNet is written once to $SSD1B_BENCH_DIR/ssd-1b/unet.
  */
 import { spawnSync } from "node:child_process";
@@ -21,7 +21,7 @@ import { buildTrainGraph } from "../src/training/graph/train-graph.js";
 import { UNET_LORA_TARGETS } from "../src/training/graph/lora-modules.js";
 import { TrainingRng } from "../src/training/rng.js";
 import { AdamW } from "../src/training/optim/adamw.js";
-import { CompiledGraph } from "../src/runtime/session.js";
+import { compileTrainingGraph } from "../src/training/graph/train-session.js";
 import { GRAD_PREFIX, parameterFeeds } from "../src/ir/autodiff/trainable.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -29,7 +29,7 @@ const root = resolve(here, "../..");
 const { values } = parseArgs({
   options: {
     sizes: { type: "string", default: "512,1024" }, steps: { type: "string", default: "3" },
-    threads: { type: "string" }, worker: { type: "string" }, checkpointing: { type: "string", default: "off,on" }, arena: { type: "string", default: "off" },
+    threads: { type: "string" }, worker: { type: "string" }, checkpointing: { type: "string", default: "off,on" }, arena: { type: "string", default: "off" }, "weights-left": { type: "string", default: "on" },
   },
 });
 const benchDir = process.env.SSD1B_BENCH_DIR ?? join(tmpdir(), "ssd1b-bench");
@@ -44,7 +44,9 @@ async function worker(size: number, checkpointing: boolean): Promise<Result> {
   const t0 = performance.now();
   const tg = buildTrainGraph({ unet, batch: 1, latentSize: latent, mode: { kind: "lora", rank: 4, alpha: 4, targets: UNET_LORA_TARGETS }, rng, checkpointing });
   const tflop = tg.graph.flops() / 1e12;
-  const compiled = await CompiledGraph.create(tg.graph, `SSD-1B LoRA training ${size}`, { ...(values.threads ? { intraOpThreads: Number(values.threads) } : {}), memoryArena: values.arena !== "off" });
+  const compiled = await compileTrainingGraph(tg.graph, `SSD-1B LoRA training ${size}`, {
+    threads: values.threads ? Number(values.threads) : undefined, memoryArena: values.arena !== "off", weightsOnTheLeft: values["weights-left"] !== "off",
+  });
   const compileS = (performance.now() - t0) / 1000;
   const rssAfterCompileGiB = gib(process.memoryUsage.rss());
   const opt = new AdamW(tg.params, { lr: 1e-4 });
@@ -96,7 +98,7 @@ async function main(): Promise<void> {
       continue;
     }
     process.stderr.write(`SSD-1B LoRA training step at ${size}x${size}, checkpointing ${ck} ...\n`);
-    const args = [join(here, "training.js"), "--worker", `${size}:${ck}`, "--steps", values.steps!, "--arena", values.arena!, ...(values.threads ? ["--threads", values.threads] : [])];
+    const args = [join(here, "training.js"), "--worker", `${size}:${ck}`, "--steps", values.steps!, "--arena", values.arena!, "--weights-left", values["weights-left"]!, ...(values.threads ? ["--threads", values.threads] : [])];
     const r = spawnSync(process.execPath, args, { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 1 << 20 });
     if (r.status !== 0) {
       notes.push(`${size}x${size} failed (exit ${r.status ?? r.signal}; out of memory?).`);
@@ -114,7 +116,7 @@ async function main(): Promise<void> {
 Machine: ${cpu}, ${cpus().length} cores, ${gib(totalmem()).toFixed(0)} GiB RAM; Node ${process.version}, onnxruntime-node; ${new Date().toISOString().slice(0, 10)}.
 SSD-1B UNet (real config, synth fp16 weights computed in float32), LoRA rank 4 on to_q/to_k/to_v/to_out.0 (${UNET_LORA_TARGETS.length} targets),
 batch 1, one compiled forward+backward graph per step + AdamW on the host; each size in a fresh process;
-onnxruntime's memory arena ${values.arena} (off is what \`ssd1b train\` uses).
+onnxruntime's memory arena ${values.arena}, frozen weights on the left of products ${values["weights-left"]} (off / on is what \`ssd1b train\` uses).
 Steps after the first are averaged (the first includes onnxruntime's first-run allocations).
 
 | size | gradient checkpointing | build + compile (s) | RSS after compile (GiB) | first step (s) | step (s) | AdamW (s) | TFLOP/step (IR) | GFLOP/s | peak RSS (GiB) |

@@ -17,7 +17,7 @@ import { TensorStore, readInt64 } from "../src/safetensors/index.js";
 import { writeSynthFile } from "../src/synth/write-synth.js";
 import { synthTensor } from "../src/synth/synth-weights.js";
 import { parseUNetConfig, UNet2DConditionModel, type UNetInputs } from "../src/models/unet/index.js";
-import { CompiledGraph } from "../src/runtime/session.js";
+import { compileTrainingGraph } from "../src/training/graph/train-session.js";
 import { makeTrainable, addParameter, addGradientOutputs, parameterFeeds, type TrainableParameter } from "../src/ir/autodiff/trainable.js";
 import { addLoraBranches } from "../src/ir/autodiff/lora-branch.js";
 import { AdamW } from "../src/training/optim/adamw.js";
@@ -61,7 +61,7 @@ const mse = (a: Tensor, b: Tensor) => {
 
 /** Compiles, runs once and compares `loss` (when given) and every `grad.<key>` the fixture holds. */
 async function checkGradients(g: Graph, params: TrainableParameter[], feeds: Record<string, Float32Array>, io: TensorStore, gradKey: (p: TrainableParameter) => string, what: string) {
-  const model = await CompiledGraph.create(g, what);
+  const model = await compileTrainingGraph(g, what);
   const out = await model.run({ ...feeds, ...parameterFeeds(params) });
   await model.release();
   if (io.has("out.loss")) assert.ok(Math.abs(out.loss[0] - io.float32("out.loss")[0]) <= 1e-5 * Math.abs(io.float32("out.loss")[0]), `${what} loss ${out.loss[0]} vs ${io.float32("out.loss")[0]}`);
@@ -211,7 +211,7 @@ test("AdamW: two torch.optim.AdamW steps on the task loss give torch's parameter
     const pred = new UNet2DConditionModel(WeightBuilder.root(g, source), unetConfig("tiny-ssd")).forward(inputs).sample;
     const params = makeTrainable(g, () => true);
     addGradientOutputs(g, mse(pred, noise), params);
-    const model = await CompiledGraph.create(g, "adamw");
+    const model = await compileTrainingGraph(g, "adamw");
     const watched = params.filter((p) => p.key.startsWith(ADAMW_SCOPE));
     const initial = new Map(watched.map((p) => [p.key, Float32Array.from(p.value)]));
     const opt = new AdamW(params, { lr: 1e-4, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 1e-2 });

@@ -10,7 +10,7 @@ import { storeSource } from "../src/loaders/component.js";
 import { writeSynthFile } from "../src/synth/write-synth.js";
 import { buildTrainGraph, type TrainMode } from "../src/training/graph/train-graph.js";
 import { TrainingRng } from "../src/training/rng.js";
-import { CompiledGraph } from "../src/runtime/session.js";
+import { compileTrainingGraph } from "../src/training/graph/train-session.js";
 import { parameterFeeds } from "../src/ir/autodiff/trainable.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "training-recompute-"));
@@ -27,7 +27,7 @@ async function run(mode: TrainMode, checkpointing: boolean, student = unet("tiny
   const tg = buildTrainGraph({ unet: student, batch: 2, latentSize: 16, mode, rng, checkpointing });
   // non-zero LoRA B so that every factor has a gradient
   if (mode.kind === "lora") for (const p of tg.params) p.value.set(new TrainingRng(5).randn(p.value.length).map((v) => v * 0.1));
-  const c = await CompiledGraph.create(tg.graph, "recompute test");
+  const c = await compileTrainingGraph(tg.graph, "recompute test");
   const n = 2 * 4 * 16 * 16;
   const out = await c.run({
     ...parameterFeeds(tg.params), noisy: rng.randn(n), target: rng.randn(n), timestep: Float32Array.of(999, 250),

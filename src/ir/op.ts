@@ -15,6 +15,14 @@ export interface LoweringContext {
   fresh(hint: string): string;
   /** Name of an int64 constant tensor holding `values` (1-D). */
   int64s(values: number[]): string;
+  /**
+   * Training graphs read each frozen weight in two products (forward y = x·Wᵀ, backward dX = dY·W).
+   * As the right operand, onnxruntime pre-packs it for each product: two extra copies of every weight.
+   * As the left operand it is never packed and held once. True: matrix products put weights on the left.
+   */
+  readonly weightsOnTheLeft: boolean;
+  /** Whether `t` is a weight read from a checkpoint file. */
+  isWeight(t: Tensor): boolean;
 }
 
 export type OnnxAttr = number | number[] | string | { float: number } | { floats: number[] };

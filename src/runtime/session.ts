@@ -14,6 +14,8 @@ export interface SessionOptions {
   intraOpThreads?: number;
   /** Arithmetic inside the graph (default float32); inputs and outputs are float32 either way. */
   precision?: "float32" | "float16";
+  /** Training graphs: hold each frozen weight once instead of pre-packed per product (see LoweringContext). */
+  weightsOnTheLeft?: boolean;
 }
 
 export class InputError extends Error {}
@@ -31,7 +33,7 @@ export class CompiledGraph {
   ) {}
 
   static async create(graph: Graph, description: string, opts: SessionOptions = {}): Promise<CompiledGraph> {
-    const { bytes, externalDataFolder } = lowerToOnnx(graph, description, opts.device ?? "cpu", opts.precision);
+    const { bytes, externalDataFolder } = lowerToOnnx(graph, description, { device: opts.device, precision: opts.precision, weightsOnTheLeft: opts.weightsOnTheLeft });
     const options: ort.InferenceSession.SessionOptions = {
       graphOptimizationLevel: "all",
       // Without the arena, freed activations go back to the system at once: lower peak, a few % slower.

@@ -9,7 +9,7 @@ import * as ort from "onnxruntime-node";
 import type { Variant } from "../loaders/component.js";
 import { readConfig } from "../loaders/component.js";
 import { expectedParameters } from "../models/components.js";
-import { CompiledGraph } from "../runtime/session.js";
+import { compileTrainingGraph } from "./graph/train-session.js";
 import { DDPMScheduler } from "../schedulers/index.js";
 import { CLIPTokenizer } from "../tokenizer/index.js";
 import { scanImageFolder, type DatasetItem } from "./data/dataset.js";
@@ -101,6 +101,8 @@ export interface TrainConfig {
   progress?: boolean;
   /** Recompute the UNet blocks' activations in the backward pass (less memory, more time). */
   gradientCheckpointing: boolean;
+  /** Pre-pack frozen weights for each product (faster steps, one more copy of them; see train-session.ts). */
+  prepackWeights?: boolean;
   /** Fixed batches for a logged val_loss (0 = none). */
   evalBatches: number;
 }
@@ -198,9 +200,7 @@ export async function runTraining(c: TrainConfig, log: (m: string) => void): Pro
 
   const t0 = performance.now();
   const tg = buildTrainGraph({ unet, batch: batches.rows, latentSize: c.resolution / vaeScale, mode, textEncoders, rng, checkpointing: c.gradientCheckpointing });
-  // Without onnxruntime's arena, activations freed in the backward pass go back to the system: SSD-1B
-  // LoRA at 1024² peaks at 16 GiB instead of growing past 20 GiB over the first steps.
-  const compiled = await CompiledGraph.create(tg.graph, `training graph (${c.kind})`, { memoryArena: false, ...(c.threads ? { intraOpThreads: c.threads } : {}) });
+  const compiled = await compileTrainingGraph(tg.graph, `training graph (${c.kind})`, { threads: c.threads, weightsOnTheLeft: !c.prepackWeights });
   const trainedCount = tg.params.reduce((n, p) => n + p.value.length, 0);
   log(`training graph compiled in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${tg.params.length} tensors, ${trainedCount} trained values; ${maxSteps} steps`);
 

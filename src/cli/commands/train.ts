@@ -41,6 +41,8 @@ export const trainUsage = `ssd1b train lora|dreambooth-lora|finetune --model DIR
   --num-validation-images N (default 1)  --validation-steps N (default 25)
   --save-dtype fp32|fp16  finetune weights (default fp32)
   --gradient-checkpointing  recompute UNet block activations in the backward pass (less memory)
+  --prepack-weights       pre-pack the frozen weights for each matrix product: ~15 % faster steps, one more
+                          copy of them in memory (+3.4 GiB for SSD-1B); default off
   --eval-batches N        log val_loss on N fixed batches (start, checkpoints, end)
   --seed S (default 0)    --variant fp16|fp32   --threads N   --no-progress`;
 
@@ -61,7 +63,7 @@ export const TRAIN_OPTIONS = {
   seed: { type: "string" }, "save-every": { type: "string" }, "checkpoints-total-limit": { type: "string" }, resume: { type: "string" },
   "validation-prompt": { type: "string", multiple: true }, "validate-every": { type: "string" },
   "num-validation-images": { type: "string" }, "validation-steps": { type: "string" }, "save-dtype": { type: "string" }, threads: { type: "string" },
-  "no-progress": { type: "boolean" }, "eval-batches": { type: "string" }, "gradient-checkpointing": { type: "boolean" },
+  "no-progress": { type: "boolean" }, "eval-batches": { type: "string" }, "gradient-checkpointing": { type: "boolean" }, "prepack-weights": { type: "boolean" },
   // distill
   teacher: { type: "string" }, student: { type: "string" },
   "task-weight": { type: "string" }, "kd-weight": { type: "string" }, "feature-weight": { type: "string" },
@@ -125,7 +127,7 @@ export function parseTrainConfig(kind: TrainKind, v: Values): TrainConfig {
     validationPrompts: (v["validation-prompt"] as string[] | undefined) ?? [], validateEvery: int("validate-every", undefined),
     numValidationImages: int("num-validation-images", 1)!, validationSteps: int("validation-steps", 25)!,
     saveDtype, threads: int("threads", undefined), progress: !v["no-progress"], evalBatches: int("eval-batches", 0, 0)!,
-    gradientCheckpointing: !!v["gradient-checkpointing"],
+    gradientCheckpointing: !!v["gradient-checkpointing"], prepackWeights: !!v["prepack-weights"],
   };
 }
 

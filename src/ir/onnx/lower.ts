@@ -55,7 +55,16 @@ function weightFolder(files: string[]): string | undefined {
  * to float32, which onnxruntime folds at session creation. `precision` "float16" computes inside the
  * graph in half precision (inputs and outputs stay float32; see half-precision.ts).
  */
-export function lowerToOnnx(graph: Graph, name = "ssd1b", device: "cpu" | "webgpu" = "cpu", precision: "float32" | "float16" = "float32"): LoweredModel {
+export interface LoweringOptions {
+  device?: "cpu" | "webgpu";
+  /** Arithmetic inside the graph (inputs and outputs stay float32). */
+  precision?: "float32" | "float16";
+  /** See LoweringContext.weightsOnTheLeft (for training graphs). */
+  weightsOnTheLeft?: boolean;
+}
+
+export function lowerToOnnx(graph: Graph, name = "ssd1b", opts: LoweringOptions = {}): LoweredModel {
+  const { device = "cpu", precision = "float32" } = opts;
   const names = new Map<Tensor, string>();
   const nodes: onnxProto.onnx.INodeProto[] = [];
   const initializers: onnxProto.onnx.ITensorProto[] = [];
@@ -64,6 +73,8 @@ export function lowerToOnnx(graph: Graph, name = "ssd1b", device: "cpu" | "webgp
 
   const ctx: LoweringContext = {
     device,
+    weightsOnTheLeft: opts.weightsOnTheLeft ?? false,
+    isWeight: (t) => graph.leaves.get(t)?.kind === "weight",
     emit(opType, inputs, outputs, attrs = {}, domain) {
       nodes.push({
         opType, input: inputs, output: outputs, domain: domain ?? "", name: `n${nodes.length}_${opType}`,

@@ -23,6 +23,15 @@ export const MatMul: OpDef<{ transB?: boolean }> = {
   // On the CPU, transB reads a [N, K] weight as is (torch's Linear layout) through FusedMatMul: no
   // transposed copy of the weights. The WebGPU provider has no FusedMatMul: transpose explicitly.
   lower(ctx, [a, b], outs, { transB }, node) {
+    const w = node.inputs[1];
+    if (ctx.weightsOnTheLeft && ctx.device === "cpu" && w.rank === 2 && ctx.isWeight(w)) {
+      // a·Wᵀ = (W·aᵀ)ᵀ and a·W = (Wᵀ·aᵀ)ᵀ: the weight as the left operand is not pre-packed
+      const t = ctx.fresh("wleft");
+      ctx.emit("FusedMatMul", [b, a], [t], transB ? { transB: 1 } : { transA: 1, transB: 1 }, "com.microsoft");
+      const r = node.outputs[0].rank;
+      ctx.emit("Transpose", [t], outs, { perm: [...Array(r - 2).keys(), r - 1, r - 2] });
+      return;
+    }
     if (!transB) ctx.emit("MatMul", [a, b], outs);
     else if (ctx.device === "cpu") ctx.emit("FusedMatMul", [a, b], outs, { transB: 1 }, "com.microsoft");
     else {
