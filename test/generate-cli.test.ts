@@ -118,6 +118,7 @@ test("cli generate/img2img: bad input gives a clear error, a non-zero exit code 
     [[...gen, "--guidance", "lots"], /--guidance must be a number/],
     [["generate", "--model", dir, "--output", out], /--prompt is required/],
     [[...gen, "--variant", "fp8"], /--variant must be fp16 or fp32/],
+    [[...gen, "--vae-precision", "half"], /--vae-precision must be fp16, fp32 or auto, got "half"/],
     [["generate", "--model", "someone/Missing-Model", "--prompt", "x", "--output", out],
       new RegExp(`model "someone/Missing-Model" not found\\. Looked for a folder .*someone/Missing-Model \\(not there\\) and in the Hugging Face cache at ${join(hfHome, "hub", "models--someone--Missing-Model")}.*\\n.*huggingface-cli download someone/Missing-Model`)],
     [["generate", "--model", join(tmp, "no-such-dir"), "--prompt", "x", "--output", out], /model folder not found: .*no-such-dir/],
