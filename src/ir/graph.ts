@@ -16,6 +16,11 @@ export class Graph {
   readonly leaves = new Map<Tensor, Leaf>();
   readonly inputs: Tensor[] = [];
   readonly outputs: { name: string; tensor: Tensor }[] = [];
+  /**
+   * Module outputs where gradient checkpointing may cut the forward pass (a transformer block's
+   * output: small to keep, costly to recompute past). See training/graph/recompute.ts.
+   */
+  readonly segmentEnds: Tensor[] = [];
   private nextId = 0;
 
   private newTensor(shape: readonly number[], dtype: DType): Tensor {
@@ -52,6 +57,12 @@ export class Graph {
     for (const o of outputs) o.producer = node;
     this.nodes.push(node);
     return outputs;
+  }
+
+  /** Marks `t` as a place where checkpointing may cut (see segmentEnds). */
+  markSegmentEnd(t: Tensor): Tensor {
+    this.segmentEnds.push(t);
+    return t;
   }
 
   output(name: string, tensor: Tensor): void {

@@ -56,7 +56,8 @@ export class BasicTransformerBlock {
   forward(x: Tensor, context: Tensor): Tensor {
     x = F.add(this.attn1.forward(this.norm1.forward(x)), x);
     x = F.add(this.attn2.forward(this.norm2.forward(x), context), x);
-    return F.add(this.ff.forward(this.norm3.forward(x)), x);
+    // gradient checkpointing may cut here: one [B, tokens, dim] tensor per block
+    return x.graph.markSegmentEnd(F.add(this.ff.forward(this.norm3.forward(x)), x));
   }
 }
 

@@ -2,7 +2,7 @@
  * Gradient checkpointing as a graph transform (activation recomputation), for memory: SSD-1B LoRA at
  * 1024 keeps every forward activation of the UNet alive until the backward pass reaches it.
  *
- * The forward nodes are split into segments (the UNet's blocks: boundaries are the block outputs).
+ * The forward nodes are split into segments (boundaries: the UNet blocks' and the transformer blocks' outputs).
  * Kept: graph leaves, the boundaries, and every tensor used across segments (the skip connections).
  * Every other forward tensor that a backward node reads is instead recomputed from kept tensors by
  * clones of its forward nodes, placed right before that backward node. Two details make onnxruntime

@@ -41,7 +41,10 @@ export interface TrainGraphOptions {
   textEncoders?: [ComponentSource, ComponentSource];
   /** Draws the LoRA A init. */
   rng: TrainingRng;
-  /** Gradient checkpointing: recompute each UNet block's activations in the backward pass (see recompute.ts). */
+  /**
+   * Gradient checkpointing: recompute activations in the backward pass (see recompute.ts), in segments
+   * ending at each UNet block's output and at each transformer block's.
+   */
   checkpointing?: boolean;
 }
 
@@ -147,7 +150,7 @@ export function buildTrainGraph(o: TrainGraphOptions): TrainGraph {
   }
   const forwardEnd = g.nodes.length;
   addGradientOutputs(g, loss, params);
-  if (o.checkpointing) recomputeActivations(g, forwardEnd, boundaries);
+  if (o.checkpointing) recomputeActivations(g, forwardEnd, [...boundaries, ...g.segmentEnds]);
   const trained = new Set(params.map((p) => p.tensor));
   const shapes = new Map<string, readonly number[]>();
   for (const t of g.inputs) {
