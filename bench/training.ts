@@ -127,7 +127,7 @@ Steps after the first are averaged (the first includes onnxruntime's first-run a
 |---|---|---|---|---|---|---|---|---|---|---|
 ${rows.join("\n")}
 ${notes.length ? "\n" + notes.map((n) => `- ${n}`).join("\n") + "\n" : ""}
-Gradient checkpointing recomputes each UNet block's activations in the backward pass (src/training/graph/recompute.ts); the IR FLOP count is of the graph as built (recomputation included).
+Gradient checkpointing recomputes activations in the backward pass in segments ending at each UNet block's and transformer block's output (src/training/graph/recompute.ts); the IR FLOP count is of the graph as built (recomputation included).
 
 Run: \`node dist/bench/training.js --models ${values.models} --sizes ${values.sizes} --steps ${values.steps} --checkpointing ${values.checkpointing}\`
 `;
