@@ -9,31 +9,22 @@
  *   npx tsc -p . && node dist/bench/server.js [--seconds 20] [--clients 4] [--steps 4]
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { connect, createServer, type AddressInfo } from "node:net";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { synthModel } from "../src/cli/commands/synth.js";
+import { REDIS_SERVER, startRedisServer } from "../test/helpers/redis-server.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, "../..");
 const CLI = join(root, "dist/src/cli/main.js");
 const { values } = parseArgs({ options: { seconds: { type: "string", default: "20" }, clients: { type: "string", default: "4" }, steps: { type: "string", default: "4" } } });
 const SECONDS = Number(values.seconds), CLIENTS = Number(values.clients), STEPS = Number(values.steps);
-const REDIS = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"].find((p) => existsSync(p));
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const children: ChildProcess[] = [];
-
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once("error", rej);
-    s.listen(0, "127.0.0.1", () => { const { port } = s.address() as AddressInfo; s.close(() => res(port)); });
-  });
-}
 
 function start(cmd: string, args: string[]): ChildProcess {
   const c = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
@@ -59,17 +50,6 @@ async function stopAll(): Promise<void> {
     await Promise.race([exited, sleep(10000)]);
     if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
   }
-}
-
-function ping(port: number): Promise<boolean> {
-  return new Promise((res) => {
-    const s = connect(port, "127.0.0.1");
-    const done = (ok: boolean) => { s.destroy(); res(ok); };
-    s.setTimeout(500, () => done(false));
-    s.on("error", () => done(false));
-    s.on("connect", () => s.write("PING\r\n"));
-    s.on("data", (d) => done(d.toString().startsWith("+PONG")));
-  });
 }
 
 interface Result { mode: string; done: number; errors: number; seconds: number; latencies: number[] }
@@ -111,12 +91,11 @@ async function main(): Promise<void> {
     results.push(await load(url, "in-process (`ssd1b serve`)"));
     await stopAll();
 
-    if (REDIS) {
+    if (REDIS_SERVER) {
       process.stderr.write("redis, two workers ...\n");
-      const port = await freePort();
-      start(REDIS, ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
-      for (let i = 0; i < 100 && !(await ping(port)); i++) await sleep(100);
-      const q = `redis://127.0.0.1:${port}`;
+      const redis = await startRedisServer();
+      children.unshift(redis.process); // stopped last
+      const q = redis.url;
       const f = start(process.execPath, [CLI, "serve", "--queue", q, "--model", "tiny-ssd", "--port", "0", "--max-queue", "64"]);
       const furl = (await waitFor(f, "stdout", /listening on (\S+)/))[1];
       const ws = [0, 1].map(() => start(process.execPath, [CLI, "worker", "--queue", q, "--model", model]));

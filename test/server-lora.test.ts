@@ -7,13 +7,13 @@
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { createServer, connect, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { NO_FIXTURES, PROJECT_ROOT, fixture, openFixture } from "./helpers/fixtures.js";
 import { tinyModelIn } from "./helpers/tiny-model.js";
+import { REDIS_SERVER, startRedisServer } from "./helpers/redis-server.js";
 import { StableDiffusionXLPipeline } from "../src/pipelines/stable-diffusion-xl.js";
 import { decodePng } from "../src/image/png.js";
 import { startServer, type RunningServer } from "../src/server/app.js";
@@ -27,7 +27,6 @@ import type { JobSpec } from "../src/server/job.js";
 import { saveTensors } from "../src/safetensors/index.js";
 
 const CLI = join(PROJECT_ROOT, "dist/src/cli/main.js");
-const REDIS = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"].find((p) => existsSync(p));
 
 const tmp = mkdtempSync(join(tmpdir(), "server-lora-"));
 const loraDir = join(tmp, "loras");
@@ -213,31 +212,9 @@ test("cli serve/worker --lora-dir: a missing folder is a usage error; the help n
   }
 });
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => { const { port } = s.address() as AddressInfo; s.close(() => resolve(port)); });
-  });
-}
-
-function redisPing(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(port, "127.0.0.1");
-    const done = (ok: boolean) => { s.destroy(); resolve(ok); };
-    s.setTimeout(500, () => done(false));
-    s.on("error", () => done(false));
-    s.on("connect", () => s.write("PING\r\n"));
-    s.on("data", (d) => done(d.toString().startsWith("+PONG")));
-  });
-}
-
-test("server lora: through Redis the job spec carries the LoRAs and the worker resolves them in its own --lora-dir", { skip: NO_FIXTURES || (REDIS ? false : "redis-server not found"), timeout: 120_000 }, async () => {
-  const port = await freePort();
-  const redis: ChildProcess = spawn(REDIS!, ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
+test("server lora: through Redis the job spec carries the LoRAs and the worker resolves them in its own --lora-dir", { skip: NO_FIXTURES || (REDIS_SERVER ? false : "redis-server not found"), timeout: 120_000 }, async () => {
+  const { url: queueUrl, process: redis } = await startRedisServer();
   try {
-    for (let i = 0; i < 100 && !(await redisPing(port)); i++) await new Promise((r) => setTimeout(r, 100));
-    const queueUrl = `redis://127.0.0.1:${port}`;
     const rq = await RedisQueue.connect(queueUrl, { maxQueue: 4, files: new FileStore(), model: "tiny-ssd" });
     const workerDir = join(tmp, "worker-loras");
     mkdirSync(workerDir, { recursive: true });

@@ -7,18 +7,17 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer, connect, type AddressInfo } from "node:net";
+import { cpSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NO_FIXTURES, PROJECT_ROOT, fixture } from "./helpers/fixtures.js";
+import { REDIS_SERVER, startRedisServer } from "./helpers/redis-server.js";
 import { synthModel } from "../src/cli/commands/synth.js";
 import { StableDiffusionXLPipeline } from "../src/pipelines/stable-diffusion-xl.js";
 import { decodePng } from "../src/image/png.js";
 
 const CLI = join(PROJECT_ROOT, "dist/src/cli/main.js");
-const REDIS = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"].find((p) => existsSync(p));
-const SKIP = NO_FIXTURES || (REDIS ? false : "redis-server not found (apt-get install -y redis-server)");
+const SKIP = NO_FIXTURES || (REDIS_SERVER ? false : "redis-server not found (apt-get install -y redis-server)");
 
 const tmp = mkdtempSync(join(tmpdir(), "server-scaleout-"));
 const children: ChildProcess[] = [];
@@ -26,14 +25,6 @@ let modelDir = "";
 let queueUrl = "";
 let frontUrl = "";
 const workers: { child: ChildProcess; log: () => string }[] = [];
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => { const { port } = s.address() as AddressInfo; s.close(() => resolve(port)); });
-  });
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -58,17 +49,6 @@ function startCli(args: string[]): { child: ChildProcess; log: () => string } {
   return { child, log: () => log };
 }
 
-async function redisPing(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(port, "127.0.0.1");
-    const done = (ok: boolean) => { s.destroy(); resolve(ok); };
-    s.setTimeout(500, () => done(false));
-    s.on("error", () => done(false));
-    s.on("connect", () => s.write("PING\r\n"));
-    s.on("data", (d) => done(d.toString().startsWith("+PONG")));
-  });
-}
-
 function startWorker() {
   const w = startCli(["worker", "--queue", queueUrl, "--model", modelDir, "--lock-ms", "2000", "--stalled-ms", "1000"]);
   workers.push(w);
@@ -80,12 +60,9 @@ before(async () => {
   modelDir = join(tmp, "tiny-ssd");
   cpSync(fixture("pipeline", "tiny-ssd"), modelDir, { recursive: true });
   synthModel(modelDir, "fp32");
-  const port = await freePort();
-  const redis = spawn(REDIS!, ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "yes"], { stdio: "ignore" });
-  children.push(redis);
-  for (let i = 0; i < 100 && !(await redisPing(port)); i++) await sleep(100);
-  assert.ok(await redisPing(port), "redis-server answers");
-  queueUrl = `redis://127.0.0.1:${port}`;
+  const redis = await startRedisServer();
+  children.push(redis.process);
+  queueUrl = redis.url;
   const front = startCli(["serve", "--queue", queueUrl, "--port", "0", "--model", "tiny-ssd", "--max-queue", "32"]);
   frontUrl = (await waitForOutput(front.child, "stdout", /listening on (http:\/\/127\.0\.0\.1:\d+)/))[1];
   const ws = [startWorker(), startWorker()];

@@ -91,15 +91,21 @@ async function checkGradients(g: Graph, params: TrainableParameter[], feeds: Rec
   return out;
 }
 
+/** The tiny-ssd UNet's task loss (MSE against the fixture's noise) with every parameter trainable. */
+function taskLossGraph(io: TensorStore, source: WeightSource) {
+  const g = new Graph();
+  const { unet: inputs, noise, feeds } = batchInputs(g, io);
+  const pred = new UNet2DConditionModel(WeightBuilder.root(g, source), unetConfig("tiny-ssd")).forward(inputs).sample;
+  const params = makeTrainable(g, () => true);
+  addGradientOutputs(g, mse(pred, noise), params);
+  return { g, params, feeds };
+}
+
 test("tiny-ssd task loss: every parameter gradient equals torch's", { skip: NO_FIXTURES, timeout: 10 * 60_000 }, async () => {
   const io = openFixture("training", "unet-task-grad.safetensors");
   const { dir, source } = synthUNet("tiny-ssd");
   try {
-    const g = new Graph();
-    const { unet: inputs, noise, feeds } = batchInputs(g, io);
-    const pred = new UNet2DConditionModel(WeightBuilder.root(g, source), unetConfig("tiny-ssd")).forward(inputs).sample;
-    const params = makeTrainable(g, () => true);
-    addGradientOutputs(g, mse(pred, noise), params);
+    const { g, params, feeds } = taskLossGraph(io, source);
     await checkGradients(g, params, feeds, io, (p) => `grad.${p.key}`, "unet-task-grad");
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -206,11 +212,7 @@ test("AdamW: two torch.optim.AdamW steps on the task loss give torch's parameter
   const expected = openFixture("training", "adamw-two-steps.safetensors");
   const { dir, source } = synthUNet("tiny-ssd");
   try {
-    const g = new Graph();
-    const { unet: inputs, noise, feeds } = batchInputs(g, io);
-    const pred = new UNet2DConditionModel(WeightBuilder.root(g, source), unetConfig("tiny-ssd")).forward(inputs).sample;
-    const params = makeTrainable(g, () => true);
-    addGradientOutputs(g, mse(pred, noise), params);
+    const { g, params, feeds } = taskLossGraph(io, source);
     const model = await compileTrainingGraph(g, "adamw");
     const watched = params.filter((p) => p.key.startsWith(ADAMW_SCOPE));
     const initial = new Map(watched.map((p) => [p.key, Float32Array.from(p.value)]));

@@ -15,7 +15,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import type { WeightSource } from "../nn/weights.js";
 import { CLIPTokenizer } from "../tokenizer/index.js";
 import { loadSchedulerConfig } from "../schedulers/index.js";
-import { detectComponentKind } from "../models/components.js";
+import { detectComponentKind, type ComponentKind } from "../models/components.js";
 import { ModelFolderError, openComponent, openWeights, type Variant } from "./component.js";
 import { hubCacheDir, resolveModelFolder, type ModelFolder } from "./model-folder.js";
 import { openSingleFile, type SingleFileCheckpoint } from "./single-file.js";
@@ -232,17 +232,33 @@ export function openVaeOverride(spec: string, variant: Variant, env?: NodeJS.Pro
     looked = `${asPath} (not there)`;
   }
   if (!dir) throw new ModelSourceError(`VAE "${spec}" not found: looked at ${looked}`);
+  return componentFolderOfKind(dir, "vae", variant);
+}
+
+const CLASS_OF_KIND: Record<ComponentKind, string> = {
+  "unet": "UNet2DConditionModel", "vae": "AutoencoderKL", "clip-text": "CLIPTextModel",
+  "clip-text-projection": "CLIPTextModelWithProjection", "autoencoder-tiny": "AutoencoderTiny",
+};
+
+/**
+ * The weights of a --vae / --taesd folder, after checking that its config.json describes that kind
+ * of model (and pointing to the other flag when it is the other autoencoder). A missing variant
+ * falls back to the folder's default weights.
+ */
+function componentFolderOfKind(dir: string, want: "vae" | "autoencoder-tiny", variant: Variant): ComponentWeights {
+  const flag = want === "vae" ? "--vae" : "--taesd";
   const config = JSON.parse(readFileSync(join(dir, "config.json"), "utf8")) as Record<string, any>;
-  let kind: string;
+  let kind: ComponentKind;
   try {
     kind = detectComponentKind(config, basename(dir));
   } catch (e) {
-    throw new ModelSourceError(`--vae ${dir}: ${(e as Error).message}`);
+    throw new ModelSourceError(`${flag} ${dir}: ${(e as Error).message}`);
   }
-  if (kind !== "vae") {
-    const cls: Record<string, string> = { "unet": "UNet2DConditionModel", "clip-text": "CLIPTextModel", "clip-text-projection": "CLIPTextModelWithProjection", "autoencoder-tiny": "AutoencoderTiny" };
-    const hint = kind === "autoencoder-tiny" ? " (a TAESD: pass it with --taesd, library { taesd })" : "";
-    throw new ModelSourceError(`--vae ${dir}: config.json describes ${kind === "autoencoder-tiny" ? "an" : "a"} ${cls[kind] ?? kind}, not an AutoencoderKL${hint}`);
+  if (kind !== want) {
+    const hint = kind === "autoencoder-tiny" ? " (a TAESD: pass it with --taesd, library { taesd })"
+      : kind === "vae" ? " (a full VAE: pass it with --vae)" : "";
+    const article = kind === "vae" || kind === "autoencoder-tiny" ? "an" : "a";
+    throw new ModelSourceError(`${flag} ${dir}: config.json describes ${article} ${CLASS_OF_KIND[kind]}, not an ${want === "vae" ? "AutoencoderKL" : "AutoencoderTiny (TAESD)"}${hint}`);
   }
   try {
     return folderComponent(dir, variant);
@@ -284,22 +300,5 @@ export function openTaesdSource(spec: string, variant: Variant, env?: NodeJS.Pro
   } else {
     throw new ModelSourceError(`TAESD "${spec}" not found: ${asPath} is neither a folder nor a file`);
   }
-  const config = JSON.parse(readFileSync(join(dir, "config.json"), "utf8")) as Record<string, any>;
-  let kind: string;
-  try {
-    kind = detectComponentKind(config, basename(dir));
-  } catch (e) {
-    throw new ModelSourceError(`--taesd ${dir}: ${(e as Error).message}`);
-  }
-  if (kind !== "autoencoder-tiny") {
-    const cls: Record<string, string> = { "unet": "UNet2DConditionModel", "vae": "AutoencoderKL", "clip-text": "CLIPTextModel", "clip-text-projection": "CLIPTextModelWithProjection" };
-    const hint = kind === "vae" ? " (a full VAE: pass it with --vae)" : "";
-    throw new ModelSourceError(`--taesd ${dir}: config.json describes ${kind === "vae" ? "an" : "a"} ${cls[kind] ?? kind}, not an AutoencoderTiny (TAESD)${hint}`);
-  }
-  try {
-    return folderComponent(dir, variant);
-  } catch (e) {
-    if (variant && e instanceof ModelFolderError) return folderComponent(dir, undefined);
-    throw e;
-  }
+  return componentFolderOfKind(dir, "autoencoder-tiny", variant);
 }

@@ -164,7 +164,7 @@ export class StableDiffusionXLPipeline {
     readonly lowMemory = false,
   ) {}
 
-  /** fromPretrained's session options and warning sink, reused by withLoras. */
+  /** fromPretrained's session options and warning sink, reused by withLoras and loadTaesd. */
   private loadSettings: { session?: SessionOptions; onWarning?: (message: string) => void } = {};
   /** Sessions a withLoras variant shares with the pipeline it came from: its release() leaves them. */
   private borrowed = { promptEncoder: false, vae: false, taesd: false };
@@ -216,7 +216,6 @@ export class StableDiffusionXLPipeline {
     const pipe = new StableDiffusionXLPipeline(model, modelIndex, promptEncoder, unet, vae, source.schedulerConfig, source, loras, opts.lowMemory);
     pipe.loadSettings = { session, onWarning: opts.onWarning };
     pipe.taesdRunner = taesd;
-    pipe.taesdSession = session;
     return pipe;
   }
 
@@ -322,8 +321,6 @@ export class StableDiffusionXLPipeline {
   private taesdRunner?: TaesdRunner;
   /** A withLoras variant uses its base's TAESD, also one loaded into the base later. */
   private taesdOwner?: StableDiffusionXLPipeline;
-  /** fromPretrained's session options, for loadTaesd. */
-  private taesdSession?: SessionOptions;
 
   /**
    * Loads a TAESD (folder, HF cache repo id or decoder file) for previewDecode and fastDecode, replacing
@@ -331,7 +328,7 @@ export class StableDiffusionXLPipeline {
    */
   async loadTaesd(spec: string, opts: { variant?: Variant; session?: SessionOptions; env?: NodeJS.ProcessEnv } = {}): Promise<TaesdRunner> {
     if (this.taesdOwner) return this.taesdOwner.loadTaesd(spec, opts);
-    const taesd = TaesdRunner.open(spec, { ...opts, session: opts.session ?? this.taesdSession });
+    const taesd = TaesdRunner.open(spec, { ...opts, session: opts.session ?? this.loadSettings.session });
     checkTaesdFits(taesd, this.unet.config.inChannels, this.vaeScaleFactor);
     await this.taesdRunner?.release();
     this.taesdRunner = taesd;
