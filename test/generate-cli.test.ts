@@ -4,7 +4,7 @@ import { spawnSync } from "node:child_process";
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { NO_FIXTURES, PROJECT_ROOT, fixture, openFixture } from "./helpers/fixtures.js";
+import { NO_FIXTURES, PROJECT_ROOT, fixture, openFixture, levelDiff } from "./helpers/fixtures.js";
 import { decodePng, encodePng } from "../src/image/png.js";
 import { toRgb8 } from "../src/image/image.js";
 import { StableDiffusionXLPipeline } from "../src/pipelines/stable-diffusion-xl.js";
@@ -31,14 +31,6 @@ function tinyModel(): string {
   return model;
 }
 
-/** Largest difference in 8-bit levels between a PNG and [H,W,3] float reference image `index`. */
-function levelDiff(png: Buffer, ref: Float32Array, index = 0): number {
-  const img = decodePng(png);
-  const n = img.width * img.height * 3;
-  let m = 0;
-  for (let i = 0; i < n; i++) m = Math.max(m, Math.abs(img.data[i] - ref[index * n + i] * 255));
-  return m;
-}
 
 test("cli generate: the basic case as an 8-bit PNG equals diffusers' image (within 1 level), with A1111 parameters", { skip: NO_FIXTURES }, (t) => {
   const dir = tinyModel();

@@ -11,7 +11,7 @@ import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
-import { NO_FIXTURES, PROJECT_ROOT, fixture, openFixture } from "./helpers/fixtures.js";
+import { NO_FIXTURES, PROJECT_ROOT, fixture, openFixture, levelDiff } from "./helpers/fixtures.js";
 import { tinyModelIn } from "./helpers/tiny-model.js";
 import { REDIS_SERVER, startRedisServer } from "./helpers/redis-server.js";
 import { StableDiffusionXLPipeline } from "../src/pipelines/stable-diffusion-xl.js";
@@ -67,13 +67,6 @@ after(async () => {
 const post = (base: string, path: string, body: unknown) =>
   fetch(base + path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
 
-/** Largest difference in 8-bit levels between a PNG and a fixture image. */
-function levelDiff(png: Buffer, ref: Float32Array): number {
-  const img = decodePng(png);
-  let m = 0;
-  for (let i = 0; i < img.data.length; i++) m = Math.max(m, Math.abs(img.data[i] - ref[i] * 255));
-  return m;
-}
 
 const loraRef = () => openFixture("lora", "peft", "cases.safetensors").float32("lora_basic.images");
 const basicRef = () => openFixture("pipeline", "tiny-ssd", "cases.safetensors").float32("basic.images");

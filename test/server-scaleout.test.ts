@@ -10,7 +10,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { cpSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { NO_FIXTURES, PROJECT_ROOT, fixture } from "./helpers/fixtures.js";
+import { NO_FIXTURES, PROJECT_ROOT, fixture, levelDiff } from "./helpers/fixtures.js";
 import { REDIS_SERVER, startRedisServer } from "./helpers/redis-server.js";
 import { synthModel } from "../src/cli/commands/synth.js";
 import { StableDiffusionXLPipeline } from "../src/pipelines/stable-diffusion-xl.js";
@@ -89,12 +89,6 @@ async function getJson(path: string): Promise<any> {
   return (await fetch(frontUrl + path)).json();
 }
 
-function levelDiff(png: Buffer, ref: Float32Array): number {
-  const img = decodePng(png);
-  let m = 0;
-  for (let i = 0; i < img.data.length; i++) m = Math.max(m, Math.abs(img.data[i] - ref[i] * 255));
-  return m;
-}
 
 const STEPS = 40;
 const request = (seed: number) => ({ prompt: "a lighthouse at dusk", negative_prompt: "blurry", steps: STEPS, cfg_scale: 5, width: 32, height: 32, seed, sampler_name: "Euler" });

@@ -11,7 +11,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import OpenAI from "openai";
-import { NO_FIXTURES, HAVE_FIXTURES, PROJECT_ROOT, fixture, openFixture } from "./helpers/fixtures.js";
+import { NO_FIXTURES, HAVE_FIXTURES, PROJECT_ROOT, fixture, openFixture, levelDiff } from "./helpers/fixtures.js";
 import { synthModel } from "../src/cli/commands/synth.js";
 import { StableDiffusionXLPipeline } from "../src/pipelines/stable-diffusion-xl.js";
 import { decodePng, encodePng } from "../src/image/png.js";
@@ -50,14 +50,6 @@ after(async () => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-/** Largest difference in 8-bit levels between a PNG and [H,W,3] float reference image `index`. */
-function levelDiff(png: Buffer, ref: Float32Array, index = 0): number {
-  const img = decodePng(png);
-  const n = img.width * img.height * 3;
-  let m = 0;
-  for (let i = 0; i < n; i++) m = Math.max(m, Math.abs(img.data[i] - ref[index * n + i] * 255));
-  return m;
-}
 
 async function post(path: string, body: unknown, init: RequestInit = {}): Promise<Response> {
   return fetch(url + path, { method: "POST", headers: { "Content-Type": "application/json" }, body: typeof body === "string" ? body : JSON.stringify(body), ...init });

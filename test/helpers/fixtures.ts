@@ -3,6 +3,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import assert from "node:assert/strict";
 import { TensorStore } from "../../src/safetensors/index.js";
+import { decodePng } from "../../src/image/png.js";
 
 /** Project root: dist/test/helpers -> ../../.. */
 export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -48,4 +49,13 @@ export function assertMaxAbs(actual: ArrayLike<number>, expected: ArrayLike<numb
   const d = diff(actual, expected);
   assert.ok(d.maxAbs <= tol, `${what}: max|d| ${d.maxAbs.toExponential(3)} > ${tol}`);
   return d;
+}
+
+/** Largest difference in 8-bit levels between a PNG and image `index` of a fixture's [N, H, W, 3] floats in [0, 1]. */
+export function levelDiff(png: Buffer, ref: Float32Array, index = 0): number {
+  const img = decodePng(png);
+  const n = img.width * img.height * 3;
+  let m = 0;
+  for (let i = 0; i < n; i++) m = Math.max(m, Math.abs(img.data[i] - ref[index * n + i] * 255));
+  return m;
 }
