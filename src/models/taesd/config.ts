@@ -2,6 +2,7 @@
  * diffusers' AutoencoderTiny config (TAESD, e.g. madebyollin/taesdxl config.json). Unknown values of
  * the keys that change the structure are rejected with the key and value.
  */
+import { withoutDefaultedKeys } from "../config-defaults.js";
 
 export interface TaesdConfig {
   inChannels: number;
@@ -41,8 +42,10 @@ export const TAESDXL_CONFIG: Readonly<Record<string, unknown>> = {
   upsampling_scaling_factor: 2,
 };
 
-export function parseTaesdConfig(c: Record<string, any>, where = "AutoencoderTiny config"): TaesdConfig {
-  if (c === null || typeof c !== "object") throw new TaesdConfigError(`${where}: not a JSON object`);
+export function parseTaesdConfig(file: Record<string, any>, where = "AutoencoderTiny config"): TaesdConfig {
+  if (file === null || typeof file !== "object") throw new TaesdConfigError(`${where}: not a JSON object`);
+  // Keys listed in _use_default_values take the class defaults, as in diffusers' from_config.
+  const c = withoutDefaultedKeys(file);
   if (c._class_name !== undefined && c._class_name !== "AutoencoderTiny") {
     throw new TaesdConfigError(`${where}: _class_name "${c._class_name}" is not an AutoencoderTiny (TAESD)`);
   }

@@ -1,4 +1,5 @@
 /** UNet2DConditionModel config.json, resolved the way diffusers resolves it, with unsupported values rejected. */
+import { withoutDefaultedKeys } from "../config-defaults.js";
 
 export class ConfigError extends Error {}
 
@@ -43,7 +44,9 @@ function requireValue(raw: Record<string, any>, key: string, allowed: unknown[],
   if (!allowed.some((a) => a === v)) throw new ConfigError(`unet config: unsupported ${key} = ${JSON.stringify(v)} (supported: ${allowed.map((a) => JSON.stringify(a)).join(", ")})`);
 }
 
-export function parseUNetConfig(raw: Record<string, any>): UNetConfig {
+export function parseUNetConfig(file: Record<string, any>): UNetConfig {
+  // Keys listed in _use_default_values take the class defaults, as in diffusers' from_config.
+  const raw = withoutDefaultedKeys(file);
   if (raw._class_name && raw._class_name !== "UNet2DConditionModel") {
     throw new ConfigError(`unet config: _class_name ${raw._class_name} is not UNet2DConditionModel`);
   }
