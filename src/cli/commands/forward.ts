@@ -18,13 +18,16 @@ import { UsageError } from "../usage-error.js";
 export const forwardUsage = `ssd1b forward <component-dir> --inputs in.safetensors --output out.safetensors [--mode encode|decode] [--variant fp16] [--device cpu|webgpu]
   Runs one component on named inputs and writes named outputs:
     unet:          in.sample, in.timestep, in.encoder_hidden_states, in.text_embeds, in.time_ids -> out.sample
+                   (LCM UNets with time_cond_proj_dim: also in.timestep_cond; without it, as diffusers' None)
     text encoders: in.input_ids (I64) -> out.last_hidden_state, out.penultimate_hidden_state, out.pooled | out.text_embeds
     vae encode:    in.image -> out.mean, out.logvar;   vae decode: in.latent -> out.decoded
     TAESD encode:  in.image -> out.latents;            TAESD decode: in.latent -> out.decoded`;
 
 interface Plan {
   /** Fixture-style input names with expected rank and dtype. */
-  inputs: { name: string; graphName: string; rank: number; dtype: Dtype }[];
+  inputs: { name: string; graphName: string; rank: number; dtype: Dtype; optional?: boolean }[];
+  /** Values for optional inputs the file lacks, from the shapes of those it has. */
+  defaults?(shapes: Map<string, number[]>): Record<string, Float32Array>;
   build(graph: Graph, vb: WeightBuilder, shapes: Map<string, number[]>): void;
 }
 
@@ -34,11 +37,14 @@ function plan(kind: ComponentKind, config: Record<string, any>, mode: string | u
   switch (kind) {
     case "unet": {
       const c = parseUNetConfig(config);
-      const inputs = [inp("sample", 4), inp("timestep", 1), inp("encoder_hidden_states", 3)];
+      const inputs: Plan["inputs"] = [inp("sample", 4), inp("timestep", 1), inp("encoder_hidden_states", 3)];
       if (c.additionEmbedType === "text_time") inputs.push(inp("text_embeds", 2), inp("time_ids", 2));
-      if (c.timeCondProjDim) inputs.push(inp("timestep_cond", 2));
+      const dim = c.timeCondProjDim;
+      if (dim) inputs.push({ ...inp("timestep_cond", 2), optional: true });
       return {
         inputs,
+        // diffusers skips cond_proj when timestep_cond is None; cond_proj has no bias, so zeros are the same.
+        defaults: (shapes): Record<string, Float32Array> => (dim ? { timestep_cond: new Float32Array(shapes.get("sample")![0] * dim) } : {}),
         build(graph, vb, shapes) {
           const [b, , h, w] = shapes.get("sample")!;
           buildUNetGraph(graph, vb, c, { batch: b, height: h, width: w, sequence: shapes.get("encoder_hidden_states")![1] });
@@ -86,12 +92,14 @@ export async function forwardComponent(dir: string, inputsFile: string, opts: { 
   const feeds: Record<string, HostArray> = {};
   for (const spec of p.inputs) {
     const entry = store.tensors.get(spec.name);
+    if (!entry && spec.optional) continue;
     if (!entry) throw new UsageError(`${inputsFile}: missing input "${spec.name}" (a ${kind} needs ${p.inputs.map((i) => i.name).join(", ")})`);
     if (entry.shape.length !== spec.rank) throw new UsageError(`${inputsFile}: "${spec.name}" has shape [${entry.shape}], expected ${spec.rank} dimensions`);
     if ((spec.dtype === "I64") !== (entry.dtype === "I64")) throw new UsageError(`${inputsFile}: "${spec.name}" is ${entry.dtype}, expected ${spec.dtype}`);
     shapes.set(spec.graphName, entry.shape);
     feeds[spec.graphName] = spec.dtype === "I64" ? readInt64(entry) : store.float32(spec.name);
   }
+  for (const [name, value] of Object.entries(p.defaults?.(shapes) ?? {})) feeds[name] ??= value;
   const extra = [...store.tensors.keys()].filter((k) => k.startsWith("in.") && !p.inputs.some((i) => i.name === k));
   if (extra.length) throw new UsageError(`${inputsFile}: unexpected input(s) ${extra.join(", ")} for a ${kind} (expected ${p.inputs.map((i) => i.name).join(", ")})`);
   const model = await compileComponent(files, kind, `${kind} (${dir})`, (g, vb) => p.build(g, vb, shapes), { device: opts.device });
