@@ -14,6 +14,7 @@ export { buildTaesdDecoder, DecoderTiny } from "./decoder.js";
 export { buildTaesdEncoder, EncoderTiny } from "./encoder.js";
 export { parseTaesdConfig, taesdDownscale, taesdUpscale, TaesdConfigError, TAESDXL_CONFIG, type TaesdConfig } from "./config.js";
 export { decoderFileConfig, decoderFileSource, decoderFileKey, diffusersDecoderKey } from "./decoder-file.js";
+export { scaleTaesdLatents, unscaleTaesdLatents } from "./latent-scaling.js";
 
 /** Decoder graph with output "decoded" (input "latent"). */
 export function buildTaesdDecoderGraph(config: TaesdConfig, source: WeightSource, latentShape: readonly number[]) {
