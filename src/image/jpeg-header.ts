@@ -58,5 +58,11 @@ export function readJpegFrame(bytes: Uint8Array): JpegFrameInfo {
 export function checkJpeg(bytes: Uint8Array, limits?: DecodeLimits): JpegFrameInfo {
   const info = readJpegFrame(bytes);
   checkImageSize("JPEG", info.width, info.height, limits);
+  // Every 8x8 luma block costs at least one bit (its DC code), so a file smaller than pixels / 512
+  // bytes cannot hold its frame: jpeg-js would decode the missing data as zeros, at full cost.
+  const least = Math.floor((info.width * info.height) / 512);
+  if (bytes.length < least) {
+    throw new ImageFormatError(`truncated JPEG: ${bytes.length} bytes cannot hold a ${info.width}x${info.height} image (at least ${least} bytes)`);
+  }
   return info;
 }

@@ -107,8 +107,8 @@ export interface DecodedPng extends RgbImage {
 const CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
 
 function unfilter(raw: Uint8Array, height: number, stride: number, bpp: number): Uint8Array {
-  const out = new Uint8Array(height * stride);
   if (raw.length < height * (stride + 1)) throw new ImageFormatError(`PNG image data is truncated (${raw.length} of ${height * (stride + 1)} bytes)`);
+  const out = new Uint8Array(height * stride);
   for (let y = 0; y < height; y++) {
     const f = raw[y * (stride + 1)];
     const src = raw.subarray(y * (stride + 1) + 1, (y + 1) * (stride + 1));

@@ -13,6 +13,8 @@ import { checkJsonShape } from "./json-shape.js";
 export const MAX_HEADER_BYTES = 100_000_000;
 /** More dimensions than any framework allows (numpy: 64). */
 export const MAX_RANK = 64;
+/** Tensors per file, and keys in __metadata__: real files have thousands; millions take seconds to parse. */
+export const MAX_ENTRIES = 200_000;
 
 export interface HeaderTensor {
   name: string;
@@ -45,7 +47,7 @@ export function parseHeader(json: Uint8Array, dataLength: number, where: string)
   } catch {
     return fail("not valid UTF-8");
   }
-  const shapeProblem = checkJsonShape(text, MAX_RANK);
+  const shapeProblem = checkJsonShape(text, { maxDepth: 3, maxArray: MAX_RANK, maxMembers: MAX_ENTRIES });
   if (shapeProblem) fail(shapeProblem);
   let root: unknown;
   try {
