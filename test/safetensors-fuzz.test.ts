@@ -153,3 +153,70 @@ test("safetensors fuzz: files with damaged length fields and truncation are refu
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+/** The header bytes of a file with these tensors (JSON given as text, so it can be anything). */
+const headerOf = (json: string) => enc.encode(json);
+const refusedHeader = (json: string, dataLength: number, re: RegExp) =>
+  assert.throws(() => parseHeader(headerOf(json), dataLength, "m.safetensors"), (e: Error) => e instanceof SafetensorsError && /^m\.safetensors: /.test(e.message) && re.test(e.message));
+
+test("safetensors regressions: negative, reversed, overlapping and gapped offsets; bad shapes and metadata", () => {
+  const t = (offsets: string, shape = "[2]", dtype = "F32") => `{"dtype":"${dtype}","shape":${shape},"data_offsets":${offsets}}`;
+  refusedHeader(`{"w":${t("[-8,0]")}}`, 8, /data_offsets must be \[begin, end\] non-negative integers, got \[-8,0\]/); // would read header bytes as weights
+  refusedHeader(`{"w":${t("[8,0]")}}`, 8, /end before they begin/);
+  refusedHeader(`{"w":${t("[0.5,8.5]")}}`, 9, /non-negative integers/);
+  refusedHeader(`{"w":${t("[0,1e400]")}}`, 8, /non-negative integers/);
+  refusedHeader(`{"a":${t("[0,8]")},"b":${t("[4,12]")}}`, 12, /tensor "b" \[4, 12\] overlaps the tensor before it \(which ends at 8\)/);
+  refusedHeader(`{"a":${t("[0,8]")},"b":${t("[0,8]")}}`, 8, /overlaps/);
+  refusedHeader(`{"a":${t("[0,8]")},"b":${t("[12,20]")}}`, 20, /gap in the data: bytes 8\.\.12/);
+  refusedHeader(`{"a":${t("[0,8]")}}`, 9, /1 bytes after the last tensor/);
+  refusedHeader(`{"a":${t("[0,8]")}}`, 7, /truncated: tensor "a" ends at data byte 8/);
+  refusedHeader(`{"w":${t("[0,8]", "[-2,-1]")}}`, 8, /shape must be a list of non-negative integers/);
+  refusedHeader(`{"w":${t("[0,8]", "[3]")}}`, 8, /has 8 bytes, but shape \[3\] F32 needs 12/);
+  refusedHeader(`{"w":${t("[0,8]", "[4294967296,4294967296,4294967296]")}}`, 8, /needs 316912650057057350374175801344/);
+  refusedHeader(`{"w":${t("[0,8]", "[2]", "F8")}}`, 8, /unknown dtype "F8"/);
+  refusedHeader(`{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8],"x":1}}`, 8, /exactly dtype, shape and data_offsets/);
+  refusedHeader(`{"__metadata__":["pt"]}`, 0, /__metadata__ must be an object/);
+  refusedHeader(`{"__metadata__":{"n":1}}`, 0, /__metadata__ value "n" is not a string/);
+  refusedHeader(`[]`, 0, /not a JSON object/);
+  refusedHeader(`{"w":`, 0, /not JSON/);
+  assert.throws(() => parseHeader(Uint8Array.of(0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d), 0, "m"), /not valid UTF-8/);
+  // valid: empty tensors anywhere in the tiling, metadata, any key order
+  const ok = parseHeader(headerOf(`{"b":${t("[8,16]")},"e":${t("[8,8]", "[0]")},"__metadata__":{"format":"pt"},"a":${t("[0,8]")}}`), 16, "m");
+  assert.deepEqual(ok.tensors.map((x) => [x.name, x.begin, x.end]), [["b", 8, 16], ["e", 8, 8], ["a", 0, 8]]);
+  assert.deepEqual(ok.metadata, { format: "pt" });
+});
+
+test("safetensors regressions: a 20,000-deep shape and a 100 MB header are refused in milliseconds", () => {
+  const deep = `{"w":{"dtype":"F32","shape":${"[".repeat(20_000)}${"]".repeat(20_000)},"data_offsets":[0,4]}}`;
+  let t = performance.now();
+  refusedHeader(deep, 4, /JSON nested deeper than 3 levels/);
+  assert.ok(performance.now() - t < 100);
+  const rss = process.memoryUsage().rss;
+  const big = Buffer.alloc(100_000_000, 0x20);
+  big.write(`{"w":{"dtype":"U8","shape":[${"1,".repeat(10_000_000)}1],"data_offsets":[0,1]}}`);
+  t = performance.now();
+  assert.throws(() => parseHeader(big, 1, "m"), /a JSON array with more than 64 elements/);
+  const keys = Buffer.alloc(100_000_000, 0x20);
+  keys.write(`{"__metadata__":{${Array.from({ length: 300_000 }, (_, i) => `"k${i}":""`).join(",")}}}`);
+  assert.throws(() => parseHeader(keys, 0, "m"), /a JSON object with more than 200000 members/);
+  const ms = performance.now() - t, mib = (process.memoryUsage().rss - rss) / 2 ** 20;
+  console.log(`100 MB headers refused in ${ms.toFixed(0)} ms, rss +${mib.toFixed(0)} MiB (the header bytes are 2 x 95 MiB)`);
+  assert.ok(ms < 5000 && mib < 1024, `${ms} ms, +${mib} MiB`);
+});
+
+test("safetensors regressions: a header length over the limit or past the end is refused before allocating", () => {
+  const dir = mkdtempSync(join(tmpdir(), "st-len-"));
+  try {
+    const f = join(dir, "h.safetensors");
+    const b = Buffer.alloc(64);
+    for (const len of [2n ** 64n - 1n, BigInt(MAX_HEADER_BYTES) + 1n, 57n, 0n]) {
+      b.writeBigUInt64LE(len, 0);
+      writeFileSync(f, b);
+      const rss = process.memoryUsage().rss;
+      assert.throws(() => readHeader(f), new RegExp(`corrupt or truncated safetensors header \\(header length ${len}, limit ${MAX_HEADER_BYTES}, file size 64\\)`));
+      assert.ok(process.memoryUsage().rss - rss < 32 << 20);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -109,6 +109,9 @@ function parseTensor(name: string, raw: unknown, fail: (why: string) => never): 
     if (size > end - begin) break;
   }
   if ((shape as number[]).includes(0)) size = 0;
-  if (size !== end - begin) fail(`${where} has ${end - begin} bytes, but shape [${(shape as number[]).join(", ")}] ${dtype} needs ${size > end - begin ? `more than ${end - begin}` : size}`);
+  if (size !== end - begin) {
+    const needs = (shape as number[]).reduce((p, d) => p * BigInt(d), BigInt(bytes)); // exact, for the message
+    fail(`${where} has ${end - begin} bytes, but shape [${(shape as number[]).join(", ")}] ${dtype} needs ${needs}`);
+  }
   return { name, dtype: dtype as Dtype, shape: shape as number[], begin, end };
 }
