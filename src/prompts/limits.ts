@@ -6,7 +6,7 @@ import { PromptSyntaxError } from "./errors.js";
 
 /** 75-token chunks per prompt: 2,400 tokens, far above any real prompt. */
 export const MAX_PROMPT_CHUNKS = 32;
-/** Characters per prompt for the A1111 syntax: room for MAX_PROMPT_CHUNKS of text with emphasis. */
+/** Characters per prompt (either syntax): room for MAX_PROMPT_CHUNKS of text with emphasis. */
 export const MAX_PROMPT_CHARS = 20_000;
 
 export function checkPromptLength(prompt: string, max = MAX_PROMPT_CHARS): void {
