@@ -177,7 +177,9 @@ test("safetensors regressions: negative, reversed, overlapping and gapped offset
   refusedHeader(`{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8],"x":1}}`, 8, /exactly dtype, shape and data_offsets/);
   refusedHeader(`{"__metadata__":["pt"]}`, 0, /__metadata__ must be an object/);
   refusedHeader(`{"__metadata__":{"n":1}}`, 0, /__metadata__ value "n" is not a string/);
-  refusedHeader(`[]`, 0, /not a JSON object/);
+  refusedHeader(`[]`, 0, /does not start with "{"/);
+  refusedHeader(` {}`, 0, /does not start with "{"/);
+  refusedHeader(`{} []`, 0, /not JSON/);
   refusedHeader(`{"w":`, 0, /not JSON/);
   assert.throws(() => parseHeader(Uint8Array.of(0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d), 0, "m"), /not valid UTF-8/);
   // valid: empty tensors anywhere in the tiling, metadata, any key order

@@ -30,9 +30,12 @@ export interface ParsedHeader {
   metadata: Record<string, string>;
 }
 
-const utf8 = new TextDecoder("utf-8", { fatal: true });
+// ignoreBOM keeps a BOM in the text, where the "{" check refuses it (as the reference does).
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 const isCount = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
+/** A name from the file, shortened for an error message. */
+const label = (name: string) => JSON.stringify(name.length > 80 ? `${name.slice(0, 80)}…` : name);
 const show = (v: unknown) => { const s = JSON.stringify(v) ?? String(v); return s.length > 60 ? `${s.slice(0, 60)}…` : s; };
 
 /**
@@ -47,6 +50,7 @@ export function parseHeader(json: Uint8Array, dataLength: number, where: string)
   } catch {
     return fail("not valid UTF-8");
   }
+  if (!text.startsWith("{")) fail("does not start with \"{\"");
   const shapeProblem = checkJsonShape(text, { maxDepth: 3, maxArray: MAX_RANK, maxMembers: MAX_ENTRIES });
   if (shapeProblem) fail(shapeProblem);
   let root: unknown;
@@ -62,7 +66,7 @@ export function parseHeader(json: Uint8Array, dataLength: number, where: string)
   for (const [name, raw] of Object.entries(root)) {
     if (name === "__metadata__") {
       if (!isObject(raw)) fail(`__metadata__ must be an object of strings, got ${show(raw)}`);
-      for (const [k, v] of Object.entries(raw as object)) if (typeof v !== "string") fail(`__metadata__ value "${k}" is not a string: ${show(v)}`);
+      for (const [k, v] of Object.entries(raw as object)) if (typeof v !== "string") fail(`__metadata__ value ${label(k)} is not a string: ${show(v)}`);
       metadata = raw as Record<string, string>;
       continue;
     }
@@ -74,21 +78,21 @@ export function parseHeader(json: Uint8Array, dataLength: number, where: string)
   let at = 0;
   for (const t of sorted) {
     if (t.begin !== at) {
-      fail(t.begin < at ? `tensor "${t.name}" [${t.begin}, ${t.end}] overlaps the tensor before it (which ends at ${at})`
-        : `gap in the data: bytes ${at}..${t.begin} belong to no tensor (before "${t.name}")`);
+      fail(t.begin < at ? `tensor ${label(t.name)} [${t.begin}, ${t.end}] overlaps the tensor before it (which ends at ${at})`
+        : `gap in the data: bytes ${at}..${t.begin} belong to no tensor (before ${label(t.name)})`);
     }
     at = t.end;
   }
   if (at > dataLength) {
     const last = sorted[sorted.length - 1];
-    throw new SafetensorsError(`${where}: truncated: tensor "${last.name}" ends at data byte ${at} but the file holds ${dataLength} data bytes`);
+    throw new SafetensorsError(`${where}: truncated: tensor ${label(last.name)} ends at data byte ${at} but the file holds ${dataLength} data bytes`);
   }
   if (at < dataLength) fail(`${dataLength - at} bytes after the last tensor belong to no tensor`);
   return { tensors, metadata };
 }
 
 function parseTensor(name: string, raw: unknown, fail: (why: string) => never): HeaderTensor {
-  const where = `tensor "${name.length > 80 ? `${name.slice(0, 80)}…` : name}"`;
+  const where = `tensor ${label(name)}`;
   if (!isObject(raw)) fail(`${where} must be an object, got ${show(raw)}`);
   const info = raw as Record<string, unknown>;
   const keys = Object.keys(info).sort().join(",");

@@ -12,7 +12,9 @@ const nat = (v: unknown): v is number => typeof v === "number" && Number.isInteg
 export function oracle(bytes: Uint8Array, dataLength: number): Map<string, [number, number]> | undefined {
   let root: unknown;
   try {
-    root = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+    const text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
+    if (text[0] !== "{") return undefined; // the reference refuses anything before the opening brace
+    root = JSON.parse(text);
   } catch {
     return undefined;
   }
