@@ -5,8 +5,11 @@
 import { readFileSync } from "node:fs";
 import jpeg from "jpeg-js";
 import { ImageFormatError, decodePng, type RgbImage } from "./png.js";
+import { checkJpeg } from "./jpeg-header.js";
+import { maxPixelsOf, type DecodeLimits } from "./limits.js";
 
 export { ImageFormatError } from "./png.js";
+export { DEFAULT_MAX_PIXELS, MAX_PNG_TEXT_BYTES, MAX_JPEG_SCANS, type DecodeLimits } from "./limits.js";
 
 /** A float tensor with its shape (row-major). */
 export interface FloatTensor {
@@ -41,34 +44,43 @@ export function rgbToTensor(img: RgbImage): FloatTensor {
   return { data, shape: [1, 3, h, w] };
 }
 
-/** Decodes PNG or baseline/progressive JPEG bytes as 8-bit RGB; other formats are named in the error. */
-export function decodeImage(bytes: Uint8Array, where: string): RgbImage {
+/**
+ * Decodes PNG or baseline/progressive JPEG bytes as 8-bit RGB; other formats are named in the error.
+ * The size in the header is checked against `limits.maxPixels` (default DEFAULT_MAX_PIXELS) first.
+ */
+export function decodeImage(bytes: Uint8Array, where: string, limits: DecodeLimits = {}): RgbImage {
   const latin1 = (a: number, b: number) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString("latin1", a, b);
-  if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) {
-    try {
-      const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, maxResolutionInMP: 150, maxMemoryUsageInMB: 2048 });
-      return { width: img.width, height: img.height, data: img.data };
-    } catch (e) {
-      throw new ImageFormatError(`${where}: not a readable JPEG (${(e as Error).message ?? e})`);
-    }
-  }
+  if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return decodeJpeg(bytes, where, limits);
   if (bytes.length >= 12 && latin1(0, 4) === "RIFF" && latin1(8, 12) === "WEBP") {
     throw new ImageFormatError(`${where}: WebP is not supported; convert the image to PNG or JPEG`);
   }
   try {
-    return decodePng(bytes);
+    return decodePng(bytes, limits);
   } catch (e) {
     throw new ImageFormatError(`${where}: ${(e as Error).message}`);
   }
 }
 
-/** Reads a PNG or JPEG file as 8-bit RGB. */
-export function readImageFile(path: string): RgbImage {
+function decodeJpeg(bytes: Uint8Array, where: string, limits: DecodeLimits): RgbImage {
+  try {
+    checkJpeg(bytes, limits);
+    // jpeg-js's own limits as a second line: ~24 bytes per pixel covers its coefficient buffers and output.
+    const maxPixels = maxPixelsOf(limits);
+    const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, maxResolutionInMP: maxPixels / 1e6, maxMemoryUsageInMB: Math.ceil((maxPixels * 24) / 2 ** 20) + 64 });
+    return { width: img.width, height: img.height, data: img.data };
+  } catch (e) {
+    if (e instanceof ImageFormatError) throw new ImageFormatError(`${where}: ${e.message}`);
+    throw new ImageFormatError(`${where}: not a readable JPEG (${(e as Error).message ?? e})`);
+  }
+}
+
+/** Reads a PNG or JPEG file as 8-bit RGB (size limits as decodeImage). */
+export function readImageFile(path: string, limits: DecodeLimits = {}): RgbImage {
   let bytes: Buffer;
   try {
     bytes = readFileSync(path);
   } catch (e) {
     throw new ImageFormatError(`cannot read image ${path}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message}`);
   }
-  return decodeImage(bytes, path);
+  return decodeImage(bytes, path, limits);
 }

@@ -3,8 +3,11 @@
  * depth, returned as 8-bit RGB), on node:zlib only.
  */
 import { deflateSync, inflateSync } from "node:zlib";
+import { ImageFormatError } from "./errors.js";
+import { MAX_PNG_TEXT_BYTES, checkImageSize, type DecodeLimits } from "./limits.js";
+import { readTextChunk } from "./png-text.js";
 
-export class ImageFormatError extends Error {}
+export { ImageFormatError } from "./errors.js";
 
 /** An 8-bit RGB image, row-major HWC. */
 export interface RgbImage {
@@ -104,8 +107,8 @@ export interface DecodedPng extends RgbImage {
 const CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
 
 function unfilter(raw: Uint8Array, height: number, stride: number, bpp: number): Uint8Array {
-  const out = new Uint8Array(height * stride);
   if (raw.length < height * (stride + 1)) throw new ImageFormatError(`PNG image data is truncated (${raw.length} of ${height * (stride + 1)} bytes)`);
+  const out = new Uint8Array(height * stride);
   for (let y = 0; y < height; y++) {
     const f = raw[y * (stride + 1)];
     const src = raw.subarray(y * (stride + 1) + 1, (y + 1) * (stride + 1));
@@ -121,8 +124,12 @@ function unfilter(raw: Uint8Array, height: number, stride: number, bpp: number):
   return out;
 }
 
-/** Decodes a PNG to 8-bit RGB (alpha dropped, as PIL's convert("RGB") does; 16-bit samples keep their high byte). */
-export function decodePng(bytes: Uint8Array): DecodedPng {
+/**
+ * Decodes a PNG to 8-bit RGB (alpha dropped, as PIL's convert("RGB") does; 16-bit samples keep their
+ * high byte). The size in IHDR is checked against `limits` before anything is inflated, and no
+ * inflate can produce more than the header implies (image data) or MAX_PNG_TEXT_BYTES (text).
+ */
+export function decodePng(bytes: Uint8Array, limits: DecodeLimits = {}): DecodedPng {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (buf.length < 8 || !SIGNATURE.every((v, i) => buf[i] === v)) throw new ImageFormatError("not a PNG file (bad signature)");
   let pos = 8;
@@ -130,26 +137,28 @@ export function decodePng(bytes: Uint8Array): DecodedPng {
   let palette: Uint8Array | undefined;
   const idat: Buffer[] = [];
   const text: Record<string, string> = {};
+  const textBudget = { left: MAX_PNG_TEXT_BYTES };
   while (pos + 12 <= buf.length) {
     const len = buf.readUInt32BE(pos);
     const type = buf.toString("latin1", pos + 4, pos + 8);
-    if (pos + 12 + len > buf.length) throw new ImageFormatError(`PNG chunk ${type} is truncated`);
+    if (pos + 12 + len > buf.length) throw new ImageFormatError(`PNG chunk ${JSON.stringify(type)} is truncated`);
     const data = buf.subarray(pos + 8, pos + 8 + len);
     if ((crc32(buf.subarray(pos + 4, pos + 8 + len)) ^ 0xffffffff) >>> 0 !== buf.readUInt32BE(pos + 8 + len)) {
-      throw new ImageFormatError(`PNG chunk ${type} has a bad CRC (corrupt file)`);
+      throw new ImageFormatError(`PNG chunk ${JSON.stringify(type)} has a bad CRC (corrupt file)`);
     }
+    const first = pos === 8;
     pos += 12 + len;
+    if (first !== (type === "IHDR")) throw new ImageFormatError("PNG does not start with its IHDR chunk");
     if (type === "IHDR") {
+      if (len !== 13) throw new ImageFormatError(`PNG IHDR chunk has ${len} bytes, not 13`);
       width = data.readUInt32BE(0); height = data.readUInt32BE(4); depth = data[8]; colorType = data[9];
+      checkImageSize("PNG", width, height, limits);
       if (data[12] !== 0) throw new ImageFormatError("interlaced PNGs are not supported; save the image without interlacing");
     } else if (type === "PLTE") palette = data;
     else if (type === "IDAT") idat.push(data);
-    else if (type === "tEXt") { const z = data.indexOf(0); text[data.toString("latin1", 0, z)] = data.toString("latin1", z + 1); }
-    else if (type === "zTXt") { const z = data.indexOf(0); text[data.toString("latin1", 0, z)] = inflateSync(data.subarray(z + 2)).toString("latin1"); }
-    else if (type === "iTXt") {
-      const z = data.indexOf(0), compressed = data[z + 1] === 1;
-      let p = data.indexOf(0, z + 3); p = data.indexOf(0, p + 1) + 1; // skip language tag and translated keyword
-      text[data.toString("latin1", 0, z)] = (compressed ? inflateSync(data.subarray(p)) : data.subarray(p)).toString("utf8");
+    else if (type === "tEXt" || type === "zTXt" || type === "iTXt") {
+      const t = readTextChunk(type, data, textBudget);
+      if (t) text[t.keyword] = t.text;
     } else if (type === "IEND") break;
   }
   const channels = CHANNELS[colorType];
@@ -158,14 +167,18 @@ export function decodePng(bytes: Uint8Array): DecodedPng {
     throw new ImageFormatError(`PNG bit depth ${depth} is invalid for colour type ${colorType}`);
   }
   if (colorType === 3 && !palette) throw new ImageFormatError("palette PNG without a PLTE chunk");
+  const stride = Math.ceil((width * depth * channels) / 8);
+  const expected = height * (stride + 1); // a filter byte and a row, per row
   let raw: Buffer;
   try {
-    raw = inflateSync(Buffer.concat(idat));
+    raw = inflateSync(Buffer.concat(idat), { maxOutputLength: expected });
   } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE") {
+      throw new ImageFormatError(`PNG image data inflates to more than the ${expected} bytes a ${width}x${height} image holds`);
+    }
     throw new ImageFormatError(`PNG image data does not decompress (${(e as Error).message})`);
   }
   const bitsPerPixel = depth * channels;
-  const stride = Math.ceil((width * bitsPerPixel) / 8);
   const px = unfilter(raw, height, stride, Math.max(1, bitsPerPixel >> 3));
   const rgb = new Uint8Array(width * height * 3);
   const maxV = (1 << Math.min(depth, 8)) - 1;

@@ -20,6 +20,7 @@ import { folderComponent, type ComponentWeights } from "../loaders/model-source.
 import type { WeightDeltas } from "../nn/weight-deltas.js";
 import type { SessionOptions } from "../runtime/session.js";
 import { applyEmphasis, chunkPromptWith, emptyChunk, PromptSyntaxError, type PromptChunk } from "../prompts/a1111.js";
+import { checkPromptLength } from "../prompts/limits.js";
 import type { FloatTensor } from "../image/image.js";
 import { PipelineInputError } from "./errors.js";
 
@@ -228,6 +229,12 @@ export class PromptEncoder {
     if (prompts2.length !== batch) throw new PipelineInputError(`prompt2 has ${prompts2.length} entries for ${batch} prompts`);
     const syntax = opts.promptSyntax ?? this.promptSyntax;
     if (!PROMPT_SYNTAXES.includes(syntax)) throw new PipelineInputError(`unknown prompt syntax "${syntax}" (known: ${PROMPT_SYNTAXES.join(", ")})`);
+    // Both syntaxes tokenize the whole text (BPE is superlinear in word length), so both are bounded.
+    for (const list of [prompts, prompts2, opts.negativePrompt, opts.negativePrompt2]) {
+      for (const p of typeof list === "string" ? [list] : list ?? []) {
+        try { checkPromptLength(p); } catch (e) { throw new PipelineInputError((e as Error).message); }
+      }
+    }
     const { hidden: D, pooled: P } = this.dims;
     let S = this.dims.seqLen;
     const guidance = opts.doClassifierFreeGuidance ?? true;

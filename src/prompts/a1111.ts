@@ -10,27 +10,31 @@
 /** Text with its weight; A1111 marks a BREAK as the entry ["BREAK", -1]. */
 export type WeightedText = [text: string, weight: number];
 
-export class PromptSyntaxError extends Error {}
+import { attentionTokens } from "./attention-tokens.js";
+import { splitBreak } from "./break.js";
+import { PromptSyntaxError } from "./errors.js";
+import { MAX_PROMPT_CHUNKS, checkPromptLength } from "./limits.js";
 
-// The tokens of A1111's `re_attention`, in the same order of alternatives.
-const RE_ATTENTION = /\\\(|\\\)|\\\[|\\\]|\\\\|\\|\(|\[|:\s*([+-]?[.\d]+)\s*\)|\)|\]|[^\\()[\]:]+|:/g;
-// `\s*\bBREAK\b\s*` with Python's Unicode-aware word boundary.
-const RE_BREAK = /\s*(?<![\p{L}\p{N}_])BREAK(?![\p{L}\p{N}_])\s*/u;
+export { PromptSyntaxError } from "./errors.js";
+export { MAX_PROMPT_CHARS, MAX_PROMPT_CHUNKS } from "./limits.js";
 
 const ROUND = 1.1;
 const SQUARE = 1 / 1.1;
 
-/** A1111's `parse_prompt_attention`: the prompt as runs of text with their weights. */
+/**
+ * A1111's `parse_prompt_attention`: the prompt as runs of text with their weights. Linear apart from
+ * the bracket products (A1111's order of multiplications, kept for equal floats), which the
+ * MAX_PROMPT_CHARS limit bounds.
+ */
 export function parsePromptAttention(text: string): WeightedText[] {
+  checkPromptLength(text);
   const res: WeightedText[] = [];
   const round: number[] = [];
   const square: number[] = [];
   const multiplyRange = (start: number, m: number) => {
     for (let p = start; p < res.length; p++) res[p][1] *= m;
   };
-  for (const match of text.matchAll(RE_ATTENTION)) {
-    const tok = match[0];
-    const weight = match[1];
+  for (const { text: tok, weight } of attentionTokens(text)) {
     if (tok.startsWith("\\")) res.push([tok.slice(1), 1]);
     else if (tok === "(") round.push(res.length);
     else if (tok === "[") square.push(res.length);
@@ -42,7 +46,7 @@ export function parsePromptAttention(text: string): WeightedText[] {
     } else if (tok === ")" && round.length) multiplyRange(round.pop()!, ROUND);
     else if (tok === "]" && square.length) multiplyRange(square.pop()!, SQUARE);
     else {
-      tok.split(RE_BREAK).forEach((part, i) => {
+      splitBreak(tok).forEach((part, i) => {
         if (i > 0) res.push(["BREAK", -1]);
         res.push([part, 1]);
       });
@@ -51,14 +55,14 @@ export function parsePromptAttention(text: string): WeightedText[] {
   for (const pos of round) multiplyRange(pos, ROUND);
   for (const pos of square) multiplyRange(pos, SQUARE);
   if (res.length === 0) res.push(["", 1]);
-  // Merge neighbours of identical weight.
-  for (let i = 0; i + 1 < res.length;) {
-    if (res[i][1] === res[i + 1][1]) {
-      res[i][0] += res[i + 1][0];
-      res.splice(i + 1, 1);
-    } else i++;
+  // Merge neighbours of identical weight (in one pass: splicing is quadratic).
+  const merged: WeightedText[] = [res[0]];
+  for (let i = 1; i < res.length; i++) {
+    const last = merged[merged.length - 1];
+    if (last[1] === res[i][1]) last[0] += res[i][0];
+    else merged.push(res[i]);
   }
-  return res;
+  return merged;
 }
 
 /** One 77-token encoder input: ids and the weight of each position. */
@@ -78,6 +82,8 @@ export interface ChunkOptions {
   commaBacktrack?: number;
   /** Tokens per chunk between BOS and EOS (75). */
   chunkLength?: number;
+  /** Most chunks a prompt may make (default MAX_PROMPT_CHUNKS); more is a PromptSyntaxError. */
+  maxChunks?: number;
 }
 
 /**
@@ -94,7 +100,11 @@ export function chunkPrompt(prompt: string, tokenize: (text: string) => number[]
   let tokenCount = 0;
   let lastComma = -1;
 
+  const maxChunks = opts.maxChunks ?? MAX_PROMPT_CHUNKS;
   const nextChunk = (isLast = false) => {
+    if (chunks.length === maxChunks) {
+      throw new PromptSyntaxError(`the prompt makes more than ${maxChunks} chunks of ${len} tokens (the limit; BREAK starts a chunk)`);
+    }
     tokenCount += isLast ? tokens.length : len;
     while (tokens.length < len) { tokens.push(opts.eos); weights.push(1); }
     const ids = [opts.bos, ...tokens, opts.eos];

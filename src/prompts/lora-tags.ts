@@ -19,9 +19,38 @@ export interface LoraTag {
 export const formatLoraTag = (t: LoraTag): string => `<lora:${t.name}:${t.weight}>`;
 
 // A1111 matches any <word:args> extra-network tag; only `lora` is ours (others stay in the text).
-// The spaces around a tag are matched too, so that taking it out leaves no double space.
-const TAG = /([ \t]*)<lora:([^<>]*)>([ \t]*)/g;
-const NUMBER = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?$/i;
+// The tags are found by a linear scan (see findTags): a regex with a leading `[ \t]*` is quadratic
+// on long runs of spaces. Unambiguous, so that a long run of digits cannot backtrack quadratically:
+const NUMBER = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?$/i;
+const OPEN = "<lora:";
+
+interface TagMatch {
+  /** The match, with the spaces and tabs around the tag. */
+  start: number;
+  end: number;
+  args: string;
+}
+
+const isBlank = (c: string | undefined) => c === " " || c === "\t";
+
+/** The matches of /([ \t]*)<lora:([^<>]*)>([ \t]*)/g, left to right, in one pass. */
+function findTags(s: string): TagMatch[] {
+  const out: TagMatch[] = [];
+  let pos = 0; // end of the previous match
+  for (let j = s.indexOf(OPEN); j >= 0;) {
+    let k = j + OPEN.length;
+    while (k < s.length && s[k] !== "<" && s[k] !== ">") k++;
+    if (s[k] !== ">") { j = k < s.length ? s.indexOf(OPEN, k) : -1; continue; } // no "<lora:" can start before that "<"
+    let start = j;
+    while (start > pos && isBlank(s[start - 1])) start--;
+    let end = k + 1;
+    while (end < s.length && isBlank(s[end])) end++;
+    out.push({ start, end, args: s.slice(j + OPEN.length, k) });
+    pos = end;
+    j = s.indexOf(OPEN, end);
+  }
+  return out;
+}
 
 function parseWeight(raw: string, tag: string): number {
   const s = raw.trim();
@@ -46,15 +75,22 @@ function parseTag(args: string, tag: string): LoraTag {
  * spaces it leaves doubled (tokenization ignores them anyway), never the user's punctuation.
  */
 export function extractLoraTags(prompt: string): { text: string; tags: LoraTag[] } {
+  const matches = findTags(prompt);
+  if (matches.length === 0) return { text: prompt, tags: [] };
   const tags: LoraTag[] = [];
-  const text = prompt.replace(TAG, (match: string, _lead: string, args: string, _trail: string, offset: number) => {
-    tags.push(parseTag(args, `<lora:${args}>`));
+  const pieces: string[] = [];
+  let pos = 0;
+  for (const m of matches) {
+    tags.push(parseTag(m.args, `<lora:${m.args}>`));
+    pieces.push(prompt.slice(pos, m.start));
     // one space between the words on either side; none at the ends, next to a line break or before punctuation
-    const before = prompt.slice(0, offset), after = prompt.slice(offset + match.length);
-    if (before === "" || /\s$/.test(before) || after === "" || /^[\s,.;:!?)\]]/.test(after)) return "";
-    return " ";
-  });
-  return { text: tags.length ? text.trim() : prompt, tags };
+    const before = prompt[m.start - 1], after = prompt[m.end];
+    const joinWithSpace = before !== undefined && !/\s/.test(before) && after !== undefined && !/[\s,.;:!?)\]]/.test(after);
+    if (joinWithSpace) pieces.push(" ");
+    pos = m.end;
+  }
+  pieces.push(prompt.slice(pos));
+  return { text: pieces.join("").trim(), tags };
 }
 
 /** The prompt with its LoRA tags removed: what the text encoders see (a malformed tag throws, as in extractLoraTags). */

@@ -1,5 +1,9 @@
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
-import { DTYPE_BYTES, type Dtype, bf16ToF32, f16ToF32, isDtype } from "./dtypes.js";
+import { DTYPE_BYTES, type Dtype, bf16ToF32, f16ToF32 } from "./dtypes.js";
+import { SafetensorsError } from "./error.js";
+import { MAX_HEADER_BYTES, parseHeader } from "./header.js";
+
+export { SafetensorsError } from "./error.js";
 
 /** Where one tensor lives: enough to read it, or to point an ONNX external initializer at it. */
 export interface TensorEntry {
@@ -12,50 +16,39 @@ export interface TensorEntry {
   byteLength: number;
 }
 
-export class SafetensorsError extends Error {}
-
-const MAX_HEADER = 100 * 1024 * 1024;
-
-/** Parses a safetensors header; every entry is validated against the file size. */
+/** Reads and validates a safetensors header (see header.ts for the rules); entries carry absolute file offsets. */
 export function readHeader(file: string): { tensors: Map<string, TensorEntry>; metadata: Record<string, string> } {
   const fd = openSync(file, "r");
   try {
     const size = fstatSync(fd).size;
     if (size < 8) throw new SafetensorsError(`${file}: not a safetensors file (only ${size} bytes)`);
     const lenBuf = Buffer.alloc(8);
-    readSync(fd, lenBuf, 0, 8, 0);
-    const headerLen = Number(lenBuf.readBigUInt64LE(0));
-    if (headerLen > MAX_HEADER || 8 + headerLen > size) {
-      throw new SafetensorsError(`${file}: corrupt or truncated safetensors header (header length ${headerLen}, file size ${size})`);
+    readFully(fd, lenBuf, 0, file);
+    const len = lenBuf.readBigUInt64LE(0);
+    // Checked as a bigint, before any allocation: the length field is attacker-controlled.
+    if (len < 2n || len > BigInt(MAX_HEADER_BYTES) || 8n + len > BigInt(size)) {
+      throw new SafetensorsError(`${file}: corrupt or truncated safetensors header (header length ${len}, limit ${MAX_HEADER_BYTES}, file size ${size})`);
     }
+    const headerLen = Number(len);
     const headerBuf = Buffer.alloc(headerLen);
-    readSync(fd, headerBuf, 0, headerLen, 8);
-    let header: Record<string, unknown>;
-    try {
-      header = JSON.parse(headerBuf.toString("utf8"));
-    } catch {
-      throw new SafetensorsError(`${file}: corrupt safetensors header (not JSON)`);
-    }
+    readFully(fd, headerBuf, 8, file);
     const dataStart = 8 + headerLen;
-    const tensors = new Map<string, TensorEntry>();
-    let metadata: Record<string, string> = {};
-    for (const [name, raw] of Object.entries(header)) {
-      if (name === "__metadata__") { metadata = raw as Record<string, string>; continue; }
-      const info = raw as { dtype: string; shape: number[]; data_offsets: [number, number] };
-      if (!isDtype(info.dtype)) throw new SafetensorsError(`${file}: tensor "${name}" has unsupported dtype ${info.dtype}`);
-      const [begin, end] = info.data_offsets;
-      const count = info.shape.reduce((a, b) => a * b, 1);
-      if (end - begin !== count * DTYPE_BYTES[info.dtype]) {
-        throw new SafetensorsError(`${file}: tensor "${name}" has ${end - begin} bytes, shape [${info.shape}] ${info.dtype} needs ${count * DTYPE_BYTES[info.dtype]}`);
-      }
-      if (dataStart + end > size) {
-        throw new SafetensorsError(`${file}: truncated: tensor "${name}" ends at byte ${dataStart + end} but the file has ${size}`);
-      }
-      tensors.set(name, { name, dtype: info.dtype, shape: info.shape, file, offset: dataStart + begin, byteLength: end - begin });
+    const { tensors, metadata } = parseHeader(headerBuf, size - dataStart, file);
+    const entries = new Map<string, TensorEntry>();
+    for (const t of tensors) {
+      entries.set(t.name, { name: t.name, dtype: t.dtype, shape: t.shape, file, offset: dataStart + t.begin, byteLength: t.end - t.begin });
     }
-    return { tensors, metadata };
+    return { tensors: entries, metadata };
   } finally {
     closeSync(fd);
+  }
+}
+
+function readFully(fd: number, buf: Uint8Array, position: number, file: string): void {
+  for (let done = 0; done < buf.length;) {
+    const n = readSync(fd, buf, done, buf.length - done, position + done);
+    if (n <= 0) throw new SafetensorsError(`${file}: truncated while reading the header`);
+    done += n;
   }
 }
 
