@@ -170,9 +170,10 @@ test("serve: A1111 schedule types and the new samplers run, as clients send them
   for (const [fields, sampler, schedule, scheduler] of requests) {
     const r = await post("/sdapi/v1/txt2img", { prompt: "a kite", steps: 3, width: 16, height: 16, seed: 3, ...fields });
     assert.equal(r.status, 200, JSON.stringify(fields));
-    const out = await r.json() as { images: string[]; parameters: Record<string, unknown> };
+    const out = await r.json() as { images: string[]; parameters: Record<string, unknown>; info: string };
     assert.equal(out.parameters.sampler_name, sampler);
     assert.equal(out.parameters.scheduler, schedule);
+    assert.deepEqual(JSON.parse(out.info).extra_generation_params, schedule === "Automatic" ? {} : { "Schedule type": schedule });
     const lib = await pipe.generate({ prompt: "a kite", numInferenceSteps: 3, seed: 3, width: 16, height: 16, scheduler });
     assert.ok(levelDiff(Buffer.from(out.images[0], "base64"), lib.images.data, 0) <= 1, `${scheduler}: the library's image`);
   }

@@ -85,7 +85,7 @@ function parseRequest(body: unknown, state: AppState, img2img: boolean): Parsed 
 }
 
 /** A1111's `info` object. */
-function infoJson(spec: JobSpec, output: JobOutput, jobId: string, startedAt: Date): Record<string, unknown> {
+function infoJson(spec: JobSpec, output: JobOutput, jobId: string, startedAt: Date, schedule: unknown): Record<string, unknown> {
   const n = output.images.length;
   return {
     prompt: spec.prompt, all_prompts: Array(n).fill(spec.prompt),
@@ -96,7 +96,9 @@ function infoJson(spec: JobSpec, output: JobOutput, jobId: string, startedAt: Da
     batch_size: spec.batchSize, n_iter: spec.iterations, restore_faces: false, face_restoration_model: null,
     sd_model_name: output.model, sd_model_hash: null, sd_vae_name: null, sd_vae_hash: null,
     seed_resize_from_w: -1, seed_resize_from_h: -1, denoising_strength: spec.initImage ? spec.strength : null,
-    extra_generation_params: {}, index_of_first_image: 0, infotexts: output.infotexts, styles: [],
+    // A1111 reports a chosen schedule type among these ("Schedule type": "Karras")
+    extra_generation_params: typeof schedule === "string" && schedule !== "Automatic" ? { "Schedule type": schedule } : {},
+    index_of_first_image: 0, infotexts: output.infotexts, styles: [],
     job_timestamp: timestamp(startedAt), clip_skip: 1, is_using_inpainting_conditioning: false, version: "ssd1b",
     job_id: jobId,
   };
@@ -114,7 +116,7 @@ async function generate(ctx: Ctx<AppState>, img2img: boolean): Promise<void> {
   sendJson(ctx.res, 200, {
     images: sendImages ? output.images.map((png) => png.toString("base64")) : [],
     parameters,
-    info: JSON.stringify(infoJson(spec, output, job.id, new Date(job.startedAt ?? job.createdAt))),
+    info: JSON.stringify(infoJson(spec, output, job.id, new Date(job.startedAt ?? job.createdAt), parameters.scheduler)),
   });
 }
 
