@@ -8,7 +8,8 @@
  *
  * Segmind's scheduler names "DPM Multi" and "Karras" map to DPM++ 2M (Karras) and "PNDM" to PLMS; the
  * other names are A1111's, with or without the schedule ("DPM2 Karras", "LMS", "DPM++ 2M SDE Karras").
- * "DPM Single" (diffusers' DPMSolverSinglestepScheduler) is not ported: a 400 says so. `style`, `refiner` and `high_noise_fraction` are accepted and ignored.
+ * "DPM Single" (diffusers' DPMSolverSinglestepScheduler) is not ported: a 400 says so.
+ * `style`, `refiner` and `high_noise_fraction` are accepted and ignored.
  */
 import { invalid } from "./errors.js";
 import { readJson, sendBytes, sendJson, type Router } from "./http.js";
