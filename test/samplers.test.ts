@@ -1,5 +1,6 @@
 /**
- * The schedulers added for A1111's samplers (LMS, DPM2, DPM2 a, PLMS, DPM++ 3M SDE), the exponential and
+ * The schedulers added for A1111's samplers (LMS, DPM2, DPM2 a, PLMS, DPM++ 3M SDE) and Segmind's "DPM Single"
+ * (DPMSolverSinglestepScheduler), the exponential and
  * beta sigma schedules, and the A1111 sampler / schedule-type names. No reference fixtures exist for
  * these: each test re-derives the diffusers formulas in plain float64 here (k-diffusion's algorithms
  * where diffusers ports them) and compares the float32 implementation against them.
@@ -452,5 +453,66 @@ test("img2img: the new schedulers start mid-schedule and noise with their own si
     const gen = new TorchGenerator(2);
     for (const t of r.timesteps) x = s.step(toyModel(s, x, t), t, x, gen, [N]);
     assert.ok(x.every(Number.isFinite), name);
+  }
+});
+
+// ---- DPM-Solver single-step (Segmind's "DPM Single") ---------------------------------------------
+
+test("DPMSolverSinglestepScheduler: groups of 1-2(-3) steps from one stored sample", (t) => {
+  for (const [options, n] of [[{}, 7], [{ solver_order: 3 }, 8], [{ solver_order: 3, solver_type: "heun" }, 7], [{ algorithm_type: "sde-dpmsolver++" }, 6]] as const) {
+    const s = createScheduler("DPMSolverSinglestepScheduler", SDXL_CONFIG, options);
+    const c = s.config as unknown as Record<string, unknown>;
+    const order = Number(c.solver_order), heun = c.solver_type === "heun", sde = c.algorithm_type === "sde-dpmsolver++";
+    // always linspace over n + 1 points, the last dropped (the config's "leading" does not apply)
+    const even = (v: number) => (Math.abs(v % 1) === 0.5 ? 2 * Math.round(v / 2) : Math.round(v)); // numpy rounds halves to even
+    const ts = Array.from({ length: n }, (_, i) => even((n - i) * (999 / n)));
+    const sigmas = [...ts.map(interp), 0];
+    const impl = runImpl(s, n);
+    assert.deepEqual(Array.from(s.timesteps), ts);
+    // get_order_list with lower_order_final (forced by the zero final sigma), the last step first order
+    const groups = order === 3 ? (n % 3 === 0 ? [...Array(n / 3 - 1).fill([1, 2, 3]).flat(), 1, 2, 1] : n % 3 === 1 ? [...Array((n - 1) / 3).fill([1, 2, 3]).flat(), 1] : [...Array((n - 2) / 3).fill([1, 2, 3]).flat(), 1, 2])
+      : n % 2 === 0 ? [...Array(n / 2 - 1).fill([1, 2]).flat(), 1, 1] : [...Array((n - 1) / 2).fill([1, 2]).flat(), 1];
+    groups[n - 1] = 1;
+    const coef = (sg: number) => {
+      const alpha = 1 / Math.sqrt(sg * sg + 1), st = sg * alpha;
+      return { alpha, st, lambda: Math.log(alpha) - Math.log(st) };
+    };
+    const gen = new TorchGenerator(6);
+    let x = x0(1), start = x;
+    const m: number[][] = [];
+    let worst = 0;
+    for (let i = 0; i < n; i++) {
+      const eps = x.map((v) => 0.5 * v * Math.cos(ts[i] / 1000) + 0.1);
+      const { alpha, st } = coef(sigmas[i]);
+      m.push(x.map((v, k) => (v - st * eps[k]) / alpha));
+      const noise = sde ? Array.from(gen.randn(SHAPE)) : null;
+      const o = groups[i];
+      if (o === 1) start = x;
+      const T = coef(sigmas[i + 1]), S = coef(sigmas[i + 1 - o]);
+      const h = T.lambda - S.lambda, em = Math.exp(-h) - 1, one = 1 - Math.exp(-2 * h);
+      const phi2 = sde ? one / (-2 * h) + 1 : em / h + 1;
+      const D0 = m[m.length - o];
+      let D1 = D0.map(() => 0), D2 = D0.map(() => 0), c1 = 0, c2 = 0;
+      if (o === 2) {
+        const r0 = (coef(sigmas[i]).lambda - S.lambda) / h;
+        D1 = m[m.length - 1].map((v, k) => (v - D0[k]) / r0);
+        c1 = heun ? T.alpha * phi2 : sde ? 0.5 * T.alpha * one : -0.5 * T.alpha * em;
+      } else if (o === 3) {
+        const r0 = (coef(sigmas[i]).lambda - S.lambda) / h, r1 = (coef(sigmas[i - 1]).lambda - S.lambda) / h;
+        const D1_0 = m[m.length - 2].map((v, k) => (v - D0[k]) / r1), D1_1 = m[m.length - 1].map((v, k) => (v - D0[k]) / r0);
+        c1 = T.alpha * phi2;
+        if (!heun) D1 = D1_1;
+        else {
+          D1 = D1_0.map((v, k) => (r0 * v - r1 * D1_1[k]) / (r0 - r1));
+          D2 = D1_0.map((v, k) => (2 * (D1_1[k] - v)) / (r0 - r1));
+          c2 = sde ? T.alpha * ((one - 2 * h) / (2 * h) ** 2 - 0.5) : -T.alpha * ((em + h) / h ** 2 - 0.5);
+        }
+      }
+      const ratio = sde ? (T.st / S.st) * Math.exp(-h) : T.st / S.st;
+      const c0 = sde ? T.alpha * one : -T.alpha * em;
+      x = start.map((v, k) => ratio * v + c0 * D0[k] + c1 * D1[k] + c2 * D2[k] + (noise ? T.st * Math.sqrt(one) * noise[k] : 0));
+      worst = Math.max(worst, assertClose(impl[i + 1], x, `${JSON.stringify(options)} step ${i} (order ${o})`));
+    }
+    t.diagnostic(`${JSON.stringify(options)}: worst ${worst.toExponential(2)}`);
   }
 });

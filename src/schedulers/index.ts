@@ -12,6 +12,7 @@ import { LMSDiscreteScheduler } from "./lms.js";
 import { PNDMScheduler } from "./pndm.js";
 import { KDPM2DiscreteScheduler } from "./kdpm2.js";
 import { KDPM2AncestralDiscreteScheduler } from "./kdpm2-ancestral.js";
+import { DPMSolverSinglestepScheduler } from "./dpm-solver-singlestep.js";
 import { SAMPLERS, resolve, schedulesFor } from "./a1111-names.js";
 import type { Scheduler } from "./types.js";
 
@@ -29,6 +30,7 @@ export { LMSDiscreteScheduler, type LMSConfig } from "./lms.js";
 export { PNDMScheduler, type PNDMConfig } from "./pndm.js";
 export { KDPM2DiscreteScheduler, type KDPM2Config } from "./kdpm2.js";
 export { KDPM2AncestralDiscreteScheduler, type KDPM2AncestralConfig } from "./kdpm2-ancestral.js";
+export { DPMSolverSinglestepScheduler, type DPMSolverSinglestepConfig } from "./dpm-solver-singlestep.js";
 export {
   SAMPLERS as A1111_SAMPLERS, SCHEDULES as A1111_SCHEDULES, UNSUPPORTED_SAMPLERS, WORKING_SCHEDULES, isA1111Name,
   resolve as resolveA1111, schedulesFor, type A1111Sampler, type A1111Schedule, type Resolved as ResolvedA1111,
@@ -50,6 +52,7 @@ const CLASSES: Record<string, SchedulerClass> = {
   PNDMScheduler,
   KDPM2DiscreteScheduler,
   KDPM2AncestralDiscreteScheduler,
+  DPMSolverSinglestepScheduler,
 };
 
 /** The ids of the reference fixtures (schedulers/cases.json in ../shared/fixtures) → diffusers class and config overrides. */

@@ -6,9 +6,9 @@
  *   -> the PNG bytes (image/png; one sample), or with base64: true
  *      { image: "<base64 PNG>", images: [...], seed, seeds, job_id }
  *
- * Segmind's scheduler names "DPM Multi" and "Karras" map to DPM++ 2M (Karras) and "PNDM" to PLMS; the
- * other names are A1111's, with or without the schedule ("DPM2 Karras", "LMS", "DPM++ 2M SDE Karras").
- * "DPM Single" (diffusers' DPMSolverSinglestepScheduler) is not ported: a 400 says so.
+ * Segmind's scheduler names "DPM Multi", "DPM Single" and "Karras" map to diffusers' DPMSolverMultistep,
+ * DPMSolverSinglestep and DPM++ 2M Karras, "PNDM" to PLMS; the other names are A1111's, with or
+ * without the schedule ("DPM2 Karras", "LMS", "DPM++ 2M SDE Karras").
  * `style`, `refiner` and `high_noise_fraction` are accepted and ignored.
  */
 import { invalid } from "./errors.js";
@@ -18,16 +18,14 @@ import { DEFAULTS, Fields, checkScheduler, finishSpec, readSeed, readSides } fro
 import type { JobSpec } from "./job.js";
 import { readLoras } from "./lora-request.js";
 
-const SEGMIND_SCHEDULERS: Record<string, string> = { "dpm multi": "DPM++ 2M", karras: "DPM++ 2M Karras", pndm: "PLMS" };
+const SEGMIND_SCHEDULERS: Record<string, string> = {
+  "dpm multi": "DPM++ 2M", "dpm single": "DPMSolverSinglestepScheduler", karras: "DPM++ 2M Karras", pndm: "PLMS",
+};
 
 /** Segmind's `scheduler` field: its own names, then A1111's (see checkScheduler). */
 function readSegmindScheduler(name: string | undefined): string | undefined {
   if (name === undefined) return undefined;
-  const key = name.trim().replace(/\s+/g, " ").toLowerCase();
-  if (key === "dpm single") {
-    throw invalid('scheduler "DPM Single" (diffusers DPMSolverSinglestepScheduler) is not available here; try "DPM Multi"', "unknown_scheduler", "scheduler");
-  }
-  return checkScheduler(SEGMIND_SCHEDULERS[key] ?? name, "scheduler");
+  return checkScheduler(SEGMIND_SCHEDULERS[name.trim().replace(/\s+/g, " ").toLowerCase()] ?? name, "scheduler");
 }
 
 export function segmindRoutes(router: Router<AppState>): void {
