@@ -1,7 +1,7 @@
 /**
- * The schedulers added for A1111's samplers (LMS, DPM2, DPM2 a, PLMS, DPM++ 3M SDE) and Segmind's "DPM Single"
- * (DPMSolverSinglestepScheduler), the exponential and
- * beta sigma schedules, and the A1111 sampler / schedule-type names. No reference fixtures exist for
+ * The schedulers added for A1111's samplers (LMS, DPM2, DPM2 a, PLMS, DPM++ 3M SDE) and Segmind's
+ * "DPM Single" (DPMSolverSinglestepScheduler), the exponential and beta sigma schedules, and the A1111
+ * sampler / schedule-type names. No reference fixtures exist for
  * these: each test re-derives the diffusers formulas in plain float64 here (k-diffusion's algorithms
  * where diffusers ports them) and compares the float32 implementation against them.
  */
