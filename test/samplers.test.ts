@@ -55,7 +55,6 @@ function tOfSigma(sigma: number): number {
 
 /** "leading" with steps_offset 1 (the SDXL config): n - 1 - i steps of 1000 // n, plus 1. */
 const leading = (n: number) => Array.from({ length: n }, (_, i) => (n - 1 - i) * Math.floor(1000 / n) + 1);
-const linspace = (n: number) => Array.from({ length: n }, (_, i) => (999 * (n - 1 - i)) / (n - 1));
 
 /** The fixtures' toy model: eps = 0.5 * x / sqrt(sigma^2 + 1) * cos(t / 1000) + 0.1. */
 const refEps = (x: number[], sigma: number, t: number) => x.map((v) => 0.5 * (v / Math.sqrt(sigma * sigma + 1)) * Math.cos(t / 1000) + 0.1);
