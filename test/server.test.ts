@@ -20,6 +20,7 @@ import { startServer, type RunningServer } from "../src/server/app.js";
 import { FileStore } from "../src/server/file-store.js";
 import { LocalQueue } from "../src/server/local-queue.js";
 import { latentToRgb } from "../src/server/latent-preview.js";
+import { A1111_SAMPLERS } from "../src/schedulers/index.js";
 
 const CLI = join(PROJECT_ROOT, "dist/src/cli/main.js");
 const MAX_QUEUE = 3;
@@ -156,6 +157,33 @@ test("serve: a random seed (-1 or absent) is reported and reproduces the image",
   assert.match(seg.headers.get("x-seed") ?? "", /^\d+$/);
 });
 
+test("serve: A1111 schedule types and the new samplers run, as clients send them", { skip: NO_FIXTURES }, async () => {
+  // SillyTavern's default scheduler "normal", Open WebUI's "Exponential", A1111 names with the schedule in them
+  const requests: [Record<string, unknown>, string, string, string][] = [
+    [{ sampler_name: "Euler", scheduler: "normal" }, "Euler", "Normal", "Euler Normal"],
+    [{ sampler_name: "DPM++ 2M", scheduler: "Exponential" }, "DPM++ 2M", "Exponential", "DPM++ 2M Exponential"],
+    [{ sampler_name: "DPM++ 2M SDE Karras" }, "DPM++ 2M SDE", "Karras", "DPM++ 2M SDE Karras"],
+    [{ sampler_name: "LMS", scheduler: "sgm_uniform" }, "LMS", "SGM Uniform", "LMS SGM Uniform"],
+    [{ sampler_name: "k_dpm_2_a", scheduler: "Beta" }, "DPM2 a", "Beta", "DPM2 a Beta"],
+    [{ sampler_name: "PLMS", scheduler: "Automatic" }, "PLMS", "Automatic", "PLMS"],
+  ];
+  for (const [fields, sampler, schedule, scheduler] of requests) {
+    const r = await post("/sdapi/v1/txt2img", { prompt: "a kite", steps: 3, width: 16, height: 16, seed: 3, ...fields });
+    assert.equal(r.status, 200, JSON.stringify(fields));
+    const out = await r.json() as { images: string[]; parameters: Record<string, unknown>; info: string };
+    assert.equal(out.parameters.sampler_name, sampler);
+    assert.equal(out.parameters.scheduler, schedule);
+    assert.deepEqual(JSON.parse(out.info).extra_generation_params, schedule === "Automatic" ? {} : { "Schedule type": schedule });
+    const lib = await pipe.generate({ prompt: "a kite", numInferenceSteps: 3, seed: 3, width: 16, height: 16, scheduler });
+    assert.ok(levelDiff(Buffer.from(out.images[0], "base64"), lib.images.data, 0) <= 1, `${scheduler}: the library's image`);
+  }
+  // Segmind's documented names
+  for (const scheduler of ["DPM2 Karras", "LMS", "PNDM", "DPM2 a Karras", "LMS Karras", "DPM Multi", "DPM Single"]) {
+    const r = await post("/v1/ssd-1b", { prompt: "a kite", scheduler, num_inference_steps: 2, img_width: 16, img_height: 16, seed: 1 });
+    assert.equal(r.status, 200, scheduler);
+  }
+});
+
 test("serve: /sdapi/v1/img2img equals the library pipeline on the same init image", { skip: NO_FIXTURES }, async () => {
   const fx = openFixture("pipeline", "tiny-ssd", "cases.safetensors");
   const init = fx.float32("img2img.init_image");
@@ -194,8 +222,16 @@ test("serve: Segmind /v1/ssd-1b answers PNG bytes, or base64 JSON", { skip: NO_F
 test("serve: A1111 models, samplers, options; health; the web page", { skip: NO_FIXTURES }, async () => {
   const models = await getJson("/sdapi/v1/sd-models");
   assert.equal(models[0].model_name, "tiny-ssd");
-  const samplers = await getJson("/sdapi/v1/samplers") as { name: string }[];
-  for (const s of ["Euler", "Euler a", "DPM++ 2M Karras", "DDIM", "UniPC"]) assert.ok(samplers.some((x) => x.name === s), s);
+  const samplers = await getJson("/sdapi/v1/samplers") as { name: string; aliases: string[]; options: Record<string, string> }[];
+  for (const s of ["Euler", "Euler a", "DPM++ 2M", "DPM++ 3M SDE", "LMS", "DPM2", "DPM2 a", "PLMS", "DDIM", "UniPC"]) assert.ok(samplers.some((x) => x.name === s), s);
+  // exactly what runs: no sampler without a diffusers scheduler
+  assert.deepEqual(samplers.map((x) => x.name), A1111_SAMPLERS.map((x) => x.name));
+  for (const name of ["DPM++ SDE", "DPM++ 2S a", "DPM fast", "DPM adaptive"]) assert.ok(!samplers.some((x) => x.name === name), name);
+  assert.deepEqual(samplers.find((x) => x.name === "Euler a")!.aliases, ["k_euler_a", "k_euler_ancestral"]);
+  const schedulers = await getJson("/sdapi/v1/schedulers") as { name: string; label: string; aliases: string[] | null; default_rho: number; need_inner_model: boolean }[];
+  assert.deepEqual(schedulers.map((x) => x.label), ["Automatic", "Uniform", "Karras", "Exponential", "SGM Uniform", "Simple", "Normal", "DDIM", "Beta"]);
+  assert.deepEqual(schedulers.find((x) => x.name === "sgm_uniform"), { name: "sgm_uniform", label: "SGM Uniform", aliases: ["SGMUniform"], default_rho: -1, need_inner_model: true });
+  assert.equal(schedulers.find((x) => x.name === "karras")!.default_rho, 7);
   assert.equal((await getJson("/sdapi/v1/options")).sd_model_checkpoint, "tiny-ssd");
   const health = await getJson("/health");
   assert.equal(health.status, "ok");
@@ -371,7 +407,12 @@ test("serve: every bad request gets a clear JSON error with its status, and the 
     ["POST", "/sdapi/v1/txt2img", { prompt: "x", batch_size: 3, n_iter: 3 }, 400, "too_many_images"],
     ["POST", "/sdapi/v1/txt2img", { prompt: "x", negative_prompt: long }, 400, "prompt_too_long"],
     ["POST", "/sdapi/v1/txt2img", { prompt: "x", sampler_name: "Nope" }, 400, "unknown_scheduler"],
-    ["POST", "/sdapi/v1/txt2img", { prompt: "x", scheduler: "Exponential" }, 400, "invalid_value"],
+    ["POST", "/sdapi/v1/txt2img", { prompt: "x", scheduler: "Polyexponential" }, 400, "invalid_value"],
+    ["POST", "/sdapi/v1/txt2img", { prompt: "x", scheduler: "Sometimes" }, 400, "invalid_value"],
+    ["POST", "/sdapi/v1/txt2img", { prompt: "x", sampler_name: "Euler a", scheduler: "Karras" }, 400, "invalid_value"],
+    ["POST", "/sdapi/v1/txt2img", { prompt: "x", sampler_name: "DPM++ SDE" }, 400, "unknown_scheduler"],
+    ["POST", "/sdapi/v1/txt2img", { prompt: "x", sampler_name: "DPM++ 2S a Karras" }, 400, "unknown_scheduler"],
+    ["POST", "/v1/ssd-1b", { prompt: "x", scheduler: "DPM++ SDE Karras" }, 400, "unknown_scheduler"],
     ["POST", "/sdapi/v1/txt2img", { prompt: "x", enable_hr: true }, 400, "invalid_value"],
     ["POST", "/sdapi/v1/img2img", { prompt: "x" }, 400, "missing_field"],
     ["POST", "/sdapi/v1/img2img", { prompt: "x", init_images: ["%%%"] }, 400, "invalid_image"],

@@ -40,18 +40,25 @@ export function formatInfotext(info: GenerationInfo): string {
 
 /** The AUTOMATIC1111 sampler name of a diffusers scheduler class and config (the class name when A1111 has none). */
 export function samplerLabel(className: string, config: Record<string, unknown>): string {
-  const karras = config.use_karras_sigmas === true ? " Karras" : "";
+  // the sigma schedule as A1111's old combined names carry it ("DPM++ 2M Karras", "DPM++ 3M SDE Exponential")
+  const schedule = config.use_karras_sigmas === true ? " Karras" : config.use_exponential_sigmas === true ? " Exponential"
+    : config.use_beta_sigmas === true ? " Beta" : "";
   switch (className) {
-    case "EulerDiscreteScheduler": return `Euler${karras}`;
+    case "EulerDiscreteScheduler": return `Euler${schedule}`;
     case "EulerAncestralDiscreteScheduler": return "Euler a";
     case "DPMSolverMultistepScheduler": {
       const order = config.solver_order === 3 ? "3M" : config.solver_order === 1 ? "1M" : "2M";
-      return `DPM++ ${order}${String(config.algorithm_type).startsWith("sde-") ? " SDE" : ""}${karras}`;
+      const sde = String(config.algorithm_type).startsWith("sde-");
+      return `DPM++ ${order}${sde ? " SDE" : ""}${sde && config.solver_type === "heun" ? " Heun" : ""}${schedule}`;
     }
     case "DDIMScheduler": return "DDIM";
-    case "UniPCMultistepScheduler": return "UniPC";
+    case "UniPCMultistepScheduler": return `UniPC${schedule}`;
     case "LCMScheduler": return "LCM";
-    case "HeunDiscreteScheduler": return `Heun${karras}`;
+    case "HeunDiscreteScheduler": return `Heun${schedule}`;
+    case "LMSDiscreteScheduler": return `LMS${schedule}`;
+    case "KDPM2DiscreteScheduler": return `DPM2${schedule}`;
+    case "KDPM2AncestralDiscreteScheduler": return `DPM2 a${schedule}`;
+    case "PNDMScheduler": return "PLMS";
     case "DDPMScheduler": return "DDPM";
     default: return className;
   }

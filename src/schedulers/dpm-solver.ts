@@ -3,6 +3,7 @@ import {
   type BaseConfig, checkOption, drawNoise, f32, interpIndex, karrasSigmas, lincomb, logF32, multistepTimesteps,
   npLinspace, resolveConfig, roundHalfEven, sigmaNorm, sigmaTable, sigmaToT,
 } from "./common.js";
+import { convertSigmas, sigmaScheduleKind } from "./sigma-schedules.js";
 import type { NoiseGenerator } from "./types.js";
 
 export interface DPMSolverConfig extends BaseConfig {
@@ -15,6 +16,8 @@ export interface DPMSolverConfig extends BaseConfig {
   lower_order_final: boolean;
   euler_at_final: boolean;
   use_karras_sigmas: boolean;
+  use_exponential_sigmas: boolean;
+  use_beta_sigmas: boolean;
   use_lu_lambdas: boolean;
   final_sigmas_type: string;
   lambda_min_clipped: number;
@@ -26,7 +29,8 @@ export const DPM_SOLVER_DEFAULTS: DPMSolverConfig = {
   num_train_timesteps: 1000, beta_start: 0.0001, beta_end: 0.02, beta_schedule: "linear", trained_betas: null,
   solver_order: 2, prediction_type: "epsilon", thresholding: false, dynamic_thresholding_ratio: 0.995,
   sample_max_value: 1.0, algorithm_type: "dpmsolver++", solver_type: "midpoint", lower_order_final: true,
-  euler_at_final: false, use_karras_sigmas: false, use_lu_lambdas: false, final_sigmas_type: "zero",
+  euler_at_final: false, use_karras_sigmas: false, use_exponential_sigmas: false,
+  use_beta_sigmas: false, use_lu_lambdas: false, final_sigmas_type: "zero",
   lambda_min_clipped: -Infinity, variance_type: null, timestep_spacing: "linspace", steps_offset: 0,
   rescale_betas_zero_snr: false,
 };
@@ -48,7 +52,7 @@ export function dataPrediction(predictionType: string, sigma: number, modelOutpu
 
 /**
  * diffusers DPMSolverMultistepScheduler: DPM-Solver++ (data prediction) of order 1-3, and its SDE
- * variant "sde-dpmsolver++" ("DPM++ 2M SDE"), with optional Karras sigmas. The noise-prediction
+ * variant "sde-dpmsolver++" ("DPM++ 2M SDE", "DPM++ 3M SDE"), with optional Karras, exponential or beta sigmas. The noise-prediction
  * variants "dpmsolver"/"sde-dpmsolver" (deprecated in diffusers) are not ported.
  */
 export class DPMSolverMultistepScheduler extends BaseScheduler<DPMSolverConfig> {
@@ -69,9 +73,7 @@ export class DPMSolverMultistepScheduler extends BaseScheduler<DPMSolverConfig> 
     checkOption(this.className, "final_sigmas_type", c.final_sigmas_type, ["zero", "sigma_min"]);
     checkOption(this.className, "thresholding", c.thresholding, [false]);
     checkOption(this.className, "variance_type", c.variance_type, [null]);
-    if (c.algorithm_type === "sde-dpmsolver++" && c.solver_order === 3) {
-      throw new Error(`${this.className}: sde-dpmsolver++ supports solver_order 1 or 2`);
-    }
+    sigmaScheduleKind(this.className, c);
     this.sigmas = Float64Array.from(sigmaTable(this.alphasCumprod));
     const T = c.num_train_timesteps;
     this.timesteps = npLinspace(0, T - 1, T).reverse();
@@ -90,6 +92,10 @@ export class DPMSolverMultistepScheduler extends BaseScheduler<DPMSolverConfig> 
     if (c.use_karras_sigmas) {
       sigmas = karrasSigmas(table[0], table[table.length - 1], numInferenceSteps);
       timesteps = sigmas.map((s) => roundHalfEven(sigmaToT(s, logSigmas)));
+    } else if (c.use_exponential_sigmas || c.use_beta_sigmas) {
+      // unlike Karras, diffusers does not round these: the int64 cast truncates
+      sigmas = convertSigmas(c.use_beta_sigmas ? "beta" : "exponential", table[0], table[table.length - 1], numInferenceSteps);
+      timesteps = sigmas.map((s) => Math.trunc(sigmaToT(s, logSigmas)));
     } else if (c.use_lu_lambdas) {
       // uniform in log-sigma (Lu et al. 2022), from sigma_max down to sigma_min
       const max = logSigmas[logSigmas.length - 1], min = logSigmas[0];
@@ -123,7 +129,7 @@ export class DPMSolverMultistepScheduler extends BaseScheduler<DPMSolverConfig> 
     let prev: Float32Array;
     if (c.solver_order === 1 || this.lowerOrderNums < 1 || lowerOrderFinal) prev = this.firstOrder(x0, sample, noise);
     else if (c.solver_order === 2 || this.lowerOrderNums < 2 || lowerOrderSecond) prev = this.secondOrder(sample, noise);
-    else prev = this.thirdOrder(sample);
+    else prev = this.thirdOrder(sample, noise);
 
     if (this.lowerOrderNums < c.solver_order) this.lowerOrderNums++;
     this.stepIndex = i + 1;
@@ -169,7 +175,7 @@ export class DPMSolverMultistepScheduler extends BaseScheduler<DPMSolverConfig> 
     return out.map((v, k) => f32(v + f32(c1 * D1[k])) + f32(cn * noise[k]));
   }
 
-  private thirdOrder(sample: Float32Array): Float32Array {
+  private thirdOrder(sample: Float32Array, noise: Float32Array | null): Float32Array {
     const [t, s0, s1, s2] = this.coefficients([1, 0, -1, -2]);
     const L = this.modelOutputs.length;
     const m0 = this.modelOutputs[L - 1]!, m1 = this.modelOutputs[L - 2]!, m2 = this.modelOutputs[L - 3]!;
@@ -177,16 +183,33 @@ export class DPMSolverMultistepScheduler extends BaseScheduler<DPMSolverConfig> 
     const r0 = f32(h0 / h), r1 = f32(h1 / h);
     const inv0 = f32(1 / r0), inv1 = f32(1 / r1), rr = f32(r0 + r1);
     const wD1 = f32(r0 / rr), wD2 = f32(1 / rr);
+    const D = (k: number) => {
+      const d10 = f32(inv0 * f32(m0[k] - m1[k])), d11 = f32(inv1 * f32(m1[k] - m2[k]));
+      const diff = f32(d10 - d11);
+      return [f32(d10 + f32(wD1 * diff)), f32(wD2 * diff)];
+    };
+    const out = new Float32Array(sample.length);
+    if (noise) {
+      // SDE-DPM-Solver++ of third order ("DPM++ 3M SDE")
+      const e2h = f32(Math.exp(f32(-2 * h))), one = f32(1 - e2h);
+      const ratio = f32(f32(t.sigma / s0.sigma) * f32(Math.exp(-h)));
+      const c0 = f32(t.alpha * one);
+      const c1 = f32(t.alpha * f32(f32(one / f32(-2 * h)) + 1));
+      const c2 = f32(t.alpha * f32(f32(f32(one - f32(2 * h)) / f32(f32(2 * h) * f32(2 * h))) - 0.5));
+      const cn = f32(t.sigma * f32(Math.sqrt(one)));
+      for (let k = 0; k < out.length; k++) {
+        const [D1, D2] = D(k);
+        out[k] = f32(f32(f32(f32(ratio * sample[k]) + f32(c0 * m0[k])) + f32(c1 * D1)) + f32(c2 * D2)) + f32(cn * noise[k]);
+      }
+      return out;
+    }
     const expm = f32(f32(Math.exp(-h)) - 1);
     const c0 = f32(t.alpha * expm);
     const c1 = f32(t.alpha * f32(f32(expm / h) + 1));
     const c2 = f32(t.alpha * f32(f32(f32(expm + h) / f32(h * h)) - 0.5));
     const ratio = f32(t.sigma / s0.sigma);
-    const out = new Float32Array(sample.length);
     for (let k = 0; k < out.length; k++) {
-      const d10 = f32(inv0 * f32(m0[k] - m1[k])), d11 = f32(inv1 * f32(m1[k] - m2[k]));
-      const diff = f32(d10 - d11);
-      const D1 = f32(d10 + f32(wD1 * diff)), D2 = f32(wD2 * diff);
+      const [D1, D2] = D(k);
       out[k] = f32(f32(f32(ratio * sample[k]) - f32(c0 * m0[k])) + f32(c1 * D1)) - f32(c2 * D2);
     }
     return out;

@@ -1,13 +1,16 @@
 import { BaseScheduler } from "./base.js";
 import {
-  type BaseConfig, checkOption, drawNoise, eulerTimesteps, f32, interpIndex, karrasSigmas, logF32, npLinspace, resolveConfig,
+  type BaseConfig, checkOption, drawNoise, eulerTimesteps, f32, interpIndex, logF32, npLinspace, resolveConfig,
   sigmaNorm, sigmaTable, sigmaToT,
 } from "./common.js";
+import { convertSigmas, sigmaScheduleKind } from "./sigma-schedules.js";
 import type { NoiseGenerator } from "./types.js";
 
 export interface EulerConfig extends BaseConfig {
   interpolation_type: string;
   use_karras_sigmas: boolean;
+  use_exponential_sigmas: boolean;
+  use_beta_sigmas: boolean;
   sigma_min: number | null;
   sigma_max: number | null;
   timestep_type: string;
@@ -16,7 +19,8 @@ export interface EulerConfig extends BaseConfig {
 
 export const EULER_DEFAULTS: EulerConfig = {
   num_train_timesteps: 1000, beta_start: 0.0001, beta_end: 0.02, beta_schedule: "linear", trained_betas: null,
-  prediction_type: "epsilon", interpolation_type: "linear", use_karras_sigmas: false, sigma_min: null, sigma_max: null,
+  prediction_type: "epsilon", interpolation_type: "linear", use_karras_sigmas: false,
+  use_exponential_sigmas: false, use_beta_sigmas: false, sigma_min: null, sigma_max: null,
   timestep_spacing: "linspace", timestep_type: "discrete", steps_offset: 0, rescale_betas_zero_snr: false,
 };
 
@@ -47,6 +51,7 @@ export class EulerDiscreteScheduler extends BaseScheduler<EulerConfig> {
     checkOption(this.className, "prediction_type", c.prediction_type, ["epsilon", "v_prediction", "sample", "original_sample"]);
     checkOption(this.className, "interpolation_type", c.interpolation_type, ["linear", "log_linear"]);
     checkOption(this.className, "timestep_type", c.timestep_type, ["discrete", "continuous"]);
+    sigmaScheduleKind(this.className, c);
     // Before setTimesteps: the full training schedule.
     const table = sigmaTable(this.alphasCumprod);
     this.sigmas = Float64Array.from([...table.reverse(), 0]);
@@ -71,8 +76,9 @@ export class EulerDiscreteScheduler extends BaseScheduler<EulerConfig> {
       const lo = logSigmas[0], hi = logSigmas[logSigmas.length - 1];
       sigmas = npLinspace(hi, lo, numInferenceSteps + 1).map((v) => f32(Math.exp(f32(v))));
     }
-    if (c.use_karras_sigmas) {
-      sigmas = karrasSigmas(c.sigma_min ?? sigmas[sigmas.length - 1], c.sigma_max ?? sigmas[0], numInferenceSteps);
+    const kind = sigmaScheduleKind(this.className, c);
+    if (kind) {
+      sigmas = convertSigmas(kind, c.sigma_min ?? sigmas[sigmas.length - 1], c.sigma_max ?? sigmas[0], numInferenceSteps);
       timesteps = sigmas.map((s) => f32(sigmaToT(s, logSigmas)));
     }
     this.sigmas = Float64Array.from([...sigmas.map(f32), 0]);

@@ -1,16 +1,19 @@
 import { BaseScheduler } from "./base.js";
-import { type BaseConfig, checkOption, eulerTimesteps, f32, interpIndex, karrasSigmas, logF32, resolveConfig, sigmaNorm, sigmaTable, sigmaToT } from "./common.js";
+import { type BaseConfig, checkOption, eulerTimesteps, f32, interpIndex, logF32, resolveConfig, sigmaNorm, sigmaTable, sigmaToT } from "./common.js";
+import { convertSigmas, sigmaScheduleKind } from "./sigma-schedules.js";
 import { sigmaInitNoise, sigmaPredOriginal } from "./euler.js";
 
 export interface HeunConfig extends BaseConfig {
   use_karras_sigmas: boolean;
+  use_exponential_sigmas: boolean;
+  use_beta_sigmas: boolean;
   clip_sample: boolean;
   clip_sample_range: number;
 }
 
 export const HEUN_DEFAULTS: HeunConfig = {
   num_train_timesteps: 1000, beta_start: 0.00085, beta_end: 0.012, beta_schedule: "linear", trained_betas: null,
-  prediction_type: "epsilon", use_karras_sigmas: false, clip_sample: false, clip_sample_range: 1.0,
+  prediction_type: "epsilon", use_karras_sigmas: false, use_exponential_sigmas: false, use_beta_sigmas: false, clip_sample: false, clip_sample_range: 1.0,
   timestep_spacing: "linspace", steps_offset: 0,
 };
 
@@ -43,9 +46,10 @@ export class HeunDiscreteScheduler extends BaseScheduler<HeunConfig> {
     let timesteps: Float64Array = eulerTimesteps(c, numInferenceSteps);
     const table = sigmaTable(this.alphasCumprod);
     let sigmas: Float64Array = timesteps.map((t) => interpIndex(t, table));
-    if (c.use_karras_sigmas) {
+    const kind = sigmaScheduleKind(this.className, c);
+    if (kind) {
       const logSigmas = logF32(table);
-      sigmas = karrasSigmas(sigmas[sigmas.length - 1], sigmas[0], numInferenceSteps);
+      sigmas = convertSigmas(kind, sigmas[sigmas.length - 1], sigmas[0], numInferenceSteps);
       timesteps = sigmas.map((s) => sigmaToT(s, logSigmas));
     }
     const s = [...sigmas.map(f32), 0];

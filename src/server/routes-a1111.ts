@@ -15,38 +15,21 @@
  * size and scheduler); an empty negative prompt means none. Images of one batch share one seed, as
  * `ssd1b generate --num-images`; iteration k of n_iter uses seed + k.
  */
-import { createScheduler } from "../schedulers/index.js";
+import { A1111_SAMPLERS, WORKING_SCHEDULES } from "../schedulers/index.js";
 import { invalid } from "./errors.js";
 import { readJson, sendJson, type Ctx, type Router } from "./http.js";
 import { generateForRequest, type AppState } from "./generation.js";
-import { DEFAULTS, Fields, checkScheduler, checkStrength, finishSpec, readInitImage, readSeed, readSides } from "./validation.js";
+import { DEFAULTS, Fields, checkSampler, checkStrength, finishSpec, readInitImage, readSeed, readSides } from "./validation.js";
 import type { JobOutput, JobSpec } from "./job.js";
 import { readLoras } from "./lora-request.js";
 
-/** The A1111 sampler names the library runs, with the diffusers class each is. */
-export const A1111_SAMPLERS: readonly { name: string; className: string }[] = [
-  "Euler", "Euler a", "DPM++ 2M", "DPM++ 2M Karras", "DPM++ 2M SDE", "DPM++ 2M SDE Karras", "DDIM", "UniPC", "Heun", "DDPM", "LCM",
-].map((name) => ({ name, className: createScheduler(name).className }));
-
-/** sampler_name (or the legacy sampler_index) with A1111 1.9's separate `scheduler` ("Automatic", "Karras"). */
-function readSampler(f: Fields): string | undefined {
-  let name = f.string("sampler_name") ?? f.string("sampler_index");
-  const schedule = f.string("scheduler")?.trim();
-  if (schedule && !/^automatic$/i.test(schedule)) {
-    if (!/^karras$/i.test(schedule)) throw invalid(`scheduler ${JSON.stringify(schedule)} is not supported (use "Automatic" or "Karras")`, "invalid_value", "scheduler");
-    const base = (name ?? "Euler").trim();
-    if (!/karras/i.test(base)) {
-      const karras = /^euler$/i.test(base) ? "euler-karras" : `${base} Karras`;
-      try {
-        createScheduler(karras);
-      } catch {
-        throw invalid(`sampler ${JSON.stringify(base)} has no Karras variant here`, "invalid_value", "scheduler");
-      }
-      name = karras;
-    }
-  }
-  return checkScheduler(name, "sampler_name");
+/** sampler_name (or the legacy sampler_index) with A1111 1.9's separate `scheduler` (the schedule type). */
+function readSampler(f: Fields): { scheduler?: string; sampler?: string; schedule?: string } {
+  return checkSampler(f.string("sampler_name") ?? f.string("sampler_index"), f.string("scheduler"), "sampler_name", "scheduler");
 }
+
+// A1111's second-order samplers (two model evaluations per step) say so in their options
+const SECOND_ORDER = new Set(["Heun", "DPM2", "DPM2 a"]);
 
 interface Parsed {
   spec: JobSpec;
@@ -64,13 +47,14 @@ function parseRequest(body: unknown, state: AppState, img2img: boolean): Parsed 
   const batchSize = f.int("batch_size", 1, 1_000_000) ?? 1;
   const iterations = f.int("n_iter", 1, 1_000_000) ?? 1;
   const requestedSeed = f.int("seed", -1, Number.MAX_SAFE_INTEGER - 1000) ?? -1;
+  const sampler = readSampler(f);
   const spec: JobSpec = {
     prompt: f.string("prompt", limits.maxPromptChars) ?? "",
     negativePrompt: f.string("negative_prompt", limits.maxPromptChars),
     steps,
     guidanceScale: f.number("cfg_scale", 0, 100) ?? DEFAULTS.guidanceScale,
     seed: readSeed(f),
-    scheduler: readSampler(f),
+    scheduler: sampler.scheduler,
     batchSize,
     iterations,
   };
@@ -90,7 +74,8 @@ function parseRequest(body: unknown, state: AppState, img2img: boolean): Parsed 
   readLoras(f, spec, state);
   finishSpec(spec, limits);
   Object.assign(parameters, {
-    prompt: spec.prompt, negative_prompt: spec.negativePrompt ?? "", seed: requestedSeed, sampler_name: spec.scheduler ?? null,
+    prompt: spec.prompt, negative_prompt: spec.negativePrompt ?? "", seed: requestedSeed,
+    sampler_name: sampler.sampler ?? null, scheduler: sampler.schedule ?? null,
     batch_size: batchSize, n_iter: iterations, steps, cfg_scale: spec.guidanceScale,
     width: spec.width ?? null, height: spec.height ?? null, denoising_strength: strength ?? null,
   });
@@ -100,7 +85,7 @@ function parseRequest(body: unknown, state: AppState, img2img: boolean): Parsed 
 }
 
 /** A1111's `info` object. */
-function infoJson(spec: JobSpec, output: JobOutput, jobId: string, startedAt: Date): Record<string, unknown> {
+function infoJson(spec: JobSpec, output: JobOutput, jobId: string, startedAt: Date, schedule: unknown): Record<string, unknown> {
   const n = output.images.length;
   return {
     prompt: spec.prompt, all_prompts: Array(n).fill(spec.prompt),
@@ -111,7 +96,9 @@ function infoJson(spec: JobSpec, output: JobOutput, jobId: string, startedAt: Da
     batch_size: spec.batchSize, n_iter: spec.iterations, restore_faces: false, face_restoration_model: null,
     sd_model_name: output.model, sd_model_hash: null, sd_vae_name: null, sd_vae_hash: null,
     seed_resize_from_w: -1, seed_resize_from_h: -1, denoising_strength: spec.initImage ? spec.strength : null,
-    extra_generation_params: {}, index_of_first_image: 0, infotexts: output.infotexts, styles: [],
+    // A1111 reports a chosen schedule type among these ("Schedule type": "Karras")
+    extra_generation_params: typeof schedule === "string" && schedule !== "Automatic" ? { "Schedule type": schedule } : {},
+    index_of_first_image: 0, infotexts: output.infotexts, styles: [],
     job_timestamp: timestamp(startedAt), clip_skip: 1, is_using_inpainting_conditioning: false, version: "ssd1b",
     job_id: jobId,
   };
@@ -129,7 +116,7 @@ async function generate(ctx: Ctx<AppState>, img2img: boolean): Promise<void> {
   sendJson(ctx.res, 200, {
     images: sendImages ? output.images.map((png) => png.toString("base64")) : [],
     parameters,
-    info: JSON.stringify(infoJson(spec, output, job.id, new Date(job.startedAt ?? job.createdAt))),
+    info: JSON.stringify(infoJson(spec, output, job.id, new Date(job.startedAt ?? job.createdAt), parameters.scheduler)),
   });
 }
 
@@ -187,14 +174,15 @@ export function a1111Routes(router: Router<AppState>): void {
   });
 
   router.on("GET", "/sdapi/v1/samplers", (ctx) => {
-    sendJson(ctx.res, 200, A1111_SAMPLERS.map((s) => ({ name: s.name, aliases: [s.className], options: {} })));
+    sendJson(ctx.res, 200, A1111_SAMPLERS.map((s) => ({
+      name: s.name, aliases: [...s.aliases], options: SECOND_ORDER.has(s.name) ? { second_order: "True" } : {},
+    })));
   });
 
   router.on("GET", "/sdapi/v1/schedulers", (ctx) => {
-    sendJson(ctx.res, 200, [
-      { name: "automatic", label: "Automatic", aliases: null, default_rho: -1, need_inner_model: false },
-      { name: "karras", label: "Karras", aliases: null, default_rho: 7, need_inner_model: false },
-    ]);
+    sendJson(ctx.res, 200, WORKING_SCHEDULES.map((s) => ({
+      name: s.name, label: s.label, aliases: s.aliases ? [...s.aliases] : null, default_rho: s.default_rho, need_inner_model: s.need_inner_model,
+    })));
   });
 
   router.on("GET", "/sdapi/v1/options", (ctx) => {

@@ -6,8 +6,10 @@
  *   -> the PNG bytes (image/png; one sample), or with base64: true
  *      { image: "<base64 PNG>", images: [...], seed, seeds, job_id }
  *
- * Segmind's scheduler names "DPM Multi" and "Karras" map to DPM++ 2M (Karras); the other names are
- * A1111's. `style`, `refiner` and `high_noise_fraction` are accepted and ignored.
+ * Segmind's scheduler names "DPM Multi", "DPM Single" and "Karras" map to diffusers' DPMSolverMultistep,
+ * DPMSolverSinglestep and DPM++ 2M Karras, "PNDM" to PLMS; the other names are A1111's, with or
+ * without the schedule ("DPM2 Karras", "LMS", "DPM++ 2M SDE Karras").
+ * `style`, `refiner` and `high_noise_fraction` are accepted and ignored.
  */
 import { invalid } from "./errors.js";
 import { readJson, sendBytes, sendJson, type Router } from "./http.js";
@@ -16,7 +18,15 @@ import { DEFAULTS, Fields, checkScheduler, finishSpec, readSeed, readSides } fro
 import type { JobSpec } from "./job.js";
 import { readLoras } from "./lora-request.js";
 
-const SEGMIND_SCHEDULERS: Record<string, string> = { "dpm multi": "DPM++ 2M", karras: "DPM++ 2M Karras" };
+const SEGMIND_SCHEDULERS: Record<string, string> = {
+  "dpm multi": "DPM++ 2M", "dpm single": "DPMSolverSinglestepScheduler", karras: "DPM++ 2M Karras", pndm: "PLMS",
+};
+
+/** Segmind's `scheduler` field: its own names, then A1111's (see checkScheduler). */
+function readSegmindScheduler(name: string | undefined): string | undefined {
+  if (name === undefined) return undefined;
+  return checkScheduler(SEGMIND_SCHEDULERS[name.trim().replace(/\s+/g, " ").toLowerCase()] ?? name, "scheduler");
+}
 
 export function segmindRoutes(router: Router<AppState>): void {
   router.on("POST", "/v1/ssd-1b", async (ctx) => {
@@ -35,7 +45,7 @@ export function segmindRoutes(router: Router<AppState>): void {
       guidanceScale: f.number("guidance_scale", 0, 100) ?? DEFAULTS.guidanceScale,
       seed: readSeed(f),
       ...readSides(f, limits, "img_width", "img_height"),
-      scheduler: checkScheduler(scheduler === undefined ? undefined : SEGMIND_SCHEDULERS[scheduler.trim().toLowerCase()] ?? scheduler, "scheduler"),
+      scheduler: readSegmindScheduler(scheduler),
       batchSize: samples,
       iterations: 1,
     }, limits);

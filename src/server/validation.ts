@@ -4,7 +4,7 @@
  * init image) that turn a request into a JobSpec or a 400 that names the field.
  */
 import { randomInt } from "node:crypto";
-import { createScheduler } from "../schedulers/index.js";
+import { createScheduler, isA1111Name, resolveA1111 } from "../schedulers/index.js";
 import type { RgbImage } from "../image/png.js";
 import { decodeImage } from "../image/image.js";
 import { invalid } from "./errors.js";
@@ -143,6 +143,34 @@ export function checkScheduler(name: string | undefined, param: string): string 
     throw invalid((e as Error).message, "unknown_scheduler", param);
   }
   return name;
+}
+
+/**
+ * An A1111 sampler_name (optionally carrying its schedule, "DPM++ 2M Karras") with A1111 1.9's separate
+ * schedule type (name or label, "sgm_uniform" / "SGM Uniform"): the scheduler name for the job (one that
+ * createScheduler resolves to the pair), with the canonical sampler and schedule to echo back. A 400
+ * names the valid choices. No sampler and no schedule: the model's scheduler; a schedule alone applies to Euler.
+ */
+export function checkSampler(
+  sampler: string | undefined, schedule: string | undefined, samplerParam: string, scheduleParam: string,
+): { scheduler?: string; sampler?: string; schedule?: string } {
+  const s = sampler?.trim() || undefined, sch = schedule?.trim() || undefined;
+  const automatic = sch === undefined || /^automatic$/i.test(sch);
+  if (s === undefined && automatic) return {};
+  // a diffusers class name (or fixture id) takes no schedule type
+  if (s !== undefined && !isA1111Name(s)) {
+    const name = checkScheduler(s, samplerParam);
+    if (!automatic) throw invalid(`schedule types apply to A1111 sampler names, not to ${JSON.stringify(s)}`, "invalid_value", scheduleParam);
+    return { scheduler: name, sampler: name, schedule: "Automatic" };
+  }
+  try {
+    const r = resolveA1111(s ?? "Euler", sch);
+    return { scheduler: r.name, sampler: r.sampler, schedule: r.schedule };
+  } catch (e) {
+    const message = (e as Error).message;
+    const aboutSampler = /^(unknown sampler|sampler ")/.test(message);
+    throw invalid(message, aboutSampler ? "unknown_scheduler" : "invalid_value", aboutSampler ? samplerParam : scheduleParam);
+  }
 }
 
 export function checkImageCount(n: number, limits: Limits, param: string): void {

@@ -37,8 +37,9 @@ const COMMON_HELP = `  --model M            diffusers folder, Hugging Face repo 
   --guidance G         classifier-free guidance scale, off at <= 1 (default 5); for LCM UNets
                        (time_cond_proj_dim) the scale is embedded instead and there is no CFG batch
   --seed S             torch CPU generator seed (default random; always reported)
-  --scheduler NAME     A1111 name ("Euler", "Euler a", "DPM++ 2M Karras", "LCM", ...) or diffusers class
-                       (default: the model's)
+  --scheduler NAME     A1111 sampler ("Euler", "Euler a", "LMS", "DPM2 a", "DPM++ 3M SDE", "PLMS", "LCM", ...),
+                       optionally with an A1111 schedule type ("DPM++ 2M Karras", "Euler SGM Uniform",
+                       "LMS Exponential", "DPM2 Beta"), or a diffusers class (default: the model's)
   --num-images N       images for the prompt (default 1)
   --output FILE.png    where to write (several images: FILE-0.png, FILE-1.png, ...; default ssd1b-SEED.png)
   --variant fp16|fp32  which weight files to load (default fp32 when present, else fp16)
