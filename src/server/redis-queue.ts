@@ -3,7 +3,9 @@
  * to a BullMQ queue and follows them through QueueEvents (active, progress with previews,
  * completed, failed); workers (`ssd1b worker`, redis-worker.ts) run them. Results travel in a
  * Redis key of their own (not in BullMQ's event stream); cancellation is a Redis pub/sub message
- * plus a key a worker checks before it starts. A poll every few seconds catches any event missed.
+ * plus a key a worker checks before it starts. A poll every few seconds catches any event missed
+ * and releases the jobs of workers that died (reapDeadWorkers). --max-queue is taken atomically in
+ * Redis (ADMIT_LUA), so any number of front ends share it.
  */
 import { Redis, type RedisOptions } from "ioredis";
 import { Queue, QueueEvents, type ConnectionOptions } from "bullmq";
@@ -190,7 +192,7 @@ export class RedisQueue extends JobQueue {
       waiting = await withTimeout(client.ssd1bAdmit(k.wait, k.paused, k.prioritized, k.delayed, this.keys.admitting, this.maxQueue, Date.now(), id, ADMIT_TTL_MS, this.queue.toKey("")),
         REDIS_TIMEOUT_MS, "no answer from Redis");
     } catch (e) {
-      throw unavailable(e);
+      throw queueDown(e);
     }
     if (waiting < 0) throw queueFull(this.maxQueue, this.retryAfterSeconds());
     const job = new Job(id, spec);
@@ -202,7 +204,7 @@ export class RedisQueue extends JobQueue {
         removeOnComplete: { age: KEEP_SECONDS, count: 1000 }, removeOnFail: { age: KEEP_SECONDS, count: 1000 },
       }), REDIS_TIMEOUT_MS, "no answer from Redis");
     } catch (e) {
-      const err = unavailable(e);
+      const err = queueDown(e);
       job.fail(err);
       throw err;
     } finally {
@@ -329,7 +331,7 @@ export class RedisQueue extends JobQueue {
   }
 }
 
-const unavailable = (e: unknown) => new HttpError(503, `the job queue (Redis) is unavailable: ${(e as Error).message}`, "server_error", "queue_unavailable");
+const queueDown = (e: unknown) => new HttpError(503, `the job queue (Redis) is unavailable: ${(e as Error).message}`, "server_error", "queue_unavailable");
 
 export function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
   let timer: NodeJS.Timeout;
