@@ -124,7 +124,7 @@ test("scale-out: health and model come from the workers; progress, events and in
 
   // a client that goes away takes its job with it, on whichever worker runs it
   const ac = new AbortController();
-  const gone = fetch(`${frontUrl}/sdapi/v1/txt2img`, { method: "POST", body: JSON.stringify({ prompt: "nobody waits", steps: 1000, width: 32, height: 32 }), signal: ac.signal }).catch((e: Error) => e);
+  const gone = fetch(`${frontUrl}/sdapi/v1/txt2img`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ prompt: "nobody waits", steps: 1000, width: 32, height: 32 }), signal: ac.signal }).catch((e: Error) => e);
   for (let i = 0; i < 400; i++) {
     p = await getJson("/sdapi/v1/progress");
     if (p.state.sampling_step >= 2) break;

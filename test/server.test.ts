@@ -463,7 +463,7 @@ test("cli serve: listens on a free loopback port, answers, and stops on SIGTERM;
     const health = await (await fetch(`${listening}/health`)).json() as { queue: { max: number }; model: { name: string } };
     assert.equal(health.queue.max, 2);
     assert.equal(health.model.name, "tiny-ssd");
-    const r = await fetch(`${listening}/sdapi/v1/txt2img`, { method: "POST", body: JSON.stringify({ prompt: "x", steps: 1, width: 16, height: 16, seed: 3 }) });
+    const r = await fetch(`${listening}/sdapi/v1/txt2img`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ prompt: "x", steps: 1, width: 16, height: 16, seed: 3 }) });
     assert.equal(r.status, 200);
   } finally {
     const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));

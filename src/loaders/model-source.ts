@@ -94,13 +94,25 @@ export function folderComponent(dir: string, variant: Variant): ComponentWeights
   return { config: files.config, source: openWeights(files), where: dir };
 }
 
+/** model_index.json as an object; a malformed one is an error that names the file. */
+function readModelIndex(file: string): Record<string, unknown> {
+  let v: unknown;
+  try {
+    v = JSON.parse(readFileSync(file, "utf8"));
+  } catch (e) {
+    throw new ModelSourceError(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new ModelSourceError(`${file}: must hold a JSON object`);
+  return v as Record<string, unknown>;
+}
+
 function openFolderSource(spec: string, opts: OpenModelOptions): ModelSource {
   const model = resolveModelFolder(spec, opts.env);
   if (opts.config) {
     throw new ModelSourceError(`--config / config applies to single-file checkpoints; ${model.dir} is a diffusers folder with its own configs`);
   }
   const indexFile = join(model.dir, "model_index.json");
-  const modelIndex = existsSync(indexFile) ? JSON.parse(readFileSync(indexFile, "utf8")) as Record<string, unknown> : {};
+  const modelIndex = existsSync(indexFile) ? readModelIndex(indexFile) : {};
   const schedulerConfig = loadSchedulerConfig(model.dir);
   const comp = (name: string) => folderComponent(join(model.dir, name), opts.variant);
   return {

@@ -28,6 +28,7 @@ import { UNetRunner, VaeRunner } from "./sessions.js";
 import { denoise, type StepCallback } from "./denoise.js";
 import { decodeLatents, encodeInitImage } from "./vae-io.js";
 import { PipelineInputError } from "./errors.js";
+import { checkPipelineLimits } from "./limits.js";
 import { TaesdRunner, checkTaesdFits } from "./taesd-runner.js";
 import { guidanceScaleEmbedding } from "./guidance.js";
 
@@ -359,6 +360,7 @@ export class StableDiffusionXLPipeline {
   private checkSize(width: number, height: number, what = "the image"): void {
     for (const [name, v] of [["width", width], ["height", height]] as const) {
       if (!Number.isInteger(v) || v <= 0) throw new PipelineInputError(`${what} ${name} must be a positive integer, got ${v}`);
+      checkPipelineLimits({ [name]: v }, { [name]: `${what} ${name}` });
       const m = Math.max(8, this.vaeScaleFactor);
       if (v % m !== 0) throw new PipelineInputError(`${what} ${name} ${v} is not a multiple of ${m} (try ${Math.max(m, Math.round(v / m) * m)})`);
     }
@@ -369,6 +371,8 @@ export class StableDiffusionXLPipeline {
     if (opts.fastDecode) this.requireTaesd("fastDecode");
     const steps = opts.numInferenceSteps ?? 50;
     if (!Number.isInteger(steps) || steps < 1) throw new PipelineInputError(`the number of steps must be a positive integer, got ${steps}`);
+    const prompts = Array.isArray(opts.prompt) ? opts.prompt.length : 1;
+    checkPipelineLimits({ steps, images: prompts * (opts.numImagesPerPrompt ?? 1) });
     const guidanceScale = opts.guidanceScale ?? 5;
     if (!Number.isFinite(guidanceScale)) throw new PipelineInputError(`guidance scale must be a number, got ${guidanceScale}`);
     const rescale = opts.guidanceRescale ?? 0;

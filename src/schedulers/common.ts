@@ -39,7 +39,46 @@ export function resolveConfig<C extends object>(className: string, defaults: C, 
     }
     if (value !== undefined) out[key] = value;
   }
+  checkConfig(className, defaults as Record<string, unknown>, out);
   return out as C;
+}
+
+const kind = (v: unknown) => (v === null ? "null" : Array.isArray(v) ? "array" : typeof v);
+
+/** Most training timesteps accepted (diffusers' models use 1000): the tables are made from it. */
+export const MAX_TRAIN_TIMESTEPS = 100_000;
+
+/**
+ * Each value has its default's type (a default of null takes any JSON value) and the shared fields
+ * their range, before any table is allocated: `num_train_timesteps: 4e9` or `beta_start: "x"` in a
+ * scheduler_config.json is an error naming the field, not an allocation or a black image.
+ */
+function checkConfig(className: string, defaults: Record<string, unknown>, c: Record<string, unknown>): void {
+  const bad = (key: string, why: string) => new Error(`${className} config: ${key} ${why}, got ${JSON.stringify(c[key]) ?? String(c[key])}`);
+  for (const [key, d] of Object.entries(defaults)) {
+    const v = c[key];
+    if (d === null || v === d) continue;
+    if (kind(v) !== kind(d)) throw bad(key, `must be a ${kind(d)}`);
+    if (typeof v === "number" && Number.isNaN(v)) throw bad(key, "must be a number");
+  }
+  const int = (key: string, min: number, max: number) => {
+    const v = c[key];
+    if (v !== undefined && !(Number.isInteger(v) && (v as number) >= min && (v as number) <= max)) throw bad(key, `must be a whole number in [${min}, ${max}]`);
+  };
+  const unit = (key: string) => {
+    const v = c[key];
+    if (v !== undefined && !(typeof v === "number" && v >= 0 && v < 1)) throw bad(key, "must be a number in [0, 1)");
+  };
+  int("num_train_timesteps", 1, MAX_TRAIN_TIMESTEPS);
+  int("steps_offset", 0, Math.max(0, ((c.num_train_timesteps as number | undefined) ?? 1000) - 1));
+  unit("beta_start");
+  unit("beta_end");
+  const tb = c.trained_betas;
+  if (tb !== undefined && tb !== null) {
+    if (!Array.isArray(tb) || tb.length === 0 || tb.length > MAX_TRAIN_TIMESTEPS || tb.some((b) => !(typeof b === "number" && b >= 0 && b < 1))) {
+      throw new Error(`${className} config: trained_betas must be null or 1 to ${MAX_TRAIN_TIMESTEPS} numbers in [0, 1)`);
+    }
+  }
 }
 
 /** numpy's round (half to even). */

@@ -125,5 +125,12 @@ export function loadSchedulerConfig(dir: string): Record<string, unknown> {
   } catch (e) {
     throw new Error(`cannot read scheduler config ${file}: ${(e as Error).message}`);
   }
-  return parsePythonJson(text) as Record<string, unknown>;
+  let config: unknown;
+  try {
+    config = parsePythonJson(text);
+  } catch (e) {
+    throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof config !== "object" || config === null || Array.isArray(config)) throw new Error(`${file}: must hold a JSON object`);
+  return config as Record<string, unknown>;
 }

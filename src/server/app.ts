@@ -18,6 +18,7 @@ import { openAiRoutes } from "./routes-openai.js";
 import { a1111Routes } from "./routes-a1111.js";
 import { segmindRoutes } from "./routes-segmind.js";
 import type { LoraLibrary } from "./lora-library.js";
+import { AccessPolicy } from "./access.js";
 
 export interface ServerOptions {
   queue: JobQueue;
@@ -31,6 +32,10 @@ export interface ServerOptions {
   log?: (line: string) => void;
   /** --lora-dir: LoRAs requests may name (<lora:NAME:W> in prompts, a `loras` field); give the queue's runner the same. */
   loras?: LoraLibrary;
+  /** --host-allow: Host names accepted besides loopback and `host` ("*": any); see access.ts. */
+  hostAllow?: string[];
+  /** --cors-allow-origins: origins that get CORS headers (default none). */
+  corsAllowOrigins?: string[];
 }
 
 export interface RunningServer {
@@ -52,7 +57,8 @@ export function createApp(opts: ServerOptions): { server: Server; state: AppStat
     startedAt: Date.now(),
     loras: opts.loras,
   };
-  const router = new Router<AppState>(state, state.log);
+  const access = new AccessPolicy({ host: opts.host, hostAllow: opts.hostAllow, corsAllowOrigins: opts.corsAllowOrigins });
+  const router = new Router<AppState>(state, state.log, access);
   nativeRoutes(router);
   openAiRoutes(router);
   a1111Routes(router);

@@ -5,6 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { HttpError, invalid, toHttpError } from "./errors.js";
+import { EXPOSED_HEADERS, type AccessPolicy } from "./access.js";
 
 export interface Ctx<S = unknown> {
   req: IncomingMessage;
@@ -26,7 +27,7 @@ interface Route<S> {
 export class Router<S> {
   private readonly routes: Route<S>[] = [];
 
-  constructor(private readonly state: S, private readonly log: (line: string) => void = () => {}) {}
+  constructor(private readonly state: S, private readonly log: (line: string) => void = () => {}, private readonly access?: AccessPolicy) {}
 
   on(method: string, path: string, handler: Handler<S>): this {
     const keys: string[] = [];
@@ -49,13 +50,25 @@ export class Router<S> {
       return;
     }
     try {
+      if (this.access) {
+        const cors = this.access.check(req);
+        const preflight = this.access.preflight(req, cors);
+        if (preflight) {
+          req.resume();
+          res.writeHead(204, preflight).end();
+          return;
+        }
+        if (cors["Access-Control-Allow-Origin"]) for (const [k, v] of Object.entries({ ...cors, "Access-Control-Expose-Headers": EXPOSED_HEADERS })) res.setHeader(k, v);
+      }
+      // a body is JSON or nothing: a form or text/plain body is what a cross-site page can send without asking
+      if (hasBody(req) && !isJsonType(req.headers["content-type"])) throw notJson(req);
       let allowed: string[] = [];
       for (const r of this.routes) {
         const m = r.pattern.exec(url.pathname);
         if (!m) continue;
         if (r.method !== req.method && !(r.method === "GET" && req.method === "HEAD")) { allowed.push(r.method); continue; }
         const params: Record<string, string> = {};
-        r.keys.forEach((k, i) => { params[k] = decodeURIComponent(m[i + 1]); });
+        r.keys.forEach((k, i) => { params[k] = decodeParam(m[i + 1]); });
         await r.handler({ req, res, url, params, state: this.state });
         return;
       }
@@ -90,8 +103,36 @@ export function sendError(res: ServerResponse, e: HttpError): void {
   sendJson(res, e.status, e.toJSON(), e.headers);
 }
 
-/** The body as JSON: 413 past maxBytes, 400 for an empty or malformed body. */
+/** A path segment decoded; a malformed %-escape is the client's 400, not a 500. */
+function decodeParam(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    throw invalid(`malformed %-escape in the URL path: ${JSON.stringify(s.slice(0, 100))}`, "invalid_url");
+  }
+}
+
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers["content-length"];
+  return (length !== undefined && length !== "0") || req.headers["transfer-encoding"] !== undefined;
+}
+
+/** application/json, or a +json type, with any parameters (charset). */
+export function isJsonType(type: string | undefined): boolean {
+  return type !== undefined && /^\s*application\/([\w.-]+\+)?json\s*(;|$)/i.test(type);
+}
+
+/** 415, after draining the body so that the connection can go on. */
+function notJson(req: IncomingMessage): HttpError {
+  req.resume();
+  const type = req.headers["content-type"];
+  return new HttpError(415, `send the request body as JSON with Content-Type: application/json (got ${type ? JSON.stringify(type) : "no Content-Type"}; curl: -H 'Content-Type: application/json')`,
+    "invalid_request_error", "unsupported_media_type");
+}
+
+/** The body as JSON: 415 unless its Content-Type is JSON, 413 past maxBytes, 400 for an empty or malformed body. */
 export async function readJson(req: IncomingMessage, maxBytes: number): Promise<unknown> {
+  if (!isJsonType(req.headers["content-type"])) throw notJson(req);
   const declared = Number(req.headers["content-length"] ?? NaN);
   if (declared > maxBytes) {
     req.resume();

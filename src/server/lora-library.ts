@@ -4,7 +4,8 @@
  * joined onto a path, and the file it finds must still lie inside DIR once symbolic links are
  * resolved: a request cannot reach any other file.
  */
-import { readdirSync, realpathSync, statSync } from "node:fs";
+import { realpathSync, statSync } from "node:fs";
+import { readdir, realpath, stat } from "node:fs/promises";
 import { basename, isAbsolute, join, relative } from "node:path";
 import { readHeader } from "../safetensors/read.js";
 
@@ -48,10 +49,44 @@ export function checkLoraName(name: string): void {
   }
 }
 
+/** Runs `fn` so that each call gets a run that starts after the call, while runs never overlap: callers that arrive during a run share the next one. */
+class Coalesced {
+  private running?: Promise<void>;
+  private next?: Promise<void>;
+
+  constructor(private readonly fn: () => Promise<void>) {}
+
+  run(): Promise<void> {
+    if (!this.running) {
+      this.running = this.fn().finally(() => { this.running = undefined; });
+      return this.running;
+    }
+    this.next ??= this.running.catch(() => {}).then(() => { this.next = undefined; return this.run(); });
+    return this.next;
+  }
+}
+
+interface Cached { size: number; mtimeMs: number; metadata: Record<string, unknown> }
+
+/**
+ * The listing is made by an asynchronous walk of the folder (fs.promises: the event loop goes on),
+ * at start, on refresh() (POST /sdapi/v1/refresh-loras) and when a name is not found but a folder
+ * changed. An unknown name costs one stat per folder (rounds shared between concurrent requests),
+ * not a walk: a new file changes its folder's mtime. Headers are read once per file version.
+ */
 export class LoraLibrary {
   /** The real path of the folder. */
   readonly dir: string;
   private byName = new Map<string, LoraEntry[]>();
+  /** Each folder walked with its mtime at that walk. */
+  private folders = new Map<string, number>();
+  private headers = new Map<string, Cached>();
+  private readonly walks = new Coalesced(() => this.walk());
+  private readonly checks = new Coalesced(() => this.checkFolders());
+  private readonly ready: Promise<void>;
+  /** Walks and folder checks done so far (tests count them). */
+  walkCount = 0;
+  checkCount = 0;
 
   constructor(dir: string) {
     let real: string;
@@ -62,77 +97,105 @@ export class LoraLibrary {
     }
     if (!statSync(real).isDirectory()) throw new LoraLibraryError(`--lora-dir ${dir}: not a folder`);
     this.dir = real;
-    this.refresh();
+    this.ready = this.walks.run();
   }
 
-  /** Lists the folder again (POST /sdapi/v1/refresh-loras; also done once when a name is not found). */
-  refresh(): void {
+  /** Lists the folder again (POST /sdapi/v1/refresh-loras). */
+  async refresh(): Promise<void> {
+    await this.ready;
+    await this.walks.run();
+  }
+
+  private async walk(): Promise<void> {
+    this.walkCount++;
     const found = new Map<string, LoraEntry[]>();
-    const walk = (folder: string, depth: number) => {
+    const folders = new Map<string, number>();
+    const headers = new Map<string, Cached>();
+    const visit = async (folder: string, depth: number): Promise<void> => {
       let entries;
       try {
-        entries = readdirSync(folder, { withFileTypes: true });
+        folders.set(folder, (await stat(folder)).mtimeMs);
+        entries = await readdir(folder, { withFileTypes: true });
       } catch {
         return; // unreadable: skipped
       }
       for (const e of entries) {
         const path = join(folder, e.name);
         if (e.isDirectory()) {
-          if (depth < MAX_DEPTH) walk(path, depth + 1);
+          if (depth < MAX_DEPTH) await visit(path, depth + 1);
           continue;
         }
         if (!EXTENSION.test(e.name) || !(e.isFile() || e.isSymbolicLink())) continue;
-        let real: string;
+        let real: string, s;
         try {
-          real = realpathSync(path);
-          if (!statSync(real).isFile()) continue;
+          real = await realpath(path);
+          s = await stat(real);
+          if (!s.isFile()) continue;
         } catch {
           continue; // a dangling link
         }
         if (!isInside(this.dir, real)) continue; // a link out of the folder is not served
-        let metadata: Record<string, unknown> = {};
-        try {
-          metadata = parseMetadata(readHeader(real).metadata);
-        } catch { /* not a readable safetensors file: listed, and its use fails with the reason */ }
+        let cached = this.headers.get(real);
+        if (!cached || cached.size !== s.size || cached.mtimeMs !== s.mtimeMs) {
+          let metadata: Record<string, unknown> = {};
+          try {
+            metadata = parseMetadata(readHeader(real).metadata);
+          } catch { /* not a readable safetensors file: listed, and its use fails with the reason */ }
+          cached = { size: s.size, mtimeMs: s.mtimeMs, metadata };
+        }
+        headers.set(real, cached);
         const name = basename(e.name).replace(EXTENSION, "");
-        found.set(name, [...(found.get(name) ?? []), { name, path: real, metadata }]);
+        found.set(name, [...(found.get(name) ?? []), { name, path: real, metadata: cached.metadata }]);
       }
     };
-    walk(this.dir, 0);
+    await visit(this.dir, 0);
     this.byName = found;
+    this.folders = folders;
+    this.headers = headers;
   }
 
-  /** Every LoRA, by name. */
-  list(): LoraEntry[] {
-    return [...this.byName.values()].map((list) => list[0]).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  /** A walk when some folder's mtime moved since the last one (a file added, removed or renamed). */
+  private async checkFolders(): Promise<void> {
+    this.checkCount++;
+    const known = [...this.folders];
+    const now = await Promise.all(known.map(([f]) => stat(f).then((s) => s.mtimeMs, () => -1)));
+    if (now.some((m, i) => m !== known[i][1])) await this.walks.run();
   }
 
-  names(): string[] {
-    return this.list().map((e) => e.name);
-  }
-
-  has(name: string): boolean {
+  /** Whether `name` is listed, after a folder check when it is not (names are checked first). */
+  async has(name: string): Promise<boolean> {
+    checkLoraName(name);
+    await this.ready;
+    if (!this.byName.has(name)) await this.checks.run();
     return this.byName.has(name);
   }
 
+  /** Every LoRA, by name. */
+  async list(): Promise<LoraEntry[]> {
+    await this.ready;
+    return [...this.byName.values()].map((list) => list[0]).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  async names(): Promise<string[]> {
+    return (await this.list()).map((e) => e.name);
+  }
+
   /**
-   * The real path of the LoRA called `name`, checked to lie inside the folder (looked up once more
-   * after a fresh listing when unknown). LoraLibraryError for a bad, unknown or ambiguous name.
+   * The real path of the LoRA called `name`, checked to lie inside the folder. LoraLibraryError for
+   * a bad, unknown or ambiguous name.
    */
-  resolve(name: string): string {
-    checkLoraName(name);
-    if (!this.byName.has(name)) this.refresh();
-    const list = this.byName.get(name);
-    if (!list) {
-      const names = this.names();
+  async resolve(name: string): Promise<string> {
+    if (!(await this.has(name))) {
+      const names = await this.names();
       throw new LoraLibraryError(`unknown LoRA ${JSON.stringify(name)} in ${this.dir} (${names.length ? `available: ${names.slice(0, 30).join(", ")}${names.length > 30 ? ", …" : ""}` : "the folder holds no .safetensors files"})`);
     }
+    const list = this.byName.get(name)!;
     if (list.length > 1) {
       throw new LoraLibraryError(`the LoRA name ${JSON.stringify(name)} is ambiguous: ${list.map((e) => relative(this.dir, e.path)).join(", ")} (rename one)`);
     }
     let real: string;
     try {
-      real = realpathSync(list[0].path);
+      real = await realpath(list[0].path);
     } catch {
       throw new LoraLibraryError(`the LoRA file of ${JSON.stringify(name)} is gone (${list[0].path})`);
     }

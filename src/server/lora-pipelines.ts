@@ -15,6 +15,19 @@ import { LoraLibrary, LoraLibraryError } from "./lora-library.js";
 
 export const DEFAULT_LORA_CACHE = 1;
 
+/**
+ * LoRA weights are applied in steps of 0.05 (0.8123 applies as 0.8): each distinct weight set
+ * compiles its own UNet (seconds to minutes), so weights that differ by less than a visible amount
+ * share one; a request cycling through weights cannot force a compile each time.
+ */
+export const LORA_WEIGHT_STEP = 0.05;
+
+/** The weights rounded to LORA_WEIGHT_STEP; LoRAs that round to 0 drop out. */
+export function quantizeLoras(loras: readonly LoraTag[]): LoraTag[] {
+  return loras.map((l) => ({ name: l.name, weight: Math.round(l.weight / LORA_WEIGHT_STEP) / (1 / LORA_WEIGHT_STEP) }))
+    .filter((l) => l.weight !== 0);
+}
+
 export class LoraPipelines {
   private readonly cache = new Map<string, StableDiffusionXLPipeline>();
   /** Variants made so far (each one compiles its own UNet sessions). */
@@ -37,11 +50,12 @@ export class LoraPipelines {
 
   /** Runs `fn` on the base pipeline (no LoRAs asked for) or on the variant with these LoRAs on top of the base's. */
   async use<T>(loras: readonly LoraTag[] | undefined, fn: (pipe: StableDiffusionXLPipeline) => Promise<T>): Promise<T> {
+    loras = loras && quantizeLoras(loras);
     if (!loras?.length) {
       await this.idleOthers(this.base);
       return fn(this.base);
     }
-    const files = this.resolve(loras);
+    const files = await this.resolve(loras);
     // the file's size and time are part of the key: a LoRA saved again under the same name is read again
     const key = files.map((f) => {
       const s = statSync(f.file, { throwIfNoEntry: false });
@@ -82,16 +96,16 @@ export class LoraPipelines {
     await this.evict(0);
   }
 
-  private resolve(loras: readonly LoraTag[]): { file: string; weight: number }[] {
+  private async resolve(loras: readonly LoraTag[]): Promise<{ file: string; weight: number }[]> {
     if (!this.library) throw invalid(`this ${this.runner} has no --lora-dir, so it cannot apply ${loras.map(formatLoraTag).join(" ")}`, "no_lora_dir", "loras");
-    return loras.map((l) => {
+    return Promise.all(loras.map(async (l) => {
       try {
-        return { file: this.library!.resolve(l.name), weight: l.weight };
+        return { file: await this.library!.resolve(l.name), weight: l.weight };
       } catch (e) {
         if (e instanceof LoraLibraryError) throw invalid(e.message, "unknown_lora", "loras");
         throw e;
       }
-    });
+    }));
   }
 
   /**

@@ -9,11 +9,14 @@ import { LoraTagError, checkLoraNames, extractLoraTags, formatLoraTag, mergeLora
 import { invalid } from "./errors.js";
 import type { AppState } from "./generation.js";
 import type { JobSpec } from "./job.js";
-import { LoraLibraryError, checkLoraName } from "./lora-library.js";
+import { LoraLibraryError } from "./lora-library.js";
 import type { Fields } from "./validation.js";
+import { quantizeLoras } from "./lora-pipelines.js";
 
 /** Most different LoRAs in one request (each one adds to the UNet compile time). */
 export const MAX_LORAS = 8;
+/** Largest |weight| of a LoRA (A1111's are mostly within [-2, 2]); bounds the distinct compiled sets too. */
+export const MAX_LORA_WEIGHT = 10;
 
 const typeName = (v: unknown) => (v === null ? "null" : Array.isArray(v) ? "array" : typeof v);
 
@@ -45,8 +48,12 @@ function tagsOf(text: string | undefined, param: string): LoraTag[] {
   }
 }
 
-/** Reads the request's LoRAs into spec.loras (and the field's ones into the prompt as tags); 400 for any problem. */
-export function readLoras(f: Fields, spec: JobSpec, state: AppState, param = "loras"): void {
+/**
+ * Reads the request's LoRAs into spec.loras (and the field's ones into the prompt as tags); 400 for
+ * any problem. Weights are rounded to LORA_WEIGHT_STEP (see lora-pipelines.ts): spec.loras holds
+ * the weights applied; the prompt text keeps the tags as written.
+ */
+export async function readLoras(f: Fields, spec: JobSpec, state: AppState, param = "loras"): Promise<void> {
   const fromField = readLoraField(f, param);
   const asked: [LoraTag, string][] = [
     ...tagsOf(spec.prompt, "prompt").map((t) => [t, "prompt"] as [LoraTag, string]),
@@ -60,15 +67,16 @@ export function readLoras(f: Fields, spec: JobSpec, state: AppState, param = "lo
   }
   for (const [t, where] of asked) {
     try {
-      checkLoraName(t.name);
-      if (!library.has(t.name)) library.refresh();
-      checkLoraNames([t], library.names());
+      if (!(await library.has(t.name))) checkLoraNames([t], await library.names());
     } catch (e) {
       if (e instanceof LoraLibraryError || e instanceof LoraTagError) throw invalid(`${where}: ${e.message}`, "unknown_lora", where);
       throw e;
     }
   }
-  const loras = mergeLoraTags(asked.map(([t]) => t));
+  for (const [t, where] of asked) {
+    if (Math.abs(t.weight) > MAX_LORA_WEIGHT) throw invalid(`${where}: the weight of ${formatLoraTag(t)} is outside [-${MAX_LORA_WEIGHT}, ${MAX_LORA_WEIGHT}]`, "invalid_lora", where);
+  }
+  const loras = quantizeLoras(mergeLoraTags(asked.map(([t]) => t)));
   if (loras.length > MAX_LORAS) throw invalid(`too many LoRAs: ${loras.length} (at most ${MAX_LORAS} per request)`, "too_many_loras", asked[0][1]);
   if (fromField.length) spec.prompt = [spec.prompt, ...fromField.map(formatLoraTag)].filter((s) => s !== "").join(" ");
   if (loras.length) spec.loras = loras;

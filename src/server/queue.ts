@@ -35,6 +35,8 @@ export abstract class JobQueue {
   abstract submit(spec: JobSpec): Promise<Job>;
   abstract model(): ModelInfo;
   abstract close(): Promise<void>;
+  /** Why the queue cannot take jobs now (its backend unreachable), or undefined when it can. */
+  async unavailable(): Promise<string | undefined> { return undefined; }
   /** How many jobs run at once (in-process 1; Redis: workers seen). */
   protected parallelism(): number { return 1; }
 

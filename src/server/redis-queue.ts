@@ -3,57 +3,54 @@
  * to a BullMQ queue and follows them through QueueEvents (active, progress with previews,
  * completed, failed); workers (`ssd1b worker`, redis-worker.ts) run them. Results travel in a
  * Redis key of their own (not in BullMQ's event stream); cancellation is a Redis pub/sub message
- * plus a key a worker checks before it starts. A poll every few seconds catches any event missed.
+ * plus a key a worker checks before it starts. A poll every few seconds catches any event missed
+ * and releases the jobs of workers that died (reapDeadWorkers). --max-queue is taken atomically in
+ * Redis (ADMIT_LUA), so any number of front ends share it.
  */
-import { connect } from "node:net";
+import { Redis, type RedisOptions } from "ioredis";
 import { Queue, QueueEvents, type ConnectionOptions } from "bullmq";
 import { HttpError, errorFromWire, queueFull, toHttpError, type CancelReason } from "./errors.js";
 import { Job, newJobId, outputFromJson, type JobOutputJson, type JobSpec } from "./job.js";
 import { JobQueue, type ModelInfo } from "./queue.js";
 import type { FileStore } from "./file-store.js";
 
-/** ioredis options from redis://[user:password@]host[:port][/db][?name=queue] (rediss:// for TLS). */
+/** ioredis options from redis://[user:password@]host[:port][/db][?name=queue] (rediss:// for TLS), parsed by ioredis. */
 export function redisConnection(url: string): ConnectionOptions {
-  let u: URL;
+  if (!/^rediss?:\/\//i.test(url)) throw new Error(`--queue must be a redis:// URL, got ${JSON.stringify(url)}`);
+  let o: RedisOptions;
   try {
-    u = new URL(url);
+    // lazyConnect: only the parsed options are wanted, no connection
+    const parser = new Redis(url, { lazyConnect: true });
+    o = parser.options;
+    parser.disconnect();
   } catch {
     throw new Error(`--queue must be a redis:// URL, got ${JSON.stringify(url)}`);
   }
-  if (u.protocol !== "redis:" && u.protocol !== "rediss:") throw new Error(`--queue must be a redis:// URL, got ${JSON.stringify(url)}`);
-  const db = u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0;
+  const db = o.db ?? 0;
   if (!Number.isInteger(db) || db < 0) throw new Error(`bad Redis database number in ${url}`);
-  return {
-    host: u.hostname.replace(/^\[|\]$/g, "") || "127.0.0.1",
-    port: u.port ? Number(u.port) : 6379,
-    username: u.username ? decodeURIComponent(u.username) : undefined,
-    password: u.password ? decodeURIComponent(u.password) : undefined,
-    db,
-    tls: u.protocol === "rediss:" ? {} : undefined,
-    maxRetriesPerRequest: null,
-  };
+  return { host: o.host, port: o.port, username: o.username, password: o.password, db, tls: o.tls, family: o.family, maxRetriesPerRequest: null };
 }
 
 /**
- * Fails fast when nothing listens at the URL's address (BullMQ's client would retry for ever and
- * keep the process alive). TLS URLs are left to the client.
+ * Fails fast when no Redis answers PING at the URL (BullMQ's client would retry for ever and keep
+ * the process alive); a wrong password fails here too, with Redis's own message.
  */
 export async function probeRedis(url: string, timeoutMs = 5000): Promise<void> {
-  const c = redisConnection(url) as { host: string; port: number; tls?: object };
-  if (c.tls) return;
-  await new Promise<void>((resolve, reject) => {
-    const socket = connect(c.port, c.host);
-    const fail = (why: string) => { socket.destroy(); reject(new Error(`cannot reach Redis at ${url}: ${why}`)); };
-    socket.setTimeout(timeoutMs, () => fail(`no answer within ${timeoutMs / 1000} s`));
-    socket.once("error", (e: NodeJS.ErrnoException) => fail(e.code ?? e.message));
-    socket.once("connect", () => socket.write("PING\r\n"));
-    socket.once("data", (d) => {
-      socket.destroy();
-      // +PONG, or an error such as -NOAUTH: either way a Redis answers
-      if (d[0] === 0x2b || d[0] === 0x2d) resolve();
-      else reject(new Error(`${url} does not answer like Redis`));
-    });
+  const client = new Redis({
+    ...(redisConnection(url) as RedisOptions),
+    lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null,
   });
+  // connect() rejects with "Connection is closed."; the socket's own error says why
+  let first: Error | undefined;
+  client.on("error", (e: Error) => { first ??= e; });
+  try {
+    await withTimeout((async () => { await client.connect(); await client.ping(); })(), timeoutMs, `no answer within ${timeoutMs / 1000} s`);
+  } catch (e) {
+    const err = (first ?? e) as NodeJS.ErrnoException;
+    throw new Error(`cannot reach Redis at ${url}: ${err.code ?? err.message}`);
+  } finally {
+    client.disconnect();
+  }
 }
 
 /** The BullMQ queue name: ?name= in the URL, default "ssd1b". */
@@ -70,6 +67,8 @@ export function redisKeys(name: string) {
     cancelled: (id: string) => `ssd1b:${name}:cancelled:${id}`,
     result: (id: string) => `ssd1b:${name}:result:${id}`,
     model: `ssd1b:${name}:model`,
+    /** Places in the queue handed out whose BullMQ job is not added yet (sorted set: job id -> time). */
+    admitting: `ssd1b:${name}:admitting`,
   };
 }
 
@@ -83,11 +82,39 @@ export interface RedisCommands {
   duplicate(): RedisCommands;
   on(event: string, listener: (...args: never[]) => void): unknown;
   disconnect(): void;
+  ping(): Promise<string>;
+  readonly status: string;
+  zrem(key: string, member: string): Promise<number>;
+  lrange(key: string, start: number, stop: number): Promise<string[]>;
+  hget(key: string, field: string): Promise<string | null>;
+  defineCommand(name: string, def: { numberOfKeys: number; lua: string }): void;
+  /** ADMIT_LUA, defined on the queue's client in RedisQueue.connect. */
+  ssd1bAdmit(...args: (string | number)[]): Promise<number>;
 }
 
 export async function commands(client: Promise<unknown>): Promise<RedisCommands> {
   return (await client) as RedisCommands;
 }
+
+/**
+ * The queue limit, checked and taken in one step inside Redis (front ends check-then-add in
+ * parallel otherwise, and 50 concurrent submits against --max-queue 5 got 36 in). Counts BullMQ's
+ * waiting jobs plus places handed out whose job is not added yet (those whose job hash exists are
+ * counted by BullMQ already; a place not used within ADMIT_TTL_MS, a front end that died between
+ * the two steps, lapses). Returns the waiting count before this job, or -1 when full.
+ * KEYS: wait, paused, prioritized, delayed, admitting. ARGV: max, now (ms), job id, ttl (ms), job key prefix.
+ */
+const ADMIT_LUA = `
+local n = redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2]) + redis.call('ZCARD', KEYS[3]) + redis.call('ZCARD', KEYS[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', tonumber(ARGV[2]) - tonumber(ARGV[4]))
+for _, id in ipairs(redis.call('ZRANGE', KEYS[5], 0, -1)) do
+  if redis.call('EXISTS', ARGV[5] .. id) == 1 then redis.call('ZREM', KEYS[5], id) else n = n + 1 end
+end
+if n >= tonumber(ARGV[1]) then return -1 end
+redis.call('ZADD', KEYS[5], ARGV[2], ARGV[3])
+return n
+`;
+const ADMIT_TTL_MS = 30000;
 
 /** How long a request waits for Redis before answering 503. */
 const REDIS_TIMEOUT_MS = 5000;
@@ -109,6 +136,8 @@ export class RedisQueue extends JobQueue {
   private workers = 1;
   private poller?: NodeJS.Timeout;
   private readonly settling = new Set<string>();
+  /** Running jobs whose worker had no connection at the last poll. */
+  private missingOwners = new Set<string>();
   private readonly keys: ReturnType<typeof redisKeys>;
 
   private constructor(
@@ -143,6 +172,7 @@ export class RedisQueue extends JobQueue {
       await withTimeout(Promise.allSettled([queue.disconnect(), events.disconnect()]), 2000, "").catch(() => {});
       throw e;
     }
+    (await commands(queue.client)).defineCommand("ssd1bAdmit", { numberOfKeys: 5, lua: ADMIT_LUA });
     const q = new RedisQueue(queue, events, name, opts.maxQueue, opts.files, opts.model, opts.log ?? (() => {}));
     q.follow();
     await q.refresh();
@@ -154,14 +184,18 @@ export class RedisQueue extends JobQueue {
   protected override parallelism(): number { return this.workers; }
 
   async submit(spec: JobSpec): Promise<Job> {
+    const id = newJobId();
+    const k = this.queue.keys;
     let waiting: number;
     try {
-      waiting = await withTimeout(this.queue.getJobCountByTypes("waiting", "paused", "prioritized", "delayed"), REDIS_TIMEOUT_MS, "no answer from Redis");
+      const client = await commands(this.queue.client);
+      waiting = await withTimeout(client.ssd1bAdmit(k.wait, k.paused, k.prioritized, k.delayed, this.keys.admitting, this.maxQueue, Date.now(), id, ADMIT_TTL_MS, this.queue.toKey("")),
+        REDIS_TIMEOUT_MS, "no answer from Redis");
     } catch (e) {
-      throw new HttpError(503, `the job queue (Redis) is unavailable: ${(e as Error).message}`, "server_error", "queue_unavailable");
+      throw queueDown(e);
     }
-    if (waiting >= this.maxQueue) throw queueFull(this.maxQueue, this.retryAfterSeconds());
-    const job = new Job(newJobId(), spec);
+    if (waiting < 0) throw queueFull(this.maxQueue, this.retryAfterSeconds());
+    const job = new Job(id, spec);
     job.onCancel = (reason) => void this.cancelRemote(job, reason).catch((e) => this.log(`cancel ${job.id}: ${(e as Error).message}`));
     this.register(job);
     try {
@@ -170,12 +204,26 @@ export class RedisQueue extends JobQueue {
         removeOnComplete: { age: KEEP_SECONDS, count: 1000 }, removeOnFail: { age: KEEP_SECONDS, count: 1000 },
       }), REDIS_TIMEOUT_MS, "no answer from Redis");
     } catch (e) {
-      const err = new HttpError(503, `the job queue (Redis) is unavailable: ${(e as Error).message}`, "server_error", "queue_unavailable");
+      const err = queueDown(e);
       job.fail(err);
       throw err;
+    } finally {
+      // the job hash counts it from now on (or the add failed): give the place back
+      void commands(this.queue.client).then((c) => c.zrem(this.keys.admitting, id)).catch(() => {});
     }
     job.queued(waiting);
     return job;
+  }
+
+  override async unavailable(): Promise<string | undefined> {
+    try {
+      const client = await withTimeout(commands(this.queue.client), 1000, "no connection");
+      if (client.status !== "ready") return `the job queue (Redis) is unreachable: connection ${client.status}`;
+      await withTimeout(client.ping(), 1000, "no answer to PING within 1 s");
+      return undefined;
+    } catch (e) {
+      return `the job queue (Redis) is unreachable: ${(e as Error).message}`;
+    }
   }
 
   private follow(): void {
@@ -229,7 +277,9 @@ export class RedisQueue extends JobQueue {
     if (model) {
       try { this.modelInfo = JSON.parse(model) as ModelInfo; } catch { /* keep */ }
     }
-    this.workers = Math.max(1, (await this.queue.getWorkersCount().catch(() => 1)) || 1);
+    const workers = await this.queue.getWorkers().catch(() => undefined);
+    this.workers = Math.max(1, workers?.length ?? 1);
+    if (workers) await this.reapDeadWorkers(client, workers.map((w) => String(w.rawname ?? "")));
     const now = Date.now();
     for (const job of this.jobs.values()) {
       if (job.finished || now - job.createdAt < 3000) continue;
@@ -237,6 +287,28 @@ export class RedisQueue extends JobQueue {
       if (state === "completed" || state === "failed" || state === "unknown") await this.settle(job.id, state);
       else if (state === "active" && job.status === "queued") job.started();
     }
+  }
+
+  /**
+   * A worker killed mid-job (kill -9, OOM) drops its Redis connections at once, but its job's lock
+   * would only lapse after lockDuration. A running job whose worker (BullMQ's processedBy) has had no
+   * connection in two polls in a row loses its lock here, so that the workers' next stalled-job check
+   * (stalledInterval) puts it back in the queue. Two polls: a worker reconnecting after a network blip
+   * keeps its job. A worker whose event loop is busy (a long UNet step) keeps its connection, so it
+   * is never taken for dead: the lock must only outlast such pauses.
+   */
+  private async reapDeadWorkers(client: RedisCommands, connectionNames: string[]): Promise<void> {
+    const live = new Set(connectionNames.filter((n) => n.includes(":w:")).map((n) => n.slice(n.indexOf(":w:") + 3)));
+    const missing = new Set<string>();
+    for (const id of await client.lrange(this.queue.keys.active, 0, -1)) {
+      const owner = await client.hget(this.queue.toKey(id), "pb");
+      if (!owner || live.has(owner)) continue;
+      if (this.missingOwners.has(id)) {
+        await client.del(`${this.queue.toKey(id)}:lock`);
+        this.log(`job ${id}: its worker ${owner} is gone; released for another worker`);
+      } else missing.add(id);
+    }
+    this.missingOwners = missing;
   }
 
   private async cancelRemote(job: Job, reason: CancelReason): Promise<void> {
@@ -258,6 +330,8 @@ export class RedisQueue extends JobQueue {
     await Promise.allSettled([this.events.close(), this.queue.close()]);
   }
 }
+
+const queueDown = (e: unknown) => new HttpError(503, `the job queue (Redis) is unavailable: ${(e as Error).message}`, "server_error", "queue_unavailable");
 
 export function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
   let timer: NodeJS.Timeout;

@@ -2,9 +2,20 @@
  * A BullMQ worker (`ssd1b worker`): takes jobs from the Redis queue one at a time and runs them on
  * its loaded pipeline. Progress (with a latent preview every few hundred ms) goes out through
  * job.updateProgress; the result into its own Redis key. A cancel message on the pub/sub channel
- * aborts the running job; a job whose worker dies is taken up again by another worker once its
- * lock expires (BullMQ's stalled-job check: lockDuration / stalledInterval).
+ * aborts the running job. A job whose worker dies is taken up again by another worker: at once
+ * when the front end sees the dead worker's connections gone (it then drops the job's lock; see
+ * RedisQueue.reapDeadWorkers), else once the lock lapses; either way at the next stalled-job check
+ * (BullMQ's stalledInterval).
+ *
+ * Why the lock is long (DEFAULT_LOCK_MS): onnxruntime-node runs a session (and creates one) on the
+ * main thread, so BullMQ cannot renew the lock during a UNet step or a VAE decode. Measured on 2 CPU
+ * cores (bench/results/pipeline-cpu.md): an SSD-1B step at 1024x1024 blocks 43.6 s, the VAE decode
+ * with its session creation 60.9 s (SDXL's UNet is about 1.6x SSD-1B's). The old 30 s lock lapsed
+ * inside such a step and a live worker's job ran twice; 5 minutes leaves a margin of 4 or more.
+ * A lapsed lock only matters for a machine that vanishes without closing its connections.
  */
+import { hostname } from "node:os";
+import { randomBytes } from "node:crypto";
 import { Worker, type Job as BullJob } from "bullmq";
 import type { StableDiffusionXLPipeline } from "../pipelines/stable-diffusion-xl.js";
 import { CANCEL_REASONS, cancelledError, errorToWire, toHttpError, type CancelReason } from "./errors.js";
@@ -18,9 +29,9 @@ import { KEEP_SECONDS, commands, probeRedis, queueName, redisConnection, redisKe
 export interface WorkerOptions {
   url: string;
   pipe: StableDiffusionXLPipeline;
-  /** How long a job's lock lasts without renewal (ms; default 30000). A dead worker's job is retaken after it. */
+  /** How long a job's lock lasts without renewal (ms; default DEFAULT_LOCK_MS). Must outlast the longest synchronous model call. */
   lockDurationMs?: number;
-  /** How often workers look for stalled jobs (ms; default 30000). */
+  /** How often workers look for stalled jobs (ms; default DEFAULT_STALLED_MS): the delay before a dead worker's job is retaken. */
   stalledIntervalMs?: number;
   /** Least time between two previews sent (ms; default 250). */
   previewEveryMs?: number;
@@ -30,6 +41,9 @@ export interface WorkerOptions {
   loraCache?: number;
   log?: (line: string) => void;
 }
+
+export const DEFAULT_LOCK_MS = 300_000;
+export const DEFAULT_STALLED_MS = 5_000;
 
 export interface RunningWorker {
   worker: Worker;
@@ -84,9 +98,12 @@ export async function startRedisWorker(opts: WorkerOptions): Promise<RunningWork
 
   const worker: Worker = new Worker(name, processor, {
     connection, concurrency: 1, autorun: false,
-    lockDuration: opts.lockDurationMs ?? 30000,
-    stalledInterval: opts.stalledIntervalMs ?? 30000,
+    lockDuration: opts.lockDurationMs ?? DEFAULT_LOCK_MS,
+    stalledInterval: opts.stalledIntervalMs ?? DEFAULT_STALLED_MS,
     maxStalledCount: 2,
+    // unique: BullMQ names the worker's connections and the jobs it takes (processedBy) after it,
+    // which is how the front end tells a dead worker's jobs
+    name: `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`,
   });
   let lastError = "";
   worker.on("error", (e) => { if (e.message !== lastError) log(`worker error: ${e.message}`); lastError = e.message; });

@@ -38,7 +38,7 @@ interface Parsed {
   sendImages: boolean;
 }
 
-function parseRequest(body: unknown, state: AppState, img2img: boolean): Parsed {
+async function parseRequest(body: unknown, state: AppState, img2img: boolean): Promise<Parsed> {
   const { limits } = state;
   const f = Fields.of(body);
   if (f.has("mask")) throw invalid("inpainting (mask) is not supported", "invalid_value", "mask");
@@ -71,7 +71,7 @@ function parseRequest(body: unknown, state: AppState, img2img: boolean): Parsed 
   } else {
     Object.assign(spec, readSides(f, limits));
   }
-  readLoras(f, spec, state);
+  await readLoras(f, spec, state);
   finishSpec(spec, limits);
   Object.assign(parameters, {
     prompt: spec.prompt, negative_prompt: spec.negativePrompt ?? "", seed: requestedSeed,
@@ -111,7 +111,7 @@ function timestamp(d: Date): string {
 }
 
 async function generate(ctx: Ctx<AppState>, img2img: boolean): Promise<void> {
-  const { spec, parameters, sendImages } = parseRequest(await readJson(ctx.req, ctx.state.limits.maxBodyBytes), ctx.state, img2img);
+  const { spec, parameters, sendImages } = await parseRequest(await readJson(ctx.req, ctx.state.limits.maxBodyBytes), ctx.state, img2img);
   const { job, output } = await generateForRequest(ctx, spec);
   sendJson(ctx.res, 200, {
     images: sendImages ? output.images.map((png) => png.toString("base64")) : [],
@@ -162,14 +162,14 @@ export function a1111Routes(router: Router<AppState>): void {
     sendJson(ctx.res, 200, [{ title: m.name, model_name: m.name, hash: null, sha256: null, filename: m.source ?? m.name, config: null }]);
   });
 
-  router.on("GET", "/sdapi/v1/loras", (ctx) => {
-    const entries = ctx.state.loras?.list() ?? [];
+  router.on("GET", "/sdapi/v1/loras", async (ctx) => {
+    const entries = (await ctx.state.loras?.list()) ?? [];
     sendJson(ctx.res, 200, entries.map((e) => ({ name: e.name, alias: e.name, path: e.path, metadata: e.metadata })));
   });
 
-  router.on("POST", "/sdapi/v1/refresh-loras", (ctx) => {
-    ctx.state.loras?.refresh();
-    ctx.state.log(`refresh-loras: ${ctx.state.loras ? `${ctx.state.loras.list().length} LoRA(s) in ${ctx.state.loras.dir}` : "no --lora-dir"}`);
+  router.on("POST", "/sdapi/v1/refresh-loras", async (ctx) => {
+    await ctx.state.loras?.refresh();
+    ctx.state.log(`refresh-loras: ${ctx.state.loras ? `${(await ctx.state.loras.list()).length} LoRA(s) in ${ctx.state.loras.dir}` : "no --lora-dir"}`);
     sendJson(ctx.res, 200, null);
   });
 

@@ -3,6 +3,7 @@
  *
  *   GET    /                    the web page
  *   GET    /health              { status: "ok", mode, model, queue: {running, queued, max}, limits, uptime_seconds }
+ *                                (503 { status: "unavailable", error } while the queue's Redis cannot be reached)
  *   GET    /files/<name>.png    an image made here (response_format "url", job results)
  *   POST   /v1/jobs             { prompt, negative_prompt, steps, guidance_scale, seed, width, height | size, scheduler, n,
  *                                 init_image (base64 PNG: img2img), strength, loras: [{name, weight}] } -> 202 { id, status, seed, events_url, status_url }
@@ -30,11 +31,14 @@ export function nativeRoutes(router: Router<AppState>): void {
 
   router.on("GET", "/favicon.ico", (ctx) => { ctx.res.writeHead(204).end(); });
 
-  router.on("GET", "/health", (ctx) => {
+  router.on("GET", "/health", async (ctx) => {
     const { queue, limits } = ctx.state;
     const m = queue.model();
-    sendJson(ctx.res, 200, {
-      status: "ok",
+    // a load balancer takes this server out while its queue backend is gone
+    const down = await queue.unavailable();
+    sendJson(ctx.res, down ? 503 : 200, {
+      status: down ? "unavailable" : "ok",
+      ...(down ? { error: down } : {}),
       mode: queue.mode,
       model: { name: m.name, source: m.source ?? null, default_size: m.defaultSize ?? null },
       queue: { ...queue.counts(), max: queue.maxQueue },
@@ -73,7 +77,7 @@ export function nativeRoutes(router: Router<AppState>): void {
     } else {
       Object.assign(spec, f.has("size") ? parseSize(f, limits) : readSides(f, limits));
     }
-    readLoras(f, spec, ctx.state);
+    await readLoras(f, spec, ctx.state);
     finishSpec(spec, limits);
     const job = await queue.submit(spec);
     ctx.state.log(`job ${job.id}: POST /v1/jobs ${spec.initImage ? "img2img" : "txt2img"} seed ${spec.seed}, ${spec.steps} steps, ${spec.batchSize} image(s)${loraNote(spec)}`);

@@ -38,7 +38,7 @@ export function openAiRoutes(router: Router<AppState>): void {
       batchSize: n,
       iterations: 1,
     }, limits);
-    readLoras(f, spec, ctx.state);
+    await readLoras(f, spec, ctx.state);
     const { job, output } = await generateForRequest(ctx, spec);
     const base = baseUrl(ctx.req);
     sendJson(ctx.res, 200, {

@@ -49,7 +49,7 @@ export function segmindRoutes(router: Router<AppState>): void {
       batchSize: samples,
       iterations: 1,
     }, limits);
-    readLoras(f, spec, ctx.state);
+    await readLoras(f, spec, ctx.state);
     if (!base64 && samples > 1) throw invalid("samples > 1 needs base64: true (the binary answer holds one image)", "invalid_value", "samples");
     const { job, output } = await generateForRequest(ctx, spec);
     if (!base64) {

@@ -8,6 +8,7 @@
  *   an `alpha` scalar, what AUTOMATIC1111 and ComfyUI read.
  */
 import { saveTensors } from "../safetensors/index.js";
+import { writeAtomically } from "../util/atomic-write.js";
 import { parseUNetConfig } from "../models/unet/config.js";
 import { unetPrefixTable } from "../loaders/sgm-names.js";
 import type { LoraModule } from "./graph/lora-modules.js";
@@ -48,5 +49,5 @@ export function kohyaTensors(modules: LoraModule[], unetConfig: Record<string, a
 }
 
 export function saveLora(file: string, tensors: SavedTensors): void {
-  saveTensors(file, tensors);
+  writeAtomically(file, (tmp) => saveTensors(tmp, tensors));
 }

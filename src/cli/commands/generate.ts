@@ -1,4 +1,5 @@
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
+import { writeFileAtomically } from "../../util/atomic-write.js";
 import { dirname } from "node:path";
 import { parseArgs } from "node:util";
 import { randomInt } from "node:crypto";
@@ -6,6 +7,7 @@ import { StableDiffusionXLPipeline, type CommonOptions, type PipelineLoadOptions
 import { PROMPT_SYNTAXES, type PromptSyntax } from "../../pipelines/prompt-encoding.js";
 import { parseLoraArg } from "../../loaders/lora.js";
 import { PipelineInputError } from "../../pipelines/errors.js";
+import { checkPipelineLimits } from "../../pipelines/limits.js";
 import type { StepInfo } from "../../pipelines/denoise.js";
 import { createScheduler } from "../../schedulers/index.js";
 import { encodePng } from "../../image/png.js";
@@ -143,6 +145,15 @@ export function parseModelLoad(values: Values): Pick<PipelineLoadOptions, "confi
   };
 }
 
+/** The pipeline's input limits as usage errors (exit 2). */
+export function limitsAsUsage(o: Parameters<typeof checkPipelineLimits>[0]): void {
+  try {
+    checkPipelineLimits(o, { width: "--width", height: "--height", steps: "--steps", images: "--num-images" });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
 export function parseCommon(values: Values): ParsedCommon {
   const prompt = stringFlag(values, "prompt");
   if (prompt === undefined) throw new UsageError("--prompt is required");
@@ -168,6 +179,9 @@ export function parseCommon(values: Values): ParsedCommon {
   if (variant !== undefined && variant !== "fp16" && variant !== "fp32") throw new UsageError(`--variant must be fp16 or fp32, got "${variant}"`);
   const device = stringFlag(values, "device");
   if (device !== "cpu" && device !== "webgpu") throw new UsageError(`--device must be cpu or webgpu, got "${device}"`);
+  const numImagesPerPrompt = intFlag(values, "num-images", 1);
+  // before the model loads
+  limitsAsUsage({ steps, images: numImagesPerPrompt });
   const { promptSyntax, ...load } = parseModelLoad(values);
   const fastDecode = values["fast-decode"] === true;
   if (fastDecode && load.taesd === undefined) throw new UsageError("--fast-decode needs --taesd DIR|FILE (e.g. --taesd madebyollin/taesdxl)");
@@ -178,7 +192,7 @@ export function parseCommon(values: Values): ParsedCommon {
     variant, device,
     options: {
       prompt, negativePrompt: stringFlag(values, "negative-prompt"), numInferenceSteps: steps, guidanceScale: guidance, seed,
-      scheduler: stringFlag(values, "scheduler"), numImagesPerPrompt: intFlag(values, "num-images", 1),
+      scheduler: stringFlag(values, "scheduler"), numImagesPerPrompt,
       promptSyntax, fastDecode,
     },
   };
@@ -253,7 +267,7 @@ export async function runAndSave(
   });
   names.forEach((name, i) => {
     mkdirSync(dirname(name), { recursive: true });
-    writeFileSync(name, encodePng(toRgb8(out.images, i), { parameters }));
+    writeFileAtomically(name, encodePng(toRgb8(out.images, i), { parameters }));
     log(`wrote ${name} (${width}x${height})`);
   });
   log(`done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
@@ -273,5 +287,6 @@ export async function generateCommand(argv: string[]): Promise<void> {
     return v;
   };
   const width = size("width"), height = size("height");
+  limitsAsUsage({ width, height });
   await runAndSave(parsed, (pipe, onStep, signal) => pipe.generate({ ...parsed.options, width, height, onStep, signal }));
 }

@@ -8,15 +8,21 @@ import { RedisQueue } from "../../server/redis-queue.js";
 import type { JobQueue } from "../../server/queue.js";
 import { LoraLibrary, LoraLibraryError } from "../../server/lora-library.js";
 import { UsageError } from "../usage-error.js";
+import { AccessPolicy } from "../../server/access.js";
 import { intFlag, MODEL_LOAD_OPTIONS, parseModelLoad } from "./generate.js";
 
 export const serveUsage = `ssd1b serve [--model M] [--host H] [--port P] [--max-queue N] [--lora-dir DIR] [--queue redis://HOST:PORT]
+            [--host-allow NAMES] [--cors-allow-origins ORIGINS]
   HTTP server with one model loaded; jobs run one at a time in arrival order. APIs: OpenAI
   POST /v1/images/generations, AUTOMATIC1111 /sdapi/v1/* (txt2img, img2img, progress, interrupt, ...),
   Segmind POST /v1/ssd-1b, jobs with server-sent events /v1/jobs/:id/events, GET /health, web page at /.
   --model M            diffusers folder or Hugging Face repo id in the local cache (default segmind/SSD-1B)
   --host H             address to listen on (default 127.0.0.1)
   --port P             port (default 7860; 0 picks a free one)
+  --host-allow A,B     Host header names accepted besides localhost, 127.0.0.1, [::1] and --host (with a
+                       wildcard --host, the machine's addresses); others get 403 (DNS rebinding). "*": any
+  --cors-allow-origins O,P  origins (https://app.example:8080, "*": any) whose pages may call the API
+                       (CORS headers, preflight answered); other cross-origin requests get 403
   --max-queue N        jobs that may wait; more get 429 with Retry-After (default 16)
   --variant fp16|fp32  which weight files to load (default fp32 when present, else fp16)
   --lora FILE[:W], --vae DIR, --config DIR, --vae-precision P, --prompt-syntax diffusers|a1111: as for generate
@@ -36,6 +42,9 @@ export function parseVariant(v: string | undefined): "fp16" | "fp32" | undefined
   if (v !== undefined && v !== "fp16" && v !== "fp32") throw new UsageError(`--variant must be fp16 or fp32, got "${v}"`);
   return v;
 }
+
+/** A comma-separated flag as a list. */
+const list = (v: string | undefined): string[] | undefined => v?.split(",").map((x) => x.trim()).filter(Boolean);
 
 /** Resolves on SIGINT / SIGTERM. */
 export function untilSignal(): Promise<string> {
@@ -78,6 +87,8 @@ export async function serveCommand(argv: string[]): Promise<void> {
       ...LORA_DIR_OPTIONS,
       device: { type: "string", default: "cpu" },
       queue: { type: "string" },
+      "host-allow": { type: "string" },
+      "cors-allow-origins": { type: "string" },
     },
   });
   if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
@@ -88,9 +99,15 @@ export async function serveCommand(argv: string[]): Promise<void> {
   const device = values.device;
   if (device !== "cpu" && device !== "webgpu") throw new UsageError(`--device must be cpu or webgpu, got "${device}"`);
   if (values.queue !== undefined && !/^rediss?:\/\//.test(values.queue)) throw new UsageError(`--queue must be a redis:// URL, got "${values.queue}"`);
+  const corsAllowOrigins = list(values["cors-allow-origins"]);
+  try {
+    new AccessPolicy({ corsAllowOrigins }); // a bad origin is a usage error before the model loads
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
   const log = (m: string) => process.stderr.write(`${new Date().toISOString()} ${m}\n`);
   const { loras, loraCache } = parseLoraDir(values);
-  if (loras) log(`LoRAs: ${loras.list().length} in ${loras.dir}`);
+  if (loras) log(`LoRAs: ${(await loras.list()).length} in ${loras.dir}`);
   const files = new FileStore();
   let queue: JobQueue;
   let pipe: StableDiffusionXLPipeline | undefined;
@@ -111,7 +128,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
   }
   let server;
   try {
-    server = await startServer({ queue, files, host: values.host, port, log, loras });
+    server = await startServer({ queue, files, host: values.host, port, log, loras, hostAllow: list(values["host-allow"]), corsAllowOrigins });
   } catch (e) {
     await queue.close();
     await pipe?.release();

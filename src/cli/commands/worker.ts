@@ -1,7 +1,7 @@
 import { parseArgs } from "node:util";
 import { StableDiffusionXLPipeline } from "../../pipelines/stable-diffusion-xl.js";
 import { PipelineInputError } from "../../pipelines/errors.js";
-import { startRedisWorker } from "../../server/redis-worker.js";
+import { DEFAULT_LOCK_MS, DEFAULT_STALLED_MS, startRedisWorker } from "../../server/redis-worker.js";
 import { probeRedis } from "../../server/redis-queue.js";
 import { UsageError } from "../usage-error.js";
 import { intFlag, MODEL_LOAD_OPTIONS, parseModelLoad } from "./generate.js";
@@ -20,8 +20,11 @@ export const workerUsage = `ssd1b worker --queue redis://HOST:PORT [--model M] [
                        files as serve's --lora-dir (sub-folders too); jobs naming LoRAs fail without it
   --lora-cache N       LoRA sets kept compiled between jobs (default 1; each holds its own UNet weights)
   --device cpu|webgpu  onnxruntime execution provider (default cpu)
-  --lock-ms N          job lock time; a dead worker's job is retaken after it (default 30000)
-  --stalled-ms N       how often to look for jobs of dead workers (default 30000)`;
+  --lock-ms N          job lock time (default 300000): must outlast the longest single model call (an
+                       SSD-1B step at 1024x1024 blocks 44 s on 2 cores); a machine that vanishes
+                       without closing its Redis connections has its job retaken after it
+  --stalled-ms N       how often to look for jobs of dead workers (default 5000); a killed worker's job
+                       is retaken within about this plus 4 s (the front end drops its lock)`;
 
 export async function workerCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -33,8 +36,8 @@ export async function workerCommand(argv: string[]): Promise<void> {
       ...MODEL_LOAD_OPTIONS,
       ...LORA_DIR_OPTIONS,
       device: { type: "string", default: "cpu" },
-      "lock-ms": { type: "string", default: "30000" },
-      "stalled-ms": { type: "string", default: "30000" },
+      "lock-ms": { type: "string", default: String(DEFAULT_LOCK_MS) },
+      "stalled-ms": { type: "string", default: String(DEFAULT_STALLED_MS) },
     },
   });
   if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
