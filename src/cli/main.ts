@@ -7,9 +7,11 @@ import { serveCommand, serveUsage } from "./commands/serve.js";
 import { workerCommand, workerUsage } from "./commands/worker.js";
 import { trainCommand, trainUsage } from "./commands/train.js";
 import { distillCommand, distillUsage } from "./commands/distill.js";
+import { downloadCommand, downloadUsage } from "./commands/download.js";
 import { UsageError } from "./usage-error.js";
 
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; usage: string }> = {
+  download: { run: downloadCommand, usage: downloadUsage },
   synth: { run: synthCommand, usage: synthUsage },
   forward: { run: forwardCommand, usage: forwardUsage },
   generate: { run: generateCommand, usage: generateUsage },

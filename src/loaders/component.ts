@@ -38,8 +38,10 @@ export function findWeightFiles(dir: string, variant?: Variant): { files: string
       const single = join(dir, `${base}${suffix}.safetensors`);
       tried.push(single);
       if (existsSync(single)) return { files: [single], variant: v };
-      const index = `${single}.index.json`;
-      tried.push(index);
+      // a variant's shard index is named both ways: transformers/diffusers write X.safetensors.index.fp16.json
+      const indexNames = v === "fp16" ? [`${single}.index.json`, join(dir, `${base}.safetensors.index.fp16.json`)] : [`${single}.index.json`];
+      const index = indexNames.find((f) => existsSync(f)) ?? indexNames[0];
+      tried.push(...indexNames);
       if (existsSync(index)) {
         const map = JSON.parse(readFileSync(index, "utf8")).weight_map as Record<string, string>;
         const shards = [...new Set(Object.values(map))].map((f) => join(dirname(index), f));

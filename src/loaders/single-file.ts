@@ -261,3 +261,18 @@ export function openSingleFile(file: string, opts: { configDir?: string } = {}):
     tokenizerDirs: tok && existsSync(tok.tokenizer) && existsSync(tok.tokenizer2) ? tok : undefined,
   };
 }
+
+/** The built-in architecture a diffusers UNet config describes (same attention depths and channels), if any. */
+export function architectureOfUnetConfig(config: Record<string, any>): Architecture | undefined {
+  let cfg: ReturnType<typeof parseUNetConfig>;
+  try {
+    cfg = parseUNetConfig(config);
+  } catch {
+    return undefined;
+  }
+  const depths = unetAttentionDepths(cfg);
+  return ARCHITECTURES.find((a) => {
+    const b = parseUNetConfig(builtinConfigs(a).unet);
+    return sameStructure(unetAttentionDepths(b), depths) && b.blockOutChannels[0] === cfg.blockOutChannels[0];
+  });
+}

@@ -31,8 +31,21 @@ import { PipelineInputError } from "./errors.js";
 import { checkPipelineLimits } from "./limits.js";
 import { TaesdRunner, checkTaesdFits } from "./taesd-runner.js";
 import { guidanceScaleEmbedding } from "./guidance.js";
+import { ensureLocal, type HubOptions } from "../hub/index.js";
+import { architectureOfUnetConfig } from "../loaders/single-file.js";
+import { FAST_CALL_DEFAULTS, FAST_TAESD, LCM_LORAS, fastPreset, type Preset } from "./presets.js";
 
 export interface PipelineLoadOptions {
+  /**
+   * How Hub repo ids (model, vae, taesd, LoRAs) that are not in the cache are downloaded: endpoint,
+   * token, offline, progress callback (default: HF_* variables; see src/hub).
+   */
+  hub?: HubOptions;
+  /**
+   * "fast": the model's LCM-LoRA, the LCM scheduler, 4 steps, guidance 1 and TAESD decoding, about 10x
+   * less work than the defaults (see presets.ts); generate / img2img options still override each part.
+   */
+  preset?: Preset;
   /** Weight files: "fp16" for *.fp16.safetensors, "fp32"; default fp32 if present, else fp16. */
   variant?: Variant;
   /** onnxruntime execution provider and threads. */
@@ -167,6 +180,8 @@ export class StableDiffusionXLPipeline {
 
   /** fromPretrained's session options and warning sink, reused by withLoras and loadTaesd. */
   private loadSettings: { session?: SessionOptions; onWarning?: (message: string) => void } = {};
+  /** What a preset changes in every call unless the call sets it. */
+  private callDefaults: Partial<CommonOptions> = {};
   /** Sessions a withLoras variant shares with the pipeline it came from: its release() leaves them. */
   private borrowed = { promptEncoder: false, vae: false, taesd: false };
 
@@ -174,10 +189,17 @@ export class StableDiffusionXLPipeline {
    * Opens a diffusers folder, a Hugging Face cache repo id or a single-file checkpoint (`.safetensors`);
    * reads the LoRAs against the model; compiles the text encoders now, the UNet and VAE per shape on first use.
    */
-  static async fromPretrained(dirOrRepoId: string, opts: PipelineLoadOptions = {}): Promise<StableDiffusionXLPipeline> {
-    const source = openModelSource(dirOrRepoId, { variant: opts.variant, config: opts.config, vae: opts.vae, env: opts.env });
+  static async fromPretrained(dirOrRepoId: string, loadOpts: PipelineLoadOptions = {}): Promise<StableDiffusionXLPipeline> {
+    const hub: HubOptions & { variant?: Variant; notes?: (m: string) => void } = { env: loadOpts.env, ...loadOpts.hub, variant: loadOpts.variant, notes: loadOpts.onWarning };
+    const local = (spec: string | undefined, role: "vae" | "taesd") => (spec === undefined ? undefined : ensureLocal(spec, role, hub));
+    const opts: PipelineLoadOptions = {
+      ...loadOpts, vae: await local(loadOpts.vae, "vae"), taesd: await local(loadOpts.taesd, "taesd"),
+      loras: loadOpts.loras && await Promise.all(loadOpts.loras.map(async (l) => ({ ...l, file: await ensureLocal(l.file, "lora", hub) }))),
+    };
+    const source = openModelSource(await ensureLocal(dirOrRepoId, "model", hub), { variant: opts.variant, config: opts.config, vae: opts.vae, env: opts.env });
     const { model, modelIndex } = source;
     for (const note of source.notes) opts.onWarning?.(note);
+    if (opts.preset) Object.assign(opts, await presetLoadOptions(opts, source, hub));
     if (modelIndex.requires_aesthetics_score === true) {
       throw new PipelineInputError(`${model.dir}: requires_aesthetics_score (an SDXL refiner) is not supported; use an SDXL-base-style model`);
     }
@@ -217,6 +239,7 @@ export class StableDiffusionXLPipeline {
     const pipe = new StableDiffusionXLPipeline(model, modelIndex, promptEncoder, unet, vae, source.schedulerConfig, source, loras, opts.lowMemory);
     pipe.loadSettings = { session, onWarning: opts.onWarning };
     pipe.taesdRunner = taesd;
+    if (opts.preset) pipe.callDefaults = FAST_CALL_DEFAULTS;
     return pipe;
   }
 
@@ -251,6 +274,11 @@ export class StableDiffusionXLPipeline {
     return variant;
   }
 
+  private withCallDefaults<T extends CommonOptions>(opts: T): T {
+    const given = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined));
+    return { ...this.callDefaults, ...given } as T;
+  }
+
   /** LCM UNets (time_cond_proj_dim) take the guidance scale as an embedding instead of a CFG batch. */
   get timeCondProjDim(): number | null { return this.unet.config.timeCondProjDim ?? null; }
 
@@ -276,7 +304,8 @@ export class StableDiffusionXLPipeline {
   }
 
   /** Text to image (StableDiffusionXLPipeline.__call__). */
-  async generate(opts: GenerateOptions): Promise<PipelineOutput> {
+  async generate(callOpts: GenerateOptions): Promise<PipelineOutput> {
+    const opts = this.withCallDefaults(callOpts);
     const height = opts.height ?? this.defaultSize, width = opts.width ?? this.defaultSize;
     this.checkSize(width, height);
     const p = await this.prepare(opts);
@@ -294,7 +323,8 @@ export class StableDiffusionXLPipeline {
   }
 
   /** Image to image (StableDiffusionXLImg2ImgPipeline.__call__). */
-  async img2img(opts: Img2ImgOptions): Promise<PipelineOutput> {
+  async img2img(callOpts: Img2ImgOptions): Promise<PipelineOutput> {
+    const opts = this.withCallDefaults(callOpts);
     const strength = opts.strength ?? 0.3;
     if (!(strength > 0 && strength <= 1)) throw new PipelineInputError(`strength must be in (0, 1], got ${strength}`);
     const image = isRgb(opts.image) ? rgbToTensor(opts.image) : opts.image;
@@ -435,4 +465,20 @@ function setTimesteps(scheduler: Scheduler, steps: number): void {
   } catch (e) {
     throw new PipelineInputError((e as Error).message);
   }
+}
+
+/** The fast preset's LoRA and TAESD for this model, downloaded on first use. */
+async function presetLoadOptions(opts: PipelineLoadOptions, source: ModelSource, hub: HubOptions & { variant?: Variant }): Promise<Pick<PipelineLoadOptions, "loras" | "taesd">> {
+  const preset = fastPreset(opts.preset!);
+  if (preset.name !== "fast") throw new PipelineInputError(`unknown preset "${preset.name}" (known: fast)`);
+  const arch = source.architecture ?? architectureOfUnetConfig(source.unet.config);
+  const loraSpec = preset.lcmLora ?? (arch && LCM_LORAS[arch as keyof typeof LCM_LORAS]);
+  if (!loraSpec) {
+    throw new PipelineInputError(`the fast preset needs an LCM-LoRA made for this model; ${source.model.dir} is none of ${Object.keys(LCM_LORAS).join(", ")}: pass { preset: { name: "fast", lcmLora } } (CLI: --lora FILE with --scheduler LCM --steps 4 --guidance 1)`);
+  }
+  const lora = await ensureLocal(loraSpec, "lora", hub);
+  return {
+    loras: [...(opts.loras ?? []), { file: lora, weight: 1 }],
+    taesd: opts.taesd ?? await ensureLocal(preset.taesd ?? FAST_TAESD, "taesd", hub),
+  };
 }

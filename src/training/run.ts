@@ -20,6 +20,7 @@ import { buildTrainGraph, type DistillWeights, type TrainMode, type ComponentSou
 import { selectLoraWeights, TEXT_LORA_TARGETS } from "./graph/lora-modules.js";
 import { kohyaTensors, peftTensors, saveLora } from "./lora-save.js";
 import { openTrainingModel, type TrainingModel } from "./model.js";
+import { ensureLocal, type HubOptions } from "../hub/index.js";
 import { AdamW } from "./optim/adamw.js";
 import { SGD } from "./optim/sgd.js";
 import { EMA } from "./optim/ema.js";
@@ -39,6 +40,8 @@ export class TrainingSetupError extends Error {}
 
 export interface TrainConfig {
   kind: TrainKind;
+  /** How a Hub repo id given as the model is downloaded (offline, token, progress). */
+  hub?: HubOptions;
   /** Base model (the teacher when distilling). */
   model: string;
   variant?: Variant;
@@ -137,6 +140,8 @@ function preflight(c: TrainConfig, teacherUnetConfig: Record<string, any>, vaeSc
 }
 
 export async function runTraining(c: TrainConfig, log: (m: string) => void): Promise<TrainResult> {
+  // a repo id is downloaded on first use; validation images and class images then load the same folder
+  c = { ...c, model: await ensureLocal(c.model, "model", { ...c.hub, variant: c.variant }) };
   const model: TrainingModel = openTrainingModel(c.model, c.variant);
   const vaeConfig = readConfig(join(model.dir, "vae"));
   const vaeScale = 2 ** (((vaeConfig.block_out_channels as number[] | undefined) ?? [1, 1, 1, 1]).length - 1);

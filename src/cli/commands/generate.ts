@@ -14,9 +14,15 @@ import { encodePng } from "../../image/png.js";
 import { toRgb8 } from "../../image/image.js";
 import { formatInfotext, samplerLabel } from "../../image/infotext.js";
 import { UsageError } from "../usage-error.js";
+import { HUB_HELP, HUB_OPTIONS, hubOptionsFrom } from "../hub-flags.js";
+import { parseRepoSpec } from "../../hub/index.js";
 
-const COMMON_HELP = `  --model M            diffusers folder, Hugging Face repo id in the local cache, or an original single-file
-                       checkpoint FILE.safetensors (SGM / AUTOMATIC1111 / ComfyUI; default segmind/SSD-1B)
+const COMMON_HELP = `  --model M            diffusers folder, Hugging Face repo id (downloaded into the HF cache on first use),
+                       or an original single-file checkpoint FILE.safetensors (SGM / AUTOMATIC1111 /
+                       ComfyUI; also REPO_ID/FILE.safetensors); default segmind/SSD-1B
+  --fast               the fast preset for CPUs: the model's LCM-LoRA (latent-consistency/lcm-lora-ssd-1b
+                       for SSD-1B), the LCM scheduler, 4 steps, guidance 1 and TAESD decoding
+                       (madebyollin/taesdxl), about 10x less work; --steps etc. still override
   --config DIR         with a single file: a diffusers folder with the model's configs (and tokenizer/,
                        tokenizer_2/); default: the built-in configs of the detected SDXL / SSD-1B / Vega, and
                        tokenizers from a diffusers folder next to the file or the HF cache (SSD-1B, SDXL base)
@@ -29,7 +35,7 @@ const COMMON_HELP = `  --model M            diffusers folder, Hugging Face repo 
                        (madebyollin/taesdxl) or a taesdxl_decoder.safetensors file; used by --fast-decode
   --fast-decode        decode the final latents with the TAESD instead of the VAE: several times faster,
                        a little less fine detail (needs --taesd)
-  --lora FILE[:W]      a LoRA / LoCon .safetensors (PEFT/diffusers or kohya) at strength W (default 1);
+  --lora FILE[:W]      a LoRA / LoCon .safetensors (PEFT/diffusers or kohya; or a Hub REPO_ID[/FILE]) at strength W (default 1);
                        repeat to stack several. Tensors matching no module of the model are an error
   --prompt TEXT        what to draw (required)
   --negative-prompt T  what to avoid (default none: zero embeddings, as diffusers)
@@ -45,7 +51,8 @@ const COMMON_HELP = `  --model M            diffusers folder, Hugging Face repo 
   --num-images N       images for the prompt (default 1)
   --output FILE.png    where to write (several images: FILE-0.png, FILE-1.png, ...; default ssd1b-SEED.png)
   --variant fp16|fp32  which weight files to load (default fp32 when present, else fp16)
-  --device cpu|webgpu  onnxruntime execution provider (default cpu)`;
+  --device cpu|webgpu  onnxruntime execution provider (default cpu)
+${HUB_HELP}`;
 
 export const generateUsage = `ssd1b generate --prompt TEXT [--model M] [--width W --height H] [options]
   Text to image, equal to diffusers' StableDiffusionXLPipeline. Writes PNGs with AUTOMATIC1111 "parameters".
@@ -54,6 +61,7 @@ ${COMMON_HELP}
 
 /** parseArgs declarations of the model-loading flags (see parseModelLoad). */
 export const MODEL_LOAD_OPTIONS = {
+  ...HUB_OPTIONS,
   config: { type: "string" },
   vae: { type: "string" },
   taesd: { type: "string" },
@@ -67,8 +75,9 @@ export const COMMON_OPTIONS = {
   ...MODEL_LOAD_OPTIONS,
   prompt: { type: "string" },
   "negative-prompt": { type: "string" },
-  steps: { type: "string", default: "25" },
-  guidance: { type: "string", default: "5" },
+  steps: { type: "string" },
+  guidance: { type: "string" },
+  fast: { type: "boolean" },
   seed: { type: "string" },
   scheduler: { type: "string" },
   "fast-decode": { type: "boolean" },
@@ -109,7 +118,7 @@ export function numberFlag(values: Values, name: string): number | undefined {
 export interface ParsedCommon {
   model: string;
   /** Single-file configs folder, VAE override, TAESD and LoRAs: what fromPretrained takes besides the model. */
-  load: Pick<PipelineLoadOptions, "config" | "vae" | "taesd" | "loras">;
+  load: Pick<PipelineLoadOptions, "config" | "vae" | "taesd" | "loras" | "hub" | "preset">;
   options: CommonOptions & { seed: number | bigint; numInferenceSteps: number; guidanceScale: number };
   output?: string;
   variant?: "fp16" | "fp32";
@@ -122,13 +131,13 @@ export function parseLoras(args: string[] | undefined): { file: string; weight: 
   return args.map((arg) => {
     const { file, weight } = parseLoraArg(arg);
     if (!Number.isFinite(weight)) throw new UsageError(`--lora ${arg}: the weight must be a number`);
-    if (!existsSync(file)) throw new UsageError(`--lora ${arg}: file not found: ${file}`);
+    if (!existsSync(file) && !parseRepoSpec(file)) throw new UsageError(`--lora ${arg}: file not found: ${file}`);
     return { file, weight };
   });
 }
 
 /** The model-loading flags shared by generate, img2img, serve and worker: --config, --vae, --taesd, --vae-precision, --lora, --prompt-syntax. */
-export function parseModelLoad(values: Values): Pick<PipelineLoadOptions, "config" | "vae" | "taesd" | "loras" | "promptSyntax" | "vaePrecision"> {
+export function parseModelLoad(values: Values): Pick<PipelineLoadOptions, "config" | "vae" | "taesd" | "loras" | "promptSyntax" | "vaePrecision" | "hub"> {
   const precision = stringFlag(values, "vae-precision");
   const vaePrecision = precision === undefined ? undefined : ({ fp16: "float16", fp32: "float32", auto: "auto" } as const)[precision];
   if (precision !== undefined && !vaePrecision) throw new UsageError(`--vae-precision must be fp16, fp32 or auto, got "${precision}"`);
@@ -140,7 +149,7 @@ export function parseModelLoad(values: Values): Pick<PipelineLoadOptions, "confi
   if (config !== undefined && !existsSync(config)) throw new UsageError(`--config folder not found: ${config}`);
   const lora = values.lora;
   return {
-    config, vae, taesd, vaePrecision, promptSyntax: promptSyntax as PromptSyntax | undefined,
+    config, vae, taesd, vaePrecision, promptSyntax: promptSyntax as PromptSyntax | undefined, hub: hubOptionsFrom(values),
     loras: parseLoras(typeof lora === "string" ? [lora] : Array.isArray(lora) ? lora : undefined),
   };
 }
@@ -157,8 +166,9 @@ export function limitsAsUsage(o: Parameters<typeof checkPipelineLimits>[0]): voi
 export function parseCommon(values: Values): ParsedCommon {
   const prompt = stringFlag(values, "prompt");
   if (prompt === undefined) throw new UsageError("--prompt is required");
-  const steps = intFlag(values, "steps", 1)!;
-  const guidance = numberFlag(values, "guidance")!;
+  const fast = values.fast === true;
+  const steps = intFlag(values, "steps", 1) ?? (fast ? 4 : 25);
+  const guidance = numberFlag(values, "guidance") ?? (fast ? 1 : 5);
   let seed: number | bigint = randomInt(0, 2 ** 32 - 1);
   const seedFlag = stringFlag(values, "seed");
   if (seedFlag !== undefined) {
@@ -183,16 +193,16 @@ export function parseCommon(values: Values): ParsedCommon {
   // before the model loads
   limitsAsUsage({ steps, images: numImagesPerPrompt });
   const { promptSyntax, ...load } = parseModelLoad(values);
-  const fastDecode = values["fast-decode"] === true;
-  if (fastDecode && load.taesd === undefined) throw new UsageError("--fast-decode needs --taesd DIR|FILE (e.g. --taesd madebyollin/taesdxl)");
+  const fastDecode = values["fast-decode"] === true || fast;
+  if (fastDecode && load.taesd === undefined && !fast) throw new UsageError("--fast-decode needs --taesd DIR|FILE (e.g. --taesd madebyollin/taesdxl)");
   return {
     model: stringFlag(values, "model")!,
-    load,
+    load: fast ? { ...load, preset: "fast" } : load,
     output: stringFlag(values, "output"),
     variant, device,
     options: {
       prompt, negativePrompt: stringFlag(values, "negative-prompt"), numInferenceSteps: steps, guidanceScale: guidance, seed,
-      scheduler: stringFlag(values, "scheduler"), numImagesPerPrompt,
+      scheduler: stringFlag(values, "scheduler") ?? (fast ? "LCM" : undefined), numImagesPerPrompt,
       promptSyntax, fastDecode,
     },
   };

@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { UsageError } from "../usage-error.js";
 import { intFlag, numberFlag } from "./generate.js";
+import { HUB_HELP, HUB_OPTIONS, hubOptionsFrom } from "../hub-flags.js";
 import { runTraining, type TrainConfig, type TrainKind } from "../../training/run.js";
 import { parseScheduleName } from "../../training/optim/schedule.js";
 import { UNET_LORA_TARGETS } from "../../training/graph/lora-modules.js";
@@ -44,9 +45,12 @@ export const trainUsage = `ssd1b train lora|dreambooth-lora|finetune --model DIR
   --prepack-weights       pre-pack the frozen weights for each matrix product: 15-25 % faster steps, one more
                           copy of them in memory (+3.4 GiB for SSD-1B; too much for SDXL in 24 GiB)
   --eval-batches N        log val_loss on N fixed batches (start, checkpoints, end)
-  --seed S (default 0)    --variant fp16|fp32   --threads N   --no-progress`;
+  --seed S (default 0)    --variant fp16|fp32   --threads N   --no-progress
+  --model also takes a Hugging Face repo id, downloaded on first use:
+${HUB_HELP}`;
 
 export const TRAIN_OPTIONS = {
+  ...HUB_OPTIONS,
   model: { type: "string" }, variant: { type: "string" }, data: { type: "string" }, output: { type: "string" },
   "caption-column": { type: "string" },
   "instance-prompt": { type: "string" }, "class-prompt": { type: "string" }, "class-data": { type: "string" },
@@ -103,7 +107,7 @@ export function parseTrainConfig(kind: TrainKind, v: Values): TrainConfig {
   const rank = int("rank", 4)!;
   const full = kind === "finetune" || kind === "distill";
   return {
-    kind, model, variant: variant as TrainConfig["variant"],
+    kind, model, variant: variant as TrainConfig["variant"], hub: hubOptionsFrom(v),
     data: need("data"), output: need("output"), captionColumn: str(v, "caption-column"),
     instancePrompt: str(v, "instance-prompt"), classPrompt: str(v, "class-prompt"), classData: str(v, "class-data"),
     numClassImages: int("num-class-images", 100)!, priorLossWeight: num("prior-loss-weight", 1),

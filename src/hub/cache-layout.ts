@@ -1,0 +1,60 @@
+/**
+ * huggingface_hub's cache layout, so that what either side downloads the other finds offline:
+ *
+ *   <cache>/models--owner--name/blobs/<etag>                 one file per content (LFS: its sha256)
+ *   <cache>/models--owner--name/snapshots/<commit>/<path>    relative symlinks into blobs/
+ *   <cache>/models--owner--name/refs/<revision>              the commit a branch or tag pointed to
+ *   <cache>/.locks/models--owner--name/                      lock files of downloads in progress
+ */
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { dirname, join, relative } from "node:path";
+import { randomBytes } from "node:crypto";
+
+export const COMMIT = /^[0-9a-f]{40}$/;
+
+export const repoFolderName = (repoId: string) => `models--${repoId.split("/").join("--")}`;
+
+export class RepoCache {
+  readonly dir: string;
+  constructor(readonly cacheDir: string, readonly repoId: string) {
+    this.dir = join(cacheDir, repoFolderName(repoId));
+  }
+
+  blob(etag: string): string { return join(this.dir, "blobs", etag); }
+  snapshot(commit: string): string { return join(this.dir, "snapshots", commit); }
+  lock(etag: string): string { return join(this.cacheDir, ".locks", repoFolderName(this.repoId), `${etag}.ssd1b-lock`); }
+
+  /** The commit `revision` names in the cache: itself when it is a commit hash, else refs/<revision>. */
+  commitOf(revision: string): string | undefined {
+    if (COMMIT.test(revision)) return existsSync(this.snapshot(revision)) ? revision : undefined;
+    const ref = join(this.dir, "refs", revision);
+    return existsSync(ref) ? readFileSync(ref, "utf8").trim() || undefined : undefined;
+  }
+
+  writeRef(revision: string, commit: string): void {
+    if (revision === commit) return;
+    writeAtomically(join(this.dir, "refs", revision), commit);
+  }
+
+  /** snapshots/<commit>/<path> → ../../blobs/<etag> (relative, as huggingface_hub makes them), replaced atomically. */
+  linkIntoSnapshot(commit: string, path: string, etag: string): string {
+    const link = join(this.snapshot(commit), path);
+    mkdirSync(dirname(link), { recursive: true });
+    const tmp = `${link}.${randomBytes(4).toString("hex")}.tmp`;
+    symlinkSync(relative(dirname(link), this.blob(etag)), tmp);
+    renameSync(tmp, link);
+    return link;
+  }
+}
+
+/** Write to a temporary name beside `file`, then rename: readers never see half a file. */
+export function writeAtomically(file: string, data: string | Buffer): void {
+  mkdirSync(dirname(file), { recursive: true });
+  const tmp = `${file}.${randomBytes(4).toString("hex")}.tmp`;
+  try {
+    writeFileSync(tmp, data);
+    renameSync(tmp, file);
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+}
