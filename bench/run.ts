@@ -4,8 +4,9 @@
  *  - unet: SSD-1B and SDXL UNets, batch 2 → bench/results/unet-<device>.md
  *  - pipeline: SSD-1B text-to-image by stage → bench/results/pipeline-cpu.md
  *  - decode: SDXL VAE decoder vs TAESDXL decoder (fast decode / previews) → bench/results/decode-cpu.md
+ *  - fast: the --fast preset (LCM, 4 steps, guidance 1, TAESD) against the default 25-step image, same run → bench/results/fast-preset-cpu.md
  *  - server: requests/minute and latency under 4 clients, tiny model → bench/results/server.md (bench/server.ts)
- * Options: --suites unet,pipeline,decode  --device cpu|webgpu  --sizes 512,1024  --runs N  --models ssd-1b,sdxl  --steps 25
+ * Options: --suites unet,pipeline,fast,decode  --device cpu|webgpu  --sizes 512,1024  --runs N  --models ssd-1b,sdxl  --steps 25
  */
 import { spawnSync } from "node:child_process";
 import { cpus, totalmem, tmpdir } from "node:os";
@@ -24,7 +25,7 @@ const { values } = parseArgs({
   options: {
     device: { type: "string", default: "cpu" }, sizes: { type: "string", default: "512,1024" },
     runs: { type: "string", default: "2" }, models: { type: "string", default: "ssd-1b,sdxl" },
-    suites: { type: "string", default: "unet,pipeline,decode,server" }, steps: { type: "string", default: "25" },
+    suites: { type: "string", default: "unet,pipeline,fast,decode,server" }, steps: { type: "string", default: "25" },
   },
 });
 const benchDir = process.env.SSD1B_BENCH_DIR ?? join(tmpdir(), "ssd1b-bench");
@@ -92,12 +93,45 @@ function unetSuite(): void {
   writeResult(`unet-${values.device}.md`, lines);
 }
 
-function pipelineSuite(): void {
+function fullSsd1b(): string {
   const dir = join(benchDir, "ssd-1b-full");
   if (!existsSync(join(dir, "unet", "diffusion_pytorch_model.fp16.safetensors"))) {
     fullSizeModelFolder(dir, "ssd-1b");
     synthModel(dir, "fp16", (l) => process.stderr.write(l + "\n"));
   }
+  return dir;
+}
+
+/** The default 25-step image (estimated from a few measured steps) against the fast preset's 4 steps, at each size, in one run. */
+function fastSuite(): void {
+  const dir = fullSsd1b();
+  const taesd = componentDir("taesdxl", () => JSON.stringify(TAESDXL_CONFIG));
+  const rows: string[] = [];
+  for (const size of values.sizes!.split(",").map(Number)) {
+    process.stderr.write(`default vs fast at ${size}x${size} ...\n`);
+    const d = runWorker("pipeline-worker.js", [dir, String(size), "2"]);
+    const q = runWorker("pipeline-worker.js", [dir, String(size), "4", taesd]);
+    const full = d.firstStepSeconds + 24 * d.perStepSeconds + d.decodeSeconds;
+    rows.push(`| ${size}x${size} | ${d.perStepSeconds.toFixed(2)} | ${d.decodeSeconds.toFixed(1)} | ${full.toFixed(0)} | ${q.perStepSeconds.toFixed(2)} | ${q.decodeSeconds.toFixed(1)} | ${q.totalSeconds.toFixed(1)} | ${(full / q.totalSeconds).toFixed(1)}x |`);
+  }
+  writeResult("fast-preset-cpu.md", [
+    "# Fast preset vs default (cpu)",
+    "",
+    machine,
+    "Full-size synth SSD-1B, fp16 variant, one image, low-memory mode as the CLI runs it, each run in a fresh process.",
+    "Default: Euler, 25 steps, guidance 5 (batch 2 through the UNet), SDXL VAE decode; estimated as first step + 24 x s/step + decode from 2 measured steps.",
+    "Fast (`--fast`): LCM, 4 steps, guidance 1 (batch 1), TAESDXL decode; measured whole. Its LCM-LoRA is folded into the UNet weights at session",
+    "creation and does not change the time of a step, so it is left out here (synth weights have no real LoRA).",
+    "",
+    "| size | default s/step | default VAE decode (s) | default 25-step image (s) | fast s/step | fast TAESD decode (s) | fast 4-step image (s) | speed-up |",
+    "|---|---|---|---|---|---|---|---|",
+    ...rows,
+    "",
+  ]);
+}
+
+function pipelineSuite(): void {
+  const dir = fullSsd1b();
   const steps = Number(values.steps);
   const rows: any[] = [];
   for (const size of values.sizes!.split(",").map(Number)) {
@@ -183,6 +217,7 @@ function decodeSuite(): void {
 const suites = values.suites!.split(",");
 if (suites.includes("unet")) unetSuite();
 if (suites.includes("pipeline")) pipelineSuite();
+if (suites.includes("fast")) fastSuite();
 if (suites.includes("decode")) decodeSuite();
 if (suites.includes("server")) {
   const r = spawnSync(process.execPath, [join(here, "server.js")], { stdio: "inherit" });

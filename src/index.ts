@@ -5,3 +5,4 @@ export { TorchGenerator } from "./random/index.js";
 export { createScheduler, loadSchedulerConfig } from "./schedulers/index.js";
 export type { Scheduler } from "./schedulers/types.js";
 export { TensorStore, saveTensors, writeSafetensors } from "./safetensors/index.js";
+export { snapshotDownload, HubError, type HubOptions, type DownloadProgress, type DownloadResult } from "./hub/index.js";

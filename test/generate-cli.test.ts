@@ -112,7 +112,8 @@ test("cli generate/img2img: bad input gives a clear error, a non-zero exit code 
     [[...gen, "--variant", "fp8"], /--variant must be fp16 or fp32/],
     [[...gen, "--vae-precision", "half"], /--vae-precision must be fp16, fp32 or auto, got "half"/],
     [["generate", "--model", "someone/Missing-Model", "--prompt", "x", "--output", out],
-      new RegExp(`model "someone/Missing-Model" not found\\. Looked for a folder .*someone/Missing-Model \\(not there\\) and in the Hugging Face cache at ${join(hfHome, "hub", "models--someone--Missing-Model")}.*\\n.*huggingface-cli download someone/Missing-Model`)],
+      // offline (no network in tests): the repo id is looked up in the cache only, and the error says where and what to run
+      new RegExp(`offline .*someone/Missing-Model@main is not in the cache at ${join(hfHome, "hub", "models--someone--Missing-Model")}\\. .*ssd1b download someone/Missing-Model`)],
     [["generate", "--model", join(tmp, "no-such-dir"), "--prompt", "x", "--output", out], /model folder not found: .*no-such-dir/],
     [[...i2i, "--strength", "0"], /--strength must be in \(0, 1\], got 0/],
     [[...i2i, "--strength", "1.5"], /--strength must be in \(0, 1\], got 1.5/],
@@ -124,7 +125,7 @@ test("cli generate/img2img: bad input gives a clear error, a non-zero exit code 
     [[...i2i.slice(0, -2)], /--image is required/],
   ];
   for (const [args, re] of cases) {
-    const r = ssd1b(args, { HF_HOME: hfHome, HF_HUB_CACHE: "", HUGGINGFACE_HUB_CACHE: "" });
+    const r = ssd1b(args, { HF_HOME: hfHome, HF_HUB_CACHE: "", HUGGINGFACE_HUB_CACHE: "", HF_HUB_OFFLINE: "1" });
     assert.notEqual(r.code, 0, `${args.join(" ")}: exit code`);
     assert.match(r.stderr, re, args.join(" "));
     assert.ok(!r.stderr.includes("    at "), "no stack trace");
@@ -149,7 +150,7 @@ test("model folder: Hugging Face cache snapshots by refs/main, and where it look
   assert.deepEqual(resolveModelFolder("segmind/SSD-1B", env), { dir: snap, name: "SSD-1B", repoId: "segmind/SSD-1B" });
   assert.throws(() => resolveModelFolder("segmind/SSD-1B@v2", env), /no snapshot for revision "v2"/);
   assert.throws(() => resolveModelFolder("segmind/Vega", env), (e: Error) =>
-    e.message.includes(join(home, "hub", "models--segmind--Vega")) && e.message.includes("huggingface-cli download segmind/Vega"));
+    e.message.includes(join(home, "hub", "models--segmind--Vega")) && e.message.includes("npx ssd1b download segmind/Vega"));
   // a folder path wins, and must look like a diffusers model
   assert.equal(resolveModelFolder(snap, env).dir, snap);
   assert.throws(() => resolveModelFolder(repo, env), /is not a diffusers model folder/);

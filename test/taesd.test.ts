@@ -270,7 +270,7 @@ test("taesd decoder file: encoder files, diffusers-named files, .pth and other c
   const other = decoderFile("other.safetensors", TINY, (k) => `first_stage_model.${k}`);
   assert.throws(() => openTaesdSource(other, undefined), /not a TAESD decoder file: unexpected tensor "first_stage_model/);
   assert.throws(() => openTaesdSource(join(tmp, "nowhere"), undefined), /TAESD ".*nowhere" not found/);
-  assert.throws(() => openTaesdSource("someone/missing-taesd", undefined, { HF_HOME: join(tmp, "hf") }), /not in the Hugging Face cache; download it with: huggingface-cli download someone\/missing-taesd/);
+  assert.throws(() => openTaesdSource("someone/missing-taesd", undefined, { HF_HOME: join(tmp, "hf") }), /not in the Hugging Face cache; download it with: npx ssd1b download --taesd someone\/missing-taesd/);
 });
 
 // ---------------------------------------------------------------------------------------------

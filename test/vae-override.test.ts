@@ -64,8 +64,8 @@ test("vae override: a VAE with latent_channels 8, a missing folder and a non-VAE
     (e: Error) => e instanceof ModelSourceError && /latent_channels 8/.test(e.message) && /4-channel latents/.test(e.message) && e.message.includes(wide));
   await assert.rejects(StableDiffusionXLPipeline.fromPretrained(dir, { vae: join(tmp, "nowhere") }), /VAE ".*nowhere" not found/);
   await assert.rejects(StableDiffusionXLPipeline.fromPretrained(dir, { vae: join(dir, "unet") }), /config.json describes a UNet2DConditionModel, not an AutoencoderKL/);
-  await assert.rejects(StableDiffusionXLPipeline.fromPretrained(dir, { vae: "someone/missing-vae", env: { HF_HOME: join(tmp, "hf") } }),
-    /not in the Hugging Face cache; download it with: huggingface-cli download someone\/missing-vae/);
+  await assert.rejects(StableDiffusionXLPipeline.fromPretrained(dir, { vae: "someone/missing-vae", env: { HF_HOME: join(tmp, "hf") }, hub: { offline: true } }),
+    /offline .*someone\/missing-vae@main is not in the cache at .*models--someone--missing-vae/);
 });
 
 test("cli --vae DIR: same PNG as without it; a wrong VAE exits with the reason", { skip: NO_FIXTURES, timeout: 300_000 }, () => {

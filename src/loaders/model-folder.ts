@@ -73,8 +73,8 @@ export function resolveModelFolder(spec: string, env: NodeJS.ProcessEnv = proces
     : isDir(repoCache) ? `${join(repoCache, "snapshots")} (no snapshot for revision "${revision}")` : `${repoCache} (not there)`;
   throw new ModelFolderError(
     `model "${spec}" not found. Looked for a folder ${asPath} (not there) and in the Hugging Face cache at ${where}` +
-    ` (cache root from HF_HUB_CACHE, HF_HOME or ~/.cache/huggingface/hub). Download the fp16 weights (pip install huggingface_hub) with:\n` +
-    `  huggingface-cli download ${repoId} --include "*.json" "*.txt" "*/*.fp16.safetensors"\n` +
-    `(drop --include for every file), or pass --model with the path of a diffusers folder.`,
+    ` (cache root from HF_HUB_CACHE, HF_HOME or ~/.cache/huggingface/hub). Download it with:\n` +
+    `  npx ssd1b download ${repoId}\n` +
+    `(or let generate / fromPretrained fetch it on first use), or pass --model with the path of a diffusers folder.`,
   );
 }

@@ -239,7 +239,7 @@ export function openVaeOverride(spec: string, variant: Variant, env?: NodeJS.Pro
   } else if (/^[A-Za-z0-9][\w.-]*\/[\w.-]+$/.test(spec) && !spec.startsWith(".")) {
     const snap = hubSnapshot(spec, env);
     dir = snap && pick(snap);
-    looked = snap ? `${snap} (no config.json)` : `${join(hubCacheDir(env), `models--${spec.replace("/", "--")}`)} (not in the Hugging Face cache; download it with: huggingface-cli download ${spec})`;
+    looked = snap ? `${snap} (no config.json)` : `${join(hubCacheDir(env), `models--${spec.replace("/", "--")}`)} (not in the Hugging Face cache; download it with: npx ssd1b download --vae ${spec})`;
   } else {
     looked = `${asPath} (not there)`;
   }
@@ -305,7 +305,7 @@ export function openTaesdSource(spec: string, variant: Variant, env?: NodeJS.Pro
   } else if (/^[A-Za-z0-9][\w.-]*\/[\w.-]+$/.test(spec) && !spec.startsWith(".")) {
     const snap = hubSnapshot(spec, env);
     if (!snap || !existsSync(join(snap, "config.json"))) {
-      const looked = snap ? `${snap} (no config.json)` : `${join(hubCacheDir(env), `models--${spec.replace("/", "--")}`)} (not in the Hugging Face cache; download it with: huggingface-cli download ${spec})`;
+      const looked = snap ? `${snap} (no config.json)` : `${join(hubCacheDir(env), `models--${spec.replace("/", "--")}`)} (not in the Hugging Face cache; download it with: npx ssd1b download --taesd ${spec})`;
       throw new ModelSourceError(`TAESD "${spec}" not found: looked at ${looked}`);
     }
     dir = snap;
