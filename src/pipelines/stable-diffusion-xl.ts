@@ -269,6 +269,8 @@ export class StableDiffusionXLPipeline {
     const unet = UNetRunner.fromWeights(source.unet, session, deltas.unet);
     const variant = new StableDiffusionXLPipeline(this.model, this.modelIndex, promptEncoder, unet, this.vae, this.schedulerConfig, source, all, this.lowMemory);
     variant.loadSettings = this.loadSettings;
+    // a preset pipeline's variants keep its call defaults (LCM, 4 steps, ...)
+    variant.callDefaults = this.callDefaults;
     variant.taesdOwner = this;
     variant.borrowed = { promptEncoder: !touchesText, vae: true, taesd: true };
     return variant;
@@ -467,16 +469,22 @@ function setTimesteps(scheduler: Scheduler, steps: number): void {
   }
 }
 
+/**
+ * The LCM-LoRA repo id made for this model's architecture (LCM_LORAS); for any other model a
+ * PipelineInputError that ends with `otherwise` (how the caller can name one).
+ */
+export function lcmLoraFor(source: ModelSource, otherwise: string): string {
+  const arch = source.architecture ?? architectureOfUnetConfig(source.unet.config);
+  const spec = arch && LCM_LORAS[arch as keyof typeof LCM_LORAS];
+  if (!spec) throw new PipelineInputError(`the fast preset needs an LCM-LoRA made for this model; ${source.model.dir} is none of ${Object.keys(LCM_LORAS).join(", ")}: ${otherwise}`);
+  return spec;
+}
+
 /** The fast preset's LoRA and TAESD for this model, downloaded on first use. */
 async function presetLoadOptions(opts: PipelineLoadOptions, source: ModelSource, hub: HubOptions & { variant?: Variant }): Promise<Pick<PipelineLoadOptions, "loras" | "taesd">> {
   const preset = fastPreset(opts.preset!);
   if (preset.name !== "fast") throw new PipelineInputError(`unknown preset "${preset.name}" (known: fast)`);
-  const arch = source.architecture ?? architectureOfUnetConfig(source.unet.config);
-  const loraSpec = preset.lcmLora ?? (arch && LCM_LORAS[arch as keyof typeof LCM_LORAS]);
-  if (!loraSpec) {
-    throw new PipelineInputError(`the fast preset needs an LCM-LoRA made for this model; ${source.model.dir} is none of ${Object.keys(LCM_LORAS).join(", ")}: pass { preset: { name: "fast", lcmLora } } (CLI: --lora FILE with --scheduler LCM --steps 4 --guidance 1)`);
-  }
-  const lora = await ensureLocal(loraSpec, "lora", hub);
+  const lora = await ensureLocal(preset.lcmLora ?? lcmLoraFor(source, `pass { preset: { name: "fast", lcmLora } } (CLI: --lora FILE with --scheduler LCM --steps 4 --guidance 1)`), "lora", hub);
   return {
     loras: [...(opts.loras ?? []), { file: lora, weight: 1 }],
     taesd: opts.taesd ?? await ensureLocal(preset.taesd ?? FAST_TAESD, "taesd", hub),

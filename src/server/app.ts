@@ -36,6 +36,8 @@ export interface ServerOptions {
   hostAllow?: string[];
   /** --cors-allow-origins: origins that get CORS headers (default none). */
   corsAllowOrigins?: string[];
+  /** --fast: requests may ask for preset "fast"; give the queue's runner the LCM-LoRA (fastLora) and a TAESD. */
+  fast?: boolean;
 }
 
 export interface RunningServer {
@@ -56,6 +58,7 @@ export function createApp(opts: ServerOptions): { server: Server; state: AppStat
     log: opts.log ?? (() => {}),
     startedAt: Date.now(),
     loras: opts.loras,
+    fast: opts.fast ?? false,
   };
   const access = new AccessPolicy({ host: opts.host, hostAllow: opts.hostAllow, corsAllowOrigins: opts.corsAllowOrigins });
   const router = new Router<AppState>(state, state.log, access);

@@ -20,10 +20,12 @@ export interface AppState {
   startedAt: number;
   /** --lora-dir: the LoRAs requests may name; absent: requests with LoRAs get a 400. */
   loras?: LoraLibrary;
+  /** --fast: requests may ask for preset "fast" (the runner has the LCM-LoRA and a TAESD). */
+  fast?: boolean;
 }
 
 /** ", LoRAs <lora:a:1> ..." for log lines. */
-export const loraNote = (spec: JobSpec): string => (spec.loras?.length ? `, LoRAs ${spec.loras.map(formatLoraTag).join(" ")}` : "");
+export const loraNote = (spec: JobSpec): string => (spec.loras?.length ? `, LoRAs ${spec.loras.map(formatLoraTag).join(" ")}` : "") + (spec.preset ? `, preset ${spec.preset}` : "");
 
 export async function generateForRequest(ctx: Ctx<AppState>, spec: JobSpec): Promise<{ job: Job; output: JobOutput }> {
   const { res, state } = ctx;

@@ -33,6 +33,11 @@ export interface JobSpec {
    * LoRAs asked for in a request's `loras` field are appended to the prompt as tags too.
    */
   loras?: { name: string; weight: number }[];
+  /**
+   * "fast" (servers and workers started with --fast): the LCM-LoRA on top of `loras` and TAESD
+   * decoding; steps, guidanceScale and scheduler already hold the preset's values (see fast-request.ts).
+   */
+  preset?: "fast";
 }
 
 /** What a job made. */

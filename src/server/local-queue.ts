@@ -22,10 +22,13 @@ export class LocalQueue extends JobQueue {
   /** The base pipeline and the variants with per-request LoRAs. */
   readonly pipelines: LoraPipelines;
 
-  /** `opts.loras`: the --lora-dir library that jobs' LoRA names resolve against; `loraCache`: LoRA sets kept compiled (default 1). */
-  constructor(readonly pipe: StableDiffusionXLPipeline, maxQueue: number, files: FileStore, opts: { loras?: LoraLibrary; loraCache?: number; log?: (line: string) => void } = {}) {
+  /**
+   * `opts.loras`: the --lora-dir library that jobs' LoRA names resolve against; `loraCache`: LoRA sets
+   * kept compiled (default 1); `fastLora`: --fast's local LCM-LoRA file (the pipe then has a TAESD).
+   */
+  constructor(readonly pipe: StableDiffusionXLPipeline, maxQueue: number, files: FileStore, opts: { loras?: LoraLibrary; loraCache?: number; log?: (line: string) => void; fastLora?: string } = {}) {
     super(maxQueue, files);
-    this.pipelines = new LoraPipelines(pipe, { library: opts.loras, cacheSize: opts.loraCache, log: opts.log });
+    this.pipelines = new LoraPipelines(pipe, { library: opts.loras, cacheSize: opts.loraCache, log: opts.log, fastLora: opts.fastLora });
   }
 
   model(): ModelInfo {
@@ -61,7 +64,7 @@ export class LocalQueue extends JobQueue {
     const { signal } = this.controllers.get(job)!;
     try {
       job.started();
-      const output = await this.pipelines.use(job.spec.loras, (pipe) => runJob(pipe, job.spec, { signal, onStep: (r) => job.progress(r.step, r.totalSteps, r.preview) }));
+      const output = await this.pipelines.use(job.spec.loras, (pipe) => runJob(pipe, job.spec, { signal, onStep: (r) => job.progress(r.step, r.totalSteps, r.preview) }), job.spec.preset === "fast");
       this.complete(job, output);
     } catch (e) {
       job.fail(toHttpError(e));

@@ -4,7 +4,8 @@
  * into the UNet and text-encoder sessions when they are compiled, so a variant holds its own copy of
  * those weights: the cache is small (default one set), an evicted variant is released, and only the
  * pipeline running a job keeps its UNet compiled. Jobs run one at a time, so a variant is never
- * evicted or idled while in use.
+ * evicted or idled while in use. A fast-preset job (`--fast`) is one more LoRA set: the LCM-LoRA
+ * at weight 1 after the request's own.
  */
 import { statSync } from "node:fs";
 import type { StableDiffusionXLPipeline } from "../pipelines/stable-diffusion-xl.js";
@@ -39,23 +40,30 @@ export class LoraPipelines {
   private readonly log: (line: string) => void;
   /** Who runs the jobs, for messages: "server" or "worker". */
   private readonly runner: string;
+  /** --fast: the local LCM-LoRA file that fast jobs add (absent: fast jobs are refused). */
+  readonly fastLora: string | undefined;
 
-  constructor(readonly base: StableDiffusionXLPipeline, opts: { library?: LoraLibrary; cacheSize?: number; log?: (line: string) => void; runner?: string } = {}) {
+  constructor(readonly base: StableDiffusionXLPipeline, opts: { library?: LoraLibrary; cacheSize?: number; log?: (line: string) => void; runner?: string; fastLora?: string } = {}) {
     this.library = opts.library;
+    this.fastLora = opts.fastLora;
     const cacheSize = this.cacheSize = opts.cacheSize ?? DEFAULT_LORA_CACHE;
     this.log = opts.log ?? (() => {});
     this.runner = opts.runner ?? "server";
     if (!Number.isInteger(cacheSize) || cacheSize < 0) throw new Error(`the LoRA pipeline cache size must be a whole number >= 0, got ${cacheSize}`);
   }
 
-  /** Runs `fn` on the base pipeline (no LoRAs asked for) or on the variant with these LoRAs on top of the base's. */
-  async use<T>(loras: readonly LoraTag[] | undefined, fn: (pipe: StableDiffusionXLPipeline) => Promise<T>): Promise<T> {
-    loras = loras && quantizeLoras(loras);
-    if (!loras?.length) {
+  /**
+   * Runs `fn` on the base pipeline (no LoRAs asked for) or on the variant with these LoRAs on top of
+   * the base's; `fast`: with the LCM-LoRA too.
+   */
+  async use<T>(loras: readonly LoraTag[] | undefined, fn: (pipe: StableDiffusionXLPipeline) => Promise<T>, fast = false): Promise<T> {
+    loras = loras ? quantizeLoras(loras) : [];
+    if (fast && !this.fastLora) throw invalid(`this ${this.runner} was not started with --fast, so it cannot run preset "fast" (restart \`ssd1b ${this.runner === "worker" ? "worker" : "serve"}\` with --fast)`, "no_fast_preset", "preset");
+    if (!loras.length && !fast) {
       await this.idleOthers(this.base);
       return fn(this.base);
     }
-    const files = await this.resolve(loras);
+    const files = [...(loras.length ? await this.resolve(loras) : []), ...(fast ? [{ file: this.fastLora!, weight: 1 }] : [])];
     // the file's size and time are part of the key: a LoRA saved again under the same name is read again
     const key = files.map((f) => {
       const s = statSync(f.file, { throwIfNoEntry: false });
@@ -68,7 +76,7 @@ export class LoraPipelines {
     } else {
       // make room first: the evicted variant's sessions are freed before the new one compiles any
       await this.evict(Math.max(this.cacheSize - 1, 0));
-      const what = loras.map(formatLoraTag).join(" ");
+      const what = [...loras.map(formatLoraTag), ...(fast ? ["LCM-LoRA (fast)"] : [])].join(" ");
       const t0 = performance.now();
       try {
         pipe = await this.base.withLoras(files);

@@ -39,6 +39,8 @@ export interface WorkerOptions {
   loras?: LoraLibrary;
   /** LoRA sets kept compiled between jobs (default 1). */
   loraCache?: number;
+  /** --fast: the local LCM-LoRA file fast jobs add (the pipe then has a TAESD); absent: fast jobs fail. */
+  fastLora?: string;
   log?: (line: string) => void;
 }
 
@@ -59,7 +61,7 @@ export async function startRedisWorker(opts: WorkerOptions): Promise<RunningWork
   const reasons = new Map<string, CancelReason>();
   const previewEvery = opts.previewEveryMs ?? 250;
   await probeRedis(opts.url);
-  const pipelines = new LoraPipelines(opts.pipe, { library: opts.loras, cacheSize: opts.loraCache, log, runner: "worker" });
+  const pipelines = new LoraPipelines(opts.pipe, { library: opts.loras, cacheSize: opts.loraCache, log, runner: "worker", fastLora: opts.fastLora });
 
   const processor = async (bj: BullJob, _token: string | undefined, signal: AbortSignal | undefined): Promise<{ stored: boolean }> => {
     const id = bj.id!;
@@ -67,7 +69,7 @@ export async function startRedisWorker(opts: WorkerOptions): Promise<RunningWork
     const client = await commands(worker.client);
     const mark = await client.get(keys.cancelled(id));
     if (mark) throw new Error(errorToWire(cancelledError(CANCEL_REASONS.includes(mark as CancelReason) ? mark as CancelReason : "cancelled")));
-    log(`job ${id} started (seed ${spec.seed}, ${spec.steps} steps${spec.loras?.length ? `, LoRAs ${spec.loras.map(formatLoraTag).join(" ")}` : ""}${bj.attemptsStarted > 1 || bj.stalledCounter > 0 ? ", taken over from a stalled worker" : ""})`);
+    log(`job ${id} started (seed ${spec.seed}, ${spec.steps} steps${spec.loras?.length ? `, LoRAs ${spec.loras.map(formatLoraTag).join(" ")}` : ""}${spec.preset ? `, preset ${spec.preset}` : ""}${bj.attemptsStarted > 1 || bj.stalledCounter > 0 ? ", taken over from a stalled worker" : ""})`);
     const t0 = Date.now();
     let lastPreview = 0;
     try {
@@ -82,7 +84,7 @@ export async function startRedisWorker(opts: WorkerOptions): Promise<RunningWork
           }
           bj.updateProgress(data as unknown as object).catch(() => {});
         },
-      }));
+      }), spec.preset === "fast");
       await client.set(keys.result(id), JSON.stringify(outputToJson(output)), "EX", KEEP_SECONDS);
       log(`job ${id} done in ${((Date.now() - t0) / 1000).toFixed(2)} s`);
       return { stored: true };

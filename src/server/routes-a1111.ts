@@ -11,6 +11,9 @@
  * `<lora:NAME:WEIGHT>` tags in prompt / negative_prompt apply LoRAs from --lora-dir as in A1111 (the
  * tags stay in the returned prompt and the PNG text); a `loras: [{name, weight}]` field does the same.
  *
+ * With --fast, `preset: "fast"` runs the LCM-LoRA with sampler LCM, 4 steps, cfg_scale 1 and TAESD
+ * decoding; it replaces the request's sampler_name, scheduler, steps and cfg_scale (see fast-request.ts).
+ *
  * Absent fields take the CLI's defaults (steps 25, cfg_scale 5, denoising_strength 0.3, the model's
  * size and scheduler); an empty negative prompt means none. Images of one batch share one seed, as
  * `ssd1b generate --num-images`; iteration k of n_iter uses seed + k.
@@ -22,6 +25,7 @@ import { generateForRequest, type AppState } from "./generation.js";
 import { DEFAULTS, Fields, checkSampler, checkStrength, finishSpec, readInitImage, readSeed, readSides } from "./validation.js";
 import type { JobOutput, JobSpec } from "./job.js";
 import { readLoras } from "./lora-request.js";
+import { FAST_JOB, readPreset } from "./fast-request.js";
 
 /** sampler_name (or the legacy sampler_index) with A1111 1.9's separate `scheduler` (the schedule type). */
 function readSampler(f: Fields): { scheduler?: string; sampler?: string; schedule?: string } {
@@ -43,20 +47,26 @@ async function parseRequest(body: unknown, state: AppState, img2img: boolean): P
   const f = Fields.of(body);
   if (f.has("mask")) throw invalid("inpainting (mask) is not supported", "invalid_value", "mask");
   if (f.bool("enable_hr")) throw invalid("the hires fix (enable_hr) is not supported; ask for the final size directly", "invalid_value", "enable_hr");
-  const steps = f.int("steps", 1, limits.maxSteps) ?? DEFAULTS.steps;
+  const fast = readPreset(f, state);
+  const askedSteps = f.int("steps", 1, limits.maxSteps) ?? DEFAULTS.steps;
+  const askedCfg = f.number("cfg_scale", 0, 100) ?? DEFAULTS.guidanceScale;
+  const steps = fast ? FAST_JOB.steps : askedSteps;
   const batchSize = f.int("batch_size", 1, 1_000_000) ?? 1;
   const iterations = f.int("n_iter", 1, 1_000_000) ?? 1;
   const requestedSeed = f.int("seed", -1, Number.MAX_SAFE_INTEGER - 1000) ?? -1;
-  const sampler = readSampler(f);
+  // the preset's sampler replaces the request's (still checked: a typo is a 400 either way)
+  const asked = readSampler(f);
+  const sampler = fast ? { scheduler: FAST_JOB.scheduler, sampler: FAST_JOB.scheduler, schedule: "Automatic" } : asked;
   const spec: JobSpec = {
     prompt: f.string("prompt", limits.maxPromptChars) ?? "",
     negativePrompt: f.string("negative_prompt", limits.maxPromptChars),
     steps,
-    guidanceScale: f.number("cfg_scale", 0, 100) ?? DEFAULTS.guidanceScale,
+    guidanceScale: fast ? FAST_JOB.guidanceScale : askedCfg,
     seed: readSeed(f),
     scheduler: sampler.scheduler,
     batchSize,
     iterations,
+    ...(fast ? { preset: "fast" as const } : {}),
   };
   const parameters: Record<string, unknown> = { ...f.body };
   let strength: number | undefined;

@@ -2,11 +2,13 @@
  * The server's own endpoints: the web page, health, stored images, and asynchronous jobs.
  *
  *   GET    /                    the web page
- *   GET    /health              { status: "ok", mode, model, queue: {running, queued, max}, limits, uptime_seconds }
+ *   GET    /health              { status: "ok", mode, model, queue: {running, queued, max}, limits, defaults, presets, uptime_seconds }
  *                                (503 { status: "unavailable", error } while the queue's Redis cannot be reached)
  *   GET    /files/<name>.png    an image made here (response_format "url", job results)
  *   POST   /v1/jobs             { prompt, negative_prompt, steps, guidance_scale, seed, width, height | size, scheduler, n,
- *                                 init_image (base64 PNG: img2img), strength, loras: [{name, weight}] } -> 202 { id, status, seed, events_url, status_url }
+ *                                 init_image (base64 PNG: img2img), strength, loras: [{name, weight}],
+ *                                 preset: "fast" (with --fast; explicit steps / guidance_scale / scheduler win) }
+ *                                -> 202 { id, status, seed, events_url, status_url }
  *   GET    /v1/jobs/:id         status, progress and, when done, { result: { images: [{url}], seeds, infotexts, ... } }
  *   DELETE /v1/jobs/:id         cancels it (queued: never runs; running: stops after the current step)
  *   GET    /v1/jobs/:id/events  server-sent events, step by step (see sse.ts)
@@ -15,6 +17,7 @@ import { notFound } from "./errors.js";
 import { baseUrl, readJson, sendBytes, sendJson, type Router } from "./http.js";
 import { loraNote, type AppState } from "./generation.js";
 import { readLoras } from "./lora-request.js";
+import { FAST_JOB, PRESETS, readPreset } from "./fast-request.js";
 import { DEFAULTS, Fields, checkScheduler, checkStrength, finishSpec, parseSize, readInitImage, readSeed, readSides } from "./validation.js";
 import { FILE_NAME } from "./file-store.js";
 import { jobJson, streamJobEvents } from "./sse.js";
@@ -44,6 +47,8 @@ export function nativeRoutes(router: Router<AppState>): void {
       queue: { ...queue.counts(), max: queue.maxQueue },
       limits: { max_side: limits.maxSide, max_images: limits.maxImages, max_prompt_chars: limits.maxPromptChars, max_steps: limits.maxSteps },
       defaults: { steps: DEFAULTS.steps, guidance_scale: DEFAULTS.guidanceScale, strength: DEFAULTS.strength },
+      // what the `preset` field may name here (the web page shows its Fast checkbox for "fast")
+      presets: ctx.state.fast ? [...PRESETS] : [],
       uptime_seconds: Math.round((Date.now() - ctx.state.startedAt) / 1000),
     });
   });
@@ -58,16 +63,18 @@ export function nativeRoutes(router: Router<AppState>): void {
   router.on("POST", "/v1/jobs", async (ctx) => {
     const { limits, queue } = ctx.state;
     const f = Fields.of(await readJson(ctx.req, limits.maxBodyBytes));
-    const steps = f.int("steps", 1, limits.maxSteps) ?? DEFAULTS.steps;
+    const fast = readPreset(f, ctx.state);
+    const steps = f.int("steps", 1, limits.maxSteps) ?? (fast ? FAST_JOB.steps : DEFAULTS.steps);
     const spec: JobSpec = {
       prompt: f.requiredString("prompt", limits.maxPromptChars),
       negativePrompt: f.string("negative_prompt", limits.maxPromptChars),
       steps,
-      guidanceScale: f.number("guidance_scale", 0, 100) ?? DEFAULTS.guidanceScale,
+      guidanceScale: f.number("guidance_scale", 0, 100) ?? (fast ? FAST_JOB.guidanceScale : DEFAULTS.guidanceScale),
       seed: readSeed(f),
-      scheduler: checkScheduler(f.string("scheduler"), "scheduler"),
+      scheduler: checkScheduler(f.string("scheduler"), "scheduler") ?? (fast ? FAST_JOB.scheduler : undefined),
       batchSize: f.int("n", 1, 1_000_000) ?? 1,
       iterations: 1,
+      ...(fast ? { preset: "fast" as const } : {}),
     };
     const init = f.string("init_image");
     if (init !== undefined) {

@@ -3,8 +3,9 @@
  * (baseURL http://HOST:PORT/v1, any API key) works unchanged.
  *
  *   { prompt, n, size: "WxH", response_format: "b64_json" | "url",
- *     negative_prompt, seed, steps, guidance_scale, scheduler, loras: [{name, weight}] }   (the last six are extensions;
- *     <lora:NAME:WEIGHT> tags in the prompt work too, with --lora-dir)
+ *     negative_prompt, seed, steps, guidance_scale, scheduler, loras: [{name, weight}], preset: "fast" }   (the last
+ *     seven are extensions; <lora:NAME:WEIGHT> tags in the prompt work too, with --lora-dir; preset needs --fast,
+ *     and explicit steps / guidance_scale / scheduler still win over it)
  *   -> { created, data: [{ b64_json } | { url }, ...], size, output_format: "png" }
  *
  * `model`, `quality`, `style`, `user`, `background`, `moderation` are accepted and ignored (one
@@ -16,6 +17,7 @@ import { generateForRequest, type AppState } from "./generation.js";
 import { DEFAULTS, Fields, checkScheduler, finishSpec, parseSize, readSeed } from "./validation.js";
 import type { JobSpec } from "./job.js";
 import { readLoras } from "./lora-request.js";
+import { FAST_JOB, readPreset } from "./fast-request.js";
 
 export function openAiRoutes(router: Router<AppState>): void {
   router.on("POST", "/v1/images/generations", async (ctx) => {
@@ -27,16 +29,18 @@ export function openAiRoutes(router: Router<AppState>): void {
     if (f.bool("stream")) throw invalid("stream is not supported; follow GET /v1/jobs/{id}/events for progress", "invalid_value", "stream");
     const responseFormat = f.oneOf("response_format", ["b64_json", "url"] as const) ?? "b64_json";
     const n = f.int("n", 1, 1_000_000) ?? 1;
+    const fast = readPreset(f, ctx.state);
     const spec: JobSpec = finishSpec({
       prompt: f.requiredString("prompt", limits.maxPromptChars),
       negativePrompt: f.string("negative_prompt", limits.maxPromptChars),
-      steps: f.int("steps", 1, limits.maxSteps) ?? DEFAULTS.steps,
-      guidanceScale: f.number("guidance_scale", 0, 100) ?? DEFAULTS.guidanceScale,
+      steps: f.int("steps", 1, limits.maxSteps) ?? (fast ? FAST_JOB.steps : DEFAULTS.steps),
+      guidanceScale: f.number("guidance_scale", 0, 100) ?? (fast ? FAST_JOB.guidanceScale : DEFAULTS.guidanceScale),
       seed: readSeed(f),
       ...parseSize(f, limits),
-      scheduler: checkScheduler(f.string("scheduler"), "scheduler"),
+      scheduler: checkScheduler(f.string("scheduler"), "scheduler") ?? (fast ? FAST_JOB.scheduler : undefined),
       batchSize: n,
       iterations: 1,
+      ...(fast ? { preset: "fast" as const } : {}),
     }, limits);
     await readLoras(f, spec, ctx.state);
     const { job, output } = await generateForRequest(ctx, spec);

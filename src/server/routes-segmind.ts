@@ -2,7 +2,8 @@
  * Segmind's SSD-1B endpoint: `POST /v1/ssd-1b`
  *
  *   { prompt, negative_prompt, samples, scheduler, num_inference_steps, guidance_scale, seed, img_width, img_height, base64,
- *     loras: [{name, weight}] (an extension; <lora:NAME:WEIGHT> prompt tags work too, with --lora-dir) }
+ *     loras: [{name, weight}] (an extension; <lora:NAME:WEIGHT> prompt tags work too, with --lora-dir),
+ *     preset: "fast" (an extension, with --fast: replaces scheduler, num_inference_steps and guidance_scale) }
  *   -> the PNG bytes (image/png; one sample), or with base64: true
  *      { image: "<base64 PNG>", images: [...], seed, seeds, job_id }
  *
@@ -17,6 +18,7 @@ import { generateForRequest, type AppState } from "./generation.js";
 import { DEFAULTS, Fields, checkScheduler, finishSpec, readSeed, readSides } from "./validation.js";
 import type { JobSpec } from "./job.js";
 import { readLoras } from "./lora-request.js";
+import { FAST_JOB, readPreset } from "./fast-request.js";
 
 const SEGMIND_SCHEDULERS: Record<string, string> = {
   "dpm multi": "DPM++ 2M", "dpm single": "DPMSolverSinglestepScheduler", karras: "DPM++ 2M Karras", pndm: "PLMS",
@@ -37,17 +39,22 @@ export function segmindRoutes(router: Router<AppState>): void {
     f.number("high_noise_fraction", 0, 1);
     const samples = f.int("samples", 1, 1_000_000) ?? 1;
     const base64 = f.bool("base64") ?? false;
-    const scheduler = f.string("scheduler");
+    const scheduler = readSegmindScheduler(f.string("scheduler"));
+    const fast = readPreset(f, ctx.state);
+    const steps = f.int("num_inference_steps", 1, limits.maxSteps) ?? DEFAULTS.steps;
+    const guidance = f.number("guidance_scale", 0, 100) ?? DEFAULTS.guidanceScale;
     const spec: JobSpec = finishSpec({
       prompt: f.requiredString("prompt", limits.maxPromptChars),
       negativePrompt: f.string("negative_prompt", limits.maxPromptChars),
-      steps: f.int("num_inference_steps", 1, limits.maxSteps) ?? DEFAULTS.steps,
-      guidanceScale: f.number("guidance_scale", 0, 100) ?? DEFAULTS.guidanceScale,
+      // Segmind clients always send these three: the preset replaces them
+      steps: fast ? FAST_JOB.steps : steps,
+      guidanceScale: fast ? FAST_JOB.guidanceScale : guidance,
       seed: readSeed(f),
       ...readSides(f, limits, "img_width", "img_height"),
-      scheduler: readSegmindScheduler(scheduler),
+      scheduler: fast ? FAST_JOB.scheduler : scheduler,
       batchSize: samples,
       iterations: 1,
+      ...(fast ? { preset: "fast" as const } : {}),
     }, limits);
     await readLoras(f, spec, ctx.state);
     if (!base64 && samples > 1) throw invalid("samples > 1 needs base64: true (the binary answer holds one image)", "invalid_value", "samples");

@@ -2,7 +2,7 @@
  * Runs one JobSpec on a loaded pipeline, exactly as `ssd1b generate` / `ssd1b img2img` would with
  * the same arguments, and returns PNGs carrying the A1111 "parameters" text (whose prompt keeps its
  * `<lora:...>` tags, as A1111's does). Shared by the in-process queue and the Redis worker; the pipe
- * is the one with the spec's LoRAs (LoraPipelines picks it).
+ * is the one with the spec's LoRAs (LoraPipelines picks it; for the fast preset with the LCM-LoRA).
  */
 import type { StableDiffusionXLPipeline, PipelineOutput } from "../pipelines/stable-diffusion-xl.js";
 import { encodePng } from "../image/png.js";
@@ -29,7 +29,7 @@ export async function runJob(pipe: StableDiffusionXLPipeline, spec: JobSpec, opt
       // the <lora:...> tags were read by the front end (spec.loras); the text encoders see the rest
       prompt: stripLoraTags(spec.prompt), negativePrompt: (spec.negativePrompt && stripLoraTags(spec.negativePrompt)) || undefined, numInferenceSteps: spec.steps,
       guidanceScale: spec.guidanceScale, seed, scheduler: spec.scheduler, numImagesPerPrompt: spec.batchSize,
-      signal: opts.signal,
+      signal: opts.signal, fastDecode: spec.preset === "fast" || undefined,
       onStep: opts.onStep && (({ step, totalSteps, latents, shape }: { step: number; totalSteps: number; latents: Float32Array; shape: number[] }) => {
         opts.onStep!({ step: k * totalSteps + step + 1, totalSteps: spec.iterations * totalSteps, preview: previews.forStep(latents, shape) });
       }),

@@ -62,6 +62,7 @@ export function specJson(job: Job): Record<string, unknown> {
     width: job.output?.width ?? s.width ?? null, height: job.output?.height ?? s.height ?? null,
     scheduler: s.scheduler ?? job.output?.sampler ?? null, n: s.batchSize * s.iterations,
     strength: s.initImage ? s.strength : undefined,
+    preset: s.preset,
   };
 }
 

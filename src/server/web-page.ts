@@ -3,9 +3,12 @@
  * resources). It queues jobs with POST /v1/jobs, follows them over server-sent events (progress
  * bar, steps, time left, live latent previews) and keeps a gallery of results with their
  * parameters, downloads and "reuse these settings". With --lora-dir, a LoRA picker adds
- * `<lora:NAME:1>` tags to the prompt. Laid out for phones as well as desktops.
+ * `<lora:NAME:1>` tags to the prompt; with --fast, a "Fast" checkbox sends `preset: "fast"` and greys
+ * the steps, guidance and scheduler it replaces. Laid out for phones as well as desktops.
  * (The embedded script avoids template literals so that this file can hold it in one.)
  */
+import { FAST_JOB } from "./fast-request.js";
+
 export const SDXL_BUCKETS: readonly [number, number][] = [
   [1024, 1024], [1152, 896], [896, 1152], [1216, 832], [832, 1216], [1344, 768], [768, 1344], [1536, 640], [640, 1536],
 ];
@@ -30,7 +33,9 @@ textarea { resize: vertical; min-height: 4.5rem; }
 .seed button { width: auto; padding: .5rem .7rem; }
 button { cursor: pointer; }
 button.primary { background: var(--accent); color: var(--accent-fg); border-color: var(--accent); font-weight: 600; padding: .7rem; }
-button:disabled { opacity: .55; cursor: default; }
+button:disabled, input:disabled, select:disabled { opacity: .55; cursor: default; }
+label.check { flex-direction: row; align-items: center; gap: .5rem; color: var(--fg); font-size: .95rem; }
+label.check input { width: auto; margin: 0; }
 .actions { display: flex; gap: .5rem; }
 .actions .primary { flex: 1; }
 .actions #cancel { width: auto; }
@@ -61,6 +66,8 @@ var BUCKETS = ${JSON.stringify(SDXL_BUCKETS)};
 var $ = function (id) { return document.getElementById(id); };
 var current = null; // { id, source, started }
 var defaultSize = 1024;
+var FAST = ${JSON.stringify(FAST_JOB)};
+var beforeFast = null; // the steps, guidance and scheduler the Fast checkbox covered
 
 function ratio(w, h) {
   var g = function (a, b) { return b ? g(b, a % b) : a; };
@@ -115,7 +122,27 @@ function readForm() {
     n: Number($("count").value)
   };
   if ($("scheduler").value) body.scheduler = $("scheduler").value;
+  // the preset's own steps, guidance and sampler apply (explicit fields would win over it)
+  if ($("fast").checked) { body.preset = "fast"; delete body.steps; delete body.guidance_scale; delete body.scheduler; }
   return body;
+}
+
+function hasOption(select, value) {
+  return Array.prototype.some.call(select.options, function (o) { return o.value === value; });
+}
+
+// checked: the inputs the preset replaces are greyed and show its values; unchecked: the user's come back
+function onFastChange() {
+  var on = $("fast").checked;
+  ["steps", "guidance", "scheduler"].forEach(function (id) { $(id).disabled = on; });
+  if (on && !beforeFast) {
+    beforeFast = { steps: $("steps").value, guidance: $("guidance").value, scheduler: $("scheduler").value };
+    $("steps").value = FAST.steps; $("guidance").value = FAST.guidanceScale;
+    if (hasOption($("scheduler"), FAST.scheduler)) $("scheduler").value = FAST.scheduler;
+  } else if (!on && beforeFast) {
+    $("steps").value = beforeFast.steps; $("guidance").value = beforeFast.guidance; $("scheduler").value = beforeFast.scheduler;
+    beforeFast = null;
+  }
 }
 
 // A1111-style: picking a LoRA adds its <lora:NAME:1> tag to the prompt (edit the weight there)
@@ -221,15 +248,19 @@ function addCard(job) {
 }
 
 function reuse(p) {
+  var fast = p.preset === "fast" && !$("fast-toggle").classList.contains("hidden");
+  $("fast").checked = fast;
+  onFastChange();
   $("prompt").value = p.prompt || "";
   $("negative").value = p.negative_prompt || "";
-  $("steps").value = p.steps;
-  $("guidance").value = p.guidance_scale;
   $("seed").value = p.seed;
   if (p.width && p.height) setSize(p.width, p.height);
-  var s = p.scheduler || "";
-  var has = Array.prototype.some.call($("scheduler").options, function (o) { return o.value === s; });
-  $("scheduler").value = has ? s : "";
+  if (!fast) {
+    $("steps").value = p.steps;
+    $("guidance").value = p.guidance_scale;
+    var s = p.scheduler || "";
+    $("scheduler").value = hasOption($("scheduler"), s) ? s : "";
+  }
   $("count").value = p.n || 1;
   window.scrollTo({ top: 0, behavior: "smooth" });
 }
@@ -239,6 +270,7 @@ async function init() {
   $("cancel").addEventListener("click", cancel);
   $("size").addEventListener("change", onSizeChange);
   $("lora").addEventListener("change", addLoraTag);
+  $("fast").addEventListener("change", onFastChange);
   $("dice").addEventListener("click", function () { $("seed").value = String(Math.floor(Math.random() * 4294967295)); });
   $("prompt").addEventListener("keydown", function (e) { if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) generate(e); });
   try {
@@ -248,6 +280,7 @@ async function init() {
     $("steps").value = health.defaults.steps; $("guidance").value = health.defaults.guidance_scale;
     $("steps").max = health.limits.max_steps; $("count").max = health.limits.max_images;
     $("width").max = $("height").max = health.limits.max_side;
+    $("fast-toggle").classList.toggle("hidden", (health.presets || []).indexOf("fast") < 0);
   } catch (e) { setStatus("cannot reach the server"); }
   var size = $("size");
   var isBucket = BUCKETS.some(function (b) { return b[0] === defaultSize && b[1] === defaultSize; });
@@ -287,6 +320,7 @@ export const WEB_PAGE = `<!doctype html>
     <label>Prompt<textarea id="prompt" rows="3" required placeholder="an astronaut riding a green horse"></textarea></label>
     <label>Negative prompt<textarea id="negative" rows="2" placeholder="ugly, blurry, poor quality"></textarea></label>
     <label id="lora-picker" class="hidden">LoRA<select id="lora"><option value="">add a LoRA to the prompt…</option></select></label>
+    <label id="fast-toggle" class="check hidden"><input id="fast" type="checkbox"> Fast (LCM, 4 steps)</label>
     <div class="row">
       <label>Steps<input id="steps" type="number" min="1" max="1000" step="1" value="25" inputmode="numeric"></label>
       <label>Guidance<input id="guidance" type="number" min="0" max="100" step="0.5" value="5" inputmode="decimal"></label>

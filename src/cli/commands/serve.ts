@@ -10,9 +10,10 @@ import { LoraLibrary, LoraLibraryError } from "../../server/lora-library.js";
 import { UsageError } from "../usage-error.js";
 import { AccessPolicy } from "../../server/access.js";
 import { intFlag, MODEL_LOAD_OPTIONS, parseModelLoad } from "./generate.js";
+import { FAST_HELP, FAST_OPTIONS, parseFast, resolveFastLora, withFastTaesd } from "../fast-flags.js";
 
 export const serveUsage = `ssd1b serve [--model M] [--host H] [--port P] [--max-queue N] [--lora-dir DIR] [--queue redis://HOST:PORT]
-            [--host-allow NAMES] [--cors-allow-origins ORIGINS]
+            [--host-allow NAMES] [--cors-allow-origins ORIGINS] [--fast [--fast-lora L]]
   HTTP server with one model loaded; jobs run one at a time in arrival order. APIs: OpenAI
   POST /v1/images/generations, AUTOMATIC1111 /sdapi/v1/* (txt2img, img2img, progress, interrupt, ...),
   Segmind POST /v1/ssd-1b, jobs with server-sent events /v1/jobs/:id/events, GET /health, web page at /.
@@ -33,6 +34,8 @@ export const serveUsage = `ssd1b serve [--model M] [--host H] [--port P] [--max-
                        "loras": [{"name": N, "weight": W}] field; GET /sdapi/v1/loras lists them.
                        They stack on the --lora ones. With --queue, give the workers the same folder
   --lora-cache N       LoRA sets kept compiled between jobs (default 1; each holds its own UNet weights)
+${FAST_HELP}
+                       (with --queue: --fast here and on the workers, --fast-lora on the workers)
   --device cpu|webgpu  onnxruntime execution provider (default cpu)
   --queue URL          redis://[:password@]host:port[/db][?name=queue]: enqueue into Redis for
                        \`ssd1b worker\` processes (BullMQ) instead of running jobs here; the model is
@@ -85,6 +88,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
       variant: { type: "string" },
       ...MODEL_LOAD_OPTIONS,
       ...LORA_DIR_OPTIONS,
+      ...FAST_OPTIONS,
       device: { type: "string", default: "cpu" },
       queue: { type: "string" },
       "host-allow": { type: "string" },
@@ -99,6 +103,8 @@ export async function serveCommand(argv: string[]): Promise<void> {
   const device = values.device;
   if (device !== "cpu" && device !== "webgpu") throw new UsageError(`--device must be cpu or webgpu, got "${device}"`);
   if (values.queue !== undefined && !/^rediss?:\/\//.test(values.queue)) throw new UsageError(`--queue must be a redis:// URL, got "${values.queue}"`);
+  const fast = parseFast(values);
+  if (values.queue !== undefined && values["fast-lora"] !== undefined) throw new UsageError("with --queue the workers run the jobs: give them --fast-lora (serve takes --fast only)");
   const corsAllowOrigins = list(values["cors-allow-origins"]);
   try {
     new AccessPolicy({ corsAllowOrigins }); // a bad origin is a usage error before the model loads
@@ -111,24 +117,32 @@ export async function serveCommand(argv: string[]): Promise<void> {
   const files = new FileStore();
   let queue: JobQueue;
   let pipe: StableDiffusionXLPipeline | undefined;
+  let fastLora: string | undefined;
   if (values.queue) {
     const name = values.model!.split(/[\\/]/).filter(Boolean).pop() ?? values.model!;
     queue = await RedisQueue.connect(values.queue, { maxQueue, files, model: name, log });
-    log(`queue: ${values.queue} (BullMQ; run \`ssd1b worker --queue ${values.queue} --model M\` to process jobs)`);
+    log(`queue: ${values.queue} (BullMQ; run \`ssd1b worker --queue ${values.queue} --model M${fast ? " --fast" : ""}\` to process jobs)`);
   } else {
     const t0 = performance.now();
+    const load = withFastTaesd(parseModelLoad(values), fast);
     try {
-      pipe = await StableDiffusionXLPipeline.fromPretrained(values.model!, { ...parseModelLoad(values), variant, session: { device }, onWarning: (m) => log(`warning: ${m}`) });
+      pipe = await StableDiffusionXLPipeline.fromPretrained(values.model!, { ...load, variant, session: { device }, onWarning: (m) => log(`warning: ${m}`) });
     } catch (e) {
       if (e instanceof PipelineInputError) throw new UsageError(e.message);
       throw e;
     }
     log(`loaded ${pipe.model.dir} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
-    queue = new LocalQueue(pipe, maxQueue, files, { loras, loraCache, log });
+    try {
+      if (fast) fastLora = await resolveFastLora(values, pipe, load.hub, log);
+    } catch (e) {
+      await pipe.release();
+      throw e;
+    }
+    queue = new LocalQueue(pipe, maxQueue, files, { loras, loraCache, log, fastLora });
   }
   let server;
   try {
-    server = await startServer({ queue, files, host: values.host, port, log, loras, hostAllow: list(values["host-allow"]), corsAllowOrigins });
+    server = await startServer({ queue, files, host: values.host, port, log, loras, hostAllow: list(values["host-allow"]), corsAllowOrigins, fast });
   } catch (e) {
     await queue.close();
     await pipe?.release();

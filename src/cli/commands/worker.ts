@@ -6,6 +6,7 @@ import { probeRedis } from "../../server/redis-queue.js";
 import { UsageError } from "../usage-error.js";
 import { intFlag, MODEL_LOAD_OPTIONS, parseModelLoad } from "./generate.js";
 import { LORA_DIR_OPTIONS, parseLoraDir, parseVariant, untilSignal } from "./serve.js";
+import { FAST_HELP, FAST_OPTIONS, parseFast, resolveFastLora, withFastTaesd } from "../fast-flags.js";
 
 export const workerUsage = `ssd1b worker --queue redis://HOST:PORT [--model M] [options]
   Runs the jobs that \`ssd1b serve --queue\` puts in Redis (BullMQ), one at a time. Start several for
@@ -19,6 +20,8 @@ export const workerUsage = `ssd1b worker --queue redis://HOST:PORT [--model M] [
   --lora-dir DIR       where the LoRA names of jobs (<lora:NAME:W>, "loras") are looked up: the same
                        files as serve's --lora-dir (sub-folders too); jobs naming LoRAs fail without it
   --lora-cache N       LoRA sets kept compiled between jobs (default 1; each holds its own UNet weights)
+${FAST_HELP}
+                       (the front end takes --fast too; fast jobs fail on a worker without it)
   --device cpu|webgpu  onnxruntime execution provider (default cpu)
   --lock-ms N          job lock time (default 300000): must outlast the longest single model call (an
                        SSD-1B step at 1024x1024 blocks 44 s on 2 cores); a machine that vanishes
@@ -35,6 +38,7 @@ export async function workerCommand(argv: string[]): Promise<void> {
       variant: { type: "string" },
       ...MODEL_LOAD_OPTIONS,
       ...LORA_DIR_OPTIONS,
+      ...FAST_OPTIONS,
       device: { type: "string", default: "cpu" },
       "lock-ms": { type: "string", default: String(DEFAULT_LOCK_MS) },
       "stalled-ms": { type: "string", default: String(DEFAULT_STALLED_MS) },
@@ -44,6 +48,7 @@ export async function workerCommand(argv: string[]): Promise<void> {
   if (!values.queue) throw new UsageError("--queue redis://HOST:PORT is required");
   if (!/^rediss?:\/\//.test(values.queue)) throw new UsageError(`--queue must be a redis:// URL, got "${values.queue}"`);
   const variant = parseVariant(values.variant);
+  const fast = parseFast(values);
   const device = values.device;
   if (device !== "cpu" && device !== "webgpu") throw new UsageError(`--device must be cpu or webgpu, got "${device}"`);
   const lockDurationMs = intFlag(values, "lock-ms", 500)!;
@@ -52,20 +57,22 @@ export async function workerCommand(argv: string[]): Promise<void> {
   const { loras, loraCache } = parseLoraDir(values);
   await probeRedis(values.queue);
   let pipe: StableDiffusionXLPipeline;
+  const load = withFastTaesd(parseModelLoad(values), fast);
   try {
-    pipe = await StableDiffusionXLPipeline.fromPretrained(values.model!, { ...parseModelLoad(values), variant, session: { device }, onWarning: (m) => log(`warning: ${m}`) });
+    pipe = await StableDiffusionXLPipeline.fromPretrained(values.model!, { ...load, variant, session: { device }, onWarning: (m) => log(`warning: ${m}`) });
   } catch (e) {
     if (e instanceof PipelineInputError) throw new UsageError(e.message);
     throw e;
   }
   let running;
   try {
-    running = await startRedisWorker({ url: values.queue, pipe, lockDurationMs, stalledIntervalMs, log, loras, loraCache });
+    const fastLora = fast ? await resolveFastLora(values, pipe, load.hub, log) : undefined;
+    running = await startRedisWorker({ url: values.queue, pipe, lockDurationMs, stalledIntervalMs, log, loras, loraCache, fastLora });
   } catch (e) {
     await pipe.release();
     throw e;
   }
-  log(`ready: ${pipe.model.name} on ${values.queue}${loras ? `, LoRAs from ${loras.dir}` : ""}`);
+  log(`ready: ${pipe.model.name} on ${values.queue}${loras ? `, LoRAs from ${loras.dir}` : ""}${fast ? ", fast preset" : ""}`);
   const signal = await untilSignal();
   log(`${signal}: finishing the current job`);
   await running.close();
