@@ -8,6 +8,8 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { request as httpRequest } from "node:http";
+import { crc32 } from "node:zlib";
+import jpeg from "jpeg-js";
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,6 +18,7 @@ import { tinyModelIn } from "./helpers/tiny-model.js";
 import { StableDiffusionXLPipeline } from "../src/pipelines/stable-diffusion-xl.js";
 import { PipelineInputError } from "../src/pipelines/errors.js";
 import { PIPELINE_LIMITS } from "../src/pipelines/limits.js";
+import { encodePng } from "../src/image/png.js";
 import { startServer, type RunningServer } from "../src/server/app.js";
 import { FileStore } from "../src/server/file-store.js";
 import { LocalQueue } from "../src/server/local-queue.js";
@@ -247,4 +250,59 @@ test("library limits: sizes, steps and image counts past the limits are Pipeline
   await assert.rejects(pipe.img2img({ prompt: "x", image: { width: 8192, height: 8, data: new Uint8Array(8192 * 8 * 3) } }), /width 8192 is above the limit of 4096/);
   assert.ok(performance.now() - t0 < 2000, "rejected before any work");
   assert.equal(PIPELINE_LIMITS.maxSide, 4096);
+});
+
+/** A PNG whose IHDR claims width x height (CRCs right), with a tiny IDAT: what a 1 KB image bomb looks like. */
+function pngClaiming(width: number, height: number): Buffer {
+  const good = encodePng({ width: 8, height: 8, data: new Uint8Array(8 * 8 * 3) });
+  const b = Buffer.from(good);
+  b.writeUInt32BE(width, 16);
+  b.writeUInt32BE(height, 20);
+  b.writeUInt32BE(crc32(b.subarray(12, 29)) >>> 0, 29);
+  return b;
+}
+
+/** A small real JPEG whose SOF0 frame size is patched to width x height. */
+function jpegClaiming(width: number, height: number): Buffer {
+  const b = Buffer.from(jpeg.encode({ width: 16, height: 16, data: Buffer.alloc(16 * 16 * 4, 128) }, 80).data);
+  const sof = b.indexOf(Buffer.from([0xff, 0xc0]));
+  b.writeUInt16BE(height, sof + 5);
+  b.writeUInt16BE(width, sof + 7);
+  return b;
+}
+
+test("hostile: image bombs as img2img init images are refused from their header (400 naming the limit); the event loop stays responsive", { skip: NO_FIXTURES, timeout: 120_000 }, async () => {
+  const bombs: [string, Buffer][] = [["PNG 30000x30000", pngClaiming(30000, 30000)], ["PNG 3000x3000", pngClaiming(3000, 3000)], ["JPEG 4000x4000", jpegClaiming(4000, 4000)]];
+  const rss0 = process.memoryUsage().rss;
+  for (const [what, bytes] of bombs) {
+    assert.ok(bytes.length < 2000, `${what} is small (${bytes.length} bytes)`);
+    const body = JSON.stringify({ prompt: "x", steps: 1, width: 16, height: 16, seed: 1, init_images: [bytes.toString("base64")] });
+    let answer: Answer | undefined;
+    const t0 = performance.now();
+    const worst = await slowestHealth(raw("POST", "/sdapi/v1/img2img", json, body).then((a) => { answer = a; }));
+    const took = performance.now() - t0;
+    assert.equal(answer!.status, 400, `${what}: ${answer!.body}`);
+    assert.match(answer!.body, /limit of \d+ pixels|megapixels/, what);
+    assert.ok(took < 1000, `${what}: answered in ${took.toFixed(0)} ms`);
+    assert.ok(worst < 200, `${what}: /health took ${worst.toFixed(0)} ms`);
+  }
+  assert.ok(process.memoryUsage().rss - rss0 < 256 * 2 ** 20, "no large allocation");
+});
+
+test("hostile: a 10 KB prompt of BREAKs on a --prompt-syntax a1111 server is a quick 400 naming the chunk limit", { skip: NO_FIXTURES, timeout: 120_000 }, async () => {
+  const a1111 = await StableDiffusionXLPipeline.fromPretrained(tinyModelIn(tmp), { promptSyntax: "a1111" });
+  const files = new FileStore();
+  const s = await startServer({ queue: new LocalQueue(a1111, 2, files), files, host: "127.0.0.1", port: 0 });
+  try {
+    const body = JSON.stringify({ prompt: "BREAK ".repeat(1666), steps: 1, width: 16, height: 16, seed: 1 });
+    const t0 = performance.now();
+    const a = await raw("POST", "/sdapi/v1/txt2img", json, body, s.port);
+    const took = performance.now() - t0;
+    assert.equal(a.status, 400, a.body);
+    assert.match(a.body, /chunks?/);
+    assert.ok(took < 2000, `answered in ${took.toFixed(0)} ms`);
+  } finally {
+    await s.close();
+    await a1111.release();
+  }
 });

@@ -184,7 +184,8 @@ export function readInitImage(data: string, limits: Limits, param: string): { ba
   const bytes = Buffer.from(base64, "base64");
   let image: RgbImage;
   try {
-    image = decodeImage(bytes, param);
+    // the header's size is checked before decoding: an image larger than any output is refused without inflating it
+    image = decodeImage(bytes, param, { maxPixels: limits.maxSide * limits.maxSide });
   } catch (e) {
     throw invalid((e as Error).message, "invalid_image", param);
   }

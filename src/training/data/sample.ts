@@ -4,6 +4,9 @@
  * random corner), and record SDXL's micro-conditioning (original_size, crop top-left, target_size).
  */
 import { readImageFile } from "../../image/image.js";
+
+/** Camera photos (24-50 MP) are fine as training data, unlike as server uploads; still bounded. */
+export const TRAINING_MAX_PIXELS = 64_000_000;
 import type { RgbImage } from "../../image/png.js";
 import type { TrainingRng } from "../rng.js";
 import type { DatasetItem } from "./dataset.js";
@@ -23,7 +26,7 @@ export interface Sample {
   caption: string;
 }
 
-export function prepareSample(item: DatasetItem, o: AugmentOptions, rng: TrainingRng, image: RgbImage = readImageFile(item.file)): Sample {
+export function prepareSample(item: DatasetItem, o: AugmentOptions, rng: TrainingRng, image: RgbImage = readImageFile(item.file, { maxPixels: TRAINING_MAX_PIXELS })): Sample {
   const R = o.resolution;
   const original: [number, number] = [image.height, image.width];
   let img = resizeShorterSide(image, R);
