@@ -15,6 +15,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { synthModel } from "../src/cli/commands/synth.js";
+import { stopChildren } from "../test/helpers/child-processes.js";
 import { REDIS_SERVER, startRedisServer } from "../test/helpers/redis-server.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -23,7 +24,6 @@ const CLI = join(root, "dist/src/cli/main.js");
 const { values } = parseArgs({ options: { seconds: { type: "string", default: "20" }, clients: { type: "string", default: "4" }, steps: { type: "string", default: "4" } } });
 const SECONDS = Number(values.seconds), CLIENTS = Number(values.clients), STEPS = Number(values.steps);
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const children: ChildProcess[] = [];
 
 function start(cmd: string, args: string[]): ChildProcess {
@@ -43,13 +43,7 @@ function waitFor(child: ChildProcess, stream: "stdout" | "stderr", re: RegExp, m
 }
 
 async function stopAll(): Promise<void> {
-  for (const c of children.splice(0).reverse()) {
-    if (c.exitCode !== null || c.signalCode !== null) continue;
-    const exited = new Promise((r) => c.once("exit", r));
-    c.kill("SIGTERM");
-    await Promise.race([exited, sleep(10000)]);
-    if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
-  }
+  await stopChildren(children.splice(0));
 }
 
 interface Result { mode: string; done: number; errors: number; seconds: number; latencies: number[] }

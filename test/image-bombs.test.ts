@@ -8,28 +8,13 @@ import { deflateSync } from "node:zlib";
 import jpeg from "jpeg-js";
 import { decodeImage, DEFAULT_MAX_PIXELS, ImageFormatError } from "../src/image/image.js";
 import { decodePng, encodePng, type RgbImage } from "../src/image/png.js";
+import { PNG_SIGNATURE, crc32, pngChunk } from "./helpers/png-chunks.js";
 import { Prng, fuzzCases, fuzzSeed } from "./helpers/prng.js";
-
-const CRC = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) { let c = n; for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1; t[n] = c >>> 0; }
-  return t;
-})();
-const crc32 = (b: Uint8Array) => { let c = 0xffffffff; for (const x of b) c = CRC[(c ^ x) & 0xff] ^ (c >>> 8); return (c ^ 0xffffffff) >>> 0; };
-
-function chunk(type: string, data: Uint8Array): Buffer {
-  const out = Buffer.alloc(12 + data.length);
-  out.writeUInt32BE(data.length, 0);
-  out.write(type, 4, "latin1");
-  out.set(data, 8);
-  out.writeUInt32BE(crc32(out.subarray(4, 8 + data.length)), 8 + data.length);
-  return out;
-}
 
 function png(width: number, height: number, idat: Uint8Array, extra: Buffer[] = []): Buffer {
   const ihdr = Buffer.alloc(13);
   ihdr.writeUInt32BE(width, 0); ihdr.writeUInt32BE(height, 4); ihdr.set([8, 2, 0, 0, 0], 8);
-  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk("IHDR", ihdr), ...extra, chunk("IDAT", idat), chunk("IEND", new Uint8Array(0))]);
+  return Buffer.concat([PNG_SIGNATURE, pngChunk("IHDR", ihdr), ...extra, pngChunk("IDAT", idat), pngChunk("IEND", new Uint8Array(0))]);
 }
 
 /** Patches IHDR's width and height and fixes its CRC, so that the size check is what fails. */
@@ -80,12 +65,12 @@ test("PNG bomb: image data that inflates past what IHDR implies is cut off", () 
 
 test("PNG bomb: compressed text chunks are capped at 1 MiB in all", () => {
   const pixels = deflateSync(Buffer.alloc(8 * 25));
-  const ztxt = chunk("zTXt", Buffer.concat([Buffer.from("parameters\0\0", "latin1"), deflateSync(Buffer.alloc(32 << 20, 0x41))]));
+  const ztxt = pngChunk("zTXt", Buffer.concat([Buffer.from("parameters\0\0", "latin1"), deflateSync(Buffer.alloc(32 << 20, 0x41))]));
   assert.ok(ztxt.length < 64 << 10, `${ztxt.length} bytes`);
   const { ms, mib } = refused(() => decodePng(png(8, 8, pixels, [ztxt])), /text chunk "parameters" inflates past the limit of 1048576 bytes/);
   assert.ok(ms < 500 && mib < 32, `${ms} ms, +${mib} MiB`);
   // many chunks under the cap each still share one budget
-  const piece = chunk("zTXt", Buffer.concat([Buffer.from("k\0\0", "latin1"), deflateSync(Buffer.alloc(300_000, 0x41))]));
+  const piece = pngChunk("zTXt", Buffer.concat([Buffer.from("k\0\0", "latin1"), deflateSync(Buffer.alloc(300_000, 0x41))]));
   assert.throws(() => decodePng(png(8, 8, pixels, [piece, piece, piece, piece])), /past the limit/);
   const ok = decodePng(png(8, 8, pixels, [piece]));
   assert.equal(ok.text.k.length, 300_000);

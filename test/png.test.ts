@@ -8,6 +8,7 @@ import { deflateSync } from "node:zlib";
 import { ImageFormatError, decodePng, encodePng, type RgbImage } from "../src/image/png.js";
 import { readImageFile, rgbToTensor, toRgb8 } from "../src/image/image.js";
 import { formatInfotext, samplerLabel } from "../src/image/infotext.js";
+import { PNG_SIGNATURE, pngChunk } from "./helpers/png-chunks.js";
 
 /** An image where neighbouring pixels differ in several ways, so every row filter gets chosen somewhere. */
 function testImage(width: number, height: number): RgbImage {
@@ -19,24 +20,6 @@ function testImage(width: number, height: number): RgbImage {
   return { width, height, data };
 }
 
-function crc(bytes: Uint8Array): number {
-  let c = 0xffffffff;
-  for (const b of bytes) {
-    c ^= b;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  }
-  return (c ^ 0xffffffff) >>> 0;
-}
-
-function chunk(type: string, data: Uint8Array): Buffer {
-  const b = Buffer.alloc(12 + data.length);
-  b.writeUInt32BE(data.length, 0);
-  b.write(type, 4, "latin1");
-  b.set(data, 8);
-  b.writeUInt32BE(crc(b.subarray(4, 8 + data.length)), 8 + data.length);
-  return b;
-}
-
 /** A PNG written by hand: IHDR fields, raw scanlines (filter byte 0 added), optional palette. */
 function handPng(width: number, height: number, depth: number, colorType: number, rows: number[][], opts: { palette?: number[]; interlace?: number } = {}): Buffer {
   const ihdr = Buffer.alloc(13);
@@ -45,9 +28,9 @@ function handPng(width: number, height: number, depth: number, colorType: number
   ihdr.set([depth, colorType, 0, 0, opts.interlace ?? 0], 8);
   const raw = Buffer.from(rows.flatMap((r) => [0, ...r]));
   return Buffer.concat([
-    Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk("IHDR", ihdr),
-    ...(opts.palette ? [chunk("PLTE", Uint8Array.from(opts.palette))] : []),
-    chunk("IDAT", deflateSync(raw)), chunk("IEND", new Uint8Array(0)),
+    PNG_SIGNATURE, pngChunk("IHDR", ihdr),
+    ...(opts.palette ? [pngChunk("PLTE", Uint8Array.from(opts.palette))] : []),
+    pngChunk("IDAT", deflateSync(raw)), pngChunk("IEND", new Uint8Array(0)),
   ]);
 }
 

@@ -12,6 +12,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NO_FIXTURES, PROJECT_ROOT } from "./helpers/fixtures.js";
+import { stopChildren } from "./helpers/child-processes.js";
 import { REDIS_SERVER, startRedisServer } from "./helpers/redis-server.js";
 import { tinyModelIn } from "./helpers/tiny-model.js";
 import { startServer } from "../src/server/app.js";
@@ -26,13 +27,7 @@ const children: ChildProcess[] = [];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 after(async () => {
-  for (const c of [...children].reverse()) {
-    if (c.exitCode !== null || c.signalCode !== null) continue;
-    const exited = new Promise((r) => c.once("exit", r));
-    c.kill("SIGTERM");
-    await Promise.race([exited, sleep(10000)]);
-    if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
-  }
+  await stopChildren(children);
   rmSync(tmp, { recursive: true, force: true });
 });
 

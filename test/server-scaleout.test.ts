@@ -11,6 +11,7 @@ import { cpSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NO_FIXTURES, PROJECT_ROOT, fixture, levelDiff } from "./helpers/fixtures.js";
+import { stopChildren } from "./helpers/child-processes.js";
 import { REDIS_SERVER, startRedisServer } from "./helpers/redis-server.js";
 import { synthModel } from "../src/cli/commands/synth.js";
 import { StableDiffusionXLPipeline } from "../src/pipelines/stable-diffusion-xl.js";
@@ -71,13 +72,7 @@ before(async () => {
 
 after(async () => {
   // workers and front end first, Redis last
-  for (const c of [...children].reverse()) {
-    if (c.exitCode !== null || c.signalCode !== null) continue;
-    const exited = new Promise((r) => c.once("exit", r));
-    c.kill("SIGTERM");
-    await Promise.race([exited, sleep(10000)]);
-    if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
-  }
+  await stopChildren(children);
   rmSync(tmp, { recursive: true, force: true });
 });
 

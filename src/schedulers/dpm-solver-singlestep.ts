@@ -1,27 +1,8 @@
-import { BaseScheduler } from "./base.js";
-import {
-  type BaseConfig, checkOption, drawNoise, f32, interpIndex, logF32, multistepTimesteps, npLinspace, resolveConfig, roundHalfEven,
-  sigmaTable, sigmaToT,
-} from "./common.js";
-import { alphaSigma, dataPrediction } from "./dpm-solver.js";
-import { convertSigmas, sigmaScheduleKind } from "./sigma-schedules.js";
+import { f32, resolveConfig } from "./common.js";
+import { type DPMSolverBaseConfig, DPMSolverBase } from "./dpm-solver-common.js";
 import type { NoiseGenerator } from "./types.js";
 
-export interface DPMSolverSinglestepConfig extends BaseConfig {
-  solver_order: number;
-  thresholding: boolean;
-  dynamic_thresholding_ratio: number;
-  sample_max_value: number;
-  algorithm_type: string;
-  solver_type: string;
-  lower_order_final: boolean;
-  use_karras_sigmas: boolean;
-  use_exponential_sigmas: boolean;
-  use_beta_sigmas: boolean;
-  final_sigmas_type: string;
-  lambda_min_clipped: number;
-  variance_type: string | null;
-}
+export type DPMSolverSinglestepConfig = DPMSolverBaseConfig;
 
 export const DPM_SINGLESTEP_DEFAULTS: DPMSolverSinglestepConfig = {
   num_train_timesteps: 1000, beta_start: 0.0001, beta_end: 0.02, beta_schedule: "linear", trained_betas: null,
@@ -33,16 +14,12 @@ export const DPM_SINGLESTEP_DEFAULTS: DPMSolverSinglestepConfig = {
   timestep_spacing: "linspace", steps_offset: 0,
 };
 
-type Coef = { alpha: number; sigma: number; lambda: number };
-
 /**
  * diffusers DPMSolverSinglestepScheduler (Segmind's "DPM Single"): DPM-Solver++ of order 1-3 in
  * single-step form, where a group of `order` steps starts from one stored sample and each step of the
  * group adds one model evaluation; with "sde-dpmsolver++" fresh noise enters every step.
  */
-export class DPMSolverSinglestepScheduler extends BaseScheduler<DPMSolverSinglestepConfig> {
-  sigmas: Float64Array;
-  private modelOutputs: (Float32Array | null)[];
+export class DPMSolverSinglestepScheduler extends DPMSolverBase<DPMSolverSinglestepConfig> {
   private sample: Float32Array | null = null;
   private orderList: number[] = [];
   /** diffusers rewrites lower_order_final to true for uneven step counts or a zero final sigma, and keeps it. */
@@ -50,25 +27,11 @@ export class DPMSolverSinglestepScheduler extends BaseScheduler<DPMSolverSingles
 
   constructor(config: object = {}, overrides: object = {}) {
     const c = resolveConfig("DPMSolverSinglestepScheduler", DPM_SINGLESTEP_DEFAULTS, config, overrides);
-    if (c.algorithm_type === "deis") c.algorithm_type = "dpmsolver++";
-    if (["logrho", "bh1", "bh2"].includes(c.solver_type)) c.solver_type = "midpoint";
     // the spacing of other classes' configs does not apply to this one
     c.timestep_spacing = "linspace";
     c.steps_offset = 0;
-    super("DPMSolverSinglestepScheduler", c, true);
-    checkOption(this.className, "algorithm_type", c.algorithm_type, ["dpmsolver++", "sde-dpmsolver++"]);
-    checkOption(this.className, "solver_type", c.solver_type, ["midpoint", "heun"]);
-    checkOption(this.className, "solver_order", c.solver_order, [1, 2, 3]);
-    checkOption(this.className, "prediction_type", c.prediction_type, ["epsilon", "sample", "v_prediction"]);
-    checkOption(this.className, "final_sigmas_type", c.final_sigmas_type, ["zero", "sigma_min"]);
-    checkOption(this.className, "thresholding", c.thresholding, [false]);
-    checkOption(this.className, "variance_type", c.variance_type, [null]);
-    sigmaScheduleKind(this.className, c);
+    super("DPMSolverSinglestepScheduler", c);
     this.lowerOrderFinal = c.lower_order_final;
-    this.sigmas = Float64Array.from(sigmaTable(this.alphasCumprod));
-    const T = c.num_train_timesteps;
-    this.timesteps = npLinspace(0, T - 1, T).reverse();
-    this.modelOutputs = new Array(c.solver_order).fill(null);
   }
 
   /** The solver order of each step: groups of 1, 2(, 3), shortened at the end (diffusers get_order_list). */
@@ -93,25 +56,8 @@ export class DPMSolverSinglestepScheduler extends BaseScheduler<DPMSolverSingles
 
   setTimesteps(numInferenceSteps: number): void {
     const c = this.config;
-    const table = sigmaTable(this.alphasCumprod);
-    let clipped = 0;
-    for (let t = c.num_train_timesteps - 1; t >= 0 && lambdaOfAlphaBar(this.alphasCumprod[t]) < c.lambda_min_clipped; t--) clipped++;
-    let timesteps = multistepTimesteps(c, numInferenceSteps, c.num_train_timesteps - clipped);
-    const logSigmas = logF32(table);
-    let sigmas: Float64Array;
-    const kind = sigmaScheduleKind(this.className, c);
-    if (kind) {
-      sigmas = convertSigmas(kind, table[0], table[table.length - 1], numInferenceSteps);
-      // Karras timesteps are rounded; the others truncated by the int64 cast
-      timesteps = sigmas.map((s) => (kind === "karras" ? roundHalfEven : Math.trunc)(sigmaToT(s, logSigmas)));
-    } else {
-      sigmas = timesteps.map((t) => interpIndex(t, table));
-    }
-    const last = c.final_sigmas_type === "sigma_min" ? table[0] : 0;
-    this.sigmas = Float64Array.from([...sigmas, last].map(f32));
-    this.timesteps = timesteps;
+    this.setSchedule(numInferenceSteps);
     this.numInferenceSteps = numInferenceSteps;
-    this.modelOutputs = new Array(c.solver_order).fill(null);
     this.sample = null;
     if (numInferenceSteps % c.solver_order !== 0 || c.final_sigmas_type === "zero") this.lowerOrderFinal = true;
     this.orderList = this.orders(numInferenceSteps);
@@ -120,12 +66,8 @@ export class DPMSolverSinglestepScheduler extends BaseScheduler<DPMSolverSingles
 
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, generator?: NoiseGenerator, shape?: number[]): Float32Array {
     this.requireTimesteps();
-    const c = this.config;
     const i = this.initStepIndex(timestep, true);
-    const x0 = dataPrediction(c.prediction_type, this.sigmas[i], modelOutput, sample);
-    this.modelOutputs.shift();
-    this.modelOutputs.push(x0);
-    const noise = c.algorithm_type === "sde-dpmsolver++" ? drawNoise(generator, shape ?? [sample.length], sample.length, this.className) : null;
+    const { noise } = this.pushModelOutput(i, modelOutput, sample, generator, shape);
     let order = this.orderList[i];
     // after a mid-schedule start the history may be shorter than the group
     while (this.modelOutputs[this.modelOutputs.length - order] === null) order--;
@@ -135,12 +77,9 @@ export class DPMSolverSinglestepScheduler extends BaseScheduler<DPMSolverSingles
     return prev;
   }
 
-  private coefficients(offsets: number[]): Coef[] {
-    const i = this.stepIndex!;
-    return offsets.map((o) => alphaSigma(this.sigmas[i + o]));
-  }
-
+  /** The update of a step of order 2 or 3 within its group; order 1 is the multistep one. */
   private update(order: number, sample: Float32Array, noise: Float32Array | null): Float32Array {
+    if (order === 1) return this.firstOrderUpdate(this.modelOutputs[this.modelOutputs.length - 1]!, sample, noise);
     const L = this.modelOutputs.length;
     const m = (k: number) => this.modelOutputs[L - 1 - k]!; // m(0) newest
     const heun = this.config.solver_type === "heun";
@@ -154,9 +93,7 @@ export class DPMSolverSinglestepScheduler extends BaseScheduler<DPMSolverSingles
     const cn = noise ? f32(t.sigma * f32(Math.sqrt(one))) : 0;
     const first = noise ? f32(f32(one / f32(-2 * h)) + 1) : f32(f32(expm / h) + 1); // the phi_2-type coefficient
     let D0: Float32Array, D1: Float32Array | null = null, D2: Float32Array | null = null, c1 = 0, c2 = 0;
-    if (order === 1) {
-      D0 = m(0);
-    } else if (order === 2) {
+    if (order === 2) {
       const [s0] = this.coefficients([0]);
       const r0 = f32(f32(s0.lambda - s.lambda) / h), inv = f32(1 / r0);
       D0 = m(1);
@@ -190,14 +127,4 @@ export class DPMSolverSinglestepScheduler extends BaseScheduler<DPMSolverSingles
     }
     return out;
   }
-
-  addNoise(original: Float32Array, noise: Float32Array, timestep: number): Float32Array {
-    const { alpha, sigma } = alphaSigma(this.sigmas[this.addNoiseIndex(timestep, true)]);
-    return original.map((x, k) => f32(alpha * x) + f32(sigma * noise[k]));
-  }
-}
-
-/** lambda_t = log(alpha_t) - log(sigma_t) of a training alphas_cumprod entry (float32). */
-function lambdaOfAlphaBar(alphaBar: number): number {
-  return f32(f32(Math.log(f32(Math.sqrt(alphaBar)))) - f32(Math.log(f32(Math.sqrt(f32(1 - alphaBar))))));
 }

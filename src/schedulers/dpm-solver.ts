@@ -1,27 +1,10 @@
-import { BaseScheduler } from "./base.js";
-import {
-  type BaseConfig, checkOption, drawNoise, f32, interpIndex, karrasSigmas, lincomb, logF32, multistepTimesteps,
-  npLinspace, resolveConfig, roundHalfEven, sigmaNorm, sigmaTable, sigmaToT,
-} from "./common.js";
-import { convertSigmas, sigmaScheduleKind } from "./sigma-schedules.js";
+import { f32, lincomb, resolveConfig } from "./common.js";
+import { type DPMSolverBaseConfig, DPMSolverBase } from "./dpm-solver-common.js";
 import type { NoiseGenerator } from "./types.js";
 
-export interface DPMSolverConfig extends BaseConfig {
-  solver_order: number;
-  thresholding: boolean;
-  dynamic_thresholding_ratio: number;
-  sample_max_value: number;
-  algorithm_type: string;
-  solver_type: string;
-  lower_order_final: boolean;
+export interface DPMSolverConfig extends DPMSolverBaseConfig {
   euler_at_final: boolean;
-  use_karras_sigmas: boolean;
-  use_exponential_sigmas: boolean;
-  use_beta_sigmas: boolean;
   use_lu_lambdas: boolean;
-  final_sigmas_type: string;
-  lambda_min_clipped: number;
-  variance_type: string | null;
   rescale_betas_zero_snr: boolean;
 }
 
@@ -35,80 +18,20 @@ export const DPM_SOLVER_DEFAULTS: DPMSolverConfig = {
   rescale_betas_zero_snr: false,
 };
 
-/** VP-SDE coefficients of a sigma, as float32 0-d tensors: alpha_t = 1/sqrt(sigma^2+1), sigma_t = sigma*alpha_t. */
-export function alphaSigma(sigma: number): { alpha: number; sigma: number; lambda: number } {
-  const alpha = f32(1 / sigmaNorm(sigma));
-  const s = f32(sigma * alpha);
-  return { alpha, sigma: s, lambda: f32(f32(Math.log(alpha)) - f32(Math.log(s))) };
-}
-
-/** x0 (data) prediction from the model output, as the multistep solvers convert it. */
-export function dataPrediction(predictionType: string, sigma: number, modelOutput: Float32Array, sample: Float32Array): Float32Array {
-  if (predictionType === "sample") return modelOutput;
-  const { alpha, sigma: sigmaT } = alphaSigma(sigma);
-  if (predictionType === "v_prediction") return lincomb(alpha, sample, -sigmaT, modelOutput);
-  return sample.map((s, k) => f32(s - f32(sigmaT * modelOutput[k])) / alpha); // epsilon
-}
-
 /**
- * diffusers DPMSolverMultistepScheduler: DPM-Solver++ (data prediction) of order 1-3, and its SDE
- * variant "sde-dpmsolver++" ("DPM++ 2M SDE", "DPM++ 3M SDE"), with optional Karras, exponential or beta sigmas. The noise-prediction
- * variants "dpmsolver"/"sde-dpmsolver" (deprecated in diffusers) are not ported.
+ * diffusers DPMSolverMultistepScheduler: DPM-Solver++ of order 1-3 and "sde-dpmsolver++" ("DPM++ 2M SDE",
+ * "DPM++ 3M SDE"), with optional Karras, exponential or beta sigmas (see DPMSolverBase).
  */
-export class DPMSolverMultistepScheduler extends BaseScheduler<DPMSolverConfig> {
-  sigmas: Float64Array;
-  private modelOutputs: (Float32Array | null)[];
+export class DPMSolverMultistepScheduler extends DPMSolverBase<DPMSolverConfig> {
   private lowerOrderNums = 0;
 
   constructor(config: object = {}, overrides: object = {}) {
-    const c = resolveConfig("DPMSolverMultistepScheduler", DPM_SOLVER_DEFAULTS, config, overrides);
-    // diffusers maps the solver types of its other solvers onto midpoint, and "deis" onto dpmsolver++
-    if (c.algorithm_type === "deis") c.algorithm_type = "dpmsolver++";
-    if (["logrho", "bh1", "bh2"].includes(c.solver_type)) c.solver_type = "midpoint";
-    super("DPMSolverMultistepScheduler", c, true);
-    checkOption(this.className, "algorithm_type", c.algorithm_type, ["dpmsolver++", "sde-dpmsolver++"]);
-    checkOption(this.className, "solver_type", c.solver_type, ["midpoint", "heun"]);
-    checkOption(this.className, "solver_order", c.solver_order, [1, 2, 3]);
-    checkOption(this.className, "prediction_type", c.prediction_type, ["epsilon", "sample", "v_prediction"]);
-    checkOption(this.className, "final_sigmas_type", c.final_sigmas_type, ["zero", "sigma_min"]);
-    checkOption(this.className, "thresholding", c.thresholding, [false]);
-    checkOption(this.className, "variance_type", c.variance_type, [null]);
-    sigmaScheduleKind(this.className, c);
-    this.sigmas = Float64Array.from(sigmaTable(this.alphasCumprod));
-    const T = c.num_train_timesteps;
-    this.timesteps = npLinspace(0, T - 1, T).reverse();
-    this.modelOutputs = new Array(c.solver_order).fill(null);
+    super("DPMSolverMultistepScheduler", resolveConfig("DPMSolverMultistepScheduler", DPM_SOLVER_DEFAULTS, config, overrides));
   }
 
   setTimesteps(numInferenceSteps: number): void {
-    const c = this.config;
-    const table = sigmaTable(this.alphasCumprod);
-    // lambda_min_clipped trims the noisiest timesteps (lambda_t falls as t grows)
-    let clipped = 0;
-    for (let t = c.num_train_timesteps - 1; t >= 0 && lambdaOfAlphaBar(this.alphasCumprod[t]) < c.lambda_min_clipped; t--) clipped++;
-    let timesteps = multistepTimesteps(c, numInferenceSteps, c.num_train_timesteps - clipped);
-    const logSigmas = logF32(table);
-    let sigmas: Float64Array;
-    if (c.use_karras_sigmas) {
-      sigmas = karrasSigmas(table[0], table[table.length - 1], numInferenceSteps);
-      timesteps = sigmas.map((s) => roundHalfEven(sigmaToT(s, logSigmas)));
-    } else if (c.use_exponential_sigmas || c.use_beta_sigmas) {
-      // unlike Karras, diffusers does not round these: the int64 cast truncates
-      sigmas = convertSigmas(c.use_beta_sigmas ? "beta" : "exponential", table[0], table[table.length - 1], numInferenceSteps);
-      timesteps = sigmas.map((s) => Math.trunc(sigmaToT(s, logSigmas)));
-    } else if (c.use_lu_lambdas) {
-      // uniform in log-sigma (Lu et al. 2022), from sigma_max down to sigma_min
-      const max = logSigmas[logSigmas.length - 1], min = logSigmas[0];
-      sigmas = npLinspace(0, 1, numInferenceSteps).map((r) => Math.exp(max + r * (min - max)));
-      timesteps = sigmas.map((s) => roundHalfEven(sigmaToT(s, logSigmas)));
-    } else {
-      sigmas = timesteps.map((t) => interpIndex(t, table));
-    }
-    const last = c.final_sigmas_type === "sigma_min" ? table[0] : 0;
-    this.sigmas = Float64Array.from([...sigmas, last].map(f32));
-    this.timesteps = timesteps;
-    this.numInferenceSteps = timesteps.length;
-    this.modelOutputs = new Array(c.solver_order).fill(null);
+    this.setSchedule(numInferenceSteps, this.config.use_lu_lambdas);
+    this.numInferenceSteps = this.timesteps.length;
     this.lowerOrderNums = 0;
     this.resetSteps();
   }
@@ -121,36 +44,16 @@ export class DPMSolverMultistepScheduler extends BaseScheduler<DPMSolverConfig> 
     const lowerOrderFinal = i === n - 1 && (c.euler_at_final || (c.lower_order_final && n < 15) || c.final_sigmas_type === "zero");
     const lowerOrderSecond = i === n - 2 && c.lower_order_final && n < 15;
 
-    const x0 = dataPrediction(c.prediction_type, this.sigmas[i], modelOutput, sample);
-    this.modelOutputs.shift();
-    this.modelOutputs.push(x0);
-    const noise = c.algorithm_type === "sde-dpmsolver++" ? drawNoise(generator, shape ?? [sample.length], sample.length, this.className) : null;
+    const { x0, noise } = this.pushModelOutput(i, modelOutput, sample, generator, shape);
 
     let prev: Float32Array;
-    if (c.solver_order === 1 || this.lowerOrderNums < 1 || lowerOrderFinal) prev = this.firstOrder(x0, sample, noise);
+    if (c.solver_order === 1 || this.lowerOrderNums < 1 || lowerOrderFinal) prev = this.firstOrderUpdate(x0, sample, noise);
     else if (c.solver_order === 2 || this.lowerOrderNums < 2 || lowerOrderSecond) prev = this.secondOrder(sample, noise);
     else prev = this.thirdOrder(sample, noise);
 
     if (this.lowerOrderNums < c.solver_order) this.lowerOrderNums++;
     this.stepIndex = i + 1;
     return prev;
-  }
-
-  private coefficients(offsets: number[]): { alpha: number; sigma: number; lambda: number }[] {
-    const i = this.stepIndex!;
-    return offsets.map((o) => alphaSigma(this.sigmas[i + o]));
-  }
-
-  private firstOrder(m0: Float32Array, sample: Float32Array, noise: Float32Array | null): Float32Array {
-    const [t, s] = this.coefficients([1, 0]);
-    const h = f32(t.lambda - s.lambda);
-    if (!noise) {
-      return lincomb(f32(t.sigma / s.sigma), sample, -f32(t.alpha * f32(f32(Math.exp(-h)) - 1)), m0);
-    }
-    const e2h = f32(Math.exp(f32(-2 * h)));
-    const out = lincomb(f32(f32(t.sigma / s.sigma) * f32(Math.exp(-h))), sample, f32(t.alpha * f32(1 - e2h)), m0);
-    const cn = f32(t.sigma * f32(Math.sqrt(f32(1 - e2h))));
-    return out.map((v, k) => v + f32(cn * noise[k]));
   }
 
   private secondOrder(sample: Float32Array, noise: Float32Array | null): Float32Array {
@@ -214,14 +117,4 @@ export class DPMSolverMultistepScheduler extends BaseScheduler<DPMSolverConfig> 
     }
     return out;
   }
-
-  addNoise(original: Float32Array, noise: Float32Array, timestep: number): Float32Array {
-    const { alpha, sigma } = alphaSigma(this.sigmas[this.addNoiseIndex(timestep, true)]);
-    return lincomb(alpha, original, sigma, noise);
-  }
-}
-
-/** lambda_t = log(alpha_t) - log(sigma_t) of a training alphas_cumprod entry (float32). */
-function lambdaOfAlphaBar(alphaBar: number): number {
-  return f32(f32(Math.log(f32(Math.sqrt(alphaBar)))) - f32(Math.log(f32(Math.sqrt(f32(1 - alphaBar))))));
 }

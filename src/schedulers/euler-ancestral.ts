@@ -1,6 +1,6 @@
-import { BaseScheduler } from "./base.js";
-import { type BaseConfig, checkOption, drawNoise, eulerTimesteps, f32, interpIndex, npLinspace, resolveConfig, sigmaNorm, sigmaTable } from "./common.js";
-import { sigmaInitNoise, sigmaPredOriginal } from "./euler.js";
+import { type BaseConfig, checkOption, drawNoise, f32, npLinspace, resolveConfig, sigmaTable } from "./common.js";
+import { sigmaPredOriginal } from "./euler.js";
+import { SigmaScheduler } from "./sigma-scheduler.js";
 import type { NoiseGenerator } from "./types.js";
 
 export interface EulerAncestralConfig extends BaseConfig {
@@ -13,9 +13,7 @@ export const EULER_ANCESTRAL_DEFAULTS: EulerAncestralConfig = {
 };
 
 /** diffusers EulerAncestralDiscreteScheduler: an Euler step down to sigma_down, then fresh noise of std sigma_up. */
-export class EulerAncestralDiscreteScheduler extends BaseScheduler<EulerAncestralConfig> {
-  sigmas: Float64Array;
-
+export class EulerAncestralDiscreteScheduler extends SigmaScheduler<EulerAncestralConfig> {
   constructor(config: object = {}, overrides: object = {}) {
     super("EulerAncestralDiscreteScheduler", resolveConfig("EulerAncestralDiscreteScheduler", EULER_ANCESTRAL_DEFAULTS, config, overrides), true);
     checkOption(this.className, "prediction_type", this.config.prediction_type, ["epsilon", "v_prediction"]);
@@ -24,21 +22,12 @@ export class EulerAncestralDiscreteScheduler extends BaseScheduler<EulerAncestra
     this.timesteps = npLinspace(0, T - 1, T).reverse();
   }
 
-  override get initNoiseSigma(): number {
-    return sigmaInitNoise(this.sigmas, this.config.timestep_spacing);
-  }
-
   setTimesteps(numInferenceSteps: number): void {
-    this.numInferenceSteps = numInferenceSteps;
-    this.timesteps = eulerTimesteps(this.config, numInferenceSteps);
-    const table = sigmaTable(this.alphasCumprod);
-    this.sigmas = Float64Array.from([...this.timesteps.map((t) => f32(interpIndex(t, table))), 0]);
+    // no schedule options in this class: the spaced timesteps and their sigmas
+    const { timesteps, sigmas } = this.spacedSchedule(numInferenceSteps);
+    this.timesteps = timesteps;
+    this.sigmas = Float64Array.from(sigmas);
     this.resetSteps();
-  }
-
-  override scaleModelInput(sample: Float32Array, timestep: number): Float32Array {
-    const d = sigmaNorm(this.sigmas[this.initStepIndex(timestep)]);
-    return sample.map((x) => x / d);
   }
 
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, generator?: NoiseGenerator, shape?: number[]): Float32Array {
@@ -57,10 +46,5 @@ export class EulerAncestralDiscreteScheduler extends BaseScheduler<EulerAncestra
     }
     this.stepIndex = i + 1;
     return out;
-  }
-
-  addNoise(original: Float32Array, noise: Float32Array, timestep: number): Float32Array {
-    const sigma = this.sigmas[this.addNoiseIndex(timestep)];
-    return original.map((x, k) => x + f32(noise[k] * sigma));
   }
 }

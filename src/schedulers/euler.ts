@@ -1,16 +1,12 @@
-import { BaseScheduler } from "./base.js";
 import {
-  type BaseConfig, checkOption, drawNoise, eulerTimesteps, f32, interpIndex, logF32, npLinspace, resolveConfig,
-  sigmaNorm, sigmaTable, sigmaToT,
+  checkOption, drawNoise, eulerTimesteps, f32, interpIndex, logF32, npLinspace, resolveConfig, sigmaTable, sigmaToT,
 } from "./common.js";
-import { convertSigmas, sigmaScheduleKind } from "./sigma-schedules.js";
+import { SigmaScheduler } from "./sigma-scheduler.js";
+import { type SpacedSigmasConfig, convertSigmas, sigmaScheduleKind } from "./sigma-schedules.js";
 import type { NoiseGenerator } from "./types.js";
 
-export interface EulerConfig extends BaseConfig {
+export interface EulerConfig extends SpacedSigmasConfig {
   interpolation_type: string;
-  use_karras_sigmas: boolean;
-  use_exponential_sigmas: boolean;
-  use_beta_sigmas: boolean;
   sigma_min: number | null;
   sigma_max: number | null;
   timestep_type: string;
@@ -24,13 +20,6 @@ export const EULER_DEFAULTS: EulerConfig = {
   timestep_spacing: "linspace", timestep_type: "discrete", steps_offset: 0, rescale_betas_zero_snr: false,
 };
 
-/** Sigma-space schedulers start from pure noise of std sigma_max (or sqrt(sigma_max^2 + 1) for "leading"). */
-export function sigmaInitNoise(sigmas: Float64Array, spacing: string): number {
-  let max = 0;
-  for (const s of sigmas) max = Math.max(max, s);
-  return spacing === "linspace" || spacing === "trailing" ? max : sigmaNorm(max);
-}
-
 /** x0 prediction of the k-diffusion (sigma) parameterization. */
 export function sigmaPredOriginal(predictionType: string, sigma: number, m: number, s: number): number {
   if (predictionType === "epsilon") return f32(s - f32(sigma * m));
@@ -42,9 +31,7 @@ export function sigmaPredOriginal(predictionType: string, sigma: number, m: numb
 }
 
 /** diffusers EulerDiscreteScheduler (Karras et al. Algorithm 2 with s_churn = 0). */
-export class EulerDiscreteScheduler extends BaseScheduler<EulerConfig> {
-  sigmas: Float64Array;
-
+export class EulerDiscreteScheduler extends SigmaScheduler<EulerConfig> {
   constructor(config: object = {}, overrides: object = {}) {
     super("EulerDiscreteScheduler", resolveConfig("EulerDiscreteScheduler", EULER_DEFAULTS, config, overrides), true);
     const c = this.config;
@@ -56,10 +43,6 @@ export class EulerDiscreteScheduler extends BaseScheduler<EulerConfig> {
     const table = sigmaTable(this.alphasCumprod);
     this.sigmas = Float64Array.from([...table.reverse(), 0]);
     this.timesteps = this.continuousTimesteps() ?? npLinspace(0, c.num_train_timesteps - 1, c.num_train_timesteps).reverse().map(f32);
-  }
-
-  override get initNoiseSigma(): number {
-    return sigmaInitNoise(this.sigmas, this.config.timestep_spacing);
   }
 
   setTimesteps(numInferenceSteps: number): void {
@@ -92,11 +75,6 @@ export class EulerDiscreteScheduler extends BaseScheduler<EulerConfig> {
     return this.sigmas.subarray(0, this.sigmas.length - 1).map((s) => f32(0.25 * f32(Math.log(s))));
   }
 
-  override scaleModelInput(sample: Float32Array, timestep: number): Float32Array {
-    const d = sigmaNorm(this.sigmas[this.initStepIndex(timestep)]);
-    return sample.map((x) => x / d);
-  }
-
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, generator?: NoiseGenerator, shape?: number[]): Float32Array {
     const i = this.initStepIndex(timestep);
     // s_churn = 0, so gamma = 0 and sigma_hat = sigma. diffusers still draws (and discards) churn noise
@@ -112,10 +90,5 @@ export class EulerDiscreteScheduler extends BaseScheduler<EulerConfig> {
     }
     this.stepIndex = i + 1;
     return out;
-  }
-
-  addNoise(original: Float32Array, noise: Float32Array, timestep: number): Float32Array {
-    const sigma = this.sigmas[this.addNoiseIndex(timestep)];
-    return original.map((x, k) => x + f32(noise[k] * sigma));
   }
 }

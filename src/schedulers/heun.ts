@@ -1,12 +1,9 @@
-import { BaseScheduler } from "./base.js";
-import { type BaseConfig, checkOption, eulerTimesteps, f32, interpIndex, logF32, resolveConfig, sigmaNorm, sigmaTable, sigmaToT } from "./common.js";
-import { convertSigmas, sigmaScheduleKind } from "./sigma-schedules.js";
-import { sigmaInitNoise, sigmaPredOriginal } from "./euler.js";
+import { checkOption, f32, resolveConfig } from "./common.js";
+import { sigmaPredOriginal } from "./euler.js";
+import { SigmaScheduler } from "./sigma-scheduler.js";
+import type { SpacedSigmasConfig } from "./sigma-schedules.js";
 
-export interface HeunConfig extends BaseConfig {
-  use_karras_sigmas: boolean;
-  use_exponential_sigmas: boolean;
-  use_beta_sigmas: boolean;
+export interface HeunConfig extends SpacedSigmasConfig {
   clip_sample: boolean;
   clip_sample_range: number;
 }
@@ -21,9 +18,8 @@ export const HEUN_DEFAULTS: HeunConfig = {
  * diffusers HeunDiscreteScheduler (Karras et al. Algorithm 2, second order): every timestep after the
  * first appears twice in `timesteps`, for the Euler predictor and then the trapezoidal corrector.
  */
-export class HeunDiscreteScheduler extends BaseScheduler<HeunConfig> {
+export class HeunDiscreteScheduler extends SigmaScheduler<HeunConfig> {
   override readonly order = 2;
-  sigmas: Float64Array = new Float64Array(0);
   // state between the predictor and corrector evaluations
   private prevDerivative: Float32Array | null = null;
   private dt = 0;
@@ -32,27 +28,12 @@ export class HeunDiscreteScheduler extends BaseScheduler<HeunConfig> {
   constructor(config: object = {}, overrides: object = {}) {
     super("HeunDiscreteScheduler", resolveConfig("HeunDiscreteScheduler", HEUN_DEFAULTS, config, overrides));
     checkOption(this.className, "prediction_type", this.config.prediction_type, ["epsilon", "v_prediction", "sample"]);
-    this.setTimesteps(this.config.num_train_timesteps);
-    this.numInferenceSteps = null;
-  }
-
-  override get initNoiseSigma(): number {
-    return sigmaInitNoise(this.sigmas, this.config.timestep_spacing);
+    this.setTrainingTimesteps();
   }
 
   setTimesteps(numInferenceSteps: number): void {
-    const c = this.config;
-    this.numInferenceSteps = numInferenceSteps;
-    let timesteps: Float64Array = eulerTimesteps(c, numInferenceSteps);
-    const table = sigmaTable(this.alphasCumprod);
-    let sigmas: Float64Array = timesteps.map((t) => interpIndex(t, table));
-    const kind = sigmaScheduleKind(this.className, c);
-    if (kind) {
-      const logSigmas = logF32(table);
-      sigmas = convertSigmas(kind, sigmas[sigmas.length - 1], sigmas[0], numInferenceSteps);
-      timesteps = sigmas.map((s) => sigmaToT(s, logSigmas));
-    }
-    const s = [...sigmas.map(f32), 0];
+    const { timesteps, sigmas } = this.spacedSchedule(numInferenceSteps);
+    const s = Array.from(sigmas);
     // [s0, s1, s1, s2, s2, ..., 0] and [t0, t1, t1, t2, t2, ...]
     this.sigmas = Float64Array.from([s[0], ...s.slice(1, -1).flatMap((v) => [v, v]), 0]);
     const ts = Array.from(timesteps); // Karras timesteps stay float64 here, unlike Euler
@@ -60,11 +41,6 @@ export class HeunDiscreteScheduler extends BaseScheduler<HeunConfig> {
     this.prevDerivative = null;
     this.firstSample = null;
     this.resetSteps();
-  }
-
-  override scaleModelInput(sample: Float32Array, timestep: number): Float32Array {
-    const d = sigmaNorm(this.sigmas[this.initStepIndex(timestep)]);
-    return sample.map((x) => x / d);
   }
 
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array): Float32Array {
@@ -96,10 +72,5 @@ export class HeunDiscreteScheduler extends BaseScheduler<HeunConfig> {
     }
     this.stepIndex = i + 1;
     return out;
-  }
-
-  addNoise(original: Float32Array, noise: Float32Array, timestep: number): Float32Array {
-    const sigma = this.sigmas[this.addNoiseIndex(timestep)];
-    return original.map((x, k) => x + f32(noise[k] * sigma));
   }
 }

@@ -1,13 +1,9 @@
-import { BaseScheduler } from "./base.js";
-import { type BaseConfig, checkOption, eulerTimesteps, f32, interpIndex, logF32, resolveConfig, sigmaNorm, sigmaTable, sigmaToT } from "./common.js";
-import { sigmaInitNoise, sigmaPredOriginal } from "./euler.js";
-import { convertSigmas, sigmaScheduleKind } from "./sigma-schedules.js";
+import { checkOption, f32, resolveConfig } from "./common.js";
+import { sigmaPredOriginal } from "./euler.js";
+import { SigmaScheduler } from "./sigma-scheduler.js";
+import { type SpacedSigmasConfig, sigmaScheduleKind } from "./sigma-schedules.js";
 
-export interface LMSConfig extends BaseConfig {
-  use_karras_sigmas: boolean;
-  use_exponential_sigmas: boolean;
-  use_beta_sigmas: boolean;
-}
+export type LMSConfig = SpacedSigmasConfig;
 
 export const LMS_DEFAULTS: LMSConfig = {
   num_train_timesteps: 1000, beta_start: 0.0001, beta_end: 0.02, beta_schedule: "linear", trained_betas: null,
@@ -23,8 +19,7 @@ const GL_W = [5 / 9, 8 / 9, 5 / 9];
  * diffusers LMSDiscreteScheduler ("LMS"): the linear multistep method of k-diffusion in sigma space, of
  * order 4 (the default of its step) with the lower orders while the history fills up.
  */
-export class LMSDiscreteScheduler extends BaseScheduler<LMSConfig> {
-  sigmas: Float64Array = new Float64Array(0);
+export class LMSDiscreteScheduler extends SigmaScheduler<LMSConfig> {
   /** The order step uses (diffusers' `order` argument of step, default 4). */
   lmsOrder = 4;
   private derivatives: Float32Array[] = [];
@@ -33,36 +28,16 @@ export class LMSDiscreteScheduler extends BaseScheduler<LMSConfig> {
     super("LMSDiscreteScheduler", resolveConfig("LMSDiscreteScheduler", LMS_DEFAULTS, config, overrides));
     checkOption(this.className, "prediction_type", this.config.prediction_type, ["epsilon", "v_prediction", "sample"]);
     sigmaScheduleKind(this.className, this.config);
-    this.setTimesteps(this.config.num_train_timesteps);
-    this.numInferenceSteps = null;
-  }
-
-  override get initNoiseSigma(): number {
-    return sigmaInitNoise(this.sigmas, this.config.timestep_spacing);
+    this.setTrainingTimesteps();
   }
 
   setTimesteps(numInferenceSteps: number): void {
-    const c = this.config;
-    this.numInferenceSteps = numInferenceSteps;
-    let timesteps: Float64Array = eulerTimesteps(c, numInferenceSteps);
-    const table = sigmaTable(this.alphasCumprod);
-    let sigmas: Float64Array = timesteps.map((t) => interpIndex(t, table));
-    const kind = sigmaScheduleKind(this.className, c);
-    if (kind) {
-      // the end points are those of the spaced schedule (LMS has no sigma_min / sigma_max option)
-      sigmas = convertSigmas(kind, sigmas[sigmas.length - 1], sigmas[0], numInferenceSteps);
-      const logSigmas = logF32(table);
-      timesteps = sigmas.map((s) => f32(sigmaToT(s, logSigmas)));
-    }
-    this.sigmas = Float64Array.from([...sigmas.map(f32), 0]);
-    this.timesteps = timesteps;
+    const { timesteps, sigmas } = this.spacedSchedule(numInferenceSteps);
+    this.sigmas = Float64Array.from(sigmas);
+    // diffusers casts them to float32 (the spaced ones already are; a schedule's are float64)
+    this.timesteps = timesteps.map(f32);
     this.derivatives = [];
     this.resetSteps();
-  }
-
-  override scaleModelInput(sample: Float32Array, timestep: number): Float32Array {
-    const d = sigmaNorm(this.sigmas[this.initStepIndex(timestep)]);
-    return sample.map((x) => x / d);
   }
 
   /** The integral over [sigma_t, sigma_t+1] of the Lagrange basis polynomial of sigmas[t - current]. */
@@ -105,10 +80,5 @@ export class LMSDiscreteScheduler extends BaseScheduler<LMSConfig> {
     }
     this.stepIndex = i + 1;
     return out;
-  }
-
-  addNoise(original: Float32Array, noise: Float32Array, timestep: number): Float32Array {
-    const sigma = this.sigmas[this.addNoiseIndex(timestep)];
-    return original.map((x, k) => x + f32(noise[k] * sigma));
   }
 }

@@ -1,14 +1,22 @@
 /**
- * The noise schedules diffusers offers besides the default one (its `use_karras_sigmas`,
- * `use_exponential_sigmas` and `use_beta_sigmas` options), in float64 as diffusers computes them with numpy.
+ * The sigma schedules of the sigma-space schedulers: the spaced default (spacedSigmas) and those diffusers
+ * offers besides it (its `use_karras_sigmas`, `use_exponential_sigmas` and `use_beta_sigmas` options), in
+ * float64 as diffusers computes them with numpy.
  */
-import { karrasSigmas, npLinspace } from "./common.js";
+import { type BaseConfig, eulerTimesteps, interpIndex, karrasSigmas, logF32, npLinspace, sigmaToT } from "./common.js";
 
 /** The options that replace the default sigmas, at most one of them true. */
 export interface SigmaScheduleOptions {
   use_karras_sigmas?: boolean;
   use_exponential_sigmas?: boolean;
   use_beta_sigmas?: boolean;
+}
+
+/** The config of LMS and DPM2 (a): the shared fields and the three options; Euler and Heun add theirs. */
+export interface SpacedSigmasConfig extends BaseConfig {
+  use_karras_sigmas: boolean;
+  use_exponential_sigmas: boolean;
+  use_beta_sigmas: boolean;
 }
 
 /** Which of the three is on (diffusers refuses more than one). */
@@ -36,6 +44,33 @@ export function convertSigmas(kind: "karras" | "exponential" | "beta", sigmaMin:
   if (kind === "karras") return karrasSigmas(sigmaMin, sigmaMax, n);
   if (kind === "exponential") return exponentialSigmas(sigmaMin, sigmaMax, n);
   return betaSigmas(sigmaMin, sigmaMax, n);
+}
+
+/** What spacedSigmas returns; `kind` is the schedule option that is on. */
+export interface SpacedSchedule {
+  timesteps: Float64Array;
+  /** n + 1 values, float32, the last 0. */
+  sigmas: Float32Array;
+  logSigmas: Float32Array;
+  kind: "karras" | "exponential" | "beta" | null;
+}
+
+/**
+ * The first half of setTimesteps in Euler a, Heun, LMS and DPM2 (a): Euler's spaced timesteps and their
+ * sigmas (interpolated in the training table `table`, then float32 with a final 0). With a schedule
+ * option on, the sigmas are that schedule between the spaced end points and the timesteps are mapped
+ * back from them, fractional and float64: each scheduler rounds them as diffusers does.
+ */
+export function spacedSigmas(className: string, c: BaseConfig & SigmaScheduleOptions, table: Float32Array, n: number): SpacedSchedule {
+  let timesteps: Float64Array = eulerTimesteps(c, n);
+  let sigmas: Float64Array = timesteps.map((t) => interpIndex(t, table));
+  const logSigmas = logF32(table);
+  const kind = sigmaScheduleKind(className, c);
+  if (kind) {
+    sigmas = convertSigmas(kind, sigmas[sigmas.length - 1], sigmas[0], n);
+    timesteps = sigmas.map((s) => sigmaToT(s, logSigmas));
+  }
+  return { timesteps, sigmas: Float32Array.from([...sigmas, 0]), logSigmas, kind };
 }
 
 /** Inverse of the regularized incomplete beta function: bisection to the last bit (I_x is monotone). */

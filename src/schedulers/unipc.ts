@@ -3,7 +3,7 @@ import {
   type BaseConfig, checkOption, f32, interpIndex, karrasSigmas, lincomb, logF32, multistepTimesteps, npLinspace,
   resolveConfig, roundHalfEven, sigmaTable, sigmaToT,
 } from "./common.js";
-import { alphaSigma, dataPrediction } from "./dpm-solver.js";
+import { alphaSigma, dataPrediction } from "./dpm-solver-common.js";
 
 export interface UniPCConfig extends BaseConfig {
   solver_order: number;
