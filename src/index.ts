@@ -1,7 +1,7 @@
 /** The ssd1b library: pipelines first; the building blocks for those who need them. */
 export * from "./pipelines/index.js";
 export { CLIPTokenizer } from "./tokenizer/index.js";
-export { TorchGenerator } from "./random/index.js";
+export { TorchGenerator, PerImageGenerator } from "./random/index.js";
 export { createScheduler, loadSchedulerConfig } from "./schedulers/index.js";
 export type { Scheduler } from "./schedulers/types.js";
 export { TensorStore, saveTensors, writeSafetensors } from "./safetensors/index.js";

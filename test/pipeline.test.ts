@@ -10,6 +10,7 @@ import { PipelineInputError } from "../src/pipelines/errors.js";
 import { img2imgTimeIds, txt2imgTimeIds, type Pair } from "../src/pipelines/micro-conditioning.js";
 import { applyGuidance } from "../src/pipelines/guidance.js";
 import { repeatRows } from "../src/pipelines/prompt-encoding.js";
+import { TorchGenerator } from "../src/random/index.js";
 
 /** Pipeline latents and images: the fixtures README's tolerance. */
 const TOL = 2e-3;
@@ -126,6 +127,51 @@ test("pipeline: bad arguments are rejected before any work, cancellation stops t
     const out = await p.generate({ ...base, numInferenceSteps: 1, outputType: "latent" });
     assert.equal(typeof out.seed, "number");
     assert.deepEqual(out.latents.shape, [1, 4, 16, 16]);
+  } finally {
+    await p.release();
+  }
+});
+
+test("pipeline: per-image seeds (a list of generators) give each image of a batch its single-image result; stopEarly decodes the latents so far", { skip: NO_FIXTURES }, async () => {
+  const p = await StableDiffusionXLPipeline.fromPretrained(tinyModel("tiny-ssd"));
+  try {
+    // Euler a draws step noise too: each image's comes from its own generator
+    const base = { prompt: "a cat", negativePrompt: "blurry", numInferenceSteps: 3, width: 32, height: 24, scheduler: "Euler a" };
+    const close = (a: Float32Array, b: Float32Array, what: string) => assertMaxAbs(a, b, 1e-4, what);
+    const batch = await p.generate({ ...base, seeds: [7, 8, 9], numImagesPerPrompt: 3 });
+    assert.deepEqual(batch.seeds, [7, 8, 9]);
+    assert.equal(batch.seed, undefined);
+    const per = batch.latents.data.length / 3, px = batch.images.data.length / 3;
+    for (const [i, seed] of [7, 8, 9].entries()) {
+      const one = await p.generate({ ...base, seed });
+      close(batch.latents.data.subarray(i * per, (i + 1) * per), one.latents.data, `latents of image ${i}`);
+      close(batch.images.data.subarray(i * px, (i + 1) * px), one.images.data, `image ${i}`);
+    }
+    const listed = await p.generate({ ...base, generator: [new TorchGenerator(7), new TorchGenerator(8), new TorchGenerator(9)], numImagesPerPrompt: 3, outputType: "latent" });
+    assert.deepEqual(Array.from(listed.latents.data), Array.from(batch.latents.data), "generators list = seeds");
+    // one seed keeps diffusers' behaviour: the batch is one draw, so image 1 is not seed 8's image
+    const shared = await p.generate({ ...base, seed: 7, numImagesPerPrompt: 2, outputType: "latent" });
+    assert.notDeepEqual(Array.from(shared.latents.data.subarray(per)), Array.from(batch.latents.data.subarray(per, 2 * per)));
+
+    // img2img: diffusers tiles the init image and samples each posterior with its image's generator
+    const image = { width: 32, height: 24, data: new Uint8Array(32 * 24 * 3).map((_, i) => (i * 37) % 256) };
+    const i2i = await p.img2img({ ...base, image, strength: 0.7, seeds: [3, 4], numImagesPerPrompt: 2 });
+    for (const [i, seed] of [3, 4].entries()) {
+      const one = await p.img2img({ ...base, image, strength: 0.7, seed });
+      close(i2i.images.data.subarray(i * px, (i + 1) * px), one.images.data, `img2img image ${i}`);
+    }
+
+    const rejects = (o: Promise<unknown>, re: RegExp) => assert.rejects(o, (e: Error) => e instanceof PipelineInputError && re.test(e.message));
+    await rejects(p.generate({ ...base, seeds: [1, 2], numImagesPerPrompt: 3 }), /2 generators \(or seeds\) were passed for 3 images/);
+    await rejects(p.generate({ ...base, seeds: [1], seed: 1 }), /one of seed, seeds and generator/);
+
+    // stopEarly after step 2 of 3: the latents of step 2, decoded; no error
+    const stop = new AbortController();
+    let stepTwo: Float32Array | undefined;
+    const cut = await p.generate({ ...base, seed: 5, stopEarly: stop.signal, onStep: ({ step, latents }) => { if (step === 1) { stepTwo = latents; stop.abort(); } } });
+    assert.equal(cut.timesteps.length, 2);
+    assert.deepEqual(Array.from(cut.latents.data), Array.from(stepTwo!));
+    assert.equal(cut.images.shape[1], 24);
   } finally {
     await p.release();
   }

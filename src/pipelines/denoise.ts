@@ -40,14 +40,19 @@ export interface DenoiseArgs {
   generator: NoiseGenerator;
   onStep?: StepCallback;
   signal?: AbortSignal;
+  /** Ends the loop (no error) before the next step. */
+  stopEarly?: AbortSignal;
 }
 
-export async function denoise(a: DenoiseArgs): Promise<Float32Array> {
+/** The latents after the last step that ran, and how many ran (fewer than the timesteps after stopEarly). */
+export async function denoise(a: DenoiseArgs): Promise<{ latents: Float32Array; stepsDone: number }> {
   const [b, , h, w] = a.shape;
   const unetBatch = a.guidance ? 2 * b : b;
   let latents = a.latents;
-  for (let i = 0; i < a.timesteps.length; i++) {
+  let i = 0;
+  for (; i < a.timesteps.length; i++) {
     a.signal?.throwIfAborted();
+    if (a.stopEarly?.aborted) break;
     const t = a.timesteps[i];
     let input = latents;
     if (a.guidance) {
@@ -68,5 +73,5 @@ export async function denoise(a: DenoiseArgs): Promise<Float32Array> {
     latents = a.scheduler.step(noisePred, t, latents, a.generator, a.shape);
     if (a.onStep) await a.onStep({ step: i, totalSteps: a.timesteps.length, timestep: t, latents: latents.slice(), shape: [...a.shape] });
   }
-  return latents;
+  return { latents, stepsDone: i };
 }

@@ -18,7 +18,7 @@ import type { Variant } from "../loaders/component.js";
 import { openModelSource, type ModelSource } from "../loaders/model-source.js";
 import { addLoraDeltas, emptyLoraDeltaSet, LoraError, LoraTargets, readLora, type LoraDeltaSet, type LoraFile } from "../loaders/lora.js";
 import type { SessionOptions } from "../runtime/session.js";
-import { TorchGenerator } from "../random/index.js";
+import { PerImageGenerator, TorchGenerator } from "../random/index.js";
 import { createScheduler, img2imgTimesteps, type NoiseGenerator, type Scheduler } from "../schedulers/index.js";
 import { rgbToTensor, type FloatTensor } from "../image/image.js";
 import type { RgbImage } from "../image/png.js";
@@ -99,14 +99,27 @@ export interface CommonOptions extends Omit<EncodePromptOptions, "doClassifierFr
   guidanceRescale?: number;
   /** torch.Generator('cpu').manual_seed(seed); random (and reported in the output) when absent. */
   seed?: number | bigint;
-  /** Instead of a seed: any source of torch-order randn. */
-  generator?: NoiseGenerator;
+  /**
+   * One seed per image (A1111's seed + i): image i draws all its noise from torch.Generator().manual_seed(seeds[i]),
+   * as diffusers does with a list of generators; so it equals a batch of one with that seed. Instead of `seed`.
+   */
+  seeds?: readonly (number | bigint)[];
+  /**
+   * Instead of a seed: any source of torch-order randn; a list draws image i from generator i
+   * (diffusers' list of generators, one per image of the batch).
+   */
+  generator?: NoiseGenerator | readonly NoiseGenerator[];
   /** A scheduler name (A1111 "Euler a", "DPM++ 2M Karras", or a diffusers class) built from the model's scheduler config, or an instance. */
   scheduler?: string | Scheduler;
   /** "latent" skips the VAE decode. */
   outputType?: "np" | "latent";
   onStep?: StepCallback;
   signal?: AbortSignal;
+  /**
+   * Ends the denoising early without an error (A1111's interrupt and skip): the latents as the last
+   * finished step left them are decoded and returned (`timesteps` then lists only the steps that ran).
+   */
+  stopEarly?: AbortSignal;
   /** Decode the final latents with the loaded TAESD instead of the VAE (much faster, a little less detail). */
   fastDecode?: boolean;
 }
@@ -131,8 +144,10 @@ export interface PipelineOutput {
   images: FloatTensor;
   /** The final latents [N, C, h, w], what the VAE decoded. */
   latents: FloatTensor;
-  /** The seed used (absent when a generator was passed). */
+  /** The seed used (absent when a generator or seeds were passed). */
   seed?: number | bigint;
+  /** The per-image seeds, when `seeds` was passed. */
+  seeds?: (number | bigint)[];
   /** The timesteps that ran. */
   timesteps: number[];
   /** The scheduler that ran (its className and config). */
@@ -143,6 +158,7 @@ interface Prepared {
   scheduler: Scheduler;
   generator: NoiseGenerator;
   seed?: number | bigint;
+  seeds?: (number | bigint)[];
   steps: number;
   /** Classifier-free guidance: the [negative, positive] UNet batch (never for LCM UNets). */
   guidance: boolean;
@@ -341,8 +357,10 @@ export class StableDiffusionXLPipeline {
     if (timesteps.length === 0) {
       throw new PipelineInputError(`strength ${strength} x ${p.steps} steps leaves no denoising step; raise the steps or the strength`);
     }
-    // Random numbers in diffusers' order: the posterior sample first, then the noise.
-    const init = await encodeInitImage(this.vae, image, batch, generator);
+    // Random numbers in diffusers' order: the posterior sample first, then the noise. With one
+    // generator per image diffusers tiles the init images to the batch and samples each on its own.
+    const perImage = generator instanceof PerImageGenerator && m < batch;
+    const init = await encodeInitImage(this.vae, perImage ? tileImages(image, batch) : image, batch, generator);
     const noise = generator.randn(init.shape);
     const latents = scheduler.addNoise(init.data, noise, timesteps[0]);
     const timeIds = img2imgTimeIds(opts, height, width, batch, p.guidance);
@@ -410,15 +428,17 @@ export class StableDiffusionXLPipeline {
     const rescale = opts.guidanceRescale ?? 0;
     if (!(rescale >= 0 && rescale <= 1)) throw new PipelineInputError(`guidance rescale must be in [0, 1], got ${rescale}`);
     const scheduler = typeof opts.scheduler === "object" ? opts.scheduler : this.createScheduler(opts.scheduler);
-    let seed: number | bigint | undefined = opts.seed;
-    if (seed === undefined && !opts.generator) seed = randomInt(0, 2 ** 32 - 1);
-    const generator = opts.generator ?? new TorchGenerator(seed!);
+    const { generator, seed, seeds } = makeGenerator(opts);
     // diffusers: do_classifier_free_guidance = guidance_scale > 1 and time_cond_proj_dim is None
     const guidance = guidanceScale > 1 && !this.timeCondProjDim;
     opts.signal?.throwIfAborted();
     const embeds = await this.encodePrompt({ ...opts, doClassifierFreeGuidance: guidance });
     if (this.lowMemory) await this.promptEncoder.release();
-    return { scheduler, generator, seed, steps, guidance, guidanceScale, embeds, batch: embeds.promptEmbeds.shape[0] };
+    const batch = embeds.promptEmbeds.shape[0];
+    if (generator instanceof PerImageGenerator && generator.generators.length !== batch) {
+      throw new PipelineInputError(`${generator.generators.length} generators (or seeds) were passed for ${batch} images; pass one per image`);
+    }
+    return { scheduler, generator, seed, seeds, steps, guidance, guidanceScale, embeds, batch };
   }
 
   /** LCM UNets: get_guidance_scale_embedding(guidance_scale - 1, time_cond_proj_dim) for each image; else none. */
@@ -447,17 +467,43 @@ export class StableDiffusionXLPipeline {
       textEmbeds: cat(e.negativePooledPromptEmbeds?.data, e.pooledPromptEmbeds.data),
       timeIds, guidance: p.guidance, guidanceScale: p.guidanceScale, guidanceRescale: opts.guidanceRescale ?? 0,
       timestepCond: this.timestepCond(p),
-      generator: p.generator, onStep: opts.onStep, signal: opts.signal,
+      generator: p.generator, onStep: opts.onStep, signal: opts.signal, stopEarly: opts.stopEarly,
     });
-    const out = { data: final, shape };
+    const out = { data: final.latents, shape };
     opts.signal?.throwIfAborted();
     if (this.lowMemory) await this.unet.release();
     const images = opts.outputType === "latent" ? { data: new Float32Array(0), shape: [0, 0, 0, 3] }
       : opts.fastDecode ? await this.requireTaesd("fastDecode").decodeLatents(out, opts.signal)
         : await decodeLatents(this.vae, out, opts.signal);
     if (this.lowMemory) { await this.vae.release(); await this.taesd?.release(); }
-    return { images, latents: out, seed: p.seed, timesteps, scheduler: p.scheduler };
+    const ran = final.stepsDone < timesteps.length ? timesteps.slice(0, final.stepsDone) : timesteps;
+    return { images, latents: out, seed: p.seed, ...(p.seeds ? { seeds: p.seeds } : {}), timesteps: ran, scheduler: p.scheduler };
   }
+}
+
+/** seed / seeds / generator(s) as one NoiseGenerator; a random seed (reported) when none is given. */
+function makeGenerator(opts: CommonOptions): { generator: NoiseGenerator; seed?: number | bigint; seeds?: (number | bigint)[] } {
+  const given = [opts.seed !== undefined, opts.seeds !== undefined, opts.generator !== undefined].filter(Boolean).length;
+  if (given > 1) throw new PipelineInputError("pass one of seed, seeds and generator");
+  if (opts.seeds) {
+    if (opts.seeds.length === 0) throw new PipelineInputError("seeds must hold one seed per image");
+    return { generator: new PerImageGenerator(opts.seeds.map((s) => new TorchGenerator(s))), seeds: [...opts.seeds] };
+  }
+  if (Array.isArray(opts.generator)) {
+    if (opts.generator.length === 0) throw new PipelineInputError("a list of generators must hold one per image");
+    return { generator: new PerImageGenerator(opts.generator) };
+  }
+  if (opts.generator) return { generator: opts.generator as NoiseGenerator };
+  const seed = opts.seed ?? randomInt(0, 2 ** 32 - 1);
+  return { generator: new TorchGenerator(seed), seed };
+}
+
+/** [M, 3, H, W] init images repeated as a whole to `batch` (torch.cat([image] * (batch / M))). */
+function tileImages(image: FloatTensor, batch: number): FloatTensor {
+  const [m, c, h, w] = image.shape;
+  const data = new Float32Array(batch * c * h * w);
+  for (let k = 0; k < batch / m; k++) data.set(image.data, k * image.data.length);
+  return { data, shape: [batch, c, h, w] };
 }
 
 /** scheduler.setTimesteps with the scheduler's complaints (LCM: more steps than original_inference_steps) as input errors. */
