@@ -59,6 +59,11 @@ export function createApp(opts: ServerOptions): { server: Server; state: AppStat
     startedAt: Date.now(),
     loras: opts.loras,
     fast: opts.fast ?? false,
+    cmdFlags: {
+      api: true, nowebui: false, listen: !["127.0.0.1", "localhost", "::1"].includes(opts.host ?? "127.0.0.1"),
+      server_name: opts.host ?? "127.0.0.1", port: opts.port ?? 7860, cors_allow_origins: opts.corsAllowOrigins?.join(",") || null,
+      lora_dir: opts.loras?.dir ?? null, ckpt: opts.queue.model().source ?? null, no_half: true, skip_torch_cuda_test: true,
+    },
   };
   const access = new AccessPolicy({ host: opts.host, hostAllow: opts.hostAllow, corsAllowOrigins: opts.corsAllowOrigins });
   const router = new Router<AppState>(state, state.log, access);

@@ -22,6 +22,8 @@ export interface AppState {
   loras?: LoraLibrary;
   /** --fast: requests may ask for preset "fast" (the runner has the LCM-LoRA and a TAESD). */
   fast?: boolean;
+  /** What GET /sdapi/v1/cmd-flags reports: the settings the server runs with, under A1111's flag names. */
+  cmdFlags?: Record<string, unknown>;
 }
 
 /** ", LoRAs <lora:a:1> ..." for log lines. */

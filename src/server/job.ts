@@ -13,8 +13,13 @@ export interface JobSpec {
   negativePrompt?: string;
   steps: number;
   guidanceScale: number;
-  /** The seed of the first iteration (iteration k uses seed + k). */
+  /**
+   * The seed of the first iteration (iteration k uses seed + k, a batch shares it); with
+   * perImageSeeds the seed of the first image (image j of the job, across batch and iterations, uses seed + j).
+   */
   seed: number;
+  /** A1111: every image draws its noise from its own seed (seed + j), so it equals a run of one image with that seed. */
+  perImageSeeds?: boolean;
   /** txt2img size; absent: the model's default. */
   width?: number;
   height?: number;
@@ -74,6 +79,13 @@ export interface StepReport {
 
 export type JobStatus = "queued" | "running" | "done" | "failed";
 
+/**
+ * A1111's interrupt and skip: not a cancel (the job still succeeds). Interrupt ends the denoising of
+ * the current batch, which is decoded as it stands, and runs no further iteration; skip does the same
+ * to the current batch only and goes on with the next iteration.
+ */
+export type StopAction = "interrupt" | "skip";
+
 export type JobEvent =
   | { type: "queued"; position: number }
   | { type: "started" }
@@ -108,6 +120,12 @@ export class Job {
   private settle!: { resolve: (o: JobOutput) => void; reject: (e: HttpError) => void };
   /** Set by the queue: stops the job wherever it is. */
   onCancel: (reason: CancelReason) => void = () => {};
+  /** Set by the queue: passes an interrupt or skip to whoever runs the job. */
+  onStop: (action: StopAction) => void = () => {};
+  /** An interrupt was asked for (the output then holds what was made until then). */
+  interrupted = false;
+  /** Skips asked for (A1111's progress shows the flag). */
+  skips = 0;
 
   constructor(readonly id: string, readonly spec: JobSpec) {
     this.emitter.setMaxListeners(0);
@@ -182,6 +200,14 @@ export class Job {
     this.error = this.cancelReason ? cancelledError(this.cancelReason) : error;
     this.settle.reject(this.error);
     this.emit({ type: "failed", error: this.error });
+  }
+
+  /** A1111 interrupt / skip of a running job (see StopAction). */
+  stop(action: StopAction): void {
+    if (this.status !== "running" || this.interrupted) return;
+    if (action === "interrupt") this.interrupted = true;
+    else this.skips++;
+    this.onStop(action);
   }
 
   /** Stops the job: a queued one never runs, a running one stops after its current step. */

@@ -7,7 +7,7 @@ import type { StableDiffusionXLPipeline } from "../pipelines/stable-diffusion-xl
 import { queueFull, toHttpError } from "./errors.js";
 import { Job, newJobId, type JobSpec } from "./job.js";
 import { JobQueue, type ModelInfo } from "./queue.js";
-import { runJob } from "./run-job.js";
+import { StopControl, runJob } from "./run-job.js";
 import type { FileStore } from "./file-store.js";
 import { LoraPipelines } from "./lora-pipelines.js";
 import type { LoraLibrary } from "./lora-library.js";
@@ -62,9 +62,11 @@ export class LocalQueue extends JobQueue {
     if (!job) return;
     this.current = job;
     const { signal } = this.controllers.get(job)!;
+    const control = new StopControl();
+    job.onStop = (action) => control.apply(action);
     try {
       job.started();
-      const output = await this.pipelines.use(job.spec.loras, (pipe) => runJob(pipe, job.spec, { signal, onStep: (r) => job.progress(r.step, r.totalSteps, r.preview) }), job.spec.preset === "fast");
+      const output = await this.pipelines.use(job.spec.loras, (pipe) => runJob(pipe, job.spec, { signal, control, onStep: (r) => job.progress(r.step, r.totalSteps, r.preview) }), job.spec.preset === "fast");
       this.complete(job, output);
     } catch (e) {
       job.fail(toHttpError(e));

@@ -3,7 +3,7 @@
  * workers through Redis): submit in arrival order, look jobs up by id, interrupt, count, close.
  * Finished jobs stay known for a while (for /v1/jobs/:id and its events), within bounds.
  */
-import type { Job, JobOutput, JobSpec } from "./job.js";
+import type { Job, JobOutput, JobSpec, StopAction } from "./job.js";
 import type { FileStore } from "./file-store.js";
 
 export interface ModelInfo {
@@ -54,10 +54,13 @@ export abstract class JobQueue {
   /** Running jobs, oldest first. */
   running(): Job[] { return [...this.jobs.values()].filter((j) => j.status === "running"); }
 
-  /** Stops the running job(s) (A1111 interrupt); the queued ones go on. */
-  interrupt(): number {
+  /**
+   * A1111 interrupt (the running jobs end with what they made so far) or skip (their current batch
+   * ends where it is, the next iteration runs); the queued jobs go on.
+   */
+  stop(action: StopAction): number {
     const jobs = this.running();
-    for (const j of jobs) j.cancel("interrupted");
+    for (const j of jobs) j.stop(action);
     return jobs.length;
   }
 

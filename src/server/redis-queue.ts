@@ -197,6 +197,9 @@ export class RedisQueue extends JobQueue {
     if (waiting < 0) throw queueFull(this.maxQueue, this.retryAfterSeconds());
     const job = new Job(id, spec);
     job.onCancel = (reason) => void this.cancelRemote(job, reason).catch((e) => this.log(`cancel ${job.id}: ${(e as Error).message}`));
+    // interrupt / skip reach the worker on the cancel channel too, as { id, stop }
+    job.onStop = (action) => void commands(this.queue.client).then((c) => c.publish(this.keys.cancelChannel, JSON.stringify({ id: job.id, stop: action })))
+      .catch((e) => this.log(`${action} ${job.id}: ${(e as Error).message}`));
     this.register(job);
     try {
       await withTimeout(this.queue.add("generate", spec, {

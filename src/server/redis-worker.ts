@@ -19,8 +19,8 @@ import { randomBytes } from "node:crypto";
 import { Worker, type Job as BullJob } from "bullmq";
 import type { StableDiffusionXLPipeline } from "../pipelines/stable-diffusion-xl.js";
 import { CANCEL_REASONS, cancelledError, errorToWire, toHttpError, type CancelReason } from "./errors.js";
-import { outputToJson, type JobSpec } from "./job.js";
-import { runJob } from "./run-job.js";
+import { outputToJson, type JobSpec, type StopAction } from "./job.js";
+import { StopControl, runJob } from "./run-job.js";
 import { LoraPipelines } from "./lora-pipelines.js";
 import type { LoraLibrary } from "./lora-library.js";
 import { formatLoraTag } from "../prompts/lora-tags.js";
@@ -59,6 +59,8 @@ export async function startRedisWorker(opts: WorkerOptions): Promise<RunningWork
   const name = queueName(opts.url);
   const keys = redisKeys(name);
   const reasons = new Map<string, CancelReason>();
+  /** The running job's interrupt / skip control, by job id. */
+  const controls = new Map<string, StopControl>();
   const previewEvery = opts.previewEveryMs ?? 250;
   await probeRedis(opts.url);
   const pipelines = new LoraPipelines(opts.pipe, { library: opts.loras, cacheSize: opts.loraCache, log, runner: "worker", fastLora: opts.fastLora });
@@ -72,9 +74,11 @@ export async function startRedisWorker(opts: WorkerOptions): Promise<RunningWork
     log(`job ${id} started (seed ${spec.seed}, ${spec.steps} steps${spec.loras?.length ? `, LoRAs ${spec.loras.map(formatLoraTag).join(" ")}` : ""}${spec.preset ? `, preset ${spec.preset}` : ""}${bj.attemptsStarted > 1 || bj.stalledCounter > 0 ? ", taken over from a stalled worker" : ""})`);
     const t0 = Date.now();
     let lastPreview = 0;
+    const control = new StopControl();
+    controls.set(id, control);
     try {
       const output = await pipelines.use(spec.loras, (pipe) => runJob(pipe, spec, {
-        signal,
+        signal, control,
         onStep: (r) => {
           const now = Date.now();
           const data: ProgressData = { step: r.step, totalSteps: r.totalSteps };
@@ -95,6 +99,7 @@ export async function startRedisWorker(opts: WorkerOptions): Promise<RunningWork
       throw new Error(errorToWire(err));
     } finally {
       reasons.delete(id);
+      controls.delete(id);
     }
   };
 
@@ -125,7 +130,13 @@ export async function startRedisWorker(opts: WorkerOptions): Promise<RunningWork
   await sub.subscribe(keys.cancelChannel);
   sub.on("message", (_channel: string, message: string) => {
     try {
-      const { id, reason } = JSON.parse(message) as { id: string; reason: CancelReason };
+      const { id, reason, stop } = JSON.parse(message) as { id: string; reason?: CancelReason; stop?: StopAction };
+      if (stop === "interrupt" || stop === "skip") {
+        const control = controls.get(id);
+        if (control) { control.apply(stop); log(`job ${id}: ${stop}`); }
+        return;
+      }
+      if (!reason) return;
       reasons.set(id, reason);
       if (worker.cancelJob(id, reason)) log(`job ${id} ${reason}`);
       else reasons.delete(id);

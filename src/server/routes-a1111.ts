@@ -5,8 +5,10 @@
  *   POST img2img  { ...same, init_images: [base64 PNG], denoising_strength }   (the output has the init image's size)
  *     -> { images: [base64 PNG], parameters: {the request with defaults}, info: "<JSON: seed, all_seeds, infotexts, ...>" }
  *   GET  progress?skip_current_image=false -> { progress, eta_relative, state: {job_count, sampling_step, sampling_steps, ...}, current_image }
- *   POST interrupt, GET sd-models, samplers, schedulers, options (POST options accepts the loaded model only)
+ *   POST interrupt: the running request answers 200 with what it made (the current batch decoded where it stopped)
+ *   POST skip: the current batch stops where it is (decoded, kept, as A1111 does) and the next iteration runs
  *   GET  loras -> [{ name, alias, path, metadata }] (the --lora-dir files), POST refresh-loras
+ *   The lists, options and png-info: routes-a1111-lists.ts; override_settings and refused fields: a1111-settings.ts.
  *
  * `<lora:NAME:WEIGHT>` tags in prompt / negative_prompt apply LoRAs from --lora-dir as in A1111 (the
  * tags stay in the returned prompt and the PNG text); a `loras: [{name, weight}]` field does the same.
@@ -15,14 +17,16 @@
  * decoding; it replaces the request's sampler_name, scheduler, steps and cfg_scale (see fast-request.ts).
  *
  * Absent fields take the CLI's defaults (steps 25, cfg_scale 5, denoising_strength 0.3, the model's
- * size and scheduler); an empty negative prompt means none. Images of one batch share one seed, as
- * `ssd1b generate --num-images`; iteration k of n_iter uses seed + k.
+ * size and scheduler); an empty negative prompt means none. As in A1111, image j of the request (across
+ * batch_size and n_iter) has seed + j and draws its noise from that seed alone, so it equals a request
+ * for that one image with that seed.
  */
-import { A1111_SAMPLERS, WORKING_SCHEDULES } from "../schedulers/index.js";
 import { invalid } from "./errors.js";
 import { readJson, sendJson, type Ctx, type Router } from "./http.js";
 import { generateForRequest, type AppState } from "./generation.js";
 import { DEFAULTS, Fields, checkSampler, checkStrength, finishSpec, readInitImage, readSeed, readSides } from "./validation.js";
+import { checkSettings, checkUnsupportedFields } from "./a1111-settings.js";
+import { a1111ListRoutes } from "./routes-a1111-lists.js";
 import type { JobOutput, JobSpec } from "./job.js";
 import { readLoras } from "./lora-request.js";
 import { FAST_JOB, readPreset } from "./fast-request.js";
@@ -32,21 +36,22 @@ function readSampler(f: Fields): { scheduler?: string; sampler?: string; schedul
   return checkSampler(f.string("sampler_name") ?? f.string("sampler_index"), f.string("scheduler"), "sampler_name", "scheduler");
 }
 
-// A1111's second-order samplers (two model evaluations per step) say so in their options
-const SECOND_ORDER = new Set(["Heun", "DPM2", "DPM2 a"]);
-
 interface Parsed {
   spec: JobSpec;
   /** The request echoed with its defaults (A1111's `parameters`). */
   parameters: Record<string, unknown>;
   sendImages: boolean;
+  /** A1111 reports a subseed even when it has no effect (subseed_strength 0). */
+  subseed: number;
 }
 
 async function parseRequest(body: unknown, state: AppState, img2img: boolean): Promise<Parsed> {
   const { limits } = state;
   const f = Fields.of(body);
   if (f.has("mask")) throw invalid("inpainting (mask) is not supported", "invalid_value", "mask");
-  if (f.bool("enable_hr")) throw invalid("the hires fix (enable_hr) is not supported; ask for the final size directly", "invalid_value", "enable_hr");
+  checkUnsupportedFields(f);
+  // only settings this server honours as asked pass (the others are a 400 naming them)
+  checkSettings(f.raw("override_settings"), state.queue.model(), "override_settings");
   const fast = readPreset(f, state);
   const askedSteps = f.int("steps", 1, limits.maxSteps) ?? DEFAULTS.steps;
   const askedCfg = f.number("cfg_scale", 0, 100) ?? DEFAULTS.guidanceScale;
@@ -63,6 +68,7 @@ async function parseRequest(body: unknown, state: AppState, img2img: boolean): P
     steps,
     guidanceScale: fast ? FAST_JOB.guidanceScale : askedCfg,
     seed: readSeed(f),
+    perImageSeeds: true,
     scheduler: sampler.scheduler,
     batchSize,
     iterations,
@@ -91,17 +97,17 @@ async function parseRequest(body: unknown, state: AppState, img2img: boolean): P
   });
   // the field's LoRAs are tags in the echoed prompt now: sent back as they are, they apply once
   delete parameters.loras;
-  return { spec, parameters, sendImages: f.bool("send_images") ?? true };
+  return { spec, parameters, sendImages: f.bool("send_images") ?? true, subseed: readSeed(f, "subseed") };
 }
 
 /** A1111's `info` object. */
-function infoJson(spec: JobSpec, output: JobOutput, jobId: string, startedAt: Date, schedule: unknown): Record<string, unknown> {
+function infoJson(spec: JobSpec, output: JobOutput, jobId: string, startedAt: Date, schedule: unknown, subseed: number): Record<string, unknown> {
   const n = output.images.length;
   return {
     prompt: spec.prompt, all_prompts: Array(n).fill(spec.prompt),
     negative_prompt: spec.negativePrompt ?? "", all_negative_prompts: Array(n).fill(spec.negativePrompt ?? ""),
     seed: spec.seed, all_seeds: output.seeds,
-    subseed: -1, all_subseeds: Array(n).fill(-1), subseed_strength: 0,
+    subseed, all_subseeds: output.seeds.map((_, j) => subseed + j), subseed_strength: 0,
     width: output.width, height: output.height, sampler_name: output.sampler, cfg_scale: spec.guidanceScale, steps: spec.steps,
     batch_size: spec.batchSize, n_iter: spec.iterations, restore_faces: false, face_restoration_model: null,
     sd_model_name: output.model, sd_model_hash: null, sd_vae_name: null, sd_vae_hash: null,
@@ -121,12 +127,12 @@ function timestamp(d: Date): string {
 }
 
 async function generate(ctx: Ctx<AppState>, img2img: boolean): Promise<void> {
-  const { spec, parameters, sendImages } = await parseRequest(await readJson(ctx.req, ctx.state.limits.maxBodyBytes), ctx.state, img2img);
+  const { spec, parameters, sendImages, subseed } = await parseRequest(await readJson(ctx.req, ctx.state.limits.maxBodyBytes), ctx.state, img2img);
   const { job, output } = await generateForRequest(ctx, spec);
   sendJson(ctx.res, 200, {
     images: sendImages ? output.images.map((png) => png.toString("base64")) : [],
     parameters,
-    info: JSON.stringify(infoJson(spec, output, job.id, new Date(job.startedAt ?? job.createdAt), parameters.scheduler)),
+    info: JSON.stringify(infoJson(spec, output, job.id, new Date(job.startedAt ?? job.createdAt), parameters.scheduler, subseed)),
   });
 }
 
@@ -146,7 +152,7 @@ export function a1111Routes(router: Router<AppState>): void {
       eta_relative: job ? Number(job.etaSeconds().toFixed(3)) : 0,
       state: {
         skipped: false,
-        interrupted: job?.cancelReason === "interrupted",
+        interrupted: job?.interrupted ?? false,
         stopping_generation: false,
         job: job ? job.id : "",
         job_count: running + queued,
@@ -162,55 +168,16 @@ export function a1111Routes(router: Router<AppState>): void {
   });
 
   router.on("POST", "/sdapi/v1/interrupt", (ctx) => {
-    const n = ctx.state.queue.interrupt();
+    const n = ctx.state.queue.stop("interrupt");
     ctx.state.log(`interrupt: ${n} running job(s)`);
     sendJson(ctx.res, 200, {});
   });
 
-  router.on("GET", "/sdapi/v1/sd-models", (ctx) => {
-    const m = ctx.state.queue.model();
-    sendJson(ctx.res, 200, [{ title: m.name, model_name: m.name, hash: null, sha256: null, filename: m.source ?? m.name, config: null }]);
+  router.on("POST", "/sdapi/v1/skip", (ctx) => {
+    const n = ctx.state.queue.stop("skip");
+    ctx.state.log(`skip: ${n} running job(s)`);
+    sendJson(ctx.res, 200, {});
   });
 
-  router.on("GET", "/sdapi/v1/loras", async (ctx) => {
-    const entries = (await ctx.state.loras?.list()) ?? [];
-    sendJson(ctx.res, 200, entries.map((e) => ({ name: e.name, alias: e.name, path: e.path, metadata: e.metadata })));
-  });
-
-  router.on("POST", "/sdapi/v1/refresh-loras", async (ctx) => {
-    await ctx.state.loras?.refresh();
-    ctx.state.log(`refresh-loras: ${ctx.state.loras ? `${(await ctx.state.loras.list()).length} LoRA(s) in ${ctx.state.loras.dir}` : "no --lora-dir"}`);
-    sendJson(ctx.res, 200, null);
-  });
-
-  router.on("GET", "/sdapi/v1/samplers", (ctx) => {
-    sendJson(ctx.res, 200, A1111_SAMPLERS.map((s) => ({
-      name: s.name, aliases: [...s.aliases], options: SECOND_ORDER.has(s.name) ? { second_order: "True" } : {},
-    })));
-  });
-
-  router.on("GET", "/sdapi/v1/schedulers", (ctx) => {
-    sendJson(ctx.res, 200, WORKING_SCHEDULES.map((s) => ({
-      name: s.name, label: s.label, aliases: s.aliases ? [...s.aliases] : null, default_rho: s.default_rho, need_inner_model: s.need_inner_model,
-    })));
-  });
-
-  router.on("GET", "/sdapi/v1/options", (ctx) => {
-    const m = ctx.state.queue.model();
-    sendJson(ctx.res, 200, {
-      sd_model_checkpoint: m.name, sd_checkpoint_hash: null, sd_vae: "Automatic", samples_format: "png",
-      CLIP_stop_at_last_layers: 1, eta_noise_seed_delta: 0, randn_source: "CPU", live_previews_enable: true,
-      show_progress_type: "Approx cheap",
-    });
-  });
-
-  router.on("POST", "/sdapi/v1/options", async (ctx) => {
-    const f = Fields.of(await readJson(ctx.req, ctx.state.limits.maxBodyBytes));
-    const wanted = f.string("sd_model_checkpoint");
-    const m = ctx.state.queue.model();
-    if (wanted !== undefined && wanted !== m.name && wanted.split(" [")[0] !== m.name) {
-      throw invalid(`only ${JSON.stringify(m.name)} is loaded; restart the server with --model to change it`, "invalid_value", "sd_model_checkpoint");
-    }
-    sendJson(ctx.res, 200, null);
-  });
+  a1111ListRoutes(router);
 }

@@ -12,6 +12,7 @@
  *   GET    /v1/jobs/:id         status, progress and, when done, { result: { images: [{url}], seeds, infotexts, ... } }
  *   DELETE /v1/jobs/:id         cancels it (queued: never runs; running: stops after the current step)
  *   GET    /v1/jobs/:id/events  server-sent events, step by step (see sse.ts)
+ *   GET    /openapi.json, /docs the routes of every API (openapi.ts)
  */
 import { notFound } from "./errors.js";
 import { baseUrl, readJson, sendBytes, sendJson, type Router } from "./http.js";
@@ -23,6 +24,7 @@ import { FILE_NAME } from "./file-store.js";
 import { jobJson, streamJobEvents } from "./sse.js";
 import { WEB_PAGE } from "./web-page.js";
 import type { JobSpec } from "./job.js";
+import { OPENAPI, docsPage } from "./openapi.js";
 
 export function nativeRoutes(router: Router<AppState>): void {
   router.on("GET", "/", (ctx) => {
@@ -33,6 +35,11 @@ export function nativeRoutes(router: Router<AppState>): void {
   });
 
   router.on("GET", "/favicon.ico", (ctx) => { ctx.res.writeHead(204).end(); });
+
+  router.on("GET", "/openapi.json", (ctx) => sendJson(ctx.res, 200, OPENAPI));
+  router.on("GET", "/docs", (ctx) => {
+    sendBytes(ctx.res, 200, docsPage(), "text/html; charset=utf-8", { "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'" });
+  });
 
   router.on("GET", "/health", async (ctx) => {
     const { queue, limits } = ctx.state;

@@ -11,10 +11,36 @@ import { toRgb8 } from "../image/image.js";
 import { formatInfotext, samplerLabel } from "../image/infotext.js";
 import { stripLoraTags } from "../prompts/lora-tags.js";
 import { StepPreviews } from "./step-previews.js";
-import type { JobOutput, JobSpec, StepReport } from "./job.js";
+import type { JobOutput, JobSpec, StepReport, StopAction } from "./job.js";
+
+/**
+ * A1111's interrupt and skip for one running job: each iteration denoises under a signal of its own,
+ * which a skip fires (that batch ends where it is and is decoded); an interrupt fires it too and
+ * lets no further iteration start.
+ */
+export class StopControl {
+  private current = new AbortController();
+  private stopped = false;
+
+  get interrupted(): boolean { return this.stopped; }
+
+  apply(action: StopAction): void {
+    if (action === "interrupt") this.stopped = true;
+    this.current.abort(action);
+  }
+
+  /** The signal the next iteration's denoising ends on (a fresh one unless interrupted). */
+  nextIteration(): AbortSignal {
+    if (!this.stopped && this.current.signal.aborted) this.current = new AbortController();
+    return this.current.signal;
+  }
+}
 
 export interface RunOptions {
+  /** Cancels: the job fails. */
   signal?: AbortSignal;
+  /** Interrupt / skip: the job succeeds with what it made. */
+  control?: StopControl;
   onStep?: (report: StepReport) => void;
 }
 
@@ -22,14 +48,20 @@ export async function runJob(pipe: StableDiffusionXLPipeline, spec: JobSpec, opt
   const t0 = performance.now();
   const init = spec.initImage !== undefined ? decodeImage(Buffer.from(spec.initImage, "base64"), "init image") : undefined;
   const previews = new StepPreviews(pipe.taesd);
-  const out: JobOutput = { images: [], seeds: [], infotexts: [], width: 0, height: 0, sampler: "", model: pipe.model.name, seconds: 0 };
+  // the size is known before any image (an interrupt may come before the first one)
+  const width = init?.width ?? spec.width ?? pipe.defaultSize, height = init?.height ?? spec.height ?? pipe.defaultSize;
+  const out: JobOutput = { images: [], seeds: [], infotexts: [], width, height, sampler: spec.scheduler ?? "", model: pipe.model.name, seconds: 0 };
   for (let k = 0; k < spec.iterations; k++) {
-    const seed = spec.seed + k;
+    if (opts.control?.interrupted) break;
+    const stopEarly = opts.control?.nextIteration();
+    const seed = spec.perImageSeeds ? spec.seed + k * spec.batchSize : spec.seed + k;
+    // A1111: image j of the job has seed + j, each from its own generator
+    const seeds = spec.perImageSeeds ? Array.from({ length: spec.batchSize }, (_, i) => seed + i) : undefined;
     const common = {
       // the <lora:...> tags were read by the front end (spec.loras); the text encoders see the rest
       prompt: stripLoraTags(spec.prompt), negativePrompt: (spec.negativePrompt && stripLoraTags(spec.negativePrompt)) || undefined, numInferenceSteps: spec.steps,
-      guidanceScale: spec.guidanceScale, seed, scheduler: spec.scheduler, numImagesPerPrompt: spec.batchSize,
-      signal: opts.signal, fastDecode: spec.preset === "fast" || undefined,
+      guidanceScale: spec.guidanceScale, seed: seeds ? undefined : seed, seeds, scheduler: spec.scheduler, numImagesPerPrompt: spec.batchSize,
+      signal: opts.signal, stopEarly, fastDecode: spec.preset === "fast" || undefined,
       onStep: opts.onStep && (({ step, totalSteps, latents, shape }: { step: number; totalSteps: number; latents: Float32Array; shape: number[] }) => {
         opts.onStep!({ step: k * totalSteps + step + 1, totalSteps: spec.iterations * totalSteps, preview: previews.forStep(latents, shape) });
       }),
@@ -41,13 +73,14 @@ export async function runJob(pipe: StableDiffusionXLPipeline, spec: JobSpec, opt
     out.width = width;
     out.height = height;
     out.sampler = samplerLabel(result.scheduler.className, result.scheduler.config as Record<string, unknown>);
-    const parameters = formatInfotext({
-      prompt: spec.prompt, negativePrompt: spec.negativePrompt || undefined, steps: spec.steps, sampler: out.sampler,
-      cfgScale: spec.guidanceScale, seed, width, height, model: pipe.model.name, denoisingStrength: init ? spec.strength : undefined,
-    });
     for (let i = 0; i < n; i++) {
+      const imageSeed = seeds ? seeds[i] : seed;
+      const parameters = formatInfotext({
+        prompt: spec.prompt, negativePrompt: spec.negativePrompt || undefined, steps: spec.steps, sampler: out.sampler,
+        cfgScale: spec.guidanceScale, seed: imageSeed, width, height, model: pipe.model.name, denoisingStrength: init ? spec.strength : undefined,
+      });
       out.images.push(encodePng(toRgb8(result.images, i), { parameters }));
-      out.seeds.push(seed);
+      out.seeds.push(imageSeed);
       out.infotexts.push(parameters);
     }
   }

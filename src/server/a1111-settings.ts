@@ -1,0 +1,120 @@
+/**
+ * A1111 settings (`/sdapi/v1/options` and a request's `override_settings`) and the txt2img / img2img
+ * fields that ask for features this server lacks. Every key is either honoured, checked against the
+ * one value this server can give (a 400 naming the key otherwise), or one of the UI-only keys below
+ * that change nothing here; any other key is a 400 that names it, never a silent ignore.
+ */
+import { invalid } from "./errors.js";
+import type { ModelInfo } from "./queue.js";
+import { Fields } from "./validation.js";
+
+/**
+ * Keys that only steer A1111's own UI or its saving of files on the server (this server saves no
+ * files and has no UI settings): accepted with any JSON scalar value, stored by POST options.
+ */
+export const UI_ONLY_KEYS: readonly string[] = [
+  "samples_save", "grid_save", "return_grid", "save_images_add_number", "save_to_dirs", "do_not_show_images",
+  "live_previews_enable", "live_preview_content", "show_progress_every_n_steps", "show_progress_type",
+  "js_modal_lightbox", "show_progressbar", "live_preview_refresh_period",
+];
+
+/** Keys that take exactly one value here, with why. */
+const FIXED: Record<string, { value: unknown; why: string }> = {
+  samples_format: { value: "png", why: "images are PNG files (with the parameters text); jpg and webp are not written" },
+  CLIP_stop_at_last_layers: { value: 1, why: "clip skip is not supported: the prompt encoder always takes the penultimate layer of both text encoders, as SDXL does" },
+  eta_noise_seed_delta: { value: 0, why: "the noise seed delta (ENSD) is not supported" },
+  randn_source: { value: "CPU", why: "noise is always drawn as torch's CPU generator draws it" },
+  sd_checkpoint_hash: { value: null, why: "it is read-only" },
+};
+
+/** sd_vae values that mean the model's own VAE. */
+const VAE_VALUES = ["Automatic", "None"];
+
+/** The values GET /sdapi/v1/options starts with. */
+export function defaultOptions(model: ModelInfo): Record<string, unknown> {
+  return {
+    sd_model_checkpoint: model.name, sd_checkpoint_hash: null, sd_vae: "Automatic", samples_format: "png",
+    CLIP_stop_at_last_layers: 1, eta_noise_seed_delta: 0, randn_source: "CPU", live_previews_enable: true,
+    show_progress_type: "Approx cheap",
+  };
+}
+
+/** The names a client may give the served checkpoint: its name, A1111's "name [hash]" title, its folder or repo id. */
+export function isServedModel(wanted: string, model: ModelInfo): boolean {
+  const w = wanted.trim();
+  return w === model.name || w.replace(/\s*\[[0-9a-fA-F]*\]$/, "") === model.name || (model.source !== undefined && w === model.source);
+}
+
+export const KNOWN_SETTINGS: readonly string[] = ["sd_model_checkpoint", "sd_vae", ...Object.keys(FIXED), ...UI_ONLY_KEYS];
+
+/**
+ * One setting checked: returns the value to store (the served name for sd_model_checkpoint), or throws
+ * a 400 whose param is `${where}.${key}` ("override_settings.sd_vae").
+ */
+export function checkSetting(key: string, value: unknown, model: ModelInfo, where: string): unknown {
+  const param = where ? `${where}.${key}` : key;
+  if (key === "sd_model_checkpoint") {
+    if (typeof value !== "string" || !isServedModel(value, model)) {
+      throw invalid(`${param}: ${JSON.stringify(value)} is not served here; this server serves ${JSON.stringify(model.name)} (restart it with --model to change the model)`, "invalid_value", param);
+    }
+    return model.name;
+  }
+  if (key === "sd_vae") {
+    if (typeof value !== "string" || !VAE_VALUES.includes(value)) {
+      throw invalid(`${param}: ${JSON.stringify(value)} is not available; only the model's own VAE is (${VAE_VALUES.map((v) => JSON.stringify(v)).join(" or ")}; start the server with --vae for another one)`, "invalid_value", param);
+    }
+    return value;
+  }
+  const fixed = FIXED[key];
+  if (fixed) {
+    if (value !== fixed.value) throw invalid(`${param} must be ${JSON.stringify(fixed.value)}, got ${JSON.stringify(value)}: ${fixed.why}`, "invalid_value", param);
+    return value;
+  }
+  if (UI_ONLY_KEYS.includes(key)) {
+    if (value !== null && typeof value === "object") throw invalid(`${param} must be a plain value, got ${Array.isArray(value) ? "an array" : "an object"}`, "invalid_type", param);
+    return value;
+  }
+  throw invalid(`${param}: the setting ${JSON.stringify(key)} is not supported here (known: ${KNOWN_SETTINGS.join(", ")})`, "unsupported_setting", param);
+}
+
+/** A settings object (POST options body, where = "", or override_settings) checked key by key. */
+export function checkSettings(obj: unknown, model: ModelInfo, where: string): Record<string, unknown> {
+  if (obj === undefined || obj === null) return {};
+  if (typeof obj !== "object" || Array.isArray(obj)) throw invalid(`${where || "the request body"} must be an object of settings`, "invalid_type", where || undefined);
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(obj as Record<string, unknown>)) {
+    // null: "leave it as it is" (what pydantic clients send for an unset field)
+    if (v === null) continue;
+    out[k] = checkSetting(k, v, model, where);
+  }
+  return out;
+}
+
+/**
+ * The txt2img / img2img fields asking for what this server does not do: each a 400 naming the field
+ * when it asks for more than the default.
+ */
+export function checkUnsupportedFields(f: Fields): void {
+  const refuse = (field: string, message: string) => { throw invalid(message, "unsupported_feature", field); };
+  if (f.bool("enable_hr")) refuse("enable_hr", "the hires fix (enable_hr) is not supported yet; ask for the final size directly (width, height)");
+  if (f.bool("restore_faces")) refuse("restore_faces", "face restoration (restore_faces) is not supported");
+  if (f.bool("tiling")) refuse("tiling", "tiling (seamless images) is not supported");
+  const subseedStrength = f.number("subseed_strength", 0, 1);
+  if (subseedStrength !== undefined && subseedStrength > 0) refuse("subseed_strength", "variation seeds (subseed_strength > 0) are not supported");
+  for (const side of ["seed_resize_from_w", "seed_resize_from_h"]) {
+    const v = f.int(side, -1, 1 << 20);
+    if (v !== undefined && v > 0) refuse(side, `${side} (resize seed from) is not supported`);
+  }
+  const styles = f.stringArray("styles");
+  if (styles && styles.length > 0) refuse("styles", `styles are not supported (no styles file): ${styles.map((s) => JSON.stringify(s)).join(", ")}; put the style's text in the prompt`);
+  const script = f.string("script_name");
+  if (script !== undefined && script.trim() !== "" && script.toLowerCase() !== "none") refuse("script_name", `scripts are not supported (script_name ${JSON.stringify(script)})`);
+  const always = f.raw("alwayson_scripts");
+  if (always !== undefined && (typeof always !== "object" || Object.keys(always as object).length > 0)) refuse("alwayson_scripts", "extensions' scripts (alwayson_scripts) are not supported");
+  const refiner = f.string("refiner_checkpoint");
+  if (refiner !== undefined && refiner.trim() !== "" && refiner !== "None") refuse("refiner_checkpoint", "the refiner (refiner_checkpoint) is not supported");
+  // SD.Next's field for clip skip (SillyTavern sends it next to override_settings)
+  const clipSkip = f.int("clip_skip", 0, 12);
+  if (clipSkip !== undefined && clipSkip > 1) refuse("clip_skip", "clip skip is not supported: the prompt encoder always takes the penultimate layer of both text encoders, as SDXL does");
+  f.bool("override_settings_restore_afterwards");
+}

@@ -1,0 +1,98 @@
+/**
+ * The server's routes as an OpenAPI 3.0 document, written by hand (GET /openapi.json), and the
+ * /docs page made from it: plain HTML with its style inline, no script and nothing fetched from
+ * elsewhere (the server may run where no CDN can be reached).
+ */
+type Schema = Record<string, unknown>;
+
+const str = (description?: string): Schema => ({ type: "string", ...(description ? { description } : {}) });
+const int = (description?: string): Schema => ({ type: "integer", ...(description ? { description } : {}) });
+const num = (description?: string): Schema => ({ type: "number", ...(description ? { description } : {}) });
+const bool = (description?: string): Schema => ({ type: "boolean", ...(description ? { description } : {}) });
+const obj = (properties: Record<string, Schema>, required: string[] = []): Schema => ({ type: "object", properties, ...(required.length ? { required } : {}) });
+const arr = (items: Schema): Schema => ({ type: "array", items });
+
+const ERROR = obj({ error: obj({ message: str(), type: str(), code: str(), param: { type: "string", nullable: true } }) });
+
+const A1111_GENERATE = obj({
+  prompt: str(), negative_prompt: str(), seed: int("-1: random; image j of the request uses seed + j"),
+  sampler_name: str("an A1111 sampler (GET /sdapi/v1/samplers)"), scheduler: str("schedule type (GET /sdapi/v1/schedulers)"),
+  batch_size: int(), n_iter: int(), steps: int(), cfg_scale: num(), width: int(), height: int(),
+  subseed: int("reported only (subseed_strength must be 0)"), send_images: bool(),
+  override_settings: obj({}),
+  preset: str("\"fast\" on servers started with --fast"), loras: arr(obj({ name: str(), weight: num() })),
+});
+
+const A1111_ANSWER = obj({ images: arr(str("base64 PNG")), parameters: obj({}), info: str("JSON: seed, all_seeds, all_subseeds, infotexts, ...") });
+
+interface Op { summary: string; body?: Schema; answer?: Schema; type?: string }
+
+function op(o: Op): Record<string, unknown> {
+  return {
+    summary: o.summary,
+    ...(o.body ? { requestBody: { required: true, content: { "application/json": { schema: o.body } } } } : {}),
+    responses: {
+      200: { description: "OK", content: { [o.type ?? "application/json"]: { schema: o.answer ?? {} } } },
+      default: { description: "an error", content: { "application/json": { schema: ERROR } } },
+    },
+  };
+}
+
+export const OPENAPI = {
+  openapi: "3.0.3",
+  info: { title: "ssd1b server", version: "1", description: "SSD-1B / SDXL text-to-image: OpenAI Images, AUTOMATIC1111 (/sdapi/v1), Segmind and native jobs. Request bodies are JSON (Content-Type: application/json)." },
+  paths: {
+    "/": { get: op({ summary: "the web page", type: "text/html" }) },
+    "/health": { get: op({ summary: "status, queue and model" }) },
+    "/files/{name}": { get: op({ summary: "an image made earlier", type: "image/png" }) },
+    "/v1/jobs": { post: op({ summary: "queue a job (202): {prompt, negative_prompt, steps, guidance, seed, size, n, scheduler}", body: obj({ prompt: str() }, ["prompt"]) }) },
+    "/v1/jobs/{id}": { get: op({ summary: "a job's status and result" }), delete: op({ summary: "cancel a job" }) },
+    "/v1/jobs/{id}/events": { get: op({ summary: "a job's progress as server-sent events", type: "text/event-stream" }) },
+    "/v1/images/generations": { post: op({ summary: "OpenAI images.generate (b64_json or url)", body: obj({ prompt: str(), n: int(), size: str(), response_format: str() }, ["prompt"]), answer: obj({ created: int(), data: arr(obj({ b64_json: str(), url: str() })) }) }) },
+    "/v1/ssd-1b": { post: op({ summary: "Segmind's SSD-1B API (PNG bytes, or base64 JSON)", body: obj({ prompt: str(), samples: int(), base64: bool() }, ["prompt"]) }) },
+    "/sdapi/v1/txt2img": { post: op({ summary: "A1111 txt2img", body: A1111_GENERATE, answer: A1111_ANSWER }) },
+    "/sdapi/v1/img2img": { post: op({ summary: "A1111 img2img", body: { ...A1111_GENERATE, properties: { ...(A1111_GENERATE.properties as object), init_images: arr(str()), denoising_strength: num() } }, answer: A1111_ANSWER }) },
+    "/sdapi/v1/progress": { get: op({ summary: "progress of the running job with a preview" }) },
+    "/sdapi/v1/interrupt": { post: op({ summary: "stop the running job: it answers 200 with what it made" }) },
+    "/sdapi/v1/skip": { post: op({ summary: "end the current batch where it is and go on with the next iteration" }) },
+    "/sdapi/v1/options": { get: op({ summary: "settings" }), post: op({ summary: "change settings (known keys only)", body: obj({}) }) },
+    "/sdapi/v1/sd-models": { get: op({ summary: "the served model", answer: arr(obj({ title: str(), model_name: str(), filename: str() })) }) },
+    "/sdapi/v1/samplers": { get: op({ summary: "samplers", answer: arr(obj({ name: str(), aliases: arr(str()) })) }) },
+    "/sdapi/v1/schedulers": { get: op({ summary: "schedule types", answer: arr(obj({ name: str(), label: str() })) }) },
+    "/sdapi/v1/upscalers": { get: op({ summary: "upscalers", answer: arr(obj({ name: str(), scale: num() })) }) },
+    "/sdapi/v1/latent-upscale-modes": { get: op({ summary: "latent upscale modes", answer: arr(obj({ name: str() })) }) },
+    "/sdapi/v1/sd-vae": { get: op({ summary: "VAE files (none: the model's own VAE)", answer: arr(obj({ model_name: str(), filename: str() })) }) },
+    "/sdapi/v1/sd-modules": { get: op({ summary: "extra modules (none)", answer: arr(obj({ model_name: str(), filename: str() })) }) },
+    "/sdapi/v1/embeddings": { get: op({ summary: "textual inversions (none)", answer: obj({ loaded: obj({}), skipped: obj({}) }) }) },
+    "/sdapi/v1/loras": { get: op({ summary: "the LoRAs of --lora-dir", answer: arr(obj({ name: str(), alias: str(), path: str() })) }) },
+    "/sdapi/v1/refresh-loras": { post: op({ summary: "read --lora-dir again" }) },
+    "/sdapi/v1/cmd-flags": { get: op({ summary: "the server's settings under A1111's flag names" }) },
+    "/sdapi/v1/png-info": { post: op({ summary: "the parameters text of a PNG", body: obj({ image: str("base64 PNG") }, ["image"]), answer: obj({ info: str(), items: obj({}), parameters: obj({}) }) }) },
+    "/internal/ping": { get: op({ summary: "answers {}" }) },
+    "/openapi.json": { get: op({ summary: "this document" }) },
+    "/docs": { get: op({ summary: "this document as a page", type: "text/html" }) },
+  },
+} as const;
+
+const escape = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+function fields(schema: unknown): string {
+  const props = (schema as { properties?: Record<string, { type?: string; description?: string }> } | undefined)?.properties;
+  if (!props || Object.keys(props).length === 0) return "";
+  return Object.entries(props).map(([k, v]) => `<code>${escape(k)}</code> <i>${escape(v.type ?? "")}</i>${v.description ? ` ${escape(v.description)}` : ""}`).join("<br>");
+}
+
+/** The /docs page. */
+export function docsPage(): string {
+  const rows: string[] = [];
+  for (const [path, ops] of Object.entries(OPENAPI.paths)) {
+    for (const [method, o] of Object.entries(ops as unknown as Record<string, { summary: string; requestBody?: { content: Record<string, { schema: unknown }> } }>)) {
+      const body = o.requestBody ? fields(o.requestBody.content["application/json"].schema) : "";
+      rows.push(`<tr><td class="m">${method.toUpperCase()}</td><td><code>${escape(path)}</code></td><td>${escape(o.summary)}${body ? `<div class="f">${body}</div>` : ""}</td></tr>`);
+    }
+  }
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escape(OPENAPI.info.title)} API</title>
+<style>body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:70em;padding:0 1em;color:#222}table{border-collapse:collapse;width:100%}td{border-top:1px solid #ddd;padding:.4em .6em;vertical-align:top}.m{font-weight:600;width:4em}.f{color:#555;margin-top:.3em;font-size:13px}code{background:#f4f4f4;padding:0 .2em}</style>
+</head><body><h1>${escape(OPENAPI.info.title)} API</h1><p>${escape(OPENAPI.info.description)} The machine-readable document: <a href="/openapi.json">/openapi.json</a>.</p>
+<table>${rows.join("\n")}</table></body></html>`;
+}

@@ -1,0 +1,81 @@
+/**
+ * The A1111 API's lists and settings, as A1111 shapes them (clients read `name`, `title`,
+ * `model_name`): sd-models, samplers, schedulers, upscalers, latent-upscale-modes, sd-vae, sd-modules,
+ * embeddings, loras (+ refresh-loras), cmd-flags; GET/POST options (a round trip for the keys of
+ * a1111-settings.ts); POST png-info; /internal/ping.
+ */
+import { A1111_SAMPLERS, WORKING_SCHEDULES } from "../schedulers/index.js";
+import { readJson, sendJson, type Router } from "./http.js";
+import type { AppState } from "./generation.js";
+import { Fields } from "./validation.js";
+import { invalid } from "./errors.js";
+import { checkSettings, defaultOptions } from "./a1111-settings.js";
+import { LATENT_UPSCALE_MODES, UPSCALERS } from "./upscalers.js";
+import { readPngInfo } from "./png-info.js";
+
+// A1111's second-order samplers (two model evaluations per step) say so in their options
+const SECOND_ORDER = new Set(["Heun", "DPM2", "DPM2 a"]);
+
+export function a1111ListRoutes(router: Router<AppState>): void {
+  /** What POST options set (sd_model_checkpoint is never kept: it is always the served model). */
+  const setOptions: Record<string, unknown> = {};
+
+  router.on("GET", "/sdapi/v1/sd-models", (ctx) => {
+    const m = ctx.state.queue.model();
+    sendJson(ctx.res, 200, [{ title: m.name, model_name: m.name, hash: null, sha256: null, filename: m.source ?? m.name, config: null }]);
+  });
+
+  router.on("GET", "/sdapi/v1/samplers", (ctx) => {
+    sendJson(ctx.res, 200, A1111_SAMPLERS.map((s) => ({
+      name: s.name, aliases: [...s.aliases], options: SECOND_ORDER.has(s.name) ? { second_order: "True" } : {},
+    })));
+  });
+
+  router.on("GET", "/sdapi/v1/schedulers", (ctx) => {
+    sendJson(ctx.res, 200, WORKING_SCHEDULES.map((s) => ({
+      name: s.name, label: s.label, aliases: s.aliases ? [...s.aliases] : null, default_rho: s.default_rho, need_inner_model: s.need_inner_model,
+    })));
+  });
+
+  router.on("GET", "/sdapi/v1/upscalers", (ctx) => sendJson(ctx.res, 200, UPSCALERS));
+  router.on("GET", "/sdapi/v1/latent-upscale-modes", (ctx) => sendJson(ctx.res, 200, LATENT_UPSCALE_MODES.map((name) => ({ name }))));
+  // the model's own VAE only: A1111 lists VAE files here, and has none to list either when it has none
+  router.on("GET", "/sdapi/v1/sd-vae", (ctx) => sendJson(ctx.res, 200, []));
+  router.on("GET", "/sdapi/v1/sd-modules", (ctx) => sendJson(ctx.res, 200, []));
+  router.on("GET", "/sdapi/v1/embeddings", (ctx) => sendJson(ctx.res, 200, { loaded: {}, skipped: {} }));
+  router.on("GET", "/sdapi/v1/cmd-flags", (ctx) => sendJson(ctx.res, 200, ctx.state.cmdFlags ?? { api: true }));
+  router.on("GET", "/internal/ping", (ctx) => sendJson(ctx.res, 200, {}));
+
+  router.on("GET", "/sdapi/v1/loras", async (ctx) => {
+    const entries = (await ctx.state.loras?.list()) ?? [];
+    sendJson(ctx.res, 200, entries.map((e) => ({ name: e.name, alias: e.name, path: e.path, metadata: e.metadata })));
+  });
+
+  router.on("POST", "/sdapi/v1/refresh-loras", async (ctx) => {
+    await ctx.state.loras?.refresh();
+    ctx.state.log(`refresh-loras: ${ctx.state.loras ? `${(await ctx.state.loras.list()).length} LoRA(s) in ${ctx.state.loras.dir}` : "no --lora-dir"}`);
+    sendJson(ctx.res, 200, null);
+  });
+
+  router.on("GET", "/sdapi/v1/options", (ctx) => {
+    const m = ctx.state.queue.model();
+    sendJson(ctx.res, 200, { ...defaultOptions(m), ...setOptions, sd_model_checkpoint: m.name });
+  });
+
+  // Open WebUI posts back the whole GET answer with sd_model_checkpoint changed; SillyTavern only that key
+  router.on("POST", "/sdapi/v1/options", async (ctx) => {
+    const body = await readJson(ctx.req, ctx.state.limits.maxBodyBytes);
+    if (typeof body !== "object" || body === null || Array.isArray(body)) throw invalid("the request body must be a JSON object of settings", "invalid_json");
+    const checked = checkSettings(body, ctx.state.queue.model(), "");
+    delete checked.sd_model_checkpoint;
+    Object.assign(setOptions, checked);
+    sendJson(ctx.res, 200, null);
+  });
+
+  router.on("POST", "/sdapi/v1/png-info", async (ctx) => {
+    const f = Fields.of(await readJson(ctx.req, ctx.state.limits.maxBodyBytes));
+    const image = f.string("image");
+    if (image === undefined) throw invalid("image (a base64 PNG) is required", "missing_field", "image");
+    sendJson(ctx.res, 200, readPngInfo(image, ctx.state.limits));
+  });
+}
