@@ -15,8 +15,9 @@ import { FAST_HELP, FAST_OPTIONS, parseFast, resolveFastLora, withFastTaesd } fr
 export const serveUsage = `ssd1b serve [--model M] [--host H] [--port P] [--max-queue N] [--lora-dir DIR] [--queue redis://HOST:PORT]
             [--host-allow NAMES] [--cors-allow-origins ORIGINS] [--fast [--fast-lora L]]
   HTTP server with one model loaded; jobs run one at a time in arrival order. APIs: OpenAI
-  POST /v1/images/generations, AUTOMATIC1111 /sdapi/v1/* (txt2img, img2img, progress, interrupt, ...),
-  Segmind POST /v1/ssd-1b, jobs with server-sent events /v1/jobs/:id/events, GET /health, web page at /.
+  POST /v1/images/generations, AUTOMATIC1111 /sdapi/v1/* (txt2img, img2img, progress, interrupt,
+  skip, options, ...), Segmind POST /v1/ssd-1b, jobs with server-sent events /v1/jobs/:id/events,
+  GET /health, a web page at /; every route in GET /openapi.json and /docs.
   --model M            diffusers folder or Hugging Face repo id in the local cache (default segmind/SSD-1B)
   --host H             address to listen on (default 127.0.0.1)
   --port P             port (default 7860; 0 picks a free one)
