@@ -41,7 +41,8 @@ export const queueFull = (max: number, retryAfterSeconds: number) =>
 export type CancelReason = "interrupted" | "cancelled" | "disconnected";
 
 /**
- * 409 for a job stopped on purpose (POST /sdapi/v1/interrupt, DELETE /v1/jobs/:id, the client gone);
+ * 409 for a job stopped on purpose (DELETE /v1/jobs/:id, the client gone; "interrupted" is what older
+ * front ends and workers send for POST /sdapi/v1/interrupt, which now answers 200 with the images so far);
  * x-should-retry: false tells the OpenAI SDK (which retries 409) not to send it again.
  */
 export function cancelledError(reason: CancelReason): HttpError {

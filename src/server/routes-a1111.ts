@@ -93,7 +93,8 @@ async function parseRequest(body: unknown, state: AppState, img2img: boolean): P
     prompt: spec.prompt, negative_prompt: spec.negativePrompt ?? "", seed: requestedSeed,
     sampler_name: sampler.sampler ?? null, scheduler: sampler.schedule ?? null,
     batch_size: batchSize, n_iter: iterations, steps, cfg_scale: spec.guidanceScale,
-    width: spec.width ?? null, height: spec.height ?? null, denoising_strength: strength ?? null,
+    // txt2img leaves denoising_strength (a hires-fix field) as the client sent it, as A1111 echoes it
+    width: spec.width ?? null, height: spec.height ?? null, denoising_strength: strength ?? f.raw("denoising_strength") ?? null,
   });
   // the field's LoRAs are tags in the echoed prompt now: sent back as they are, they apply once
   delete parameters.loras;
