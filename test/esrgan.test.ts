@@ -7,7 +7,7 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NO_FIXTURES, PROJECT_ROOT, diff, fixture, openFixture } from "./helpers/fixtures.js";
@@ -23,6 +23,10 @@ import { decodePng, encodePng, type RgbImage } from "../src/image/png.js";
 import { ImageFormatError, toRgb8 } from "../src/image/image.js";
 import { resizePlanes } from "../src/image/resize.js";
 import type { TensorEntry } from "../src/safetensors/read.js";
+import { startServer } from "../src/server/app.js";
+import { FileStore } from "../src/server/file-store.js";
+import type { JobQueue } from "../src/server/queue.js";
+import { UpscalerLibrary } from "../src/server/upscaler-library.js";
 
 const CLI = join(PROJECT_ROOT, "dist/src/cli/main.js");
 const TOL = 1e-5; // the fixture README's rel L2 on out.CASE
@@ -168,7 +172,7 @@ test("ssd1b upscale --tensors: cases a and b, and the old-layout file, within to
   }
 });
 
-test("ssd1b upscale --image: a PNG of case a's input gives the fixture's output within 1 level", { skip: NO_FIXTURES, timeout: 300_000 }, async () => {
+test("ssd1b upscale --image: PNGs of cases a and b give the fixture outputs within 1 level", { skip: NO_FIXTURES, timeout: 300_000 }, async () => {
   const io = openFixture("esrgan", "io.safetensors");
   for (const name of ["a", "b"]) {
     const [, , h, w] = cases()[name].input_shape;
@@ -287,4 +291,82 @@ test("esrgan refusals: not an RRDBNet, missing and extra tensors, images too lar
   r = cli(["--model", synthFile("a"), "--image", bomb, "--output", join(tmp, "o.png"), "--scale", "0"]);
   assert.equal(r.status, 2);
   assert.match(r.stderr, /--scale must be a positive number/);
+});
+
+test("server: /sdapi/v1/upscalers lists --upscaler-dir; /sdapi/v1/extra-single-image upscales as the library", { skip: NO_FIXTURES, timeout: 300_000 }, async () => {
+  const dir = join(tmp, "upscalers");
+  mkdirSync(join(dir, "sub"), { recursive: true });
+  copyFileSync(synthFile("a"), join(dir, "case-a.safetensors"));
+  copyFileSync(synthFile("b"), join(dir, "sub", "case-b.safetensors"));
+  saveTensors(join(dir, "not-an-upscaler.safetensors"), { "x.weight": { dtype: "F32", shape: [2], data: new Float32Array(2) } });
+  const upscalers = new UpscalerLibrary(dir);
+  // these routes never touch the generation queue: a stand-in that only closes
+  const queue = { files: new FileStore(), close: async () => {} } as unknown as JobQueue;
+  const server = await startServer({ queue, upscalers, host: "127.0.0.1", port: 0 });
+  const post = (body: unknown) => fetch(`${server.url}/sdapi/v1/extra-single-image`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  try {
+    const list = await (await fetch(`${server.url}/sdapi/v1/upscalers`)).json();
+    assert.deepEqual(list, [
+      { name: "None", model_name: null, model_path: null, model_url: null, scale: 4 },
+      { name: "Lanczos", model_name: null, model_path: null, model_url: null, scale: 4 },
+      { name: "Nearest", model_name: null, model_path: null, model_url: null, scale: 4 },
+      { name: "case-a", model_name: "case-a", model_path: realpathSync(join(dir, "case-a.safetensors")), model_url: null, scale: 4 },
+      { name: "case-b", model_name: "case-b", model_path: realpathSync(join(dir, "sub", "case-b.safetensors")), model_url: null, scale: 2 },
+    ]);
+    const io = openFixture("esrgan", "io.safetensors");
+    const input = toRgbImage(io.float32("in.a"), 12, 16);
+    const b64 = encodePng(input).toString("base64");
+    let r = await post({ image: b64, upscaler_1: "case-a", upscaling_resize: 4 });
+    const body = await r.json() as { html_info: string; image: string };
+    assert.equal(r.status, 200, JSON.stringify(body));
+    assert.equal(body.html_info, "<p>Postprocess upscale by: 4, Postprocess upscaler: case-a</p>");
+    const got = decodePng(Buffer.from(body.image, "base64"));
+    const up = await Upscaler.fromFile(synthFile("a"));
+    assert.equal(maxLevel(got, await up.upscale(input)), 0);
+    await up.release();
+    assert.ok(maxLevel(got, toRgbImage(io.float32("out.a"), 48, 64)) <= 1);
+    // model-free: Lanczos 2x, Nearest 3x, None unchanged; the x2 model at 2 (default upscaling_resize)
+    for (const [name, scale, w] of [["Lanczos", 2, 32], ["Nearest", 3, 48], ["None", 2, 16], ["case-b", undefined, 32]] as const) {
+      r = await post({ image: b64, upscaler_1: name, ...(scale ? { upscaling_resize: scale } : {}) });
+      assert.equal(r.status, 200, name);
+      assert.equal(decodePng(Buffer.from((await r.json() as { image: string }).image, "base64")).width, w, name);
+    }
+    r = await post({ image: b64, upscaler_1: "nope" });
+    assert.equal(r.status, 400);
+    assert.match(((await r.json()) as { error: { message: string } }).error.message, /unknown upscaler "nope" \(available: None, Lanczos, Nearest, case-a, case-b\)/);
+    r = await post({ image: b64, upscaler_1: "../case-a" });
+    assert.equal(r.status, 400);
+    r = await post({ image: b64, upscaler_1: "case-a", gfpgan_visibility: 0.5 });
+    assert.equal(r.status, 400);
+    const ihdr = Buffer.alloc(13);
+    ihdr.writeUInt32BE(5000, 0); ihdr.writeUInt32BE(5000, 4); ihdr.set([8, 2, 0, 0, 0], 8);
+    const bomb = Buffer.concat([PNG_SIGNATURE, pngChunk("IHDR", ihdr), pngChunk("IDAT", new Uint8Array(8)), pngChunk("IEND", new Uint8Array(0))]);
+    r = await post({ image: bomb.toString("base64"), upscaler_1: "case-a" });
+    assert.equal(r.status, 400);
+    assert.match(((await r.json()) as { error: { message: string } }).error.message, /5000x5000 .*over the limit/);
+  } finally {
+    await server.close();
+    await upscalers.release();
+  }
+});
+
+test("esrgan x1 (pixel_unshuffle 4): config from conv_first's 48 channels, odd sizes padded and cropped, tiled ~ untiled", { timeout: 300_000 }, async () => {
+  const cfg: RrdbNetConfig = { numInCh: 3, numOutCh: 3, numFeat: 8, numBlock: 1, numGrowCh: 4, scale: 1 };
+  const params = rrdbNetParameters(cfg);
+  assert.deepEqual(params.get("conv_first.weight"), [8, 48, 3, 3]);
+  const f = join(tmp, "x1.safetensors");
+  saveTensors(f, Object.fromEntries([...params].map(([k, s]) => [k, { dtype: "F32" as const, shape: s, data: synthTensor(k, s) }])));
+  const up = await Upscaler.fromFile(f);
+  try {
+    assert.deepEqual(up.config, cfg);
+    const x = { data: ramp(18, 23), shape: [1, 3, 18, 23] };
+    const [a, b] = [await up.forward(x, { tile: 0 }), await up.forward(x, { tile: 8, tileOverlap: 16 })];
+    assert.deepEqual(a.shape, [1, 3, 18, 23]);
+    assert.ok(diff(b.data, a.data).maxAbs <= 1 / 255);
+    // A1111 runs an x1 model once at scale 1
+    const img = toRgbImage(x.data, 18, 23);
+    assert.deepEqual([(await up.upscale(img, { scale: 1 })).width, (await up.upscale(img, { scale: 2 })).width], [23, 46]);
+  } finally {
+    await up.release();
+  }
 });

@@ -17,6 +17,8 @@ import { nativeRoutes } from "./routes-native.js";
 import { openAiRoutes } from "./routes-openai.js";
 import { a1111Routes } from "./routes-a1111.js";
 import { segmindRoutes } from "./routes-segmind.js";
+import { extrasRoutes } from "./routes-extras.js";
+import type { UpscalerLibrary } from "./upscaler-library.js";
 import type { LoraLibrary } from "./lora-library.js";
 import { AccessPolicy } from "./access.js";
 
@@ -38,6 +40,8 @@ export interface ServerOptions {
   corsAllowOrigins?: string[];
   /** --fast: requests may ask for preset "fast"; give the queue's runner the LCM-LoRA (fastLora) and a TAESD. */
   fast?: boolean;
+  /** --upscaler-dir: RRDBNet models for /sdapi/v1/upscalers and /sdapi/v1/extra-single-image. */
+  upscalers?: UpscalerLibrary;
 }
 
 export interface RunningServer {
@@ -59,6 +63,7 @@ export function createApp(opts: ServerOptions): { server: Server; state: AppStat
     startedAt: Date.now(),
     loras: opts.loras,
     fast: opts.fast ?? false,
+    upscalers: opts.upscalers,
   };
   const access = new AccessPolicy({ host: opts.host, hostAllow: opts.hostAllow, corsAllowOrigins: opts.corsAllowOrigins });
   const router = new Router<AppState>(state, state.log, access);
@@ -66,6 +71,7 @@ export function createApp(opts: ServerOptions): { server: Server; state: AppStat
   openAiRoutes(router);
   a1111Routes(router);
   segmindRoutes(router);
+  extrasRoutes(router);
   const server = createServer({ keepAliveTimeout: 5000 }, (req, res) => void router.handle(req, res));
   server.on("clientError", (_err, socket) => {
     if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");

@@ -9,6 +9,7 @@ import type { JobQueue } from "./queue.js";
 import type { FileStore } from "./file-store.js";
 import type { Limits } from "./validation.js";
 import type { LoraLibrary } from "./lora-library.js";
+import type { UpscalerLibrary } from "./upscaler-library.js";
 import { formatLoraTag } from "../prompts/lora-tags.js";
 
 /** What the routes share. */
@@ -22,6 +23,8 @@ export interface AppState {
   loras?: LoraLibrary;
   /** --fast: requests may ask for preset "fast" (the runner has the LCM-LoRA and a TAESD). */
   fast?: boolean;
+  /** --upscaler-dir: the upscalers of /sdapi/v1/upscalers and extra-single-image (absent: the model-free ones). */
+  upscalers?: UpscalerLibrary;
 }
 
 /** ", LoRAs <lora:a:1> ..." for log lines. */
