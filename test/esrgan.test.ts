@@ -142,7 +142,7 @@ test("esrgan old layout: model.N names map onto basicsr names as key-map-a.json 
   }
 });
 
-test("esrgan xinntao layout (RRDB_trunk, trunk_conv, upconv1, HRconv) loads as the same network", { skip: NO_FIXTURES }, async () => {
+test("esrgan xinntao layout (RRDB_trunk, trunk_conv, upconv1, HRconv) and a params_ema wrapper load as the same network", { skip: NO_FIXTURES }, async () => {
   const rename = (k: string) => k.replace(/^body\.(\d+)\.rdb(\d)/, "RRDB_trunk.$1.RDB$2").replace(/^conv_body\./, "trunk_conv.")
     .replace(/^conv_up1\./, "upconv1.").replace(/^conv_up2\./, "upconv2.").replace(/^conv_hr\./, "HRconv.");
   const f = join(tmp, "trunk-a.safetensors");
@@ -153,6 +153,11 @@ test("esrgan xinntao layout (RRDB_trunk, trunk_conv, upconv1, HRconv) loads as t
     const io = openFixture("esrgan", "io.safetensors");
     const d = diff((await up.forward({ data: io.float32("in.a"), shape: [1, 3, 12, 16] })).data, io.float32("out.a"));
     assert.ok(d.relL2 <= TOL, fmt(d));
+    // Real-ESRGAN's params_ema wrapper (the .pth's state-dict key) kept by a conversion: unwrapped
+    const wrapped = new Map([...readHeader(synthFile("a")).tensors].map(([k, e]) => [`params_ema.${k}`, e]));
+    const w = Upscaler.fromTensors(wrapped, "wrapped");
+    assert.equal(diff((await w.forward({ data: io.float32("in.a"), shape: [1, 3, 12, 16] })).data, io.float32("out.a")).relL2 <= TOL, true);
+    await w.release();
   } finally {
     await up.release();
   }
@@ -274,6 +279,10 @@ test("esrgan refusals: not an RRDBNet, missing and extra tensors, images too lar
   const extra = new Map(header);
   extra.set("model.1.sub.0.RDB1.conv1x1.weight", header.get("model.0.weight")!);
   assert.throws(() => Upscaler.fromTensors(extra, "esrgan-plus"), /not part of an RRDBNet.*conv1x1/);
+  // an old-arch x8 (three upsampling stages: model.0 .. model.13) is another network
+  const x8 = new Map(header);
+  x8.set("model.13.weight", header.get("model.10.weight")!);
+  assert.throws(() => Upscaler.fromTensors(x8, "x8"), /last entry is model\.13 \(3 upsampling stage\(s\), x8\); only the x4 arch/);
   // images: the input over src/image's limit, the output over the upscaled limit (before any work)
   const up = await Upscaler.fromFile(synthFile("a"));
   const img: RgbImage = { width: 40, height: 30, data: new Uint8Array(40 * 30 * 3) };

@@ -63,8 +63,19 @@ export interface CanonicalTensors {
   numBlock: number;
 }
 
+/**
+ * Wrappers some conversions keep: Real-ESRGAN's `params_ema.` / `params.` (the .pth holds the state
+ * dict under that key) and DataParallel's `module.`, when every key has it.
+ */
+function unwrapped(file: ReadonlyMap<string, TensorEntry>): ReadonlyMap<string, TensorEntry> {
+  const keys = [...file.keys()];
+  const prefix = ["params_ema.", "params.", "module."].find((p) => keys.length > 0 && keys.every((k) => k.startsWith(p)));
+  return prefix ? new Map([...file].map(([k, e]) => [k.slice(prefix.length), e])) : file;
+}
+
 /** The file's tensors under basicsr names. */
-export function canonicalTensors(file: ReadonlyMap<string, TensorEntry>): CanonicalTensors {
+export function canonicalTensors(original: ReadonlyMap<string, TensorEntry>): CanonicalTensors {
+  const file = unwrapped(original);
   const layout = detectLayout(file.keys());
   // The old layout's trunk is Sequential(RRDB × n, conv): conv_body is the entry after the last RRDB.
   let numBlock = 0;

@@ -29,6 +29,7 @@ export function rrdbNetParameters(config: RrdbNetConfig): Map<string, number[]> 
 export function openEsrganTensors(file: ReadonlyMap<string, TensorEntry>, where: string): EsrganWeights {
   const { layout, tensors, unmapped, numBlock } = canonicalTensors(file);
   const named = (k: string) => layoutName(layout, k, numBlock);
+  if (layout === "esrgan-old") checkOldArchStages(file, where);
   const missing = REQUIRED_KEYS.filter((k) => !tensors.has(k));
   if (missing.length) {
     const found = [...file.keys()];
@@ -51,6 +52,23 @@ export function openEsrganTensors(file: ReadonlyMap<string, TensorEntry>, where:
   if (leftover.length) throw new EsrganModelError(`${where}: ${leftover.length} tensor(s) are not part of an ${describe} (an ESRGAN variant this loader does not know?): ${few(leftover)}`);
   const source: WeightSource = { description: where, lookup: (k) => tensors.get(k), keys: () => tensors.keys() };
   return { config, layout, source, where };
+}
+
+/**
+ * The old arch is one Sequential: conv, trunk, then per x2 stage (upsample, conv, act), then HR conv,
+ * act, last conv; so 5 + 3·stages entries (spandrel's rule). Only 2 stages (x4, and x2 / x1 through
+ * pixel_unshuffle) are basicsr's RRDBNet; x8 (3 stages) and upsampler-less 1x models are other networks.
+ */
+function checkOldArchStages(file: ReadonlyMap<string, TensorEntry>, where: string): void {
+  let last = 0;
+  for (const k of file.keys()) {
+    const m = /^(?:params_ema\.|params\.|module\.)?model\.(\d+)\./.exec(k);
+    if (m) last = Math.max(last, Number(m[1]));
+  }
+  const stages = (last + 1 - 5) / 3;
+  if (stages !== 2) {
+    throw new EsrganModelError(`${where}: an old-arch ESRGAN whose last entry is model.${last} (${Number.isInteger(stages) && stages >= 0 ? `${stages} upsampling stage(s), x${2 ** stages}` : "no upsampler layout known"}); only the x4 arch (model.0 .. model.10, also x2 / x1 by pixel_unshuffle) is supported`);
+  }
 }
 
 /** Reads the header only; the weights stay in the file and are read by onnxruntime in place. */
