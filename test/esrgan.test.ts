@@ -297,6 +297,9 @@ test("esrgan refusals: not an RRDBNet, missing and extra tensors, images too lar
   r = cli(["--model", synthFile("a"), "--image", bomb, "--output", join(tmp, "bomb-out.png")]);
   assert.equal(r.status, 1);
   assert.match(r.stderr, /5000x5000 .*over the limit/);
+  const serve = spawnSync(process.execPath, [CLI, "serve", "--queue", "redis://127.0.0.1:1", "--upscaler-dir", join(tmp, "nowhere")], { encoding: "utf8", timeout: 30000 });
+  assert.equal(serve.status, 2, serve.stderr);
+  assert.match(serve.stderr, /--upscaler-dir .*nowhere: no such folder/);
   r = cli(["--model", synthFile("a"), "--image", bomb, "--output", join(tmp, "o.png"), "--scale", "0"]);
   assert.equal(r.status, 2);
   assert.match(r.stderr, /--scale must be a positive number/);
