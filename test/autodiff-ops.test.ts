@@ -114,6 +114,8 @@ const CASES: Record<string, Case[]> = {
   Cos: [{ name: "Cos", inputs: [{ shape: [7], lo: -3, hi: 3 }], build: ([x]) => F.cos(x) }],
   // The sampled points lie >= 0.04 from the kink at 0; the stencil (h = 1e-3, up to 2h per point) stays on one side.
   Relu: [{ name: "Relu", inputs: [{ shape: [12], lo: -2, hi: 2 }], build: ([x]) => F.relu(x), h: 1e-3 }],
+  // As Relu: points >= 0.04 from the kink.
+  LeakyRelu: [{ name: "LeakyRelu 0.2", inputs: [{ shape: [12], lo: -2, hi: 2 }], build: ([x]) => F.leakyRelu(x, 0.2), h: 1e-3 }],
   Gelu: [{ name: "Gelu", inputs: [{ shape: [9], lo: -3, hi: 3 }], build: ([x]) => F.gelu(x) }],
   SigmoidGate: [
     { name: "SiLU", inputs: [{ shape: [9], lo: -3, hi: 3 }], build: ([x]) => F.silu(x) },
@@ -158,6 +160,7 @@ const CASES: Record<string, Case[]> = {
     { name: "UpsampleNearest 2x", inputs: [{ shape: [1, 2, 3, 2] }], build: ([x]) => F.upsampleNearest(x) },
     { name: "UpsampleNearest odd size", inputs: [{ shape: [1, 2, 3, 2] }], build: ([x]) => F.upsampleNearest(x, [5, 3]) },
   ],
+  PixelUnshuffle: [{ name: "PixelUnshuffle 2", inputs: [{ shape: [1, 2, 4, 6] }], build: ([x]) => F.pixelUnshuffle(x, 2) }],
   MultiHeadAttention: [{
     name: "MultiHeadAttention cross, 2 heads", inputs: [{ shape: [2, 3, 4] }, { shape: [2, 5, 4] }, { shape: [2, 5, 4] }],
     build: ([q, k, v]) => F.multiHeadAttention(q, k, v, 2),

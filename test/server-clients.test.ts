@@ -19,7 +19,6 @@ import { startServer, type RunningServer } from "../src/server/app.js";
 import { FileStore } from "../src/server/file-store.js";
 import { LocalQueue } from "../src/server/local-queue.js";
 import { StopControl, runJob } from "../src/server/run-job.js";
-import { UPSCALERS } from "../src/server/upscalers.js";
 import { parseInfotext } from "../src/server/png-info.js";
 
 const REPLAYS = join(PROJECT_ROOT, "test", "client-replays");
@@ -340,7 +339,8 @@ test("A1111 options: GET returns what POST set (known keys); unknown keys and ot
 test("A1111 lists: upscalers, latent modes, VAEs, modules, embeddings, cmd-flags, ping", { skip: NO_FIXTURES }, async () => {
   const upscalers = await getJson("/sdapi/v1/upscalers") as { name: string; scale: number }[];
   assert.deepEqual(upscalers.map((u) => u.name).slice(0, 3), ["None", "Lanczos", "Nearest"]);
-  assert.deepEqual(upscalers, UPSCALERS);
+  // without --upscaler-dir: the model-free ones only, in A1111's entry shape
+  assert.deepEqual(upscalers, ["None", "Lanczos", "Nearest"].map((name) => ({ name, model_name: null, model_path: null, model_url: null, scale: 4 })));
   const latent = await getJson("/sdapi/v1/latent-upscale-modes") as { name: string }[];
   assert.ok(latent.some((m) => m.name === "Latent (nearest-exact)"));
   assert.deepEqual(await getJson("/sdapi/v1/sd-vae"), []);

@@ -8,6 +8,7 @@ import { workerCommand, workerUsage } from "./commands/worker.js";
 import { trainCommand, trainUsage } from "./commands/train.js";
 import { distillCommand, distillUsage } from "./commands/distill.js";
 import { downloadCommand, downloadUsage } from "./commands/download.js";
+import { upscaleCommand, upscaleUsage } from "./commands/upscale.js";
 import { UsageError } from "./usage-error.js";
 
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; usage: string }> = {
@@ -20,6 +21,7 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; usage: 
   worker: { run: workerCommand, usage: workerUsage },
   train: { run: trainCommand, usage: trainUsage },
   distill: { run: distillCommand, usage: distillUsage },
+  upscale: { run: upscaleCommand, usage: upscaleUsage },
 };
 
 const HELP = `ssd1b: SSD-1B / SDXL text-to-image in TypeScript on onnxruntime-node

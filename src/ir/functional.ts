@@ -2,11 +2,11 @@
  * The functional API models are written in: each function adds one IR op (see ops/) to the
  * graph its inputs belong to. Numbers given where a tensor is expected become scalar constants.
  */
-import { Add, Sub, Mul, Div, Pow, Neg, Exp, Sqrt, Sigmoid, Tanh, Erf, Sin, Cos, Gelu, Relu, SigmoidGate, Clamp, Log, Less, Greater, Where } from "./ops/elementwise.js";
+import { Add, Sub, Mul, Div, Pow, Neg, Exp, Sqrt, Sigmoid, Tanh, Erf, Sin, Cos, Gelu, Relu, LeakyRelu, SigmoidGate, Clamp, Log, Less, Greater, Where } from "./ops/elementwise.js";
 import { MatMul } from "./ops/matmul.js";
 import { Conv2d, ConvTranspose2d, type ConvAttrs } from "./ops/conv.js";
 import { GroupNorm, LayerNorm } from "./ops/normalization.js";
-import { Reshape, Transpose, Concat, Slice, Gather, Cast, UpsampleNearest, Pad, OneHot } from "./ops/shape.js";
+import { Reshape, Transpose, Concat, Slice, Gather, Cast, UpsampleNearest, Pad, OneHot, PixelUnshuffle } from "./ops/shape.js";
 import { ReduceSum, ReduceMean, Expand } from "./ops/reduce.js";
 import { MultiHeadAttention, Softmax } from "./ops/attention.js";
 import type { OpDef } from "./op.js";
@@ -43,6 +43,8 @@ export const sin = (x: Tensor) => one(Sin, [x], {});
 export const cos = (x: Tensor) => one(Cos, [x], {});
 export const gelu = (x: Tensor) => one(Gelu, [x], {});
 export const relu = (x: Tensor) => one(Relu, [x], {});
+/** torch.nn.functional.leaky_relu(x, negativeSlope) (ESRGAN uses 0.2). */
+export const leakyRelu = (x: Tensor, negativeSlope = 0.01) => one(LeakyRelu, [x], { alpha: negativeSlope });
 export const silu = (x: Tensor) => one(SigmoidGate, [x], { alpha: 1 });
 export const quickGelu = (x: Tensor) => one(SigmoidGate, [x], { alpha: 1.702 });
 export const clamp = (x: Tensor, lo: number, hi: number) => one(Clamp, [x], { lo, hi });
@@ -95,6 +97,8 @@ export const gather = (table: Tensor, indices: Tensor) => one(Gather, [table, in
 export const cast = (x: Tensor, to: DType) => (x.dtype === to ? x : one(Cast, [x], { to }));
 /** Nearest upsampling: by 2 (default) or to an explicit [h, w]. */
 export const upsampleNearest = (x: Tensor, size: [number, number] = [x.shape[2] * 2, x.shape[3] * 2]) => one(UpsampleNearest, [x], { size });
+/** torch.pixel_unshuffle(x, factor): space to channels, torch's channel order. */
+export const pixelUnshuffle = (x: Tensor, factor: number) => (factor === 1 ? x : one(PixelUnshuffle, [x], { factor }));
 export const softmax = (x: Tensor) => one(Softmax, [x], {});
 export const multiHeadAttention = (q: Tensor, k: Tensor, v: Tensor, heads: number) => one(MultiHeadAttention, [q, k, v], { heads });
 

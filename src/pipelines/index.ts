@@ -14,3 +14,5 @@ export { SingleFileError } from "../loaders/single-file.js";
 export { encodePng, decodePng, ImageFormatError, type RgbImage } from "../image/png.js";
 export { toRgb8, rgbToTensor, readImageFile, type FloatTensor } from "../image/image.js";
 export { formatInfotext, samplerLabel, type GenerationInfo } from "../image/infotext.js";
+export { Upscaler, DEFAULT_TILE, DEFAULT_TILE_OVERLAP, DEFAULT_MAX_UPSCALED_PIXELS, type UpscalerOptions, type UpscaleOptions, type TileOptions } from "./upscaler.js";
+export { EsrganModelError, type RrdbNetConfig } from "../models/esrgan/index.js";

@@ -17,6 +17,8 @@ import { nativeRoutes } from "./routes-native.js";
 import { openAiRoutes } from "./routes-openai.js";
 import { a1111Routes } from "./routes-a1111.js";
 import { segmindRoutes } from "./routes-segmind.js";
+import { extrasRoutes } from "./routes-extras.js";
+import type { UpscalerLibrary } from "./upscaler-library.js";
 import type { LoraLibrary } from "./lora-library.js";
 import { AccessPolicy } from "./access.js";
 
@@ -38,6 +40,8 @@ export interface ServerOptions {
   corsAllowOrigins?: string[];
   /** --fast: requests may ask for preset "fast"; give the queue's runner the LCM-LoRA (fastLora) and a TAESD. */
   fast?: boolean;
+  /** --upscaler-dir: RRDBNet models for /sdapi/v1/upscalers and /sdapi/v1/extra-single-image. */
+  upscalers?: UpscalerLibrary;
 }
 
 export interface RunningServer {
@@ -64,6 +68,7 @@ export function createApp(opts: ServerOptions): { server: Server; state: AppStat
       server_name: opts.host ?? "127.0.0.1", port: opts.port ?? 7860, cors_allow_origins: opts.corsAllowOrigins?.join(",") || null,
       lora_dir: opts.loras?.dir ?? null, ckpt: opts.queue.model().source ?? null, no_half: true, skip_torch_cuda_test: true,
     },
+    upscalers: opts.upscalers,
   };
   const access = new AccessPolicy({ host: opts.host, hostAllow: opts.hostAllow, corsAllowOrigins: opts.corsAllowOrigins });
   const router = new Router<AppState>(state, state.log, access);
@@ -71,6 +76,7 @@ export function createApp(opts: ServerOptions): { server: Server; state: AppStat
   openAiRoutes(router);
   a1111Routes(router);
   segmindRoutes(router);
+  extrasRoutes(router);
   const server = createServer({ keepAliveTimeout: 5000 }, (req, res) => void router.handle(req, res));
   server.on("clientError", (_err, socket) => {
     if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");

@@ -9,6 +9,7 @@ import type { JobQueue } from "./queue.js";
 import type { FileStore } from "./file-store.js";
 import type { Limits } from "./validation.js";
 import type { LoraLibrary } from "./lora-library.js";
+import type { UpscalerLibrary } from "./upscaler-library.js";
 import { formatLoraTag } from "../prompts/lora-tags.js";
 
 /** What the routes share. */
@@ -24,6 +25,8 @@ export interface AppState {
   fast?: boolean;
   /** What GET /sdapi/v1/cmd-flags reports: the settings the server runs with, under A1111's flag names. */
   cmdFlags?: Record<string, unknown>;
+  /** --upscaler-dir: the upscalers of /sdapi/v1/upscalers and extra-single-image (absent: the model-free ones). */
+  upscalers?: UpscalerLibrary;
 }
 
 /** ", LoRAs <lora:a:1> ..." for log lines. */

@@ -10,7 +10,7 @@ import type { AppState } from "./generation.js";
 import { Fields } from "./validation.js";
 import { invalid } from "./errors.js";
 import { checkSettings, defaultOptions } from "./a1111-settings.js";
-import { LATENT_UPSCALE_MODES, UPSCALERS } from "./upscalers.js";
+import { LATENT_UPSCALE_MODES } from "./upscalers.js";
 import { readPngInfo } from "./png-info.js";
 
 // A1111's second-order samplers (two model evaluations per step) say so in their options
@@ -37,7 +37,6 @@ export function a1111ListRoutes(router: Router<AppState>): void {
     })));
   });
 
-  router.on("GET", "/sdapi/v1/upscalers", (ctx) => sendJson(ctx.res, 200, UPSCALERS));
   router.on("GET", "/sdapi/v1/latent-upscale-modes", (ctx) => sendJson(ctx.res, 200, LATENT_UPSCALE_MODES.map((name) => ({ name }))));
   // the model's own VAE only: A1111 lists VAE files here, and has none to list either when it has none
   router.on("GET", "/sdapi/v1/sd-vae", (ctx) => sendJson(ctx.res, 200, []));

@@ -7,12 +7,13 @@ import { LocalQueue } from "../../server/local-queue.js";
 import { RedisQueue } from "../../server/redis-queue.js";
 import type { JobQueue } from "../../server/queue.js";
 import { LoraLibrary, LoraLibraryError } from "../../server/lora-library.js";
+import { UpscalerLibrary, UpscalerLibraryError } from "../../server/upscaler-library.js";
 import { UsageError } from "../usage-error.js";
 import { AccessPolicy } from "../../server/access.js";
 import { intFlag, MODEL_LOAD_OPTIONS, parseModelLoad } from "./generate.js";
 import { FAST_HELP, FAST_OPTIONS, parseFast, resolveFastLora, withFastTaesd } from "../fast-flags.js";
 
-export const serveUsage = `ssd1b serve [--model M] [--host H] [--port P] [--max-queue N] [--lora-dir DIR] [--queue redis://HOST:PORT]
+export const serveUsage = `ssd1b serve [--model M] [--host H] [--port P] [--max-queue N] [--lora-dir DIR] [--upscaler-dir DIR] [--queue redis://HOST:PORT]
             [--host-allow NAMES] [--cors-allow-origins ORIGINS] [--fast [--fast-lora L]]
   HTTP server with one model loaded; jobs run one at a time in arrival order. APIs: OpenAI
   POST /v1/images/generations, AUTOMATIC1111 /sdapi/v1/* (txt2img, img2img, progress, interrupt,
@@ -34,6 +35,9 @@ export const serveUsage = `ssd1b serve [--model M] [--host H] [--port P] [--max-
                        file name without extension): A1111 <lora:NAME:WEIGHT> in prompts, or a
                        "loras": [{"name": N, "weight": W}] field; GET /sdapi/v1/loras lists them.
                        They stack on the --lora ones. With --queue, give the workers the same folder
+  --upscaler-dir DIR   ESRGAN-family models (RRDBNet *.safetensors, sub-folders too) for A1111's
+                       GET /sdapi/v1/upscalers and POST /sdapi/v1/extra-single-image, by file name; the
+                       model-free None, Lanczos and Nearest are always there. Upscales run in this process
   --lora-cache N       LoRA sets kept compiled between jobs (default 1; each holds its own UNet weights)
 ${FAST_HELP}
                        (with --queue: --fast here and on the workers, --fast-lora on the workers)
@@ -94,6 +98,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
       queue: { type: "string" },
       "host-allow": { type: "string" },
       "cors-allow-origins": { type: "string" },
+      "upscaler-dir": { type: "string" },
     },
   });
   if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
@@ -115,6 +120,16 @@ export async function serveCommand(argv: string[]): Promise<void> {
   const log = (m: string) => process.stderr.write(`${new Date().toISOString()} ${m}\n`);
   const { loras, loraCache } = parseLoraDir(values);
   if (loras) log(`LoRAs: ${(await loras.list()).length} in ${loras.dir}`);
+  let upscalers: UpscalerLibrary | undefined;
+  if (values["upscaler-dir"] !== undefined) {
+    try {
+      upscalers = new UpscalerLibrary(values["upscaler-dir"], { device });
+    } catch (e) {
+      if (e instanceof UpscalerLibraryError) throw new UsageError(e.message);
+      throw e;
+    }
+    log(`upscalers: ${(await upscalers.list()).length - 3} model(s) in ${upscalers.dir}`);
+  }
   const files = new FileStore();
   let queue: JobQueue;
   let pipe: StableDiffusionXLPipeline | undefined;
@@ -143,7 +158,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
   }
   let server;
   try {
-    server = await startServer({ queue, files, host: values.host, port, log, loras, hostAllow: list(values["host-allow"]), corsAllowOrigins, fast });
+    server = await startServer({ queue, files, host: values.host, port, log, loras, hostAllow: list(values["host-allow"]), corsAllowOrigins, fast, upscalers });
   } catch (e) {
     await queue.close();
     await pipe?.release();
@@ -155,5 +170,6 @@ export async function serveCommand(argv: string[]): Promise<void> {
   const signal = await untilSignal();
   log(`${signal}: shutting down`);
   await server.close();
+  await upscalers?.release();
   await pipe?.release();
 }

@@ -57,6 +57,14 @@ export const Sin = unary("Sin", (x, _y, g) => F.mul(g, F.cos(x)), 4);
 export const Cos = unary("Cos", (x, _y, g) => F.neg(F.mul(g, F.sin(x))), 4);
 /** max(x, 0); torch's threshold_backward passes the gradient where the output is positive. */
 export const Relu = unary("Relu", (_x, y, g) => F.where(F.greater(y, 0), g, 0));
+/** torch's leaky_relu (ONNX LeakyRelu): x for x > 0, else alpha·x; the gradient g or alpha·g, split at x > 0 as torch does. */
+export const LeakyRelu: OpDef<{ alpha: number }> = {
+  type: "LeakyRelu",
+  infer([x]) { return [{ shape: [...x.shape], dtype: x.dtype }]; },
+  lower(ctx, ins, outs, { alpha }) { ctx.emit("LeakyRelu", ins, outs, { alpha: { float: alpha } }); },
+  flops(n) { return n.outputs[0].numel; },
+  grad({ inputs: [x], attrs: { alpha } }, [g]) { return [F.where(F.greater(x, 0), g, F.mul(g, alpha))]; },
+};
 /** Exact (erf) GELU as torch's default; ONNX Gelu-20. Derivative Φ(x) + x·φ(x), as torch's gelu_backward. */
 export const Gelu = unary("Gelu", (x, _y, g) => {
   const cdf = F.mul(F.add(F.erf(F.mul(x, Math.SQRT1_2)), 1), 0.5);

@@ -172,3 +172,33 @@ function nearestSelection(graph: Tensor["graph"], inSize: number, outSize: numbe
   for (let o = 0; o < outSize; o++) m[o * inSize + Math.min(Math.floor(Math.fround(o * scale)), inSize - 1)] = 1;
   return graph.constant(m, [outSize, inSize]);
 }
+
+/**
+ * torch.pixel_unshuffle(x, s): [N, C, H, W] -> [N, C·s·s, H/s, W/s], output channel c·s·s + i·s + j at
+ * (h, w) = input (c, h·s + i, w·s + j). ONNX SpaceToDepth orders channels (i·s + j)·C + c instead,
+ * so it is lowered as Reshape / Transpose / Reshape.
+ */
+export const PixelUnshuffle: OpDef<{ factor: number }> = {
+  type: "PixelUnshuffle",
+  infer([x], { factor: s }) {
+    if (x.rank !== 4 || !Number.isInteger(s) || s < 1 || x.shape[2] % s !== 0 || x.shape[3] % s !== 0) {
+      throw new ShapeError(`PixelUnshuffle: input [${x.shape}] must be NCHW with H and W divisible by ${s}`);
+    }
+    const [n, c, h, w] = x.shape;
+    return [{ shape: [n, c * s * s, h / s, w / s], dtype: x.dtype }];
+  },
+  lower(ctx, [x], outs, { factor: s }, node) {
+    const [n, c, h, w] = node.inputs[0].shape;
+    const split = ctx.fresh("unshuffle_split"), moved = ctx.fresh("unshuffle_moved");
+    ctx.emit("Reshape", [x, ctx.int64s([n, c, h / s, s, w / s, s])], [split]);
+    ctx.emit("Transpose", [split], [moved], { perm: [0, 1, 3, 5, 2, 4] });
+    ctx.emit("Reshape", [moved, ctx.int64s([n, c * s * s, h / s, w / s])], outs);
+  },
+  flops() { return 0; },
+  // The inverse permutation (torch's pixel_shuffle): every element moves back, nothing sums.
+  grad({ inputs: [x], attrs: { factor: s } }, [g]) {
+    const [n, c, h, w] = x.shape;
+    const moved = F.transpose(F.reshape(g, [n, c, s, s, h / s, w / s]), [0, 1, 4, 2, 5, 3]);
+    return [F.reshape(moved, [n, c, h, w])];
+  },
+};
