@@ -313,7 +313,7 @@ test("server: /sdapi/v1/upscalers lists --upscaler-dir; /sdapi/v1/extra-single-i
   saveTensors(join(dir, "not-an-upscaler.safetensors"), { "x.weight": { dtype: "F32", shape: [2], data: new Float32Array(2) } });
   const upscalers = new UpscalerLibrary(dir);
   // these routes never touch the generation queue: a stand-in that only closes
-  const queue = { files: new FileStore(), close: async () => {} } as unknown as JobQueue;
+  const queue = { files: new FileStore(), close: async () => {}, model: () => ({ name: "none" }) } as unknown as JobQueue;
   const server = await startServer({ queue, upscalers, host: "127.0.0.1", port: 0 });
   const post = (body: unknown) => fetch(`${server.url}/sdapi/v1/extra-single-image`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
   try {
