@@ -29,6 +29,9 @@ let attentionNoted = false;
 /** On WebGPU: whether this adapter needs attention lowered without MultiHeadAttention (checked once per process). */
 async function unfusedAttentionFor(opts: SessionOptions, description: string): Promise<boolean> {
   if (opts.device !== "webgpu") return false;
+  // Developer override: skip the check (e.g. to see what the fused kernel gives on this adapter).
+  const forced = process.env.SSD1B_WEBGPU_ATTENTION;
+  if (forced === "fused" || forced === "unfused") return forced === "unfused";
   let verdict;
   try {
     verdict = await webgpuAttentionVerdict();
