@@ -54,7 +54,12 @@ function checkDiffs(r: CaseResult) {
   }
 }
 
-const worst = (r: CaseResult) => Math.max(...Object.values(r.diffs ?? {}).map((d) => d.relL2));
+/** Worst relative L2 and worst max|d| (relative to max|ref|) over a case's tensors, for the test's title. */
+function worst(r: CaseResult): string {
+  const ds = Object.values(r.diffs ?? {});
+  if (r.error || ds.length === 0) return "-";
+  return `worst relL2 ${Math.max(...ds.map((d) => d.relL2)).toExponential(2)}, max|d| ${Math.max(...ds.map((d) => d.maxAbs)).toExponential(2)}`;
+}
 
 test("webgpu: the Vulkan test layer builds (else two of three adapter configurations are skipped)", { skip: NO_FIXTURES || NO_DRIVER }, (t) => {
   if (skipped.length) t.skip(skipped.join("; "));
@@ -80,7 +85,7 @@ for (const name of ["bare", "nvidia-like", "no-subgroups"]) {
     const notes = rest.flatMap((r) => r.warnings).filter((w) => w.includes("MultiHeadAttention"));
     assert.equal(notes.length, config!.expectUnfused ? 1 : 0, `one note per process when attention is switched, none otherwise: ${JSON.stringify(notes)}`);
     for (const r of rest) {
-      await t.test(`${r.case} (${(r.ms / 1000).toFixed(1)} s, worst relL2 ${r.error ? "-" : worst(r).toExponential(2)})`, () => {
+      await t.test(`${r.case} (${(r.ms / 1000).toFixed(1)} s, ${worst(r)})`, () => {
         assert.equal(r.error, undefined, `${r.case}: ${r.error}\n${stderr.slice(-2000)}`);
         checkDiffs(r);
       });
