@@ -9,6 +9,8 @@ export interface TensorMeta {
 export interface LoweringContext {
   /** The execution provider the model is for: lowerings may pick the kernels it has. */
   readonly device: "cpu" | "webgpu";
+  /** Attention as MatMul + Softmax + MatMul instead of com.microsoft.MultiHeadAttention (see ops/attention.ts). */
+  readonly unfusedAttention?: boolean;
   /** Emits an ONNX node; returns nothing, the caller names outputs. */
   emit(opType: string, inputs: string[], outputs: string[], attrs?: Record<string, OnnxAttr>, domain?: string): void;
   /** A fresh intermediate value name. */

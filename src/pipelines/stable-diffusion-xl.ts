@@ -232,7 +232,8 @@ export class StableDiffusionXLPipeline {
       }
     }
     // Low-memory mode also gives activations back to the system as soon as they are freed.
-    const session = opts.lowMemory ? { memoryArena: false, ...opts.session } : opts.session;
+    const base = opts.onWarning && !opts.session?.onWarning ? { ...opts.session, onWarning: opts.onWarning } : opts.session;
+    const session = opts.lowMemory ? { memoryArena: false, ...base } : base;
     const unet = UNetRunner.fromWeights(source.unet, session, deltas?.unet);
     const vae = VaeRunner.fromWeights(source.vae, session, { precision: vaePrecision(opts, source.vae.config), onFallback: opts.onWarning });
     const taesd = opts.taesd ? TaesdRunner.open(opts.taesd, { variant: opts.variant, session, env: opts.env }) : undefined;

@@ -2,6 +2,7 @@ import * as ort from "onnxruntime-node";
 import type { Graph } from "../ir/graph.js";
 import { lowerToOnnx } from "../ir/onnx/lower.js";
 import type { DType } from "../ir/tensor.js";
+import { webgpuAttentionVerdict } from "./webgpu-check.js";
 
 export type HostArray = Float32Array | BigInt64Array;
 export type ExecutionDevice = "cpu" | "webgpu";
@@ -16,6 +17,33 @@ export interface SessionOptions {
   precision?: "float32" | "float16";
   /** Training graphs: hold each frozen weight once instead of pre-packed per product (see LoweringContext). */
   weightsOnTheLeft?: boolean;
+  /** Where a one-time note goes (WebGPU attention fallback); stderr when absent. */
+  onWarning?: (message: string) => void;
+}
+
+/** What to do when the WebGPU execution provider cannot start (no adapter, no driver). */
+export const WEBGPU_HELP = "use --device cpu (or session.device \"cpu\"), or install a Vulkan driver for your GPU (vulkaninfo --summary lists what Vulkan sees)";
+
+let attentionNoted = false;
+
+/** On WebGPU: whether this adapter needs attention lowered without MultiHeadAttention (checked once per process). */
+async function unfusedAttentionFor(opts: SessionOptions, description: string): Promise<boolean> {
+  if (opts.device !== "webgpu") return false;
+  // Developer override: skip the check (e.g. to see what the fused kernel gives on this adapter).
+  const forced = process.env.SSD1B_WEBGPU_ATTENTION;
+  if (forced === "fused" || forced === "unfused") return forced === "unfused";
+  let verdict;
+  try {
+    verdict = await webgpuAttentionVerdict();
+  } catch (e) {
+    throw new Error(`${description}: the WebGPU execution provider could not start (${(e as Error).message}); ${WEBGPU_HELP}`);
+  }
+  if (verdict.unfused && !attentionNoted) {
+    attentionNoted = true;
+    const note = `this WebGPU adapter computes onnxruntime's MultiHeadAttention wrongly (self-check relative L2 ${verdict.relL2.toExponential(2)}); attention runs as MatMul + Softmax + MatMul instead (slower, more memory)`;
+    (opts.onWarning ?? ((m: string) => process.stderr.write(`warning: ${m}\n`)))(note);
+  }
+  return verdict.unfused;
 }
 
 export class InputError extends Error {}
@@ -33,7 +61,8 @@ export class CompiledGraph {
   ) {}
 
   static async create(graph: Graph, description: string, opts: SessionOptions = {}): Promise<CompiledGraph> {
-    const { bytes, externalDataFolder } = lowerToOnnx(graph, description, { device: opts.device, precision: opts.precision, weightsOnTheLeft: opts.weightsOnTheLeft });
+    const unfusedAttention = await unfusedAttentionFor(opts, description);
+    const { bytes, externalDataFolder } = lowerToOnnx(graph, description, { device: opts.device, precision: opts.precision, weightsOnTheLeft: opts.weightsOnTheLeft, unfusedAttention });
     const options: ort.InferenceSession.SessionOptions = {
       graphOptimizationLevel: "all",
       // Without the arena, freed activations go back to the system at once: lower peak, a few % slower.
@@ -50,7 +79,7 @@ export class CompiledGraph {
     try {
       session = await ort.InferenceSession.create(bytes, options);
     } catch (e) {
-      if (opts.device === "webgpu") throw new Error(`${description}: the WebGPU execution provider could not start (${(e as Error).message}); use --device cpu`);
+      if (opts.device === "webgpu") throw new Error(`${description}: the WebGPU execution provider could not start (${(e as Error).message}); ${WEBGPU_HELP}`);
       throw e;
     }
     const inputs = graph.inputs.map((t) => {

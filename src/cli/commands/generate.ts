@@ -14,6 +14,7 @@ import { encodePng } from "../../image/png.js";
 import { toRgb8 } from "../../image/image.js";
 import { formatInfotext, samplerLabel } from "../../image/infotext.js";
 import { UsageError } from "../usage-error.js";
+import { parseDevice, resolveDevice, type DeviceChoice } from "../../runtime/device.js";
 import { HUB_HELP, HUB_OPTIONS, hubOptionsFrom } from "../hub-flags.js";
 import { parseRepoSpec } from "../../hub/index.js";
 
@@ -51,7 +52,8 @@ const COMMON_HELP = `  --model M            diffusers folder, Hugging Face repo 
   --num-images N       images for the prompt (default 1)
   --output FILE.png    where to write (several images: FILE-0.png, FILE-1.png, ...; default ssd1b-SEED.png)
   --variant fp16|fp32  which weight files to load (default fp32 when present, else fp16)
-  --device cpu|webgpu  onnxruntime execution provider (default cpu)
+  --device cpu|webgpu|auto  onnxruntime execution provider (default cpu; auto: webgpu on a hardware
+                       GPU with a Vulkan driver, else cpu)
 ${HUB_HELP}`;
 
 export const generateUsage = `ssd1b generate --prompt TEXT [--model M] [--width W --height H] [options]
@@ -122,7 +124,7 @@ export interface ParsedCommon {
   options: CommonOptions & { seed: number | bigint; numInferenceSteps: number; guidanceScale: number };
   output?: string;
   variant?: "fp16" | "fp32";
-  device: "cpu" | "webgpu";
+  device: DeviceChoice;
 }
 
 /** `--lora FILE[:WEIGHT]` arguments, checked (the file exists, the weight is a number). */
@@ -187,8 +189,8 @@ export function parseCommon(values: Values): ParsedCommon {
   }
   const variant = stringFlag(values, "variant");
   if (variant !== undefined && variant !== "fp16" && variant !== "fp32") throw new UsageError(`--variant must be fp16 or fp32, got "${variant}"`);
-  const device = stringFlag(values, "device");
-  if (device !== "cpu" && device !== "webgpu") throw new UsageError(`--device must be cpu or webgpu, got "${device}"`);
+  const device = parseDevice(stringFlag(values, "device"));
+  if (!device) throw new UsageError(`--device must be cpu, webgpu or auto, got "${stringFlag(values, "device")}"`);
   const numImagesPerPrompt = intFlag(values, "num-images", 1);
   // before the model loads
   limitsAsUsage({ steps, images: numImagesPerPrompt });
@@ -243,10 +245,11 @@ export async function runAndSave(
   const { options } = parsed;
   log(`seed: ${options.seed}`);
   const t0 = performance.now();
+  const device = await resolveDevice(parsed.device, log);
   const pipe = await StableDiffusionXLPipeline.fromPretrained(parsed.model, {
     // One image run per process: hold one model component in memory at a time.
     lowMemory: true,
-    ...parsed.load, variant: parsed.variant, session: { device: parsed.device }, onWarning: (m) => log(`warning: ${m}`),
+    ...parsed.load, variant: parsed.variant, session: { device }, onWarning: (m) => log(`warning: ${m}`),
   });
   for (const l of pipe.loras) log(`lora ${l.file} (${l.format}) at ${l.weight}`);
   if (pipe.taesd) log(`taesd ${pipe.taesd.taesd.where}${options.fastDecode ? " (fast decode)" : ""}`);

@@ -9,6 +9,7 @@ import type { JobQueue } from "../../server/queue.js";
 import { LoraLibrary, LoraLibraryError } from "../../server/lora-library.js";
 import { UpscalerLibrary, UpscalerLibraryError } from "../../server/upscaler-library.js";
 import { UsageError } from "../usage-error.js";
+import { parseDevice, resolveDevice, type DeviceChoice } from "../../runtime/device.js";
 import { AccessPolicy } from "../../server/access.js";
 import { intFlag, MODEL_LOAD_OPTIONS, parseModelLoad } from "./generate.js";
 import { FAST_HELP, FAST_OPTIONS, parseFast, resolveFastLora, withFastTaesd } from "../fast-flags.js";
@@ -41,7 +42,8 @@ export const serveUsage = `ssd1b serve [--model M] [--host H] [--port P] [--max-
   --lora-cache N       LoRA sets kept compiled between jobs (default 1; each holds its own UNet weights)
 ${FAST_HELP}
                        (with --queue: --fast here and on the workers, --fast-lora on the workers)
-  --device cpu|webgpu  onnxruntime execution provider (default cpu)
+  --device cpu|webgpu|auto  onnxruntime execution provider (default cpu; auto: webgpu on a hardware
+                       GPU with a Vulkan driver, else cpu)
   --queue URL          redis://[:password@]host:port[/db][?name=queue]: enqueue into Redis for
                        \`ssd1b worker\` processes (BullMQ) instead of running jobs here; the model is
                        then not loaded here (--model only names it until a worker reports in)`;
@@ -106,8 +108,8 @@ export async function serveCommand(argv: string[]): Promise<void> {
   if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);
   const maxQueue = intFlag(values, "max-queue", 0)!;
   const variant = parseVariant(values.variant);
-  const device = values.device;
-  if (device !== "cpu" && device !== "webgpu") throw new UsageError(`--device must be cpu or webgpu, got "${device}"`);
+  const deviceChoice = parseDevice(values.device);
+  if (!deviceChoice) throw new UsageError(`--device must be cpu, webgpu or auto, got "${values.device}"`);
   if (values.queue !== undefined && !/^rediss?:\/\//.test(values.queue)) throw new UsageError(`--queue must be a redis:// URL, got "${values.queue}"`);
   const fast = parseFast(values);
   if (values.queue !== undefined && values["fast-lora"] !== undefined) throw new UsageError("with --queue the workers run the jobs: give them --fast-lora (serve takes --fast only)");
@@ -142,6 +144,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
     const t0 = performance.now();
     const load = withFastTaesd(parseModelLoad(values), fast);
     try {
+      const device = await resolveDevice(deviceChoice, log);
       pipe = await StableDiffusionXLPipeline.fromPretrained(values.model!, { ...load, variant, session: { device }, onWarning: (m) => log(`warning: ${m}`) });
     } catch (e) {
       if (e instanceof PipelineInputError) throw new UsageError(e.message);

@@ -4,6 +4,7 @@ import { PipelineInputError } from "../../pipelines/errors.js";
 import { DEFAULT_LOCK_MS, DEFAULT_STALLED_MS, startRedisWorker } from "../../server/redis-worker.js";
 import { probeRedis } from "../../server/redis-queue.js";
 import { UsageError } from "../usage-error.js";
+import { parseDevice, resolveDevice, type DeviceChoice } from "../../runtime/device.js";
 import { intFlag, MODEL_LOAD_OPTIONS, parseModelLoad } from "./generate.js";
 import { LORA_DIR_OPTIONS, parseLoraDir, parseVariant, untilSignal } from "./serve.js";
 import { FAST_HELP, FAST_OPTIONS, parseFast, resolveFastLora, withFastTaesd } from "../fast-flags.js";
@@ -22,7 +23,8 @@ export const workerUsage = `ssd1b worker --queue redis://HOST:PORT [--model M] [
   --lora-cache N       LoRA sets kept compiled between jobs (default 1; each holds its own UNet weights)
 ${FAST_HELP}
                        (the front end takes --fast too; fast jobs fail on a worker without it)
-  --device cpu|webgpu  onnxruntime execution provider (default cpu)
+  --device cpu|webgpu|auto  onnxruntime execution provider (default cpu; auto: webgpu on a hardware
+                       GPU with a Vulkan driver, else cpu)
   --lock-ms N          job lock time (default 300000): must outlast the longest single model call (an
                        SSD-1B step at 1024x1024 blocks 44 s on 2 cores); a machine that vanishes
                        without closing its Redis connections has its job retaken after it
@@ -49,8 +51,8 @@ export async function workerCommand(argv: string[]): Promise<void> {
   if (!/^rediss?:\/\//.test(values.queue)) throw new UsageError(`--queue must be a redis:// URL, got "${values.queue}"`);
   const variant = parseVariant(values.variant);
   const fast = parseFast(values);
-  const device = values.device;
-  if (device !== "cpu" && device !== "webgpu") throw new UsageError(`--device must be cpu or webgpu, got "${device}"`);
+  const deviceChoice = parseDevice(values.device);
+  if (!deviceChoice) throw new UsageError(`--device must be cpu, webgpu or auto, got "${values.device}"`);
   const lockDurationMs = intFlag(values, "lock-ms", 500)!;
   const stalledIntervalMs = intFlag(values, "stalled-ms", 100)!;
   const log = (m: string) => process.stderr.write(`${new Date().toISOString()} worker ${process.pid}: ${m}\n`);
@@ -59,6 +61,7 @@ export async function workerCommand(argv: string[]): Promise<void> {
   let pipe: StableDiffusionXLPipeline;
   const load = withFastTaesd(parseModelLoad(values), fast);
   try {
+    const device = await resolveDevice(deviceChoice, log);
     pipe = await StableDiffusionXLPipeline.fromPretrained(values.model!, { ...load, variant, session: { device }, onWarning: (m) => log(`warning: ${m}`) });
   } catch (e) {
     if (e instanceof PipelineInputError) throw new UsageError(e.message);

@@ -61,6 +61,8 @@ export interface LoweringOptions {
   precision?: "float32" | "float16";
   /** See LoweringContext.weightsOnTheLeft (for training graphs). */
   weightsOnTheLeft?: boolean;
+  /** Attention without com.microsoft.MultiHeadAttention (see ops/attention.ts). */
+  unfusedAttention?: boolean;
 }
 
 export function lowerToOnnx(graph: Graph, name = "ssd1b", opts: LoweringOptions = {}): LoweredModel {
@@ -73,6 +75,7 @@ export function lowerToOnnx(graph: Graph, name = "ssd1b", opts: LoweringOptions 
 
   const ctx: LoweringContext = {
     device,
+    unfusedAttention: opts.unfusedAttention ?? false,
     weightsOnTheLeft: opts.weightsOnTheLeft ?? false,
     isWeight: (t) => graph.leaves.get(t)?.kind === "weight",
     emit(opType, inputs, outputs, attrs = {}, domain) {

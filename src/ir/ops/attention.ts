@@ -10,7 +10,8 @@ function softmaxGrad(y: Tensor, g: Tensor): Tensor {
 /**
  * softmax(q kᵀ / sqrt(d)) v over `heads` heads, q [B,S,H·d], k/v [B,L,H·d] -> [B,S,H·d].
  * Lowered to com.microsoft.MultiHeadAttention, which never materializes the full score matrix
- * (~200 MB instead of ~900 MB at 4096 tokens).
+ * (~200 MB instead of ~900 MB at 4096 tokens). With `ctx.unfusedAttention` (a WebGPU adapter whose fused
+ * kernel fails the self-check, see runtime/webgpu-check.ts) it is MatMul + Softmax + MatMul instead.
  */
 export const MultiHeadAttention: OpDef<{ heads: number }> = {
   type: "MultiHeadAttention",
@@ -22,7 +23,30 @@ export const MultiHeadAttention: OpDef<{ heads: number }> = {
     }
     return [{ shape: [...q.shape], dtype: q.dtype }];
   },
-  lower(ctx, ins, outs, { heads }) { ctx.emit("MultiHeadAttention", ins, outs, { num_heads: heads }, "com.microsoft"); },
+  lower(ctx, ins, outs, { heads }, node) {
+    if (!ctx.unfusedAttention) { ctx.emit("MultiHeadAttention", ins, outs, { num_heads: heads }, "com.microsoft"); return; }
+    const [q, k] = node.inputs;
+    const [b, s, d] = q.shape;
+    const l = k.shape[1];
+    const dh = d / heads;
+    // q [B,H,S,dh], kᵀ [B,H,dh,L], v [B,H,L,dh]; the scale goes on q (S·dh values, not S·L).
+    const split = (x: string, len: number, perm: number[], hint: string) => {
+      const r = ctx.fresh(`${hint}_split`), t = ctx.fresh(`${hint}_heads`);
+      ctx.emit("Reshape", [x, ctx.int64s([b, len, heads, dh])], [r]);
+      ctx.emit("Transpose", [r], [t], { perm });
+      return t;
+    };
+    const qh = split(ins[0], s, [0, 2, 1, 3], "q"), kt = split(ins[1], l, [0, 2, 3, 1], "k"), vh = split(ins[2], l, [0, 2, 1, 3], "v");
+    const scale = ctx.fresh("attn_scale"), qs = ctx.fresh("q_scaled"), scores = ctx.fresh("scores"), p = ctx.fresh("probs");
+    const o = ctx.fresh("attn_heads"), ot = ctx.fresh("attn_merged");
+    ctx.emit("Constant", [], [scale], { value_float: { float: 1 / Math.sqrt(dh) } });
+    ctx.emit("Mul", [qh, scale], [qs]);
+    ctx.emit("MatMul", [qs, kt], [scores]);
+    ctx.emit("Softmax", [scores], [p], { axis: -1 });
+    ctx.emit("MatMul", [p, vh], [o]);
+    ctx.emit("Transpose", [o], [ot], { perm: [0, 2, 1, 3] });
+    ctx.emit("Reshape", [ot, ctx.int64s([b, s, d])], outs);
+  },
   flops(n) {
     const [q, k] = n.inputs;
     return 4 * q.shape[0] * q.shape[1] * k.shape[1] * q.shape[2];
