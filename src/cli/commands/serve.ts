@@ -124,6 +124,8 @@ export async function serveCommand(argv: string[]): Promise<void> {
   if (loras) log(`LoRAs: ${(await loras.list()).length} in ${loras.dir}`);
   let upscalers: UpscalerLibrary | undefined;
   if (values["upscaler-dir"] !== undefined) {
+    // upscales run in this process, on the same device as the model
+    const device = await resolveDevice(deviceChoice, log);
     try {
       upscalers = new UpscalerLibrary(values["upscaler-dir"], { device });
     } catch (e) {
