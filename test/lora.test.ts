@@ -164,3 +164,25 @@ test("lora: several LoRAs stack on one delta set", { skip: NO_FIXTURES }, () => 
   assert.deepEqual(both.map((d) => d.scale), [0.5, 0.25]);
   assert.ok(set.unet instanceof WeightDeltas);
 });
+
+test("lora: a file with a NaN or infinite value in a tensor is refused, naming it (never a NaN image)", { skip: NO_FIXTURES }, () => {
+  const dir = mkdtempSync(join(tmpdir(), "lora-nan-"));
+  try {
+    const store = TensorStore.open(loraFile("kohya"));
+    const names = [...store.tensors.keys()];
+    const up = names.find((n) => n.endsWith("lora_up.weight"))!, alpha = names.find((n) => n.endsWith(".alpha"))!;
+    for (const [victim, value] of [[up, Number.NaN], [up, Number.POSITIVE_INFINITY], [alpha, Number.NaN]] as const) {
+      const tensors = Object.fromEntries(names.map((n) => {
+        const e = store.tensors.get(n)!;
+        const data = Float32Array.from(readFloat32(e));
+        if (n === victim) data[data.length - 1] = value;
+        return [n, { dtype: "F32" as const, shape: e.shape, data }];
+      }));
+      const file = join(dir, "bad.safetensors");
+      saveTensors(file, tensors);
+      assert.throws(() => readLora(file, 1, targets()), (e: Error) => e instanceof LoraError && (e.message.includes(victim) || (victim === alpha && /alpha of .* is NaN/.test(e.message))), `${victim} = ${value}`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

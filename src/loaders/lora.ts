@@ -201,10 +201,15 @@ export function readLora(file: string, weight: number, targets: LoraTargets, opt
     const fits = up.shape[0] === target.shape[0] && up.shape[1] === rank && up.shape.slice(2).every((x) => x === 1)
       && product(down.shape.slice(1)) === product(target.shape.slice(1)) && (down.shape.length === 2 || down.shape.length === target.shape.length);
     if (!fits) { errors.push(`${g.name}: up [${up.shape}] · down [${down.shape}] does not fit "${target.key}" [${target.shape}]`); continue; }
+    // a damaged or crafted file must not become a NaN image: LoRAs are small, reading them once is cheap
+    for (const t of [up, down]) {
+      if (!readFloat32(t).every(Number.isFinite)) throw new LoraError(`${file}: tensor ${g.tensors.find((n) => n.includes(t === up ? "up" : "down")) ?? g.name} holds NaN or infinite values (a damaged file?)`);
+    }
     let scale = weight;
     if (g.alpha) {
       const a = readFloat32(g.alpha);
       if (a.length !== 1) throw new LoraError(`${file}: alpha of "${g.name}" has ${a.length} values, expected 1`);
+      if (!Number.isFinite(a[0])) throw new LoraError(`${file}: alpha of "${g.name}" is ${a[0]}`);
       scale = (weight * a[0]) / rank;
     }
     deltas[target.component].push({ key: target.key, delta: { up, down, scale, origin: `${origin}:${g.name}` } });
