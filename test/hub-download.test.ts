@@ -49,6 +49,8 @@ before(() => {
   return FakeHub.start([
     { repoId: REPO, files },
     { repoId: "test-org/private-tiny", files, token: "secret-token-without-hf-prefix" },
+    // stands in for segmind/SSD-1B's tokenizers (what a single-file checkpoint lacks), beside weights never to be fetched
+    { repoId: "segmind/SSD-1B", files: { ...Object.fromEntries(Object.entries(files).filter(([p]) => p.startsWith("tokenizer"))), "model_index.json": files["model_index.json"], "unet/diffusion_pytorch_model.fp16.safetensors": files["unet/diffusion_pytorch_model.fp16.safetensors"] } },
     { repoId: "test-org/tiny-lora", files: { "pytorch_lora_weights.safetensors": Buffer.alloc(2000, 1), "other.safetensors": Buffer.alloc(100, 2), "README.md": Buffer.from("x") } },
     { repoId: "test-org/tiny-vae", files: { "config.json": files["vae/config.json"], "diffusion_pytorch_model.safetensors": files["vae/diffusion_pytorch_model.safetensors"], "sdxl_vae.safetensors": Buffer.alloc(500, 3), "diffusion_pytorch_model.bin": Buffer.alloc(500, 4) } },
   ]).then((h) => { hub = h; });
@@ -332,4 +334,28 @@ test("hub: file selection on the real SSD-1B file list (fp16 by default; fp32 on
   assert.throws(() => selectFiles([f("a.safetensors"), f("b.safetensors")], { repoId: "x/two" }), /name one as x\/two\/FILE\.safetensors/);
   const extra = selectFiles(listing, { repoId: "segmind/SSD-1B", modelIndex, include: ["*.md"] });
   assert.ok(extra.files.some((x) => x.path === "README.md"));
+});
+
+test("hub: a single-file checkpoint without tokenizers at hand gets SSD-1B's tokenizer folders (and nothing else) on first use", { skip: NO_FIXTURES }, async () => {
+  const configs = join(tmp, "sf-configs-only");
+  for (const c of ["unet", "vae", "text_encoder", "text_encoder_2", "scheduler"]) cpSync(join(model, c), join(configs, c), { recursive: true });
+  for (const c of ["unet", "vae", "text_encoder", "text_encoder_2"]) for (const f of readdirSync(join(configs, c))) if (f.endsWith(".safetensors")) rmSync(join(configs, c, f));
+  const alone = join(tmp, "sf-alone");
+  mkdirSync(alone, { recursive: true });
+  const file = join(alone, "model.safetensors");
+  cpSync(join(PROJECT_ROOT, "../shared/fixtures/single-file/tiny-ssd-sgm.safetensors"), file);
+  const home = join(tmp, "sf-home");
+  const env = { HF_HOME: home, HF_HUB_CACHE: "", HUGGINGFACE_HUB_CACHE: "" };
+  await assert.rejects(StableDiffusionXLPipeline.fromPretrained(file, { config: configs, env, hub: { offline: true } }), /has no tokenizer.*run once online/s);
+  const before = hub.requests.length, unetGets = hub.gets("segmind/SSD-1B", "unet/diffusion_pytorch_model.fp16.safetensors").length;
+  const pipe = await StableDiffusionXLPipeline.fromPretrained(file, { config: configs, env, hub: { endpoint: hub.url } });
+  try {
+    assert.equal(pipe.source.tokenizersFrom, join(home, "hub", "models--segmind--SSD-1B", "snapshots", hub.commitOf("segmind/SSD-1B")));
+    const got = snapshotFiles(pipe.source.tokenizersFrom!);
+    assert.ok(got.length >= 6 && got.every((f) => f.startsWith("tokenizer/") || f.startsWith("tokenizer_2/")), `only tokenizer files: ${got.join(", ")}`);
+    assert.equal(hub.gets("segmind/SSD-1B", "unet/diffusion_pytorch_model.fp16.safetensors").length, unetGets, "no weights");
+    assert.ok(hub.requests.length > before);
+  } finally {
+    await pipe.release();
+  }
 });

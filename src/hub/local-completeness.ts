@@ -24,6 +24,7 @@ function missingInComponent(dir: string, className: string, variant: WeightVaria
 /** What is missing from `dir` for a repo of this kind (empty: complete). */
 export function missingFiles(dir: string, kind: RepoKind, opts: { variant?: WeightVariant; file?: string } = {}): string[] {
   if (!existsSync(dir)) return ["the whole snapshot"];
+  if (kind === "files") return ["the files asked for"]; // only the listing says what they are
   if (kind === "lora" || kind === "file") return opts.file && !existsSync(join(dir, opts.file)) ? [opts.file] : [];
   if (kind === "component") return missingInComponent(dir, "", opts.variant, "");
   const indexFile = join(dir, "model_index.json");

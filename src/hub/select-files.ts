@@ -9,7 +9,8 @@
 import type { RepoFile } from "./hub-api.js";
 import { HubError } from "./hub-api.js";
 
-export type RepoKind = "pipeline" | "component" | "lora" | "file";
+/** "files": exactly the files `include` matches (huggingface_hub's allow_patterns), e.g. a model's tokenizers. */
+export type RepoKind = "pipeline" | "component" | "lora" | "file" | "files";
 export type WeightVariant = "fp16" | "fp32";
 
 export interface Selection {
@@ -105,6 +106,8 @@ export function selectFiles(files: RepoFile[], req: SelectRequest): Selection {
     variant = defaultVariant([""]);
     picked = componentFiles(files, "", variant, notes);
     if (!picked.some((f) => isWeight(f.path))) throw new HubError(`${req.repoId}: no safetensors weights (diffusion_pytorch_model*.safetensors or model*.safetensors) at the repo root`);
+  } else if (kind === "files") {
+    if (!req.include?.length) throw new HubError(`${req.repoId}: which files? (include globs)`);
   } else {
     if (req.file) {
       const f = byPath.get(req.file);
@@ -121,6 +124,7 @@ export function selectFiles(files: RepoFile[], req: SelectRequest): Selection {
   for (const glob of req.include ?? []) {
     const re = globToRegExp(glob);
     const more = files.filter((f) => re.test(f.path));
+    if (!more.length && kind === "files") throw new HubError(`${glob} matches no file of ${req.repoId}`);
     if (!more.length) notes.push(`--include ${glob} matches no file of ${req.repoId}`);
     picked.push(...more);
   }

@@ -24,6 +24,8 @@ import { decoderFileConfig, decoderFileSource, type TaesdWeights } from "../mode
 import { SDXL_TOKENIZER, SDXL_TOKENIZER_2, type TokenizerSpecials } from "./builtin-configs/index.js";
 
 export class ModelSourceError extends Error {}
+/** A single-file checkpoint whose tokenizers were found nowhere (the pipeline may fetch them and retry). */
+export class MissingTokenizersError extends ModelSourceError {}
 
 /** One model component: its raw config.json object and its weights. */
 export interface ComponentWeights {
@@ -175,6 +177,7 @@ export const TOKENIZER_REPOS = ["segmind/SSD-1B", "stabilityai/stable-diffusion-
 
 const hasBpe = (dir: string) => existsSync(join(dir, "vocab.json")) && existsSync(join(dir, "merges.txt"));
 
+
 function parseMerges(text: string): Array<[string, string]> {
   const out: Array<[string, string]> = [];
   text.split(/\r?\n/).forEach((line, i) => {
@@ -215,10 +218,10 @@ function findTokenizers(file: string, sf: SingleFileCheckpoint, env: NodeJS.Proc
       return { tokenizers: [loadTokenizer(t1, SDXL_TOKENIZER), loadTokenizer(t2, SDXL_TOKENIZER_2)], where: dir };
     }
   }
-  throw new ModelSourceError(
+  throw new MissingTokenizersError(
     `${file}: a single-file checkpoint has no tokenizer; found no tokenizer/ and tokenizer_2/ folders (vocab.json, merges.txt) in ${looked.join(", ")}. ` +
-    `Pass --config DIR with a diffusers SDXL folder that has them, or download them:\n` +
-    `  huggingface-cli download segmind/SSD-1B --include "tokenizer/*" "tokenizer_2/*" "*/config.json" "scheduler/*" model_index.json`);
+    `Pass --config DIR with a diffusers SDXL folder that has them, or run once online (generate and fromPretrained then fetch ` +
+    `segmind/SSD-1B's tokenizer/ and tokenizer_2/, 3 MB, into the Hugging Face cache)`);
 }
 
 /**

@@ -15,7 +15,8 @@ import { randomInt } from "node:crypto";
 import { existsSync } from "node:fs";
 import type { ModelFolder } from "../loaders/model-folder.js";
 import type { Variant } from "../loaders/component.js";
-import { openModelSource, type ModelSource } from "../loaders/model-source.js";
+import { MissingTokenizersError, openModelSource, TOKENIZER_REPOS, type ModelSource } from "../loaders/model-source.js";
+import { hubCacheDir } from "../loaders/model-folder.js";
 import { addLoraDeltas, emptyLoraDeltaSet, LoraError, LoraTargets, readLora, type LoraDeltaSet, type LoraFile } from "../loaders/lora.js";
 import type { SessionOptions } from "../runtime/session.js";
 import { PerImageGenerator, TorchGenerator } from "../random/index.js";
@@ -31,7 +32,7 @@ import { PipelineInputError } from "./errors.js";
 import { checkPipelineLimits } from "./limits.js";
 import { TaesdRunner, checkTaesdFits } from "./taesd-runner.js";
 import { guidanceScaleEmbedding } from "./guidance.js";
-import { ensureLocal, type HubOptions } from "../hub/index.js";
+import { ensureLocal, hubSettings, snapshotDownload, type HubOptions } from "../hub/index.js";
 import { architectureOfUnetConfig } from "../loaders/single-file.js";
 import { FAST_CALL_DEFAULTS, FAST_TAESD, LCM_LORAS, fastPreset, type Preset } from "./presets.js";
 
@@ -212,7 +213,16 @@ export class StableDiffusionXLPipeline {
       ...loadOpts, vae: await local(loadOpts.vae, "vae"), taesd: await local(loadOpts.taesd, "taesd"),
       loras: loadOpts.loras && await Promise.all(loadOpts.loras.map(async (l) => ({ ...l, file: await ensureLocal(l.file, "lora", hub) }))),
     };
-    const source = openModelSource(await ensureLocal(dirOrRepoId, "model", hub), { variant: opts.variant, config: opts.config, vae: opts.vae, env: opts.env });
+    const modelPath = await ensureLocal(dirOrRepoId, "model", hub);
+    const open = () => openModelSource(modelPath, { variant: opts.variant, config: opts.config, vae: opts.vae, env: opts.env });
+    let source: ModelSource;
+    try {
+      source = open();
+    } catch (e) {
+      if (!(e instanceof MissingTokenizersError) || hubSettings(hub).offline) throw e;
+      await fetchSingleFileTokenizers(opts, hub);
+      source = open();
+    }
     const { model, modelIndex } = source;
     for (const note of source.notes) opts.onWarning?.(note);
     if (opts.preset) Object.assign(opts, await presetLoadOptions(opts, source, hub));
@@ -536,4 +546,13 @@ async function presetLoadOptions(opts: PipelineLoadOptions, source: ModelSource,
     loras: [...(opts.loras ?? []), { file: lora, weight: 1 }],
     taesd: opts.taesd ?? await ensureLocal(preset.taesd ?? FAST_TAESD, "taesd", hub),
   };
+}
+
+/**
+ * A single-file checkpoint carries no tokenizer: when none was found, SSD-1B's two tokenizer folders
+ * (the SDXL family shares them, 3 MB) are fetched into the Hugging Face cache where the loader looks.
+ */
+async function fetchSingleFileTokenizers(opts: PipelineLoadOptions, hub: HubOptions): Promise<void> {
+  await snapshotDownload({ repoId: TOKENIZER_REPOS[0], kind: "files", include: ["tokenizer/*", "tokenizer_2/*"] },
+    { ...hub, cacheDir: hubCacheDir(opts.env ?? process.env) });
 }
