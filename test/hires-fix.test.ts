@@ -1,0 +1,116 @@
+/**
+ * The hires fix: torch's interpolate formulas against hand-computed values and an independent
+ * per-point reference, A1111's target-size rules, and the recipe equal to its calls made by hand.
+ */
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { NO_FIXTURES } from "./helpers/fixtures.js";
+import { tinyModelIn } from "./helpers/tiny-model.js";
+import { interpolate } from "../src/image/latent-resize.js";
+import { generateHires, hiresTargetSize, upscaleLatents, builtinPixelUpscale } from "../src/recipes/hires-fix.js";
+import { StableDiffusionXLPipeline } from "../src/pipelines/stable-diffusion-xl.js";
+import { rgbToTensor, toRgb8 } from "../src/image/image.js";
+
+const tmp = mkdtempSync(join(tmpdir(), "hires-test-"));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+const close = (got: Float32Array, want: number[], tol = 1e-6) => {
+  assert.equal(got.length, want.length);
+  got.forEach((v, i) => assert.ok(Math.abs(v - want[i]) <= tol, `[${i}] ${v} vs ${want[i]}`));
+};
+
+test("interpolate: bilinear (align_corners=False) 2x2 -> 4x4 by hand", () => {
+  // v(y, x) = 2y + x: per axis the samples sit at source -0.25 (clamped to 0), 0.25, 0.75, 1.25 (clamped index)
+  const out = interpolate({ data: Float32Array.from([0, 1, 2, 3]), shape: [1, 1, 2, 2] }, 4, 4, "bilinear");
+  assert.deepEqual(out.shape, [1, 1, 4, 4]);
+  close(out.data, [0, 0.25, 0.75, 1, 0.5, 0.75, 1.25, 1.5, 1.5, 1.75, 2.25, 2.5, 2, 2.25, 2.75, 3]);
+});
+
+test("interpolate: nearest is floor(o·s), nearest-exact floor((o+0.5)·s)", () => {
+  const row = { data: Float32Array.from([10, 20, 30]), shape: [1, 1, 1, 3] };
+  close(interpolate(row, 1, 2, "nearest").data, [10, 20]);
+  close(interpolate(row, 1, 2, "nearest-exact").data, [10, 30]);
+  close(interpolate(row, 1, 6, "nearest").data, [10, 10, 20, 20, 30, 30]);
+  close(interpolate(row, 1, 6, "nearest-exact").data, [10, 10, 20, 20, 30, 30]);
+  close(interpolate(row, 1, 4, "nearest").data, [10, 10, 20, 30]); // floor(0, .75, 1.5, 2.25)
+  close(interpolate(row, 1, 4, "nearest-exact").data, [10, 20, 20, 30]); // floor(.375, 1.125, 1.875, 2.625)
+});
+
+/** Keys' cubic kernel (A = -0.75) on the distance, clamped indices: torch's bicubic written per point. */
+function bicubic1d(x: number[], out: number): number[] {
+  const A = -0.75;
+  const k = (d: number) => { d = Math.abs(d); return d <= 1 ? (A + 2) * d ** 3 - (A + 3) * d ** 2 + 1 : d < 2 ? A * d ** 3 - 5 * A * d ** 2 + 8 * A * d - 4 * A : 0; };
+  return Array.from({ length: out }, (_, o) => {
+    const src = (o + 0.5) * (x.length / out) - 0.5;
+    const i0 = Math.floor(src);
+    let s = 0;
+    for (let j = i0 - 1; j <= i0 + 2; j++) s += k(src - j) * x[Math.min(Math.max(j, 0), x.length - 1)];
+    return s;
+  });
+}
+
+test("interpolate: bicubic (A=-0.75, align_corners=False) against a per-point reference, and by hand", () => {
+  const ramp = [0, 1, 2, 3];
+  const got = interpolate({ data: Float32Array.from(ramp), shape: [1, 1, 1, 4] }, 1, 8, "bicubic").data;
+  close(got, bicubic1d(ramp, 8), 1e-6);
+  // by hand, source 1.25 (t = 0.25): weights -0.10546875, 0.87890625, 0.26171875, -0.03515625 on 0..3
+  // (A = -0.75 does not reproduce a ramp, unlike -0.5); source 1.75: the same weights reversed
+  close(got.subarray(3, 5), [1.296875, 1.703125]);
+  // separable in 2D: a 3x2 plane to 5x4 equals rows then columns of the reference
+  const plane = [[1, -2], [0.5, 4], [3, 3]];
+  const rows = plane.map((r) => bicubic1d(r, 4));
+  const want: number[][] = Array.from({ length: 5 }, () => []);
+  for (let x = 0; x < 4; x++) bicubic1d(rows.map((r) => r[x]), 5).forEach((v, y) => (want[y][x] = v));
+  const out = interpolate({ data: Float32Array.from(plane.flat()), shape: [1, 1, 3, 2] }, 5, 4, "bicubic");
+  close(out.data, want.flat(), 1e-5);
+});
+
+test("hires target size: A1111's rules, rounded down to multiples of 8", () => {
+  const s = (w: number, h: number, o: { scale?: number; width?: number; height?: number }) => {
+    const r = hiresTargetSize(w, h, o);
+    return [r.width, r.height, r.upscaleWidth, r.upscaleHeight];
+  };
+  assert.deepEqual(s(32, 48, { scale: 1.5 }), [48, 72, 48, 72]);
+  assert.deepEqual(s(40, 40, { scale: 1.3 }), [48, 48, 48, 48]); // int(52) -> 48
+  assert.deepEqual(s(512, 512, {}), [1024, 1024, 1024, 1024]); // hr_scale default 2
+  assert.deepEqual(s(32, 48, { width: 64 }), [64, 96, 64, 96]); // hr_resize_x only keeps the ratio
+  assert.deepEqual(s(32, 48, { height: 100 }), [64, 96, 64, 96]); // 100·32 // 48 = 66 -> 64
+  assert.deepEqual(s(32, 48, { width: 64, height: 64 }), [64, 64, 64, 96]); // cover, then crop
+  assert.throws(() => hiresTargetSize(32, 32, { scale: -1 }), /positive/);
+});
+
+test("hires fix equals generate -> upscale -> img2img by hand, latent and pixel upscalers", { skip: NO_FIXTURES }, async () => {
+  const pipe = await StableDiffusionXLPipeline.fromPretrained(tinyModelIn(tmp));
+  try {
+    const base = { prompt: "a red cube", negativePrompt: "blurry", numInferenceSteps: 4, guidanceScale: 5, width: 32, height: 48, seed: 7 };
+    const hires = await generateHires(pipe, base, { scale: 1.5, upscaler: "Latent", strength: 0.5, steps: 6 });
+    assert.deepEqual(hires.images.shape, [1, 72, 48, 3]);
+    const first = await pipe.generate({ ...base, outputType: "latent" });
+    const size = hiresTargetSize(32, 48, { scale: 1.5 });
+    const up = upscaleLatents(first.latents, size, "Latent", pipe.vaeScaleFactor);
+    const { width: _w, height: _h, ...rest } = base;
+    const byHand = await pipe.img2img({ ...rest, image: up, strength: 0.5, numInferenceSteps: 6 });
+    assert.deepEqual(hires.images.data, byHand.images.data);
+    assert.deepEqual(hires.firstPass.latents.data, first.latents.data);
+
+    // a pixel upscaler: the decoded first pass, Lanczos-resized, then img2img; batches keep one seed each
+    const seeds = [3, 4];
+    const px = await generateHires(pipe, { ...base, seed: undefined, seeds, numImagesPerPrompt: 2 }, { width: 48, upscaler: "Lanczos", strength: 0.6 });
+    assert.deepEqual(px.images.shape, [2, 72, 48, 3]);
+    const firstPx = await pipe.generate({ ...base, seed: undefined, seeds, numImagesPerPrompt: 2 });
+    const lanczos = builtinPixelUpscale("Lanczos");
+    const imgs = [];
+    for (let i = 0; i < 2; i++) imgs.push(rgbToTensor(await lanczos(toRgb8(firstPx.images, i), 48, 72)).data);
+    const image = { data: Float32Array.from([...imgs[0], ...imgs[1]]), shape: [2, 3, 72, 48] };
+    const byHandPx = await pipe.img2img({ ...rest, seed: undefined, seeds, numImagesPerPrompt: 2, image, strength: 0.6, numInferenceSteps: 4 });
+    assert.deepEqual(px.images.data, byHandPx.images.data);
+
+    await assert.rejects(generateHires(pipe, base, { upscaler: "Latent (antialiased)" }), /not implemented/);
+    await assert.rejects(generateHires(pipe, base, { upscaler: "Bogus" }), /unknown upscaler "Bogus".*Lanczos/);
+  } finally {
+    await pipe.release();
+  }
+});
