@@ -13,6 +13,10 @@ import { interpolate } from "../src/image/latent-resize.js";
 import { generateHires, hiresTargetSize, upscaleLatents, builtinPixelUpscale } from "../src/recipes/hires-fix.js";
 import { StableDiffusionXLPipeline } from "../src/pipelines/stable-diffusion-xl.js";
 import { rgbToTensor, toRgb8 } from "../src/image/image.js";
+import { decodePng } from "../src/image/png.js";
+import { startServer } from "../src/server/app.js";
+import { FileStore } from "../src/server/file-store.js";
+import { LocalQueue } from "../src/server/local-queue.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "hires-test-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -111,6 +115,42 @@ test("hires fix equals generate -> upscale -> img2img by hand, latent and pixel 
     await assert.rejects(generateHires(pipe, base, { upscaler: "Latent (antialiased)" }), /not implemented/);
     await assert.rejects(generateHires(pipe, base, { upscaler: "Bogus" }), /unknown upscaler "Bogus".*Lanczos/);
   } finally {
+    await pipe.release();
+  }
+});
+
+test("A1111 txt2img with enable_hr: the target size, the hires fields in info, a bad hr_upscaler a 400 naming the valid ones", { skip: NO_FIXTURES }, async () => {
+  const pipe = await StableDiffusionXLPipeline.fromPretrained(tinyModelIn(tmp));
+  const files = new FileStore();
+  const server = await startServer({ queue: new LocalQueue(pipe, 2, files), files, host: "127.0.0.1", port: 0 });
+  const post = (body: unknown) => fetch(server.url + "/sdapi/v1/txt2img", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  try {
+    const base = { prompt: "a red cube", steps: 3, width: 32, height: 48, seed: 5, enable_hr: true };
+    for (const [extra, w, h] of [[{ hr_scale: 1.5 }, 48, 72], [{ hr_resize_x: 64, hr_upscaler: "Nearest", hr_second_pass_steps: 4 }, 64, 96],
+      [{ firstphase_width: 32, firstphase_height: 32, width: 48, height: 48, hr_upscaler: "Latent (nearest-exact)" }, 48, 48]] as const) {
+      const r = await post({ ...base, ...extra });
+      assert.equal(r.status, 200, JSON.stringify(extra));
+      const out = await r.json() as { images: string[]; info: string };
+      const img = decodePng(Buffer.from(out.images[0], "base64"));
+      assert.deepEqual([img.width, img.height], [w, h], JSON.stringify(extra));
+      const info = JSON.parse(out.info);
+      assert.equal(info.denoising_strength, 0.7);
+      assert.match(info.infotexts[0], /Denoising strength: 0\.7, Hires (upscale: 1\.5|resize: \d+x\d+)(, Hires steps: 4)?, Hires upscaler: /);
+      assert.equal(info.extra_generation_params["Hires upscaler"], "hr_upscaler" in extra ? extra.hr_upscaler : "Latent");
+    }
+    // the same as the library's recipe with the same seed
+    const r = await post({ ...base, hr_scale: 1.5, denoising_strength: 0.6 });
+    const png = decodePng(Buffer.from((await r.json() as { images: string[] }).images[0], "base64"));
+    const lib = await generateHires(pipe, { prompt: "a red cube", numInferenceSteps: 3, width: 32, height: 48, seeds: [5] }, { scale: 1.5, strength: 0.6 });
+    assert.deepEqual(png.data, toRgb8(lib.images).data);
+
+    const bad = await post({ ...base, hr_upscaler: "4x-Nope" });
+    assert.equal(bad.status, 400);
+    const e = (await bad.json() as { error: { message: string; param: string } }).error;
+    assert.equal(e.param, "hr_upscaler");
+    assert.match(e.message, /valid: Latent, Latent \(antialiased\), .*Latent \(nearest-exact\), None, Lanczos, Nearest/);
+  } finally {
+    await server.close();
     await pipe.release();
   }
 });

@@ -11,7 +11,20 @@ import { toRgb8 } from "../image/image.js";
 import { formatInfotext, samplerLabel } from "../image/infotext.js";
 import { stripLoraTags } from "../prompts/lora-tags.js";
 import { StepPreviews } from "./step-previews.js";
-import type { JobOutput, JobSpec, StepReport, StopAction } from "./job.js";
+import type { HiresSpec, JobOutput, JobSpec, StepReport, StopAction } from "./job.js";
+import { Upscaler } from "../pipelines/upscaler.js";
+import { esrganPixelUpscale, generateHires, type HiresOptions } from "../recipes/hires-fix.js";
+
+/** A1111's infotext fields of the hires fix ("Hires resize" when a size was asked for instead of a scale). */
+export function hiresInfoFields(h: HiresSpec): Record<string, string | number> {
+  return {
+    ...(h.width || h.height ? { "Hires resize": `${h.width ?? 0}x${h.height ?? 0}` } : { "Hires upscale": h.scale ?? 2 }),
+    ...(h.steps ? { "Hires steps": h.steps } : {}),
+    "Hires upscaler": h.upscaler,
+    ...(h.prompt ? { "Hires prompt": h.prompt } : {}),
+    ...(h.negativePrompt ? { "Hires negative prompt": h.negativePrompt } : {}),
+  };
+}
 
 /**
  * A1111's interrupt and skip for one running job: each iteration denoises under a signal of its own,
@@ -45,7 +58,23 @@ export interface RunOptions {
 }
 
 export async function runJob(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: RunOptions = {}): Promise<JobOutput> {
+  // an --upscaler-dir model for the hires fix is opened for this job only
+  const esrgan = spec.hires?.upscalerPath ? await Upscaler.fromFile(spec.hires.upscalerPath) : undefined;
+  try {
+    return await runJobWith(pipe, spec, opts, esrgan);
+  } finally {
+    await esrgan?.release();
+  }
+}
+
+async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: RunOptions, esrgan?: Upscaler): Promise<JobOutput> {
   const t0 = performance.now();
+  const h = spec.hires;
+  const hires: HiresOptions | undefined = h && {
+    scale: h.scale, width: h.width, height: h.height, steps: h.steps, strength: h.strength, scheduler: h.scheduler,
+    prompt: h.prompt && stripLoraTags(h.prompt), negativePrompt: h.negativePrompt && stripLoraTags(h.negativePrompt),
+    upscaler: esrgan ? esrganPixelUpscale(esrgan) : h.upscaler,
+  };
   const init = spec.initImage !== undefined ? decodeImage(Buffer.from(spec.initImage, "base64"), "init image") : undefined;
   const previews = new StepPreviews(pipe.taesd);
   // the size is known before any image (an interrupt may come before the first one)
@@ -68,7 +97,8 @@ export async function runJob(pipe: StableDiffusionXLPipeline, spec: JobSpec, opt
     };
     const result: PipelineOutput = init
       ? await pipe.img2img({ ...common, image: { width: init.width, height: init.height, data: init.data }, strength: spec.strength })
-      : await pipe.generate({ ...common, width: spec.width, height: spec.height });
+      : hires ? await generateHires(pipe, { ...common, width: spec.width, height: spec.height }, hires)
+        : await pipe.generate({ ...common, width: spec.width, height: spec.height });
     const [n, height, width] = result.images.shape;
     out.width = width;
     out.height = height;
@@ -77,7 +107,9 @@ export async function runJob(pipe: StableDiffusionXLPipeline, spec: JobSpec, opt
       const imageSeed = seeds ? seeds[i] : seed;
       const parameters = formatInfotext({
         prompt: spec.prompt, negativePrompt: spec.negativePrompt || undefined, steps: spec.steps, sampler: out.sampler,
-        cfgScale: spec.guidanceScale, seed: imageSeed, width, height, model: pipe.model.name, denoisingStrength: init ? spec.strength : undefined,
+        // A1111's Size is the first pass's with the hires fix (its settings give the rest)
+        cfgScale: spec.guidanceScale, seed: imageSeed, model: pipe.model.name, denoisingStrength: init ? spec.strength : h?.strength,
+        ...(h ? { width: spec.width ?? pipe.defaultSize, height: spec.height ?? pipe.defaultSize, extra: hiresInfoFields(h) } : { width, height }),
       });
       out.images.push(encodePng(toRgb8(result.images, i), { parameters }));
       out.seeds.push(imageSeed);
