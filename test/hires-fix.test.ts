@@ -4,10 +4,11 @@
  */
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { NO_FIXTURES } from "./helpers/fixtures.js";
+import { NO_FIXTURES, PROJECT_ROOT } from "./helpers/fixtures.js";
 import { tinyModelIn } from "./helpers/tiny-model.js";
 import { interpolate } from "../src/image/latent-resize.js";
 import { generateHires, hiresTargetSize, upscaleLatents, builtinPixelUpscale } from "../src/recipes/hires-fix.js";
@@ -153,4 +154,18 @@ test("A1111 txt2img with enable_hr: the target size, the hires fields in info, a
     await server.close();
     await pipe.release();
   }
+});
+
+test("ssd1b generate --hires-scale: the target size, A1111's infotext, a bad --hires-upscaler a usage error", { skip: NO_FIXTURES }, () => {
+  const cli = join(PROJECT_ROOT, "dist/src/cli/main.js"), out = join(tmp, "cli.png");
+  const args = ["generate", "--model", tinyModelIn(tmp), "--prompt", "a cube", "--steps", "3", "--width", "32", "--height", "48", "--seed", "3"];
+  const r = spawnSync(process.execPath, [cli, ...args, "--hires-scale", "1.5", "--hires-steps", "4", "--hires-upscaler", "Nearest", "--output", out], { encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  const png = readFileSync(out);
+  const img = decodePng(png);
+  assert.deepEqual([img.width, img.height], [48, 72]);
+  assert.match(png.toString("latin1"), /Size: 32x48, Model: tiny-ssd, Denoising strength: 0\.7, Hires upscale: 1\.5, Hires steps: 4, Hires upscaler: Nearest/);
+  const bad = spawnSync(process.execPath, [cli, ...args, "--hires-upscaler", "Latent (antialiased)"], { encoding: "utf8" });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /not implemented/);
 });
