@@ -18,6 +18,7 @@ import { decodePng } from "../src/image/png.js";
 import { startServer } from "../src/server/app.js";
 import { FileStore } from "../src/server/file-store.js";
 import { LocalQueue } from "../src/server/local-queue.js";
+import { runJob } from "../src/server/run-job.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "hires-test-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -144,6 +145,13 @@ test("A1111 txt2img with enable_hr: the target size, the hires fields in info, a
     const png = decodePng(Buffer.from((await r.json() as { images: string[] }).images[0], "base64"));
     const lib = await generateHires(pipe, { prompt: "a red cube", numInferenceSteps: 3, width: 32, height: 48, seeds: [5] }, { scale: 1.5, strength: 0.6 });
     assert.deepEqual(png.data, toRgb8(lib.images).data);
+
+    // one progress over both passes and the iterations
+    const reports: [number, number][] = [];
+    const spec = { prompt: "x", steps: 3, guidanceScale: 5, seed: 5, perImageSeeds: true, batchSize: 1, iterations: 2, width: 32, height: 48, hires: { upscaler: "Latent", strength: 0.7, scale: 1.5 } };
+    const job = await runJob(pipe, spec, { onStep: (r) => reports.push([r.step, r.totalSteps]) });
+    assert.deepEqual([job.width, job.height, job.images.length], [48, 72, 2]);
+    assert.deepEqual(reports, Array.from({ length: 10 }, (_, i) => [i + 1, 10]));
 
     const bad = await post({ ...base, hr_upscaler: "4x-Nope" });
     assert.equal(bad.status, 400);

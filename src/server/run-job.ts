@@ -13,7 +13,7 @@ import { stripLoraTags } from "../prompts/lora-tags.js";
 import { StepPreviews } from "./step-previews.js";
 import type { HiresSpec, JobOutput, JobSpec, StepReport, StopAction } from "./job.js";
 import { Upscaler } from "../pipelines/upscaler.js";
-import { esrganPixelUpscale, generateHires, type HiresOptions } from "../recipes/hires-fix.js";
+import { esrganPixelUpscale, generateHires, hiresTargetSize, type HiresOptions } from "../recipes/hires-fix.js";
 
 /** A1111's infotext fields of the hires fix ("Hires resize" when a size was asked for instead of a scale). */
 export function hiresInfoFields(h: HiresSpec): Record<string, string | number> {
@@ -78,7 +78,8 @@ async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: 
   const init = spec.initImage !== undefined ? decodeImage(Buffer.from(spec.initImage, "base64"), "init image") : undefined;
   const previews = new StepPreviews(pipe.taesd);
   // the size is known before any image (an interrupt may come before the first one)
-  const width = init?.width ?? spec.width ?? pipe.defaultSize, height = init?.height ?? spec.height ?? pipe.defaultSize;
+  const target = hires && hiresTargetSize(spec.width ?? pipe.defaultSize, spec.height ?? pipe.defaultSize, hires);
+  const width = init?.width ?? target?.width ?? spec.width ?? pipe.defaultSize, height = init?.height ?? target?.height ?? spec.height ?? pipe.defaultSize;
   const out: JobOutput = { images: [], seeds: [], infotexts: [], width, height, sampler: spec.scheduler ?? "", model: pipe.model.name, seconds: 0 };
   for (let k = 0; k < spec.iterations; k++) {
     if (opts.control?.interrupted) break;
@@ -86,13 +87,19 @@ async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: 
     const seed = spec.perImageSeeds ? spec.seed + k * spec.batchSize : spec.seed + k;
     // A1111: image j of the job has seed + j, each from its own generator
     const seeds = spec.perImageSeeds ? Array.from({ length: spec.batchSize }, (_, i) => seed + i) : undefined;
+    // the hires fix runs two loops: one progress over both (the second's length estimated until it starts)
+    let pass = 0, last = -1, firstTotal = 0;
     const common = {
       // the <lora:...> tags were read by the front end (spec.loras); the text encoders see the rest
       prompt: stripLoraTags(spec.prompt), negativePrompt: (spec.negativePrompt && stripLoraTags(spec.negativePrompt)) || undefined, numInferenceSteps: spec.steps,
       guidanceScale: spec.guidanceScale, seed: seeds ? undefined : seed, seeds, scheduler: spec.scheduler, numImagesPerPrompt: spec.batchSize,
       signal: opts.signal, stopEarly, fastDecode: spec.preset === "fast" || undefined,
       onStep: opts.onStep && (({ step, totalSteps, latents, shape }: { step: number; totalSteps: number; latents: Float32Array; shape: number[] }) => {
-        opts.onStep!({ step: k * totalSteps + step + 1, totalSteps: spec.iterations * totalSteps, preview: previews.forStep(latents, shape) });
+        if (h && pass === 0 && step <= last) pass = 1;
+        if (pass === 0) firstTotal = totalSteps;
+        last = step;
+        const per = h ? firstTotal + (pass ? totalSteps : Math.max(1, Math.floor((h.steps || spec.steps) * h.strength))) : totalSteps;
+        opts.onStep!({ step: k * per + (pass ? firstTotal : 0) + step + 1, totalSteps: spec.iterations * per, preview: previews.forStep(latents, shape) });
       }),
     };
     const result: PipelineOutput = init
