@@ -5,13 +5,17 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { NO_FIXTURES, PROJECT_ROOT } from "./helpers/fixtures.js";
+import { NO_FIXTURES, PROJECT_ROOT, fixture } from "./helpers/fixtures.js";
+import { synthTensor } from "../src/synth/synth-weights.js";
+import { saveTensors } from "../src/safetensors/index.js";
+import { Upscaler } from "../src/pipelines/upscaler.js";
+import { UpscalerLibrary } from "../src/server/upscaler-library.js";
 import { tinyModelIn } from "./helpers/tiny-model.js";
 import { interpolate } from "../src/image/latent-resize.js";
-import { generateHires, hiresTargetSize, upscaleLatents, builtinPixelUpscale } from "../src/recipes/hires-fix.js";
+import { generateHires, hiresTargetSize, upscaleLatents, builtinPixelUpscale, esrganPixelUpscale } from "../src/recipes/hires-fix.js";
 import { StableDiffusionXLPipeline } from "../src/pipelines/stable-diffusion-xl.js";
 import { rgbToTensor, toRgb8 } from "../src/image/image.js";
 import { decodePng } from "../src/image/png.js";
@@ -176,4 +180,33 @@ test("ssd1b generate --hires-scale: the target size, A1111's infotext, a bad --h
   const bad = spawnSync(process.execPath, [cli, ...args, "--hires-upscaler", "Latent (antialiased)"], { encoding: "utf8" });
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /not implemented/);
+});
+
+test("A1111 enable_hr with an --upscaler-dir ESRGAN model equals the recipe with esrganPixelUpscale", { skip: NO_FIXTURES, timeout: 300_000 }, async () => {
+  const dir = join(tmp, "upscalers");
+  mkdirSync(dir, { recursive: true });
+  const manifest = JSON.parse(readFileSync(fixture("esrgan", "cases.json"), "utf8")).cases.b.manifest as Record<string, number[]>;
+  const file = join(dir, "tiny-x2.safetensors");
+  saveTensors(file, Object.fromEntries(Object.entries(manifest).map(([k, s]) => [k, { dtype: "F32" as const, shape: s, data: synthTensor(k, s) }])));
+  const pipe = await StableDiffusionXLPipeline.fromPretrained(tinyModelIn(tmp));
+  const files = new FileStore();
+  const server = await startServer({ queue: new LocalQueue(pipe, 2, files), files, upscalers: new UpscalerLibrary(dir), host: "127.0.0.1", port: 0 });
+  try {
+    const r = await fetch(server.url + "/sdapi/v1/txt2img", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ prompt: "a red cube", steps: 3, width: 32, height: 32, seed: 9, enable_hr: true, hr_scale: 1.5, hr_upscaler: "tiny-x2" }),
+    });
+    assert.equal(r.status, 200);
+    const out = await r.json() as { images: string[]; info: string };
+    const png = decodePng(Buffer.from(out.images[0], "base64"));
+    assert.deepEqual([png.width, png.height], [48, 48]);
+    assert.match(JSON.parse(out.info).infotexts[0], /Hires upscaler: tiny-x2/);
+    const esrgan = await Upscaler.fromFile(file);
+    const lib = await generateHires(pipe, { prompt: "a red cube", numInferenceSteps: 3, width: 32, height: 32, seeds: [9] }, { scale: 1.5, upscaler: esrganPixelUpscale(esrgan) });
+    await esrgan.release();
+    assert.deepEqual(png.data, toRgb8(lib.images).data);
+  } finally {
+    await server.close();
+    await pipe.release();
+  }
 });
