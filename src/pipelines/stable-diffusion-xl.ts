@@ -305,6 +305,9 @@ export class StableDiffusionXLPipeline {
   /** LCM UNets (time_cond_proj_dim) take the guidance scale as an embedding instead of a CFG batch. */
   get timeCondProjDim(): number | null { return this.unet.config.timeCondProjDim ?? null; }
 
+  /** The execution device the sessions were loaded for (default cpu), e.g. for an upscaler run beside them. */
+  get device(): SessionOptions["device"] { return this.loadSettings.session?.device; }
+
   /** Pixels per latent pixel (8 for SDXL). */
   get vaeScaleFactor(): number { return this.vae.scaleFactor; }
 

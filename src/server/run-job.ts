@@ -59,7 +59,7 @@ export interface RunOptions {
 
 export async function runJob(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: RunOptions = {}): Promise<JobOutput> {
   // an --upscaler-dir model for the hires fix is opened for this job only
-  const esrgan = spec.hires?.upscalerPath ? await Upscaler.fromFile(spec.hires.upscalerPath) : undefined;
+  const esrgan = spec.hires?.upscalerPath ? await Upscaler.fromFile(spec.hires.upscalerPath, { session: { device: pipe.device } }) : undefined;
   try {
     return await runJobWith(pipe, spec, opts, esrgan);
   } finally {
