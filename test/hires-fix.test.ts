@@ -118,6 +118,10 @@ test("hires fix equals generate -> upscale -> img2img by hand, latent and pixel 
     const byHandPx = await pipe.img2img({ ...rest, seed: undefined, seeds, numImagesPerPrompt: 2, image, strength: 0.6, numInferenceSteps: 4 });
     assert.deepEqual(px.images.data, byHandPx.images.data);
 
+    // stopped during the first pass: that pass, decoded, without the second (as A1111's interrupt)
+    const stopped = await generateHires(pipe, { ...base, stopEarly: AbortSignal.abort() }, { scale: 1.5 });
+    assert.deepEqual(stopped.images.shape, [1, 48, 32, 3]);
+
     await assert.rejects(generateHires(pipe, base, { upscaler: "Latent (antialiased)" }), /not implemented/);
     await assert.rejects(generateHires(pipe, base, { upscaler: "Bogus" }), /unknown upscaler "Bogus".*Lanczos/);
   } finally {

@@ -8,6 +8,7 @@
 import type { GenerateOptions, Img2ImgOptions, PipelineOutput, StableDiffusionXLPipeline } from "../pipelines/stable-diffusion-xl.js";
 import type { FloatTensor } from "../image/image.js";
 import { PipelineInputError } from "../pipelines/errors.js";
+import { decodeLatents } from "../pipelines/vae-io.js";
 import { hiresTargetSize, type HiresSize } from "./hires-size.js";
 import { builtinPixelUpscale, checkLatentMode, isLatentMode, upscaleFirstPass, type PixelUpscale } from "./hires-upscale.js";
 
@@ -59,6 +60,11 @@ export async function generateHires(pipe: StableDiffusionXLPipeline, opts: Gener
   // 1. the first pass, kept as latents when the upscale works on them
   const firstPass = await pipe.generate({ ...opts, outputType: latent ? "latent" : "np" });
   opts.signal?.throwIfAborted();
+  // interrupted (or skipped) during the first pass: A1111 returns it as it is, without the second pass
+  if (opts.stopEarly?.aborted) {
+    const images = latent && opts.outputType !== "latent" ? await decodeFirstPass(pipe, firstPass, opts) : firstPass.images;
+    return { ...firstPass, images, firstPass, size, steps, strength };
+  }
   // 2. the upscale to the target size
   const image: FloatTensor = await upscaleFirstPass(firstPass, size, upscaler, pipe.vaeScaleFactor, opts.signal);
   // 3. img2img at the target size, from the same seed(s) as A1111 does
@@ -71,4 +77,10 @@ export async function generateHires(pipe: StableDiffusionXLPipeline, opts: Gener
   };
   const out = await pipe.img2img(second);
   return { ...out, firstPass, size, steps, strength };
+}
+
+/** The first pass's latents decoded as generate would have (VAE, or TAESD with fastDecode). */
+function decodeFirstPass(pipe: StableDiffusionXLPipeline, first: PipelineOutput, opts: GenerateOptions): Promise<FloatTensor> {
+  if (opts.fastDecode && pipe.taesd) return pipe.taesd.decodeLatents(first.latents, opts.signal);
+  return decodeLatents(pipe.vae, first.latents, opts.signal);
 }
