@@ -38,8 +38,7 @@ export interface HiresOutput extends PipelineOutput {
   /** The first pass as it came out (latents always; images unless a latent upscaler was used). */
   firstPass: PipelineOutput;
   size: HiresSize;
-  /** The second pass's steps and strength, resolved. */
-  steps: number;
+  /** The second pass's strength, resolved. */
   strength: number;
 }
 
@@ -52,8 +51,8 @@ export async function generateHires(pipe: StableDiffusionXLPipeline, opts: Gener
   if (latent) checkLatentMode(asked);
   const upscaler = typeof asked === "string" && !latent ? builtinPixelUpscale(asked) : asked;
   const strength = hires.strength ?? DEFAULT_HIRES_STRENGTH;
-  const firstSteps = opts.numInferenceSteps ?? 50;
-  const steps = hires.steps || firstSteps;
+  // absent: the first pass's (which may be the pipeline's call default, e.g. the fast preset's 4)
+  const steps = hires.steps || opts.numInferenceSteps;
   const size = hiresTargetSize(opts.width ?? pipe.defaultSize, opts.height ?? pipe.defaultSize, hires);
   // a generator would go on where the first pass left it; A1111's second pass starts from the seed again
   if (opts.generator) throw new PipelineInputError("the hires fix takes seed or seeds (the second pass draws from them again), not a generator");
@@ -63,7 +62,7 @@ export async function generateHires(pipe: StableDiffusionXLPipeline, opts: Gener
   // interrupted (or skipped) during the first pass: A1111 returns it as it is, without the second pass
   if (opts.stopEarly?.aborted) {
     const images = latent && opts.outputType !== "latent" ? await decodeFirstPass(pipe, firstPass, opts) : firstPass.images;
-    return { ...firstPass, images, firstPass, size, steps, strength };
+    return { ...firstPass, images, firstPass, size, strength };
   }
   // 2. the upscale to the target size
   const image: FloatTensor = await upscaleFirstPass(firstPass, size, upscaler, pipe.vaeScaleFactor, opts.signal);
@@ -76,7 +75,7 @@ export async function generateHires(pipe: StableDiffusionXLPipeline, opts: Gener
     ...(firstPass.seeds ? { seeds: firstPass.seeds, seed: undefined } : firstPass.seed !== undefined ? { seed: firstPass.seed } : {}),
   };
   const out = await pipe.img2img(second);
-  return { ...out, firstPass, size, steps, strength };
+  return { ...out, firstPass, size, strength };
 }
 
 /** The first pass's latents decoded as generate would have (VAE, or TAESD with fastDecode). */
