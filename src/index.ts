@@ -6,3 +6,5 @@ export { createScheduler, loadSchedulerConfig } from "./schedulers/index.js";
 export type { Scheduler } from "./schedulers/types.js";
 export { TensorStore, saveTensors, writeSafetensors } from "./safetensors/index.js";
 export { snapshotDownload, HubError, type HubOptions, type DownloadProgress, type DownloadResult } from "./hub/index.js";
+export { generateHires, hiresTargetSize, upscaleLatents, builtinPixelUpscale, esrganPixelUpscale, type HiresOptions, type HiresOutput, type PixelUpscale } from "./recipes/hires-fix.js";
+export { interpolate, type LatentInterpolation } from "./image/latent-resize.js";

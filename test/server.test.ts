@@ -413,7 +413,7 @@ test("serve: every bad request gets a clear JSON error with its status, and the 
     ["POST", "/sdapi/v1/txt2img", { prompt: "x", sampler_name: "DPM++ SDE" }, 400, "unknown_scheduler"],
     ["POST", "/sdapi/v1/txt2img", { prompt: "x", sampler_name: "DPM++ 2S a Karras" }, 400, "unknown_scheduler"],
     ["POST", "/v1/ssd-1b", { prompt: "x", scheduler: "DPM++ SDE Karras" }, 400, "unknown_scheduler"],
-    ["POST", "/sdapi/v1/txt2img", { prompt: "x", enable_hr: true }, 400, "unsupported_feature"],
+    ["POST", "/sdapi/v1/txt2img", { prompt: "x", enable_hr: true, hr_upscaler: "Bicubic" }, 400, "invalid_value"],
     ["POST", "/sdapi/v1/img2img", { prompt: "x" }, 400, "missing_field"],
     ["POST", "/sdapi/v1/img2img", { prompt: "x", init_images: ["%%%"] }, 400, "invalid_image"],
     ["POST", "/sdapi/v1/img2img", { prompt: "x", init_images: [jpeg] }, 400, "invalid_image"],

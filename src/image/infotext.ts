@@ -12,8 +12,10 @@ export interface GenerationInfo {
   width: number;
   height: number;
   model?: string;
-  /** img2img only. */
+  /** img2img and the hires fix. */
   denoisingStrength?: number;
+  /** The hires fix's fields, after the others ("Hires upscale", "Hires steps", "Hires upscaler"). */
+  extra?: Record<string, string | number>;
 }
 
 /** A1111 quotes a value that holds its separators (commas, colons) or a quote. */
@@ -30,6 +32,7 @@ export function formatInfotext(info: GenerationInfo): string {
     ["Size", `${info.width}x${info.height}`],
     ["Model", info.model],
     ["Denoising strength", info.denoisingStrength],
+    ...Object.entries(info.extra ?? {}),
   ];
   const params = fields.filter(([, v]) => v !== undefined).map(([k, v]) => `${k}: ${typeof v === "string" ? quote(v) : String(v)}`).join(", ");
   const lines = [info.prompt];

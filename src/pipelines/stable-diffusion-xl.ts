@@ -134,7 +134,11 @@ export interface GenerateOptions extends CommonOptions {
 }
 
 export interface Img2ImgOptions extends CommonOptions {
-  /** Init image(s): [M, 3, H, W] floats in [0, 1] (M divides the batch), or 8-bit RGB. */
+  /**
+   * Init image(s): [M, 3, H, W] floats in [0, 1] (M divides the batch), or 8-bit RGB; or, as diffusers
+   * takes them, init latents [M, C, h, w] with the UNet's C channels (4), used as they are (no VAE
+   * encode, so no posterior sample is drawn): e.g. upscaled first-pass latents for the hires fix.
+   */
   image: FloatTensor | RgbImage;
   /** Fraction of the schedule to run, in (0, 1]. Default 0.3, as in diffusers. */
   strength?: number;
@@ -311,6 +315,9 @@ export class StableDiffusionXLPipeline {
   /** LCM UNets (time_cond_proj_dim) take the guidance scale as an embedding instead of a CFG batch. */
   get timeCondProjDim(): number | null { return this.unet.config.timeCondProjDim ?? null; }
 
+  /** The execution device the sessions were loaded for (default cpu), e.g. for an upscaler run beside them. */
+  get device(): SessionOptions["device"] { return this.loadSettings.session?.device; }
+
   /** Pixels per latent pixel (8 for SDXL). */
   get vaeScaleFactor(): number { return this.vae.scaleFactor; }
 
@@ -357,9 +364,13 @@ export class StableDiffusionXLPipeline {
     const strength = opts.strength ?? 0.3;
     if (!(strength > 0 && strength <= 1)) throw new PipelineInputError(`strength must be in (0, 1], got ${strength}`);
     const image = isRgb(opts.image) ? rgbToTensor(opts.image) : opts.image;
-    if (image.shape.length !== 4 || image.shape[1] !== 3) throw new PipelineInputError(`the init image must be [M, 3, H, W], got [${image.shape}]`);
-    const [m, , height, width] = image.shape;
-    this.checkSize(width, height, "the init image");
+    const c = this.unet.config.inChannels, f = this.vaeScaleFactor;
+    const given = image.shape.length === 4 && image.shape[1] === c && c !== 3 ? "latents" : "image";
+    if (given === "image" && (image.shape.length !== 4 || image.shape[1] !== 3)) throw new PipelineInputError(`the init image must be [M, 3, H, W] (or latents [M, ${c}, h, w]), got [${image.shape}]`);
+    const m = image.shape[0];
+    const [height, width] = given === "latents" ? [image.shape[2] * f, image.shape[3] * f] : [image.shape[2], image.shape[3]];
+    if (image.data.length !== image.shape.reduce((x, y) => x * y, 1)) throw new PipelineInputError(`the init ${given} hold ${image.data.length} values, expected [${image.shape}]`);
+    this.checkSize(width, height, given === "latents" ? "the init latents (x VAE scale)" : "the init image");
     const p = await this.prepare(opts);
     const { scheduler, generator, batch } = p;
     if (batch % m !== 0) throw new PipelineInputError(`${m} init images cannot be spread over ${batch} images`);
@@ -371,7 +382,8 @@ export class StableDiffusionXLPipeline {
     // Random numbers in diffusers' order: the posterior sample first, then the noise. With one
     // generator per image diffusers tiles the init images to the batch and samples each on its own.
     const perImage = generator instanceof PerImageGenerator && m < batch;
-    const init = await encodeInitImage(this.vae, perImage ? tileImages(image, batch) : image, batch, generator);
+    const init = given === "latents" ? tileImages(image, batch)
+      : await encodeInitImage(this.vae, perImage ? tileImages(image, batch) : image, batch, generator);
     const noise = generator.randn(init.shape);
     const latents = scheduler.addNoise(init.data, noise, timesteps[0]);
     const timeIds = img2imgTimeIds(opts, height, width, batch, p.guidance);
@@ -509,7 +521,7 @@ function makeGenerator(opts: CommonOptions): { generator: NoiseGenerator; seed?:
   return { generator: new TorchGenerator(seed), seed };
 }
 
-/** [M, 3, H, W] init images repeated as a whole to `batch` (torch.cat([image] * (batch / M))). */
+/** [M, C, H, W] init images (or latents) repeated as a whole to `batch` (torch.cat([image] * (batch / M))). */
 function tileImages(image: FloatTensor, batch: number): FloatTensor {
   const [m, c, h, w] = image.shape;
   const data = new Float32Array(batch * c * h * w);

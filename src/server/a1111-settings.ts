@@ -96,7 +96,6 @@ export function checkSettings(obj: unknown, model: ModelInfo, where: string): Re
  */
 export function checkUnsupportedFields(f: Fields): void {
   const refuse = (field: string, message: string) => { throw invalid(message, "unsupported_feature", field); };
-  if (f.bool("enable_hr")) refuse("enable_hr", "the hires fix (enable_hr) is not supported yet; ask for the final size directly (width, height)");
   if (f.bool("restore_faces")) refuse("restore_faces", "face restoration (restore_faces) is not supported");
   if (f.bool("tiling")) refuse("tiling", "tiling (seamless images) is not supported");
   const subseedStrength = f.number("subseed_strength", 0, 1);

@@ -6,6 +6,21 @@ import { EventEmitter } from "node:events";
 import { randomUUID } from "node:crypto";
 import { cancelledError, type CancelReason, type HttpError } from "./errors.js";
 
+/** A1111's hires fix (txt2img with enable_hr): the second pass's settings (see recipes/hires-fix.ts). */
+export interface HiresSpec {
+  scale?: number;
+  width?: number;
+  height?: number;
+  /** A latent mode, Lanczos, Nearest, None, or the name of an --upscaler-dir model (then upscalerPath). */
+  upscaler: string;
+  upscalerPath?: string;
+  steps?: number;
+  strength: number;
+  scheduler?: string;
+  prompt?: string;
+  negativePrompt?: string;
+}
+
 /** What to generate; every field already checked, the seed already drawn. */
 export interface JobSpec {
   prompt: string;
@@ -32,6 +47,8 @@ export interface JobSpec {
   /** img2img: the init image as base64 PNG. */
   initImage?: string;
   strength?: number;
+  /** txt2img with the hires fix: width / height are the first pass's size. */
+  hires?: HiresSpec;
   /**
    * LoRAs from --lora-dir to stack on the loaded model (names resolved by whoever runs the job), merged
    * and sorted by name; absent: none. The prompts keep their `<lora:...>` tags (for the PNG text), and

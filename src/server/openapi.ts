@@ -23,6 +23,17 @@ const A1111_GENERATE = obj({
   preset: str("\"fast\" on servers started with --fast"), loras: arr(obj({ name: str(), weight: num() })),
 });
 
+/** txt2img's hires fix fields (enable_hr). */
+const A1111_HIRES = {
+  enable_hr: bool("the hires fix: a first pass at width x height, an upscale, an img2img second pass"),
+  hr_scale: num("target = size x hr_scale (default 2), rounded down to a multiple of 8"),
+  hr_resize_x: int("target width (0: from hr_scale or the aspect ratio)"), hr_resize_y: int("target height"),
+  hr_upscaler: str("a latent mode (GET /sdapi/v1/latent-upscale-modes) or an upscaler (GET /sdapi/v1/upscalers)"),
+  hr_second_pass_steps: int("0: steps"), denoising_strength: num("the second pass's strength (default 0.7)"),
+  hr_sampler_name: str(), hr_scheduler: str(), hr_prompt: str(), hr_negative_prompt: str(),
+  firstphase_width: int("older clients: the first pass's size (width, height are then the target)"), firstphase_height: int(),
+};
+
 const A1111_ANSWER = obj({ images: arr(str("base64 PNG")), parameters: obj({}), info: str("JSON: seed, all_seeds, all_subseeds, infotexts, ...") });
 
 interface Op { summary: string; body?: Schema; answer?: Schema; type?: string }
@@ -50,7 +61,7 @@ export const OPENAPI = {
     "/v1/jobs/{id}/events": { get: op({ summary: "a job's progress as server-sent events", type: "text/event-stream" }) },
     "/v1/images/generations": { post: op({ summary: "OpenAI images.generate (b64_json or url)", body: obj({ prompt: str(), n: int(), size: str(), response_format: str() }, ["prompt"]), answer: obj({ created: int(), data: arr(obj({ b64_json: str(), url: str() })) }) }) },
     "/v1/ssd-1b": { post: op({ summary: "Segmind's SSD-1B API (PNG bytes, or base64 JSON)", body: obj({ prompt: str(), samples: int(), base64: bool() }, ["prompt"]) }) },
-    "/sdapi/v1/txt2img": { post: op({ summary: "A1111 txt2img", body: A1111_GENERATE, answer: A1111_ANSWER }) },
+    "/sdapi/v1/txt2img": { post: op({ summary: "A1111 txt2img", body: { ...A1111_GENERATE, properties: { ...(A1111_GENERATE.properties as object), ...A1111_HIRES } }, answer: A1111_ANSWER }) },
     "/sdapi/v1/img2img": { post: op({ summary: "A1111 img2img", body: { ...A1111_GENERATE, properties: { ...(A1111_GENERATE.properties as object), init_images: arr(str()), denoising_strength: num() } }, answer: A1111_ANSWER }) },
     "/sdapi/v1/progress": { get: op({ summary: "progress of the running job with a preview" }) },
     "/sdapi/v1/interrupt": { post: op({ summary: "stop the running job: it answers 200 with what it made" }) },

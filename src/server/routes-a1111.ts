@@ -3,6 +3,7 @@
  *
  *   POST txt2img  { prompt, negative_prompt, seed, sampler_name, scheduler, batch_size, n_iter, steps, cfg_scale, width, height }
  *   POST img2img  { ...same, init_images: [base64 PNG], denoising_strength }   (the output has the init image's size)
+ *   txt2img with enable_hr: the hires fix (hr_scale / hr_resize_x,y, hr_upscaler, hr_second_pass_steps, ...; hires-request.ts)
  *     -> { images: [base64 PNG], parameters: {the request with defaults}, info: "<JSON: seed, all_seeds, infotexts, ...>" }
  *   GET  progress?skip_current_image=false -> { progress, eta_relative, state: {job_count, sampling_step, sampling_steps, ...}, current_image }
  *   POST interrupt: the running request answers 200 with what it made (the current batch decoded where it stopped)
@@ -30,6 +31,8 @@ import { a1111ListRoutes } from "./routes-a1111-lists.js";
 import type { JobOutput, JobSpec } from "./job.js";
 import { readLoras } from "./lora-request.js";
 import { FAST_JOB, readPreset } from "./fast-request.js";
+import { readHires } from "./hires-request.js";
+import { hiresInfoFields } from "./run-job.js";
 
 /** sampler_name (or the legacy sampler_index) with A1111 1.9's separate `scheduler` (the schedule type). */
 function readSampler(f: Fields): { scheduler?: string; sampler?: string; schedule?: string } {
@@ -84,6 +87,10 @@ async function parseRequest(body: unknown, state: AppState, img2img: boolean): P
     checkStrength(strength, steps, "denoising_strength");
     spec.strength = strength;
     parameters.init_images = null;
+  } else if (f.bool("enable_hr")) {
+    const hr = await readHires(f, limits, steps, readSides(f, limits), state.queue.model().defaultSize, state.upscalers);
+    Object.assign(spec, { width: hr.width, height: hr.height, hires: hr.hires });
+    strength = hr.hires.strength;
   } else {
     Object.assign(spec, readSides(f, limits));
   }
@@ -112,9 +119,12 @@ function infoJson(spec: JobSpec, output: JobOutput, jobId: string, startedAt: Da
     width: output.width, height: output.height, sampler_name: output.sampler, cfg_scale: spec.guidanceScale, steps: spec.steps,
     batch_size: spec.batchSize, n_iter: spec.iterations, restore_faces: false, face_restoration_model: null,
     sd_model_name: output.model, sd_model_hash: null, sd_vae_name: null, sd_vae_hash: null,
-    seed_resize_from_w: -1, seed_resize_from_h: -1, denoising_strength: spec.initImage ? spec.strength : null,
-    // A1111 reports a chosen schedule type among these ("Schedule type": "Karras")
-    extra_generation_params: typeof schedule === "string" && schedule !== "Automatic" ? { "Schedule type": schedule } : {},
+    seed_resize_from_w: -1, seed_resize_from_h: -1, denoising_strength: spec.initImage ? spec.strength : spec.hires ? spec.hires.strength : null,
+    // A1111 reports a chosen schedule type among these ("Schedule type": "Karras"), and the hires fix's settings
+    extra_generation_params: {
+      ...(typeof schedule === "string" && schedule !== "Automatic" ? { "Schedule type": schedule } : {}),
+      ...(spec.hires ? hiresInfoFields(spec.hires) : {}),
+    },
     index_of_first_image: 0, infotexts: output.infotexts, styles: [],
     job_timestamp: timestamp(startedAt), clip_skip: 1, is_using_inpainting_conditioning: false, version: "ssd1b",
     job_id: jobId,

@@ -11,7 +11,20 @@ import { toRgb8 } from "../image/image.js";
 import { formatInfotext, samplerLabel } from "../image/infotext.js";
 import { stripLoraTags } from "../prompts/lora-tags.js";
 import { StepPreviews } from "./step-previews.js";
-import type { JobOutput, JobSpec, StepReport, StopAction } from "./job.js";
+import type { HiresSpec, JobOutput, JobSpec, StepReport, StopAction } from "./job.js";
+import { Upscaler } from "../pipelines/upscaler.js";
+import { esrganPixelUpscale, generateHires, hiresTargetSize, type HiresOptions } from "../recipes/hires-fix.js";
+
+/** A1111's infotext fields of the hires fix ("Hires resize" when a size was asked for instead of a scale). */
+export function hiresInfoFields(h: HiresSpec): Record<string, string | number> {
+  return {
+    ...(h.width || h.height ? { "Hires resize": `${h.width ?? 0}x${h.height ?? 0}` } : { "Hires upscale": h.scale ?? 2 }),
+    ...(h.steps ? { "Hires steps": h.steps } : {}),
+    "Hires upscaler": h.upscaler,
+    ...(h.prompt ? { "Hires prompt": h.prompt } : {}),
+    ...(h.negativePrompt ? { "Hires negative prompt": h.negativePrompt } : {}),
+  };
+}
 
 /**
  * A1111's interrupt and skip for one running job: each iteration denoises under a signal of its own,
@@ -45,11 +58,28 @@ export interface RunOptions {
 }
 
 export async function runJob(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: RunOptions = {}): Promise<JobOutput> {
+  // an --upscaler-dir model for the hires fix is opened for this job only
+  const esrgan = spec.hires?.upscalerPath ? await Upscaler.fromFile(spec.hires.upscalerPath, { session: { device: pipe.device } }) : undefined;
+  try {
+    return await runJobWith(pipe, spec, opts, esrgan);
+  } finally {
+    await esrgan?.release();
+  }
+}
+
+async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: RunOptions, esrgan?: Upscaler): Promise<JobOutput> {
   const t0 = performance.now();
+  const h = spec.hires;
+  const hires: HiresOptions | undefined = h && {
+    scale: h.scale, width: h.width, height: h.height, steps: h.steps, strength: h.strength, scheduler: h.scheduler,
+    prompt: h.prompt && stripLoraTags(h.prompt), negativePrompt: h.negativePrompt && stripLoraTags(h.negativePrompt),
+    upscaler: esrgan ? esrganPixelUpscale(esrgan) : h.upscaler,
+  };
   const init = spec.initImage !== undefined ? decodeImage(Buffer.from(spec.initImage, "base64"), "init image") : undefined;
   const previews = new StepPreviews(pipe.taesd);
   // the size is known before any image (an interrupt may come before the first one)
-  const width = init?.width ?? spec.width ?? pipe.defaultSize, height = init?.height ?? spec.height ?? pipe.defaultSize;
+  const target = hires && hiresTargetSize(spec.width ?? pipe.defaultSize, spec.height ?? pipe.defaultSize, hires);
+  const width = init?.width ?? target?.width ?? spec.width ?? pipe.defaultSize, height = init?.height ?? target?.height ?? spec.height ?? pipe.defaultSize;
   const out: JobOutput = { images: [], seeds: [], infotexts: [], width, height, sampler: spec.scheduler ?? "", model: pipe.model.name, seconds: 0 };
   for (let k = 0; k < spec.iterations; k++) {
     if (opts.control?.interrupted) break;
@@ -57,18 +87,25 @@ export async function runJob(pipe: StableDiffusionXLPipeline, spec: JobSpec, opt
     const seed = spec.perImageSeeds ? spec.seed + k * spec.batchSize : spec.seed + k;
     // A1111: image j of the job has seed + j, each from its own generator
     const seeds = spec.perImageSeeds ? Array.from({ length: spec.batchSize }, (_, i) => seed + i) : undefined;
+    // the hires fix runs two loops: one progress over both (the second's length estimated until it starts)
+    let pass = 0, last = -1, firstTotal = 0;
     const common = {
       // the <lora:...> tags were read by the front end (spec.loras); the text encoders see the rest
       prompt: stripLoraTags(spec.prompt), negativePrompt: (spec.negativePrompt && stripLoraTags(spec.negativePrompt)) || undefined, numInferenceSteps: spec.steps,
       guidanceScale: spec.guidanceScale, seed: seeds ? undefined : seed, seeds, scheduler: spec.scheduler, numImagesPerPrompt: spec.batchSize,
       signal: opts.signal, stopEarly, fastDecode: spec.preset === "fast" || undefined,
       onStep: opts.onStep && (({ step, totalSteps, latents, shape }: { step: number; totalSteps: number; latents: Float32Array; shape: number[] }) => {
-        opts.onStep!({ step: k * totalSteps + step + 1, totalSteps: spec.iterations * totalSteps, preview: previews.forStep(latents, shape) });
+        if (h && pass === 0 && step <= last) pass = 1;
+        if (pass === 0) firstTotal = totalSteps;
+        last = step;
+        const per = h ? firstTotal + (pass ? totalSteps : Math.max(1, Math.floor((h.steps || spec.steps) * h.strength))) : totalSteps;
+        opts.onStep!({ step: k * per + (pass ? firstTotal : 0) + step + 1, totalSteps: spec.iterations * per, preview: previews.forStep(latents, shape) });
       }),
     };
     const result: PipelineOutput = init
       ? await pipe.img2img({ ...common, image: { width: init.width, height: init.height, data: init.data }, strength: spec.strength })
-      : await pipe.generate({ ...common, width: spec.width, height: spec.height });
+      : hires ? await generateHires(pipe, { ...common, width: spec.width, height: spec.height }, hires)
+        : await pipe.generate({ ...common, width: spec.width, height: spec.height });
     const [n, height, width] = result.images.shape;
     out.width = width;
     out.height = height;
@@ -77,7 +114,9 @@ export async function runJob(pipe: StableDiffusionXLPipeline, spec: JobSpec, opt
       const imageSeed = seeds ? seeds[i] : seed;
       const parameters = formatInfotext({
         prompt: spec.prompt, negativePrompt: spec.negativePrompt || undefined, steps: spec.steps, sampler: out.sampler,
-        cfgScale: spec.guidanceScale, seed: imageSeed, width, height, model: pipe.model.name, denoisingStrength: init ? spec.strength : undefined,
+        // A1111's Size is the first pass's with the hires fix (its settings give the rest)
+        cfgScale: spec.guidanceScale, seed: imageSeed, model: pipe.model.name, denoisingStrength: init ? spec.strength : h?.strength,
+        ...(h ? { width: spec.width ?? pipe.defaultSize, height: spec.height ?? pipe.defaultSize, extra: hiresInfoFields(h) } : { width, height }),
       });
       out.images.push(encodePng(toRgb8(result.images, i), { parameters }));
       out.seeds.push(imageSeed);

@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { writeFileAtomically } from "../../util/atomic-write.js";
-import { dirname } from "node:path";
+import { basename, dirname } from "node:path";
 import { parseArgs } from "node:util";
 import { randomInt } from "node:crypto";
 import { StableDiffusionXLPipeline, type CommonOptions, type PipelineLoadOptions, type PipelineOutput } from "../../pipelines/stable-diffusion-xl.js";
@@ -12,7 +12,9 @@ import type { StepInfo } from "../../pipelines/denoise.js";
 import { createScheduler } from "../../schedulers/index.js";
 import { encodePng } from "../../image/png.js";
 import { toRgb8 } from "../../image/image.js";
-import { formatInfotext, samplerLabel } from "../../image/infotext.js";
+import { formatInfotext, samplerLabel, type GenerationInfo } from "../../image/infotext.js";
+import { Upscaler } from "../../pipelines/upscaler.js";
+import { builtinPixelUpscale, checkLatentMode, esrganPixelUpscale, generateHires, isLatentMode, type HiresOptions } from "../../recipes/hires-fix.js";
 import { UsageError } from "../usage-error.js";
 import { parseDevice, resolveDevice, type DeviceChoice } from "../../runtime/device.js";
 import { HUB_HELP, HUB_OPTIONS, hubOptionsFrom } from "../hub-flags.js";
@@ -59,7 +61,14 @@ ${HUB_HELP}`;
 export const generateUsage = `ssd1b generate --prompt TEXT [--model M] [--width W --height H] [options]
   Text to image, equal to diffusers' StableDiffusionXLPipeline. Writes PNGs with AUTOMATIC1111 "parameters".
 ${COMMON_HELP}
-  --width W, --height H  multiples of 8 (default UNet sample_size x VAE scale, 1024 for SSD-1B)`;
+  --width W, --height H  multiples of 8 (default UNet sample_size x VAE scale, 1024 for SSD-1B)
+  --hires-scale S      AUTOMATIC1111's hires fix: generate at --width x --height, upscale by S (the size
+                       rounded down to a multiple of 8), then img2img at that size with the same seed
+                       (any --hires-* flag turns it on; default scale 2)
+  --hires-upscaler U   Latent (bilinear, default), "Latent (bicubic)", "Latent (nearest)", "Latent (nearest-exact)"
+                       on the latents; Lanczos, Nearest on the decoded image; or an ESRGAN FILE.safetensors
+  --hires-steps N      the second pass's steps before the strength cut (default: --steps)
+  --hires-strength D   the second pass's denoising strength in (0, 1] (default 0.7)`;
 
 /** parseArgs declarations of the model-loading flags (see parseModelLoad). */
 export const MODEL_LOAD_OPTIONS = {
@@ -239,7 +248,8 @@ export function outputNames(output: string, count: number): string[] {
 export async function runAndSave(
   parsed: ParsedCommon,
   call: (pipe: StableDiffusionXLPipeline, onStep: (s: StepInfo) => void, signal: AbortSignal) => Promise<PipelineOutput>,
-  extraInfo: { denoisingStrength?: number } = {},
+  /** Read after `call` (it may fill it in): fields of the infotext beyond the run's own. */
+  extraInfo: Partial<GenerationInfo> = {},
 ): Promise<string[]> {
   const log = (m: string) => process.stderr.write(m + "\n");
   const { options } = parsed;
@@ -290,7 +300,10 @@ export async function runAndSave(
 export async function generateCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args: argv, allowPositionals: true,
-    options: { ...COMMON_OPTIONS, width: { type: "string" }, height: { type: "string" } },
+    options: {
+      ...COMMON_OPTIONS, width: { type: "string" }, height: { type: "string" },
+      "hires-scale": { type: "string" }, "hires-steps": { type: "string" }, "hires-strength": { type: "string" }, "hires-upscaler": { type: "string" },
+    },
   });
   if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}" (put the prompt in --prompt "...")`);
   const parsed = parseCommon(values);
@@ -301,5 +314,42 @@ export async function generateCommand(argv: string[]): Promise<void> {
   };
   const width = size("width"), height = size("height");
   limitsAsUsage({ width, height });
-  await runAndSave(parsed, (pipe, onStep, signal) => pipe.generate({ ...parsed.options, width, height, onStep, signal }));
+  const hires = parseHires(values);
+  if (!hires) {
+    await runAndSave(parsed, (pipe, onStep, signal) => pipe.generate({ ...parsed.options, width, height, onStep, signal }));
+    return;
+  }
+  // the infotext as A1111 writes it: Size is the first pass's, the Hires fields give the rest
+  const info: Partial<GenerationInfo> = {};
+  await runAndSave(parsed, async (pipe, onStep, signal) => {
+    const esrgan = hires.file ? await Upscaler.fromFile(hires.file, { session: { device: await resolveDevice(parsed.device, () => {}) } }) : undefined;
+    const upscaler = esrgan ? esrganPixelUpscale(esrgan) : hires.options.upscaler;
+    const out = await generateHires(pipe, { ...parsed.options, width, height, onStep, signal }, { ...hires.options, upscaler }).finally(() => esrgan?.release());
+    Object.assign(info, {
+      width: width ?? pipe.defaultSize, height: height ?? pipe.defaultSize, denoisingStrength: out.strength,
+      extra: { "Hires upscale": hires.options.scale ?? 2, ...(hires.options.steps ? { "Hires steps": hires.options.steps } : {}), "Hires upscaler": hires.name },
+    });
+    return out;
+  }, info);
+}
+
+/** The --hires-* flags (undefined when none is given), checked before the model loads. */
+function parseHires(values: Values): { options: HiresOptions; name: string; file?: string } | undefined {
+  if (!["hires-scale", "hires-steps", "hires-strength", "hires-upscaler"].some((k) => values[k] !== undefined)) return undefined;
+  const scale = numberFlag(values, "hires-scale"), steps = intFlag(values, "hires-steps", 0), strength = numberFlag(values, "hires-strength");
+  if (scale !== undefined && !(scale > 0)) throw new UsageError(`--hires-scale must be above 0, got ${scale}`);
+  if (strength !== undefined && !(strength > 0 && strength <= 1)) throw new UsageError(`--hires-strength must be in (0, 1], got ${strength}`);
+  const name = stringFlag(values, "hires-upscaler") ?? "Latent";
+  const options: HiresOptions = { scale, steps, strength };
+  if (/\.safetensors$/i.test(name)) {
+    if (!existsSync(name)) throw new UsageError(`--hires-upscaler ${name}: file not found`);
+    return { options, name: basename(name).replace(/\.safetensors$/i, ""), file: name };
+  }
+  try {
+    if (isLatentMode(name)) checkLatentMode(name);
+    else builtinPixelUpscale(name);
+  } catch (e) {
+    throw new UsageError(`--hires-upscaler: ${(e as Error).message}`);
+  }
+  return { options: { ...options, upscaler: name }, name };
 }
