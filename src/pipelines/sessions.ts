@@ -11,26 +11,7 @@ import { buildUNetGraph, parseUNetConfig, type UNetConfig } from "../models/unet
 import { openVae, openVaeWeights, type VaeComponent } from "../models/vae/autoencoder-kl.js";
 import type { WeightDeltas } from "../nn/weight-deltas.js";
 import type { CompiledGraph, SessionOptions } from "../runtime/session.js";
-
-/** One cached compiled graph, keyed by shape. */
-class ShapeCache {
-  private key = "";
-  private graph?: CompiledGraph;
-  get holds(): boolean { return this.graph !== undefined; }
-  async get(shape: readonly number[], compile: () => Promise<CompiledGraph>): Promise<CompiledGraph> {
-    const key = shape.join("x");
-    if (this.graph && this.key === key) return this.graph;
-    await this.release();
-    this.graph = await compile();
-    this.key = key;
-    return this.graph;
-  }
-  async release(): Promise<void> {
-    const g = this.graph;
-    this.graph = undefined;
-    if (g) await g.release();
-  }
-}
+import { ShapeCache } from "./shape-cache.js";
 
 export interface UNetFeeds {
   sample: Float32Array;

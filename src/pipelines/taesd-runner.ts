@@ -10,9 +10,10 @@ import { toRgb8, type FloatTensor } from "../image/image.js";
 import type { Variant } from "../loaders/component.js";
 import { ModelSourceError, openTaesdSource } from "../loaders/model-source.js";
 import { openTaesdWeights, taesdUpscale, type TaesdComponent, type TaesdConfig, type TaesdWeights } from "../models/taesd/autoencoder-tiny.js";
-import type { CompiledGraph, SessionOptions } from "../runtime/session.js";
+import type { SessionOptions } from "../runtime/session.js";
 import { PipelineInputError } from "./errors.js";
 import { decodedToPixels } from "./vae-io.js";
+import { SerialQueue, ShapeCache } from "./shape-cache.js";
 
 const f = Math.fround;
 
@@ -24,10 +25,8 @@ export interface OpenTaesdOptions {
 }
 
 export class TaesdRunner {
-  private graph?: CompiledGraph;
-  private key = "";
-  private queue: Promise<unknown> = Promise.resolve();
-  private pending = 0;
+  private readonly cache = new ShapeCache();
+  private readonly serial = new SerialQueue();
   private constructor(readonly taesd: TaesdComponent, private readonly session: SessionOptions) {}
 
   /** A TAESD folder, a repo id in the HF cache (madebyollin/taesdxl) or a taesdxl_decoder.safetensors file. */
@@ -43,22 +42,17 @@ export class TaesdRunner {
   get config(): TaesdConfig { return this.taesd.config; }
 
   /** A decode is running or queued: a preview maker may skip a step instead of queueing behind it. */
-  get busy(): boolean { return this.pending > 0; }
+  get busy(): boolean { return this.serial.busy; }
 
   /** Pixels per latent pixel (8 for TAESDXL). */
   get scaleFactor(): number { return taesdUpscale(this.taesd.config); }
 
   /** One latent [1, C, h, w] (already divided by scaling_factor) -> image [1, 3, h·f, w·f] in about [-1, 1]. */
   decode(latent: Float32Array, height: number, width: number): Promise<Float32Array> {
-    return this.exclusive(async () => {
+    return this.serial.run(async () => {
       const shape = [1, this.config.latentChannels, height, width];
-      const key = shape.join("x");
-      if (!this.graph || this.key !== key) {
-        await this.dropGraph();
-        this.graph = await this.taesd.decoder(shape, this.session);
-        this.key = key;
-      }
-      return (await this.graph.run({ latent })).decoded;
+      const graph = await this.cache.get(shape, () => this.taesd.decoder(shape, this.session));
+      return (await graph.run({ latent })).decoded;
     });
   }
 
@@ -90,7 +84,7 @@ export class TaesdRunner {
   }
 
   release(): Promise<void> {
-    return this.exclusive(() => this.dropGraph());
+    return this.serial.run(() => this.cache.release());
   }
 
   private checkLatents(data: Float32Array, shape: readonly number[]): number[] {
@@ -110,20 +104,7 @@ export class TaesdRunner {
     return lat;
   }
 
-  private async dropGraph(): Promise<void> {
-    const g = this.graph;
-    this.graph = undefined;
-    this.key = "";
-    if (g) await g.release();
-  }
 
-  /** Runs `fn` after every earlier call has finished (failed ones included). */
-  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    this.pending++;
-    const run = this.queue.then(fn).finally(() => { this.pending--; });
-    this.queue = run.catch(() => undefined);
-    return run;
-  }
 }
 
 /** A TAESD must work on the UNet's latents and give images of the VAE's size. */

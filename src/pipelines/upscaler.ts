@@ -16,6 +16,7 @@ import { reflectPadPlanes } from "../image/reflect-pad.js";
 import { openEsrganFile, openEsrganTensors, type EsrganWeights } from "../models/esrgan/load.js";
 import { unshuffleFactor, type RrdbNetConfig } from "../models/esrgan/config.js";
 import { buildRrdbNet } from "../models/esrgan/rrdbnet.js";
+import { SerialQueue, ShapeCache } from "./shape-cache.js";
 import { cropPlanes, planTiles } from "../models/esrgan/tiling.js";
 import type { EsrganLayout } from "../models/esrgan/layouts.js";
 import type { TensorEntry } from "../safetensors/read.js";
@@ -50,9 +51,8 @@ export interface UpscaleOptions extends TileOptions {
 }
 
 export class Upscaler {
-  private graph?: CompiledGraph;
-  private key = "";
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly cache = new ShapeCache();
+  private readonly serial = new SerialQueue();
   private constructor(readonly weights: EsrganWeights, private readonly opts: UpscalerOptions) {}
 
   /** An RRDBNet .safetensors (basicsr, old ESRGAN or xinntao key names); checked now, compiled on first use. */
@@ -75,7 +75,7 @@ export class Upscaler {
    * the pixel_unshuffle factor are reflect-padded and the output cropped back, as Real-ESRGAN does.
    */
   forward(x: FloatTensor, opts: TileOptions = {}): Promise<FloatTensor> {
-    return this.exclusive(() => this.forwardNow(x, opts));
+    return this.serial.run(() => this.forwardNow(x, opts));
   }
 
   /** 8-bit RGB -> 8-bit RGB at `scale` (default the network's). */
@@ -116,7 +116,7 @@ export class Upscaler {
   }
 
   release(): Promise<void> {
-    return this.exclusive(() => this.dropGraph());
+    return this.serial.run(() => this.cache.release());
   }
 
   private swap(x: FloatTensor): FloatTensor {
@@ -161,28 +161,15 @@ export class Upscaler {
 
   /** One session for the current window size; another size replaces it. */
   private async graphFor(h: number, w: number): Promise<CompiledGraph> {
-    const key = `${h}x${w}`;
-    if (this.graph && this.key === key) return this.graph;
-    await this.dropGraph();
-    const g = new Graph();
-    buildRrdbNet(WeightBuilder.root(g, this.weights.source), this.config, [1, this.config.numInCh, h, w]);
-    this.graph = await CompiledGraph.create(g, `RRDBNet x${this.scale} (${this.weights.where})`, this.opts.session);
-    this.key = key;
-    return this.graph;
+    const shape = [1, this.config.numInCh, h, w];
+    return this.cache.get(shape, () => {
+      const g = new Graph();
+      buildRrdbNet(WeightBuilder.root(g, this.weights.source), this.config, shape);
+      return CompiledGraph.create(g, `RRDBNet x${this.scale} (${this.weights.where})`, this.opts.session);
+    });
   }
 
-  private async dropGraph(): Promise<void> {
-    const g = this.graph;
-    this.graph = undefined;
-    this.key = "";
-    if (g) await g.release();
-  }
 
-  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn);
-    this.queue = run.catch(() => undefined);
-    return run;
-  }
 }
 
 /** numpy's (x · 255).round() as Real-ESRGAN writes its output (x already in [0, 1]). */
