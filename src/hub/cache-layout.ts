@@ -6,9 +6,10 @@
  *   <cache>/models--owner--name/refs/<revision>              the commit a branch or tag pointed to
  *   <cache>/.locks/models--owner--name/                      lock files of downloads in progress
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, symlinkSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { randomBytes } from "node:crypto";
+import { writeFileAtomically } from "../util/atomic-write.js";
 
 export const COMMIT = /^[0-9a-f]{40}$/;
 
@@ -33,7 +34,9 @@ export class RepoCache {
 
   writeRef(revision: string, commit: string): void {
     if (revision === commit) return;
-    writeAtomically(join(this.dir, "refs", revision), commit);
+    const ref = join(this.dir, "refs", revision);
+    mkdirSync(dirname(ref), { recursive: true });
+    writeFileAtomically(ref, commit);
   }
 
   /** snapshots/<commit>/<path> → ../../blobs/<etag> (relative, as huggingface_hub makes them), replaced atomically. */
@@ -44,17 +47,5 @@ export class RepoCache {
     symlinkSync(relative(dirname(link), this.blob(etag)), tmp);
     renameSync(tmp, link);
     return link;
-  }
-}
-
-/** Write to a temporary name beside `file`, then rename: readers never see half a file. */
-export function writeAtomically(file: string, data: string | Buffer): void {
-  mkdirSync(dirname(file), { recursive: true });
-  const tmp = `${file}.${randomBytes(4).toString("hex")}.tmp`;
-  try {
-    writeFileSync(tmp, data);
-    renameSync(tmp, file);
-  } finally {
-    rmSync(tmp, { force: true });
   }
 }
