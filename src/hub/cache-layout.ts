@@ -10,10 +10,11 @@ import { existsSync, mkdirSync, readFileSync, renameSync, symlinkSync } from "no
 import { dirname, join, relative } from "node:path";
 import { randomBytes } from "node:crypto";
 import { writeFileAtomically } from "../util/atomic-write.js";
+import { repoFolderName } from "../loaders/model-folder.js";
 
 export const COMMIT = /^[0-9a-f]{40}$/;
 
-export const repoFolderName = (repoId: string) => `models--${repoId.split("/").join("--")}`;
+export { repoFolderName };
 
 export class RepoCache {
   readonly dir: string;

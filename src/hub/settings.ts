@@ -5,9 +5,8 @@
  * Explicit options win over the environment.
  */
 import { existsSync, readFileSync } from "node:fs";
-import { homedir } from "node:os";
 import { join } from "node:path";
-import { hubCacheDir } from "../loaders/model-folder.js";
+import { hfHome, hubCacheDir } from "../loaders/model-folder.js";
 import type { DownloadProgress } from "./progress.js";
 
 export const DEFAULT_ENDPOINT = "https://huggingface.co";
@@ -39,10 +38,6 @@ export interface HubSettings {
 }
 
 const truthy = (v: string | undefined) => v !== undefined && ["1", "on", "yes", "true"].includes(v.trim().toLowerCase());
-
-export function hfHome(env: NodeJS.ProcessEnv): string {
-  return env.HF_HOME ?? join(env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "huggingface");
-}
 
 function tokenFromFile(env: NodeJS.ProcessEnv): string | undefined {
   const file = env.HF_TOKEN_PATH ?? join(hfHome(env), "token");

@@ -21,8 +21,24 @@ export interface ModelFolder {
 export function hubCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   if (env.HF_HUB_CACHE) return env.HF_HUB_CACHE;
   if (env.HUGGINGFACE_HUB_CACHE) return env.HUGGINGFACE_HUB_CACHE;
-  const home = env.HF_HOME ?? join(env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "huggingface");
-  return join(home, "hub");
+  return join(hfHome(env), "hub");
+}
+
+/** huggingface_hub's home (token file, cache): HF_HOME, else $XDG_CACHE_HOME/huggingface, else ~/.cache/huggingface. */
+export function hfHome(env: NodeJS.ProcessEnv = process.env): string {
+  return env.HF_HOME ?? join(env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "huggingface");
+}
+
+/** A repo's folder name in the cache: `models--owner--name`. */
+export const repoFolderName = (repoId: string) => `models--${repoId.split("/").join("--")}`;
+
+/** A repo's folder in the cache of `env`. */
+export const repoCacheDir = (repoId: string, env?: NodeJS.ProcessEnv) => join(hubCacheDir(env), repoFolderName(repoId));
+
+/** The cached snapshot of a repo at `revision` (see snapshotOf), or undefined. */
+export function hubSnapshot(repoId: string, env?: NodeJS.ProcessEnv, revision = "main"): string | undefined {
+  const repo = repoCacheDir(repoId, env);
+  return isDir(repo) ? snapshotOf(repo, revision) : undefined;
 }
 
 const REPO_ID = /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/;
@@ -64,8 +80,7 @@ export function resolveModelFolder(spec: string, env: NodeJS.ProcessEnv = proces
   if (!REPO_ID.test(repoId) || spec.startsWith(".") || spec.startsWith("/")) {
     throw new ModelFolderError(`model folder not found: ${asPath}`);
   }
-  const cache = hubCacheDir(env);
-  const repoCache = join(cache, `models--${repoId.replace("/", "--")}`);
+  const repoCache = repoCacheDir(repoId, env);
   const snapshot = isDir(repoCache) ? snapshotOf(repoCache, revision) : undefined;
   if (snapshot && looksLikeModel(snapshot)) return { dir: snapshot, name: repoId.split("/")[1], repoId };
   const where = snapshot

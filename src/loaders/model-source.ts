@@ -10,14 +10,14 @@
  * A VAE override (`vae`: a diffusers AutoencoderKL folder or its repo id in the cache, such as
  * madebyollin/sdxl-vae-fp16-fix) replaces the model's own VAE; its latent channels must fit the UNet.
  */
-import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import type { WeightSource } from "../nn/weights.js";
 import { CLIPTokenizer } from "../tokenizer/index.js";
 import { loadSchedulerConfig } from "../schedulers/index.js";
 import { detectComponentKind, type ComponentKind } from "../models/components.js";
 import { ModelFolderError, openComponent, openWeights, type Variant } from "./component.js";
-import { hubCacheDir, resolveModelFolder, type ModelFolder } from "./model-folder.js";
+import { hubSnapshot, repoCacheDir, resolveModelFolder, type ModelFolder } from "./model-folder.js";
 import { openSingleFile, type SingleFileCheckpoint } from "./single-file.js";
 import { readHeader } from "../safetensors/read.js";
 import { decoderFileConfig, decoderFileSource, type TaesdWeights } from "../models/taesd/autoencoder-tiny.js";
@@ -160,18 +160,6 @@ function openSingleFileSource(spec: string, opts: OpenModelOptions): ModelSource
   };
 }
 
-/** The snapshot of a repo in the HF cache (refs/main, else the only one), or undefined. */
-function hubSnapshot(repoId: string, env: NodeJS.ProcessEnv | undefined): string | undefined {
-  const repo = join(hubCacheDir(env), `models--${repoId.replace("/", "--")}`);
-  const ref = join(repo, "refs", "main");
-  if (existsSync(ref)) {
-    const dir = join(repo, "snapshots", readFileSync(ref, "utf8").trim());
-    return isDir(dir) ? dir : undefined;
-  }
-  const snaps = isDir(join(repo, "snapshots")) ? readdirSync(join(repo, "snapshots")) : [];
-  return snaps.length === 1 ? join(repo, "snapshots", snaps[0]) : undefined;
-}
-
 /** Repos in the HF cache whose tokenizer/ and tokenizer_2/ a single SDXL-family file can use. */
 export const TOKENIZER_REPOS = ["segmind/SSD-1B", "stabilityai/stable-diffusion-xl-base-1.0"] as const;
 
@@ -210,7 +198,7 @@ function findTokenizers(file: string, sf: SingleFileCheckpoint, env: NodeJS.Proc
   for (const repo of TOKENIZER_REPOS) {
     const snap = hubSnapshot(repo, env);
     if (snap) candidates.push(snap);
-    looked.push(snap ?? `${join(hubCacheDir(env), `models--${repo.replace("/", "--")}`)} (${repo}, not in the cache)`);
+    looked.push(snap ?? `${repoCacheDir(repo, env)} (${repo}, not in the cache)`);
   }
   for (const dir of candidates) {
     const t1 = join(dir, "tokenizer"), t2 = join(dir, "tokenizer_2");
@@ -242,7 +230,7 @@ export function openVaeOverride(spec: string, variant: Variant, env?: NodeJS.Pro
   } else if (/^[A-Za-z0-9][\w.-]*\/[\w.-]+$/.test(spec) && !spec.startsWith(".")) {
     const snap = hubSnapshot(spec, env);
     dir = snap && pick(snap);
-    looked = snap ? `${snap} (no config.json)` : `${join(hubCacheDir(env), `models--${spec.replace("/", "--")}`)} (not in the Hugging Face cache; download it with: npx ssd1b download --vae ${spec})`;
+    looked = snap ? `${snap} (no config.json)` : `${repoCacheDir(spec, env)} (not in the Hugging Face cache; download it with: npx ssd1b download --vae ${spec})`;
   } else {
     looked = `${asPath} (not there)`;
   }
@@ -308,7 +296,7 @@ export function openTaesdSource(spec: string, variant: Variant, env?: NodeJS.Pro
   } else if (/^[A-Za-z0-9][\w.-]*\/[\w.-]+$/.test(spec) && !spec.startsWith(".")) {
     const snap = hubSnapshot(spec, env);
     if (!snap || !existsSync(join(snap, "config.json"))) {
-      const looked = snap ? `${snap} (no config.json)` : `${join(hubCacheDir(env), `models--${spec.replace("/", "--")}`)} (not in the Hugging Face cache; download it with: npx ssd1b download --taesd ${spec})`;
+      const looked = snap ? `${snap} (no config.json)` : `${repoCacheDir(spec, env)} (not in the Hugging Face cache; download it with: npx ssd1b download --taesd ${spec})`;
       throw new ModelSourceError(`TAESD "${spec}" not found: looked at ${looked}`);
     }
     dir = snap;

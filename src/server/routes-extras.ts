@@ -10,27 +10,15 @@
  * with a visibility above 0 are refused rather than ignored. The upscale runs in the request, one at
  * a time (not in the generation queue).
  */
-import { encodePng, type RgbImage } from "../image/png.js";
-import { decodeImage } from "../image/image.js";
+import { encodePng } from "../image/png.js";
 import { invalid } from "./errors.js";
 import { readJson, sendJson, type Router } from "./http.js";
 import type { AppState } from "./generation.js";
-import { Fields, type Limits } from "./validation.js";
+import { decodeBase64Image, Fields } from "./validation.js";
 import { UpscalerLibrary, UpscalerLibraryError } from "./upscaler-library.js";
 
 const escapeHtml = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 const MODEL_FREE = new UpscalerLibrary();
-
-/** A base64 PNG or JPEG of any size up to maxSide² pixels (img2img's multiple-of-8 rule is not for upscaling). */
-function readImage(data: string, limits: Limits): RgbImage {
-  const base64 = data.replace(/^data:[^;,]*;base64,/, "").replace(/\s+/g, "");
-  if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(base64) || base64.length === 0) throw invalid("image must be a base64-encoded PNG or JPEG", "invalid_image", "image");
-  try {
-    return decodeImage(Buffer.from(base64, "base64"), "image", { maxPixels: limits.maxSide * limits.maxSide });
-  } catch (e) {
-    throw invalid((e as Error).message, "invalid_image", "image");
-  }
-}
 
 export function extrasRoutes(router: Router<AppState>): void {
   router.on("GET", "/sdapi/v1/upscalers", async (ctx) => {
@@ -49,7 +37,8 @@ export function extrasRoutes(router: Router<AppState>): void {
     const data = f.requiredString("image");
     const scale = f.number("upscaling_resize", 0.01, 8) ?? 2;
     const name = f.string("upscaler_1", 255) ?? "None";
-    const image = readImage(data, limits);
+    // any size up to maxSide² pixels: img2img's multiple-of-8 rule is not for upscaling
+    const { image } = decodeBase64Image(data, limits, "image");
     const library = ctx.state.upscalers ?? MODEL_FREE;
     let out;
     try {

@@ -5,6 +5,7 @@
  * inside DIR once links are resolved. Files that are no RRDBNet are left out of the listing.
  * One model is kept loaded (the last used) and upscales run one at a time.
  */
+import { SerialQueue } from "../pipelines/shape-cache.js";
 import { realpathSync, statSync } from "node:fs";
 import { readdir, realpath, stat } from "node:fs/promises";
 import { join } from "node:path";
@@ -37,7 +38,8 @@ export class UpscalerLibrary {
   readonly dir?: string;
   private headers = new Map<string, { size: number; mtimeMs: number; scale?: number }>();
   private loaded?: { path: string; upscaler: Upscaler };
-  private queue: Promise<unknown> = Promise.resolve();
+  /** One upscale at a time: one model session, and the CPU is shared with generation anyway. */
+  private readonly serial = new SerialQueue();
 
   /** `dir` absent: only the model-free upscalers. */
   constructor(dir?: string, private readonly session: { device?: "cpu" | "webgpu" } = {}) {
@@ -91,20 +93,19 @@ export class UpscalerLibrary {
 
   /** Upscales by `scale` with the named upscaler (A1111's extras: floor(size · scale)). */
   upscale(name: string, image: RgbImage, scale: number, opts: Pick<UpscaleOptions, "tile" | "tileOverlap" | "signal"> = {}): Promise<RgbImage> {
-    const run = this.queue.then(async () => {
+    return this.serial.run(async () => {
       const entry = await this.get(name);
       if (entry.name === "None") return image;
       if (!entry.path) return resizeImage(image, scale, FILTERS[entry.name]);
       return (await this.model(entry.path)).upscale(image, { ...opts, scale });
     });
-    this.queue = run.catch(() => undefined);
-    return run;
   }
 
-  async release(): Promise<void> {
-    await this.queue;
-    await this.loaded?.upscaler.release();
-    this.loaded = undefined;
+  release(): Promise<void> {
+    return this.serial.run(async () => {
+      await this.loaded?.upscaler.release();
+      this.loaded = undefined;
+    });
   }
 
   private async model(path: string): Promise<Upscaler> {

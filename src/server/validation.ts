@@ -177,18 +177,22 @@ export function checkImageCount(n: number, limits: Limits, param: string): void 
   if (n > limits.maxImages) throw invalid(`at most ${limits.maxImages} images per request, asked for ${n}`, "too_many_images", param);
 }
 
-/** A base64 PNG or JPEG (data: URL prefix allowed) decoded and checked; returns the bare base64 too. */
-export function readInitImage(data: string, limits: Limits, param: string): { base64: string; image: RgbImage } {
+/** A base64 PNG or JPEG (data: URL prefix allowed) of at most maxSide² pixels, decoded; and its bytes. */
+export function decodeBase64Image(data: string, limits: Limits, param: string): { bytes: Buffer; image: RgbImage } {
   const base64 = data.replace(/^data:[^;,]*;base64,/, "").replace(/\s+/g, "");
   if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(base64) || base64.length === 0) throw invalid(`${param} must be a base64-encoded PNG or JPEG`, "invalid_image", param);
   const bytes = Buffer.from(base64, "base64");
-  let image: RgbImage;
   try {
     // the header's size is checked before decoding: an image larger than any output is refused without inflating it
-    image = decodeImage(bytes, param, { maxPixels: limits.maxSide * limits.maxSide });
+    return { bytes, image: decodeImage(bytes, param, { maxPixels: limits.maxSide * limits.maxSide }) };
   } catch (e) {
     throw invalid((e as Error).message, "invalid_image", param);
   }
+}
+
+/** An init image: decoded as above, each side checked; returns the bare base64 too. */
+export function readInitImage(data: string, limits: Limits, param: string): { base64: string; image: RgbImage } {
+  const { bytes, image } = decodeBase64Image(data, limits, param);
   checkSide("the init image width", image.width, limits, param);
   checkSide("the init image height", image.height, limits, param);
   return { base64: bytes.toString("base64"), image };
