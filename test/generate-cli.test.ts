@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { NO_FIXTURES, PROJECT_ROOT, fixture, openFixture, levelDiff } from "./helpers/fixtures.js";
 import { decodePng, encodePng } from "../src/image/png.js";
 import { toRgb8 } from "../src/image/image.js";
-import { StableDiffusionXLPipeline } from "../src/pipelines/stable-diffusion-xl.js";
+import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
 import { hubCacheDir, resolveModelFolder } from "../src/loaders/model-folder.js";
 
 const CLI = join(PROJECT_ROOT, "dist/src/cli/main.js");

@@ -16,7 +16,7 @@ import { UpscalerLibrary } from "../src/server/upscaler-library.js";
 import { tinyModelIn } from "./helpers/tiny-model.js";
 import { interpolate } from "../src/image/latent-resize.js";
 import { generateHires, hiresTargetSize, upscaleLatents, builtinPixelUpscale, esrganPixelUpscale } from "../src/recipes/hires-fix.js";
-import { StableDiffusionXLPipeline } from "../src/pipelines/stable-diffusion-xl.js";
+import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
 import { rgbToTensor, toRgb8 } from "../src/image/image.js";
 import { decodePng } from "../src/image/png.js";
 import { startServer } from "../src/server/app.js";

@@ -17,7 +17,7 @@ import { tinyModelIn } from "./helpers/tiny-model.js";
 import { FakeHub } from "./helpers/fake-hub.js";
 import { synthModel } from "../src/cli/commands/synth.js";
 import { snapshotDownload, selectFiles, HubError } from "../src/hub/index.js";
-import { StableDiffusionXLPipeline } from "../src/pipelines/stable-diffusion-xl.js";
+import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
 
 const CLI = join(PROJECT_ROOT, "dist/src/cli/main.js");
 const tmp = mkdtempSync(join(tmpdir(), "hub-"));

@@ -18,7 +18,7 @@ import { expectedParameters } from "../src/models/components.js";
 import { openComponent } from "../src/loaders/component.js";
 import { compileComponent } from "../src/loaders/compile.js";
 import { guidanceScaleEmbedding } from "../src/pipelines/guidance.js";
-import { StableDiffusionXLPipeline } from "../src/pipelines/stable-diffusion-xl.js";
+import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
 import type { UNetFeeds } from "../src/pipelines/sessions.js";
 import { createScheduler } from "../src/schedulers/index.js";
 import { saveTensors, TensorStore } from "../src/safetensors/index.js";

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NO_FIXTURES, fixture } from "./helpers/fixtures.js";
 import { synthModel } from "../src/cli/commands/synth.js";
-import { StableDiffusionXLPipeline } from "../src/pipelines/stable-diffusion-xl.js";
+import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
 import { guidanceScaleEmbedding } from "../src/pipelines/guidance.js";
 import type { UNetFeeds } from "../src/pipelines/sessions.js";
 

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NO_FIXTURES, PROJECT_ROOT, assertMaxAbs, assertModuleClose, fixture, openFixture } from "./helpers/fixtures.js";
 import { tinyModelIn } from "./helpers/tiny-model.js";
-import { StableDiffusionXLPipeline, type GenerateOptions } from "../src/pipelines/stable-diffusion-xl.js";
+import { StableDiffusionXLPipeline, type GenerateOptions } from "../src/pipelines/sdxl/index.js";
 import { LoraError } from "../src/loaders/lora.js";
 import { readFloat32, saveTensors, TensorStore } from "../src/safetensors/index.js";
 import { decodePng } from "../src/image/png.js";

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { HAVE_FIXTURES, NO_FIXTURES, assertMaxAbs, assertModuleClose, fixture, openFixture } from "./helpers/fixtures.js";
 import { synthModel } from "../src/cli/commands/synth.js";
-import { StableDiffusionXLPipeline, type GenerateOptions, type Img2ImgOptions } from "../src/pipelines/stable-diffusion-xl.js";
+import { StableDiffusionXLPipeline, type GenerateOptions, type Img2ImgOptions } from "../src/pipelines/sdxl/index.js";
 import { PipelineInputError } from "../src/pipelines/errors.js";
 import { img2imgTimeIds, txt2imgTimeIds, type Pair } from "../src/pipelines/micro-conditioning.js";
 import { applyGuidance } from "../src/pipelines/guidance.js";

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NO_FIXTURES, PROJECT_ROOT, fixture } from "./helpers/fixtures.js";
 import { tinyModelIn } from "./helpers/tiny-model.js";
-import { StableDiffusionXLPipeline } from "../src/pipelines/stable-diffusion-xl.js";
+import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
 import { PipelineInputError } from "../src/pipelines/errors.js";
 import type { UNetFeeds } from "../src/pipelines/sessions.js";
 import { applyEmphasis, chunkPromptWith } from "../src/prompts/a1111.js";

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import OpenAI from "openai";
 import { NO_FIXTURES, HAVE_FIXTURES, PROJECT_ROOT, fixture, levelDiff } from "./helpers/fixtures.js";
 import { synthModel } from "../src/cli/commands/synth.js";
-import { StableDiffusionXLPipeline } from "../src/pipelines/stable-diffusion-xl.js";
+import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
 import { decodePng, encodePng } from "../src/image/png.js";
 import { startServer, type RunningServer } from "../src/server/app.js";
 import { FileStore } from "../src/server/file-store.js";

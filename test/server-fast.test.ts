@@ -16,7 +16,7 @@ import { chromium, type Browser } from "playwright-core";
 import { NO_FIXTURES, PROJECT_ROOT, fixture } from "./helpers/fixtures.js";
 import { tinyModelIn } from "./helpers/tiny-model.js";
 import { tinyTaesdIn } from "./helpers/tiny-taesd.js";
-import { StableDiffusionXLPipeline, type PipelineOutput } from "../src/pipelines/stable-diffusion-xl.js";
+import { StableDiffusionXLPipeline, type PipelineOutput } from "../src/pipelines/sdxl/index.js";
 import { UNetRunner } from "../src/pipelines/sessions.js";
 import { decodePng, encodePng } from "../src/image/png.js";
 import { toRgb8 } from "../src/image/image.js";

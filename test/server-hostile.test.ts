@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NO_FIXTURES, fixture } from "./helpers/fixtures.js";
 import { tinyModelIn } from "./helpers/tiny-model.js";
-import { StableDiffusionXLPipeline } from "../src/pipelines/stable-diffusion-xl.js";
+import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
 import { PipelineInputError } from "../src/pipelines/errors.js";
 import { PIPELINE_LIMITS } from "../src/pipelines/limits.js";
 import { encodePng } from "../src/image/png.js";

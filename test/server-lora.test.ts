@@ -14,7 +14,7 @@ import { basename, join } from "node:path";
 import { NO_FIXTURES, PROJECT_ROOT, fixture, openFixture, levelDiff } from "./helpers/fixtures.js";
 import { tinyModelIn } from "./helpers/tiny-model.js";
 import { REDIS_SERVER, startRedisServer } from "./helpers/redis-server.js";
-import { StableDiffusionXLPipeline } from "../src/pipelines/stable-diffusion-xl.js";
+import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
 import { decodePng } from "../src/image/png.js";
 import { startServer, type RunningServer } from "../src/server/app.js";
 import { FileStore } from "../src/server/file-store.js";

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { NO_FIXTURES, HAVE_FIXTURES, fixture } from "./helpers/fixtures.js";
 import { tinyModelIn } from "./helpers/tiny-model.js";
 import { synthModel } from "../src/cli/commands/synth.js";
-import { StableDiffusionXLPipeline } from "../src/pipelines/stable-diffusion-xl.js";
+import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
 import { decodePng } from "../src/image/png.js";
 import { runJob } from "../src/server/run-job.js";
 import type { JobSpec } from "../src/server/job.js";

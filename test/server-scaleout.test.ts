@@ -14,7 +14,7 @@ import { NO_FIXTURES, PROJECT_ROOT, fixture, levelDiff } from "./helpers/fixture
 import { stopChildren } from "./helpers/child-processes.js";
 import { REDIS_SERVER, startRedisServer } from "./helpers/redis-server.js";
 import { synthModel } from "../src/cli/commands/synth.js";
-import { StableDiffusionXLPipeline } from "../src/pipelines/stable-diffusion-xl.js";
+import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
 import { decodePng } from "../src/image/png.js";
 
 const CLI = join(PROJECT_ROOT, "dist/src/cli/main.js");

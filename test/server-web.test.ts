@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { chromium, type Browser } from "playwright-core";
 import { NO_FIXTURES, PROJECT_ROOT, fixture } from "./helpers/fixtures.js";
 import { synthModel } from "../src/cli/commands/synth.js";
-import { StableDiffusionXLPipeline } from "../src/pipelines/stable-diffusion-xl.js";
+import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
 import { startServer, type RunningServer } from "../src/server/app.js";
 import { FileStore } from "../src/server/file-store.js";
 import { LocalQueue } from "../src/server/local-queue.js";

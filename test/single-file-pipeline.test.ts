@@ -5,7 +5,7 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writ
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NO_FIXTURES, PROJECT_ROOT, assertMaxAbs, assertModuleClose, fixture, openFixture } from "./helpers/fixtures.js";
-import { StableDiffusionXLPipeline, type GenerateOptions } from "../src/pipelines/stable-diffusion-xl.js";
+import { StableDiffusionXLPipeline, type GenerateOptions } from "../src/pipelines/sdxl/index.js";
 import { SingleFileError } from "../src/loaders/single-file.js";
 import { ModelSourceError, openModelSource } from "../src/loaders/model-source.js";
 import { decodePng } from "../src/image/png.js";

@@ -17,7 +17,7 @@ import { decoderFileKey, parseTaesdConfig, scaleTaesdLatents, unscaleTaesdLatent
 import { synthTensor } from "../src/synth/synth-weights.js";
 import { saveTensors, writeSafetensors, TensorStore } from "../src/safetensors/index.js";
 import { TaesdRunner } from "../src/pipelines/taesd-runner.js";
-import { StableDiffusionXLPipeline } from "../src/pipelines/stable-diffusion-xl.js";
+import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
 
 const CLI = join(PROJECT_ROOT, "dist/src/cli/main.js");
 const CONFIGS = ["taesdxl", "tiny"] as const;

@@ -18,7 +18,7 @@ import { synthTensor } from "../src/synth/synth-weights.js";
 import { writeSafetensors, readHeader, TensorStore } from "../src/safetensors/index.js";
 import { ModelSourceError, openTaesdSource } from "../src/loaders/model-source.js";
 import { TaesdRunner, taesdPreviewMaker } from "../src/pipelines/taesd-runner.js";
-import { StableDiffusionXLPipeline } from "../src/pipelines/stable-diffusion-xl.js";
+import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
 import { PipelineInputError } from "../src/pipelines/errors.js";
 import { toRgb8 } from "../src/image/image.js";
 import { decodePng } from "../src/image/png.js";

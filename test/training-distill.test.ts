@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NO_FIXTURES, fixture } from "./helpers/fixtures.js";
-import { StableDiffusionXLPipeline } from "../src/pipelines/stable-diffusion-xl.js";
+import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
 import { planStudent } from "../src/training/distill/student.js";
 import { circleDataset, ssd1b, tinyModel, valLosses } from "./training-helpers.js";
 

@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, cpSync, mkdi
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NO_FIXTURES } from "./helpers/fixtures.js";
-import { StableDiffusionXLPipeline } from "../src/pipelines/stable-diffusion-xl.js";
+import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
 import { VaeRunner } from "../src/pipelines/sessions.js";
 import { TensorStore } from "../src/safetensors/index.js";
 import { scanImageFolder } from "../src/training/data/dataset.js";

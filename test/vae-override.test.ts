@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { NO_FIXTURES, PROJECT_ROOT, assertMaxAbs, fixture, openFixture } from "./helpers/fixtures.js";
 import { tinyModelIn } from "./helpers/tiny-model.js";
 import { synthModel } from "../src/cli/commands/synth.js";
-import { StableDiffusionXLPipeline } from "../src/pipelines/stable-diffusion-xl.js";
+import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
 import { ModelSourceError } from "../src/loaders/model-source.js";
 import { decodePng } from "../src/image/png.js";
 

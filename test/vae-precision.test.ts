@@ -9,7 +9,7 @@ import { synthTensor } from "../src/synth/synth-weights.js";
 import { writeSafetensors } from "../src/safetensors/index.js";
 import { VaeRunner } from "../src/pipelines/sessions.js";
 import { folderComponent } from "../src/loaders/model-source.js";
-import { StableDiffusionXLPipeline } from "../src/pipelines/stable-diffusion-xl.js";
+import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
 import { tinyModelIn } from "./helpers/tiny-model.js";
 
 const manifest = () => JSON.parse(readFileSync(fixture("vae", "tiny", "manifest.json"), "utf8")) as Record<string, number[]>;

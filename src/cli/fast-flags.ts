@@ -5,8 +5,8 @@
  * missing or mismatched file stops the command instead of failing every fast job.
  */
 import { existsSync } from "node:fs";
-import type { PipelineLoadOptions, StableDiffusionXLPipeline } from "../pipelines/stable-diffusion-xl.js";
-import { lcmLoraFor } from "../pipelines/stable-diffusion-xl.js";
+import type { PipelineLoadOptions, StableDiffusionXLPipeline } from "../pipelines/sdxl/index.js";
+import { lcmLoraFor } from "../pipelines/sdxl/index.js";
 import { FAST_TAESD } from "../pipelines/presets.js";
 import { PipelineInputError } from "../pipelines/errors.js";
 import { LoraError } from "../loaders/lora.js";

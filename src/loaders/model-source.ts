@@ -85,7 +85,8 @@ export function openModelSource(spec: string, opts: OpenModelOptions = {}): Mode
 function checkLatentChannels(unet: ComponentWeights, vae: ComponentWeights): void {
   const latent = Number(vae.config.latent_channels ?? 4);
   const inC = Number(unet.config.in_channels ?? 4), outC = Number(unet.config.out_channels ?? inC);
-  if (latent !== inC || latent !== outC) {
+  // an inpainting UNet also takes the mask and the masked image's latents: 2 * latent + 1 channels
+  if ((latent !== inC && inC !== 2 * latent + 1) || latent !== outC) {
     throw new ModelSourceError(
       `the VAE ${vae.where} has latent_channels ${latent}, but the UNet ${unet.where} works on ${inC}-channel latents (in_channels ${inC}, out_channels ${outC}); use a VAE made for this model family (SDXL VAEs have 4)`);
   }

@@ -1,10 +1,10 @@
 export {
-  StableDiffusionXLPipeline, type PipelineLoadOptions, type CommonOptions, type GenerateOptions, type Img2ImgOptions, type PipelineOutput,
-} from "./stable-diffusion-xl.js";
+  StableDiffusionXLPipeline, type PipelineLoadOptions, type CommonOptions, type GenerateOptions, type Img2ImgOptions, type InpaintOptions, type MaskInput, type PipelineOutput,
+} from "./sdxl/index.js";
 export { PromptEncoder, PROMPT_SYNTAXES, type PromptEmbeddings, type EncodePromptOptions, type PromptSyntax } from "./prompt-encoding.js";
 export { guidanceScaleEmbedding } from "./guidance.js";
 export type { MicroConditioning, Pair } from "./micro-conditioning.js";
-export type { StepInfo, StepCallback } from "./denoise.js";
+export type { StepInfo, StepCallback } from "./sdxl/index.js";
 export { PipelineInputError } from "./errors.js";
 export { TaesdRunner, taesdPreviewMaker, type OpenTaesdOptions } from "./taesd-runner.js";
 export { resolveModelFolder, hubCacheDir, type ModelFolder } from "../loaders/model-folder.js";

@@ -5,7 +5,7 @@
  *
  *   const out = await generateHires(pipe, { prompt, width: 512, height: 512, seed: 1 }, { scale: 2, upscaler: "Latent" });
  */
-import type { GenerateOptions, Img2ImgOptions, PipelineOutput, StableDiffusionXLPipeline } from "../pipelines/stable-diffusion-xl.js";
+import type { GenerateOptions, Img2ImgOptions, PipelineOutput, StableDiffusionXLPipeline } from "../pipelines/sdxl/index.js";
 import type { FloatTensor } from "../image/image.js";
 import { PipelineInputError } from "../pipelines/errors.js";
 import { decodeLatents } from "../pipelines/vae-io.js";

@@ -4,7 +4,7 @@ import type { RgbImage } from "../image/png.js";
 import { interpolate, type LatentInterpolation } from "../image/latent-resize.js";
 import { resizePlanes, type ResizeFilter } from "../image/resize.js";
 import type { Upscaler } from "../pipelines/upscaler.js";
-import type { PipelineOutput } from "../pipelines/stable-diffusion-xl.js";
+import type { PipelineOutput } from "../pipelines/sdxl/index.js";
 import { PipelineInputError } from "../pipelines/errors.js";
 import type { HiresSize } from "./hires-size.js";
 

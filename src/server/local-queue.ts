@@ -3,7 +3,7 @@
  * process. A queued job that is cancelled leaves the line; a running one is stopped through the
  * AbortSignal given to the pipeline (it stops after the current step).
  */
-import type { StableDiffusionXLPipeline } from "../pipelines/stable-diffusion-xl.js";
+import type { StableDiffusionXLPipeline } from "../pipelines/sdxl/index.js";
 import { queueFull, toHttpError } from "./errors.js";
 import { Job, newJobId, type JobSpec } from "./job.js";
 import { JobQueue, type ModelInfo } from "./queue.js";

@@ -8,7 +8,7 @@
  * at weight 1 after the request's own.
  */
 import { statSync } from "node:fs";
-import type { StableDiffusionXLPipeline } from "../pipelines/stable-diffusion-xl.js";
+import type { StableDiffusionXLPipeline } from "../pipelines/sdxl/index.js";
 import { LoraError } from "../loaders/lora.js";
 import { formatLoraTag, type LoraTag } from "../prompts/lora-tags.js";
 import { invalid } from "./errors.js";

@@ -17,7 +17,7 @@
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import { Worker, type Job as BullJob } from "bullmq";
-import type { StableDiffusionXLPipeline } from "../pipelines/stable-diffusion-xl.js";
+import type { StableDiffusionXLPipeline } from "../pipelines/sdxl/index.js";
 import { CANCEL_REASONS, cancelledError, errorToWire, toHttpError, type CancelReason } from "./errors.js";
 import { outputToJson, type JobSpec, type StopAction } from "./job.js";
 import { StopControl, runJob } from "./run-job.js";

@@ -4,7 +4,7 @@
  * `<lora:...>` tags, as A1111's does). Shared by the in-process queue and the Redis worker; the pipe
  * is the one with the spec's LoRAs (LoraPipelines picks it; for the fast preset with the LCM-LoRA).
  */
-import type { StableDiffusionXLPipeline, PipelineOutput } from "../pipelines/stable-diffusion-xl.js";
+import type { StableDiffusionXLPipeline, PipelineOutput } from "../pipelines/sdxl/index.js";
 import { encodePng } from "../image/png.js";
 import { decodeImage } from "../image/image.js";
 import { toRgb8 } from "../image/image.js";

@@ -5,7 +5,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { StableDiffusionXLPipeline } from "../pipelines/stable-diffusion-xl.js";
+import { StableDiffusionXLPipeline } from "../pipelines/sdxl/index.js";
 import { encodePng } from "../image/png.js";
 import { toRgb8 } from "../image/image.js";
 import type { Variant } from "../loaders/component.js";

@@ -16,7 +16,7 @@ import { createClipTextEncoder } from "../../src/models/clip/clip-text-model.js"
 import { readInt64 } from "../../src/safetensors/index.js";
 import { webgpuAttentionVerdict } from "../../src/runtime/webgpu-check.js";
 import type { SessionOptions } from "../../src/runtime/session.js";
-import { StableDiffusionXLPipeline } from "../../src/pipelines/stable-diffusion-xl.js";
+import { StableDiffusionXLPipeline } from "../../src/pipelines/sdxl/index.js";
 import { tinyModelIn } from "./tiny-model.js";
 
 import type { CaseResult } from "./webgpu-case-names.js";

@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { StableDiffusionXLPipeline } from "../../pipelines/stable-diffusion-xl.js";
+import { StableDiffusionXLPipeline } from "../../pipelines/sdxl/index.js";
 import { PipelineInputError } from "../../pipelines/errors.js";
 import { startServer } from "../../server/app.js";
 import { FileStore } from "../../server/file-store.js";

@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { StableDiffusionXLPipeline } from "../../pipelines/stable-diffusion-xl.js";
+import { StableDiffusionXLPipeline } from "../../pipelines/sdxl/index.js";
 import { PipelineInputError } from "../../pipelines/errors.js";
 import { DEFAULT_LOCK_MS, DEFAULT_STALLED_MS, startRedisWorker } from "../../server/redis-worker.js";
 import { probeRedis } from "../../server/redis-queue.js";

@@ -1,0 +1,176 @@
+/**
+ * The loaded parts of an SDXL-family pipeline and their lifetimes: prompt encoder (two CLIPs), UNet,
+ * VAE, optional TAESD, each a runner that compiles per shape on first use. A LoRA variant
+ * (`withLoras`) gets its own UNet (and text encoders when a LoRA touches them) and borrows the rest;
+ * `release` frees only what a set of components owns.
+ */
+import { existsSync } from "node:fs";
+import type { ModelFolder } from "../../loaders/model-folder.js";
+import type { Variant } from "../../loaders/component.js";
+import { MissingTokenizersError, openModelSource, type ModelSource } from "../../loaders/model-source.js";
+import { addLoraDeltas, emptyLoraDeltaSet, LoraError, LoraTargets, readLora, type LoraDeltaSet, type LoraFile } from "../../loaders/lora.js";
+import type { SessionOptions } from "../../runtime/session.js";
+import { ensureLocal, hubSettings, type HubOptions } from "../../hub/index.js";
+import { PromptEncoder } from "../prompt-encoding.js";
+import { checkTimeIdsFit } from "../micro-conditioning.js";
+import { UNetRunner, VaeRunner } from "../sessions.js";
+import { PipelineInputError } from "../errors.js";
+import { TaesdRunner, checkTaesdFits } from "../taesd-runner.js";
+import type { PipelineLoadOptions } from "./options.js";
+import { fetchSingleFileTokenizers, presetLoadOptions, vaePrecision } from "./load-options.js";
+
+/** Session options and warning sink of the load, reused by LoRA variants and later TAESD loads. */
+export interface LoadSettings { session?: SessionOptions; onWarning?: (message: string) => void }
+
+/** Which sessions a set of components shares with the one it came from (its release leaves them). */
+interface Borrowed { promptEncoder: boolean; vae: boolean; taesd: boolean }
+
+export class SdxlComponents {
+  private taesdRunner?: TaesdRunner;
+  /** A LoRA variant uses its base's TAESD, also one loaded into the base later. */
+  private taesdOwner?: SdxlComponents;
+
+  private constructor(
+    /** Where the weights came from: diffusers folder or single file, configs, tokenizers. */
+    readonly source: ModelSource,
+    readonly promptEncoder: PromptEncoder,
+    readonly unet: UNetRunner,
+    readonly vae: VaeRunner,
+    /** The LoRAs applied, as read (format, per-component deltas). */
+    readonly loras: readonly LoraFile[],
+    readonly settings: LoadSettings,
+    /** See PipelineLoadOptions.lowMemory. */
+    readonly lowMemory: boolean,
+    private readonly borrowed: Borrowed = { promptEncoder: false, vae: false, taesd: false },
+  ) {}
+
+  /**
+   * Opens a diffusers folder, a Hugging Face repo id (downloaded on first use) or a single-file
+   * checkpoint; reads the LoRAs against the model; compiles the text encoders now, the UNet and VAE
+   * per shape on first use. `preset` says whether a preset was applied.
+   */
+  static async load(dirOrRepoId: string, loadOpts: PipelineLoadOptions): Promise<SdxlComponents> {
+    const hub: HubOptions & { variant?: Variant; notes?: (m: string) => void } = { env: loadOpts.env, ...loadOpts.hub, variant: loadOpts.variant, notes: loadOpts.onWarning };
+    const local = (spec: string | undefined, role: "vae" | "taesd") => (spec === undefined ? undefined : ensureLocal(spec, role, hub));
+    const opts: PipelineLoadOptions = {
+      ...loadOpts, vae: await local(loadOpts.vae, "vae"), taesd: await local(loadOpts.taesd, "taesd"),
+      loras: loadOpts.loras && await Promise.all(loadOpts.loras.map(async (l) => ({ ...l, file: await ensureLocal(l.file, "lora", hub) }))),
+    };
+    const modelPath = await ensureLocal(dirOrRepoId, "model", hub);
+    const open = () => openModelSource(modelPath, { variant: opts.variant, config: opts.config, vae: opts.vae, env: opts.env });
+    let source: ModelSource;
+    try {
+      source = open();
+    } catch (e) {
+      if (!(e instanceof MissingTokenizersError) || hubSettings(hub).offline) throw e;
+      await fetchSingleFileTokenizers(opts, hub);
+      source = open();
+    }
+    const { model, modelIndex } = source;
+    for (const note of source.notes) opts.onWarning?.(note);
+    if (opts.preset) Object.assign(opts, await presetLoadOptions(opts, source, hub));
+    if (modelIndex.requires_aesthetics_score === true) {
+      throw new PipelineInputError(`${model.dir}: requires_aesthetics_score (an SDXL refiner) is not supported; use an SDXL-base-style model`);
+    }
+    const { loras, deltas } = readLoras(source, [], opts.loras ?? []);
+    // Low-memory mode also gives activations back to the system as soon as they are freed.
+    const base = opts.onWarning && !opts.session?.onWarning ? { ...opts.session, onWarning: opts.onWarning } : opts.session;
+    const session = opts.lowMemory ? { memoryArena: false, ...base } : base;
+    const unet = UNetRunner.fromWeights(source.unet, session, deltas?.unet);
+    const vae = VaeRunner.fromWeights(source.vae, session, { precision: vaePrecision(opts, source.vae.config), onFallback: opts.onWarning });
+    const taesd = opts.taesd ? TaesdRunner.open(opts.taesd, { variant: opts.variant, session, env: opts.env }) : undefined;
+    if (taesd) checkTaesdFits(taesd, vae.config.latentChannels, vae.scaleFactor);
+    const promptEncoder = await PromptEncoder.fromWeights(source.tokenizers, source, {
+      session, warn: opts.onWarning, promptSyntax: opts.promptSyntax,
+      forceZerosForEmptyPrompt: modelIndex.force_zeros_for_empty_prompt !== false,
+      deltas: deltas && { textEncoder: deltas.textEncoder, textEncoder2: deltas.textEncoder2 },
+    });
+    const { hidden, pooled } = promptEncoder.dims;
+    try {
+      if (unet.config.crossAttentionDim.some((d) => d !== hidden)) {
+        throw new PipelineInputError(`${model.dir}: the UNet's cross_attention_dim ${unet.config.crossAttentionDim[0]} differs from the two text encoders' hidden sizes together (${hidden})`);
+      }
+      checkTimeIdsFit(unet.config, pooled);
+    } catch (e) {
+      await promptEncoder.release();
+      throw e;
+    }
+    const components = new SdxlComponents(source, promptEncoder, unet, vae, loras, { session, onWarning: opts.onWarning }, opts.lowMemory ?? false);
+    components.taesdRunner = taesd;
+    return components;
+  }
+
+  /**
+   * These components with more LoRAs stacked on their own (load-time ones stay): a new UNet runner
+   * and, when an added LoRA touches the text encoders, a new prompt encoder, compiled with the
+   * combined deltas; the VAE, TAESD, tokenizers, configs and weight files are shared.
+   */
+  async withLoras(added: readonly { file: string; weight: number }[]): Promise<SdxlComponents> {
+    const { source, settings } = this;
+    const { loras, deltas, touchesText } = readLoras(source, this.loras, added);
+    const pe = this.promptEncoder;
+    const promptEncoder = !touchesText ? pe : await PromptEncoder.fromWeights(pe.tokenizers, source, {
+      session: settings.session, warn: settings.onWarning, promptSyntax: pe.promptSyntax, forceZerosForEmptyPrompt: pe.forceZerosForEmptyPrompt,
+      deltas: deltas && { textEncoder: deltas.textEncoder, textEncoder2: deltas.textEncoder2 },
+    });
+    const unet = UNetRunner.fromWeights(source.unet, settings.session, deltas?.unet);
+    const variant = new SdxlComponents(source, promptEncoder, unet, this.vae, loras, settings, this.lowMemory,
+      { promptEncoder: !touchesText, vae: true, taesd: true });
+    variant.taesdOwner = this;
+    return variant;
+  }
+
+  get model(): ModelFolder { return this.source.model; }
+
+  /** Pixels per latent pixel (8 for SDXL). */
+  get vaeScaleFactor(): number { return this.vae.scaleFactor; }
+
+  /** The TAESD loaded with { taesd } or loadTaesd, if any. */
+  get taesd(): TaesdRunner | undefined { return this.taesdOwner ? this.taesdOwner.taesd : this.taesdRunner; }
+
+  /** Loads a TAESD, replacing any loaded one (a LoRA variant loads it into its base). */
+  async loadTaesd(spec: string, opts: { variant?: Variant; session?: SessionOptions; env?: NodeJS.ProcessEnv } = {}): Promise<TaesdRunner> {
+    if (this.taesdOwner) return this.taesdOwner.loadTaesd(spec, opts);
+    const taesd = TaesdRunner.open(spec, { ...opts, session: opts.session ?? this.settings.session });
+    checkTaesdFits(taesd, this.vae.config.latentChannels, this.vaeScaleFactor);
+    await this.taesdRunner?.release();
+    this.taesdRunner = taesd;
+    return taesd;
+  }
+
+  requireTaesd(what: string): TaesdRunner {
+    const taesd = this.taesd;
+    if (!taesd) throw new PipelineInputError(`${what} needs a TAESD: load one with { taesd: "madebyollin/taesdxl" } (a folder, cached repo id or taesdxl_decoder.safetensors; CLI --taesd) or pipe.loadTaesd(...)`);
+    return taesd;
+  }
+
+  /** Low-memory mode: the text encoders go once the prompts are encoded. */
+  async afterEncode(): Promise<void> { if (this.lowMemory) await this.promptEncoder.release(); }
+  /** Low-memory mode: the UNet goes before decoding. */
+  async afterDenoise(): Promise<void> { if (this.lowMemory) await this.unet.release(); }
+  /** Low-memory mode: the decoders go after decoding. */
+  async afterDecode(): Promise<void> { if (this.lowMemory) { await this.vae.release(); await this.taesd?.release(); } }
+
+  async release(): Promise<void> {
+    if (!this.borrowed.taesd) await this.taesdRunner?.release();
+    if (!this.borrowed.promptEncoder) await this.promptEncoder.release();
+    await this.unet.release();
+    if (!this.borrowed.vae) await this.vae.release();
+  }
+}
+
+/** `base` LoRAs plus `added` files read against the model, their summed deltas, and whether an added one touches the text encoders. */
+function readLoras(source: ModelSource, base: readonly LoraFile[], added: readonly { file: string; weight: number }[]): { loras: LoraFile[]; deltas?: LoraDeltaSet; touchesText: boolean } {
+  const loras = [...base];
+  if (added.length === 0 && base.length === 0) return { loras, touchesText: false };
+  const targets = new LoraTargets({ unet: source.unet.config, textEncoder: source.textEncoder.config, textEncoder2: source.textEncoder2.config });
+  const read = added.map(({ file, weight }) => {
+    if (!existsSync(file)) throw new LoraError(`LoRA file not found: ${file}`);
+    return readLora(file, weight, targets);
+  });
+  loras.push(...read);
+  const deltas = emptyLoraDeltaSet();
+  for (const lora of loras) addLoraDeltas(lora, deltas);
+  const touchesText = read.some((l) => l.deltas.textEncoder.length + l.deltas.textEncoder2.length > 0);
+  return { loras, deltas, touchesText };
+}

@@ -1,0 +1,91 @@
+/**
+ * The one denoising loop of every entry point (text-to-image, image-to-image, inpainting, ControlNet,
+ * the hires fix's second pass): per timestep, scale the latents (the UNet batch laid out by the
+ * conditioning), run the UNet, guide, step the scheduler; report each step; stop when the AbortSignal
+ * fires. What differs between entry points comes in as hooks, applied in order:
+ *   - `extendSample`: extra input channels after scaling (9-channel inpainting UNets: mask, masked image);
+ *   - `extraFeeds`: extra UNet inputs (ControlNet residuals);
+ *   - `afterStep`: a constraint on the stepped latents (inpainting's blend of the known region).
+ */
+import type { NoiseGenerator, Scheduler } from "../../schedulers/index.js";
+import type { UNetFeeds, UNetRunner } from "../sessions.js";
+import type { UNetConditioning } from "./conditioning.js";
+
+/** What onStep receives after each scheduler step. */
+export interface StepInfo {
+  /** 0-based index of the step just done. */
+  step: number;
+  /** Steps in this run (after img2img's strength cut). */
+  totalSteps: number;
+  timestep: number;
+  /** The latents after this step [B, C, h, w] (a copy the callback may keep). */
+  latents: Float32Array;
+  shape: number[];
+}
+
+export type StepCallback = (info: StepInfo) => void | Promise<void>;
+
+/** Where a hook is called: step i of `totalSteps`, at timestep t. */
+export interface StepContext {
+  step: number;
+  totalSteps: number;
+  timestep: number;
+  /** All timesteps of the run. */
+  timesteps: ArrayLike<number>;
+  /** The running scheduler (e.g. for add_noise at the next timestep). */
+  scheduler: Scheduler;
+}
+
+export interface DenoiseHook {
+  /** The scaled UNet-batch sample -> the UNet's sample input (e.g. with more channels). */
+  extendSample?(sample: Float32Array, ctx: StepContext): Float32Array;
+  /**
+   * More UNet inputs for this step, given the scaled UNet-batch sample before `extendSample` (what
+   * diffusers hands a ControlNet) and the feeds so far.
+   */
+  extraFeeds?(sample: Float32Array, feeds: UNetFeeds, ctx: StepContext): Promise<Partial<UNetFeeds>>;
+  /** The latents after the scheduler step -> the latents the loop continues with. */
+  afterStep?(latents: Float32Array, ctx: StepContext): Float32Array;
+}
+
+export interface DenoiseArgs {
+  unet: UNetRunner;
+  scheduler: Scheduler;
+  timesteps: ArrayLike<number>;
+  latents: Float32Array;
+  /** [B, C, h, w] */
+  shape: number[];
+  conditioning: UNetConditioning;
+  generator: NoiseGenerator;
+  hooks?: readonly DenoiseHook[];
+  onStep?: StepCallback;
+  signal?: AbortSignal;
+  /** Ends the loop (no error) before the next step. */
+  stopEarly?: AbortSignal;
+}
+
+/** The latents after the last step that ran, and how many ran (fewer than the timesteps after stopEarly). */
+export async function denoise(a: DenoiseArgs): Promise<{ latents: Float32Array; stepsDone: number }> {
+  const [, , h, w] = a.shape;
+  const cond = a.conditioning;
+  const hooks = a.hooks ?? [];
+  const totalSteps = a.timesteps.length;
+  let latents = a.latents;
+  let i = 0;
+  for (; i < totalSteps; i++) {
+    a.signal?.throwIfAborted();
+    if (a.stopEarly?.aborted) break;
+    const t = a.timesteps[i];
+    const ctx: StepContext = { step: i, totalSteps, timestep: t, timesteps: a.timesteps, scheduler: a.scheduler };
+    const scaled = a.scheduler.scaleModelInput(cond.modelInput(latents), t);
+    let sample = scaled;
+    for (const hook of hooks) if (hook.extendSample) sample = hook.extendSample(sample, ctx);
+    let feeds = cond.feeds(sample, t);
+    for (const hook of hooks) if (hook.extraFeeds) feeds = { ...feeds, ...await hook.extraFeeds(scaled, feeds, ctx) };
+    const out = await a.unet.run(cond.unetBatch, h, w, feeds);
+    latents = a.scheduler.step(cond.guide(out), t, latents, a.generator, a.shape);
+    for (const hook of hooks) if (hook.afterStep) latents = hook.afterStep(latents, ctx);
+    if (a.onStep) await a.onStep({ step: i, totalSteps, timestep: t, latents: latents.slice(), shape: [...a.shape] });
+  }
+  return { latents, stepsDone: i };
+}

@@ -1,0 +1,150 @@
+/**
+ * What the SDXL pipeline takes and gives: load options, the options shared by every entry point
+ * (prompts, steps, guidance, seeds, scheduler, callbacks), each entry point's own, and the output.
+ */
+import type { Variant } from "../../loaders/component.js";
+import type { SessionOptions } from "../../runtime/session.js";
+import type { NoiseGenerator, Scheduler } from "../../schedulers/index.js";
+import type { FloatTensor } from "../../image/image.js";
+import type { RgbImage } from "../../image/png.js";
+import type { HubOptions } from "../../hub/index.js";
+import type { EncodePromptOptions, PromptSyntax } from "../prompt-encoding.js";
+import type { MicroConditioning } from "../micro-conditioning.js";
+import type { Preset } from "../presets.js";
+import type { StepCallback } from "./denoise.js";
+import type { MaskInput } from "./inpaint.js";
+
+export interface PipelineLoadOptions {
+  /**
+   * How Hub repo ids (model, vae, taesd, LoRAs) that are not in the cache are downloaded: endpoint,
+   * token, offline, progress callback (default: HF_* variables; see src/hub).
+   */
+  hub?: HubOptions;
+  /**
+   * "fast": the model's LCM-LoRA, the LCM scheduler, 4 steps, guidance 1 and TAESD decoding, about 10x
+   * less work than the defaults (see presets.ts); generate / img2img options still override each part.
+   */
+  preset?: Preset;
+  /** Weight files: "fp16" for *.fp16.safetensors, "fp32"; default fp32 if present, else fp16. */
+  variant?: Variant;
+  /** onnxruntime execution provider and threads. */
+  session?: SessionOptions;
+  /** Told about prompts cut at 77 tokens and the like (default: silent). */
+  onWarning?: (message: string) => void;
+  /** Where to look for the Hugging Face cache (default process.env). */
+  env?: NodeJS.ProcessEnv;
+  /**
+   * LoRA / LoCon files (PEFT/diffusers or kohya .safetensors) applied to the UNet and both text
+   * encoders at `weight` (the strength; 1 = as trained). They stack. A tensor that matches no module
+   * of this model is an error (LoraError) naming it.
+   */
+  loras?: { file: string; weight: number }[];
+  /**
+   * Single-file checkpoints: a diffusers folder whose configs describe the checkpoint (instead of the
+   * built-in ones of the detected architecture) and whose tokenizer/, tokenizer_2/ are used.
+   */
+  config?: string;
+  /**
+   * Keep only the session in use: text encoders are dropped after prompt encoding and the UNet before
+   * VAE decoding, and compiled again when next needed. Peak memory is then the largest single
+   * component instead of all of them (for one-shot use such as the CLI; a server keeps them loaded).
+   */
+  lowMemory?: boolean;
+  /** A diffusers AutoencoderKL folder (or repo id in the HF cache, e.g. madebyollin/sdxl-vae-fp16-fix) used instead of the model's VAE. */
+  vae?: string;
+  /** Default prompt syntax of generate / img2img / encodePrompt calls ("diffusers" unless set). */
+  promptSyntax?: PromptSyntax;
+  /**
+   * A TAESD (diffusers AutoencoderTiny) for previewDecode and fastDecode: its folder, a repo id in the
+   * HF cache (madebyollin/taesdxl) or a taesdxl_decoder.safetensors file.
+   */
+  taesd?: string;
+  /**
+   * The VAE decoder's arithmetic. "float16" as diffusers runs an fp16 VAE; an overflowing decode (NaN
+   * or infinity, as the original SDXL VAE gives) is redone in float32 and told through onWarning.
+   * "auto" (default): float16 on WebGPU for a VAE whose config says force_upcast: false (e.g.
+   * madebyollin/sdxl-vae-fp16-fix), float32 otherwise — onnxruntime's CPU provider computes most of
+   * an fp16 graph in float32 anyway, so half precision gains nothing there.
+   */
+  vaePrecision?: "float32" | "float16" | "auto";
+}
+
+export interface CommonOptions extends Omit<EncodePromptOptions, "doClassifierFreeGuidance">, MicroConditioning {
+  /** Default 50, as in diffusers. */
+  numInferenceSteps?: number;
+  /** Classifier-free guidance scale; guidance is off at <= 1. Default 5. */
+  guidanceScale?: number;
+  /** guidance_rescale (0 = off). */
+  guidanceRescale?: number;
+  /** torch.Generator('cpu').manual_seed(seed); random (and reported in the output) when absent. */
+  seed?: number | bigint;
+  /**
+   * One seed per image (A1111's seed + i): image i draws all its noise from torch.Generator().manual_seed(seeds[i]),
+   * as diffusers does with a list of generators; so it equals a batch of one with that seed. Instead of `seed`.
+   */
+  seeds?: readonly (number | bigint)[];
+  /**
+   * Instead of a seed: any source of torch-order randn; a list draws image i from generator i
+   * (diffusers' list of generators, one per image of the batch).
+   */
+  generator?: NoiseGenerator | readonly NoiseGenerator[];
+  /** A scheduler name (A1111 "Euler a", "DPM++ 2M Karras", or a diffusers class) built from the model's scheduler config, or an instance. */
+  scheduler?: string | Scheduler;
+  /** "latent" skips the VAE decode. */
+  outputType?: "np" | "latent";
+  onStep?: StepCallback;
+  signal?: AbortSignal;
+  /**
+   * Ends the denoising early without an error (A1111's interrupt and skip): the latents as the last
+   * finished step left them are decoded and returned (`timesteps` then lists only the steps that ran).
+   */
+  stopEarly?: AbortSignal;
+  /** Decode the final latents with the loaded TAESD instead of the VAE (much faster, a little less detail). */
+  fastDecode?: boolean;
+}
+
+export interface GenerateOptions extends CommonOptions {
+  /** Default: UNet sample_size * VAE scale factor (1024 for SDXL / SSD-1B). */
+  width?: number;
+  height?: number;
+  /** Initial latents [B, C, h, w] instead of randn (still multiplied by init_noise_sigma). */
+  latents?: Float32Array;
+}
+
+export interface Img2ImgOptions extends CommonOptions {
+  /**
+   * Init image(s): [M, 3, H, W] floats in [0, 1] (M divides the batch), or 8-bit RGB; or, as diffusers
+   * takes them, init latents [M, C, h, w] with the UNet's C channels (4), used as they are (no VAE
+   * encode, so no posterior sample is drawn): e.g. upscaled first-pass latents for the hires fix.
+   */
+  image: FloatTensor | RgbImage;
+  /** Fraction of the schedule to run, in (0, 1]. Default 0.3, as in diffusers. */
+  strength?: number;
+}
+
+export interface PipelineOutput {
+  /** [N, H, W, 3] in [0, 1] (empty with outputType "latent"). */
+  images: FloatTensor;
+  /** The final latents [N, C, h, w], what the VAE decoded. */
+  latents: FloatTensor;
+  /** The seed used (absent when a generator or seeds were passed). */
+  seed?: number | bigint;
+  /** The per-image seeds, when `seeds` was passed. */
+  seeds?: (number | bigint)[];
+  /** The timesteps that ran. */
+  timesteps: number[];
+  /** The scheduler that ran (its className and config). */
+  scheduler: Scheduler;
+}
+
+export interface InpaintOptions extends CommonOptions {
+  /** The image to repaint: 8-bit RGB, or [M, 3, H, W] floats in [0, 1]. Its size is the output size. */
+  image: FloatTensor | RgbImage;
+  /**
+   * Where to repaint: white (>= 0.5 after grayscale) = repaint, black = keep; an RGB image of the
+   * image's size (converted as PIL's convert("L")), or floats [H, W], [1, H, W], [M, 1, H, W] in [0, 1].
+   */
+  maskImage: MaskInput;
+  /** Fraction of the schedule to run, in (0, 1]; 1 starts from pure noise. Default 0.9999, as in diffusers. */
+  strength?: number;
+}

@@ -1,0 +1,159 @@
+/**
+ * The steps before the loop, as diffusers' pipelines order them: check the call, build the scheduler
+ * and the generator, encode the prompts, then the initial latents: randn for text-to-image, the noised
+ * VAE encode of the init image for image-to-image (inpainting adds its mask in inpaint.ts).
+ */
+import { randomInt } from "node:crypto";
+import { PerImageGenerator, TorchGenerator } from "../../random/index.js";
+import { img2imgTimesteps, type NoiseGenerator, type Scheduler } from "../../schedulers/index.js";
+import { rgbToTensor, type FloatTensor } from "../../image/image.js";
+import type { RgbImage } from "../../image/png.js";
+import { encodeInitImage } from "../vae-io.js";
+import type { PromptEmbeddings } from "../prompt-encoding.js";
+import { PipelineInputError } from "../errors.js";
+import { checkPipelineLimits } from "../limits.js";
+import { UNetConditioning } from "./conditioning.js";
+import type { SdxlComponents } from "./components.js";
+import type { CommonOptions } from "./options.js";
+
+/** What every entry point has once the call is checked and the prompts are encoded. */
+export interface Prepared {
+  scheduler: Scheduler;
+  generator: NoiseGenerator;
+  seed?: number | bigint;
+  seeds?: (number | bigint)[];
+  steps: number;
+  /** Classifier-free guidance: the [negative, positive] UNet batch (never for LCM UNets). */
+  guidance: boolean;
+  guidanceScale: number;
+  embeds: PromptEmbeddings;
+  /** Images in the batch (prompts x images per prompt). */
+  batch: number;
+}
+
+/** Checks the shared arguments, builds the scheduler and the generator, encodes the prompts. */
+export async function prepare(c: SdxlComponents, opts: CommonOptions, createScheduler: (name?: string) => Scheduler): Promise<Prepared> {
+  if (opts.fastDecode) c.requireTaesd("fastDecode");
+  const steps = opts.numInferenceSteps ?? 50;
+  if (!Number.isInteger(steps) || steps < 1) throw new PipelineInputError(`the number of steps must be a positive integer, got ${steps}`);
+  const prompts = Array.isArray(opts.prompt) ? opts.prompt.length : 1;
+  checkPipelineLimits({ steps, images: prompts * (opts.numImagesPerPrompt ?? 1) });
+  const guidanceScale = opts.guidanceScale ?? 5;
+  if (!Number.isFinite(guidanceScale)) throw new PipelineInputError(`guidance scale must be a number, got ${guidanceScale}`);
+  const rescale = opts.guidanceRescale ?? 0;
+  if (!(rescale >= 0 && rescale <= 1)) throw new PipelineInputError(`guidance rescale must be in [0, 1], got ${rescale}`);
+  const scheduler = typeof opts.scheduler === "object" ? opts.scheduler : createScheduler(opts.scheduler);
+  const { generator, seed, seeds } = makeGenerator(opts);
+  // diffusers: do_classifier_free_guidance = guidance_scale > 1 and time_cond_proj_dim is None
+  const guidance = guidanceScale > 1 && !c.unet.config.timeCondProjDim;
+  opts.signal?.throwIfAborted();
+  const embeds = await c.promptEncoder.encode({ ...opts, doClassifierFreeGuidance: guidance });
+  await c.afterEncode();
+  const batch = embeds.promptEmbeds.shape[0];
+  if (generator instanceof PerImageGenerator && generator.generators.length !== batch) {
+    throw new PipelineInputError(`${generator.generators.length} generators (or seeds) were passed for ${batch} images; pass one per image`);
+  }
+  return { scheduler, generator, seed, seeds, steps, guidance, guidanceScale, embeds, batch };
+}
+
+/** The UNet conditioning of a prepared call with its time ids. */
+export function conditioningOf(c: SdxlComponents, p: Prepared, opts: CommonOptions, timeIds: Float32Array): UNetConditioning {
+  return UNetConditioning.of(p.embeds, timeIds, {
+    guidance: p.guidance, guidanceScale: p.guidanceScale, guidanceRescale: opts.guidanceRescale ?? 0,
+    timeCondProjDim: c.unet.config.timeCondProjDim,
+  });
+}
+
+/** Width and height: positive multiples of the VAE factor (at least 8) within the pipeline limits. */
+export function checkSize(c: SdxlComponents, width: number, height: number, what = "the image"): void {
+  for (const [name, v] of [["width", width], ["height", height]] as const) {
+    if (!Number.isInteger(v) || v <= 0) throw new PipelineInputError(`${what} ${name} must be a positive integer, got ${v}`);
+    checkPipelineLimits({ [name]: v }, { [name]: `${what} ${name}` });
+    const m = Math.max(8, c.vaeScaleFactor);
+    if (v % m !== 0) throw new PipelineInputError(`${what} ${name} ${v} is not a multiple of ${m} (try ${Math.max(m, Math.round(v / m) * m)})`);
+  }
+}
+
+/** Text-to-image: randn([B, C, h, w]) (or the given latents) times init_noise_sigma, from the first timestep. */
+export function txt2imgLatents(p: Prepared, shape: number[], given?: Float32Array): Float32Array {
+  const n = shape.reduce((x, y) => x * y, 1);
+  if (given && given.length !== n) throw new PipelineInputError(`latents have ${given.length} values, expected [${shape}]`);
+  setTimesteps(p.scheduler, p.steps);
+  const sigma = Math.fround(p.scheduler.initNoiseSigma);
+  p.scheduler.setBeginIndex(0);
+  return (given ?? p.generator.randn(shape)).map((v) => v * sigma);
+}
+
+/** An init image as [M, 3, H, W] floats in [0, 1], or init latents [M, C, h, w], checked. */
+export interface InitInput { tensor: FloatTensor; given: "image" | "latents"; height: number; width: number }
+
+export function initInput(c: SdxlComponents, image: FloatTensor | RgbImage): InitInput {
+  const tensor = isRgb(image) ? rgbToTensor(image) : image;
+  const ch = c.unet.config.inChannels, f = c.vaeScaleFactor;
+  const given = tensor.shape.length === 4 && tensor.shape[1] === ch && ch !== 3 ? "latents" : "image";
+  if (given === "image" && (tensor.shape.length !== 4 || tensor.shape[1] !== 3)) throw new PipelineInputError(`the init image must be [M, 3, H, W] (or latents [M, ${ch}, h, w]), got [${tensor.shape}]`);
+  const [height, width] = given === "latents" ? [tensor.shape[2] * f, tensor.shape[3] * f] : [tensor.shape[2], tensor.shape[3]];
+  if (tensor.data.length !== tensor.shape.reduce((x, y) => x * y, 1)) throw new PipelineInputError(`the init ${given} hold ${tensor.data.length} values, expected [${tensor.shape}]`);
+  checkSize(c, width, height, given === "latents" ? "the init latents (x VAE scale)" : "the init image");
+  return { tensor, given, height, width };
+}
+
+/** strength in (0, 1] and the timesteps it leaves (get_timesteps), at least one. */
+export function strengthTimesteps(p: Prepared, strength: number): number[] {
+  if (!(strength > 0 && strength <= 1)) throw new PipelineInputError(`strength must be in (0, 1], got ${strength}`);
+  setTimesteps(p.scheduler, p.steps);
+  const { timesteps } = img2imgTimesteps(p.scheduler, p.steps, strength);
+  if (timesteps.length === 0) {
+    throw new PipelineInputError(`strength ${strength} x ${p.steps} steps leaves no denoising step; raise the steps or the strength`);
+  }
+  return Array.from(timesteps);
+}
+
+/**
+ * The init image's latents for the batch: VAE posterior samples (drawn first, as diffusers does; with
+ * one generator per image the init images are tiled to the batch and sampled each on its own), or
+ * given latents tiled.
+ */
+export async function imageLatents(c: SdxlComponents, p: Prepared, init: InitInput): Promise<FloatTensor> {
+  const m = init.tensor.shape[0];
+  if (p.batch % m !== 0) throw new PipelineInputError(`${m} init images cannot be spread over ${p.batch} images`);
+  if (init.given === "latents") return tileImages(init.tensor, p.batch);
+  const perImage = p.generator instanceof PerImageGenerator && m < p.batch;
+  return encodeInitImage(c.vae, perImage ? tileImages(init.tensor, p.batch) : init.tensor, p.batch, p.generator);
+}
+
+/** seed / seeds / generator(s) as one NoiseGenerator; a random seed (reported) when none is given. */
+export function makeGenerator(opts: CommonOptions): { generator: NoiseGenerator; seed?: number | bigint; seeds?: (number | bigint)[] } {
+  const given = [opts.seed !== undefined, opts.seeds !== undefined, opts.generator !== undefined].filter(Boolean).length;
+  if (given > 1) throw new PipelineInputError("pass one of seed, seeds and generator");
+  if (opts.seeds) {
+    if (opts.seeds.length === 0) throw new PipelineInputError("seeds must hold one seed per image");
+    return { generator: new PerImageGenerator(opts.seeds.map((s) => new TorchGenerator(s))), seeds: [...opts.seeds] };
+  }
+  if (Array.isArray(opts.generator)) {
+    if (opts.generator.length === 0) throw new PipelineInputError("a list of generators must hold one per image");
+    return { generator: new PerImageGenerator(opts.generator) };
+  }
+  if (opts.generator) return { generator: opts.generator as NoiseGenerator };
+  const seed = opts.seed ?? randomInt(0, 2 ** 32 - 1);
+  return { generator: new TorchGenerator(seed), seed };
+}
+
+/** [M, C, H, W] init images (or latents) repeated as a whole to `batch` (torch.cat([image] * (batch / M))). */
+export function tileImages(image: FloatTensor, batch: number): FloatTensor {
+  const [m, c, h, w] = image.shape;
+  const data = new Float32Array(batch * c * h * w);
+  for (let k = 0; k < batch / m; k++) data.set(image.data, k * image.data.length);
+  return { data, shape: [batch, c, h, w] };
+}
+
+/** scheduler.setTimesteps with the scheduler's complaints (LCM: more steps than original_inference_steps) as input errors. */
+export function setTimesteps(scheduler: Scheduler, steps: number): void {
+  try {
+    scheduler.setTimesteps(steps);
+  } catch (e) {
+    throw new PipelineInputError((e as Error).message);
+  }
+}
+
+const isRgb = (x: FloatTensor | RgbImage): x is RgbImage => (x as RgbImage).width !== undefined;
