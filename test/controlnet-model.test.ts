@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { NO_FIXTURES, assertMaxAbs, assertModuleClose, fixture, openFixture } from "./helpers/fixtures.js";
+import { NO_FIXTURES, assertMaxAbs, assertModuleClose, diff, fixture, openFixture } from "./helpers/fixtures.js";
 import { synthModel } from "../src/cli/commands/synth.js";
 import { forwardComponent } from "../src/cli/commands/forward.js";
 import { saveTensors } from "../src/safetensors/index.js";
@@ -197,4 +197,56 @@ test("the UNet graph has residual inputs only when asked", { skip: NO_FIXTURES }
   assert.deepEqual(plain.inputs, ["sample", "timestep", "encoder_hidden_states", "text_embeds", "time_ids"]);
   assert.deepEqual(withRes.inputs.slice(5), [...Array.from({ length: 9 }, (_, k) => `down_block_additional_residual_${k}`), "mid_block_additional_residual"]);
   assert.ok(withRes.flops > plain.flops);
+});
+
+test("ControlNetRunner opens a lone .safetensors file (config from its folder or --config) and the fp16 variant", { skip: NO_FIXTURES }, async () => {
+  const inp = stepInputs("single");
+  const image = get("single.control_image");
+  const feeds = { ...inp.cond, controlnet_cond: image };
+  const ref = await controlnet("a").run(1, inp.h, inp.w, feeds);
+  const file = join(tmp, "lone-controlnet.safetensors");
+  copyFileSync(join(folders().a, "diffusion_pytorch_model.safetensors"), file);
+  const lone = ControlNetRunner.open(file, { config: folders().a });
+  try {
+    const out = await lone.run(1, inp.h, inp.w, feeds);
+    out.down.forEach((d, k) => assert.deepEqual(d, ref.down[k]));
+    assert.deepEqual(out.mid, ref.mid);
+  } finally { await lone.release(); }
+  assert.throws(() => ControlNetRunner.open(file), /no config\.json/);
+
+  const half = join(tmp, "controlnet-fp16");
+  mkdirSync(half, { recursive: true });
+  copyFileSync(CN("controlnet", "config.json"), join(half, "config.json"));
+  synthModel(half, "fp16");
+  const r16 = ControlNetRunner.open(half, { variant: "fp16" });
+  try {
+    const out = await r16.run(1, inp.h, inp.w, feeds);
+    // fp16-rounded weights: close to the fp32 net, not equal.
+    out.down.forEach((d, k) => { const e = diff(d, ref.down[k]); assert.ok(e.relL2 < 1e-2 && e.relL2 > 0, `fp16 down_res_${k}: relL2 ${e.relL2}`); });
+  } finally { await r16.release(); }
+});
+
+test("controlnet_conditioning_channel_order bgr flips the image; global_pool_conditions averages each residual", { skip: NO_FIXTURES }, async () => {
+  const inp = stepInputs("single");
+  const image = get("single.control_image");
+  // A colour image, so the flip matters.
+  const colour = image.map((v, i) => (i < 1024 ? v : i < 2048 ? v * 0.5 : 1 - v));
+  const flipped = cat(colour.subarray(2048), colour.subarray(1024, 2048), colour.subarray(0, 1024));
+  const ref = await controlnet("a").run(1, inp.h, inp.w, { ...inp.cond, controlnet_cond: colour });
+  const weights = folderComponent(folders().a, undefined);
+  const variant = (extra: Record<string, unknown>) => ControlNetRunner.fromWeights({ ...weights, config: { ...weights.config, ...extra } });
+  const bgr = variant({ controlnet_conditioning_channel_order: "bgr" });
+  const pooled = variant({ global_pool_conditions: true });
+  try {
+    const b = await bgr.run(1, inp.h, inp.w, { ...inp.cond, controlnet_cond: flipped });
+    b.down.forEach((d, k) => assertModuleClose(d, ref.down[k], `bgr down_res_${k}`));
+    const p = await pooled.run(1, inp.h, inp.w, { ...inp.cond, controlnet_cond: colour });
+    const means = (x: Float32Array, channels: number) => {
+      const hw = x.length / channels;
+      return Float32Array.from(x, (_, i) => { const c = Math.floor(i / hw); let s = 0; for (let j = 0; j < hw; j++) s += x[c * hw + j]; return s / hw; });
+    };
+    const channels = [32, 32, 32, 32, 32, 32, 32, 64, 64];
+    p.down.forEach((d, k) => assertModuleClose(d, means(ref.down[k], channels[k]), `pooled down_res_${k}`));
+    assertModuleClose(p.mid, means(ref.mid, 64), "pooled mid_res");
+  } finally { await bgr.release(); await pooled.release(); }
 });
