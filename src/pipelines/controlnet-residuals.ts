@@ -10,18 +10,13 @@ export type ControlNetResiduals = UNetResidualFeeds;
 const f = Math.fround;
 
 /**
- * guess mode's scales, torch.logspace(-1, 0, n + 1) · scale in float32: down residual k gets
- * 10^(-1 + k/n) · scale, the mid residual (the last entry) 1 · scale. torch builds the exponents as
- * a float32 linspace (from the start for the first half, from the end for the second).
+ * guess mode's scales, torch.logspace(-1, 0, n + 1) · scale: down residual k gets 10^(-1 + k/n) · scale,
+ * the mid residual (the last entry) 1 · scale. torch's CPU logspace takes the power in double and
+ * rounds it to float32; the product with the scale is a float32 multiply.
  */
 export function guessModeScales(downCount: number, scale: number): number[] {
   const steps = downCount + 1;
-  const step = f(1 / (steps - 1));
-  const half = Math.floor(steps / 2);
-  return Array.from({ length: steps }, (_, i) => {
-    const e = i < half ? f(-1 + f(step * i)) : f(0 - f(step * (steps - 1 - i)));
-    return f(f(10 ** e) * f(scale));
-  });
+  return Array.from({ length: steps }, (_, i) => f(f(10 ** (-1 + i / (steps - 1))) * f(scale)));
 }
 
 /** Every residual times `scale` (one number, or one per down residual plus one for mid). */
