@@ -106,10 +106,11 @@ const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b)
  * shapes (in_channels, block_out_channels, layers_per_block), or it was trained for another text
  * encoder or micro-conditioning (cross_attention_dim, addition embedding dims). Names the field.
  */
-export function checkControlNetFits(controlnet: ControlNetConfig, unet: UNetConfig): void {
+export function checkControlNetFits(controlnet: ControlNetConfig, unet: UNetConfig, latentChannels = unet.inChannels): void {
   const c = controlnet.encoder;
   const checks: [string, unknown, unknown][] = [
-    ["in_channels", c.inChannels, unet.inChannels],
+    // a ControlNet sees the latents alone, also beside a 9-channel inpainting UNet
+    ["in_channels", c.inChannels, latentChannels],
     ["block_out_channels", c.blockOutChannels, unet.blockOutChannels],
     ["layers_per_block", c.layersPerBlock, unet.layersPerBlock],
     ["cross_attention_dim", c.crossAttentionDim[0], unet.crossAttentionDim[0]],
