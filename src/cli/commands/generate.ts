@@ -19,6 +19,7 @@ import { UsageError } from "../usage-error.js";
 import { parseDevice, resolveDevice, type DeviceChoice } from "../../runtime/device.js";
 import { HUB_HELP, HUB_OPTIONS, hubOptionsFrom } from "../hub-flags.js";
 import { parseRepoSpec } from "../../hub/index.js";
+import { CONTROLNET_HELP, CONTROLNET_OPTIONS, openControlNets, parseControlNets, type ParsedControlNets } from "../controlnet-flags.js";
 
 const COMMON_HELP = `  --model M            diffusers folder, Hugging Face repo id (downloaded into the HF cache on first use),
                        or an original single-file checkpoint FILE.safetensors (SGM / AUTOMATIC1111 /
@@ -61,6 +62,7 @@ const COMMON_HELP = `  --model M            diffusers folder, Hugging Face repo 
   --variant fp16|fp32  which weight files to load (default fp32 when present, else fp16)
   --device cpu|webgpu|auto  onnxruntime execution provider (default cpu; auto: webgpu on a hardware
                        GPU with a Vulkan driver, else cpu)
+${CONTROLNET_HELP}
 ${HUB_HELP}`;
 
 export const generateUsage = `ssd1b generate --prompt TEXT [--model M] [--width W --height H] [options]
@@ -104,6 +106,7 @@ export const COMMON_OPTIONS = {
   output: { type: "string" },
   variant: { type: "string" },
   device: { type: "string", default: "cpu" },
+  ...CONTROLNET_OPTIONS,
 } as const;
 
 type Values = Record<string, string | string[] | boolean | undefined>;
@@ -142,6 +145,7 @@ export interface ParsedCommon {
   output?: string;
   variant?: "fp16" | "fp32";
   device: DeviceChoice;
+  controlnets: ParsedControlNets;
 }
 
 /** `--lora FILE[:WEIGHT]` arguments, checked (the file exists, the weight is a number). */
@@ -206,7 +210,8 @@ function promptFlags(values: Values): { prompt: string | string[]; negativePromp
   return { prompt: one(prompts), negativePrompt: negatives.length ? one(negatives) : undefined };
 }
 
-export function parseCommon(values: Values): ParsedCommon {
+/** `tokens`: parseArgs' tokens (`tokens: true`), for the order of the ControlNet flags. */
+export function parseCommon(values: Values, tokens: Parameters<typeof parseControlNets>[0] = []): ParsedCommon {
   const { prompt, negativePrompt } = promptFlags(values);
   const fast = values.fast === true;
   const steps = intFlag(values, "steps", 1) ?? (fast ? 4 : 25);
@@ -241,7 +246,7 @@ export function parseCommon(values: Values): ParsedCommon {
     model: stringFlag(values, "model")!,
     load: fast ? { ...load, preset: "fast" } : load,
     output: stringFlag(values, "output"),
-    variant, device,
+    variant, device, controlnets: parseControlNets(tokens, values),
     options: {
       prompt, negativePrompt, numInferenceSteps: steps, guidanceScale: guidance, seed,
       originalSize: pairFlag(values, "original-size"), cropsCoordsTopLeft: pairFlag(values, "crops-coords-top-left"), targetSize: pairFlag(values, "target-size"),
@@ -299,16 +304,22 @@ export async function runAndSave(
   const onSigint = () => { log("interrupted: stopping after this step"); ac.abort(); };
   process.once("SIGINT", onSigint);
   let out: PipelineOutput;
+  let releaseNets = async () => {};
   try {
     const src = pipe.source;
     const what = src.format === "single-file" ? ` (single file${src.architecture ? `, ${src.architecture}` : ""}; tokenizers from ${src.tokenizersFrom})` : "";
     log(`loaded ${pipe.model.dir}${what} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+    const nets = await openControlNets(pipe, parsed.controlnets, parsed.variant);
+    releaseNets = nets.release;
+    for (const u of nets.units) log(`controlnet ${u.controlnet.weights.where}`);
+    if (nets.units.length) Object.assign(options, { controlnets: nets.units, guessMode: parsed.controlnets.guessMode });
     out = await call(pipe, progressBar(), ac.signal);
   } catch (e) {
     if (e instanceof PipelineInputError) throw new UsageError(e.message);
     throw e;
   } finally {
     process.off("SIGINT", onSigint);
+    await releaseNets();
     await pipe.release();
   }
   const [n, height, width] = out.images.shape;
@@ -332,15 +343,15 @@ export async function runAndSave(
 }
 
 export async function generateCommand(argv: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: argv, allowPositionals: true,
+  const { values, positionals, tokens } = parseArgs({
+    args: argv, allowPositionals: true, tokens: true,
     options: {
       ...COMMON_OPTIONS, width: { type: "string" }, height: { type: "string" },
       "hires-scale": { type: "string" }, "hires-steps": { type: "string" }, "hires-strength": { type: "string" }, "hires-upscaler": { type: "string" },
     },
   });
   if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}" (put the prompt in --prompt "...")`);
-  const parsed = parseCommon(values);
+  const parsed = parseCommon(values, tokens);
   const size = (name: string) => {
     const v = intFlag(values, name, 8);
     if (v !== undefined && v % 8 !== 0) throw new UsageError(`--${name} ${v} is not a multiple of 8 (try ${Math.round(v / 8) * 8})`);

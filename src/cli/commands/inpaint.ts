@@ -16,15 +16,15 @@ export const inpaintUsage = `ssd1b inpaint --image INIT.png --mask MASK.png --pr
   (and the options of generate except --width/--height)`;
 
 export async function inpaintCommand(argv: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: argv, allowPositionals: true,
+  const { values, positionals, tokens } = parseArgs({
+    args: argv, allowPositionals: true, tokens: true,
     options: {
       ...COMMON_OPTIONS, image: { type: "string" }, mask: { type: "string" }, strength: { type: "string" },
       "invert-mask": { type: "boolean" }, "mask-blur": { type: "string" },
     },
   });
   if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}" (put the prompt in --prompt "...")`);
-  const parsed = parseCommon(values);
+  const parsed = parseCommon(values, tokens);
   const strength = numberFlag(values, "strength") ?? 0.9999;
   if (!(strength > 0 && strength <= 1)) throw new UsageError(`--strength must be in (0, 1], got ${strength}`);
   if (!values.image) throw new UsageError("--image is required");
