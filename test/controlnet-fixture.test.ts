@@ -100,3 +100,22 @@ test("controlnet: bad windows and scales, a control image that is not one RGB im
   synthModel(badDir, "fp32");
   await assert.rejects(p.loadControlNet(badDir), /cross_attention_dim is 32, the UNet's is 64/);
 });
+
+test("controlnet on img2img and inpaint: the same hook; at scale 0 it changes nothing, at scale 1 it does", { skip: NO_FIXTURES }, async () => {
+  const p = await open();
+  const opts = await controlNetCaseOptions("single", cases.single);
+  const unit = opts.controlnets![0];
+  const init = { data: new Float32Array(3 * 32 * 32).map((_, i) => (i % 97) / 97), shape: [1, 3, 32, 32] };
+  const mask = { data: new Float32Array(32 * 32).map((_, i) => (i % 32 > 12 ? 1 : 0)), shape: [32, 32] };
+  const common = { prompt: opts.prompt, negativePrompt: opts.negativePrompt, numInferenceSteps: 4, seed: 3, outputType: "latent" as const };
+  for (const call of [
+    (extra: object) => p.img2img({ ...common, image: init, strength: 0.75, ...extra }),
+    (extra: object) => p.inpaint({ ...common, image: init, maskImage: mask, strength: 1, ...extra }),
+  ]) {
+    const plain = (await call({})).latents.data;
+    const zero = (await call({ controlnets: [{ ...unit, scale: 0 }] })).latents.data;
+    const one = (await call({ controlnets: [unit] })).latents.data;
+    assertMaxAbs(zero, plain, 1e-5, "scale 0 = no ControlNet");
+    assert.ok(one.some((v, i) => Math.abs(v - plain[i]) > 1e-3), "scale 1 changes the latents");
+  }
+});
