@@ -69,3 +69,6 @@ export function pilGaussianBlur(data: Uint8Array, width: number, height: number,
 export function gaussianBlurGray(img: GrayImage, radius: number): GrayImage {
   return { width: img.width, height: img.height, data: pilGaussianBlur(img.data, img.width, img.height, 1, radius) };
 }
+
+// A1111's mask blur uses OpenCV's Gaussian, not PIL's: see cv-gaussian.ts.
+export { a1111MaskBlur, a1111BlurKernelSize, cvGaussianBlur } from "./cv-gaussian.js";
