@@ -12,7 +12,7 @@ import type { RgbImage } from "../src/image/png.js";
 import { encodePng } from "../src/image/png.js";
 import { ImageFormatError } from "../src/image/errors.js";
 import {
-  MaskError, assertMaskNotEmpty, binarizeMask, checkMaskSize, emptyMaskReason, grayToMask, invertMask,
+  MaskError, a1111BinaryMask, assertMaskNotEmpty, binarizeMask, checkMaskSize, emptyMaskReason, grayToMask, invertMask,
   maskFromAlpha, maskFromRgb, repaintedPixels, rgbToGray, type GrayImage,
 } from "../src/image/mask.js";
 import { decodeImageRgba } from "../src/image/rgba.js";
@@ -20,7 +20,7 @@ import { gaussianBlurGray, pilBoxRadius } from "../src/image/gaussian-blur.js";
 import { a1111CropRegion, expandCropRegion, getCropRegion } from "../src/image/crop-region.js";
 import { crop } from "../src/image/raster.js";
 import { a1111Resize, diffusersResize } from "../src/image/resize-modes.js";
-import { applyOverlay, maskedOriginal } from "../src/image/overlay.js";
+import { a1111ApplyOverlay, a1111OverlayMask, applyOverlay, maskedOriginal } from "../src/image/overlay.js";
 
 const W = 32, H = 32;
 let store: TensorStore | undefined;
@@ -182,4 +182,23 @@ test("resize modes: same-size default is a copy; crop and fill keep the aspect r
   assert.equal(a1111Resize(img, 24, 16, 0).width, 24);
   assert.throws(() => diffusersResize(img, 0, 16), /positive integers/);
   assert.throws(() => a1111Resize(img, 16, 16, 3 as 0), /resize_mode 3/);
+});
+
+test("A1111 apply_overlay (inpaint_full_res uncrop + overlay) gives padding_mask_crop's images too; overlay mask doubling", { skip: NO_FIXTURES }, () => {
+  const init = gradChecker(W, H);
+  const mask = rectMask(W, H, 12, 20, 10, 22);
+  const gen: RgbImage = { width: W, height: H, data: levels("padding_mask_crop.image_before_overlay") };
+  // outside the crop box the mask is 0, so A1111's transparent canvas there makes no difference
+  const out = a1111ApplyOverlay(gen, { width: W, height: H, data: maskedOriginal(init, mask) }, [2, 2, 28, 28]);
+  assert.equal(maxLevelDiff(out.data, levels("padding_mask_crop.images")), 0);
+  assert.deepEqual([...a1111OverlayMask({ width: 3, height: 1, data: Uint8Array.of(0, 100, 200) }).data], [0, 200, 255]);
+  assert.throws(() => a1111ApplyOverlay(gradChecker(8, 8), { width: W, height: H, data: maskedOriginal(init, mask) }), /generated image is 8x8 but the overlay is 32x32/);
+});
+
+test("A1111 create_binary_mask: alpha > 128 where the RGBA mask has transparency, else luma", () => {
+  const withAlpha = { width: 3, height: 1, data: Uint8Array.of(0, 0, 0, 0, 0, 0, 0, 128, 9, 9, 9, 129) };
+  assert.deepEqual([...a1111BinaryMask(withAlpha).data], [0, 0, 255]);
+  assert.deepEqual([...a1111BinaryMask(withAlpha, false).data], [0, 128, 129]);
+  const opaque = { width: 2, height: 1, data: Uint8Array.of(255, 255, 255, 255, 10, 200, 30, 255) };
+  assert.deepEqual([...a1111BinaryMask(opaque).data], [255, 124]);
 });

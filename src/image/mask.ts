@@ -125,3 +125,20 @@ export function checkMaskSize(m: { width: number; height: number }, img: { width
 export function maskTensor(m: Mask): { data: Float32Array; shape: number[] } {
   return { data: Float32Array.from(m.data), shape: [1, 1, m.height, m.width] };
 }
+
+/**
+ * A1111's create_binary_mask: an RGBA mask image that has transparency uses its alpha (> 128 -> 255,
+ * else 0, when `round`; as is otherwise); anything else its convert("L") luma. Note the polarity: in
+ * A1111 an opaque painted pixel (alpha 255) is the one to repaint, unlike OpenAI's maskFromAlpha.
+ */
+export function a1111BinaryMask(img: RgbaImage, round = true): GrayImage {
+  const n = img.width * img.height;
+  if (hasTransparency(img)) {
+    const data = new Uint8Array(n);
+    for (let p = 0; p < n; p++) { const a = img.data[4 * p + 3]; data[p] = round ? (a > 128 ? 255 : 0) : a; }
+    return { width: img.width, height: img.height, data };
+  }
+  const rgb = new Uint8Array(n * 3);
+  for (let p = 0; p < n; p++) rgb.set(img.data.subarray(4 * p, 4 * p + 3), 3 * p);
+  return rgbToGray({ width: img.width, height: img.height, data: rgb });
+}

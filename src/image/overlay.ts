@@ -80,3 +80,35 @@ export function applyOverlay(mask: GrayImage, init: RgbImage, image: RgbImage, c
   paste(out, { width, height, data: rgba }, 0, 0);
   return out;
 }
+
+/**
+ * A1111's overlay mask when the whole picture is inpainted (not "only masked"): the blurred mask
+ * doubled and clipped, min(255, 2·m), so the generated image shows fully from the blur's midpoint in.
+ */
+export function a1111OverlayMask(mask: GrayImage): GrayImage {
+  return { width: mask.width, height: mask.height, data: Uint8Array.from(mask.data, (v) => Math.min(255, 2 * v)) };
+}
+
+/**
+ * A1111 processing.apply_overlay: `overlay` = maskedOriginal(original, overlay mask) (A1111's
+ * overlay_images entry); with `pasteTo` = [x, y, w, h] (inpaint_full_res) the generated image is first
+ * resized into that box (resize mode 1, crop) on a transparent canvas of the overlay's size
+ * (uncrop). Then the overlay is alpha-composited over it. Unlike diffusers, the canvas outside the
+ * box stays transparent black, so the overlay's colour shows there as is.
+ */
+export function a1111ApplyOverlay(image: RgbImage, overlay: { width: number; height: number; data: Uint8Array }, pasteTo?: [x: number, y: number, w: number, h: number]): RgbImage {
+  const { width, height } = overlay;
+  const rgba = new Uint8Array(width * height * 4);
+  const canvas = { width, height, data: rgba };
+  if (pasteTo) {
+    const [x, y, w, h] = pasteTo;
+    paste(canvas, diffusersResize(image, w, h, "crop"), x, y);
+  } else {
+    if (image.width !== width || image.height !== height) throw new RangeError(`the generated image is ${image.width}x${image.height} but the overlay is ${width}x${height}`);
+    paste(canvas, image, 0, 0);
+  }
+  alphaCompositeInPlace(rgba, overlay.data);
+  const out = blank(width, height, 3);
+  paste(out, canvas, 0, 0);
+  return out;
+}
