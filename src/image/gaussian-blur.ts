@@ -19,21 +19,22 @@ export function pilBoxRadius(radius: number, passes = 3): number {
 }
 
 /** One extended-box pass over `n` samples at `src[off + i*step]`, written to `dst` the same way. */
-function boxLine(src: Uint8Array, dst: Uint8Array, off: number, step: number, n: number, radius: number): void {
+function boxLine(src: Uint8Array, dst: Uint8Array, off: number, step: number, n: number, radius: number, ext: Int32Array): void {
   const r = Math.trunc(radius);
   const ww = Math.trunc(f(16777216 / f(f(radius * 2) + 1)));
   const fw = Math.trunc((16777216 - (r * 2 + 1) * ww) / 2);
-  const last = n - 1;
-  const at = (i: number) => src[off + (i < 0 ? 0 : i > last ? last : i) * step];
-  const line = new Uint8Array(n); // in place is allowed: read the whole line first
+  // the line with r + 1 copies of each border pixel on either side (PIL's clamped reads)
+  const pad = r + 1, first = src[off], last = src[off + (n - 1) * step];
+  for (let i = 0; i < pad; i++) { ext[i] = first; ext[pad + n + i] = last; }
+  for (let i = 0; i < n; i++) ext[pad + i] = src[off + i * step];
   let acc = 0;
-  for (let k = -r - 1; k < r; k++) acc += at(k); // window of x = -1
+  for (let k = -r - 1; k < r; k++) acc += ext[pad + k]; // window of x = -1
   for (let x = 0; x < n; x++) {
-    acc += at(x + r) - at(x - r - 1);
-    const bulk = acc * ww + (at(x - r - 1) + at(x + r + 1)) * fw;
-    line[x] = Math.floor((bulk + 8388608) / 16777216);
+    const lo = ext[pad + x - r - 1], hi = ext[pad + x + r];
+    acc += hi - lo;
+    const far = x + r + 1 < n ? ext[pad + x + r + 1] : last;
+    dst[off + x * step] = Math.floor((acc * ww + (lo + far) * fw + 8388608) / 16777216);
   }
-  for (let x = 0; x < n; x++) dst[off + x * step] = line[x];
 }
 
 /**
@@ -42,14 +43,15 @@ function boxLine(src: Uint8Array, dst: Uint8Array, off: number, step: number, n:
  */
 export function pilBoxBlur(data: Uint8Array, width: number, height: number, channels: number, xRadius: number, yRadius: number, passes = 3): Uint8Array {
   const out = Uint8Array.from(data);
+  const ext = new Int32Array(Math.max(width, height) + 2 * (Math.trunc(Math.max(xRadius, yRadius)) + 1));
   if (xRadius !== 0) {
     for (let p = 0; p < passes; p++) {
-      for (let y = 0; y < height; y++) for (let c = 0; c < channels; c++) boxLine(out, out, y * width * channels + c, channels, width, xRadius);
+      for (let y = 0; y < height; y++) for (let c = 0; c < channels; c++) boxLine(out, out, y * width * channels + c, channels, width, xRadius, ext);
     }
   }
   if (yRadius !== 0) {
     for (let p = 0; p < passes; p++) {
-      for (let x = 0; x < width; x++) for (let c = 0; c < channels; c++) boxLine(out, out, x * channels + c, width * channels, height, yRadius);
+      for (let x = 0; x < width; x++) for (let c = 0; c < channels; c++) boxLine(out, out, x * channels + c, width * channels, height, yRadius, ext);
     }
   }
   return out;
