@@ -5,6 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { deflateSync } from "node:zlib";
+import jpeg from "jpeg-js";
 import { NO_FIXTURES, openFixture } from "./helpers/fixtures.js";
 import { PNG_SIGNATURE, pngChunk } from "./helpers/png-chunks.js";
 import type { TensorStore } from "../src/safetensors/index.js";
@@ -101,6 +102,18 @@ test("decodeImageRgba: PNG alpha channel, palette tRNS and opaque RGB", () => {
   assert.deepEqual([...decodeImageRgba(palPng, "p").data], [10, 20, 30, 0, 40, 50, 60, 255]);
   const opaque = decodeImageRgba(encodePng({ width: 1, height: 1, data: Uint8Array.of(7, 8, 9) }), "o");
   assert.deepEqual([...opaque.data], [7, 8, 9, 255]);
+  // grey + alpha, and an RGB colour key in tRNS
+  const gaPng = png(ihdr(2, 1, 8, 4), pngChunk("IDAT", deflateSync(Buffer.from([0, 50, 255, 60, 0]))));
+  assert.deepEqual([...decodeImageRgba(gaPng, "ga").data], [50, 50, 50, 255, 60, 60, 60, 0]);
+  const keyPng = png(ihdr(2, 1, 8, 2), pngChunk("tRNS", Buffer.from([0, 1, 0, 2, 0, 3])), pngChunk("IDAT", deflateSync(Buffer.from([0, 1, 2, 3, 1, 2, 4]))));
+  assert.deepEqual([...decodeImageRgba(keyPng, "k").data], [1, 2, 3, 0, 1, 2, 4, 255]);
+  // JPEG: opaque, through the same decoder and limits as decodeImage
+  const jpg = jpeg.encode({ width: 8, height: 8, data: Buffer.alloc(8 * 8 * 4, 128) }, 90).data;
+  const dj = decodeImageRgba(jpg, "j");
+  assert.equal(dj.data.length, 8 * 8 * 4);
+  for (let p = 0; p < 64; p++) assert.equal(dj.data[4 * p + 3], 255);
+  assert.throws(() => decodeImageRgba(jpg, "big.jpg", { maxPixels: 10 }), /big\.jpg: .*limit/);
+  assert.throws(() => decodeImageRgba(rgbaPng, "big.png", { maxPixels: 1 }), /big\.png: PNG is 2x1 .*over the limit of 1 pixels/);
 });
 
 test("fixture masks: the rect masks are what the README formula gives, and binarize gives mask_preprocessed", { skip: NO_FIXTURES }, () => {
