@@ -6,7 +6,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { deflateSync } from "node:zlib";
 import jpeg from "jpeg-js";
-import { NO_FIXTURES, openFixture } from "./helpers/fixtures.js";
+import { readFileSync } from "node:fs";
+import { NO_FIXTURES, fixture, openFixture } from "./helpers/fixtures.js";
 import { PNG_SIGNATURE, pngChunk } from "./helpers/png-chunks.js";
 import type { TensorStore } from "../src/safetensors/index.js";
 import type { RgbImage } from "../src/image/png.js";
@@ -21,6 +22,7 @@ import { gaussianBlurGray, pilBoxRadius } from "../src/image/gaussian-blur.js";
 import { a1111CropRegion, expandCropRegion, getCropRegion } from "../src/image/crop-region.js";
 import { crop } from "../src/image/raster.js";
 import { a1111Resize, diffusersResize } from "../src/image/resize-modes.js";
+import { prepareInpaintInputs } from "../src/image/inpaint-preprocess.js";
 import { a1111ApplyOverlay, a1111OverlayMask, applyOverlay, maskedOriginal } from "../src/image/overlay.js";
 
 const W = 32, H = 32;
@@ -214,4 +216,31 @@ test("A1111 create_binary_mask: alpha > 128 where the RGBA mask has transparency
   assert.deepEqual([...a1111BinaryMask(withAlpha, false).data], [0, 128, 129]);
   const opaque = { width: 2, height: 1, data: Uint8Array.of(255, 255, 255, 255, 10, 200, 30, 255) };
   assert.deepEqual([...a1111BinaryMask(opaque).data], [255, 124]);
+});
+
+test("prepareInpaintInputs reproduces init_image_preprocessed and mask_preprocessed of all 8 inpainting cases", { skip: NO_FIXTURES }, () => {
+  const json = JSON.parse(readFileSync(fixture("inpaint", "tiny-ssd", "cases.json"), "utf8").replace(/-?Infinity\b/g, "null")) as Record<string, { height: number; width: number; padding_mask_crop: number | null; vae_scale_factor: number; crops_coords: number[] | null }>; // Python json writes -Infinity
+  const names = Object.keys(json);
+  assert.equal(names.length, 8);
+  for (const name of names) {
+    const c = json[name];
+    const [, , h, w] = cases().get(`${name}.init_image`).shape;
+    const initF = cases().float32(`${name}.init_image`);
+    const init: RgbImage = { width: w, height: h, data: new Uint8Array(w * h * 3) };
+    for (let p = 0; p < w * h; p++) for (let ch = 0; ch < 3; ch++) init.data[3 * p + ch] = Math.round(initF[ch * w * h + p] * 255);
+    assert.deepEqual(init.data, gradChecker(w, h).data, `${name}: grad_checker`);
+    const mask: GrayImage = { width: w, height: h, data: levels(`${name}.mask`) };
+    const out = prepareInpaintInputs(init, mask, c.width, c.height, { vaeScaleFactor: c.vae_scale_factor, paddingMaskCrop: c.padding_mask_crop ?? undefined });
+    assert.deepEqual(out.image.data, cases().float32(`${name}.init_image_preprocessed`), `${name}: image`);
+    assert.deepEqual(out.mask.data, cases().float32(`${name}.mask_preprocessed`), `${name}: mask`);
+    assert.deepEqual(out.crop ?? null, c.crops_coords, `${name}: crop`);
+    for (let i = 0; i < out.maskedImage.data.length; i++) {
+      const p = i % (out.width * out.height);
+      assert.equal(out.maskedImage.data[i], out.mask.data[p] < 0.5 ? out.image.data[i] : 0);
+    }
+  }
+  const init = gradChecker(W, H);
+  assert.throws(() => prepareInpaintInputs(init, rectMask(W, H, 0, 0, 0, 0), W, H), /nothing to repaint/);
+  assert.throws(() => prepareInpaintInputs(init, rectMask(W, H, 0, 0, 0, 0), W, H, { paddingMaskCrop: 8 }), /all black/);
+  assert.throws(() => prepareInpaintInputs(init, rectMask(16, 32, 0, 4, 0, 4), W, H), /mask is 16x32 but the image is 32x32/);
 });
