@@ -5,7 +5,9 @@
  * "fill" = fill: "fill" (masking.fill smears the surrounding colours in), "original" = fill: "black"
  * (Image.new("RGB") is black and nothing fills it), "latent noise" / "latent nothing" = fill: "fill" in
  * pixels (A1111 runs masking.fill for every mode but "original") and then applyLatentFill 2 / 3 on
- * the latents. "edge", "mean" and "noise" are extra pre-fills for a plain inpainting model.
+ * the latents. "edge", "mean" and "noise" are extra pre-fills for a plain inpainting model. A1111
+ * draws its masks with PIL rectangles whose far corner is inclusive, so its right/bottom overlap is one
+ * pixel less than its left/top one; here the overlap is the same on every side.
  */
 import type { RgbImage } from "./png.js";
 import type { GrayImage } from "./mask.js";
@@ -28,7 +30,7 @@ export interface OutpaintOptions {
   fill?: OutpaintFill;
   /** Seed of the "noise" fill (default 0): the same seed gives the same pixels. */
   seed?: number;
-  /** Round the new width and height up to a multiple of this (default 8; 1 = no rounding). */
+  /** Round the new width and height up to a multiple of this (default 8, the VAE factor; A1111 uses 64; 1 = none). */
   multipleOf?: number;
 }
 
