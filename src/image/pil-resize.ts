@@ -68,7 +68,8 @@ const clip8 = (ss: number) => {
 
 /**
  * Resizes interleaved 8-bit `channels` data of width × height to outW × outH as PIL does;
- * `box` = [x0, y0, x1, y1] in source pixels (default the whole image).
+ * `box` = [x0, y0, x1, y1] in source pixels (default the whole image). Every channel is filtered
+ * alike, as PIL does for "L" and "RGB"; PIL premultiplies RGBA first, which this does not.
  */
 export function pilResize(
   data: Uint8Array, width: number, height: number, channels: number, outW: number, outH: number,
