@@ -156,4 +156,9 @@ export interface InpaintOptions extends CommonOptions {
   maskImage: MaskInput;
   /** Fraction of the schedule to run, in (0, 1]; 1 starts from pure noise. Default 0.9999, as in diffusers. */
   strength?: number;
+  /**
+   * padding_mask_crop: inpaint only the mask's bounding box grown by this many pixels (at the full
+   * size, so with more detail) and paste it back over the original; needs 8-bit image and mask.
+   */
+  paddingMaskCrop?: number;
 }

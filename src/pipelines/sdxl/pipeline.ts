@@ -30,6 +30,7 @@ import { denoise, type DenoiseHook } from "./denoise.js";
 import { decode } from "./decode.js";
 import { checkSize, conditioningOf, imageLatents, initInput, prepare, strengthTimesteps, txt2imgLatents, type Prepared } from "./prepare.js";
 import { binarizeMask, prepareInpaint } from "./inpaint.js";
+import { cropAroundMask, overlayCrop } from "./mask-crop.js";
 import { controlImageTensor, controlNetHook } from "./controlnet.js";
 import { ControlNetRunner, checkControlNetFits } from "../controlnet-runner.js";
 import { ensureLocal, type HubOptions } from "../../hub/index.js";
@@ -136,6 +137,11 @@ export class StableDiffusionXLPipeline {
    */
   async inpaint(callOpts: InpaintOptions): Promise<PipelineOutput> {
     const opts = this.withCallDefaults(callOpts);
+    if (opts.paddingMaskCrop !== undefined) {
+      const c = cropAroundMask(opts.image, opts.maskImage, opts.paddingMaskCrop);
+      const out = await this.inpaint({ ...opts, paddingMaskCrop: undefined, image: c.image, maskImage: c.mask });
+      return opts.outputType === "latent" ? out : { ...out, images: overlayCrop(c, out.images) };
+    }
     const strength = opts.strength ?? 0.9999;
     if (!(strength > 0 && strength <= 1)) throw new PipelineInputError(`strength must be in (0, 1], got ${strength}`);
     const init = initInput(this.components, opts.image);
