@@ -6,7 +6,7 @@
  */
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NO_FIXTURES, assertMaxAbs, assertModuleClose, diff, fixture, openFixture } from "./helpers/fixtures.js";
@@ -243,6 +243,18 @@ test("ControlNetRunner opens a lone .safetensors file (config from its folder or
     assert.deepEqual(out.mid, ref.mid);
   } finally { await lone.release(); }
   assert.throws(() => ControlNetRunner.open(file), /no config\.json/);
+
+  // A repo id in huggingface_hub's cache layout.
+  const env = { HF_HUB_CACHE: join(tmp, "hub") };
+  const snap = join(tmp, "hub", "models--someone--tiny-controlnet", "snapshots", "abc123");
+  mkdirSync(join(tmp, "hub", "models--someone--tiny-controlnet", "refs"), { recursive: true });
+  writeFileSync(join(tmp, "hub", "models--someone--tiny-controlnet", "refs", "main"), "abc123");
+  cpSync(folders().a, snap, { recursive: true });
+  const cached = ControlNetRunner.open("someone/tiny-controlnet", { env });
+  try {
+    assert.deepEqual((await cached.run(1, inp.h, inp.w, feeds)).mid, ref.mid);
+  } finally { await cached.release(); }
+  assert.throws(() => ControlNetRunner.open("someone/absent", { env }), /not in the Hugging Face cache/);
 
   const half = join(tmp, "controlnet-fp16");
   mkdirSync(half, { recursive: true });
