@@ -6,7 +6,7 @@
  */
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NO_FIXTURES, assertMaxAbs, assertModuleClose, diff, fixture, openFixture } from "./helpers/fixtures.js";
@@ -63,20 +63,22 @@ const controlnet = (which: "a" | "b") => {
   return runners.get(which)!;
 };
 
-/** The inputs of step `controlnet_residuals_step` of a case, as the README describes the 0.27.2 pipeline. */
+/** Step 0's inputs of a case (used by the forward and runner tests). */
 function stepInputs(name: string) {
   const c = cases[name];
   const [h, w] = [c.height / 2, c.width / 2];
   const scheduler = createScheduler(c.scheduler.class, c.scheduler.config);
   scheduler.setTimesteps(c.num_inference_steps);
-  const step = c.controlnet_residuals_step;
-  assert.equal(step, 0, "these checks start from latents_init");
-  const t = scheduler.timesteps[step];
+  const t = scheduler.timesteps[0];
   const latents = get(`${name}.latents_init`);
-  const sample = scheduler.scaleModelInput(cat(latents, latents), t);
+  return { c, h, w, t, scheduler, latents, ...feedsAt(name, scheduler.scaleModelInput(cat(latents, latents), t), t) };
+}
+
+/** The CFG batch [neg, pos] and its conditional half for scaled latents `sample` at timestep t. */
+function feedsAt(name: string, sample: Float32Array, t: number) {
+  const c = cases[name];
   const timeIds = Float32Array.of(c.height, c.width, 0, 0, c.height, c.width);
   return {
-    c, h, w, t, scheduler, latents, sample,
     cfg: {
       sample, timestep: new Float32Array(2).fill(t),
       encoder_hidden_states: cat(get(`${name}.negative_prompt_embeds`), get(`${name}.prompt_embeds`)),
@@ -90,57 +92,85 @@ function stepInputs(name: string) {
   };
 }
 
-function assertResiduals(r: ControlNetResiduals, name: string) {
+/** Returns the worst relative L2 error. */
+function assertResiduals(r: ControlNetResiduals, name: string): number {
   assert.equal(r.down.length, 9);
-  r.down.forEach((d, k) => assertModuleClose(d, get(`${name}.controlnet_down_res_${k}`), `${name} down_res_${k}`));
-  assertModuleClose(r.mid, get(`${name}.controlnet_mid_res`), `${name} mid_res`);
+  const errs = r.down.map((d, k) => assertModuleClose(d, get(`${name}.controlnet_down_res_${k}`), `${name} down_res_${k}`).relL2);
+  errs.push(assertModuleClose(r.mid, get(`${name}.controlnet_mid_res`), `${name} mid_res`).relL2);
+  return Math.max(...errs);
 }
 
-/** One CFG UNet step with the residuals; Euler's step draws (and discards) noise after the latents' draw. */
-async function assertStep0(name: string, inp: ReturnType<typeof stepInputs>, residuals: ControlNetResiduals) {
-  const out = await unet().run(2, inp.h, inp.w, inp.cfg, residuals);
-  const guided = applyGuidance(out, inp.c.guidance_scale);
-  const gen = new TorchGenerator(inp.c.seed);
-  const shape = [1, 4, inp.h, inp.w];
-  gen.randn(shape);
-  const next = inp.scheduler.step(guided, inp.t, inp.latents, gen, shape);
-  assertMaxAbs(next, get(`${name}.latents_after_step0`), 2e-3, `${name} latents_after_step0`);
-}
-
-test("controlnet single: residuals and the first UNet step match diffusers", { skip: NO_FIXTURES }, async () => {
-  const inp = stepInputs("single");
-  const image = get("single.control_image");
-  const raw = await controlnet("a").run(2, inp.h, inp.w, { ...inp.cfg, controlnet_cond: cat(image, image) });
-  const scale = inp.c.controlnet_conditioning_scale * inp.c.controlnet_keep_per_step[0];
-  const res = scaleResiduals(raw, scale);
-  assertResiduals(res, "single");
-  await assertStep0("single", inp, res);
-});
-
-test("controlnet guess mode: conditional half only, logspace scales, zeros for the negative half", { skip: NO_FIXTURES }, async () => {
-  const inp = stepInputs("guess_mode");
-  const raw = await controlnet("a").run(1, inp.h, inp.w, { ...inp.cond, controlnet_cond: get("guess_mode.control_image") });
-  const scales = guessModeScales(raw.down.length, inp.c.controlnet_conditioning_scale * inp.c.controlnet_keep_per_step[0]);
-  assert.ok(Math.abs(scales[0] - 0.1) < 1e-7 && scales[9] === 1);
-  const res = scaleResiduals(raw, scales);
-  assertResiduals(res, "guess_mode");
-  await assertStep0("guess_mode", inp, withZeroUnconditionalHalf(res));
-});
-
-test("controlnet multi: two nets, each with its image and scale, residuals summed", { skip: NO_FIXTURES }, async () => {
-  const inp = stepInputs("multi");
-  const scales: number[] = inp.c.controlnet_conditioning_scale;
-  const keep: number[][] | number[] = inp.c.controlnet_keep_per_step;
-  const keep0 = (j: number) => (Array.isArray(keep[0]) ? (keep[0] as number[])[j] : (keep as number[])[0]);
-  const parts: ControlNetResiduals[] = [];
-  for (const [j, which] of (["a", "b"] as const).entries()) {
-    const image = get(`multi.control_image_${j}`);
-    const raw = await controlnet(which).run(2, inp.h, inp.w, { ...inp.cfg, controlnet_cond: cat(image, image) });
-    parts.push(scaleResiduals(raw, scales[j] * keep0(j)));
+/** The README's `edges` control image, [1, 3, H, W] in [0, 1]. */
+function edgesImage(H: number, W: number): Float32Array {
+  const r = Math.floor(Math.min(H, W) / 4);
+  const plane = new Float32Array(H * W);
+  for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) {
+    const circle = Math.abs((x - Math.floor(W / 2)) ** 2 + (y - Math.floor(H / 2)) ** 2 - r * r) <= r;
+    plane[y * W + x] = y === Math.floor(H / 4) || x === Math.floor((5 * W) / 8) || x === y || circle ? 1 : 0;
   }
-  const res = sumResiduals(parts);
-  assertResiduals(res, "multi");
-  await assertStep0("multi", inp, res);
+  return cat(plane, plane, plane);
+}
+
+/**
+ * The whole denoising loop of a case as the README describes 0.27.2's pipeline: per step the
+ * ControlNet(s) on the CFG batch (guess mode: the conditional half, logspace scales, zeros for the
+ * negative half) at scale·keep, the UNet with the summed residuals, guidance, the scheduler step.
+ * Residuals are compared at controlnet_residuals_step, latents after every step.
+ */
+async function runCase(name: string): Promise<string> {
+  let worstLatents = 0, worstResidual = 0;
+  const c = cases[name];
+  const [h, w] = [c.height / 2, c.width / 2];
+  const shape = [1, 4, h, w];
+  const scheduler = createScheduler(c.scheduler.class, c.scheduler.config);
+  scheduler.setTimesteps(c.num_inference_steps);
+  assert.deepEqual([...scheduler.timesteps], c.timesteps);
+  // The only draw before the loop: latents = randn * init_noise_sigma; Euler's steps draw after it.
+  const gen = new TorchGenerator(c.seed);
+  const noise = gen.randn(shape);
+  let latents = get(`${name}.latents_init`);
+  assertMaxAbs(noise.map((v) => v * scheduler.initNoiseSigma), latents, 1e-5, `${name} latents_init`);
+  const multi = c.multi_controlnet as boolean;
+  const nets = multi ? (["a", "b"] as const) : (["a"] as const);
+  const images = multi ? [get(`${name}.control_image_0`), get(`${name}.control_image_1`)] : [get(`${name}.control_image`)];
+  if (c.control_images[0].formula === "edges") assert.deepEqual(images[0], edgesImage(c.height, c.width));
+  const scales: number[] = multi ? c.controlnet_conditioning_scale : [c.controlnet_conditioning_scale];
+  const keep = (i: number, j: number): number => (multi ? c.controlnet_keep_per_step[i][j] : c.controlnet_keep_per_step[i]);
+  for (let i = 0; i < c.n_steps_recorded; i++) {
+    const t = scheduler.timesteps[i];
+    const { cfg, cond } = feedsAt(name, scheduler.scaleModelInput(cat(latents, latents), t), t);
+    const parts: ControlNetResiduals[] = [];
+    for (const [j, which] of nets.entries()) {
+      const scale = scales[j] * keep(i, j);
+      parts.push(c.guess_mode
+        ? scaleResiduals(await controlnet(which).run(1, h, w, { ...cond, controlnet_cond: images[j] }), guessModeScales(9, scale))
+        : scaleResiduals(await controlnet(which).run(2, h, w, { ...cfg, controlnet_cond: cat(images[j], images[j]) }), scale));
+    }
+    const res = sumResiduals(parts);
+    if (i === c.controlnet_residuals_step) worstResidual = assertResiduals(res, name);
+    const out = await unet().run(2, h, w, cfg, c.guess_mode ? withZeroUnconditionalHalf(res) : res);
+    latents = scheduler.step(applyGuidance(out, c.guidance_scale), t, latents, gen, shape);
+    worstLatents = Math.max(worstLatents, assertMaxAbs(latents, get(`${name}.latents_after_step${i}`), 2e-3, `${name} latents_after_step${i}`).maxAbs);
+  }
+  return `residuals: worst rel L2 ${worstResidual.toExponential(2)}; latents: max|d| ${worstLatents.toExponential(2)} over ${c.n_steps_recorded} steps`;
+}
+
+const CASE_TITLES: Record<string, string> = {
+  single: "scale 1",
+  scale05_window: "scale 0.5, control_guidance 0.25-0.75 (keep 0,1,1,0; residuals at step 1)",
+  guess_mode: "guess mode: conditional half only, logspace scales, zeros for the negative half",
+  multi: "two nets, each with its image and scale, residuals summed",
+  dpm_cfg7: "DPM++ 2M Karras, guidance 7",
+};
+for (const [name, title] of Object.entries(CASE_TITLES)) {
+  test(`controlnet ${name} (${title}): residuals and every step's latents match diffusers`, { skip: NO_FIXTURES }, async (t) => { t.diagnostic(await runCase(name)); });
+}
+
+test("guess-mode scales are torch.logspace(-1, 0, 10) times the scale", () => {
+  const s = guessModeScales(9, 1);
+  assert.equal(s.length, 10);
+  assert.ok(Math.abs(s[0] - 0.1) < 1e-8 && s[9] === 1 && Math.abs(s[4] - 10 ** (-5 / 9)) < 1e-7);
+  assert.ok(Math.abs(guessModeScales(9, 0.5)[9] - 0.5) < 1e-8);
 });
 
 test("ssd1b forward on a ControlNet folder writes the unscaled residuals", { skip: NO_FIXTURES }, async () => {
@@ -213,6 +243,18 @@ test("ControlNetRunner opens a lone .safetensors file (config from its folder or
     assert.deepEqual(out.mid, ref.mid);
   } finally { await lone.release(); }
   assert.throws(() => ControlNetRunner.open(file), /no config\.json/);
+
+  // A repo id in huggingface_hub's cache layout.
+  const env = { HF_HUB_CACHE: join(tmp, "hub") };
+  const snap = join(tmp, "hub", "models--someone--tiny-controlnet", "snapshots", "abc123");
+  mkdirSync(join(tmp, "hub", "models--someone--tiny-controlnet", "refs"), { recursive: true });
+  writeFileSync(join(tmp, "hub", "models--someone--tiny-controlnet", "refs", "main"), "abc123");
+  cpSync(folders().a, snap, { recursive: true });
+  const cached = ControlNetRunner.open("someone/tiny-controlnet", { env });
+  try {
+    assert.deepEqual((await cached.run(1, inp.h, inp.w, feeds)).mid, ref.mid);
+  } finally { await cached.release(); }
+  assert.throws(() => ControlNetRunner.open("someone/absent", { env }), /not in the Hugging Face cache/);
 
   const half = join(tmp, "controlnet-fp16");
   mkdirSync(half, { recursive: true });

@@ -1,6 +1,7 @@
 /**
  * A diffusers ControlNetModel as a compiled session: opened from its folder (config.json +
- * diffusion_pytorch_model[.fp16].safetensors) or a lone .safetensors file with a config folder,
+ * diffusion_pytorch_model[.fp16].safetensors), a repo id in the Hugging Face cache, or a lone
+ * .safetensors file with a config folder,
  * compiled once per shape, returning the raw (unscaled) residuals; see controlnet-residuals.ts for
  * the scaling, and checkControlNetFits for whether a net can drive a given UNet.
  */
@@ -9,6 +10,7 @@ import { dirname, join, resolve } from "node:path";
 import { ModelFolderError, readConfig, storeSource, type Variant } from "../loaders/component.js";
 import { compileComponent } from "../loaders/compile.js";
 import { folderComponent, type ComponentWeights } from "../loaders/model-source.js";
+import { hubSnapshot, repoCacheDir } from "../loaders/model-folder.js";
 import { buildControlNetGraph, conditioningDownscale, parseControlNetConfig, type ControlNetConfig } from "../models/controlnet/index.js";
 import { skipCount, type UNetConfig } from "../models/unet/index.js";
 import type { SessionOptions } from "../runtime/session.js";
@@ -33,10 +35,18 @@ export interface ControlNetOpenOptions {
   /** A lone .safetensors file: the folder holding its config.json (default: the file's folder). */
   config?: string;
   session?: SessionOptions;
+  /** For HF_HUB_CACHE / HF_HOME when `spec` is a repo id. */
+  env?: NodeJS.ProcessEnv;
 }
 
 function openControlNetWeights(spec: string, opts: ControlNetOpenOptions): ComponentWeights {
-  const path = resolve(spec);
+  let path = resolve(spec);
+  if (!existsSync(path) && /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/.test(spec)) {
+    // A repo id already in the Hugging Face cache (diffusers/controlnet-canny-sdxl-1.0).
+    const snap = hubSnapshot(spec, opts.env);
+    if (!snap) throw new ModelFolderError(`ControlNet "${spec}": not a local path, and not in the Hugging Face cache (${repoCacheDir(spec, opts.env)})`);
+    path = snap;
+  }
   if (!existsSync(path)) throw new ModelFolderError(`ControlNet not found: ${path}`);
   if (statSync(path).isDirectory()) {
     try {
