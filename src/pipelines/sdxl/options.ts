@@ -12,7 +12,7 @@ import type { EncodePromptOptions, PromptSyntax } from "../prompt-encoding.js";
 import type { MicroConditioning } from "../micro-conditioning.js";
 import type { Preset } from "../presets.js";
 import type { StepCallback } from "./denoise.js";
-import type { MaskInput } from "./inpaint.js";
+import type { LatentFill, MaskInput } from "./inpaint.js";
 import type { ControlNetUnit } from "./controlnet.js";
 
 export interface PipelineLoadOptions {
@@ -161,4 +161,9 @@ export interface InpaintOptions extends CommonOptions {
    * size, so with more detail) and paste it back over the original; needs 8-bit image and mask.
    */
   paddingMaskCrop?: number;
+  /**
+   * What the masked init latents start as when strength < 1 (A1111's inpainting_fill 2 "latent noise",
+   * 3 "latent nothing"); default the image's own latents, as diffusers.
+   */
+  latentFill?: LatentFill;
 }

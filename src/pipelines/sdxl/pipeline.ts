@@ -148,7 +148,7 @@ export class StableDiffusionXLPipeline {
     const mask = binarizeMask(opts.maskImage, init);
     const p = await this.prepare(opts);
     const timesteps = strengthTimesteps(p, strength);
-    const start = await prepareInpaint(this.components, p, init, mask, strength, timesteps);
+    const start = await prepareInpaint(this.components, p, init, mask, strength, timesteps, opts.latentFill);
     const timeIds = img2imgTimeIds(opts, init.height, init.width, p.batch, p.guidance);
     return this.run(p, opts, timesteps, start.latents, start.shape, timeIds, start.hooks);
   }
