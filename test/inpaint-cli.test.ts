@@ -1,31 +1,21 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { HAVE_FIXTURES, NO_FIXTURES, PROJECT_ROOT, fixture, openFixture, levelDiff } from "./helpers/fixtures.js";
+import { HAVE_FIXTURES, NO_FIXTURES, fixture, openFixture, levelDiff } from "./helpers/fixtures.js";
+import { runCli } from "./helpers/cli.js";
+import { tinyModelIn } from "./helpers/tiny-model.js";
 import { decodePng, encodePng, type RgbImage } from "../src/image/png.js";
 import { toRgb8 } from "../src/image/image.js";
 import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
 import { parsePythonJson } from "../src/schedulers/index.js";
 
-const CLI = join(PROJECT_ROOT, "dist/src/cli/main.js");
-const ssd1b = (args: string[]) => {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8" });
-  return { code: r.status, stderr: r.stderr };
-};
+const ssd1b = runCli;
 
 const tmp = mkdtempSync(join(tmpdir(), "inpaint-cli-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
-let model: string | undefined;
-function tinyModel(): string {
-  if (model) return model;
-  model = join(tmp, "tiny-ssd");
-  cpSync(fixture("pipeline", "tiny-ssd"), model, { recursive: true });
-  assert.equal(ssd1b(["synth", model]).code, 0);
-  return model;
-}
+const tinyModel = () => tinyModelIn(tmp);
 
 /** A stored [1, C, H, W] uint8/255 tensor as a PNG (grey masks replicated to RGB). */
 function tensorPng(data: Float32Array, shape: readonly number[], file: string): string {
