@@ -15,7 +15,7 @@ import { encodeInitImage } from "../vae-io.js";
 import { PipelineInputError } from "../errors.js";
 import type { SdxlComponents } from "./components.js";
 import type { DenoiseHook } from "./denoise.js";
-import type { InitInput, Prepared } from "./prepare.js";
+import { initialNoise, type InitInput, type Prepared } from "./prepare.js";
 
 /** A mask: 8-bit RGB (as PIL's convert("L")), or floats [H, W], [1, H, W] or [M, 1, H, W] in [0, 1]; 1 (white) = repaint. */
 export type MaskInput = RgbImage | FloatTensor;
@@ -83,7 +83,7 @@ export async function prepareInpaint(c: SdxlComponents, p: Prepared, init: InitI
   const gen = firstGenerators(p.generator, m);
   const blend = unetChannels === latentChannels;
   const image = blend || !full ? await encodeInitImage(c.vae, init.tensor, p.batch, gen) : undefined;
-  const noise = p.generator.randn(shape);
+  const noise = initialNoise(p, shape);
   const sigma = f(p.scheduler.initNoiseSigma);
   const maskLat = maskLatents(mask, f8);
   const start = latentFill && image ? fillMasked(image.data, maskLat, p.batch, latentFill === "noise" ? noise : undefined) : image?.data;

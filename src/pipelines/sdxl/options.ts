@@ -89,6 +89,12 @@ export interface CommonOptions extends Omit<EncodePromptOptions, "doClassifierFr
    * (diffusers' list of generators, one per image of the batch).
    */
   generator?: NoiseGenerator | readonly NoiseGenerator[];
+  /**
+   * AUTOMATIC1111's variation seeds (subseed / subseed_strength): the initial noise of image i is
+   * slerped towards the noise of variationSeed + i (or variationSeeds[i]) by variationStrength in [0, 1].
+   */
+  variationSeed?: number | bigint | readonly (number | bigint)[];
+  variationStrength?: number;
   /** A scheduler name (A1111 "Euler a", "DPM++ 2M Karras", or a diffusers class) built from the model's scheduler config, or an instance. */
   scheduler?: string | Scheduler;
   /** "latent" skips the VAE decode. */
