@@ -16,7 +16,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { synthComponent } from "../src/cli/commands/synth.js";
-import { openComponentSource } from "../src/training/model.js";
+import { folderComponent } from "../src/loaders/component.js";
 import { buildTrainGraph } from "../src/training/graph/train-graph.js";
 import { UNET_LORA_TARGETS } from "../src/training/graph/lora-modules.js";
 import { TrainingRng } from "../src/training/rng.js";
@@ -40,7 +40,7 @@ const LABEL: Record<string, string> = { "ssd-1b": "SSD-1B", sdxl: "SDXL" };
 interface Result { model: string; size: number; checkpointing: boolean; compileS: number; rssAfterCompileGiB: number; stepS: number[]; optimizerS: number; peakRssGiB: number; trained: number; tflop: number }
 
 async function worker(model: string, size: number, checkpointing: boolean): Promise<Result> {
-  const unet = openComponentSource(join(benchDir, model, "unet"), "fp16");
+  const unet = folderComponent(join(benchDir, model, "unet"), "fp16");
   const rng = new TrainingRng(0);
   const latent = size / 8;
   const t0 = performance.now();

@@ -14,6 +14,7 @@ import { Graph } from "../../ir/graph.js";
 import type { Tensor } from "../../ir/tensor.js";
 import * as F from "../../ir/functional.js";
 import { WeightBuilder, type WeightSource } from "../../nn/weights.js";
+import type { ComponentWeights } from "../../loaders/component.js";
 import { makeTrainable, addGradientOutputs, type TrainableParameter } from "../../ir/autodiff/trainable.js";
 import { parseUNetConfig, UNet2DConditionModel, type UNetInputs } from "../../models/unet/index.js";
 import { buildClipTextModel } from "../../models/clip/clip-text-model.js";
@@ -22,23 +23,21 @@ import type { TrainingRng } from "../rng.js";
 import { recomputeActivations } from "./recompute.js";
 import { addLoraModules, loraParameters, selectLoraWeights, TEXT_LORA_TARGETS, type LoraModule } from "./lora-modules.js";
 
-export interface ComponentSource { config: Record<string, any>; source: WeightSource; where: string }
-
 export interface DistillWeights { task: number; kd: number; features: number }
 
 export type TrainMode =
   | { kind: "lora"; rank: number; alpha: number; targets: string[]; textEncoderTargets?: string[] }
   | { kind: "full" }
-  | { kind: "distill"; teacher: ComponentSource; weights: DistillWeights };
+  | { kind: "distill"; teacher: ComponentWeights; weights: DistillWeights };
 
 export interface TrainGraphOptions {
-  unet: ComponentSource;
+  unet: ComponentWeights;
   batch: number;
   /** Latent height and width. */
   latentSize: number;
   mode: TrainMode;
   /** Train LoRA on both text encoders: they join the graph, which then takes `input_ids` / `input_ids_2`. */
-  textEncoders?: [ComponentSource, ComponentSource];
+  textEncoders?: [ComponentWeights, ComponentWeights];
   /** Draws the LoRA A init. */
   rng: TrainingRng;
   /**
