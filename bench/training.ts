@@ -22,7 +22,7 @@ import { UNET_LORA_TARGETS } from "../src/training/graph/lora-modules.js";
 import { TrainingRng } from "../src/training/rng.js";
 import { AdamW } from "../src/training/optim/adamw.js";
 import { compileTrainingGraph } from "../src/training/graph/train-session.js";
-import { GRAD_PREFIX, parameterFeeds } from "../src/ir/autodiff/trainable.js";
+import { GRAD_PREFIX, parameterFeeds } from "../src/ir/passes/trainable.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, "../..");
@@ -127,7 +127,7 @@ Steps after the first are averaged (the first includes onnxruntime's first-run a
 |---|---|---|---|---|---|---|---|---|---|---|
 ${rows.join("\n")}
 ${notes.length ? "\n" + notes.map((n) => `- ${n}`).join("\n") + "\n" : ""}
-Gradient checkpointing recomputes activations in the backward pass in segments ending at each UNet block's and transformer block's output (src/training/graph/recompute.ts); the IR FLOP count is of the graph as built (recomputation included).
+Gradient checkpointing recomputes activations in the backward pass in segments ending at each UNet block's and transformer block's output (src/ir/passes/recompute.ts); the IR FLOP count is of the graph as built (recomputation included).
 
 Run: \`node dist/bench/training.js --models ${values.models} --sizes ${values.sizes} --steps ${values.steps} --checkpointing ${values.checkpointing}\`
 `;

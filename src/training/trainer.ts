@@ -7,7 +7,7 @@
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { parameterFeeds, GRAD_PREFIX, type TrainableParameter } from "../ir/autodiff/trainable.js";
+import { parameterFeeds, GRAD_PREFIX, type TrainableParameter } from "../ir/passes/trainable.js";
 import type { CompiledGraph } from "../runtime/session.js";
 import type { Optimizer } from "./optim/optimizer.js";
 import type { EMA } from "./optim/ema.js";
