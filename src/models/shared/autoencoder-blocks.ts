@@ -19,31 +19,26 @@ function resnets(vb: WeightBuilder, inChannels: number, outChannels: number, lay
     new ResnetBlock2D(vb.pp("resnets").pp(j), j === 0 ? inChannels : outChannels, outChannels, null, s.groups, s.eps, s.act));
 }
 
-/** DownEncoderBlock2D: resnets, then a downsampler padded right and bottom (downsample_padding 0). */
-export class DownEncoderBlock2D {
-  private readonly resnets: ResnetBlock2D[];
-  private readonly downsampler?: Downsample2D;
-  constructor(vb: WeightBuilder, inChannels: number, outChannels: number, layers: number, addDownsample: boolean, s: AutoencoderBlockSettings) {
-    this.resnets = resnets(vb, inChannels, outChannels, layers, s);
-    if (addDownsample) this.downsampler = new Downsample2D(vb.pp("downsamplers").pp(0), outChannels, 0);
-  }
+/** Resnets, then a resampler or none: all that DownEncoderBlock2D and UpDecoderBlock2D do. */
+class ResnetsThenResample {
+  constructor(private readonly resnets: ResnetBlock2D[], private readonly resample?: Downsample2D | Upsample2D) {}
   forward(x: Tensor): Tensor {
     for (const r of this.resnets) x = r.forward(x);
-    return this.downsampler ? this.downsampler.forward(x) : x;
+    return this.resample ? this.resample.forward(x) : x;
+  }
+}
+
+/** DownEncoderBlock2D: resnets, then a downsampler padded right and bottom (downsample_padding 0). */
+export class DownEncoderBlock2D extends ResnetsThenResample {
+  constructor(vb: WeightBuilder, inChannels: number, outChannels: number, layers: number, addDownsample: boolean, s: AutoencoderBlockSettings) {
+    super(resnets(vb, inChannels, outChannels, layers, s), addDownsample ? new Downsample2D(vb.pp("downsamplers").pp(0), outChannels, 0) : undefined);
   }
 }
 
 /** UpDecoderBlock2D: resnets, then a 2x upsampler. */
-export class UpDecoderBlock2D {
-  private readonly resnets: ResnetBlock2D[];
-  private readonly upsampler?: Upsample2D;
+export class UpDecoderBlock2D extends ResnetsThenResample {
   constructor(vb: WeightBuilder, inChannels: number, outChannels: number, layers: number, addUpsample: boolean, s: AutoencoderBlockSettings) {
-    this.resnets = resnets(vb, inChannels, outChannels, layers, s);
-    if (addUpsample) this.upsampler = new Upsample2D(vb.pp("upsamplers").pp(0), outChannels);
-  }
-  forward(x: Tensor): Tensor {
-    for (const r of this.resnets) x = r.forward(x);
-    return this.upsampler ? this.upsampler.forward(x) : x;
+    super(resnets(vb, inChannels, outChannels, layers, s), addUpsample ? new Upsample2D(vb.pp("upsamplers").pp(0), outChannels) : undefined);
   }
 }
 
