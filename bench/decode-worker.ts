@@ -4,8 +4,8 @@
  * Usage: node decode-worker.js vae|taesd <component-dir> <size> <runs> [cpu|webgpu]
  */
 import { performance } from "node:perf_hooks";
-import { openVae } from "../src/models/vae/autoencoder-kl.js";
-import { openTaesdWeights } from "../src/models/taesd/autoencoder-tiny.js";
+import { openVae } from "../src/loaders/vae.js";
+import { openTaesdWeights } from "../src/loaders/taesd.js";
 import { openTaesdSource } from "../src/loaders/model-source.js";
 
 const [kind, dir, sizeArg, runsArg, deviceArg] = process.argv.slice(2);

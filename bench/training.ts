@@ -16,13 +16,13 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { synthComponent } from "../src/cli/commands/synth.js";
-import { openComponentSource } from "../src/training/model.js";
+import { folderComponent } from "../src/loaders/component.js";
 import { buildTrainGraph } from "../src/training/graph/train-graph.js";
 import { UNET_LORA_TARGETS } from "../src/training/graph/lora-modules.js";
 import { TrainingRng } from "../src/training/rng.js";
 import { AdamW } from "../src/training/optim/adamw.js";
 import { compileTrainingGraph } from "../src/training/graph/train-session.js";
-import { GRAD_PREFIX, parameterFeeds } from "../src/ir/autodiff/trainable.js";
+import { GRAD_PREFIX, parameterFeeds } from "../src/ir/passes/trainable.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, "../..");
@@ -40,7 +40,7 @@ const LABEL: Record<string, string> = { "ssd-1b": "SSD-1B", sdxl: "SDXL" };
 interface Result { model: string; size: number; checkpointing: boolean; compileS: number; rssAfterCompileGiB: number; stepS: number[]; optimizerS: number; peakRssGiB: number; trained: number; tflop: number }
 
 async function worker(model: string, size: number, checkpointing: boolean): Promise<Result> {
-  const unet = openComponentSource(join(benchDir, model, "unet"), "fp16");
+  const unet = folderComponent(join(benchDir, model, "unet"), "fp16");
   const rng = new TrainingRng(0);
   const latent = size / 8;
   const t0 = performance.now();
@@ -127,7 +127,7 @@ Steps after the first are averaged (the first includes onnxruntime's first-run a
 |---|---|---|---|---|---|---|---|---|---|---|
 ${rows.join("\n")}
 ${notes.length ? "\n" + notes.map((n) => `- ${n}`).join("\n") + "\n" : ""}
-Gradient checkpointing recomputes activations in the backward pass in segments ending at each UNet block's and transformer block's output (src/training/graph/recompute.ts); the IR FLOP count is of the graph as built (recomputation included).
+Gradient checkpointing recomputes activations in the backward pass in segments ending at each UNet block's and transformer block's output (src/ir/passes/recompute.ts); the IR FLOP count is of the graph as built (recomputation included).
 
 Run: \`node dist/bench/training.js --models ${values.models} --sizes ${values.sizes} --steps ${values.steps} --checkpointing ${values.checkpointing}\`
 `;

@@ -10,7 +10,8 @@ import { openComponent, openWeights } from "../src/loaders/component.js";
 import { readInt64, writeSafetensors, f16ToF32, f32ToF16, type TensorSpec } from "../src/safetensors/index.js";
 import { writeSynthFile } from "../src/synth/write-synth.js";
 import { synthTensor } from "../src/synth/synth-weights.js";
-import { buildClipTextModel, createClipTextEncoder } from "../src/models/clip/clip-text-model.js";
+import { buildClipTextModel } from "../src/models/clip/clip-text-model.js";
+import { createClipTextEncoder } from "../src/loaders/clip-text.js";
 import { clipHasProjection, parseClipTextConfig } from "../src/models/clip/config.js";
 
 function manifest(name: string): Record<string, number[]> {

@@ -10,7 +10,8 @@ import { openComponent } from "../src/loaders/component.js";
 import { writeSynthFile } from "../src/synth/write-synth.js";
 import { synthTensor } from "../src/synth/synth-weights.js";
 import { writeSafetensors, f32ToF16, f16ToF32 } from "../src/safetensors/index.js";
-import { buildVaeDecoder, buildVaeEncoder, openVae, parseVaeConfig } from "../src/models/vae/autoencoder-kl.js";
+import { buildVaeDecoder, buildVaeEncoder, parseVaeConfig } from "../src/models/vae/autoencoder-kl.js";
+import { openVae } from "../src/loaders/vae.js";
 
 const WEIGHTS = "diffusion_pytorch_model.safetensors";
 

@@ -53,6 +53,21 @@ export function findWeightFiles(dir: string, variant?: Variant): { files: string
   throw new ModelFolderError(`${dir}: no safetensors weights found (looked for ${tried.map((t) => t.slice(dir.length + 1)).join(", ")})`);
 }
 
+/**
+ * The one weights-source type: a component's raw config.json object and its weights, from a
+ * diffusers folder, a single-file checkpoint's part or an override, for every component kind.
+ */
+export interface ComponentWeights {
+  config: Record<string, any>;
+  source: WeightSource;
+  /** For messages: the component folder, or the file and the part of it. */
+  where: string;
+  /** Keys whose tensor is stored transposed (SGM `text_projection.weight`). */
+  transposedKeys?: ReadonlySet<string>;
+  /** A standalone TAESD decoder file: no encoder. */
+  decoderOnly?: boolean;
+}
+
 export function openComponent(dir: string, variant?: Variant): ComponentFiles {
   const config = readConfig(dir);
   const found = findWeightFiles(dir, variant);
@@ -75,4 +90,9 @@ export function openWeights(files: ComponentFiles): WeightSource {
     ? TensorStore.open(files.weightFiles[0])
     : TensorStore.merge(files.weightFiles, `${files.dir} (${files.weightFiles.length} shards)`);
   return storeSource(store);
+}
+
+export function folderComponent(dir: string, variant: Variant): ComponentWeights {
+  const files = openComponent(dir, variant);
+  return { config: files.config, source: openWeights(files), where: dir };
 }

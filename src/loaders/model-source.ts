@@ -12,30 +12,21 @@
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import type { WeightSource } from "../nn/weights.js";
 import { CLIPTokenizer } from "../tokenizer/index.js";
 import { loadSchedulerConfig } from "../schedulers/index.js";
 import { detectComponentKind, type ComponentKind } from "../models/components.js";
-import { ModelFolderError, openComponent, openWeights, type Variant } from "./component.js";
+import { ModelFolderError, folderComponent, type ComponentWeights, type Variant } from "./component.js";
 import { hubSnapshot, repoCacheDir, resolveModelFolder, type ModelFolder } from "./model-folder.js";
 import { openSingleFile, type SingleFileCheckpoint } from "./single-file.js";
 import { readHeader } from "../safetensors/read.js";
-import { decoderFileConfig, decoderFileSource, type TaesdWeights } from "../models/taesd/autoencoder-tiny.js";
+import { decoderFileConfig, decoderFileSource } from "../models/taesd/autoencoder-tiny.js";
 import { SDXL_TOKENIZER, SDXL_TOKENIZER_2, type TokenizerSpecials } from "./builtin-configs/index.js";
 
 export class ModelSourceError extends Error {}
 /** A single-file checkpoint whose tokenizers were found nowhere (the pipeline may fetch them and retry). */
 export class MissingTokenizersError extends ModelSourceError {}
 
-/** One model component: its raw config.json object and its weights. */
-export interface ComponentWeights {
-  config: Record<string, any>;
-  source: WeightSource;
-  /** For messages: the component folder, or the file and the part of it. */
-  where: string;
-  /** Keys whose tensor is stored transposed (SGM `text_projection.weight`). */
-  transposedKeys?: ReadonlySet<string>;
-}
+export { folderComponent, type ComponentWeights } from "./component.js";
 
 export interface ModelSource {
   format: "diffusers" | "single-file";
@@ -90,11 +81,6 @@ function checkLatentChannels(unet: ComponentWeights, vae: ComponentWeights): voi
     throw new ModelSourceError(
       `the VAE ${vae.where} has latent_channels ${latent}, but the UNet ${unet.where} works on ${inC}-channel latents (in_channels ${inC}, out_channels ${outC}); use a VAE made for this model family (SDXL VAEs have 4)`);
   }
-}
-
-export function folderComponent(dir: string, variant: Variant): ComponentWeights {
-  const files = openComponent(dir, variant);
-  return { config: files.config, source: openWeights(files), where: dir };
 }
 
 /** model_index.json as an object; a malformed one is an error that names the file. */
@@ -277,7 +263,7 @@ function componentFolderOfKind(dir: string, want: "vae" | "autoencoder-tiny", va
  * diffusion_pytorch_model[.fp16].safetensors), a repo id in the HF cache (madebyollin/taesdxl), or
  * the standalone decoder file of ComfyUI / AUTOMATIC1111 (taesdxl_decoder.safetensors).
  */
-export function openTaesdSource(spec: string, variant: Variant, env?: NodeJS.ProcessEnv): TaesdWeights {
+export function openTaesdSource(spec: string, variant: Variant, env?: NodeJS.ProcessEnv): ComponentWeights {
   const asPath = resolve(spec);
   if (isFile(asPath)) {
     if (!/\.safetensors$/i.test(asPath)) {

@@ -72,10 +72,15 @@ export function expectedParameters(kind: ComponentKind, config: Record<string, a
   return buildAll(kind, config, shapeOnlySource()).requested();
 }
 
+/** Keys of `source` that no graph of the component uses (missing tensors and wrong shapes throw). */
+export function unusedParameters(kind: ComponentKind, config: Record<string, any>, source: WeightSource): string[] {
+  return buildAll(kind, config, source).unused();
+}
+
 /**
  * Checks a checkpoint against its config before any session is built: missing tensors and wrong
  * shapes throw (from WeightBuilder); leftover tensors mean the config describes another model.
  */
 export function checkCheckpoint(kind: ComponentKind, config: Record<string, any>, source: WeightSource, where: string): void {
-  rejectLeftovers(buildAll(kind, config, source).unused(), where);
+  rejectLeftovers(unusedParameters(kind, config, source), where);
 }

@@ -14,7 +14,7 @@
  */
 import { join } from "node:path";
 import { CLIPTokenizer } from "../tokenizer/index.js";
-import { createClipTextEncoder, type ClipTextEncoder } from "../models/clip/clip-text-model.js";
+import { createClipTextEncoder, type ClipTextEncoder } from "../loaders/clip-text.js";
 import type { Variant } from "../loaders/component.js";
 import { folderComponent, type ComponentWeights } from "../loaders/model-source.js";
 import type { WeightDeltas } from "../nn/weight-deltas.js";

@@ -6,9 +6,9 @@
 import { join } from "node:path";
 import type { Variant } from "../loaders/component.js";
 import { compileComponent } from "../loaders/compile.js";
-import { folderComponent, type ComponentWeights } from "../loaders/model-source.js";
+import type { ComponentWeights } from "../loaders/component.js";
 import { buildUNetGraph, parseUNetConfig, skipCount, type UNetConfig } from "../models/unet/index.js";
-import { openVae, openVaeWeights, type VaeComponent } from "../models/vae/autoencoder-kl.js";
+import { openVae, openVaeWeights, type VaeComponent } from "../loaders/vae.js";
 import type { WeightDeltas } from "../nn/weight-deltas.js";
 import type { CompiledGraph, SessionOptions } from "../runtime/session.js";
 import { ShapeCache } from "./shape-cache.js";
@@ -34,10 +34,6 @@ export class UNetRunner {
   readonly config: UNetConfig;
   private constructor(readonly weights: ComponentWeights, private readonly session: SessionOptions, private readonly deltas?: WeightDeltas) {
     this.config = parseUNetConfig(weights.config);
-  }
-
-  static open(modelDir: string, variant: Variant, session: SessionOptions = {}, deltas?: WeightDeltas): UNetRunner {
-    return new UNetRunner(folderComponent(join(modelDir, "unet"), variant), session, deltas);
   }
 
   /** A UNet from a config and weight source (a diffusers folder or a single file), with LoRA `deltas` added to its weights. */

@@ -9,7 +9,9 @@ import { encodePng, type RgbImage } from "../image/png.js";
 import { toRgb8, type FloatTensor } from "../image/image.js";
 import type { Variant } from "../loaders/component.js";
 import { ModelSourceError, openTaesdSource } from "../loaders/model-source.js";
-import { openTaesdWeights, taesdUpscale, type TaesdComponent, type TaesdConfig, type TaesdWeights } from "../models/taesd/autoencoder-tiny.js";
+import type { ComponentWeights } from "../loaders/component.js";
+import { openTaesdWeights, type TaesdComponent } from "../loaders/taesd.js";
+import { taesdUpscale, type TaesdConfig } from "../models/taesd/autoencoder-tiny.js";
 import type { SessionOptions } from "../runtime/session.js";
 import { PipelineInputError } from "./errors.js";
 import { decodedToPixels } from "./vae-io.js";
@@ -35,7 +37,7 @@ export class TaesdRunner {
   }
 
   /** Checks the weights against the config now. */
-  static fromWeights(weights: TaesdWeights, session: SessionOptions = {}): TaesdRunner {
+  static fromWeights(weights: ComponentWeights, session: SessionOptions = {}): TaesdRunner {
     return new TaesdRunner(openTaesdWeights(weights), session);
   }
 

@@ -13,7 +13,7 @@ import { rgbToTensor, type FloatTensor } from "../image/image.js";
 import { DEFAULT_MAX_PIXELS, checkImageSize } from "../image/limits.js";
 import { resizePlanes } from "../image/resize.js";
 import { reflectPadPlanes } from "../image/reflect-pad.js";
-import { openEsrganFile, openEsrganTensors, type EsrganWeights } from "../models/esrgan/load.js";
+import { openEsrganFile, openEsrganTensors, type EsrganWeights } from "../loaders/esrgan.js";
 import { unshuffleFactor, type RrdbNetConfig } from "../models/esrgan/config.js";
 import { buildRrdbNet } from "../models/esrgan/rrdbnet.js";
 import { SerialQueue, ShapeCache } from "./shape-cache.js";

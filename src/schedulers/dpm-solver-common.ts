@@ -6,6 +6,7 @@
 import { BaseScheduler } from "./base.js";
 import { type BaseConfig, checkOption, drawNoise, f32, interpIndex, lincomb, logF32, multistepTimesteps, npLinspace, roundHalfEven, sigmaNorm, sigmaTable, sigmaToT } from "./common.js";
 import { convertSigmas, sigmaScheduleKind } from "./sigma-schedules.js";
+import { MultistepHistory } from "./multistep-history.js";
 import type { NoiseGenerator } from "./types.js";
 
 /** The config fields of both classes (the multistep one adds a few). */
@@ -49,8 +50,8 @@ export function dataPrediction(predictionType: string, sigma: number, modelOutpu
  */
 export abstract class DPMSolverBase<C extends DPMSolverBaseConfig> extends BaseScheduler<C> {
   sigmas: Float64Array;
-  /** The data predictions of the last solver_order steps, newest last (null before there are that many). */
-  protected modelOutputs: (Float32Array | null)[];
+  /** The data predictions of the last solver_order steps. */
+  protected readonly history: MultistepHistory;
 
   protected constructor(className: string, c: C) {
     // diffusers maps the solver types of its other solvers onto midpoint, and "deis" onto dpmsolver++
@@ -68,7 +69,7 @@ export abstract class DPMSolverBase<C extends DPMSolverBaseConfig> extends BaseS
     this.sigmas = Float64Array.from(sigmaTable(this.alphasCumprod));
     const T = c.num_train_timesteps;
     this.timesteps = npLinspace(0, T - 1, T).reverse();
-    this.modelOutputs = new Array(c.solver_order).fill(null);
+    this.history = new MultistepHistory(c.solver_order);
   }
 
   /**
@@ -100,14 +101,13 @@ export abstract class DPMSolverBase<C extends DPMSolverBaseConfig> extends BaseS
     const last = c.final_sigmas_type === "sigma_min" ? table[0] : 0;
     this.sigmas = Float64Array.from([...sigmas, last].map(f32));
     this.timesteps = timesteps;
-    this.modelOutputs = new Array(c.solver_order).fill(null);
+    this.history.reset();
   }
 
   /** The start of both steps: the data prediction joins the history, and the SDE variant draws its noise. */
   protected pushModelOutput(i: number, modelOutput: Float32Array, sample: Float32Array, generator?: NoiseGenerator, shape?: number[]): { x0: Float32Array; noise: Float32Array | null } {
     const x0 = dataPrediction(this.config.prediction_type, this.sigmas[i], modelOutput, sample);
-    this.modelOutputs.shift();
-    this.modelOutputs.push(x0);
+    this.history.push(x0);
     const noise = this.config.algorithm_type === "sde-dpmsolver++" ? drawNoise(generator, shape ?? [sample.length], sample.length, this.className) : null;
     return { x0, noise };
   }

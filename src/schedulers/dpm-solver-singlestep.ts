@@ -70,7 +70,7 @@ export class DPMSolverSinglestepScheduler extends DPMSolverBase<DPMSolverSingles
     const { noise } = this.pushModelOutput(i, modelOutput, sample, generator, shape);
     let order = this.orderList[i];
     // after a mid-schedule start the history may be shorter than the group
-    while (this.modelOutputs[this.modelOutputs.length - order] === null) order--;
+    while (!this.history.has(order - 1)) order--;
     if (order === 1) this.sample = sample;
     const prev = this.update(order, this.sample!, noise);
     this.stepIndex = i + 1;
@@ -79,9 +79,8 @@ export class DPMSolverSinglestepScheduler extends DPMSolverBase<DPMSolverSingles
 
   /** The update of a step of order 2 or 3 within its group; order 1 is the multistep one. */
   private update(order: number, sample: Float32Array, noise: Float32Array | null): Float32Array {
-    if (order === 1) return this.firstOrderUpdate(this.modelOutputs[this.modelOutputs.length - 1]!, sample, noise);
-    const L = this.modelOutputs.length;
-    const m = (k: number) => this.modelOutputs[L - 1 - k]!; // m(0) newest
+    if (order === 1) return this.firstOrderUpdate(this.history.newest(), sample, noise);
+    const m = (k: number) => this.history.newest(k);
     const heun = this.config.solver_type === "heun";
     // t: the target; s: the start of the group (order - 1 steps back)
     const [t, s] = this.coefficients([1, 1 - order]);

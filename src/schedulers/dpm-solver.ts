@@ -23,8 +23,6 @@ export const DPM_SOLVER_DEFAULTS: DPMSolverConfig = {
  * "DPM++ 3M SDE"), with optional Karras, exponential or beta sigmas (see DPMSolverBase).
  */
 export class DPMSolverMultistepScheduler extends DPMSolverBase<DPMSolverConfig> {
-  private lowerOrderNums = 0;
-
   constructor(config: object = {}, overrides: object = {}) {
     super("DPMSolverMultistepScheduler", resolveConfig("DPMSolverMultistepScheduler", DPM_SOLVER_DEFAULTS, config, overrides));
   }
@@ -32,7 +30,6 @@ export class DPMSolverMultistepScheduler extends DPMSolverBase<DPMSolverConfig> 
   setTimesteps(numInferenceSteps: number): void {
     this.setSchedule(numInferenceSteps, this.config.use_lu_lambdas);
     this.numInferenceSteps = this.timesteps.length;
-    this.lowerOrderNums = 0;
     this.resetSteps();
   }
 
@@ -47,18 +44,19 @@ export class DPMSolverMultistepScheduler extends DPMSolverBase<DPMSolverConfig> 
     const { x0, noise } = this.pushModelOutput(i, modelOutput, sample, generator, shape);
 
     let prev: Float32Array;
-    if (c.solver_order === 1 || this.lowerOrderNums < 1 || lowerOrderFinal) prev = this.firstOrderUpdate(x0, sample, noise);
-    else if (c.solver_order === 2 || this.lowerOrderNums < 2 || lowerOrderSecond) prev = this.secondOrder(sample, noise);
+    const done = this.history.lowerOrderNums;
+    if (c.solver_order === 1 || done < 1 || lowerOrderFinal) prev = this.firstOrderUpdate(x0, sample, noise);
+    else if (c.solver_order === 2 || done < 2 || lowerOrderSecond) prev = this.secondOrder(sample, noise);
     else prev = this.thirdOrder(sample, noise);
 
-    if (this.lowerOrderNums < c.solver_order) this.lowerOrderNums++;
+    this.history.stepDone();
     this.stepIndex = i + 1;
     return prev;
   }
 
   private secondOrder(sample: Float32Array, noise: Float32Array | null): Float32Array {
     const [t, s0, s1] = this.coefficients([1, 0, -1]);
-    const m0 = this.modelOutputs[this.modelOutputs.length - 1]!, m1 = this.modelOutputs[this.modelOutputs.length - 2]!;
+    const m0 = this.history.newest(0), m1 = this.history.newest(1);
     const h = f32(t.lambda - s0.lambda), h0 = f32(s0.lambda - s1.lambda);
     const invR0 = f32(1 / f32(h0 / h));
     const D1 = m0.map((v, k) => f32(invR0 * f32(v - m1[k])));
@@ -80,8 +78,7 @@ export class DPMSolverMultistepScheduler extends DPMSolverBase<DPMSolverConfig> 
 
   private thirdOrder(sample: Float32Array, noise: Float32Array | null): Float32Array {
     const [t, s0, s1, s2] = this.coefficients([1, 0, -1, -2]);
-    const L = this.modelOutputs.length;
-    const m0 = this.modelOutputs[L - 1]!, m1 = this.modelOutputs[L - 2]!, m2 = this.modelOutputs[L - 3]!;
+    const m0 = this.history.newest(0), m1 = this.history.newest(1), m2 = this.history.newest(2);
     const h = f32(t.lambda - s0.lambda), h0 = f32(s0.lambda - s1.lambda), h1 = f32(s1.lambda - s2.lambda);
     const r0 = f32(h0 / h), r1 = f32(h1 / h);
     const inv0 = f32(1 / r0), inv1 = f32(1 / r1), rr = f32(r0 + r1);

@@ -4,6 +4,7 @@ import {
   resolveConfig, roundHalfEven, sigmaTable, sigmaToT,
 } from "./common.js";
 import { alphaSigma, dataPrediction } from "./dpm-solver-common.js";
+import { MultistepHistory } from "./multistep-history.js";
 
 export interface UniPCConfig extends BaseConfig {
   solver_order: number;
@@ -31,8 +32,7 @@ export const UNIPC_DEFAULTS: UniPCConfig = {
  */
 export class UniPCMultistepScheduler extends BaseScheduler<UniPCConfig> {
   sigmas: Float64Array;
-  private modelOutputs: (Float32Array | null)[];
-  private lowerOrderNums = 0;
+  private readonly history: MultistepHistory;
   private lastSample: Float32Array | null = null;
   private thisOrder = 1;
 
@@ -48,7 +48,7 @@ export class UniPCMultistepScheduler extends BaseScheduler<UniPCConfig> {
     this.sigmas = Float64Array.from(sigmaTable(this.alphasCumprod));
     const T = c.num_train_timesteps;
     this.timesteps = npLinspace(0, T - 1, T).reverse();
-    this.modelOutputs = new Array(c.solver_order).fill(null);
+    this.history = new MultistepHistory(c.solver_order);
   }
 
   setTimesteps(numInferenceSteps: number): void {
@@ -67,8 +67,7 @@ export class UniPCMultistepScheduler extends BaseScheduler<UniPCConfig> {
     this.sigmas = Float64Array.from(sigmas, f32);
     this.timesteps = timesteps;
     this.numInferenceSteps = timesteps.length;
-    this.modelOutputs = new Array(c.solver_order).fill(null);
-    this.lowerOrderNums = 0;
+    this.history.reset();
     this.lastSample = null;
     this.resetSteps();
   }
@@ -81,13 +80,12 @@ export class UniPCMultistepScheduler extends BaseScheduler<UniPCConfig> {
     if (i > 0 && !c.disable_corrector.includes(i - 1) && this.lastSample) {
       sample = this.update(x0, this.lastSample, this.thisOrder, i - 1, true);
     }
-    this.modelOutputs.shift();
-    this.modelOutputs.push(x0);
+    this.history.push(x0);
     const order = c.lower_order_final ? Math.min(c.solver_order, this.timesteps.length - i) : c.solver_order;
-    this.thisOrder = Math.min(order, this.lowerOrderNums + 1);
+    this.thisOrder = Math.min(order, this.history.lowerOrderNums + 1);
     this.lastSample = sample;
     const prev = this.update(null, sample, this.thisOrder, i, false);
-    if (this.lowerOrderNums < c.solver_order) this.lowerOrderNums++;
+    this.history.stepDone();
     this.stepIndex = i + 1;
     return prev;
   }
@@ -97,15 +95,14 @@ export class UniPCMultistepScheduler extends BaseScheduler<UniPCConfig> {
    * the model output `modelT` at its end) in the B(h) formulation, float32 like torch.
    */
   private update(modelT: Float32Array | null, x: Float32Array, order: number, s0: number, corrector: boolean): Float32Array {
-    const outs = this.modelOutputs;
-    // the corrector runs before the new output is pushed, so its m0 is still the last entry
-    const m0 = outs[outs.length - 1]!;
+    // the corrector runs before the new output is pushed, so its m0 is still the newest entry
+    const m0 = this.history.newest();
     const t = alphaSigma(this.sigmas[s0 + 1]), s = alphaSigma(this.sigmas[s0]);
     const h = f32(t.lambda - s.lambda);
     const rks: number[] = [];
     const D1s: Float32Array[] = [];
     for (let k = 1; k < order; k++) {
-      const mk = outs[outs.length - 1 - k]!;
+      const mk = this.history.newest(k);
       const rk = f32(f32(alphaSigma(this.sigmas[s0 - k]).lambda - s.lambda) / h);
       rks.push(rk);
       D1s.push(mk.map((v, e) => f32(v - m0[e]) / rk));

@@ -10,7 +10,7 @@ import { realpathSync, statSync } from "node:fs";
 import { readdir, realpath, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { readHeader } from "../safetensors/read.js";
-import { openEsrganTensors } from "../models/esrgan/load.js";
+import { openEsrganTensors } from "../loaders/esrgan.js";
 import { Upscaler, type UpscaleOptions } from "../pipelines/upscaler.js";
 import type { RgbImage } from "../image/png.js";
 import { rgbToTensor } from "../image/image.js";

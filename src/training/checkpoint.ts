@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { TensorStore, saveTensors } from "../safetensors/index.js";
-import type { TrainableParameter } from "../ir/autodiff/trainable.js";
+import type { TrainableParameter } from "../ir/passes/trainable.js";
 import type { Optimizer } from "./optim/optimizer.js";
 import type { EMA } from "./optim/ema.js";
 

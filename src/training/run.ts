@@ -6,7 +6,7 @@
 import { copyFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import * as ort from "onnxruntime-node";
-import type { Variant } from "../loaders/component.js";
+import type { ComponentWeights, Variant } from "../loaders/component.js";
 import { readConfig } from "../loaders/component.js";
 import { expectedParameters } from "../models/components.js";
 import { compileTrainingGraph } from "./graph/train-session.js";
@@ -16,7 +16,7 @@ import { scanImageFolder, type DatasetItem } from "./data/dataset.js";
 import { LatentEncoder, TextEmbedder } from "./data/encoders.js";
 import { DiskCache } from "./data/disk-cache.js";
 import { BatchSource } from "./batches.js";
-import { buildTrainGraph, type DistillWeights, type TrainMode, type ComponentSource } from "./graph/train-graph.js";
+import { buildTrainGraph, type DistillWeights, type TrainMode } from "./graph/train-graph.js";
 import { selectLoraWeights, TEXT_LORA_TARGETS } from "./graph/lora-modules.js";
 import { kohyaTensors, peftTensors, saveLora } from "./lora-save.js";
 import { openTrainingModel, type TrainingModel } from "./model.js";
@@ -166,7 +166,7 @@ export async function runTraining(c: TrainConfig, log: (m: string) => void): Pro
   const maxSteps = c.steps ?? c.epochs * updatesPerEpoch;
   const rng = new TrainingRng(c.seed);
 
-  let unet: ComponentSource = model.unet;
+  let unet: ComponentWeights = model.unet;
   let mode: TrainMode;
   if (isLora(c.kind)) mode = { kind: "lora", rank: c.rank, alpha: c.alpha, targets: c.targets, textEncoderTargets: TEXT_LORA_TARGETS };
   else if (c.kind === "finetune") mode = { kind: "full" };
@@ -179,7 +179,7 @@ export async function runTraining(c: TrainConfig, log: (m: string) => void): Pro
   const trainTE = isLora(c.kind) && c.trainTextEncoder;
   // text_encoder's last layer feeds no output (SDXL takes the penultimate states): onnxruntime would warn about each unused weight
   if (trainTE) ort.env.logLevel = "error";
-  const textEncoders = trainTE ? [model.textEncoder(0), model.textEncoder(1)] as [ComponentSource, ComponentSource] : undefined;
+  const textEncoders = trainTE ? [model.textEncoder(0), model.textEncoder(1)] as [ComponentWeights, ComponentWeights] : undefined;
 
   const vae = LatentEncoder.open(model.dir, c.variant);
   const disk = c.cacheDir ? new DiskCache(c.cacheDir) : undefined;

@@ -7,7 +7,7 @@
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { parameterFeeds, GRAD_PREFIX, type TrainableParameter } from "../ir/autodiff/trainable.js";
+import { parameterFeeds, GRAD_PREFIX, type TrainableParameter } from "../ir/passes/trainable.js";
 import type { CompiledGraph } from "../runtime/session.js";
 import type { Optimizer } from "./optim/optimizer.js";
 import type { EMA } from "./optim/ema.js";
@@ -17,6 +17,7 @@ import { learningRate, type ScheduleOptions } from "./optim/schedule.js";
 import { TrainingRng } from "./rng.js";
 import type { BatchSource, Feeds } from "./batches.js";
 import { checkpointDir, loadCheckpoint, pruneCheckpoints, saveCheckpoint } from "./checkpoint.js";
+import { drawStepBar, stepBarLine } from "../util/step-bar.js";
 
 export interface LoopOptions {
   output: string;
@@ -62,13 +63,6 @@ export interface LogRecord {
   grad_norm?: number;
   val_loss?: number;
   [term: string]: number | undefined;
-}
-
-/** "step 3/100 |###     | 1.52 s/it loss 0.1234" on stderr: in place on a terminal, one line per step otherwise. */
-function progressLine(step: number, total: number, secs: number, loss: number): string {
-  const width = 24, fill = Math.round((step / total) * width);
-  const rate = secs >= 1 ? `${secs.toFixed(2)} s/it` : `${(1 / Math.max(secs, 1e-6)).toFixed(2)} it/s`;
-  return `step ${step}/${total} |${"#".repeat(fill)}${" ".repeat(width - fill)}| ${rate} loss ${loss.toPrecision(4)}`;
 }
 
 /** Drops log lines past `step` (a resumed run rewrites them). */
@@ -157,10 +151,8 @@ export async function trainLoop(o: LoopOptions, p: LoopParts): Promise<{ steps: 
       const secs = (performance.now() - t0) / 1000;
       const rec: LogRecord = { step, loss, lr, step_time_s: Number(secs.toFixed(4)), epoch: p.batches.order.epoch, ...(gradNorm !== undefined ? { grad_norm: gradNorm } : {}), ...terms };
       appendFileSync(logFile, JSON.stringify(rec) + "\n");
-      if (bar) {
-        const line = progressLine(step, o.maxSteps, secs, loss);
-        process.stderr.write(process.stderr.isTTY ? `\r${line}${step === o.maxSteps ? "\n" : ""}` : line + "\n");
-      }
+      // "step 3/100 |###     | 1.52 s/it loss 0.1234" on stderr
+      if (bar) drawStepBar(process.stderr, stepBarLine(step, o.maxSteps, secs, ` loss ${loss.toPrecision(4)}`), step === o.maxSteps);
       if (!Number.isFinite(loss)) throw new Error(`the loss became ${loss} at step ${step}; lower the learning rate`);
       if ((o.saveEvery && step % o.saveEvery === 0) || stop) {
         await checkpoint();

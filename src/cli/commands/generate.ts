@@ -20,6 +20,7 @@ import { parseDevice, resolveDevice, type DeviceChoice } from "../../runtime/dev
 import { HUB_HELP, HUB_OPTIONS, hubOptionsFrom } from "../hub-flags.js";
 import { parseRepoSpec } from "../../hub/index.js";
 import { CONTROLNET_HELP, CONTROLNET_OPTIONS, openControlNets, parseControlNets, type ParsedControlNets } from "../controlnet-flags.js";
+import { drawStepBar, stepBarLine } from "../../util/step-bar.js";
 
 const COMMON_HELP = `  --model M            diffusers folder, Hugging Face repo id (downloaded into the HF cache on first use),
                        or an original single-file checkpoint FILE.safetensors (SGM / AUTOMATIC1111 /
@@ -266,11 +267,7 @@ export function progressBar(stream: NodeJS.WriteStream = process.stderr): (info:
     const done = step + 1;
     // the first step also compiles the UNet session: the rate comes from the steps after it when there are some
     const secs = done > 1 ? (now - firstDone) / 1000 / (done - 1) : (now - created) / 1000;
-    const rate = secs >= 1 ? `${secs.toFixed(2)} s/it` : `${(1 / Math.max(secs, 1e-6)).toFixed(2)} it/s`;
-    const width = 24, fill = Math.round((done / totalSteps) * width);
-    const line = `step ${done}/${totalSteps} |${"#".repeat(fill)}${" ".repeat(width - fill)}| ${rate}`;
-    if (stream.isTTY) stream.write(`\r${line}${done === totalSteps ? "\n" : ""}`);
-    else stream.write(line + "\n");
+    drawStepBar(stream, stepBarLine(done, totalSteps, secs), done === totalSteps);
   };
 }
 

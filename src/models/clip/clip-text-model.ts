@@ -8,12 +8,9 @@ import { Graph } from "../../ir/graph.js";
 import type { OpDef } from "../../ir/op.js";
 import { ShapeError, type Tensor } from "../../ir/tensor.js";
 import { Embedding, LayerNorm, Linear, activation } from "../../nn/layers.js";
-import { WeightBuilder, rejectLeftovers, type WeightSource } from "../../nn/weights.js";
-import { rejectUnappliedDeltas } from "../../loaders/delta-check.js";
+import { WeightBuilder, type WeightSource } from "../../nn/weights.js";
 import type { WeightDeltas } from "../../nn/weight-deltas.js";
-import { openComponent, openWeights, type Variant } from "../../loaders/component.js";
-import { CompiledGraph, type SessionOptions } from "../../runtime/session.js";
-import { type ClipTextConfig, clipHasProjection, parseClipTextConfig } from "./config.js";
+import { type ClipTextConfig, clipHasProjection } from "./config.js";
 
 export interface ClipBuildOptions {
   /** Prompts per run (default 1). */
@@ -166,27 +163,8 @@ export function buildClipTextModel(vb: WeightBuilder, cfg: ClipTextConfig, opts:
   return { inputIds, lastHiddenState, penultimateHiddenState, pooled, textEmbeds };
 }
 
-/** Graph output names registered by `createClipTextEncoder`. */
+/** Graph output names registered by `buildClipTextGraph`. */
 export const CLIP_OUTPUTS = { lastHiddenState: "last_hidden_state", penultimateHiddenState: "penultimate_hidden_state", pooled: "pooled", textEmbeds: "text_embeds" } as const;
-
-export interface ClipTextResult {
-  last_hidden_state: Float32Array;
-  penultimate_hidden_state: Float32Array;
-  pooled: Float32Array;
-  /** Only for CLIPTextModelWithProjection. */
-  text_embeds?: Float32Array;
-}
-
-export interface ClipTextEncoder {
-  config: ClipTextConfig;
-  withProjection: boolean;
-  compiled: CompiledGraph;
-  /** Keys in the weight files that the model did not use (position_ids excluded); empty for a clean checkpoint. */
-  unusedKeys: string[];
-  /** Runs on int64 ids [batch * seqLen]; returns the named outputs (`text_embeds` only with projection). */
-  run(inputIds: BigInt64Array): Promise<ClipTextResult>;
-  release(): Promise<void>;
-}
 
 /**
  * Builds a graph from a config and weight source, registering the standard outputs. `deltas` (LoRA)
@@ -202,54 +180,4 @@ export function buildClipTextGraph(config: ClipTextConfig, source: WeightSource,
   graph.output(CLIP_OUTPUTS.pooled, out.pooled);
   if (out.textEmbeds) graph.output(CLIP_OUTPUTS.textEmbeds, out.textEmbeds);
   return { graph, vb, withProjection, outputs: out };
-}
-
-/** A text encoder's config and weights from anywhere (a diffusers folder, a single-file checkpoint). */
-export interface ClipTextWeights {
-  /** Raw config.json object. */
-  config: Record<string, any>;
-  source: WeightSource;
-  /** For messages: the folder or file (and part) the weights come from. */
-  where: string;
-  /** Keys stored transposed (`text_projection.weight` in SGM single files). */
-  transposedKeys?: ReadonlySet<string>;
-}
-
-export interface CreateClipTextEncoderOptions {
-  variant?: Variant;
-  batch?: number;
-  seqLen?: number;
-  withProjection?: boolean;
-  session?: SessionOptions;
-  /** LoRA deltas added to the weights (every one must land on a weight of this model). */
-  deltas?: WeightDeltas;
-  /** See ClipBuildOptions.projectionTransposed; default: `transposedKeys` has `text_projection.weight`. */
-  projectionTransposed?: boolean;
-}
-
-/**
- * Opens a diffusers `text_encoder/` or `text_encoder_2/` folder (config.json + model[.fp16].safetensors),
- * or takes a config and weight source already opened, builds and compiles the model. With or without
- * projection follows `architectures`, else the weights.
- */
-export async function createClipTextEncoder(dirOrWeights: string | ClipTextWeights, opts: CreateClipTextEncoderOptions = {}): Promise<ClipTextEncoder> {
-  let weights: ClipTextWeights;
-  if (typeof dirOrWeights === "string") {
-    const files = openComponent(dirOrWeights, opts.variant);
-    weights = { config: files.config, source: openWeights(files), where: dirOrWeights };
-  } else {
-    weights = dirOrWeights;
-  }
-  const { source, where } = weights;
-  const config = parseClipTextConfig(weights.config, typeof dirOrWeights === "string" ? `${where}/config.json` : `${where} config`);
-  const projectionTransposed = opts.projectionTransposed ?? weights.transposedKeys?.has("text_projection.weight") ?? false;
-  const { graph, vb, withProjection } = buildClipTextGraph(config, source, { ...opts, projectionTransposed });
-  rejectLeftovers(vb.unused(), where);
-  rejectUnappliedDeltas(opts.deltas, where);
-  const compiled = await CompiledGraph.create(graph, `CLIP text encoder (${where})`, opts.session);
-  return {
-    config, withProjection, compiled, unusedKeys: vb.unused(),
-    run: async (ids) => (await compiled.run({ input_ids: ids })) as Record<string, Float32Array> as unknown as ClipTextResult,
-    release: () => compiled.release(),
-  };
 }

@@ -6,7 +6,8 @@
 import * as F from "../../ir/functional.js";
 import { ShapeError, type Tensor } from "../../ir/tensor.js";
 import { Conv2d } from "../../nn/layers.js";
-import type { WeightBuilder } from "../../nn/weights.js";
+import { Graph } from "../../ir/graph.js";
+import { WeightBuilder, shapeOnlySource } from "../../nn/weights.js";
 import { unshuffleFactor, type RrdbNetConfig } from "./config.js";
 
 const SLOPE = 0.2;
@@ -84,4 +85,11 @@ export function buildRrdbNet(vb: WeightBuilder, config: RrdbNetConfig, shape: re
   const upscaled = net.forward(image);
   vb.graph.output("upscaled", upscaled);
   return { image, upscaled };
+}
+
+/** The basicsr-named parameters and shapes of a config (what its checkpoint must hold). */
+export function rrdbNetParameters(config: RrdbNetConfig): Map<string, number[]> {
+  const vb = WeightBuilder.root(new Graph(), shapeOnlySource());
+  new RRDBNet(vb, config);
+  return vb.requested();
 }

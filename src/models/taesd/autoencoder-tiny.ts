@@ -1,12 +1,11 @@
 /**
  * AutoencoderTiny (TAESD) from a diffusers folder (config.json + weights, keys `encoder.layers.N...`,
- * `decoder.layers.N...`) or a standalone decoder file: separate decode and encode graphs, each
- * compiled for one static shape. A decoder file has no encoder.
+ * `decoder.layers.N...`) or a standalone decoder file: separate decode and encode graphs. Opening
+ * and compiling is in loaders/taesd.ts.
  */
 import { Graph } from "../../ir/graph.js";
-import { WeightBuilder, rejectLeftovers, type WeightSource } from "../../nn/weights.js";
-import { CompiledGraph, type SessionOptions } from "../../runtime/session.js";
-import { type TaesdConfig, parseTaesdConfig, taesdDownscale } from "./config.js";
+import { WeightBuilder, type WeightSource } from "../../nn/weights.js";
+import { type TaesdConfig, taesdDownscale } from "./config.js";
 import { buildTaesdDecoder } from "./decoder.js";
 import { buildTaesdEncoder } from "./encoder.js";
 
@@ -41,41 +40,4 @@ export function buildTaesdHalves(vb: WeightBuilder, config: TaesdConfig, halves:
     const f = taesdDownscale(config);
     buildTaesdEncoder(vb, config, [1, config.inChannels, f, f]);
   }
-}
-
-export interface TaesdWeights {
-  config: Record<string, any>;
-  source: WeightSource;
-  where: string;
-  /** A standalone decoder file: no encoder. */
-  decoderOnly?: boolean;
-}
-
-export interface TaesdComponent {
-  config: TaesdConfig;
-  source: WeightSource;
-  where: string;
-  hasEncoder: boolean;
-  /** Compiles the decoder for one latent shape [B, C, h, w]; run with { latent } -> { decoded } in about [-1, 1]. */
-  decoder(latentShape: readonly number[], session?: SessionOptions): Promise<CompiledGraph>;
-  /** Compiles the encoder for one image shape [B, 3, H, W] in [-1, 1]; run with { image } -> { latents }. */
-  encoder(imageShape: readonly number[], session?: SessionOptions): Promise<CompiledGraph>;
-}
-
-/** Checks the weights against the config now (missing, wrong-shape and leftover tensors throw, naming them). */
-export function openTaesdWeights(weights: TaesdWeights): TaesdComponent {
-  const { source, where } = weights;
-  const config = parseTaesdConfig(weights.config, weights.decoderOnly ? where : `${where}/config.json`);
-  const hasEncoder = !weights.decoderOnly;
-  const vb = WeightBuilder.root(new Graph(), source);
-  buildTaesdHalves(vb, config, { encoder: hasEncoder });
-  rejectLeftovers(vb.unused(), where);
-  return {
-    config, source, where, hasEncoder,
-    decoder: (shape, session) => CompiledGraph.create(buildTaesdDecoderGraph(config, source, shape).graph, `TAESD decoder (${where})`, session),
-    encoder: async (shape, session) => {
-      if (!hasEncoder) throw new Error(`${where}: a TAESD decoder file has no encoder`);
-      return CompiledGraph.create(buildTaesdEncoderGraph(config, source, shape).graph, `TAESD encoder (${where})`, session);
-    },
-  };
 }

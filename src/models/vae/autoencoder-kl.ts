@@ -1,12 +1,10 @@
 /**
- * AutoencoderKL from a diffusers `vae/` folder: separate encode and decode graphs (they run at
- * different times and sizes), each compiled for one static shape.
+ * AutoencoderKL (diffusers): separate encode and decode graphs, since they run at different times
+ * and sizes. Opening and compiling is in loaders/vae.ts.
  */
 import { Graph } from "../../ir/graph.js";
-import { WeightBuilder, rejectLeftovers, type WeightSource } from "../../nn/weights.js";
-import { openComponent, openWeights, type Variant } from "../../loaders/component.js";
-import { CompiledGraph, type SessionOptions } from "../../runtime/session.js";
-import { type VaeConfig, parseVaeConfig, vaeDownscale } from "./config.js";
+import { WeightBuilder, type WeightSource } from "../../nn/weights.js";
+import type { VaeConfig } from "./config.js";
 import { buildVaeEncoder } from "./encoder.js";
 import { buildVaeDecoder } from "./decoder.js";
 
@@ -31,44 +29,4 @@ export function buildVaeDecoderGraph(config: VaeConfig, source: WeightSource, la
   const out = buildVaeDecoder(vb, config, latentShape);
   graph.output("decoded", out.decoded);
   return { graph, vb, outputs: out };
-}
-
-export interface VaeComponent {
-  config: VaeConfig;
-  source: WeightSource;
-  /** Compiles the encoder for one image shape [B, C, H, W]; run with { image } -> { mean, logvar }. */
-  encoder(imageShape: readonly number[], session?: SessionOptions): Promise<CompiledGraph>;
-  /** Compiles the decoder for one latent shape [B, C, h, w]; run with { latent } -> { decoded }. */
-  decoder(latentShape: readonly number[], session?: SessionOptions): Promise<CompiledGraph>;
-  /** Keys in the weight files used by neither half (empty for a clean AutoencoderKL checkpoint). */
-  unusedKeys(): string[];
-}
-
-/** Opens a diffusers `vae/` folder (config.json + diffusion_pytorch_model[.fp16].safetensors). */
-export function openVae(dir: string, variant?: Variant): VaeComponent {
-  const files = openComponent(dir, variant);
-  return openVaeWeights({ config: files.config, source: openWeights(files), where: dir }, `${dir}/config.json`);
-}
-
-/**
- * An AutoencoderKL from a config and weight source opened elsewhere (a single-file checkpoint's
- * `first_stage_model.*`); checks both halves against the config now.
- */
-export function openVaeWeights(weights: { config: Record<string, any>; source: WeightSource; where: string }, configWhere = `${weights.where} config`): VaeComponent {
-  const { source, where } = weights;
-  const config = parseVaeConfig(weights.config, configWhere);
-  const vae: VaeComponent = {
-    config, source,
-    encoder: async (shape, session) => CompiledGraph.create(buildVaeEncoderGraph(config, source, shape).graph, `VAE encoder (${where})`, session),
-    decoder: async (shape, session) => CompiledGraph.create(buildVaeDecoderGraph(config, source, shape).graph, `VAE decoder (${where})`, session),
-    unusedKeys() {
-      const vb = WeightBuilder.root(new Graph(), source);
-      const f = vaeDownscale(config);
-      buildVaeEncoder(vb, config, [1, config.inChannels, f, f]);
-      buildVaeDecoder(vb, config, [1, config.latentChannels, 1, 1]);
-      return vb.unused();
-    },
-  };
-  rejectLeftovers(vae.unusedKeys(), where);
-  return vae;
 }

@@ -24,6 +24,9 @@ export interface VaeConfig {
   usePostQuantConv: boolean;
 }
 
+/** The eps diffusers passes to every VAE norm. */
+export const VAE_EPS = 1e-6;
+
 export class VaeConfigError extends Error {}
 
 export function parseVaeConfig(c: Record<string, any>, where = "VAE config"): VaeConfig {

@@ -3,26 +3,23 @@ import * as F from "../../ir/functional.js";
 import { ShapeError, type Tensor } from "../../ir/tensor.js";
 import { Conv2d, GroupNorm } from "../../nn/layers.js";
 import type { WeightBuilder } from "../../nn/weights.js";
-import type { VaeConfig } from "./config.js";
-import { ResnetBlock2D, Upsample2D, VAE_EPS, VaeMidBlock } from "./resnet.js";
+import { UNetMidBlock2D, UpDecoderBlock2D } from "../shared/autoencoder-blocks.js";
+import { type VaeConfig, VAE_EPS } from "./config.js";
 
 export class VaeDecoder {
   private readonly convIn: Conv2d;
-  private readonly mid: VaeMidBlock;
-  private readonly blocks: { resnets: ResnetBlock2D[]; up?: Upsample2D }[] = [];
+  private readonly mid: UNetMidBlock2D;
+  private readonly blocks: UpDecoderBlock2D[] = [];
   private readonly normOut: GroupNorm;
   private readonly convOut: Conv2d;
   constructor(vb: WeightBuilder, cfg: VaeConfig) {
     const rev = [...cfg.blockOutChannels].reverse(), g = cfg.normNumGroups;
+    const s = { groups: g, act: cfg.actFn, eps: VAE_EPS };
     this.convIn = new Conv2d(vb.pp("conv_in"), cfg.latentChannels, rev[0], 3, { padding: 1 });
-    this.mid = new VaeMidBlock(vb.pp("mid_block"), rev[0], g, cfg.actFn, cfg.midBlockAddAttention);
+    this.mid = new UNetMidBlock2D(vb.pp("mid_block"), rev[0], cfg.midBlockAddAttention, s);
     let ch = rev[0];
     rev.forEach((out, i) => {
-      const bv = vb.pp("up_blocks").pp(i);
-      const resnets = Array.from({ length: cfg.layersPerBlock + 1 }, (_, j) =>
-        new ResnetBlock2D(bv.pp("resnets").pp(j), j === 0 ? ch : out, out, g, cfg.actFn));
-      const up = i < rev.length - 1 ? new Upsample2D(bv.pp("upsamplers").pp(0), out) : undefined;
-      this.blocks.push({ resnets, up });
+      this.blocks.push(new UpDecoderBlock2D(vb.pp("up_blocks").pp(i), ch, out, cfg.layersPerBlock + 1, i < rev.length - 1, s));
       ch = out;
     });
     this.normOut = new GroupNorm(vb.pp("conv_norm_out"), g, ch, VAE_EPS);
@@ -30,10 +27,7 @@ export class VaeDecoder {
   }
   forward(z: Tensor): Tensor {
     let h = this.mid.forward(this.convIn.forward(z));
-    for (const b of this.blocks) {
-      for (const r of b.resnets) h = r.forward(h);
-      if (b.up) h = b.up.forward(h);
-    }
+    for (const b of this.blocks) h = b.forward(h);
     return this.convOut.forward(F.silu(this.normOut.forward(h))); // conv_act is always SiLU
   }
 }

@@ -3,37 +3,31 @@ import * as F from "../../ir/functional.js";
 import { ShapeError, type Tensor } from "../../ir/tensor.js";
 import { Conv2d, GroupNorm } from "../../nn/layers.js";
 import type { WeightBuilder } from "../../nn/weights.js";
-import { type VaeConfig, vaeDownscale } from "./config.js";
-import { Downsample2D, ResnetBlock2D, VAE_EPS, VaeMidBlock } from "./resnet.js";
+import { DownEncoderBlock2D, UNetMidBlock2D } from "../shared/autoencoder-blocks.js";
+import { type VaeConfig, VAE_EPS, vaeDownscale } from "./config.js";
 
 export class VaeEncoder {
   private readonly convIn: Conv2d;
-  private readonly blocks: { resnets: ResnetBlock2D[]; down?: Downsample2D }[] = [];
-  private readonly mid: VaeMidBlock;
+  private readonly blocks: DownEncoderBlock2D[] = [];
+  private readonly mid: UNetMidBlock2D;
   private readonly normOut: GroupNorm;
   private readonly convOut: Conv2d;
   constructor(vb: WeightBuilder, cfg: VaeConfig) {
     const boc = cfg.blockOutChannels, g = cfg.normNumGroups;
+    const s = { groups: g, act: cfg.actFn, eps: VAE_EPS };
     this.convIn = new Conv2d(vb.pp("conv_in"), cfg.inChannels, boc[0], 3, { padding: 1 });
     let ch = boc[0];
     boc.forEach((out, i) => {
-      const bv = vb.pp("down_blocks").pp(i);
-      const resnets = Array.from({ length: cfg.layersPerBlock }, (_, j) =>
-        new ResnetBlock2D(bv.pp("resnets").pp(j), j === 0 ? ch : out, out, g, cfg.actFn));
-      const down = i < boc.length - 1 ? new Downsample2D(bv.pp("downsamplers").pp(0), out) : undefined;
-      this.blocks.push({ resnets, down });
+      this.blocks.push(new DownEncoderBlock2D(vb.pp("down_blocks").pp(i), ch, out, cfg.layersPerBlock, i < boc.length - 1, s));
       ch = out;
     });
-    this.mid = new VaeMidBlock(vb.pp("mid_block"), ch, g, cfg.actFn, cfg.midBlockAddAttention);
+    this.mid = new UNetMidBlock2D(vb.pp("mid_block"), ch, cfg.midBlockAddAttention, s);
     this.normOut = new GroupNorm(vb.pp("conv_norm_out"), g, ch, VAE_EPS);
     this.convOut = new Conv2d(vb.pp("conv_out"), ch, 2 * cfg.latentChannels, 3, { padding: 1 });
   }
   forward(x: Tensor): Tensor {
     let h = this.convIn.forward(x);
-    for (const b of this.blocks) {
-      for (const r of b.resnets) h = r.forward(h);
-      if (b.down) h = b.down.forward(h);
-    }
+    for (const b of this.blocks) h = b.forward(h);
     h = this.mid.forward(h);
     return this.convOut.forward(F.silu(this.normOut.forward(h))); // conv_act is always SiLU
   }

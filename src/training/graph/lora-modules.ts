@@ -5,8 +5,8 @@
  * y += (alpha/r)·B(A x) spliced into the built graph.
  */
 import type { Graph } from "../../ir/graph.js";
-import { addParameter, type TrainableParameter } from "../../ir/autodiff/trainable.js";
-import { addLoraBranches, type LowRankBranch } from "../../ir/autodiff/lora-branch.js";
+import { addParameter, type TrainableParameter } from "../../ir/passes/trainable.js";
+import { addLoraBranches, type LowRankBranch } from "../../ir/passes/lora-branch.js";
 import type { TrainingRng } from "../rng.js";
 
 export class LoraTargetError extends Error {}

@@ -1,7 +1,7 @@
 /**
  * The training graph, built once: the UNet forward on a batch (noisy latents, timesteps, text
  * conditioning, time ids), a loss, and the gradients of every trainable parameter, as outputs `loss`
- * and `grad.<key>` (see ir/autodiff/trainable.ts).
+ * and `grad.<key>` (see ir/passes/trainable.ts).
  *
  * loss = Σ_b w_b · mean((pred_b - target_b)²) with per-sample weights fed each step: 1/B gives
  * diffusers' mean MSE; DreamBooth's prior preservation (instance and class halves, the class half
@@ -14,31 +14,30 @@ import { Graph } from "../../ir/graph.js";
 import type { Tensor } from "../../ir/tensor.js";
 import * as F from "../../ir/functional.js";
 import { WeightBuilder, type WeightSource } from "../../nn/weights.js";
-import { makeTrainable, addGradientOutputs, type TrainableParameter } from "../../ir/autodiff/trainable.js";
+import type { ComponentWeights } from "../../loaders/component.js";
+import { makeTrainable, addGradientOutputs, type TrainableParameter } from "../../ir/passes/trainable.js";
 import { parseUNetConfig, UNet2DConditionModel, type UNetInputs } from "../../models/unet/index.js";
 import { buildClipTextModel } from "../../models/clip/clip-text-model.js";
 import { parseClipTextConfig } from "../../models/clip/config.js";
 import type { TrainingRng } from "../rng.js";
-import { recomputeActivations } from "./recompute.js";
+import { recomputeActivations } from "../../ir/passes/recompute.js";
 import { addLoraModules, loraParameters, selectLoraWeights, TEXT_LORA_TARGETS, type LoraModule } from "./lora-modules.js";
-
-export interface ComponentSource { config: Record<string, any>; source: WeightSource; where: string }
 
 export interface DistillWeights { task: number; kd: number; features: number }
 
 export type TrainMode =
   | { kind: "lora"; rank: number; alpha: number; targets: string[]; textEncoderTargets?: string[] }
   | { kind: "full" }
-  | { kind: "distill"; teacher: ComponentSource; weights: DistillWeights };
+  | { kind: "distill"; teacher: ComponentWeights; weights: DistillWeights };
 
 export interface TrainGraphOptions {
-  unet: ComponentSource;
+  unet: ComponentWeights;
   batch: number;
   /** Latent height and width. */
   latentSize: number;
   mode: TrainMode;
   /** Train LoRA on both text encoders: they join the graph, which then takes `input_ids` / `input_ids_2`. */
-  textEncoders?: [ComponentSource, ComponentSource];
+  textEncoders?: [ComponentWeights, ComponentWeights];
   /** Draws the LoRA A init. */
   rng: TrainingRng;
   /**
@@ -89,7 +88,7 @@ export function buildTrainGraph(o: TrainGraphOptions): TrainGraph {
       textVbs.push(vb);
       const out = buildClipTextModel(vb, parseClipTextConfig(te.config, te.where), { batch: B, withProjection: i === 1 });
       // both encoders name their ids "input_ids": the second becomes input_ids_2
-      g.leaves.set(out.inputIds, { kind: "input", name: i === 0 ? "input_ids" : "input_ids_2" });
+      g.makeInput(out.inputIds, i === 0 ? "input_ids" : "input_ids_2");
       return out;
     });
     text = { hidden: F.concat([outs[0].penultimateHiddenState, outs[1].penultimateHiddenState], 2), pooled: outs[1].textEmbeds! };

@@ -2,12 +2,11 @@
  * Opening an RRDBNet .safetensors: its layout, its config from the tensors, and a full check (every
  * tensor the config needs present with its shape, none left over) before anything is compiled.
  */
-import { Graph } from "../../ir/graph.js";
-import { WeightBuilder, shapeOnlySource, type WeightSource } from "../../nn/weights.js";
-import { readHeader, type TensorEntry } from "../../safetensors/read.js";
-import { EsrganModelError, REQUIRED_KEYS, inferRrdbNetConfig, type RrdbNetConfig } from "./config.js";
-import { canonicalTensors, layoutName, type EsrganLayout } from "./layouts.js";
-import { RRDBNet } from "./rrdbnet.js";
+import type { WeightSource } from "../nn/weights.js";
+import { readHeader, type TensorEntry } from "../safetensors/read.js";
+import { EsrganModelError, REQUIRED_KEYS, inferRrdbNetConfig, type RrdbNetConfig } from "../models/esrgan/config.js";
+import { canonicalTensors, layoutName, type EsrganLayout } from "../models/esrgan/layouts.js";
+import { rrdbNetParameters } from "../models/esrgan/rrdbnet.js";
 
 export interface EsrganWeights {
   config: RrdbNetConfig;
@@ -18,13 +17,6 @@ export interface EsrganWeights {
 }
 
 const few = (keys: string[], n = 6) => keys.slice(0, n).map((k) => `"${k}"`).join(", ") + (keys.length > n ? `, … (${keys.length} in all)` : "");
-
-/** The basicsr-named parameters and shapes of a config (what its checkpoint must hold). */
-export function rrdbNetParameters(config: RrdbNetConfig): Map<string, number[]> {
-  const vb = WeightBuilder.root(new Graph(), shapeOnlySource());
-  new RRDBNet(vb, config);
-  return vb.requested();
-}
 
 export function openEsrganTensors(file: ReadonlyMap<string, TensorEntry>, where: string): EsrganWeights {
   const { layout, tensors, unmapped, numBlock } = canonicalTensors(file);

@@ -50,7 +50,6 @@ export function recomputeActivations(graph: Graph, forwardEnd: number, boundarie
   for (const node of backward) {
     const needs = node.inputs.some((x) => inForward(x) && !keep.has(x) && !memo.has(x));
     if (needs) {
-      const first = graph.nodes.length;
       const dep = node.inputs.find((x) => !inForward(x) && x.producer !== undefined && x.dtype === "float32");
       let zero: Tensor | undefined;
       const gates = new Map<Tensor, Tensor>();
@@ -71,14 +70,13 @@ export function recomputeActivations(graph: Graph, forwardEnd: number, boundarie
         n.outputs.forEach((o, k) => { memo.set(o, outs[k]); recomputedSet.add(o); });
         return memo.get(t)!;
       };
-      node.inputs.forEach((x, i) => { if (inForward(x) && !keep.has(x)) node.inputs[i] = clone(x); });
-      result.push(...graph.nodes.splice(first));
+      const { nodes } = graph.detached(() => node.inputs.forEach((x, i) => { if (inForward(x) && !keep.has(x)) node.inputs[i] = clone(x); }));
+      result.push(...nodes);
     } else {
       node.inputs.forEach((x, i) => { node.inputs[i] = memo.get(x) ?? x; });
     }
     result.push(node);
   }
-  graph.nodes.length = 0;
-  graph.nodes.push(...result);
+  graph.reorder(result);
   return { recomputed: recomputedSet.size, clonedNodes: cloned, kept: keep.size };
 }
