@@ -1,6 +1,6 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NO_FIXTURES } from "./helpers/fixtures.js";
@@ -8,6 +8,9 @@ import { tinyModelIn } from "./helpers/tiny-model.js";
 import { a1111Slerp, variationNoise } from "../src/random/variation-noise.js";
 import { TorchGenerator } from "../src/random/index.js";
 import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
+import { runCli } from "./helpers/cli.js";
+import { decodePng } from "../src/image/png.js";
+import { toRgb8 } from "../src/image/image.js";
 
 test("A1111 slerp: by hand on orthogonal columns, the ends, and the straight blend for (nearly) equal noise", () => {
   // one channel, h = 2, w = 1: low (1, 0), high (0, 1): omega = pi/2, weights sin(pi/4) each
@@ -48,4 +51,18 @@ test("variation seeds in the pipeline: strength 0 is the seed's image, strength 
   assert.ok(half.some((v, i) => Math.abs(v - plain[i]) > 1e-2) && half.some((v, i) => Math.abs(v - other[i]) > 1e-2));
   await assert.rejects(pipe.generate({ ...base, seed: 5, variationStrength: 0.5 }), /variationStrength needs a variationSeed/);
   await assert.rejects(pipe.generate({ ...base, seed: 5, variationSeed: 1, variationStrength: 2 }), /variationStrength must be in \[0, 1\]/);
+});
+
+test("cli --variation-seed / --variation-strength: the library's image and A1111's infotext fields", { skip: NO_FIXTURES }, async () => {
+  const out = join(tmp, "var.png");
+  const r = runCli(["generate", "--model", tinyModelIn(tmp), "--prompt", "a castle", "--steps", "3", "--scheduler", "Euler", "--seed", "5", "--width", "32", "--height", "32",
+    "--variation-seed", "9", "--variation-strength", "0.5", "--output", out]);
+  assert.equal(r.code, 0, r.stderr);
+  const png = decodePng(readFileSync(out));
+  assert.match(png.text.parameters ?? "", /Variation seed: 9, Variation seed strength: 0\.5/);
+  const lib = await pipe!.generate({ prompt: "a castle", numInferenceSteps: 3, guidanceScale: 5, scheduler: "Euler", seed: 5, width: 32, height: 32, variationSeed: 9, variationStrength: 0.5 });
+  assert.deepEqual(Array.from(png.data), Array.from(toRgb8(lib.images).data));
+  const bad = runCli(["generate", "--model", tinyModelIn(tmp), "--prompt", "x", "--variation-seed", "3"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--variation-seed and --variation-strength go together/);
 });

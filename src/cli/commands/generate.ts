@@ -55,6 +55,8 @@ const COMMON_HELP = `  --model M            diffusers folder, Hugging Face repo 
   --guidance G         classifier-free guidance scale, off at <= 1 (default 5); for LCM UNets
                        (time_cond_proj_dim) the scale is embedded instead and there is no CFG batch
   --seed S             torch CPU generator seed (default random; always reported)
+  --variation-seed V, --variation-strength X  AUTOMATIC1111's variation seeds: image i's initial noise
+                       is slerped towards the noise of seed V + i by X in [0, 1]
   --scheduler NAME     A1111 sampler ("Euler", "Euler a", "LMS", "DPM2 a", "DPM++ 3M SDE", "PLMS", "LCM", ...),
                        optionally with an A1111 schedule type ("DPM++ 2M Karras", "Euler SGM Uniform",
                        "LMS Exponential", "DPM2 Beta"), or a diffusers class (default: the model's)
@@ -97,6 +99,8 @@ export const COMMON_OPTIONS = {
   "original-size": { type: "string" },
   "crops-coords-top-left": { type: "string" },
   "target-size": { type: "string" },
+  "variation-seed": { type: "string" },
+  "variation-strength": { type: "string" },
   steps: { type: "string" },
   guidance: { type: "string" },
   fast: { type: "boolean" },
@@ -199,6 +203,20 @@ function pairFlag(values: Values, name: string): readonly [number, number] | und
   return [nums[0], nums[1]];
 }
 
+/** A1111's infotext fields of image i's variation seed. */
+function variationInfo(o: CommonOptions, i: number): Record<string, number> {
+  if (!o.variationStrength || typeof o.variationSeed !== "number") return {};
+  return { "Variation seed": o.variationSeed + i, "Variation seed strength": o.variationStrength };
+}
+
+/** --variation-seed and --variation-strength (both or neither). */
+function variationFlags(values: Values): { variationSeed?: number; variationStrength?: number } {
+  const seed = intFlag(values, "variation-seed", 0), strength = numberFlag(values, "variation-strength");
+  if ((seed === undefined) !== (strength === undefined)) throw new UsageError("--variation-seed and --variation-strength go together");
+  if (strength !== undefined && !(strength >= 0 && strength <= 1)) throw new UsageError(`--variation-strength must be in [0, 1], got ${strength}`);
+  return seed === undefined ? {} : { variationSeed: seed, variationStrength: strength };
+}
+
 /** --prompt (repeatable) and --negative-prompt (once, or once per prompt). */
 function promptFlags(values: Values): { prompt: string | string[]; negativePrompt?: string | string[] } {
   const list = (name: string) => { const v = values[name]; return v === undefined ? [] : Array.isArray(v) ? v : [String(v)]; };
@@ -250,6 +268,7 @@ export function parseCommon(values: Values, tokens: Parameters<typeof parseContr
     variant, device, controlnets: parseControlNets(tokens, values),
     options: {
       prompt, negativePrompt, numInferenceSteps: steps, guidanceScale: guidance, seed,
+      ...variationFlags(values),
       originalSize: pairFlag(values, "original-size"), cropsCoordsTopLeft: pairFlag(values, "crops-coords-top-left"), targetSize: pairFlag(values, "target-size"),
       scheduler: stringFlag(values, "scheduler") ?? (fast ? "LCM" : undefined), numImagesPerPrompt,
       promptSyntax, fastDecode,
@@ -330,6 +349,7 @@ export async function runAndSave(
       prompt: pick(options.prompt, i)!, negativePrompt: pick(options.negativePrompt, i),
       steps: options.numInferenceSteps, sampler: samplerLabel(out.scheduler.className, out.scheduler.config as Record<string, unknown>),
       cfgScale: options.guidanceScale, seed: options.seed, width, height, model: pipe.model.name, ...extraInfo,
+      extra: { ...variationInfo(options, i), ...extraInfo.extra },
     });
     mkdirSync(dirname(name), { recursive: true });
     writeFileAtomically(name, encodePng(toRgb8(out.images, i), { parameters }));
