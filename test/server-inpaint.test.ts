@@ -1,0 +1,125 @@
+/**
+ * Inpainting through the server with the tiny synth model: A1111 img2img with a mask (mask_blur 0,
+ * "original" fill, whole picture) gives the diffusers fixture's image (strength1_euler) and what
+ * pipe.inpaint gives for the same PNGs; bad masks and strengths are 400s naming the field, nothing is
+ * queued or written, and the server goes on serving.
+ */
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { NO_FIXTURES, HAVE_FIXTURES, levelDiff } from "./helpers/fixtures.js";
+import { tinyModelIn } from "./helpers/tiny-model.js";
+import { inpaintFixtureCase, type InpaintFixtureCase } from "./helpers/inpaint-case.js";
+import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
+import { decodePng, encodePng } from "../src/image/png.js";
+import { startServer, type RunningServer } from "../src/server/app.js";
+import { FileStore } from "../src/server/file-store.js";
+import { LocalQueue } from "../src/server/local-queue.js";
+import { inpaintInfoFields } from "../src/server/inpaint-info.js";
+
+const tmp = mkdtempSync(join(tmpdir(), "server-inpaint-"));
+let pipe: StableDiffusionXLPipeline;
+let server: RunningServer;
+let files: FileStore;
+let fx: InpaintFixtureCase;
+
+before(async () => {
+  if (!HAVE_FIXTURES) return;
+  pipe = await StableDiffusionXLPipeline.fromPretrained(tinyModelIn(tmp));
+  files = new FileStore();
+  server = await startServer({ queue: new LocalQueue(pipe, 4, files), files, host: "127.0.0.1", port: 0 });
+  fx = inpaintFixtureCase("strength1_euler");
+});
+
+after(async () => {
+  await server?.close();
+  await pipe?.release();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+const post = (path: string, body: unknown) => fetch(server.url + path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+
+/** The fixture case as an A1111 inpainting request (settings that add nothing to diffusers' algorithm). */
+const a1111Body = (extra: Record<string, unknown> = {}) => ({
+  prompt: fx.prompt, negative_prompt: fx.negativePrompt, seed: fx.seed, steps: fx.steps, cfg_scale: fx.guidanceScale, sampler_name: "Euler",
+  init_images: [fx.initPng.toString("base64")], mask: fx.maskPng.toString("base64"), denoising_strength: fx.strength,
+  mask_blur: 0, inpainting_fill: 1, inpaint_full_res: false, inpaint_full_res_padding: 32, inpainting_mask_invert: 0, resize_mode: 0,
+  width: fx.width, height: fx.height, ...extra,
+});
+
+test("A1111 img2img with a mask equals the diffusers fixture (strength1_euler) and pipe.inpaint on the same PNGs", { skip: NO_FIXTURES, timeout: 120_000 }, async () => {
+  const r = await post("/sdapi/v1/img2img", a1111Body());
+  assert.equal(r.status, 200, await r.clone().text());
+  const out = await r.json() as { images: string[]; info: string; parameters: Record<string, unknown> };
+  const png = Buffer.from(out.images[0], "base64");
+  assert.ok(levelDiff(png, fx.images) <= 1, `server vs the diffusers fixture: ${levelDiff(png, fx.images)} levels`);
+  const lib = await pipe.inpaint({
+    prompt: fx.prompt, negativePrompt: fx.negativePrompt, seed: fx.seed, numInferenceSteps: fx.steps, guidanceScale: fx.guidanceScale,
+    scheduler: "Euler", strength: fx.strength, image: decodePng(fx.initPng), maskImage: decodePng(fx.maskPng),
+  });
+  assert.ok(levelDiff(png, lib.images.data) <= 1, "server vs pipe.inpaint");
+  const info = JSON.parse(out.info);
+  assert.equal(info.is_using_inpainting_conditioning, false, "a 4-channel UNet: no inpainting conditioning (as A1111 reports for such models)");
+  assert.equal(info.denoising_strength, 1);
+  assert.deepEqual(info.extra_generation_params, { "Masked content": "original" });
+  assert.equal(out.parameters.mask, null, "the mask is not echoed back (as A1111)");
+  assert.equal(out.parameters.init_images, null);
+  assert.match(decodePng(png).text.parameters, /Denoising strength: 1, Masked content: original$/);
+});
+
+test("A1111 inpainting defaults and info fields: denoising_strength 0.75, Mask blur, only masked", { skip: NO_FIXTURES }, () => {
+  assert.deepEqual(inpaintInfoFields({ mask: "", invertMask: false, maskBlurX: 4, maskBlurY: 4, inpaintingFill: 1, inpaintFullRes: false, inpaintFullResPadding: 32 }),
+    { "Mask blur": 4, "Masked content": "original" });
+  assert.deepEqual(inpaintInfoFields({ mask: "", invertMask: true, maskBlurX: 2, maskBlurY: 6, inpaintingFill: 0, inpaintFullRes: true, inpaintFullResPadding: 32 }),
+    { "Mask blur X": 2, "Mask blur Y": 6, "Mask mode": "Inpaint not masked", "Masked content": "fill", "Inpaint area": "Only masked", "Masked area padding": 32 });
+});
+
+test("A1111 img2img without denoising_strength uses A1111's 0.75", { skip: NO_FIXTURES, timeout: 60_000 }, async () => {
+  const { denoising_strength: _, ...body } = a1111Body({ steps: 4 });
+  const r = await post("/sdapi/v1/img2img", body);
+  assert.equal(r.status, 200, await r.clone().text());
+  const out = await r.json() as { info: string; parameters: Record<string, unknown> };
+  assert.equal(JSON.parse(out.info).denoising_strength, 0.75);
+  assert.equal(out.parameters.denoising_strength, 0.75);
+});
+
+test("A1111 inpainting: bad masks, strengths and settings are 400s naming the field; nothing queued or written; the server goes on", { skip: NO_FIXTURES, timeout: 120_000 }, async () => {
+  const black = encodePng({ width: fx.width, height: fx.height, data: new Uint8Array(fx.width * fx.height * 3) }).toString("base64");
+  const white = encodePng({ width: fx.width, height: fx.height, data: new Uint8Array(fx.width * fx.height * 3).fill(255) }).toString("base64");
+  const small = encodePng({ width: 16, height: 16, data: new Uint8Array(16 * 16 * 3).fill(255) }).toString("base64");
+  const cases: [Record<string, unknown>, string, RegExp][] = [
+    [{ mask: black }, "mask", /all black: nothing to repaint/],
+    [{ mask: white, inpainting_mask_invert: 1 }, "mask", /nothing to repaint/],
+    [{ mask: "not an image at all!" }, "mask", /mask must be a base64-encoded PNG or JPEG/],
+    [{ mask: Buffer.from("GIF89a not really").toString("base64") }, "mask", /mask/],
+    [{ mask: 42 }, "mask", /mask must be a base64/],
+    [{ denoising_strength: 0 }, "denoising_strength", /must be in \(0, 1\]/],
+    [{ denoising_strength: 1.5 }, "denoising_strength", /must be in \[0, 1\]/],
+    [{ inpainting_fill: 4 }, "inpainting_fill", /inpainting_fill must be in \[0, 3\]/],
+    [{ mask_blur: -1 }, "mask_blur", /mask_blur must be in/],
+    [{ mask_blur_x: "4" }, "mask_blur_x", /mask_blur_x must be an integer/],
+    [{ inpaint_full_res: 1 }, "inpaint_full_res", /must be true or false/],
+    [{ inpaint_full_res_padding: -5 }, "inpaint_full_res_padding", /must be in/],
+    [{ inpainting_mask_invert: 2 }, "inpainting_mask_invert", /must be 0 or 1/],
+    [{ initial_noise_multiplier: 0.5 }, "initial_noise_multiplier", /not supported: only 1/],
+    [{ resize_mode: 3 }, "resize_mode", /latent upscale/],
+    [{ resize_mode: 7 }, "resize_mode", /resize_mode must be in/],
+    [{ mask_round: false }, "mask_round", /mask_round/],
+  ];
+  // a mask of another size: refused while the mask is not resized to the image
+  cases.push([{ mask: small }, "mask", /the mask is 16x16 but the init image is 32x32/]);
+  const before = { files: files.size, jobs: server.state.queue.counts() };
+  for (const [extra, param, message] of cases) {
+    const r = await post("/sdapi/v1/img2img", a1111Body(extra));
+    const body = await r.json() as { error: { message: string; param: string | null } };
+    assert.equal(r.status, 400, `${JSON.stringify(extra).slice(0, 80)}: ${JSON.stringify(body)}`);
+    assert.equal(body.error.param, param, JSON.stringify(body));
+    assert.match(body.error.message, message);
+  }
+  assert.equal(files.size, before.files, "nothing written");
+  assert.deepEqual(server.state.queue.counts(), before.jobs, "nothing queued");
+  const ok = await post("/sdapi/v1/img2img", a1111Body({ steps: 1 }));
+  assert.equal(ok.status, 200, "a good request after the bad ones");
+});
