@@ -1,7 +1,8 @@
 /**
  * Inpainting through the server with the tiny synth model: A1111 img2img with a mask (mask_blur 0,
  * "original" fill, whole picture) gives the diffusers fixture's image (strength1_euler) and what
- * pipe.inpaint gives for the same PNGs; bad masks and strengths are 400s naming the field, nothing is
+ * pipe.inpaint gives for the same PNGs, and so does the openai SDK's images.edit with an RGBA mask;
+ * variations and the model list; bad masks and strengths are 400s naming the field, nothing is
  * queued or written, and the server goes on serving.
  */
 import { test, before, after } from "node:test";
@@ -13,11 +14,13 @@ import { NO_FIXTURES, HAVE_FIXTURES, levelDiff } from "./helpers/fixtures.js";
 import { tinyModelIn } from "./helpers/tiny-model.js";
 import { inpaintFixtureCase, type InpaintFixtureCase } from "./helpers/inpaint-case.js";
 import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
-import { decodePng, encodePng } from "../src/image/png.js";
+import OpenAI, { toFile } from "openai";
+import { decodePng, encodePng, type RgbImage } from "../src/image/png.js";
 import { startServer, type RunningServer } from "../src/server/app.js";
 import { FileStore } from "../src/server/file-store.js";
 import { LocalQueue } from "../src/server/local-queue.js";
 import { inpaintInfoFields } from "../src/server/inpaint-info.js";
+import { encodeRgbaPng } from "./helpers/png-rgba.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "server-inpaint-"));
 let pipe: StableDiffusionXLPipeline;
@@ -122,4 +125,88 @@ test("A1111 inpainting: bad masks, strengths and settings are 400s naming the fi
   assert.deepEqual(server.state.queue.counts(), before.jobs, "nothing queued");
   const ok = await post("/sdapi/v1/img2img", a1111Body({ steps: 1 }));
   assert.equal(ok.status, 200, "a good request after the bad ones");
+});
+
+/** The fixture's init image with the mask's white area made fully transparent (OpenAI's way to mark it). */
+function rgbaPng(rgb: RgbImage, transparentWhere: RgbImage | undefined): Buffer {
+  const n = rgb.width * rgb.height;
+  const data = new Uint8Array(4 * n);
+  for (let i = 0; i < n; i++) {
+    data.set(rgb.data.subarray(3 * i, 3 * i + 3), 4 * i);
+    data[4 * i + 3] = transparentWhere && transparentWhere.data[3 * i] >= 128 ? 0 : 255;
+  }
+  return encodeRgbaPng({ width: rgb.width, height: rgb.height, data });
+}
+
+const client = () => new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "dummy", maxRetries: 0 });
+const extras = () => ({ negative_prompt: fx.negativePrompt, seed: fx.seed, steps: fx.steps, guidance_scale: fx.guidanceScale, scheduler: "Euler" });
+
+test("OpenAI images.edit (the real SDK, multipart) with an RGBA mask equals the diffusers fixture; without a mask the image's own alpha is the area", { skip: NO_FIXTURES, timeout: 120_000 }, async () => {
+  const mask = rgbaPng({ ...fx.mask, data: new Uint8Array(fx.mask.data.length) }, fx.mask);
+  const res = await client().images.edit({
+    image: await toFile(fx.initPng, "init.png", { type: "image/png" }), mask: await toFile(mask, "mask.png", { type: "image/png" }),
+    prompt: fx.prompt, n: 1, size: `${fx.width}x${fx.height}` as "256x256", response_format: "b64_json", ...extras(),
+  } as OpenAI.Images.ImageEditParamsNonStreaming);
+  const png = Buffer.from(res.data![0].b64_json!, "base64");
+  assert.ok(levelDiff(png, fx.images) <= 1, `edits vs the diffusers fixture: ${levelDiff(png, fx.images)} levels`);
+  // the image carrying its own transparency, no mask, by url
+  const own = await client().images.edit({
+    image: await toFile(rgbaPng(fx.init, fx.mask), "own.png", { type: "image/png" }), prompt: fx.prompt, response_format: "url", ...extras(),
+  } as OpenAI.Images.ImageEditParamsNonStreaming);
+  const byUrl = Buffer.from(await (await fetch(own.data![0].url!)).arrayBuffer());
+  assert.ok(levelDiff(byUrl, fx.images) <= 1, "the image's own alpha as the mask");
+});
+
+test("OpenAI edits, variations and models: bad uploads are 400s naming the field; variations are img2img at 0.75 with an empty prompt", { skip: NO_FIXTURES, timeout: 120_000 }, async () => {
+  const c = client();
+  const models = await c.models.list();
+  assert.deepEqual(models.data.map((m) => [m.id, m.object, m.owned_by]), [["tiny-ssd", "model", "ssd1b"]]);
+  assert.equal((await c.models.retrieve("tiny-ssd")).id, "tiny-ssd");
+  await assert.rejects(c.models.retrieve("dall-e-3"), (e: { status?: number }) => e.status === 404);
+
+  const v = await c.images.createVariation({ image: await toFile(fx.initPng, "v.png", { type: "image/png" }), n: 1, response_format: "b64_json", seed: 3, steps: 4 } as OpenAI.Images.ImageCreateVariationParams);
+  const lib = await pipe.img2img({ prompt: "", seed: 3, numInferenceSteps: 4, strength: 0.75, image: fx.init });
+  assert.ok(levelDiff(Buffer.from(v.data![0].b64_json!, "base64"), lib.images.data) <= 1, "variation = img2img, empty prompt, strength 0.75");
+
+  const opaque = await toFile(fx.initPng, "opaque.png", { type: "image/png" });
+  const bad: [() => Promise<unknown>, string, RegExp][] = [
+    [async () => c.images.edit({ image: opaque, prompt: "x" }), "image", /no fully transparent pixels/],
+    [async () => c.images.edit({ image: opaque, mask: await toFile(fx.initPng, "m.png"), prompt: "x" }), "mask", /no fully transparent pixels/],
+    [async () => c.images.edit({ image: opaque, mask: await toFile(Buffer.from("not a png"), "m.png"), prompt: "x" }), "mask", /.+/],
+    [async () => c.images.edit({ image: await toFile(Buffer.from("GIF89a"), "i.gif"), prompt: "x" }), "image", /.+/],
+    [async () => c.images.edit({ image: opaque, mask: await toFile(rgbaPng({ width: 16, height: 16, data: new Uint8Array(768) }, { width: 16, height: 16, data: new Uint8Array(768).fill(255) }), "m.png"), prompt: "x" }), "mask", /the mask is 16x16 but the image is 32x32/],
+    [async () => c.images.edit({ image: await toFile(rgbaPng(fx.init, fx.mask), "own.png"), prompt: "x", strength: 0 } as OpenAI.Images.ImageEditParamsNonStreaming), "strength", /must be in \(0, 1\]/],
+    [async () => c.images.edit({ image: await toFile(rgbaPng(fx.init, fx.mask), "own.png"), prompt: "x", n: "two" } as unknown as OpenAI.Images.ImageEditParamsNonStreaming), "n", /n must be an integer/],
+    [async () => c.images.edit({ image: await toFile(rgbaPng(fx.init, fx.mask), "own.png"), prompt: "x", size: "64x64" } as unknown as OpenAI.Images.ImageEditParamsNonStreaming), "size", /differs from the image's 32x32/],
+    [async () => c.images.edit({ image: await toFile(rgbaPng(fx.init, fx.mask), "own.png"), prompt: "x", colour: "red" } as unknown as OpenAI.Images.ImageEditParamsNonStreaming), "colour", /unknown form field/],
+    [async () => c.images.createVariation({ image: await toFile(Buffer.from("nope"), "v.png") }), "image", /.+/],
+  ];
+  const before = { files: files.size, jobs: server.state.queue.counts() };
+  for (const [call, param, message] of bad) {
+    await assert.rejects(call(), (e: { status?: number; error?: { param?: string; message?: string } }) => {
+      assert.equal(e.status, 400, JSON.stringify(e.error));
+      assert.equal(e.error?.param, param, JSON.stringify(e.error));
+      assert.match(e.error?.message ?? "", message);
+      return true;
+    });
+  }
+  assert.equal(files.size, before.files, "nothing written");
+  assert.deepEqual(server.state.queue.counts(), before.jobs, "nothing queued");
+
+  // hostile multipart over plain HTTP: clear 400s and 413s; JSON where a form is due; the server goes on
+  const raw = (type: string, body: string) => fetch(server.url + "/v1/images/edits", { method: "POST", headers: { "Content-Type": type }, body });
+  const answers: [Response, number, RegExp][] = [
+    [await raw("multipart/form-data; boundary=xx", "--xx\r\nContent-Disposition: form-data; name=\"prompt\"\r\n\r\nhi"), 400, /not ended by a boundary/],
+    [await raw("multipart/form-data", "--xx--"), 400, /no boundary/],
+    [await raw("application/json", JSON.stringify({ prompt: "x" })), 400, /multipart\/form-data/],
+    [await fetch(server.url + "/sdapi/v1/img2img", { method: "POST", headers: { "Content-Type": "multipart/form-data; boundary=xx" }, body: "--xx--" }), 415, /JSON/],
+  ];
+  for (const [r, status, message] of answers) {
+    assert.equal(r.status, status);
+    assert.match(((await r.json()) as { error: { message: string } }).error.message, message);
+  }
+  const big = await fetch(server.url + "/v1/images/variations", { method: "POST", headers: { "Content-Type": "multipart/form-data; boundary=xx" }, body: new Uint8Array(server.state.limits.maxBodyBytes + 1) });
+  assert.equal(big.status, 413);
+  await big.arrayBuffer();
+  assert.equal((await fetch(server.url + "/health")).status, 200, "still serving");
 });
