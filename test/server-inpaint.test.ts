@@ -210,3 +210,14 @@ test("OpenAI edits, variations and models: bad uploads are 400s naming the field
   await big.arrayBuffer();
   assert.equal((await fetch(server.url + "/health")).status, 200, "still serving");
 });
+
+test("Segmind /v1/ssd-img2img equals pipe.img2img; a URL image is a 400 (nothing fetched)", { skip: NO_FIXTURES, timeout: 60_000 }, async () => {
+  const r = await post("/v1/ssd-img2img", { image: fx.initPng.toString("base64"), prompt: "a boat", seed: 5, num_inference_steps: 4, guidance_scale: 5, scheduler: "Euler", strength: 0.5, samples: 1, base64: false });
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get("content-type"), "image/png");
+  const lib = await pipe.img2img({ prompt: "a boat", seed: 5, numInferenceSteps: 4, strength: 0.5, image: fx.init, scheduler: "Euler" });
+  assert.ok(levelDiff(Buffer.from(await r.arrayBuffer()), lib.images.data) <= 1);
+  const url = await post("/v1/ssd-img2img", { image: "https://example.com/a.png", prompt: "x" });
+  assert.equal(url.status, 400);
+  assert.match((await url.json() as { error: { message: string } }).error.message, /does not fetch URLs/);
+});
