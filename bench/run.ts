@@ -5,6 +5,8 @@
  *  - pipeline: SSD-1B text-to-image by stage → bench/results/pipeline-cpu.md
  *  - decode: SDXL VAE decoder vs TAESDXL decoder (fast decode / previews) → bench/results/decode-cpu.md
  *  - fast: the --fast preset (LCM, 4 steps, guidance 1, TAESD) against the default 25-step image, same run → bench/results/fast-preset-cpu.md
+ *  - controlnet: FLOPs of the SDXL ControlNet (controlnet-canny-sdxl-1.0's shape) against one SSD-1B / SDXL UNet step, and
+ *    seconds for both at the smallest --sizes → bench/results/controlnet-cpu.md (--controlnet-runs N, default 1)
  *  - server: requests/minute and latency under 4 clients, tiny model → bench/results/server.md (bench/server.ts)
  * Options: --suites unet,pipeline,fast,decode  --device cpu|webgpu  --sizes 512,1024  --runs N  --models ssd-1b,sdxl  --steps 25
  */
@@ -17,6 +19,11 @@ import { parseArgs } from "node:util";
 import { synthComponent, synthModel } from "../src/cli/commands/synth.js";
 import { fullSizeModelFolder } from "../test/helpers/full-size-model.js";
 import { TAESDXL_CONFIG } from "../src/models/taesd/autoencoder-tiny.js";
+import { Graph } from "../src/ir/graph.js";
+import { WeightBuilder, shapeOnlySource } from "../src/nn/weights.js";
+import { buildUNetGraph, parseUNetConfig } from "../src/models/unet/index.js";
+import { buildControlNetGraph, parseControlNetConfig } from "../src/models/controlnet/index.js";
+import { checkControlNetFits } from "../src/pipelines/controlnet-runner.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, "../..");
@@ -26,6 +33,7 @@ const { values } = parseArgs({
     device: { type: "string", default: "cpu" }, sizes: { type: "string", default: "512,1024" },
     runs: { type: "string", default: "2" }, models: { type: "string", default: "ssd-1b,sdxl" },
     suites: { type: "string", default: "unet,pipeline,fast,decode,server" }, steps: { type: "string", default: "25" },
+    "controlnet-runs": { type: "string", default: "1" },
   },
 });
 const benchDir = process.env.SSD1B_BENCH_DIR ?? join(tmpdir(), "ssd1b-bench");
@@ -214,11 +222,86 @@ function decodeSuite(): void {
   writeResult(`decode-${values.device}.md`, lines);
 }
 
+/**
+ * diffusers/controlnet-canny-sdxl-1.0's architecture: ControlNetModel.from_unet(SDXL UNet) with
+ * conditioning_embedding_out_channels [16, 32, 96, 256]: the SDXL encoder (down blocks with
+ * transformer depths 1, 2, 10, the cross-attention mid block), 9 + 1 zero convs.
+ */
+function sdxlControlNetConfig(): Record<string, unknown> {
+  const u = JSON.parse(readFileSync(join(configs, "sdxl", "unet_config.json"), "utf8"));
+  delete u.up_block_types; delete u.out_channels; delete u.center_input_sample; delete u.sample_size;
+  return { ...u, _class_name: "ControlNetModel", conditioning_channels: 3, conditioning_embedding_out_channels: [16, 32, 96, 256], controlnet_conditioning_channel_order: "rgb", global_pool_conditions: false };
+}
+
+function controlnetSuite(): void {
+  const cnRaw = sdxlControlNetConfig();
+  const cn = parseControlNetConfig(cnRaw);
+  const unets = Object.fromEntries(["ssd-1b", "sdxl"].map((m) => [m, parseUNetConfig(JSON.parse(readFileSync(join(configs, m, "unet_config.json"), "utf8")))]));
+  for (const u of Object.values(unets)) checkControlNetFits(cn, u);
+  const flops = (build: (g: Graph, vb: WeightBuilder) => void) => { const g = new Graph(); build(g, WeightBuilder.root(g, shapeOnlySource())); return g.flops(); };
+  const batch = 2;
+  const sizes = [...new Set([...values.sizes!.split(",").map(Number), 1024])].sort((a, b) => a - b);
+  const flopRows: string[] = [];
+  for (const size of sizes) {
+    const lat = size / 8;
+    const shape = { batch, height: lat, width: lat };
+    const net = flops((g, vb) => buildControlNetGraph(g, vb, cn, shape));
+    for (const [name, u] of Object.entries(unets)) {
+      const plain = flops((g, vb) => buildUNetGraph(g, vb, u, shape));
+      const fed = flops((g, vb) => buildUNetGraph(g, vb, u, shape, { controlnetResiduals: true }));
+      flopRows.push(`| ${size}x${size} | ${name} | ${(plain / 1e12).toFixed(2)} | ${(fed / 1e12).toFixed(2)} | ${(net / 1e12).toFixed(2)} | ${(net / plain).toFixed(2)}x | ${((net + fed) / plain).toFixed(2)}x |`);
+    }
+  }
+  const timeSize = sizes[0];
+  const dirs = {
+    controlnet: componentDir("sdxl-controlnet", () => JSON.stringify(cnRaw, null, 2)),
+    unet: modelDir("ssd-1b"),
+    "unet-residuals": modelDir("ssd-1b"),
+  };
+  const kinds = ["unet", "controlnet", "unet-residuals"] as const;
+  const timed: any = {};
+  for (const kind of kinds) {
+    process.stderr.write(`controlnet suite: ${kind} ${timeSize}x${timeSize} ...\n`);
+    timed[kind] = runWorker("controlnet-worker.js", [kind, dirs[kind], String(timeSize), values["controlnet-runs"]!]);
+    process.stderr.write(`  ${JSON.stringify(timed[kind])}\n`);
+  }
+  const best = (r: any) => Math.min(...r.times);
+  writeResult("controlnet-cpu.md", [
+    "# ControlNet benchmark (cpu)",
+    "",
+    machine,
+    "ControlNet: diffusers/controlnet-canny-sdxl-1.0's architecture (the SDXL UNet's encoder, conditioning_embedding_out_channels",
+    "[16, 32, 96, 256]); it fits SSD-1B too (same widths, cross-attention and micro-conditioning dims; checkControlNetFits passes).",
+    `Batch ${batch} (classifier-free guidance) for every graph. FLOPs from the IR (shape-only graphs). A ControlNet step is`,
+    "one ControlNet pass plus one UNet pass with residual inputs; the residual adds cost next to nothing.",
+    "",
+    "| size | UNet | UNet step (TFLOP) | UNet with residuals (TFLOP) | ControlNet (TFLOP) | ControlNet / UNet | ControlNet step / plain step |",
+    "|---|---|---|---|---|---|---|",
+    ...flopRows,
+    "",
+    `Seconds at ${timeSize}x${timeSize} (the smallest size asked for; 1024x1024 would take minutes per pass on 2 cores), synth fp16`,
+    `checkpoints loaded as a user would, best of ${values["controlnet-runs"]} pass(es), each in a fresh process, one after another`,
+    "(the 1-minute load average at the end of each is given: other work on the machine slows a pass down):",
+    "",
+    "| graph | session creation (s) | forward (s) | TFLOP (IR) | GFLOP/s | peak RSS (GiB) | load average |",
+    "|---|---|---|---|---|---|---|",
+    ...kinds.map((k) => {
+      const r = timed[k];
+      const name = { controlnet: "SDXL ControlNet", unet: "SSD-1B UNet (plain)", "unet-residuals": "SSD-1B UNet with residuals" }[k];
+      return `| ${name} | ${r.sessionSeconds.toFixed(1)} | ${best(r).toFixed(2)} | ${(r.flops / 1e12).toFixed(2)} | ${(r.flops / best(r) / 1e9).toFixed(0)} | ${gib(r.peakRss)} | ${r.loadAverage.toFixed(1)} |`;
+    }),
+    "",
+    `A ControlNet-guided SSD-1B step at ${timeSize}x${timeSize}: ${(best(timed.controlnet) + best(timed["unet-residuals"])).toFixed(1)} s, ${((best(timed.controlnet) + best(timed["unet-residuals"])) / best(timed.unet)).toFixed(2)}x the plain UNet pass.`,
+    "",
+  ]);
+}
+
 const suites = values.suites!.split(",");
 if (suites.includes("unet")) unetSuite();
 if (suites.includes("pipeline")) pipelineSuite();
 if (suites.includes("fast")) fastSuite();
 if (suites.includes("decode")) decodeSuite();
+if (suites.includes("controlnet")) controlnetSuite();
 if (suites.includes("server")) {
   const r = spawnSync(process.execPath, [join(here, "server.js")], { stdio: "inherit" });
   if (r.status !== 0) throw new Error("server benchmark failed");

@@ -3,11 +3,12 @@ import assert from "node:assert/strict";
 import { cpSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { HAVE_FIXTURES, NO_FIXTURES, assertMaxAbs, fixture, openFixture } from "./helpers/fixtures.js";
+import { HAVE_FIXTURES, NO_FIXTURES, assertMaxAbs, diff, fixture, openFixture } from "./helpers/fixtures.js";
+import type { RgbImage } from "../src/image/png.js";
 import { synthModel } from "../src/cli/commands/synth.js";
 import { StableDiffusionXLPipeline, type InpaintOptions } from "../src/pipelines/sdxl/index.js";
 import { binarizeMask, maskLatents } from "../src/pipelines/sdxl/inpaint.js";
-import { createScheduler } from "../src/schedulers/index.js";
+import { createScheduler, parsePythonJson } from "../src/schedulers/index.js";
 import type { Pair } from "../src/pipelines/micro-conditioning.js";
 import type { FloatTensor } from "../src/image/image.js";
 
@@ -48,7 +49,7 @@ function tinyModel(unet9ch: boolean): string {
   return dir;
 }
 
-const cases: Record<string, InpaintCase> = HAVE_FIXTURES ? JSON.parse(readFileSync(fixture("inpaint", "tiny-ssd", "cases.json"), "utf8").replace(/-Infinity/g, "-1e999")) : {};
+const cases: Record<string, InpaintCase> = HAVE_FIXTURES ? parsePythonJson(readFileSync(fixture("inpaint", "tiny-ssd", "cases.json"), "utf8")) as Record<string, InpaintCase> : {};
 const pipes = new Map<boolean, Promise<StableDiffusionXLPipeline>>();
 const open = (nine: boolean) => {
   if (!pipes.has(nine)) pipes.set(nine, StableDiffusionXLPipeline.fromPretrained(tinyModel(nine)));
@@ -70,7 +71,7 @@ export function inpaintCaseOptions(name: string, c: InpaintCase): InpaintOptions
 }
 
 for (const [name, c] of Object.entries(cases)) {
-  if (c.padding_mask_crop !== null) continue; // needs PIL's crop and Lanczos resize: test/inpaint-crop.test.ts
+  if (c.padding_mask_crop !== null) continue; // 8-bit inputs and output: the test below
   test(`inpaint tiny-ssd/${name}: mask latents, latents after every step and images match diffusers`, { skip: NO_FIXTURES }, async (t) => {
     const pipe = await open(c.unet_in_channels === 9);
     const ref = openFixture("inpaint", "tiny-ssd", "cases.safetensors");
@@ -117,4 +118,29 @@ test("inpaint: bad masks and strengths are clear errors before any work", { skip
   await assert.rejects(pipe.inpaint({ ...opts, strength: 1.5 }), /strength must be in \(0, 1\]/);
   await assert.rejects(pipe.inpaint({ ...opts, maskImage: { data: new Float32Array(32 * 32).fill(2), shape: [32, 32] } }), /mask values must be in \[0, 1\]/);
   await assert.rejects(pipe.inpaint({ ...opts, maskImage: { data: new Float32Array(3 * 32 * 32), shape: [3, 32, 32] } }), /float mask must be/);
+});
+
+test("inpaint tiny-ssd/padding_mask_crop: the crop's latents after every step, and the pasted-back image, match diffusers", { skip: NO_FIXTURES }, async (t) => {
+  const name = "padding_mask_crop", c = cases[name];
+  const pipe = await open(false);
+  const ref = openFixture("inpaint", "tiny-ssd", "cases.safetensors");
+  const opts = inpaintCaseOptions(name, c);
+  // PIL images, as diffusers requires for padding_mask_crop
+  const rgb = (tensor: FloatTensor): RgbImage => {
+    const [, ch, h, w] = tensor.shape;
+    const data = new Uint8Array(h * w * 3);
+    for (let p = 0; p < h * w; p++) for (let k = 0; k < 3; k++) data[3 * p + k] = Math.round(tensor.data[(ch === 1 ? 0 : k) * h * w + p] * 255);
+    return { width: w, height: h, data };
+  };
+  const image = rgb(opts.image as FloatTensor), maskImage = rgb(opts.maskImage as FloatTensor);
+  const steps: Float32Array[] = [];
+  const out = await pipe.inpaint({ ...opts, image, maskImage, paddingMaskCrop: c.padding_mask_crop!, onStep: ({ latents }) => { steps.push(latents); } });
+  for (let i = 0; i < steps.length; i++) assertMaxAbs(steps[i], ref.float32(`${name}.latents_after_step${i}`), TOL, `latents after step ${i}`);
+  const d = diff(out.images.data, ref.float32(`${name}.images`));
+  t.diagnostic(`images (8-bit): max|d| ${(d.maxAbs * 255).toFixed(2)} levels`);
+  assert.ok(d.maxAbs <= 1 / 255 + 1e-6, `${d.maxAbs * 255} levels`);
+  // outside the mask: the original pixels exactly
+  const init = opts.image as FloatTensor, m = opts.maskImage as FloatTensor;
+  for (let p = 0; p < 32 * 32; p++) if (m.data[p] === 0) for (let k = 0; k < 3; k++) assert.equal(Math.round(out.images.data[p * 3 + k] * 255), Math.round(init.data[k * 1024 + p] * 255));
+  await assert.rejects(pipe.inpaint({ ...opts, paddingMaskCrop: 8 }), /paddingMaskCrop needs the image and the mask as 8-bit images/);
 });

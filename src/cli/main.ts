@@ -3,6 +3,7 @@ import { synthCommand, synthUsage } from "./commands/synth.js";
 import { forwardCommand, forwardUsage } from "./commands/forward.js";
 import { generateCommand, generateUsage } from "./commands/generate.js";
 import { img2imgCommand, img2imgUsage } from "./commands/img2img.js";
+import { inpaintCommand, inpaintUsage } from "./commands/inpaint.js";
 import { serveCommand, serveUsage } from "./commands/serve.js";
 import { workerCommand, workerUsage } from "./commands/worker.js";
 import { trainCommand, trainUsage } from "./commands/train.js";
@@ -17,6 +18,7 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; usage: 
   forward: { run: forwardCommand, usage: forwardUsage },
   generate: { run: generateCommand, usage: generateUsage },
   img2img: { run: img2imgCommand, usage: img2imgUsage },
+  inpaint: { run: inpaintCommand, usage: inpaintUsage },
   serve: { run: serveCommand, usage: serveUsage },
   worker: { run: workerCommand, usage: workerUsage },
   train: { run: trainCommand, usage: trainUsage },

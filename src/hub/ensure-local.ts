@@ -11,9 +11,9 @@ import type { RepoKind, WeightVariant } from "./select-files.js";
 import type { HubOptions } from "./settings.js";
 
 /** What the spec is for: decides which files of the repo are fetched. */
-export type SpecRole = "model" | "vae" | "taesd" | "lora";
+export type SpecRole = "model" | "vae" | "taesd" | "lora" | "controlnet";
 
-const KIND: Record<SpecRole, RepoKind | undefined> = { model: undefined, vae: "component", taesd: "component", lora: "lora" };
+const KIND: Record<SpecRole, RepoKind | undefined> = { model: undefined, vae: "component", taesd: "component", lora: "lora", controlnet: "component" };
 
 export async function ensureLocal(spec: string, role: SpecRole, opts: HubOptions & { variant?: WeightVariant; notes?: (m: string) => void } = {}): Promise<string> {
   if (existsSync(resolve(spec))) return spec;

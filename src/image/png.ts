@@ -130,11 +130,25 @@ function unfilter(raw: Uint8Array, height: number, stride: number, bpp: number):
  * inflate can produce more than the header implies (image data) or MAX_PNG_TEXT_BYTES (text).
  */
 export function decodePng(bytes: Uint8Array, limits: DecodeLimits = {}): DecodedPng {
+  return decodePngPixels(bytes, limits, 3) as DecodedPng;
+}
+
+/**
+ * Decodes a PNG to 8-bit RGBA (PIL's convert("RGBA")): alpha from the alpha channel, from a palette's
+ * tRNS entries, or 0 where a grey/RGB pixel equals the tRNS colour key; 255 otherwise. Limits as decodePng.
+ */
+export function decodePngRgba(bytes: Uint8Array, limits: DecodeLimits = {}): DecodedPng {
+  return decodePngPixels(bytes, limits, 4) as DecodedPng;
+}
+
+/** The decoder behind decodePng / decodePngRgba: `out` = 3 (RGB) or 4 (RGBA) bytes per pixel. */
+function decodePngPixels(bytes: Uint8Array, limits: DecodeLimits, out: 3 | 4): DecodedPng {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (buf.length < 8 || !SIGNATURE.every((v, i) => buf[i] === v)) throw new ImageFormatError("not a PNG file (bad signature)");
   let pos = 8;
   let width = 0, height = 0, depth = 0, colorType = -1;
   let palette: Uint8Array | undefined;
+  let trns: Uint8Array | undefined;
   const idat: Buffer[] = [];
   const text: Record<string, string> = {};
   const textBudget = { left: MAX_PNG_TEXT_BYTES };
@@ -155,6 +169,7 @@ export function decodePng(bytes: Uint8Array, limits: DecodeLimits = {}): Decoded
       checkImageSize("PNG", width, height, limits);
       if (data[12] !== 0) throw new ImageFormatError("interlaced PNGs are not supported; save the image without interlacing");
     } else if (type === "PLTE") palette = data;
+    else if (type === "tRNS") trns = data;
     else if (type === "IDAT") idat.push(data);
     else if (type === "tEXt" || type === "zTXt" || type === "iTXt") {
       const t = readTextChunk(type, data, textBudget);
@@ -180,29 +195,41 @@ export function decodePng(bytes: Uint8Array, limits: DecodeLimits = {}): Decoded
   }
   const bitsPerPixel = depth * channels;
   const px = unfilter(raw, height, stride, Math.max(1, bitsPerPixel >> 3));
-  const rgb = new Uint8Array(width * height * 3);
+  const rgb = new Uint8Array(width * height * out);
   const maxV = (1 << Math.min(depth, 8)) - 1;
+  // tRNS colour key (grey: 1 sample, RGB: 3), compared at the file's own bit depth
+  const key = trns && (colorType === 0 || colorType === 2) && trns.length >= (colorType === 0 ? 2 : 6)
+    ? Array.from({ length: colorType === 0 ? 1 : 3 }, (_, c) => (trns![2 * c] << 8) | trns![2 * c + 1]) : undefined;
   for (let y = 0; y < height; y++) {
     const row = px.subarray(y * stride, (y + 1) * stride);
-    // sample(x, c): channel c of pixel x, scaled to 8 bits
-    const sample = (x: number, c: number): number => {
-      if (depth === 16) return row[(x * channels + c) * 2];
+    // raw(x, c): channel c of pixel x at the file's bit depth
+    const raw16 = (x: number, c: number): number => {
+      if (depth === 16) return (row[(x * channels + c) * 2] << 8) | row[(x * channels + c) * 2 + 1];
       if (depth === 8) return row[x * channels + c];
       const bit = x * depth;
       return (row[bit >> 3] >> (8 - depth - (bit & 7))) & maxV;
     };
+    // sample(x, c): channel c of pixel x, scaled to 8 bits (16-bit samples keep their high byte)
+    const sample = (x: number, c: number): number => (depth === 16 ? raw16(x, c) >> 8 : raw16(x, c));
     for (let x = 0; x < width; x++) {
-      const o = (y * width + x) * 3;
+      const o = (y * width + x) * out;
+      let a = 255;
       if (colorType === 3) {
         const i = sample(x, 0);
         if (3 * i + 2 >= palette!.length) throw new ImageFormatError(`palette index ${i} outside the PLTE chunk`);
         rgb[o] = palette![3 * i]; rgb[o + 1] = palette![3 * i + 1]; rgb[o + 2] = palette![3 * i + 2];
+        if (trns && i < trns.length) a = trns[i];
       } else if (channels <= 2) {
         const g = depth < 8 ? Math.round((sample(x, 0) * 255) / maxV) : sample(x, 0);
         rgb[o] = rgb[o + 1] = rgb[o + 2] = g;
+        if (channels === 2) a = sample(x, 1);
+        else if (key && raw16(x, 0) === key[0]) a = 0;
       } else {
         rgb[o] = sample(x, 0); rgb[o + 1] = sample(x, 1); rgb[o + 2] = sample(x, 2);
+        if (channels === 4) a = sample(x, 3);
+        else if (key && raw16(x, 0) === key[0] && raw16(x, 1) === key[1] && raw16(x, 2) === key[2]) a = 0;
       }
+      if (out === 4) rgb[o + 3] = a;
     }
   }
   return { width, height, data: rgb, text };

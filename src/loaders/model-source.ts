@@ -241,7 +241,7 @@ export function openVaeOverride(spec: string, variant: Variant, env?: NodeJS.Pro
 
 const CLASS_OF_KIND: Record<ComponentKind, string> = {
   "unet": "UNet2DConditionModel", "vae": "AutoencoderKL", "clip-text": "CLIPTextModel",
-  "clip-text-projection": "CLIPTextModelWithProjection", "autoencoder-tiny": "AutoencoderTiny",
+  "clip-text-projection": "CLIPTextModelWithProjection", "autoencoder-tiny": "AutoencoderTiny", "controlnet": "ControlNetModel",
 };
 
 /**

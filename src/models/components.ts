@@ -9,9 +9,10 @@ import { buildClipTextModel } from "./clip/clip-text-model.js";
 import { parseClipTextConfig } from "./clip/config.js";
 import { buildVaeDecoder, buildVaeEncoder, parseVaeConfig, vaeDownscale } from "./vae/autoencoder-kl.js";
 import { buildTaesdHalves, parseTaesdConfig } from "./taesd/autoencoder-tiny.js";
+import { buildControlNetGraph, parseControlNetConfig } from "./controlnet/index.js";
 
-/** "autoencoder-tiny": diffusers AutoencoderTiny (TAESD), for previews and fast decoding. */
-export type ComponentKind = "unet" | "vae" | "clip-text" | "clip-text-projection" | "autoencoder-tiny";
+/** "autoencoder-tiny": diffusers AutoencoderTiny (TAESD), for previews and fast decoding; "controlnet": ControlNetModel. */
+export type ComponentKind = "unet" | "vae" | "clip-text" | "clip-text-projection" | "autoencoder-tiny" | "controlnet";
 
 /**
  * What a component folder holds. Text encoder configs often lack `architectures`: then the weights
@@ -22,6 +23,7 @@ export function detectComponentKind(config: Record<string, any>, folderName = ""
   if (cls === "UNet2DConditionModel") return "unet";
   if (cls === "AutoencoderKL") return "vae";
   if (cls === "AutoencoderTiny") return "autoencoder-tiny";
+  if (cls === "ControlNetModel") return "controlnet";
   const arch = (config.architectures ?? []) as string[];
   if (arch.includes("CLIPTextModelWithProjection")) return "clip-text-projection";
   if (arch.includes("CLIPTextModel")) return "clip-text";
@@ -30,10 +32,11 @@ export function detectComponentKind(config: Record<string, any>, folderName = ""
     return folderName.endsWith("text_encoder_2") ? "clip-text-projection" : "clip-text";
   }
   // Configs saved without _class_name: recognise them by their characteristic keys.
+  if (config.conditioning_embedding_out_channels !== undefined && config.block_out_channels) return "controlnet";
   if (config.cross_attention_dim !== undefined && config.block_out_channels) return "unet";
   if (config.decoder_block_out_channels !== undefined && config.num_decoder_blocks !== undefined) return "autoencoder-tiny";
   if (config.latent_channels !== undefined && config.block_out_channels) return "vae";
-  if (cls) throw new ConfigError(`unsupported model class "${cls}" (supported: UNet2DConditionModel, AutoencoderKL, AutoencoderTiny, CLIPTextModel, CLIPTextModelWithProjection)`);
+  if (cls) throw new ConfigError(`unsupported model class "${cls}" (supported: UNet2DConditionModel, ControlNetModel, AutoencoderKL, AutoencoderTiny, CLIPTextModel, CLIPTextModelWithProjection)`);
   throw new ConfigError(`config.json does not say what model it is (no _class_name, architectures or model_type, and no UNet/VAE keys)`);
 }
 
@@ -44,6 +47,9 @@ function buildAll(kind: ComponentKind, config: Record<string, any>, source: Weig
   switch (kind) {
     case "unet":
       buildUNetGraph(graph, vb, parseUNetConfig(config), { batch: 1, height: 16, width: 16 });
+      break;
+    case "controlnet":
+      buildControlNetGraph(graph, vb, parseControlNetConfig(config), { batch: 1, height: 16, width: 16 });
       break;
     case "vae": {
       const c = parseVaeConfig(config);

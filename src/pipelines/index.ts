@@ -16,3 +16,6 @@ export { toRgb8, rgbToTensor, readImageFile, type FloatTensor } from "../image/i
 export { formatInfotext, samplerLabel, type GenerationInfo } from "../image/infotext.js";
 export { Upscaler, DEFAULT_TILE, DEFAULT_TILE_OVERLAP, DEFAULT_MAX_UPSCALED_PIXELS, type UpscalerOptions, type UpscaleOptions, type TileOptions } from "./upscaler.js";
 export { EsrganModelError, type RrdbNetConfig } from "../models/esrgan/index.js";
+export { ControlNetRunner, checkControlNetFits, type ControlNetFeeds, type ControlNetOpenOptions } from "./controlnet-runner.js";
+export { guessModeScales, scaleResiduals, sumResiduals, withZeroUnconditionalHalf, type ControlNetResiduals } from "./controlnet-residuals.js";
+export { canny, rgbToGray, type CannyOptions } from "../image/canny.js";

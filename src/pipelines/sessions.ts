@@ -7,7 +7,7 @@ import { join } from "node:path";
 import type { Variant } from "../loaders/component.js";
 import { compileComponent } from "../loaders/compile.js";
 import { folderComponent, type ComponentWeights } from "../loaders/model-source.js";
-import { buildUNetGraph, parseUNetConfig, type UNetConfig } from "../models/unet/index.js";
+import { buildUNetGraph, parseUNetConfig, skipCount, type UNetConfig } from "../models/unet/index.js";
 import { openVae, openVaeWeights, type VaeComponent } from "../models/vae/autoencoder-kl.js";
 import type { WeightDeltas } from "../nn/weight-deltas.js";
 import type { CompiledGraph, SessionOptions } from "../runtime/session.js";
@@ -21,6 +21,12 @@ export interface UNetFeeds {
   time_ids: Float32Array;
   /** [batch, time_cond_proj_dim]: LCM's guidance-scale embedding, only for UNets with time_cond_proj_dim. */
   timestep_cond?: Float32Array;
+}
+
+/** A ControlNet's residuals for one UNet call, already scaled (and summed over nets): one per skip state, and the mid one. */
+export interface UNetResidualFeeds {
+  down: Float32Array[];
+  mid: Float32Array;
 }
 
 export class UNetRunner {
@@ -41,9 +47,10 @@ export class UNetRunner {
 
   /**
    * Noise prediction for a batch of latents [batch, C, h, w]. The text sequence length (77, or 77·n
-   * for chunked A1111 prompts) follows from encoder_hidden_states.
+   * for chunked A1111 prompts) follows from encoder_hidden_states. `residuals` (ControlNet) select
+   * a session with the residual inputs; without them the plain UNet session runs.
    */
-  async run(batch: number, height: number, width: number, feeds: UNetFeeds): Promise<Float32Array> {
+  async run(batch: number, height: number, width: number, feeds: UNetFeeds, residuals?: UNetResidualFeeds): Promise<Float32Array> {
     const width0 = this.config.crossAttentionDim[0];
     const sequence = feeds.encoder_hidden_states.length / (batch * width0);
     if (!Number.isInteger(sequence) || sequence < 1) {
@@ -52,13 +59,20 @@ export class UNetRunner {
     if (!!this.config.timeCondProjDim !== (feeds.timestep_cond !== undefined)) {
       throw new Error(this.config.timeCondProjDim ? "UNet: this UNet has time_cond_proj_dim and needs timestep_cond" : "UNet: timestep_cond given to a UNet without time_cond_proj_dim");
     }
-    const graph = await this.cache.get([batch, height, width, sequence], () => compileComponent(
-      this.weights, "unet", `UNet (${this.weights.where}, batch ${batch}, latent ${height}x${width}${sequence === 77 ? "" : `, sequence ${sequence}`})`,
-      (g, vb) => { buildUNetGraph(g, vb, this.config, { batch, height, width, sequence }); },
+    const withResiduals = residuals !== undefined;
+    const graph = await this.cache.get([batch, height, width, sequence, withResiduals ? 1 : 0], () => compileComponent(
+      this.weights, "unet", `UNet (${this.weights.where}, batch ${batch}, latent ${height}x${width}${sequence === 77 ? "" : `, sequence ${sequence}`}${withResiduals ? ", ControlNet residuals" : ""})`,
+      (g, vb) => { buildUNetGraph(g, vb, this.config, { batch, height, width, sequence }, { controlnetResiduals: withResiduals }); },
       this.session, this.deltas,
     ));
     const inputs: Record<string, Float32Array> = { ...feeds };
     if (feeds.timestep_cond === undefined) delete inputs.timestep_cond;
+    if (residuals) {
+      const n = skipCount(this.config);
+      if (residuals.down.length !== n) throw new Error(`UNet: ${residuals.down.length} ControlNet down residuals for ${n} skip states`);
+      residuals.down.forEach((r, i) => { inputs[`down_block_additional_residual_${i}`] = r; });
+      inputs.mid_block_additional_residual = residuals.mid;
+    }
     return (await graph.run(inputs))["sample_out"];
   }
 

@@ -6,6 +6,7 @@ import { openComponent, openWeights, type Variant } from "../../loaders/componen
 import { compileComponent } from "../../loaders/compile.js";
 import { detectComponentKind, type ComponentKind } from "../../models/components.js";
 import { buildUNetGraph, parseUNetConfig } from "../../models/unet/index.js";
+import { buildControlNetGraph, conditioningDownscale, parseControlNetConfig } from "../../models/controlnet/index.js";
 import { buildClipTextModel } from "../../models/clip/clip-text-model.js";
 import { parseClipTextConfig } from "../../models/clip/config.js";
 import { buildVaeDecoder, buildVaeEncoder, parseVaeConfig } from "../../models/vae/autoencoder-kl.js";
@@ -19,6 +20,8 @@ export const forwardUsage = `ssd1b forward <component-dir> --inputs in.safetenso
   Runs one component on named inputs and writes named outputs:
     unet:          in.sample, in.timestep, in.encoder_hidden_states, in.text_embeds, in.time_ids -> out.sample
                    (LCM UNets with time_cond_proj_dim: also in.timestep_cond; without it, as diffusers' None)
+    controlnet:    the UNet's inputs and in.controlnet_cond [B, 3, H, W] in [0, 1]
+                   -> out.down_res_0..N-1, out.mid_res (not multiplied by any conditioning scale)
     text encoders: in.input_ids (I64) -> out.last_hidden_state, out.penultimate_hidden_state, out.pooled | out.text_embeds
     vae encode:    in.image -> out.mean, out.logvar;   vae decode: in.latent -> out.decoded
     TAESD encode:  in.image -> out.latents;            TAESD decode: in.latent -> out.decoded`;
@@ -48,6 +51,22 @@ function plan(kind: ComponentKind, config: Record<string, any>, mode: string | u
         build(graph, vb, shapes) {
           const [b, , h, w] = shapes.get("sample")!;
           buildUNetGraph(graph, vb, c, { batch: b, height: h, width: w, sequence: shapes.get("encoder_hidden_states")![1] });
+        },
+      };
+    }
+    case "controlnet": {
+      const c = parseControlNetConfig(config);
+      const inputs: Plan["inputs"] = [inp("sample", 4), inp("timestep", 1), inp("encoder_hidden_states", 3)];
+      if (c.encoder.additionEmbedType === "text_time") inputs.push(inp("text_embeds", 2), inp("time_ids", 2));
+      inputs.push(inp("controlnet_cond", 4));
+      return {
+        inputs,
+        build(graph, vb, shapes) {
+          const [b, , h, w] = shapes.get("sample")!;
+          const cond = shapes.get("controlnet_cond")!;
+          const f = conditioningDownscale(c);
+          if (cond[2] !== h * f || cond[3] !== w * f) throw new UsageError(`in.controlnet_cond is ${cond[2]}x${cond[3]}; this ControlNet needs ${f}x the latent size, ${h * f}x${w * f}`);
+          buildControlNetGraph(graph, vb, c, { batch: b, height: h, width: w, sequence: shapes.get("encoder_hidden_states")![1] });
         },
       };
     }

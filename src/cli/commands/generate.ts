@@ -19,6 +19,7 @@ import { UsageError } from "../usage-error.js";
 import { parseDevice, resolveDevice, type DeviceChoice } from "../../runtime/device.js";
 import { HUB_HELP, HUB_OPTIONS, hubOptionsFrom } from "../hub-flags.js";
 import { parseRepoSpec } from "../../hub/index.js";
+import { CONTROLNET_HELP, CONTROLNET_OPTIONS, openControlNets, parseControlNets, type ParsedControlNets } from "../controlnet-flags.js";
 
 const COMMON_HELP = `  --model M            diffusers folder, Hugging Face repo id (downloaded into the HF cache on first use),
                        or an original single-file checkpoint FILE.safetensors (SGM / AUTOMATIC1111 /
@@ -40,8 +41,13 @@ const COMMON_HELP = `  --model M            diffusers folder, Hugging Face repo 
                        a little less fine detail (needs --taesd)
   --lora FILE[:W]      a LoRA / LoCon .safetensors (PEFT/diffusers or kohya; or a Hub REPO_ID[/FILE]) at strength W (default 1);
                        repeat to stack several. Tensors matching no module of the model are an error
-  --prompt TEXT        what to draw (required)
-  --negative-prompt T  what to avoid (default none: zero embeddings, as diffusers)
+  --prompt TEXT        what to draw (required); repeat for several prompts (one image each, times
+                       --num-images), as diffusers' list prompts
+  --negative-prompt T  what to avoid (default none: zero embeddings, as diffusers); once for all prompts
+                       or once per --prompt
+  --original-size H,W  SDXL micro-conditioning: the size the model should think the training image had
+                       (default the output size); --crops-coords-top-left T,L (default 0,0) and
+                       --target-size H,W (default the output size) likewise
   --prompt-syntax S    diffusers (default: plain text, cut at 77 tokens) or a1111: (emphasis), [less],
                        (word:1.3), BREAK, and prompts longer than 75 tokens in 77-token chunks
   --steps N            denoising steps (default 25)
@@ -56,6 +62,7 @@ const COMMON_HELP = `  --model M            diffusers folder, Hugging Face repo 
   --variant fp16|fp32  which weight files to load (default fp32 when present, else fp16)
   --device cpu|webgpu|auto  onnxruntime execution provider (default cpu; auto: webgpu on a hardware
                        GPU with a Vulkan driver, else cpu)
+${CONTROLNET_HELP}
 ${HUB_HELP}`;
 
 export const generateUsage = `ssd1b generate --prompt TEXT [--model M] [--width W --height H] [options]
@@ -84,8 +91,11 @@ export const MODEL_LOAD_OPTIONS = {
 export const COMMON_OPTIONS = {
   model: { type: "string", default: "segmind/SSD-1B" },
   ...MODEL_LOAD_OPTIONS,
-  prompt: { type: "string" },
-  "negative-prompt": { type: "string" },
+  prompt: { type: "string", multiple: true },
+  "negative-prompt": { type: "string", multiple: true },
+  "original-size": { type: "string" },
+  "crops-coords-top-left": { type: "string" },
+  "target-size": { type: "string" },
   steps: { type: "string" },
   guidance: { type: "string" },
   fast: { type: "boolean" },
@@ -96,6 +106,7 @@ export const COMMON_OPTIONS = {
   output: { type: "string" },
   variant: { type: "string" },
   device: { type: "string", default: "cpu" },
+  ...CONTROLNET_OPTIONS,
 } as const;
 
 type Values = Record<string, string | string[] | boolean | undefined>;
@@ -134,6 +145,7 @@ export interface ParsedCommon {
   output?: string;
   variant?: "fp16" | "fp32";
   device: DeviceChoice;
+  controlnets: ParsedControlNets;
 }
 
 /** `--lora FILE[:WEIGHT]` arguments, checked (the file exists, the weight is a number). */
@@ -174,9 +186,33 @@ export function limitsAsUsage(o: Parameters<typeof checkPipelineLimits>[0]): voi
   }
 }
 
-export function parseCommon(values: Values): ParsedCommon {
-  const prompt = stringFlag(values, "prompt");
-  if (prompt === undefined) throw new UsageError("--prompt is required");
+/** "H,W"-style pairs of the micro-conditioning flags. */
+function pairFlag(values: Values, name: string): readonly [number, number] | undefined {
+  const raw = stringFlag(values, name);
+  if (raw === undefined) return undefined;
+  const parts = raw.split(",").map((v) => v.trim());
+  const nums = parts.map(Number);
+  if (parts.length !== 2 || parts.some((v) => v === "") || !nums.every((v) => Number.isSafeInteger(v) && v >= 0)) {
+    throw new UsageError(`--${name} takes two whole numbers as A,B, got "${raw}"`);
+  }
+  return [nums[0], nums[1]];
+}
+
+/** --prompt (repeatable) and --negative-prompt (once, or once per prompt). */
+function promptFlags(values: Values): { prompt: string | string[]; negativePrompt?: string | string[] } {
+  const list = (name: string) => { const v = values[name]; return v === undefined ? [] : Array.isArray(v) ? v : [String(v)]; };
+  const prompts = list("prompt"), negatives = list("negative-prompt");
+  if (prompts.length === 0) throw new UsageError("--prompt is required");
+  if (negatives.length > 1 && negatives.length !== prompts.length) {
+    throw new UsageError(`${negatives.length} --negative-prompt for ${prompts.length} --prompt: give one for all, or one per prompt`);
+  }
+  const one = (l: string[]) => (l.length === 1 ? l[0] : l);
+  return { prompt: one(prompts), negativePrompt: negatives.length ? one(negatives) : undefined };
+}
+
+/** `tokens`: parseArgs' tokens (`tokens: true`), for the order of the ControlNet flags. */
+export function parseCommon(values: Values, tokens: Parameters<typeof parseControlNets>[0] = []): ParsedCommon {
+  const { prompt, negativePrompt } = promptFlags(values);
   const fast = values.fast === true;
   const steps = intFlag(values, "steps", 1) ?? (fast ? 4 : 25);
   const guidance = numberFlag(values, "guidance") ?? (fast ? 1 : 5);
@@ -202,7 +238,7 @@ export function parseCommon(values: Values): ParsedCommon {
   if (!device) throw new UsageError(`--device must be cpu, webgpu or auto, got "${stringFlag(values, "device")}"`);
   const numImagesPerPrompt = intFlag(values, "num-images", 1);
   // before the model loads
-  limitsAsUsage({ steps, images: numImagesPerPrompt });
+  limitsAsUsage({ steps, images: (Array.isArray(prompt) ? prompt.length : 1) * (numImagesPerPrompt ?? 1) });
   const { promptSyntax, ...load } = parseModelLoad(values);
   const fastDecode = values["fast-decode"] === true || fast;
   if (fastDecode && load.taesd === undefined && !fast) throw new UsageError("--fast-decode needs --taesd DIR|FILE (e.g. --taesd madebyollin/taesdxl)");
@@ -210,9 +246,10 @@ export function parseCommon(values: Values): ParsedCommon {
     model: stringFlag(values, "model")!,
     load: fast ? { ...load, preset: "fast" } : load,
     output: stringFlag(values, "output"),
-    variant, device,
+    variant, device, controlnets: parseControlNets(tokens, values),
     options: {
-      prompt, negativePrompt: stringFlag(values, "negative-prompt"), numInferenceSteps: steps, guidanceScale: guidance, seed,
+      prompt, negativePrompt, numInferenceSteps: steps, guidanceScale: guidance, seed,
+      originalSize: pairFlag(values, "original-size"), cropsCoordsTopLeft: pairFlag(values, "crops-coords-top-left"), targetSize: pairFlag(values, "target-size"),
       scheduler: stringFlag(values, "scheduler") ?? (fast ? "LCM" : undefined), numImagesPerPrompt,
       promptSyntax, fastDecode,
     },
@@ -267,28 +304,36 @@ export async function runAndSave(
   const onSigint = () => { log("interrupted: stopping after this step"); ac.abort(); };
   process.once("SIGINT", onSigint);
   let out: PipelineOutput;
+  let releaseNets = async () => {};
   try {
     const src = pipe.source;
     const what = src.format === "single-file" ? ` (single file${src.architecture ? `, ${src.architecture}` : ""}; tokenizers from ${src.tokenizersFrom})` : "";
     log(`loaded ${pipe.model.dir}${what} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+    const nets = await openControlNets(pipe, parsed.controlnets, parsed.variant);
+    releaseNets = nets.release;
+    for (const u of nets.units) log(`controlnet ${u.controlnet.weights.where}`);
+    if (nets.units.length) Object.assign(options, { controlnets: nets.units, guessMode: parsed.controlnets.guessMode });
     out = await call(pipe, progressBar(), ac.signal);
   } catch (e) {
     if (e instanceof PipelineInputError) throw new UsageError(e.message);
     throw e;
   } finally {
     process.off("SIGINT", onSigint);
+    await releaseNets();
     await pipe.release();
   }
   const [n, height, width] = out.images.shape;
   const output = parsed.output ?? `ssd1b-${options.seed}.png`;
   const names = outputNames(output, n);
-  const parameters = formatInfotext({
-    prompt: typeof options.prompt === "string" ? options.prompt : options.prompt.join(" | "),
-    negativePrompt: typeof options.negativePrompt === "string" ? options.negativePrompt : undefined,
-    steps: options.numInferenceSteps, sampler: samplerLabel(out.scheduler.className, out.scheduler.config as Record<string, unknown>),
-    cfgScale: options.guidanceScale, seed: options.seed, width, height, model: pipe.model.name, ...extraInfo,
-  });
+  // image i comes from prompt floor(i / numImagesPerPrompt), as diffusers orders a list-prompt batch
+  const per = options.numImagesPerPrompt ?? 1;
+  const pick = (p: string | string[] | undefined, i: number) => (Array.isArray(p) ? p[Math.floor(i / per)] : p);
   names.forEach((name, i) => {
+    const parameters = formatInfotext({
+      prompt: pick(options.prompt, i)!, negativePrompt: pick(options.negativePrompt, i),
+      steps: options.numInferenceSteps, sampler: samplerLabel(out.scheduler.className, out.scheduler.config as Record<string, unknown>),
+      cfgScale: options.guidanceScale, seed: options.seed, width, height, model: pipe.model.name, ...extraInfo,
+    });
     mkdirSync(dirname(name), { recursive: true });
     writeFileAtomically(name, encodePng(toRgb8(out.images, i), { parameters }));
     log(`wrote ${name} (${width}x${height})`);
@@ -298,15 +343,15 @@ export async function runAndSave(
 }
 
 export async function generateCommand(argv: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: argv, allowPositionals: true,
+  const { values, positionals, tokens } = parseArgs({
+    args: argv, allowPositionals: true, tokens: true,
     options: {
       ...COMMON_OPTIONS, width: { type: "string" }, height: { type: "string" },
       "hires-scale": { type: "string" }, "hires-steps": { type: "string" }, "hires-strength": { type: "string" }, "hires-upscaler": { type: "string" },
     },
   });
   if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}" (put the prompt in --prompt "...")`);
-  const parsed = parseCommon(values);
+  const parsed = parseCommon(values, tokens);
   const size = (name: string) => {
     const v = intFlag(values, name, 8);
     if (v !== undefined && v % 8 !== 0) throw new UsageError(`--${name} ${v} is not a multiple of 8 (try ${Math.round(v / 8) * 8})`);

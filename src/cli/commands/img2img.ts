@@ -12,12 +12,12 @@ export const img2imgUsage = `ssd1b img2img --image INIT.png --prompt TEXT [--str
   the init image is still encoded by the VAE)`;
 
 export async function img2imgCommand(argv: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: argv, allowPositionals: true,
+  const { values, positionals, tokens } = parseArgs({
+    args: argv, allowPositionals: true, tokens: true,
     options: { ...COMMON_OPTIONS, image: { type: "string" }, strength: { type: "string", default: "0.3" } },
   });
   if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}" (put the prompt in --prompt "...")`);
-  const parsed = parseCommon(values);
+  const parsed = parseCommon(values, tokens);
   const strength = numberFlag(values, "strength")!;
   if (!(strength > 0 && strength <= 1)) throw new UsageError(`--strength must be in (0, 1], got ${strength}`);
   if (!values.image) throw new UsageError("--image is required");

@@ -8,16 +8,16 @@ import { UsageError } from "../usage-error.js";
 
 export const synthUsage = `ssd1b synth <model-dir> [--dtype fp32|fp16]
   Writes deterministic "synth" weights (the fixtures' formula) for every component folder of a
-  diffusers-layout model (unet/, vae/, text_encoder/, text_encoder_2/, and taesd/ for a TAESD) that has
-  a config.json, under the real file names (fp16: *.fp16.safetensors). <model-dir> may also be one
-  component folder (e.g. an AutoencoderTiny folder with taesdxl's config.json).`;
+  diffusers-layout model (unet/, vae/, text_encoder/, text_encoder_2/, taesd/ for a TAESD, controlnet/)
+  that has a config.json, under the real file names (fp16: *.fp16.safetensors). <model-dir> may also be
+  one component folder (e.g. an AutoencoderTiny folder with taesdxl's config.json, or a ControlNetModel).`;
 
-const COMPONENT_FOLDERS = ["unet", "vae", "text_encoder", "text_encoder_2", "taesd"];
+const COMPONENT_FOLDERS = ["unet", "vae", "text_encoder", "text_encoder_2", "taesd", "controlnet"];
 
 export function synthComponent(dir: string, dtype: SynthDtype): string {
   const config = readConfig(dir);
   const kind = detectComponentKind(config, basename(dir));
-  const base = kind === "unet" || kind === "vae" || kind === "autoencoder-tiny" ? "diffusion_pytorch_model" : "model";
+  const base = kind === "unet" || kind === "vae" || kind === "autoencoder-tiny" || kind === "controlnet" ? "diffusion_pytorch_model" : "model";
   const file = join(dir, `${base}${dtype === "fp16" ? ".fp16" : ""}.safetensors`);
   writeSynthFile(file, expectedParameters(kind, config), dtype);
   return file;

@@ -3,9 +3,9 @@ import type { Graph } from "../../ir/graph.js";
 import type { Tensor } from "../../ir/tensor.js";
 import { Conv2d, GroupNorm } from "../../nn/layers.js";
 import type { WeightBuilder } from "../../nn/weights.js";
-import { DownBlock, MidBlock, UpBlock, type BlockSettings } from "./blocks.js";
+import { UpBlock } from "./blocks.js";
 import { ConfigError, type UNetConfig } from "./config.js";
-import { TimestepEmbedding, timestepEmbedding } from "./embeddings.js";
+import { UNetEncoder, blockSettings, skipShapes } from "./encoder.js";
 
 export interface UNetInputs {
   sample: Tensor;
@@ -14,6 +14,11 @@ export interface UNetInputs {
   textEmbeds?: Tensor;
   timeIds?: Tensor;
   timestepCond?: Tensor;
+  /**
+   * A ControlNet's residuals (diffusers' down_block_additional_residuals and
+   * mid_block_additional_residual): added to the skip states and to the mid block's output.
+   */
+  controlnetResiduals?: { down: Tensor[]; mid: Tensor };
 }
 
 export interface UNetOutputs {
@@ -24,11 +29,7 @@ export interface UNetOutputs {
 
 /** diffusers UNet2DConditionModel for the SDXL family (SDXL, SSD-1B, Vega), driven by its config. */
 export class UNet2DConditionModel {
-  private readonly timeEmbedding: TimestepEmbedding;
-  private readonly addEmbedding?: TimestepEmbedding;
-  private readonly convIn: Conv2d;
-  private readonly downBlocks: DownBlock[] = [];
-  private readonly midBlock?: MidBlock;
+  private readonly encoder: UNetEncoder;
   private readonly upBlocks: UpBlock[] = [];
   private readonly convNormOut: GroupNorm;
   private readonly convOut: Conv2d;
@@ -37,40 +38,19 @@ export class UNet2DConditionModel {
     const c = config;
     const ch = c.blockOutChannels;
     const n = ch.length;
-    const tembChannels = ch[0] * 4;
-    this.timeEmbedding = new TimestepEmbedding(vb.pp("time_embedding"), ch[0], tembChannels, c.timeCondProjDim);
-    if (c.additionEmbedType === "text_time") {
-      this.addEmbedding = new TimestepEmbedding(vb.pp("add_embedding"), c.projectionClassEmbeddingsInputDim, tembChannels);
-    }
-    this.convIn = new Conv2d(vb.pp("conv_in"), c.inChannels, ch[0], 3, { padding: 1 });
-    const settings = (i: number, heads = c.numAttentionHeads[i], cross = c.crossAttentionDim[i]): BlockSettings => ({
-      tembChannels, groups: c.normNumGroups, eps: c.normEps, heads, crossAttentionDim: cross, useLinearProjection: c.useLinearProjection,
-    });
-
-    let out = ch[0];
-    c.downBlockTypes.forEach((type, i) => {
-      const inC = out;
-      out = ch[i];
-      const tl = type === "CrossAttnDownBlock2D" ? c.transformerLayersPerBlock[i] : null;
-      this.downBlocks.push(new DownBlock(vb.pp("down_blocks").pp(i), inC, out, c.layersPerBlock[i], tl, i < n - 1, settings(i)));
-    });
-
-    if (c.midBlockType) {
-      const tl = c.midBlockType === "UNetMidBlock2DCrossAttn" ? c.midTransformerLayers : null;
-      this.midBlock = new MidBlock(vb.pp("mid_block"), ch[n - 1], tl, settings(n - 1));
-    }
+    this.encoder = new UNetEncoder(vb, c);
 
     const rev = [...ch].reverse();
     const revHeads = [...c.numAttentionHeads].reverse();
     const revCross = [...c.crossAttentionDim].reverse();
     const revLayers = [...c.layersPerBlock].reverse();
-    out = rev[0];
+    let out = rev[0];
     c.upBlockTypes.forEach((type, i) => {
       const prev = out;
       out = rev[i];
       const inC = rev[Math.min(i + 1, n - 1)];
       const tl = type === "CrossAttnUpBlock2D" ? c.reverseTransformerLayersPerBlock[i] : null;
-      this.upBlocks.push(new UpBlock(vb.pp("up_blocks").pp(i), inC, prev, out, revLayers[i] + 1, tl, i < n - 1, settings(i, revHeads[i], revCross[i])));
+      this.upBlocks.push(new UpBlock(vb.pp("up_blocks").pp(i), inC, prev, out, revLayers[i] + 1, tl, i < n - 1, blockSettings(c, i, revHeads[i], revCross[i])));
     });
 
     this.convNormOut = new GroupNorm(vb.pp("conv_norm_out"), c.normNumGroups, ch[0], c.normEps);
@@ -80,28 +60,22 @@ export class UNet2DConditionModel {
   forward(inp: UNetInputs): UNetOutputs {
     const c = this.config;
     const blocks = new Map<string, Tensor>();
-    const tEmb = timestepEmbedding(inp.timestep, c.blockOutChannels[0], c.flipSinToCos, c.freqShift);
-    let emb = this.timeEmbedding.forward(tEmb, inp.timestepCond);
-    if (this.addEmbedding) {
-      const { textEmbeds, timeIds } = inp;
-      if (!textEmbeds || !timeIds) throw new ConfigError("unet: addition_embed_type text_time needs text_embeds and time_ids");
-      const b = timeIds.shape[0];
-      const timeEmb = F.reshape(timestepEmbedding(F.reshape(timeIds, [-1]), c.additionTimeEmbedDim, c.flipSinToCos, c.freqShift), [b, -1]);
-      emb = F.add(emb, this.addEmbedding.forward(F.concat([textEmbeds, timeEmb], 1)));
+    const emb = this.encoder.embedding(inp);
+    const down = this.encoder.down(this.encoder.conv(inp.sample), emb, inp.encoderHiddenStates);
+    down.blockOutputs.forEach((t, i) => blocks.set(`down_blocks.${i}`, t));
+    let x = down.out;
+    let skips = down.skips;
+    const res = inp.controlnetResiduals;
+    if (res) {
+      if (res.down.length !== skips.length) throw new ConfigError(`unet: ${res.down.length} ControlNet down residuals for ${skips.length} skip states`);
+      // Only the skip connections get them; the down path itself ran on the plain states.
+      skips = skips.map((s, i) => F.add(s, res.down[i]));
     }
-
-    let x = this.convIn.forward(inp.sample);
-    const skips: Tensor[] = [x];
-    this.downBlocks.forEach((block, i) => {
-      const r = block.forward(x, emb, inp.encoderHiddenStates);
-      x = r.out;
-      skips.push(...r.skips);
-      blocks.set(`down_blocks.${i}`, x);
-    });
-    if (this.midBlock) {
-      x = this.midBlock.forward(x, emb, inp.encoderHiddenStates);
+    if (this.encoder.hasMidBlock) {
+      x = this.encoder.mid(x, emb, inp.encoderHiddenStates);
       blocks.set("mid_block", x);
     }
+    if (res) x = F.add(x, res.mid);
     this.upBlocks.forEach((block, i) => {
       const take = c.layersPerBlock[c.layersPerBlock.length - 1 - i] + 1;
       const mine = skips.splice(skips.length - take, take);
@@ -125,8 +99,19 @@ export interface UNetGraphShape {
   sequence?: number;
 }
 
+export interface UNetGraphOptions {
+  /** Debug outputs: each block's first output. */
+  withBlockOutputs?: boolean;
+  /**
+   * Adds the inputs `down_block_additional_residual_0..N-1` and `mid_block_additional_residual`
+   * (a ControlNet's residuals, already scaled). Off: the graph is the plain UNet, input for input.
+   */
+  controlnetResiduals?: boolean;
+}
+
 /** Adds the UNet's inputs (named as the fixtures name them) and outputs to `graph`. */
-export function buildUNetGraph(graph: Graph, vb: WeightBuilder, config: UNetConfig, shape: UNetGraphShape, withBlockOutputs = false): UNet2DConditionModel {
+export function buildUNetGraph(graph: Graph, vb: WeightBuilder, config: UNetConfig, shape: UNetGraphShape, options: boolean | UNetGraphOptions = false): UNet2DConditionModel {
+  const opts: UNetGraphOptions = typeof options === "boolean" ? { withBlockOutputs: options } : options;
   const { batch: b, height: h, width: w } = shape;
   const unet = new UNet2DConditionModel(vb, config);
   const inputs: UNetInputs = {
@@ -140,8 +125,15 @@ export function buildUNetGraph(graph: Graph, vb: WeightBuilder, config: UNetConf
     inputs.timeIds = graph.input("time_ids", [b, timeDims]);
   }
   if (config.timeCondProjDim) inputs.timestepCond = graph.input("timestep_cond", [b, config.timeCondProjDim]);
+  if (opts.controlnetResiduals) {
+    const shapes = skipShapes(config, b, h, w);
+    inputs.controlnetResiduals = {
+      down: shapes.down.map((s, i) => graph.input(`down_block_additional_residual_${i}`, s)),
+      mid: graph.input("mid_block_additional_residual", shapes.mid),
+    };
+  }
   const out = unet.forward(inputs);
   graph.output("sample_out", out.sample);
-  if (withBlockOutputs) for (const [k, t] of out.blocks) graph.output(k, t);
+  if (opts.withBlockOutputs) for (const [k, t] of out.blocks) graph.output(k, t);
   return unet;
 }

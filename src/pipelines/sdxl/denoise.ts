@@ -4,11 +4,12 @@
  * conditioning), run the UNet, guide, step the scheduler; report each step; stop when the AbortSignal
  * fires. What differs between entry points comes in as hooks, applied in order:
  *   - `extendSample`: extra input channels after scaling (9-channel inpainting UNets: mask, masked image);
- *   - `extraFeeds`: extra UNet inputs (ControlNet residuals);
+ *   - `residuals`: residuals added to the UNet's skip connections and mid block (ControlNet; summed over hooks);
  *   - `afterStep`: a constraint on the stepped latents (inpainting's blend of the known region).
  */
 import type { NoiseGenerator, Scheduler } from "../../schedulers/index.js";
-import type { UNetFeeds, UNetRunner } from "../sessions.js";
+import type { UNetFeeds, UNetResidualFeeds, UNetRunner } from "../sessions.js";
+import { sumResiduals } from "../controlnet-residuals.js";
 import type { UNetConditioning } from "./conditioning.js";
 
 /** What onStep receives after each scheduler step. */
@@ -40,10 +41,10 @@ export interface DenoiseHook {
   /** The scaled UNet-batch sample -> the UNet's sample input (e.g. with more channels). */
   extendSample?(sample: Float32Array, ctx: StepContext): Float32Array;
   /**
-   * More UNet inputs for this step, given the scaled UNet-batch sample before `extendSample` (what
-   * diffusers hands a ControlNet) and the feeds so far.
+   * Residuals for the UNet's skip connections and mid block at this step, given the scaled
+   * UNet-batch sample before `extendSample` (what diffusers hands a ControlNet) and the UNet feeds.
    */
-  extraFeeds?(sample: Float32Array, feeds: UNetFeeds, ctx: StepContext): Promise<Partial<UNetFeeds>>;
+  residuals?(sample: Float32Array, feeds: UNetFeeds, ctx: StepContext): Promise<UNetResidualFeeds>;
   /** The latents after the scheduler step -> the latents the loop continues with. */
   afterStep?(latents: Float32Array, ctx: StepContext): Float32Array;
 }
@@ -80,9 +81,14 @@ export async function denoise(a: DenoiseArgs): Promise<{ latents: Float32Array; 
     const scaled = a.scheduler.scaleModelInput(cond.modelInput(latents), t);
     let sample = scaled;
     for (const hook of hooks) if (hook.extendSample) sample = hook.extendSample(sample, ctx);
-    let feeds = cond.feeds(sample, t);
-    for (const hook of hooks) if (hook.extraFeeds) feeds = { ...feeds, ...await hook.extraFeeds(scaled, feeds, ctx) };
-    const out = await a.unet.run(cond.unetBatch, h, w, feeds);
+    const feeds = cond.feeds(sample, t);
+    let residuals: UNetResidualFeeds | undefined;
+    for (const hook of hooks) {
+      if (!hook.residuals) continue;
+      const r = await hook.residuals(scaled, feeds, ctx);
+      residuals = residuals ? sumResiduals([residuals, r]) : r;
+    }
+    const out = await a.unet.run(cond.unetBatch, h, w, feeds, residuals);
     latents = a.scheduler.step(cond.guide(out), t, latents, a.generator, a.shape);
     for (const hook of hooks) if (hook.afterStep) latents = hook.afterStep(latents, ctx);
     if (a.onStep) await a.onStep({ step: i, totalSteps, timestep: t, latents: latents.slice(), shape: [...a.shape] });

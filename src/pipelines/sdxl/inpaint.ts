@@ -9,6 +9,7 @@
 import type { FloatTensor } from "../../image/image.js";
 import type { RgbImage } from "../../image/png.js";
 import { PerImageGenerator } from "../../random/index.js";
+import { maskFromRgb } from "../../image/mask.js";
 import type { NoiseGenerator } from "../../schedulers/index.js";
 import { encodeInitImage } from "../vae-io.js";
 import { PipelineInputError } from "../errors.js";
@@ -40,15 +41,8 @@ export function binarizeMask(mask: MaskInput, init: InitInput): BinaryMask {
 function maskPlanes(mask: MaskInput): BinaryMask {
   if ((mask as RgbImage).width !== undefined) {
     const img = mask as RgbImage;
-    const n = img.width * img.height;
-    if (img.data.length !== 3 * n) throw new PipelineInputError(`the mask image holds ${img.data.length} bytes, expected ${img.width}x${img.height} RGB`);
-    // PIL's convert("L"): ITU-R 601-2 luma in 16-bit fixed point
-    const data = new Float32Array(n);
-    for (let i = 0; i < n; i++) {
-      const l = (img.data[3 * i] * 19595 + img.data[3 * i + 1] * 38470 + img.data[3 * i + 2] * 7471 + 0x8000) >> 16;
-      data[i] = f(l / 255);
-    }
-    return { data, count: 1, height: img.height, width: img.width };
+    if (img.data.length !== 3 * img.width * img.height) throw new PipelineInputError(`the mask image holds ${img.data.length} bytes, expected ${img.width}x${img.height} RGB`);
+    return { ...maskFromRgb(img), count: 1 };
   }
   const t = mask as FloatTensor;
   const s = t.shape;

@@ -13,6 +13,7 @@ import type { MicroConditioning } from "../micro-conditioning.js";
 import type { Preset } from "../presets.js";
 import type { StepCallback } from "./denoise.js";
 import type { MaskInput } from "./inpaint.js";
+import type { ControlNetUnit } from "./controlnet.js";
 
 export interface PipelineLoadOptions {
   /**
@@ -101,6 +102,14 @@ export interface CommonOptions extends Omit<EncodePromptOptions, "doClassifierFr
   stopEarly?: AbortSignal;
   /** Decode the final latents with the loaded TAESD instead of the VAE (much faster, a little less detail). */
   fastDecode?: boolean;
+  /**
+   * ControlNets with their control images, scales and step windows (several: residuals summed, as
+   * diffusers' MultiControlNetModel); load nets with pipe.loadControlNet. Text-to-image takes its
+   * default size from the first control image.
+   */
+  controlnets?: readonly ControlNetUnit[];
+  /** ControlNet guess mode: the nets see only the conditional half, their residuals scaled down per layer. */
+  guessMode?: boolean;
 }
 
 export interface GenerateOptions extends CommonOptions {
@@ -147,4 +156,9 @@ export interface InpaintOptions extends CommonOptions {
   maskImage: MaskInput;
   /** Fraction of the schedule to run, in (0, 1]; 1 starts from pure noise. Default 0.9999, as in diffusers. */
   strength?: number;
+  /**
+   * padding_mask_crop: inpaint only the mask's bounding box grown by this many pixels (at the full
+   * size, so with more detail) and paste it back over the original; needs 8-bit image and mask.
+   */
+  paddingMaskCrop?: number;
 }

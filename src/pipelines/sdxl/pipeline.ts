@@ -18,6 +18,7 @@ import type { LoraFile } from "../../loaders/lora.js";
 import type { SessionOptions } from "../../runtime/session.js";
 import { createScheduler, type Scheduler } from "../../schedulers/index.js";
 import type { RgbImage } from "../../image/png.js";
+import type { FloatTensor } from "../../image/image.js";
 import type { EncodePromptOptions, PromptEmbeddings, PromptEncoder } from "../prompt-encoding.js";
 import { img2imgTimeIds, txt2imgTimeIds } from "../micro-conditioning.js";
 import type { UNetRunner, VaeRunner } from "../sessions.js";
@@ -29,6 +30,10 @@ import { denoise, type DenoiseHook } from "./denoise.js";
 import { decode } from "./decode.js";
 import { checkSize, conditioningOf, imageLatents, initInput, prepare, strengthTimesteps, txt2imgLatents, type Prepared } from "./prepare.js";
 import { binarizeMask, prepareInpaint } from "./inpaint.js";
+import { cropAroundMask, overlayCrop } from "./mask-crop.js";
+import { controlImageTensor, controlNetHook } from "./controlnet.js";
+import { ControlNetRunner, checkControlNetFits } from "../controlnet-runner.js";
+import { ensureLocal, type HubOptions } from "../../hub/index.js";
 import type { CommonOptions, GenerateOptions, Img2ImgOptions, InpaintOptions, PipelineLoadOptions, PipelineOutput } from "./options.js";
 
 export class StableDiffusionXLPipeline {
@@ -99,7 +104,7 @@ export class StableDiffusionXLPipeline {
   async generate(callOpts: GenerateOptions): Promise<PipelineOutput> {
     const opts = this.withCallDefaults(callOpts);
     this.checkNotInpaintingUNet("generate");
-    const height = opts.height ?? this.defaultSize, width = opts.width ?? this.defaultSize;
+    const [height, width] = this.txt2imgSize(opts);
     checkSize(this.components, width, height);
     const p = await this.prepare(opts);
     const f = this.vaeScaleFactor;
@@ -132,6 +137,11 @@ export class StableDiffusionXLPipeline {
    */
   async inpaint(callOpts: InpaintOptions): Promise<PipelineOutput> {
     const opts = this.withCallDefaults(callOpts);
+    if (opts.paddingMaskCrop !== undefined) {
+      const c = cropAroundMask(opts.image, opts.maskImage, opts.paddingMaskCrop);
+      const out = await this.inpaint({ ...opts, paddingMaskCrop: undefined, image: c.image, maskImage: c.mask });
+      return opts.outputType === "latent" ? out : { ...out, images: overlayCrop(c, out.images) };
+    }
     const strength = opts.strength ?? 0.9999;
     if (!(strength > 0 && strength <= 1)) throw new PipelineInputError(`strength must be in (0, 1], got ${strength}`);
     const init = initInput(this.components, opts.image);
@@ -141,6 +151,19 @@ export class StableDiffusionXLPipeline {
     const start = await prepareInpaint(this.components, p, init, mask, strength, timesteps);
     const timeIds = img2imgTimeIds(opts, init.height, init.width, p.batch, p.guidance);
     return this.run(p, opts, timesteps, start.latents, start.shape, timeIds, start.hooks);
+  }
+
+  /**
+   * Opens a ControlNet (diffusers ControlNetModel folder, Hub repo id such as
+   * diffusers/controlnet-canny-sdxl-1.0 (downloaded on first use), or a .safetensors file with
+   * `config`) for `controlnets: [{ controlnet, image }]`, with the pipeline's session options; refused
+   * when its configuration cannot drive this UNet. Release it with its own release().
+   */
+  async loadControlNet(spec: string, opts: { variant?: Variant; config?: string; hub?: HubOptions } = {}): Promise<ControlNetRunner> {
+    const path = await ensureLocal(spec, "controlnet", { ...opts.hub, variant: opts.variant });
+    const net = ControlNetRunner.open(path, { variant: opts.variant, config: opts.config, session: this.components.settings.session });
+    checkControlNetFits(net.config, this.unet.config, this.vae.config.latentChannels);
+    return net;
   }
 
   /** The TAESD loaded with { taesd } or loadTaesd, if any. */
@@ -179,10 +202,25 @@ export class StableDiffusionXLPipeline {
     return prepare(this.components, opts, (name) => this.createScheduler(name));
   }
 
+  /** Text-to-image size: as asked, else the first control image's (rounded down to the VAE factor), else the model's default. */
+  private txt2imgSize(opts: GenerateOptions): [number, number] {
+    const control = opts.controlnets?.[0]?.image;
+    if (!control) return [opts.height ?? this.defaultSize, opts.width ?? this.defaultSize];
+    const [h, w] = (control as RgbImage).width !== undefined ? [(control as RgbImage).height, (control as RgbImage).width] : (control as FloatTensor).shape.slice(-2);
+    const m = Math.max(8, this.vaeScaleFactor);
+    return [opts.height ?? Math.floor(h / m) * m, opts.width ?? Math.floor(w / m) * m];
+  }
+
   /** The loop and the decode, shared by every entry point; `hooks` are what an entry point adds to the loop. */
   private async run(p: Prepared, opts: CommonOptions, timesteps: number[], latents: Float32Array, shape: number[], timeIds: Float32Array, hooks: DenoiseHook[] = []): Promise<PipelineOutput> {
+    const conditioning = conditioningOf(this.components, p, opts, timeIds);
+    if (opts.controlnets?.length) {
+      const [, , h, w] = shape, f = this.vaeScaleFactor;
+      const images = opts.controlnets.map((u, i) => controlImageTensor(u.image, h * f, w * f, `control image ${i + 1}`));
+      hooks = [...hooks, controlNetHook(opts.controlnets, images, conditioning, opts.guessMode ?? false, [h, w])];
+    }
     const final = await denoise({
-      unet: this.unet, scheduler: p.scheduler, timesteps, latents, shape, conditioning: conditioningOf(this.components, p, opts, timeIds),
+      unet: this.unet, scheduler: p.scheduler, timesteps, latents, shape, conditioning,
       generator: p.generator, hooks, onStep: opts.onStep, signal: opts.signal, stopEarly: opts.stopEarly,
     });
     const out = { data: final.latents, shape };

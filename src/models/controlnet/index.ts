@@ -1,0 +1,3 @@
+export * from "./config.js";
+export * from "./conditioning-embedding.js";
+export * from "./controlnet-model.js";
