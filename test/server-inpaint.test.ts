@@ -21,6 +21,7 @@ import { FileStore } from "../src/server/file-store.js";
 import { LocalQueue } from "../src/server/local-queue.js";
 import { inpaintInfoFields } from "../src/server/inpaint-info.js";
 import { encodeRgbaPng } from "./helpers/png-rgba.js";
+import { a1111Resize } from "../src/image/resize-modes.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "server-inpaint-"));
 let pipe: StableDiffusionXLPipeline;
@@ -79,6 +80,34 @@ test("A1111 inpainting defaults and info fields: denoising_strength 0.75, Mask b
     { "Mask blur X": 2, "Mask blur Y": 6, "Mask mode": "Inpaint not masked", "Masked content": "fill", "Inpaint area": "Only masked", "Masked area padding": 32 });
 });
 
+test("A1111 img2img fits the init image and the mask to width x height by resize_mode (a1111Resize), as A1111", { skip: NO_FIXTURES, timeout: 120_000 }, async () => {
+  // a 48x40 init image cropped and resized to 32x32; a 16x16 mask just resized to it
+  const big = a1111Resize(fx.init, 48, 40, 0) as RgbImage;
+  const crop = await post("/sdapi/v1/img2img", a1111Body({ init_images: [encodePng(big).toString("base64")], mask: undefined, resize_mode: 1, denoising_strength: 0.5, steps: 4 }));
+  assert.equal(crop.status, 200, await crop.clone().text());
+  const cropped = await crop.json() as { images: string[]; parameters: Record<string, unknown> };
+  const lib = await pipe.img2img({ prompt: fx.prompt, negativePrompt: fx.negativePrompt, seed: fx.seed, numInferenceSteps: 4, scheduler: "Euler", strength: 0.5, image: a1111Resize(big, 32, 32, 1) as RgbImage });
+  assert.ok(levelDiff(Buffer.from(cropped.images[0], "base64"), lib.images.data) <= 1, "crop and resize");
+  assert.deepEqual([cropped.parameters.width, cropped.parameters.height], [32, 32]);
+
+  const small = a1111Resize(fx.mask, 16, 16, 0) as RgbImage;
+  const r = await post("/sdapi/v1/img2img", a1111Body({ mask: encodePng(small).toString("base64"), steps: 2 }));
+  assert.equal(r.status, 200, await r.clone().text());
+  const masked = await r.json() as { images: string[] };
+  const ref = await pipe.inpaint({
+    prompt: fx.prompt, negativePrompt: fx.negativePrompt, seed: fx.seed, numInferenceSteps: 2, scheduler: "Euler", strength: 1,
+    image: fx.init, maskImage: a1111Resize(small, 32, 32, 0) as RgbImage,
+  });
+  assert.ok(levelDiff(Buffer.from(masked.images[0], "base64"), ref.images.data) <= 1, "a 16x16 mask fitted to the 32x32 image");
+
+  // an RGBA mask with transparency is read from its alpha (A1111's create_binary_mask): opaque = repaint
+  const alpha = new Uint8Array(32 * 32 * 4);
+  for (let i = 0; i < 32 * 32; i++) alpha[4 * i + 3] = fx.mask.data[3 * i];
+  const byAlpha = await post("/sdapi/v1/img2img", a1111Body({ mask: encodeRgbaPng({ width: 32, height: 32, data: alpha }).toString("base64") }));
+  assert.equal(byAlpha.status, 200);
+  assert.ok(levelDiff(Buffer.from((await byAlpha.json() as { images: string[] }).images[0], "base64"), fx.images) <= 1, "the alpha mask gives the fixture's image");
+});
+
 test("A1111 img2img without denoising_strength uses A1111's 0.75", { skip: NO_FIXTURES, timeout: 60_000 }, async () => {
   const { denoising_strength: _, ...body } = a1111Body({ steps: 4 });
   const r = await post("/sdapi/v1/img2img", body);
@@ -91,7 +120,6 @@ test("A1111 img2img without denoising_strength uses A1111's 0.75", { skip: NO_FI
 test("A1111 inpainting: bad masks, strengths and settings are 400s naming the field; nothing queued or written; the server goes on", { skip: NO_FIXTURES, timeout: 120_000 }, async () => {
   const black = encodePng({ width: fx.width, height: fx.height, data: new Uint8Array(fx.width * fx.height * 3) }).toString("base64");
   const white = encodePng({ width: fx.width, height: fx.height, data: new Uint8Array(fx.width * fx.height * 3).fill(255) }).toString("base64");
-  const small = encodePng({ width: 16, height: 16, data: new Uint8Array(16 * 16 * 3).fill(255) }).toString("base64");
   const cases: [Record<string, unknown>, string, RegExp][] = [
     [{ mask: black }, "mask", /all black: nothing to repaint/],
     [{ mask: white, inpainting_mask_invert: 1 }, "mask", /nothing to repaint/],
@@ -111,8 +139,7 @@ test("A1111 inpainting: bad masks, strengths and settings are 400s naming the fi
     [{ resize_mode: 7 }, "resize_mode", /resize_mode must be in/],
     [{ mask_round: false }, "mask_round", /mask_round/],
   ];
-  // a mask of another size: refused while the mask is not resized to the image
-  cases.push([{ mask: small }, "mask", /the mask is 16x16 but the init image is 32x32/]);
+  cases.push([{ width: 36 }, "width", /not a multiple of 8/]);
   const before = { files: files.size, jobs: server.state.queue.counts() };
   for (const [extra, param, message] of cases) {
     const r = await post("/sdapi/v1/img2img", a1111Body(extra));
@@ -155,6 +182,12 @@ test("OpenAI images.edit (the real SDK, multipart) with an RGBA mask equals the 
   } as OpenAI.Images.ImageEditParamsNonStreaming);
   const byUrl = Buffer.from(await (await fetch(own.data![0].url!)).arrayBuffer());
   assert.ok(levelDiff(byUrl, fx.images) <= 1, "the image's own alpha as the mask");
+  // another size: the image and the mask are cropped and resized to it
+  const bigger = await client().images.edit({
+    image: await toFile(rgbaPng(fx.init, fx.mask), "own.png", { type: "image/png" }), prompt: fx.prompt, size: "48x32" as "256x256", ...extras(), steps: 1,
+  } as OpenAI.Images.ImageEditParamsNonStreaming);
+  assert.equal((bigger as { size?: string }).size, "48x32");
+  assert.equal(decodePng(Buffer.from(bigger.data![0].b64_json!, "base64")).width, 48);
 });
 
 test("OpenAI edits, variations and models: bad uploads are 400s naming the field; variations are img2img at 0.75 with an empty prompt", { skip: NO_FIXTURES, timeout: 120_000 }, async () => {
@@ -177,7 +210,7 @@ test("OpenAI edits, variations and models: bad uploads are 400s naming the field
     [async () => c.images.edit({ image: opaque, mask: await toFile(rgbaPng({ width: 16, height: 16, data: new Uint8Array(768) }, { width: 16, height: 16, data: new Uint8Array(768).fill(255) }), "m.png"), prompt: "x" }), "mask", /the mask is 16x16 but the image is 32x32/],
     [async () => c.images.edit({ image: await toFile(rgbaPng(fx.init, fx.mask), "own.png"), prompt: "x", strength: 0 } as OpenAI.Images.ImageEditParamsNonStreaming), "strength", /must be in \(0, 1\]/],
     [async () => c.images.edit({ image: await toFile(rgbaPng(fx.init, fx.mask), "own.png"), prompt: "x", n: "two" } as unknown as OpenAI.Images.ImageEditParamsNonStreaming), "n", /n must be an integer/],
-    [async () => c.images.edit({ image: await toFile(rgbaPng(fx.init, fx.mask), "own.png"), prompt: "x", size: "64x64" } as unknown as OpenAI.Images.ImageEditParamsNonStreaming), "size", /differs from the image's 32x32/],
+    [async () => c.images.edit({ image: await toFile(rgbaPng(fx.init, fx.mask), "own.png"), prompt: "x", size: "36x36" } as unknown as OpenAI.Images.ImageEditParamsNonStreaming), "size", /not a multiple of 8/],
     [async () => c.images.edit({ image: await toFile(rgbaPng(fx.init, fx.mask), "own.png"), prompt: "x", colour: "red" } as unknown as OpenAI.Images.ImageEditParamsNonStreaming), "colour", /unknown form field/],
     [async () => c.images.createVariation({ image: await toFile(Buffer.from("nope"), "v.png") }), "image", /.+/],
   ];

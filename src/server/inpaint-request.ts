@@ -10,7 +10,9 @@ import type { RgbImage } from "../image/png.js";
 import { encodePng } from "../image/png.js";
 import { invalid } from "./errors.js";
 import type { InpaintSpec } from "./job.js";
-import { decodeBase64Image, type Fields, type Limits } from "./validation.js";
+import type { Fields, Limits } from "./validation.js";
+import { a1111BinaryMask, grayToRgb } from "../image/mask.js";
+import { decodeBase64Upload } from "./upload-image.js";
 
 export const A1111_INPAINT_DEFAULTS = {
   maskBlur: 4, inpaintingFill: 0, inpaintFullRes: true, inpaintFullResPadding: 0, invertMask: false,
@@ -89,10 +91,13 @@ export function checkMask(
   return encodePng(m).toString("base64");
 }
 
-/** The `mask` field: a base64 PNG or JPEG, decoded (a 400 naming the field otherwise). */
+/**
+ * The `mask` field: a base64 PNG or JPEG read as A1111's create_binary_mask reads it (an RGBA mask
+ * with transparency: its alpha, rounded at 128 unless mask_round is false; else its luma), as RGB.
+ */
 export function readMaskField(f: Fields, limits: Limits, name = "mask"): RgbImage | undefined {
   const data = f.raw(name);
   if (data === undefined) return undefined;
   if (typeof data !== "string") throw invalid(`${name} must be a base64-encoded PNG or JPEG`, "invalid_image", name);
-  return decodeBase64Image(data, limits, name).image;
+  return grayToRgb(a1111BinaryMask(decodeBase64Upload(data, limits, name), f.bool("mask_round") ?? true));
 }

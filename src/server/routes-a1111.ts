@@ -2,7 +2,8 @@
  * The AUTOMATIC1111 web UI API (`/sdapi/v1/...`) with its field names and answer shapes:
  *
  *   POST txt2img  { prompt, negative_prompt, seed, sampler_name, scheduler, batch_size, n_iter, steps, cfg_scale, width, height }
- *   POST img2img  { ...same, init_images: [base64 PNG], denoising_strength (default 0.75, as A1111) }   (the output has the init image's size)
+ *   POST img2img  { ...same, init_images: [base64 PNG / JPEG], denoising_strength (default 0.75, as A1111), width, height, resize_mode }
+ *     (the init image is fitted to width x height by resize_mode; without them the output has its size)
  *     with mask (base64 PNG / JPEG, white = repaint): inpainting with mask_blur (or mask_blur_x / _y), inpainting_fill,
  *     inpaint_full_res, inpaint_full_res_padding, inpainting_mask_invert (A1111's API defaults; inpaint-request.ts)
  *   txt2img with enable_hr: the hires fix (hr_scale / hr_resize_x,y, hr_upscaler, hr_second_pass_steps, ...; hires-request.ts)
@@ -27,7 +28,7 @@
 import { invalid } from "./errors.js";
 import { readJson, sendJson, type Ctx, type Router } from "./http.js";
 import { generateForRequest, type AppState } from "./generation.js";
-import { DEFAULTS, Fields, checkSampler, checkStrength, finishSpec, readInitImage, readSeed, readSides } from "./validation.js";
+import { DEFAULTS, Fields, checkSampler, checkSide, checkStrength, decodeBase64Image, finishSpec, readSeed, readSides } from "./validation.js";
 import { checkSettings, checkUnsupportedFields } from "./a1111-settings.js";
 import { a1111ListRoutes } from "./routes-a1111-lists.js";
 import type { JobOutput, JobSpec } from "./job.js";
@@ -37,23 +38,31 @@ import { readHires } from "./hires-request.js";
 import { hiresInfoFields } from "./run-job.js";
 import { checkMask, readInpaintSettings, readMaskField } from "./inpaint-request.js";
 import { inpaintInfoFields } from "./inpaint-info.js";
-import type { RgbImage } from "../image/png.js";
+import { encodePng, type RgbImage } from "../image/png.js";
+import { a1111Resize, type A1111ResizeMode } from "../image/resize-modes.js";
 import type { Limits } from "./validation.js";
 
 /** A1111's default denoising_strength for img2img (processing.py), not the CLI's 0.3. */
 const A1111_IMG2IMG_STRENGTH = 0.75;
 
 /**
- * resize_mode with width / height: A1111 fits the init image (and the mask) to width x height.
- * Until resizing is wired, a size other than the init image's is a 400 naming the field.
+ * The init image (and mask) at the output size, as A1111 fits them: width / height (absent: the init
+ * image's own) with resize_mode 0 just resize, 1 crop and resize, 2 resize and fill (PIL-exact Lanczos;
+ * a1111Resize). A mask of another size than the init image is fitted to the output size the same way.
+ * (A1111 resizes the mask after blurring it; here the recipe blurs the fitted mask: the same when no
+ * resize is needed.)
  */
-function readResize(f: Fields, image: RgbImage, limits: Limits): void {
-  const mode = f.int("resize_mode", 0, 3);
+function readInit(f: Fields, limits: Limits, data: string): { image: RgbImage; fit: (img: RgbImage) => RgbImage } {
+  const mode = f.int("resize_mode", 0, 3) ?? 0;
   if (mode === 3) throw invalid("resize_mode 3 (just resize, latent upscale) is not supported; use 0, 1 or 2", "unsupported_feature", "resize_mode");
   const { width, height } = readSides(f, limits);
-  for (const [name, v, own] of [["width", width, image.width], ["height", height, image.height]] as const) {
-    if (v !== undefined && v !== own) throw invalid(`${name} ${v} differs from the init image's ${own}: resizing the init image is not supported yet; send it at the output size`, "unsupported_feature", name);
-  }
+  const decoded = decodeBase64Image(data, limits, "init_images[0]").image;
+  const w = width ?? decoded.width, h = height ?? decoded.height;
+  const fit = (img: RgbImage): RgbImage => (img.width === w && img.height === h ? img : a1111Resize(img, w, h, mode as A1111ResizeMode) as RgbImage);
+  const image = fit(decoded);
+  checkSide("the init image width", image.width, limits, "init_images[0]");
+  checkSide("the init image height", image.height, limits, "init_images[0]");
+  return { image, fit };
 }
 
 /** sampler_name (or the legacy sampler_index) with A1111 1.9's separate `scheduler` (the schedule type). */
@@ -100,16 +109,17 @@ async function parseRequest(body: unknown, state: AppState, img2img: boolean): P
   };
   const parameters: Record<string, unknown> = { ...f.body };
   let strength: number | undefined;
+  let outSize: { width: number; height: number } | undefined;
   if (img2img) {
     const images = f.stringArray("init_images");
     if (!images || images.length === 0) throw invalid("init_images must hold at least one base64 PNG", "missing_field", "init_images");
-    const init = readInitImage(images[0], limits, "init_images[0]");
-    spec.initImage = init.base64;
-    readResize(f, init.image, limits);
+    const init = readInit(f, limits, images[0]);
+    spec.initImage = encodePng(init.image).toString("base64");
+    outSize = { width: init.image.width, height: init.image.height };
     const mask = readMaskField(f, limits);
     if (mask) {
       const settings = readInpaintSettings(f);
-      spec.inpaint = { mask: checkMask(mask, init.image, settings.invertMask, "mask"), ...settings };
+      spec.inpaint = { mask: checkMask(init.fit(mask), init.image, settings.invertMask, "mask"), ...settings };
     }
     strength = f.number("denoising_strength", 0, 1) ?? A1111_IMG2IMG_STRENGTH;
     checkStrength(strength, steps, "denoising_strength");
@@ -130,7 +140,7 @@ async function parseRequest(body: unknown, state: AppState, img2img: boolean): P
     sampler_name: sampler.sampler ?? null, scheduler: sampler.schedule ?? null,
     batch_size: batchSize, n_iter: iterations, steps, cfg_scale: spec.guidanceScale,
     // txt2img leaves denoising_strength (a hires-fix field) as the client sent it, as A1111 echoes it
-    width: spec.width ?? null, height: spec.height ?? null, denoising_strength: strength ?? f.raw("denoising_strength") ?? null,
+    width: spec.width ?? outSize?.width ?? null, height: spec.height ?? outSize?.height ?? null, denoising_strength: strength ?? f.raw("denoising_strength") ?? null,
   });
   // the field's LoRAs are tags in the echoed prompt now: sent back as they are, they apply once
   delete parameters.loras;

@@ -13,7 +13,8 @@
  *
  * Extensions (form fields): negative_prompt, seed, steps, guidance_scale, scheduler, strength.
  * `model`, `user`, `quality`, `background`, `moderation`, `input_fidelity` are accepted and ignored.
- * `size` must be the image's own size (or "auto"): the image is not resized.
+ * `size` other than the image's own (or "auto") crops and resizes the image and the mask to it (A1111's
+ * resize_mode 1, PIL-exact Lanczos: the aspect ratio is kept, the overflow cut).
  */
 import { invalid, notFound } from "./errors.js";
 import { baseUrl, sendJson, type Ctx, type Router } from "./http.js";
@@ -25,6 +26,7 @@ import { readLoras } from "./lora-request.js";
 import { encodePng, type RgbImage } from "../image/png.js";
 import { decodeUpload, type RgbaImage } from "./upload-image.js";
 import { checkMask } from "./inpaint-request.js";
+import { a1111Resize } from "../image/resize-modes.js";
 
 /** Variations: img2img strength (see the header). */
 export const VARIATION_STRENGTH = 0.75;
@@ -47,12 +49,23 @@ function split(img: RgbaImage): { rgb: RgbImage; transparent: RgbImage } {
   return { rgb: { width: img.width, height: img.height, data: rgb }, transparent: { width: img.width, height: img.height, data: mask } };
 }
 
+/** The output size (`size`, default the image's) and a function fitting an image to it. */
+function outputSize(f: Fields, limits: Limits, image: RgbImage): (img: RgbImage) => RgbImage {
+  const size = parseSize(f, limits);
+  const w = size.width ?? image.width, h = size.height ?? image.height;
+  return (img) => (img.width === w && img.height === h ? img : a1111Resize(img, w, h, 1) as RgbImage);
+}
+
 function readImage(files: Map<string, Buffer>, limits: Limits, name: string): RgbaImage {
   const bytes = files.get(name);
   if (!bytes) throw invalid(`${name} is required: the image file (PNG or JPEG)`, "missing_field", name);
-  const img = decodeUpload(bytes, limits, name);
-  checkSide(`the ${name} width`, img.width, limits, name);
-  checkSide(`the ${name} height`, img.height, limits, name);
+  return decodeUpload(bytes, limits, name);
+}
+
+/** The fitted image's sides: multiples of 8 within the limit. */
+function checkSides(img: RgbImage, limits: Limits, param: string): RgbImage {
+  checkSide(`the ${param} width`, img.width, limits, param);
+  checkSide(`the ${param} height`, img.height, limits, param);
   return img;
 }
 
@@ -62,10 +75,6 @@ function baseSpec(f: Fields, limits: Limits, image: RgbImage, prompt: string): J
   const format = f.string("output_format");
   if (format !== undefined && format !== "png") throw invalid(`output_format ${JSON.stringify(format)} is not supported; only "png"`, "invalid_value", "output_format");
   if (f.bool("stream")) throw invalid("stream is not supported; follow GET /v1/jobs/{id}/events for progress", "invalid_value", "stream");
-  const size = parseSize(f, limits);
-  if ((size.width !== undefined && size.width !== image.width) || (size.height !== undefined && size.height !== image.height)) {
-    throw invalid(`size ${f.string("size")} differs from the image's ${image.width}x${image.height}: the image is not resized; send it at the output size (or size "auto")`, "invalid_size", "size");
-  }
   return {
     prompt,
     negativePrompt: f.string("negative_prompt", limits.maxPromptChars),
@@ -109,12 +118,14 @@ export function openAiImageRoutes(router: Router<AppState>): void {
     if (!mask.data.includes(255)) {
       throw invalid(`the ${where} has no fully transparent pixels (alpha 0): nothing to edit; ${maskBytes ? "make the area to edit transparent in the mask" : "send a mask, or make the area to edit transparent"}`, "invalid_image", where);
     }
-    const spec = baseSpec(f, limits, image.rgb, prompt);
+    const fit = outputSize(f, limits, image.rgb);
+    const rgb = checkSides(fit(image.rgb), limits, "image");
+    const spec = baseSpec(f, limits, rgb, prompt);
     spec.strength = f.number("strength", 0, 1) ?? 1;
     checkStrength(spec.strength, spec.steps, "strength");
     // diffusers' inpainting as it stands: no blur, the masked area starts from the image, the whole picture
     spec.inpaint = {
-      mask: checkMask(mask, image.rgb, false, where), invertMask: false, maskBlurX: 0, maskBlurY: 0,
+      mask: checkMask(fit(mask), rgb, false, where), invertMask: false, maskBlurX: 0, maskBlurY: 0,
       inpaintingFill: 1, inpaintFullRes: false, inpaintFullResPadding: 0,
     };
     await readLoras(f, finishSpec(spec, limits), ctx.state);
@@ -127,7 +138,7 @@ export function openAiImageRoutes(router: Router<AppState>): void {
     const responseFormat = f.oneOf("response_format", ["b64_json", "url"] as const) ?? "b64_json";
     if (f.string("prompt")) throw invalid("variations take no prompt (use /v1/images/edits)", "invalid_value", "prompt");
     const image = split(readImage(files, limits, "image"));
-    const spec = baseSpec(f, limits, image.rgb, "");
+    const spec = baseSpec(f, limits, checkSides(outputSize(f, limits, image.rgb)(image.rgb), limits, "image"), "");
     spec.strength = f.number("strength", 0, 1) ?? VARIATION_STRENGTH;
     checkStrength(spec.strength, spec.steps, "strength");
     await answer(ctx, finishSpec(spec, limits), responseFormat);

@@ -1,21 +1,26 @@
 /**
- * An uploaded image file (OpenAI edits / variations) decoded as 8-bit RGBA within the server's
- * pixel limit: the alpha channel is what marks the area to edit.
+ * Images the server is sent whose alpha means something, decoded as 8-bit RGBA within the server's
+ * pixel limit (a 400 naming the field otherwise): OpenAI's uploads (transparent = the area to edit)
+ * and A1111's masks (an RGBA mask with transparency is read from its alpha, as A1111 does).
  */
-import { decodeImage } from "../image/image.js";
+import { decodeImageRgba, type RgbaImage } from "../image/rgba.js";
 import { invalid } from "./errors.js";
 import type { Limits } from "./validation.js";
 
-export interface RgbaImage { width: number; height: number; data: Uint8Array }
+export type { RgbaImage };
 
-export function decodeUpload(bytes: Buffer, limits: Limits, param: string): RgbaImage {
+export function decodeUpload(bytes: Uint8Array, limits: Limits, param: string): RgbaImage {
   try {
-    // TODO(merge main): decodeImageRgba keeps the alpha; until then every pixel is opaque
-    const rgb = decodeImage(bytes, param, { maxPixels: limits.maxSide * limits.maxSide });
-    const n = rgb.width * rgb.height, data = new Uint8Array(4 * n).fill(255);
-    for (let i = 0; i < n; i++) { data[4 * i] = rgb.data[3 * i]; data[4 * i + 1] = rgb.data[3 * i + 1]; data[4 * i + 2] = rgb.data[3 * i + 2]; }
-    return { width: rgb.width, height: rgb.height, data };
+    // the header's size is checked before decoding (an image bomb is refused without inflating it)
+    return decodeImageRgba(bytes, param, { maxPixels: limits.maxSide * limits.maxSide });
   } catch (e) {
     throw invalid((e as Error).message, "invalid_image", param);
   }
+}
+
+/** A base64 (or data: URL) image field decoded as RGBA. */
+export function decodeBase64Upload(data: string, limits: Limits, param: string): RgbaImage {
+  const base64 = data.replace(/^data:[^;,]*;base64,/, "").replace(/\s+/g, "");
+  if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(base64) || base64.length === 0) throw invalid(`${param} must be a base64-encoded PNG or JPEG`, "invalid_image", param);
+  return decodeUpload(Buffer.from(base64, "base64"), limits, param);
 }
