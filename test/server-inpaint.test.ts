@@ -150,6 +150,8 @@ test("A1111 inpainting: bad masks, strengths and settings are 400s naming the fi
   }
   assert.equal(files.size, before.files, "nothing written");
   assert.deepEqual(server.state.queue.counts(), before.jobs, "nothing queued");
+  const txt = await post("/sdapi/v1/txt2img", { prompt: "x", mask: fx.maskPng.toString("base64") });
+  assert.equal(txt.status, 400, "a mask on txt2img");
   const ok = await post("/sdapi/v1/img2img", a1111Body({ steps: 1 }));
   assert.equal(ok.status, 200, "a good request after the bad ones");
 });

@@ -179,6 +179,14 @@ test("web page inpainting: paint the mask by mouse, send it to /sdapi/v1/img2img
   const plain = await submitAndWait(page, 5);
   assert.equal(plain.mask, undefined, "nothing painted: no mask");
 
+  // "Edit this image": the newest result becomes the image to paint on
+  await page.fill("#pad-right", "8");
+  await page.dispatchEvent("#pad-right", "input");
+  await page.click("#mode-txt");
+  await page.click("#gallery .card:nth-child(2) .edit");
+  await page.waitForFunction(() => (document.getElementById("canvas") as HTMLCanvasElement).width === 40 && (document.getElementById("mode-img") as HTMLInputElement).checked);
+  assert.equal(await page.inputValue("#pad-right"), "0", "the margins start over");
+
   // a server error is shown (an all-black mask cannot happen from the page: a bad strength can)
   await page.$eval("#strength", (e) => { (e as HTMLInputElement).min = "0"; (e as HTMLInputElement).value = "0"; });
   await page.click("#generate");

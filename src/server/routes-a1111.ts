@@ -83,6 +83,7 @@ async function parseRequest(body: unknown, state: AppState, img2img: boolean): P
   const { limits } = state;
   const f = Fields.of(body);
   checkUnsupportedFields(f);
+  if (!img2img && f.has("mask")) throw invalid("mask belongs to /sdapi/v1/img2img (inpainting), not txt2img", "invalid_value", "mask");
   // only settings this server honours as asked pass (the others are a 400 naming them)
   checkSettings(f.raw("override_settings"), state.queue.model(), "override_settings");
   const fast = readPreset(f, state);

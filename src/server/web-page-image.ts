@@ -268,7 +268,10 @@ async function generateImage(form) {
 
 // a result as the next init image (margins and mask start over)
 async function editResult(url) {
-  var blob = await (await fetch(url)).blob();
+  // the page's Content-Security-Policy lets fetch reach only the server: a data: URL is decoded here
+  var blob = /^data:/.test(url)
+    ? new Blob([Uint8Array.from(atob(url.slice(url.indexOf(",") + 1)), function (c) { return c.charCodeAt(0); })], { type: "image/png" })
+    : await (await fetch(url)).blob();
   $("mode-img").checked = true; onModeChange();
   ["pad-left", "pad-top", "pad-right", "pad-bottom"].forEach(function (id) { $(id).value = 0; });
   await loadImage(blob);
