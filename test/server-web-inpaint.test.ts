@@ -191,6 +191,11 @@ test("web page inpainting: paint the mask by mouse, send it to /sdapi/v1/img2img
   await page.$eval("#strength", (e) => { (e as HTMLInputElement).min = "0"; (e as HTMLInputElement).value = "0"; });
   await page.click("#generate");
   await page.waitForFunction(() => /denoising_strength/.test(document.getElementById("status")!.textContent ?? ""));
+  // a phone: the image mode fits the screen too
+  await page.setViewportSize({ width: 390, height: 844 });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `no sideways scrolling on a phone (${overflow}px too wide)`);
+  await page.screenshot({ path: join(OUT, "server-web-inpaint-phone.png"), fullPage: true });
   assert.deepEqual(errors.filter((e) => !/status of 400/.test(e)), []);
   await page.close();
 });
