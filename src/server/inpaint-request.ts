@@ -18,12 +18,6 @@ export const A1111_INPAINT_DEFAULTS = {
   maskBlur: 4, inpaintingFill: 0, inpaintFullRes: true, inpaintFullResPadding: 0, invertMask: false,
 } as const;
 
-/** The fields that only mean something with a mask (echoed in `parameters` as A1111 does). */
-export const INPAINT_FIELDS = [
-  "mask_blur", "mask_blur_x", "mask_blur_y", "inpainting_fill", "inpaint_full_res", "inpaint_full_res_padding",
-  "inpainting_mask_invert", "initial_noise_multiplier", "mask_round", "latent_mask",
-] as const;
-
 /** PIL's convert("L") of one RGB pixel (what both A1111 and diffusers threshold). */
 const luma = (d: Uint8Array, i: number) => (d[3 * i] * 19595 + d[3 * i + 1] * 38470 + d[3 * i + 2] * 7471 + 0x8000) >> 16;
 

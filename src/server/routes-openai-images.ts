@@ -88,7 +88,8 @@ function baseSpec(f: Fields, limits: Limits, image: RgbImage, prompt: string): J
   };
 }
 
-async function answer(ctx: Ctx<AppState>, spec: JobSpec, responseFormat: "b64_json" | "url"): Promise<void> {
+/** OpenAI's images answer ({ created, data: [{ b64_json } | { url }] }), each item with its seed. */
+export async function answerImages(ctx: Ctx<AppState>, spec: JobSpec, responseFormat: "b64_json" | "url"): Promise<void> {
   const { job, output }: { job: Job; output: JobOutput } = await generateForRequest(ctx, spec);
   const base = baseUrl(ctx.req);
   sendJson(ctx.res, 200, {
@@ -129,7 +130,7 @@ export function openAiImageRoutes(router: Router<AppState>): void {
       inpaintingFill: 1, inpaintFullRes: false, inpaintFullResPadding: 0,
     };
     await readLoras(f, finishSpec(spec, limits), ctx.state);
-    await answer(ctx, spec, responseFormat);
+    await answerImages(ctx, spec, responseFormat);
   }, { multipart: true });
 
   router.on("POST", "/v1/images/variations", async (ctx) => {
@@ -141,7 +142,7 @@ export function openAiImageRoutes(router: Router<AppState>): void {
     const spec = baseSpec(f, limits, checkSides(outputSize(f, limits, image.rgb)(image.rgb), limits, "image"), "");
     spec.strength = f.number("strength", 0, 1) ?? VARIATION_STRENGTH;
     checkStrength(spec.strength, spec.steps, "strength");
-    await answer(ctx, finishSpec(spec, limits), responseFormat);
+    await answerImages(ctx, finishSpec(spec, limits), responseFormat);
   }, { multipart: true });
 
   const listed = (ctx: Ctx<AppState>) => {
