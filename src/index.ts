@@ -8,3 +8,6 @@ export { TensorStore, saveTensors, writeSafetensors } from "./safetensors/index.
 export { snapshotDownload, HubError, type HubOptions, type DownloadProgress, type DownloadResult } from "./hub/index.js";
 export { generateHires, hiresTargetSize, upscaleLatents, builtinPixelUpscale, esrganPixelUpscale, type HiresOptions, type HiresOutput, type PixelUpscale } from "./recipes/hires-fix.js";
 export { interpolate, type LatentInterpolation } from "./image/latent-resize.js";
+export { a1111Inpaint, INPAINTING_FILLS, type A1111InpaintOptions, type A1111InpaintSettings } from "./recipes/a1111-inpaint.js";
+export { outpaintImage, OUTPAINT_FILLS, type OutpaintRecipeOptions } from "./recipes/outpaint.js";
+export { decodeImageRgba, type RgbaImage } from "./image/rgba.js";

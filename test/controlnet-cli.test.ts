@@ -1,10 +1,10 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { NO_FIXTURES, PROJECT_ROOT, fixture, openFixture, levelDiff } from "./helpers/fixtures.js";
+import { NO_FIXTURES, fixture, openFixture, levelDiff } from "./helpers/fixtures.js";
+import { runCli } from "./helpers/cli.js";
 import { synthModel } from "../src/cli/commands/synth.js";
 import { decodePng, encodePng, type RgbImage } from "../src/image/png.js";
 import { toRgb8 } from "../src/image/image.js";
@@ -12,11 +12,7 @@ import { canny } from "../src/image/canny.js";
 import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
 import { parsePythonJson } from "../src/schedulers/index.js";
 
-const CLI = join(PROJECT_ROOT, "dist/src/cli/main.js");
-const ssd1b = (args: string[]) => {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8" });
-  return { code: r.status, stderr: r.stderr };
-};
+const ssd1b = runCli;
 const tmp = mkdtempSync(join(tmpdir(), "controlnet-cli-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 

@@ -13,7 +13,9 @@ import { synthModel } from "../src/cli/commands/synth.js";
 import { StableDiffusionXLPipeline, type GenerateOptions } from "../src/pipelines/sdxl/index.js";
 import type { ControlNetRunner } from "../src/pipelines/controlnet-runner.js";
 import { createScheduler, parsePythonJson } from "../src/schedulers/index.js";
-import type { FloatTensor } from "../src/image/image.js";
+import { rgbToTensor, type FloatTensor } from "../src/image/image.js";
+import type { RgbImage } from "../src/image/png.js";
+import { diffusersResize } from "../src/image/resize-modes.js";
 
 const TOL = 2e-3;
 const CN = (...p: string[]) => fixture("controlnet", "tiny-ssd", ...p);
@@ -118,4 +120,13 @@ test("controlnet on img2img and inpaint: the same hook; at scale 0 it changes no
     assertMaxAbs(zero, plain, 1e-5, "scale 0 = no ControlNet");
     assert.ok(one.some((v, i) => Math.abs(v - plain[i]) > 1e-3), "scale 1 changes the latents");
   }
+});
+
+test("controlnet: a control image of another size is resized as diffusers resizes a PIL image (PIL Lanczos)", { skip: NO_FIXTURES }, async () => {
+  const p = await open();
+  const opts = await controlNetCaseOptions("single", cases.single);
+  const big: RgbImage = { width: 48, height: 40, data: new Uint8Array(48 * 40 * 3).map((_, i) => (i * 37) % 251) };
+  const small = rgbToTensor(diffusersResize(big, 32, 32, "default") as RgbImage);
+  const run = (image: RgbImage | FloatTensor) => p.generate({ ...opts, numInferenceSteps: 2, width: 32, height: 32, outputType: "latent", controlnets: [{ ...opts.controlnets![0], image }] });
+  assert.deepEqual(Array.from((await run(big)).latents.data), Array.from((await run(small)).latents.data));
 });

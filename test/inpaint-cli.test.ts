@@ -1,31 +1,21 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { HAVE_FIXTURES, NO_FIXTURES, PROJECT_ROOT, fixture, openFixture, levelDiff } from "./helpers/fixtures.js";
+import { HAVE_FIXTURES, NO_FIXTURES, fixture, openFixture, levelDiff } from "./helpers/fixtures.js";
+import { runCli } from "./helpers/cli.js";
+import { tinyModelIn } from "./helpers/tiny-model.js";
 import { decodePng, encodePng, type RgbImage } from "../src/image/png.js";
 import { toRgb8 } from "../src/image/image.js";
 import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
 import { parsePythonJson } from "../src/schedulers/index.js";
 
-const CLI = join(PROJECT_ROOT, "dist/src/cli/main.js");
-const ssd1b = (args: string[]) => {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8" });
-  return { code: r.status, stderr: r.stderr };
-};
+const ssd1b = runCli;
 
 const tmp = mkdtempSync(join(tmpdir(), "inpaint-cli-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
-let model: string | undefined;
-function tinyModel(): string {
-  if (model) return model;
-  model = join(tmp, "tiny-ssd");
-  cpSync(fixture("pipeline", "tiny-ssd"), model, { recursive: true });
-  assert.equal(ssd1b(["synth", model]).code, 0);
-  return model;
-}
+const tinyModel = () => tinyModelIn(tmp);
 
 /** A stored [1, C, H, W] uint8/255 tensor as a PNG (grey masks replicated to RGB). */
 function tensorPng(data: Float32Array, shape: readonly number[], file: string): string {
@@ -38,20 +28,29 @@ function tensorPng(data: Float32Array, shape: readonly number[], file: string): 
 
 const cases = HAVE_FIXTURES ? parsePythonJson(readFileSync(fixture("inpaint", "tiny-ssd", "cases.json"), "utf8")) as Record<string, any> : {};
 
-for (const name of ["strength1_euler", "nonsquare_48x32"]) {
+/** The case's rect mask (before any blur) as a [1, 1, H, W] tensor. */
+function rectMask(c: any): Float32Array {
+  const m = c.mask_image, out = new Float32Array(c.height * c.width);
+  for (let y = m.y0; y < m.y1; y++) for (let x = m.x0; x < m.x1; x++) out[y * c.width + x] = 1;
+  return out;
+}
+
+for (const name of ["strength1_euler", "nonsquare_48x32", "blurred_mask"]) {
   test(`cli inpaint ${name}: PNG image and mask in, diffusers' image out (within 1 level)`, { skip: NO_FIXTURES }, (t) => {
     const c = cases[name];
     const ref = openFixture("inpaint", "tiny-ssd", "cases.safetensors");
     const image = tensorPng(ref.float32(`${name}.init_image`), ref.get(`${name}.init_image`).shape, join(tmp, `${name}-image.png`));
-    const mask = tensorPng(ref.float32(`${name}.mask`), ref.get(`${name}.mask`).shape, join(tmp, `${name}-mask.png`));
+    // blurred_mask: the rect as the user has it, blurred by --mask-blur as diffusers' mask_processor.blur does
+    const blur = c.mask_image.blurred_with ? ["--mask-blur", "4"] : [];
+    const mask = tensorPng(blur.length ? rectMask(c) : ref.float32(`${name}.mask`), [1, 1, c.height, c.width], join(tmp, `${name}-mask.png`));
     const out = join(tmp, `${name}-out.png`);
     const r = ssd1b(["inpaint", "--model", tinyModel(), "--image", image, "--mask", mask, "--prompt", c.prompt, "--negative-prompt", c.negative_prompt,
-      "--steps", String(c.num_inference_steps), "--guidance", String(c.guidance_scale), "--seed", String(c.seed), "--strength", String(c.strength), "--output", out]);
+      "--steps", String(c.num_inference_steps), "--guidance", String(c.guidance_scale), "--seed", String(c.seed), "--strength", String(c.strength), ...blur, "--output", out]);
     assert.equal(r.code, 0, r.stderr);
     const d = levelDiff(readFileSync(out), ref.float32(`${name}.images`));
     t.diagnostic(`max difference ${d.toFixed(3)} levels`);
     assert.ok(d <= 1, `${d} levels`);
-    assert.match(decodePng(readFileSync(out)).text.parameters ?? "", /Denoising strength: 1/);
+    assert.match(decodePng(readFileSync(out)).text.parameters ?? "", new RegExp(`Denoising strength: ${c.strength}`));
   });
 }
 

@@ -5,17 +5,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { RgbImage } from "../src/image/png.js";
-import type { GrayImage } from "../src/image/mask.js";
 import { a1111BlurKernelSize, a1111MaskBlur, cvGaussianBlur } from "../src/image/gaussian-blur.js";
 import { cvGaussianKernelFixed } from "../src/image/cv-gaussian.js";
 import { a1111Fill, a1111LatentMask, applyLatentFill } from "../src/image/inpaint-fill.js";
 import { outpaint, roundMargins } from "../src/image/outpaint.js";
+import { rectMask } from "./helpers/inpaint-inputs.js";
 
-function rect(w: number, h: number, y0: number, y1: number, x0: number, x1: number): GrayImage {
-  const data = new Uint8Array(w * h);
-  for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) data[y * w + x] = 255;
-  return { width: w, height: h, data };
-}
 
 function gradient(w: number, h: number): RgbImage {
   const data = new Uint8Array(w * h * 3);
@@ -35,7 +30,7 @@ test("OpenCV Gaussian kernel: Q8 taps by error diffusion sum to 256 (OpenCV's (7
 });
 
 test("A1111 mask blur: horizontal then vertical, constant areas unchanged, a step becomes a symmetric ramp", () => {
-  const m = rect(40, 40, 10, 30, 10, 30);
+  const m = rectMask(40, 40, 10, 30, 10, 30);
   const bx = a1111MaskBlur(m, 4, 0);
   for (let y = 0; y < 40; y++) {
     const inRows = y >= 10 && y < 30;
@@ -55,7 +50,7 @@ test("A1111 mask blur: horizontal then vertical, constant areas unchanged, a ste
 
 test("A1111 masked-content fill: unmasked pixels unchanged, masked ones take the surrounding colours", () => {
   const img = gradient(48, 32);
-  const mask = rect(48, 32, 8, 24, 16, 32);
+  const mask = rectMask(48, 32, 8, 24, 16, 32);
   // the masked pixels start as garbage: fill must not see them
   const dirty: RgbImage = { ...img, data: Uint8Array.from(img.data) };
   for (let y = 8; y < 24; y++) for (let x = 16; x < 32; x++) dirty.data.set([255, 0, 255], (y * 48 + x) * 3);
@@ -65,7 +60,7 @@ test("A1111 masked-content fill: unmasked pixels unchanged, masked ones take the
   for (let y = 8; y < 24; y++) for (let x = 16; x < 32; x++) assert.ok(Math.abs(out.data[(y * 48 + x) * 3 + 2] - 100) <= 4); // 8-bit premultiply/blur/composite rounding
   const red = (x: number) => out.data[(16 * 48 + x) * 3];
   assert.ok(red(17) < red(30), `${red(17)} < ${red(30)}`);
-  assert.throws(() => a1111Fill(img, rect(10, 10, 0, 1, 0, 1)), /mask is 10x10 but the image is 48x32/);
+  assert.throws(() => a1111Fill(img, rectMask(10, 10, 0, 1, 0, 1)), /mask is 10x10 but the image is 48x32/);
 });
 
 test("latent fill: 2 = latent noise replaces the masked latents with the given noise, 3 = latent nothing zeroes them", () => {
@@ -80,7 +75,7 @@ test("latent fill: 2 = latent noise replaces the masked latents with the given n
   assert.throws(() => applyLatentFill(latents, lm, 2), /needs a noise tensor/);
   assert.throws(() => applyLatentFill(latents, { width: 2, height: 2, data: new Float32Array(4) }, 3), /latent mask is 2x2 but the latents are 3x2/);
   // A1111's latent mask: bicubic to the latent size, rounded
-  const small = a1111LatentMask(rect(32, 32, 0, 16, 0, 32), 4, 4);
+  const small = a1111LatentMask(rectMask(32, 32, 0, 16, 0, 32), 4, 4);
   assert.deepEqual([...small.data], [1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
 });
 

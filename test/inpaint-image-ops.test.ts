@@ -8,6 +8,7 @@ import { deflateSync } from "node:zlib";
 import jpeg from "jpeg-js";
 import { readFileSync } from "node:fs";
 import { NO_FIXTURES, fixture, openFixture } from "./helpers/fixtures.js";
+import { gradChecker, rectMask } from "./helpers/inpaint-inputs.js";
 import { PNG_SIGNATURE, pngChunk } from "./helpers/png-chunks.js";
 import type { TensorStore } from "../src/safetensors/index.js";
 import type { RgbImage } from "../src/image/png.js";
@@ -29,23 +30,6 @@ const W = 32, H = 32;
 let store: TensorStore | undefined;
 const cases = () => (store ??= openFixture("inpaint", "tiny-ssd", "cases.safetensors"));
 
-/** The README's rect mask: 255 where y0 <= y < y1 and x0 <= x < x1. */
-function rectMask(w: number, h: number, y0: number, y1: number, x0: number, x1: number): GrayImage {
-  const data = new Uint8Array(w * h);
-  for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) data[y * w + x] = 255;
-  return { width: w, height: h, data };
-}
-
-/** The README's grad_checker init image. */
-function gradChecker(w: number, h: number): RgbImage {
-  const data = new Uint8Array(w * h * 3);
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
-    const o = (y * w + x) * 3;
-    data[o] = Math.floor((x * 255) / (w - 1)); data[o + 1] = Math.floor((y * 255) / (h - 1));
-    data[o + 2] = (Math.floor(x / 8) + Math.floor(y / 8)) % 2 === 0 ? 200 : 40;
-  }
-  return { width: w, height: h, data };
-}
 
 /** Fixture [1,1,H,W] or [1,H,W,3] floats (uint8/255) back to levels; asserts they are whole levels. */
 function levels(name: string): Uint8Array {

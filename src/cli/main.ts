@@ -4,6 +4,7 @@ import { forwardCommand, forwardUsage } from "./commands/forward.js";
 import { generateCommand, generateUsage } from "./commands/generate.js";
 import { img2imgCommand, img2imgUsage } from "./commands/img2img.js";
 import { inpaintCommand, inpaintUsage } from "./commands/inpaint.js";
+import { outpaintCommand, outpaintUsage } from "./commands/outpaint.js";
 import { serveCommand, serveUsage } from "./commands/serve.js";
 import { workerCommand, workerUsage } from "./commands/worker.js";
 import { trainCommand, trainUsage } from "./commands/train.js";
@@ -19,6 +20,7 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; usage: 
   generate: { run: generateCommand, usage: generateUsage },
   img2img: { run: img2imgCommand, usage: img2imgUsage },
   inpaint: { run: inpaintCommand, usage: inpaintUsage },
+  outpaint: { run: outpaintCommand, usage: outpaintUsage },
   serve: { run: serveCommand, usage: serveUsage },
   worker: { run: workerCommand, usage: workerUsage },
   train: { run: trainCommand, usage: trainUsage },

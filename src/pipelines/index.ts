@@ -19,3 +19,5 @@ export { EsrganModelError, type RrdbNetConfig } from "../models/esrgan/index.js"
 export { ControlNetRunner, checkControlNetFits, type ControlNetFeeds, type ControlNetOpenOptions } from "./controlnet-runner.js";
 export { guessModeScales, scaleResiduals, sumResiduals, withZeroUnconditionalHalf, type ControlNetResiduals } from "./controlnet-residuals.js";
 export { canny, rgbToGray, type CannyOptions } from "../image/canny.js";
+export type { ControlNetUnit } from "./sdxl/controlnet.js";
+export { UNetConditioning, type DenoiseHook, type StepContext } from "./sdxl/index.js";

@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { readImageFile } from "../../image/image.js";
-import { a1111Inpaint } from "../../recipes/a1111-inpaint.js";
+import { grayToRgb, rgbToGray } from "../../image/mask.js";
+import { gaussianBlurGray } from "../../image/gaussian-blur.js";
 import { UsageError } from "../usage-error.js";
 import { COMMON_OPTIONS, intFlag, numberFlag, parseCommon, runAndSave } from "./generate.js";
 
@@ -12,7 +13,10 @@ export const inpaintUsage = `ssd1b inpaint --image INIT.png --mask MASK.png --pr
   --mask FILE          same size; white = repaint, black = keep (grey: thresholded at 0.5)
   --strength S         in (0, 1]; 1 starts from pure noise (default 0.9999, as diffusers)
   --invert-mask        repaint the black area instead
-  --mask-blur B        AUTOMATIC1111's mask blur in pixels (default 0)
+  --mask-blur B        blur the mask first (diffusers' mask_processor.blur, PIL GaussianBlur(B)): a
+                       rounder edge, still thresholded at 0.5
+  --padding-mask-crop PX  inpaint only the mask's box grown by PX (at full size: more detail) and paste
+                       it back over the original (diffusers' padding_mask_crop)
   (and the options of generate except --width/--height)`;
 
 export async function inpaintCommand(argv: string[]): Promise<void> {
@@ -20,7 +24,7 @@ export async function inpaintCommand(argv: string[]): Promise<void> {
     args: argv, allowPositionals: true, tokens: true,
     options: {
       ...COMMON_OPTIONS, image: { type: "string" }, mask: { type: "string" }, strength: { type: "string" },
-      "invert-mask": { type: "boolean" }, "mask-blur": { type: "string" },
+      "invert-mask": { type: "boolean" }, "mask-blur": { type: "string" }, "padding-mask-crop": { type: "string" },
     },
   });
   if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}" (put the prompt in --prompt "...")`);
@@ -37,8 +41,13 @@ export async function inpaintCommand(argv: string[]): Promise<void> {
   if (mask.width !== image.width || mask.height !== image.height) {
     throw new UsageError(`${values.mask} is ${mask.width}x${mask.height} but ${values.image} is ${image.width}x${image.height}; the mask must have the image's size`);
   }
-  const blur = intFlag(values, "mask-blur", 0) ?? 0;
-  const settings = { invertMask: values["invert-mask"] === true, maskBlurX: blur, maskBlurY: blur };
-  await runAndSave(parsed, (pipe, onStep, signal) => a1111Inpaint(pipe, { ...parsed.options, image, maskImage: mask, strength, settings, onStep, signal }),
+  const blur = numberFlag(values, "mask-blur") ?? 0;
+  if (!(blur >= 0 && blur <= 64)) throw new UsageError(`--mask-blur must be in [0, 64], got ${blur}`);
+  const paddingMaskCrop = intFlag(values, "padding-mask-crop", 0);
+  let gray = rgbToGray(mask);
+  if (values["invert-mask"] === true) gray = { ...gray, data: gray.data.map((v) => 255 - v) };
+  if (blur > 0) gray = gaussianBlurGray(gray, blur);
+  const maskImage = grayToRgb(gray);
+  await runAndSave(parsed, (pipe, onStep, signal) => pipe.inpaint({ ...parsed.options, image, maskImage, strength, paddingMaskCrop, onStep, signal }),
     { denoisingStrength: strength, ...(blur ? { extra: { "Mask blur": blur } } : {}) });
 }

@@ -10,6 +10,7 @@ import type { FloatTensor } from "../../image/image.js";
 import { rgbToTensor } from "../../image/image.js";
 import type { RgbImage } from "../../image/png.js";
 import { resizePlanes } from "../../image/resize.js";
+import { diffusersResize } from "../../image/resize-modes.js";
 import { PipelineInputError } from "../errors.js";
 import type { ControlNetFeeds, ControlNetRunner } from "../controlnet-runner.js";
 import { guessModeScales, scaleResiduals, sumResiduals, withZeroUnconditionalHalf } from "../controlnet-residuals.js";
@@ -29,9 +30,17 @@ export interface ControlNetUnit {
   end?: number;
 }
 
-/** A control image as [1, 3, H, W] in [0, 1] at the output size (Lanczos, as diffusers' resize, when the size differs). */
+/**
+ * A control image as [1, 3, H, W] in [0, 1] at the output size: 8-bit images resized as diffusers'
+ * control_image_processor resizes a PIL image (PIL Lanczos), float ones with the same filter in float.
+ */
 export function controlImageTensor(image: RgbImage | FloatTensor, height: number, width: number, what: string): FloatTensor {
-  const t = (image as RgbImage).width !== undefined ? rgbToTensor(image as RgbImage) : image as FloatTensor;
+  if ((image as RgbImage).width !== undefined) {
+    const img = image as RgbImage;
+    if (img.data.length !== 3 * img.width * img.height) throw new PipelineInputError(`${what} must be an RGB image, got ${img.data.length} bytes for ${img.width}x${img.height}`);
+    return rgbToTensor(img.width === width && img.height === height ? img : diffusersResize(img, width, height, "default") as RgbImage);
+  }
+  const t = image as FloatTensor;
   const s = t.shape;
   if (s.length !== 4 || s[0] !== 1 || s[1] !== 3 || t.data.length !== 3 * s[2] * s[3]) throw new PipelineInputError(`${what} must be one RGB image ([1, 3, H, W]), got [${s}]`);
   if (s[2] === height && s[3] === width) return t;

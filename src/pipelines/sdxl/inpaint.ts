@@ -15,7 +15,7 @@ import { encodeInitImage } from "../vae-io.js";
 import { PipelineInputError } from "../errors.js";
 import type { SdxlComponents } from "./components.js";
 import type { DenoiseHook } from "./denoise.js";
-import type { InitInput, Prepared } from "./prepare.js";
+import { initialNoise, type InitInput, type Prepared } from "./prepare.js";
 
 /** A mask: 8-bit RGB (as PIL's convert("L")), or floats [H, W], [1, H, W] or [M, 1, H, W] in [0, 1]; 1 (white) = repaint. */
 export type MaskInput = RgbImage | FloatTensor;
@@ -66,7 +66,7 @@ export interface InpaintStart {
  * prepare_latents and prepare_mask_latents in diffusers' order of random draws, then the hooks for
  * this UNet (4 channels: blend; 9 channels: extra input channels).
  */
-export async function prepareInpaint(c: SdxlComponents, p: Prepared, init: InitInput, mask: BinaryMask, strength: number, timesteps: number[]): Promise<InpaintStart> {
+export async function prepareInpaint(c: SdxlComponents, p: Prepared, init: InitInput, mask: BinaryMask, strength: number, timesteps: number[], latentFill?: LatentFill): Promise<InpaintStart> {
   const unetChannels = c.unet.config.inChannels;
   const latentChannels = c.vae.config.latentChannels;
   if (unetChannels !== latentChannels && unetChannels !== 2 * latentChannels + 1) {
@@ -83,13 +83,32 @@ export async function prepareInpaint(c: SdxlComponents, p: Prepared, init: InitI
   const gen = firstGenerators(p.generator, m);
   const blend = unetChannels === latentChannels;
   const image = blend || !full ? await encodeInitImage(c.vae, init.tensor, p.batch, gen) : undefined;
-  const noise = p.generator.randn(shape);
+  const noise = initialNoise(p, shape);
   const sigma = f(p.scheduler.initNoiseSigma);
-  const latents = full ? noise.map((v) => v * sigma) : p.scheduler.addNoise(image!.data, noise, timesteps[0]);
-  const masked = await encodeInitImage(c.vae, maskedImage(init.tensor, mask), p.batch, gen);
   const maskLat = maskLatents(mask, f8);
+  const start = latentFill && image ? fillMasked(image.data, maskLat, p.batch, latentFill === "noise" ? noise : undefined) : image?.data;
+  const latents = full ? noise.map((v) => v * sigma) : p.scheduler.addNoise(start!, noise, timesteps[0]);
+  const masked = await encodeInitImage(c.vae, maskedImage(init.tensor, mask), p.batch, gen);
   const hook = blend ? blendHook(image!.data, noise, maskLat, p.batch) : channelsHook(maskLat, masked.data, p.batch, latentChannels, h * w);
   return { latents, shape, hooks: [hook] };
+}
+
+/** A1111's inpainting_fill 2 / 3: what the masked init latents become before noising. */
+export type LatentFill = "noise" | "zeros";
+
+/** Image latents [B, C, h, w] with the masked region replaced by the noise (or zeros); the known region unchanged. */
+function fillMasked(image: Float32Array, maskLat: FloatTensor, batch: number, noise?: Float32Array): Float32Array {
+  const plane = maskLat.shape[2] * maskLat.shape[3];
+  const per = image.length / batch, channels = per / plane;
+  const out = image.slice();
+  for (let b = 0; b < batch; b++) {
+    const mk = maskLat.data.subarray((b % maskLat.shape[0]) * plane);
+    for (let ch = 0; ch < channels; ch++) {
+      const o = b * per + ch * plane;
+      for (let k = 0; k < plane; k++) if (mk[k] === 1) out[o + k] = noise ? noise[o + k] : 0;
+    }
+  }
+  return out;
 }
 
 /** The first m generators of a per-image list (the whole generator otherwise). */

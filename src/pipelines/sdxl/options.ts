@@ -12,7 +12,7 @@ import type { EncodePromptOptions, PromptSyntax } from "../prompt-encoding.js";
 import type { MicroConditioning } from "../micro-conditioning.js";
 import type { Preset } from "../presets.js";
 import type { StepCallback } from "./denoise.js";
-import type { MaskInput } from "./inpaint.js";
+import type { LatentFill, MaskInput } from "./inpaint.js";
 import type { ControlNetUnit } from "./controlnet.js";
 
 export interface PipelineLoadOptions {
@@ -89,6 +89,12 @@ export interface CommonOptions extends Omit<EncodePromptOptions, "doClassifierFr
    * (diffusers' list of generators, one per image of the batch).
    */
   generator?: NoiseGenerator | readonly NoiseGenerator[];
+  /**
+   * AUTOMATIC1111's variation seeds (subseed / subseed_strength): the initial noise of image i is
+   * slerped towards the noise of variationSeed + i (or variationSeeds[i]) by variationStrength in [0, 1].
+   */
+  variationSeed?: number | bigint | readonly (number | bigint)[];
+  variationStrength?: number;
   /** A scheduler name (A1111 "Euler a", "DPM++ 2M Karras", or a diffusers class) built from the model's scheduler config, or an instance. */
   scheduler?: string | Scheduler;
   /** "latent" skips the VAE decode. */
@@ -161,4 +167,9 @@ export interface InpaintOptions extends CommonOptions {
    * size, so with more detail) and paste it back over the original; needs 8-bit image and mask.
    */
   paddingMaskCrop?: number;
+  /**
+   * What the masked init latents start as when strength < 1 (A1111's inpainting_fill 2 "latent noise",
+   * 3 "latent nothing"); default the image's own latents, as diffusers.
+   */
+  latentFill?: LatentFill;
 }

@@ -28,7 +28,7 @@ import { FAST_CALL_DEFAULTS } from "../presets.js";
 import { SdxlComponents } from "./components.js";
 import { denoise, type DenoiseHook } from "./denoise.js";
 import { decode } from "./decode.js";
-import { checkSize, conditioningOf, imageLatents, initInput, prepare, strengthTimesteps, txt2imgLatents, type Prepared } from "./prepare.js";
+import { checkSize, conditioningOf, imageLatents, initInput, initialNoise, prepare, strengthTimesteps, txt2imgLatents, type Prepared } from "./prepare.js";
 import { binarizeMask, prepareInpaint } from "./inpaint.js";
 import { cropAroundMask, overlayCrop } from "./mask-crop.js";
 import { controlImageTensor, controlNetHook } from "./controlnet.js";
@@ -124,7 +124,7 @@ export class StableDiffusionXLPipeline {
     const p = await this.prepare(opts);
     const timesteps = strengthTimesteps(p, strength);
     const imageLats = await imageLatents(this.components, p, init);
-    const noise = p.generator.randn(imageLats.shape);
+    const noise = initialNoise(p, imageLats.shape);
     const latents = p.scheduler.addNoise(imageLats.data, noise, timesteps[0]);
     const timeIds = img2imgTimeIds(opts, init.height, init.width, p.batch, p.guidance);
     return this.run(p, opts, timesteps, latents, imageLats.shape, timeIds);
@@ -148,7 +148,7 @@ export class StableDiffusionXLPipeline {
     const mask = binarizeMask(opts.maskImage, init);
     const p = await this.prepare(opts);
     const timesteps = strengthTimesteps(p, strength);
-    const start = await prepareInpaint(this.components, p, init, mask, strength, timesteps);
+    const start = await prepareInpaint(this.components, p, init, mask, strength, timesteps, opts.latentFill);
     const timeIds = img2imgTimeIds(opts, init.height, init.width, p.batch, p.guidance);
     return this.run(p, opts, timesteps, start.latents, start.shape, timeIds, start.hooks);
   }

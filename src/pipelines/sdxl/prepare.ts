@@ -5,6 +5,7 @@
  */
 import { randomInt } from "node:crypto";
 import { PerImageGenerator, TorchGenerator } from "../../random/index.js";
+import { variationNoise } from "../../random/variation-noise.js";
 import { img2imgTimesteps, type NoiseGenerator, type Scheduler } from "../../schedulers/index.js";
 import { rgbToTensor, type FloatTensor } from "../../image/image.js";
 import type { RgbImage } from "../../image/png.js";
@@ -29,6 +30,8 @@ export interface Prepared {
   embeds: PromptEmbeddings;
   /** Images in the batch (prompts x images per prompt). */
   batch: number;
+  /** A1111 variation seeds, one per image, and their strength (absent: none). */
+  variation?: { seeds: (number | bigint)[]; strength: number };
 }
 
 /** Checks the shared arguments, builds the scheduler and the generator, encodes the prompts. */
@@ -53,7 +56,27 @@ export async function prepare(c: SdxlComponents, opts: CommonOptions, createSche
   if (generator instanceof PerImageGenerator && generator.generators.length !== batch) {
     throw new PipelineInputError(`${generator.generators.length} generators (or seeds) were passed for ${batch} images; pass one per image`);
   }
-  return { scheduler, generator, seed, seeds, steps, guidance, guidanceScale, embeds, batch };
+  return { scheduler, generator, seed, seeds, steps, guidance, guidanceScale, embeds, batch, variation: variationOf(opts, batch) };
+}
+
+function variationOf(opts: CommonOptions, batch: number): Prepared["variation"] {
+  const strength = opts.variationStrength ?? 0;
+  if (!(strength >= 0 && strength <= 1)) throw new PipelineInputError(`variationStrength must be in [0, 1], got ${strength}`);
+  if (strength === 0) return undefined;
+  const s = opts.variationSeed;
+  if (s === undefined) throw new PipelineInputError("variationStrength needs a variationSeed");
+  if (Array.isArray(s)) {
+    if (s.length !== batch) throw new PipelineInputError(`${s.length} variation seeds for ${batch} images; pass one per image`);
+    return { seeds: [...s], strength };
+  }
+  const one = s as number | bigint;
+  return { seeds: Array.from({ length: batch }, (_, i) => (typeof one === "bigint" ? one + BigInt(i) : one + i)), strength };
+}
+
+/** The initial noise randn(shape) from the generator, slerped towards the variation seeds' noise if asked. */
+export function initialNoise(p: Prepared, shape: number[]): Float32Array {
+  const noise = p.generator.randn(shape);
+  return p.variation ? variationNoise(noise, shape, p.variation.seeds, p.variation.strength) : noise;
 }
 
 /** The UNet conditioning of a prepared call with its time ids. */
@@ -81,7 +104,7 @@ export function txt2imgLatents(p: Prepared, shape: number[], given?: Float32Arra
   setTimesteps(p.scheduler, p.steps);
   const sigma = Math.fround(p.scheduler.initNoiseSigma);
   p.scheduler.setBeginIndex(0);
-  return (given ?? p.generator.randn(shape)).map((v) => v * sigma);
+  return (given ?? initialNoise(p, shape)).map((v) => v * sigma);
 }
 
 /** An init image as [M, 3, H, W] floats in [0, 1], or init latents [M, C, h, w], checked. */
