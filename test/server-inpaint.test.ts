@@ -1,7 +1,7 @@
 /**
  * Inpainting through the server with the tiny synth model: A1111 img2img with a mask (mask_blur 0,
- * "original" fill, whole picture) gives the diffusers fixture's image (strength1_euler) and what
- * pipe.inpaint gives for the same PNGs, and so does the openai SDK's images.edit with an RGBA mask;
+ * "original" fill, whole picture) gives the diffusers fixture's image (strength1_euler) inside the mask
+ * and the original outside (A1111's final overlay), and what a1111Inpaint gives for the same PNGs, and so does the openai SDK's images.edit with an RGBA mask;
  * variations and the model list; bad masks and strengths are 400s naming the field, nothing is
  * queued or written, and the server goes on serving.
  */
@@ -22,6 +22,10 @@ import { LocalQueue } from "../src/server/local-queue.js";
 import { inpaintInfoFields } from "../src/server/inpaint-info.js";
 import { encodeRgbaPng } from "./helpers/png-rgba.js";
 import { a1111Resize } from "../src/image/resize-modes.js";
+import { a1111Inpaint } from "../src/recipes/a1111-inpaint.js";
+
+/** A1111 settings that add nothing to diffusers' algorithm but the final overlay. */
+const PLAIN = { maskBlurX: 0, maskBlurY: 0, inpaintingFill: 1, inpaintFullRes: false } as const;
 
 const tmp = mkdtempSync(join(tmpdir(), "server-inpaint-"));
 let pipe: StableDiffusionXLPipeline;
@@ -53,17 +57,18 @@ const a1111Body = (extra: Record<string, unknown> = {}) => ({
   width: fx.width, height: fx.height, ...extra,
 });
 
-test("A1111 img2img with a mask equals the diffusers fixture (strength1_euler) and pipe.inpaint on the same PNGs", { skip: NO_FIXTURES, timeout: 120_000 }, async () => {
+test("A1111 img2img with a mask equals the diffusers fixture (strength1_euler) inside the mask, the original outside, and a1111Inpaint on the same PNGs", { skip: NO_FIXTURES, timeout: 120_000 }, async () => {
   const r = await post("/sdapi/v1/img2img", a1111Body());
   assert.equal(r.status, 200, await r.clone().text());
   const out = await r.json() as { images: string[]; info: string; parameters: Record<string, unknown> };
   const png = Buffer.from(out.images[0], "base64");
-  assert.ok(levelDiff(png, fx.images) <= 1, `server vs the diffusers fixture: ${levelDiff(png, fx.images)} levels`);
-  const lib = await pipe.inpaint({
+  // inside the mask diffusers' image; outside the original, pasted back by A1111's overlay
+  assert.ok(levelDiff(png, fx.a1111Images) <= 1, `server vs the diffusers fixture: ${levelDiff(png, fx.a1111Images)} levels`);
+  const lib = await a1111Inpaint(pipe, {
     prompt: fx.prompt, negativePrompt: fx.negativePrompt, seed: fx.seed, numInferenceSteps: fx.steps, guidanceScale: fx.guidanceScale,
-    scheduler: "Euler", strength: fx.strength, image: decodePng(fx.initPng), maskImage: decodePng(fx.maskPng),
+    scheduler: "Euler", strength: fx.strength, image: decodePng(fx.initPng), maskImage: decodePng(fx.maskPng), settings: PLAIN,
   });
-  assert.ok(levelDiff(png, lib.images.data) <= 1, "server vs pipe.inpaint");
+  assert.ok(levelDiff(png, lib.images.data) <= 1, "server vs a1111Inpaint");
   const info = JSON.parse(out.info);
   assert.equal(info.is_using_inpainting_conditioning, false, "a 4-channel UNet: no inpainting conditioning (as A1111 reports for such models)");
   assert.equal(info.denoising_strength, 1);
@@ -94,9 +99,9 @@ test("A1111 img2img fits the init image and the mask to width x height by resize
   const r = await post("/sdapi/v1/img2img", a1111Body({ mask: encodePng(small).toString("base64"), steps: 2 }));
   assert.equal(r.status, 200, await r.clone().text());
   const masked = await r.json() as { images: string[] };
-  const ref = await pipe.inpaint({
+  const ref = await a1111Inpaint(pipe, {
     prompt: fx.prompt, negativePrompt: fx.negativePrompt, seed: fx.seed, numInferenceSteps: 2, scheduler: "Euler", strength: 1,
-    image: fx.init, maskImage: a1111Resize(small, 32, 32, 0) as RgbImage,
+    image: fx.init, maskImage: a1111Resize(small, 32, 32, 0) as RgbImage, settings: PLAIN,
   });
   assert.ok(levelDiff(Buffer.from(masked.images[0], "base64"), ref.images.data) <= 1, "a 16x16 mask fitted to the 32x32 image");
 
@@ -105,7 +110,15 @@ test("A1111 img2img fits the init image and the mask to width x height by resize
   for (let i = 0; i < 32 * 32; i++) alpha[4 * i + 3] = fx.mask.data[3 * i];
   const byAlpha = await post("/sdapi/v1/img2img", a1111Body({ mask: encodeRgbaPng({ width: 32, height: 32, data: alpha }).toString("base64") }));
   assert.equal(byAlpha.status, 200);
-  assert.ok(levelDiff(Buffer.from((await byAlpha.json() as { images: string[] }).images[0], "base64"), fx.images) <= 1, "the alpha mask gives the fixture's image");
+  assert.ok(levelDiff(Buffer.from((await byAlpha.json() as { images: string[] }).images[0], "base64"), fx.a1111Images) <= 1, "the alpha mask gives the fixture's image");
+});
+
+test("A1111 inpainting with A1111's API defaults (mask blur 4, fill, only masked, padding 0) runs and says so in its info", { skip: NO_FIXTURES, timeout: 60_000 }, async () => {
+  const r = await post("/sdapi/v1/img2img", { prompt: fx.prompt, seed: 1, steps: 2, init_images: [fx.initPng.toString("base64")], mask: fx.maskPng.toString("base64") });
+  assert.equal(r.status, 200, await r.clone().text());
+  const out = await r.json() as { images: string[]; info: string };
+  assert.deepEqual(JSON.parse(out.info).extra_generation_params, { "Mask blur": 4, "Masked content": "fill", "Inpaint area": "Only masked", "Masked area padding": 0 });
+  assert.match(decodePng(Buffer.from(out.images[0], "base64")).text.parameters, /Denoising strength: 0.75, Mask blur: 4, Masked content: fill, Inpaint area: Only masked, Masked area padding: 0$/);
 });
 
 test("A1111 img2img without denoising_strength uses A1111's 0.75", { skip: NO_FIXTURES, timeout: 60_000 }, async () => {
@@ -170,20 +183,20 @@ function rgbaPng(rgb: RgbImage, transparentWhere: RgbImage | undefined): Buffer 
 const client = () => new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "dummy", maxRetries: 0 });
 const extras = () => ({ negative_prompt: fx.negativePrompt, seed: fx.seed, steps: fx.steps, guidance_scale: fx.guidanceScale, scheduler: "Euler" });
 
-test("OpenAI images.edit (the real SDK, multipart) with an RGBA mask equals the diffusers fixture; without a mask the image's own alpha is the area", { skip: NO_FIXTURES, timeout: 120_000 }, async () => {
+test("OpenAI images.edit (the real SDK, multipart) with an RGBA mask equals the diffusers fixture (inside the mask; the original outside); without a mask the image's own alpha is the area", { skip: NO_FIXTURES, timeout: 120_000 }, async () => {
   const mask = rgbaPng({ ...fx.mask, data: new Uint8Array(fx.mask.data.length) }, fx.mask);
   const res = await client().images.edit({
     image: await toFile(fx.initPng, "init.png", { type: "image/png" }), mask: await toFile(mask, "mask.png", { type: "image/png" }),
     prompt: fx.prompt, n: 1, size: `${fx.width}x${fx.height}` as "256x256", response_format: "b64_json", ...extras(),
   } as OpenAI.Images.ImageEditParamsNonStreaming);
   const png = Buffer.from(res.data![0].b64_json!, "base64");
-  assert.ok(levelDiff(png, fx.images) <= 1, `edits vs the diffusers fixture: ${levelDiff(png, fx.images)} levels`);
+  assert.ok(levelDiff(png, fx.a1111Images) <= 1, `edits vs the diffusers fixture: ${levelDiff(png, fx.a1111Images)} levels`);
   // the image carrying its own transparency, no mask, by url
   const own = await client().images.edit({
     image: await toFile(rgbaPng(fx.init, fx.mask), "own.png", { type: "image/png" }), prompt: fx.prompt, response_format: "url", ...extras(),
   } as OpenAI.Images.ImageEditParamsNonStreaming);
   const byUrl = Buffer.from(await (await fetch(own.data![0].url!)).arrayBuffer());
-  assert.ok(levelDiff(byUrl, fx.images) <= 1, "the image's own alpha as the mask");
+  assert.ok(levelDiff(byUrl, fx.a1111Images) <= 1, "the image's own alpha as the mask");
   // another size: the image and the mask are cropped and resized to it
   const bigger = await client().images.edit({
     image: await toFile(rgbaPng(fx.init, fx.mask), "own.png", { type: "image/png" }), prompt: fx.prompt, size: "48x32" as "256x256", ...extras(), steps: 1,

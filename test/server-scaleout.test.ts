@@ -154,7 +154,7 @@ test("scale-out: an A1111 inpainting request travels to a worker in its JobSpec 
   });
   assert.equal(r.status, 200, await r.clone().text());
   const out = await r.json() as { images: string[]; info: string };
-  assert.ok(levelDiff(Buffer.from(out.images[0], "base64"), fx.images) <= 1, "the worker's inpainting vs the fixture");
+  assert.ok(levelDiff(Buffer.from(out.images[0], "base64"), fx.a1111Images) <= 1, "the worker's inpainting vs the fixture");
   assert.deepEqual(JSON.parse(out.info).extra_generation_params, { "Masked content": "original" });
   // a bad mask is refused by the front end before anything is queued
   const black = await post("/sdapi/v1/img2img", { prompt: "x", init_images: [fx.initPng.toString("base64")], mask: encodePng({ width: 32, height: 32, data: new Uint8Array(3072) }).toString("base64") });

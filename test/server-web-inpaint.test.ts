@@ -2,7 +2,7 @@
  * The web page's image-to-image / inpainting mode in Debian's headless Chromium (playwright-core):
  * pick the fixture's init image, paint its rect mask with a square brush by mouse, submit, and check
  * that the request carried exactly that mask (white where painted) and that the result shown is the
- * diffusers fixture's image (strength1_euler); then a round-brush stroke, eraser, invert, outpaint
+ * diffusers fixture's image (strength1_euler) inside the mask, the original outside (A1111's overlay); then a round-brush stroke, eraser, invert, outpaint
  * margins and a dropped file, each checked in the request it sends.
  */
 import { test, before, after } from "node:test";
@@ -123,7 +123,7 @@ test("web page inpainting: paint the mask by mouse, send it to /sdapi/v1/img2img
   assert.equal(body.inpaint_full_res, false);
   const src = await page.$eval("#gallery .card img", (i) => (i as HTMLImageElement).src);
   const result = Buffer.from(src.replace(/^data:image\/png;base64,/, ""), "base64");
-  assert.ok(levelDiff(result, fx.images) <= 1, `the page's result vs the diffusers fixture: ${levelDiff(result, fx.images)} levels`);
+  assert.ok(levelDiff(result, fx.a1111Images) <= 1, `the page's result vs the diffusers fixture: ${levelDiff(result, fx.a1111Images)} levels`);
   assert.match(await page.textContent("#gallery .card pre") ?? "", /Denoising strength: 1, Masked content: original/);
   assert.match(await page.textContent("#progress-text") ?? "", /^done in [\d.]+ s · seed 0$/);
 

@@ -22,6 +22,11 @@ export interface InpaintFixtureCase {
   maskPng: Buffer;
   /** diffusers' output image [1, H, W, 3] in [0, 1]. */
   images: Float32Array;
+  /**
+   * What A1111 makes of it: diffusers' image inside the (binary) mask and the init image outside, as
+   * its final overlay (apply_overlay) pastes the original back; [1, H, W, 3] in [0, 1].
+   */
+  a1111Images: Float32Array;
 }
 
 /** [1, C, H, W] floats in [0, 1] as interleaved 8-bit RGB (C 1: grey). */
@@ -38,9 +43,11 @@ export function inpaintFixtureCase(name: string): InpaintFixtureCase {
   const init = toRgb(ref.float32(`${name}.init_image`), 3, h, w);
   const maskShape = ref.get(`${name}.mask`).shape;
   const mask = toRgb(ref.float32(`${name}.mask`), maskShape.length === 4 ? maskShape[1] : 1, h, w);
+  const images = ref.float32(`${name}.images`);
+  const a1111Images = images.map((v, i) => (mask.data[i] >= 128 ? v : init.data[i] / 255));
   return {
     prompt: c.prompt, negativePrompt: c.negative_prompt ?? undefined, steps: c.num_inference_steps, guidanceScale: c.guidance_scale,
     seed: c.seed, strength: c.strength, width: w, height: h, init, mask, initPng: encodePng(init), maskPng: encodePng(mask),
-    images: ref.float32(`${name}.images`),
+    images, a1111Images,
   };
 }
