@@ -143,6 +143,7 @@ test("A1111 inpainting: bad masks, strengths and settings are 400s naming the fi
     [{ denoising_strength: 1.5 }, "denoising_strength", /must be in \[0, 1\]/],
     [{ inpainting_fill: 4 }, "inpainting_fill", /inpainting_fill must be in \[0, 3\]/],
     [{ mask_blur: -1 }, "mask_blur", /mask_blur must be in/],
+    [{ mask_blur: 65 }, "mask_blur", /mask_blur must be in \[0, 64\]/],
     [{ mask_blur_x: "4" }, "mask_blur_x", /mask_blur_x must be an integer/],
     [{ inpaint_full_res: 1 }, "inpaint_full_res", /must be true or false/],
     [{ inpaint_full_res_padding: -5 }, "inpaint_full_res_padding", /must be in/],

@@ -46,8 +46,8 @@ function flag(f: Fields, name: string): boolean | undefined {
  * mask_round false, latent_mask.
  */
 export function readInpaintSettings(f: Fields): Omit<InpaintSpec, "mask"> {
-  const blur = f.int("mask_blur", 0, 256);
-  const blurX = f.int("mask_blur_x", 0, 256), blurY = f.int("mask_blur_y", 0, 256);
+  const blur = f.int("mask_blur", 0, 64);
+  const blurX = f.int("mask_blur_x", 0, 64), blurY = f.int("mask_blur_y", 0, 64);
   const fill = f.int("inpainting_fill", 0, 3);
   const noise = f.number("initial_noise_multiplier", 0, 10);
   if (noise !== undefined && noise !== 1) {
