@@ -2,7 +2,8 @@
  * Scale-out: a Redis on a free loopback port, one `ssd1b serve --queue` front end and two
  * `ssd1b worker` processes (BullMQ). Ten queued jobs all complete with the right images, and a
  * worker killed in the middle of a job does not lose it (BullMQ's stalled-job recovery, with a
- * short lock for the test). Progress, server-sent events and interrupt work through Redis too.
+ * short lock for the test). Progress, server-sent events and interrupt work through Redis too, and an
+ * inpainting request's mask and settings reach the worker in the JobSpec.
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -15,7 +16,8 @@ import { stopChildren } from "./helpers/child-processes.js";
 import { REDIS_SERVER, startRedisServer } from "./helpers/redis-server.js";
 import { synthModel } from "../src/cli/commands/synth.js";
 import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
-import { decodePng } from "../src/image/png.js";
+import { decodePng, encodePng } from "../src/image/png.js";
+import { inpaintFixtureCase } from "./helpers/inpaint-case.js";
 
 const CLI = join(PROJECT_ROOT, "dist/src/cli/main.js");
 const SKIP = NO_FIXTURES || (REDIS_SERVER ? false : "redis-server not found (apt-get install -y redis-server)");
@@ -141,6 +143,22 @@ test("scale-out: health and model come from the workers; progress, events and in
   assert.equal(job.status, "failed");
   assert.equal(job.error.code, "job_disconnected");
   assert.ok(workers.some((w) => w.log().includes(`job ${p.state.job} disconnected`)), "the worker stopped it");
+});
+
+test("scale-out: an A1111 inpainting request travels to a worker in its JobSpec and gives the diffusers fixture's image", { skip: SKIP, timeout: 120000 }, async () => {
+  const fx = inpaintFixtureCase("strength1_euler");
+  const r = await post("/sdapi/v1/img2img", {
+    prompt: fx.prompt, negative_prompt: fx.negativePrompt, seed: fx.seed, steps: fx.steps, cfg_scale: fx.guidanceScale, sampler_name: "Euler",
+    init_images: [fx.initPng.toString("base64")], mask: fx.maskPng.toString("base64"), denoising_strength: fx.strength,
+    mask_blur: 0, inpainting_fill: 1, inpaint_full_res: false,
+  });
+  assert.equal(r.status, 200, await r.clone().text());
+  const out = await r.json() as { images: string[]; info: string };
+  assert.ok(levelDiff(Buffer.from(out.images[0], "base64"), fx.a1111Images) <= 1, "the worker's inpainting vs the fixture");
+  assert.deepEqual(JSON.parse(out.info).extra_generation_params, { "Masked content": "original" });
+  // a bad mask is refused by the front end before anything is queued
+  const black = await post("/sdapi/v1/img2img", { prompt: "x", init_images: [fx.initPng.toString("base64")], mask: encodePng({ width: 32, height: 32, data: new Uint8Array(3072) }).toString("base64") });
+  assert.equal(black.status, 400);
 });
 
 test("scale-out: 10 queued jobs on two workers all complete with the right images; a killed worker's job is not lost", { skip: SKIP, timeout: 180000 }, async () => {

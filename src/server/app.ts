@@ -15,6 +15,7 @@ import type { JobQueue } from "./queue.js";
 import { DEFAULT_LIMITS, type Limits } from "./validation.js";
 import { nativeRoutes } from "./routes-native.js";
 import { openAiRoutes } from "./routes-openai.js";
+import { openAiImageRoutes } from "./routes-openai-images.js";
 import { a1111Routes } from "./routes-a1111.js";
 import { segmindRoutes } from "./routes-segmind.js";
 import { extrasRoutes } from "./routes-extras.js";
@@ -74,6 +75,7 @@ export function createApp(opts: ServerOptions): { server: Server; state: AppStat
   const router = new Router<AppState>(state, state.log, access);
   nativeRoutes(router);
   openAiRoutes(router);
+  openAiImageRoutes(router);
   a1111Routes(router);
   segmindRoutes(router);
   extrasRoutes(router);

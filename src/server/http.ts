@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { HttpError, invalid, toHttpError } from "./errors.js";
 import { EXPOSED_HEADERS, type AccessPolicy } from "./access.js";
+import { isMultipartType } from "./multipart.js";
 
 export interface Ctx<S = unknown> {
   req: IncomingMessage;
@@ -19,6 +20,8 @@ export type Handler<S> = (ctx: Ctx<S>) => Promise<void> | void;
 
 interface Route<S> {
   method: string;
+  /** Takes multipart/form-data bodies (file uploads) besides JSON. */
+  multipart: boolean;
   pattern: RegExp;
   keys: string[];
   handler: Handler<S>;
@@ -29,15 +32,20 @@ export class Router<S> {
 
   constructor(private readonly state: S, private readonly log: (line: string) => void = () => {}, private readonly access?: AccessPolicy) {}
 
-  on(method: string, path: string, handler: Handler<S>): this {
+  /** `multipart`: the route reads multipart/form-data bodies itself (see multipart.ts). */
+  on(method: string, path: string, handler: Handler<S>, opts: { multipart?: boolean } = {}): this {
     const keys: string[] = [];
     const source = path.split("/").map((part) => {
       if (part.startsWith(":")) { keys.push(part.slice(1)); return "([^/]+)"; }
       if (part === "*") { keys.push("rest"); return "(.*)"; }
       return part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
     }).join("/");
-    this.routes.push({ method, pattern: new RegExp(`^${source}$`), keys, handler });
+    this.routes.push({ method, multipart: opts.multipart ?? false, pattern: new RegExp(`^${source}$`), keys, handler });
     return this;
+  }
+
+  private takesMultipart(method: string | undefined, path: string): boolean {
+    return this.routes.some((r) => r.multipart && r.method === method && r.pattern.test(path));
   }
 
   /** The request listener for http.createServer. */
@@ -61,7 +69,10 @@ export class Router<S> {
         if (cors["Access-Control-Allow-Origin"]) for (const [k, v] of Object.entries({ ...cors, "Access-Control-Expose-Headers": EXPOSED_HEADERS })) res.setHeader(k, v);
       }
       // a body is JSON or nothing: a form or text/plain body is what a cross-site page can send without asking
-      if (hasBody(req) && !isJsonType(req.headers["content-type"])) throw notJson(req);
+      // (file uploads are multipart, on the routes that take them: a cross-site page cannot reach those either,
+      // since a browser sends Origin with every cross-site POST and the access check above refuses it)
+      const type = req.headers["content-type"];
+      if (hasBody(req) && !isJsonType(type) && !(isMultipartType(type) && this.takesMultipart(req.method, url.pathname))) throw notJson(req);
       let allowed: string[] = [];
       for (const r of this.routes) {
         const m = r.pattern.exec(url.pathname);
@@ -130,15 +141,14 @@ function notJson(req: IncomingMessage): HttpError {
     "invalid_request_error", "unsupported_media_type");
 }
 
-/** The body as JSON: 415 unless its Content-Type is JSON, 413 past maxBytes, 400 for an empty or malformed body. */
-export async function readJson(req: IncomingMessage, maxBytes: number): Promise<unknown> {
-  if (!isJsonType(req.headers["content-type"])) throw notJson(req);
+/** The body as bytes: 413 past maxBytes (from Content-Length before reading, or while reading), 400 when cut off. */
+export async function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
   const declared = Number(req.headers["content-length"] ?? NaN);
   if (declared > maxBytes) {
     req.resume();
     throw new HttpError(413, `the request body is ${declared} bytes, above the limit of ${maxBytes}`, "invalid_request_error", "body_too_large", undefined, { Connection: "close" });
   }
-  const text = await new Promise<string>((resolve, reject) => {
+  return new Promise<Buffer>((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0, over = false;
     req.on("data", (chunk: Buffer) => {
@@ -152,10 +162,16 @@ export async function readJson(req: IncomingMessage, maxBytes: number): Promise<
       }
       chunks.push(chunk);
     });
-    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    req.on("end", () => resolve(Buffer.concat(chunks)));
     req.on("error", reject);
     req.on("close", () => reject(new HttpError(400, "the request body was cut off", "invalid_request_error", "incomplete_body")));
   });
+}
+
+/** The body as JSON: 415 unless its Content-Type is JSON, 413 past maxBytes, 400 for an empty or malformed body. */
+export async function readJson(req: IncomingMessage, maxBytes: number): Promise<unknown> {
+  if (!isJsonType(req.headers["content-type"])) throw notJson(req);
+  const text = (await readBody(req, maxBytes)).toString("utf8");
   if (text.trim() === "") throw invalid("the request body is empty; send a JSON object", "invalid_json");
   try {
     return JSON.parse(text);

@@ -21,6 +21,22 @@ export interface HiresSpec {
   negativePrompt?: string;
 }
 
+/**
+ * A1111 inpainting (img2img with a mask): the mask and A1111's settings, passed as they are to
+ * recipes/a1111-inpaint.ts. The mask is a base64 PNG of the init image's size (already resized).
+ */
+export interface InpaintSpec {
+  /** White = repaint (before invertMask). */
+  mask: string;
+  invertMask: boolean;
+  maskBlurX: number;
+  maskBlurY: number;
+  /** 0 fill, 1 original, 2 latent noise, 3 latent nothing. */
+  inpaintingFill: 0 | 1 | 2 | 3;
+  inpaintFullRes: boolean;
+  inpaintFullResPadding: number;
+}
+
 /** What to generate; every field already checked, the seed already drawn. */
 export interface JobSpec {
   prompt: string;
@@ -47,6 +63,8 @@ export interface JobSpec {
   /** img2img: the init image as base64 PNG. */
   initImage?: string;
   strength?: number;
+  /** img2img with a mask: inpainting (initImage set too). */
+  inpaint?: InpaintSpec;
   /** txt2img with the hires fix: width / height are the first pass's size. */
   hires?: HiresSpec;
   /**
@@ -78,6 +96,8 @@ export interface JobOutput {
   model: string;
   /** Seconds spent generating (not waiting). */
   seconds: number;
+  /** The UNet took the mask and masked image as input (a 9-channel inpainting UNet; A1111's is_using_inpainting_conditioning). */
+  inpaintingConditioning?: boolean;
 }
 
 /** An output as JSON (images base64), for Redis. */

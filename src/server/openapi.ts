@@ -36,12 +36,12 @@ const A1111_HIRES = {
 
 const A1111_ANSWER = obj({ images: arr(str("base64 PNG")), parameters: obj({}), info: str("JSON: seed, all_seeds, all_subseeds, infotexts, ...") });
 
-interface Op { summary: string; body?: Schema; answer?: Schema; type?: string }
+interface Op { summary: string; body?: Schema; answer?: Schema; type?: string; /** The body is multipart/form-data (file uploads). */ form?: boolean }
 
 function op(o: Op): Record<string, unknown> {
   return {
     summary: o.summary,
-    ...(o.body ? { requestBody: { required: true, content: { "application/json": { schema: o.body } } } } : {}),
+    ...(o.body ? { requestBody: { required: true, content: { [o.form ? "multipart/form-data" : "application/json"]: { schema: o.body } } } } : {}),
     responses: {
       200: { description: "OK", content: { [o.type ?? "application/json"]: { schema: o.answer ?? {} } } },
       default: { description: "an error", content: { "application/json": { schema: ERROR } } },
@@ -51,7 +51,7 @@ function op(o: Op): Record<string, unknown> {
 
 export const OPENAPI = {
   openapi: "3.0.3",
-  info: { title: "ssd1b server", version: "1", description: "SSD-1B / SDXL text-to-image: OpenAI Images, AUTOMATIC1111 (/sdapi/v1), Segmind and native jobs. Request bodies are JSON (Content-Type: application/json)." },
+  info: { title: "ssd1b server", version: "1", description: "SSD-1B / SDXL text-to-image: OpenAI Images, AUTOMATIC1111 (/sdapi/v1), Segmind and native jobs. Request bodies are JSON (Content-Type: application/json), except OpenAI's image uploads (multipart/form-data)." },
   paths: {
     "/": { get: op({ summary: "the web page", type: "text/html" }) },
     "/health": { get: op({ summary: "status, queue and model" }) },
@@ -60,9 +60,13 @@ export const OPENAPI = {
     "/v1/jobs/{id}": { get: op({ summary: "a job's status and result" }), delete: op({ summary: "cancel a job" }) },
     "/v1/jobs/{id}/events": { get: op({ summary: "a job's progress as server-sent events", type: "text/event-stream" }) },
     "/v1/images/generations": { post: op({ summary: "OpenAI images.generate (b64_json or url)", body: obj({ prompt: str(), n: int(), size: str(), response_format: str() }, ["prompt"]), answer: obj({ created: int(), data: arr(obj({ b64_json: str(), url: str() })) }) }) },
+    "/v1/images/edits": { post: op({ summary: "OpenAI images.edit: inpaint the image where the mask (or the image) is fully transparent", form: true, body: obj({ image: { type: "string", format: "binary" }, mask: { type: "string", format: "binary", description: "PNG: alpha 0 = edit" }, prompt: str(), n: int(), size: str(), response_format: str(), strength: num("extension, default 1") }, ["image", "prompt"]) }) },
+    "/v1/images/variations": { post: op({ summary: "OpenAI images.createVariation: img2img of the image with an empty prompt (strength 0.75)", form: true, body: obj({ image: { type: "string", format: "binary" }, n: int(), size: str(), response_format: str() }, ["image"]) }) },
+    "/v1/models": { get: op({ summary: "OpenAI models.list: the loaded model", answer: obj({ object: str(), data: arr(obj({ id: str(), object: str(), created: int(), owned_by: str() })) }) }) },
     "/v1/ssd-1b": { post: op({ summary: "Segmind's SSD-1B API (PNG bytes, or base64 JSON)", body: obj({ prompt: str(), samples: int(), base64: bool() }, ["prompt"]) }) },
+    "/v1/ssd-img2img": { post: op({ summary: "Segmind's SSD Img2Img (PNG bytes, or base64 JSON)", body: obj({ image: str("base64 PNG / JPEG"), prompt: str(), strength: num("default 0.9"), samples: int(), base64: bool() }, ["image", "prompt"]) }) },
     "/sdapi/v1/txt2img": { post: op({ summary: "A1111 txt2img", body: { ...A1111_GENERATE, properties: { ...(A1111_GENERATE.properties as object), ...A1111_HIRES } }, answer: A1111_ANSWER }) },
-    "/sdapi/v1/img2img": { post: op({ summary: "A1111 img2img", body: { ...A1111_GENERATE, properties: { ...(A1111_GENERATE.properties as object), init_images: arr(str()), denoising_strength: num() } }, answer: A1111_ANSWER }) },
+    "/sdapi/v1/img2img": { post: op({ summary: "A1111 img2img", body: { ...A1111_GENERATE, properties: { ...(A1111_GENERATE.properties as object), init_images: arr(str()), denoising_strength: num("default 0.75"), resize_mode: int(), mask: str("base64 PNG / JPEG, white = repaint"), mask_blur: int(), mask_blur_x: int(), mask_blur_y: int(), inpainting_fill: int("0 fill, 1 original, 2 latent noise, 3 latent nothing"), inpaint_full_res: bool(), inpaint_full_res_padding: int(), inpainting_mask_invert: int() } }, answer: A1111_ANSWER }) },
     "/sdapi/v1/progress": { get: op({ summary: "progress of the running job with a preview" }) },
     "/sdapi/v1/interrupt": { post: op({ summary: "stop the running job: it answers 200 with what it made" }) },
     "/sdapi/v1/skip": { post: op({ summary: "end the current batch where it is and go on with the next iteration" }) },
@@ -98,7 +102,7 @@ export function docsPage(): string {
   const rows: string[] = [];
   for (const [path, ops] of Object.entries(OPENAPI.paths)) {
     for (const [method, o] of Object.entries(ops as unknown as Record<string, { summary: string; requestBody?: { content: Record<string, { schema: unknown }> } }>)) {
-      const body = o.requestBody ? fields(o.requestBody.content["application/json"].schema) : "";
+      const body = o.requestBody ? fields(Object.values(o.requestBody.content)[0].schema) : "";
       rows.push(`<tr><td class="m">${method.toUpperCase()}</td><td><code>${escape(path)}</code></td><td>${escape(o.summary)}${body ? `<div class="f">${body}</div>` : ""}</td></tr>`);
     }
   }

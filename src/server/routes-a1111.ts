@@ -2,7 +2,10 @@
  * The AUTOMATIC1111 web UI API (`/sdapi/v1/...`) with its field names and answer shapes:
  *
  *   POST txt2img  { prompt, negative_prompt, seed, sampler_name, scheduler, batch_size, n_iter, steps, cfg_scale, width, height }
- *   POST img2img  { ...same, init_images: [base64 PNG], denoising_strength }   (the output has the init image's size)
+ *   POST img2img  { ...same, init_images: [base64 PNG / JPEG], denoising_strength (default 0.75, as A1111), width, height, resize_mode }
+ *     (the init image is fitted to width x height by resize_mode; without them the output has its size)
+ *     with mask (base64 PNG / JPEG, white = repaint): inpainting with mask_blur (or mask_blur_x / _y), inpainting_fill,
+ *     inpaint_full_res, inpaint_full_res_padding, inpainting_mask_invert (A1111's API defaults; inpaint-request.ts)
  *   txt2img with enable_hr: the hires fix (hr_scale / hr_resize_x,y, hr_upscaler, hr_second_pass_steps, ...; hires-request.ts)
  *     -> { images: [base64 PNG], parameters: {the request with defaults}, info: "<JSON: seed, all_seeds, infotexts, ...>" }
  *   GET  progress?skip_current_image=false -> { progress, eta_relative, state: {job_count, sampling_step, sampling_steps, ...}, current_image }
@@ -17,7 +20,7 @@
  * With --fast, `preset: "fast"` runs the LCM-LoRA with sampler LCM, 4 steps, cfg_scale 1 and TAESD
  * decoding; it replaces the request's sampler_name, scheduler, steps and cfg_scale (see fast-request.ts).
  *
- * Absent fields take the CLI's defaults (steps 25, cfg_scale 5, denoising_strength 0.3, the model's
+ * Absent fields take the CLI's defaults (steps 25, cfg_scale 5, denoising_strength 0.75 (A1111's), the model's
  * size and scheduler); an empty negative prompt means none. As in A1111, image j of the request (across
  * batch_size and n_iter) has seed + j and draws its noise from that seed alone, so it equals a request
  * for that one image with that seed.
@@ -25,7 +28,7 @@
 import { invalid } from "./errors.js";
 import { readJson, sendJson, type Ctx, type Router } from "./http.js";
 import { generateForRequest, type AppState } from "./generation.js";
-import { DEFAULTS, Fields, checkSampler, checkStrength, finishSpec, readInitImage, readSeed, readSides } from "./validation.js";
+import { DEFAULTS, Fields, checkSampler, checkSide, checkStrength, decodeBase64Image, finishSpec, readSeed, readSides } from "./validation.js";
 import { checkSettings, checkUnsupportedFields } from "./a1111-settings.js";
 import { a1111ListRoutes } from "./routes-a1111-lists.js";
 import type { JobOutput, JobSpec } from "./job.js";
@@ -33,6 +36,34 @@ import { readLoras } from "./lora-request.js";
 import { FAST_JOB, readPreset } from "./fast-request.js";
 import { readHires } from "./hires-request.js";
 import { hiresInfoFields } from "./run-job.js";
+import { checkMask, readInpaintSettings, readMaskField } from "./inpaint-request.js";
+import { inpaintInfoFields } from "./inpaint-info.js";
+import { encodePng, type RgbImage } from "../image/png.js";
+import { a1111Resize, type A1111ResizeMode } from "../image/resize-modes.js";
+import type { Limits } from "./validation.js";
+
+/** A1111's default denoising_strength for img2img (processing.py), not the CLI's 0.3. */
+const A1111_IMG2IMG_STRENGTH = 0.75;
+
+/**
+ * The init image (and mask) at the output size, as A1111 fits them: width / height (absent: the init
+ * image's own) with resize_mode 0 just resize, 1 crop and resize, 2 resize and fill (PIL-exact Lanczos;
+ * a1111Resize). A mask of another size than the init image is fitted to the output size the same way.
+ * (A1111 resizes the mask after blurring it; here the recipe blurs the fitted mask: the same when no
+ * resize is needed.)
+ */
+function readInit(f: Fields, limits: Limits, data: string): { image: RgbImage; fit: (img: RgbImage) => RgbImage } {
+  const mode = f.int("resize_mode", 0, 3) ?? 0;
+  if (mode === 3) throw invalid("resize_mode 3 (just resize, latent upscale) is not supported; use 0, 1 or 2", "unsupported_feature", "resize_mode");
+  const { width, height } = readSides(f, limits);
+  const decoded = decodeBase64Image(data, limits, "init_images[0]").image;
+  const w = width ?? decoded.width, h = height ?? decoded.height;
+  const fit = (img: RgbImage): RgbImage => (img.width === w && img.height === h ? img : a1111Resize(img, w, h, mode as A1111ResizeMode) as RgbImage);
+  const image = fit(decoded);
+  checkSide("the init image width", image.width, limits, "init_images[0]");
+  checkSide("the init image height", image.height, limits, "init_images[0]");
+  return { image, fit };
+}
 
 /** sampler_name (or the legacy sampler_index) with A1111 1.9's separate `scheduler` (the schedule type). */
 function readSampler(f: Fields): { scheduler?: string; sampler?: string; schedule?: string } {
@@ -51,8 +82,8 @@ interface Parsed {
 async function parseRequest(body: unknown, state: AppState, img2img: boolean): Promise<Parsed> {
   const { limits } = state;
   const f = Fields.of(body);
-  if (f.has("mask")) throw invalid("inpainting (mask) is not supported", "invalid_value", "mask");
   checkUnsupportedFields(f);
+  if (!img2img && f.has("mask")) throw invalid("mask belongs to /sdapi/v1/img2img (inpainting), not txt2img", "invalid_value", "mask");
   // only settings this server honours as asked pass (the others are a 400 naming them)
   checkSettings(f.raw("override_settings"), state.queue.model(), "override_settings");
   const fast = readPreset(f, state);
@@ -79,14 +110,23 @@ async function parseRequest(body: unknown, state: AppState, img2img: boolean): P
   };
   const parameters: Record<string, unknown> = { ...f.body };
   let strength: number | undefined;
+  let outSize: { width: number; height: number } | undefined;
   if (img2img) {
     const images = f.stringArray("init_images");
     if (!images || images.length === 0) throw invalid("init_images must hold at least one base64 PNG", "missing_field", "init_images");
-    spec.initImage = readInitImage(images[0], limits, "init_images[0]").base64;
-    strength = f.number("denoising_strength", 0, 1) ?? DEFAULTS.strength;
+    const init = readInit(f, limits, images[0]);
+    spec.initImage = encodePng(init.image).toString("base64");
+    outSize = { width: init.image.width, height: init.image.height };
+    const mask = readMaskField(f, limits);
+    if (mask) {
+      const settings = readInpaintSettings(f);
+      spec.inpaint = { mask: checkMask(init.fit(mask), init.image, settings.invertMask, "mask"), ...settings };
+    }
+    strength = f.number("denoising_strength", 0, 1) ?? A1111_IMG2IMG_STRENGTH;
     checkStrength(strength, steps, "denoising_strength");
     spec.strength = strength;
     parameters.init_images = null;
+    if (mask) parameters.mask = null;
   } else if (f.bool("enable_hr")) {
     const hr = await readHires(f, limits, steps, readSides(f, limits), state.queue.model().defaultSize, state.upscalers);
     Object.assign(spec, { width: hr.width, height: hr.height, hires: hr.hires });
@@ -101,7 +141,7 @@ async function parseRequest(body: unknown, state: AppState, img2img: boolean): P
     sampler_name: sampler.sampler ?? null, scheduler: sampler.schedule ?? null,
     batch_size: batchSize, n_iter: iterations, steps, cfg_scale: spec.guidanceScale,
     // txt2img leaves denoising_strength (a hires-fix field) as the client sent it, as A1111 echoes it
-    width: spec.width ?? null, height: spec.height ?? null, denoising_strength: strength ?? f.raw("denoising_strength") ?? null,
+    width: spec.width ?? outSize?.width ?? null, height: spec.height ?? outSize?.height ?? null, denoising_strength: strength ?? f.raw("denoising_strength") ?? null,
   });
   // the field's LoRAs are tags in the echoed prompt now: sent back as they are, they apply once
   delete parameters.loras;
@@ -124,9 +164,10 @@ function infoJson(spec: JobSpec, output: JobOutput, jobId: string, startedAt: Da
     extra_generation_params: {
       ...(typeof schedule === "string" && schedule !== "Automatic" ? { "Schedule type": schedule } : {}),
       ...(spec.hires ? hiresInfoFields(spec.hires) : {}),
+      ...(spec.inpaint ? inpaintInfoFields(spec.inpaint) : {}),
     },
     index_of_first_image: 0, infotexts: output.infotexts, styles: [],
-    job_timestamp: timestamp(startedAt), clip_skip: 1, is_using_inpainting_conditioning: false, version: "ssd1b",
+    job_timestamp: timestamp(startedAt), clip_skip: 1, is_using_inpainting_conditioning: output.inpaintingConditioning ?? false, version: "ssd1b",
     job_id: jobId,
   };
 }

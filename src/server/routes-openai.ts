@@ -1,5 +1,6 @@
 /**
- * The OpenAI Images API: `POST /v1/images/generations`, so that the official `openai` client
+ * The OpenAI Images API: `POST /v1/images/generations` (edits, variations and models:
+ * routes-openai-images.ts), so that the official `openai` client
  * (baseURL http://HOST:PORT/v1, any API key) works unchanged.
  *
  *   { prompt, n, size: "WxH", response_format: "b64_json" | "url",
@@ -12,8 +13,9 @@
  * model is loaded). Each item also carries the `seed` it was made from.
  */
 import { invalid } from "./errors.js";
-import { baseUrl, readJson, sendJson, type Router } from "./http.js";
-import { generateForRequest, type AppState } from "./generation.js";
+import { readJson, type Router } from "./http.js";
+import type { AppState } from "./generation.js";
+import { answerImages } from "./routes-openai-images.js";
 import { DEFAULTS, Fields, checkScheduler, finishSpec, parseSize, readSeed } from "./validation.js";
 import type { JobSpec } from "./job.js";
 import { readLoras } from "./lora-request.js";
@@ -43,15 +45,6 @@ export function openAiRoutes(router: Router<AppState>): void {
       ...(fast ? { preset: "fast" as const } : {}),
     }, limits);
     await readLoras(f, spec, ctx.state);
-    const { job, output } = await generateForRequest(ctx, spec);
-    const base = baseUrl(ctx.req);
-    sendJson(ctx.res, 200, {
-      created: Math.floor(Date.now() / 1000),
-      data: output.images.map((png, i) => responseFormat === "url"
-        ? { url: `${base}/files/${job.files[i]}`, seed: output.seeds[i] }
-        : { b64_json: png.toString("base64"), seed: output.seeds[i] }),
-      size: `${output.width}x${output.height}`,
-      output_format: "png",
-    });
+    await answerImages(ctx, spec, responseFormat);
   });
 }

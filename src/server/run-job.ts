@@ -11,9 +11,11 @@ import { toRgb8 } from "../image/image.js";
 import { formatInfotext, samplerLabel } from "../image/infotext.js";
 import { stripLoraTags } from "../prompts/lora-tags.js";
 import { StepPreviews } from "./step-previews.js";
-import type { HiresSpec, JobOutput, JobSpec, StepReport, StopAction } from "./job.js";
+import type { HiresSpec, InpaintSpec, JobOutput, JobSpec, StepReport, StopAction } from "./job.js";
 import { Upscaler } from "../pipelines/upscaler.js";
 import { esrganPixelUpscale, generateHires, hiresTargetSize, type HiresOptions } from "../recipes/hires-fix.js";
+import { a1111Inpaint, type A1111InpaintSettings } from "../recipes/a1111-inpaint.js";
+import { inpaintInfoFields } from "./inpaint-info.js";
 
 /** A1111's infotext fields of the hires fix ("Hires resize" when a size was asked for instead of a scale). */
 export function hiresInfoFields(h: HiresSpec): Record<string, string | number> {
@@ -67,6 +69,14 @@ export async function runJob(pipe: StableDiffusionXLPipeline, spec: JobSpec, opt
   }
 }
 
+/** The spec's A1111 settings as the recipe takes them (the mask itself goes separately). */
+function inpaintSettings(s: InpaintSpec): A1111InpaintSettings {
+  return {
+    invertMask: s.invertMask, maskBlurX: s.maskBlurX, maskBlurY: s.maskBlurY, inpaintingFill: s.inpaintingFill,
+    inpaintFullRes: s.inpaintFullRes, inpaintFullResPadding: s.inpaintFullResPadding,
+  };
+}
+
 async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: RunOptions, esrgan?: Upscaler): Promise<JobOutput> {
   const t0 = performance.now();
   const h = spec.hires;
@@ -76,11 +86,13 @@ async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: 
     upscaler: esrgan ? esrganPixelUpscale(esrgan) : h.upscaler,
   };
   const init = spec.initImage !== undefined ? decodeImage(Buffer.from(spec.initImage, "base64"), "init image") : undefined;
+  const mask = spec.inpaint && init ? decodeImage(Buffer.from(spec.inpaint.mask, "base64"), "mask") : undefined;
   const previews = new StepPreviews(pipe.taesd);
   // the size is known before any image (an interrupt may come before the first one)
   const target = hires && hiresTargetSize(spec.width ?? pipe.defaultSize, spec.height ?? pipe.defaultSize, hires);
   const width = init?.width ?? target?.width ?? spec.width ?? pipe.defaultSize, height = init?.height ?? target?.height ?? spec.height ?? pipe.defaultSize;
   const out: JobOutput = { images: [], seeds: [], infotexts: [], width, height, sampler: spec.scheduler ?? "", model: pipe.model.name, seconds: 0 };
+  if (mask) out.inpaintingConditioning = pipe.unet.config.inChannels !== pipe.vae.config.latentChannels;
   for (let k = 0; k < spec.iterations; k++) {
     if (opts.control?.interrupted) break;
     const stopEarly = opts.control?.nextIteration();
@@ -102,8 +114,10 @@ async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: 
         opts.onStep!({ step: k * per + (pass ? firstTotal : 0) + step + 1, totalSteps: spec.iterations * per, preview: previews.forStep(latents, shape) });
       }),
     };
-    const result: PipelineOutput = init
-      ? await pipe.img2img({ ...common, image: { width: init.width, height: init.height, data: init.data }, strength: spec.strength })
+    const image = init && { width: init.width, height: init.height, data: init.data };
+    const result: PipelineOutput = image && mask && spec.inpaint
+      ? await a1111Inpaint(pipe, { ...common, image, maskImage: mask, strength: spec.strength, settings: inpaintSettings(spec.inpaint) })
+      : image ? await pipe.img2img({ ...common, image, strength: spec.strength })
       : hires ? await generateHires(pipe, { ...common, width: spec.width, height: spec.height }, hires)
         : await pipe.generate({ ...common, width: spec.width, height: spec.height });
     const [n, height, width] = result.images.shape;
@@ -116,7 +130,8 @@ async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: 
         prompt: spec.prompt, negativePrompt: spec.negativePrompt || undefined, steps: spec.steps, sampler: out.sampler,
         // A1111's Size is the first pass's with the hires fix (its settings give the rest)
         cfgScale: spec.guidanceScale, seed: imageSeed, model: pipe.model.name, denoisingStrength: init ? spec.strength : h?.strength,
-        ...(h ? { width: spec.width ?? pipe.defaultSize, height: spec.height ?? pipe.defaultSize, extra: hiresInfoFields(h) } : { width, height }),
+        ...(h ? { width: spec.width ?? pipe.defaultSize, height: spec.height ?? pipe.defaultSize, extra: hiresInfoFields(h) }
+          : { width, height, extra: spec.inpaint && inpaintInfoFields(spec.inpaint) }),
       });
       out.images.push(encodePng(toRgb8(result.images, i), { parameters }));
       out.seeds.push(imageSeed);

@@ -4,10 +4,12 @@
  * bar, steps, time left, live latent previews) and keeps a gallery of results with their
  * parameters, downloads and "reuse these settings". With --lora-dir, a LoRA picker adds
  * `<lora:NAME:1>` tags to the prompt; with --fast, a "Fast" checkbox sends `preset: "fast"` and greys
- * the steps, guidance and scheduler it replaces. Laid out for phones as well as desktops.
+ * the steps, guidance and scheduler it replaces. An image-to-image / inpainting mode (web-page-image.ts)
+ * paints a mask over an image and sends it to /sdapi/v1/img2img. Laid out for phones as well as desktops.
  * (The embedded script avoids template literals so that this file can hold it in one.)
  */
 import { FAST_JOB } from "./fast-request.js";
+import { IMAGE_CSS, IMAGE_HTML, IMAGE_SCRIPT } from "./web-page-image.js";
 
 export const SDXL_BUCKETS: readonly [number, number][] = [
   [1024, 1024], [1152, 896], [896, 1152], [1216, 832], [832, 1216], [1344, 768], [768, 1344], [1536, 640], [640, 1536],
@@ -165,6 +167,7 @@ async function generate(ev) {
   if (current) return;
   setStatus("");
   var body = readForm();
+  if (isImageMode()) { generateImage(body); return; }
   busy(true);
   setProgress(0, 1, 0, "sending…");
   var res, data;
@@ -224,6 +227,8 @@ function end() {
 
 async function cancel() {
   if (!current) return;
+  // an A1111 request answers with what it made so far
+  if (current.a1111) { try { await fetch("/sdapi/v1/interrupt", { method: "POST" }); } catch (e) { setStatus(e.message); } return; }
   try { await fetch("/v1/jobs/" + encodeURIComponent(current.id), { method: "DELETE" }); } catch (e) { setStatus(e.message); }
 }
 
@@ -243,6 +248,7 @@ function addCard(job) {
   });
   tpl.querySelector("pre").textContent = job.result.infotexts[0] || "";
   tpl.querySelector(".reuse").addEventListener("click", function () { reuse(job.params); });
+  if (job.result.images.length) tpl.querySelector(".edit").addEventListener("click", function () { editResult(job.result.images[0].url); });
   $("gallery").prepend(tpl);
   $("empty").classList.add("hidden");
 }
@@ -271,6 +277,7 @@ async function init() {
   $("size").addEventListener("change", onSizeChange);
   $("lora").addEventListener("change", addLoraTag);
   $("fast").addEventListener("change", onFastChange);
+  initImageMode();
   $("dice").addEventListener("click", function () { $("seed").value = String(Math.floor(Math.random() * 4294967295)); });
   $("prompt").addEventListener("keydown", function (e) { if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) generate(e); });
   try {
@@ -302,6 +309,7 @@ async function init() {
   document.body.dataset.ready = "1";
 }
 
+${IMAGE_SCRIPT}
 init();
 `;
 
@@ -311,12 +319,13 @@ export const WEB_PAGE = `<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>ssd1b</title>
-<style>${CSS}</style>
+<style>${CSS}${IMAGE_CSS}</style>
 </head>
 <body>
 <header><h1>ssd1b</h1><span class="model" id="model">…</span></header>
 <main>
   <form id="form" autocomplete="off">
+${IMAGE_HTML}
     <label>Prompt<textarea id="prompt" rows="3" required placeholder="an astronaut riding a green horse"></textarea></label>
     <label>Negative prompt<textarea id="negative" rows="2" placeholder="ugly, blurry, poor quality"></textarea></label>
     <label id="lora-picker" class="hidden">LoRA<select id="lora"><option value="">add a LoRA to the prompt…</option></select></label>
@@ -353,7 +362,7 @@ export const WEB_PAGE = `<!doctype html>
     <div id="gallery"></div>
   </section>
 </main>
-<template id="card-template"><article class="card"><div class="images"></div><div class="meta"><pre></pre><div class="buttons"><button type="button" class="reuse">Reuse these settings</button></div></div></article></template>
+<template id="card-template"><article class="card"><div class="images"></div><div class="meta"><pre></pre><div class="buttons"><button type="button" class="reuse">Reuse these settings</button><button type="button" class="edit">Edit this image</button></div></div></article></template>
 <script>${SCRIPT}</script>
 </body>
 </html>
