@@ -11,6 +11,7 @@ import type { Limits } from "./validation.js";
 import type { LoraLibrary } from "./lora-library.js";
 import type { UpscalerLibrary } from "./upscaler-library.js";
 import { formatLoraTag } from "../prompts/lora-tags.js";
+import type { ControlNetLibrary } from "./controlnet-library.js";
 
 /** What the routes share. */
 export interface AppState {
@@ -27,6 +28,8 @@ export interface AppState {
   cmdFlags?: Record<string, unknown>;
   /** --upscaler-dir: the upscalers of /sdapi/v1/upscalers and extra-single-image (absent: the model-free ones). */
   upscalers?: UpscalerLibrary;
+  /** --controlnet-dir: the ControlNets requests may name; absent: requests with ControlNets get a 400. */
+  controlnets?: ControlNetLibrary;
 }
 
 /** ", LoRAs <lora:a:1> ..." for log lines. */

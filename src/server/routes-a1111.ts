@@ -33,6 +33,7 @@ import { readLoras } from "./lora-request.js";
 import { FAST_JOB, readPreset } from "./fast-request.js";
 import { readHires } from "./hires-request.js";
 import { hiresInfoFields } from "./run-job.js";
+import { readA1111ControlNets } from "./controlnet-request.js";
 
 /** sampler_name (or the legacy sampler_index) with A1111 1.9's separate `scheduler` (the schedule type). */
 function readSampler(f: Fields): { scheduler?: string; sampler?: string; schedule?: string } {
@@ -95,6 +96,7 @@ async function parseRequest(body: unknown, state: AppState, img2img: boolean): P
     Object.assign(spec, readSides(f, limits));
   }
   await readLoras(f, spec, state);
+  await readA1111ControlNets(f, spec, state);
   finishSpec(spec, limits);
   Object.assign(parameters, {
     prompt: spec.prompt, negative_prompt: spec.negativePrompt ?? "", seed: requestedSeed,

@@ -3,6 +3,7 @@
  *
  *   { prompt, negative_prompt, samples, scheduler, num_inference_steps, guidance_scale, seed, img_width, img_height, base64,
  *     loras: [{name, weight}] (an extension; <lora:NAME:WEIGHT> prompt tags work too, with --lora-dir),
+ *     controlnets: [{name, image, module, scale, start, end, threshold_a, threshold_b}], guess_mode (an extension, with --controlnet-dir),
  *     preset: "fast" (an extension, with --fast: replaces scheduler, num_inference_steps and guidance_scale) }
  *   -> the PNG bytes (image/png; one sample), or with base64: true
  *      { image: "<base64 PNG>", images: [...], seed, seeds, job_id }
@@ -18,6 +19,7 @@ import { generateForRequest, type AppState } from "./generation.js";
 import { DEFAULTS, Fields, checkScheduler, finishSpec, readSeed, readSides } from "./validation.js";
 import type { JobSpec } from "./job.js";
 import { readLoras } from "./lora-request.js";
+import { readControlNetField } from "./controlnet-request.js";
 import { FAST_JOB, readPreset } from "./fast-request.js";
 
 const SEGMIND_SCHEDULERS: Record<string, string> = {
@@ -57,6 +59,7 @@ export function segmindRoutes(router: Router<AppState>): void {
       ...(fast ? { preset: "fast" as const } : {}),
     }, limits);
     await readLoras(f, spec, ctx.state);
+    await readControlNetField(f, spec, ctx.state);
     if (!base64 && samples > 1) throw invalid("samples > 1 needs base64: true (the binary answer holds one image)", "invalid_value", "samples");
     const { job, output } = await generateForRequest(ctx, spec);
     if (!base64) {

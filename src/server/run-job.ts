@@ -13,6 +13,8 @@ import { stripLoraTags } from "../prompts/lora-tags.js";
 import { StepPreviews } from "./step-previews.js";
 import type { HiresSpec, JobOutput, JobSpec, StepReport, StopAction } from "./job.js";
 import { Upscaler } from "../pipelines/upscaler.js";
+import type { ControlNets } from "./controlnet-library.js";
+import { controlNetUnits } from "./controlnet-units.js";
 import { esrganPixelUpscale, generateHires, hiresTargetSize, type HiresOptions } from "../recipes/hires-fix.js";
 
 /** A1111's infotext fields of the hires fix ("Hires resize" when a size was asked for instead of a scale). */
@@ -55,6 +57,8 @@ export interface RunOptions {
   /** Interrupt / skip: the job succeeds with what it made. */
   control?: StopControl;
   onStep?: (report: StepReport) => void;
+  /** --controlnet-dir: the nets the spec's ControlNet names open (jobs with ControlNets fail without it). */
+  controlnets?: ControlNets;
 }
 
 export async function runJob(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: RunOptions = {}): Promise<JobOutput> {
@@ -77,6 +81,8 @@ async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: 
   };
   const init = spec.initImage !== undefined ? decodeImage(Buffer.from(spec.initImage, "base64"), "init image") : undefined;
   const previews = new StepPreviews(pipe.taesd);
+  const cnTarget = init ? { width: init.width, height: init.height } : spec.width && spec.height ? { width: spec.width, height: spec.height } : undefined;
+  const controlnets = spec.controlnets?.length ? await controlNetUnits(spec.controlnets, opts.controlnets, cnTarget) : undefined;
   // the size is known before any image (an interrupt may come before the first one)
   const target = hires && hiresTargetSize(spec.width ?? pipe.defaultSize, spec.height ?? pipe.defaultSize, hires);
   const width = init?.width ?? target?.width ?? spec.width ?? pipe.defaultSize, height = init?.height ?? target?.height ?? spec.height ?? pipe.defaultSize;
@@ -93,7 +99,7 @@ async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: 
       // the <lora:...> tags were read by the front end (spec.loras); the text encoders see the rest
       prompt: stripLoraTags(spec.prompt), negativePrompt: (spec.negativePrompt && stripLoraTags(spec.negativePrompt)) || undefined, numInferenceSteps: spec.steps,
       guidanceScale: spec.guidanceScale, seed: seeds ? undefined : seed, seeds, scheduler: spec.scheduler, numImagesPerPrompt: spec.batchSize,
-      signal: opts.signal, stopEarly, fastDecode: spec.preset === "fast" || undefined,
+      signal: opts.signal, stopEarly, fastDecode: spec.preset === "fast" || undefined, controlnets, guessMode: spec.guessMode,
       onStep: opts.onStep && (({ step, totalSteps, latents, shape }: { step: number; totalSteps: number; latents: Float32Array; shape: number[] }) => {
         if (h && pass === 0 && step <= last) pass = 1;
         if (pass === 0) firstTotal = totalSteps;
