@@ -94,8 +94,9 @@ test("server controlnet: alwayson_scripts reproduces the fixture case single wit
       { enabled: false, image: "not looked at", model: "nonexistent" },
     ] } },
   });
-  const out = await r.json() as { images: string[]; error?: { message: string } };
+  const out = await r.json() as { images: string[]; info: string; error?: { message: string } };
   assert.equal(r.status, 200, out.error?.message);
+  assert.match(JSON.parse(out.info).infotexts[0], /ControlNet 0: "Module: none, Model: canny-a, Weight: 1, Resize Mode: Crop and Resize, Guidance Start: 0, Guidance End: 1, Pixel Perfect: False, Control Mode: Balanced"/);
   const d = levelDiff(Buffer.from(out.images[0], "base64"), openFixture("controlnet", "tiny-ssd", "cases.safetensors").float32("single.images"));
   t.diagnostic(`single through alwayson_scripts: ${d.toFixed(3)} levels`);
   assert.ok(d <= 1, `${d} levels`);

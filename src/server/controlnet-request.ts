@@ -15,7 +15,7 @@
 import { invalid } from "./errors.js";
 import type { AppState } from "./generation.js";
 import type { JobSpec } from "./job.js";
-import { ControlNetLibraryError } from "./controlnet-library.js";
+import { ControlNetLibraryError, bareModelName } from "./controlnet-library.js";
 import { CANNY_DEFAULTS, CONTROLNET_MODULES, CONTROL_MODES, RESIZE_MODES, type ControlNetModule, type ControlNetSpec, type ResizeMode } from "./controlnet-spec.js";
 import { Fields, decodeBase64Image } from "./validation.js";
 
@@ -104,7 +104,8 @@ function readUnit(item: unknown, at: string, state: AppState, names: Names, keys
   // -1: the module's default, as sd-webui-controlnet
   const ta = num("threshold_a", -1, 255), tb = num("threshold_b", -1, 255);
   return {
-    name: model.trim(), image: bytes.toString("base64"), module: module as ControlNetModule,
+    // A1111's "name [hash]" names the net by its name here
+    name: bareModelName(model), image: bytes.toString("base64"), module: module as ControlNetModule,
     thresholdA: ta === undefined || ta < 0 ? CANNY_DEFAULTS.low : ta, thresholdB: tb === undefined || tb < 0 ? CANNY_DEFAULTS.high : tb,
     weight: num(names.weight, -10, 10) ?? 1, guidanceStart: start, guidanceEnd: end,
     controlMode: controlMode as 0 | 2, resizeMode, pixelPerfect: body.pixel_perfect === true, processorRes,

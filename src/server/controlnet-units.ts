@@ -9,7 +9,7 @@ import { resizePlanes } from "../image/resize.js";
 import { canny } from "../image/canny.js";
 import type { ControlNetUnit } from "../pipelines/sdxl/controlnet.js";
 import { invalid } from "./errors.js";
-import { CANNY_DEFAULTS, type ControlNetSpec, type ResizeMode } from "./controlnet-spec.js";
+import { CANNY_DEFAULTS, CONTROL_MODES, type ControlNetSpec, type ResizeMode } from "./controlnet-spec.js";
 import type { ControlNets } from "./controlnet-library.js";
 
 /** An RGB image resized with the pipeline's filter (Lanczos), as 8-bit. */
@@ -84,4 +84,17 @@ export async function controlNetUnits(specs: readonly ControlNetSpec[], nets: Co
     units.push({ controlnet: await nets.get(u.name), image, scale: u.weight, start: u.guidanceStart, end: u.guidanceEnd });
   }
   return units;
+}
+
+/** sd-webui-controlnet's infotext fields: `ControlNet 0: "Module: canny, Model: NAME, Weight: 1, ..."`. */
+export function controlNetInfoFields(specs: readonly ControlNetSpec[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  specs.forEach((u, i) => {
+    out[`ControlNet ${i}`] = [
+      `Module: ${u.module}`, `Model: ${u.name}`, `Weight: ${u.weight}`, `Resize Mode: ${u.resizeMode}`,
+      ...(u.module === "canny" ? [`Processor Res: ${u.processorRes > 0 ? u.processorRes : CANNY_DEFAULTS.processorRes}`, `Threshold A: ${u.thresholdA}`, `Threshold B: ${u.thresholdB}`] : []),
+      `Guidance Start: ${u.guidanceStart}`, `Guidance End: ${u.guidanceEnd}`, `Pixel Perfect: ${u.pixelPerfect ? "True" : "False"}`, `Control Mode: ${CONTROL_MODES[u.controlMode]}`,
+    ].join(", ");
+  });
+  return out;
 }

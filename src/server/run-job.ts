@@ -14,7 +14,7 @@ import { StepPreviews } from "./step-previews.js";
 import type { HiresSpec, JobOutput, JobSpec, StepReport, StopAction } from "./job.js";
 import { Upscaler } from "../pipelines/upscaler.js";
 import type { ControlNets } from "./controlnet-library.js";
-import { controlNetUnits } from "./controlnet-units.js";
+import { controlNetInfoFields, controlNetUnits } from "./controlnet-units.js";
 import { esrganPixelUpscale, generateHires, hiresTargetSize, type HiresOptions } from "../recipes/hires-fix.js";
 
 /** A1111's infotext fields of the hires fix ("Hires resize" when a size was asked for instead of a scale). */
@@ -123,6 +123,7 @@ async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: 
         // A1111's Size is the first pass's with the hires fix (its settings give the rest)
         cfgScale: spec.guidanceScale, seed: imageSeed, model: pipe.model.name, denoisingStrength: init ? spec.strength : h?.strength,
         ...(h ? { width: spec.width ?? pipe.defaultSize, height: spec.height ?? pipe.defaultSize, extra: hiresInfoFields(h) } : { width, height }),
+        ...(spec.controlnets?.length ? { extra: { ...(h ? hiresInfoFields(h) : {}), ...controlNetInfoFields(spec.controlnets) } } : {}),
       });
       out.images.push(encodePng(toRgb8(result.images, i), { parameters }));
       out.seeds.push(imageSeed);

@@ -13,7 +13,7 @@ export const CONTROLNET_CSS = `
 .cn-drop { border: 2px dashed var(--line); border-radius: 8px; padding: .8rem; text-align: center; color: var(--muted); font-size: .9rem; }
 .cn-drop.over { border-color: var(--accent); color: var(--fg); }
 .cn-drop button { width: auto; padding: .25rem .6rem; font-size: .9rem; }
-.cn img { max-width: 100%; max-height: 180px; border-radius: 6px; border: 1px solid var(--line); display: block; }
+.cn img { width: 160px; max-width: 100%; height: auto; border-radius: 6px; border: 1px solid var(--line); display: block; }
 `;
 
 export const CONTROLNET_HTML = `
