@@ -21,6 +21,12 @@ import { FileStore } from "../src/server/file-store.js";
 import { LocalQueue } from "../src/server/local-queue.js";
 import { ControlNetLibrary } from "../src/server/controlnet-library.js";
 import { cannyModule, pixelPerfectResolution } from "../src/server/controlnet-units.js";
+import { spawnSync } from "node:child_process";
+import { PROJECT_ROOT } from "./helpers/fixtures.js";
+import { REDIS_SERVER, startRedisServer } from "./helpers/redis-server.js";
+import { RedisQueue } from "../src/server/redis-queue.js";
+import { startRedisWorker } from "../src/server/redis-worker.js";
+import type { JobSpec } from "../src/server/job.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "server-controlnet-"));
 const netDir = join(tmp, "controlnets");
@@ -153,4 +159,38 @@ test("server controlnet: canny module and the lone-file net run; bad requests ar
   await expect400("/v1/ssd-1b", { prompt: "x", controlnets: [{ name: "canny-a", image: "@@@" }] }, /controlnets\[0\]\.image must be a base64/);
   await expect400("/controlnet/detect", { controlnet_module: "openpose", controlnet_input_images: [img] }, /unknown module "openpose"/);
   await expect400("/controlnet/detect", { controlnet_module: "canny", controlnet_input_images: ["bm9wZQ=="] }, /controlnet_input_images\[0\]/);
+});
+
+test("cli serve/worker --controlnet-dir: a missing folder is a usage error; the help names the flag", { skip: NO_FIXTURES }, () => {
+  const CLI = join(PROJECT_ROOT, "dist/src/cli/main.js");
+  for (const cmd of ["serve", "worker"]) {
+    const r = spawnSync(process.execPath, [CLI, cmd, "--queue", "redis://127.0.0.1:1", "--controlnet-dir", join(tmp, "nowhere")], { encoding: "utf8", timeout: 30000 });
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /--controlnet-dir .*nowhere: no such folder/);
+    const help = spawnSync(process.execPath, [CLI, cmd, "--help"], { encoding: "utf8", timeout: 30000 });
+    assert.match(help.stdout, /--controlnet-dir DIR +ControlNets/, `${cmd} --help: ${help.stderr}`);
+  }
+});
+
+test("server controlnet: through Redis the job spec carries the units and the worker opens the net from its own --controlnet-dir", { skip: NO_FIXTURES || (REDIS_SERVER ? false : "redis-server not found"), timeout: 120_000 }, async () => {
+  const { url: queueUrl, process: redis } = await startRedisServer();
+  try {
+    const rq = await RedisQueue.connect(queueUrl, { maxQueue: 4, files: new FileStore(), model: "tiny-ssd" });
+    const worker = await startRedisWorker({ url: queueUrl, pipe, controlnets: new ControlNetLibrary(netDir) });
+    try {
+      const unit = { name: "canny-a", image: controlPng(), module: "none" as const, thresholdA: 100, thresholdB: 200, weight: 1, guidanceStart: 0, guidanceEnd: 1, controlMode: 0 as const, resizeMode: "Crop and Resize" as const, pixelPerfect: false, processorRes: -1 };
+      const spec: JobSpec = { prompt: SINGLE.prompt, negativePrompt: SINGLE.negative_prompt, steps: 4, guidanceScale: 5, seed: 0, scheduler: "Euler", width: 32, height: 32, batchSize: 1, iterations: 1, controlnets: [unit] };
+      const out = await (await rq.submit(spec)).done;
+      assert.ok(levelDiff(out.images[0], openFixture("controlnet", "tiny-ssd", "cases.safetensors").float32("single.images")) <= 1, "worker image vs single");
+      const missing = await rq.submit({ ...spec, controlnets: [{ ...unit, name: "gone" }] });
+      await assert.rejects(missing.done, (e: { status: number; message: string }) => e.status === 400 && /unknown ControlNet model "gone"/.test(e.message));
+    } finally {
+      await worker.close();
+      await rq.close();
+    }
+  } finally {
+    const exited = new Promise((r) => redis.once("exit", r));
+    redis.kill("SIGTERM");
+    await exited;
+  }
 });
