@@ -143,6 +143,16 @@ test("server controlnet: canny module and the lone-file net run; bad requests ar
     { image: controlPng(), model: "lone-b", weight: 0.4, control_mode: "ControlNet is more important" },
   ] } } });
   assert.equal(r.status, 200, JSON.stringify(await r.clone().json()));
+  // no size: the model's (32x32), the 32x24 image cropped to it; img2img: a unit without an image takes the init image
+  const noSize = { prompt: "a box", steps: 1, seed: 3 };
+  const c = await post("/sdapi/v1/txt2img", { ...noSize, alwayson_scripts: { controlnet: { args: [{ image: img, model: "canny-a", module: "canny", pixel_perfect: true }] } } });
+  const cj = await c.json() as { images: string[] };
+  assert.equal(c.status, 200, JSON.stringify(cj));
+  assert.deepEqual([decodePng(Buffer.from(cj.images[0], "base64")).width, decodePng(Buffer.from(cj.images[0], "base64")).height], [32, 32]);
+  const i2i = await post("/sdapi/v1/img2img", { ...noSize, init_images: [controlPng()], denoising_strength: 1, alwayson_scripts: { controlnet: { args: [{ model: "canny-a" }] } } });
+  assert.equal(i2i.status, 200, JSON.stringify(await i2i.clone().json()));
+  await expect400("/sdapi/v1/txt2img", { ...noSize, alwayson_scripts: { controlnet: { args: [{ image: img, model: "canny-a", resize_mode: "Resize and Fill" }] } } }, /"Resize and Fill" is not supported when the control image's aspect ratio \(32x24\) differs/);
+  await expect400("/sdapi/v1/txt2img", { ...noSize, alwayson_scripts: { controlnet: { args: [{ model: "canny-a" }] } } }, /needs a control image/);
   const unit = { image: controlPng(), module: "none", model: "canny-a" };
   const a1111 = (u: Record<string, unknown>) => ({ ...SINGLE, steps: 1, alwayson_scripts: { controlnet: { args: [{ ...unit, ...u }] } } });
   await expect400("/sdapi/v1/txt2img", a1111({ model: "no-such-net" }), /unknown ControlNet model "no-such-net".*available: canny-a, lone-b, other-encoder/);

@@ -70,7 +70,7 @@ export function createApp(opts: ServerOptions): { server: Server; state: AppStat
     cmdFlags: {
       api: true, nowebui: false, listen: !["127.0.0.1", "localhost", "::1"].includes(opts.host ?? "127.0.0.1"),
       server_name: opts.host ?? "127.0.0.1", port: opts.port ?? 7860, cors_allow_origins: opts.corsAllowOrigins?.join(",") || null,
-      lora_dir: opts.loras?.dir ?? null, ckpt: opts.queue.model().source ?? null, no_half: true, skip_torch_cuda_test: true,
+      lora_dir: opts.loras?.dir ?? null, controlnet_dir: opts.controlnets?.dir ?? null, ckpt: opts.queue.model().source ?? null, no_half: true, skip_torch_cuda_test: true,
     },
     upscalers: opts.upscalers,
     controlnets: opts.controlnets,

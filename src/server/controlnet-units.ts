@@ -67,8 +67,8 @@ export function controlMap(u: Pick<ControlNetSpec, "module" | "thresholdA" | "th
 }
 
 /**
- * The pipeline units of a job. `target`: the output size when known (img2img: the init image's;
- * txt2img: the request's width and height; absent: the pipeline takes the first control image's size).
+ * The pipeline units of a job. `target`: the output size (img2img: the init image's; txt2img: the
+ * request's width and height or the model's default; absent: no crop or pixel-perfect resolution).
  */
 export async function controlNetUnits(specs: readonly ControlNetSpec[], nets: ControlNets | undefined, target?: { width: number; height: number }): Promise<ControlNetUnit[]> {
   const units: ControlNetUnit[] = [];

@@ -81,7 +81,8 @@ async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: 
   };
   const init = spec.initImage !== undefined ? decodeImage(Buffer.from(spec.initImage, "base64"), "init image") : undefined;
   const previews = new StepPreviews(pipe.taesd);
-  const cnTarget = init ? { width: init.width, height: init.height } : spec.width && spec.height ? { width: spec.width, height: spec.height } : undefined;
+  // with ControlNets too a txt2img job without a size takes the model's (not the control image's, as the library would)
+  const cnTarget = init ? { width: init.width, height: init.height } : { width: spec.width ?? pipe.defaultSize, height: spec.height ?? pipe.defaultSize };
   const controlnets = spec.controlnets?.length ? await controlNetUnits(spec.controlnets, opts.controlnets, cnTarget) : undefined;
   // the size is known before any image (an interrupt may come before the first one)
   const target = hires && hiresTargetSize(spec.width ?? pipe.defaultSize, spec.height ?? pipe.defaultSize, hires);
@@ -111,7 +112,7 @@ async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: 
     const result: PipelineOutput = init
       ? await pipe.img2img({ ...common, image: { width: init.width, height: init.height, data: init.data }, strength: spec.strength })
       : hires ? await generateHires(pipe, { ...common, width: spec.width, height: spec.height }, hires)
-        : await pipe.generate({ ...common, width: spec.width, height: spec.height });
+        : await pipe.generate({ ...common, width: spec.width ?? (controlnets && cnTarget.width), height: spec.height ?? (controlnets && cnTarget.height) });
     const [n, height, width] = result.images.shape;
     out.width = width;
     out.height = height;
