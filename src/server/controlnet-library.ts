@@ -78,7 +78,8 @@ export class ControlNetLibrary {
       } else if (SAFETENSORS.test(e.name)) {
         const name = e.name.replace(SAFETENSORS, "");
         const config = [`${name}.json`, `${name}.config.json`].map((c) => join(this.dir, c)).find((c) => existsSync(c));
-        if (config && !found.has(name)) found.set(name, { name, path: real, config });
+        const realConfig = config && await realpath(config).catch(() => undefined);
+        if (realConfig && isInside(this.dir, realConfig) && !found.has(name)) found.set(name, { name, path: real, config: realConfig });
       }
     }
     this.entries = found;

@@ -24,11 +24,18 @@ export const MAX_CONTROLNETS = 4;
 
 const typeName = (v: unknown) => (v === null ? "null" : Array.isArray(v) ? "array" : typeof v);
 
-/** Keys of a unit that change nothing here (UI state, memory options), accepted with any plain value. */
-const IGNORED_KEYS = ["low_vram", "is_ui", "save_detected_map", "input_mode", "use_preview_as_input", "generated_image", "loopback", "batch_images", "hr_option"];
+/**
+ * Keys of a unit that change nothing here (UI state, memory options, the hires fix's pass choice, the
+ * only-masked inpaint crop), accepted with any plain value. save_detected_map is among them: the
+ * detected maps are never appended to the answer's images (clients read images[0..n)).
+ */
+const IGNORED_KEYS = ["low_vram", "is_ui", "save_detected_map", "input_mode", "use_preview_as_input", "generated_image", "loopback", "batch_images", "hr_option", "inpaint_crop_input_image"];
 
 /** A1111's older resize labels. */
-const RESIZE_ALIASES: Record<string, ResizeMode> = { "Scale to Fit (Inner Fit)": "Crop and Resize", "Envelope (Outer Fit)": "Resize and Fill" };
+const RESIZE_ALIASES: Record<string, ResizeMode> = {
+  "Scale to Fit (Inner Fit)": "Crop and Resize", "Inner Fit (Scale to Fit)": "Crop and Resize",
+  "Envelope (Outer Fit)": "Resize and Fill", "Outer Fit (Shrink to Fit)": "Resize and Fill",
+};
 
 function enumField<T extends string>(v: unknown, values: readonly T[], param: string, aliases: Record<string, T> = {}): number {
   if (typeof v === "number" && Number.isInteger(v) && v >= 0 && v < values.length) return v;
@@ -57,7 +64,7 @@ interface Names { weight: string; start: string; end: string; image: string[]; m
 const A1111_NAMES: Names = { weight: "weight", start: "guidance_start", end: "guidance_end", image: ["image", "input_image"], model: "model" };
 const FIELD_NAMES: Names = { weight: "scale", start: "start", end: "end", image: ["image"], model: "name" };
 
-const A1111_KEYS = ["enabled", "image", "input_image", "module", "model", "weight", "guidance_start", "guidance_end", "control_mode", "resize_mode", "pixel_perfect", "processor_res", "threshold_a", "threshold_b", "mask", ...IGNORED_KEYS];
+const A1111_KEYS = ["enabled", "image", "input_image", "module", "model", "weight", "guidance_start", "guidance_end", "control_mode", "resize_mode", "pixel_perfect", "processor_res", "threshold_a", "threshold_b", "mask", "mask_image", ...IGNORED_KEYS];
 const FIELD_KEYS = ["name", "image", "module", "scale", "start", "end", "threshold_a", "threshold_b", "processor_res", "resize_mode", "pixel_perfect"];
 
 /** One unit checked (model not yet looked up); undefined when disabled. */
@@ -83,7 +90,7 @@ function readUnit(item: unknown, at: string, state: AppState, names: Names, keys
   if (!CONTROLNET_MODULES.includes(module as ControlNetModule)) {
     throw invalid(`${p("module")}: unknown ControlNet module ${JSON.stringify(moduleRaw)} (this server has ${CONTROLNET_MODULES.map((m) => JSON.stringify(m)).join(", ")}; model-based preprocessors such as depth or openpose are not available: send their map with module "none")`, "unknown_module", p("module"));
   }
-  if (body.mask !== undefined && body.mask !== null && body.mask !== "") throw invalid(`${p("mask")}: per-unit masks are not supported`, "unsupported_feature", p("mask"));
+  for (const k of ["mask", "mask_image"]) if (body[k] !== undefined && body[k] !== null && body[k] !== "") throw invalid(`${p(k)}: per-unit masks are not supported`, "unsupported_feature", p(k));
   for (const k of ["pixel_perfect", "low_vram"]) if (body[k] !== undefined && body[k] !== null && typeof body[k] !== "boolean") throw invalid(`${p(k)} must be true or false`, "invalid_type", p(k));
   let image: string | undefined;
   let imageParam = p(names.image[0]);

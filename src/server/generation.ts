@@ -32,8 +32,9 @@ export interface AppState {
   controlnets?: ControlNetLibrary;
 }
 
-/** ", LoRAs <lora:a:1> ..." for log lines. */
-export const loraNote = (spec: JobSpec): string => (spec.loras?.length ? `, LoRAs ${spec.loras.map(formatLoraTag).join(" ")}` : "") + (spec.preset ? `, preset ${spec.preset}` : "");
+/** ", LoRAs <lora:a:1> ..., ControlNets ..." for log lines. */
+export const loraNote = (spec: JobSpec): string => (spec.loras?.length ? `, LoRAs ${spec.loras.map(formatLoraTag).join(" ")}` : "") + (spec.preset ? `, preset ${spec.preset}` : "")
+  + (spec.controlnets?.length ? `, ControlNets ${spec.controlnets.map((u) => `${u.name} (${u.module}, ${u.weight})`).join(" ")}${spec.guessMode ? " guess mode" : ""}` : "");
 
 export async function generateForRequest(ctx: Ctx<AppState>, spec: JobSpec): Promise<{ job: Job; output: JobOutput }> {
   const { res, state } = ctx;

@@ -4,8 +4,8 @@
  *   GET  /controlnet/version      { version: 2 }
  *   GET  /controlnet/model_list   { model_list: [names] }   (A1111's "name [hash]" is accepted back; names here have no hash)
  *   GET  /controlnet/module_list  { module_list: ["none", "canny"], module_detail: { canny: { sliders } } }
- *   POST /controlnet/detect       { controlnet_module, controlnet_input_images: [base64], controlnet_processor_res (512),
- *                                   controlnet_threshold_a (64), controlnet_threshold_b (64) } -> { images: [base64 PNG], info }
+ *   POST /controlnet/detect       { controlnet_module, controlnet_input_images: [base64], controlnet_processor_res,
+ *                                   controlnet_threshold_a, controlnet_threshold_b (absent or -1: 512, 100, 200) } -> { images: [base64 PNG], info }
  *
  * Units themselves arrive in txt2img / img2img's alwayson_scripts.controlnet.args (controlnet-request.ts).
  */
@@ -55,9 +55,9 @@ export function controlNetRoutes(router: Router<AppState>): void {
     checkImageCount(images.length, limits, "controlnet_input_images");
     const masks = f.raw("controlnet_masks");
     if (Array.isArray(masks) ? masks.some((m) => m) : masks) throw invalid("controlnet_masks are not supported", "unsupported_feature", "controlnet_masks");
-    // sd-webui-controlnet's detect defaults; -1 means the module's own (512, 100, 200)
-    const res = f.int("controlnet_processor_res", -1, limits.maxSide) ?? CANNY_DEFAULTS.processorRes;
-    const ta = f.number("controlnet_threshold_a", -1, 255) ?? 64, tb = f.number("controlnet_threshold_b", -1, 255) ?? 64;
+    // as sd-webui-controlnet's current detect: absent or -1 is the module's own (512, 100, 200; its older releases defaulted to 512, 64, 64)
+    const res = f.int("controlnet_processor_res", -1, limits.maxSide) ?? -1;
+    const ta = f.number("controlnet_threshold_a", -1, 255) ?? -1, tb = f.number("controlnet_threshold_b", -1, 255) ?? -1;
     const unit = {
       module, processorRes: res, pixelPerfect: false, resizeMode: "Just Resize" as const,
       thresholdA: ta < 0 ? CANNY_DEFAULTS.low : ta, thresholdB: tb < 0 ? CANNY_DEFAULTS.high : tb,
