@@ -5,8 +5,8 @@
  * job is queued; spec.controlnets and spec.guessMode come out.
  *
  * control_mode: "Balanced" (0) is plain ControlNet. "ControlNet is more important" (2) maps to
- * diffusers' guess_mode: the nets see the conditional half only, their residuals scaled by
- * 10^(-1 + k/n) per layer and the unconditional half given none. sd-webui-controlnet's mode 2 is the
+ * diffusers' guess_mode: the nets see the conditional half only, down residual k of n scaled by
+ * 10^(-1 + k/n) times the weight (the mid residual by the weight), the unconditional half given none. sd-webui-controlnet's mode 2 is the
  * same idea (cond-half injection under CFG) with its own layer scales (0.825^(12 - k) on SD 1.5's 13
  * residuals), so outputs are close in kind, not equal to A1111's. Guess mode is per call in the
  * pipeline: all nets of a request must share it. "My prompt is more important" (1) is A1111's soft
