@@ -92,7 +92,9 @@ export function controlNetInfoFields(specs: readonly ControlNetSpec[]): Record<s
   specs.forEach((u, i) => {
     out[`ControlNet ${i}`] = [
       `Module: ${u.module}`, `Model: ${u.name}`, `Weight: ${u.weight}`, `Resize Mode: ${u.resizeMode}`,
-      ...(u.module === "canny" ? [`Processor Res: ${u.processorRes > 0 ? u.processorRes : CANNY_DEFAULTS.processorRes}`, `Threshold A: ${u.thresholdA}`, `Threshold B: ${u.thresholdB}`] : []),
+      // with pixel perfect the resolution follows the output size (no fixed value to report)
+      ...(u.module === "canny" && !u.pixelPerfect ? [`Processor Res: ${u.processorRes > 0 ? u.processorRes : CANNY_DEFAULTS.processorRes}`] : []),
+      ...(u.module === "canny" ? [`Threshold A: ${u.thresholdA}`, `Threshold B: ${u.thresholdB}`] : []),
       `Guidance Start: ${u.guidanceStart}`, `Guidance End: ${u.guidanceEnd}`, `Pixel Perfect: ${u.pixelPerfect ? "True" : "False"}`, `Control Mode: ${CONTROL_MODES[u.controlMode]}`,
     ].join(", ");
   });
