@@ -109,7 +109,9 @@ export function checkUnsupportedFields(f: Fields): void {
   const script = f.string("script_name");
   if (script !== undefined && script.trim() !== "" && script.toLowerCase() !== "none") refuse("script_name", `scripts are not supported (script_name ${JSON.stringify(script)})`);
   const always = f.raw("alwayson_scripts");
-  if (always !== undefined && (typeof always !== "object" || Object.keys(always as object).length > 0)) refuse("alwayson_scripts", "extensions' scripts (alwayson_scripts) are not supported");
+  // sd-webui-controlnet's "controlnet" script is served (controlnet-request.ts); any other script is refused
+  const scripts = always !== undefined && typeof always === "object" ? Object.keys(always as object).filter((k) => k.toLowerCase() !== "controlnet") : [];
+  if (always !== undefined && (typeof always !== "object" || Array.isArray(always) || scripts.length > 0)) refuse("alwayson_scripts", `extensions' scripts (alwayson_scripts${scripts.length ? ` ${scripts.map((k) => JSON.stringify(k)).join(", ")}` : ""}) are not supported; only "controlnet" is`);
   const refiner = f.string("refiner_checkpoint");
   if (refiner !== undefined && refiner.trim() !== "" && refiner !== "None") refuse("refiner_checkpoint", "the refiner (refiner_checkpoint) is not supported");
   // SD.Next's field for clip skip (SillyTavern sends it next to override_settings)

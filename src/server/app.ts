@@ -22,6 +22,8 @@ import { extrasRoutes } from "./routes-extras.js";
 import type { UpscalerLibrary } from "./upscaler-library.js";
 import type { LoraLibrary } from "./lora-library.js";
 import { AccessPolicy } from "./access.js";
+import type { ControlNetLibrary } from "./controlnet-library.js";
+import { controlNetRoutes } from "./routes-controlnet.js";
 
 export interface ServerOptions {
   queue: JobQueue;
@@ -43,6 +45,8 @@ export interface ServerOptions {
   fast?: boolean;
   /** --upscaler-dir: RRDBNet models for /sdapi/v1/upscalers and /sdapi/v1/extra-single-image. */
   upscalers?: UpscalerLibrary;
+  /** --controlnet-dir: the nets requests may name; give the queue's runner the same. */
+  controlnets?: ControlNetLibrary;
 }
 
 export interface RunningServer {
@@ -67,9 +71,10 @@ export function createApp(opts: ServerOptions): { server: Server; state: AppStat
     cmdFlags: {
       api: true, nowebui: false, listen: !["127.0.0.1", "localhost", "::1"].includes(opts.host ?? "127.0.0.1"),
       server_name: opts.host ?? "127.0.0.1", port: opts.port ?? 7860, cors_allow_origins: opts.corsAllowOrigins?.join(",") || null,
-      lora_dir: opts.loras?.dir ?? null, ckpt: opts.queue.model().source ?? null, no_half: true, skip_torch_cuda_test: true,
+      lora_dir: opts.loras?.dir ?? null, controlnet_dir: opts.controlnets?.dir ?? null, ckpt: opts.queue.model().source ?? null, no_half: true, skip_torch_cuda_test: true,
     },
     upscalers: opts.upscalers,
+    controlnets: opts.controlnets,
   };
   const access = new AccessPolicy({ host: opts.host, hostAllow: opts.hostAllow, corsAllowOrigins: opts.corsAllowOrigins });
   const router = new Router<AppState>(state, state.log, access);
@@ -79,6 +84,7 @@ export function createApp(opts: ServerOptions): { server: Server; state: AppStat
   a1111Routes(router);
   segmindRoutes(router);
   extrasRoutes(router);
+  controlNetRoutes(router);
   const server = createServer({ keepAliveTimeout: 5000 }, (req, res) => void router.handle(req, res));
   server.on("clientError", (_err, socket) => {
     if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");

@@ -11,6 +11,7 @@ import type { Limits } from "./validation.js";
 import type { LoraLibrary } from "./lora-library.js";
 import type { UpscalerLibrary } from "./upscaler-library.js";
 import { formatLoraTag } from "../prompts/lora-tags.js";
+import type { ControlNetLibrary } from "./controlnet-library.js";
 
 /** What the routes share. */
 export interface AppState {
@@ -27,10 +28,13 @@ export interface AppState {
   cmdFlags?: Record<string, unknown>;
   /** --upscaler-dir: the upscalers of /sdapi/v1/upscalers and extra-single-image (absent: the model-free ones). */
   upscalers?: UpscalerLibrary;
+  /** --controlnet-dir: the ControlNets requests may name; absent: requests with ControlNets get a 400. */
+  controlnets?: ControlNetLibrary;
 }
 
-/** ", LoRAs <lora:a:1> ..." for log lines. */
-export const loraNote = (spec: JobSpec): string => (spec.loras?.length ? `, LoRAs ${spec.loras.map(formatLoraTag).join(" ")}` : "") + (spec.preset ? `, preset ${spec.preset}` : "");
+/** ", LoRAs <lora:a:1> ..., ControlNets ..." for log lines. */
+export const loraNote = (spec: JobSpec): string => (spec.loras?.length ? `, LoRAs ${spec.loras.map(formatLoraTag).join(" ")}` : "") + (spec.preset ? `, preset ${spec.preset}` : "")
+  + (spec.controlnets?.length ? `, ControlNets ${spec.controlnets.map((u) => `${u.name} (${u.module}, ${u.weight})`).join(" ")}${spec.guessMode ? " guess mode" : ""}` : "");
 
 export async function generateForRequest(ctx: Ctx<AppState>, spec: JobSpec): Promise<{ job: Job; output: JobOutput }> {
   const { res, state } = ctx;

@@ -5,6 +5,7 @@
 import { EventEmitter } from "node:events";
 import { randomUUID } from "node:crypto";
 import { cancelledError, type CancelReason, type HttpError } from "./errors.js";
+import type { ControlNetSpec } from "./controlnet-spec.js";
 
 /** A1111's hires fix (txt2img with enable_hr): the second pass's settings (see recipes/hires-fix.ts). */
 export interface HiresSpec {
@@ -78,6 +79,10 @@ export interface JobSpec {
    * decoding; steps, guidanceScale and scheduler already hold the preset's values (see fast-request.ts).
    */
   preset?: "fast";
+  /** ControlNets of --controlnet-dir with their control images (see controlnet-spec.ts); absent: none. */
+  controlnets?: ControlNetSpec[];
+  /** ControlNet guess mode (diffusers' guess_mode; A1111's "ControlNet is more important"). */
+  guessMode?: boolean;
 }
 
 /** What a job made. */

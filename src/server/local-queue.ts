@@ -11,6 +11,7 @@ import { StopControl, runJob } from "./run-job.js";
 import type { FileStore } from "./file-store.js";
 import { LoraPipelines } from "./lora-pipelines.js";
 import type { LoraLibrary } from "./lora-library.js";
+import { ControlNets, type ControlNetLibrary } from "./controlnet-library.js";
 
 export class LocalQueue extends JobQueue {
   readonly mode = "in-process" as const;
@@ -21,13 +22,16 @@ export class LocalQueue extends JobQueue {
 
   /** The base pipeline and the variants with per-request LoRAs. */
   readonly pipelines: LoraPipelines;
+  /** The --controlnet-dir nets opened so far (lazily, a few kept). */
+  readonly controlnets: ControlNets;
 
   /**
    * `opts.loras`: the --lora-dir library that jobs' LoRA names resolve against; `loraCache`: LoRA sets
    * kept compiled (default 1); `fastLora`: --fast's local LCM-LoRA file (the pipe then has a TAESD).
    */
-  constructor(readonly pipe: StableDiffusionXLPipeline, maxQueue: number, files: FileStore, opts: { loras?: LoraLibrary; loraCache?: number; log?: (line: string) => void; fastLora?: string } = {}) {
+  constructor(readonly pipe: StableDiffusionXLPipeline, maxQueue: number, files: FileStore, opts: { loras?: LoraLibrary; loraCache?: number; log?: (line: string) => void; fastLora?: string; controlnets?: ControlNetLibrary; controlnetCache?: number } = {}) {
     super(maxQueue, files);
+    this.controlnets = new ControlNets(opts.controlnets, pipe, opts.controlnetCache);
     this.pipelines = new LoraPipelines(pipe, { library: opts.loras, cacheSize: opts.loraCache, log: opts.log, fastLora: opts.fastLora });
   }
 
@@ -66,7 +70,7 @@ export class LocalQueue extends JobQueue {
     job.onStop = (action) => control.apply(action);
     try {
       job.started();
-      const output = await this.pipelines.use(job.spec.loras, (pipe) => runJob(pipe, job.spec, { signal, control, onStep: (r) => job.progress(r.step, r.totalSteps, r.preview) }), job.spec.preset === "fast");
+      const output = await this.pipelines.use(job.spec.loras, (pipe) => runJob(pipe, job.spec, { signal, control, controlnets: this.controlnets, onStep: (r) => job.progress(r.step, r.totalSteps, r.preview) }), job.spec.preset === "fast");
       this.complete(job, output);
     } catch (e) {
       job.fail(toHttpError(e));
@@ -86,5 +90,6 @@ export class LocalQueue extends JobQueue {
       await running.done.catch(() => {});
     }
     await this.pipelines.release();
+    await this.controlnets.release();
   }
 }

@@ -21,6 +21,7 @@ const A1111_GENERATE = obj({
   subseed: int("reported only (subseed_strength must be 0)"), send_images: bool(),
   override_settings: obj({}),
   preset: str("\"fast\" on servers started with --fast"), loras: arr(obj({ name: str(), weight: num() })),
+  alwayson_scripts: obj({ controlnet: obj({ args: arr(obj({ enabled: bool(), image: str("base64"), module: str("none | canny"), model: str("GET /controlnet/model_list"), weight: num(), guidance_start: num(), guidance_end: num(), control_mode: str(), resize_mode: str(), pixel_perfect: bool(), processor_res: int(), threshold_a: num(), threshold_b: num() })) }) }),
 });
 
 /** txt2img's hires fix fields (enable_hr). */
@@ -56,7 +57,7 @@ export const OPENAPI = {
     "/": { get: op({ summary: "the web page", type: "text/html" }) },
     "/health": { get: op({ summary: "status, queue and model" }) },
     "/files/{name}": { get: op({ summary: "an image made earlier", type: "image/png" }) },
-    "/v1/jobs": { post: op({ summary: "queue a job (202): {prompt, negative_prompt, steps, guidance_scale, seed, width, height | size, n, scheduler, init_image, strength, loras, preset}", body: obj({ prompt: str() }, ["prompt"]) }) },
+    "/v1/jobs": { post: op({ summary: "queue a job (202): {prompt, negative_prompt, steps, guidance_scale, seed, width, height | size, n, scheduler, init_image, strength, loras, preset, controlnets, guess_mode}", body: obj({ prompt: str() }, ["prompt"]) }) },
     "/v1/jobs/{id}": { get: op({ summary: "a job's status and result" }), delete: op({ summary: "cancel a job" }) },
     "/v1/jobs/{id}/events": { get: op({ summary: "a job's progress as server-sent events", type: "text/event-stream" }) },
     "/v1/images/generations": { post: op({ summary: "OpenAI images.generate (b64_json or url)", body: obj({ prompt: str(), n: int(), size: str(), response_format: str() }, ["prompt"]), answer: obj({ created: int(), data: arr(obj({ b64_json: str(), url: str() })) }) }) },
@@ -83,6 +84,10 @@ export const OPENAPI = {
     "/sdapi/v1/refresh-loras": { post: op({ summary: "read --lora-dir again" }) },
     "/sdapi/v1/cmd-flags": { get: op({ summary: "the server's settings under A1111's flag names" }) },
     "/sdapi/v1/png-info": { post: op({ summary: "the parameters text of a PNG", body: obj({ image: str("base64 PNG") }, ["image"]), answer: obj({ info: str(), items: obj({}), parameters: obj({}) }) }) },
+    "/controlnet/version": { get: op({ summary: "sd-webui-controlnet API version", answer: obj({ version: int() }) }) },
+    "/controlnet/model_list": { get: op({ summary: "the ControlNets of --controlnet-dir", answer: obj({ model_list: arr(str()) }) }) },
+    "/controlnet/module_list": { get: op({ summary: "preprocessors (none, canny)", answer: obj({ module_list: arr(str()), module_detail: obj({}) }) }) },
+    "/controlnet/detect": { post: op({ summary: "run a preprocessor", body: obj({ controlnet_module: str(), controlnet_input_images: arr(str("base64 image")), controlnet_processor_res: int(), controlnet_threshold_a: num(), controlnet_threshold_b: num() }, ["controlnet_input_images"]), answer: obj({ images: arr(str("base64 PNG")), info: str() }) }) },
     "/internal/ping": { get: op({ summary: "answers {}" }) },
     "/openapi.json": { get: op({ summary: "this document" }) },
     "/docs": { get: op({ summary: "this document as a page", type: "text/html" }) },

@@ -23,6 +23,7 @@ import { outputToJson, type JobSpec, type StopAction } from "./job.js";
 import { StopControl, runJob } from "./run-job.js";
 import { LoraPipelines } from "./lora-pipelines.js";
 import type { LoraLibrary } from "./lora-library.js";
+import { ControlNets, type ControlNetLibrary } from "./controlnet-library.js";
 import { formatLoraTag } from "../prompts/lora-tags.js";
 import { KEEP_SECONDS, commands, probeRedis, queueName, redisConnection, redisKeys, withTimeout, type ProgressData } from "./redis-queue.js";
 
@@ -41,6 +42,9 @@ export interface WorkerOptions {
   loraCache?: number;
   /** --fast: the local LCM-LoRA file fast jobs add (the pipe then has a TAESD); absent: fast jobs fail. */
   fastLora?: string;
+  /** --controlnet-dir: what the ControlNet names of jobs resolve against; --controlnet-cache: nets kept open. */
+  controlnets?: ControlNetLibrary;
+  controlnetCache?: number;
   log?: (line: string) => void;
 }
 
@@ -64,6 +68,7 @@ export async function startRedisWorker(opts: WorkerOptions): Promise<RunningWork
   const previewEvery = opts.previewEveryMs ?? 250;
   await probeRedis(opts.url);
   const pipelines = new LoraPipelines(opts.pipe, { library: opts.loras, cacheSize: opts.loraCache, log, runner: "worker", fastLora: opts.fastLora });
+  const controlnets = new ControlNets(opts.controlnets, opts.pipe, opts.controlnetCache, "worker");
 
   const processor = async (bj: BullJob, _token: string | undefined, signal: AbortSignal | undefined): Promise<{ stored: boolean }> => {
     const id = bj.id!;
@@ -78,7 +83,7 @@ export async function startRedisWorker(opts: WorkerOptions): Promise<RunningWork
     controls.set(id, control);
     try {
       const output = await pipelines.use(spec.loras, (pipe) => runJob(pipe, spec, {
-        signal, control,
+        signal, control, controlnets,
         onStep: (r) => {
           const now = Date.now();
           const data: ProgressData = { step: r.step, totalSteps: r.totalSteps };
@@ -150,6 +155,7 @@ export async function startRedisWorker(opts: WorkerOptions): Promise<RunningWork
       await worker.close();
       sub.disconnect();
       await pipelines.release();
+      await controlnets.release();
     },
   };
 }

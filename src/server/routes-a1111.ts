@@ -64,6 +64,7 @@ function readInit(f: Fields, limits: Limits, data: string): { image: RgbImage; f
   checkSide("the init image height", image.height, limits, "init_images[0]");
   return { image, fit };
 }
+import { readA1111ControlNets } from "./controlnet-request.js";
 
 /** sampler_name (or the legacy sampler_index) with A1111 1.9's separate `scheduler` (the schedule type). */
 function readSampler(f: Fields): { scheduler?: string; sampler?: string; schedule?: string } {
@@ -135,6 +136,7 @@ async function parseRequest(body: unknown, state: AppState, img2img: boolean): P
     Object.assign(spec, readSides(f, limits));
   }
   await readLoras(f, spec, state);
+  await readA1111ControlNets(f, spec, state);
   finishSpec(spec, limits);
   Object.assign(parameters, {
     prompt: spec.prompt, negative_prompt: spec.negativePrompt ?? "", seed: requestedSeed,

@@ -7,6 +7,7 @@
  *   GET    /files/<name>.png    an image made here (response_format "url", job results)
  *   POST   /v1/jobs             { prompt, negative_prompt, steps, guidance_scale, seed, width, height | size, scheduler, n,
  *                                 init_image (base64 PNG: img2img), strength, loras: [{name, weight}],
+ *                                 controlnets: [{name, image, module: "none"|"canny", scale, start, end, threshold_a, threshold_b}], guess_mode,
  *                                 preset: "fast" (with --fast; explicit steps / guidance_scale / scheduler win) }
  *                                -> 202 { id, status, seed, events_url, status_url }
  *   GET    /v1/jobs/:id         status, progress and, when done, { result: { images: [{url}], seeds, infotexts, ... } }
@@ -18,6 +19,7 @@ import { notFound } from "./errors.js";
 import { baseUrl, readJson, sendBytes, sendJson, type Router } from "./http.js";
 import { loraNote, type AppState } from "./generation.js";
 import { readLoras } from "./lora-request.js";
+import { readControlNetField } from "./controlnet-request.js";
 import { FAST_JOB, PRESETS, readPreset } from "./fast-request.js";
 import { DEFAULTS, Fields, checkScheduler, checkStrength, finishSpec, parseSize, readInitImage, readSeed, readSides } from "./validation.js";
 import { FILE_NAME } from "./file-store.js";
@@ -92,6 +94,7 @@ export function nativeRoutes(router: Router<AppState>): void {
       Object.assign(spec, f.has("size") ? parseSize(f, limits) : readSides(f, limits));
     }
     await readLoras(f, spec, ctx.state);
+    await readControlNetField(f, spec, ctx.state);
     finishSpec(spec, limits);
     const job = await queue.submit(spec);
     ctx.state.log(`job ${job.id}: POST /v1/jobs ${spec.initImage ? "img2img" : "txt2img"} seed ${spec.seed}, ${spec.steps} steps, ${spec.batchSize} image(s)${loraNote(spec)}`);

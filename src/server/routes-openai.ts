@@ -4,8 +4,9 @@
  * (baseURL http://HOST:PORT/v1, any API key) works unchanged.
  *
  *   { prompt, n, size: "WxH", response_format: "b64_json" | "url",
- *     negative_prompt, seed, steps, guidance_scale, scheduler, loras: [{name, weight}], preset: "fast" }   (the last
- *     seven are extensions; <lora:NAME:WEIGHT> tags in the prompt work too, with --lora-dir; preset needs --fast,
+ *     negative_prompt, seed, steps, guidance_scale, scheduler, loras: [{name, weight}], preset: "fast",
+ *     controlnets: [{name, image, module, scale, start, end, threshold_a, threshold_b}], guess_mode }   (the last
+ *     nine are extensions; <lora:NAME:WEIGHT> tags in the prompt work too, with --lora-dir; preset needs --fast,
  *     and explicit steps / guidance_scale / scheduler still win over it)
  *   -> { created, data: [{ b64_json } | { url }, ...], size, output_format: "png" }
  *
@@ -19,6 +20,7 @@ import { answerImages } from "./routes-openai-images.js";
 import { DEFAULTS, Fields, checkScheduler, finishSpec, parseSize, readSeed } from "./validation.js";
 import type { JobSpec } from "./job.js";
 import { readLoras } from "./lora-request.js";
+import { readControlNetField } from "./controlnet-request.js";
 import { FAST_JOB, readPreset } from "./fast-request.js";
 
 export function openAiRoutes(router: Router<AppState>): void {
@@ -45,6 +47,7 @@ export function openAiRoutes(router: Router<AppState>): void {
       ...(fast ? { preset: "fast" as const } : {}),
     }, limits);
     await readLoras(f, spec, ctx.state);
+    await readControlNetField(f, spec, ctx.state);
     await answerImages(ctx, spec, responseFormat);
   });
 }

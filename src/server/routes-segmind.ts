@@ -3,6 +3,7 @@
  *
  *   { prompt, negative_prompt, samples, scheduler, num_inference_steps, guidance_scale, seed, img_width, img_height, base64,
  *     loras: [{name, weight}] (an extension; <lora:NAME:WEIGHT> prompt tags work too, with --lora-dir),
+ *     controlnets: [{name, image, module, scale, start, end, threshold_a, threshold_b}], guess_mode (an extension, with --controlnet-dir),
  *     preset: "fast" (an extension, with --fast: replaces scheduler, num_inference_steps and guidance_scale) }
  *   -> the PNG bytes (image/png; one sample), or with base64: true
  *      { image: "<base64 PNG>", images: [...], seed, seeds, job_id }
@@ -22,6 +23,7 @@ import { generateForRequest, type AppState } from "./generation.js";
 import { DEFAULTS, Fields, checkScheduler, checkStrength, finishSpec, readInitImage, readSeed, readSides } from "./validation.js";
 import type { JobSpec } from "./job.js";
 import { readLoras } from "./lora-request.js";
+import { readControlNetField } from "./controlnet-request.js";
 import { FAST_JOB, readPreset } from "./fast-request.js";
 
 const SEGMIND_SCHEDULERS: Record<string, string> = {
@@ -82,6 +84,7 @@ export function segmindRoutes(router: Router<AppState>): void {
     const { spec, base64 } = segmindSpec(f, ctx.state);
     Object.assign(spec, readSides(f, limits, "img_width", "img_height"));
     await readLoras(f, finishSpec(spec, limits), ctx.state);
+    await readControlNetField(f, spec, ctx.state);
     await answer(ctx, spec, base64);
   });
 
@@ -96,6 +99,7 @@ export function segmindRoutes(router: Router<AppState>): void {
     spec.strength = f.number("strength", 0, 1) ?? SEGMIND_IMG2IMG_STRENGTH;
     checkStrength(spec.strength, spec.steps, "strength");
     await readLoras(f, finishSpec(spec, limits), ctx.state);
+    await readControlNetField(f, spec, ctx.state);
     await answer(ctx, spec, base64);
   });
 }

@@ -13,6 +13,8 @@ import { stripLoraTags } from "../prompts/lora-tags.js";
 import { StepPreviews } from "./step-previews.js";
 import type { HiresSpec, InpaintSpec, JobOutput, JobSpec, StepReport, StopAction } from "./job.js";
 import { Upscaler } from "../pipelines/upscaler.js";
+import type { ControlNets } from "./controlnet-library.js";
+import { controlNetInfoFields, controlNetUnits } from "./controlnet-units.js";
 import { esrganPixelUpscale, generateHires, hiresTargetSize, type HiresOptions } from "../recipes/hires-fix.js";
 import { a1111Inpaint, type A1111InpaintSettings } from "../recipes/a1111-inpaint.js";
 import { inpaintInfoFields } from "./inpaint-info.js";
@@ -57,6 +59,8 @@ export interface RunOptions {
   /** Interrupt / skip: the job succeeds with what it made. */
   control?: StopControl;
   onStep?: (report: StepReport) => void;
+  /** --controlnet-dir: the nets the spec's ControlNet names open (jobs with ControlNets fail without it). */
+  controlnets?: ControlNets;
 }
 
 export async function runJob(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: RunOptions = {}): Promise<JobOutput> {
@@ -88,6 +92,9 @@ async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: 
   const init = spec.initImage !== undefined ? decodeImage(Buffer.from(spec.initImage, "base64"), "init image") : undefined;
   const mask = spec.inpaint && init ? decodeImage(Buffer.from(spec.inpaint.mask, "base64"), "mask") : undefined;
   const previews = new StepPreviews(pipe.taesd);
+  // with ControlNets too a txt2img job without a size takes the model's (not the control image's, as the library would)
+  const cnTarget = init ? { width: init.width, height: init.height } : { width: spec.width ?? pipe.defaultSize, height: spec.height ?? pipe.defaultSize };
+  const controlnets = spec.controlnets?.length ? await controlNetUnits(spec.controlnets, opts.controlnets, cnTarget) : undefined;
   // the size is known before any image (an interrupt may come before the first one)
   const target = hires && hiresTargetSize(spec.width ?? pipe.defaultSize, spec.height ?? pipe.defaultSize, hires);
   const width = init?.width ?? target?.width ?? spec.width ?? pipe.defaultSize, height = init?.height ?? target?.height ?? spec.height ?? pipe.defaultSize;
@@ -105,7 +112,7 @@ async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: 
       // the <lora:...> tags were read by the front end (spec.loras); the text encoders see the rest
       prompt: stripLoraTags(spec.prompt), negativePrompt: (spec.negativePrompt && stripLoraTags(spec.negativePrompt)) || undefined, numInferenceSteps: spec.steps,
       guidanceScale: spec.guidanceScale, seed: seeds ? undefined : seed, seeds, scheduler: spec.scheduler, numImagesPerPrompt: spec.batchSize,
-      signal: opts.signal, stopEarly, fastDecode: spec.preset === "fast" || undefined,
+      signal: opts.signal, stopEarly, fastDecode: spec.preset === "fast" || undefined, controlnets, guessMode: spec.guessMode,
       onStep: opts.onStep && (({ step, totalSteps, latents, shape }: { step: number; totalSteps: number; latents: Float32Array; shape: number[] }) => {
         if (h && pass === 0 && step <= last) pass = 1;
         if (pass === 0) firstTotal = totalSteps;
@@ -119,7 +126,7 @@ async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: 
       ? await a1111Inpaint(pipe, { ...common, image, maskImage: mask, strength: spec.strength, settings: inpaintSettings(spec.inpaint) })
       : image ? await pipe.img2img({ ...common, image, strength: spec.strength })
       : hires ? await generateHires(pipe, { ...common, width: spec.width, height: spec.height }, hires)
-        : await pipe.generate({ ...common, width: spec.width, height: spec.height });
+        : await pipe.generate({ ...common, width: spec.width ?? (controlnets && cnTarget.width), height: spec.height ?? (controlnets && cnTarget.height) });
     const [n, height, width] = result.images.shape;
     out.width = width;
     out.height = height;
@@ -130,8 +137,8 @@ async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: 
         prompt: spec.prompt, negativePrompt: spec.negativePrompt || undefined, steps: spec.steps, sampler: out.sampler,
         // A1111's Size is the first pass's with the hires fix (its settings give the rest)
         cfgScale: spec.guidanceScale, seed: imageSeed, model: pipe.model.name, denoisingStrength: init ? spec.strength : h?.strength,
-        ...(h ? { width: spec.width ?? pipe.defaultSize, height: spec.height ?? pipe.defaultSize, extra: hiresInfoFields(h) }
-          : { width, height, extra: spec.inpaint && inpaintInfoFields(spec.inpaint) }),
+        ...(h ? { width: spec.width ?? pipe.defaultSize, height: spec.height ?? pipe.defaultSize } : { width, height }),
+        extra: { ...(h ? hiresInfoFields(h) : spec.inpaint ? inpaintInfoFields(spec.inpaint) : {}), ...(spec.controlnets?.length ? controlNetInfoFields(spec.controlnets) : {}) },
       });
       out.images.push(encodePng(toRgb8(result.images, i), { parameters }));
       out.seeds.push(imageSeed);

@@ -10,6 +10,7 @@
  */
 import { FAST_JOB } from "./fast-request.js";
 import { IMAGE_CSS, IMAGE_HTML, IMAGE_SCRIPT } from "./web-page-image.js";
+import { CONTROLNET_CSS, CONTROLNET_HTML, CONTROLNET_SCRIPT } from "./web-controlnet.js";
 
 export const SDXL_BUCKETS: readonly [number, number][] = [
   [1024, 1024], [1152, 896], [896, 1152], [1216, 832], [832, 1216], [1344, 768], [768, 1344], [1536, 640], [640, 1536],
@@ -60,7 +61,7 @@ label.check input { width: auto; margin: 0; }
 .card .buttons { display: flex; flex-wrap: wrap; gap: .4rem; }
 .card .buttons a, .card .buttons button { width: auto; font-size: .85rem; padding: .35rem .6rem; border: 1px solid var(--line); border-radius: 7px; color: var(--fg); background: var(--bg); text-decoration: none; }
 .empty { color: var(--muted); font-size: .9rem; }
-`;
+${CONTROLNET_CSS}`;
 
 const SCRIPT = `
 "use strict";
@@ -126,6 +127,8 @@ function readForm() {
   if ($("scheduler").value) body.scheduler = $("scheduler").value;
   // the preset's own steps, guidance and sampler apply (explicit fields would win over it)
   if ($("fast").checked) { body.preset = "fast"; delete body.steps; delete body.guidance_scale; delete body.scheduler; }
+  var controlnets = cnUnits();
+  if (controlnets) body.controlnets = controlnets;
   return body;
 }
 
@@ -166,7 +169,8 @@ async function generate(ev) {
   if (ev) ev.preventDefault();
   if (current) return;
   setStatus("");
-  var body = readForm();
+  var body;
+  try { body = readForm(); } catch (e) { setStatus(e.message); return; }
   if (isImageMode()) { generateImage(body); return; }
   busy(true);
   setProgress(0, 1, 0, "sending…");
@@ -306,10 +310,12 @@ async function init() {
     loras.forEach(function (l) { option($("lora"), l.name, l.name); });
     $("lora-picker").classList.toggle("hidden", loras.length === 0);
   } catch (e) { /* no picker */ }
+  await cnInit();
   document.body.dataset.ready = "1";
 }
 
 ${IMAGE_SCRIPT}
+${CONTROLNET_SCRIPT}
 init();
 `;
 
@@ -330,6 +336,7 @@ ${IMAGE_HTML}
     <label>Negative prompt<textarea id="negative" rows="2" placeholder="ugly, blurry, poor quality"></textarea></label>
     <label id="lora-picker" class="hidden">LoRA<select id="lora"><option value="">add a LoRA to the prompt…</option></select></label>
     <label id="fast-toggle" class="check hidden"><input id="fast" type="checkbox"> Fast (LCM, 4 steps)</label>
+${CONTROLNET_HTML}
     <div class="row">
       <label>Steps<input id="steps" type="number" min="1" max="1000" step="1" value="25" inputmode="numeric"></label>
       <label>Guidance<input id="guidance" type="number" min="0" max="100" step="0.5" value="5" inputmode="decimal"></label>

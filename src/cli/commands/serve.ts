@@ -13,8 +13,9 @@ import { parseDevice, resolveDevice, type DeviceChoice } from "../../runtime/dev
 import { AccessPolicy } from "../../server/access.js";
 import { intFlag, MODEL_LOAD_OPTIONS, parseModelLoad } from "./generate.js";
 import { FAST_HELP, FAST_OPTIONS, parseFast, resolveFastLora, withFastTaesd } from "../fast-flags.js";
+import { CONTROLNET_DIR_HELP, CONTROLNET_DIR_OPTIONS, parseControlNetDir } from "../controlnet-dir-flags.js";
 
-export const serveUsage = `ssd1b serve [--model M] [--host H] [--port P] [--max-queue N] [--lora-dir DIR] [--upscaler-dir DIR] [--queue redis://HOST:PORT]
+export const serveUsage = `ssd1b serve [--model M] [--host H] [--port P] [--max-queue N] [--lora-dir DIR] [--controlnet-dir DIR] [--upscaler-dir DIR] [--queue redis://HOST:PORT]
             [--host-allow NAMES] [--cors-allow-origins ORIGINS] [--fast [--fast-lora L]]
   HTTP server with one model loaded; jobs run one at a time in arrival order. APIs: OpenAI
   POST /v1/images/generations, AUTOMATIC1111 /sdapi/v1/* (txt2img, img2img, progress, interrupt,
@@ -40,6 +41,7 @@ export const serveUsage = `ssd1b serve [--model M] [--host H] [--port P] [--max-
                        GET /sdapi/v1/upscalers and POST /sdapi/v1/extra-single-image, by file name; the
                        model-free None, Lanczos and Nearest are always there. Upscales run in this process
   --lora-cache N       LoRA sets kept compiled between jobs (default 1; each holds its own UNet weights)
+${CONTROLNET_DIR_HELP}
 ${FAST_HELP}
                        (with --queue: --fast here and on the workers, --fast-lora on the workers)
   --device cpu|webgpu|auto  onnxruntime execution provider (default cpu; auto: webgpu on a hardware
@@ -95,6 +97,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
       variant: { type: "string" },
       ...MODEL_LOAD_OPTIONS,
       ...LORA_DIR_OPTIONS,
+      ...CONTROLNET_DIR_OPTIONS,
       ...FAST_OPTIONS,
       device: { type: "string", default: "cpu" },
       queue: { type: "string" },
@@ -122,6 +125,8 @@ export async function serveCommand(argv: string[]): Promise<void> {
   const log = (m: string) => process.stderr.write(`${new Date().toISOString()} ${m}\n`);
   const { loras, loraCache } = parseLoraDir(values);
   if (loras) log(`LoRAs: ${(await loras.list()).length} in ${loras.dir}`);
+  const { controlnets, controlnetCache } = parseControlNetDir(values);
+  if (controlnets) log(`ControlNets: ${(await controlnets.names()).length} in ${controlnets.dir}`);
   let upscalers: UpscalerLibrary | undefined;
   if (values["upscaler-dir"] !== undefined) {
     // upscales run in this process, on the same device as the model
@@ -159,11 +164,11 @@ export async function serveCommand(argv: string[]): Promise<void> {
       await pipe.release();
       throw e;
     }
-    queue = new LocalQueue(pipe, maxQueue, files, { loras, loraCache, log, fastLora });
+    queue = new LocalQueue(pipe, maxQueue, files, { loras, loraCache, log, fastLora, controlnets, controlnetCache });
   }
   let server;
   try {
-    server = await startServer({ queue, files, host: values.host, port, log, loras, hostAllow: list(values["host-allow"]), corsAllowOrigins, fast, upscalers });
+    server = await startServer({ queue, files, host: values.host, port, log, loras, hostAllow: list(values["host-allow"]), corsAllowOrigins, fast, upscalers, controlnets });
   } catch (e) {
     await queue.close();
     await pipe?.release();

@@ -8,6 +8,7 @@ import { parseDevice, resolveDevice, type DeviceChoice } from "../../runtime/dev
 import { intFlag, MODEL_LOAD_OPTIONS, parseModelLoad } from "./generate.js";
 import { LORA_DIR_OPTIONS, parseLoraDir, parseVariant, untilSignal } from "./serve.js";
 import { FAST_HELP, FAST_OPTIONS, parseFast, resolveFastLora, withFastTaesd } from "../fast-flags.js";
+import { CONTROLNET_DIR_HELP, CONTROLNET_DIR_OPTIONS, parseControlNetDir } from "../controlnet-dir-flags.js";
 
 export const workerUsage = `ssd1b worker --queue redis://HOST:PORT [--model M] [options]
   Runs the jobs that \`ssd1b serve --queue\` puts in Redis (BullMQ), one at a time. Start several for
@@ -21,6 +22,7 @@ export const workerUsage = `ssd1b worker --queue redis://HOST:PORT [--model M] [
   --lora-dir DIR       where the LoRA names of jobs (<lora:NAME:W>, "loras") are looked up: the same
                        files as serve's --lora-dir (sub-folders too); jobs naming LoRAs fail without it
   --lora-cache N       LoRA sets kept compiled between jobs (default 1; each holds its own UNet weights)
+${CONTROLNET_DIR_HELP}
 ${FAST_HELP}
                        (the front end takes --fast too; fast jobs fail on a worker without it)
   --device cpu|webgpu|auto  onnxruntime execution provider (default cpu; auto: webgpu on a hardware
@@ -40,6 +42,7 @@ export async function workerCommand(argv: string[]): Promise<void> {
       variant: { type: "string" },
       ...MODEL_LOAD_OPTIONS,
       ...LORA_DIR_OPTIONS,
+      ...CONTROLNET_DIR_OPTIONS,
       ...FAST_OPTIONS,
       device: { type: "string", default: "cpu" },
       "lock-ms": { type: "string", default: String(DEFAULT_LOCK_MS) },
@@ -57,6 +60,7 @@ export async function workerCommand(argv: string[]): Promise<void> {
   const stalledIntervalMs = intFlag(values, "stalled-ms", 100)!;
   const log = (m: string) => process.stderr.write(`${new Date().toISOString()} worker ${process.pid}: ${m}\n`);
   const { loras, loraCache } = parseLoraDir(values);
+  const { controlnets, controlnetCache } = parseControlNetDir(values);
   await probeRedis(values.queue);
   let pipe: StableDiffusionXLPipeline;
   const load = withFastTaesd(parseModelLoad(values), fast);
@@ -70,12 +74,12 @@ export async function workerCommand(argv: string[]): Promise<void> {
   let running;
   try {
     const fastLora = fast ? await resolveFastLora(values, pipe, load.hub, log) : undefined;
-    running = await startRedisWorker({ url: values.queue, pipe, lockDurationMs, stalledIntervalMs, log, loras, loraCache, fastLora });
+    running = await startRedisWorker({ url: values.queue, pipe, lockDurationMs, stalledIntervalMs, log, loras, loraCache, fastLora, controlnets, controlnetCache });
   } catch (e) {
     await pipe.release();
     throw e;
   }
-  log(`ready: ${pipe.model.name} on ${values.queue}${loras ? `, LoRAs from ${loras.dir}` : ""}${fast ? ", fast preset" : ""}`);
+  log(`ready: ${pipe.model.name} on ${values.queue}${loras ? `, LoRAs from ${loras.dir}` : ""}${controlnets ? `, ControlNets from ${controlnets.dir}` : ""}${fast ? ", fast preset" : ""}`);
   const signal = await untilSignal();
   log(`${signal}: finishing the current job`);
   await running.close();
