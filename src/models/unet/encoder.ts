@@ -2,7 +2,7 @@ import * as F from "../../ir/functional.js";
 import type { Tensor } from "../../ir/tensor.js";
 import { Conv2d } from "../../nn/layers.js";
 import type { WeightBuilder } from "../../nn/weights.js";
-import { DownBlock, MidBlock, type BlockSettings } from "./blocks.js";
+import { CrossAttnDownBlock2D, DownBlock2D, UNetMidBlock2DCrossAttn, type BlockSettings } from "../shared/unet-2d-blocks.js";
 import { ConfigError, type UNetConfig } from "./config.js";
 import { TimestepEmbedding, timestepEmbedding } from "./embeddings.js";
 
@@ -28,8 +28,8 @@ export class UNetEncoder {
   private readonly timeEmbedding: TimestepEmbedding;
   private readonly addEmbedding?: TimestepEmbedding;
   private readonly convIn: Conv2d;
-  private readonly downBlocks: DownBlock[] = [];
-  private readonly midBlock?: MidBlock;
+  private readonly downBlocks: CrossAttnDownBlock2D[] = [];
+  private readonly midBlock?: UNetMidBlock2DCrossAttn;
 
   constructor(vb: WeightBuilder, readonly config: UNetConfig) {
     const c = config;
@@ -45,12 +45,14 @@ export class UNetEncoder {
     c.downBlockTypes.forEach((type, i) => {
       const inC = out;
       out = ch[i];
-      const tl = type === "CrossAttnDownBlock2D" ? c.transformerLayersPerBlock[i] : null;
-      this.downBlocks.push(new DownBlock(vb.pp("down_blocks").pp(i), inC, out, c.layersPerBlock[i], tl, i < n - 1, blockSettings(c, i)));
+      const b = vb.pp("down_blocks").pp(i), last = i === n - 1;
+      this.downBlocks.push(type === "CrossAttnDownBlock2D"
+        ? new CrossAttnDownBlock2D(b, inC, out, c.layersPerBlock[i], c.transformerLayersPerBlock[i], !last, blockSettings(c, i))
+        : new DownBlock2D(b, inC, out, c.layersPerBlock[i], !last, blockSettings(c, i)));
     });
     if (c.midBlockType) {
       const tl = c.midBlockType === "UNetMidBlock2DCrossAttn" ? c.midTransformerLayers : null;
-      this.midBlock = new MidBlock(vb.pp("mid_block"), ch[n - 1], tl, blockSettings(c, n - 1));
+      this.midBlock = new UNetMidBlock2DCrossAttn(vb.pp("mid_block"), ch[n - 1], tl, blockSettings(c, n - 1));
     }
   }
 

@@ -3,7 +3,7 @@ import type { Graph } from "../../ir/graph.js";
 import type { Tensor } from "../../ir/tensor.js";
 import { Conv2d, GroupNorm } from "../../nn/layers.js";
 import type { WeightBuilder } from "../../nn/weights.js";
-import { UpBlock } from "./blocks.js";
+import { CrossAttnUpBlock2D, UpBlock2D } from "../shared/unet-2d-blocks.js";
 import { ConfigError, type UNetConfig } from "./config.js";
 import { UNetEncoder, blockSettings, skipShapes } from "./encoder.js";
 
@@ -30,7 +30,7 @@ export interface UNetOutputs {
 /** diffusers UNet2DConditionModel for the SDXL family (SDXL, SSD-1B, Vega), driven by its config. */
 export class UNet2DConditionModel {
   private readonly encoder: UNetEncoder;
-  private readonly upBlocks: UpBlock[] = [];
+  private readonly upBlocks: CrossAttnUpBlock2D[] = [];
   private readonly convNormOut: GroupNorm;
   private readonly convOut: Conv2d;
 
@@ -49,8 +49,10 @@ export class UNet2DConditionModel {
       const prev = out;
       out = rev[i];
       const inC = rev[Math.min(i + 1, n - 1)];
-      const tl = type === "CrossAttnUpBlock2D" ? c.reverseTransformerLayersPerBlock[i] : null;
-      this.upBlocks.push(new UpBlock(vb.pp("up_blocks").pp(i), inC, prev, out, revLayers[i] + 1, tl, i < n - 1, blockSettings(c, i, revHeads[i], revCross[i])));
+      const b = vb.pp("up_blocks").pp(i), settings = blockSettings(c, i, revHeads[i], revCross[i]);
+      this.upBlocks.push(type === "CrossAttnUpBlock2D"
+        ? new CrossAttnUpBlock2D(b, inC, prev, out, revLayers[i] + 1, c.reverseTransformerLayersPerBlock[i], i < n - 1, settings)
+        : new UpBlock2D(b, inC, prev, out, revLayers[i] + 1, i < n - 1, settings));
     });
 
     this.convNormOut = new GroupNorm(vb.pp("conv_norm_out"), c.normNumGroups, ch[0], c.normEps);
