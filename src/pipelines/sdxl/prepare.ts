@@ -14,6 +14,7 @@ import type { PromptEmbeddings } from "../prompt-encoding.js";
 import { PipelineInputError } from "../errors.js";
 import { checkPipelineLimits } from "../limits.js";
 import { UNetConditioning } from "./conditioning.js";
+import { checkUnits } from "./controlnet.js";
 import type { SdxlComponents } from "./components.js";
 import type { CommonOptions } from "./options.js";
 
@@ -37,6 +38,7 @@ export interface Prepared {
 /** Checks the shared arguments, builds the scheduler and the generator, encodes the prompts. */
 export async function prepare(c: SdxlComponents, opts: CommonOptions, createScheduler: (name?: string) => Scheduler): Promise<Prepared> {
   if (opts.fastDecode) c.requireTaesd("fastDecode");
+  if (opts.controlnets) checkUnits(opts.controlnets);
   const steps = opts.numInferenceSteps ?? 50;
   if (!Number.isInteger(steps) || steps < 1) throw new PipelineInputError(`the number of steps must be a positive integer, got ${steps}`);
   const prompts = Array.isArray(opts.prompt) ? opts.prompt.length : 1;
