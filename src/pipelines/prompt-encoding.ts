@@ -23,6 +23,7 @@ import { applyEmphasis, chunkPromptWith, emptyChunk, PromptSyntaxError, type Pro
 import { checkPromptLength } from "../prompts/limits.js";
 import type { FloatTensor } from "../image/image.js";
 import { PipelineInputError } from "./errors.js";
+import { ShapeCache } from "./shape-cache.js";
 
 export interface PromptEmbeddings {
   /** [B * numImagesPerPrompt, 77, D1 + D2] (77·n with A1111 syntax and long prompts) */
@@ -82,20 +83,22 @@ export type TextEncoderHandle = Pick<ClipTextEncoder, "config" | "withProjection
  * on the next run: the CLIP-G session alone holds 2.8 GB of float32 weights.
  */
 class ReloadableTextEncoder implements TextEncoderHandle {
-  private constructor(private current: ClipTextEncoder | undefined, private readonly create: () => Promise<ClipTextEncoder>, readonly config: ClipTextEncoder["config"], readonly withProjection: boolean) {}
+  private constructor(
+    /** One shape (a row of 77 tokens per run): compiled again only after a release. */
+    private readonly cache: ShapeCache<ClipTextEncoder>,
+    private readonly create: () => Promise<ClipTextEncoder>,
+    readonly config: ClipTextEncoder["config"],
+    readonly withProjection: boolean,
+  ) {}
   static async open(create: () => Promise<ClipTextEncoder>): Promise<ReloadableTextEncoder> {
-    const e = await create();
-    return new ReloadableTextEncoder(e, create, e.config, e.withProjection);
+    const cache = new ShapeCache<ClipTextEncoder>();
+    const e = await cache.get([], create);
+    return new ReloadableTextEncoder(cache, create, e.config, e.withProjection);
   }
   async run(ids: BigInt64Array) {
-    this.current ??= await this.create();
-    return this.current.run(ids);
+    return (await this.cache.get([], this.create)).run(ids);
   }
-  async release(): Promise<void> {
-    const e = this.current;
-    this.current = undefined;
-    await e?.release();
-  }
+  release(): Promise<void> { return this.cache.release(); }
 }
 
 export class PromptEncoder {

@@ -4,12 +4,12 @@
  */
 import type { CompiledGraph } from "../runtime/session.js";
 
-/** One cached compiled graph, keyed by shape. */
-export class ShapeCache {
+/** One cached compiled graph (or anything compiled that holds a session), keyed by shape. */
+export class ShapeCache<G extends { release(): Promise<void> } = CompiledGraph> {
   private key = "";
-  private graph?: CompiledGraph;
+  private graph?: G;
   get holds(): boolean { return this.graph !== undefined; }
-  async get(shape: readonly number[], compile: () => Promise<CompiledGraph>): Promise<CompiledGraph> {
+  async get(shape: readonly number[], compile: () => Promise<G>): Promise<G> {
     const key = shape.join("x");
     if (this.graph && this.key === key) return this.graph;
     await this.release();
