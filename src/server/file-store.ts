@@ -40,6 +40,12 @@ export class FileStore {
 
   get size(): number { return this.files.size; }
 
+  /** The stored files, newest first (for GET /v1/history). */
+  list(): [string, StoredFile][] {
+    this.evict();
+    return [...this.files].reverse();
+  }
+
   private evict(): void {
     const now = Date.now();
     for (const [name, f] of this.files) {

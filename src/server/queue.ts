@@ -51,6 +51,9 @@ export abstract class JobQueue {
     return { running, queued };
   }
 
+  /** Running and queued jobs that this server took, oldest first (for GET /v1/queue). */
+  active(): Job[] { return [...this.jobs.values()].filter((j) => !j.finished); }
+
   /** Running jobs, oldest first. */
   running(): Job[] { return [...this.jobs.values()].filter((j) => j.status === "running"); }
 

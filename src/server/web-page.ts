@@ -11,6 +11,9 @@
 import { FAST_JOB } from "./fast-request.js";
 import { IMAGE_CSS, IMAGE_HTML, IMAGE_SCRIPT } from "./web-page-image.js";
 import { CONTROLNET_CSS, CONTROLNET_HTML, CONTROLNET_SCRIPT } from "./web-controlnet.js";
+import { HISTORY_CSS, HISTORY_HTML, HISTORY_SCRIPT } from "./web-history.js";
+import { QUEUE_CSS, QUEUE_HTML, QUEUE_SCRIPT } from "./web-queue.js";
+import { LIGHTBOX_CSS, LIGHTBOX_HTML, LIGHTBOX_SCRIPT } from "./web-lightbox.js";
 
 export const SDXL_BUCKETS: readonly [number, number][] = [
   [1024, 1024], [1152, 896], [896, 1152], [1216, 832], [832, 1216], [1344, 768], [768, 1344], [1536, 640], [640, 1536],
@@ -48,8 +51,9 @@ label.check input { width: auto; margin: 0; }
 .bar { height: 12px; border-radius: 6px; background: var(--bg); border: 1px solid var(--line); overflow: hidden; }
 .fill { height: 100%; width: 0%; background: var(--accent); transition: width .15s linear; }
 #progress-text { font-size: .9rem; color: var(--muted); font-variant-numeric: tabular-nums; min-height: 1.3em; }
+#progress-text.cancelled { color: var(--fg); font-weight: 600; }
 #status { color: var(--bad); font-size: .9rem; min-height: 1.3em; overflow-wrap: anywhere; }
-#preview { width: min(100%, 320px); aspect-ratio: auto; border-radius: 8px; border: 1px solid var(--line); image-rendering: auto; background: var(--bg); }
+#preview { width: auto; min-width: min(100%, 256px); max-width: 100%; aspect-ratio: auto; border-radius: 8px; border: 1px solid var(--line); image-rendering: auto; background: var(--bg); }
 .results { display: flex; flex-direction: column; gap: 1rem; min-width: 0; }
 #gallery { display: grid; grid-template-columns: repeat(auto-fill, minmax(260px, 1fr)); gap: 1rem; }
 @media (max-width: 760px) { #gallery { grid-template-columns: minmax(0, 1fr); } }
@@ -61,7 +65,7 @@ label.check input { width: auto; margin: 0; }
 .card .buttons { display: flex; flex-wrap: wrap; gap: .4rem; }
 .card .buttons a, .card .buttons button { width: auto; font-size: .85rem; padding: .35rem .6rem; border: 1px solid var(--line); border-radius: 7px; color: var(--fg); background: var(--bg); text-decoration: none; }
 .empty { color: var(--muted); font-size: .9rem; }
-${CONTROLNET_CSS}`;
+${CONTROLNET_CSS}${HISTORY_CSS}${QUEUE_CSS}${LIGHTBOX_CSS}`;
 
 const SCRIPT = `
 "use strict";
@@ -85,6 +89,7 @@ function option(select, value, text) {
 function setStatus(text) { $("status").textContent = text || ""; }
 
 function setProgress(step, total, eta, label) {
+  $("progress-text").classList.remove("cancelled");
   var pct = total ? Math.round(100 * step / total) : 0;
   $("progress-fill").style.width = pct + "%";
   $("progress").setAttribute("aria-valuenow", String(pct));
@@ -214,13 +219,21 @@ function follow(id, body) {
     setProgress(1, 1, 0, "done in " + d.result.seconds.toFixed(1) + " s · seed " + d.seed);
     if (d.result.images.length) { $("preview").src = d.result.images[0].url; $("preview").classList.remove("hidden"); }
     addCard(d);
+    loadHistory(true);
   });
   source.addEventListener("failed", function (e) {
     var d = JSON.parse(e.data);
     end();
+    // a cancel is what the user asked for: a plain "cancelled", not an error
+    if (d.error && d.error.code && /^job_(cancelled|interrupted)$/.test(d.error.code)) { showCancelled("cancelled"); return; }
     setProgress(0, 1, 0, "");
     setStatus(d.error ? d.error.message : "the job failed");
   });
+}
+
+function showCancelled(text) {
+  setProgress(0, 1, 0, text);
+  $("progress-text").classList.add("cancelled");
 }
 
 function end() {
@@ -232,6 +245,7 @@ function end() {
 async function cancel() {
   if (!current) return;
   // an A1111 request answers with what it made so far
+  current.stopped = true;
   if (current.a1111) { try { await fetch("/sdapi/v1/interrupt", { method: "POST" }); } catch (e) { setStatus(e.message); } return; }
   try { await fetch("/v1/jobs/" + encodeURIComponent(current.id), { method: "DELETE" }); } catch (e) { setStatus(e.message); }
 }
@@ -311,11 +325,17 @@ async function init() {
     $("lora-picker").classList.toggle("hidden", loras.length === 0);
   } catch (e) { /* no picker */ }
   await cnInit();
+  initLightbox();
+  await initHistory();
+  pollQueue();
   document.body.dataset.ready = "1";
 }
 
 ${IMAGE_SCRIPT}
 ${CONTROLNET_SCRIPT}
+${HISTORY_SCRIPT}
+${QUEUE_SCRIPT}
+${LIGHTBOX_SCRIPT}
 init();
 `;
 
@@ -365,10 +385,13 @@ ${CONTROLNET_HTML}
       <div id="status" role="alert"></div>
       <img id="preview" class="hidden" alt="live preview">
     </div>
+${QUEUE_HTML}
     <p class="empty" id="empty">Results appear here.</p>
     <div id="gallery"></div>
+${HISTORY_HTML}
   </section>
 </main>
+${LIGHTBOX_HTML}
 <template id="card-template"><article class="card"><div class="images"></div><div class="meta"><pre></pre><div class="buttons"><button type="button" class="reuse">Reuse these settings</button><button type="button" class="edit">Edit this image</button></div></div></article></template>
 <script>${SCRIPT}</script>
 </body>
