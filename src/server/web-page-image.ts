@@ -221,7 +221,7 @@ function imageRequest(form) {
     body.inpaint_full_res_padding = 32;
     body.inpainting_mask_invert = 0;
   }
-  return body;
+  return pickersApply(body, false);
 }
 
 async function pollProgress(state) {

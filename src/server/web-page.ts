@@ -14,6 +14,7 @@ import { CONTROLNET_CSS, CONTROLNET_HTML, CONTROLNET_SCRIPT } from "./web-contro
 import { HISTORY_CSS, HISTORY_HTML, HISTORY_SCRIPT } from "./web-history.js";
 import { QUEUE_CSS, QUEUE_HTML, QUEUE_SCRIPT } from "./web-queue.js";
 import { LIGHTBOX_CSS, LIGHTBOX_HTML, LIGHTBOX_SCRIPT } from "./web-lightbox.js";
+import { PICKERS_CSS, PICKERS_HTML, PICKERS_SCRIPT } from "./web-pickers.js";
 
 export const SDXL_BUCKETS: readonly [number, number][] = [
   [1024, 1024], [1152, 896], [896, 1152], [1216, 832], [832, 1216], [1344, 768], [768, 1344], [1536, 640], [640, 1536],
@@ -65,7 +66,7 @@ label.check input { width: auto; margin: 0; }
 .card .buttons { display: flex; flex-wrap: wrap; gap: .4rem; }
 .card .buttons a, .card .buttons button { width: auto; font-size: .85rem; padding: .35rem .6rem; border: 1px solid var(--line); border-radius: 7px; color: var(--fg); background: var(--bg); text-decoration: none; }
 .empty { color: var(--muted); font-size: .9rem; }
-${CONTROLNET_CSS}${HISTORY_CSS}${QUEUE_CSS}${LIGHTBOX_CSS}`;
+${CONTROLNET_CSS}${HISTORY_CSS}${QUEUE_CSS}${LIGHTBOX_CSS}${PICKERS_CSS}`;
 
 const SCRIPT = `
 "use strict";
@@ -177,6 +178,11 @@ async function generate(ev) {
   var body;
   try { body = readForm(); } catch (e) { setStatus(e.message); return; }
   if (isImageMode()) { generateImage(body); return; }
+  // hires fix, schedule type, model or VAE: only A1111's txt2img takes them
+  if (pickersUsed()) {
+    if (body.controlnets) { setStatus("ControlNet goes with the plain settings only: turn off the hires fix, schedule type, model and VAE choices"); return; }
+    postA1111("/sdapi/v1/txt2img", txt2imgRequest(body), body); return;
+  }
   busy(true);
   setProgress(0, 1, 0, "sending…");
   var res, data;
@@ -325,6 +331,7 @@ async function init() {
     $("lora-picker").classList.toggle("hidden", loras.length === 0);
   } catch (e) { /* no picker */ }
   await cnInit();
+  await initPickers();
   initLightbox();
   await initHistory();
   pollQueue();
@@ -336,6 +343,7 @@ ${CONTROLNET_SCRIPT}
 ${HISTORY_SCRIPT}
 ${QUEUE_SCRIPT}
 ${LIGHTBOX_SCRIPT}
+${PICKERS_SCRIPT}
 init();
 `;
 
@@ -370,10 +378,10 @@ ${CONTROLNET_HTML}
       <label>Height<input id="height" type="number" min="8" max="2048" step="8" inputmode="numeric"></label>
     </div>
     <div class="row">
-      <label>Scheduler<select id="scheduler"><option value="">model default</option></select></label>
+      <label>Sampler<select id="scheduler"><option value="">model default</option></select></label>
       <label>Images<input id="count" type="number" min="1" max="8" step="1" value="1" inputmode="numeric"></label>
     </div>
-    <div class="actions">
+${PICKERS_HTML}    <div class="actions">
       <button class="primary" id="generate" type="submit">Generate</button>
       <button type="button" id="cancel" class="hidden">Cancel</button>
     </div>
