@@ -8,7 +8,7 @@
  *                                      { mode, jobs: [{ id, status, position, prompt, step, total_steps, progress, eta_seconds, created }] }
  *
  * History takes no names from the request (only two bounded integers), so it cannot reach outside the store.
- * With Redis, /v1/queue lists the jobs submitted through this server process (other servers' jobs are not seen).
+ * With Redis, /v1/queue reads BullMQ's active and waiting jobs, so it shows the jobs of every front end.
  */
 import { invalid } from "./errors.js";
 import { sendJson, type Router } from "./http.js";
@@ -57,15 +57,15 @@ export function webRoutes(router: Router<AppState>): void {
     sendJson(ctx.res, 200, { total: files.length, offset, limit, items }, { "Cache-Control": "no-store" });
   });
 
-  router.on("GET", "/v1/queue", (ctx) => {
+  router.on("GET", "/v1/queue", async (ctx) => {
     const { queue } = ctx.state;
     let position = 0;
-    const jobs = queue.active().map((j) => ({
+    const jobs = (await queue.listActive()).map((j) => ({
       id: j.id, status: j.status,
       // place in line among the queued ones (0 = next); null for a running job
       position: j.status === "queued" ? position++ : null,
-      prompt: j.spec.prompt, step: j.step, total_steps: j.totalSteps,
-      progress: Math.round(j.fraction * 1000) / 1000, eta_seconds: Math.round(j.etaSeconds() * 10) / 10,
+      prompt: j.prompt, step: j.step, total_steps: j.totalSteps,
+      progress: j.totalSteps ? Math.round((1000 * j.step) / j.totalSteps) / 1000 : 0, eta_seconds: Math.round(j.etaSeconds * 10) / 10,
       created: new Date(j.createdAt).toISOString(),
     }));
     sendJson(ctx.res, 200, { mode: queue.mode, jobs }, { "Cache-Control": "no-store" });
