@@ -81,8 +81,13 @@ test("history route: newest first, paged, with each image's parameters; hostile 
   assert.match(top[0].url, /^\/files\/[A-Za-z0-9]+-0\.png$/);
   assert.equal((await fetch(server!.url + top[0].url)).status, 200);
 
-  const page2 = await api("/v1/history?offset=1&limit=1");
-  assert.deepEqual([page2.json.offset, page2.json.limit, page2.json.items.length], [1, 1, 1]);
+  // a batch: newest job first, its images in order
+  assert.equal((await api("/sdapi/v1/txt2img", { prompt: "a batch", steps: 2, seed: 9, width: 32, height: 32, batch_size: 2 })).status, 200);
+  const batch = (await api("/v1/history?limit=2")).json.items;
+  assert.deepEqual(batch.map((it: any) => [it.fields.Prompt, it.fields.Seed, it.name.slice(-6)]), [["a batch", "9", "-0.png"], ["a batch", "10", "-1.png"]]);
+  const page2 = await api("/v1/history?offset=3&limit=1");
+  for (const it of batch) server!.state.files.delete(it.name); // the page test below counts the three
+  assert.deepEqual([page2.json.offset, page2.json.limit, page2.json.items.length], [3, 1, 1]);
   assert.equal(page2.json.items[0].name, top[1].name);
   const past = await api("/v1/history?offset=1000000");
   assert.equal(past.status, 200);

@@ -39,12 +39,23 @@ function metaOf(file: StoredFile): PngMeta | undefined {
   return m ?? undefined;
 }
 
+/** Newest job first, but a job's images (<job>-0.png, <job>-1.png, ...) in their own order. */
+function newestFirst(files: [string, StoredFile][]): [string, StoredFile][] {
+  const groups: [string, StoredFile][][] = [];
+  const job = (name: string) => name.replace(/-\d+\.png$/, "");
+  for (const f of files) {
+    const last = groups.at(-1);
+    if (last && job(last[0][0]) === job(f[0])) last.unshift(f); else groups.push([f]);
+  }
+  return groups.flat();
+}
+
 export function webRoutes(router: Router<AppState>): void {
   router.on("GET", "/v1/history", (ctx) => {
     const q = ctx.url.searchParams;
     const offset = queryInt(q, "offset", 0, 0, 1_000_000_000);
     const limit = queryInt(q, "limit", HISTORY_DEFAULT_LIMIT, 1, HISTORY_MAX_LIMIT);
-    const files = ctx.state.files.list();
+    const files = newestFirst(ctx.state.files.list());
     const items = files.slice(offset, offset + limit).map(([name, file]) => {
       const meta = metaOf(file);
       const parameters = meta?.text.parameters ?? "";
