@@ -60,7 +60,7 @@ export function webRoutes(router: Router<AppState>): void {
       const meta = metaOf(file);
       const parameters = meta?.text.parameters ?? "";
       return {
-        name, url: `/files/${name}`, created: new Date(file.at).toISOString(),
+        name, url: `/files/${name}`, created: new Date(file.created ?? file.at).toISOString(),
         width: meta?.width ?? null, height: meta?.height ?? null,
         parameters, fields: parameters ? parseInfotext(parameters) : {},
       };
