@@ -100,6 +100,7 @@ test("web page: model, VAE, schedule type and hires fix as A1111 fields; interru
   assert.match(info, /Sampler: Euler Karras/);
   assert.match(info, /Hires upscale: 2, Hires steps: 2, Hires upscaler: Latent \(nearest\)/);
   assert.match(await page.textContent("#progress-text") ?? "", /^done in [\d.]+ s · seed 42$/);
+  await page.waitForFunction(() => document.querySelectorAll("#queue li").length === 0);
   await page.screenshot({ path: join(OUT, "server-web-pickers.png"), fullPage: true });
 
   // an interrupt on the A1111 route: the image so far, shown as cancelled (not an error)

@@ -5,7 +5,9 @@
  * parameters, downloads and "reuse these settings". With --lora-dir, a LoRA picker adds
  * `<lora:NAME:1>` tags to the prompt; with --fast, a "Fast" checkbox sends `preset: "fast"` and greys
  * the steps, guidance and scheduler it replaces. An image-to-image / inpainting mode (web-page-image.ts)
- * paints a mask over an image and sends it to /sdapi/v1/img2img. Laid out for phones as well as desktops.
+ * paints a mask over an image and sends it to /sdapi/v1/img2img. Keeping the page open: the history of the
+ * server's images (web-history.ts), every client's queue (web-queue.ts), a lightbox (web-lightbox.ts), and
+ * the A1111-only pickers, hires fix and PNG drop (web-pickers.ts). Laid out for phones as well as desktops.
  * (The embedded script avoids template literals so that this file can hold it in one.)
  */
 import { FAST_JOB } from "./fast-request.js";
@@ -246,6 +248,7 @@ function end() {
   if (current) current.source.close();
   current = null;
   busy(false);
+  refreshQueue(); // the finished job leaves the queue view now, not at the next poll
 }
 
 async function cancel() {

@@ -46,7 +46,7 @@ function renderQueue(jobs) {
   $("queue-empty").classList.toggle("hidden", jobs.length > 0);
 }
 
-async function pollQueue() {
+async function refreshQueue() {
   try {
     var data = await (await fetch("/v1/queue")).json();
     var now = {}, left = false;
@@ -56,6 +56,10 @@ async function pollQueue() {
     renderQueue(data.jobs);
     if (left) loadHistory(true);
   } catch (e) { /* the server is away: try again later */ }
+}
+
+async function pollQueue() {
+  await refreshQueue();
   setTimeout(pollQueue, document.hidden ? 5000 : 1000);
 }
 `;
