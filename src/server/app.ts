@@ -24,6 +24,7 @@ import type { LoraLibrary } from "./lora-library.js";
 import { AccessPolicy } from "./access.js";
 import type { ControlNetLibrary } from "./controlnet-library.js";
 import { controlNetRoutes } from "./routes-controlnet.js";
+import { webRoutes } from "./routes-web.js";
 
 export interface ServerOptions {
   queue: JobQueue;
@@ -85,6 +86,7 @@ export function createApp(opts: ServerOptions): { server: Server; state: AppStat
   segmindRoutes(router);
   extrasRoutes(router);
   controlNetRoutes(router);
+  webRoutes(router);
   const server = createServer({ keepAliveTimeout: 5000 }, (req, res) => void router.handle(req, res));
   server.on("clientError", (_err, socket) => {
     if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");

@@ -60,6 +60,8 @@ export const OPENAPI = {
     "/v1/jobs": { post: op({ summary: "queue a job (202): {prompt, negative_prompt, steps, guidance_scale, seed, width, height | size, n, scheduler, init_image, strength, loras, preset, controlnets, guess_mode}", body: obj({ prompt: str() }, ["prompt"]) }) },
     "/v1/jobs/{id}": { get: op({ summary: "a job's status and result" }), delete: op({ summary: "cancel a job" }) },
     "/v1/jobs/{id}/events": { get: op({ summary: "a job's progress as server-sent events", type: "text/event-stream" }) },
+    "/v1/history": { get: op({ summary: "the stored images, newest first, with their parameters (?offset=0&limit=24, limit at most 100)" }) },
+    "/v1/queue": { get: op({ summary: "every client's running and queued jobs: prompt, state, progress" }) },
     "/v1/images/generations": { post: op({ summary: "OpenAI images.generate (b64_json or url)", body: obj({ prompt: str(), n: int(), size: str(), response_format: str() }, ["prompt"]), answer: obj({ created: int(), data: arr(obj({ b64_json: str(), url: str() })) }) }) },
     "/v1/images/edits": { post: op({ summary: "OpenAI images.edit: inpaint the image where the mask (or the image) is fully transparent", form: true, body: obj({ image: { type: "string", format: "binary" }, mask: { type: "string", format: "binary", description: "PNG: alpha 0 = edit" }, prompt: str(), n: int(), size: str(), response_format: str(), strength: num("extension, default 1") }, ["image", "prompt"]) }) },
     "/v1/images/variations": { post: op({ summary: "OpenAI images.createVariation: img2img of the image with an empty prompt (strength 0.75)", form: true, body: obj({ image: { type: "string", format: "binary" }, n: int(), size: str(), response_format: str() }, ["image"]) }) },

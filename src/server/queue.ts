@@ -20,6 +20,22 @@ export interface QueueCounts {
   queued: number;
 }
 
+/** A running or queued job as GET /v1/queue lists it. */
+export interface QueueEntry {
+  id: string;
+  status: "running" | "queued";
+  prompt: string;
+  step: number;
+  totalSteps: number;
+  etaSeconds: number;
+  createdAt: number;
+}
+
+export const queueEntry = (j: Job): QueueEntry => ({
+  id: j.id, status: j.status === "running" ? "running" : "queued", prompt: j.spec.prompt,
+  step: j.step, totalSteps: j.totalSteps, etaSeconds: j.etaSeconds(), createdAt: j.createdAt,
+});
+
 const KEEP_FINISHED = 200;
 const KEEP_FINISHED_MS = 60 * 60 * 1000;
 
@@ -49,6 +65,15 @@ export abstract class JobQueue {
       else if (j.status === "queued") queued++;
     }
     return { running, queued };
+  }
+
+  /** Running and queued jobs that this server took, oldest first. */
+  active(): Job[] { return [...this.jobs.values()].filter((j) => !j.finished); }
+
+  /** Every client's running jobs, then the queued ones in order (GET /v1/queue); Redis: all front ends'. */
+  async listActive(): Promise<QueueEntry[]> {
+    const jobs = this.active();
+    return [...jobs.filter((j) => j.status === "running"), ...jobs.filter((j) => j.status !== "running")].map(queueEntry);
   }
 
   /** Running jobs, oldest first. */

@@ -11,7 +11,7 @@ import { Redis, type RedisOptions } from "ioredis";
 import { Queue, QueueEvents, type ConnectionOptions } from "bullmq";
 import { HttpError, errorFromWire, queueFull, toHttpError, type CancelReason } from "./errors.js";
 import { Job, newJobId, outputFromJson, type JobOutputJson, type JobSpec } from "./job.js";
-import { JobQueue, type ModelInfo } from "./queue.js";
+import { JobQueue, queueEntry, type ModelInfo, type QueueEntry } from "./queue.js";
 import type { FileStore } from "./file-store.js";
 
 /** ioredis options from redis://[user:password@]host[:port][/db][?name=queue] (rediss:// for TLS), parsed by ioredis. */
@@ -216,6 +216,20 @@ export class RedisQueue extends JobQueue {
     }
     job.queued(waiting);
     return job;
+  }
+
+  /** From BullMQ, so the jobs other front ends queued show too (this server's own with their ETA). */
+  override async listActive(): Promise<QueueEntry[]> {
+    const [active, waiting] = await withTimeout(Promise.all([this.queue.getJobs(["active"], 0, 49, true), this.queue.getJobs(["prioritized", "waiting"], 0, 99, true)]),
+      REDIS_TIMEOUT_MS, "no answer from Redis").catch((e) => { throw queueDown(e); });
+    const entry = (b: (typeof active)[number], status: QueueEntry["status"]): QueueEntry => {
+      const own = b.id ? this.jobs.get(b.id) : undefined;
+      if (own && !own.finished) return { ...queueEntry(own), status };
+      const p = (typeof b.progress === "object" && b.progress ? b.progress : {}) as Partial<ProgressData>;
+      const spec = b.data as Partial<JobSpec> | undefined;
+      return { id: b.id ?? "", status, prompt: String(spec?.prompt ?? ""), step: Number(p.step) || 0, totalSteps: Number(p.totalSteps) || 0, etaSeconds: 0, createdAt: b.timestamp };
+    };
+    return [...active.map((b) => entry(b, "running")), ...waiting.map((b) => entry(b, "queued"))];
   }
 
   override async unavailable(): Promise<string | undefined> {

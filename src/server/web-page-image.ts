@@ -221,7 +221,7 @@ function imageRequest(form) {
     body.inpaint_full_res_padding = 32;
     body.inpainting_mask_invert = 0;
   }
-  return body;
+  return pickersApply(body, false);
 }
 
 async function pollProgress(state) {
@@ -239,15 +239,20 @@ async function pollProgress(state) {
 
 async function generateImage(form) {
   if (!img.source) { setStatus("pick an image first"); return; }
-  var body = imageRequest(form);
+  postA1111("/sdapi/v1/img2img", imageRequest(form), form);
+}
+
+// an A1111 request (img2img, or txt2img with what only that API takes: hires fix, model, VAE), followed by polling its progress
+async function postA1111(path, body, form) {
   var state = { done: false };
   current = { a1111: true, source: { close: function () {} } };
+  var me = current;
   busy(true);
   setProgress(0, 1, 0, "sending…");
   var t0 = performance.now(), res, data;
   pollProgress(state);
   try {
-    res = await fetch("/sdapi/v1/img2img", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    res = await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
     data = await res.json();
   } catch (e) {
     state.done = true; end(); setProgress(0, 1, 0, ""); setStatus("cannot reach the server: " + e.message); return;
@@ -257,13 +262,16 @@ async function generateImage(form) {
   if (!res.ok) { setProgress(0, 1, 0, ""); setStatus((data && data.error && data.error.message) || ("error " + res.status)); return; }
   var info = JSON.parse(data.info);
   var urls = data.images.map(function (s) { return "data:image/png;base64," + s; });
-  setProgress(1, 1, 0, "done in " + ((performance.now() - t0) / 1000).toFixed(1) + " s · seed " + info.seed);
+  // A1111's interrupt answers with the image so far: keep it, but say it was cancelled
+  if (me.stopped) showCancelled("cancelled · kept the image so far");
+  else setProgress(1, 1, 0, "done in " + ((performance.now() - t0) / 1000).toFixed(1) + " s · seed " + info.seed);
   if (urls.length) { $("preview").src = urls[0]; $("preview").classList.remove("hidden"); }
   addCard({
     seed: info.seed,
-    params: { prompt: form.prompt, negative_prompt: form.negative_prompt, seed: info.seed, steps: form.steps, guidance_scale: form.guidance_scale, scheduler: form.scheduler, n: form.n, preset: form.preset },
+    params: { prompt: form.prompt, negative_prompt: form.negative_prompt, seed: info.seed, steps: form.steps, guidance_scale: form.guidance_scale, scheduler: form.scheduler, n: form.n, preset: form.preset, width: body.width, height: body.height },
     result: { images: urls.map(function (u) { return { url: u }; }), seeds: info.all_seeds, infotexts: info.infotexts, width: info.width, height: info.height }
   });
+  loadHistory(true);
 }
 
 // a result as the next init image (margins and mask start over)

@@ -5,12 +5,18 @@
  * parameters, downloads and "reuse these settings". With --lora-dir, a LoRA picker adds
  * `<lora:NAME:1>` tags to the prompt; with --fast, a "Fast" checkbox sends `preset: "fast"` and greys
  * the steps, guidance and scheduler it replaces. An image-to-image / inpainting mode (web-page-image.ts)
- * paints a mask over an image and sends it to /sdapi/v1/img2img. Laid out for phones as well as desktops.
+ * paints a mask over an image and sends it to /sdapi/v1/img2img. Keeping the page open: the history of the
+ * server's images (web-history.ts), every client's queue (web-queue.ts), a lightbox (web-lightbox.ts), and
+ * the A1111-only pickers, hires fix and PNG drop (web-pickers.ts). Laid out for phones as well as desktops.
  * (The embedded script avoids template literals so that this file can hold it in one.)
  */
 import { FAST_JOB } from "./fast-request.js";
 import { IMAGE_CSS, IMAGE_HTML, IMAGE_SCRIPT } from "./web-page-image.js";
 import { CONTROLNET_CSS, CONTROLNET_HTML, CONTROLNET_SCRIPT } from "./web-controlnet.js";
+import { HISTORY_CSS, HISTORY_HTML, HISTORY_SCRIPT } from "./web-history.js";
+import { QUEUE_CSS, QUEUE_HTML, QUEUE_SCRIPT } from "./web-queue.js";
+import { LIGHTBOX_CSS, LIGHTBOX_HTML, LIGHTBOX_SCRIPT } from "./web-lightbox.js";
+import { PICKERS_CSS, PICKERS_HTML, PICKERS_SCRIPT } from "./web-pickers.js";
 
 export const SDXL_BUCKETS: readonly [number, number][] = [
   [1024, 1024], [1152, 896], [896, 1152], [1216, 832], [832, 1216], [1344, 768], [768, 1344], [1536, 640], [640, 1536],
@@ -48,8 +54,9 @@ label.check input { width: auto; margin: 0; }
 .bar { height: 12px; border-radius: 6px; background: var(--bg); border: 1px solid var(--line); overflow: hidden; }
 .fill { height: 100%; width: 0%; background: var(--accent); transition: width .15s linear; }
 #progress-text { font-size: .9rem; color: var(--muted); font-variant-numeric: tabular-nums; min-height: 1.3em; }
+#progress-text.cancelled { color: var(--fg); font-weight: 600; }
 #status { color: var(--bad); font-size: .9rem; min-height: 1.3em; overflow-wrap: anywhere; }
-#preview { width: min(100%, 320px); aspect-ratio: auto; border-radius: 8px; border: 1px solid var(--line); image-rendering: auto; background: var(--bg); }
+#preview { width: auto; min-width: min(100%, 256px); max-width: 100%; aspect-ratio: auto; border-radius: 8px; border: 1px solid var(--line); image-rendering: auto; background: var(--bg); }
 .results { display: flex; flex-direction: column; gap: 1rem; min-width: 0; }
 #gallery { display: grid; grid-template-columns: repeat(auto-fill, minmax(260px, 1fr)); gap: 1rem; }
 @media (max-width: 760px) { #gallery { grid-template-columns: minmax(0, 1fr); } }
@@ -61,7 +68,7 @@ label.check input { width: auto; margin: 0; }
 .card .buttons { display: flex; flex-wrap: wrap; gap: .4rem; }
 .card .buttons a, .card .buttons button { width: auto; font-size: .85rem; padding: .35rem .6rem; border: 1px solid var(--line); border-radius: 7px; color: var(--fg); background: var(--bg); text-decoration: none; }
 .empty { color: var(--muted); font-size: .9rem; }
-${CONTROLNET_CSS}`;
+${CONTROLNET_CSS}${HISTORY_CSS}${QUEUE_CSS}${LIGHTBOX_CSS}${PICKERS_CSS}`;
 
 const SCRIPT = `
 "use strict";
@@ -85,6 +92,7 @@ function option(select, value, text) {
 function setStatus(text) { $("status").textContent = text || ""; }
 
 function setProgress(step, total, eta, label) {
+  $("progress-text").classList.remove("cancelled");
   var pct = total ? Math.round(100 * step / total) : 0;
   $("progress-fill").style.width = pct + "%";
   $("progress").setAttribute("aria-valuenow", String(pct));
@@ -172,6 +180,11 @@ async function generate(ev) {
   var body;
   try { body = readForm(); } catch (e) { setStatus(e.message); return; }
   if (isImageMode()) { generateImage(body); return; }
+  // hires fix, schedule type, model or VAE: only A1111's txt2img takes them
+  if (pickersUsed()) {
+    if (body.controlnets) { setStatus("ControlNet goes with the plain settings only: turn off the hires fix, schedule type, model and VAE choices"); return; }
+    postA1111("/sdapi/v1/txt2img", txt2imgRequest(body), body); return;
+  }
   busy(true);
   setProgress(0, 1, 0, "sending…");
   var res, data;
@@ -214,24 +227,34 @@ function follow(id, body) {
     setProgress(1, 1, 0, "done in " + d.result.seconds.toFixed(1) + " s · seed " + d.seed);
     if (d.result.images.length) { $("preview").src = d.result.images[0].url; $("preview").classList.remove("hidden"); }
     addCard(d);
+    loadHistory(true);
   });
   source.addEventListener("failed", function (e) {
     var d = JSON.parse(e.data);
     end();
+    // a cancel is what the user asked for: a plain "cancelled", not an error
+    if (d.error && d.error.code && /^job_(cancelled|interrupted)$/.test(d.error.code)) { showCancelled("cancelled"); return; }
     setProgress(0, 1, 0, "");
     setStatus(d.error ? d.error.message : "the job failed");
   });
+}
+
+function showCancelled(text) {
+  setProgress(0, 1, 0, text);
+  $("progress-text").classList.add("cancelled");
 }
 
 function end() {
   if (current) current.source.close();
   current = null;
   busy(false);
+  refreshQueue(); // the finished job leaves the queue view now, not at the next poll
 }
 
 async function cancel() {
   if (!current) return;
   // an A1111 request answers with what it made so far
+  current.stopped = true;
   if (current.a1111) { try { await fetch("/sdapi/v1/interrupt", { method: "POST" }); } catch (e) { setStatus(e.message); } return; }
   try { await fetch("/v1/jobs/" + encodeURIComponent(current.id), { method: "DELETE" }); } catch (e) { setStatus(e.message); }
 }
@@ -311,11 +334,19 @@ async function init() {
     $("lora-picker").classList.toggle("hidden", loras.length === 0);
   } catch (e) { /* no picker */ }
   await cnInit();
+  await initPickers();
+  initLightbox();
+  await initHistory();
+  pollQueue();
   document.body.dataset.ready = "1";
 }
 
 ${IMAGE_SCRIPT}
 ${CONTROLNET_SCRIPT}
+${HISTORY_SCRIPT}
+${QUEUE_SCRIPT}
+${LIGHTBOX_SCRIPT}
+${PICKERS_SCRIPT}
 init();
 `;
 
@@ -350,10 +381,10 @@ ${CONTROLNET_HTML}
       <label>Height<input id="height" type="number" min="8" max="2048" step="8" inputmode="numeric"></label>
     </div>
     <div class="row">
-      <label>Scheduler<select id="scheduler"><option value="">model default</option></select></label>
+      <label>Sampler<select id="scheduler"><option value="">model default</option></select></label>
       <label>Images<input id="count" type="number" min="1" max="8" step="1" value="1" inputmode="numeric"></label>
     </div>
-    <div class="actions">
+${PICKERS_HTML}    <div class="actions">
       <button class="primary" id="generate" type="submit">Generate</button>
       <button type="button" id="cancel" class="hidden">Cancel</button>
     </div>
@@ -365,10 +396,13 @@ ${CONTROLNET_HTML}
       <div id="status" role="alert"></div>
       <img id="preview" class="hidden" alt="live preview">
     </div>
+${QUEUE_HTML}
     <p class="empty" id="empty">Results appear here.</p>
     <div id="gallery"></div>
+${HISTORY_HTML}
   </section>
 </main>
+${LIGHTBOX_HTML}
 <template id="card-template"><article class="card"><div class="images"></div><div class="meta"><pre></pre><div class="buttons"><button type="button" class="reuse">Reuse these settings</button><button type="button" class="edit">Edit this image</button></div></div></article></template>
 <script>${SCRIPT}</script>
 </body>

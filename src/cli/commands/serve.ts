@@ -15,7 +15,7 @@ import { intFlag, MODEL_LOAD_OPTIONS, parseModelLoad } from "./generate.js";
 import { FAST_HELP, FAST_OPTIONS, parseFast, resolveFastLora, withFastTaesd } from "../fast-flags.js";
 import { CONTROLNET_DIR_HELP, CONTROLNET_DIR_OPTIONS, parseControlNetDir } from "../controlnet-dir-flags.js";
 
-export const serveUsage = `ssd1b serve [--model M] [--host H] [--port P] [--max-queue N] [--lora-dir DIR] [--controlnet-dir DIR] [--upscaler-dir DIR] [--queue redis://HOST:PORT]
+export const serveUsage = `ssd1b serve [--model M] [--host H] [--port P] [--max-queue N] [--output-dir DIR] [--lora-dir DIR] [--controlnet-dir DIR] [--upscaler-dir DIR] [--queue redis://HOST:PORT]
             [--host-allow NAMES] [--cors-allow-origins ORIGINS] [--fast [--fast-lora L]]
   HTTP server with one model loaded; jobs run one at a time in arrival order. APIs: OpenAI
   POST /v1/images/generations, AUTOMATIC1111 /sdapi/v1/* (txt2img, img2img, progress, interrupt,
@@ -29,6 +29,8 @@ export const serveUsage = `ssd1b serve [--model M] [--host H] [--port P] [--max-
   --cors-allow-origins O,P  origins (https://app.example:8080, "*": any) whose pages may call the API
                        (CORS headers, preflight answered); other cross-origin requests get 403
   --max-queue N        jobs that may wait; more get 429 with Retry-After (default 16)
+  --output-dir DIR     also write every image made here to DIR (never pruned) and read the newest back
+                       at start, so the web page's history (GET /v1/history) outlives a restart
   --variant fp16|fp32  which weight files to load (default fp32 when present, else fp16)
   --lora FILE[:W], --vae DIR, --config DIR, --vae-precision P, --prompt-syntax diffusers|a1111: as for generate
   --taesd DIR|FILE     a TAESD (madebyollin/taesdxl): progress previews become its full-size decode (made
@@ -94,6 +96,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
       host: { type: "string", default: "127.0.0.1" },
       port: { type: "string", default: "7860" },
       "max-queue": { type: "string", default: "16" },
+      "output-dir": { type: "string" },
       variant: { type: "string" },
       ...MODEL_LOAD_OPTIONS,
       ...LORA_DIR_OPTIONS,
@@ -139,7 +142,8 @@ export async function serveCommand(argv: string[]): Promise<void> {
     }
     log(`upscalers: ${(await upscalers.list()).length - 3} model(s) in ${upscalers.dir}`);
   }
-  const files = new FileStore();
+  // the images are served from memory (an hour, 512 MiB); --output-dir keeps them on disk too
+  const files = new FileStore(undefined, undefined, { dir: values["output-dir"], log });
   let queue: JobQueue;
   let pipe: StableDiffusionXLPipeline | undefined;
   let fastLora: string | undefined;
