@@ -301,7 +301,7 @@ test("A1111 override_settings and fields: honoured when this server can, else a 
     [{ enable_hr: true, steps: 4, hr_upscaler: "Latent (antialiased)" }, "hr_upscaler", /not implemented/],
     [{ restore_faces: true }, "restore_faces", /face restoration/],
     [{ tiling: true }, "tiling", /tiling/],
-    [{ subseed_strength: 0.5 }, "subseed_strength", /variation seeds/],
+    [{ subseed_strength: 2 }, "subseed_strength", /subseed_strength/],
     [{ styles: ["Cinematic"] }, "styles", /"Cinematic"/],
     [{ clip_skip: 2 }, "clip_skip", /clip skip/],
     [{ script_name: "x/y/z plot" }, "script_name", /scripts are not supported/],

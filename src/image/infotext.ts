@@ -12,6 +12,9 @@ export interface GenerationInfo {
   width: number;
   height: number;
   model?: string;
+  /** A1111's variation seed of this image and its strength (after Model, as A1111 orders them). */
+  variationSeed?: number | bigint;
+  variationStrength?: number;
   /** img2img and the hires fix. */
   denoisingStrength?: number;
   /** The hires fix's fields, after the others ("Hires upscale", "Hires steps", "Hires upscaler"). */
@@ -31,6 +34,8 @@ export function formatInfotext(info: GenerationInfo): string {
     ["Seed", info.seed],
     ["Size", `${info.width}x${info.height}`],
     ["Model", info.model],
+    ["Variation seed", info.variationSeed],
+    ["Variation seed strength", info.variationStrength],
     ["Denoising strength", info.denoisingStrength],
     ...Object.entries(info.extra ?? {}),
   ];

@@ -52,6 +52,13 @@ export interface JobSpec {
   seed: number;
   /** A1111: every image draws its noise from its own seed (seed + j), so it equals a run of one image with that seed. */
   perImageSeeds?: boolean;
+  /**
+   * A1111's variation seeds (subseed, subseed_strength > 0): image j of the job (across batch and
+   * iterations) has its noise slerped towards randn(variationSeed + j) by variationStrength, and every
+   * image then keeps `seed` itself (A1111's all_seeds do not count up when subseed_strength > 0).
+   */
+  variationSeed?: number;
+  variationStrength?: number;
   /** txt2img size; absent: the model's default. */
   width?: number;
   height?: number;

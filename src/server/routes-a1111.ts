@@ -76,7 +76,7 @@ interface Parsed {
   /** The request echoed with its defaults (A1111's `parameters`). */
   parameters: Record<string, unknown>;
   sendImages: boolean;
-  /** A1111 reports a subseed even when it has no effect (subseed_strength 0). */
+  /** The variation seed; A1111 reports it even when it has no effect (subseed_strength 0). */
   subseed: number;
 }
 
@@ -135,6 +135,10 @@ async function parseRequest(body: unknown, state: AppState, img2img: boolean): P
   } else {
     Object.assign(spec, readSides(f, limits));
   }
+  // A1111's variation seeds (subseed -1 draws one, as seed does)
+  const subseed = readSeed(f, "subseed");
+  const subseedStrength = f.number("subseed_strength", 0, 1) ?? 0;
+  if (subseedStrength > 0) Object.assign(spec, { variationSeed: subseed, variationStrength: subseedStrength });
   await readLoras(f, spec, state);
   await readA1111ControlNets(f, spec, state);
   finishSpec(spec, limits);
@@ -147,7 +151,7 @@ async function parseRequest(body: unknown, state: AppState, img2img: boolean): P
   });
   // the field's LoRAs are tags in the echoed prompt now: sent back as they are, they apply once
   delete parameters.loras;
-  return { spec, parameters, sendImages: f.bool("send_images") ?? true, subseed: readSeed(f, "subseed") };
+  return { spec, parameters, sendImages: f.bool("send_images") ?? true, subseed };
 }
 
 /** A1111's `info` object. */
@@ -157,7 +161,7 @@ function infoJson(spec: JobSpec, output: JobOutput, jobId: string, startedAt: Da
     prompt: spec.prompt, all_prompts: Array(n).fill(spec.prompt),
     negative_prompt: spec.negativePrompt ?? "", all_negative_prompts: Array(n).fill(spec.negativePrompt ?? ""),
     seed: spec.seed, all_seeds: output.seeds,
-    subseed, all_subseeds: output.seeds.map((_, j) => subseed + j), subseed_strength: 0,
+    subseed, all_subseeds: output.seeds.map((_, j) => subseed + j), subseed_strength: spec.variationStrength ?? 0,
     width: output.width, height: output.height, sampler_name: output.sampler, cfg_scale: spec.guidanceScale, steps: spec.steps,
     batch_size: spec.batchSize, n_iter: spec.iterations, restore_faces: false, face_restoration_model: null,
     sd_model_name: output.model, sd_model_hash: null, sd_vae_name: null, sd_vae_hash: null,

@@ -204,9 +204,9 @@ function pairFlag(values: Values, name: string): readonly [number, number] | und
 }
 
 /** A1111's infotext fields of image i's variation seed. */
-function variationInfo(o: CommonOptions, i: number): Record<string, number> {
+function variationInfo(o: CommonOptions, i: number): { variationSeed?: number; variationStrength?: number } {
   if (!o.variationStrength || typeof o.variationSeed !== "number") return {};
-  return { "Variation seed": o.variationSeed + i, "Variation seed strength": o.variationStrength };
+  return { variationSeed: o.variationSeed + i, variationStrength: o.variationStrength };
 }
 
 /** --variation-seed and --variation-strength (both or neither). */
@@ -349,7 +349,7 @@ export async function runAndSave(
       prompt: pick(options.prompt, i)!, negativePrompt: pick(options.negativePrompt, i),
       steps: options.numInferenceSteps, sampler: samplerLabel(out.scheduler.className, out.scheduler.config as Record<string, unknown>),
       cfgScale: options.guidanceScale, seed: options.seed, width, height, model: pipe.model.name, ...extraInfo,
-      extra: { ...variationInfo(options, i), ...extraInfo.extra },
+      ...variationInfo(options, i),
     });
     mkdirSync(dirname(name), { recursive: true });
     writeFileAtomically(name, encodePng(toRgb8(out.images, i), { parameters }));
