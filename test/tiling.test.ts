@@ -1,0 +1,70 @@
+/**
+ * A1111's tiling (torch padding_mode "circular" on every Conv2d): the lowering's circularConvPads
+ * against a circular conv written out by hand, plain lowerings unchanged, and asymmetric pads (the
+ * VAE's explicit zero F.pad) left as zeros.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as ort from "onnxruntime-node";
+import { Graph } from "../src/ir/graph.js";
+import * as F from "../src/ir/functional.js";
+import { lowerToOnnx } from "../src/ir/onnx/lower.js";
+
+const values = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(seed * 77 + i * 0.731));
+
+/** torch's Conv2d(padding=p, padding_mode="circular"), stride s, written out. */
+function circularConv(x: Float32Array, [c, h, w]: number[], wt: Float32Array, co: number, k: number, p: number, s: number, zeros = false): Float32Array {
+  const ho = Math.floor((h + 2 * p - k) / s) + 1, wo = Math.floor((w + 2 * p - k) / s) + 1;
+  const out = new Float32Array(co * ho * wo);
+  for (let o = 0; o < co; o++) for (let y = 0; y < ho; y++) for (let xo = 0; xo < wo; xo++) {
+    let acc = 0;
+    for (let ci = 0; ci < c; ci++) for (let ky = 0; ky < k; ky++) for (let kx = 0; kx < k; kx++) {
+      let iy = y * s + ky - p, ix = xo * s + kx - p;
+      if (zeros && (iy < 0 || iy >= h || ix < 0 || ix >= w)) continue;
+      iy = (iy + h) % h; ix = (ix + w) % w;
+      acc += wt[((o * c + ci) * k + ky) * k + kx] * x[(ci * h + iy) * w + ix];
+    }
+    out[(o * ho + y) * wo + xo] = acc;
+  }
+  return out;
+}
+
+async function run(bytes: Uint8Array, x: Float32Array, shape: number[]): Promise<Float32Array> {
+  const session = await ort.InferenceSession.create(bytes, { executionProviders: ["cpu"] });
+  try {
+    return (await session.run({ x: new ort.Tensor("float32", x, shape) })).y.data as Float32Array;
+  } finally {
+    await session.release();
+  }
+}
+
+function convGraph(c: number, h: number, w: number, co: number, k: number, pads: [number, number, number, number], stride: number, wt: Float32Array): Graph {
+  const g = new Graph();
+  const x = g.input("x", [1, c, h, w]);
+  g.output("y", F.conv2d(x, g.constant(wt, [co, c, k, k]), undefined, { pads, stride }));
+  return g;
+}
+
+const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => { let m = 0; for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i])); return m; };
+
+test("circular conv padding: Pad mode wrap + a pad-0 conv equals torch's circular Conv2d (stride 1 and 2); plain lowering keeps zeros", async () => {
+  const [c, h, w, co] = [2, 5, 6, 3];
+  const x = values(c * h * w, 1);
+  for (const [k, p, s] of [[3, 1, 1], [3, 1, 2], [5, 2, 1]]) {
+    const wt = values(co * c * k * k, 2 + k);
+    const g = convGraph(c, h, w, co, k, [p, p, p, p], s, wt);
+    const tiled = await run(lowerToOnnx(g, "t", { circularConvPads: true }).bytes, x, [1, c, h, w]);
+    assert.ok(maxDiff(tiled, circularConv(x, [c, h, w], wt, co, k, p, s)) < 1e-5, `k ${k} p ${p} s ${s} circular`);
+    const plain = await run(lowerToOnnx(g, "t").bytes, x, [1, c, h, w]);
+    assert.ok(maxDiff(plain, circularConv(x, [c, h, w], wt, co, k, p, s, true)) < 1e-5, `k ${k} p ${p} s ${s} zeros`);
+  }
+});
+
+test("circular conv padding leaves asymmetric pads (an explicit zero F.pad folded into the conv) as zeros", async () => {
+  const [c, h, w, co, k] = [2, 6, 6, 2, 3];
+  const x = values(c * h * w, 3), wt = values(co * c * k * k, 4);
+  const g = convGraph(c, h, w, co, k, [0, 0, 1, 1], 2, wt);
+  const a = await run(lowerToOnnx(g, "t", { circularConvPads: true }).bytes, x, [1, c, h, w]);
+  const b = await run(lowerToOnnx(g, "t").bytes, x, [1, c, h, w]);
+  assert.deepEqual(a, b);
+});
