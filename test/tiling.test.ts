@@ -3,12 +3,19 @@
  * against a circular conv written out by hand, plain lowerings unchanged, and asymmetric pads (the
  * VAE's explicit zero F.pad) left as zeros.
  */
-import { test } from "node:test";
+import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import * as ort from "onnxruntime-node";
 import { Graph } from "../src/ir/graph.js";
 import * as F from "../src/ir/functional.js";
 import { lowerToOnnx } from "../src/ir/onnx/lower.js";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { NO_FIXTURES } from "./helpers/fixtures.js";
+import { tinyModelIn } from "./helpers/tiny-model.js";
+import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
+import { TorchGenerator } from "../src/random/index.js";
 
 const values = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(seed * 77 + i * 0.731));
 
@@ -67,4 +74,41 @@ test("circular conv padding leaves asymmetric pads (an explicit zero F.pad folde
   const a = await run(lowerToOnnx(g, "t", { circularConvPads: true }).bytes, x, [1, c, h, w]);
   const b = await run(lowerToOnnx(g, "t").bytes, x, [1, c, h, w]);
   assert.deepEqual(a, b);
+});
+
+/** [N, C, H, W] (or [N, H, W, C] with channelsLast) rolled right by `by` columns. */
+function rollColumns(x: Float32Array, shape: number[], by: number, channelsLast = false): Float32Array {
+  const w = channelsLast ? shape[2] : shape[3], inner = channelsLast ? shape[3] : 1, rows = x.length / (w * inner);
+  const out = new Float32Array(x.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < w; c++) for (let k = 0; k < inner; k++) {
+    out[(r * w + (c + by) % w) * inner + k] = x[(r * w + c) * inner + k];
+  }
+  return out;
+}
+
+const tmp = mkdtempSync(join(tmpdir(), "tiling-"));
+let pipe: StableDiffusionXLPipeline | undefined;
+after(async () => { await pipe?.release(); rmSync(tmp, { recursive: true, force: true }); });
+
+test("tiling: the image of latents rolled by 4 columns is the image rolled by 8 pixels (so its left and right edges meet seamlessly); without tiling it is not", { skip: NO_FIXTURES }, async () => {
+  pipe = await StableDiffusionXLPipeline.fromPretrained(tinyModelIn(tmp));
+  // the tiny UNet halves twice and the VAE doubles once: a 4-column latent roll is an 8-pixel image roll
+  const shape = [1, 4, 16, 16];
+  const latents = new TorchGenerator(3).randn(shape);
+  const rolled = rollColumns(latents, shape, 4);
+  const base = { prompt: "a brick wall", numInferenceSteps: 2, scheduler: "Euler", width: 32, height: 32, seed: 1 };
+  const image = async (l: Float32Array, tiling: boolean) => (await pipe!.generate({ ...base, latents: l, tiling })).images;
+  const a = await image(latents, true), b = await image(rolled, true);
+  // b holds a's right edge (column 31) next to its left edge (column 0) at columns 7 | 8, as any inner pair
+  const d = maxDiff(b.data, rollColumns(a.data, a.shape, 8, true));
+  assert.ok(d < 1e-4, `tiled: rolled latents give the rolled image (max diff ${d})`);
+  const p = await image(latents, false), q = await image(rolled, false);
+  assert.ok(maxDiff(q.data, rollColumns(p.data, p.shape, 8, true)) > 1e-3, "zero padding is not seamless");
+  assert.ok(maxDiff(a.data, p.data) > 1e-3, "tiling changes the image");
+  // img2img and inpainting encode with the tiled VAE too (their own sessions); the plain call is as before
+  const init = { width: 32, height: 32, data: new Uint8Array(32 * 32 * 3).map((_, i) => (i * 37) % 256) };
+  const i2i = await pipe.img2img({ ...base, image: init, strength: 0.5, tiling: true });
+  const plain = await pipe.img2img({ ...base, image: init, strength: 0.5 });
+  assert.ok(maxDiff(i2i.images.data, plain.images.data) > 1e-3);
+  assert.deepEqual((await pipe.img2img({ ...base, image: init, strength: 0.5, tiling: false })).images.data, plain.images.data);
 });

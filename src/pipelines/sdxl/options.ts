@@ -106,6 +106,12 @@ export interface CommonOptions extends Omit<EncodePromptOptions, "doClassifierFr
    * finished step left them are decoded and returned (`timesteps` then lists only the steps that ran).
    */
   stopEarly?: AbortSignal;
+  /**
+   * AUTOMATIC1111's tiling: every Conv2d of the UNet and the VAE pads circularly (torch's padding_mode
+   * "circular"), so the image tiles seamlessly; compiles sessions of their own. TAESD and ControlNets
+   * keep zero padding, as in A1111.
+   */
+  tiling?: boolean;
   /** Decode the final latents with the loaded TAESD instead of the VAE (much faster, a little less detail). */
   fastDecode?: boolean;
   /**

@@ -32,6 +32,8 @@ export interface Prepared {
   batch: number;
   /** A1111 variation seeds, one per image, and their strength (absent: none). */
   variation?: { seeds: (number | bigint)[]; strength: number };
+  /** A1111's tiling: the UNet and VAE with circular conv padding. */
+  tiling?: boolean;
 }
 
 /** Checks the shared arguments, builds the scheduler and the generator, encodes the prompts. */
@@ -56,7 +58,7 @@ export async function prepare(c: SdxlComponents, opts: CommonOptions, createSche
   if (generator instanceof PerImageGenerator && generator.generators.length !== batch) {
     throw new PipelineInputError(`${generator.generators.length} generators (or seeds) were passed for ${batch} images; pass one per image`);
   }
-  return { scheduler, generator, seed, seeds, steps, guidance, guidanceScale, embeds, batch, variation: variationOf(opts, batch) };
+  return { scheduler, generator, seed, seeds, steps, guidance, guidanceScale, embeds, batch, variation: variationOf(opts, batch), tiling: opts.tiling === true };
 }
 
 function variationOf(opts: CommonOptions, batch: number): Prepared["variation"] {
@@ -142,7 +144,7 @@ export async function imageLatents(c: SdxlComponents, p: Prepared, init: InitInp
   if (p.batch % m !== 0) throw new PipelineInputError(`${m} init images cannot be spread over ${p.batch} images`);
   if (init.given === "latents") return tileImages(init.tensor, p.batch);
   const perImage = p.generator instanceof PerImageGenerator && m < p.batch;
-  return encodeInitImage(c.vae, perImage ? tileImages(init.tensor, p.batch) : init.tensor, p.batch, p.generator);
+  return encodeInitImage(c.vae, perImage ? tileImages(init.tensor, p.batch) : init.tensor, p.batch, p.generator, p.tiling);
 }
 
 /** seed / seeds / generator(s) as one NoiseGenerator; a random seed (reported) when none is given. */
