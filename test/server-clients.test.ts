@@ -300,7 +300,6 @@ test("A1111 override_settings and fields: honoured when this server can, else a 
     [{ enable_hr: true, steps: 4, hr_upscaler: "4x-Nope" }, "hr_upscaler", /unknown hr_upscaler "4x-Nope" \(valid: Latent, .*Lanczos, Nearest/],
     [{ enable_hr: true, steps: 4, hr_upscaler: "Latent (antialiased)" }, "hr_upscaler", /not implemented/],
     [{ restore_faces: true }, "restore_faces", /face restoration/],
-    [{ tiling: true }, "tiling", /tiling/],
     [{ subseed_strength: 2 }, "subseed_strength", /subseed_strength/],
     [{ styles: ["Cinematic"] }, "styles", /"Cinematic"/],
     [{ clip_skip: 2 }, "clip_skip", /clip skip/],

@@ -2,7 +2,7 @@
  * A1111's variation seeds through the server: subseed / subseed_strength on txt2img reach the
  * library's variationSeed / variationStrength, with A1111's seeds (all_seeds all equal to seed,
  * all_subseeds subseed + j) and infotext fields. Euler draws no step noise, so at strength 1 an
- * image is exactly the image of seed = its variation seed.
+ * image is exactly the image of seed = its variation seed. And `tiling`: the library's circular padding.
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -95,4 +95,14 @@ test("A1111 variation fields out of range, and seed_resize_from_*, are a 400 nam
     assert.equal(r.status, 400, JSON.stringify(extra));
     assert.equal((await r.json() as { error: { param: string } }).error.param, param);
   }
+});
+
+test("A1111 tiling: true is the library's tiled image, with A1111's \"Tiling: True\"", { skip: NO_FIXTURES }, async () => {
+  const tiled = await txt2img({ ...base, seed: 21, tiling: true });
+  assert.match(tiled.info.infotexts[0], /Model: tiny-ssd, Tiling: True(,|$)/);
+  const lib = await pipe.generate({ prompt: base.prompt, numInferenceSteps: 3, guidanceScale: 5, width: 32, height: 32, scheduler: "Euler", seed: 21, tiling: true });
+  assert.ok(levelDiff(tiled.images[0], lib.images.data) <= 1, "tiled vs the library");
+  const plain = await txt2img({ ...base, seed: 21, tiling: false });
+  assert.doesNotMatch(plain.info.infotexts[0], /Tiling/);
+  assert.ok(pngDiff(tiled.images[0], plain.images[0]) > 1, "tiling changes the image");
 });

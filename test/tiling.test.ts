@@ -16,6 +16,10 @@ import { NO_FIXTURES } from "./helpers/fixtures.js";
 import { tinyModelIn } from "./helpers/tiny-model.js";
 import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
 import { TorchGenerator } from "../src/random/index.js";
+import { readFileSync } from "node:fs";
+import { runCli } from "./helpers/cli.js";
+import { decodePng } from "../src/image/png.js";
+import { toRgb8 } from "../src/image/image.js";
 
 const values = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(seed * 77 + i * 0.731));
 
@@ -111,4 +115,15 @@ test("tiling: the image of latents rolled by 4 columns is the image rolled by 8 
   const plain = await pipe.img2img({ ...base, image: init, strength: 0.5 });
   assert.ok(maxDiff(i2i.images.data, plain.images.data) > 1e-3);
   assert.deepEqual((await pipe.img2img({ ...base, image: init, strength: 0.5, tiling: false })).images.data, plain.images.data);
+});
+
+test("cli --tiling: the library's tiled image, with A1111's \"Tiling: True\" in the PNG text", { skip: NO_FIXTURES }, async () => {
+  const out = join(tmp, "tiled.png");
+  const r = runCli(["generate", "--model", tinyModelIn(tmp), "--prompt", "a brick wall", "--steps", "2", "--scheduler", "Euler", "--seed", "4", "--width", "32", "--height", "32", "--tiling", "--output", out]);
+  assert.equal(r.code, 0, r.stderr);
+  const png = decodePng(readFileSync(out));
+  assert.match(png.text.parameters ?? "", /Tiling: True/);
+  pipe ??= await StableDiffusionXLPipeline.fromPretrained(tinyModelIn(tmp));
+  const lib = await pipe.generate({ prompt: "a brick wall", numInferenceSteps: 2, guidanceScale: 5, scheduler: "Euler", seed: 4, width: 32, height: 32, tiling: true });
+  assert.deepEqual(Array.from(png.data), Array.from(toRgb8(lib.images).data));
 });

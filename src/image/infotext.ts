@@ -17,6 +17,8 @@ export interface GenerationInfo {
   variationStrength?: number;
   /** img2img and the hires fix. */
   denoisingStrength?: number;
+  /** A1111's tiling: "Tiling: True" (after Denoising strength, before the extra fields, as A1111 orders it). */
+  tiling?: boolean;
   /** The hires fix's fields, after the others ("Hires upscale", "Hires steps", "Hires upscaler"). */
   extra?: Record<string, string | number>;
 }
@@ -37,6 +39,7 @@ export function formatInfotext(info: GenerationInfo): string {
     ["Variation seed", info.variationSeed],
     ["Variation seed strength", info.variationStrength],
     ["Denoising strength", info.denoisingStrength],
+    ["Tiling", info.tiling ? "True" : undefined],
     ...Object.entries(info.extra ?? {}),
   ];
   const params = fields.filter(([, v]) => v !== undefined).map(([k, v]) => `${k}: ${typeof v === "string" ? quote(v) : String(v)}`).join(", ");

@@ -59,6 +59,8 @@ export interface JobSpec {
    */
   variationSeed?: number;
   variationStrength?: number;
+  /** A1111's tiling: circular padding in every UNet and VAE conv (seamless images). */
+  tiling?: boolean;
   /** txt2img size; absent: the model's default. */
   width?: number;
   height?: number;

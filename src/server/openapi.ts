@@ -19,7 +19,7 @@ const A1111_GENERATE = obj({
   sampler_name: str("an A1111 sampler (GET /sdapi/v1/samplers)"), scheduler: str("schedule type (GET /sdapi/v1/schedulers)"),
   batch_size: int(), n_iter: int(), steps: int(), cfg_scale: num(), width: int(), height: int(),
   subseed: int("variation seed (-1: random); image j uses subseed + j"),
-  subseed_strength: num("0..1: how far each image's noise moves towards its variation seed's (A1111's slerp)"), send_images: bool(),
+  subseed_strength: num("0..1: how far each image's noise moves towards its variation seed's (A1111's slerp)"), send_images: bool(), tiling: bool("circular padding in every UNet and VAE conv: a seamless tile"),
   override_settings: obj({}),
   preset: str("\"fast\" on servers started with --fast"), loras: arr(obj({ name: str(), weight: num() })),
   alwayson_scripts: obj({ controlnet: obj({ args: arr(obj({ enabled: bool(), image: str("base64"), module: str("none | canny"), model: str("GET /controlnet/model_list"), weight: num(), guidance_start: num(), guidance_end: num(), control_mode: str(), resize_mode: str(), pixel_perfect: bool(), processor_res: int(), threshold_a: num(), threshold_b: num() })) }) }),

@@ -139,6 +139,8 @@ async function parseRequest(body: unknown, state: AppState, img2img: boolean): P
   const subseed = readSeed(f, "subseed");
   const subseedStrength = f.number("subseed_strength", 0, 1) ?? 0;
   if (subseedStrength > 0) Object.assign(spec, { variationSeed: subseed, variationStrength: subseedStrength });
+  // A1111's tiling: circular padding in the UNet and the VAE
+  if (f.bool("tiling")) spec.tiling = true;
   await readLoras(f, spec, state);
   await readA1111ControlNets(f, spec, state);
   finishSpec(spec, limits);

@@ -60,6 +60,8 @@ const COMMON_HELP = `  --model M            diffusers folder, Hugging Face repo 
   --scheduler NAME     A1111 sampler ("Euler", "Euler a", "LMS", "DPM2 a", "DPM++ 3M SDE", "PLMS", "LCM", ...),
                        optionally with an A1111 schedule type ("DPM++ 2M Karras", "Euler SGM Uniform",
                        "LMS Exponential", "DPM2 Beta"), or a diffusers class (default: the model's)
+  --tiling             AUTOMATIC1111's tiling: circular padding in every UNet and VAE conv, so the image
+                       tiles seamlessly (left edge continues the right, top the bottom)
   --num-images N       images for the prompt (default 1)
   --output FILE.png    where to write (several images: FILE-0.png, FILE-1.png, ...; default ssd1b-SEED.png)
   --variant fp16|fp32  which weight files to load (default fp32 when present, else fp16)
@@ -107,6 +109,7 @@ export const COMMON_OPTIONS = {
   seed: { type: "string" },
   scheduler: { type: "string" },
   "fast-decode": { type: "boolean" },
+  tiling: { type: "boolean" },
   "num-images": { type: "string", default: "1" },
   output: { type: "string" },
   variant: { type: "string" },
@@ -271,7 +274,7 @@ export function parseCommon(values: Values, tokens: Parameters<typeof parseContr
       ...variationFlags(values),
       originalSize: pairFlag(values, "original-size"), cropsCoordsTopLeft: pairFlag(values, "crops-coords-top-left"), targetSize: pairFlag(values, "target-size"),
       scheduler: stringFlag(values, "scheduler") ?? (fast ? "LCM" : undefined), numImagesPerPrompt,
-      promptSyntax, fastDecode,
+      promptSyntax, fastDecode, ...(values.tiling === true ? { tiling: true } : {}),
     },
   };
 }
@@ -349,7 +352,7 @@ export async function runAndSave(
       prompt: pick(options.prompt, i)!, negativePrompt: pick(options.negativePrompt, i),
       steps: options.numInferenceSteps, sampler: samplerLabel(out.scheduler.className, out.scheduler.config as Record<string, unknown>),
       cfgScale: options.guidanceScale, seed: options.seed, width, height, model: pipe.model.name, ...extraInfo,
-      ...variationInfo(options, i),
+      ...variationInfo(options, i), tiling: options.tiling,
     });
     mkdirSync(dirname(name), { recursive: true });
     writeFileAtomically(name, encodePng(toRgb8(out.images, i), { parameters }));
