@@ -2,7 +2,8 @@
  * A1111's variation seeds through the server: subseed / subseed_strength on txt2img reach the
  * library's variationSeed / variationStrength, with A1111's seeds (all_seeds all equal to seed,
  * all_subseeds subseed + j) and infotext fields. Euler draws no step noise, so at strength 1 an
- * image is exactly the image of seed = its variation seed. And `tiling`: the library's circular padding.
+ * image is exactly the image of seed = its variation seed. And `tiling` (circular padding) and
+ * seed_resize_from_w / _h (the seed noise drawn at another size).
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -16,6 +17,8 @@ import { decodePng } from "../src/image/png.js";
 import { startServer, type RunningServer } from "../src/server/app.js";
 import { FileStore } from "../src/server/file-store.js";
 import { LocalQueue } from "../src/server/local-queue.js";
+import { seedResizedNoise } from "../src/random/seed-resize.js";
+import { TorchGenerator } from "../src/random/index.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "server-variation-"));
 let pipe: StableDiffusionXLPipeline;
@@ -89,8 +92,8 @@ test("A1111 subseed_strength 0 is no variation; 0.5 is the library's slerp; subs
   assert.deepEqual(drawn.info.all_subseeds, [drawn.info.subseed, drawn.info.subseed + 1]);
 });
 
-test("A1111 variation fields out of range, and seed_resize_from_*, are a 400 naming the field", { skip: NO_FIXTURES }, async () => {
-  for (const [extra, param] of [[{ subseed_strength: 1.5 }, "subseed_strength"], [{ subseed: "x" }, "subseed"], [{ seed_resize_from_w: 64 }, "seed_resize_from_w"]] as const) {
+test("A1111 variation fields out of range, and a lone or too small seed_resize_from_*, are a 400 naming the field", { skip: NO_FIXTURES }, async () => {
+  for (const [extra, param] of [[{ subseed_strength: 1.5 }, "subseed_strength"], [{ subseed: "x" }, "subseed"], [{ seed_resize_from_w: 64 }, "seed_resize_from_h"], [{ seed_resize_from_w: 4, seed_resize_from_h: 16 }, "seed_resize_from_w"]] as const) {
     const r = await fetch(server.url + "/sdapi/v1/txt2img", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ ...base, steps: 1, ...extra }) });
     assert.equal(r.status, 400, JSON.stringify(extra));
     assert.equal((await r.json() as { error: { param: string } }).error.param, param);
@@ -105,4 +108,41 @@ test("A1111 tiling: true is the library's tiled image, with A1111's \"Tiling: Tr
   const plain = await txt2img({ ...base, seed: 21, tiling: false });
   assert.doesNotMatch(plain.info.infotexts[0], /Tiling/);
   assert.ok(pngDiff(tiled.images[0], plain.images[0]) > 1, "tiling changes the image");
+});
+
+test("resize seed from: the seed's noise at the other size, centred (cut when larger, surrounded when smaller)", () => {
+  const shape = [2, 2, 6, 8], per = 2 * 6 * 8;
+  const full = new TorchGenerator(1).randn(shape);
+  const at = (x: Float32Array, i: number, c: number, y: number, xx: number, h: number, w: number) => x[((i * 2 + c) * h + y) * w + xx];
+  // smaller (4 x 6): rows 1..4, columns 1..6 hold randn(seed) at 4 x 6, the rest the full-size noise
+  const small = seedResizedNoise(full, shape, [5, 6], { height: 4, width: 6 });
+  for (let i = 0; i < 2; i++) {
+    const ref = new TorchGenerator(5 + i).randn([2, 4, 6]);
+    for (let c = 0; c < 2; c++) for (let y = 0; y < 6; y++) for (let x = 0; x < 8; x++) {
+      const inside = y >= 1 && y < 5 && x >= 1 && x < 7;
+      assert.equal(at(small, i, c, y, x, 6, 8), inside ? ref[(c * 4 + y - 1) * 6 + x - 1] : full[i * per + (c * 6 + y) * 8 + x]);
+    }
+  }
+  // larger by an odd amount (9 x 8): A1111's (6 - 9) // 2 = -2 takes rows 2..6 into rows 0..4; row 5 keeps the full-size noise
+  const big = seedResizedNoise(full, shape, [5, 6], { height: 9, width: 8 });
+  const ref = new TorchGenerator(5).randn([2, 9, 8]);
+  for (let y = 0; y < 6; y++) for (let x = 0; x < 8; x++) assert.equal(at(big, 0, 1, y, x, 6, 8), y < 5 ? ref[(9 + y + 2) * 8 + x] : full[(6 + y) * 8 + x]);
+  assert.equal(seedResizedNoise(full, shape, [5, 6], { height: 6, width: 8 }), full);
+  // with variation seeds the other-size noise is slerped (at strength 1: the variation seed's), the surround is not
+  const v = seedResizedNoise(full, shape, [5, 6], { height: 4, width: 6 }, { seeds: [9, 10], strength: 1 });
+  const vref = new TorchGenerator(10).randn([2, 4, 6]);
+  assert.ok(Math.abs(at(v, 1, 0, 2, 3, 6, 8) - vref[(0 * 4 + 1) * 6 + 2]) < 1e-5);
+  assert.equal(at(v, 1, 0, 0, 0, 6, 8), full[per]);
+});
+
+test("A1111 seed_resize_from_w / _h: the library's seedResizeFrom, \"Seed resize from\" in the infotext; the same size changes nothing", { skip: NO_FIXTURES }, async () => {
+  const resized = await txt2img({ ...base, seed: 8, seed_resize_from_w: 48, seed_resize_from_h: 16 });
+  assert.match(resized.info.infotexts[0], /Model: tiny-ssd, Seed resize from: 48x16(,|$)/);
+  assert.deepEqual([resized.info.seed_resize_from_w, resized.info.seed_resize_from_h], [48, 16]);
+  const lib = await pipe.generate({ prompt: base.prompt, numInferenceSteps: 3, guidanceScale: 5, width: 32, height: 32, scheduler: "Euler", seeds: [8], seedResizeFrom: { width: 48, height: 16 } });
+  assert.ok(levelDiff(resized.images[0], lib.images.data) <= 1, "vs the library");
+  const plain = await txt2img({ ...base, seed: 8 });
+  assert.ok(pngDiff(resized.images[0], plain.images[0]) > 1, "another noise");
+  const same = await txt2img({ ...base, seed: 8, seed_resize_from_w: 32, seed_resize_from_h: 32 });
+  assert.deepEqual(decodePng(same.images[0]).data, decodePng(plain.images[0]).data);
 });

@@ -15,6 +15,8 @@ export interface GenerationInfo {
   /** A1111's variation seed of this image and its strength (after Model, as A1111 orders them). */
   variationSeed?: number | bigint;
   variationStrength?: number;
+  /** A1111's "Seed resize from: WxH" (after the variation seed). */
+  seedResizeFrom?: { width: number; height: number };
   /** img2img and the hires fix. */
   denoisingStrength?: number;
   /** A1111's tiling: "Tiling: True" (after Denoising strength, before the extra fields, as A1111 orders it). */
@@ -38,6 +40,7 @@ export function formatInfotext(info: GenerationInfo): string {
     ["Model", info.model],
     ["Variation seed", info.variationSeed],
     ["Variation seed strength", info.variationStrength],
+    ["Seed resize from", info.seedResizeFrom && `${info.seedResizeFrom.width}x${info.seedResizeFrom.height}`],
     ["Denoising strength", info.denoisingStrength],
     ["Tiling", info.tiling ? "True" : undefined],
     ...Object.entries(info.extra ?? {}),

@@ -97,10 +97,6 @@ export function checkSettings(obj: unknown, model: ModelInfo, where: string): Re
 export function checkUnsupportedFields(f: Fields): void {
   const refuse = (field: string, message: string) => { throw invalid(message, "unsupported_feature", field); };
   if (f.bool("restore_faces")) refuse("restore_faces", "face restoration (restore_faces) is not supported");
-  for (const side of ["seed_resize_from_w", "seed_resize_from_h"]) {
-    const v = f.int(side, -1, 1 << 20);
-    if (v !== undefined && v > 0) refuse(side, `${side} (resize seed from) is not supported`);
-  }
   const styles = f.stringArray("styles");
   if (styles && styles.length > 0) refuse("styles", `styles are not supported (no styles file): ${styles.map((s) => JSON.stringify(s)).join(", ")}; put the style's text in the prompt`);
   const script = f.string("script_name");

@@ -59,6 +59,8 @@ export interface JobSpec {
    */
   variationSeed?: number;
   variationStrength?: number;
+  /** A1111's seed_resize_from_w / _h (pixels): each image's seed noise drawn at this size, centred. */
+  seedResizeFrom?: { width: number; height: number };
   /** A1111's tiling: circular padding in every UNet and VAE conv (seamless images). */
   tiling?: boolean;
   /** txt2img size; absent: the model's default. */

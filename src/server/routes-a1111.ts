@@ -139,6 +139,17 @@ async function parseRequest(body: unknown, state: AppState, img2img: boolean): P
   const subseed = readSeed(f, "subseed");
   const subseedStrength = f.number("subseed_strength", 0, 1) ?? 0;
   if (subseedStrength > 0) Object.assign(spec, { variationSeed: subseed, variationStrength: subseedStrength });
+  // A1111's resize seed from: both sides > 0, else off (its default -1)
+  const resizeW = f.int("seed_resize_from_w", -1, limits.maxSide), resizeH = f.int("seed_resize_from_h", -1, limits.maxSide);
+  if ((resizeW ?? -1) > 0 !== (resizeH ?? -1) > 0) {
+    // A1111 would drop a lone side without a word
+    const [given, missing] = (resizeW ?? -1) > 0 ? ["seed_resize_from_w", "seed_resize_from_h"] : ["seed_resize_from_h", "seed_resize_from_w"];
+    throw invalid(`${given} needs ${missing} > 0 too (resize seed from takes both sides)`, "invalid_value", missing);
+  }
+  if (resizeW !== undefined && resizeH !== undefined && resizeW > 0 && resizeH > 0) {
+    if (resizeW < 8 || resizeH < 8) throw invalid(`seed_resize_from ${resizeW}x${resizeH} is below 8 pixels (one latent pixel)`, "invalid_value", resizeW < 8 ? "seed_resize_from_w" : "seed_resize_from_h");
+    spec.seedResizeFrom = { width: resizeW, height: resizeH };
+  }
   // A1111's tiling: circular padding in the UNet and the VAE
   if (f.bool("tiling")) spec.tiling = true;
   await readLoras(f, spec, state);
@@ -167,7 +178,7 @@ function infoJson(spec: JobSpec, output: JobOutput, jobId: string, startedAt: Da
     width: output.width, height: output.height, sampler_name: output.sampler, cfg_scale: spec.guidanceScale, steps: spec.steps,
     batch_size: spec.batchSize, n_iter: spec.iterations, restore_faces: false, face_restoration_model: null,
     sd_model_name: output.model, sd_model_hash: null, sd_vae_name: null, sd_vae_hash: null,
-    seed_resize_from_w: -1, seed_resize_from_h: -1, denoising_strength: spec.initImage ? spec.strength : spec.hires ? spec.hires.strength : null,
+    seed_resize_from_w: spec.seedResizeFrom?.width ?? -1, seed_resize_from_h: spec.seedResizeFrom?.height ?? -1, denoising_strength: spec.initImage ? spec.strength : spec.hires ? spec.hires.strength : null,
     // A1111 reports a chosen schedule type among these ("Schedule type": "Karras"), and the hires fix's settings
     extra_generation_params: {
       ...(typeof schedule === "string" && schedule !== "Automatic" ? { "Schedule type": schedule } : {}),

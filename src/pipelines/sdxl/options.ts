@@ -95,6 +95,12 @@ export interface CommonOptions extends Omit<EncodePromptOptions, "doClassifierFr
    */
   variationSeed?: number | bigint | readonly (number | bigint)[];
   variationStrength?: number;
+  /**
+   * AUTOMATIC1111's "resize seed from" (seed_resize_from_w / _h), in pixels: each image's noise is what
+   * its seed gives at this size (centred; cut or surrounded by the real size's noise), so a seed keeps
+   * its composition across sizes. Needs `seeds`, or one image with `seed`.
+   */
+  seedResizeFrom?: { width: number; height: number };
   /** A scheduler name (A1111 "Euler a", "DPM++ 2M Karras", or a diffusers class) built from the model's scheduler config, or an instance. */
   scheduler?: string | Scheduler;
   /** "latent" skips the VAE decode. */
