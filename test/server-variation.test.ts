@@ -19,6 +19,7 @@ import { FileStore } from "../src/server/file-store.js";
 import { LocalQueue } from "../src/server/local-queue.js";
 import { seedResizedNoise } from "../src/random/seed-resize.js";
 import { TorchGenerator } from "../src/random/index.js";
+import { createScheduler } from "../src/schedulers/index.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "server-variation-"));
 let pipe: StableDiffusionXLPipeline;
@@ -145,4 +146,26 @@ test("A1111 seed_resize_from_w / _h: the library's seedResizeFrom, \"Seed resize
   assert.ok(pngDiff(resized.images[0], plain.images[0]) > 1, "another noise");
   const same = await txt2img({ ...base, seed: 8, seed_resize_from_w: 32, seed_resize_from_h: 32 });
   assert.deepEqual(decodePng(same.images[0]).data, decodePng(plain.images[0]).data);
+});
+
+test("A1111 UniPC settings (uni_pc_variant / _order / _lower_order_final): diffusers' UniPC options, from override_settings or options", { skip: NO_FIXTURES }, async () => {
+  const uni = { ...base, sampler_name: "UniPC", steps: 4, seed: 3 };
+  const plain = await txt2img(uni);
+  const bh1 = await txt2img({ ...uni, override_settings: { uni_pc_variant: "bh1", uni_pc_order: 3 } });
+  const lib = await pipe.generate({ prompt: base.prompt, numInferenceSteps: 4, guidanceScale: 5, width: 32, height: 32, seed: 3, scheduler: createScheduler("UniPC", pipe.schedulerConfig, { solver_type: "bh1", solver_order: 3 }) });
+  assert.ok(levelDiff(bh1.images[0], lib.images.data) <= 1, "override_settings vs the library");
+  assert.ok(pngDiff(bh1.images[0], plain.images[0]) > 1, "bh1 order 3 is another image");
+  // other samplers do not read them (as in A1111)
+  const euler = await txt2img({ ...base, seed: 3, override_settings: { uni_pc_variant: "bh1" } });
+  assert.deepEqual(decodePng(euler.images[0]).data, decodePng((await txt2img({ ...base, seed: 3 })).images[0]).data);
+  // POST options keeps them for later requests
+  const set = await fetch(server.url + "/sdapi/v1/options", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ uni_pc_variant: "bh1", uni_pc_order: 3 }) });
+  assert.equal(set.status, 200);
+  assert.deepEqual(decodePng((await txt2img(uni)).images[0]).data, decodePng(bh1.images[0]).data);
+  await fetch(server.url + "/sdapi/v1/options", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ uni_pc_variant: "bh2", uni_pc_order: 2 }) });
+  for (const [key, value] of [["uni_pc_variant", "vary_coeff"], ["uni_pc_order", 7], ["uni_pc_skip_type", "logSNR"]] as const) {
+    const r = await fetch(server.url + "/sdapi/v1/txt2img", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ ...uni, steps: 1, override_settings: { [key]: value } }) });
+    assert.equal(r.status, 400, key);
+    assert.equal((await r.json() as { error: { param: string } }).error.param, `override_settings.${key}`);
+  }
 });

@@ -27,6 +27,21 @@ const FIXED: Record<string, { value: unknown; why: string }> = {
   sd_checkpoint_hash: { value: null, why: "it is read-only" },
 };
 
+/**
+ * A1111's UniPC settings and the diffusers UniPCMultistepScheduler option each is: a check returning
+ * the value to store, or why it cannot be. They apply to requests whose sampler is UniPC.
+ */
+const UNIPC: Record<string, { option: string; check: (v: unknown) => string | undefined }> = {
+  uni_pc_variant: { option: "solver_type", check: (v) => (v === "bh1" || v === "bh2" ? undefined : v === "vary_coeff" ? "the vary_coeff variant has no diffusers equivalent; use \"bh1\" or \"bh2\"" : "must be \"bh1\" or \"bh2\"") },
+  uni_pc_order: { option: "solver_order", check: (v) => (Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 3 ? undefined : "must be a whole number in [1, 3]") },
+  uni_pc_lower_order_final: { option: "lower_order_final", check: (v) => (typeof v === "boolean" ? undefined : "must be true or false") },
+};
+
+/** The UniPC scheduler options of checked settings (empty: none given). */
+export function unipcOverrides(settings: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(UNIPC).filter(([k]) => k in settings).map(([k, u]) => [u.option, settings[k]]));
+}
+
 /** sd_vae values that mean the model's own VAE. */
 const VAE_VALUES = ["Automatic", "None"];
 
@@ -45,7 +60,7 @@ export function isServedModel(wanted: string, model: ModelInfo): boolean {
   return w === model.name || w.replace(/\s*\[[0-9a-fA-F]*\]$/, "") === model.name || (model.source !== undefined && w === model.source);
 }
 
-export const KNOWN_SETTINGS: readonly string[] = ["sd_model_checkpoint", "sd_vae", ...Object.keys(FIXED), ...UI_ONLY_KEYS];
+export const KNOWN_SETTINGS: readonly string[] = ["sd_model_checkpoint", "sd_vae", ...Object.keys(FIXED), ...Object.keys(UNIPC), ...UI_ONLY_KEYS];
 
 /**
  * One setting checked: returns the value to store (the served name for sd_model_checkpoint), or throws
@@ -63,6 +78,12 @@ export function checkSetting(key: string, value: unknown, model: ModelInfo, wher
     if (typeof value !== "string" || !VAE_VALUES.includes(value)) {
       throw invalid(`${param}: ${JSON.stringify(value)} is not available; only the model's own VAE is (${VAE_VALUES.map((v) => JSON.stringify(v)).join(" or ")}; start the server with --vae for another one)`, "invalid_value", param);
     }
+    return value;
+  }
+  const unipc = UNIPC[key];
+  if (unipc) {
+    const why = unipc.check(value);
+    if (why) throw invalid(`${param} ${why}, got ${JSON.stringify(value)}`, "invalid_value", param);
     return value;
   }
   const fixed = FIXED[key];

@@ -68,6 +68,8 @@ export interface JobSpec {
   height?: number;
   /** A1111 sampler name or diffusers class; absent: the model's scheduler. */
   scheduler?: string;
+  /** diffusers config options on top of the scheduler's (A1111's UniPC settings: solver_type, solver_order, lower_order_final). */
+  schedulerOverrides?: Record<string, unknown>;
   /** Images made together from one seed (diffusers' num_images_per_prompt, the CLI's --num-images). */
   batchSize: number;
   /** A1111 n_iter: batches one after another, seed + k. */

@@ -29,7 +29,8 @@ import { invalid } from "./errors.js";
 import { readJson, sendJson, type Ctx, type Router } from "./http.js";
 import { generateForRequest, type AppState } from "./generation.js";
 import { DEFAULTS, Fields, checkSampler, checkSide, checkStrength, decodeBase64Image, finishSpec, readSeed, readSides } from "./validation.js";
-import { checkSettings, checkUnsupportedFields } from "./a1111-settings.js";
+import { checkSettings, checkUnsupportedFields, unipcOverrides } from "./a1111-settings.js";
+import { resolveSchedulerName } from "../schedulers/index.js";
 import { a1111ListRoutes } from "./routes-a1111-lists.js";
 import type { JobOutput, JobSpec } from "./job.js";
 import { readLoras } from "./lora-request.js";
@@ -86,7 +87,7 @@ async function parseRequest(body: unknown, state: AppState, img2img: boolean): P
   checkUnsupportedFields(f);
   if (!img2img && f.has("mask")) throw invalid("mask belongs to /sdapi/v1/img2img (inpainting), not txt2img", "invalid_value", "mask");
   // only settings this server honours as asked pass (the others are a 400 naming them)
-  checkSettings(f.raw("override_settings"), state.queue.model(), "override_settings");
+  const settings = checkSettings(f.raw("override_settings"), state.queue.model(), "override_settings");
   const fast = readPreset(f, state);
   const askedSteps = f.int("steps", 1, limits.maxSteps) ?? DEFAULTS.steps;
   const askedCfg = f.number("cfg_scale", 0, 100) ?? DEFAULTS.guidanceScale;
@@ -109,6 +110,9 @@ async function parseRequest(body: unknown, state: AppState, img2img: boolean): P
     iterations,
     ...(fast ? { preset: "fast" as const } : {}),
   };
+  // A1111's UniPC settings change UniPC only (as there: other samplers do not read them)
+  const unipc = unipcOverrides({ ...state.a1111Options, ...settings });
+  if (Object.keys(unipc).length && sampler.scheduler && resolveSchedulerName(sampler.scheduler).className === "UniPCMultistepScheduler") spec.schedulerOverrides = unipc;
   const parameters: Record<string, unknown> = { ...f.body };
   let strength: number | undefined;
   let outSize: { width: number; height: number } | undefined;

@@ -18,6 +18,7 @@ import { controlNetInfoFields, controlNetUnits } from "./controlnet-units.js";
 import { esrganPixelUpscale, generateHires, hiresTargetSize, type HiresOptions } from "../recipes/hires-fix.js";
 import { a1111Inpaint, type A1111InpaintSettings } from "../recipes/a1111-inpaint.js";
 import { inpaintInfoFields } from "./inpaint-info.js";
+import { createScheduler, type Scheduler } from "../schedulers/index.js";
 
 /** A1111's infotext fields of the hires fix ("Hires resize" when a size was asked for instead of a scale). */
 export function hiresInfoFields(h: HiresSpec): Record<string, string | number> {
@@ -51,6 +52,12 @@ export class StopControl {
     if (!this.stopped && this.current.signal.aborted) this.current = new AbortController();
     return this.current.signal;
   }
+}
+
+/** The spec's scheduler name, or a fresh instance with its overrides (A1111's UniPC settings). */
+function schedulerOf(pipe: StableDiffusionXLPipeline, spec: JobSpec): string | Scheduler | undefined {
+  if (!spec.schedulerOverrides || !spec.scheduler) return spec.scheduler;
+  return createScheduler(spec.scheduler, pipe.schedulerConfig, spec.schedulerOverrides);
 }
 
 /** Iteration k's variation seed (the library adds the image's index in the batch), or none. */
@@ -119,7 +126,7 @@ async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: 
     const common = {
       // the <lora:...> tags were read by the front end (spec.loras); the text encoders see the rest
       prompt: stripLoraTags(spec.prompt), negativePrompt: (spec.negativePrompt && stripLoraTags(spec.negativePrompt)) || undefined, numInferenceSteps: spec.steps,
-      guidanceScale: spec.guidanceScale, seed: seeds ? undefined : seed, seeds, scheduler: spec.scheduler, numImagesPerPrompt: spec.batchSize,
+      guidanceScale: spec.guidanceScale, seed: seeds ? undefined : seed, seeds, scheduler: schedulerOf(pipe, spec), numImagesPerPrompt: spec.batchSize,
       ...variation, tiling: spec.tiling, seedResizeFrom: spec.seedResizeFrom, signal: opts.signal, stopEarly, fastDecode: spec.preset === "fast" || undefined, controlnets, guessMode: spec.guessMode,
       onStep: opts.onStep && (({ step, totalSteps, latents, shape }: { step: number; totalSteps: number; latents: Float32Array; shape: number[] }) => {
         if (h && pass === 0 && step <= last) pass = 1;
