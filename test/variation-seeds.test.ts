@@ -66,3 +66,18 @@ test("cli --variation-seed / --variation-strength: the library's image and A1111
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--variation-seed and --variation-strength go together/);
 });
+
+test("cli --seed-resize-from W,H: the library's seedResizeFrom and A1111's \"Seed resize from\"", { skip: NO_FIXTURES }, async () => {
+  const out = join(tmp, "resize.png");
+  const r = runCli(["generate", "--model", tinyModelIn(tmp), "--prompt", "a castle", "--steps", "3", "--scheduler", "Euler", "--seed", "5", "--width", "32", "--height", "32",
+    "--seed-resize-from", "48,16", "--output", out]);
+  assert.equal(r.code, 0, r.stderr);
+  const png = decodePng(readFileSync(out));
+  assert.match(png.text.parameters ?? "", /Seed resize from: 48x16/);
+  pipe ??= await StableDiffusionXLPipeline.fromPretrained(tinyModelIn(tmp));
+  const lib = await pipe.generate({ prompt: "a castle", numInferenceSteps: 3, guidanceScale: 5, scheduler: "Euler", seed: 5, width: 32, height: 32, seedResizeFrom: { width: 48, height: 16 } });
+  assert.deepEqual(Array.from(png.data), Array.from(toRgb8(lib.images).data));
+  const bad = runCli(["generate", "--model", tinyModelIn(tmp), "--prompt", "x", "--seed-resize-from", "48,16", "--num-images", "2"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--seed-resize-from takes one image/);
+});

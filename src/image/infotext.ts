@@ -12,8 +12,15 @@ export interface GenerationInfo {
   width: number;
   height: number;
   model?: string;
+  /** A1111's variation seed of this image and its strength (after Model, as A1111 orders them). */
+  variationSeed?: number | bigint;
+  variationStrength?: number;
+  /** A1111's "Seed resize from: WxH" (after the variation seed). */
+  seedResizeFrom?: { width: number; height: number };
   /** img2img and the hires fix. */
   denoisingStrength?: number;
+  /** A1111's tiling: "Tiling: True" (after Denoising strength, before the extra fields, as A1111 orders it). */
+  tiling?: boolean;
   /** The hires fix's fields, after the others ("Hires upscale", "Hires steps", "Hires upscaler"). */
   extra?: Record<string, string | number>;
 }
@@ -31,7 +38,11 @@ export function formatInfotext(info: GenerationInfo): string {
     ["Seed", info.seed],
     ["Size", `${info.width}x${info.height}`],
     ["Model", info.model],
+    ["Variation seed", info.variationSeed],
+    ["Variation seed strength", info.variationStrength],
+    ["Seed resize from", info.seedResizeFrom && `${info.seedResizeFrom.width}x${info.seedResizeFrom.height}`],
     ["Denoising strength", info.denoisingStrength],
+    ["Tiling", info.tiling ? "True" : undefined],
     ...Object.entries(info.extra ?? {}),
   ];
   const params = fields.filter(([, v]) => v !== undefined).map(([k, v]) => `${k}: ${typeof v === "string" ? quote(v) : String(v)}`).join(", ");

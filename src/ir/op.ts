@@ -11,6 +11,12 @@ export interface LoweringContext {
   readonly device: "cpu" | "webgpu";
   /** Attention as MatMul + Softmax + MatMul instead of com.microsoft.MultiHeadAttention (see ops/attention.ts). */
   readonly unfusedAttention?: boolean;
+  /**
+   * torch's padding_mode "circular" for every Conv2d with symmetric pads (A1111's tiling): an explicit
+   * Pad mode "wrap" (opset 19), then the conv without pads. Asymmetric pads stay zeros: they come from
+   * an explicit constant F.pad folded into the conv (the VAE's downsamplers), which circular mode leaves alone.
+   */
+  readonly circularConvPads?: boolean;
   /** Emits an ONNX node; returns nothing, the caller names outputs. */
   emit(opType: string, inputs: string[], outputs: string[], attrs?: Record<string, OnnxAttr>, domain?: string): void;
   /** A fresh intermediate value name. */

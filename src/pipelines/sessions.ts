@@ -44,9 +44,10 @@ export class UNetRunner {
   /**
    * Noise prediction for a batch of latents [batch, C, h, w]. The text sequence length (77, or 77·n
    * for chunked A1111 prompts) follows from encoder_hidden_states. `residuals` (ControlNet) select
-   * a session with the residual inputs; without them the plain UNet session runs.
+   * a session with the residual inputs; without them the plain UNet session runs. `tiling`: circular
+   * conv padding (A1111's tiling), a session of its own.
    */
-  async run(batch: number, height: number, width: number, feeds: UNetFeeds, residuals?: UNetResidualFeeds): Promise<Float32Array> {
+  async run(batch: number, height: number, width: number, feeds: UNetFeeds, residuals?: UNetResidualFeeds, tiling = false): Promise<Float32Array> {
     const width0 = this.config.crossAttentionDim[0];
     const sequence = feeds.encoder_hidden_states.length / (batch * width0);
     if (!Number.isInteger(sequence) || sequence < 1) {
@@ -56,10 +57,10 @@ export class UNetRunner {
       throw new Error(this.config.timeCondProjDim ? "UNet: this UNet has time_cond_proj_dim and needs timestep_cond" : "UNet: timestep_cond given to a UNet without time_cond_proj_dim");
     }
     const withResiduals = residuals !== undefined;
-    const graph = await this.cache.get([batch, height, width, sequence, withResiduals ? 1 : 0], () => compileComponent(
-      this.weights, "unet", `UNet (${this.weights.where}, batch ${batch}, latent ${height}x${width}${sequence === 77 ? "" : `, sequence ${sequence}`}${withResiduals ? ", ControlNet residuals" : ""})`,
+    const graph = await this.cache.get([batch, height, width, sequence, withResiduals ? 1 : 0, tiling ? 1 : 0], () => compileComponent(
+      this.weights, "unet", `UNet (${this.weights.where}, batch ${batch}, latent ${height}x${width}${sequence === 77 ? "" : `, sequence ${sequence}`}${withResiduals ? ", ControlNet residuals" : ""}${tiling ? ", tiling" : ""})`,
       (g, vb) => { buildUNetGraph(g, vb, this.config, { batch, height, width, sequence }, { controlnetResiduals: withResiduals }); },
-      this.session, this.deltas,
+      tiling ? { ...this.session, circularConvPads: true } : this.session, this.deltas,
     ));
     const inputs: Record<string, Float32Array> = { ...feeds };
     if (feeds.timestep_cond === undefined) delete inputs.timestep_cond;
@@ -116,25 +117,25 @@ export class VaeRunner {
   /** 2^(down blocks - 1): pixels per latent pixel. */
   get scaleFactor(): number { return 2 ** (this.vae.config.blockOutChannels.length - 1); }
 
-  /** One image [1, 3, H, W] in [-1, 1] -> posterior mean and logvar [1, C, H/f, W/f]. */
-  async encode(image: Float32Array, height: number, width: number): Promise<{ mean: Float32Array; logvar: Float32Array }> {
+  /** One image [1, 3, H, W] in [-1, 1] -> posterior mean and logvar [1, C, H/f, W/f]; `tiling`: circular conv padding. */
+  async encode(image: Float32Array, height: number, width: number, tiling = false): Promise<{ mean: Float32Array; logvar: Float32Array }> {
     const shape = [1, this.config.inChannels, height, width];
-    const g = await this.enc.get(shape, () => this.vae.encoder(shape, this.session));
+    const g = await this.enc.get([...shape, tiling ? 1 : 0], () => this.vae.encoder(shape, { ...this.session, circularConvPads: tiling }));
     const out = await g.run({ image });
     return { mean: out.mean, logvar: out.logvar };
   }
 
-  /** One latent [1, C, h, w] (already unscaled) -> image [1, 3, h*f, w*f] in about [-1, 1]. */
-  async decode(latent: Float32Array, height: number, width: number): Promise<Float32Array> {
+  /** One latent [1, C, h, w] (already unscaled) -> image [1, 3, h*f, w*f] in about [-1, 1]; `tiling`: circular conv padding. */
+  async decode(latent: Float32Array, height: number, width: number, tiling = false): Promise<Float32Array> {
     const shape = [1, this.config.latentChannels, height, width];
     const precision = this.decodePrecision;
-    const key = [...shape, precision === "float16" ? 16 : 32];
-    const g = await this.dec.get(key, () => this.vae.decoder(shape, { ...this.session, precision }));
+    const key = [...shape, precision === "float16" ? 16 : 32, tiling ? 1 : 0];
+    const g = await this.dec.get(key, () => this.vae.decoder(shape, { ...this.session, precision, circularConvPads: tiling }));
     const decoded = (await g.run({ latent })).decoded;
     if (precision === "float16" && !decoded.every(Number.isFinite)) {
       this.decodePrecision = "float32";
       this.settings.onFallback?.("the VAE decode in float16 overflowed (NaN or infinity); decoding in float32 from now on (a VAE made for float16, such as madebyollin/sdxl-vae-fp16-fix, avoids this)");
-      return this.decode(latent, height, width);
+      return this.decode(latent, height, width, tiling);
     }
     return decoded;
   }

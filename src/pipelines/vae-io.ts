@@ -16,7 +16,7 @@ function latentStats(vae: VaeRunner): { mean: number[]; std: number[] } | null {
 }
 
 /** Decodes [N, C, h, w] latents (as the denoising loop leaves them) to images [N, H, W, 3] in [0, 1]. */
-export async function decodeLatents(vae: VaeRunner, latents: FloatTensor, signal?: AbortSignal): Promise<FloatTensor> {
+export async function decodeLatents(vae: VaeRunner, latents: FloatTensor, signal?: AbortSignal, tiling = false): Promise<FloatTensor> {
   const [n, c, h, w] = latents.shape;
   const sf = f(vae.config.scalingFactor);
   const stats = latentStats(vae);
@@ -30,7 +30,7 @@ export async function decodeLatents(vae: VaeRunner, latents: FloatTensor, signal
       const ch = Math.floor(i / plane);
       lat[i] = stats ? f(f(f(lat[i] * f(stats.std[ch])) / sf) + f(stats.mean[ch])) : f(lat[i] / sf);
     }
-    const decoded = await vae.decode(lat, h, w); // [1, 3, H, W]
+    const decoded = await vae.decode(lat, h, w, tiling); // [1, 3, H, W]
     decodedToPixels(decoded, H * W, images.subarray(b * H * W * 3));
   }
   return { data: images, shape: [n, H, W, 3] };
@@ -52,14 +52,14 @@ export function decodedToPixels(decoded: Float32Array, pixels: number, out: Floa
  * drawn first from the generator, as diffusers does); then the scaling, and the batch is tiled to
  * `batch` (diffusers' cat([latents] * k): the whole set repeated, not each image).
  */
-export async function encodeInitImage(vae: VaeRunner, image: FloatTensor, batch: number, generator: NoiseGenerator): Promise<FloatTensor> {
+export async function encodeInitImage(vae: VaeRunner, image: FloatTensor, batch: number, generator: NoiseGenerator, tiling = false): Promise<FloatTensor> {
   const [m, , H, W] = image.shape;
   const h = H / vae.scaleFactor, w = W / vae.scaleFactor, c = vae.config.latentChannels;
   const per = c * h * w, size = 3 * H * W;
   const means = new Float32Array(m * per), logvars = new Float32Array(m * per);
   for (let b = 0; b < m; b++) {
     const img = image.data.slice(b * size, (b + 1) * size).map((v) => f(f(2 * v) - 1));
-    const { mean, logvar } = await vae.encode(img, H, W);
+    const { mean, logvar } = await vae.encode(img, H, W, tiling);
     means.set(mean, b * per);
     logvars.set(logvar, b * per);
   }

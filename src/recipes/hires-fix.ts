@@ -81,5 +81,5 @@ export async function generateHires(pipe: StableDiffusionXLPipeline, opts: Gener
 /** The first pass's latents decoded as generate would have (VAE, or TAESD with fastDecode). */
 function decodeFirstPass(pipe: StableDiffusionXLPipeline, first: PipelineOutput, opts: GenerateOptions): Promise<FloatTensor> {
   if (opts.fastDecode && pipe.taesd) return pipe.taesd.decodeLatents(first.latents, opts.signal);
-  return decodeLatents(pipe.vae, first.latents, opts.signal);
+  return decodeLatents(pipe.vae, first.latents, opts.signal, opts.tiling);
 }

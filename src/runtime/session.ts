@@ -17,6 +17,8 @@ export interface SessionOptions {
   precision?: "float32" | "float16";
   /** Training graphs: hold each frozen weight once instead of pre-packed per product (see LoweringContext). */
   weightsOnTheLeft?: boolean;
+  /** Every Conv2d pads circularly, as torch's padding_mode "circular" (A1111's tiling; see LoweringContext). */
+  circularConvPads?: boolean;
   /** Where a one-time note goes (WebGPU attention fallback); stderr when absent. */
   onWarning?: (message: string) => void;
 }
@@ -62,7 +64,7 @@ export class CompiledGraph {
 
   static async create(graph: Graph, description: string, opts: SessionOptions = {}): Promise<CompiledGraph> {
     const unfusedAttention = await unfusedAttentionFor(opts, description);
-    const { bytes, externalDataFolder } = lowerToOnnx(graph, description, { device: opts.device, precision: opts.precision, weightsOnTheLeft: opts.weightsOnTheLeft, unfusedAttention });
+    const { bytes, externalDataFolder } = lowerToOnnx(graph, description, { device: opts.device, precision: opts.precision, weightsOnTheLeft: opts.weightsOnTheLeft, unfusedAttention, circularConvPads: opts.circularConvPads });
     const options: ort.InferenceSession.SessionOptions = {
       graphOptimizationLevel: "all",
       // Without the arena, freed activations go back to the system at once: lower peak, a few % slower.

@@ -22,8 +22,7 @@ const CAPABILITIES: Record<string, Capabilities> = {
   KDPM2DiscreteScheduler: { sigmas: ALL_SIGMAS, spacing: true },
   KDPM2AncestralDiscreteScheduler: { sigmas: ALL_SIGMAS, spacing: true },
   DPMSolverMultistepScheduler: { sigmas: ALL_SIGMAS, spacing: true },
-  // diffusers' UniPC also has exponential and beta sigmas; this port has Karras only
-  UniPCMultistepScheduler: { sigmas: ["karras"], spacing: true },
+  UniPCMultistepScheduler: { sigmas: ALL_SIGMAS, spacing: true },
   DDIMScheduler: { sigmas: [], spacing: true },
   PNDMScheduler: { sigmas: [], spacing: true },
   DDPMScheduler: { sigmas: [], spacing: true },

@@ -1,8 +1,9 @@
 import { BaseScheduler } from "./base.js";
 import {
-  type BaseConfig, checkOption, f32, interpIndex, karrasSigmas, lincomb, logF32, multistepTimesteps, npLinspace,
+  type BaseConfig, checkOption, f32, interpIndex, lincomb, logF32, multistepTimesteps, npLinspace,
   resolveConfig, roundHalfEven, sigmaTable, sigmaToT,
 } from "./common.js";
+import { convertSigmas, sigmaScheduleKind } from "./sigma-schedules.js";
 import { alphaSigma, dataPrediction } from "./dpm-solver-common.js";
 import { MultistepHistory } from "./multistep-history.js";
 
@@ -17,13 +18,15 @@ export interface UniPCConfig extends BaseConfig {
   disable_corrector: number[];
   solver_p: null;
   use_karras_sigmas: boolean;
+  use_exponential_sigmas: boolean;
+  use_beta_sigmas: boolean;
 }
 
 export const UNIPC_DEFAULTS: UniPCConfig = {
   num_train_timesteps: 1000, beta_start: 0.0001, beta_end: 0.02, beta_schedule: "linear", trained_betas: null,
   solver_order: 2, prediction_type: "epsilon", thresholding: false, dynamic_thresholding_ratio: 0.995,
   sample_max_value: 1.0, predict_x0: true, solver_type: "bh2", lower_order_final: true, disable_corrector: [],
-  solver_p: null, use_karras_sigmas: false, timestep_spacing: "linspace", steps_offset: 0,
+  solver_p: null, use_karras_sigmas: false, use_exponential_sigmas: false, use_beta_sigmas: false, timestep_spacing: "linspace", steps_offset: 0,
 };
 
 /**
@@ -56,10 +59,12 @@ export class UniPCMultistepScheduler extends BaseScheduler<UniPCConfig> {
     let timesteps = multistepTimesteps(c, numInferenceSteps);
     const table = sigmaTable(this.alphasCumprod);
     let sigmas: number[];
-    if (c.use_karras_sigmas) {
+    const kind = sigmaScheduleKind(this.className, c);
+    if (kind) {
       const logSigmas = logF32(table);
-      const k = karrasSigmas(table[0], table[table.length - 1], numInferenceSteps);
-      timesteps = k.map((s) => roundHalfEven(sigmaToT(s, logSigmas)));
+      const k = convertSigmas(kind, table[0], table[table.length - 1], numInferenceSteps);
+      // diffusers rounds the Karras timesteps; the exponential and beta ones are truncated by the int64 cast
+      timesteps = k.map((s) => (kind === "karras" ? roundHalfEven : Math.trunc)(sigmaToT(s, logSigmas)));
       sigmas = [...k, k[k.length - 1]];
     } else {
       sigmas = [...Array.from(timesteps, (t) => interpIndex(t, table)), table[0]];

@@ -27,6 +27,21 @@ const FIXED: Record<string, { value: unknown; why: string }> = {
   sd_checkpoint_hash: { value: null, why: "it is read-only" },
 };
 
+/**
+ * A1111's UniPC settings and the diffusers UniPCMultistepScheduler option each is: a check returning
+ * the value to store, or why it cannot be. They apply to requests whose sampler is UniPC.
+ */
+const UNIPC: Record<string, { option: string; check: (v: unknown) => string | undefined }> = {
+  uni_pc_variant: { option: "solver_type", check: (v) => (v === "bh1" || v === "bh2" ? undefined : v === "vary_coeff" ? "the vary_coeff variant has no diffusers equivalent; use \"bh1\" or \"bh2\"" : "must be \"bh1\" or \"bh2\"") },
+  uni_pc_order: { option: "solver_order", check: (v) => (Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 3 ? undefined : "must be a whole number in [1, 3]") },
+  uni_pc_lower_order_final: { option: "lower_order_final", check: (v) => (typeof v === "boolean" ? undefined : "must be true or false") },
+};
+
+/** The UniPC scheduler options of checked settings (empty: none given). */
+export function unipcOverrides(settings: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(UNIPC).filter(([k]) => k in settings).map(([k, u]) => [u.option, settings[k]]));
+}
+
 /** sd_vae values that mean the model's own VAE. */
 const VAE_VALUES = ["Automatic", "None"];
 
@@ -45,7 +60,7 @@ export function isServedModel(wanted: string, model: ModelInfo): boolean {
   return w === model.name || w.replace(/\s*\[[0-9a-fA-F]*\]$/, "") === model.name || (model.source !== undefined && w === model.source);
 }
 
-export const KNOWN_SETTINGS: readonly string[] = ["sd_model_checkpoint", "sd_vae", ...Object.keys(FIXED), ...UI_ONLY_KEYS];
+export const KNOWN_SETTINGS: readonly string[] = ["sd_model_checkpoint", "sd_vae", ...Object.keys(FIXED), ...Object.keys(UNIPC), ...UI_ONLY_KEYS];
 
 /**
  * One setting checked: returns the value to store (the served name for sd_model_checkpoint), or throws
@@ -63,6 +78,12 @@ export function checkSetting(key: string, value: unknown, model: ModelInfo, wher
     if (typeof value !== "string" || !VAE_VALUES.includes(value)) {
       throw invalid(`${param}: ${JSON.stringify(value)} is not available; only the model's own VAE is (${VAE_VALUES.map((v) => JSON.stringify(v)).join(" or ")}; start the server with --vae for another one)`, "invalid_value", param);
     }
+    return value;
+  }
+  const unipc = UNIPC[key];
+  if (unipc) {
+    const why = unipc.check(value);
+    if (why) throw invalid(`${param} ${why}, got ${JSON.stringify(value)}`, "invalid_value", param);
     return value;
   }
   const fixed = FIXED[key];
@@ -97,13 +118,6 @@ export function checkSettings(obj: unknown, model: ModelInfo, where: string): Re
 export function checkUnsupportedFields(f: Fields): void {
   const refuse = (field: string, message: string) => { throw invalid(message, "unsupported_feature", field); };
   if (f.bool("restore_faces")) refuse("restore_faces", "face restoration (restore_faces) is not supported");
-  if (f.bool("tiling")) refuse("tiling", "tiling (seamless images) is not supported");
-  const subseedStrength = f.number("subseed_strength", 0, 1);
-  if (subseedStrength !== undefined && subseedStrength > 0) refuse("subseed_strength", "variation seeds (subseed_strength > 0) are not supported");
-  for (const side of ["seed_resize_from_w", "seed_resize_from_h"]) {
-    const v = f.int(side, -1, 1 << 20);
-    if (v !== undefined && v > 0) refuse(side, `${side} (resize seed from) is not supported`);
-  }
   const styles = f.stringArray("styles");
   if (styles && styles.length > 0) refuse("styles", `styles are not supported (no styles file): ${styles.map((s) => JSON.stringify(s)).join(", ")}; put the style's text in the prompt`);
   const script = f.string("script_name");

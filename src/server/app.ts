@@ -18,6 +18,7 @@ import { openAiRoutes } from "./routes-openai.js";
 import { openAiImageRoutes } from "./routes-openai-images.js";
 import { a1111Routes } from "./routes-a1111.js";
 import { segmindRoutes } from "./routes-segmind.js";
+import { segmindV2Routes } from "./routes-segmind-v2.js";
 import { extrasRoutes } from "./routes-extras.js";
 import type { UpscalerLibrary } from "./upscaler-library.js";
 import type { LoraLibrary } from "./lora-library.js";
@@ -84,6 +85,7 @@ export function createApp(opts: ServerOptions): { server: Server; state: AppStat
   openAiImageRoutes(router);
   a1111Routes(router);
   segmindRoutes(router);
+  segmindV2Routes(router);
   extrasRoutes(router);
   controlNetRoutes(router);
   webRoutes(router);

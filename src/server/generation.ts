@@ -28,6 +28,8 @@ export interface AppState {
   cmdFlags?: Record<string, unknown>;
   /** --upscaler-dir: the upscalers of /sdapi/v1/upscalers and extra-single-image (absent: the model-free ones). */
   upscalers?: UpscalerLibrary;
+  /** What POST /sdapi/v1/options set (checked; the UniPC settings among them apply to later requests). */
+  a1111Options?: Record<string, unknown>;
   /** --controlnet-dir: the ControlNets requests may name; absent: requests with ControlNets get a 400. */
   controlnets?: ControlNetLibrary;
 }

@@ -52,11 +52,24 @@ export interface JobSpec {
   seed: number;
   /** A1111: every image draws its noise from its own seed (seed + j), so it equals a run of one image with that seed. */
   perImageSeeds?: boolean;
+  /**
+   * A1111's variation seeds (subseed, subseed_strength > 0): image j of the job (across batch and
+   * iterations) has its noise slerped towards randn(variationSeed + j) by variationStrength, and every
+   * image then keeps `seed` itself (A1111's all_seeds do not count up when subseed_strength > 0).
+   */
+  variationSeed?: number;
+  variationStrength?: number;
+  /** A1111's seed_resize_from_w / _h (pixels): each image's seed noise drawn at this size, centred. */
+  seedResizeFrom?: { width: number; height: number };
+  /** A1111's tiling: circular padding in every UNet and VAE conv (seamless images). */
+  tiling?: boolean;
   /** txt2img size; absent: the model's default. */
   width?: number;
   height?: number;
   /** A1111 sampler name or diffusers class; absent: the model's scheduler. */
   scheduler?: string;
+  /** diffusers config options on top of the scheduler's (A1111's UniPC settings: solver_type, solver_order, lower_order_final). */
+  schedulerOverrides?: Record<string, unknown>;
   /** Images made together from one seed (diffusers' num_images_per_prompt, the CLI's --num-images). */
   batchSize: number;
   /** A1111 n_iter: batches one after another, seed + k. */

@@ -18,7 +18,9 @@ const A1111_GENERATE = obj({
   prompt: str(), negative_prompt: str(), seed: int("-1: random; image j of the request uses seed + j"),
   sampler_name: str("an A1111 sampler (GET /sdapi/v1/samplers)"), scheduler: str("schedule type (GET /sdapi/v1/schedulers)"),
   batch_size: int(), n_iter: int(), steps: int(), cfg_scale: num(), width: int(), height: int(),
-  subseed: int("reported only (subseed_strength must be 0)"), send_images: bool(),
+  subseed: int("variation seed (-1: random); image j uses subseed + j"),
+  subseed_strength: num("0..1: how far each image's noise moves towards its variation seed's (A1111's slerp)"), seed_resize_from_w: int("with seed_resize_from_h (both > 0): each image's seed noise drawn at that size, centred"), seed_resize_from_h: int(),
+  send_images: bool(), tiling: bool("circular padding in every UNet and VAE conv: a seamless tile"),
   override_settings: obj({}),
   preset: str("\"fast\" on servers started with --fast"), loras: arr(obj({ name: str(), weight: num() })),
   alwayson_scripts: obj({ controlnet: obj({ args: arr(obj({ enabled: bool(), image: str("base64"), module: str("none | canny"), model: str("GET /controlnet/model_list"), weight: num(), guidance_start: num(), guidance_end: num(), control_mode: str(), resize_mode: str(), pixel_perfect: bool(), processor_res: int(), threshold_a: num(), threshold_b: num() })) }) }),
@@ -50,6 +52,8 @@ function op(o: Op): Record<string, unknown> {
   };
 }
 
+const SEGMIND_SUBMIT = obj({ request_id: str(), status: str("QUEUED"), poll_url: str(), status_url: str(), response_url: str() });
+
 export const OPENAPI = {
   openapi: "3.0.3",
   info: { title: "ssd1b server", version: "1", description: "SSD-1B / SDXL text-to-image: OpenAI Images, AUTOMATIC1111 (/sdapi/v1), Segmind and native jobs. Request bodies are JSON (Content-Type: application/json), except OpenAI's image uploads (multipart/form-data)." },
@@ -68,6 +72,11 @@ export const OPENAPI = {
     "/v1/models": { get: op({ summary: "OpenAI models.list: the loaded model", answer: obj({ object: str(), data: arr(obj({ id: str(), object: str(), created: int(), owned_by: str() })) }) }) },
     "/v1/ssd-1b": { post: op({ summary: "Segmind's SSD-1B API (PNG bytes, or base64 JSON)", body: obj({ prompt: str(), samples: int(), base64: bool() }, ["prompt"]) }) },
     "/v1/ssd-img2img": { post: op({ summary: "Segmind's SSD Img2Img (PNG bytes, or base64 JSON)", body: obj({ image: str("base64 PNG / JPEG"), prompt: str(), strength: num("default 0.9"), samples: int(), base64: bool() }, ["image", "prompt"]) }) },
+    "/v2/ssd-1b": { post: op({ summary: "Segmind's async SSD-1B (submit, then poll status_url / response_url)", body: obj({ prompt: str(), samples: int(), base64: bool() }, ["prompt"]), answer: SEGMIND_SUBMIT }) },
+    "/v2/ssd-img2img": { post: op({ summary: "Segmind's async SSD Img2Img", body: obj({ image: str("base64 PNG / JPEG"), prompt: str(), strength: num("default 0.9"), samples: int(), base64: bool() }, ["image", "prompt"]), answer: SEGMIND_SUBMIT }) },
+    "/v2/requests/{id}/status": { get: op({ summary: "Segmind async status: QUEUED, PROCESSING, COMPLETED, FAILED", answer: obj({ status: str(), request_id: str(), metrics: obj({}) }) }) },
+    "/v2/requests/{id}": { get: op({ summary: "Segmind async result: output (first image URL), outputs, seeds", answer: obj({ status: str(), output: str(), outputs: arr(str()) }) }) },
+    "/v1/requests/{id}": { get: op({ summary: "Segmind's v1 poll_url: the same as /v2/requests/{id}" }) },
     "/sdapi/v1/txt2img": { post: op({ summary: "A1111 txt2img", body: { ...A1111_GENERATE, properties: { ...(A1111_GENERATE.properties as object), ...A1111_HIRES } }, answer: A1111_ANSWER }) },
     "/sdapi/v1/img2img": { post: op({ summary: "A1111 img2img", body: { ...A1111_GENERATE, properties: { ...(A1111_GENERATE.properties as object), init_images: arr(str()), denoising_strength: num("default 0.75"), resize_mode: int(), mask: str("base64 PNG / JPEG, white = repaint"), mask_blur: int(), mask_blur_x: int(), mask_blur_y: int(), inpainting_fill: int("0 fill, 1 original, 2 latent noise, 3 latent nothing"), inpaint_full_res: bool(), inpaint_full_res_padding: int(), inpainting_mask_invert: int() } }, answer: A1111_ANSWER }) },
     "/sdapi/v1/progress": { get: op({ summary: "progress of the running job with a preview" }) },

@@ -18,7 +18,7 @@ const SECOND_ORDER = new Set(["Heun", "DPM2", "DPM2 a"]);
 
 export function a1111ListRoutes(router: Router<AppState>): void {
   /** What POST options set (sd_model_checkpoint is never kept: it is always the served model). */
-  const setOptions: Record<string, unknown> = {};
+  const stored = (state: AppState): Record<string, unknown> => (state.a1111Options ??= {});
 
   router.on("GET", "/sdapi/v1/sd-models", (ctx) => {
     const m = ctx.state.queue.model();
@@ -58,7 +58,7 @@ export function a1111ListRoutes(router: Router<AppState>): void {
 
   router.on("GET", "/sdapi/v1/options", (ctx) => {
     const m = ctx.state.queue.model();
-    sendJson(ctx.res, 200, { ...defaultOptions(m), ...setOptions, sd_model_checkpoint: m.name });
+    sendJson(ctx.res, 200, { ...defaultOptions(m), ...stored(ctx.state), sd_model_checkpoint: m.name });
   });
 
   // Open WebUI posts back the whole GET answer with sd_model_checkpoint changed; SillyTavern only that key
@@ -67,7 +67,7 @@ export function a1111ListRoutes(router: Router<AppState>): void {
     if (typeof body !== "object" || body === null || Array.isArray(body)) throw invalid("the request body must be a JSON object of settings", "invalid_json");
     const checked = checkSettings(body, ctx.state.queue.model(), "");
     delete checked.sd_model_checkpoint;
-    Object.assign(setOptions, checked);
+    Object.assign(stored(ctx.state), checked);
     sendJson(ctx.res, 200, null);
   });
 

@@ -29,7 +29,8 @@ import { invalid } from "./errors.js";
 import { readJson, sendJson, type Ctx, type Router } from "./http.js";
 import { generateForRequest, type AppState } from "./generation.js";
 import { DEFAULTS, Fields, checkSampler, checkSide, checkStrength, decodeBase64Image, finishSpec, readSeed, readSides } from "./validation.js";
-import { checkSettings, checkUnsupportedFields } from "./a1111-settings.js";
+import { checkSettings, checkUnsupportedFields, unipcOverrides } from "./a1111-settings.js";
+import { resolveSchedulerName } from "../schedulers/index.js";
 import { a1111ListRoutes } from "./routes-a1111-lists.js";
 import type { JobOutput, JobSpec } from "./job.js";
 import { readLoras } from "./lora-request.js";
@@ -76,7 +77,7 @@ interface Parsed {
   /** The request echoed with its defaults (A1111's `parameters`). */
   parameters: Record<string, unknown>;
   sendImages: boolean;
-  /** A1111 reports a subseed even when it has no effect (subseed_strength 0). */
+  /** The variation seed; A1111 reports it even when it has no effect (subseed_strength 0). */
   subseed: number;
 }
 
@@ -86,7 +87,7 @@ async function parseRequest(body: unknown, state: AppState, img2img: boolean): P
   checkUnsupportedFields(f);
   if (!img2img && f.has("mask")) throw invalid("mask belongs to /sdapi/v1/img2img (inpainting), not txt2img", "invalid_value", "mask");
   // only settings this server honours as asked pass (the others are a 400 naming them)
-  checkSettings(f.raw("override_settings"), state.queue.model(), "override_settings");
+  const settings = checkSettings(f.raw("override_settings"), state.queue.model(), "override_settings");
   const fast = readPreset(f, state);
   const askedSteps = f.int("steps", 1, limits.maxSteps) ?? DEFAULTS.steps;
   const askedCfg = f.number("cfg_scale", 0, 100) ?? DEFAULTS.guidanceScale;
@@ -109,6 +110,9 @@ async function parseRequest(body: unknown, state: AppState, img2img: boolean): P
     iterations,
     ...(fast ? { preset: "fast" as const } : {}),
   };
+  // A1111's UniPC settings change UniPC only (as there: other samplers do not read them)
+  const unipc = unipcOverrides({ ...state.a1111Options, ...settings });
+  if (Object.keys(unipc).length && sampler.scheduler && resolveSchedulerName(sampler.scheduler).className === "UniPCMultistepScheduler") spec.schedulerOverrides = unipc;
   const parameters: Record<string, unknown> = { ...f.body };
   let strength: number | undefined;
   let outSize: { width: number; height: number } | undefined;
@@ -135,6 +139,23 @@ async function parseRequest(body: unknown, state: AppState, img2img: boolean): P
   } else {
     Object.assign(spec, readSides(f, limits));
   }
+  // A1111's variation seeds (subseed -1 draws one, as seed does)
+  const subseed = readSeed(f, "subseed");
+  const subseedStrength = f.number("subseed_strength", 0, 1) ?? 0;
+  if (subseedStrength > 0) Object.assign(spec, { variationSeed: subseed, variationStrength: subseedStrength });
+  // A1111's resize seed from: both sides > 0, else off (its default -1)
+  const resizeW = f.int("seed_resize_from_w", -1, limits.maxSide), resizeH = f.int("seed_resize_from_h", -1, limits.maxSide);
+  if ((resizeW ?? -1) > 0 !== (resizeH ?? -1) > 0) {
+    // A1111 would drop a lone side without a word
+    const [given, missing] = (resizeW ?? -1) > 0 ? ["seed_resize_from_w", "seed_resize_from_h"] : ["seed_resize_from_h", "seed_resize_from_w"];
+    throw invalid(`${given} needs ${missing} > 0 too (resize seed from takes both sides)`, "invalid_value", missing);
+  }
+  if (resizeW !== undefined && resizeH !== undefined && resizeW > 0 && resizeH > 0) {
+    if (resizeW < 8 || resizeH < 8) throw invalid(`seed_resize_from ${resizeW}x${resizeH} is below 8 pixels (one latent pixel)`, "invalid_value", resizeW < 8 ? "seed_resize_from_w" : "seed_resize_from_h");
+    spec.seedResizeFrom = { width: resizeW, height: resizeH };
+  }
+  // A1111's tiling: circular padding in the UNet and the VAE
+  if (f.bool("tiling")) spec.tiling = true;
   await readLoras(f, spec, state);
   await readA1111ControlNets(f, spec, state);
   finishSpec(spec, limits);
@@ -147,7 +168,7 @@ async function parseRequest(body: unknown, state: AppState, img2img: boolean): P
   });
   // the field's LoRAs are tags in the echoed prompt now: sent back as they are, they apply once
   delete parameters.loras;
-  return { spec, parameters, sendImages: f.bool("send_images") ?? true, subseed: readSeed(f, "subseed") };
+  return { spec, parameters, sendImages: f.bool("send_images") ?? true, subseed };
 }
 
 /** A1111's `info` object. */
@@ -157,11 +178,11 @@ function infoJson(spec: JobSpec, output: JobOutput, jobId: string, startedAt: Da
     prompt: spec.prompt, all_prompts: Array(n).fill(spec.prompt),
     negative_prompt: spec.negativePrompt ?? "", all_negative_prompts: Array(n).fill(spec.negativePrompt ?? ""),
     seed: spec.seed, all_seeds: output.seeds,
-    subseed, all_subseeds: output.seeds.map((_, j) => subseed + j), subseed_strength: 0,
+    subseed, all_subseeds: output.seeds.map((_, j) => subseed + j), subseed_strength: spec.variationStrength ?? 0,
     width: output.width, height: output.height, sampler_name: output.sampler, cfg_scale: spec.guidanceScale, steps: spec.steps,
     batch_size: spec.batchSize, n_iter: spec.iterations, restore_faces: false, face_restoration_model: null,
     sd_model_name: output.model, sd_model_hash: null, sd_vae_name: null, sd_vae_hash: null,
-    seed_resize_from_w: -1, seed_resize_from_h: -1, denoising_strength: spec.initImage ? spec.strength : spec.hires ? spec.hires.strength : null,
+    seed_resize_from_w: spec.seedResizeFrom?.width ?? -1, seed_resize_from_h: spec.seedResizeFrom?.height ?? -1, denoising_strength: spec.initImage ? spec.strength : spec.hires ? spec.hires.strength : null,
     // A1111 reports a chosen schedule type among these ("Schedule type": "Karras"), and the hires fix's settings
     extra_generation_params: {
       ...(typeof schedule === "string" && schedule !== "Automatic" ? { "Schedule type": schedule } : {}),

@@ -36,8 +36,11 @@ function readSegmindScheduler(name: string | undefined): string | undefined {
   return checkScheduler(SEGMIND_SCHEDULERS[name.trim().replace(/\s+/g, " ").toLowerCase()] ?? name, "scheduler");
 }
 
-/** The fields /v1/ssd-1b and /v1/ssd-img2img share, as a spec (sizes and init image left to the route). */
-function segmindSpec(f: Fields, state: AppState): { spec: JobSpec; base64: boolean } {
+/**
+ * The fields /v1/ssd-1b and /v1/ssd-img2img share, as a spec (sizes and init image left to the route).
+ * `binary`: the answer is one PNG unless base64 (v1); v2 answers with URLs, any number of samples.
+ */
+function segmindSpec(f: Fields, state: AppState, binary: boolean): { spec: JobSpec; base64: boolean } {
   const { limits } = state;
   f.string("style");
   f.bool("refiner");
@@ -48,7 +51,7 @@ function segmindSpec(f: Fields, state: AppState): { spec: JobSpec; base64: boole
   const fast = readPreset(f, state);
   const steps = f.int("num_inference_steps", 1, limits.maxSteps) ?? DEFAULTS.steps;
   const guidance = f.number("guidance_scale", 0, 100) ?? DEFAULTS.guidanceScale;
-  if (!base64 && samples > 1) throw invalid("samples > 1 needs base64: true (the binary answer holds one image)", "invalid_value", "samples");
+  if (binary && !base64 && samples > 1) throw invalid("samples > 1 needs base64: true (the binary answer holds one image)", "invalid_value", "samples");
   const spec: JobSpec = {
     prompt: f.requiredString("prompt", limits.maxPromptChars),
     negativePrompt: f.string("negative_prompt", limits.maxPromptChars),
@@ -77,29 +80,41 @@ async function answer(ctx: Ctx<AppState>, spec: JobSpec, base64: boolean): Promi
 /** Segmind's SSD Img2Img default strength (its documented example; the CLI's is 0.3). */
 const SEGMIND_IMG2IMG_STRENGTH = 0.9;
 
+/** A checked SSD-1B text-to-image request (Segmind's ssd-1b model). */
+export async function readSsd1b(ctx: Ctx<AppState>, binary: boolean): Promise<{ spec: JobSpec; base64: boolean }> {
+  const { limits } = ctx.state;
+  const f = Fields.of(await readJson(ctx.req, limits.maxBodyBytes));
+  const { spec, base64 } = segmindSpec(f, ctx.state, binary);
+  Object.assign(spec, readSides(f, limits, "img_width", "img_height"));
+  await readLoras(f, finishSpec(spec, limits), ctx.state);
+  await readControlNetField(f, spec, ctx.state);
+  return { spec, base64 };
+}
+
+/** A checked SSD Img2Img request (Segmind's ssd-img2img model). */
+export async function readSsdImg2img(ctx: Ctx<AppState>, binary: boolean): Promise<{ spec: JobSpec; base64: boolean }> {
+  const { limits } = ctx.state;
+  const f = Fields.of(await readJson(ctx.req, limits.maxBodyBytes));
+  const image = f.requiredString("image");
+  // Segmind takes a URL too; this server fetches nothing from elsewhere
+  if (/^\s*https?:\/\//i.test(image)) throw invalid("image must be a base64 PNG or JPEG: this server does not fetch URLs", "invalid_image", "image");
+  const { spec, base64 } = segmindSpec(f, ctx.state, binary);
+  spec.initImage = readInitImage(image, limits, "image").base64;
+  spec.strength = f.number("strength", 0, 1) ?? SEGMIND_IMG2IMG_STRENGTH;
+  checkStrength(spec.strength, spec.steps, "strength");
+  await readLoras(f, finishSpec(spec, limits), ctx.state);
+  await readControlNetField(f, spec, ctx.state);
+  return { spec, base64 };
+}
+
 export function segmindRoutes(router: Router<AppState>): void {
   router.on("POST", "/v1/ssd-1b", async (ctx) => {
-    const { limits } = ctx.state;
-    const f = Fields.of(await readJson(ctx.req, limits.maxBodyBytes));
-    const { spec, base64 } = segmindSpec(f, ctx.state);
-    Object.assign(spec, readSides(f, limits, "img_width", "img_height"));
-    await readLoras(f, finishSpec(spec, limits), ctx.state);
-    await readControlNetField(f, spec, ctx.state);
+    const { spec, base64 } = await readSsd1b(ctx, true);
     await answer(ctx, spec, base64);
   });
 
   router.on("POST", "/v1/ssd-img2img", async (ctx) => {
-    const { limits } = ctx.state;
-    const f = Fields.of(await readJson(ctx.req, limits.maxBodyBytes));
-    const image = f.requiredString("image");
-    // Segmind takes a URL too; this server fetches nothing from elsewhere
-    if (/^\s*https?:\/\//i.test(image)) throw invalid("image must be a base64 PNG or JPEG: this server does not fetch URLs", "invalid_image", "image");
-    const { spec, base64 } = segmindSpec(f, ctx.state);
-    spec.initImage = readInitImage(image, limits, "image").base64;
-    spec.strength = f.number("strength", 0, 1) ?? SEGMIND_IMG2IMG_STRENGTH;
-    checkStrength(spec.strength, spec.steps, "strength");
-    await readLoras(f, finishSpec(spec, limits), ctx.state);
-    await readControlNetField(f, spec, ctx.state);
+    const { spec, base64 } = await readSsdImg2img(ctx, true);
     await answer(ctx, spec, base64);
   });
 }

@@ -18,6 +18,7 @@ import { controlNetInfoFields, controlNetUnits } from "./controlnet-units.js";
 import { esrganPixelUpscale, generateHires, hiresTargetSize, type HiresOptions } from "../recipes/hires-fix.js";
 import { a1111Inpaint, type A1111InpaintSettings } from "../recipes/a1111-inpaint.js";
 import { inpaintInfoFields } from "./inpaint-info.js";
+import { createScheduler, type Scheduler } from "../schedulers/index.js";
 
 /** A1111's infotext fields of the hires fix ("Hires resize" when a size was asked for instead of a scale). */
 export function hiresInfoFields(h: HiresSpec): Record<string, string | number> {
@@ -51,6 +52,18 @@ export class StopControl {
     if (!this.stopped && this.current.signal.aborted) this.current = new AbortController();
     return this.current.signal;
   }
+}
+
+/** The spec's scheduler name, or a fresh instance with its overrides (A1111's UniPC settings). */
+function schedulerOf(pipe: StableDiffusionXLPipeline, spec: JobSpec): string | Scheduler | undefined {
+  if (!spec.schedulerOverrides || !spec.scheduler) return spec.scheduler;
+  return createScheduler(spec.scheduler, pipe.schedulerConfig, spec.schedulerOverrides);
+}
+
+/** Iteration k's variation seed (the library adds the image's index in the batch), or none. */
+function variationOf(spec: JobSpec, k: number): { variationSeed: number; variationStrength: number } | undefined {
+  if (!spec.variationStrength || spec.variationSeed === undefined) return undefined;
+  return { variationSeed: spec.variationSeed + k * spec.batchSize, variationStrength: spec.variationStrength };
 }
 
 export interface RunOptions {
@@ -103,16 +116,18 @@ async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: 
   for (let k = 0; k < spec.iterations; k++) {
     if (opts.control?.interrupted) break;
     const stopEarly = opts.control?.nextIteration();
-    const seed = spec.perImageSeeds ? spec.seed + k * spec.batchSize : spec.seed + k;
+    const variation = variationOf(spec, k);
+    // with variation seeds A1111 gives every image the same seed (only the variation seed counts up)
+    const seed = variation ? spec.seed : spec.perImageSeeds ? spec.seed + k * spec.batchSize : spec.seed + k;
     // A1111: image j of the job has seed + j, each from its own generator
-    const seeds = spec.perImageSeeds ? Array.from({ length: spec.batchSize }, (_, i) => seed + i) : undefined;
+    const seeds = spec.perImageSeeds ? Array.from({ length: spec.batchSize }, (_, i) => (variation ? seed : seed + i)) : undefined;
     // the hires fix runs two loops: one progress over both (the second's length estimated until it starts)
     let pass = 0, last = -1, firstTotal = 0;
     const common = {
       // the <lora:...> tags were read by the front end (spec.loras); the text encoders see the rest
       prompt: stripLoraTags(spec.prompt), negativePrompt: (spec.negativePrompt && stripLoraTags(spec.negativePrompt)) || undefined, numInferenceSteps: spec.steps,
-      guidanceScale: spec.guidanceScale, seed: seeds ? undefined : seed, seeds, scheduler: spec.scheduler, numImagesPerPrompt: spec.batchSize,
-      signal: opts.signal, stopEarly, fastDecode: spec.preset === "fast" || undefined, controlnets, guessMode: spec.guessMode,
+      guidanceScale: spec.guidanceScale, seed: seeds ? undefined : seed, seeds, scheduler: schedulerOf(pipe, spec), numImagesPerPrompt: spec.batchSize,
+      ...variation, tiling: spec.tiling, seedResizeFrom: spec.seedResizeFrom, signal: opts.signal, stopEarly, fastDecode: spec.preset === "fast" || undefined, controlnets, guessMode: spec.guessMode,
       onStep: opts.onStep && (({ step, totalSteps, latents, shape }: { step: number; totalSteps: number; latents: Float32Array; shape: number[] }) => {
         if (h && pass === 0 && step <= last) pass = 1;
         if (pass === 0) firstTotal = totalSteps;
@@ -137,6 +152,7 @@ async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: 
         prompt: spec.prompt, negativePrompt: spec.negativePrompt || undefined, steps: spec.steps, sampler: out.sampler,
         // A1111's Size is the first pass's with the hires fix (its settings give the rest)
         cfgScale: spec.guidanceScale, seed: imageSeed, model: pipe.model.name, denoisingStrength: init ? spec.strength : h?.strength,
+        ...(variation ? { variationSeed: variation.variationSeed + i, variationStrength: variation.variationStrength } : {}), tiling: spec.tiling, seedResizeFrom: spec.seedResizeFrom,
         ...(h ? { width: spec.width ?? pipe.defaultSize, height: spec.height ?? pipe.defaultSize } : { width, height }),
         extra: { ...(h ? hiresInfoFields(h) : spec.inpaint ? inpaintInfoFields(spec.inpaint) : {}), ...(spec.controlnets?.length ? controlNetInfoFields(spec.controlnets) : {}) },
       });

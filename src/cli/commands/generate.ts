@@ -60,6 +60,10 @@ const COMMON_HELP = `  --model M            diffusers folder, Hugging Face repo 
   --scheduler NAME     A1111 sampler ("Euler", "Euler a", "LMS", "DPM2 a", "DPM++ 3M SDE", "PLMS", "LCM", ...),
                        optionally with an A1111 schedule type ("DPM++ 2M Karras", "Euler SGM Uniform",
                        "LMS Exponential", "DPM2 Beta"), or a diffusers class (default: the model's)
+  --seed-resize-from W,H  AUTOMATIC1111's resize seed from: the seed's noise as at W x H pixels, centred
+                       (keeps a seed's composition at another size; one image)
+  --tiling             AUTOMATIC1111's tiling: circular padding in every UNet and VAE conv, so the image
+                       tiles seamlessly (left edge continues the right, top the bottom)
   --num-images N       images for the prompt (default 1)
   --output FILE.png    where to write (several images: FILE-0.png, FILE-1.png, ...; default ssd1b-SEED.png)
   --variant fp16|fp32  which weight files to load (default fp32 when present, else fp16)
@@ -101,12 +105,14 @@ export const COMMON_OPTIONS = {
   "target-size": { type: "string" },
   "variation-seed": { type: "string" },
   "variation-strength": { type: "string" },
+  "seed-resize-from": { type: "string" },
   steps: { type: "string" },
   guidance: { type: "string" },
   fast: { type: "boolean" },
   seed: { type: "string" },
   scheduler: { type: "string" },
   "fast-decode": { type: "boolean" },
+  tiling: { type: "boolean" },
   "num-images": { type: "string", default: "1" },
   output: { type: "string" },
   variant: { type: "string" },
@@ -204,9 +210,18 @@ function pairFlag(values: Values, name: string): readonly [number, number] | und
 }
 
 /** A1111's infotext fields of image i's variation seed. */
-function variationInfo(o: CommonOptions, i: number): Record<string, number> {
+function variationInfo(o: CommonOptions, i: number): { variationSeed?: number; variationStrength?: number } {
   if (!o.variationStrength || typeof o.variationSeed !== "number") return {};
-  return { "Variation seed": o.variationSeed + i, "Variation seed strength": o.variationStrength };
+  return { variationSeed: o.variationSeed + i, variationStrength: o.variationStrength };
+}
+
+/** --seed-resize-from W,H: A1111's resize seed from (one image: the noise comes from its own seed). */
+function seedResizeFlag(values: Values, images: number | undefined): { seedResizeFrom?: { width: number; height: number } } {
+  const pair = pairFlag(values, "seed-resize-from");
+  if (!pair) return {};
+  if ((images ?? 1) > 1) throw new UsageError("--seed-resize-from takes one image (--num-images 1)");
+  if (pair[0] < 8 || pair[1] < 8) throw new UsageError(`--seed-resize-from ${pair[0]},${pair[1]} is below 8 pixels`);
+  return { seedResizeFrom: { width: pair[0], height: pair[1] } };
 }
 
 /** --variation-seed and --variation-strength (both or neither). */
@@ -268,10 +283,10 @@ export function parseCommon(values: Values, tokens: Parameters<typeof parseContr
     variant, device, controlnets: parseControlNets(tokens, values),
     options: {
       prompt, negativePrompt, numInferenceSteps: steps, guidanceScale: guidance, seed,
-      ...variationFlags(values),
+      ...variationFlags(values), ...seedResizeFlag(values, numImagesPerPrompt),
       originalSize: pairFlag(values, "original-size"), cropsCoordsTopLeft: pairFlag(values, "crops-coords-top-left"), targetSize: pairFlag(values, "target-size"),
       scheduler: stringFlag(values, "scheduler") ?? (fast ? "LCM" : undefined), numImagesPerPrompt,
-      promptSyntax, fastDecode,
+      promptSyntax, fastDecode, ...(values.tiling === true ? { tiling: true } : {}),
     },
   };
 }
@@ -349,7 +364,7 @@ export async function runAndSave(
       prompt: pick(options.prompt, i)!, negativePrompt: pick(options.negativePrompt, i),
       steps: options.numInferenceSteps, sampler: samplerLabel(out.scheduler.className, out.scheduler.config as Record<string, unknown>),
       cfgScale: options.guidanceScale, seed: options.seed, width, height, model: pipe.model.name, ...extraInfo,
-      extra: { ...variationInfo(options, i), ...extraInfo.extra },
+      ...variationInfo(options, i), tiling: options.tiling, seedResizeFrom: options.seedResizeFrom,
     });
     mkdirSync(dirname(name), { recursive: true });
     writeFileAtomically(name, encodePng(toRgb8(out.images, i), { parameters }));

@@ -63,6 +63,8 @@ export interface LoweringOptions {
   weightsOnTheLeft?: boolean;
   /** Attention without com.microsoft.MultiHeadAttention (see ops/attention.ts). */
   unfusedAttention?: boolean;
+  /** Circular conv padding (see LoweringContext.circularConvPads). */
+  circularConvPads?: boolean;
 }
 
 export function lowerToOnnx(graph: Graph, name = "ssd1b", opts: LoweringOptions = {}): LoweredModel {
@@ -76,6 +78,7 @@ export function lowerToOnnx(graph: Graph, name = "ssd1b", opts: LoweringOptions 
   const ctx: LoweringContext = {
     device,
     unfusedAttention: opts.unfusedAttention ?? false,
+    circularConvPads: opts.circularConvPads ?? false,
     weightsOnTheLeft: opts.weightsOnTheLeft ?? false,
     isWeight: (t) => graph.leaves.get(t)?.kind === "weight",
     emit(opType, inputs, outputs, attrs = {}, domain) {

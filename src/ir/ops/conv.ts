@@ -11,6 +11,9 @@ export interface ConvAttrs {
   dilation?: number;
 }
 
+/** Pads that torch's Conv2d(padding=p) has: the same on both sides of each axis, some nonzero. */
+const isCircular = (p: readonly number[]): boolean => p[0] === p[2] && p[1] === p[3] && (p[0] > 0 || p[1] > 0);
+
 /** 2-D convolution, NCHW, weight [Cout, Cin/groups, kh, kw]; optional bias [Cout]. */
 export const Conv2d: OpDef<ConvAttrs> = {
   type: "Conv2d",
@@ -27,6 +30,13 @@ export const Conv2d: OpDef<ConvAttrs> = {
   },
   lower(ctx, ins, outs, { stride, pads, groups, dilation }, node) {
     const [, , kh, kw] = node.inputs[1].shape;
+    if (ctx.circularConvPads && isCircular(pads)) {
+      // torch's circular mode: wrap the input (ONNX pads: begins of N, C, H, W, then the ends), no conv pads
+      const wrapped = ctx.fresh("wrap");
+      ctx.emit("Pad", [ins[0], ctx.int64s([0, 0, pads[0], pads[1], 0, 0, pads[2], pads[3]])], [wrapped], { mode: "wrap" });
+      ins = [wrapped, ...ins.slice(1)];
+      pads = [0, 0, 0, 0];
+    }
     ctx.emit("Conv", ins, outs, {
       kernel_shape: [kh, kw], strides: [stride, stride], pads: [pads[0], pads[1], pads[2], pads[3]], group: groups,
       ...(dilation !== undefined && dilation !== 1 ? { dilations: [dilation, dilation] } : {}),

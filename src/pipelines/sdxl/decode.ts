@@ -12,7 +12,7 @@ export async function decode(c: SdxlComponents, latents: FloatTensor, opts: Comm
   await c.afterDenoise();
   const images = opts.outputType === "latent" ? { data: new Float32Array(0), shape: [0, 0, 0, 3] }
     : opts.fastDecode ? await c.requireTaesd("fastDecode").decodeLatents(latents, opts.signal)
-      : await decodeLatents(c.vae, latents, opts.signal);
+      : await decodeLatents(c.vae, latents, opts.signal, opts.tiling);
   await c.afterDecode();
   return images;
 }

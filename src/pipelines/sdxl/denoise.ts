@@ -63,6 +63,8 @@ export interface DenoiseArgs {
   signal?: AbortSignal;
   /** Ends the loop (no error) before the next step. */
   stopEarly?: AbortSignal;
+  /** A1111's tiling: the UNet with circular conv padding. */
+  tiling?: boolean;
 }
 
 /** The latents after the last step that ran, and how many ran (fewer than the timesteps after stopEarly). */
@@ -88,7 +90,7 @@ export async function denoise(a: DenoiseArgs): Promise<{ latents: Float32Array; 
       const r = await hook.residuals(scaled, feeds, ctx);
       residuals = residuals ? sumResiduals([residuals, r]) : r;
     }
-    const out = await a.unet.run(cond.unetBatch, h, w, feeds, residuals);
+    const out = await a.unet.run(cond.unetBatch, h, w, feeds, residuals, a.tiling);
     latents = a.scheduler.step(cond.guide(out), t, latents, a.generator, a.shape);
     for (const hook of hooks) if (hook.afterStep) latents = hook.afterStep(latents, ctx);
     if (a.onStep) await a.onStep({ step: i, totalSteps, timestep: t, latents: latents.slice(), shape: [...a.shape] });

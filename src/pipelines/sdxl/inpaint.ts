@@ -82,13 +82,13 @@ export async function prepareInpaint(c: SdxlComponents, p: Prepared, init: InitI
   if (p.batch % m !== 0) throw new PipelineInputError(`${m} init images cannot be spread over ${p.batch} images`);
   const gen = firstGenerators(p.generator, m);
   const blend = unetChannels === latentChannels;
-  const image = blend || !full ? await encodeInitImage(c.vae, init.tensor, p.batch, gen) : undefined;
+  const image = blend || !full ? await encodeInitImage(c.vae, init.tensor, p.batch, gen, p.tiling) : undefined;
   const noise = initialNoise(p, shape);
   const sigma = f(p.scheduler.initNoiseSigma);
   const maskLat = maskLatents(mask, f8);
   const start = latentFill && image ? fillMasked(image.data, maskLat, p.batch, latentFill === "noise" ? noise : undefined) : image?.data;
   const latents = full ? noise.map((v) => v * sigma) : p.scheduler.addNoise(start!, noise, timesteps[0]);
-  const masked = await encodeInitImage(c.vae, maskedImage(init.tensor, mask), p.batch, gen);
+  const masked = await encodeInitImage(c.vae, maskedImage(init.tensor, mask), p.batch, gen, p.tiling);
   const hook = blend ? blendHook(image!.data, noise, maskLat, p.batch) : channelsHook(maskLat, masked.data, p.batch, latentChannels, h * w);
   return { latents, shape, hooks: [hook] };
 }

@@ -95,6 +95,12 @@ export interface CommonOptions extends Omit<EncodePromptOptions, "doClassifierFr
    */
   variationSeed?: number | bigint | readonly (number | bigint)[];
   variationStrength?: number;
+  /**
+   * AUTOMATIC1111's "resize seed from" (seed_resize_from_w / _h), in pixels: each image's noise is what
+   * its seed gives at this size (centred; cut or surrounded by the real size's noise), so a seed keeps
+   * its composition across sizes. Needs `seeds`, or one image with `seed`.
+   */
+  seedResizeFrom?: { width: number; height: number };
   /** A scheduler name (A1111 "Euler a", "DPM++ 2M Karras", or a diffusers class) built from the model's scheduler config, or an instance. */
   scheduler?: string | Scheduler;
   /** "latent" skips the VAE decode. */
@@ -106,6 +112,12 @@ export interface CommonOptions extends Omit<EncodePromptOptions, "doClassifierFr
    * finished step left them are decoded and returned (`timesteps` then lists only the steps that ran).
    */
   stopEarly?: AbortSignal;
+  /**
+   * AUTOMATIC1111's tiling: every Conv2d of the UNet and the VAE pads circularly (torch's padding_mode
+   * "circular"), so the image tiles seamlessly; compiles sessions of their own. TAESD and ControlNets
+   * keep zero padding, as in A1111.
+   */
+  tiling?: boolean;
   /** Decode the final latents with the loaded TAESD instead of the VAE (much faster, a little less detail). */
   fastDecode?: boolean;
   /**

@@ -6,6 +6,7 @@
 import { randomInt } from "node:crypto";
 import { PerImageGenerator, TorchGenerator } from "../../random/index.js";
 import { variationNoise } from "../../random/variation-noise.js";
+import { seedResizedNoise } from "../../random/seed-resize.js";
 import { img2imgTimesteps, type NoiseGenerator, type Scheduler } from "../../schedulers/index.js";
 import { rgbToTensor, type FloatTensor } from "../../image/image.js";
 import type { RgbImage } from "../../image/png.js";
@@ -33,6 +34,10 @@ export interface Prepared {
   batch: number;
   /** A1111 variation seeds, one per image, and their strength (absent: none). */
   variation?: { seeds: (number | bigint)[]; strength: number };
+  /** A1111's tiling: the UNet and VAE with circular conv padding. */
+  tiling?: boolean;
+  /** A1111's resize seed from: the latent size each image's seed noise is drawn at, with the image seeds. */
+  seedResize?: { height: number; width: number; seeds: (number | bigint)[] };
 }
 
 /** Checks the shared arguments, builds the scheduler and the generator, encodes the prompts. */
@@ -58,7 +63,7 @@ export async function prepare(c: SdxlComponents, opts: CommonOptions, createSche
   if (generator instanceof PerImageGenerator && generator.generators.length !== batch) {
     throw new PipelineInputError(`${generator.generators.length} generators (or seeds) were passed for ${batch} images; pass one per image`);
   }
-  return { scheduler, generator, seed, seeds, steps, guidance, guidanceScale, embeds, batch, variation: variationOf(opts, batch) };
+  return { scheduler, generator, seed, seeds, steps, guidance, guidanceScale, embeds, batch, variation: variationOf(opts, batch), tiling: opts.tiling === true, seedResize: seedResizeOf(c, opts, seed, seeds, batch) };
 }
 
 function variationOf(opts: CommonOptions, batch: number): Prepared["variation"] {
@@ -75,9 +80,26 @@ function variationOf(opts: CommonOptions, batch: number): Prepared["variation"] 
   return { seeds: Array.from({ length: batch }, (_, i) => (typeof one === "bigint" ? one + BigInt(i) : one + i)), strength };
 }
 
-/** The initial noise randn(shape) from the generator, slerped towards the variation seeds' noise if asked. */
+/** seedResizeFrom in pixels -> the latent size (A1111: pixels // 8, here // the VAE factor) and each image's seed. */
+function seedResizeOf(c: SdxlComponents, opts: CommonOptions, seed: number | bigint | undefined, seeds: (number | bigint)[] | undefined, batch: number): Prepared["seedResize"] {
+  const r = opts.seedResizeFrom;
+  if (!r) return undefined;
+  if (!(Number.isInteger(r.width) && Number.isInteger(r.height) && r.width > 0 && r.height > 0)) throw new PipelineInputError(`seedResizeFrom must be positive whole numbers, got ${r.width}x${r.height}`);
+  const f = c.vaeScaleFactor;
+  if (r.width < f || r.height < f) throw new PipelineInputError(`seedResizeFrom ${r.width}x${r.height} is smaller than one latent pixel (${f})`);
+  // the other-size noise is drawn from each image's own seed: one generator per image, or one image
+  const perImage = seeds ?? (seed !== undefined && batch === 1 ? [seed] : undefined);
+  if (!perImage) throw new PipelineInputError("seedResizeFrom needs `seeds` (one per image) or one image with `seed`");
+  return { height: Math.floor(r.height / f), width: Math.floor(r.width / f), seeds: perImage };
+}
+
+/**
+ * The initial noise randn(shape) from the generator, slerped towards the variation seeds' noise if
+ * asked; with seedResize, the seeds' noise at the other size centred in it (seed-resize.ts).
+ */
 export function initialNoise(p: Prepared, shape: number[]): Float32Array {
   const noise = p.generator.randn(shape);
+  if (p.seedResize) return seedResizedNoise(noise, shape, p.seedResize.seeds, p.seedResize, p.variation);
   return p.variation ? variationNoise(noise, shape, p.variation.seeds, p.variation.strength) : noise;
 }
 
@@ -144,7 +166,7 @@ export async function imageLatents(c: SdxlComponents, p: Prepared, init: InitInp
   if (p.batch % m !== 0) throw new PipelineInputError(`${m} init images cannot be spread over ${p.batch} images`);
   if (init.given === "latents") return tileImages(init.tensor, p.batch);
   const perImage = p.generator instanceof PerImageGenerator && m < p.batch;
-  return encodeInitImage(c.vae, perImage ? tileImages(init.tensor, p.batch) : init.tensor, p.batch, p.generator);
+  return encodeInitImage(c.vae, perImage ? tileImages(init.tensor, p.batch) : init.tensor, p.batch, p.generator, p.tiling);
 }
 
 /** seed / seeds / generator(s) as one NoiseGenerator; a random seed (reported) when none is given. */
