@@ -305,7 +305,7 @@ test("esrgan refusals: not an RRDBNet, missing and extra tensors, images too lar
   assert.match(r.stderr, /--scale must be a positive number/);
 });
 
-test("server: /sdapi/v1/upscalers lists --upscaler-dir; /sdapi/v1/extra-single-image upscales as the library", { skip: NO_FIXTURES, timeout: 300_000 }, async () => {
+test("server: /sdapi/v1/upscalers lists --upscaler-dir; /sdapi/v1/extra-single-image and extra-batch-images upscale as the library", { skip: NO_FIXTURES, timeout: 300_000 }, async () => {
   const dir = join(tmp, "upscalers");
   mkdirSync(join(dir, "sub"), { recursive: true });
   copyFileSync(synthFile("a"), join(dir, "case-a.safetensors"));
@@ -356,6 +356,18 @@ test("server: /sdapi/v1/upscalers lists --upscaler-dir; /sdapi/v1/extra-single-i
     r = await post({ image: bomb.toString("base64"), upscaler_1: "case-a" });
     assert.equal(r.status, 400);
     assert.match(((await r.json()) as { error: { message: string } }).error.message, /5000x5000 .*over the limit/);
+    // extra-batch-images: each image as extra-single-image makes it; a bad entry is a 400 before any upscale
+    const batch = (body: unknown) => fetch(`${server.url}/sdapi/v1/extra-batch-images`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    r = await batch({ imageList: [{ data: b64, name: "a.png" }, { data: b64, name: "b.png" }], upscaler_1: "case-a", upscaling_resize: 4 });
+    const many = await r.json() as { html_info: string; images: string[] };
+    assert.equal(r.status, 200, JSON.stringify(many));
+    assert.equal(many.images.length, 2);
+    assert.equal(many.html_info, "<p>Postprocess upscale by: 4, Postprocess upscaler: case-a</p>");
+    for (const img of many.images) assert.equal(maxLevel(decodePng(Buffer.from(img, "base64")), got), 0);
+    for (const body of [{ imageList: [] }, { imageList: [{ data: b64 }, { name: "x" }] }, { imageList: Array(17).fill({ data: b64 }) }, { imageList: [{ data: bomb.toString("base64") }] }]) {
+      r = await batch({ ...body, upscaler_1: "case-a" });
+      assert.equal(r.status, 400, JSON.stringify(body).slice(0, 80));
+    }
   } finally {
     await server.close();
     await upscalers.release();
