@@ -4,7 +4,7 @@
 #  1. the UNet suite: SSD-1B and SDXL, 1024x1024, batch 2, fp16 UNet on webgpu: ms/step, TFLOP/s, share of peak;
 #  2. the whole 25-step 1024x1024 SSD-1B image, warm pipeline.
 # Results: bench/results/{unet,pipeline}-webgpu.md and a log, copied to $OUT (only $OUT comes back).
-# PEAK_TFLOPS (default 989: H200 dense fp16) and RUNS (default 5) may be set; a dry run anywhere (lavapipe):
+# PEAK_TFLOPS (default 989: H200 dense fp16), RUNS (default 5), SUITES (default "unet pipeline") may be set; a dry run anywhere (lavapipe):
 #   OUT=/tmp/x UNETS=tiny-ssd PIPELINE=tiny-ssd SIZE=64 STEPS=3 SSD1B_FIXTURES=../shared/fixtures bash bench/device-run.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -13,23 +13,28 @@ res=${SSD1B_BENCH_RESULTS:-$PWD/bench/results}; export SSD1B_BENCH_RESULTS=$res
 mkdir -p "$out" "$res"
 log="$out/device-run.log"
 export SSD1B_FIXTURES=${SSD1B_FIXTURES:-$PWD/.device/fixtures} SSD1B_BENCH_DIR=${SSD1B_BENCH_DIR:-/tmp/ssd1b-bench}
-unets=${UNETS:-ssd-1b,sdxl} pipeline=${PIPELINE:-ssd-1b} size=${SIZE:-1024} steps=${STEPS:-25}
+unets=${UNETS:-ssd-1b,sdxl} pipeline=${PIPELINE:-ssd-1b} size=${SIZE:-1024} steps=${STEPS:-25} suites=${SUITES:-unet pipeline}
+has() { [[ " $suites " == *" $1 "* ]]; }
 bench() { node --expose-gc dist/bench/run.js --device webgpu --peak-tflops "${PEAK_TFLOPS:-989}" "$@"; }
 stamp() { echo "== $(date -u +%T) $*" | tee -a "$log"; }
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; nproc; df -h /tmp | tail -1; } >> "$log" 2>&1
 stamp "synth (parallel)"
 pids=()
-for m in ${unets//,/ }; do bench --suites synth-unet --models "$m" >> "$log" 2>&1 & pids+=($!); done
-bench --suites synth-pipeline --models "$pipeline" >> "$log" 2>&1 & pids+=($!)
-wait "${pids[@]}"
+has unet && for m in ${unets//,/ }; do bench --suites synth-unet --models "$m" >> "$log" 2>&1 & pids+=($!); done
+has pipeline && { bench --suites synth-pipeline --models "$pipeline" >> "$log" 2>&1 & pids+=($!); }
+[ ${#pids[@]} -gt 0 ] && wait "${pids[@]}"
 stamp "smoke: tiny UNet (adapter, shaders)"
 bench --suites unet --models tiny-ssd --sizes 64 --runs 2 >> "$log" 2>&1 || stamp "tiny smoke FAILED"
 cp "$res/unet-webgpu.md" "$out/unet-webgpu-tiny.md" 2>/dev/null
-stamp "unet suite"
-bench --suites unet --models "$unets" --sizes "$size" --runs "${RUNS:-5}" >> "$log" 2>&1 || stamp "unet suite FAILED"
-cp "$res/unet-webgpu.md" "$out/" 2>/dev/null
-stamp "pipeline suite"
-bench --suites pipeline --models "$pipeline" --sizes "$size" --steps "$steps" >> "$log" 2>&1 || stamp "pipeline suite FAILED"
-cp "$res/pipeline-webgpu.md" "$out/" 2>/dev/null
+if has unet; then
+  stamp "unet suite"
+  bench --suites unet --models "$unets" --sizes "$size" --runs "${RUNS:-5}" >> "$log" 2>&1 || stamp "unet suite FAILED"
+  cp "$res/unet-webgpu.md" "$out/" 2>/dev/null
+fi
+if has pipeline; then
+  stamp "pipeline suite"
+  bench --suites pipeline --models "$pipeline" --sizes "$size" --steps "$steps" >> "$log" 2>&1 || stamp "pipeline suite FAILED"
+  cp "$res/pipeline-webgpu.md" "$out/" 2>/dev/null
+fi
 stamp "done"
 cat "$out/unet-webgpu.md" "$out/pipeline-webgpu.md" 2>/dev/null
