@@ -2,7 +2,8 @@
  * Runs a lowered float32 model in float16: every float tensor inside the graph becomes float16 while
  * the graph's inputs and outputs stay float32 (a Cast at each end), so callers feed and read the same
  * arrays. fp16 weights are then used as stored (no Cast, half the memory), fp32 / bf16 ones are cast
- * to fp16 (folded by onnxruntime at session creation).
+ * to fp16 (folded by onnxruntime at session creation). Op types named in `keepFloat32` compute in
+ * float32 between Casts instead (float32-region.ts), with float32 initializers where they read one.
  *
  * This is what diffusers does when a VAE runs in torch.float16: same ops, half-precision arithmetic,
  * with the same risk of overflow (the SDXL VAE's activations exceed 65504 and give NaN; the
