@@ -30,6 +30,7 @@ import { buildControlNetGraph, parseControlNetConfig } from "../src/models/contr
 import { checkControlNetFits } from "../src/pipelines/controlnet-runner.js";
 import { FIXTURES, fixture } from "../test/helpers/fixtures.js";
 import { tinyModelIn } from "../test/helpers/tiny-model.js";
+import { UNET_FLOAT32_OPS } from "../src/pipelines/sessions.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, "../..");
@@ -49,6 +50,8 @@ if (!["auto", "float16", "float32"].includes(precisionArg)) throw new Error(`--u
 const unetPrecision = precisionArg === "auto" ? (values.device === "webgpu" ? "float16" : "float32") : precisionArg;
 const peakTflops = values["peak-tflops"] === undefined ? undefined : Number(values["peak-tflops"]);
 const isTiny = (model: string) => model.startsWith("tiny-");
+/** The fp16 UNet's float32 op types (unetSession: UNET_FLOAT32_OPS unless SSD1B_UNET_FLOAT32_OPS says otherwise). */
+const islands = (process.env.SSD1B_UNET_FLOAT32_OPS ?? UNET_FLOAT32_OPS.join("+")) || "none";
 const benchDir = process.env.SSD1B_BENCH_DIR ?? join(tmpdir(), "ssd1b-bench");
 
 function modelDir(name: string): string {
@@ -105,10 +108,10 @@ function unetSuite(): void {
     }
   }
   const lines = [
-    `# UNet benchmark (${values.device}, ${unetPrecision})`,
+    `# UNet benchmark (${values.device}, ${unetPrecision}${unetPrecision === "float16" && process.env.SSD1B_UNET_FLOAT32_OPS !== undefined ? `, float32 ${islands}` : ""})`,
     "",
     machine,
-    `Synth fp16 checkpoints (diffusers layout, loaded as a user would), UNet in ${unetPrecision}${unetPrecision === "float16" ? " (GroupNorm, softmax, timestep sinusoids in float32)" : ""},`,
+    `Synth fp16 checkpoints (diffusers layout, loaded as a user would), UNet in ${unetPrecision}${unetPrecision === "float16" ? ` (float32 islands: ${islands})` : ""},`,
     `batch ${batch} (classifier-free guidance: one UNet evaluation is one denoising step), best of ${values.runs} forward passes, each size in a fresh process.`,
     peakTflops ? `Share of peak: against ${peakTflops} TFLOP/s (--peak-tflops, the device's dense fp16 peak).` : "",
     "",
