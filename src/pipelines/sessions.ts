@@ -33,10 +33,10 @@ export interface UNetResidualFeeds {
 /**
  * Op types a float16 UNet computes in float32, where diffusers' fp16 UNet does on CUDA: torch's GroupNorm
  * accumulates its statistics in fp32, SDPA's softmax in fp32, get_timestep_embedding works on
- * `timesteps.float()`. Cheap (small tensors, or bandwidth-bound ops). Measured on the tiny UNet on
- * lavapipe (docs/webgpu-fp16.md): they lower the error a little; onnxruntime's fp16 Conv is the main
- * error source (it does not accumulate in fp32 as cuDNN does) and stays fp16 for speed;
- * SSD1B_UNET_FLOAT32_OPS=Conv+... (a developer override) chooses other islands.
+ * `timesteps.float()`. Cheap (small tensors, or bandwidth-bound ops). Measured on lavapipe
+ * (docs/webgpu-fp16.md): they lower the error a little; onnxruntime's WebGPU fp16 MatMul and Conv are
+ * the main error source (they accumulate in fp16, cuBLAS/cuDNN in fp32) and stay fp16 for speed until a
+ * GPU measures the cost; SSD1B_UNET_FLOAT32_OPS=MatMul+Conv+... (developer override) picks other islands.
  */
 export const UNET_FLOAT32_OPS: readonly Float32IslandOp[] = ["GroupNormalization", "Softmax", "Sin", "Cos"];
 
