@@ -1,21 +1,33 @@
 /**
  * One SSD-1B pipeline benchmark in its own process: text-to-image with guidance 5 on a full-size synth
  * fp16 model, timed by stage. Prints one JSON line.
- * Usage: node pipeline-worker.js <model-dir> <size> <steps> [<taesd-dir>]
+ * Usage: node pipeline-worker.js <model-dir> <size> <steps> [<taesd-dir> | ""] [cpu|webgpu] [float32|float16] [warm]
+ * warm: the pipeline stays loaded and a 1-step image at the same size creates every session first.
  * With a TAESD folder it runs what the fast preset runs (--fast): LCM scheduler, guidance 1 (no CFG
  * batch), TAESD decoding. Its LCM-LoRA is left out: a LoRA is folded into the weights when the UNet
  * session is created and does not change the time of a step.
  */
 import { performance } from "node:perf_hooks";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { StableDiffusionXLPipeline } from "../src/pipelines/index.js";
+import type { ExecutionDevice } from "../src/runtime/session.js";
 
-const [dir, sizeArg, stepsArg, taesd] = process.argv.slice(2);
+const [dir, sizeArg, stepsArg, taesdArg, deviceArg, precisionArg, warmArg] = process.argv.slice(2);
+const taesd = taesdArg || undefined;
 const fast = taesd !== undefined;
+const device = (deviceArg || "cpu") as ExecutionDevice;
+const unetPrecision = precisionArg === "float16" ? "float16" : "float32";
+const warm = warmArg === "warm";
+// The bench's full-size folders are fp16; the tiny fixture pipeline has fp32 files.
+const variant = existsSync(join(dir, "unet", "diffusion_pytorch_model.fp16.safetensors")) ? "fp16" : "fp32";
 const size = Number(sizeArg), steps = Number(stepsArg);
 const prompt = "An astronaut riding a green horse", negativePrompt = "ugly, blurry, poor quality";
 
 let t = performance.now();
-const pipe = await StableDiffusionXLPipeline.fromPretrained(dir, { variant: "fp16", lowMemory: process.env.SSD1B_BENCH_KEEP_LOADED ? false : true, ...(fast ? { taesd } : {}) });
+const pipe = await StableDiffusionXLPipeline.fromPretrained(dir, {
+  variant, session: { device }, unetPrecision, lowMemory: !warm && !process.env.SSD1B_BENCH_KEEP_LOADED, ...(fast ? { taesd } : {}),
+});
 const loadSeconds = (performance.now() - t) / 1000;
 
 // Warm text encoding on its own (generate repeats it; it is small next to the UNet).
@@ -24,15 +36,16 @@ t = performance.now();
 await pipe.encodePrompt({ prompt, negativePrompt });
 const textEncodeSeconds = (performance.now() - t) / 1000;
 
+const generate = { prompt, negativePrompt, guidanceScale: fast ? 1 : 5, seed: 42, ...(fast ? { scheduler: "LCM", fastDecode: true } : {}), width: size, height: size };
+if (warm) await pipe.generate({ ...generate, numInferenceSteps: 1 });
 const marks: number[] = [];
 const start = performance.now();
-await pipe.generate({ prompt, negativePrompt, numInferenceSteps: steps, guidanceScale: fast ? 1 : 5, seed: 42,
-  ...(fast ? { scheduler: "LCM", fastDecode: true } : {}), width: size, height: size, onStep: () => { marks.push(performance.now()); } });
+await pipe.generate({ ...generate, numInferenceSteps: steps, onStep: () => { marks.push(performance.now()); } });
 const end = performance.now();
 const stepSeconds = marks.slice(1).map((m, i) => (m - marks[i]) / 1000);
 const perStep = stepSeconds.length ? stepSeconds.reduce((a, b) => a + b, 0) / stepSeconds.length : NaN;
 console.log(JSON.stringify({
-  size, steps, fast, loadSeconds, textEncodeSeconds,
+  size, steps, fast, device, unetPrecision, warm, loadSeconds, textEncodeSeconds,
   // Before the first step: prompt encoding, latents, UNet session creation and the first step.
   firstStepSeconds: (marks[0] - start) / 1000,
   perStepSeconds: perStep,

@@ -8,7 +8,11 @@
  *  - controlnet: FLOPs of the SDXL ControlNet (controlnet-canny-sdxl-1.0's shape) against one SSD-1B / SDXL UNet step, and
  *    seconds for both at the smallest --sizes → bench/results/controlnet-cpu.md (--controlnet-runs N, default 1)
  *  - server: requests/minute and latency under 4 clients, tiny model → bench/results/server.md (bench/server.ts)
+ *  - synth-unet / synth-pipeline: only write the synth checkpoints (the device script runs them in parallel)
  * Options: --suites unet,pipeline,fast,decode  --device cpu|webgpu  --sizes 512,1024  --runs N  --models ssd-1b,sdxl  --steps 25
+ *   --unet-precision auto|float16|float32 (auto: float16 on webgpu, as the pipeline), --peak-tflops T (the device's dense fp16
+ *   peak, e.g. 989 for an H200: the tables give the share of it). --models tiny-ssd / tiny-sdxl: the fixtures' tiny UNets (and
+ *   the tiny pipeline), a smoke test of the suites on any device in seconds (lavapipe included).
  */
 import { spawnSync } from "node:child_process";
 import { cpus, totalmem, tmpdir } from "node:os";
@@ -24,25 +28,37 @@ import { WeightBuilder, shapeOnlySource } from "../src/nn/weights.js";
 import { buildUNetGraph, parseUNetConfig } from "../src/models/unet/index.js";
 import { buildControlNetGraph, parseControlNetConfig } from "../src/models/controlnet/index.js";
 import { checkControlNetFits } from "../src/pipelines/controlnet-runner.js";
+import { FIXTURES, fixture } from "../test/helpers/fixtures.js";
+import { tinyModelIn } from "../test/helpers/tiny-model.js";
+import { UNET_FLOAT32_OPS } from "../src/pipelines/sessions.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, "../..");
-const configs = resolve(root, "../shared/fixtures/configs");
+const configs = join(FIXTURES, "configs");
 const { values } = parseArgs({
   options: {
     device: { type: "string", default: "cpu" }, sizes: { type: "string", default: "512,1024" },
     runs: { type: "string", default: "2" }, models: { type: "string", default: "ssd-1b,sdxl" },
     suites: { type: "string", default: "unet,pipeline,fast,decode,server" }, steps: { type: "string", default: "25" },
     "controlnet-runs": { type: "string", default: "1" },
+    "unet-precision": { type: "string", default: "auto" }, "peak-tflops": { type: "string" },
   },
 });
+const precisionArg = values["unet-precision"]!;
+if (!["auto", "float16", "float32"].includes(precisionArg)) throw new Error(`--unet-precision must be auto, float16 or float32, got "${precisionArg}"`);
+/** The UNet's arithmetic: "auto" resolves as the pipeline's unetPrecision does. */
+const unetPrecision = precisionArg === "auto" ? (values.device === "webgpu" ? "float16" : "float32") : precisionArg;
+const peakTflops = values["peak-tflops"] === undefined ? undefined : Number(values["peak-tflops"]);
+const isTiny = (model: string) => model.startsWith("tiny-");
+/** The fp16 UNet's float32 op types (unetSession: UNET_FLOAT32_OPS unless SSD1B_UNET_FLOAT32_OPS says otherwise). */
+const islands = (process.env.SSD1B_UNET_FLOAT32_OPS ?? UNET_FLOAT32_OPS.join("+")) || "none";
 const benchDir = process.env.SSD1B_BENCH_DIR ?? join(tmpdir(), "ssd1b-bench");
 
 function modelDir(name: string): string {
   const dir = join(benchDir, name, "unet");
   if (!existsSync(join(dir, "diffusion_pytorch_model.fp16.safetensors"))) {
     mkdirSync(dir, { recursive: true });
-    copyFileSync(join(configs, name, "unet_config.json"), join(dir, "config.json"));
+    copyFileSync(isTiny(name) ? fixture("unet", name, "config.json") : join(configs, name, "unet_config.json"), join(dir, "config.json"));
     process.stderr.write(`writing synth fp16 ${name} UNet to ${dir} ...\n`);
     synthComponent(dir, "fp16");
   }
@@ -61,11 +77,20 @@ function runWorker(script: string, args: string[]): any {
   return JSON.parse(r.stdout.trim().split("\n").pop()!);
 }
 
+/** Where the tables go: bench/results, or SSD1B_BENCH_RESULTS (smoke runs that must not touch the committed ones). */
+const resultsDir = process.env.SSD1B_BENCH_RESULTS ?? join(root, "bench/results");
+
 function writeResult(name: string, lines: string[]): void {
-  const out = join(root, "bench/results", name);
+  const out = join(resultsDir, name);
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, lines.join("\n"));
   process.stdout.write(lines.join("\n") + "\n");
+}
+
+/** TFLOP/s and, with --peak-tflops, the share of the device's peak. */
+function rate(flops: number, seconds: number): string {
+  const t = flops / seconds / 1e12;
+  return `${t.toFixed(t < 1 ? 3 : 1)}${peakTflops ? ` | ${(100 * t / peakTflops).toFixed(1)} %` : ""}`;
 }
 
 function unetSuite(): void {
@@ -75,22 +100,24 @@ function unetSuite(): void {
   for (const model of values.models!.split(",")) {
     const dir = modelDir(model);
     for (const size of values.sizes!.split(",").map(Number)) {
-      process.stderr.write(`${model} ${size}x${size} batch ${batch} on ${values.device} ...\n`);
-      const res = runWorker("unet-worker.js", [dir, String(size), String(batch), values.runs!, values.device!]);
+      process.stderr.write(`${model} ${size}x${size} batch ${batch} on ${values.device} (${unetPrecision}) ...\n`);
+      const res = runWorker("unet-worker.js", [dir, String(size), String(batch), values.runs!, values.device!, unetPrecision]);
       const seconds = Math.min(...res.times);
       rows.push({ model, size, sessionSeconds: res.sessionSeconds, seconds, flops: res.flops, peakRss: res.peakRss });
-      process.stderr.write(`  ${seconds.toFixed(2)} s/forward (runs: ${res.times.map((x: number) => x.toFixed(2)).join(", ")}), session ${res.sessionSeconds.toFixed(1)} s, peak ${gib(res.peakRss)} GiB\n`);
+      process.stderr.write(`  ${(seconds * 1000).toFixed(1)} ms/step (runs: ${res.times.map((x: number) => x.toFixed(3)).join(", ")}), ${rate(res.flops, seconds).replace(" | ", " TFLOP/s, share of peak ")}, session ${res.sessionSeconds.toFixed(1)} s, peak ${gib(res.peakRss)} GiB\n`);
     }
   }
   const lines = [
-    `# UNet benchmark (${values.device})`,
+    `# UNet benchmark (${values.device}, ${unetPrecision}${unetPrecision === "float16" && process.env.SSD1B_UNET_FLOAT32_OPS !== undefined ? `, float32 ${islands}` : ""})`,
     "",
     machine,
-    `Synth fp16 checkpoints (diffusers layout, loaded as a user would), batch ${batch} (classifier-free guidance), best of ${values.runs} forward passes, each size in a fresh process.`,
+    `Synth fp16 checkpoints (diffusers layout, loaded as a user would), UNet in ${unetPrecision}${unetPrecision === "float16" ? ` (float32 islands: ${islands})` : ""},`,
+    `batch ${batch} (classifier-free guidance: one UNet evaluation is one denoising step), best of ${values.runs} forward passes, each size in a fresh process.`,
+    peakTflops ? `Share of peak: against ${peakTflops} TFLOP/s (--peak-tflops, the device's dense fp16 peak).` : "",
     "",
-    "| model | size | session creation (s) | forward (s) | TFLOP (IR) | GFLOP/s | peak RSS (GiB) |",
-    "|---|---|---|---|---|---|---|",
-    ...rows.map((r) => `| ${r.model} | ${r.size}x${r.size} | ${r.sessionSeconds.toFixed(1)} | ${r.seconds.toFixed(2)} | ${(r.flops / 1e12).toFixed(2)} | ${(r.flops / r.seconds / 1e9).toFixed(0)} | ${gib(r.peakRss)} |`),
+    `| model | size | session creation (s) | ms/step | TFLOP (IR) | TFLOP/s |${peakTflops ? " share of peak |" : ""} peak RSS (GiB) |`,
+    `|---|---|---|---|---|---|${peakTflops ? "---|" : ""}---|`,
+    ...rows.map((r) => `| ${r.model} | ${r.size}x${r.size} | ${r.sessionSeconds.toFixed(1)} | ${(r.seconds * 1000).toFixed(1)} | ${(r.flops / 1e12).toFixed(3)} | ${rate(r.flops, r.seconds)} | ${gib(r.peakRss)} |`),
     "",
   ];
   for (const size of new Set(rows.map((r) => r.size))) {
@@ -138,35 +165,48 @@ function fastSuite(): void {
   ]);
 }
 
+/** The pipeline suites' model: full-size synth SSD-1B, or the tiny fixture pipeline with --models tiny-ssd / tiny-sdxl. */
+function pipelineModel(): string {
+  const tiny = values.models!.split(",").find(isTiny);
+  return tiny ? tinyModelIn(join(benchDir, "pipelines"), tiny as "tiny-ssd" | "tiny-sdxl") : fullSsd1b();
+}
+
+/**
+ * On the CPU: the CLI's one-shot run (low memory, sessions created on the way). On WebGPU: a warm
+ * pipeline (a 1-step image first creates every session), then the timed image, as a server runs it.
+ */
 function pipelineSuite(): void {
-  const dir = fullSsd1b();
+  const dir = pipelineModel();
   const steps = Number(values.steps);
   const rows: any[] = [];
+  const warm = values.device === "webgpu";
   for (const size of values.sizes!.split(",").map(Number)) {
-    process.stderr.write(`pipeline ${size}x${size}, ${steps} steps ...\n`);
-    const r = runWorker("pipeline-worker.js", [dir, String(size), String(steps)]);
+    process.stderr.write(`pipeline ${size}x${size}, ${steps} steps on ${values.device}${warm ? " (warm)" : ""} ...\n`);
+    const r = runWorker("pipeline-worker.js", [dir, String(size), String(steps), "", values.device!, unetPrecision, warm ? "warm" : ""]);
     rows.push(r);
     process.stderr.write(`  ${JSON.stringify(r)}\n`);
   }
-  const f = (x: number) => x.toFixed(1);
-  writeResult("pipeline-cpu.md", pipelineTable(rows));
+  writeResult(`pipeline-${values.device}.md`, pipelineTable(rows, warm));
 }
 
 /** Rows of earlier runs are kept (keyed by size), so sizes can be measured in separate invocations. */
-function pipelineTable(rows: any[]): string[] {
-  const f = (x: number) => x.toFixed(1);
-  const file = join(root, "bench/results/pipeline-cpu.md");
+function pipelineTable(rows: any[], warm: boolean): string[] {
+  const f = (x: number) => x.toFixed(warm ? 3 : 1);
+  const file = join(resultsDir, `pipeline-${values.device}.md`);
   const kept = existsSync(file) ? readFileSync(file, "utf8").split("\n").filter((l) => /^\| \d+x\d+ \|/.test(l)) : [];
-  const fresh = rows.map((r) => `| ${r.size}x${r.size} | ${r.steps} | ${f(r.loadSeconds)} | ${r.textEncodeSeconds.toFixed(2)} | ${r.perStepSeconds.toFixed(2)} | ${f(r.decodeSeconds)} | ${f(r.totalSeconds)} | ${f(r.steps === 25 ? r.totalSeconds : r.firstStepSeconds + 24 * r.perStepSeconds + r.decodeSeconds)} | ${gib(r.peakRss)} |`);
+  const fresh = rows.map((r) => `| ${r.size}x${r.size} | ${r.steps} | ${f(r.loadSeconds)} | ${r.textEncodeSeconds.toFixed(3)} | ${r.perStepSeconds.toFixed(3)} | ${f(r.decodeSeconds)} | ${f(r.totalSeconds)} | ${f(r.steps === 25 ? r.totalSeconds : r.firstStepSeconds + 24 * r.perStepSeconds + r.decodeSeconds)} | ${gib(r.peakRss)} |`);
   const sizes = new Set(rows.map((r) => `${r.size}x${r.size}`));
   const all = [...kept.filter((l) => !sizes.has(l.split("|")[1].trim())), ...fresh].sort((a, b) => parseInt(a.slice(2)) - parseInt(b.slice(2)));
+  const model = values.models!.split(",").find(isTiny) ?? "Full-size synth SSD-1B, fp16 variant";
   return [
-    "# SSD-1B pipeline benchmark (cpu)",
+    `# SSD-1B pipeline benchmark (${values.device})`,
     "",
     machine,
-    "Full-size synth SSD-1B, fp16 variant, text-to-image, guidance 5 (batch 2 through the UNet), Euler, one image, each size in a fresh process,",
-    "in low-memory mode as the CLI runs it (one component's session at a time, each created when needed).",
-    "`first step` includes prompt encoding and the UNet's session creation; `VAE decode` includes the VAE session's creation.",
+    `${model}, text-to-image, guidance 5 (batch 2 through the UNet), Euler, one image, UNet in ${unetPrecision}, each size in a fresh process,`,
+    warm
+      ? "warm: a 1-step image at the same size first creates every session (text encoders, UNet, VAE), then the timed image runs; `load` is the folder's opening only."
+      : "in low-memory mode as the CLI runs it (one component's session at a time, each created when needed).",
+    warm ? "`first step` includes prompt encoding; `VAE decode` is the decode alone." : "`first step` includes prompt encoding and the UNet's session creation; `VAE decode` includes the VAE session's creation.",
     "The 25-step time is measured where `steps run` is 25, else estimated as first step + 24 × s/step + VAE decode.",
     "",
     "| size | steps run | load (s) | text encoders (s) | s/step | VAE decode (s) | whole run (s) | 25-step image (s) | peak RSS (GiB) |",
@@ -297,6 +337,8 @@ function controlnetSuite(): void {
 }
 
 const suites = values.suites!.split(",");
+if (suites.includes("synth-unet")) for (const model of values.models!.split(",")) modelDir(model);
+if (suites.includes("synth-pipeline")) pipelineModel();
 if (suites.includes("unet")) unetSuite();
 if (suites.includes("pipeline")) pipelineSuite();
 if (suites.includes("fast")) fastSuite();

@@ -1,22 +1,28 @@
 /**
  * One UNet benchmark in its own process (so peak memory is this model's alone): loads a synth
  * checkpoint as a user would, then times forward passes. Prints one JSON line.
- * Usage: node unet-worker.js <model-dir> <size> <batch> <runs> [cpu|webgpu]
+ * Usage: node unet-worker.js <model-dir> <size> <batch> <runs> [cpu|webgpu] [float32|float16]
+ * float16 is the pipeline's float16 UNet (unetSession: GroupNorm, softmax, sinusoids in float32).
  */
 import { performance } from "node:perf_hooks";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { openComponent } from "../src/loaders/component.js";
 import { compileComponent } from "../src/loaders/compile.js";
 import { buildUNetGraph, parseUNetConfig } from "../src/models/unet/index.js";
 import type { ExecutionDevice } from "../src/runtime/session.js";
+import { unetSession } from "../src/pipelines/sessions.js";
 
-const [dir, sizeArg, batchArg, runsArg, deviceArg] = process.argv.slice(2);
+const [dir, sizeArg, batchArg, runsArg, deviceArg, precisionArg] = process.argv.slice(2);
+const precision = precisionArg === "float16" ? "float16" : "float32";
 const size = Number(sizeArg), batch = Number(batchArg), runs = Number(runsArg);
 const device = (deviceArg ?? "cpu") as ExecutionDevice;
-const files = openComponent(dir, "fp16");
+// The fp16 files (what the bench writes); a tiny fixture folder has fp32 ones.
+const files = openComponent(dir, existsSync(join(dir, "diffusion_pytorch_model.fp16.safetensors")) ? "fp16" : "fp32");
 const config = parseUNetConfig(files.config);
 const lat = size / 8;
 let t = performance.now();
-const model = await compileComponent(files, "unet", "unet bench", (g, vb) => buildUNetGraph(g, vb, config, { batch, height: lat, width: lat }), { device });
+const model = await compileComponent(files, "unet", "unet bench", (g, vb) => buildUNetGraph(g, vb, config, { batch, height: lat, width: lat }), unetSession({ device }, precision));
 const sessionSeconds = (performance.now() - t) / 1000;
 const rssAfterLoad = process.memoryUsage().rss;
 

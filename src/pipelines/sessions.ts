@@ -11,6 +11,7 @@ import { buildUNetGraph, parseUNetConfig, skipCount, type UNetConfig } from "../
 import { openVae, openVaeWeights, type VaeComponent } from "../loaders/vae.js";
 import type { WeightDeltas } from "../nn/weight-deltas.js";
 import type { CompiledGraph, SessionOptions } from "../runtime/session.js";
+import type { Float32IslandOp } from "../ir/onnx/half-precision.js";
 import { ShapeCache } from "./shape-cache.js";
 
 export interface UNetFeeds {
@@ -29,10 +30,28 @@ export interface UNetResidualFeeds {
   mid: Float32Array;
 }
 
+/**
+ * Op types a float16 UNet computes in float32, where diffusers' fp16 UNet does on CUDA: torch's GroupNorm
+ * accumulates its statistics in fp32, SDPA's softmax in fp32, get_timestep_embedding works on
+ * `timesteps.float()`. Cheap (small tensors, or bandwidth-bound ops). Measured on lavapipe
+ * (docs/webgpu-fp16.md): they lower the error a little; onnxruntime's WebGPU fp16 MatMul and Conv are
+ * the main error source (they accumulate in fp16, cuBLAS/cuDNN in fp32) and stay fp16 for speed until a
+ * GPU measures the cost; SSD1B_UNET_FLOAT32_OPS=MatMul+Conv+... (developer override) picks other islands.
+ */
+export const UNET_FLOAT32_OPS: readonly Float32IslandOp[] = ["GroupNormalization", "Softmax", "Sin", "Cos"];
+
+/** Session options of a UNet in `precision` (float16: with UNET_FLOAT32_OPS kept in float32). */
+export function unetSession(session: SessionOptions, precision: "float32" | "float16"): SessionOptions {
+  if (precision === "float32") return { ...session, precision };
+  const forced = process.env.SSD1B_UNET_FLOAT32_OPS;
+  const keepFloat32 = forced === undefined ? UNET_FLOAT32_OPS : forced.split("+").filter(Boolean) as Float32IslandOp[];
+  return { ...session, precision, keepFloat32 };
+}
+
 export class UNetRunner {
   private readonly cache = new ShapeCache();
   readonly config: UNetConfig;
-  private constructor(readonly weights: ComponentWeights, private readonly session: SessionOptions, private readonly deltas?: WeightDeltas) {
+  private constructor(readonly weights: ComponentWeights, readonly session: SessionOptions, private readonly deltas?: WeightDeltas) {
     this.config = parseUNetConfig(weights.config);
   }
 
@@ -57,8 +76,9 @@ export class UNetRunner {
       throw new Error(this.config.timeCondProjDim ? "UNet: this UNet has time_cond_proj_dim and needs timestep_cond" : "UNet: timestep_cond given to a UNet without time_cond_proj_dim");
     }
     const withResiduals = residuals !== undefined;
+    const half = this.session.precision === "float16" ? ", float16" : "";
     const graph = await this.cache.get([batch, height, width, sequence, withResiduals ? 1 : 0, tiling ? 1 : 0], () => compileComponent(
-      this.weights, "unet", `UNet (${this.weights.where}, batch ${batch}, latent ${height}x${width}${sequence === 77 ? "" : `, sequence ${sequence}`}${withResiduals ? ", ControlNet residuals" : ""}${tiling ? ", tiling" : ""})`,
+      this.weights, "unet", `UNet (${this.weights.where}, batch ${batch}, latent ${height}x${width}${sequence === 77 ? "" : `, sequence ${sequence}`}${withResiduals ? ", ControlNet residuals" : ""}${tiling ? ", tiling" : ""}${half})`,
       (g, vb) => { buildUNetGraph(g, vb, this.config, { batch, height, width, sequence }, { controlnetResiduals: withResiduals }); },
       tiling ? { ...this.session, circularConvPads: true } : this.session, this.deltas,
     ));

@@ -1,6 +1,7 @@
 import * as ort from "onnxruntime-node";
 import type { Graph } from "../ir/graph.js";
 import { lowerToOnnx } from "../ir/onnx/lower.js";
+import type { Float32IslandOp } from "../ir/onnx/half-precision.js";
 import type { DType } from "../ir/tensor.js";
 import { webgpuAttentionVerdict } from "./webgpu-check.js";
 
@@ -15,6 +16,8 @@ export interface SessionOptions {
   intraOpThreads?: number;
   /** Arithmetic inside the graph (default float32); inputs and outputs are float32 either way. */
   precision?: "float32" | "float16";
+  /** With precision "float16": op types kept in float32 (Casts around them), e.g. GroupNormalization. */
+  keepFloat32?: readonly Float32IslandOp[];
   /** Training graphs: hold each frozen weight once instead of pre-packed per product (see LoweringContext). */
   weightsOnTheLeft?: boolean;
   /** Every Conv2d pads circularly, as torch's padding_mode "circular" (A1111's tiling; see LoweringContext). */
@@ -64,7 +67,7 @@ export class CompiledGraph {
 
   static async create(graph: Graph, description: string, opts: SessionOptions = {}): Promise<CompiledGraph> {
     const unfusedAttention = await unfusedAttentionFor(opts, description);
-    const { bytes, externalDataFolder } = lowerToOnnx(graph, description, { device: opts.device, precision: opts.precision, weightsOnTheLeft: opts.weightsOnTheLeft, unfusedAttention, circularConvPads: opts.circularConvPads });
+    const { bytes, externalDataFolder } = lowerToOnnx(graph, description, { device: opts.device, precision: opts.precision, keepFloat32: opts.keepFloat32, weightsOnTheLeft: opts.weightsOnTheLeft, unfusedAttention, circularConvPads: opts.circularConvPads });
     const options: ort.InferenceSession.SessionOptions = {
       graphOptimizationLevel: "all",
       // Without the arena, freed activations go back to the system at once: lower peak, a few % slower.

@@ -7,7 +7,8 @@ import { decodePng } from "../../src/image/png.js";
 
 /** Project root: dist/test/helpers -> ../../.. */
 export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
-export const FIXTURES = resolve(PROJECT_ROOT, "../shared/fixtures");
+/** ../shared/fixtures, or SSD1B_FIXTURES (the device machine has no ../shared; bench/device-prep.sh carries a subset). */
+export const FIXTURES = process.env.SSD1B_FIXTURES ?? resolve(PROJECT_ROOT, "../shared/fixtures");
 export const HAVE_FIXTURES = existsSync(join(FIXTURES, "README.md"));
 /** Pass as `{ skip: NO_FIXTURES }` to node:test: a clear reason when ../shared is absent. */
 export const NO_FIXTURES = HAVE_FIXTURES ? false : `fixtures not found at ${FIXTURES}`;

@@ -18,6 +18,8 @@ import { webgpuAttentionVerdict } from "../../src/runtime/webgpu-check.js";
 import type { SessionOptions } from "../../src/runtime/session.js";
 import { StableDiffusionXLPipeline } from "../../src/pipelines/sdxl/index.js";
 import { tinyModelIn } from "./tiny-model.js";
+import type { Float32IslandOp } from "../../src/ir/onnx/half-precision.js";
+import { UNET_FLOAT32_OPS } from "../../src/pipelines/sessions.js";
 
 import type { CaseResult } from "./webgpu-case-names.js";
 
@@ -33,21 +35,26 @@ function synthFolder(kind: string, name: string, weights: string): string {
   return dir;
 }
 
-async function unet(name: string): Promise<Record<string, Diff>> {
+/** UNet arithmetic of a case: float32, or float16 with the op types kept in float32. */
+type UNetArithmetic = { precision: "float32" } | { precision: "float16"; keepFloat32: readonly Float32IslandOp[] };
+
+async function unet(name: string, arithmetic: UNetArithmetic = { precision: "float32" }): Promise<Record<string, Diff>> {
   const dir = synthFolder("unet", name, "diffusion_pytorch_model.safetensors");
   try {
     const io = openFixture("unet", name, "io.safetensors");
     const files = openComponent(dir);
     const config = parseUNetConfig(files.config);
     const [b, , h, w] = io.get("in.sample").shape;
-    const model = await compileComponent(files, "unet", `unet ${name}`, (g, vb) => buildUNetGraph(g, vb, config, { batch: b, height: h, width: w }, true), session);
+    // float16: no block outputs (each would be one more Cast and graph output); only out.sample is compared.
+    const half = arithmetic.precision === "float16";
+    const model = await compileComponent(files, "unet", `unet ${name}`, (g, vb) => buildUNetGraph(g, vb, config, { batch: b, height: h, width: w }, !half), { ...session, ...arithmetic });
     const out = await model.run({
       sample: io.float32("in.sample"), timestep: io.float32("in.timestep"), encoder_hidden_states: io.float32("in.encoder_hidden_states"),
       text_embeds: io.float32("in.text_embeds"), time_ids: io.float32("in.time_ids"),
     });
     await model.release();
     const diffs: Record<string, Diff> = {};
-    for (const key of [...io.tensors.keys()].filter((k) => k.startsWith("act."))) diffs[key] = diff(out[key.slice(4)], io.float32(key));
+    for (const key of [...io.tensors.keys()].filter((k) => !half && k.startsWith("act."))) diffs[key] = diff(out[key.slice(4)], io.float32(key));
     diffs["out.sample"] = diff(out.sample_out, io.float32("out.sample"));
     return diffs;
   } finally {
@@ -87,9 +94,9 @@ async function clip(name: string): Promise<Record<string, Diff>> {
 }
 
 /** One fixture case of the tiny pipeline (test/pipeline.test.ts) end to end: latents after each step, images. */
-async function pipeline(model: "tiny-ssd" | "tiny-sdxl", name: string): Promise<Record<string, Diff>> {
+async function pipeline(model: "tiny-ssd" | "tiny-sdxl", name: string, unetPrecision: "float32" | "float16" = "float32"): Promise<Record<string, Diff>> {
   const tmp = mkdtempSync(join(tmpdir(), `webgpu-pipeline-`));
-  const pipe = await StableDiffusionXLPipeline.fromPretrained(tinyModelIn(tmp, model), { session, vaePrecision: "float32", onWarning: session.onWarning });
+  const pipe = await StableDiffusionXLPipeline.fromPretrained(tinyModelIn(tmp, model), { session, vaePrecision: "float32", unetPrecision, onWarning: session.onWarning });
   try {
     const c = JSON.parse(readFileSync(fixture("pipeline", model, "cases.json"), "utf8"))[name];
     const ref = openFixture("pipeline", model, "cases.safetensors");
@@ -122,11 +129,25 @@ export const CASES: Record<string, () => Promise<Omit<CaseResult, "case" | "ms" 
   "pipeline-tiny-ssd-basic": async () => ({ diffs: await pipeline("tiny-ssd", "basic") }),
   "pipeline-tiny-ssd-img2img": async () => ({ diffs: await pipeline("tiny-ssd", "img2img") }),
   "pipeline-tiny-sdxl-basic": async () => ({ diffs: await pipeline("tiny-sdxl", "basic") }),
+  // unetPrecision float16 (the default islands, UNET_FLOAT32_OPS) against the fp32 references.
+  "unet-tiny-ssd-fp16": async () => ({ diffs: await unet("tiny-ssd", { precision: "float16", keepFloat32: UNET_FLOAT32_OPS }) }),
+  "pipeline-tiny-ssd-basic-fp16": async () => ({ diffs: await pipeline("tiny-ssd", "basic", "float16") }),
 };
+
+/**
+ * Measurement cases (not in CASE_NAMES): `unet-tiny-ssd-fp16-keep=GroupNormalization+Softmax` keeps the
+ * listed op types in float32, `...-keep=` none; the relative L2 of each is what chose UNET_FLOAT32_OPS.
+ */
+function islandCase(name: string): (() => Promise<{ diffs: Record<string, Diff> }>) | undefined {
+  const m = /^unet-(tiny-ssd|tiny-sdxl)-fp16-keep=(.*)$/.exec(name);
+  if (!m) return undefined;
+  const keepFloat32 = m[2] ? m[2].split("+") as Float32IslandOp[] : [];
+  return async () => ({ diffs: await unet(m[1], { precision: "float16", keepFloat32 }) });
+}
 
 async function main(names: string[]) {
   for (const name of names) {
-    const run = CASES[name];
+    const run = CASES[name] ?? islandCase(name);
     const t0 = performance.now();
     let result: CaseResult;
     try {

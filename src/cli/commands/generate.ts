@@ -36,6 +36,8 @@ const COMMON_HELP = `  --model M            diffusers folder, Hugging Face repo 
   --vae-precision P    fp16|fp32|auto: the VAE decoder's arithmetic; an fp16 decode that overflows (NaN) is
                        redone in fp32 with a warning (default auto: fp16 on webgpu for a VAE with
                        force_upcast false such as the fp16-fix VAE, else fp32)
+  --unet-precision P   fp16|fp32|auto: the UNet's arithmetic (fp16: GroupNorm, softmax and the timestep
+                       sinusoids stay fp32; default auto: fp16 on webgpu, fp32 on cpu)
   --taesd DIR|FILE     a TAESD (tiny autoencoder): a diffusers AutoencoderTiny folder, a cached repo id
                        (madebyollin/taesdxl) or a taesdxl_decoder.safetensors file; used by --fast-decode
   --fast-decode        decode the final latents with the TAESD instead of the VAE: several times faster,
@@ -91,6 +93,7 @@ export const MODEL_LOAD_OPTIONS = {
   vae: { type: "string" },
   taesd: { type: "string" },
   "vae-precision": { type: "string" },
+  "unet-precision": { type: "string" },
   lora: { type: "string", multiple: true },
   "prompt-syntax": { type: "string" },
 } as const;
@@ -170,11 +173,18 @@ export function parseLoras(args: string[] | undefined): { file: string; weight: 
   });
 }
 
-/** The model-loading flags shared by generate, img2img, serve and worker: --config, --vae, --taesd, --vae-precision, --lora, --prompt-syntax. */
-export function parseModelLoad(values: Values): Pick<PipelineLoadOptions, "config" | "vae" | "taesd" | "loras" | "promptSyntax" | "vaePrecision" | "hub"> {
-  const precision = stringFlag(values, "vae-precision");
-  const vaePrecision = precision === undefined ? undefined : ({ fp16: "float16", fp32: "float32", auto: "auto" } as const)[precision];
-  if (precision !== undefined && !vaePrecision) throw new UsageError(`--vae-precision must be fp16, fp32 or auto, got "${precision}"`);
+/** --vae-precision / --unet-precision: fp16|fp32|auto as the load option's name for it. */
+function precisionFlag(values: Values, flag: string): "float16" | "float32" | "auto" | undefined {
+  const precision = stringFlag(values, flag);
+  const p = precision === undefined ? undefined : ({ fp16: "float16", fp32: "float32", auto: "auto" } as const)[precision];
+  if (precision !== undefined && !p) throw new UsageError(`--${flag} must be fp16, fp32 or auto, got "${precision}"`);
+  return p;
+}
+
+/** The model-loading flags shared by generate, img2img, serve and worker: --config, --vae, --taesd, --vae-precision, --unet-precision, --lora, --prompt-syntax. */
+export function parseModelLoad(values: Values): Pick<PipelineLoadOptions, "config" | "vae" | "taesd" | "loras" | "promptSyntax" | "vaePrecision" | "unetPrecision" | "hub"> {
+  const vaePrecision = precisionFlag(values, "vae-precision");
+  const unetPrecision = precisionFlag(values, "unet-precision");
   const promptSyntax = stringFlag(values, "prompt-syntax");
   if (promptSyntax !== undefined && !(PROMPT_SYNTAXES as readonly string[]).includes(promptSyntax)) {
     throw new UsageError(`--prompt-syntax must be ${PROMPT_SYNTAXES.join(" or ")}, got "${promptSyntax}"`);
@@ -183,7 +193,7 @@ export function parseModelLoad(values: Values): Pick<PipelineLoadOptions, "confi
   if (config !== undefined && !existsSync(config)) throw new UsageError(`--config folder not found: ${config}`);
   const lora = values.lora;
   return {
-    config, vae, taesd, vaePrecision, promptSyntax: promptSyntax as PromptSyntax | undefined, hub: hubOptionsFrom(values),
+    config, vae, taesd, vaePrecision, unetPrecision, promptSyntax: promptSyntax as PromptSyntax | undefined, hub: hubOptionsFrom(values),
     loras: parseLoras(typeof lora === "string" ? [lora] : Array.isArray(lora) ? lora : undefined),
   };
 }

@@ -2,7 +2,8 @@
  * Runs a lowered float32 model in float16: every float tensor inside the graph becomes float16 while
  * the graph's inputs and outputs stay float32 (a Cast at each end), so callers feed and read the same
  * arrays. fp16 weights are then used as stored (no Cast, half the memory), fp32 / bf16 ones are cast
- * to fp16 (folded by onnxruntime at session creation).
+ * to fp16 (folded by onnxruntime at session creation). Op types named in `keepFloat32` compute in
+ * float32 between Casts instead (float32-region.ts), with float32 initializers where they read one.
  *
  * This is what diffusers does when a VAE runs in torch.float16: same ops, half-precision arithmetic,
  * with the same risk of overflow (the SDXL VAE's activations exceed 65504 and give NaN; the
@@ -10,6 +11,9 @@
  */
 import onnxProto from "onnx-proto";
 import { f32ToF16 } from "../../safetensors/dtypes.js";
+import { float32Region, floatInputs, type Float32IslandOp } from "./float32-region.js";
+
+export { FLOAT32_ISLAND_OPS, type Float32IslandOp } from "./float32-region.js";
 
 const { onnx } = onnxProto;
 const T = onnx.TensorProto.DataType;
@@ -22,20 +26,39 @@ function halfTensor(values: number[], dims: NonNullable<TensorProto["dims"]>, na
   return { name, dataType: T.FLOAT16, dims, int32Data: Array.from(bits) };
 }
 
-export function toHalfPrecision(model: Model): void {
+export interface HalfPrecisionOptions {
+  /**
+   * Op types computed in float32 between Casts, as torch keeps some arithmetic in fp32 inside an fp16
+   * model (GroupNorm statistics, softmax, the timestep sinusoids; see float32-region.ts). Default none.
+   */
+  keepFloat32?: readonly Float32IslandOp[];
+}
+
+const castNode = (to: number, input: string, output: string): onnxProto.onnx.INodeProto =>
+  ({ opType: "Cast", input: [input], output: [output], name: `cast${to === T.FLOAT ? 32 : 16}_${output}`, attribute: [{ name: "to", type: onnx.AttributeProto.AttributeType.INT, i: to }] });
+
+export function toHalfPrecision(model: Model, opts: HalfPrecisionOptions = {}): void {
   const g = model.graph!;
   const nodes = g.node ?? [];
+  const region = float32Region(nodes, new Set(opts.keepFloat32 ?? []));
+  const inRegion = (n: onnxProto.onnx.INodeProto) => region.has(n);
+  // Float tensors that region nodes read: initializers among them stay float32.
+  const readInside = new Set<string>();
+  for (const node of region) for (const i of floatInputs(node)) readInside.add(node.input![i]);
+
   const before: onnxProto.onnx.INodeProto[] = [];
   const after: onnxProto.onnx.INodeProto[] = [];
-  const rename = new Map<string, string>();
+  /** Tensor names whose value is float32 here (graph inputs, kept initializers, region outputs). */
+  const full = new Set<string>();
 
   for (const init of g.initializer ?? []) {
     if (init.dataType !== T.FLOAT) continue;
+    const name = init.name!;
+    if (readInside.has(name)) { full.add(name); continue; } // kept float32; outside readers get a Cast below
     if (init.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL) {
       // an fp32 weight in the user's file: read as stored, cast once
-      const name = init.name!;
       init.name = `${name}::stored`;
-      before.push({ opType: "Cast", input: [init.name], output: [name], name: `half_${name}`, attribute: [{ name: "to", type: onnx.AttributeProto.AttributeType.INT, i: T.FLOAT16 }] });
+      before.push(castNode(T.FLOAT16, init.name, name));
     } else {
       const h = halfTensor(init.floatData ?? [], init.dims ?? [], init.name ?? undefined);
       init.dataType = T.FLOAT16;
@@ -44,6 +67,7 @@ export function toHalfPrecision(model: Model): void {
     }
   }
   for (const node of nodes) {
+    if (inRegion(node)) { for (const o of node.output ?? []) full.add(o); continue; }
     if (node.opType === "Cast" && (node.domain ?? "") === "") {
       const to = node.attribute!.find((a) => a.name === "to")!;
       if (Number(to.i) === T.FLOAT) to.i = T.FLOAT16;
@@ -54,21 +78,44 @@ export function toHalfPrecision(model: Model): void {
       else if (a.name === "value" && a.t?.dataType === T.FLOAT) node.attribute = [{ name: "value", type: a.type, t: halfTensor(a.t.floatData ?? [], a.t.dims ?? []) }];
     }
   }
-  for (const input of g.input ?? []) {
-    const tt = input.type?.tensorType;
-    if (tt?.elemType !== T.FLOAT) continue;
-    const inner = `${input.name}::half`;
-    rename.set(input.name!, inner);
-    before.push({ opType: "Cast", input: [input.name!], output: [inner], name: `half_in_${input.name}`, attribute: [{ name: "to", type: onnx.AttributeProto.AttributeType.INT, i: T.FLOAT16 }] });
+  for (const input of g.input ?? []) if (input.type?.tensorType?.elemType === T.FLOAT) full.add(input.name!);
+
+  // Edges where the precision changes get one Cast per tensor: after its producer, or first for
+  // graph inputs and initializers.
+  const producer = new Map<string, onnxProto.onnx.INodeProto>();
+  for (const node of nodes) for (const o of node.output ?? []) producer.set(o, node);
+  const castsAfter = new Map<onnxProto.onnx.INodeProto, onnxProto.onnx.INodeProto[]>();
+  const casted = new Map<string, string>();
+  const convert = (n: string, to: number): string => {
+    const key = `${n}::${to === T.FLOAT ? "f32" : "half"}`;
+    if (!casted.has(key)) {
+      casted.set(key, key);
+      const p = producer.get(n);
+      const cast = castNode(to, n, key);
+      if (p) castsAfter.set(p, [...(castsAfter.get(p) ?? []), cast]);
+      else before.push(cast);
+    }
+    return key;
+  };
+  for (const node of nodes) {
+    if (inRegion(node)) {
+      for (const i of floatInputs(node)) if (!full.has(node.input![i])) node.input![i] = convert(node.input![i], T.FLOAT);
+    } else {
+      node.input = (node.input ?? []).map((n) => (full.has(n) ? convert(n, T.FLOAT16) : n));
+    }
   }
-  for (const node of nodes) node.input = (node.input ?? []).map((n) => rename.get(n) ?? n);
+  // Graph outputs stay float32: a float16 one is renamed inside and cast at the end.
+  const rename = new Map<string, string>();
   for (const output of g.output ?? []) {
-    const tt = output.type?.tensorType;
-    if (tt?.elemType !== T.FLOAT) continue;
+    if (output.type?.tensorType?.elemType !== T.FLOAT || full.has(output.name!)) continue;
     const inner = `${output.name}::half`;
-    for (const node of nodes) node.output = (node.output ?? []).map((n) => (n === output.name ? inner : n));
-    for (const node of nodes) node.input = (node.input ?? []).map((n) => (n === output.name ? inner : n));
-    after.push({ opType: "Cast", input: [inner], output: [output.name!], name: `half_out_${output.name}`, attribute: [{ name: "to", type: onnx.AttributeProto.AttributeType.INT, i: T.FLOAT } ] });
+    rename.set(output.name!, inner);
+    after.push(castNode(T.FLOAT, inner, output.name!));
   }
-  g.node = [...before, ...nodes, ...after];
+  const all = [...before, ...nodes.flatMap((n) => [n, ...(castsAfter.get(n) ?? [])])];
+  for (const node of all) {
+    node.input = (node.input ?? []).map((n) => rename.get(n) ?? n);
+    node.output = (node.output ?? []).map((n) => rename.get(n) ?? n);
+  }
+  g.node = [...all, ...after];
 }

@@ -4,7 +4,7 @@ import { realpathSync } from "node:fs";
 import type { Graph } from "../graph.js";
 import type { LoweringContext, OnnxAttr } from "../op.js";
 import type { DType, Tensor } from "../tensor.js";
-import { toHalfPrecision } from "./half-precision.js";
+import { toHalfPrecision, type Float32IslandOp } from "./half-precision.js";
 
 const { onnx } = onnxProto;
 const T = onnx.TensorProto.DataType;
@@ -59,6 +59,8 @@ export interface LoweringOptions {
   device?: "cpu" | "webgpu";
   /** Arithmetic inside the graph (inputs and outputs stay float32). */
   precision?: "float32" | "float16";
+  /** With precision "float16": op types computed in float32 between Casts (see half-precision.ts). */
+  keepFloat32?: readonly Float32IslandOp[];
   /** See LoweringContext.weightsOnTheLeft (for training graphs). */
   weightsOnTheLeft?: boolean;
   /** Attention without com.microsoft.MultiHeadAttention (see ops/attention.ts). */
@@ -165,6 +167,6 @@ export function lowerToOnnx(graph: Graph, name = "ssd1b", opts: LoweringOptions 
       output: outputs,
     },
   });
-  if (precision === "float16") toHalfPrecision(model);
+  if (precision === "float16") toHalfPrecision(model, { keepFloat32: opts.keepFloat32 });
   return { bytes: onnx.ModelProto.encode(model).finish(), externalDataFolder: folder };
 }

@@ -13,11 +13,11 @@ import type { SessionOptions } from "../../runtime/session.js";
 import { ensureLocal, hubSettings, type HubOptions } from "../../hub/index.js";
 import { PromptEncoder } from "../prompt-encoding.js";
 import { checkTimeIdsFit } from "../micro-conditioning.js";
-import { UNetRunner, VaeRunner } from "../sessions.js";
+import { UNetRunner, VaeRunner, unetSession } from "../sessions.js";
 import { PipelineInputError } from "../errors.js";
 import { TaesdRunner, checkTaesdFits } from "../taesd-runner.js";
 import type { PipelineLoadOptions } from "./options.js";
-import { fetchSingleFileTokenizers, presetLoadOptions, vaePrecision } from "./load-options.js";
+import { fetchSingleFileTokenizers, presetLoadOptions, unetPrecision, vaePrecision } from "./load-options.js";
 
 /** Session options and warning sink of the load, reused by LoRA variants and later TAESD loads. */
 export interface LoadSettings { session?: SessionOptions; onWarning?: (message: string) => void }
@@ -76,7 +76,7 @@ export class SdxlComponents {
     // Low-memory mode also gives activations back to the system as soon as they are freed.
     const base = opts.onWarning && !opts.session?.onWarning ? { ...opts.session, onWarning: opts.onWarning } : opts.session;
     const session = opts.lowMemory ? { memoryArena: false, ...base } : base;
-    const unet = UNetRunner.fromWeights(source.unet, session, deltas?.unet);
+    const unet = UNetRunner.fromWeights(source.unet, unetSession(session ?? {}, unetPrecision(opts)), deltas?.unet);
     const vae = VaeRunner.fromWeights(source.vae, session, { precision: vaePrecision(opts, source.vae.config), onFallback: opts.onWarning });
     const taesd = opts.taesd ? TaesdRunner.open(opts.taesd, { variant: opts.variant, session, env: opts.env }) : undefined;
     if (taesd) checkTaesdFits(taesd, vae.config.latentChannels, vae.scaleFactor);
@@ -113,7 +113,7 @@ export class SdxlComponents {
       session: settings.session, warn: settings.onWarning, promptSyntax: pe.promptSyntax, forceZerosForEmptyPrompt: pe.forceZerosForEmptyPrompt,
       deltas: deltas && { textEncoder: deltas.textEncoder, textEncoder2: deltas.textEncoder2 },
     });
-    const unet = UNetRunner.fromWeights(source.unet, settings.session, deltas?.unet);
+    const unet = UNetRunner.fromWeights(source.unet, this.unet.session, deltas?.unet);
     const variant = new SdxlComponents(source, promptEncoder, unet, this.vae, loras, settings, this.lowMemory,
       { promptEncoder: !touchesText, vae: true, taesd: true });
     variant.taesdOwner = this;

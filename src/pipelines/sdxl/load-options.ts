@@ -1,5 +1,5 @@
 /**
- * Load-time choices made from the options and the model: the VAE decoder's precision, the fast
+ * Load-time choices made from the options and the model: the UNet's and VAE decoder's precision, the fast
  * preset's LCM-LoRA and TAESD, and the tokenizers a single-file checkpoint lacks.
  */
 import type { Variant } from "../../loaders/component.js";
@@ -19,6 +19,13 @@ export function vaePrecision(opts: PipelineLoadOptions, vaeConfig: Record<string
   return opts.session?.device === "webgpu" && vaeConfig.force_upcast === false ? "float16" : "float32";
 }
 
+/** PipelineLoadOptions.unetPrecision resolved: "auto" is float16 on WebGPU, float32 on the CPU. */
+export function unetPrecision(opts: PipelineLoadOptions): "float32" | "float16" {
+  const p = opts.unetPrecision ?? "auto";
+  if (p !== "auto" && p !== "float32" && p !== "float16") throw new PipelineInputError(`unetPrecision must be float32, float16 or auto, got "${p}"`);
+  if (p !== "auto") return p;
+  return opts.session?.device === "webgpu" ? "float16" : "float32";
+}
 
 /**
  * The LCM-LoRA repo id made for this model's architecture (LCM_LORAS); for any other model a
