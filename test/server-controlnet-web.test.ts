@@ -6,11 +6,12 @@
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium, type Browser } from "playwright-core";
-import { NO_FIXTURES, PROJECT_ROOT, fixture } from "./helpers/fixtures.js";
+import { type Browser } from "playwright-core";
+import { BROWSER_SKIP, launchBrowser, openReadyPage } from "./helpers/browser.js";
+import { PROJECT_ROOT, fixture } from "./helpers/fixtures.js";
 import { tinyModelIn } from "./helpers/tiny-model.js";
 import { synthModel } from "../src/cli/commands/synth.js";
 import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
@@ -21,8 +22,7 @@ import { ControlNetLibrary } from "../src/server/controlnet-library.js";
 import { cannyModule } from "../src/server/controlnet-units.js";
 import { decodePng, encodePng, type RgbImage } from "../src/image/png.js";
 
-const CHROMIUM = "/usr/bin/chromium";
-const SKIP = NO_FIXTURES || (existsSync(CHROMIUM) ? false : `${CHROMIUM} not found (apt-get install -y chromium)`);
+const SKIP = BROWSER_SKIP;
 const OUT = join(PROJECT_ROOT, "test-output");
 
 const tmp = mkdtempSync(join(tmpdir(), "server-cn-web-"));
@@ -46,11 +46,7 @@ before(async () => {
   const files = new FileStore();
   const controlnets = new ControlNetLibrary(join(tmp, "controlnets"));
   server = await startServer({ queue: new LocalQueue(pipe, 4, files, { controlnets }), files, controlnets, host: "127.0.0.1", port: 0 });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    timeout: 60000,
-  });
+  browser = await launchBrowser();
   mkdirSync(OUT, { recursive: true });
 });
 
@@ -62,15 +58,10 @@ after(async () => {
 });
 
 test("web page ControlNet panel: pick a net, drop an image, preview canny, generate with it", { skip: SKIP, timeout: 120000 }, async () => {
-  const page = await browser!.newPage({ viewport: { width: 1280, height: 1000 } });
-  const consoleErrors: string[] = [];
-  page.on("console", (m) => { if (m.type() === "error") consoleErrors.push(m.text()); });
-  page.on("pageerror", (e) => consoleErrors.push(String(e)));
-  page.setDefaultTimeout(60000);
   const jobs: Record<string, any>[] = [];
-  page.on("request", (r) => { if (r.method() === "POST" && r.url().endsWith("/v1/jobs")) jobs.push(r.postDataJSON()); });
-  await page.goto(server!.url + "/");
-  await page.waitForSelector('body[data-ready="1"]');
+  const { page, consoleErrors } = await openReadyPage(browser!, server!.url + "/", { width: 1280, height: 1000 }, (page) => {
+    page.on("request", (r) => { if (r.method() === "POST" && r.url().endsWith("/v1/jobs")) jobs.push(r.postDataJSON()); });
+  });
   assert.ok(await page.isVisible("#cn-panel"), "the panel shows with --controlnet-dir");
   await page.click("#cn-panel summary");
   assert.deepEqual(await page.$$eval("#cn-model option", (os) => os.map((o) => (o as HTMLOptionElement).value)), ["", "canny-a"]);

@@ -5,11 +5,12 @@
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium, type Browser, type Page } from "playwright-core";
-import { NO_FIXTURES, PROJECT_ROOT } from "./helpers/fixtures.js";
+import { type Browser, type Page } from "playwright-core";
+import { BROWSER_SKIP, launchBrowser, openReadyPage } from "./helpers/browser.js";
+import { PROJECT_ROOT } from "./helpers/fixtures.js";
 import { tinyModelIn } from "./helpers/tiny-model.js";
 import { tinyTaesdIn } from "./helpers/tiny-taesd.js";
 import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
@@ -17,8 +18,7 @@ import { startServer, type RunningServer } from "../src/server/app.js";
 import { FileStore } from "../src/server/file-store.js";
 import { LocalQueue } from "../src/server/local-queue.js";
 
-const CHROMIUM = "/usr/bin/chromium";
-const SKIP = NO_FIXTURES || (existsSync(CHROMIUM) ? false : `${CHROMIUM} not found (apt-get install -y chromium)`);
+const SKIP = BROWSER_SKIP;
 const OUT = join(PROJECT_ROOT, "test-output");
 
 const tmp = mkdtempSync(join(tmpdir(), "server-web-history-"));
@@ -31,11 +31,7 @@ before(async () => {
   pipe = await StableDiffusionXLPipeline.fromPretrained(tinyModelIn(tmp), { taesd: tinyTaesdIn(tmp) });
   const files = new FileStore();
   server = await startServer({ queue: new LocalQueue(pipe, 8, files), files, host: "127.0.0.1", port: 0 });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    timeout: 60000,
-  });
+  browser = await launchBrowser();
   mkdirSync(OUT, { recursive: true });
 });
 
@@ -52,13 +48,7 @@ async function api(path: string, body?: unknown, method = body === undefined ? "
 }
 
 async function openPage(width = 1280): Promise<{ page: Page; errors: string[] }> {
-  const page = await browser!.newPage({ viewport: { width, height: 900 } });
-  const errors: string[] = [];
-  page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
-  page.on("pageerror", (e) => errors.push(String(e)));
-  page.setDefaultTimeout(60000);
-  await page.goto(server!.url + "/");
-  await page.waitForSelector('body[data-ready="1"]');
+  const { page, consoleErrors: errors } = await openReadyPage(browser!, server!.url + "/", { width, height: 900 });
   return { page, errors };
 }
 

@@ -7,11 +7,12 @@
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium, type Browser, type Page } from "playwright-core";
-import { NO_FIXTURES, PROJECT_ROOT, levelDiff } from "./helpers/fixtures.js";
+import { type Browser, type Page } from "playwright-core";
+import { BROWSER_SKIP, launchBrowser, openReadyPage } from "./helpers/browser.js";
+import { PROJECT_ROOT, levelDiff } from "./helpers/fixtures.js";
 import { tinyModelIn } from "./helpers/tiny-model.js";
 import { inpaintFixtureCase, type InpaintFixtureCase } from "./helpers/inpaint-case.js";
 import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
@@ -20,8 +21,7 @@ import { FileStore } from "../src/server/file-store.js";
 import { LocalQueue } from "../src/server/local-queue.js";
 import { decodePng, type RgbImage } from "../src/image/png.js";
 
-const CHROMIUM = "/usr/bin/chromium";
-const SKIP = NO_FIXTURES || (existsSync(CHROMIUM) ? false : `${CHROMIUM} not found (apt-get install -y chromium)`);
+const SKIP = BROWSER_SKIP;
 const OUT = join(PROJECT_ROOT, "test-output");
 
 const tmp = mkdtempSync(join(tmpdir(), "server-web-inpaint-"));
@@ -35,11 +35,7 @@ before(async () => {
   pipe = await StableDiffusionXLPipeline.fromPretrained(tinyModelIn(tmp));
   const files = new FileStore();
   server = await startServer({ queue: new LocalQueue(pipe, 4, files), files, host: "127.0.0.1", port: 0 });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    timeout: 60000,
-  });
+  browser = await launchBrowser();
   mkdirSync(OUT, { recursive: true });
   fx = inpaintFixtureCase("strength1_euler");
 });
@@ -78,13 +74,7 @@ async function submitAndWait(page: Page, cards: number): Promise<Sent> {
 }
 
 test("web page inpainting: paint the mask by mouse, send it to /sdapi/v1/img2img, get the fixture's image", { skip: SKIP, timeout: 180_000 }, async () => {
-  const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } });
-  const errors: string[] = [];
-  page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
-  page.on("pageerror", (e) => errors.push(String(e)));
-  page.setDefaultTimeout(60000);
-  await page.goto(server!.url + "/");
-  await page.waitForSelector('body[data-ready="1"]');
+  const { page, consoleErrors: errors } = await openReadyPage(browser!, server!.url + "/", { width: 1280, height: 900 });
   assert.ok(!(await page.isVisible("#image-panel")), "text to image first");
   await page.check("#mode-img");
   assert.ok(await page.isVisible("#image-panel"));

@@ -6,19 +6,19 @@
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium, type Browser } from "playwright-core";
-import { NO_FIXTURES, PROJECT_ROOT } from "./helpers/fixtures.js";
+import { type Browser } from "playwright-core";
+import { BROWSER_SKIP, launchBrowser, openReadyPage } from "./helpers/browser.js";
+import { PROJECT_ROOT } from "./helpers/fixtures.js";
 import { tinyModelIn } from "./helpers/tiny-model.js";
 import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
 import { startServer, type RunningServer } from "../src/server/app.js";
 import { FileStore } from "../src/server/file-store.js";
 import { LocalQueue } from "../src/server/local-queue.js";
 
-const CHROMIUM = "/usr/bin/chromium";
-const SKIP = NO_FIXTURES || (existsSync(CHROMIUM) ? false : `${CHROMIUM} not found (apt-get install -y chromium)`);
+const SKIP = BROWSER_SKIP;
 const OUT = join(PROJECT_ROOT, "test-output");
 
 const tmp = mkdtempSync(join(tmpdir(), "server-web-pickers-"));
@@ -31,11 +31,7 @@ before(async () => {
   pipe = await StableDiffusionXLPipeline.fromPretrained(tinyModelIn(tmp));
   const files = new FileStore();
   server = await startServer({ queue: new LocalQueue(pipe, 8, files), files, host: "127.0.0.1", port: 0 });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    timeout: 60000,
-  });
+  browser = await launchBrowser();
   mkdirSync(OUT, { recursive: true });
 });
 
@@ -49,15 +45,10 @@ after(async () => {
 const values = (sel: string) => (el: Element[]) => el.map((o) => (o as HTMLOptionElement).value);
 
 test("web page: model, VAE, schedule type and hires fix as A1111 fields; interrupt shows cancelled; send to img2img; drop a PNG to read it", { skip: SKIP, timeout: 180000 }, async () => {
-  const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } });
-  const errors: string[] = [];
-  page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
-  page.on("pageerror", (e) => errors.push(String(e)));
-  page.setDefaultTimeout(60000);
   const sent: { url: string; body: any }[] = [];
-  page.on("request", (r) => { if (r.method() === "POST" && /\/(sdapi\/v1\/(txt2img|img2img)|v1\/jobs)$/.test(r.url())) sent.push({ url: new URL(r.url()).pathname, body: r.postDataJSON() }); });
-  await page.goto(server!.url + "/");
-  await page.waitForSelector('body[data-ready="1"]');
+  const { page, consoleErrors: errors } = await openReadyPage(browser!, server!.url + "/", { width: 1280, height: 900 }, (page) => {
+    page.on("request", (r) => { if (r.method() === "POST" && /\/(sdapi\/v1\/(txt2img|img2img)|v1\/jobs)$/.test(r.url())) sent.push({ url: new URL(r.url()).pathname, body: r.postDataJSON() }); });
+  });
 
   // the lists come from the A1111 routes
   assert.deepEqual(await page.$$eval("#sd-model option", values("")), ["tiny-ssd"]);

@@ -5,10 +5,10 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { BROWSER_SKIP, launchBrowser } from "./helpers/browser.js";
 import { NO_FIXTURES } from "./helpers/fixtures.js";
 import { tinyModelIn } from "./helpers/tiny-model.js";
 import { REDIS_SERVER, startRedisServer } from "./helpers/redis-server.js";
@@ -18,8 +18,7 @@ import { FileStore } from "../src/server/file-store.js";
 import { RedisQueue } from "../src/server/redis-queue.js";
 import { startRedisWorker } from "../src/server/redis-worker.js";
 
-const CHROMIUM = "/usr/bin/chromium";
-const SKIP = NO_FIXTURES || (REDIS_SERVER ? false : "redis-server not found") || (existsSync(CHROMIUM) ? false : `${CHROMIUM} not found`);
+const SKIP = NO_FIXTURES || (REDIS_SERVER ? false : "redis-server not found") || BROWSER_SKIP;
 
 test("web page queue view through Redis: another front end's jobs, queued then running, then gone", { skip: SKIP, timeout: 180_000 }, async () => {
   const tmp = mkdtempSync(join(tmpdir(), "server-web-queue-redis-"));
@@ -31,7 +30,7 @@ test("web page queue view through Redis: another front end's jobs, queued then r
     return startServer({ queue, files, host: "127.0.0.1", port: 0 });
   }));
   const [a, b] = servers;
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"], timeout: 60000 });
+  const browser = await launchBrowser();
   let worker: Awaited<ReturnType<typeof startRedisWorker>> | undefined;
   try {
     const submit = async (prompt: string, steps: number) => {

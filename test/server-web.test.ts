@@ -5,11 +5,12 @@
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium, type Browser } from "playwright-core";
-import { NO_FIXTURES, PROJECT_ROOT, fixture } from "./helpers/fixtures.js";
+import { type Browser } from "playwright-core";
+import { BROWSER_SKIP, launchBrowser, openReadyPage } from "./helpers/browser.js";
+import { PROJECT_ROOT, fixture } from "./helpers/fixtures.js";
 import { synthModel } from "../src/cli/commands/synth.js";
 import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
 import { startServer, type RunningServer } from "../src/server/app.js";
@@ -17,8 +18,7 @@ import { FileStore } from "../src/server/file-store.js";
 import { LocalQueue } from "../src/server/local-queue.js";
 import { decodePng } from "../src/image/png.js";
 
-const CHROMIUM = "/usr/bin/chromium";
-const SKIP = NO_FIXTURES || (existsSync(CHROMIUM) ? false : `${CHROMIUM} not found (apt-get install -y chromium)`);
+const SKIP = BROWSER_SKIP;
 const OUT = join(PROJECT_ROOT, "test-output");
 
 const tmp = mkdtempSync(join(tmpdir(), "server-web-"));
@@ -34,11 +34,7 @@ before(async () => {
   pipe = await StableDiffusionXLPipeline.fromPretrained(dir);
   const files = new FileStore();
   server = await startServer({ queue: new LocalQueue(pipe, 4, files), files, host: "127.0.0.1", port: 0 });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    timeout: 60000,
-  });
+  browser = await launchBrowser();
   mkdirSync(OUT, { recursive: true });
 });
 
@@ -50,13 +46,7 @@ after(async () => {
 });
 
 test("web page: fill the form, generate, watch progress and previews, get the images, reuse the settings", { skip: SKIP, timeout: 120000 }, async () => {
-  const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } });
-  const consoleErrors: string[] = [];
-  page.on("console", (m) => { if (m.type() === "error") consoleErrors.push(m.text()); });
-  page.on("pageerror", (e) => consoleErrors.push(String(e)));
-  page.setDefaultTimeout(60000);
-  await page.goto(server!.url + "/");
-  await page.waitForSelector('body[data-ready="1"]');
+  const { page, consoleErrors } = await openReadyPage(browser!, server!.url + "/", { width: 1280, height: 900 });
   assert.match(await page.textContent("#model") ?? "", /tiny-ssd/);
 
   // the size presets: the model's default, the SDXL buckets, custom
