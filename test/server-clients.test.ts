@@ -7,17 +7,16 @@
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import OpenAI from "openai";
-import { NO_FIXTURES, HAVE_FIXTURES, PROJECT_ROOT, fixture, levelDiff } from "./helpers/fixtures.js";
-import { synthModel } from "../src/cli/commands/synth.js";
+import { NO_FIXTURES, HAVE_FIXTURES, PROJECT_ROOT, levelDiff } from "./helpers/fixtures.js";
 import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
 import { decodePng, encodePng } from "../src/image/png.js";
-import { startServer, type RunningServer } from "../src/server/app.js";
-import { FileStore } from "../src/server/file-store.js";
-import { LocalQueue } from "../src/server/local-queue.js";
+import type { RunningServer } from "../src/server/app.js";
+import { startLocalServer } from "./helpers/local-server.js";
+import { tinyModelIn } from "./helpers/tiny-model.js";
 import { StopControl, runJob } from "../src/server/run-job.js";
 import { parseInfotext } from "../src/server/png-info.js";
 
@@ -30,12 +29,8 @@ let url = "";
 
 before(async () => {
   if (!HAVE_FIXTURES) return;
-  const modelDir = join(tmp, "tiny-ssd");
-  cpSync(fixture("pipeline", "tiny-ssd"), modelDir, { recursive: true });
-  synthModel(modelDir, "fp32");
-  pipe = await StableDiffusionXLPipeline.fromPretrained(modelDir);
-  const files = new FileStore();
-  server = await startServer({ queue: new LocalQueue(pipe, 8, files), files, host: "127.0.0.1", port: 0 });
+  pipe = await StableDiffusionXLPipeline.fromPretrained(tinyModelIn(tmp));
+  server = await startLocalServer(pipe, { queueSize: 8 });
   url = server.url;
 });
 

@@ -2,40 +2,15 @@
  * Segmind's async v2 API (submit + poll) for SSD-1B and SSD Img2Img: the submit answer, the status
  * and result routes, and the images equal to the synchronous v1 route's for the same request.
  */
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { cpSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { NO_FIXTURES, HAVE_FIXTURES, fixture } from "./helpers/fixtures.js";
-import { synthModel } from "../src/cli/commands/synth.js";
-import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
+import { NO_FIXTURES } from "./helpers/fixtures.js";
 import { decodePng, encodePng } from "../src/image/png.js";
-import { startServer, type RunningServer } from "../src/server/app.js";
-import { FileStore } from "../src/server/file-store.js";
-import { LocalQueue } from "../src/server/local-queue.js";
+import { serveTinyModel } from "./helpers/served-model.js";
 
-const tmp = mkdtempSync(join(tmpdir(), "segmind-v2-"));
-let pipe: StableDiffusionXLPipeline;
-let server: RunningServer;
+const served = serveTinyModel("segmind-v2-", { skip: NO_FIXTURES, queueSize: 8 });
 
-before(async () => {
-  if (!HAVE_FIXTURES) return;
-  const modelDir = join(tmp, "tiny-ssd");
-  cpSync(fixture("pipeline", "tiny-ssd"), modelDir, { recursive: true });
-  synthModel(modelDir, "fp32");
-  pipe = await StableDiffusionXLPipeline.fromPretrained(modelDir);
-  const files = new FileStore();
-  server = await startServer({ queue: new LocalQueue(pipe, 8, files), files, host: "127.0.0.1", port: 0 });
-});
-
-after(async () => {
-  await server?.close();
-  await pipe?.release();
-  rmSync(tmp, { recursive: true, force: true });
-});
-
-const post = (path: string, body: unknown) => fetch(server.url + path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+const post = (path: string, body: unknown) => fetch(served.server.url + path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
 
 async function getJson(u: string): Promise<any> {
   const r = await fetch(u);
@@ -65,9 +40,9 @@ test("Segmind v2 /v2/ssd-1b: submit, poll status_url, fetch response_url: the v1
   assert.equal(r.status, 200);
   const sub = await r.json() as Record<string, string>;
   assert.equal(sub.status, "QUEUED");
-  assert.equal(sub.status_url, `${server.url}/v2/requests/${sub.request_id}/status`);
-  assert.equal(sub.response_url, `${server.url}/v2/requests/${sub.request_id}`);
-  assert.equal(sub.poll_url, `${server.url}/v1/requests/${sub.request_id}`);
+  assert.equal(sub.status_url, `${served.server.url}/v2/requests/${sub.request_id}/status`);
+  assert.equal(sub.response_url, `${served.server.url}/v2/requests/${sub.request_id}`);
+  assert.equal(sub.poll_url, `${served.server.url}/v1/requests/${sub.request_id}`);
   await completed(sub.status_url);
   const res = await getJson(sub.response_url);
   assert.equal(res.status, "COMPLETED");
@@ -95,6 +70,6 @@ test("Segmind v2 /v2/ssd-img2img and the errors: a bad request is a 400 at submi
   assert.equal(decodePng(Buffer.from(await (await fetch(res.output)).arrayBuffer())).width, 32);
   const bad = await post("/v2/ssd-1b", { ...body, scheduler: "DPM fast" });
   assert.equal(bad.status, 400);
-  assert.equal((await fetch(`${server.url}/v2/requests/nope/status`)).status, 404);
-  assert.equal((await fetch(`${server.url}/v2/requests/nope`)).status, 404);
+  assert.equal((await fetch(`${served.server.url}/v2/requests/nope/status`)).status, 404);
+  assert.equal((await fetch(`${served.server.url}/v2/requests/nope`)).status, 404);
 });

@@ -5,46 +5,21 @@
  * image is exactly the image of seed = its variation seed. And `tiling` (circular padding) and
  * seed_resize_from_w / _h (the seed noise drawn at another size).
  */
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { cpSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { NO_FIXTURES, HAVE_FIXTURES, fixture, levelDiff } from "./helpers/fixtures.js";
-import { synthModel } from "../src/cli/commands/synth.js";
-import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
+import { NO_FIXTURES, HAVE_FIXTURES, levelDiff } from "./helpers/fixtures.js";
 import { decodePng } from "../src/image/png.js";
-import { startServer, type RunningServer } from "../src/server/app.js";
-import { FileStore } from "../src/server/file-store.js";
-import { LocalQueue } from "../src/server/local-queue.js";
+import { serveTinyModel } from "./helpers/served-model.js";
 import { seedResizedNoise } from "../src/random/seed-resize.js";
 import { TorchGenerator } from "../src/random/index.js";
 import { createScheduler } from "../src/schedulers/index.js";
 
-const tmp = mkdtempSync(join(tmpdir(), "server-variation-"));
-let pipe: StableDiffusionXLPipeline;
-let server: RunningServer;
-
-before(async () => {
-  if (!HAVE_FIXTURES) return;
-  const modelDir = join(tmp, "tiny-ssd");
-  cpSync(fixture("pipeline", "tiny-ssd"), modelDir, { recursive: true });
-  synthModel(modelDir, "fp32");
-  pipe = await StableDiffusionXLPipeline.fromPretrained(modelDir);
-  const files = new FileStore();
-  server = await startServer({ queue: new LocalQueue(pipe, 8, files), files, host: "127.0.0.1", port: 0 });
-});
-
-after(async () => {
-  await server?.close();
-  await pipe?.release();
-  rmSync(tmp, { recursive: true, force: true });
-});
+const served = serveTinyModel("server-variation-", { skip: NO_FIXTURES, queueSize: 8 });
 
 interface Answer { images: string[]; info: string }
 
 async function txt2img(body: Record<string, unknown>): Promise<{ images: Buffer[]; info: any }> {
-  const r = await fetch(server.url + "/sdapi/v1/txt2img", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  const r = await fetch(served.server.url + "/sdapi/v1/txt2img", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
   assert.equal(r.status, 200, await r.clone().text());
   const a = await r.json() as Answer;
   return { images: a.images.map((s) => Buffer.from(s, "base64")), info: JSON.parse(a.info) };
@@ -85,7 +60,7 @@ test("A1111 subseed_strength 0 is no variation; 0.5 is the library's slerp; subs
   }
   const half = await txt2img({ ...base, seed: 5, subseed: 9, subseed_strength: 0.5 });
   assert.match(half.info.infotexts[0], /Variation seed: 9, Variation seed strength: 0\.5/);
-  const lib = await pipe.generate({ prompt: base.prompt, numInferenceSteps: 3, guidanceScale: 5, width: 32, height: 32, scheduler: "Euler", seed: 5, variationSeed: 9, variationStrength: 0.5 });
+  const lib = await served.pipe.generate({ prompt: base.prompt, numInferenceSteps: 3, guidanceScale: 5, width: 32, height: 32, scheduler: "Euler", seed: 5, variationSeed: 9, variationStrength: 0.5 });
   assert.ok(levelDiff(half.images[0], lib.images.data) <= 1, "strength 0.5 vs the library");
   assert.ok(pngDiff(half.images[0], plain.images[0]) > 1, "strength 0.5 differs from the seed's image");
   const drawn = await txt2img({ ...base, steps: 1, width: 16, height: 16, seed: 5, subseed: -1, subseed_strength: 0.3, batch_size: 2 });
@@ -95,7 +70,7 @@ test("A1111 subseed_strength 0 is no variation; 0.5 is the library's slerp; subs
 
 test("A1111 variation fields out of range, and a lone or too small seed_resize_from_*, are a 400 naming the field", { skip: NO_FIXTURES }, async () => {
   for (const [extra, param] of [[{ subseed_strength: 1.5 }, "subseed_strength"], [{ subseed: "x" }, "subseed"], [{ seed_resize_from_w: 64 }, "seed_resize_from_h"], [{ seed_resize_from_w: 4, seed_resize_from_h: 16 }, "seed_resize_from_w"]] as const) {
-    const r = await fetch(server.url + "/sdapi/v1/txt2img", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ ...base, steps: 1, ...extra }) });
+    const r = await fetch(served.server.url + "/sdapi/v1/txt2img", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ ...base, steps: 1, ...extra }) });
     assert.equal(r.status, 400, JSON.stringify(extra));
     assert.equal((await r.json() as { error: { param: string } }).error.param, param);
   }
@@ -104,7 +79,7 @@ test("A1111 variation fields out of range, and a lone or too small seed_resize_f
 test("A1111 tiling: true is the library's tiled image, with A1111's \"Tiling: True\"", { skip: NO_FIXTURES }, async () => {
   const tiled = await txt2img({ ...base, seed: 21, tiling: true });
   assert.match(tiled.info.infotexts[0], /Model: tiny-ssd, Tiling: True(,|$)/);
-  const lib = await pipe.generate({ prompt: base.prompt, numInferenceSteps: 3, guidanceScale: 5, width: 32, height: 32, scheduler: "Euler", seed: 21, tiling: true });
+  const lib = await served.pipe.generate({ prompt: base.prompt, numInferenceSteps: 3, guidanceScale: 5, width: 32, height: 32, scheduler: "Euler", seed: 21, tiling: true });
   assert.ok(levelDiff(tiled.images[0], lib.images.data) <= 1, "tiled vs the library");
   const plain = await txt2img({ ...base, seed: 21, tiling: false });
   assert.doesNotMatch(plain.info.infotexts[0], /Tiling/);
@@ -140,7 +115,7 @@ test("A1111 seed_resize_from_w / _h: the library's seedResizeFrom, \"Seed resize
   const resized = await txt2img({ ...base, seed: 8, seed_resize_from_w: 48, seed_resize_from_h: 16 });
   assert.match(resized.info.infotexts[0], /Model: tiny-ssd, Seed resize from: 48x16(,|$)/);
   assert.deepEqual([resized.info.seed_resize_from_w, resized.info.seed_resize_from_h], [48, 16]);
-  const lib = await pipe.generate({ prompt: base.prompt, numInferenceSteps: 3, guidanceScale: 5, width: 32, height: 32, scheduler: "Euler", seeds: [8], seedResizeFrom: { width: 48, height: 16 } });
+  const lib = await served.pipe.generate({ prompt: base.prompt, numInferenceSteps: 3, guidanceScale: 5, width: 32, height: 32, scheduler: "Euler", seeds: [8], seedResizeFrom: { width: 48, height: 16 } });
   assert.ok(levelDiff(resized.images[0], lib.images.data) <= 1, "vs the library");
   const plain = await txt2img({ ...base, seed: 8 });
   assert.ok(pngDiff(resized.images[0], plain.images[0]) > 1, "another noise");
@@ -152,19 +127,19 @@ test("A1111 UniPC settings (uni_pc_variant / _order / _lower_order_final): diffu
   const uni = { ...base, sampler_name: "UniPC", steps: 4, seed: 3 };
   const plain = await txt2img(uni);
   const bh1 = await txt2img({ ...uni, override_settings: { uni_pc_variant: "bh1", uni_pc_order: 3 } });
-  const lib = await pipe.generate({ prompt: base.prompt, numInferenceSteps: 4, guidanceScale: 5, width: 32, height: 32, seed: 3, scheduler: createScheduler("UniPC", pipe.schedulerConfig, { solver_type: "bh1", solver_order: 3 }) });
+  const lib = await served.pipe.generate({ prompt: base.prompt, numInferenceSteps: 4, guidanceScale: 5, width: 32, height: 32, seed: 3, scheduler: createScheduler("UniPC", served.pipe.schedulerConfig, { solver_type: "bh1", solver_order: 3 }) });
   assert.ok(levelDiff(bh1.images[0], lib.images.data) <= 1, "override_settings vs the library");
   assert.ok(pngDiff(bh1.images[0], plain.images[0]) > 1, "bh1 order 3 is another image");
   // other samplers do not read them (as in A1111)
   const euler = await txt2img({ ...base, seed: 3, override_settings: { uni_pc_variant: "bh1" } });
   assert.deepEqual(decodePng(euler.images[0]).data, decodePng((await txt2img({ ...base, seed: 3 })).images[0]).data);
   // POST options keeps them for later requests
-  const set = await fetch(server.url + "/sdapi/v1/options", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ uni_pc_variant: "bh1", uni_pc_order: 3 }) });
+  const set = await fetch(served.server.url + "/sdapi/v1/options", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ uni_pc_variant: "bh1", uni_pc_order: 3 }) });
   assert.equal(set.status, 200);
   assert.deepEqual(decodePng((await txt2img(uni)).images[0]).data, decodePng(bh1.images[0]).data);
-  await fetch(server.url + "/sdapi/v1/options", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ uni_pc_variant: "bh2", uni_pc_order: 2 }) });
+  await fetch(served.server.url + "/sdapi/v1/options", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ uni_pc_variant: "bh2", uni_pc_order: 2 }) });
   for (const [key, value] of [["uni_pc_variant", "vary_coeff"], ["uni_pc_order", 7], ["uni_pc_skip_type", "logSNR"]] as const) {
-    const r = await fetch(server.url + "/sdapi/v1/txt2img", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ ...uni, steps: 1, override_settings: { [key]: value } }) });
+    const r = await fetch(served.server.url + "/sdapi/v1/txt2img", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ ...uni, steps: 1, override_settings: { [key]: value } }) });
     assert.equal(r.status, 400, key);
     assert.equal((await r.json() as { error: { param: string } }).error.param, `override_settings.${key}`);
   }

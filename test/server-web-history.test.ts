@@ -3,52 +3,25 @@
  * (survives a reload, paged, reuse / send to img2img, hostile offset/limit refused), the queue view
  * with another client's jobs, TAESD full-size previews, the lightbox, and a cancel shown as "cancelled".
  */
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Browser, type Page } from "playwright-core";
-import { BROWSER_SKIP, launchBrowser, openReadyPage } from "./helpers/browser.js";
-import { PROJECT_ROOT } from "./helpers/fixtures.js";
-import { tinyModelIn } from "./helpers/tiny-model.js";
-import { tinyTaesdIn } from "./helpers/tiny-taesd.js";
-import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
-import { startServer, type RunningServer } from "../src/server/app.js";
-import { FileStore } from "../src/server/file-store.js";
-import { LocalQueue } from "../src/server/local-queue.js";
+import { type Page } from "playwright-core";
+import { BROWSER_SKIP, openReadyPage } from "./helpers/browser.js";
+import { serveTinyModel, TEST_OUTPUT } from "./helpers/served-model.js";
 
 const SKIP = BROWSER_SKIP;
-const OUT = join(PROJECT_ROOT, "test-output");
+const OUT = TEST_OUTPUT;
 
-const tmp = mkdtempSync(join(tmpdir(), "server-web-history-"));
-let pipe: StableDiffusionXLPipeline | undefined;
-let server: RunningServer | undefined;
-let browser: Browser | undefined;
-
-before(async () => {
-  if (SKIP) return;
-  pipe = await StableDiffusionXLPipeline.fromPretrained(tinyModelIn(tmp), { taesd: tinyTaesdIn(tmp) });
-  const files = new FileStore();
-  server = await startServer({ queue: new LocalQueue(pipe, 8, files), files, host: "127.0.0.1", port: 0 });
-  browser = await launchBrowser();
-  mkdirSync(OUT, { recursive: true });
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.close();
-  await pipe?.release();
-  rmSync(tmp, { recursive: true, force: true });
-});
+const served = serveTinyModel("server-web-history-", { skip: SKIP, browser: true, taesd: true, queueSize: 8 });
 
 async function api(path: string, body?: unknown, method = body === undefined ? "GET" : "POST"): Promise<{ status: number; json: any }> {
-  const res = await fetch(server!.url + path, { method, headers: { "Content-Type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
+  const res = await fetch(served.server.url + path, { method, headers: { "Content-Type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
   return { status: res.status, json: await res.json() };
 }
 
 async function openPage(width = 1280): Promise<{ page: Page; errors: string[] }> {
-  const { page, consoleErrors: errors } = await openReadyPage(browser!, server!.url + "/", { width, height: 900 });
+  const { page, consoleErrors: errors } = await openReadyPage(served.browser, served.server.url + "/", { width, height: 900 });
   return { page, errors };
 }
 
@@ -69,14 +42,14 @@ test("history route: newest first, paged, with each image's parameters; hostile 
   assert.equal(top[0].width, 32);
   assert.match(top[0].parameters, /^third plum\nSteps: 2, Sampler: /);
   assert.match(top[0].url, /^\/files\/[A-Za-z0-9]+-0\.png$/);
-  assert.equal((await fetch(server!.url + top[0].url)).status, 200);
+  assert.equal((await fetch(served.server.url + top[0].url)).status, 200);
 
   // a batch: newest job first, its images in order
   assert.equal((await api("/sdapi/v1/txt2img", { prompt: "a batch", steps: 2, seed: 9, width: 32, height: 32, batch_size: 2 })).status, 200);
   const batch = (await api("/v1/history?limit=2")).json.items;
   assert.deepEqual(batch.map((it: any) => [it.fields.Prompt, it.fields.Seed, it.name.slice(-6)]), [["a batch", "9", "-0.png"], ["a batch", "10", "-1.png"]]);
   const page2 = await api("/v1/history?offset=3&limit=1");
-  for (const it of batch) server!.state.files.delete(it.name); // the page test below counts the three
+  for (const it of batch) served.server.state.files.delete(it.name); // the page test below counts the three
   assert.deepEqual([page2.json.offset, page2.json.limit, page2.json.items.length], [3, 1, 1]);
   assert.equal(page2.json.items[0].name, top[1].name);
   const past = await api("/v1/history?offset=1000000");
@@ -90,7 +63,7 @@ test("history route: newest first, paged, with each image's parameters; hostile 
     assert.match(r.json.error.message, /must be an integer in \[/, q);
   }
   // the file route keeps refusing what is no stored name
-  for (const name of ["..%2f..%2fetc%2fpasswd", "%2e%2e%2fx", ".hidden"]) assert.equal((await fetch(server!.url + "/files/" + name)).status, 404, name);
+  for (const name of ["..%2f..%2fetc%2fpasswd", "%2e%2e%2fx", ".hidden"]) assert.equal((await fetch(served.server.url + "/files/" + name)).status, 404, name);
 });
 
 test("web page: the history survives a reload, pages, reuses settings, sends to img2img; the lightbox", { skip: SKIP, timeout: 120000 }, async () => {
@@ -138,7 +111,7 @@ test("web page: the history survives a reload, pages, reuses settings, sends to 
   const thumb = page.locator("#history .card img").first();
   await thumb.click();
   await page.waitForFunction(() => (document.getElementById("lightbox") as HTMLDialogElement).open);
-  assert.equal(await page.getAttribute("#lightbox-img", "src"), server!.url + await thumb.getAttribute("src"));
+  assert.equal(await page.getAttribute("#lightbox-img", "src"), served.server.url + await thumb.getAttribute("src"));
   await page.waitForFunction(() => (document.getElementById("lightbox-img") as HTMLImageElement).getBoundingClientRect().width > 300);
   const box = await page.locator("#lightbox-img").boundingBox();
   assert.ok(box && box.width > 300, `shown large (${box?.width}px)`);

@@ -5,47 +5,22 @@
  * diffusers fixture's image (strength1_euler) inside the mask, the original outside (A1111's overlay); then a round-brush stroke, eraser, invert, outpaint
  * margins and a dropped file, each checked in the request it sends.
  */
-import { test, before, after } from "node:test";
+import { test, before } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Browser, type Page } from "playwright-core";
-import { BROWSER_SKIP, launchBrowser, openReadyPage } from "./helpers/browser.js";
-import { PROJECT_ROOT, levelDiff } from "./helpers/fixtures.js";
-import { tinyModelIn } from "./helpers/tiny-model.js";
+import { type Page } from "playwright-core";
+import { BROWSER_SKIP, openReadyPage } from "./helpers/browser.js";
+import { levelDiff } from "./helpers/fixtures.js";
 import { inpaintFixtureCase, type InpaintFixtureCase } from "./helpers/inpaint-case.js";
-import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
-import { startServer, type RunningServer } from "../src/server/app.js";
-import { FileStore } from "../src/server/file-store.js";
-import { LocalQueue } from "../src/server/local-queue.js";
+import { serveTinyModel, TEST_OUTPUT } from "./helpers/served-model.js";
 import { decodePng, type RgbImage } from "../src/image/png.js";
 
 const SKIP = BROWSER_SKIP;
-const OUT = join(PROJECT_ROOT, "test-output");
+const OUT = TEST_OUTPUT;
 
-const tmp = mkdtempSync(join(tmpdir(), "server-web-inpaint-"));
-let pipe: StableDiffusionXLPipeline | undefined;
-let server: RunningServer | undefined;
-let browser: Browser | undefined;
+const served = serveTinyModel("server-web-inpaint-", { skip: SKIP, browser: true, queueSize: 4 });
 let fx: InpaintFixtureCase;
-
-before(async () => {
-  if (SKIP) return;
-  pipe = await StableDiffusionXLPipeline.fromPretrained(tinyModelIn(tmp));
-  const files = new FileStore();
-  server = await startServer({ queue: new LocalQueue(pipe, 4, files), files, host: "127.0.0.1", port: 0 });
-  browser = await launchBrowser();
-  mkdirSync(OUT, { recursive: true });
-  fx = inpaintFixtureCase("strength1_euler");
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.close();
-  await pipe?.release();
-  rmSync(tmp, { recursive: true, force: true });
-});
+before(() => { if (!SKIP) fx = inpaintFixtureCase("strength1_euler"); });
 
 interface Sent { init_images: string[]; mask?: string; denoising_strength: number; mask_blur?: number; inpainting_fill?: number; inpaint_full_res?: boolean; [k: string]: unknown }
 
@@ -74,7 +49,7 @@ async function submitAndWait(page: Page, cards: number): Promise<Sent> {
 }
 
 test("web page inpainting: paint the mask by mouse, send it to /sdapi/v1/img2img, get the fixture's image", { skip: SKIP, timeout: 180_000 }, async () => {
-  const { page, consoleErrors: errors } = await openReadyPage(browser!, server!.url + "/", { width: 1280, height: 900 });
+  const { page, consoleErrors: errors } = await openReadyPage(served.browser, served.server.url + "/", { width: 1280, height: 900 });
   assert.ok(!(await page.isVisible("#image-panel")), "text to image first");
   await page.check("#mode-img");
   assert.ok(await page.isVisible("#image-panel"));

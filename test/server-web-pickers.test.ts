@@ -4,49 +4,22 @@
  * shown as cancelled with the image so far, "send to img2img" carrying the schedule type, and a PNG
  * dropped on the page filling the form from /sdapi/v1/png-info.
  */
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Browser } from "playwright-core";
-import { BROWSER_SKIP, launchBrowser, openReadyPage } from "./helpers/browser.js";
-import { PROJECT_ROOT } from "./helpers/fixtures.js";
-import { tinyModelIn } from "./helpers/tiny-model.js";
-import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
-import { startServer, type RunningServer } from "../src/server/app.js";
-import { FileStore } from "../src/server/file-store.js";
-import { LocalQueue } from "../src/server/local-queue.js";
+import { BROWSER_SKIP, openReadyPage } from "./helpers/browser.js";
+import { serveTinyModel, TEST_OUTPUT } from "./helpers/served-model.js";
 
 const SKIP = BROWSER_SKIP;
-const OUT = join(PROJECT_ROOT, "test-output");
+const OUT = TEST_OUTPUT;
 
-const tmp = mkdtempSync(join(tmpdir(), "server-web-pickers-"));
-let pipe: StableDiffusionXLPipeline | undefined;
-let server: RunningServer | undefined;
-let browser: Browser | undefined;
-
-before(async () => {
-  if (SKIP) return;
-  pipe = await StableDiffusionXLPipeline.fromPretrained(tinyModelIn(tmp));
-  const files = new FileStore();
-  server = await startServer({ queue: new LocalQueue(pipe, 8, files), files, host: "127.0.0.1", port: 0 });
-  browser = await launchBrowser();
-  mkdirSync(OUT, { recursive: true });
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.close();
-  await pipe?.release();
-  rmSync(tmp, { recursive: true, force: true });
-});
+const served = serveTinyModel("server-web-pickers-", { skip: SKIP, browser: true, queueSize: 8 });
 
 const values = (sel: string) => (el: Element[]) => el.map((o) => (o as HTMLOptionElement).value);
 
 test("web page: model, VAE, schedule type and hires fix as A1111 fields; interrupt shows cancelled; send to img2img; drop a PNG to read it", { skip: SKIP, timeout: 180000 }, async () => {
   const sent: { url: string; body: any }[] = [];
-  const { page, consoleErrors: errors } = await openReadyPage(browser!, server!.url + "/", { width: 1280, height: 900 }, (page) => {
+  const { page, consoleErrors: errors } = await openReadyPage(served.browser, served.server.url + "/", { width: 1280, height: 900 }, (page) => {
     page.on("request", (r) => { if (r.method() === "POST" && /\/(sdapi\/v1\/(txt2img|img2img)|v1\/jobs)$/.test(r.url())) sent.push({ url: new URL(r.url()).pathname, body: r.postDataJSON() }); });
   });
 

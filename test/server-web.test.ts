@@ -3,50 +3,20 @@
  * watch the progress bar move and the latent preview show, see the images land in the gallery,
  * reuse their settings; screenshots (desktop and phone) go to test-output/.
  */
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { cpSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Browser } from "playwright-core";
-import { BROWSER_SKIP, launchBrowser, openReadyPage } from "./helpers/browser.js";
-import { PROJECT_ROOT, fixture } from "./helpers/fixtures.js";
-import { synthModel } from "../src/cli/commands/synth.js";
-import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
-import { startServer, type RunningServer } from "../src/server/app.js";
-import { FileStore } from "../src/server/file-store.js";
-import { LocalQueue } from "../src/server/local-queue.js";
+import { BROWSER_SKIP, openReadyPage } from "./helpers/browser.js";
+import { serveTinyModel, TEST_OUTPUT } from "./helpers/served-model.js";
 import { decodePng } from "../src/image/png.js";
 
 const SKIP = BROWSER_SKIP;
-const OUT = join(PROJECT_ROOT, "test-output");
+const OUT = TEST_OUTPUT;
 
-const tmp = mkdtempSync(join(tmpdir(), "server-web-"));
-let pipe: StableDiffusionXLPipeline | undefined;
-let server: RunningServer | undefined;
-let browser: Browser | undefined;
-
-before(async () => {
-  if (SKIP) return;
-  const dir = join(tmp, "tiny-ssd");
-  cpSync(fixture("pipeline", "tiny-ssd"), dir, { recursive: true });
-  synthModel(dir, "fp32");
-  pipe = await StableDiffusionXLPipeline.fromPretrained(dir);
-  const files = new FileStore();
-  server = await startServer({ queue: new LocalQueue(pipe, 4, files), files, host: "127.0.0.1", port: 0 });
-  browser = await launchBrowser();
-  mkdirSync(OUT, { recursive: true });
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.close();
-  await pipe?.release();
-  rmSync(tmp, { recursive: true, force: true });
-});
+const served = serveTinyModel("server-web-", { skip: SKIP, browser: true, queueSize: 4 });
 
 test("web page: fill the form, generate, watch progress and previews, get the images, reuse the settings", { skip: SKIP, timeout: 120000 }, async () => {
-  const { page, consoleErrors } = await openReadyPage(browser!, server!.url + "/", { width: 1280, height: 900 });
+  const { page, consoleErrors } = await openReadyPage(served.browser, served.server.url + "/", { width: 1280, height: 900 });
   assert.match(await page.textContent("#model") ?? "", /tiny-ssd/);
 
   // the size presets: the model's default, the SDXL buckets, custom
