@@ -7,6 +7,7 @@
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { stopChildren } from "./helpers/child-processes.js";
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -199,8 +200,6 @@ test("server controlnet: through Redis the job spec carries the units and the wo
       await rq.close();
     }
   } finally {
-    const exited = new Promise((r) => redis.once("exit", r));
-    redis.kill("SIGTERM");
-    await exited;
+    await stopChildren([redis]);
   }
 });

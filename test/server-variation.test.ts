@@ -7,7 +7,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { NO_FIXTURES, HAVE_FIXTURES, levelDiff } from "./helpers/fixtures.js";
+import { NO_FIXTURES, levelDiff } from "./helpers/fixtures.js";
 import { decodePng } from "../src/image/png.js";
 import { serveTinyModel } from "./helpers/served-model.js";
 import { seedResizedNoise } from "../src/random/seed-resize.js";
