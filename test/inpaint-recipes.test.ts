@@ -90,6 +90,7 @@ test("outpaint: the recipe is inpaint on the extended canvas and its mask; the C
   const direct = await p.inpaint({ ...base, image: o.image, maskImage: { data: m.data, shape: [32, 48] } });
   assert.deepEqual(Array.from(out.images.data), Array.from(direct.images.data));
   await assert.rejects(outpaintImage(p, { ...base, image, extend: {} }), /at least one margin above 0/);
+  await assert.rejects(outpaintImage(p, { ...base, image, extend: { right: 1e9 } }), /the outpainted width 1000000032 is above the limit of 4096/);
   const file = join(tmp, "in.png"), dest = join(tmp, "out.png");
   writeFileSync(file, encodePng(image));
   const r = spawnSync(process.execPath, [join(PROJECT_ROOT, "dist/src/cli/main.js"), "outpaint", "--model", model!, "--image", file, "--extend", "0,0,12,0",
@@ -101,4 +102,7 @@ test("outpaint: the recipe is inpaint on the extended canvas and its mask; the C
   const bad = spawnSync(process.execPath, [join(PROJECT_ROOT, "dist/src/cli/main.js"), "outpaint", "--model", model!, "--image", file, "--extend", "1,2,3", "--prompt", "x"], { encoding: "utf8" });
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--extend takes four whole numbers/);
+  const huge = spawnSync(process.execPath, [join(PROJECT_ROOT, "dist/src/cli/main.js"), "outpaint", "--model", model!, "--image", file, "--extend", "0,0,99999,0", "--prompt", "x"], { encoding: "utf8" });
+  assert.equal(huge.status, 2);
+  assert.match(huge.stderr, /--width 100032 is above the limit of 4096/);
 });

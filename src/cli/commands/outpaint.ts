@@ -3,7 +3,8 @@ import { readImageFile } from "../../image/image.js";
 import { outpaintImage, OUTPAINT_FILLS } from "../../recipes/outpaint.js";
 import type { OutpaintFill } from "../../image/outpaint.js";
 import { UsageError } from "../usage-error.js";
-import { COMMON_OPTIONS, intFlag, numberFlag, parseCommon, runAndSave } from "./generate.js";
+import { COMMON_OPTIONS, intFlag, limitsAsUsage, numberFlag, parseCommon, runAndSave } from "./generate.js";
+import { roundMargins } from "../../image/outpaint.js";
 
 export const outpaintUsage = `ssd1b outpaint --image I.png --extend L,T,R,B --prompt TEXT [options]
   Outpainting: extends the canvas by L,T,R,B pixels (the size rounded up to a multiple of 8) and
@@ -34,6 +35,8 @@ export async function outpaintCommand(argv: string[]): Promise<void> {
   const overlap = intFlag(values, "overlap", 0);
   const image = readImageFile(values.image);
   const [left, top, right, bottom] = nums;
+  // before the model loads: the canvas within the limits (rounded up to 8 as the recipe rounds it)
+  limitsAsUsage({ width: image.width + roundMargins(image.width, left, right, 8).reduce((a, b) => a + b), height: image.height + roundMargins(image.height, top, bottom, 8).reduce((a, b) => a + b) });
   await runAndSave(parsed, (pipe, onStep, signal) => outpaintImage(pipe, { ...parsed.options, image, extend: { left, top, right, bottom }, fill, overlap, strength, onStep, signal }),
     { denoisingStrength: strength });
 }
