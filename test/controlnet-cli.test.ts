@@ -1,11 +1,12 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NO_FIXTURES, fixture, openFixture, levelDiff } from "./helpers/fixtures.js";
 import { runCli } from "./helpers/cli.js";
 import { synthModel } from "../src/cli/commands/synth.js";
+import { synthComponentFolder } from "./helpers/controlnet-folder.js";
 import { decodePng, encodePng, type RgbImage } from "../src/image/png.js";
 import { toRgb8 } from "../src/image/image.js";
 import { canny } from "../src/image/canny.js";
@@ -22,13 +23,7 @@ function models() {
   const model = join(tmp, "tiny-ssd");
   cpSync(fixture("pipeline", "tiny-ssd"), model, { recursive: true });
   synthModel(model, "fp32");
-  const net = (name: string) => {
-    const d = join(tmp, name);
-    mkdirSync(d, { recursive: true });
-    copyFileSync(fixture("controlnet", "tiny-ssd", name, "config.json"), join(d, "config.json"));
-    synthModel(d, "fp32");
-    return d;
-  };
+  const net = (name: string) => synthComponentFolder(join(tmp, name), fixture("controlnet", "tiny-ssd", name, "config.json"));
   dirs = { model, a: net("controlnet"), b: net("controlnet-b") };
   return dirs;
 }

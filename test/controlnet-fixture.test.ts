@@ -5,11 +5,12 @@
  */
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NO_FIXTURES, assertMaxAbs, fixture, openFixture } from "./helpers/fixtures.js";
 import { synthModel } from "../src/cli/commands/synth.js";
+import { synthComponentFolder } from "./helpers/controlnet-folder.js";
 import { StableDiffusionXLPipeline, type GenerateOptions } from "../src/pipelines/sdxl/index.js";
 import type { ControlNetRunner } from "../src/pipelines/controlnet-runner.js";
 import { createScheduler, parsePythonJson } from "../src/schedulers/index.js";
@@ -21,14 +22,6 @@ const TOL = 2e-3;
 const CN = (...p: string[]) => fixture("controlnet", "tiny-ssd", ...p);
 const tmp = mkdtempSync(join(tmpdir(), "controlnet-pipe-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
-
-/** A component folder with a fixture config and synth weights. */
-export function synthControlNet(dir: string, config: string): string {
-  mkdirSync(dir, { recursive: true });
-  copyFileSync(config, join(dir, "config.json"));
-  synthModel(dir, "fp32");
-  return dir;
-}
 
 const cases = NO_FIXTURES ? {} : parsePythonJson(readFileSync(CN("cases.json"), "utf8")) as Record<string, any>;
 let pipe: StableDiffusionXLPipeline | undefined;
@@ -46,7 +39,7 @@ async function open(): Promise<StableDiffusionXLPipeline> {
 
 async function net(config: string): Promise<ControlNetRunner> {
   if (!nets.has(config)) {
-    const dir = synthControlNet(join(tmp, config.replace(/\W/g, "_")), fixture(config));
+    const dir = synthComponentFolder(join(tmp, config.replace(/\W/g, "_")), fixture(config));
     nets.set(config, await (await open()).loadControlNet(dir));
   }
   return nets.get(config)!;

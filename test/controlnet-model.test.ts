@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NO_FIXTURES, assertMaxAbs, assertModuleClose, diff, fixture, openFixture } from "./helpers/fixtures.js";
 import { synthModel } from "../src/cli/commands/synth.js";
+import { synthComponentFolder } from "./helpers/controlnet-folder.js";
 import { forwardComponent } from "../src/cli/commands/forward.js";
 import { saveTensors } from "../src/safetensors/index.js";
 import { Graph } from "../src/ir/graph.js";
@@ -31,13 +32,7 @@ const tmp = mkdtempSync(join(tmpdir(), "controlnet-test-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** A component folder under tmp with a fixture config.json and synth weights (as `ssd1b synth DIR`). */
-function synthFolder(name: string, config: string): string {
-  const dir = join(tmp, name);
-  mkdirSync(dir, { recursive: true });
-  copyFileSync(config, join(dir, "config.json"));
-  synthModel(dir, "fp32");
-  return dir;
-}
+const synthFolder = (name: string, config: string) => synthComponentFolder(join(tmp, name), config);
 
 let dirs: { unet: string; a: string; b: string } | undefined;
 function folders() {

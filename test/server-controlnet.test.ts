@@ -5,21 +5,18 @@
  * a missing image, a net that does not fit the UNet and bad fields are 400s naming the problem, and
  * the server stays up after each; the other APIs' `controlnets` field gives the same image.
  */
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
+import { serveTinyModel } from "./helpers/served-model.js";
+import { boxPhoto, synthComponentFolder } from "./helpers/controlnet-folder.js";
 import { stopChildren } from "./helpers/child-processes.js";
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { NO_FIXTURES, fixture, openFixture, levelDiff } from "./helpers/fixtures.js";
-import { tinyModelIn } from "./helpers/tiny-model.js";
 import { synthModel } from "../src/cli/commands/synth.js";
-import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
 import { decodePng, encodePng, type RgbImage } from "../src/image/png.js";
 import { canny } from "../src/image/canny.js";
-import { startServer, type RunningServer } from "../src/server/app.js";
 import { FileStore } from "../src/server/file-store.js";
-import { LocalQueue } from "../src/server/local-queue.js";
 import { ControlNetLibrary } from "../src/server/controlnet-library.js";
 import { cannyModule, pixelPerfectResolution } from "../src/server/controlnet-units.js";
 import { spawnSync } from "node:child_process";
@@ -29,11 +26,26 @@ import { RedisQueue } from "../src/server/redis-queue.js";
 import { startRedisWorker } from "../src/server/redis-worker.js";
 import type { JobSpec } from "../src/server/job.js";
 
-const tmp = mkdtempSync(join(tmpdir(), "server-controlnet-"));
+/** In `tmp`: a diffusers folder (net A), a lone file with its config beside it (net B), a net for another text encoder. */
+function controlNetDir(tmp: string, netDir: string): ControlNetLibrary {
+  synthComponentFolder(join(netDir, "canny-a"), CN("controlnet", "config.json"));
+  const b = synthComponentFolder(join(tmp, "b"), CN("controlnet-b", "config.json"));
+  copyFileSync(join(b, "diffusion_pytorch_model.safetensors"), join(netDir, "lone-b.safetensors"));
+  copyFileSync(CN("controlnet-b", "config.json"), join(netDir, "lone-b.json"));
+  const bad = JSON.parse(readFileSync(CN("controlnet", "config.json"), "utf8"));
+  bad.cross_attention_dim = 32;
+  mkdirSync(join(netDir, "other-encoder"));
+  writeFileSync(join(netDir, "other-encoder", "config.json"), JSON.stringify(bad));
+  synthModel(join(netDir, "other-encoder"), "fp32");
+  return new ControlNetLibrary(netDir);
+}
+
+const served = serveTinyModel("server-controlnet-", {
+  skip: NO_FIXTURES, queueSize: 4,
+  setup: (tmp) => { const controlnets = controlNetDir(tmp, netDir); return { queue: { controlnets }, server: { controlnets } }; },
+});
+const tmp = served.tmp;
 const netDir = join(tmp, "controlnets");
-let pipe: StableDiffusionXLPipeline;
-let server: RunningServer;
-let url = "";
 
 const CN = (...p: string[]) => fixture("controlnet", "tiny-ssd", ...p);
 const SINGLE = { prompt: "An astronaut riding a green horse", negative_prompt: "ugly, blurry, poor quality", sampler_name: "Euler", seed: 0, steps: 4, cfg_scale: 5, width: 32, height: 32 };
@@ -45,44 +57,7 @@ function tensorImage(data: Float32Array, h: number, w: number): RgbImage {
   return img;
 }
 
-const photo = (): RgbImage => {
-  const img: RgbImage = { width: 32, height: 24, data: new Uint8Array(32 * 24 * 3) };
-  for (let y = 0; y < 24; y++) for (let x = 0; x < 32; x++) for (let c = 0; c < 3; c++) img.data[(y * 32 + x) * 3 + c] = (x > 8 && x < 24 && y > 6 && y < 18) ? 220 : 30 + c * 10;
-  return img;
-};
-
-before(async () => {
-  if (NO_FIXTURES) return;
-  // a diffusers folder (net A), a lone file with its config beside it (net B), a net for another text encoder
-  const a = join(netDir, "canny-a");
-  mkdirSync(a, { recursive: true });
-  copyFileSync(CN("controlnet", "config.json"), join(a, "config.json"));
-  synthModel(a, "fp32");
-  const b = join(tmp, "b");
-  mkdirSync(b, { recursive: true });
-  copyFileSync(CN("controlnet-b", "config.json"), join(b, "config.json"));
-  synthModel(b, "fp32");
-  copyFileSync(join(b, "diffusion_pytorch_model.safetensors"), join(netDir, "lone-b.safetensors"));
-  copyFileSync(CN("controlnet-b", "config.json"), join(netDir, "lone-b.json"));
-  const bad = JSON.parse(readFileSync(CN("controlnet", "config.json"), "utf8"));
-  bad.cross_attention_dim = 32;
-  mkdirSync(join(netDir, "other-encoder"));
-  writeFileSync(join(netDir, "other-encoder", "config.json"), JSON.stringify(bad));
-  synthModel(join(netDir, "other-encoder"), "fp32");
-  pipe = await StableDiffusionXLPipeline.fromPretrained(tinyModelIn(tmp));
-  const files = new FileStore();
-  const controlnets = new ControlNetLibrary(netDir);
-  server = await startServer({ queue: new LocalQueue(pipe, 4, files, { controlnets }), files, controlnets, host: "127.0.0.1", port: 0 });
-  url = server.url;
-});
-
-after(async () => {
-  await server?.close();
-  await pipe?.release();
-  rmSync(tmp, { recursive: true, force: true });
-});
-
-const post = (path: string, body: unknown) => fetch(url + path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+const post = (path: string, body: unknown) => fetch(served.server.url + path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
 const controlPng = () => encodePng(tensorImage(openFixture("controlnet", "tiny-ssd", "cases.safetensors").float32("single.control_image"), 32, 32)).toString("base64");
 
 async function expect400(path: string, body: unknown, re: RegExp): Promise<void> {
@@ -90,7 +65,7 @@ async function expect400(path: string, body: unknown, re: RegExp): Promise<void>
   const out = await r.json() as { error?: { message: string } };
   assert.equal(r.status, 400, JSON.stringify(out));
   assert.match(out.error!.message, re);
-  assert.equal((await fetch(url + "/health")).status, 200, "the server stays up");
+  assert.equal((await fetch(served.server.url + "/health")).status, 200, "the server stays up");
 }
 
 test("server controlnet: alwayson_scripts reproduces the fixture case single within 1 level", { skip: NO_FIXTURES }, async (t) => {
@@ -118,11 +93,11 @@ test("server controlnet: alwayson_scripts reproduces the fixture case single wit
 });
 
 test("server controlnet: model_list, module_list, version; detect's canny equals canny()", { skip: NO_FIXTURES }, async () => {
-  assert.deepEqual(await (await fetch(url + "/controlnet/model_list")).json(), { model_list: ["canny-a", "lone-b", "other-encoder"] });
-  const modules = await (await fetch(url + "/controlnet/module_list")).json() as { module_list: string[] };
+  assert.deepEqual(await (await fetch(served.server.url + "/controlnet/model_list")).json(), { model_list: ["canny-a", "lone-b", "other-encoder"] });
+  const modules = await (await fetch(served.server.url + "/controlnet/module_list")).json() as { module_list: string[] };
   assert.deepEqual(modules.module_list, ["none", "canny"]);
-  assert.deepEqual(await (await fetch(url + "/controlnet/version")).json(), { version: 2 });
-  const img = photo();
+  assert.deepEqual(await (await fetch(served.server.url + "/controlnet/version")).json(), { version: 2 });
+  const img = boxPhoto();
   const r = await post("/controlnet/detect", { controlnet_module: "canny", controlnet_input_images: [encodePng(img).toString("base64")], controlnet_processor_res: 24, controlnet_threshold_a: 100, controlnet_threshold_b: 200 });
   const out = await r.json() as { images: string[]; info: string };
   assert.equal(r.status, 200, JSON.stringify(out));
@@ -138,7 +113,7 @@ test("server controlnet: model_list, module_list, version; detect's canny equals
 });
 
 test("server controlnet: canny module and the lone-file net run; bad requests are 400s naming the problem", { skip: NO_FIXTURES }, async () => {
-  const img = encodePng(photo()).toString("base64");
+  const img = encodePng(boxPhoto()).toString("base64");
   const r = await post("/sdapi/v1/txt2img", { ...SINGLE, steps: 2, alwayson_scripts: { ControlNet: { args: [
     { input_image: img, module: "canny", model: "canny-a", threshold_a: 100, threshold_b: 200, weight: 0.8, control_mode: 2 },
     { image: controlPng(), model: "lone-b", weight: 0.4, control_mode: "ControlNet is more important" },
@@ -187,7 +162,7 @@ test("server controlnet: through Redis the job spec carries the units and the wo
   const { url: queueUrl, process: redis } = await startRedisServer();
   try {
     const rq = await RedisQueue.connect(queueUrl, { maxQueue: 4, files: new FileStore(), model: "tiny-ssd" });
-    const worker = await startRedisWorker({ url: queueUrl, pipe, controlnets: new ControlNetLibrary(netDir) });
+    const worker = await startRedisWorker({ url: queueUrl, pipe: served.pipe, controlnets: new ControlNetLibrary(netDir) });
     try {
       const unit = { name: "canny-a", image: controlPng(), module: "none" as const, thresholdA: 100, thresholdB: 200, weight: 1, guidanceStart: 0, guidanceEnd: 1, controlMode: 0 as const, resizeMode: "Crop and Resize" as const, pixelPerfect: false, processorRes: -1 };
       const spec: JobSpec = { prompt: SINGLE.prompt, negativePrompt: SINGLE.negative_prompt, steps: 4, guidanceScale: 5, seed: 0, scheduler: "Euler", width: 32, height: 32, batchSize: 1, iterations: 1, controlnets: [unit] };

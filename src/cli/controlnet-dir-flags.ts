@@ -1,6 +1,6 @@
 /** The --controlnet-dir and --controlnet-cache flags of serve and worker. */
 import { ControlNetLibrary, ControlNetLibraryError, DEFAULT_CONTROLNET_CACHE } from "../server/controlnet-library.js";
-import { UsageError } from "./usage-error.js";
+import { UsageError, asUsageError } from "./usage-error.js";
 
 export const CONTROLNET_DIR_OPTIONS = {
   "controlnet-dir": { type: "string" },
@@ -20,10 +20,5 @@ export function parseControlNetDir(values: { "controlnet-dir"?: string; "control
   if (!/^\d+$/.test(raw) || controlnetCache < 1) throw new UsageError(`--controlnet-cache must be a whole number >= 1, got "${raw}"`);
   const dir = values["controlnet-dir"];
   if (dir === undefined) return { controlnetCache };
-  try {
-    return { controlnets: new ControlNetLibrary(dir), controlnetCache };
-  } catch (e) {
-    if (e instanceof ControlNetLibraryError) throw new UsageError(e.message);
-    throw e;
-  }
+  return { controlnets: asUsageError(() => new ControlNetLibrary(dir), ControlNetLibraryError), controlnetCache };
 }

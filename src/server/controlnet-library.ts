@@ -6,7 +6,8 @@
  * finds must lie inside DIR once links are resolved. ControlNets (the runner side) opens them lazily
  * on first use, checked against the UNet, and keeps a few compiled.
  */
-import { existsSync, realpathSync, statSync } from "node:fs";
+import { libraryFolder } from "./library-folder.js";
+import { existsSync, statSync } from "node:fs";
 import { readFile, readdir, realpath, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { StableDiffusionXLPipeline } from "../pipelines/sdxl/index.js";
@@ -44,14 +45,7 @@ export class ControlNetLibrary {
   private listing: Promise<void>;
 
   constructor(dir: string) {
-    let real: string;
-    try {
-      real = realpathSync(dir);
-    } catch {
-      throw new ControlNetLibraryError(`--controlnet-dir ${dir}: no such folder`);
-    }
-    if (!statSync(real).isDirectory()) throw new ControlNetLibraryError(`--controlnet-dir ${dir}: not a folder`);
-    this.dir = real;
+    this.dir = libraryFolder(dir, "--controlnet-dir", (m) => new ControlNetLibraryError(m));
     this.listing = this.walk();
   }
 

@@ -4,7 +4,7 @@
  * joined onto a path, and the file it finds must still lie inside DIR once symbolic links are
  * resolved: a request cannot reach any other file.
  */
-import { realpathSync, statSync } from "node:fs";
+import { libraryFolder } from "./library-folder.js";
 import { readdir, realpath, stat } from "node:fs/promises";
 import { basename, isAbsolute, join, relative } from "node:path";
 import { readHeader } from "../safetensors/read.js";
@@ -89,14 +89,7 @@ export class LoraLibrary {
   checkCount = 0;
 
   constructor(dir: string) {
-    let real: string;
-    try {
-      real = realpathSync(dir);
-    } catch {
-      throw new LoraLibraryError(`--lora-dir ${dir}: no such folder`);
-    }
-    if (!statSync(real).isDirectory()) throw new LoraLibraryError(`--lora-dir ${dir}: not a folder`);
-    this.dir = real;
+    this.dir = libraryFolder(dir, "--lora-dir", (m) => new LoraLibraryError(m));
     this.ready = this.walks.run();
   }
 

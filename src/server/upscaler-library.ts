@@ -5,8 +5,8 @@
  * inside DIR once links are resolved. Files that are no RRDBNet are left out of the listing.
  * One model is kept loaded (the last used) and upscales run one at a time.
  */
+import { libraryFolder } from "./library-folder.js";
 import { SerialQueue } from "../pipelines/shape-cache.js";
-import { realpathSync, statSync } from "node:fs";
 import { readdir, realpath, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { readHeader } from "../safetensors/read.js";
@@ -44,14 +44,7 @@ export class UpscalerLibrary {
   /** `dir` absent: only the model-free upscalers. */
   constructor(dir?: string, private readonly session: { device?: "cpu" | "webgpu" } = {}) {
     if (dir === undefined) return;
-    let real: string;
-    try {
-      real = realpathSync(dir);
-    } catch {
-      throw new UpscalerLibraryError(`--upscaler-dir ${dir}: no such folder`);
-    }
-    if (!statSync(real).isDirectory()) throw new UpscalerLibraryError(`--upscaler-dir ${dir}: not a folder`);
-    this.dir = real;
+    this.dir = libraryFolder(dir, "--upscaler-dir", (m) => new UpscalerLibraryError(m));
   }
 
   /** The model-free upscalers, then the folder's models by name (a walk per call: folders are small). */

@@ -27,12 +27,18 @@ export interface Served {
   browser: Browser;
 }
 
-export function serveTinyModel(prefix: string, opts: { skip: string | false; browser?: boolean; taesd?: boolean; queueSize?: number }): Served {
+type LocalServerOptions = NonNullable<Parameters<typeof startLocalServer>[1]>;
+
+/** `setup(tmp)` runs before the server starts: folders to make, the queue's and server's extra options (libraries). */
+export function serveTinyModel(prefix: string, opts: {
+  skip: string | false; browser?: boolean; taesd?: boolean; queueSize?: number;
+  setup?: (tmp: string) => Pick<LocalServerOptions, "queue" | "server">;
+}): Served {
   const served = { tmp: mkdtempSync(join(tmpdir(), prefix)) } as Served;
   before(async () => {
     if (opts.skip) return;
     served.pipe = await StableDiffusionXLPipeline.fromPretrained(tinyModelIn(served.tmp), opts.taesd ? { taesd: tinyTaesdIn(served.tmp) } : {});
-    served.server = await startLocalServer(served.pipe, { queueSize: opts.queueSize });
+    served.server = await startLocalServer(served.pipe, { queueSize: opts.queueSize, ...opts.setup?.(served.tmp) });
     if (opts.browser) {
       served.browser = await launchBrowser();
       mkdirSync(TEST_OUTPUT, { recursive: true });

@@ -8,7 +8,7 @@ import { RedisQueue } from "../../server/redis-queue.js";
 import type { JobQueue } from "../../server/queue.js";
 import { LoraLibrary, LoraLibraryError } from "../../server/lora-library.js";
 import { UpscalerLibrary, UpscalerLibraryError } from "../../server/upscaler-library.js";
-import { UsageError } from "../usage-error.js";
+import { UsageError, asUsageError } from "../usage-error.js";
 import { parseDevice, resolveDevice, type DeviceChoice } from "../../runtime/device.js";
 import { AccessPolicy } from "../../server/access.js";
 import { intFlag, MODEL_LOAD_OPTIONS, parseModelLoad } from "./generate.js";
@@ -80,12 +80,7 @@ export function parseLoraDir(values: { "lora-dir"?: string; "lora-cache"?: strin
   const loraCache = intFlag(values, "lora-cache", 0)!;
   const dir = values["lora-dir"];
   if (dir === undefined) return { loraCache };
-  try {
-    return { loras: new LoraLibrary(dir), loraCache };
-  } catch (e) {
-    if (e instanceof LoraLibraryError) throw new UsageError(e.message);
-    throw e;
-  }
+  return { loras: asUsageError(() => new LoraLibrary(dir), LoraLibraryError), loraCache };
 }
 
 export async function serveCommand(argv: string[]): Promise<void> {
@@ -134,12 +129,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
   if (values["upscaler-dir"] !== undefined) {
     // upscales run in this process, on the same device as the model
     const device = await resolveDevice(deviceChoice, log);
-    try {
-      upscalers = new UpscalerLibrary(values["upscaler-dir"], { device });
-    } catch (e) {
-      if (e instanceof UpscalerLibraryError) throw new UsageError(e.message);
-      throw e;
-    }
+    upscalers = asUsageError(() => new UpscalerLibrary(values["upscaler-dir"], { device }), UpscalerLibraryError);
     log(`upscalers: ${(await upscalers.list()).length - 3} model(s) in ${upscalers.dir}`);
   }
   // the images are served from memory (an hour, 512 MiB); --output-dir keeps them on disk too
