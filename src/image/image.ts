@@ -24,6 +24,9 @@ function roundHalfEven(x: number): number {
 }
 
 /** Image `index` of [N,H,W,3] float images in [0,1] as 8-bit RGB. */
+/** An 8-bit image rather than a float tensor (the two kinds of image the pipelines take). */
+export const isRgbImage = (x: unknown): x is RgbImage => (x as RgbImage).width !== undefined;
+
 export function toRgb8(images: FloatTensor, index = 0): RgbImage {
   const [n, h, w, c] = images.shape;
   if (images.shape.length !== 4 || c !== 3) throw new ImageFormatError(`expected images [N,H,W,3], got [${images.shape}]`);

@@ -6,7 +6,7 @@
  * the scaling, and checkControlNetFits for whether a net can drive a given UNet.
  */
 import { existsSync, statSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { ModelFolderError, readConfig, storeSource, type Variant } from "../loaders/component.js";
 import { compileComponent } from "../loaders/compile.js";
 import { folderComponent, type ComponentWeights } from "../loaders/model-source.js";

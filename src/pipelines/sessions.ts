@@ -10,7 +10,7 @@ import type { ComponentWeights } from "../loaders/component.js";
 import { buildUNetGraph, parseUNetConfig, skipCount, type UNetConfig } from "../models/unet/index.js";
 import { openVae, openVaeWeights, type VaeComponent } from "../loaders/vae.js";
 import type { WeightDeltas } from "../nn/weight-deltas.js";
-import type { CompiledGraph, SessionOptions } from "../runtime/session.js";
+import type { SessionOptions } from "../runtime/session.js";
 import type { Float32IslandOp } from "../ir/onnx/half-precision.js";
 import { ShapeCache } from "./shape-cache.js";
 

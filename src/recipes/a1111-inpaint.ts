@@ -15,7 +15,7 @@
 import type { InpaintOptions, PipelineOutput, StableDiffusionXLPipeline } from "../pipelines/sdxl/index.js";
 import { rgbToTensor, toRgb8, type FloatTensor } from "../image/image.js";
 import type { RgbImage } from "../image/png.js";
-import type { RgbaImage } from "../image/rgba.js";
+import { rgbToRgba, type RgbaImage } from "../image/rgba.js";
 import { a1111BinaryMask, grayToMask, type GrayImage } from "../image/mask.js";
 import { a1111MaskBlur } from "../image/cv-gaussian.js";
 import { a1111CropRegion } from "../image/crop-region.js";
@@ -53,8 +53,7 @@ const isRgba = (m: RgbImage | RgbaImage): boolean => m.data.length === 4 * m.wid
 
 /** A1111's processed mask (binary for alpha masks, grey otherwise), inverted and blurred as asked. */
 export function a1111Mask(maskImage: RgbImage | RgbaImage, s: A1111InpaintSettings): GrayImage {
-  const { width, height, data } = maskImage;
-  const rgba: RgbaImage = isRgba(maskImage) ? maskImage : { width, height, data: toRgba(data) };
+  const rgba: RgbaImage = isRgba(maskImage) ? maskImage : rgbToRgba(maskImage);
   let mask = a1111BinaryMask(rgba);
   if (s.invertMask) mask = { ...mask, data: mask.data.map((v) => 255 - v) };
   const bx = s.maskBlurX ?? 0, by = s.maskBlurY ?? 0;
@@ -62,12 +61,6 @@ export function a1111Mask(maskImage: RgbImage | RgbaImage, s: A1111InpaintSettin
     if (!(Number.isInteger(v) && v >= 0 && v <= 64)) throw new PipelineInputError(`${name} must be a whole number in [0, 64], got ${v}`);
   }
   return bx > 0 || by > 0 ? a1111MaskBlur(mask, bx, by) : mask;
-}
-
-function toRgba(rgb: Uint8Array): Uint8Array {
-  const n = rgb.length / 3, out = new Uint8Array(4 * n);
-  for (let p = 0; p < n; p++) { out.set(rgb.subarray(3 * p, 3 * p + 3), 4 * p); out[4 * p + 3] = 255; }
-  return out;
 }
 
 /** Inpaints with A1111's settings; the output images have the init image's size. */

@@ -11,24 +11,17 @@ import { encodePng } from "../image/png.js";
 import { invalid } from "./errors.js";
 import type { InpaintSpec } from "./job.js";
 import type { Fields, Limits } from "./validation.js";
-import { a1111BinaryMask, grayToRgb } from "../image/mask.js";
+import { a1111BinaryMask, grayToRgb, rgbToGray } from "../image/mask.js";
 import { decodeBase64Upload } from "./upload-image.js";
 
 export const A1111_INPAINT_DEFAULTS = {
   maskBlur: 4, inpaintingFill: 0, inpaintFullRes: true, inpaintFullResPadding: 0, invertMask: false,
 } as const;
 
-/** PIL's convert("L") of one RGB pixel (what both A1111 and diffusers threshold). */
-const luma = (d: Uint8Array, i: number) => (d[3 * i] * 19595 + d[3 * i + 1] * 38470 + d[3 * i + 2] * 7471 + 0x8000) >> 16;
-
 /** Whether a mask (after the inversion) has anything to repaint: a pixel the pipeline's 0.5 threshold keeps. */
 export function maskHasWhite(mask: RgbImage, inverted: boolean): boolean {
-  const n = mask.width * mask.height;
-  for (let i = 0; i < n; i++) {
-    const l = luma(mask.data, i);
-    if (inverted ? 255 - l >= 128 : l >= 128) return true;
-  }
-  return false;
+  // the grey level as PIL's convert("L") gives it, which A1111 and diffusers both threshold
+  return rgbToGray(mask).data.some((l) => (inverted ? 255 - l >= 128 : l >= 128));
 }
 
 /** 0/1 or false/true (A1111 takes inpainting_mask_invert as an int; some clients send a bool). */

@@ -7,7 +7,7 @@
  * residual k by 10^(-1 + k / n) and gives the unconditional half zeros.
  */
 import type { FloatTensor } from "../../image/image.js";
-import { rgbToTensor } from "../../image/image.js";
+import { isRgbImage, rgbToTensor } from "../../image/image.js";
 import type { RgbImage } from "../../image/png.js";
 import { resizePlanes } from "../../image/resize.js";
 import { diffusersResize } from "../../image/resize-modes.js";
@@ -35,8 +35,8 @@ export interface ControlNetUnit {
  * control_image_processor resizes a PIL image (PIL Lanczos), float ones with the same filter in float.
  */
 export function controlImageTensor(image: RgbImage | FloatTensor, height: number, width: number, what: string): FloatTensor {
-  if ((image as RgbImage).width !== undefined) {
-    const img = image as RgbImage;
+  if (isRgbImage(image)) {
+    const img = image;
     if (img.data.length !== 3 * img.width * img.height) throw new PipelineInputError(`${what} must be an RGB image, got ${img.data.length} bytes for ${img.width}x${img.height}`);
     return rgbToTensor(img.width === width && img.height === height ? img : diffusersResize(img, width, height, "default") as RgbImage);
   }

@@ -6,7 +6,7 @@
  * a plain 4-channel UNet gets the known region blended back after every step, re-noised to the next
  * timestep.
  */
-import type { FloatTensor } from "../../image/image.js";
+import { isRgbImage, type FloatTensor } from "../../image/image.js";
 import type { RgbImage } from "../../image/png.js";
 import { PerImageGenerator } from "../../random/index.js";
 import { maskFromRgb } from "../../image/mask.js";
@@ -39,8 +39,8 @@ export function binarizeMask(mask: MaskInput, init: InitInput): BinaryMask {
 }
 
 function maskPlanes(mask: MaskInput): BinaryMask {
-  if ((mask as RgbImage).width !== undefined) {
-    const img = mask as RgbImage;
+  if (isRgbImage(mask)) {
+    const img = mask;
     if (img.data.length !== 3 * img.width * img.height) throw new PipelineInputError(`the mask image holds ${img.data.length} bytes, expected ${img.width}x${img.height} RGB`);
     return { ...maskFromRgb(img), count: 1 };
   }

@@ -5,7 +5,7 @@
  * is resized back into the box and the original image is laid over it outside the mask (apply_overlay).
  * As in diffusers this works on 8-bit images.
  */
-import { rgbToTensor, toRgb8, type FloatTensor } from "../../image/image.js";
+import { isRgbImage, rgbToTensor, toRgb8, type FloatTensor } from "../../image/image.js";
 import type { RgbImage } from "../../image/png.js";
 import { grayToMask, rgbToGray, type GrayImage } from "../../image/mask.js";
 import { getCropRegion, type CropBox } from "../../image/crop-region.js";
@@ -25,10 +25,8 @@ export interface MaskCrop {
   originalMask: GrayImage;
 }
 
-const isRgb = (x: unknown): x is RgbImage => (x as RgbImage).width !== undefined;
-
 export function cropAroundMask(image: FloatTensor | RgbImage, maskImage: MaskInput, padding: number): MaskCrop {
-  if (!isRgb(image) || !isRgb(maskImage)) throw new PipelineInputError("paddingMaskCrop needs the image and the mask as 8-bit images (as diffusers needs PIL images)");
+  if (!isRgbImage(image) || !isRgbImage(maskImage)) throw new PipelineInputError("paddingMaskCrop needs the image and the mask as 8-bit images (as diffusers needs PIL images)");
   if (!(Number.isInteger(padding) && padding >= 0)) throw new PipelineInputError(`paddingMaskCrop must be a whole number of pixels, got ${padding}`);
   const { width, height } = image;
   const gray = rgbToGray(maskImage);

@@ -18,7 +18,7 @@ import type { LoraFile } from "../../loaders/lora.js";
 import type { SessionOptions } from "../../runtime/session.js";
 import { createScheduler, type Scheduler } from "../../schedulers/index.js";
 import type { RgbImage } from "../../image/png.js";
-import type { FloatTensor } from "../../image/image.js";
+import { isRgbImage } from "../../image/image.js";
 import type { EncodePromptOptions, PromptEmbeddings, PromptEncoder } from "../prompt-encoding.js";
 import { img2imgTimeIds, txt2imgTimeIds } from "../micro-conditioning.js";
 import type { UNetRunner, VaeRunner } from "../sessions.js";
@@ -206,7 +206,7 @@ export class StableDiffusionXLPipeline {
   private txt2imgSize(opts: GenerateOptions): [number, number] {
     const control = opts.controlnets?.[0]?.image;
     if (!control) return [opts.height ?? this.defaultSize, opts.width ?? this.defaultSize];
-    const [h, w] = (control as RgbImage).width !== undefined ? [(control as RgbImage).height, (control as RgbImage).width] : (control as FloatTensor).shape.slice(-2);
+    const [h, w] = isRgbImage(control) ? [control.height, control.width] : control.shape.slice(-2);
     const m = Math.max(8, this.vaeScaleFactor);
     return [opts.height ?? Math.floor(h / m) * m, opts.width ?? Math.floor(w / m) * m];
   }

@@ -8,7 +8,7 @@ import { PerImageGenerator, TorchGenerator } from "../../random/index.js";
 import { variationNoise } from "../../random/variation-noise.js";
 import { seedResizedNoise } from "../../random/seed-resize.js";
 import { img2imgTimesteps, type NoiseGenerator, type Scheduler } from "../../schedulers/index.js";
-import { rgbToTensor, type FloatTensor } from "../../image/image.js";
+import { isRgbImage, rgbToTensor, type FloatTensor } from "../../image/image.js";
 import type { RgbImage } from "../../image/png.js";
 import { encodeInitImage } from "../vae-io.js";
 import type { PromptEmbeddings } from "../prompt-encoding.js";
@@ -135,7 +135,7 @@ export function txt2imgLatents(p: Prepared, shape: number[], given?: Float32Arra
 export interface InitInput { tensor: FloatTensor; given: "image" | "latents"; height: number; width: number }
 
 export function initInput(c: SdxlComponents, image: FloatTensor | RgbImage): InitInput {
-  const tensor = isRgb(image) ? rgbToTensor(image) : image;
+  const tensor = isRgbImage(image) ? rgbToTensor(image) : image;
   const ch = c.unet.config.inChannels, f = c.vaeScaleFactor;
   const given = tensor.shape.length === 4 && tensor.shape[1] === ch && ch !== 3 ? "latents" : "image";
   if (given === "image" && (tensor.shape.length !== 4 || tensor.shape[1] !== 3)) throw new PipelineInputError(`the init image must be [M, 3, H, W] (or latents [M, ${ch}, h, w]), got [${tensor.shape}]`);
@@ -202,5 +202,3 @@ export function setTimesteps(scheduler: Scheduler, steps: number): void {
     throw new PipelineInputError((e as Error).message);
   }
 }
-
-const isRgb = (x: FloatTensor | RgbImage): x is RgbImage => (x as RgbImage).width !== undefined;
