@@ -90,6 +90,23 @@ test("cli img2img: equals the library pipeline on the same PNG (within 1 level)"
   assert.match(decodePng(readFileSync(out)).text.parameters, /Seed: 11, Size: 32x32, Model: tiny-ssd, Denoising strength: 0.6$/);
 });
 
+test("cli generate --clip-skip: the library's clipSkip, \"Clip skip: N + 2\" in the parameters", { skip: NO_FIXTURES }, async () => {
+  const dir = tinyModel();
+  const out = join(tmp, "clip-skip", "x.png");
+  const r = ssd1b(["generate", "--model", dir, "--prompt", "a red cube", "--negative-prompt", "blurry", "--steps", "2", "--seed", "3", "--scheduler", "Euler", "--width", "32", "--height", "32", "--clip-skip", "2", "--output", out]);
+  assert.equal(r.code, 0, r.stderr);
+  const pipe = await StableDiffusionXLPipeline.fromPretrained(dir);
+  try {
+    const common = { prompt: "a red cube", negativePrompt: "blurry", numInferenceSteps: 2, seed: 3, scheduler: "Euler", width: 32, height: 32 };
+    const lib = await pipe.generate({ ...common, clipSkip: 2 });
+    assert.ok(levelDiff(readFileSync(out), lib.images.data) <= 1);
+    assert.ok(levelDiff(readFileSync(out), (await pipe.generate(common)).images.data) > 1, "not the image without clip skip");
+  } finally {
+    await pipe.release();
+  }
+  assert.match(decodePng(readFileSync(out)).text.parameters, /Model: tiny-ssd, Clip skip: 4$/);
+});
+
 test("cli generate/img2img: bad input gives a clear error, a non-zero exit code and no file", { skip: NO_FIXTURES }, () => {
   const dir = tinyModel();
   const outDir = join(tmp, "bad");
@@ -110,6 +127,9 @@ test("cli generate/img2img: bad input gives a clear error, a non-zero exit code 
     [[...gen, "--guidance", "lots"], /--guidance must be a number/],
     [["generate", "--model", dir, "--output", out], /--prompt is required/],
     [[...gen, "--variant", "fp8"], /--variant must be fp16 or fp32/],
+    [[...gen, "--clip-skip=-1"], /--clip-skip must be at least 0, got -1/],
+    // the layer count is the model's: checked when it is loaded, before any denoising
+    [[...gen, "--clip-skip", "9"], /clipSkip must be an integer from 0 to 4 \(text_encoder has 5 layers\), got 9/],
     [[...gen, "--vae-precision", "half"], /--vae-precision must be fp16, fp32 or auto, got "half"/],
     [["generate", "--model", "someone/Missing-Model", "--prompt", "x", "--output", out],
       // offline (no network in tests): the repo id is looked up in the cache only, and the error says where and what to run

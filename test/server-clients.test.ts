@@ -288,7 +288,7 @@ test("A1111 override_settings and fields: honoured when this server can, else a 
   const bad: [Record<string, unknown>, string, RegExp][] = [
     [{ override_settings: { sd_model_checkpoint: "sd_xl_base_1.0.safetensors" } }, "override_settings.sd_model_checkpoint", /serves "tiny-ssd"/],
     [{ override_settings: { sd_vae: "sdxl_vae.safetensors" } }, "override_settings.sd_vae", /"Automatic" or "None"/],
-    [{ override_settings: { CLIP_stop_at_last_layers: 2 } }, "override_settings.CLIP_stop_at_last_layers", /clip skip is not supported/],
+    [{ override_settings: { CLIP_stop_at_last_layers: 13 } }, "override_settings.CLIP_stop_at_last_layers", /must be a whole number in \[1, 12\]/],
     [{ override_settings: { samples_format: "jpg" } }, "override_settings.samples_format", /must be "png"/],
     [{ override_settings: { sd_unet: "Automatic" } }, "override_settings.sd_unet", /"sd_unet" is not supported/],
     [{ override_settings: "nope" }, "override_settings", /must be an object/],
@@ -297,7 +297,7 @@ test("A1111 override_settings and fields: honoured when this server can, else a 
     [{ restore_faces: true }, "restore_faces", /face restoration/],
     [{ subseed_strength: 2 }, "subseed_strength", /subseed_strength/],
     [{ styles: ["Cinematic"] }, "styles", /"Cinematic"/],
-    [{ clip_skip: 2 }, "clip_skip", /clip skip/],
+    [{ clip_skip: 13 }, "clip_skip", /clip_skip must be in \[0, 12\]/],
     [{ script_name: "x/y/z plot" }, "script_name", /scripts are not supported/],
   ];
   for (const [extra, param, re] of bad) {
@@ -317,7 +317,7 @@ test("A1111 options: GET returns what POST set (known keys); unknown keys and ot
   assert.deepEqual(afterSet, { ...before, sd_vae: "None", live_previews_enable: false, samples_save: false });
   for (const [body, re] of [
     [{ sd_model_checkpoint: "other.safetensors" }, /serves "tiny-ssd"/],
-    [{ CLIP_stop_at_last_layers: 2 }, /clip skip/],
+    [{ CLIP_stop_at_last_layers: 0 }, /CLIP_stop_at_last_layers must be a whole number in \[1, 12\]/],
     [{ some_unknown_option: 1 }, /"some_unknown_option" is not supported/],
     [[1, 2], /JSON object/],
   ] as [unknown, RegExp][]) {

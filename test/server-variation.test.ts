@@ -144,3 +144,25 @@ test("A1111 UniPC settings (uni_pc_variant / _order / _lower_order_final): diffu
     assert.equal((await r.json() as { error: { param: string } }).error.param, `override_settings.${key}`);
   }
 });
+
+test("native /v1/jobs: variation_seed / variation_strength and tiling are the A1111 fields' features, echoed in params", { skip: NO_FIXTURES }, async () => {
+  const job = async (body: Record<string, unknown>) => {
+    const r = await fetch(served.server.url + "/v1/jobs", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ prompt: base.prompt, steps: 3, width: 32, height: 32, scheduler: "Euler", guidance_scale: 5, ...body }) });
+    assert.equal(r.status, 202, await r.clone().text());
+    const { id } = await r.json() as { id: string };
+    for (;;) {
+      const j = await (await fetch(`${served.server.url}/v1/jobs/${id}`)).json() as any;
+      if (j.status === "done") return { params: j.params, png: Buffer.from(await (await fetch(j.result.images[0].url)).arrayBuffer()) };
+      assert.ok(j.status === "queued" || j.status === "running", JSON.stringify(j));
+      await new Promise((res) => setTimeout(res, 50));
+    }
+  };
+  const varied = await job({ seed: 5, variation_seed: 9, variation_strength: 1 });
+  assert.ok(pngDiff(varied.png, (await txt2img({ ...base, seed: 9 })).images[0]) <= 1, "strength 1 with Euler: the variation seed's image");
+  assert.equal(varied.params.variation_seed, 9);
+  assert.equal(varied.params.variation_strength, 1);
+  assert.match(decodePng(varied.png).text.parameters, /Variation seed: 9, Variation seed strength: 1/);
+  const tiled = await job({ seed: 6, tiling: true });
+  assert.deepEqual(decodePng(tiled.png).data, decodePng((await txt2img({ ...base, seed: 6, tiling: true })).images[0]).data);
+  assert.equal(tiled.params.tiling, true);
+});

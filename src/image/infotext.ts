@@ -19,6 +19,11 @@ export interface GenerationInfo {
   seedResizeFrom?: { width: number; height: number };
   /** img2img and the hires fix. */
   denoisingStrength?: number;
+  /**
+   * A1111's "Clip skip: N" (after Denoising strength, only when N > 1): N counts from the last layer, so
+   * diffusers' clip_skip k is N = k + 2 on SDXL (ComfyUI's CLIPSetLastLayer -N).
+   */
+  clipSkip?: number;
   /** A1111's tiling: "Tiling: True" (after Denoising strength, before the extra fields, as A1111 orders it). */
   tiling?: boolean;
   /** The hires fix's fields, after the others ("Hires upscale", "Hires steps", "Hires upscaler"). */
@@ -42,6 +47,7 @@ export function formatInfotext(info: GenerationInfo): string {
     ["Variation seed strength", info.variationStrength],
     ["Seed resize from", info.seedResizeFrom && `${info.seedResizeFrom.width}x${info.seedResizeFrom.height}`],
     ["Denoising strength", info.denoisingStrength],
+    ["Clip skip", info.clipSkip !== undefined && info.clipSkip > 1 ? info.clipSkip : undefined],
     ["Tiling", info.tiling ? "True" : undefined],
     ...Object.entries(info.extra ?? {}),
   ];

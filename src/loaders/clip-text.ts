@@ -12,6 +12,8 @@ import { compileChecked } from "./compile.js";
 export interface ClipTextResult {
   last_hidden_state: Float32Array;
   penultimate_hidden_state: Float32Array;
+  /** [numHiddenLayers + 1, batch, seqLen, hidden]: transformers' hidden_states tuple, stacked. */
+  hidden_states: Float32Array;
   pooled: Float32Array;
   /** Only for CLIPTextModelWithProjection. */
   text_embeds?: Float32Array;

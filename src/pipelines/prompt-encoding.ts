@@ -14,7 +14,7 @@
  */
 import { join } from "node:path";
 import { CLIPTokenizer } from "../tokenizer/index.js";
-import { createClipTextEncoder, type ClipTextEncoder } from "../loaders/clip-text.js";
+import { createClipTextEncoder, type ClipTextEncoder, type ClipTextResult } from "../loaders/clip-text.js";
 import type { Variant } from "../loaders/component.js";
 import { folderComponent, type ComponentWeights } from "../loaders/model-source.js";
 import type { WeightDeltas } from "../nn/weight-deltas.js";
@@ -49,7 +49,16 @@ export interface EncodePromptOptions {
    * emphasis, BREAK and 75-token chunks for long prompts.
    */
   promptSyntax?: PromptSyntax;
+  /**
+   * diffusers' clip_skip: the layers skipped before SDXL's penultimate one, in both text encoders
+   * (hidden_states[-(clipSkip + 2)]; 0 or absent: the penultimate layer). Per encoder as an object,
+   * where -1 takes the last layer's output (not normed), as A1111's sdxl_clip_l_skip does for CLIP-L
+   * with "Clip skip: 1". The pooled embedding always comes from text_encoder_2's last layer.
+   */
+  clipSkip?: ClipSkip;
 }
+
+export type ClipSkip = number | { textEncoder?: number; textEncoder2?: number };
 
 export type PromptSyntax = "diffusers" | "a1111";
 export const PROMPT_SYNTAXES: readonly PromptSyntax[] = ["diffusers", "a1111"];
@@ -73,6 +82,29 @@ export function repeatRows(data: Float32Array, rows: number, n: number): Float32
   const out = new Float32Array(data.length * n);
   for (let r = 0; r < rows; r++) for (let k = 0; k < n; k++) out.set(data.subarray(r * size, (r + 1) * size), (r * n + k) * size);
   return out;
+}
+
+/** hidden_states[-(skip + 2)] of one run, from its stacked hidden_states ([L + 1, 1, S, D]). */
+function hiddenStateAfterSkip(out: ClipTextResult, skip: number): Float32Array {
+  if (skip === 0) return out.penultimate_hidden_state;
+  const size = out.penultimate_hidden_state.length;
+  const count = out.hidden_states.length / size;
+  const index = count - (skip + 2);
+  return out.hidden_states.subarray(index * size, (index + 1) * size);
+}
+
+/** The per-encoder skips of a clipSkip option, checked against each encoder's layer count. */
+export function clipSkipPerEncoder(clipSkip: ClipSkip | undefined, layers: readonly [number, number]): [number, number] {
+  if (clipSkip === undefined) return [0, 0];
+  const both = typeof clipSkip === "number";
+  const skips: [number, number] = both ? [clipSkip, clipSkip] : [clipSkip.textEncoder ?? 0, clipSkip.textEncoder2 ?? 0];
+  for (const [k, skip] of skips.entries()) {
+    const least = both ? 0 : -1;
+    if (!Number.isInteger(skip) || skip < least || skip > layers[k] - 1) {
+      throw new PipelineInputError(`clipSkip${both ? "" : k === 0 ? ".textEncoder" : ".textEncoder2"} must be an integer from ${least} to ${layers[k] - 1} (text_encoder${k === 0 ? "" : "_2"} has ${layers[k]} layers), got ${skip}`);
+    }
+  }
+  return skips;
 }
 
 /** What prompt encoding needs of a text encoder. */
@@ -145,7 +177,7 @@ export class PromptEncoder {
   }
 
   /** Runs both encoders on each prompt: hidden [B, S, D1 + D2] and pooled [B, P]. */
-  private async encodeList(prompts: string[], prompts2: string[]): Promise<{ hidden: Float32Array; pooled: Float32Array }> {
+  private async encodeList(prompts: string[], prompts2: string[], skips: [number, number]): Promise<{ hidden: Float32Array; pooled: Float32Array }> {
     const { hidden: D, pooled: P, seqLen: S } = this.dims;
     const d1 = this.encoders[0].config.hiddenSize;
     const hidden = new Float32Array(prompts.length * S * D);
@@ -163,7 +195,7 @@ export class PromptEncoder {
         outs.push(await this.encoders[k].run(BigInt64Array.from(ids, BigInt)));
       }
       const [o1, o2] = outs;
-      const h1 = o1.penultimate_hidden_state, h2 = o2.penultimate_hidden_state;
+      const h1 = hiddenStateAfterSkip(o1, skips[0]), h2 = hiddenStateAfterSkip(o2, skips[1]);
       for (let s = 0; s < S; s++) {
         const row = (b * S + s) * D;
         hidden.set(h1.subarray(s * d1, (s + 1) * d1), row);
@@ -190,7 +222,7 @@ export class PromptEncoder {
    * Encodes A1111 chunks, `n` per prompt (missing ones are empty chunks): hidden [B, 77·n, D1 + D2]
    * with each chunk's emphasis applied, pooled [B, P] from the first chunk.
    */
-  private async encodeChunks(chunks: PromptChunk[][][], n: number): Promise<{ hidden: Float32Array; pooled: Float32Array }> {
+  private async encodeChunks(chunks: PromptChunk[][][], n: number, skips: [number, number]): Promise<{ hidden: Float32Array; pooled: Float32Array }> {
     const { hidden: D, pooled: P, seqLen: S } = this.dims;
     const d1 = this.encoders[0].config.hiddenSize;
     const hidden = new Float32Array(chunks.length * n * S * D);
@@ -203,7 +235,7 @@ export class PromptEncoder {
           const chunk = chunks[b][k][c] ?? emptyChunk({ bos: tok.bosTokenId, eos: tok.eosTokenId, pad: tok.padTokenId, chunkLength: S - 2 });
           if (chunk.ids.length !== S) throw new PipelineInputError(`tokenizer_${k + 1}: an A1111 chunk has ${chunk.ids.length} ids, the text encoders take ${S}`);
           const out = await this.encoders[k].run(BigInt64Array.from(chunk.ids, BigInt));
-          const h = out.penultimate_hidden_state.slice();
+          const h = hiddenStateAfterSkip(out, skips[k]).slice();
           applyEmphasis(h, chunk.weights, width);
           for (let s = 0; s < S; s++) hidden.set(h.subarray(s * width, (s + 1) * width), ((b * n + c) * S + s) * D + col);
           if (k === 1 && c === 0) pooled.set(out.text_embeds!, b * P);
@@ -214,11 +246,11 @@ export class PromptEncoder {
   }
 
   /** The A1111 path of encode(): chunk everything first, so prompt and negative get the same chunk count. */
-  private async encodeA1111(prompts: string[], prompts2: string[], negatives?: [string[], string[]]) {
+  private async encodeA1111(prompts: string[], prompts2: string[], negatives: [string[], string[]] | undefined, skips: [number, number]) {
     const pos = this.chunkList(prompts, prompts2);
     const neg = negatives && this.chunkList(...negatives);
     const n = Math.max(...[...pos, ...(neg ?? [])].flat().map((c) => c.length));
-    return { n, pos: await this.encodeChunks(pos, n), neg: neg && await this.encodeChunks(neg, n) };
+    return { n, pos: await this.encodeChunks(pos, n, skips), neg: neg && await this.encodeChunks(neg, n, skips) };
   }
 
   async encode(opts: EncodePromptOptions): Promise<PromptEmbeddings> {
@@ -238,6 +270,7 @@ export class PromptEncoder {
         try { checkPromptLength(p); } catch (e) { throw new PipelineInputError((e as Error).message); }
       }
     }
+    const skips = clipSkipPerEncoder(opts.clipSkip, [this.encoders[0].config.numHiddenLayers, this.encoders[1].config.numHiddenLayers]);
     const { hidden: D, pooled: P } = this.dims;
     let S = this.dims.seqLen;
     const guidance = opts.doClassifierFreeGuidance ?? true;
@@ -256,13 +289,13 @@ export class PromptEncoder {
     let pos: { hidden: Float32Array; pooled: Float32Array };
     let neg: { hidden: Float32Array; pooled: Float32Array } | undefined;
     if (syntax === "a1111") {
-      const r = await this.encodeA1111(prompts, prompts2, negatives);
+      const r = await this.encodeA1111(prompts, prompts2, negatives, skips);
       S *= r.n;
       pos = r.pos;
       neg = r.neg;
     } else {
-      pos = await this.encodeList(prompts, prompts2);
-      neg = negatives && await this.encodeList(...negatives);
+      pos = await this.encodeList(prompts, prompts2, skips);
+      neg = negatives && await this.encodeList(...negatives, skips);
     }
     const result: PromptEmbeddings = {
       promptEmbeds: { data: repeatRows(pos.hidden, batch, n), shape: [batch * n, S, D] },

@@ -7,6 +7,7 @@
 import { invalid } from "./errors.js";
 import type { ModelInfo } from "./queue.js";
 import { Fields } from "./validation.js";
+import { A1111_CLIP_SKIP_MAX } from "./clip-skip-request.js";
 
 /**
  * Keys that only steer A1111's own UI or its saving of files on the server (this server saves no
@@ -21,7 +22,6 @@ export const UI_ONLY_KEYS: readonly string[] = [
 /** Keys that take exactly one value here, with why. */
 const FIXED: Record<string, { value: unknown; why: string }> = {
   samples_format: { value: "png", why: "images are PNG files (with the parameters text); jpg and webp are not written" },
-  CLIP_stop_at_last_layers: { value: 1, why: "clip skip is not supported: the prompt encoder always takes the penultimate layer of both text encoders, as SDXL does" },
   eta_noise_seed_delta: { value: 0, why: "the noise seed delta (ENSD) is not supported" },
   randn_source: { value: "CPU", why: "noise is always drawn as torch's CPU generator draws it" },
   sd_checkpoint_hash: { value: null, why: "it is read-only" },
@@ -37,6 +37,12 @@ const UNIPC: Record<string, { option: string; check: (v: unknown) => string | un
   uni_pc_lower_order_final: { option: "lower_order_final", check: (v) => (typeof v === "boolean" ? undefined : "must be true or false") },
 };
 
+/** A1111's clip skip settings (their effect: clip-skip-request.ts), each a check returning why a value cannot be. */
+const CLIP_SKIP: Record<string, (v: unknown) => string | undefined> = {
+  CLIP_stop_at_last_layers: (v) => (Number.isInteger(v) && (v as number) >= 1 && (v as number) <= A1111_CLIP_SKIP_MAX ? undefined : `must be a whole number in [1, ${A1111_CLIP_SKIP_MAX}]`),
+  sdxl_clip_l_skip: (v) => (typeof v === "boolean" ? undefined : "must be true or false"),
+};
+
 /** The UniPC scheduler options of checked settings (empty: none given). */
 export function unipcOverrides(settings: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(UNIPC).filter(([k]) => k in settings).map(([k, u]) => [u.option, settings[k]]));
@@ -49,7 +55,7 @@ const VAE_VALUES = ["Automatic", "None"];
 export function defaultOptions(model: ModelInfo): Record<string, unknown> {
   return {
     sd_model_checkpoint: model.name, sd_checkpoint_hash: null, sd_vae: "Automatic", samples_format: "png",
-    CLIP_stop_at_last_layers: 1, eta_noise_seed_delta: 0, randn_source: "CPU", live_previews_enable: true,
+    CLIP_stop_at_last_layers: 1, sdxl_clip_l_skip: false, eta_noise_seed_delta: 0, randn_source: "CPU", live_previews_enable: true,
     show_progress_type: "Approx cheap",
   };
 }
@@ -60,7 +66,7 @@ export function isServedModel(wanted: string, model: ModelInfo): boolean {
   return w === model.name || w.replace(/\s*\[[0-9a-fA-F]*\]$/, "") === model.name || (model.source !== undefined && w === model.source);
 }
 
-export const KNOWN_SETTINGS: readonly string[] = ["sd_model_checkpoint", "sd_vae", ...Object.keys(FIXED), ...Object.keys(UNIPC), ...UI_ONLY_KEYS];
+export const KNOWN_SETTINGS: readonly string[] = ["sd_model_checkpoint", "sd_vae", ...Object.keys(FIXED), ...Object.keys(UNIPC), ...Object.keys(CLIP_SKIP), ...UI_ONLY_KEYS];
 
 /**
  * One setting checked: returns the value to store (the served name for sd_model_checkpoint), or throws
@@ -80,9 +86,9 @@ export function checkSetting(key: string, value: unknown, model: ModelInfo, wher
     }
     return value;
   }
-  const unipc = UNIPC[key];
-  if (unipc) {
-    const why = unipc.check(value);
+  const check = UNIPC[key]?.check ?? CLIP_SKIP[key];
+  if (check) {
+    const why = check(value);
     if (why) throw invalid(`${param} ${why}, got ${JSON.stringify(value)}`, "invalid_value", param);
     return value;
   }
@@ -128,8 +134,5 @@ export function checkUnsupportedFields(f: Fields): void {
   if (always !== undefined && (typeof always !== "object" || Array.isArray(always) || scripts.length > 0)) refuse("alwayson_scripts", `extensions' scripts (alwayson_scripts${scripts.length ? ` ${scripts.map((k) => JSON.stringify(k)).join(", ")}` : ""}) are not supported; only "controlnet" is`);
   const refiner = f.string("refiner_checkpoint");
   if (refiner !== undefined && refiner.trim() !== "" && refiner !== "None") refuse("refiner_checkpoint", "the refiner (refiner_checkpoint) is not supported");
-  // SD.Next's field for clip skip (SillyTavern sends it next to override_settings)
-  const clipSkip = f.int("clip_skip", 0, 12);
-  if (clipSkip !== undefined && clipSkip > 1) refuse("clip_skip", "clip skip is not supported: the prompt encoder always takes the penultimate layer of both text encoders, as SDXL does");
   f.bool("override_settings_restore_afterwards");
 }

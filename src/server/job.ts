@@ -6,6 +6,7 @@ import { EventEmitter } from "node:events";
 import { randomUUID } from "node:crypto";
 import { cancelledError, type CancelReason, type HttpError } from "./errors.js";
 import type { ControlNetSpec } from "./controlnet-spec.js";
+import type { ClipSkip } from "../pipelines/prompt-encoding.js";
 
 /** A1111's hires fix (txt2img with enable_hr): the second pass's settings (see recipes/hires-fix.ts). */
 export interface HiresSpec {
@@ -63,6 +64,10 @@ export interface JobSpec {
   seedResizeFrom?: { width: number; height: number };
   /** A1111's tiling: circular padding in every UNet and VAE conv (seamless images). */
   tiling?: boolean;
+  /** diffusers' clip_skip (both text encoders), or per encoder (A1111's sdxl_clip_l_skip: text_encoder only); see clip-skip-request.ts. */
+  clipSkip?: ClipSkip;
+  /** A1111's "Clip skip: N" of the infotext, as the request asked for it (N > 1). */
+  clipSkipInfo?: number;
   /** txt2img size; absent: the model's default. */
   width?: number;
   height?: number;

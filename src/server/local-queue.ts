@@ -6,7 +6,7 @@
 import type { StableDiffusionXLPipeline } from "../pipelines/sdxl/index.js";
 import { queueFull, toHttpError } from "./errors.js";
 import { Job, newJobId, type JobSpec } from "./job.js";
-import { JobQueue, type ModelInfo } from "./queue.js";
+import { JobQueue, textEncoderLayers, type ModelInfo } from "./queue.js";
 import { StopControl, runJob } from "./run-job.js";
 import type { FileStore } from "./file-store.js";
 import { LoraPipelines } from "./lora-pipelines.js";
@@ -36,7 +36,7 @@ export class LocalQueue extends JobQueue {
   }
 
   model(): ModelInfo {
-    return { name: this.pipe.model.name, source: this.pipe.model.repoId ?? this.pipe.model.dir, defaultSize: this.pipe.defaultSize };
+    return { name: this.pipe.model.name, source: this.pipe.model.repoId ?? this.pipe.model.dir, defaultSize: this.pipe.defaultSize, textEncoderLayers: textEncoderLayers(this.pipe) };
   }
 
   async submit(spec: JobSpec): Promise<Job> {

@@ -21,7 +21,8 @@ const A1111_GENERATE = obj({
   subseed: int("variation seed (-1: random); image j uses subseed + j"),
   subseed_strength: num("0..1: how far each image's noise moves towards its variation seed's (A1111's slerp)"), seed_resize_from_w: int("with seed_resize_from_h (both > 0): each image's seed noise drawn at that size, centred"), seed_resize_from_h: int(),
   send_images: bool(), tiling: bool("circular padding in every UNet and VAE conv: a seamless tile"),
-  override_settings: obj({}),
+  override_settings: { ...obj({}), description: "A1111 settings for this request: sd_model_checkpoint, sd_vae, CLIP_stop_at_last_layers, sdxl_clip_l_skip, samples_format, uni_pc_*" },
+  clip_skip: int("SD.Next's field: CLIP_stop_at_last_layers for this request"),
   preset: str("\"fast\" on servers started with --fast"), loras: arr(obj({ name: str(), weight: num() })),
   alwayson_scripts: obj({ controlnet: obj({ args: arr(obj({ enabled: bool(), image: str("base64"), module: str("none | canny"), model: str("GET /controlnet/model_list"), weight: num(), guidance_start: num(), guidance_end: num(), control_mode: str(), resize_mode: str(), pixel_perfect: bool(), processor_res: int(), threshold_a: num(), threshold_b: num() })) }) }),
 });
@@ -61,7 +62,7 @@ export const OPENAPI = {
     "/": { get: op({ summary: "the web page", type: "text/html" }) },
     "/health": { get: op({ summary: "status, queue and model" }) },
     "/files/{name}": { get: op({ summary: "an image made earlier", type: "image/png" }) },
-    "/v1/jobs": { post: op({ summary: "queue a job (202): {prompt, negative_prompt, steps, guidance_scale, seed, width, height | size, n, scheduler, init_image, strength, loras, preset, controlnets, guess_mode}", body: obj({ prompt: str() }, ["prompt"]) }) },
+    "/v1/jobs": { post: op({ summary: "queue a job (202): {prompt, negative_prompt, steps, guidance_scale, seed, width, height | size, n, scheduler, init_image, strength, loras, preset, controlnets, guess_mode, clip_skip (diffusers' count), tiling, variation_seed, variation_strength}", body: obj({ prompt: str() }, ["prompt"]) }) },
     "/v1/jobs/{id}": { get: op({ summary: "a job's status and result" }), delete: op({ summary: "cancel a job" }) },
     "/v1/jobs/{id}/events": { get: op({ summary: "a job's progress as server-sent events", type: "text/event-stream" }) },
     "/v1/history": { get: op({ summary: "the stored images, newest first, with their parameters (?offset=0&limit=24, limit at most 100)" }) },

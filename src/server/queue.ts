@@ -13,6 +13,14 @@ export interface ModelInfo {
   source?: string;
   /** Its default image side (UNet sample size x VAE scale), when known. */
   defaultSize?: number;
+  /** Layers of text_encoder and text_encoder_2 (the range of clip skip), when known. */
+  textEncoderLayers?: [number, number];
+}
+
+/** What ModelInfo.textEncoderLayers holds, from a loaded pipeline. */
+export function textEncoderLayers(pipe: { promptEncoder: { encoders: readonly [{ config: { numHiddenLayers: number } }, { config: { numHiddenLayers: number } }] } }): [number, number] {
+  const [a, b] = pipe.promptEncoder.encoders;
+  return [a.config.numHiddenLayers, b.config.numHiddenLayers];
 }
 
 export interface QueueCounts {

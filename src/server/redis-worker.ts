@@ -26,6 +26,7 @@ import type { LoraLibrary } from "./lora-library.js";
 import { ControlNets, type ControlNetLibrary } from "./controlnet-library.js";
 import { formatLoraTag } from "../prompts/lora-tags.js";
 import { KEEP_SECONDS, commands, probeRedis, queueName, redisConnection, redisKeys, withTimeout, type ProgressData } from "./redis-queue.js";
+import { textEncoderLayers } from "./queue.js";
 
 export interface WorkerOptions {
   url: string;
@@ -128,7 +129,7 @@ export async function startRedisWorker(opts: WorkerOptions): Promise<RunningWork
 
   const client = await commands(worker.client);
   const model = opts.pipe.model;
-  await client.set(keys.model, JSON.stringify({ name: model.name, source: model.repoId ?? model.dir, defaultSize: opts.pipe.defaultSize }));
+  await client.set(keys.model, JSON.stringify({ name: model.name, source: model.repoId ?? model.dir, defaultSize: opts.pipe.defaultSize, textEncoderLayers: textEncoderLayers(opts.pipe) }));
 
   const sub = client.duplicate();
   sub.on("error", () => {});

@@ -30,6 +30,7 @@ import { readJson, sendJson, type Ctx, type Router } from "./http.js";
 import { generateForRequest, type AppState } from "./generation.js";
 import { DEFAULTS, Fields, checkSampler, checkSide, checkStrength, decodeBase64Image, finishSpec, readSeed, readSides } from "./validation.js";
 import { checkSettings, checkUnsupportedFields, unipcOverrides } from "./a1111-settings.js";
+import { readA1111ClipSkip } from "./clip-skip-request.js";
 import { resolveSchedulerName } from "../schedulers/index.js";
 import { a1111ListRoutes } from "./routes-a1111-lists.js";
 import type { JobOutput, JobSpec } from "./job.js";
@@ -156,6 +157,7 @@ async function parseRequest(body: unknown, state: AppState, img2img: boolean): P
   }
   // A1111's tiling: circular padding in the UNet and the VAE
   if (f.bool("tiling")) spec.tiling = true;
+  readA1111ClipSkip(f, spec, settings, state.a1111Options ?? {}, state.queue.model());
   await readLoras(f, spec, state);
   await readA1111ControlNets(f, spec, state);
   finishSpec(spec, limits);
@@ -190,7 +192,7 @@ function infoJson(spec: JobSpec, output: JobOutput, jobId: string, startedAt: Da
       ...(spec.inpaint ? inpaintInfoFields(spec.inpaint) : {}),
     },
     index_of_first_image: 0, infotexts: output.infotexts, styles: [],
-    job_timestamp: timestamp(startedAt), clip_skip: 1, is_using_inpainting_conditioning: output.inpaintingConditioning ?? false, version: "ssd1b",
+    job_timestamp: timestamp(startedAt), clip_skip: spec.clipSkipInfo ?? 1, is_using_inpainting_conditioning: output.inpaintingConditioning ?? false, version: "ssd1b",
     job_id: jobId,
   };
 }

@@ -21,6 +21,7 @@ import { loraNote, type AppState } from "./generation.js";
 import { readLoras } from "./lora-request.js";
 import { readControlNetField } from "./controlnet-request.js";
 import { FAST_JOB, PRESETS, readPreset } from "./fast-request.js";
+import { readNativeClipSkip } from "./clip-skip-request.js";
 import { DEFAULTS, Fields, checkScheduler, checkStrength, finishSpec, parseSize, readInitImage, readSeed, readSides } from "./validation.js";
 import { FILE_NAME } from "./file-store.js";
 import { jobJson, streamJobEvents } from "./sse.js";
@@ -93,6 +94,11 @@ export function nativeRoutes(router: Router<AppState>): void {
     } else {
       Object.assign(spec, f.has("size") ? parseSize(f, limits) : readSides(f, limits));
     }
+    readNativeClipSkip(f, spec, queue.model());
+    // A1111's tiling and variation seeds, in the native API's words
+    if (f.bool("tiling")) spec.tiling = true;
+    const variationStrength = f.number("variation_strength", 0, 1) ?? 0;
+    if (variationStrength > 0) Object.assign(spec, { variationSeed: readSeed(f, "variation_seed"), variationStrength });
     await readLoras(f, spec, ctx.state);
     await readControlNetField(f, spec, ctx.state);
     finishSpec(spec, limits);

@@ -63,6 +63,10 @@ export function specJson(job: Job): Record<string, unknown> {
     scheduler: s.scheduler ?? job.output?.sampler ?? null, n: s.batchSize * s.iterations,
     strength: s.initImage ? s.strength : undefined,
     preset: s.preset,
+    tiling: s.tiling || undefined,
+    variation_seed: s.variationStrength ? s.variationSeed : undefined, variation_strength: s.variationStrength || undefined,
+    // the native field is diffusers' count; an A1111 request's per-encoder skip has no native spelling
+    clip_skip: typeof s.clipSkip === "number" ? s.clipSkip : undefined,
   };
 }
 

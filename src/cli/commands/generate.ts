@@ -53,6 +53,8 @@ const COMMON_HELP = `  --model M            diffusers folder, Hugging Face repo 
                        --target-size H,W (default the output size) likewise
   --prompt-syntax S    diffusers (default: plain text, cut at 77 tokens) or a1111: (emphasis), [less],
                        (word:1.3), BREAK, and prompts longer than 75 tokens in 77-token chunks
+  --clip-skip N        diffusers' clip_skip: both text encoders' hidden states N layers before SDXL's
+                       penultimate one (default 0; A1111's and ComfyUI's "clip skip N + 2")
   --steps N            denoising steps (default 25)
   --guidance G         classifier-free guidance scale, off at <= 1 (default 5); for LCM UNets
                        (time_cond_proj_dim) the scale is embedded instead and there is no CFG batch
@@ -109,6 +111,7 @@ export const COMMON_OPTIONS = {
   "variation-seed": { type: "string" },
   "variation-strength": { type: "string" },
   "seed-resize-from": { type: "string" },
+  "clip-skip": { type: "string" },
   steps: { type: "string" },
   guidance: { type: "string" },
   fast: { type: "boolean" },
@@ -297,6 +300,7 @@ export function parseCommon(values: Values, tokens: Parameters<typeof parseContr
       originalSize: pairFlag(values, "original-size"), cropsCoordsTopLeft: pairFlag(values, "crops-coords-top-left"), targetSize: pairFlag(values, "target-size"),
       scheduler: stringFlag(values, "scheduler") ?? (fast ? "LCM" : undefined), numImagesPerPrompt,
       promptSyntax, fastDecode, ...(values.tiling === true ? { tiling: true } : {}),
+      ...(values["clip-skip"] !== undefined ? { clipSkip: intFlag(values, "clip-skip", 0) } : {}),
     },
   };
 }
@@ -375,6 +379,7 @@ export async function runAndSave(
       steps: options.numInferenceSteps, sampler: samplerLabel(out.scheduler.className, out.scheduler.config as Record<string, unknown>),
       cfgScale: options.guidanceScale, seed: options.seed, width, height, model: pipe.model.name, ...extraInfo,
       ...variationInfo(options, i), tiling: options.tiling, seedResizeFrom: options.seedResizeFrom,
+      clipSkip: typeof options.clipSkip === "number" ? options.clipSkip + 2 : undefined,
     });
     mkdirSync(dirname(name), { recursive: true });
     writeFileAtomically(name, encodePng(toRgb8(out.images, i), { parameters }));

@@ -33,6 +33,8 @@ export interface ClipTextOutputs {
   lastHiddenState: Tensor;
   /** [batch, seqLen, hidden]: hidden_states[-2], the second-to-last layer's output (not normed). */
   penultimateHiddenState: Tensor;
+  /** transformers' hidden_states tuple: the embeddings, then each layer's output (not normed); numHiddenLayers + 1 entries. */
+  hiddenStates: Tensor[];
   /** [batch, hidden]: last_hidden_state at each prompt's end-of-text token. */
   pooled: Tensor;
   /** [batch, projection_dim]: text_projection(pooled), only with `withProjection`. */
@@ -160,11 +162,13 @@ export function buildClipTextModel(vb: WeightBuilder, cfg: ClipTextConfig, opts:
   const rowStart = graph.constant(BigInt64Array.from({ length: batch }, (_, i) => BigInt(i * seq)), [batch]);
   const pooled = F.gather(F.reshape(lastHiddenState, [batch * seq, cfg.hiddenSize]), F.add(eosIdx, rowStart));
   const textEmbeds = project?.(pooled);
-  return { inputIds, lastHiddenState, penultimateHiddenState, pooled, textEmbeds };
+  return { inputIds, lastHiddenState, penultimateHiddenState, hiddenStates: states, pooled, textEmbeds };
 }
 
 /** Graph output names registered by `buildClipTextGraph`. */
-export const CLIP_OUTPUTS = { lastHiddenState: "last_hidden_state", penultimateHiddenState: "penultimate_hidden_state", pooled: "pooled", textEmbeds: "text_embeds" } as const;
+export const CLIP_OUTPUTS = {
+  lastHiddenState: "last_hidden_state", penultimateHiddenState: "penultimate_hidden_state", hiddenStates: "hidden_states", pooled: "pooled", textEmbeds: "text_embeds",
+} as const;
 
 /**
  * Builds a graph from a config and weight source, registering the standard outputs. `deltas` (LoRA)
@@ -177,6 +181,10 @@ export function buildClipTextGraph(config: ClipTextConfig, source: WeightSource,
   const out = buildClipTextModel(vb, config, { ...opts, withProjection });
   graph.output(CLIP_OUTPUTS.lastHiddenState, out.lastHiddenState);
   graph.output(CLIP_OUTPUTS.penultimateHiddenState, out.penultimateHiddenState);
+  // Every layer's states, stacked [numHiddenLayers + 1, batch, seqLen, hidden], so that one session serves
+  // any clip skip (hidden_states[-(clip_skip + 2)]): the copy is ~13 MB per CLIP-G run, a recompile per
+  // skip value would hold a second 2.8 GB session.
+  graph.output(CLIP_OUTPUTS.hiddenStates, F.concat(out.hiddenStates.map((t) => F.reshape(t, [1, ...t.shape])), 0));
   graph.output(CLIP_OUTPUTS.pooled, out.pooled);
   if (out.textEmbeds) graph.output(CLIP_OUTPUTS.textEmbeds, out.textEmbeds);
   return { graph, vb, withProjection, outputs: out };
