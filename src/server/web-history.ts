@@ -71,6 +71,7 @@ function fillFromFields(f) {
   if (f.Sampler) p.scheduler = f.Sampler;
   reuse(p);
   if (typeof pickersFill === "function") pickersFill(f);
+  extrasFill(f);
 }
 
 function initHistory() {

@@ -239,7 +239,9 @@ async function pollProgress(state) {
 
 async function generateImage(form) {
   if (!img.source) { setStatus("pick an image first"); return; }
-  postA1111("/sdapi/v1/img2img", imageRequest(form), form);
+  var request;
+  try { request = imageRequest(form); } catch (e) { setStatus(e.message); return; }
+  postA1111("/sdapi/v1/img2img", request, form);
 }
 
 // an A1111 request (img2img, or txt2img with what only that API takes: hires fix, model, VAE), followed by polling its progress

@@ -17,6 +17,7 @@ import { HISTORY_CSS, HISTORY_HTML, HISTORY_SCRIPT } from "./web-history.js";
 import { QUEUE_CSS, QUEUE_HTML, QUEUE_SCRIPT } from "./web-queue.js";
 import { LIGHTBOX_CSS, LIGHTBOX_HTML, LIGHTBOX_SCRIPT } from "./web-lightbox.js";
 import { PICKERS_CSS, PICKERS_HTML, PICKERS_SCRIPT } from "./web-pickers.js";
+import { EXTRAS_HTML, EXTRAS_SCRIPT } from "./web-extras.js";
 
 export const SDXL_BUCKETS: readonly [number, number][] = [
   [1024, 1024], [1152, 896], [896, 1152], [1216, 832], [832, 1216], [1344, 768], [768, 1344], [1536, 640], [640, 1536],
@@ -137,7 +138,7 @@ function readForm() {
   if ($("fast").checked) { body.preset = "fast"; delete body.steps; delete body.guidance_scale; delete body.scheduler; }
   var controlnets = cnUnits();
   if (controlnets) body.controlnets = controlnets;
-  return body;
+  return extrasApplyNative(body);
 }
 
 function hasOption(select, value) {
@@ -183,7 +184,9 @@ async function generate(ev) {
   // hires fix, schedule type, model or VAE: only A1111's txt2img takes them
   if (pickersUsed()) {
     if (body.controlnets) { setStatus("ControlNet goes with the plain settings only: turn off the hires fix, schedule type, model and VAE choices"); return; }
-    postA1111("/sdapi/v1/txt2img", txt2imgRequest(body), body); return;
+    var request;
+    try { request = txt2imgRequest(body); } catch (e) { setStatus(e.message); return; }
+    postA1111("/sdapi/v1/txt2img", request, body); return;
   }
   busy(true);
   setProgress(0, 1, 0, "sending…");
@@ -295,6 +298,7 @@ function reuse(p) {
     $("scheduler").value = hasOption($("scheduler"), s) ? s : "";
   }
   $("count").value = p.n || 1;
+  extrasReuse(p);
   window.scrollTo({ top: 0, behavior: "smooth" });
 }
 
@@ -347,6 +351,7 @@ ${HISTORY_SCRIPT}
 ${QUEUE_SCRIPT}
 ${LIGHTBOX_SCRIPT}
 ${PICKERS_SCRIPT}
+${EXTRAS_SCRIPT}
 init();
 `;
 
@@ -375,7 +380,7 @@ ${CONTROLNET_HTML}
     <label>Seed
       <span class="seed"><input id="seed" type="number" min="-1" step="1" placeholder="random" inputmode="numeric"><button type="button" id="dice" title="Random seed" aria-label="Random seed"><svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="1.8" aria-hidden="true"><rect x="3" y="3" width="18" height="18" rx="4"/><circle cx="8" cy="8" r="1.3" fill="currentColor"/><circle cx="16" cy="8" r="1.3" fill="currentColor"/><circle cx="12" cy="12" r="1.3" fill="currentColor"/><circle cx="8" cy="16" r="1.3" fill="currentColor"/><circle cx="16" cy="16" r="1.3" fill="currentColor"/></svg></button></span>
     </label>
-    <label>Size<select id="size"></select></label>
+${EXTRAS_HTML}    <label>Size<select id="size"></select></label>
     <div class="row hidden" id="custom-size">
       <label>Width<input id="width" type="number" min="8" max="2048" step="8" inputmode="numeric"></label>
       <label>Height<input id="height" type="number" min="8" max="2048" step="8" inputmode="numeric"></label>

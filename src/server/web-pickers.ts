@@ -4,8 +4,8 @@
  * hr_scale, hr_upscaler from latent-upscale-modes + upscalers, hr_second_pass_steps, denoising_strength).
  * A text-to-image job that uses any of them goes to /sdapi/v1/txt2img (the native /v1/jobs has no such
  * fields); image-to-image always goes there. Also: drop a PNG anywhere on the page (or pick one) to read
- * its parameters with /sdapi/v1/png-info and fill the form. No clip skip: the server has none
- * (CLIP_stop_at_last_layers is fixed at 1, see a1111-settings.ts). (No template literals in the script.)
+ * its parameters with /sdapi/v1/png-info and fill the form. The variation seed, tiling and clip
+ * skip controls are web-extras.ts. (No template literals in the script.)
  */
 
 export const PICKERS_CSS = `
@@ -41,8 +41,10 @@ function pickersUsed() {
   return $("enable-hr").checked || $("schedule-type").value !== "" || $("sd-vae").value !== "" || ($("sd-model").value !== "" && $("sd-model").value !== servedModel);
 }
 
-// the A1111 fields of the pickers, onto an A1111 request body (txt2img: hires too)
+// the A1111 fields of the pickers and extras, onto an A1111 request body (txt2img: hires too); throws what the API cannot say
 function pickersApply(body, txt2img) {
+  var refused = extrasApplyA1111(body);
+  if (refused) throw new Error(refused);
   if ($("schedule-type").value) body.scheduler = $("schedule-type").value;
   var o = {};
   if ($("sd-model").value) o.sd_model_checkpoint = $("sd-model").value;
