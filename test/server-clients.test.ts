@@ -296,7 +296,7 @@ test("A1111 override_settings and fields: honoured when this server can, else a 
     [{ enable_hr: true, steps: 4, hr_upscaler: "Latent (antialiased)" }, "hr_upscaler", /not implemented/],
     [{ restore_faces: true }, "restore_faces", /face restoration/],
     [{ subseed_strength: 2 }, "subseed_strength", /subseed_strength/],
-    [{ styles: ["Cinematic"] }, "styles", /"Cinematic"/],
+    [{ styles: ["Cinematic"] }, "styles", /cannot apply the styles "Cinematic" .*--styles-file/],
     [{ clip_skip: 13 }, "clip_skip", /clip_skip must be in \[0, 12\]/],
     [{ script_name: "x/y/z plot" }, "script_name", /scripts are not supported/],
   ];

@@ -119,13 +119,11 @@ export function checkSettings(obj: unknown, model: ModelInfo, where: string): Re
 
 /**
  * The txt2img / img2img fields asking for what this server does not do: each a 400 naming the field
- * when it asks for more than the default.
+ * when it asks for more than the default. (`styles` is served with --styles-file: styles-request.ts.)
  */
 export function checkUnsupportedFields(f: Fields): void {
   const refuse = (field: string, message: string) => { throw invalid(message, "unsupported_feature", field); };
   if (f.bool("restore_faces")) refuse("restore_faces", "face restoration (restore_faces) is not supported");
-  const styles = f.stringArray("styles");
-  if (styles && styles.length > 0) refuse("styles", `styles are not supported (no styles file): ${styles.map((s) => JSON.stringify(s)).join(", ")}; put the style's text in the prompt`);
   const script = f.string("script_name");
   if (script !== undefined && script.trim() !== "" && script.toLowerCase() !== "none") refuse("script_name", `scripts are not supported (script_name ${JSON.stringify(script)})`);
   const always = f.raw("alwayson_scripts");

@@ -26,6 +26,7 @@ import { AccessPolicy } from "./access.js";
 import type { ControlNetLibrary } from "./controlnet-library.js";
 import { controlNetRoutes } from "./routes-controlnet.js";
 import { webRoutes } from "./routes-web.js";
+import type { PromptStyles } from "./prompt-styles.js";
 
 export interface ServerOptions {
   queue: JobQueue;
@@ -49,6 +50,8 @@ export interface ServerOptions {
   upscalers?: UpscalerLibrary;
   /** --controlnet-dir: the nets requests may name; give the queue's runner the same. */
   controlnets?: ControlNetLibrary;
+  /** --styles-file: A1111 prompt styles, applied here before a job is queued (runners need nothing). */
+  styles?: PromptStyles;
 }
 
 export interface RunningServer {
@@ -73,10 +76,11 @@ export function createApp(opts: ServerOptions): { server: Server; state: AppStat
     cmdFlags: {
       api: true, nowebui: false, listen: !["127.0.0.1", "localhost", "::1"].includes(opts.host ?? "127.0.0.1"),
       server_name: opts.host ?? "127.0.0.1", port: opts.port ?? 7860, cors_allow_origins: opts.corsAllowOrigins?.join(",") || null,
-      lora_dir: opts.loras?.dir ?? null, controlnet_dir: opts.controlnets?.dir ?? null, ckpt: opts.queue.model().source ?? null, no_half: true, skip_torch_cuda_test: true,
+      lora_dir: opts.loras?.dir ?? null, controlnet_dir: opts.controlnets?.dir ?? null, styles_file: opts.styles?.path ? [opts.styles.path] : [], ckpt: opts.queue.model().source ?? null, no_half: true, skip_torch_cuda_test: true,
     },
     upscalers: opts.upscalers,
     controlnets: opts.controlnets,
+    styles: opts.styles,
   };
   const access = new AccessPolicy({ host: opts.host, hostAllow: opts.hostAllow, corsAllowOrigins: opts.corsAllowOrigins });
   const router = new Router<AppState>(state, state.log, access);

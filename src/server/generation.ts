@@ -12,6 +12,7 @@ import type { LoraLibrary } from "./lora-library.js";
 import type { UpscalerLibrary } from "./upscaler-library.js";
 import { formatLoraTag } from "../prompts/lora-tags.js";
 import type { ControlNetLibrary } from "./controlnet-library.js";
+import type { PromptStyles } from "./prompt-styles.js";
 
 /** What the routes share. */
 export interface AppState {
@@ -32,6 +33,8 @@ export interface AppState {
   a1111Options?: Record<string, unknown>;
   /** --controlnet-dir: the ControlNets requests may name; absent: requests with ControlNets get a 400. */
   controlnets?: ControlNetLibrary;
+  /** --styles-file: the A1111 styles requests may name; absent: a request with styles gets a 400. */
+  styles?: PromptStyles;
 }
 
 /** ", LoRAs <lora:a:1> ..., ControlNets ..." for log lines. */

@@ -48,19 +48,22 @@ function tagsOf(text: string | undefined, param: string): LoraTag[] {
   }
 }
 
+/** A prompt with tags after it, one space apart (an empty prompt: the tags alone). */
+export const appendTags = (prompt: string, tags: readonly string[]): string => [prompt, ...tags].filter((s) => s !== "").join(" ");
+
 /**
  * Reads the request's LoRAs into spec.loras (and the field's ones into the prompt as tags); 400 for
  * any problem. Weights are rounded to LORA_WEIGHT_STEP (see lora-pipelines.ts): spec.loras holds
- * the weights applied; the prompt text keeps the tags as written.
+ * the weights applied; the prompt text keeps the tags as written. Returns the tags added to the prompt.
  */
-export async function readLoras(f: Fields, spec: JobSpec, state: AppState, param = "loras"): Promise<void> {
+export async function readLoras(f: Fields, spec: JobSpec, state: AppState, param = "loras"): Promise<string[]> {
   const fromField = readLoraField(f, param);
   const asked: [LoraTag, string][] = [
     ...tagsOf(spec.prompt, "prompt").map((t) => [t, "prompt"] as [LoraTag, string]),
     ...tagsOf(spec.negativePrompt, "negative_prompt").map((t) => [t, "negative_prompt"] as [LoraTag, string]),
     ...fromField.map((t) => [t, param] as [LoraTag, string]),
   ];
-  if (asked.length === 0) return;
+  if (asked.length === 0) return [];
   const library = state.loras;
   if (!library) {
     throw invalid(`this server has no --lora-dir, so it cannot apply ${asked.map(([t]) => formatLoraTag(t)).join(" ")} (restart \`ssd1b serve\` with --lora-dir DIR)`, "no_lora_dir", asked[0][1]);
@@ -78,6 +81,8 @@ export async function readLoras(f: Fields, spec: JobSpec, state: AppState, param
   }
   const loras = quantizeLoras(mergeLoraTags(asked.map(([t]) => t)));
   if (loras.length > MAX_LORAS) throw invalid(`too many LoRAs: ${loras.length} (at most ${MAX_LORAS} per request)`, "too_many_loras", asked[0][1]);
-  if (fromField.length) spec.prompt = [spec.prompt, ...fromField.map(formatLoraTag)].filter((s) => s !== "").join(" ");
+  const added = fromField.map(formatLoraTag);
+  spec.prompt = appendTags(spec.prompt, added);
   if (loras.length) spec.loras = loras;
+  return added;
 }

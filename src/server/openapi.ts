@@ -23,6 +23,7 @@ const A1111_GENERATE = obj({
   send_images: bool(), tiling: bool("circular padding in every UNet and VAE conv: a seamless tile"),
   override_settings: { ...obj({}), description: "A1111 settings for this request: sd_model_checkpoint, sd_vae, CLIP_stop_at_last_layers, sdxl_clip_l_skip, samples_format, uni_pc_*" },
   clip_skip: int("SD.Next's field: CLIP_stop_at_last_layers for this request"),
+  styles: arr(str("a style of GET /sdapi/v1/prompt-styles (--styles-file); applied in order to the prompts, an unknown name is a 400")),
   preset: str("\"fast\" on servers started with --fast"), loras: arr(obj({ name: str(), weight: num() })),
   alwayson_scripts: obj({ controlnet: obj({ args: arr(obj({ enabled: bool(), image: str("base64"), module: str("none | canny"), model: str("GET /controlnet/model_list"), weight: num(), guidance_start: num(), guidance_end: num(), control_mode: str(), resize_mode: str(), pixel_perfect: bool(), processor_res: int(), threshold_a: num(), threshold_b: num() })) }) }),
 });
@@ -93,6 +94,7 @@ export const OPENAPI = {
     "/sdapi/v1/sd-modules": { get: op({ summary: "extra modules (none)", answer: arr(obj({ model_name: str(), filename: str() })) }) },
     "/sdapi/v1/embeddings": { get: op({ summary: "textual inversions (none)", answer: obj({ loaded: obj({}), skipped: obj({}) }) }) },
     "/sdapi/v1/loras": { get: op({ summary: "the LoRAs of --lora-dir", answer: arr(obj({ name: str(), alias: str(), path: str() })) }) },
+    "/sdapi/v1/prompt-styles": { get: op({ summary: "the styles of --styles-file (A1111's styles.csv; none without it)", answer: arr(obj({ name: str(), prompt: str(), negative_prompt: str() })) }) },
     "/sdapi/v1/refresh-loras": { post: op({ summary: "read --lora-dir again" }) },
     "/sdapi/v1/cmd-flags": { get: op({ summary: "the server's settings under A1111's flag names" }) },
     "/sdapi/v1/png-info": { post: op({ summary: "the parameters text of a PNG", body: obj({ image: str("base64 PNG") }, ["image"]), answer: obj({ info: str(), items: obj({}), parameters: obj({}) }) }) },

@@ -1,7 +1,7 @@
 /**
  * The A1111 API's lists and settings, as A1111 shapes them (clients read `name`, `title`,
  * `model_name`): sd-models, samplers, schedulers, upscalers, latent-upscale-modes, sd-vae, sd-modules,
- * embeddings, loras (+ refresh-loras), cmd-flags; GET/POST options (a round trip for the keys of
+ * embeddings, loras (+ refresh-loras), prompt-styles, cmd-flags; GET/POST options (a round trip for the keys of
  * a1111-settings.ts); POST png-info; /internal/ping.
  */
 import { A1111_SAMPLERS, WORKING_SCHEDULES } from "../schedulers/index.js";
@@ -48,6 +48,11 @@ export function a1111ListRoutes(router: Router<AppState>): void {
   router.on("GET", "/sdapi/v1/loras", async (ctx) => {
     const entries = (await ctx.state.loras?.list()) ?? [];
     sendJson(ctx.res, 200, entries.map((e) => ({ name: e.name, alias: e.name, path: e.path, metadata: e.metadata })));
+  });
+
+  // A1111's shape: name, prompt, negative_prompt for each style of the file, in file order
+  router.on("GET", "/sdapi/v1/prompt-styles", (ctx) => {
+    sendJson(ctx.res, 200, (ctx.state.styles?.styles ?? []).map((s) => ({ name: s.name, prompt: s.prompt, negative_prompt: s.negative_prompt })));
   });
 
   router.on("POST", "/sdapi/v1/refresh-loras", async (ctx) => {

@@ -12,6 +12,7 @@
  *   POST interrupt: the running request answers 200 with what it made (the current batch decoded where it stopped)
  *   POST skip: the current batch stops where it is (decoded, kept, as A1111 does) and the next iteration runs
  *   GET  loras -> [{ name, alias, path, metadata }] (the --lora-dir files), POST refresh-loras
+ *   styles: ["NAME", ...] applies --styles-file styles to the prompts (styles-request.ts); GET prompt-styles lists them
  *   The lists, options and png-info: routes-a1111-lists.ts; override_settings and refused fields: a1111-settings.ts.
  *
  * `<lora:NAME:WEIGHT>` tags in prompt / negative_prompt apply LoRAs from --lora-dir as in A1111 (the
@@ -34,7 +35,8 @@ import { readA1111ClipSkip } from "./clip-skip-request.js";
 import { resolveSchedulerName } from "../schedulers/index.js";
 import { a1111ListRoutes } from "./routes-a1111-lists.js";
 import type { JobOutput, JobSpec } from "./job.js";
-import { readLoras } from "./lora-request.js";
+import { appendTags, readLoras } from "./lora-request.js";
+import { applyRequestStyles, readStyles } from "./styles-request.js";
 import { FAST_JOB, readPreset } from "./fast-request.js";
 import { readHires } from "./hires-request.js";
 import { hiresInfoFields } from "./run-job.js";
@@ -80,12 +82,15 @@ interface Parsed {
   sendImages: boolean;
   /** The variation seed; A1111 reports it even when it has no effect (subseed_strength 0). */
   subseed: number;
+  /** The style names applied (A1111's info.styles). */
+  styles: string[];
 }
 
 async function parseRequest(body: unknown, state: AppState, img2img: boolean): Promise<Parsed> {
   const { limits } = state;
   const f = Fields.of(body);
   checkUnsupportedFields(f);
+  const styles = readStyles(f, state.styles);
   if (!img2img && f.has("mask")) throw invalid("mask belongs to /sdapi/v1/img2img (inpainting), not txt2img", "invalid_value", "mask");
   // only settings this server honours as asked pass (the others are a 400 naming them)
   const settings = checkSettings(f.raw("override_settings"), state.queue.model(), "override_settings");
@@ -158,11 +163,15 @@ async function parseRequest(body: unknown, state: AppState, img2img: boolean): P
   // A1111's tiling: circular padding in the UNet and the VAE
   if (f.bool("tiling")) spec.tiling = true;
   readA1111ClipSkip(f, spec, settings, state.a1111Options ?? {}, state.queue.model());
-  await readLoras(f, spec, state);
+  // styled before the LoRA tags are read: a style's <lora:...> tags apply, as A1111 parses the styled prompt
+  const sent = { prompt: spec.prompt, negativePrompt: spec.negativePrompt ?? "" };
+  applyRequestStyles(spec, styles, limits.maxPromptChars);
+  const fieldTags = await readLoras(f, spec, state);
   await readA1111ControlNets(f, spec, state);
   finishSpec(spec, limits);
+  // A1111's parameters echo the request: the prompts as sent (with the loras field's tags), styles unapplied
   Object.assign(parameters, {
-    prompt: spec.prompt, negative_prompt: spec.negativePrompt ?? "", seed: requestedSeed,
+    prompt: appendTags(sent.prompt, fieldTags), negative_prompt: sent.negativePrompt, seed: requestedSeed,
     sampler_name: sampler.sampler ?? null, scheduler: sampler.schedule ?? null,
     batch_size: batchSize, n_iter: iterations, steps, cfg_scale: spec.guidanceScale,
     // txt2img leaves denoising_strength (a hires-fix field) as the client sent it, as A1111 echoes it
@@ -170,11 +179,11 @@ async function parseRequest(body: unknown, state: AppState, img2img: boolean): P
   });
   // the field's LoRAs are tags in the echoed prompt now: sent back as they are, they apply once
   delete parameters.loras;
-  return { spec, parameters, sendImages: f.bool("send_images") ?? true, subseed };
+  return { spec, parameters, sendImages: f.bool("send_images") ?? true, subseed, styles: styles.map((s) => s.name) };
 }
 
 /** A1111's `info` object. */
-function infoJson(spec: JobSpec, output: JobOutput, jobId: string, startedAt: Date, schedule: unknown, subseed: number): Record<string, unknown> {
+function infoJson(spec: JobSpec, output: JobOutput, jobId: string, startedAt: Date, schedule: unknown, subseed: number, styles: string[]): Record<string, unknown> {
   const n = output.images.length;
   return {
     prompt: spec.prompt, all_prompts: Array(n).fill(spec.prompt),
@@ -191,7 +200,7 @@ function infoJson(spec: JobSpec, output: JobOutput, jobId: string, startedAt: Da
       ...(spec.hires ? hiresInfoFields(spec.hires) : {}),
       ...(spec.inpaint ? inpaintInfoFields(spec.inpaint) : {}),
     },
-    index_of_first_image: 0, infotexts: output.infotexts, styles: [],
+    index_of_first_image: 0, infotexts: output.infotexts, styles,
     job_timestamp: timestamp(startedAt), clip_skip: spec.clipSkipInfo ?? 1, is_using_inpainting_conditioning: output.inpaintingConditioning ?? false, version: "ssd1b",
     job_id: jobId,
   };
@@ -204,12 +213,12 @@ function timestamp(d: Date): string {
 }
 
 async function generate(ctx: Ctx<AppState>, img2img: boolean): Promise<void> {
-  const { spec, parameters, sendImages, subseed } = await parseRequest(await readJson(ctx.req, ctx.state.limits.maxBodyBytes), ctx.state, img2img);
+  const { spec, parameters, sendImages, subseed, styles } = await parseRequest(await readJson(ctx.req, ctx.state.limits.maxBodyBytes), ctx.state, img2img);
   const { job, output } = await generateForRequest(ctx, spec);
   sendJson(ctx.res, 200, {
     images: sendImages ? output.images.map((png) => png.toString("base64")) : [],
     parameters,
-    info: JSON.stringify(infoJson(spec, output, job.id, new Date(job.startedAt ?? job.createdAt), parameters.scheduler, subseed)),
+    info: JSON.stringify(infoJson(spec, output, job.id, new Date(job.startedAt ?? job.createdAt), parameters.scheduler, subseed, styles)),
   });
 }
 

@@ -11,12 +11,13 @@ import { UpscalerLibrary, UpscalerLibraryError } from "../../server/upscaler-lib
 import { UsageError, asUsageError } from "../usage-error.js";
 import { parseDevice, resolveDevice, type DeviceChoice } from "../../runtime/device.js";
 import { AccessPolicy } from "../../server/access.js";
+import { loadStylesFile, StylesFileError, type PromptStyles } from "../../server/prompt-styles.js";
 import { intFlag, MODEL_LOAD_OPTIONS, parseModelLoad } from "./generate.js";
 import { FAST_HELP, FAST_OPTIONS, parseFast, resolveFastLora, withFastTaesd } from "../fast-flags.js";
 import { CONTROLNET_DIR_HELP, CONTROLNET_DIR_OPTIONS, parseControlNetDir } from "../controlnet-dir-flags.js";
 
 export const serveUsage = `ssd1b serve [--model M] [--host H] [--port P] [--max-queue N] [--output-dir DIR] [--lora-dir DIR] [--controlnet-dir DIR] [--upscaler-dir DIR] [--queue redis://HOST:PORT]
-            [--host-allow NAMES] [--cors-allow-origins ORIGINS] [--fast [--fast-lora L]]
+            [--styles-file FILE.csv] [--host-allow NAMES] [--cors-allow-origins ORIGINS] [--fast [--fast-lora L]]
   HTTP server with one model loaded; jobs run one at a time in arrival order. APIs: OpenAI
   POST /v1/images/generations, AUTOMATIC1111 /sdapi/v1/* (txt2img, img2img, progress, interrupt,
   skip, options, ...), Segmind POST /v1/ssd-1b, jobs with server-sent events /v1/jobs/:id/events,
@@ -42,6 +43,11 @@ export const serveUsage = `ssd1b serve [--model M] [--host H] [--port P] [--max-
   --upscaler-dir DIR   ESRGAN-family models (RRDBNet *.safetensors, sub-folders too) for A1111's
                        GET /sdapi/v1/upscalers and POST /sdapi/v1/extra-single-image, by file name; the
                        model-free None, Lanczos and Nearest are always there. Upscales run in this process
+  --styles-file FILE.csv  A1111's styles.csv (name,prompt,negative_prompt): GET /sdapi/v1/prompt-styles
+                       lists them; a txt2img / img2img "styles": [NAME, ...] applies them to the prompts
+                       as A1111 does (a style's {prompt} is where the prompt goes, else ", " joins them);
+                       an unknown name is a 400. Read once at start (at most 2 MiB, 5000 styles); applied
+                       here, so --queue workers need no copy
   --lora-cache N       LoRA sets kept compiled between jobs (default 1; each holds its own UNet weights)
 ${CONTROLNET_DIR_HELP}
 ${FAST_HELP}
@@ -102,6 +108,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
       "host-allow": { type: "string" },
       "cors-allow-origins": { type: "string" },
       "upscaler-dir": { type: "string" },
+      "styles-file": { type: "string" },
     },
   });
   if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
@@ -121,6 +128,12 @@ export async function serveCommand(argv: string[]): Promise<void> {
     throw new UsageError((e as Error).message);
   }
   const log = (m: string) => process.stderr.write(`${new Date().toISOString()} ${m}\n`);
+  // small and checked first: a bad file is a usage error before any library, model or queue opens
+  let styles: PromptStyles | undefined;
+  if (values["styles-file"] !== undefined) {
+    styles = asUsageError(() => loadStylesFile(values["styles-file"]!), StylesFileError);
+    log(`styles: ${styles.styles.length} in ${values["styles-file"]}`);
+  }
   const { loras, loraCache } = parseLoraDir(values);
   if (loras) log(`LoRAs: ${(await loras.list()).length} in ${loras.dir}`);
   const { controlnets, controlnetCache } = parseControlNetDir(values);
@@ -162,7 +175,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
   }
   let server;
   try {
-    server = await startServer({ queue, files, host: values.host, port, log, loras, hostAllow: list(values["host-allow"]), corsAllowOrigins, fast, upscalers, controlnets });
+    server = await startServer({ queue, files, host: values.host, port, log, loras, hostAllow: list(values["host-allow"]), corsAllowOrigins, fast, upscalers, controlnets, styles });
   } catch (e) {
     await queue.close();
     await pipe?.release();
