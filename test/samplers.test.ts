@@ -162,15 +162,15 @@ test("Euler, Heun, DPM++ 2M, LMS, DPM2: exponential and beta timesteps and sigma
 
 // diffusers UniPCMultistepScheduler.set_timesteps(10) with use_exponential_sigmas / use_beta_sigmas on the SDXL
 // config, its formulas run in numpy 2.4 + scipy 1.17 (flip the sigma table, _convert_to_exponential / _beta,
-// _sigma_to_t, the int64 cast; the last sigma repeated: the final sigma_min this port's UniPC has throughout)
+// _sigma_to_t, the int64 cast; then the final sigma of final_sigmas_type "zero", the default)
 const UNIPC_REF = {
   exponential: {
     t: [998.99999, 874.742, 723.7019, 538.0671, 329.7678, 152.7211, 52.3826, 14.1525, 2.9507, 0],
-    sigmas: [14.614655494689941, 7.324886798858643, 3.6712441444396973, 1.8400330543518066, 0.9222272634506226, 0.4622216820716858, 0.2316661924123764, 0.11611143499612808, 0.05819522589445114, 0.029167532920837402, 0.029167532920837402],
+    sigmas: [14.614655494689941, 7.324886798858643, 3.6712441444396973, 1.8400330543518066, 0.9222272634506226, 0.4622216820716858, 0.2316661924123764, 0.11611143499612808, 0.05819522589445114, 0.029167532920837402, 0],
   },
   beta: {
     t: [998.99999, 991.0231, 972.6391, 943.9332, 902.1653, 841.1445, 746.9447, 583.3077, 257.7296, 0],
-    sigmas: [14.614655494689941, 13.9277982711792, 12.490992546081543, 10.597618103027344, 8.442444801330566, 6.201377868652344, 4.046204566955566, 2.1528306007385254, 0.7160246968269348, 0.029167532920837402, 0.029167532920837402],
+    sigmas: [14.614655494689941, 13.9277982711792, 12.490992546081543, 10.597618103027344, 8.442444801330566, 6.201377868652344, 4.046204566955566, 2.1528306007385254, 0.7160246968269348, 0.029167532920837402, 0],
   },
 };
 
@@ -183,6 +183,11 @@ test("UniPC Exponential and UniPC Beta: diffusers' timesteps (truncated) and sig
     s.setTimesteps(10);
     const ref = UNIPC_REF[kind];
     assertClose(s.sigmas!, ref.sigmas, `UniPC ${kind} sigmas`, 1e-6);
+    assert.equal(s.sigmas![10], 0);
+    // "sigma_min" repeats the schedule's last sigma instead
+    const min = createScheduler(r.name, SDXL_CONFIG, { final_sigmas_type: "sigma_min" });
+    min.setTimesteps(10);
+    assert.equal(min.sigmas![10], min.sigmas![9]);
     for (let i = 0; i < 10; i++) {
       // t0 is 999 less a rounding error in diffusers: the int64 cast gives 998 or 999 by the last bit
       const ok = Math.abs(s.timesteps[i] - Math.trunc(ref.t[i])) <= (Math.abs(ref.t[i] - Math.round(ref.t[i])) < 1e-3 ? 1 : 0);
@@ -441,10 +446,12 @@ test("A1111 names: combinations without a diffusers equivalent fail, naming what
   assert.throws(() => resolveA1111("Euler a", "Karras"), (e: Error) =>
     /Euler a \(EulerAncestralDiscreteScheduler\) has no "Karras" schedule/.test(e.message) &&
     e.message.split("use ")[1] === '"Automatic", "Uniform", "SGM Uniform", "Simple", "Normal", "DDIM"');
+  // A1111's custom-sigma schedule types: only Euler takes diffusers' custom sigmas (see a1111-custom-sigmas.test.ts)
   for (const schedule of ["Polyexponential", "kl_optimal", "Align Your Steps"]) {
-    assert.throws(() => resolveA1111("Euler", schedule), (e: Error) => /diffusers has no/.test(e.message) && e.message.includes('"Exponential"'), schedule);
+    assert.equal(resolveA1111("Euler", schedule).className, "EulerDiscreteScheduler", schedule);
+    assert.throws(() => resolveA1111("DPM++ 2M", schedule), (e: Error) => /only Euler \(EulerDiscreteScheduler\) takes/.test(e.message) && e.message.split("use ")[1] === '"Automatic", "Uniform", "Karras", "Exponential", "SGM Uniform", "Simple", "Normal", "DDIM", "Beta"', schedule);
   }
-  assert.throws(() => resolveA1111("Euler", "Sometimes"), (e: Error) => e.message.includes("unknown schedule type") && e.message.includes('"Beta"') && !e.message.includes("Polyexponential"));
+  assert.throws(() => resolveA1111("Euler", "Sometimes"), (e: Error) => e.message.includes("unknown schedule type") && e.message.includes('"Beta"') && e.message.includes('"Align Your Steps"'));
   assert.throws(() => resolveA1111("UniPC", "SGM Uniform Karras"), /unknown schedule type/);
   assert.throws(() => resolveA1111("LCM", "Karras"), /with LCM use "Automatic"/);
   assert.throws(() => resolveA1111("DPM++ 2M Karras", "Exponential"), /already names the schedule "Karras"/);
@@ -459,7 +466,7 @@ test("A1111 names: combinations without a diffusers equivalent fail, naming what
 });
 
 test("A1111 names: the listed schedule types are the working ones, each running with every sampler that takes it", () => {
-  assert.deepEqual(WORKING_SCHEDULES.map((s) => s.label), ["Automatic", "Uniform", "Karras", "Exponential", "SGM Uniform", "Simple", "Normal", "DDIM", "Beta"]);
+  assert.deepEqual(WORKING_SCHEDULES.map((s) => s.label), ["Automatic", "Uniform", "Karras", "Exponential", "Polyexponential", "SGM Uniform", "KL Optimal", "Align Your Steps", "Simple", "Normal", "DDIM", "Beta"]);
   assert.equal(A1111_SCHEDULES.length, 12, "every A1111 schedule type is known, working or not");
   for (const sampler of A1111_SAMPLERS) {
     for (const schedule of schedulesFor(sampler)) {

@@ -39,10 +39,18 @@ const CASES: Record<string, Case> = HAVE_FIXTURES
   ? parsePythonJson(readFileSync(fixture("schedulers", "cases.json"), "utf8")) as Record<string, Case>
   : {};
 
+/**
+ * The fixtures come from diffusers 0.27.2, whose UniPC always ended on the smallest sigma: current
+ * diffusers' final_sigmas_type "sigma_min", which a config without the field now has to ask for.
+ */
+function fixtureOverrides(c: Case): object {
+  return c.class === "UniPCMultistepScheduler" && !("final_sigmas_type" in c.config) ? { final_sigmas_type: "sigma_min" } : {};
+}
+
 for (const [name, c] of Object.entries(CASES)) {
   test(`scheduler parity: ${name} (${c.class}, ${c.steps} steps)`, { skip: NO_FIXTURES }, (t) => {
     const store = TensorStore.open(fixture("schedulers", `${name}.safetensors`));
-    const s = createScheduler(c.class, c.config);
+    const s = createScheduler(c.class, c.config, fixtureOverrides(c));
     s.setTimesteps(c.steps);
     assert.deepEqual(Array.from(s.timesteps), Array.from(float64(store, "timesteps")), "timesteps");
     if (store.has("sigmas")) {

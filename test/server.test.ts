@@ -166,6 +166,10 @@ test("serve: A1111 schedule types and the new samplers run, as clients send them
     [{ sampler_name: "LMS", scheduler: "sgm_uniform" }, "LMS", "SGM Uniform", "LMS SGM Uniform"],
     [{ sampler_name: "k_dpm_2_a", scheduler: "Beta" }, "DPM2 a", "Beta", "DPM2 a Beta"],
     [{ sampler_name: "PLMS", scheduler: "Automatic" }, "PLMS", "Automatic", "PLMS"],
+    // A1111's custom-sigma schedule types, with Euler (a schedule type alone is Euler's)
+    [{ scheduler: "Polyexponential" }, "Euler", "Polyexponential", "Euler Polyexponential"],
+    [{ sampler_name: "Euler", scheduler: "kl_optimal" }, "Euler", "KL Optimal", "Euler KL Optimal"],
+    [{ sampler_name: "Euler Align Your Steps" }, "Euler", "Align Your Steps", "Euler Align Your Steps"],
   ];
   for (const [fields, sampler, schedule, scheduler] of requests) {
     const r = await post("/sdapi/v1/txt2img", { prompt: "a kite", steps: 3, width: 16, height: 16, seed: 3, ...fields });
@@ -176,7 +180,14 @@ test("serve: A1111 schedule types and the new samplers run, as clients send them
     assert.deepEqual(JSON.parse(out.info).extra_generation_params, schedule === "Automatic" ? {} : { "Schedule type": schedule });
     const lib = await pipe.generate({ prompt: "a kite", numInferenceSteps: 3, seed: 3, width: 16, height: 16, scheduler });
     assert.ok(levelDiff(Buffer.from(out.images[0], "base64"), lib.images.data, 0) <= 1, `${scheduler}: the library's image`);
+    if (scheduler.startsWith("Euler ") && !scheduler.endsWith("Normal")) assert.match(decodePng(Buffer.from(out.images[0], "base64")).text.parameters, new RegExp(`Sampler: ${scheduler},`));
   }
+  // img2img with custom sigmas: the schedule's last half, as the library's
+  const gradient = { width: 16, height: 16, data: Uint8Array.from({ length: 16 * 16 * 3 }, (_, i) => (i * 7) % 256) };
+  const i2i = await post("/sdapi/v1/img2img", { init_images: [encodePng(gradient).toString("base64")], prompt: "a kite", steps: 4, seed: 3, denoising_strength: 0.5, sampler_name: "Euler", scheduler: "Align Your Steps" });
+  assert.equal(i2i.status, 200);
+  const libI2i = await pipe.img2img({ prompt: "a kite", numInferenceSteps: 4, seed: 3, strength: 0.5, image: gradient, scheduler: "Euler Align Your Steps" });
+  assert.ok(levelDiff(Buffer.from((await i2i.json() as { images: string[] }).images[0], "base64"), libI2i.images.data, 0) <= 1, "img2img with Align Your Steps");
   // Segmind's documented names
   for (const scheduler of ["DPM2 Karras", "LMS", "PNDM", "DPM2 a Karras", "LMS Karras", "DPM Multi", "DPM Single"]) {
     const r = await post("/v1/ssd-1b", { prompt: "a kite", scheduler, num_inference_steps: 2, img_width: 16, img_height: 16, seed: 1 });
@@ -229,7 +240,8 @@ test("serve: A1111 models, samplers, options; health; the web page", { skip: NO_
   for (const name of ["DPM++ SDE", "DPM++ 2S a", "DPM fast", "DPM adaptive"]) assert.ok(!samplers.some((x) => x.name === name), name);
   assert.deepEqual(samplers.find((x) => x.name === "Euler a")!.aliases, ["k_euler_a", "k_euler_ancestral"]);
   const schedulers = await getJson("/sdapi/v1/schedulers") as { name: string; label: string; aliases: string[] | null; default_rho: number; need_inner_model: boolean }[];
-  assert.deepEqual(schedulers.map((x) => x.label), ["Automatic", "Uniform", "Karras", "Exponential", "SGM Uniform", "Simple", "Normal", "DDIM", "Beta"]);
+  assert.deepEqual(schedulers.map((x) => x.label), ["Automatic", "Uniform", "Karras", "Exponential", "Polyexponential", "SGM Uniform", "KL Optimal", "Align Your Steps", "Simple", "Normal", "DDIM", "Beta"]);
+  assert.deepEqual(schedulers.find((x) => x.name === "polyexponential"), { name: "polyexponential", label: "Polyexponential", aliases: null, default_rho: 1, need_inner_model: false });
   assert.deepEqual(schedulers.find((x) => x.name === "sgm_uniform"), { name: "sgm_uniform", label: "SGM Uniform", aliases: ["SGMUniform"], default_rho: -1, need_inner_model: true });
   assert.equal(schedulers.find((x) => x.name === "karras")!.default_rho, 7);
   assert.equal((await getJson("/sdapi/v1/options")).sd_model_checkpoint, "tiny-ssd");
@@ -407,7 +419,7 @@ test("serve: every bad request gets a clear JSON error with its status, and the 
     ["POST", "/sdapi/v1/txt2img", { prompt: "x", batch_size: 3, n_iter: 3 }, 400, "too_many_images"],
     ["POST", "/sdapi/v1/txt2img", { prompt: "x", negative_prompt: long }, 400, "prompt_too_long"],
     ["POST", "/sdapi/v1/txt2img", { prompt: "x", sampler_name: "Nope" }, 400, "unknown_scheduler"],
-    ["POST", "/sdapi/v1/txt2img", { prompt: "x", scheduler: "Polyexponential" }, 400, "invalid_value"],
+    ["POST", "/sdapi/v1/txt2img", { prompt: "x", sampler_name: "DPM++ 2M", scheduler: "Polyexponential" }, 400, "invalid_value"],
     ["POST", "/sdapi/v1/txt2img", { prompt: "x", scheduler: "Sometimes" }, 400, "invalid_value"],
     ["POST", "/sdapi/v1/txt2img", { prompt: "x", sampler_name: "Euler a", scheduler: "Karras" }, 400, "invalid_value"],
     ["POST", "/sdapi/v1/txt2img", { prompt: "x", sampler_name: "DPM++ SDE" }, 400, "unknown_scheduler"],

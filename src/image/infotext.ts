@@ -58,10 +58,15 @@ export function formatInfotext(info: GenerationInfo): string {
   return lines.join("\n");
 }
 
+/** A1111's labels of the schedule types that EulerConfig.custom_sigmas names. */
+const CUSTOM_LABELS: Record<string, string> = { polyexponential: "Polyexponential", kl_optimal: "KL Optimal", align_your_steps: "Align Your Steps" };
+
 /** The AUTOMATIC1111 sampler name of a diffusers scheduler class and config (the class name when A1111 has none). */
 export function samplerLabel(className: string, config: Record<string, unknown>): string {
   // the sigma schedule as A1111's old combined names carry it ("DPM++ 2M Karras", "DPM++ 3M SDE Exponential")
-  const schedule = config.use_karras_sigmas === true ? " Karras" : config.use_exponential_sigmas === true ? " Exponential"
+  // Euler's A1111 custom sigmas (custom_sigmas: "align_your_steps") take precedence, as in the scheduler
+  const custom = typeof config.custom_sigmas === "string" ? CUSTOM_LABELS[config.custom_sigmas] : undefined;
+  const schedule = custom ? ` ${custom}` : config.use_karras_sigmas === true ? " Karras" : config.use_exponential_sigmas === true ? " Exponential"
     : config.use_beta_sigmas === true ? " Beta" : "";
   switch (className) {
     case "EulerDiscreteScheduler": return `Euler${schedule}`;

@@ -5,17 +5,23 @@
  * its schedule ("DPM++ 2M Karras", "LMS Karras", "DPM++ 3M SDE Exponential"), as A1111 still accepts.
  */
 
+import type { CustomSigmaSchedule } from "./a1111-sigmas.js";
+
 type Overrides = Record<string, unknown>;
 
-/** What a class's config can express: which sigma schedules it has, and whether it has timestep_spacing. */
+/**
+ * What a class's config can express: which sigma schedules it has, whether it has timestep_spacing,
+ * and whether it takes custom sigmas (diffusers' set_timesteps(sigmas=...): Euler only).
+ */
 interface Capabilities {
   sigmas: readonly ("karras" | "exponential" | "beta")[];
   spacing: boolean;
+  custom?: boolean;
 }
 
 const ALL_SIGMAS = ["karras", "exponential", "beta"] as const;
 const CAPABILITIES: Record<string, Capabilities> = {
-  EulerDiscreteScheduler: { sigmas: ALL_SIGMAS, spacing: true },
+  EulerDiscreteScheduler: { sigmas: ALL_SIGMAS, spacing: true, custom: true },
   EulerAncestralDiscreteScheduler: { sigmas: [], spacing: true },
   HeunDiscreteScheduler: { sigmas: ALL_SIGMAS, spacing: true },
   LMSDiscreteScheduler: { sigmas: ALL_SIGMAS, spacing: true },
@@ -79,8 +85,11 @@ export interface A1111Schedule {
   aliases: readonly string[] | null;
   default_rho: number;
   need_inner_model: boolean;
-  /** The diffusers option this is, or null where diffusers has none. */
-  diffusers: { sigmas?: "karras" | "exponential" | "beta"; spacing?: "linspace" | "leading" | "trailing"; stepsOffset?: number } | null;
+  /**
+   * The diffusers option this is, or null where diffusers has none. `custom`: only diffusers' custom
+   * sigmas express it (set_timesteps(sigmas=...) with A1111's list, a1111-sigmas.ts).
+   */
+  diffusers: { sigmas?: "karras" | "exponential" | "beta"; spacing?: "linspace" | "leading" | "trailing"; stepsOffset?: number; custom?: CustomSigmaSchedule } | null;
 }
 
 /** A1111's schedule types (modules/sd_schedulers.py), in its order, with their diffusers counterparts. */
@@ -90,10 +99,11 @@ export const SCHEDULES: readonly A1111Schedule[] = [
   { name: "uniform", label: "Uniform", aliases: null, default_rho: -1, need_inner_model: true, diffusers: { spacing: "linspace" } },
   { name: "karras", label: "Karras", aliases: null, default_rho: 7, need_inner_model: false, diffusers: { sigmas: "karras" } },
   { name: "exponential", label: "Exponential", aliases: null, default_rho: -1, need_inner_model: false, diffusers: { sigmas: "exponential", spacing: "linspace" } },
-  { name: "polyexponential", label: "Polyexponential", aliases: null, default_rho: 1, need_inner_model: false, diffusers: null },
+  // the custom sigmas fix the schedule; "linspace" makes the initial noise sigma_max, as A1111's
+  { name: "polyexponential", label: "Polyexponential", aliases: null, default_rho: 1, need_inner_model: false, diffusers: { custom: "polyexponential", spacing: "linspace" } },
   { name: "sgm_uniform", label: "SGM Uniform", aliases: ["SGMUniform"], default_rho: -1, need_inner_model: true, diffusers: { spacing: "trailing" } },
-  { name: "kl_optimal", label: "KL Optimal", aliases: null, default_rho: -1, need_inner_model: false, diffusers: null },
-  { name: "align_your_steps", label: "Align Your Steps", aliases: null, default_rho: -1, need_inner_model: false, diffusers: null },
+  { name: "kl_optimal", label: "KL Optimal", aliases: null, default_rho: -1, need_inner_model: false, diffusers: { custom: "kl_optimal", spacing: "linspace" } },
+  { name: "align_your_steps", label: "Align Your Steps", aliases: null, default_rho: -1, need_inner_model: false, diffusers: { custom: "align_your_steps", spacing: "linspace" } },
   { name: "simple", label: "Simple", aliases: null, default_rho: -1, need_inner_model: true, diffusers: { spacing: "trailing" } },
   // normal_scheduler: linspace(t(sigma_max), t(sigma_min), n), the same timesteps as Uniform
   { name: "normal", label: "Normal", aliases: null, default_rho: -1, need_inner_model: true, diffusers: { spacing: "linspace" } },
@@ -130,6 +140,7 @@ function supports(className: string, schedule: A1111Schedule): boolean {
   const d = schedule.diffusers, cap = CAPABILITIES[className];
   if (!d || !cap) return false;
   if (d.sigmas && !cap.sigmas.includes(d.sigmas)) return false;
+  if (d.custom && !cap.custom) return false;
   if ((d.spacing || d.stepsOffset !== undefined) && !cap.spacing) return false;
   return true;
 }
@@ -147,6 +158,7 @@ function scheduleOverrides(className: string, schedule: A1111Schedule): Override
   const out: Overrides = {};
   // a named schedule replaces whatever sigma schedule the model's config asked for
   if (schedule.name !== "automatic") for (const k of cap.sigmas) out[`use_${k}_sigmas`] = d.sigmas === k;
+  if (schedule.name !== "automatic" && cap.custom) out.custom_sigmas = d.custom ?? null;
   if (d.spacing) out.timestep_spacing = d.spacing;
   if (d.stepsOffset !== undefined) out.steps_offset = d.stepsOffset;
   return out;
@@ -205,8 +217,9 @@ export function resolve(samplerName: string, scheduleType?: string): Resolved {
     if (wanted.name !== "automatic") schedule = wanted;
   }
   if (!supports(sampler.className, schedule)) {
-    const reason = schedule.diffusers ? `${sampler.name} (${sampler.className}) has no "${schedule.label}" schedule in diffusers`
-      : `diffusers has no "${schedule.label}" schedule`;
+    const reason = !schedule.diffusers ? `diffusers has no "${schedule.label}" schedule`
+      : schedule.diffusers.custom ? `"${schedule.label}" has no diffusers option, only custom sigmas (set_timesteps(sigmas=...)), which only Euler (EulerDiscreteScheduler) takes`
+      : `${sampler.name} (${sampler.className}) has no "${schedule.label}" schedule in diffusers`;
     throw new Error(`${reason}; with ${sampler.name} use ${list(schedulesFor(sampler))}`);
   }
   return {

@@ -215,10 +215,11 @@ export function karrasSigmas(sigmaMin: number, sigmaMax: number, n: number): Flo
 /**
  * Fractional training timestep of a sigma: linear interpolation in log-sigma (diffusers _sigma_to_t).
  * The reference ran numpy 1.x, whose value-based casting does the float64 log(sigma) against the
- * float32 log_sigmas table in float32; only (1 - w) * low + w * high is float64.
+ * float32 log_sigmas table in float32; only (1 - w) * low + w * high is float64. A float32 sigma
+ * (`float32Sigma`: custom sigmas, cast with np.float32 first) has its log taken by numpy in float32.
  */
-export function sigmaToT(sigma: number, logSigmas: Float32Array): number {
-  const logSigma = f32(Math.log(Math.max(sigma, 1e-10)));
+export function sigmaToT(sigma: number, logSigmas: Float32Array, float32Sigma = false): number {
+  const logSigma = float32Sigma ? numpyLogF32(Math.max(f32(sigma), f32(1e-10))) : f32(Math.log(Math.max(sigma, 1e-10)));
   // argmax of cumsum(dists >= 0): the first index where the running count peaks
   let count = 0, best = -1, low = 0;
   for (let i = 0; i < logSigmas.length; i++) {

@@ -3,6 +3,7 @@ import {
 } from "./common.js";
 import { SigmaScheduler } from "./sigma-scheduler.js";
 import { type SpacedSigmasConfig, convertSigmas, sigmaScheduleKind } from "./sigma-schedules.js";
+import { CUSTOM_SIGMA_SCHEDULES, type CustomSigmaSchedule, customSigmas } from "./a1111-sigmas.js";
 import type { NoiseGenerator } from "./types.js";
 
 export interface EulerConfig extends SpacedSigmasConfig {
@@ -11,6 +12,13 @@ export interface EulerConfig extends SpacedSigmasConfig {
   sigma_max: number | null;
   timestep_type: string;
   rescale_betas_zero_snr: boolean;
+  /** The sigma after the last step: 0 (diffusers' default) or the training table's smallest. */
+  final_sigmas_type: string;
+  /**
+   * Not a diffusers config field: diffusers' set_timesteps(sigmas=...) with the sigmas of this A1111
+   * schedule type (a1111-sigmas.ts) for the requested step count; null for the config's own schedule.
+   */
+  custom_sigmas: CustomSigmaSchedule | null;
 }
 
 export const EULER_DEFAULTS: EulerConfig = {
@@ -18,6 +26,7 @@ export const EULER_DEFAULTS: EulerConfig = {
   prediction_type: "epsilon", interpolation_type: "linear", use_karras_sigmas: false,
   use_exponential_sigmas: false, use_beta_sigmas: false, sigma_min: null, sigma_max: null,
   timestep_spacing: "linspace", timestep_type: "discrete", steps_offset: 0, rescale_betas_zero_snr: false,
+  final_sigmas_type: "zero", custom_sigmas: null,
 };
 
 /** x0 prediction of the k-diffusion (sigma) parameterization. */
@@ -38,6 +47,8 @@ export class EulerDiscreteScheduler extends SigmaScheduler<EulerConfig> {
     checkOption(this.className, "prediction_type", c.prediction_type, ["epsilon", "v_prediction", "sample", "original_sample"]);
     checkOption(this.className, "interpolation_type", c.interpolation_type, ["linear", "log_linear"]);
     checkOption(this.className, "timestep_type", c.timestep_type, ["discrete", "continuous"]);
+    checkOption(this.className, "final_sigmas_type", c.final_sigmas_type, ["zero", "sigma_min"]);
+    checkOption(this.className, "custom_sigmas", c.custom_sigmas, [null, ...CUSTOM_SIGMA_SCHEDULES]);
     sigmaScheduleKind(this.className, c);
     // Before setTimesteps: the full training schedule.
     const table = sigmaTable(this.alphasCumprod);
@@ -47,6 +58,7 @@ export class EulerDiscreteScheduler extends SigmaScheduler<EulerConfig> {
 
   setTimesteps(numInferenceSteps: number): void {
     const c = this.config;
+    if (c.custom_sigmas) return this.setCustomSigmas(customSigmas(c.custom_sigmas, numInferenceSteps, ...this.sigmaRange()));
     this.numInferenceSteps = numInferenceSteps;
     let timesteps = eulerTimesteps(c, numInferenceSteps);
     const table = sigmaTable(this.alphasCumprod);
@@ -64,9 +76,29 @@ export class EulerDiscreteScheduler extends SigmaScheduler<EulerConfig> {
       sigmas = convertSigmas(kind, c.sigma_min ?? sigmas[sigmas.length - 1], c.sigma_max ?? sigmas[0], numInferenceSteps);
       timesteps = sigmas.map((s) => f32(sigmaToT(s, logSigmas)));
     }
-    this.sigmas = Float64Array.from([...sigmas.map(f32), 0]);
+    this.sigmas = Float64Array.from([...sigmas.map(f32), c.final_sigmas_type === "zero" ? 0 : table[0]]);
     this.timesteps = this.continuousTimesteps() ?? timesteps;
     this.resetSteps();
+  }
+
+  /**
+   * diffusers' set_timesteps(sigmas=...): the sigmas as given (float32, no final sigma added), one step
+   * fewer than there are sigmas, each timestep the unrounded _sigma_to_t of its sigma.
+   */
+  setCustomSigmas(sigmas: ArrayLike<number>): void {
+    if (sigmas.length < 2) throw new Error(`${this.className}: custom sigmas need at least 2 values (one step), got ${sigmas.length}`);
+    const logSigmas = logF32(sigmaTable(this.alphasCumprod));
+    this.sigmas = Float64Array.from(sigmas, f32);
+    this.numInferenceSteps = sigmas.length - 1;
+    const timesteps = this.sigmas.slice(0, -1).map((s) => f32(sigmaToT(s, logSigmas, true)));
+    this.timesteps = this.continuousTimesteps() ?? timesteps;
+    this.resetSteps();
+  }
+
+  /** The smallest and largest training sigma (A1111's sigma_min, sigma_max: its model's sigma table ends). */
+  private sigmaRange(): [number, number] {
+    const table = sigmaTable(this.alphasCumprod);
+    return [table[0], table[table.length - 1]];
   }
 
   /** timestep_type "continuous" with v-prediction feeds the model 0.25 * log(sigma). */

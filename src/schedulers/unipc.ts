@@ -20,6 +20,8 @@ export interface UniPCConfig extends BaseConfig {
   use_karras_sigmas: boolean;
   use_exponential_sigmas: boolean;
   use_beta_sigmas: boolean;
+  /** The sigma after the last step: 0 (diffusers' default since it has the option) or the schedule's smallest. */
+  final_sigmas_type: string;
 }
 
 export const UNIPC_DEFAULTS: UniPCConfig = {
@@ -27,6 +29,7 @@ export const UNIPC_DEFAULTS: UniPCConfig = {
   solver_order: 2, prediction_type: "epsilon", thresholding: false, dynamic_thresholding_ratio: 0.995,
   sample_max_value: 1.0, predict_x0: true, solver_type: "bh2", lower_order_final: true, disable_corrector: [],
   solver_p: null, use_karras_sigmas: false, use_exponential_sigmas: false, use_beta_sigmas: false, timestep_spacing: "linspace", steps_offset: 0,
+  final_sigmas_type: "zero",
 };
 
 /**
@@ -48,6 +51,7 @@ export class UniPCMultistepScheduler extends BaseScheduler<UniPCConfig> {
     checkOption(this.className, "prediction_type", c.prediction_type, ["epsilon", "sample", "v_prediction"]);
     checkOption(this.className, "thresholding", c.thresholding, [false]);
     checkOption(this.className, "solver_p", c.solver_p, [null]);
+    checkOption(this.className, "final_sigmas_type", c.final_sigmas_type, ["zero", "sigma_min"]);
     this.sigmas = Float64Array.from(sigmaTable(this.alphasCumprod));
     const T = c.num_train_timesteps;
     this.timesteps = npLinspace(0, T - 1, T).reverse();
@@ -65,9 +69,9 @@ export class UniPCMultistepScheduler extends BaseScheduler<UniPCConfig> {
       const k = convertSigmas(kind, table[0], table[table.length - 1], numInferenceSteps);
       // diffusers rounds the Karras timesteps; the exponential and beta ones are truncated by the int64 cast
       timesteps = k.map((s) => (kind === "karras" ? roundHalfEven : Math.trunc)(sigmaToT(s, logSigmas)));
-      sigmas = [...k, k[k.length - 1]];
+      sigmas = [...k, c.final_sigmas_type === "zero" ? 0 : k[k.length - 1]];
     } else {
-      sigmas = [...Array.from(timesteps, (t) => interpIndex(t, table)), table[0]];
+      sigmas = [...Array.from(timesteps, (t) => interpIndex(t, table)), c.final_sigmas_type === "zero" ? 0 : table[0]];
     }
     this.sigmas = Float64Array.from(sigmas, f32);
     this.timesteps = timesteps;
@@ -102,6 +106,7 @@ export class UniPCMultistepScheduler extends BaseScheduler<UniPCConfig> {
   private update(modelT: Float32Array | null, x: Float32Array, order: number, s0: number, corrector: boolean): Float32Array {
     // the corrector runs before the new output is pushed, so its m0 is still the newest entry
     const m0 = this.history.newest();
+    if (!corrector && this.sigmas[s0 + 1] === 0) return finalPrediction(m0);
     const t = alphaSigma(this.sigmas[s0 + 1]), s = alphaSigma(this.sigmas[s0]);
     const h = f32(t.lambda - s.lambda);
     const rks: number[] = [];
@@ -145,6 +150,18 @@ export class UniPCMultistepScheduler extends BaseScheduler<UniPCConfig> {
     const { alpha, sigma } = alphaSigma(this.sigmas[this.addNoiseIndex(timestep, true)]);
     return lincomb(alpha, original, sigma, noise);
   }
+}
+
+/**
+ * The UniP step onto a zero final sigma (final_sigmas_type "zero"). There sigma_t = 0, alpha_t = 1,
+ * lambda_t = +inf, h = +inf, so exp(-h) - 1 = -1 and diffusers' bh2 predictor computes
+ * 0 * x - (1 * -1) * m0 - (1 * -1) * 0: exactly m0, the data prediction. Torch gets NaN or inf where a
+ * term stays infinite: bh1 (B(h) = -h = -inf times a zero residual, the limit being m0) and an order
+ * above 1 (rk = 0, so D1 = (m1 - m0) / 0; only with lower_order_final false). Those return m0 too, a
+ * first-order final step, as DPM-Solver takes onto a zero final sigma.
+ */
+function finalPrediction(m0: Float32Array): Float32Array {
+  return Float32Array.from(m0);
 }
 
 /** torch.linalg.solve for the tiny UniPC systems: Gaussian elimination with partial pivoting in float32. */
