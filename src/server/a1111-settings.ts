@@ -5,7 +5,8 @@
  * that change nothing here; any other key is a 400 that names it, never a silent ignore.
  */
 import { invalid } from "./errors.js";
-import type { ModelInfo } from "./queue.js";
+import { servedModels, type ModelInfo } from "./queue.js";
+import { findServedModel } from "./model-catalog.js";
 import { Fields } from "./validation.js";
 import { A1111_CLIP_SKIP_MAX } from "./clip-skip-request.js";
 
@@ -51,19 +52,13 @@ export function unipcOverrides(settings: Record<string, unknown>): Record<string
 /** sd_vae values that mean the model's own VAE. */
 const VAE_VALUES = ["Automatic", "None"];
 
-/** The values GET /sdapi/v1/options starts with. */
+/** The values GET /sdapi/v1/options starts with (sd_model_checkpoint: the model new jobs get). */
 export function defaultOptions(model: ModelInfo): Record<string, unknown> {
   return {
     sd_model_checkpoint: model.name, sd_checkpoint_hash: null, sd_vae: "Automatic", samples_format: "png",
     CLIP_stop_at_last_layers: 1, sdxl_clip_l_skip: false, eta_noise_seed_delta: 0, randn_source: "CPU", live_previews_enable: true,
     show_progress_type: "Approx cheap",
   };
-}
-
-/** The names a client may give the served checkpoint: its name, A1111's "name [hash]" title, its folder or repo id. */
-export function isServedModel(wanted: string, model: ModelInfo): boolean {
-  const w = wanted.trim();
-  return w === model.name || w.replace(/\s*\[[0-9a-fA-F]*\]$/, "") === model.name || (model.source !== undefined && w === model.source);
 }
 
 export const KNOWN_SETTINGS: readonly string[] = ["sd_model_checkpoint", "sd_vae", ...Object.keys(FIXED), ...Object.keys(UNIPC), ...Object.keys(CLIP_SKIP), ...UI_ONLY_KEYS];
@@ -75,10 +70,12 @@ export const KNOWN_SETTINGS: readonly string[] = ["sd_model_checkpoint", "sd_vae
 export function checkSetting(key: string, value: unknown, model: ModelInfo, where: string): unknown {
   const param = where ? `${where}.${key}` : key;
   if (key === "sd_model_checkpoint") {
-    if (typeof value !== "string" || !isServedModel(value, model)) {
-      throw invalid(`${param}: ${JSON.stringify(value)} is not served here; this server serves ${JSON.stringify(model.name)} (restart it with --model to change the model)`, "invalid_value", param);
+    const served = typeof value === "string" ? findServedModel(value, servedModels(model)) : undefined;
+    if (!served) {
+      const names = servedModels(model).map((m) => JSON.stringify(m.name)).join(", ");
+      throw invalid(`${param}: ${JSON.stringify(value)} is not served here; this server serves ${names} (start it with more --model or a --models-dir to serve others)`, "invalid_value", param);
     }
-    return model.name;
+    return served.name;
   }
   if (key === "sd_vae") {
     if (typeof value !== "string" || !VAE_VALUES.includes(value)) {

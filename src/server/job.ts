@@ -62,6 +62,8 @@ export interface JobSpec {
   variationStrength?: number;
   /** A1111's seed_resize_from_w / _h (pixels): each image's seed noise drawn at this size, centred. */
   seedResizeFrom?: { width: number; height: number };
+  /** The served model to run on (its name; serve with several models); absent: the loaded one. */
+  model?: string;
   /** A1111's tiling: circular padding in every UNet and VAE conv (seamless images). */
   tiling?: boolean;
   /** diffusers' clip_skip (both text encoders), or per encoder (A1111's sdxl_clip_l_skip: text_encoder only); see clip-skip-request.ts. */

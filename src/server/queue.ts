@@ -3,6 +3,7 @@
  * workers through Redis): submit in arrival order, look jobs up by id, interrupt, count, close.
  * Finished jobs stay known for a while (for /v1/jobs/:id and its events), within bounds.
  */
+import type { ServedModel } from "./model-catalog.js";
 import type { Job, JobOutput, JobSpec, StopAction } from "./job.js";
 import type { FileStore } from "./file-store.js";
 
@@ -15,6 +16,13 @@ export interface ModelInfo {
   defaultSize?: number;
   /** Layers of text_encoder and text_encoder_2 (the range of clip skip), when known. */
   textEncoderLayers?: [number, number];
+  /** Every model this queue may run (serve with several --model or --models-dir); absent: this one only. */
+  models?: readonly ServedModel[];
+}
+
+/** The models a queue may run: its list, or the one it describes. */
+export function servedModels(model: ModelInfo): readonly ServedModel[] {
+  return model.models ?? [{ name: model.name, source: model.source ?? model.name }];
 }
 
 /** What ModelInfo.textEncoderLayers holds, from a loaded pipeline. */
@@ -57,7 +65,13 @@ export abstract class JobQueue {
 
   /** Queues a job (429 HttpError when maxQueue jobs already wait). */
   abstract submit(spec: JobSpec): Promise<Job>;
+  /** The model new jobs get (with every model the queue may run in `models`). */
   abstract model(): ModelInfo;
+  /**
+   * Makes a served model the one new jobs without a model get (A1111's POST options
+   * sd_model_checkpoint); `name` is one of model().models. A queue of one model has nothing to do.
+   */
+  setDefaultModel(_name: string): void {}
   abstract close(): Promise<void>;
   /** Why the queue cannot take jobs now (its backend unreachable), or undefined when it can. */
   async unavailable(): Promise<string | undefined> { return undefined; }

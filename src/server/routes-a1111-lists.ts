@@ -10,6 +10,7 @@ import type { AppState } from "./generation.js";
 import { Fields } from "./validation.js";
 import { invalid } from "./errors.js";
 import { checkSettings, defaultOptions } from "./a1111-settings.js";
+import { servedModels } from "./queue.js";
 import { LATENT_UPSCALE_MODES } from "./upscalers.js";
 import { readPngInfo } from "./png-info.js";
 
@@ -17,12 +18,11 @@ import { readPngInfo } from "./png-info.js";
 const SECOND_ORDER = new Set(["Heun", "DPM2", "DPM2 a"]);
 
 export function a1111ListRoutes(router: Router<AppState>): void {
-  /** What POST options set (sd_model_checkpoint is never kept: it is always the served model). */
+  /** What POST options set (sd_model_checkpoint is not kept here: the queue's default model is it). */
   const stored = (state: AppState): Record<string, unknown> => (state.a1111Options ??= {});
 
   router.on("GET", "/sdapi/v1/sd-models", (ctx) => {
-    const m = ctx.state.queue.model();
-    sendJson(ctx.res, 200, [{ title: m.name, model_name: m.name, hash: null, sha256: null, filename: m.source ?? m.name, config: null }]);
+    sendJson(ctx.res, 200, servedModels(ctx.state.queue.model()).map((m) => ({ title: m.name, model_name: m.name, hash: null, sha256: null, filename: m.source, config: null })));
   });
 
   router.on("GET", "/sdapi/v1/samplers", (ctx) => {
@@ -71,6 +71,8 @@ export function a1111ListRoutes(router: Router<AppState>): void {
     const body = await readJson(ctx.req, ctx.state.limits.maxBodyBytes);
     if (typeof body !== "object" || body === null || Array.isArray(body)) throw invalid("the request body must be a JSON object of settings", "invalid_json");
     const checked = checkSettings(body, ctx.state.queue.model(), "");
+    // A1111 loads the checkpoint now; here the next jobs get it (loaded when the first one runs)
+    if (typeof checked.sd_model_checkpoint === "string") ctx.state.queue.setDefaultModel(checked.sd_model_checkpoint);
     delete checked.sd_model_checkpoint;
     Object.assign(stored(ctx.state), checked);
     sendJson(ctx.res, 200, null);

@@ -162,6 +162,8 @@ async function parseRequest(body: unknown, state: AppState, img2img: boolean): P
   }
   // A1111's tiling: circular padding in the UNet and the VAE
   if (f.bool("tiling")) spec.tiling = true;
+  // one of the served models (checked to its name); absent: the queue's default (POST options)
+  if (typeof settings.sd_model_checkpoint === "string") spec.model = settings.sd_model_checkpoint;
   readA1111ClipSkip(f, spec, settings, state.a1111Options ?? {}, state.queue.model());
   // styled before the LoRA tags are read: a style's <lora:...> tags apply, as A1111 parses the styled prompt
   const sent = { prompt: spec.prompt, negativePrompt: spec.negativePrompt ?? "" };

@@ -22,6 +22,8 @@ import { readLoras } from "./lora-request.js";
 import { readControlNetField } from "./controlnet-request.js";
 import { FAST_JOB, PRESETS, readPreset } from "./fast-request.js";
 import { readNativeClipSkip } from "./clip-skip-request.js";
+import { readNativeModel } from "./model-request.js";
+import { servedModels } from "./queue.js";
 import { DEFAULTS, Fields, checkScheduler, checkStrength, finishSpec, parseSize, readInitImage, readSeed, readSides } from "./validation.js";
 import { FILE_NAME } from "./file-store.js";
 import { jobJson, streamJobEvents } from "./sse.js";
@@ -54,6 +56,8 @@ export function nativeRoutes(router: Router<AppState>): void {
       ...(down ? { error: down } : {}),
       mode: queue.mode,
       model: { name: m.name, source: m.source ?? null, default_size: m.defaultSize ?? null },
+      // every model jobs may ask for (one loaded at a time)
+      models: servedModels(m).map((s) => s.name),
       queue: { ...queue.counts(), max: queue.maxQueue },
       limits: { max_side: limits.maxSide, max_images: limits.maxImages, max_prompt_chars: limits.maxPromptChars, max_steps: limits.maxSteps },
       defaults: { steps: DEFAULTS.steps, guidance_scale: DEFAULTS.guidanceScale, strength: DEFAULTS.strength },
@@ -94,6 +98,7 @@ export function nativeRoutes(router: Router<AppState>): void {
     } else {
       Object.assign(spec, f.has("size") ? parseSize(f, limits) : readSides(f, limits));
     }
+    readNativeModel(f, spec, queue.model());
     readNativeClipSkip(f, spec, queue.model());
     // A1111's tiling and variation seeds, in the native API's words
     if (f.bool("tiling")) spec.tiling = true;

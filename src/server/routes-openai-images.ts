@@ -23,6 +23,8 @@ import { DEFAULTS, checkScheduler, checkSide, checkStrength, finishSpec, parseSi
 import type { JobOutput, JobSpec, Job } from "./job.js";
 import { readForm, type FormSchema } from "./form-request.js";
 import { readLoras } from "./lora-request.js";
+import { readOpenAiModel } from "./model-request.js";
+import { servedModels } from "./queue.js";
 import { encodePng, type RgbImage } from "../image/png.js";
 import { decodeUpload, type RgbaImage } from "./upload-image.js";
 import { checkMask } from "./inpaint-request.js";
@@ -122,6 +124,7 @@ export function openAiImageRoutes(router: Router<AppState>): void {
     const fit = outputSize(f, limits, image.rgb);
     const rgb = checkSides(fit(image.rgb), limits, "image");
     const spec = baseSpec(f, limits, rgb, prompt);
+    readOpenAiModel(f, spec, ctx.state.queue.model());
     spec.strength = f.number("strength", 0, 1) ?? 1;
     checkStrength(spec.strength, spec.steps, "strength");
     // diffusers' inpainting as it stands: no blur, the masked area starts from the image, the whole picture
@@ -140,19 +143,19 @@ export function openAiImageRoutes(router: Router<AppState>): void {
     if (f.string("prompt")) throw invalid("variations take no prompt (use /v1/images/edits)", "invalid_value", "prompt");
     const image = split(readImage(files, limits, "image"));
     const spec = baseSpec(f, limits, checkSides(outputSize(f, limits, image.rgb)(image.rgb), limits, "image"), "");
+    readOpenAiModel(f, spec, ctx.state.queue.model());
     spec.strength = f.number("strength", 0, 1) ?? VARIATION_STRENGTH;
     checkStrength(spec.strength, spec.steps, "strength");
     await answerImages(ctx, finishSpec(spec, limits), responseFormat);
   }, { multipart: true });
 
-  const listed = (ctx: Ctx<AppState>) => {
-    const m = ctx.state.queue.model();
-    return { id: m.name, object: "model", created: Math.floor(ctx.state.startedAt / 1000), owned_by: "ssd1b" };
-  };
-  router.on("GET", "/v1/models", (ctx) => sendJson(ctx.res, 200, { object: "list", data: [listed(ctx)] }));
+  const listed = (ctx: Ctx<AppState>) => servedModels(ctx.state.queue.model())
+    .map((m) => ({ id: m.name, object: "model", created: Math.floor(ctx.state.startedAt / 1000), owned_by: "ssd1b" }));
+  router.on("GET", "/v1/models", (ctx) => sendJson(ctx.res, 200, { object: "list", data: listed(ctx) }));
   router.on("GET", "/v1/models/:id", (ctx) => {
-    const m = listed(ctx);
-    if (ctx.params.id !== m.id) throw notFound(`the model ${JSON.stringify(ctx.params.id)} does not exist; this server serves ${JSON.stringify(m.id)}`);
+    const all = listed(ctx);
+    const m = all.find((x) => x.id === ctx.params.id);
+    if (!m) throw notFound(`the model ${JSON.stringify(ctx.params.id)} does not exist; this server serves ${all.map((x) => JSON.stringify(x.id)).join(", ")}`);
     sendJson(ctx.res, 200, m);
   });
 }

@@ -20,6 +20,7 @@ import { answerImages } from "./routes-openai-images.js";
 import { DEFAULTS, Fields, checkScheduler, finishSpec, parseSize, readSeed } from "./validation.js";
 import type { JobSpec } from "./job.js";
 import { readLoras } from "./lora-request.js";
+import { readOpenAiModel } from "./model-request.js";
 import { readControlNetField } from "./controlnet-request.js";
 import { FAST_JOB, readPreset } from "./fast-request.js";
 
@@ -46,6 +47,7 @@ export function openAiRoutes(router: Router<AppState>): void {
       iterations: 1,
       ...(fast ? { preset: "fast" as const } : {}),
     }, limits);
+    readOpenAiModel(f, spec, ctx.state.queue.model());
     await readLoras(f, spec, ctx.state);
     await readControlNetField(f, spec, ctx.state);
     await answerImages(ctx, spec, responseFormat);

@@ -3,7 +3,8 @@ import { StableDiffusionXLPipeline } from "../../pipelines/sdxl/index.js";
 import { PipelineInputError } from "../../pipelines/errors.js";
 import { startServer } from "../../server/app.js";
 import { FileStore } from "../../server/file-store.js";
-import { LocalQueue } from "../../server/local-queue.js";
+import { LocalQueue, type LoadedModel } from "../../server/local-queue.js";
+import { buildCatalog, ModelCatalogError, modelsInFolder, type ServedModel } from "../../server/model-catalog.js";
 import { RedisQueue } from "../../server/redis-queue.js";
 import type { JobQueue } from "../../server/queue.js";
 import { LoraLibrary, LoraLibraryError } from "../../server/lora-library.js";
@@ -16,13 +17,18 @@ import { intFlag, MODEL_LOAD_OPTIONS, parseModelLoad } from "./generate.js";
 import { FAST_HELP, FAST_OPTIONS, parseFast, resolveFastLora, withFastTaesd } from "../fast-flags.js";
 import { CONTROLNET_DIR_HELP, CONTROLNET_DIR_OPTIONS, parseControlNetDir } from "../controlnet-dir-flags.js";
 
-export const serveUsage = `ssd1b serve [--model M] [--host H] [--port P] [--max-queue N] [--output-dir DIR] [--lora-dir DIR] [--controlnet-dir DIR] [--upscaler-dir DIR] [--queue redis://HOST:PORT]
+export const serveUsage = `ssd1b serve [--model M ...] [--models-dir DIR] [--host H] [--port P] [--max-queue N] [--output-dir DIR] [--lora-dir DIR] [--controlnet-dir DIR] [--upscaler-dir DIR] [--queue redis://HOST:PORT]
             [--styles-file FILE.csv] [--host-allow NAMES] [--cors-allow-origins ORIGINS] [--fast [--fast-lora L]]
-  HTTP server with one model loaded; jobs run one at a time in arrival order. APIs: OpenAI
+  HTTP server with one model loaded at a time; jobs run one at a time in arrival order. APIs: OpenAI
   POST /v1/images/generations, AUTOMATIC1111 /sdapi/v1/* (txt2img, img2img, progress, interrupt,
   skip, options, ...), Segmind POST /v1/ssd-1b, jobs with server-sent events /v1/jobs/:id/events,
   GET /health, a web page at /; every route in GET /openapi.json and /docs.
-  --model M            diffusers folder or Hugging Face repo id in the local cache (default segmind/SSD-1B)
+  --model M            diffusers folder, single .safetensors file or Hugging Face repo id (default
+                       segmind/SSD-1B); repeat to serve several: the first is loaded at start, a job
+                       for another (A1111's sd_model_checkpoint, the native and OpenAI "model") releases
+                       the loaded one and loads its own, as A1111 swaps checkpoints
+  --models-dir DIR     serve the checkpoints in DIR too (*.safetensors and diffusers folders, sub-folders
+                       too: A1111's models/Stable-diffusion), by file or folder name
   --host H             address to listen on (default 127.0.0.1)
   --port P             port (default 7860; 0 picks a free one)
   --host-allow A,B     Host header names accepted besides localhost, 127.0.0.1, [::1] and --host (with a
@@ -93,7 +99,8 @@ export async function serveCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args: argv, allowPositionals: true,
     options: {
-      model: { type: "string", default: "segmind/SSD-1B" },
+      model: { type: "string", multiple: true },
+      "models-dir": { type: "string" },
       host: { type: "string", default: "127.0.0.1" },
       port: { type: "string", default: "7860" },
       "max-queue": { type: "string", default: "16" },
@@ -128,6 +135,9 @@ export async function serveCommand(argv: string[]): Promise<void> {
     throw new UsageError((e as Error).message);
   }
   const log = (m: string) => process.stderr.write(`${new Date().toISOString()} ${m}\n`);
+  const catalog = servedCatalog(values.model, values["models-dir"]);
+  if (values.queue !== undefined && catalog.length > 1) throw new UsageError("with --queue the workers run the jobs, each on its own --model: give serve one --model (or none)");
+  if (catalog.length > 1) log(`models: ${catalog.map((m) => m.name).join(", ")} (one loaded at a time)`);
   // small and checked first: a bad file is a usage error before any library, model or queue opens
   let styles: PromptStyles | undefined;
   if (values["styles-file"] !== undefined) {
@@ -148,37 +158,43 @@ export async function serveCommand(argv: string[]): Promise<void> {
   // the images are served from memory (an hour, 512 MiB); --output-dir keeps them on disk too
   const files = new FileStore(undefined, undefined, { dir: values["output-dir"], log });
   let queue: JobQueue;
-  let pipe: StableDiffusionXLPipeline | undefined;
-  let fastLora: string | undefined;
+  let local: LocalQueue | undefined;
   if (values.queue) {
-    const name = values.model!.split(/[\\/]/).filter(Boolean).pop() ?? values.model!;
+    const name = catalog[0].name;
     queue = await RedisQueue.connect(values.queue, { maxQueue, files, model: name, log });
     log(`queue: ${values.queue} (BullMQ; run \`ssd1b worker --queue ${values.queue} --model M${fast ? " --fast" : ""}\` to process jobs)`);
   } else {
-    const t0 = performance.now();
     const load = withFastTaesd(parseModelLoad(values), fast);
-    try {
-      const device = await resolveDevice(deviceChoice, log);
-      pipe = await StableDiffusionXLPipeline.fromPretrained(values.model!, { ...load, variant, session: { device }, onWarning: (m) => log(`warning: ${m}`) });
-    } catch (e) {
-      if (e instanceof PipelineInputError) throw new UsageError(e.message);
-      throw e;
-    }
-    log(`loaded ${pipe.model.dir} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
-    try {
-      if (fast) fastLora = await resolveFastLora(values, pipe, load.hub, log);
-    } catch (e) {
-      await pipe.release();
-      throw e;
-    }
-    queue = new LocalQueue(pipe, maxQueue, files, { loras, loraCache, log, fastLora, controlnets, controlnetCache });
+    const device = await resolveDevice(deviceChoice, log);
+    // every served model loads with the same flags; --fast finds each one's LCM-LoRA
+    const loadModel = async (model: ServedModel): Promise<LoadedModel> => {
+      const t0 = performance.now();
+      let loaded: StableDiffusionXLPipeline;
+      try {
+        loaded = await StableDiffusionXLPipeline.fromPretrained(model.source, { ...load, variant, session: { device }, onWarning: (m) => log(`warning: ${m}`) });
+      } catch (e) {
+        if (e instanceof PipelineInputError) throw new UsageError(e.message);
+        throw e;
+      }
+      log(`loaded ${loaded.model.dir} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+      try {
+        return { pipe: loaded, fastLora: fast ? await resolveFastLora(values, loaded, load.hub, log) : undefined };
+      } catch (e) {
+        await loaded.release();
+        throw e;
+      }
+    };
+    const first = await loadModel(catalog[0]);
+    const switching = catalog.length > 1 ? { models: catalog, load: loadModel } : undefined;
+    local = new LocalQueue(first.pipe, maxQueue, files, { loras, loraCache, log, fastLora: first.fastLora, controlnets, controlnetCache, switching });
+    queue = local;
   }
   let server;
   try {
     server = await startServer({ queue, files, host: values.host, port, log, loras, hostAllow: list(values["host-allow"]), corsAllowOrigins, fast, upscalers, controlnets, styles });
   } catch (e) {
     await queue.close();
-    await pipe?.release();
+    await local?.pipe.release();
     const err = e as NodeJS.ErrnoException;
     if (err.code === "EADDRINUSE") throw new UsageError(`port ${port} on ${values.host} is in use (pick another with --port, or 0 for a free one)`);
     throw e;
@@ -188,5 +204,13 @@ export async function serveCommand(argv: string[]): Promise<void> {
   log(`${signal}: shutting down`);
   await server.close();
   await upscalers?.release();
-  await pipe?.release();
+  await local?.pipe.release();
+}
+
+/** --model (repeated; default segmind/SSD-1B) and the checkpoints of --models-dir, as one catalog. */
+function servedCatalog(models: string[] | undefined, modelsDir: string | undefined): ServedModel[] {
+  const fromDir = modelsDir === undefined ? [] : asUsageError(() => modelsInFolder(modelsDir), ModelCatalogError);
+  if (modelsDir !== undefined && fromDir.length === 0) throw new UsageError(`--models-dir ${modelsDir}: no *.safetensors file or diffusers folder in it`);
+  const sources = [...(models ?? (fromDir.length ? [] : ["segmind/SSD-1B"])), ...fromDir];
+  return asUsageError(() => buildCatalog(sources), ModelCatalogError);
 }
