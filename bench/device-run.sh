@@ -3,7 +3,9 @@
 # (SSD-1B and SDXL UNets, the full SSD-1B pipeline; ~12 GB, written in parallel), then
 #  1. the UNet suite: SSD-1B and SDXL, 1024x1024, batch 2, fp16 UNet on webgpu: ms/step, TFLOP/s, share of peak;
 #  2. the whole 25-step 1024x1024 SSD-1B image, warm pipeline;
-#  3. the SSD-1B UNet again with MatMul and Conv in float32 (unet-webgpu-fp32-products.md).
+#  3. the SSD-1B UNet again with MatMul and Conv in float32 (unet-webgpu-fp32-products.md);
+#  4. the SSD-1B UNet under onnxruntime's WebGPU provider options (src/runtime/webgpu-options.ts): NHWC
+#     layout (unet-webgpu-nhwc.md), then validation off with exact-size buffer reuse (unet-webgpu-novalidation.md).
 # Results: bench/results/{unet,pipeline}-webgpu.md and a log, copied to $OUT (only $OUT comes back).
 # PEAK_TFLOPS (default 989: H200 dense fp16), RUNS (default 5), SUITES (default "unet pipeline") may be set; a dry run anywhere (lavapipe):
 #   OUT=/tmp/x UNETS=tiny-ssd PIPELINE=tiny-ssd SIZE=64 STEPS=3 SSD1B_FIXTURES=../shared/fixtures bash bench/device-run.sh
@@ -14,7 +16,7 @@ res=${SSD1B_BENCH_RESULTS:-$PWD/bench/results}; export SSD1B_BENCH_RESULTS=$res
 mkdir -p "$out" "$res"
 log="$out/device-run.log"
 export SSD1B_FIXTURES=${SSD1B_FIXTURES:-$PWD/.device/fixtures} SSD1B_BENCH_DIR=${SSD1B_BENCH_DIR:-/tmp/ssd1b-bench}
-unets=${UNETS:-ssd-1b,sdxl} pipeline=${PIPELINE:-ssd-1b} size=${SIZE:-1024} steps=${STEPS:-25} suites=${SUITES:-unet pipeline}
+unets=${UNETS:-ssd-1b,sdxl} pipeline=${PIPELINE:-ssd-1b} size=${SIZE:-1024} steps=${STEPS:-25} suites=${SUITES:-unet pipeline options}
 has() { [[ " $suites " == *" $1 "* ]]; }
 bench() { node --expose-gc dist/bench/run.js --device webgpu --peak-tflops "${PEAK_TFLOPS:-989}" "$@"; }
 stamp() { echo "== $(date -u +%T) $*" | tee -a "$log"; }
@@ -45,5 +47,16 @@ if has unet; then
     && cp "$res/unet-webgpu.md" "$out/unet-webgpu-fp32-products.md" || stamp "fp32-products unet suite FAILED"
   cp "$out/unet-webgpu.md" "$res/unet-webgpu.md" 2>/dev/null # the default fp16 table stays the committed one
 fi
+# Provider options, last (a timeout keeps everything before): each against the default fp16 table above.
+if has options; then
+  m=${unets%%,*}
+  stamp "unet suite, $m, preferredLayout NHWC"
+  SSD1B_WEBGPU_LAYOUT=NHWC bench --suites unet --models "$m" --sizes "$size" --runs 3 >> "$log" 2>&1 \
+    && cp "$res/unet-webgpu.md" "$out/unet-webgpu-nhwc.md" || stamp "NHWC unet suite FAILED"
+  stamp "unet suite, $m, validationMode disabled, storageBufferCacheMode simple"
+  SSD1B_WEBGPU_VALIDATION=disabled SSD1B_WEBGPU_BUFFER_CACHE=simple bench --suites unet --models "$m" --sizes "$size" --runs 3 >> "$log" 2>&1 \
+    && cp "$res/unet-webgpu.md" "$out/unet-webgpu-novalidation.md" || stamp "no-validation unet suite FAILED"
+  cp "$out/unet-webgpu.md" "$res/unet-webgpu.md" 2>/dev/null
+fi
 stamp "done"
-cat "$out/unet-webgpu.md" "$out/pipeline-webgpu.md" "$out/unet-webgpu-fp32-products.md" 2>/dev/null
+cat "$out/unet-webgpu.md" "$out/pipeline-webgpu.md" "$out/unet-webgpu-fp32-products.md" "$out/unet-webgpu-nhwc.md" "$out/unet-webgpu-novalidation.md" 2>/dev/null

@@ -31,6 +31,7 @@ import { checkControlNetFits } from "../src/pipelines/controlnet-runner.js";
 import { FIXTURES, fixture } from "../test/helpers/fixtures.js";
 import { tinyModelIn } from "../test/helpers/tiny-model.js";
 import { UNET_FLOAT32_OPS } from "../src/pipelines/sessions.js";
+import { webgpuOverrides } from "../src/runtime/webgpu-options.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, "../..");
@@ -108,7 +109,7 @@ function unetSuite(): void {
     }
   }
   const lines = [
-    `# UNet benchmark (${values.device}, ${unetPrecision}${unetPrecision === "float16" && process.env.SSD1B_UNET_FLOAT32_OPS !== undefined ? `, float32 ${islands}` : ""})`,
+    `# UNet benchmark (${values.device}, ${unetPrecision}${unetPrecision === "float16" && process.env.SSD1B_UNET_FLOAT32_OPS !== undefined ? `, float32 ${islands}` : ""}${values.device === "webgpu" && webgpuOverrides() ? `, ${webgpuOverrides()}` : ""})`,
     "",
     machine,
     `Synth fp16 checkpoints (diffusers layout, loaded as a user would), UNet in ${unetPrecision}${unetPrecision === "float16" ? ` (float32 islands: ${islands})` : ""},`,
@@ -199,7 +200,7 @@ function pipelineTable(rows: any[], warm: boolean): string[] {
   const all = [...kept.filter((l) => !sizes.has(l.split("|")[1].trim())), ...fresh].sort((a, b) => parseInt(a.slice(2)) - parseInt(b.slice(2)));
   const model = values.models!.split(",").find(isTiny) ?? "Full-size synth SSD-1B, fp16 variant";
   return [
-    `# SSD-1B pipeline benchmark (${values.device})`,
+    `# SSD-1B pipeline benchmark (${values.device}${values.device === "webgpu" && webgpuOverrides() ? `, ${webgpuOverrides()}` : ""})`,
     "",
     machine,
     `${model}, text-to-image, guidance 5 (batch 2 through the UNet), Euler, one image, UNet in ${unetPrecision}, each size in a fresh process,`,

@@ -102,3 +102,19 @@ for (const name of ["bare", "nvidia-like", "no-subgroups"]) {
     }
   });
 }
+
+// onnxruntime's provider options for speed (src/runtime/webgpu-options.ts): NHWC layout, no validation and
+// exact-size buffer reuse change how the provider runs the graph (Transposes around the NHWC kernels),
+// never what it computes.
+test("webgpu on lavapipe (bare, NHWC layout, validation off, simple buffer cache): unet-tiny-ssd and vae-tiny match the references", { skip: NO_FIXTURES || NO_DRIVER || (configs.some((c) => c.name === "bare") ? false : "no bare configuration"), timeout: 10 * 60_000 }, async (t) => {
+  const bare = configs.find((c) => c.name === "bare")!;
+  const config = { ...bare, env: { ...bare.env, SSD1B_WEBGPU_LAYOUT: "NHWC", SSD1B_WEBGPU_VALIDATION: "disabled", SSD1B_WEBGPU_BUFFER_CACHE: "simple" } };
+  const { results, stderr, exit } = await runCases(config, ["attention-check", "unet-tiny-ssd", "vae-tiny"], t.signal);
+  if (!results[0] || results[0].error) { t.skip(`no WebGPU adapter on lavapipe (child exited ${exit})`); return; }
+  assert.equal(results.length, 3, `child exited ${exit}:\n${stderr.slice(-3000)}`);
+  for (const r of results.slice(1)) {
+    assert.equal(r.error, undefined, `${r.case}: ${r.error}`);
+    checkDiffs(r);
+    t.diagnostic(`${r.case}: ${worst(r)}`);
+  }
+});

@@ -4,6 +4,7 @@ import { lowerToOnnx } from "../ir/onnx/lower.js";
 import type { Float32IslandOp } from "../ir/onnx/half-precision.js";
 import type { DType } from "../ir/tensor.js";
 import { webgpuAttentionVerdict } from "./webgpu-check.js";
+import { webgpuProvider } from "./webgpu-options.js";
 
 export type HostArray = Float32Array | BigInt64Array;
 export type ExecutionDevice = "cpu" | "webgpu";
@@ -74,7 +75,7 @@ export class CompiledGraph {
       ...(opts.memoryArena === false ? { enableCpuMemArena: false } : {}),
       // SSD1B_PROFILE=<file prefix> writes onnxruntime's per-node timing JSON (developer aid).
       ...(process.env.SSD1B_PROFILE ? { enableProfiling: true, profileFilePrefix: process.env.SSD1B_PROFILE } : {}),
-      executionProviders: [opts.device ?? "cpu"],
+      executionProviders: [opts.device === "webgpu" ? webgpuProvider() : "cpu"],
       ...(opts.intraOpThreads ? { intraOpNumThreads: opts.intraOpThreads } : {}),
       extra: { session: {
         ...(externalDataFolder ? { model_external_initializers_file_folder_path: externalDataFolder } : {}),

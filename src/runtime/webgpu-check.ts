@@ -2,6 +2,7 @@ import * as ort from "onnxruntime-node";
 import { Graph } from "../ir/graph.js";
 import { MultiHeadAttention } from "../ir/ops/attention.js";
 import { lowerToOnnx } from "../ir/onnx/lower.js";
+import { webgpuProvider } from "./webgpu-options.js";
 
 /**
  * onnxruntime's WebGPU MultiHeadAttention is wrong on some adapters (its subgroup kernel at subgroup
@@ -65,7 +66,7 @@ export function attentionModel(unfused = false): Uint8Array {
 
 async function check(): Promise<AttentionVerdict> {
   const q = values(B * S * D, 1), k = values(B * L * D, 2), v = values(B * L * D, 3);
-  const session = await ort.InferenceSession.create(attentionModel(), { executionProviders: ["webgpu"] });
+  const session = await ort.InferenceSession.create(attentionModel(), { executionProviders: [webgpuProvider()] });
   try {
     const result = await session.run({
       q: new ort.Tensor("float32", q, [B, S, D]), k: new ort.Tensor("float32", k, [B, L, D]), v: new ort.Tensor("float32", v, [B, L, D]),
