@@ -58,7 +58,7 @@ export class LoraPipelines {
    */
   async use<T>(loras: readonly LoraTag[] | undefined, fn: (pipe: StableDiffusionXLPipeline) => Promise<T>, fast = false): Promise<T> {
     loras = loras ? quantizeLoras(loras) : [];
-    if (fast && !this.fastLora) throw invalid(`this ${this.runner} was not started with --fast, so it cannot run preset "fast" (restart \`ssd1b ${this.runner === "worker" ? "worker" : "serve"}\` with --fast)`, "no_fast_preset", "preset");
+    if (fast && !this.fastLora) throw invalid(`this ${this.runner} was not started with --fast (or knows no LCM-LoRA for ${this.base.model.name}), so it cannot run preset "fast" on it (restart \`ssd1b ${this.runner === "worker" ? "worker" : "serve"}\` with --fast, and --fast-lora for a model whose LCM-LoRA is not known)`, "no_fast_preset", "preset");
     if (!loras.length && !fast) {
       await this.idleOthers(this.base);
       return fn(this.base);

@@ -177,9 +177,15 @@ export async function serveCommand(argv: string[]): Promise<void> {
         throw e;
       }
       log(`loaded ${loaded.model.dir} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+      if (!fast) return { pipe: loaded };
       try {
-        return { pipe: loaded, fastLora: fast ? await resolveFastLora(values, loaded, load.hub, log) : undefined };
+        return { pipe: loaded, fastLora: await resolveFastLora(values, loaded, load.hub, log) };
       } catch (e) {
+        // the first model is checked at start; another one without an LCM-LoRA still serves, minus fast jobs
+        if (model !== catalog[0]) {
+          log(`${model.name}: no fast preset (${(e as Error).message})`);
+          return { pipe: loaded };
+        }
         await loaded.release();
         throw e;
       }
