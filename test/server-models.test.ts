@@ -157,17 +157,35 @@ test("cli serve: --model repeated and --models-dir make the catalog; bad combina
   }
 });
 
-test("web page: the model picker lists the served models; another one runs as A1111's sd_model_checkpoint", { skip: NO_FIXTURES || BROWSER_SKIP, timeout: 180_000 }, async () => {
+test("web page: the model picker lists the served models and starts on the default; the chosen one runs (native model field, A1111's sd_model_checkpoint with the hires fix)", { skip: NO_FIXTURES || BROWSER_SKIP, timeout: 180_000 }, async () => {
   const { page, consoleErrors } = await openReadyPage(served.browser, served.server.url + "/");
   assert.deepEqual(await page.$$eval("#sd-model option", (els) => els.map((o) => (o as HTMLOptionElement).value)), ["tiny-ssd", "tiny-sdxl", "broken"]);
   await page.fill("#prompt", base.prompt);
   await page.fill("#steps", "2");
   await page.fill("#seed", "4");
   await page.selectOption("#scheduler", "Euler");
+  assert.equal(await page.inputValue("#sd-model"), "tiny-ssd");
   await page.selectOption("#sd-model", "tiny-sdxl");
+  const sent: { url: string; body: any }[] = [];
+  page.on("request", (r) => { if (r.method() === "POST" && /\/(sdapi\/v1\/txt2img|v1\/jobs)$/.test(r.url())) sent.push({ url: new URL(r.url()).pathname, body: r.postDataJSON() }); });
   await page.click("#generate");
   await page.waitForSelector("#gallery .card pre");
   assert.match(await page.textContent("#gallery .card pre") ?? "", /Model: tiny-sdxl/);
+  assert.deepEqual([sent[0].url, sent[0].body.model], ["/v1/jobs", "tiny-sdxl"]);
+  // through A1111's txt2img (the hires fix): override_settings
+  await page.check("#enable-hr");
+  await page.fill("#hr-steps", "2");
+  await page.click("#generate");
+  await page.waitForFunction(() => document.querySelectorAll("#gallery .card").length === 2 || document.getElementById("status")!.textContent !== "");
+  assert.equal(await page.textContent("#status"), "");
+  assert.deepEqual([sent[1].url, sent[1].body.override_settings], ["/sdapi/v1/txt2img", { sd_model_checkpoint: "tiny-sdxl" }]);
+  assert.match(await page.textContent("#gallery .card pre") ?? "", /Model: tiny-sdxl/);
+  // a new page starts on the default that POST options set
+  assert.equal((await post("/sdapi/v1/options", { sd_model_checkpoint: "tiny-sdxl" })).status, 200);
+  await page.reload();
+  await page.waitForSelector('body[data-ready="1"]');
+  assert.equal(await page.inputValue("#sd-model"), "tiny-sdxl");
+  assert.equal((await post("/sdapi/v1/options", { sd_model_checkpoint: "tiny-ssd" })).status, 200);
   assert.deepEqual(consoleErrors, []);
   await page.close();
 });

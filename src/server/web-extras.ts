@@ -39,7 +39,7 @@ function extrasApplyA1111(body) {
   var v = extrasVariation();
   if (v) { body.subseed = v.seed; body.subseed_strength = v.strength; }
   if ($("tiling").checked) body.tiling = true;
-  if ((Number($("clip-skip").value) || 0) > 0) return "CLIP skip goes with plain text-to-image only (no image, hires fix, schedule type, model or VAE choice): A1111's API skips CLIP-L's layers alone on SDXL";
+  if ((Number($("clip-skip").value) || 0) > 0) return "CLIP skip goes with plain text-to-image only (no image, hires fix, schedule type or VAE choice): A1111's API skips CLIP-L's layers alone on SDXL";
   return "";
 }
 

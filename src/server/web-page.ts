@@ -138,7 +138,7 @@ function readForm() {
   if ($("fast").checked) { body.preset = "fast"; delete body.steps; delete body.guidance_scale; delete body.scheduler; }
   var controlnets = cnUnits();
   if (controlnets) body.controlnets = controlnets;
-  return extrasApplyNative(body);
+  return pickersApplyNative(extrasApplyNative(body));
 }
 
 function hasOption(select, value) {
@@ -181,9 +181,9 @@ async function generate(ev) {
   var body;
   try { body = readForm(); } catch (e) { setStatus(e.message); return; }
   if (isImageMode()) { generateImage(body); return; }
-  // hires fix, schedule type, model or VAE: only A1111's txt2img takes them
+  // hires fix, schedule type or VAE: only A1111's txt2img takes them
   if (pickersUsed()) {
-    if (body.controlnets) { setStatus("ControlNet goes with the plain settings only: turn off the hires fix, schedule type, model and VAE choices"); return; }
+    if (body.controlnets) { setStatus("ControlNet goes with the plain settings only: turn off the hires fix, schedule type and VAE choices"); return; }
     var request;
     try { request = txt2imgRequest(body); } catch (e) { setStatus(e.message); return; }
     postA1111("/sdapi/v1/txt2img", request, body); return;

@@ -1,6 +1,6 @@
 /**
- * The web page's A1111-only settings: model (sd-models) and VAE (sd-vae) pickers sent as
- * override_settings, the schedule type (schedulers) beside the sampler, and the hires fix (enable_hr,
+ * The web page's A1111 settings: model (sd-models; the native job's `model` too) and VAE (sd-vae)
+ * pickers sent as override_settings, the schedule type (schedulers) beside the sampler, and the hires fix (enable_hr,
  * hr_scale, hr_upscaler from latent-upscale-modes + upscalers, hr_second_pass_steps, denoising_strength).
  * A text-to-image job that uses any of them goes to /sdapi/v1/txt2img (the native /v1/jobs has no such
  * fields); image-to-image always goes there. Also: drop a PNG anywhere on the page (or pick one) to read
@@ -35,10 +35,16 @@ export const PICKERS_HTML = `
 `;
 
 export const PICKERS_SCRIPT = `
-var servedModel = "";
+var servedModel = ""; // the default model, selected at start
 
 function pickersUsed() {
-  return $("enable-hr").checked || $("schedule-type").value !== "" || $("sd-vae").value !== "" || ($("sd-model").value !== "" && $("sd-model").value !== servedModel);
+  return $("enable-hr").checked || $("schedule-type").value !== "" || $("sd-vae").value !== "";
+}
+
+// the native job's model: named whenever the server serves several (the default may have moved: POST options)
+function pickersApplyNative(body) {
+  if ($("sd-model").options.length > 1 && $("sd-model").value) body.model = $("sd-model").value;
+  return body;
 }
 
 // the A1111 fields of the pickers and extras, onto an A1111 request body (txt2img: hires too); throws what the API cannot say
@@ -124,6 +130,9 @@ async function initPickers() {
   var get = async function (path) { try { var r = await fetch(path); return r.ok ? await r.json() : []; } catch (e) { return []; } };
   var lists = await Promise.all(["/sdapi/v1/sd-models", "/sdapi/v1/sd-vae", "/sdapi/v1/schedulers", "/sdapi/v1/latent-upscale-modes", "/sdapi/v1/upscalers"].map(get));
   lists[0].forEach(function (m, i) { option($("sd-model"), m.title, m.model_name || m.title); if (i === 0) servedModel = m.title; });
+  // the model new jobs get (POST options may have made another one the default)
+  var options = await get("/sdapi/v1/options");
+  if (options && hasOption($("sd-model"), options.sd_model_checkpoint)) servedModel = options.sd_model_checkpoint;
   $("sd-model").value = servedModel;
   lists[1].forEach(function (v) { option($("sd-vae"), v.model_name, v.model_name); });
   lists[2].forEach(function (s) { if (s.label !== "Automatic") option($("schedule-type"), s.label, s.label); });
