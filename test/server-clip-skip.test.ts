@@ -82,6 +82,14 @@ test("A1111 CLIP_stop_at_last_layers: as A1111 on SDXL; with sdxl_clip_l_skip CL
   } finally {
     await post("/sdapi/v1/options", { CLIP_stop_at_last_layers: 1, sdxl_clip_l_skip: false });
   }
+  // override_settings_restore_afterwards false keeps the request's settings as the server's
+  await txt2img({ ...base, override_settings: { CLIP_stop_at_last_layers: 3, sdxl_clip_l_skip: true }, override_settings_restore_afterwards: false });
+  try {
+    assert.deepEqual(decodePng((await txt2img(base)).image).data, decodePng(field.image).data);
+  } finally {
+    await post("/sdapi/v1/options", { CLIP_stop_at_last_layers: 1, sdxl_clip_l_skip: false });
+  }
+  assert.deepEqual(decodePng((await txt2img(base)).image).data, decodePng(plain.image).data);
   // bad values: a 400 naming the setting
   for (const [body, param] of [
     [{ override_settings: { CLIP_stop_at_last_layers: 0 } }, "override_settings.CLIP_stop_at_last_layers"],

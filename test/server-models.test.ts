@@ -84,6 +84,13 @@ test("served models: listed by A1111 and OpenAI; sd_model_checkpoint, POST optio
   assert.ok(levelDiff((await txt2img(base)).image, ssdImage.images.data) <= 1);
   assert.deepEqual(loads, ["tiny-sdxl", "tiny-ssd"]);
 
+  // override_settings_restore_afterwards false: the request's model stays the default (then back by POST options)
+  const kept = await txt2img({ ...base, override_settings: { sd_model_checkpoint: "tiny-sdxl" }, override_settings_restore_afterwards: false });
+  assert.match(kept.info.infotexts[0], /Model: tiny-sdxl/);
+  assert.equal((await (await fetch(served.server.url + "/sdapi/v1/options")).json() as Record<string, unknown>).sd_model_checkpoint, "tiny-sdxl");
+  assert.match((await txt2img(base)).info.infotexts[0], /Model: tiny-sdxl/);
+  assert.equal((await post("/sdapi/v1/options", { sd_model_checkpoint: "tiny-ssd" })).status, 200);
+
   // POST options changes the default for every API's jobs
   assert.equal((await post("/sdapi/v1/options", { sd_model_checkpoint: "tiny-sdxl" })).status, 200);
   assert.equal((await (await fetch(served.server.url + "/sdapi/v1/options")).json() as Record<string, unknown>).sd_model_checkpoint, "tiny-sdxl");

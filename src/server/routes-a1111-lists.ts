@@ -17,10 +17,21 @@ import { readPngInfo } from "./png-info.js";
 // A1111's second-order samplers (two model evaluations per step) say so in their options
 const SECOND_ORDER = new Set(["Heun", "DPM2", "DPM2 a"]);
 
-export function a1111ListRoutes(router: Router<AppState>): void {
-  /** What POST options set (sd_model_checkpoint is not kept here: the queue's default model is it). */
-  const stored = (state: AppState): Record<string, unknown> => (state.a1111Options ??= {});
+/** What POST options set (sd_model_checkpoint is not kept here: the queue's default model is it). */
+const stored = (state: AppState): Record<string, unknown> => (state.a1111Options ??= {});
 
+/**
+ * Checked settings made the server's (POST options, or a request's override_settings with
+ * override_settings_restore_afterwards false). A1111 loads the checkpoint at once; here the next jobs
+ * get it, loaded when the first one runs.
+ */
+export function keepSettings(state: AppState, checked: Record<string, unknown>): void {
+  const { sd_model_checkpoint: model, ...rest } = checked;
+  if (typeof model === "string") state.queue.setDefaultModel(model);
+  Object.assign(stored(state), rest);
+}
+
+export function a1111ListRoutes(router: Router<AppState>): void {
   router.on("GET", "/sdapi/v1/sd-models", (ctx) => {
     sendJson(ctx.res, 200, servedModels(ctx.state.queue.model()).map((m) => ({ title: m.name, model_name: m.name, hash: null, sha256: null, filename: m.source, config: null })));
   });
@@ -70,11 +81,7 @@ export function a1111ListRoutes(router: Router<AppState>): void {
   router.on("POST", "/sdapi/v1/options", async (ctx) => {
     const body = await readJson(ctx.req, ctx.state.limits.maxBodyBytes);
     if (typeof body !== "object" || body === null || Array.isArray(body)) throw invalid("the request body must be a JSON object of settings", "invalid_json");
-    const checked = checkSettings(body, ctx.state.queue.model(), "");
-    // A1111 loads the checkpoint now; here the next jobs get it (loaded when the first one runs)
-    if (typeof checked.sd_model_checkpoint === "string") ctx.state.queue.setDefaultModel(checked.sd_model_checkpoint);
-    delete checked.sd_model_checkpoint;
-    Object.assign(stored(ctx.state), checked);
+    keepSettings(ctx.state, checkSettings(body, ctx.state.queue.model(), ""));
     sendJson(ctx.res, 200, null);
   });
 

@@ -32,6 +32,7 @@ import { generateForRequest, type AppState } from "./generation.js";
 import { DEFAULTS, Fields, checkSampler, checkSide, checkStrength, decodeBase64Image, finishSpec, readSeed, readSides } from "./validation.js";
 import { checkSettings, checkUnsupportedFields, unipcOverrides } from "./a1111-settings.js";
 import { readA1111ClipSkip } from "./clip-skip-request.js";
+import { keepSettings } from "./routes-a1111-lists.js";
 import { resolveSchedulerName } from "../schedulers/index.js";
 import { a1111ListRoutes } from "./routes-a1111-lists.js";
 import type { JobOutput, JobSpec } from "./job.js";
@@ -181,6 +182,8 @@ async function parseRequest(body: unknown, state: AppState, img2img: boolean): P
   });
   // the field's LoRAs are tags in the echoed prompt now: sent back as they are, they apply once
   delete parameters.loras;
+  // A1111 restores its settings after the job unless told not to: then they stay as the server's (the request is valid by now)
+  if (f.bool("override_settings_restore_afterwards") === false) keepSettings(state, settings);
   return { spec, parameters, sendImages: f.bool("send_images") ?? true, subseed, styles: styles.map((s) => s.name) };
 }
 
