@@ -73,17 +73,26 @@ export async function downloadBlob(s: HubSettings, d: BlobDownload): Promise<voi
       sum = checksumFor(meta);
     }
     const fh = await open(incomplete, have > 0 ? "a" : "w");
+    // Read through a reader that an abort cancels: a read pending on an aborted fetch's body has been
+    // seen never to settle (undici), which left the whole download waiting on nothing.
+    const reader = res.body!.getReader();
+    const cancel = () => { reader.cancel().catch(() => {}); };
+    d.signal?.addEventListener("abort", cancel, { once: true });
     try {
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      for (;;) {
+        const { done, value: chunk } = await reader.read();
+        if (done) break;
         sum?.hash.update(chunk);
         await fh.write(chunk);
         have += chunk.byteLength;
         d.onBytes(have, chunk.byteLength);
       }
+      d.signal?.throwIfAborted();
     } catch (e) {
-      if (d.signal?.aborted) throw e;
+      if (d.signal?.aborted) throw d.signal.reason ?? e;
       throw new TransferError(`the connection broke after ${have} of ${meta.size} bytes of ${meta.location} (${(e as Error).message}); the partial file is kept and continued next time`);
     } finally {
+      d.signal?.removeEventListener("abort", cancel);
       await fh.close();
     }
   }
