@@ -9,17 +9,13 @@ import assert from "node:assert/strict";
 import { NO_FIXTURES, levelDiff } from "./helpers/fixtures.js";
 import { decodePng } from "../src/image/png.js";
 import { serveTinyModel } from "./helpers/served-model.js";
+import { postJson, txt2imgFirst } from "./helpers/a1111-client.js";
 
 const served = serveTinyModel("server-clip-skip-", { skip: NO_FIXTURES, queueSize: 8 });
 
-const post = (path: string, body: unknown) => fetch(served.server.url + path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+const post = (path: string, body: unknown) => postJson(served.server.url, path, body);
 
-async function txt2img(body: Record<string, unknown>): Promise<{ image: Buffer; info: any }> {
-  const r = await post("/sdapi/v1/txt2img", body);
-  assert.equal(r.status, 200, await r.clone().text());
-  const a = await r.json() as { images: string[]; info: string };
-  return { image: Buffer.from(a.images[0], "base64"), info: JSON.parse(a.info) };
-}
+const txt2img = (body: Record<string, unknown>) => txt2imgFirst(served.server.url, body);
 
 function pngDiff(a: Buffer, b: Buffer): number {
   const x = decodePng(a).data, y = decodePng(b).data;

@@ -8,11 +8,12 @@
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type Browser } from "playwright-core";
+import { startServeCli } from "./helpers/serve-cli.js";
 import { NO_FIXTURES, PROJECT_ROOT, fixture } from "./helpers/fixtures.js";
 import { tinyModelIn } from "./helpers/tiny-model.js";
 import { tinyTaesdIn } from "./helpers/tiny-taesd.js";
@@ -263,28 +264,15 @@ test("server fast through Redis: the spec carries the preset, a worker with the 
 
 test("cli serve --fast: --fast-lora and --taesd from flags, a fast request over HTTP; bad flag combinations exit 2", { skip: NO_FIXTURES, timeout: 300_000 }, async () => {
   const env = { ...process.env, HF_HUB_OFFLINE: "1", HF_HOME: join(tmp, "hf") };
-  const child = spawn(process.execPath, [CLI, "serve", "--model", modelDir, "--port", "0", "--fast", "--fast-lora", lcmLora, "--taesd", taesd], { stdio: ["ignore", "pipe", "pipe"], env });
-  let stderr = "";
-  child.stderr.on("data", (d) => { stderr += d; });
+  const served = await startServeCli(["serve", "--model", modelDir, "--port", "0", "--fast", "--fast-lora", lcmLora, "--taesd", taesd], env);
   try {
-    const url = await new Promise<string>((resolve, reject) => {
-      let out = "";
-      const timer = setTimeout(() => reject(new Error(`no "listening" line; stderr: ${stderr}`)), 60000);
-      child.stdout.on("data", (d) => {
-        out += d;
-        const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-        if (m) { clearTimeout(timer); resolve(m[1]); }
-      });
-      child.on("exit", (code) => { clearTimeout(timer); reject(new Error(`exited ${code}: ${stderr}`)); });
-    });
-    assert.match(stderr, /fast preset: LCM-LoRA .*lcm-lora\.safetensors, TAESD .*tiny-taesd/);
+    const url = served.url;
+    assert.match(served.stderr(), /fast preset: LCM-LoRA .*lcm-lora\.safetensors, TAESD .*tiny-taesd/);
     assert.deepEqual((await (await fetch(url + "/health")).json() as { presets: string[] }).presets, ["fast"]);
     const out = await ok<{ images: string[] }>(await post(url, "/sdapi/v1/txt2img", { prompt: PROMPT, negative_prompt: NEGATIVE, seed: 7, width: 32, height: 32, preset: "fast" }));
     assert.ok(levels(Buffer.from(out.images[0], "base64"), await libFast()) <= 1);
   } finally {
-    const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
-    child.kill("SIGTERM");
-    assert.equal(await exited, 0, stderr);
+    assert.equal(await served.stop(), 0, served.stderr());
   }
   for (const [args, re] of [
     [["serve", "--fast-lora", lcmLora], /--fast-lora needs --fast/],

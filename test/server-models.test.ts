@@ -7,11 +7,13 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
+import { startServeCli } from "./helpers/serve-cli.js";
 import { join } from "node:path";
 import { NO_FIXTURES, PROJECT_ROOT, levelDiff } from "./helpers/fixtures.js";
 import { decodePng } from "../src/image/png.js";
 import { serveTinyModel } from "./helpers/served-model.js";
+import { postJson, txt2imgFirst } from "./helpers/a1111-client.js";
 import { BROWSER_SKIP, openReadyPage } from "./helpers/browser.js";
 import { tinyModelIn } from "./helpers/tiny-model.js";
 import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
@@ -32,13 +34,8 @@ const queue = () => served.server.state.queue as LocalQueue;
 let sdxl: StableDiffusionXLPipeline | undefined;
 after(async () => { await sdxl?.release(); await queue()?.pipe.release(); });
 
-const post = (path: string, body: unknown) => fetch(served.server.url + path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
-async function txt2img(body: Record<string, unknown>): Promise<{ image: Buffer; info: any }> {
-  const r = await post("/sdapi/v1/txt2img", body);
-  assert.equal(r.status, 200, await r.clone().text());
-  const a = await r.json() as { images: string[]; info: string };
-  return { image: Buffer.from(a.images[0], "base64"), info: JSON.parse(a.info) };
-}
+const post = (path: string, body: unknown) => postJson(served.server.url, path, body);
+const txt2img = (body: Record<string, unknown>) => txt2imgFirst(served.server.url, body);
 const base = { prompt: "a lighthouse", steps: 2, width: 32, height: 32, sampler_name: "Euler", cfg_scale: 5, seed: 4 };
 const library = (pipe: StableDiffusionXLPipeline) => pipe.generate({ prompt: base.prompt, numInferenceSteps: 2, guidanceScale: 5, width: 32, height: 32, seeds: [4], scheduler: "Euler" });
 
@@ -126,21 +123,10 @@ test("cli serve: --model repeated and --models-dir make the catalog; bad combina
   const env = { ...process.env, HF_HUB_OFFLINE: "1", HF_HOME: join(served.tmp, "hf") };
   // a diffusers folder inside --models-dir (a link to the tiny SDXL), after the --model ones
   symlinkSync(catalog[1].source, join(dir, "linked-sdxl"));
-  const child = spawn(process.execPath, [CLI, "serve", "--model", catalog[0].source, "--models-dir", dir, "--port", "0"], { stdio: ["ignore", "pipe", "pipe"], env });
-  let stderr = "";
-  child.stderr.on("data", (d) => { stderr += d; });
+  const cli = await startServeCli(["serve", "--model", catalog[0].source, "--models-dir", dir, "--port", "0"], env);
   try {
-    const url = await new Promise<string>((resolve, reject) => {
-      let out = "";
-      const timer = setTimeout(() => reject(new Error(`no "listening" line; stderr: ${stderr}`)), 60000);
-      child.stdout.on("data", (d) => {
-        out += d;
-        const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-        if (m) { clearTimeout(timer); resolve(m[1]); }
-      });
-      child.on("exit", (code) => { clearTimeout(timer); reject(new Error(`exited ${code}: ${stderr}`)); });
-    });
-    assert.match(stderr, /models: tiny-ssd, linked-sdxl \(one loaded at a time\)/);
+    const url = cli.url;
+    assert.match(cli.stderr(), /models: tiny-ssd, linked-sdxl \(one loaded at a time\)/);
     const listed = await (await fetch(url + "/sdapi/v1/sd-models")).json() as { title: string }[];
     assert.deepEqual(listed.map((m) => m.title), ["tiny-ssd", "linked-sdxl"]);
     const r = await fetch(url + "/sdapi/v1/txt2img", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ ...base, override_settings: { sd_model_checkpoint: "linked-sdxl" } }) });
@@ -148,9 +134,7 @@ test("cli serve: --model repeated and --models-dir make the catalog; bad combina
     const png = Buffer.from((await r.json() as { images: string[] }).images[0], "base64");
     assert.ok(levelDiff(png, (await library(sdxl ??= await StableDiffusionXLPipeline.fromPretrained(catalog[1].source))).images.data) <= 1);
   } finally {
-    const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
-    child.kill("SIGTERM");
-    assert.equal(await exited, 0, stderr);
+    assert.equal(await cli.stop(), 0, cli.stderr());
   }
   mkdirSync(join(served.tmp, "empty-models"), { recursive: true });
   for (const [args, re] of [

@@ -6,11 +6,12 @@
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import OpenAI from "openai";
+import { startServeCli } from "./helpers/serve-cli.js";
 import { NO_FIXTURES, HAVE_FIXTURES, PROJECT_ROOT, fixture, openFixture, levelDiff } from "./helpers/fixtures.js";
 import { synthModel } from "../src/cli/commands/synth.js";
 import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
@@ -458,29 +459,16 @@ test("serve: every bad request gets a clear JSON error with its status, and the 
 });
 
 test("cli serve: listens on a free loopback port, answers, and stops on SIGTERM; bad flags exit 2", { skip: NO_FIXTURES }, async () => {
-  const child = spawn(process.execPath, [CLI, "serve", "--model", modelDir, "--port", "0", "--max-queue", "2"], { stdio: ["ignore", "pipe", "pipe"] });
-  let stderr = "";
-  child.stderr.on("data", (d) => { stderr += d; });
+  const served = await startServeCli(["serve", "--model", modelDir, "--port", "0", "--max-queue", "2"], process.env, 30000);
   try {
-    const listening = await new Promise<string>((resolve, reject) => {
-      let out = "";
-      const timer = setTimeout(() => reject(new Error(`no "listening" line; stderr: ${stderr}`)), 30000);
-      child.stdout.on("data", (d) => {
-        out += d;
-        const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-        if (m) { clearTimeout(timer); resolve(m[1]); }
-      });
-      child.on("exit", (code) => { clearTimeout(timer); reject(new Error(`exited ${code}: ${stderr}`)); });
-    });
+    const listening = served.url;
     const health = await (await fetch(`${listening}/health`)).json() as { queue: { max: number }; model: { name: string } };
     assert.equal(health.queue.max, 2);
     assert.equal(health.model.name, "tiny-ssd");
     const r = await fetch(`${listening}/sdapi/v1/txt2img`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ prompt: "x", steps: 1, width: 16, height: 16, seed: 3 }) });
     assert.equal(r.status, 200);
   } finally {
-    const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
-    child.kill("SIGTERM");
-    assert.equal(await exited, 0, stderr);
+    assert.equal(await served.stop(), 0, served.stderr());
   }
   for (const [args, re] of [
     [["serve", "--port", "http"], /--port must be a whole number/],
