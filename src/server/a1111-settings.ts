@@ -6,7 +6,7 @@
  */
 import { invalid } from "./errors.js";
 import { servedModels, type ModelInfo } from "./queue.js";
-import { findServedModel } from "./model-catalog.js";
+import { findServedModel, notServedMessage } from "./model-catalog.js";
 import { Fields } from "./validation.js";
 import { A1111_CLIP_SKIP_MAX } from "./clip-skip-request.js";
 
@@ -71,10 +71,7 @@ export function checkSetting(key: string, value: unknown, model: ModelInfo, wher
   const param = where ? `${where}.${key}` : key;
   if (key === "sd_model_checkpoint") {
     const served = typeof value === "string" ? findServedModel(value, servedModels(model)) : undefined;
-    if (!served) {
-      const names = servedModels(model).map((m) => JSON.stringify(m.name)).join(", ");
-      throw invalid(`${param}: ${JSON.stringify(value)} is not served here; this server serves ${names} (start it with more --model or a --models-dir to serve others)`, "invalid_value", param);
-    }
+    if (!served) throw invalid(`${notServedMessage(`${param}:`, value, servedModels(model))} (start it with more --model or a --models-dir to serve others)`, "invalid_value", param);
     return served.name;
   }
   if (key === "sd_vae") {

@@ -39,12 +39,13 @@ export class LocalQueue extends JobQueue {
   private closed = false;
   private readonly controllers = new WeakMap<Job, AbortController>();
 
+  // set by install(), from the constructor on
   /** The loaded model's pipeline. */
-  pipe: StableDiffusionXLPipeline;
+  pipe!: StableDiffusionXLPipeline;
   /** The loaded model's base pipeline and its variants with per-request LoRAs. */
-  pipelines: LoraPipelines;
+  pipelines!: LoraPipelines;
   /** The --controlnet-dir nets opened so far for the loaded model (lazily, a few kept). */
-  controlnets: ControlNets;
+  controlnets!: ControlNets;
   /** What new jobs without a model get. */
   private defaultModel: string;
   /** What each model told once loaded (its size and text encoders), for model(). */
@@ -57,11 +58,8 @@ export class LocalQueue extends JobQueue {
    */
   constructor(pipe: StableDiffusionXLPipeline, maxQueue: number, files: FileStore, private readonly opts: QueueOptions = {}) {
     super(maxQueue, files);
-    this.pipe = pipe;
-    this.controlnets = new ControlNets(opts.controlnets, pipe, opts.controlnetCache);
-    this.pipelines = new LoraPipelines(pipe, { library: opts.loras, cacheSize: opts.loraCache, log: opts.log, fastLora: opts.fastLora });
+    this.install({ pipe, fastLora: opts.fastLora });
     this.defaultModel = pipe.model.name;
-    this.known.set(pipe.model.name, loadedInfo(pipe));
   }
 
   model(): ModelInfo {

@@ -67,3 +67,8 @@ export function findServedModel(wanted: string, models: readonly ServedModel[]):
   const bare = w.replace(/\s*\[[0-9a-fA-F]*\]$/, "");
   return models.find((m) => m.name === w || m.name === bare || m.source === w || basename(m.source) === bare);
 }
+
+/** "X is not served here; this server serves A, B" (the 400 of every API's model choice). */
+export function notServedMessage(what: string, wanted: unknown, models: readonly ServedModel[]): string {
+  return `${what} ${JSON.stringify(wanted)} is not served here; this server serves ${models.map((m) => JSON.stringify(m.name)).join(", ")}`;
+}

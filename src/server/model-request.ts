@@ -1,7 +1,7 @@
 /** A request's choice among the served models (see model-catalog.ts), per API. */
 import { invalid } from "./errors.js";
 import type { JobSpec } from "./job.js";
-import { findServedModel } from "./model-catalog.js";
+import { findServedModel, notServedMessage } from "./model-catalog.js";
 import { servedModels, type ModelInfo } from "./queue.js";
 import type { Fields } from "./validation.js";
 
@@ -10,7 +10,7 @@ export function readNativeModel(f: Fields, spec: JobSpec, model: ModelInfo): voi
   const wanted = f.string("model");
   if (wanted === undefined) return;
   const served = findServedModel(wanted, servedModels(model));
-  if (!served) throw invalid(`model ${JSON.stringify(wanted)} is not served here; this server serves ${servedModels(model).map((m) => JSON.stringify(m.name)).join(", ")}`, "invalid_value", "model");
+  if (!served) throw invalid(notServedMessage("model", wanted, servedModels(model)), "invalid_value", "model");
   spec.model = served.name;
 }
 
