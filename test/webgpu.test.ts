@@ -19,7 +19,7 @@ const ALL = process.env.SSD1B_WEBGPU_ALL === "1";
  * this in ~15 s). Each configuration compiles its own shaders (Dawn's WGSL depends on the features).
  */
 const DEFAULT: Record<string, string[]> = {
-  "bare": ["unet-tiny-ssd", "vae-tiny", "pipeline-tiny-ssd-basic", "pipeline-tiny-ssd-basic-fp16"], // unfused attention after the self-check
+  "bare": ["groupnorm-epsilons", "unet-tiny-ssd", "vae-tiny", "pipeline-tiny-ssd-basic", "pipeline-tiny-ssd-basic-fp16"], // unfused attention after the self-check
   "nvidia-like": ["unet-tiny-sdxl", "pipeline-tiny-sdxl-basic", "unet-tiny-ssd-fp16"], // flash attention, shared-memory kernel
   "no-subgroups": ["clip-l"], // the same kernel without subgroups (77 tokens: past the 32 where it broke)
 };
@@ -64,11 +64,27 @@ function checkDiffs(r: CaseResult) {
   }
 }
 
+/**
+ * Kernels of one float16 tiny-ssd UNet run (batch 2, 8x8 latents) on the fused-attention path: 1296
+ * measured with onnxruntime-node 1.30, 2467 before GroupNorm was lowered as InstanceNormalization
+ * (docs/webgpu-kernels.md). Every kernel on the WebGPU provider: a CPU node between two GPU nodes costs a
+ * round trip through host memory.
+ */
+const TINY_UNET_KERNELS = 1350;
+
+function checkKernels(r: CaseResult) {
+  if (!r.kernels) return;
+  const { WebGpuExecutionProvider: gpu = 0, ...others } = r.kernels;
+  assert.deepEqual(others, {}, `${r.case}: kernels off the WebGPU provider: ${JSON.stringify(r.kernels)}`);
+  if (r.case === "unet-tiny-ssd-fp16") assert.ok(gpu > 0 && gpu <= TINY_UNET_KERNELS, `${r.case}: ${gpu} kernels a run, more than ${TINY_UNET_KERNELS}`);
+}
+
 /** Worst relative L2 and worst max|d| (relative to max|ref|) over a case's tensors, for the test's title. */
 function worst(r: CaseResult): string {
   const ds = Object.values(r.diffs ?? {});
   if (r.error || ds.length === 0) return "-";
-  return `worst relL2 ${Math.max(...ds.map((d) => d.relL2)).toExponential(2)}, max|d| ${Math.max(...ds.map((d) => d.maxAbs)).toExponential(2)}`;
+  const kernels = r.kernels ? `, ${Object.values(r.kernels).reduce((a, b) => a + b, 0)} kernels` : "";
+  return `worst relL2 ${Math.max(...ds.map((d) => d.relL2)).toExponential(2)}, max|d| ${Math.max(...ds.map((d) => d.maxAbs)).toExponential(2)}${kernels}`;
 }
 
 test("webgpu: the Vulkan test layer builds (else two of three adapter configurations are skipped)", { skip: NO_FIXTURES || NO_DRIVER }, (t) => {
@@ -98,6 +114,7 @@ for (const name of ["bare", "nvidia-like", "no-subgroups"]) {
       await t.test(`${r.case} (${(r.ms / 1000).toFixed(1)} s, ${worst(r)})`, () => {
         assert.equal(r.error, undefined, `${r.case}: ${r.error}\n${stderr.slice(-2000)}`);
         checkDiffs(r);
+        checkKernels(r);
       });
     }
   });

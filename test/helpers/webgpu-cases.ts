@@ -3,7 +3,7 @@
  * configuration its environment selects (VK_DRIVER_FILES, Vulkan test layer), one JSON line per case on
  * stdout. Usage: node webgpu-cases.js CASE... (see CASES).
  */
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fixture, openFixture, diff, type Diff } from "./fixtures.js";
@@ -15,7 +15,8 @@ import { openVae } from "../../src/loaders/vae.js";
 import { createClipTextEncoder } from "../../src/loaders/clip-text.js";
 import { readInt64 } from "../../src/safetensors/index.js";
 import { webgpuAttentionVerdict } from "../../src/runtime/webgpu-check.js";
-import type { SessionOptions } from "../../src/runtime/session.js";
+import { CompiledGraph, type SessionOptions } from "../../src/runtime/session.js";
+import { groupNormGraph, groupNormReference } from "./group-norm-reference.js";
 import { StableDiffusionXLPipeline } from "../../src/pipelines/sdxl/index.js";
 import { tinyModelIn } from "./tiny-model.js";
 import type { Float32IslandOp } from "../../src/ir/onnx/half-precision.js";
@@ -37,6 +38,32 @@ function synthFolder(kind: string, name: string, weights: string): string {
 
 /** UNet arithmetic of a case: float32, or float16 with the op types kept in float32. */
 type UNetArithmetic = { precision: "float32" } | { precision: "float16"; keepFloat32: readonly Float32IslandOp[] };
+
+/**
+ * Kernels one run dispatched, per execution provider, from onnxruntime's profile (SSD1B_PROFILE, read by
+ * runtime/session.ts when the session is created; the file is written when it is released).
+ */
+async function profiled<T>(work: () => Promise<T>): Promise<{ result: T; kernels: Record<string, number> }> {
+  const dir = mkdtempSync(join(tmpdir(), "webgpu-profile-"));
+  process.env.SSD1B_PROFILE = join(dir, "run");
+  try {
+    const result = await work();
+    const [file] = readdirSync(dir).filter((f) => f.endsWith(".json"));
+    const events: { cat?: string; name: string; ts: number; dur: number; args?: { provider?: string } }[] = JSON.parse(readFileSync(join(dir, file), "utf8"));
+    const runs = events.filter((e) => e.cat === "Session" && e.name === "model_run");
+    const last = runs[runs.length - 1];
+    const kernels: Record<string, number> = {};
+    for (const e of events) {
+      if (e.cat !== "Node" || !e.name.endsWith("_kernel_time") || e.ts < last.ts || e.ts > last.ts + last.dur) continue;
+      const p = e.args?.provider ?? "?";
+      kernels[p] = (kernels[p] ?? 0) + 1;
+    }
+    return { result, kernels };
+  } finally {
+    delete process.env.SSD1B_PROFILE;
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 async function unet(name: string, arithmetic: UNetArithmetic = { precision: "float32" }): Promise<Record<string, Diff>> {
   const dir = synthFolder("unet", name, "diffusion_pytorch_model.safetensors");
@@ -119,8 +146,30 @@ async function pipeline(model: "tiny-ssd" | "tiny-sdxl", name: string, unetPreci
   }
 }
 
+/**
+ * GroupNorms of one shape class with different epsilons in one process, as a UNet has them (1e-5 in the
+ * resnets, 1e-6 in the transformers): onnxruntime's cached InstanceNormalization shader keeps the first
+ * epsilon, which the lowering works around (ops/normalization.ts). The input's variance (~1e-3) makes
+ * each epsilon visible.
+ */
+async function groupNormEpsilons(): Promise<Record<string, Diff>> {
+  const shape = [1, 32, 4, 4];
+  const x = Float32Array.from({ length: 512 }, (_, i) => 0.05 * Math.sin(i * 0.731));
+  const diffs: Record<string, Diff> = {};
+  // All alive at once: releasing the last session of a process drops onnxruntime's shader cache.
+  const epsilons = [1e-1, 1e-4, 1e-5];
+  const models = await Promise.all(epsilons.map((eps) => CompiledGraph.create(groupNormGraph(shape, 8, eps), `groupnorm eps ${eps}`, session)));
+  try {
+    for (const [i, eps] of epsilons.entries()) diffs[`eps ${eps}`] = diff((await models[i].run({ x })).y, Float32Array.from(groupNormReference(x, shape, 8, eps)));
+  } finally {
+    for (const m of models) await m.release();
+  }
+  return diffs;
+}
+
 export const CASES: Record<string, () => Promise<Omit<CaseResult, "case" | "ms" | "warnings">>> = {
   "attention-check": async () => ({ verdict: await webgpuAttentionVerdict() }),
+  "groupnorm-epsilons": async () => ({ diffs: await groupNormEpsilons() }),
   "unet-tiny-ssd": async () => ({ diffs: await unet("tiny-ssd") }),
   "unet-tiny-sdxl": async () => ({ diffs: await unet("tiny-sdxl") }),
   "vae-tiny": async () => ({ diffs: await vae("tiny") }),
@@ -130,7 +179,11 @@ export const CASES: Record<string, () => Promise<Omit<CaseResult, "case" | "ms" 
   "pipeline-tiny-ssd-img2img": async () => ({ diffs: await pipeline("tiny-ssd", "img2img") }),
   "pipeline-tiny-sdxl-basic": async () => ({ diffs: await pipeline("tiny-sdxl", "basic") }),
   // unetPrecision float16 (the default islands, UNET_FLOAT32_OPS) against the fp32 references.
-  "unet-tiny-ssd-fp16": async () => ({ diffs: await unet("tiny-ssd", { precision: "float16", keepFloat32: UNET_FLOAT32_OPS }) }),
+  // Profiled too: the kernels one UNet step dispatches (what a GPU pays host time for, per kernel).
+  "unet-tiny-ssd-fp16": async () => {
+    const { result, kernels } = await profiled(() => unet("tiny-ssd", { precision: "float16", keepFloat32: UNET_FLOAT32_OPS }));
+    return { diffs: result, kernels };
+  },
   "pipeline-tiny-ssd-basic-fp16": async () => ({ diffs: await pipeline("tiny-ssd", "basic", "float16") }),
 };
 

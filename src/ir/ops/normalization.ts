@@ -1,4 +1,4 @@
-import type { OpDef } from "../op.js";
+import type { LoweringContext, OpDef } from "../op.js";
 import { type Tensor, ShapeError } from "../tensor.js";
 import * as F from "../functional.js";
 
@@ -18,6 +18,42 @@ function normalizedGrad(xr: Tensor, dxhat: Tensor, eps: number): { dx: Tensor; x
 
 const allBut = (rank: number, keep: number) => Array.from({ length: rank }, (_, i) => i).filter((i) => i !== keep);
 
+/** The one epsilon of every InstanceNormalization node the WebGPU lowering emits (the VAE's and the UNet attention's GroupNorm eps). */
+export const INSTANCE_NORM_EPSILON = 1e-6;
+
+/**
+ * GroupNorm for onnxruntime's WebGPU provider, which has no GroupNormalization kernel: it inlines
+ * the ONNX function (about 25 kernels a call, with shape arithmetic on the CPU). InstanceNormalization
+ * over [N, groups, C/groups·H·W] computes the same statistics in two kernels (accumulating in f32
+ * even for fp16 inputs), then the per-channel affine: measured in docs/webgpu-kernels.md.
+ */
+function lowerAsInstanceNorm(ctx: LoweringContext, [x, w, b]: string[], out: string, shape: readonly number[], groups: number, eps: number): void {
+  const [n, c] = shape;
+  const grouped = ctx.fresh("gn_grouped"), normed = ctx.fresh("gn_normed"), back = ctx.fresh("gn_back");
+  const ones = ctx.fresh("gn_ones"), zeros = ctx.fresh("gn_zeros"), w3 = ctx.fresh("gn_w"), b3 = ctx.fresh("gn_b"), scaled = ctx.fresh("gn_scaled");
+  ctx.emit("Reshape", [x, ctx.int64s([n, groups, -1])], [grouped]);
+  ctx.emit("Constant", [], [ones], { value_floats: { floats: new Array(groups).fill(1) } });
+  ctx.emit("Constant", [], [zeros], { value_floats: { floats: new Array(groups).fill(0) } });
+  // onnxruntime's WebGPU InstanceNormalization bakes epsilon into a shader it caches without it: every
+  // later call of the same shape class reuses the first epsilon (docs/onnxruntime-webgpu-instancenorm-bug.md).
+  // So every call here uses INSTANCE_NORM_EPSILON, the input scaled by k = sqrt(that / eps):
+  // (kx - km) / sqrt(k²var + k²eps) is (x - m) / sqrt(var + eps). k <= 1 for eps >= 1e-6: no fp16 overflow.
+  let input = grouped;
+  if (eps !== INSTANCE_NORM_EPSILON) {
+    const k = ctx.fresh("gn_eps_scale"), scaledIn = ctx.fresh("gn_eps_scaled");
+    ctx.emit("Constant", [], [k], { value_float: { float: Math.sqrt(INSTANCE_NORM_EPSILON / eps) } });
+    ctx.emit("Mul", [grouped, k], [scaledIn]);
+    input = scaledIn;
+  }
+  ctx.emit("InstanceNormalization", [input, ones, zeros], [normed], { epsilon: { float: INSTANCE_NORM_EPSILON } });
+  ctx.emit("Reshape", [normed, ctx.int64s([...shape])], [back]);
+  const perChannel = shape.map((d, i) => (i === 1 ? c : 1)).slice(1);
+  ctx.emit("Reshape", [w, ctx.int64s(perChannel)], [w3]);
+  ctx.emit("Reshape", [b, ctx.int64s(perChannel)], [b3]);
+  ctx.emit("Mul", [back, w3], [scaled]);
+  ctx.emit("Add", [scaled, b3], [out]);
+}
+
 /** torch.nn.GroupNorm on NCHW (or NC...) with per-channel affine: ONNX GroupNormalization-21. */
 export const GroupNorm: OpDef<{ groups: number; eps: number }> = {
   type: "GroupNorm",
@@ -27,8 +63,9 @@ export const GroupNorm: OpDef<{ groups: number; eps: number }> = {
     if (w.shape[0] !== c || b.shape[0] !== c) throw new ShapeError(`GroupNorm: affine [${w.shape}]/[${b.shape}] for ${c} channels`);
     return [{ shape: [...x.shape], dtype: x.dtype }];
   },
-  lower(ctx, ins, outs, { groups, eps }) {
-    ctx.emit("GroupNormalization", ins, outs, { num_groups: groups, epsilon: { float: eps } });
+  lower(ctx, ins, outs, { groups, eps }, node) {
+    if (ctx.device === "webgpu") lowerAsInstanceNorm(ctx, ins, outs[0], node.inputs[0].shape, groups, eps);
+    else ctx.emit("GroupNormalization", ins, outs, { num_groups: groups, epsilon: { float: eps } });
   },
   flops(n) { return 8 * n.outputs[0].numel; },
   grad({ inputs: [x, w], attrs: { groups, eps } }, [g]) {
