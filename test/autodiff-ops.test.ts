@@ -117,6 +117,7 @@ const CASES: Record<string, Case[]> = {
   // As Relu: points >= 0.04 from the kink.
   LeakyRelu: [{ name: "LeakyRelu 0.2", inputs: [{ shape: [12], lo: -2, hi: 2 }], build: ([x]) => F.leakyRelu(x, 0.2), h: 1e-3 }],
   Gelu: [{ name: "Gelu", inputs: [{ shape: [9], lo: -3, hi: 3 }], build: ([x]) => F.gelu(x) }],
+  BiasGeglu: [{ name: "BiasGeglu (diffusers' GEGLU)", inputs: [{ shape: [2, 3, 8], lo: -3, hi: 3 }, { shape: [8] }], build: ([x, b]) => F.biasGeglu(x, b) }],
   SigmoidGate: [
     { name: "SiLU", inputs: [{ shape: [9], lo: -3, hi: 3 }], build: ([x]) => F.silu(x) },
     { name: "quick_gelu", inputs: [{ shape: [9], lo: -3, hi: 3 }], build: ([x]) => F.quickGelu(x) },

@@ -9,6 +9,7 @@ import { GroupNorm, LayerNorm } from "./ops/normalization.js";
 import { Reshape, Transpose, Concat, Slice, Gather, Cast, UpsampleNearest, Pad, OneHot, PixelUnshuffle } from "./ops/shape.js";
 import { ReduceSum, ReduceMean, Expand } from "./ops/reduce.js";
 import { MultiHeadAttention, Softmax } from "./ops/attention.js";
+import { BiasGeglu } from "./ops/geglu.js";
 import type { OpDef } from "./op.js";
 import { type DType, Tensor, ShapeError } from "./tensor.js";
 
@@ -42,6 +43,8 @@ export const erf = (x: Tensor) => one(Erf, [x], {});
 export const sin = (x: Tensor) => one(Sin, [x], {});
 export const cos = (x: Tensor) => one(Cos, [x], {});
 export const gelu = (x: Tensor) => one(Gelu, [x], {});
+/** diffusers' GEGLU on a projection's product before its bias: (x + bias) split in halves h, gate; h · gelu(gate). */
+export const biasGeglu = (x: Tensor, bias: Tensor) => one(BiasGeglu, [x, bias], {});
 export const relu = (x: Tensor) => one(Relu, [x], {});
 /** torch.nn.functional.leaky_relu(x, negativeSlope) (ESRGAN uses 0.2). */
 export const leakyRelu = (x: Tensor, negativeSlope = 0.01) => one(LeakyRelu, [x], { alpha: negativeSlope });

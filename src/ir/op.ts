@@ -9,6 +9,8 @@ export interface TensorMeta {
 export interface LoweringContext {
   /** The execution provider the model is for: lowerings may pick the kernels it has. */
   readonly device: "cpu" | "webgpu";
+  /** The arithmetic the model will run in (half-precision.ts converts after lowering): kernels differ in what they support. */
+  readonly precision: "float32" | "float16";
   /** Attention as MatMul + Softmax + MatMul instead of com.microsoft.MultiHeadAttention (see ops/attention.ts). */
   readonly unfusedAttention?: boolean;
   /**

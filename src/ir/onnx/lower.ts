@@ -79,6 +79,7 @@ export function lowerToOnnx(graph: Graph, name = "ssd1b", opts: LoweringOptions 
 
   const ctx: LoweringContext = {
     device,
+    precision,
     unfusedAttention: opts.unfusedAttention ?? false,
     circularConvPads: opts.circularConvPads ?? false,
     weightsOnTheLeft: opts.weightsOnTheLeft ?? false,

@@ -65,12 +65,15 @@ export const LeakyRelu: OpDef<{ alpha: number }> = {
   flops(n) { return n.outputs[0].numel; },
   grad({ inputs: [x], attrs: { alpha } }, [g]) { return [F.where(F.greater(x, 0), g, F.mul(g, alpha))]; },
 };
-/** Exact (erf) GELU as torch's default; ONNX Gelu-20. Derivative Φ(x) + x·φ(x), as torch's gelu_backward. */
-export const Gelu = unary("Gelu", (x, _y, g) => {
+/** d gelu(x) / dx = Φ(x) + x·φ(x), as torch's gelu_backward computes it. */
+export function geluDerivative(x: Tensor): Tensor {
   const cdf = F.mul(F.add(F.erf(F.mul(x, Math.SQRT1_2)), 1), 0.5);
   const pdf = F.mul(F.exp(F.mul(F.mul(x, x), -0.5)), 1 / Math.sqrt(2 * Math.PI));
-  return F.mul(g, F.add(cdf, F.mul(x, pdf)));
-}, 8);
+  return F.add(cdf, F.mul(x, pdf));
+}
+
+/** Exact (erf) GELU as torch's default; ONNX Gelu-20. */
+export const Gelu = unary("Gelu", (x, _y, g) => F.mul(g, geluDerivative(x)), 8);
 
 /** x * sigmoid(alpha * x): SiLU (alpha 1) and CLIP's quick_gelu (alpha 1.702). */
 export const SigmoidGate: OpDef<{ alpha: number }> = {

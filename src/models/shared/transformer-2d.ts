@@ -15,8 +15,7 @@ export class FeedForward {
     this.out = new Linear(vb.pp("net").pp(2), inner, dim);
   }
   forward(x: Tensor): Tensor {
-    const [h, gate] = F.chunk(this.proj.forward(x), 2, -1);
-    return this.out.forward(F.mul(h, F.gelu(gate)));
+    return this.out.forward(F.biasGeglu(F.matmulTransB(x, this.proj.weight), this.proj.bias!));
   }
 }
 
