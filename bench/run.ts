@@ -30,7 +30,7 @@ import { buildControlNetGraph, parseControlNetConfig } from "../src/models/contr
 import { checkControlNetFits } from "../src/pipelines/controlnet-runner.js";
 import { FIXTURES, fixture } from "../test/helpers/fixtures.js";
 import { tinyModelIn } from "../test/helpers/tiny-model.js";
-import { UNET_FLOAT32_OPS } from "../src/pipelines/sessions.js";
+import { unetFloat32Ops } from "../src/pipelines/sessions.js";
 import { webgpuOverrides } from "../src/runtime/webgpu-options.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -51,8 +51,8 @@ if (!["auto", "float16", "float32"].includes(precisionArg)) throw new Error(`--u
 const unetPrecision = precisionArg === "auto" ? (values.device === "webgpu" ? "float16" : "float32") : precisionArg;
 const peakTflops = values["peak-tflops"] === undefined ? undefined : Number(values["peak-tflops"]);
 const isTiny = (model: string) => model.startsWith("tiny-");
-/** The fp16 UNet's float32 op types (unetSession: UNET_FLOAT32_OPS unless SSD1B_UNET_FLOAT32_OPS says otherwise). */
-const islands = (process.env.SSD1B_UNET_FLOAT32_OPS ?? UNET_FLOAT32_OPS.join("+")) || "none";
+/** The fp16 UNet's float32 op types on this device (unetSession's, SSD1B_UNET_FLOAT32_OPS included). */
+const islands = unetFloat32Ops(values.device === "webgpu" ? "webgpu" : "cpu").join("+") || "none";
 const benchDir = process.env.SSD1B_BENCH_DIR ?? join(tmpdir(), "ssd1b-bench");
 
 function modelDir(name: string): string {

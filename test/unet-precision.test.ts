@@ -17,7 +17,7 @@ import { parseUNetConfig, buildUNetGraph } from "../src/models/unet/index.js";
 import { Graph } from "../src/ir/graph.js";
 import { WeightBuilder } from "../src/nn/weights.js";
 import { lowerToOnnx } from "../src/ir/onnx/lower.js";
-import { UNET_FLOAT32_OPS, unetSession } from "../src/pipelines/sessions.js";
+import { UNET_FLOAT32_OPS, unetFloat32Ops, unetSession } from "../src/pipelines/sessions.js";
 import { unetPrecision } from "../src/pipelines/sdxl/load-options.js";
 import { parseModelLoad } from "../src/cli/commands/generate.js";
 
@@ -32,7 +32,10 @@ test("unetPrecision: auto is float16 on webgpu, float32 on cpu; explicit values 
   assert.equal(parseModelLoad({ "unet-precision": "fp16" }).unetPrecision, "float16");
   assert.equal(parseModelLoad({}).unetPrecision, undefined);
   assert.throws(() => parseModelLoad({ "unet-precision": "half" }), /--unet-precision must be fp16, fp32 or auto, got "half"/);
-  assert.deepEqual(unetSession({ device: "webgpu" }, "float16"), { device: "webgpu", precision: "float16", keepFloat32: UNET_FLOAT32_OPS });
+  assert.deepEqual(unetSession({ device: "webgpu" }, "float16"), { device: "webgpu", precision: "float16", keepFloat32: ["Softmax", "Sin", "Cos"] });
+  assert.deepEqual(unetSession({ device: "cpu" }, "float16"), { device: "cpu", precision: "float16", keepFloat32: UNET_FLOAT32_OPS });
+  assert.deepEqual(unetFloat32Ops("webgpu", { SSD1B_UNET_FLOAT32_OPS: "Conv+Softmax" }), ["Conv", "Softmax"]);
+  assert.deepEqual(unetFloat32Ops("cpu", { SSD1B_UNET_FLOAT32_OPS: "" }), []);
 });
 
 function tinyUNetFolder(): string {

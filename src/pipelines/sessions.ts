@@ -39,12 +39,25 @@ export interface UNetResidualFeeds {
  * GPU measures the cost; SSD1B_UNET_FLOAT32_OPS=MatMul+Conv+... (developer override) picks other islands.
  */
 export const UNET_FLOAT32_OPS: readonly Float32IslandOp[] = ["GroupNormalization", "Softmax", "Sin", "Cos"];
+/**
+ * On WebGPU GroupNorm lowers as InstanceNormalization, whose kernel accumulates its statistics in f32 for
+ * fp16 inputs by itself: no island around it (86 Casts of whole activations a step fewer; full-size SSD-1B
+ * UNet error 1.70e-2 instead of 1.67e-2 on lavapipe, docs/webgpu-fp16.md). Softmax accumulates in its
+ * input's type there, so it keeps its island.
+ */
+export const UNET_FLOAT32_OPS_WEBGPU: readonly Float32IslandOp[] = ["Softmax", "Sin", "Cos"];
 
-/** Session options of a UNet in `precision` (float16: with UNET_FLOAT32_OPS kept in float32). */
+/** The float16 UNet's float32 op types on a device (SSD1B_UNET_FLOAT32_OPS, `+`-separated, overrides them). */
+export function unetFloat32Ops(device: SessionOptions["device"], env: NodeJS.ProcessEnv = process.env): readonly Float32IslandOp[] {
+  const forced = env.SSD1B_UNET_FLOAT32_OPS;
+  if (forced !== undefined) return forced.split("+").filter(Boolean) as Float32IslandOp[];
+  return device === "webgpu" ? UNET_FLOAT32_OPS_WEBGPU : UNET_FLOAT32_OPS;
+}
+
+/** Session options of a UNet in `precision` (float16: with unetFloat32Ops kept in float32). */
 export function unetSession(session: SessionOptions, precision: "float32" | "float16"): SessionOptions {
   if (precision === "float32") return { ...session, precision };
-  const forced = process.env.SSD1B_UNET_FLOAT32_OPS;
-  const keepFloat32 = forced === undefined ? UNET_FLOAT32_OPS : forced.split("+").filter(Boolean) as Float32IslandOp[];
+  const keepFloat32 = unetFloat32Ops(session.device);
   return { ...session, precision, keepFloat32 };
 }
 

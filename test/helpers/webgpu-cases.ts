@@ -20,7 +20,7 @@ import { groupNormGraph, groupNormReference } from "./group-norm-reference.js";
 import { StableDiffusionXLPipeline } from "../../src/pipelines/sdxl/index.js";
 import { tinyModelIn } from "./tiny-model.js";
 import type { Float32IslandOp } from "../../src/ir/onnx/half-precision.js";
-import { UNET_FLOAT32_OPS } from "../../src/pipelines/sessions.js";
+import { UNET_FLOAT32_OPS_WEBGPU } from "../../src/pipelines/sessions.js";
 
 import type { CaseResult } from "./webgpu-case-names.js";
 
@@ -178,10 +178,10 @@ export const CASES: Record<string, () => Promise<Omit<CaseResult, "case" | "ms" 
   "pipeline-tiny-ssd-basic": async () => ({ diffs: await pipeline("tiny-ssd", "basic") }),
   "pipeline-tiny-ssd-img2img": async () => ({ diffs: await pipeline("tiny-ssd", "img2img") }),
   "pipeline-tiny-sdxl-basic": async () => ({ diffs: await pipeline("tiny-sdxl", "basic") }),
-  // unetPrecision float16 (the default islands, UNET_FLOAT32_OPS) against the fp32 references.
+  // unetPrecision float16 (WebGPU's default islands, UNET_FLOAT32_OPS_WEBGPU) against the fp32 references.
   // Profiled too: the kernels one UNet step dispatches (what a GPU pays host time for, per kernel).
   "unet-tiny-ssd-fp16": async () => {
-    const { result, kernels } = await profiled(() => unet("tiny-ssd", { precision: "float16", keepFloat32: UNET_FLOAT32_OPS }));
+    const { result, kernels } = await profiled(() => unet("tiny-ssd", { precision: "float16", keepFloat32: UNET_FLOAT32_OPS_WEBGPU }));
     return { diffs: result, kernels };
   },
   "pipeline-tiny-ssd-basic-fp16": async () => ({ diffs: await pipeline("tiny-ssd", "basic", "float16") }),
@@ -189,7 +189,7 @@ export const CASES: Record<string, () => Promise<Omit<CaseResult, "case" | "ms" 
 
 /**
  * Measurement cases (not in CASE_NAMES): `unet-tiny-ssd-fp16-keep=GroupNormalization+Softmax` keeps the
- * listed op types in float32, `...-keep=` none; the relative L2 of each is what chose UNET_FLOAT32_OPS.
+ * listed op types in float32, `...-keep=` none; the relative L2 of each is what chose the default islands.
  */
 function islandCase(name: string): (() => Promise<{ diffs: Record<string, Diff> }>) | undefined {
   const m = /^unet-(tiny-ssd|tiny-sdxl)-fp16-keep=(.*)$/.exec(name);

@@ -70,7 +70,7 @@ export interface PipelineLoadOptions {
   vaePrecision?: "float32" | "float16" | "auto";
   /**
    * The UNet's arithmetic. "float16" as diffusers runs an fp16 UNet: fp16 weights (*.fp16.safetensors
-   * as stored) and activations, GroupNorm and softmax in float32 (UNET_FLOAT32_OPS). "auto" (default):
+   * as stored) and activations, GroupNorm statistics and softmax in float32 (unetFloat32Ops). "auto" (default):
    * float16 on WebGPU, float32 on the CPU, whose provider computes most of an fp16 graph in float32 anyway.
    */
   unetPrecision?: "float32" | "float16" | "auto";
