@@ -142,6 +142,10 @@ const CASES: Record<string, Case[]> = {
     { name: "ConvTranspose2d stride 2", inputs: [{ shape: [1, 3, 3, 4] }, { shape: [3, 2, 3, 3] }], build: ([x, w]) => F.convTranspose2d(x, w, { stride: 2, pads: [1, 1, 1, 0], outputPadding: [1, 0] }) },
     { name: "ConvTranspose2d groups", inputs: [{ shape: [1, 4, 3, 3] }, { shape: [4, 1, 2, 2] }], build: ([x, w]) => F.convTranspose2d(x, w, { groups: 2 }) },
   ],
+  AddLayerNorm: [{
+    name: "AddLayerNorm (residual + LayerNorm), both outputs used", inputs: [{ shape: [2, 3, 6] }, { shape: [2, 3, 6] }, { shape: [6] }, { shape: [6] }],
+    build: ([x, s, w, b]) => { const [n, sum] = F.addLayerNorm(x, s, w, b, 1e-5); return F.add(F.mul(n, n), F.mul(sum, 0.3)); },
+  }],
   GroupNorm: [{
     name: "GroupNorm", inputs: [{ shape: [2, 4, 3, 3], lo: -2, hi: 2 }, { shape: [4], ...positive }, { shape: [4] }],
     build: ([x, w, b]) => F.groupNorm(x, w, b, 2, 1e-5),

@@ -61,3 +61,24 @@ test("GEGLU: com.microsoft.BiasSplitGelu on WebGPU in float32 only (it fails on 
     if (!fused) for (const t of ["Add", "Slice", "Gelu", "Mul"]) assert.ok(types.includes(t), `${device} ${precision}: ${types.join(" ")}`);
   }
 });
+
+test("residual Add + LayerNorm: com.microsoft.SkipLayerNormalization on WebGPU (both precisions), Add + LayerNormalization on the CPU, equal on the CPU provider", async () => {
+  const g = new Graph();
+  const x = g.input("x", [2, 5, 8]), skip = g.input("skip", [2, 5, 8]);
+  const [normed, sum] = F.addLayerNorm(x, skip, g.constant(Float32Array.from({ length: 8 }, (_, i) => 1 + i / 8), [8]), g.constant(Float32Array.from({ length: 8 }, (_, i) => i / 16), [8]), 1e-5);
+  g.output("normed", normed);
+  g.output("sum", sum);
+  const feeds = { x: new ort.Tensor("float32", Float32Array.from({ length: 80 }, (_, i) => Math.sin(i)), [2, 5, 8]), skip: new ort.Tensor("float32", Float32Array.from({ length: 80 }, (_, i) => Math.cos(i * 0.7)), [2, 5, 8]) };
+  const results: Record<string, Float32Array>[] = [];
+  for (const [device, precision, fused] of [["webgpu", "float32", true], ["webgpu", "float16", true], ["cpu", "float32", false]] as const) {
+    const bytes = lowerToOnnx(g, "aln", { device, precision }).bytes;
+    const types = nodes(bytes).map((n) => n.opType);
+    assert.equal(types.includes("SkipLayerNormalization"), fused, `${device} ${precision}: ${types.join(" ")}`);
+    if (precision === "float16") continue;
+    const session = await ort.InferenceSession.create(bytes, { executionProviders: ["cpu"] });
+    const out = await session.run(feeds);
+    await session.release();
+    results.push({ normed: out.normed.data as Float32Array, sum: out.sum.data as Float32Array });
+  }
+  for (const k of ["normed", "sum"]) assert.ok(relL2(results[0][k], results[1][k]) < 1e-6, `${k}: relL2 ${relL2(results[0][k], results[1][k]).toExponential(2)}`);
+});

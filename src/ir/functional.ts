@@ -5,7 +5,7 @@
 import { Add, Sub, Mul, Div, Pow, Neg, Exp, Sqrt, Sigmoid, Tanh, Erf, Sin, Cos, Gelu, Relu, LeakyRelu, SigmoidGate, Clamp, Log, Less, Greater, Where } from "./ops/elementwise.js";
 import { MatMul } from "./ops/matmul.js";
 import { Conv2d, ConvTranspose2d, type ConvAttrs } from "./ops/conv.js";
-import { GroupNorm, LayerNorm } from "./ops/normalization.js";
+import { AddLayerNorm, GroupNorm, LayerNorm } from "./ops/normalization.js";
 import { Reshape, Transpose, Concat, Slice, Gather, Cast, UpsampleNearest, Pad, OneHot, PixelUnshuffle } from "./ops/shape.js";
 import { ReduceSum, ReduceMean, Expand } from "./ops/reduce.js";
 import { MultiHeadAttention, Softmax } from "./ops/attention.js";
@@ -76,6 +76,11 @@ export function convTranspose2d(x: Tensor, w: Tensor, attrs: Partial<ConvAttrs> 
 
 export const groupNorm = (x: Tensor, w: Tensor, b: Tensor, groups: number, eps: number) => one(GroupNorm, [x, w, b], { groups, eps });
 export const layerNorm = (x: Tensor, w: Tensor, b: Tensor, eps: number) => one(LayerNorm, [x, w, b], { eps });
+/** [layerNorm(x + skip), x + skip]: a residual sum and the LayerNorm after it, in one op. */
+export function addLayerNorm(x: Tensor, skip: Tensor, w: Tensor, b: Tensor, eps: number): [Tensor, Tensor] {
+  const [normed, sum] = x.graph.apply(AddLayerNorm, [x, skip, w, b], { eps });
+  return [normed, sum];
+}
 
 /** Reshape; one dimension may be -1 (inferred). */
 export function reshape(x: Tensor, shape: number[]): Tensor {

@@ -17,7 +17,7 @@ export type Float32IslandOp = (typeof FLOAT32_ISLAND_OPS)[number];
 
 /** Input positions that hold float tensors, for the op types a region can contain (all: every input). */
 const FLOAT_INPUTS: Record<string, "all" | number[]> = {
-  GroupNormalization: "all", InstanceNormalization: "all", LayerNormalization: "all", Softmax: "all", MultiHeadAttention: "all", Sin: "all", Cos: "all",
+  GroupNormalization: "all", InstanceNormalization: "all", SkipLayerNormalization: "all", LayerNormalization: "all", Softmax: "all", MultiHeadAttention: "all", Sin: "all", Cos: "all",
   MatMul: "all", Conv: "all",
   Mul: "all", Div: "all", Add: "all", Sub: "all", Reshape: [0], Unsqueeze: [0], Flatten: [0], Identity: "all",
 };
@@ -36,9 +36,11 @@ export function float32Region(nodes: readonly Node[], keep: ReadonlySet<string>)
   for (const t of keep) if (!(FLOAT32_ISLAND_OPS as readonly string[]).includes(t)) throw new Error(`keepFloat32: ${t} is not one of ${FLOAT32_ISLAND_OPS.join(", ")}`);
   const producer = new Map<string, Node>();
   for (const node of nodes) for (const o of node.output ?? []) producer.set(o, node);
-  // GroupNorm on WebGPU is lowered as InstanceNormalization (ops/normalization.ts): the same island.
+  // On WebGPU GroupNorm is lowered as InstanceNormalization, a residual Add + LayerNorm as
+  // SkipLayerNormalization (ops/normalization.ts): the same islands.
   const types = new Set(keep);
   if (keep.has("GroupNormalization")) types.add("InstanceNormalization");
+  if (keep.has("LayerNormalization")) types.add("SkipLayerNormalization");
   const region = new Set<Node>();
   const walk = (node: Node) => {
     for (const i of floatInputs(node)) {
@@ -47,7 +49,7 @@ export function float32Region(nodes: readonly Node[], keep: ReadonlySet<string>)
     }
   };
   for (const node of nodes) {
-    if (!types.has(node.opType!) || (node.domain && node.opType !== "MultiHeadAttention")) continue;
+    if (!types.has(node.opType!) || (node.domain && node.opType !== "MultiHeadAttention" && node.opType !== "SkipLayerNormalization")) continue;
     region.add(node);
     if (node.opType === "Sin" || node.opType === "Cos") walk(node);
   }

@@ -95,3 +95,34 @@ export const LayerNorm: OpDef<{ eps: number }> = {
     return [dx, F.reduceSum(F.mul(g, xhat), axes), F.reduceSum(g, axes)];
   },
 };
+
+/**
+ * A residual sum and the LayerNorm that reads it, as each BasicTransformerBlock has twice: outputs
+ * [layerNorm(x + skip), x + skip]. One com.microsoft.SkipLayerNormalization kernel on onnxruntime's WebGPU
+ * provider (its fusion does not fire on our graphs); Add + LayerNormalization elsewhere, as before.
+ */
+export const AddLayerNorm: OpDef<{ eps: number }> = {
+  type: "AddLayerNorm",
+  infer([x, skip, w, b]) {
+    const d = x.shape[x.rank - 1];
+    if (skip.shape.length !== x.rank || skip.shape.some((v, i) => v !== x.shape[i])) throw new ShapeError(`AddLayerNorm: skip [${skip.shape}] must match x [${x.shape}]`);
+    if (w.shape[0] !== d || b.shape[0] !== d) throw new ShapeError(`AddLayerNorm: affine [${w.shape}] for last dim ${d} of [${x.shape}]`);
+    return [{ shape: [...x.shape], dtype: x.dtype }, { shape: [...x.shape], dtype: x.dtype }];
+  },
+  lower(ctx, [x, skip, w, b], [normed, sum], { eps }) {
+    if (ctx.device === "webgpu") {
+      ctx.emit("SkipLayerNormalization", [x, skip, w, b], [normed, "", "", sum], { epsilon: { float: eps } }, "com.microsoft");
+      return;
+    }
+    ctx.emit("Add", [x, skip], [sum]);
+    ctx.emit("LayerNormalization", [sum, w, b], [normed], { axis: -1, epsilon: { float: eps } });
+  },
+  flops(n) { return 9 * n.outputs[0].numel; },
+  grad(node, [gNormed, gSum]) {
+    const [, , w, b] = node.inputs;
+    const sum = node.outputs[1];
+    const [dSum, dw, db] = LayerNorm.grad!({ ...node, inputs: [sum, w, b], outputs: [node.outputs[0]] }, [gNormed]) as Tensor[];
+    const dx = F.add(dSum, gSum);
+    return [dx, dx, dw, db];
+  },
+};
