@@ -50,6 +50,8 @@ export class LayerNorm {
     this.bias = vb.get("bias", [dim]);
   }
   forward(x: Tensor): Tensor { return F.layerNorm(x, this.weight, this.bias, this.eps); }
+  /** [this(x + skip), x + skip]: a residual sum and this norm of it, one op (F.addLayerNorm). */
+  forwardResidual(x: Tensor, skip: Tensor): [Tensor, Tensor] { return F.addLayerNorm(x, skip, this.weight, this.bias, this.eps); }
 }
 
 export class Embedding {

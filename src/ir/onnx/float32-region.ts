@@ -21,6 +21,8 @@ const FLOAT_INPUTS: Record<string, "all" | number[]> = {
   MatMul: "all", Conv: "all",
   Mul: "all", Div: "all", Add: "all", Sub: "all", Reshape: [0], Unsqueeze: [0], Flatten: [0], Identity: "all",
 };
+/** com.microsoft ops a region may hold (other contrib ops keep their own precision). */
+const CONTRIB_ISLAND_OPS = new Set(["MultiHeadAttention", "SkipLayerNormalization"]);
 /** Ops the backward walk from Sin/Cos passes through; anything else ends the region there. */
 const ARGUMENT_OPS = new Set(["Mul", "Div", "Add", "Sub", "Reshape", "Unsqueeze", "Flatten", "Identity"]);
 
@@ -49,7 +51,7 @@ export function float32Region(nodes: readonly Node[], keep: ReadonlySet<string>)
     }
   };
   for (const node of nodes) {
-    if (!types.has(node.opType!) || (node.domain && node.opType !== "MultiHeadAttention" && node.opType !== "SkipLayerNormalization")) continue;
+    if (!types.has(node.opType!) || (node.domain && !CONTRIB_ISLAND_OPS.has(node.opType!))) continue;
     region.add(node);
     if (node.opType === "Sin" || node.opType === "Cos") walk(node);
   }

@@ -23,7 +23,7 @@ export const INSTANCE_NORM_EPSILON = 1e-6;
 
 /**
  * GroupNorm for onnxruntime's WebGPU provider, which has no GroupNormalization kernel: it inlines
- * the ONNX function (about 25 kernels a call, with shape arithmetic on the CPU). InstanceNormalization
+ * the ONNX function (about 28 kernels a call, with shape arithmetic on the CPU). InstanceNormalization
  * over [N, groups, C/groups·H·W] computes the same statistics in two kernels (accumulating in f32
  * even for fp16 inputs), then the per-channel affine: measured in docs/webgpu-kernels.md.
  */

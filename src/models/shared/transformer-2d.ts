@@ -36,9 +36,8 @@ export class BasicTransformerBlock {
     this.ff = new FeedForward(vb.pp("ff"), dim);
   }
   forward(x: Tensor, context: Tensor): Tensor {
-    const n = (norm: LayerNorm, t: Tensor, skip: Tensor) => F.addLayerNorm(t, skip, norm.weight, norm.bias, norm.eps);
-    const [h2, x1] = n(this.norm2, this.attn1.forward(this.norm1.forward(x)), x);
-    const [h3, x2] = n(this.norm3, this.attn2.forward(h2, context), x1);
+    const [h2, x1] = this.norm2.forwardResidual(this.attn1.forward(this.norm1.forward(x)), x);
+    const [h3, x2] = this.norm3.forwardResidual(this.attn2.forward(h2, context), x1);
     // gradient checkpointing may cut here: one [B, tokens, dim] tensor per block
     return x.graph.markSegmentEnd(F.add(this.ff.forward(h3), x2));
   }
