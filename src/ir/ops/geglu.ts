@@ -7,9 +7,10 @@ import { geluDerivative } from "./elementwise.js";
  * diffusers' GEGLU after its projection's product, x [B, tokens, 2·D] and the projection's bias [2·D]:
  * h, gate = (x + bias).chunk(2, -1); h · gelu(gate). On onnxruntime's WebGPU provider in float32 one
  * kernel, com.microsoft.BiasSplitGelu (made for this block of diffusion UNets), in place of Add, two
- * Slices, Gelu and Mul over the UNet's widest activations (docs/webgpu-kernels.md). Elsewhere those five
- * ops, as the composed form always lowered: the CPU provider has no such kernel (and keeps its MatMul +
- * Add fusion), and onnxruntime-node 1.30's WebGPU BiasSplitGelu fails on float16 inputs ("raw_hash_map::at").
+ * Slices, Gelu and Mul over the UNet's widest activations (docs/webgpu-kernels.md). Elsewhere those
+ * composed ops (on WebGPU in float16 with one Split for the two Slices): the CPU provider has no such
+ * kernel (and keeps its MatMul + Add fusion), and onnxruntime-node 1.30's WebGPU BiasSplitGelu fails on
+ * float16 inputs ("raw_hash_map::at").
  */
 export const BiasGeglu: OpDef<{}> = {
   type: "BiasGeglu",
@@ -23,8 +24,13 @@ export const BiasGeglu: OpDef<{}> = {
     const d = node.inputs[0].shape[2] / 2;
     const h = ctx.fresh("geglu_biased"), value = ctx.fresh("geglu_value"), gate = ctx.fresh("geglu_gate"), activated = ctx.fresh("geglu_gelu");
     ctx.emit("Add", [x, bias], [h]);
-    ctx.emit("Slice", [h, ctx.int64s([0]), ctx.int64s([d]), ctx.int64s([2])], [value]);
-    ctx.emit("Slice", [h, ctx.int64s([d]), ctx.int64s([2 * d]), ctx.int64s([2])], [gate]);
+    // On WebGPU every kernel costs host time: one Split in place of two Slices (34 kernels a SSD-1B step).
+    // The CPU graph stays as it was measured.
+    if (ctx.device === "webgpu") ctx.emit("Split", [h], [value, gate], { axis: 2, num_outputs: 2 });
+    else {
+      ctx.emit("Slice", [h, ctx.int64s([0]), ctx.int64s([d]), ctx.int64s([2])], [value]);
+      ctx.emit("Slice", [h, ctx.int64s([d]), ctx.int64s([2 * d]), ctx.int64s([2])], [gate]);
+    }
     ctx.emit("Gelu", [gate], [activated]);
     ctx.emit("Mul", [value, activated], [y]);
   },
