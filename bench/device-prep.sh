@@ -16,4 +16,6 @@ cp -r "$src/configs" "$src/README.md" "$dst/"
 cp "$src/unet/tiny-ssd/config.json" "$dst/unet/tiny-ssd/"
 for te in clip-l-synth clip-g-synth; do cp "$src/text_encoder/$te/config.json" "$dst/text_encoder/$te/"; done
 cp -r "$src/pipeline/tiny-ssd" "$dst/pipeline/"
+# What the GPU's Vulkan driver offers (cooperative-matrix shapes, subgroup sizes): bench/vk-caps.c, run first on the device.
+gcc -O2 bench/vk-caps.c -o .device/vk-caps -lvulkan || echo "vk-caps not built (gcc or the Vulkan headers missing): device-run.sh skips it" >&2
 du -sh .device dist

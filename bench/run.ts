@@ -7,6 +7,8 @@
  *  - fast: the --fast preset (LCM, 4 steps, guidance 1, TAESD) against the default 25-step image, same run → bench/results/fast-preset-cpu.md
  *  - controlnet: FLOPs of the SDXL ControlNet (controlnet-canny-sdxl-1.0's shape) against one SSD-1B / SDXL UNet step, and
  *    seconds for both at the smallest --sizes → bench/results/controlnet-cpu.md (--controlnet-runs N, default 1)
+ *  - ops: each product kind of the UNet alone (MatMul, Linear + bias, Conv 3x3, attention) at its shapes: ms, TFLOP/s and
+ *    the WebGPU kernels chosen → bench/results/ops-<device>.md (bench/ops-worker.ts)
  *  - server: requests/minute and latency under 4 clients, tiny model → bench/results/server.md (bench/server.ts)
  *  - synth-unet / synth-pipeline: only write the synth checkpoints (the device script runs them in parallel)
  * Options: --suites unet,pipeline,fast,decode  --device cpu|webgpu  --sizes 512,1024  --runs N  --models ssd-1b,sdxl  --steps 25
@@ -32,6 +34,7 @@ import { FIXTURES, fixture } from "../test/helpers/fixtures.js";
 import { tinyModelIn } from "../test/helpers/tiny-model.js";
 import { unetFloat32Ops } from "../src/pipelines/sessions.js";
 import { webgpuOverrides } from "../src/runtime/webgpu-options.js";
+import { OP_CASES } from "./op-cases.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, "../..");
@@ -337,10 +340,55 @@ function controlnetSuite(): void {
   ]);
 }
 
+/**
+ * Each product kind of the UNet alone (bench/op-cases.ts) at the first --sizes entry: ms and TFLOP/s per op,
+ * and on WebGPU the kernels onnxruntime dispatched for it (name[variant]:workgroup size, from its "info" log),
+ * which say which MatMul/Conv algorithm and tiling this adapter gets (docs/webgpu-matmul.md).
+ */
+function opsSuite(): void {
+  const size = Number(values.sizes!.split(",")[0]), lat = size / 8;
+  const rows: string[] = [];
+  for (const name of Object.keys(OP_CASES)) {
+    process.stderr.write(`ops: ${name} at ${size}x${size} on ${values.device} (${unetPrecision}) ...\n`);
+    const r = spawnSync(process.execPath, [join(here, "ops-worker.js"), name, String(lat), values.runs!, values.device!, unetPrecision], { encoding: "utf8", maxBuffer: 1 << 28 });
+    if (r.status !== 0) { process.stderr.write(r.stderr.slice(-4000)); rows.push(`| ${name} | failed (exit ${r.status}) | | | | |`); continue; }
+    const res = JSON.parse(r.stdout.trim().split("\n").pop()!);
+    const kernels = new Set<string>();
+    let timed = false;
+    for (const line of r.stderr.split("\n")) {
+      if (line.startsWith("@@timed")) timed = true;
+      else if (line.startsWith("@@untimed")) timed = false;
+      const m = timed && /Starting program "([^"]*)"/.exec(line);
+      // name[variant]:workgroup; Casts and Transposes at the graph's ends are not the op's
+      const key = m && /^([^[]*\[[^\]]*\]):([^:]*)/.exec(m[1]);
+      if (key && !/^(Cast|Transpose)$/.test(key[1].split("[")[0])) kernels.add(`${key[1]}:${key[2]}`);
+    }
+    const ms = res.seconds * 1000;
+    process.stderr.write(`  ${ms.toFixed(2)} ms/op, ${rate(res.flops, res.seconds).replace(" | ", " TFLOP/s, share of peak ")}\n`);
+    const timing = res.seconds > 0 ? `${ms.toFixed(2)} | ${(res.flops / 1e9).toFixed(1)} | ${rate(res.flops, res.seconds)}` : `below noise | ${(res.flops / 1e9).toFixed(1)} | -${peakTflops ? " | -" : ""}`;
+    rows.push(`| ${name} | ${res.what} | ${timing} | ${[...kernels].map((k) => `\`${k.replaceAll("|", "\\|")}\``).join(" ") || "-"} |`);
+  }
+  writeResult(`ops-${values.device}.md`, [
+    `# The UNet's products alone (${values.device}, ${unetPrecision}${values.device === "webgpu" && webgpuOverrides() ? `, ${webgpuOverrides()}` : ""})`,
+    "",
+    machine,
+    `Shapes of the SDXL-family UNet at ${size}x${size}, batch 2 (bench/op-cases.ts). Each op is timed as a chain of 4 and of 8`,
+    `equal ops in one session, median of ${values.runs} runs each: (t8 - t4) / 4, so uploads, readbacks and per-run costs cancel.`,
+    ...(values.device === "webgpu" ? ["Kernels: onnxruntime's WebGPU programs dispatched for the op (name[variant]:workgroup size), from its info log."] : []),
+    ...(peakTflops ? [`Share of peak: against ${peakTflops} TFLOP/s (--peak-tflops).`] : []),
+    "",
+    `| case | op | ms/op | GFLOP/op | TFLOP/s |${peakTflops ? " share of peak |" : ""} kernels |`,
+    `|---|---|---|---|---|${peakTflops ? "---|" : ""}---|`,
+    ...rows,
+    "",
+  ]);
+}
+
 const suites = values.suites!.split(",");
 if (suites.includes("synth-unet")) for (const model of values.models!.split(",")) modelDir(model);
 if (suites.includes("synth-pipeline")) pipelineModel();
 if (suites.includes("unet")) unetSuite();
+if (suites.includes("ops")) opsSuite();
 if (suites.includes("pipeline")) pipelineSuite();
 if (suites.includes("fast")) fastSuite();
 if (suites.includes("decode")) decodeSuite();
