@@ -6,6 +6,7 @@
 import type { Graph } from "../src/ir/graph.js";
 import * as F from "../src/ir/functional.js";
 import type { Tensor } from "../src/ir/tensor.js";
+import type { SessionOptions } from "../src/runtime/session.js";
 
 const BATCH = 2, CONTEXT_TOKENS = 77, CONTEXT_DIM = 2048;
 
@@ -20,6 +21,16 @@ export interface OpCase {
   input: number[];
   /** x -> r ops (r even) -> the shape of x. */
   chain(g: Graph, x: Tensor, r: number): Tensor;
+  /** How the session lowers it (q8: 8-bit weights, com.microsoft.MatMulNBits). */
+  session?: Pick<SessionOptions, "linearWeights" | "convWeights">;
+}
+
+/**
+ * The case with 8-bit weights: MatMulNBits, whose WebGPU kernel is the one with a tensor-core path on NVIDIA
+ * (docs/webgpu-matmul.md); convs as im2col patches + MatMulNBits (src/ir/ops/conv-im2col.ts).
+ */
+function q8(op: OpCase): OpCase {
+  return { ...op, what: `${op.what}, q8 weights`, session: { linearWeights: "q8", convWeights: "q8" } };
 }
 
 /** Linear layers back and forth (c -> hidden -> c ...), as torch's Linear: x @ Wᵀ (+ b). One weight per
@@ -71,9 +82,16 @@ export const OP_CASES: Record<string, (lat: number) => OpCase> = {
   "linear-1280": (l) => linears((l / 4) ** 2, 1280, 1280, false),
   "ff-640": (l) => linears((l / 2) ** 2, 640, 5120, true),
   "ff-1280": (l) => linears((l / 4) ** 2, 1280, 10240, true),
+  "linear-640-q8": (l) => q8(linears((l / 2) ** 2, 640, 640, false)),
+  "linear-1280-q8": (l) => q8(linears((l / 4) ** 2, 1280, 1280, false)),
+  "ff-640-q8": (l) => q8(linears((l / 2) ** 2, 640, 5120, true)),
+  "ff-1280-q8": (l) => q8(linears((l / 4) ** 2, 1280, 10240, true)),
   "conv-320": (l) => convs(320, l),
   "conv-640": (l) => convs(640, l / 2),
   "conv-1280": (l) => convs(1280, l / 4),
+  "conv-320-q8": (l) => q8(convs(320, l)),
+  "conv-640-q8": (l) => q8(convs(640, l / 2)),
+  "conv-1280-q8": (l) => q8(convs(1280, l / 4)),
   "attn-self-640": (l) => attentions((l / 2) ** 2, 640, 10, false),
   "attn-self-1280": (l) => attentions((l / 4) ** 2, 1280, 20, false),
   "attn-cross-1280": (l) => attentions((l / 4) ** 2, 1280, 20, true),

@@ -22,7 +22,7 @@ async function timeChain(op: OpCase, r: number): Promise<{ seconds: number; flop
   const g = new Graph();
   const x = g.input("x", op.input);
   g.output("y", op.chain(g, x, r));
-  const model = await CompiledGraph.create(g, `ops ${name} x${r}`, { device, precision });
+  const model = await CompiledGraph.create(g, `ops ${name} x${r}`, { device, precision, ...op.session });
   const feeds = { x: Float32Array.from({ length: op.input.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(i * 0.1)) };
   await model.run(feeds); // warm-up: shaders, weight upload
   process.stderr.write("@@timed\n");

@@ -32,7 +32,7 @@ import { buildControlNetGraph, parseControlNetConfig } from "../src/models/contr
 import { checkControlNetFits } from "../src/pipelines/controlnet-runner.js";
 import { FIXTURES, fixture } from "../test/helpers/fixtures.js";
 import { tinyModelIn } from "../test/helpers/tiny-model.js";
-import { unetFloat32Ops } from "../src/pipelines/sessions.js";
+import { unetFloat32Ops, unetQ8Weights } from "../src/pipelines/sessions.js";
 import { webgpuOverrides } from "../src/runtime/webgpu-options.js";
 import { OP_CASES } from "./op-cases.js";
 
@@ -56,6 +56,10 @@ const peakTflops = values["peak-tflops"] === undefined ? undefined : Number(valu
 const isTiny = (model: string) => model.startsWith("tiny-");
 /** The fp16 UNet's float32 op types on this device (unetSession's, SSD1B_UNET_FLOAT32_OPS included). */
 const islands = unetFloat32Ops(values.device === "webgpu" ? "webgpu" : "cpu").join("+") || "none";
+/** ", q8 Linear weights" etc. under SSD1B_UNET_LINEAR_WEIGHTS / SSD1B_UNET_CONV_WEIGHTS=q8 (the UNet and pipeline suites' titles). */
+const q8 = unetQ8Weights();
+const linearWeights = q8.linearWeights === "q8" || q8.convWeights === "q8"
+  ? `, q8 ${[q8.linearWeights === "q8" ? "Linear" : "", q8.convWeights === "q8" ? "Conv" : ""].filter(Boolean).join(" and ")} weights` : "";
 const benchDir = process.env.SSD1B_BENCH_DIR ?? join(tmpdir(), "ssd1b-bench");
 
 function modelDir(name: string): string {
@@ -112,7 +116,7 @@ function unetSuite(): void {
     }
   }
   const lines = [
-    `# UNet benchmark (${values.device}, ${unetPrecision}${unetPrecision === "float16" && process.env.SSD1B_UNET_FLOAT32_OPS !== undefined ? `, float32 ${islands}` : ""}${values.device === "webgpu" && webgpuOverrides() ? `, ${webgpuOverrides()}` : ""})`,
+    `# UNet benchmark (${values.device}, ${unetPrecision}${unetPrecision === "float16" && process.env.SSD1B_UNET_FLOAT32_OPS !== undefined ? `, float32 ${islands}` : ""}${linearWeights}${values.device === "webgpu" && webgpuOverrides() ? `, ${webgpuOverrides()}` : ""})`,
     "",
     machine,
     `Synth fp16 checkpoints (diffusers layout, loaded as a user would), UNet in ${unetPrecision}${unetPrecision === "float16" ? ` (float32 islands: ${islands})` : ""},`,
@@ -203,7 +207,7 @@ function pipelineTable(rows: any[], warm: boolean): string[] {
   const all = [...kept.filter((l) => !sizes.has(l.split("|")[1].trim())), ...fresh].sort((a, b) => parseInt(a.slice(2)) - parseInt(b.slice(2)));
   const model = values.models!.split(",").find(isTiny) ?? "Full-size synth SSD-1B, fp16 variant";
   return [
-    `# SSD-1B pipeline benchmark (${values.device}${values.device === "webgpu" && webgpuOverrides() ? `, ${webgpuOverrides()}` : ""})`,
+    `# SSD-1B pipeline benchmark (${values.device}${linearWeights}${values.device === "webgpu" && webgpuOverrides() ? `, ${webgpuOverrides()}` : ""})`,
     "",
     machine,
     `${model}, text-to-image, guidance 5 (batch 2 through the UNet), Euler, one image, UNet in ${unetPrecision}, each size in a fresh process,`,

@@ -33,6 +33,13 @@ export interface LoweringContext {
   readonly weightsOnTheLeft: boolean;
   /** Whether `t` is a weight read from a checkpoint file. */
   isWeight(t: Tensor): boolean;
+  /**
+   * The weight or constant `t` as com.microsoft.MatMulNBits inputs (8-bit data, scales in the model's float
+   * type; see onnx/q8-weights.ts), quantized once per tensor: a Linear weight [N, K] with LoweringOptions.linearWeights
+   * "q8", a conv weight [Cout, Cin, kh, kw] as rows of K = kh·kw·Cin (convRows) with convWeights "q8". Undefined when
+   * the option is off or `t` does not qualify (not a leaf, K not a multiple of 32).
+   */
+  q8Weight(t: Tensor, layout: "linear" | "conv"): { data: string; scales: string } | undefined;
 }
 
 export type OnnxAttr = number | number[] | string | { float: number } | { floats: number[] };

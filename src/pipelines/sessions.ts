@@ -54,11 +54,28 @@ export function unetFloat32Ops(device: SessionOptions["device"], env: NodeJS.Pro
   return device === "webgpu" ? UNET_FLOAT32_OPS_WEBGPU : UNET_FLOAT32_OPS;
 }
 
+/**
+ * 8-bit UNet weights, as developer overrides until a GPU session has measured them (bench/device-run.sh suite
+ * "q8"): SSD1B_UNET_LINEAR_WEIGHTS=q8 for the Linear layers, SSD1B_UNET_CONV_WEIGHTS=q8 for the convolutions
+ * (SessionOptions.linearWeights / convWeights; docs/webgpu-matmul.md). Unset or "float": as stored.
+ */
+export function unetQ8Weights(env: NodeJS.ProcessEnv = process.env): Pick<SessionOptions, "linearWeights" | "convWeights"> {
+  const out: Pick<SessionOptions, "linearWeights" | "convWeights"> = {};
+  for (const [variable, option] of [["SSD1B_UNET_LINEAR_WEIGHTS", "linearWeights"], ["SSD1B_UNET_CONV_WEIGHTS", "convWeights"]] as const) {
+    const v = env[variable];
+    if (v === undefined || v === "") continue;
+    if (v !== "q8" && v !== "float") throw new Error(`${variable}=${v}: must be q8 or float`);
+    out[option] = v;
+  }
+  return out;
+}
+
 /** Session options of a UNet in `precision` (float16: with unetFloat32Ops kept in float32). */
 export function unetSession(session: SessionOptions, precision: "float32" | "float16"): SessionOptions {
-  if (precision === "float32") return { ...session, precision };
+  const base = { ...unetQ8Weights(), ...session };
+  if (precision === "float32") return { ...base, precision };
   const keepFloat32 = unetFloat32Ops(session.device);
-  return { ...session, precision, keepFloat32 };
+  return { ...base, precision, keepFloat32 };
 }
 
 export class UNetRunner {

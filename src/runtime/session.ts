@@ -23,6 +23,14 @@ export interface SessionOptions {
   weightsOnTheLeft?: boolean;
   /** Every Conv2d pads circularly, as torch's padding_mode "circular" (A1111's tiling; see LoweringContext). */
   circularConvPads?: boolean;
+  /**
+   * "q8": Linear layers' weights quantized in memory to 8 bits (blocks of 32, fp16 scales: stable-diffusion.cpp's
+   * q8_0) and run as com.microsoft.MatMulNBits, the one product kernel onnxruntime 1.30's WebGPU provider has
+   * for NVIDIA tensor cores (docs/webgpu-matmul.md). ~5e-3 relative L2 a product. Default "float".
+   */
+  linearWeights?: "float" | "q8";
+  /** "q8": convolutions too, as im2col + MatMulNBits (ir/ops/conv-im2col.ts). Default "float". */
+  convWeights?: "float" | "q8";
   /** Where a one-time note goes (WebGPU attention fallback); stderr when absent. */
   onWarning?: (message: string) => void;
 }
@@ -68,7 +76,7 @@ export class CompiledGraph {
 
   static async create(graph: Graph, description: string, opts: SessionOptions = {}): Promise<CompiledGraph> {
     const unfusedAttention = await unfusedAttentionFor(opts, description);
-    const { bytes, externalDataFolder } = lowerToOnnx(graph, description, { device: opts.device, precision: opts.precision, keepFloat32: opts.keepFloat32, weightsOnTheLeft: opts.weightsOnTheLeft, unfusedAttention, circularConvPads: opts.circularConvPads });
+    const { bytes, externalDataFolder, inMemoryFiles } = lowerToOnnx(graph, description, { device: opts.device, precision: opts.precision, keepFloat32: opts.keepFloat32, weightsOnTheLeft: opts.weightsOnTheLeft, unfusedAttention, circularConvPads: opts.circularConvPads, linearWeights: opts.linearWeights, convWeights: opts.convWeights });
     const options: ort.InferenceSession.SessionOptions = {
       graphOptimizationLevel: "all",
       // Without the arena, freed activations go back to the system at once: lower peak, a few % slower.
@@ -77,6 +85,7 @@ export class CompiledGraph {
       ...(process.env.SSD1B_PROFILE ? { enableProfiling: true, profileFilePrefix: process.env.SSD1B_PROFILE } : {}),
       executionProviders: [opts.device === "webgpu" ? webgpuProvider() : "cpu"],
       ...(opts.intraOpThreads ? { intraOpNumThreads: opts.intraOpThreads } : {}),
+      ...(inMemoryFiles.length ? { externalData: inMemoryFiles } : {}),
       extra: { session: {
         ...(externalDataFolder ? { model_external_initializers_file_folder_path: externalDataFolder } : {}),
       } },

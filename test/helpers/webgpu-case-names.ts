@@ -6,5 +6,5 @@ export interface CaseResult { case: string; ms: number; diffs?: Record<string, D
 export const CASE_NAMES = [
   "attention-check", "groupnorm-epsilons", "unet-tiny-ssd", "unet-tiny-sdxl", "vae-tiny", "clip-l", "clip-g",
   "pipeline-tiny-ssd-basic", "pipeline-tiny-ssd-img2img", "pipeline-tiny-sdxl-basic",
-  "unet-tiny-ssd-fp16", "pipeline-tiny-ssd-basic-fp16",
+  "unet-tiny-ssd-fp16", "pipeline-tiny-ssd-basic-fp16", "unet-tiny-ssd-q8",
 ] as const;

@@ -37,7 +37,7 @@ function synthFolder(kind: string, name: string, weights: string): string {
 }
 
 /** UNet arithmetic of a case: float32, or float16 with the op types kept in float32. */
-type UNetArithmetic = { precision: "float32" } | { precision: "float16"; keepFloat32: readonly Float32IslandOp[] };
+type UNetArithmetic = ({ precision: "float32" } | { precision: "float16"; keepFloat32: readonly Float32IslandOp[] }) & { linearWeights?: "q8"; convWeights?: "q8" };
 
 /**
  * Kernels one run dispatched, per execution provider, from onnxruntime's profile (SSD1B_PROFILE, read by
@@ -185,6 +185,8 @@ export const CASES: Record<string, () => Promise<Omit<CaseResult, "case" | "ms" 
     return { diffs: result, kernels };
   },
   "pipeline-tiny-ssd-basic-fp16": async () => ({ diffs: await pipeline("tiny-ssd", "basic", "float16") }),
+  // The float16 UNet with 8-bit Linear and conv weights (com.microsoft.MatMulNBits; SessionOptions.linearWeights, convWeights).
+  "unet-tiny-ssd-q8": async () => ({ diffs: await unet("tiny-ssd", { precision: "float16", keepFloat32: UNET_FLOAT32_OPS_WEBGPU, linearWeights: "q8", convWeights: "q8" }) }),
 };
 
 /**

@@ -5,6 +5,10 @@ import type { Graph } from "../graph.js";
 import type { LoweringContext, OnnxAttr } from "../op.js";
 import type { DType, Tensor } from "../tensor.js";
 import { toHalfPrecision, type Float32IslandOp } from "./half-precision.js";
+import { Q8_BLOCK, convRows, quantizeQ8 } from "./q8-weights.js";
+import { InMemoryWeights, moveWeightsToMemory } from "./in-memory-weights.js";
+import { fuseMatMulNBitsBias } from "./fuse-nbits-bias.js";
+import { readFloat32 } from "../../safetensors/read.js";
 
 const { onnx } = onnxProto;
 const T = onnx.TensorProto.DataType;
@@ -17,6 +21,8 @@ export interface LoweredModel {
   bytes: Uint8Array;
   /** The folder that external-data locations are relative to (resolved, no symlinks). */
   externalDataFolder: string | undefined;
+  /** Initializers made at lowering (q8 weights), as onnxruntime's in-memory external-data files. */
+  inMemoryFiles: { path: string; data: Uint8Array }[];
 }
 
 function attribute(name: string, v: OnnxAttr): onnxProto.onnx.IAttributeProto {
@@ -67,6 +73,10 @@ export interface LoweringOptions {
   unfusedAttention?: boolean;
   /** Circular conv padding (see LoweringContext.circularConvPads). */
   circularConvPads?: boolean;
+  /** "q8": Linear layers' weights as 8-bit com.microsoft.MatMulNBits (see LoweringContext.q8Weight). Default "float". */
+  linearWeights?: "float" | "q8";
+  /** "q8": 3x3 and 1x1 convs as im2col + MatMulNBits with 8-bit weights (see ops/conv.ts). Default "float". */
+  convWeights?: "float" | "q8";
 }
 
 export function lowerToOnnx(graph: Graph, name = "ssd1b", opts: LoweringOptions = {}): LoweredModel {
@@ -76,6 +86,8 @@ export function lowerToOnnx(graph: Graph, name = "ssd1b", opts: LoweringOptions 
   const initializers: onnxProto.onnx.ITensorProto[] = [];
   let counter = 0;
   const int64Cache = new Map<string, string>();
+  const memory = new InMemoryWeights();
+  const q8Cache = new Map<Tensor, { data: string; scales: string }>();
 
   const ctx: LoweringContext = {
     device,
@@ -84,6 +96,28 @@ export function lowerToOnnx(graph: Graph, name = "ssd1b", opts: LoweringOptions 
     circularConvPads: opts.circularConvPads ?? false,
     weightsOnTheLeft: opts.weightsOnTheLeft ?? false,
     isWeight: (t) => graph.leaves.get(t)?.kind === "weight",
+    q8Weight(t, layout) {
+      const linear = layout === "linear";
+      const on = linear ? opts.linearWeights === "q8" : opts.convWeights === "q8";
+      if (!on || t.rank !== (linear ? 2 : 4)) return undefined;
+      const n = t.shape[0], k = t.numel / n;
+      if (k % Q8_BLOCK !== 0) return undefined;
+      const leaf = graph.leaves.get(t);
+      if (!leaf || leaf.kind === "input" || (leaf.kind === "constant" && !(leaf.data instanceof Float32Array))) return undefined;
+      let q = q8Cache.get(t);
+      if (!q) {
+        const values = leaf.kind === "weight" ? readFloat32(leaf.entry) : (leaf.data as Float32Array);
+        const { data, scales } = quantizeQ8(linear ? values : convRows(values, t.shape), n, k);
+        const base = `q8_${t.id}`;
+        q = { data: `${base}_data`, scales: `${base}_scales` };
+        initializers.push(memory.initializer(q.data, T.UINT8, [n, k / Q8_BLOCK, Q8_BLOCK], data));
+        initializers.push(memory.initializer(`${q.scales}::stored`, T.FLOAT16, [n * (k / Q8_BLOCK)], new Uint8Array(scales.buffer)));
+        // float32 here; half-precision.ts turns the Cast into one to float16 (MatMulNBits' scales share A's type)
+        ctx.emit("Cast", [`${q.scales}::stored`], [q.scales], { to: T.FLOAT });
+        q8Cache.set(t, q);
+      }
+      return q;
+    },
     emit(opType, inputs, outputs, attrs = {}, domain) {
       nodes.push({
         opType, input: inputs, output: outputs, domain: domain ?? "", name: `n${nodes.length}_${opType}`,
@@ -158,16 +192,20 @@ export function lowerToOnnx(graph: Graph, name = "ssd1b", opts: LoweringOptions 
     return valueInfo(n, tensor);
   });
 
+  const outputNamesList = outputs.map((o) => o.name!);
+  const { nodes: kept, initializers: inits } = memory.empty ? { nodes, initializers }
+    : moveWeightsToMemory(fuseMatMulNBitsBias(nodes, initializers, outputNamesList), initializers, outputNamesList, folder, memory);
   const model = onnx.ModelProto.create({
     irVersion: 10,
     producerName: name,
     opsetImport: [{ domain: "", version: OPSET }, { domain: "com.microsoft", version: 1 }],
     graph: {
-      name, node: nodes, initializer: initializers,
+      name, node: kept, initializer: inits,
       input: graph.inputs.map((t) => valueInfo(nameOf(t), t)),
       output: outputs,
     },
   });
   if (precision === "float16") toHalfPrecision(model, { keepFloat32: opts.keepFloat32 });
-  return { bytes: onnx.ModelProto.encode(model).finish(), externalDataFolder: folder };
+  const inMemoryFiles = memory.take();
+  return { bytes: onnx.ModelProto.encode(model).finish(), externalDataFolder: folder, inMemoryFiles };
 }

@@ -1,6 +1,7 @@
 import type { OpDef } from "../op.js";
 import { type Tensor, ShapeError } from "../tensor.js";
 import * as F from "../functional.js";
+import { lowerConvIm2col } from "./conv-im2col.js";
 
 export interface ConvAttrs {
   stride: number;
@@ -30,6 +31,7 @@ export const Conv2d: OpDef<ConvAttrs> = {
   },
   lower(ctx, ins, outs, { stride, pads, groups, dilation }, node) {
     const [, , kh, kw] = node.inputs[1].shape;
+    if (lowerConvIm2col(ctx, ins, outs, { stride, pads, groups, dilation }, node.inputs, node.outputs[0], !!ctx.circularConvPads && isCircular(pads))) return;
     if (ctx.circularConvPads && isCircular(pads)) {
       // torch's circular mode: wrap the input (ONNX pads: begins of N, C, H, W, then the ends), no conv pads
       const wrapped = ctx.fresh("wrap");

@@ -1,6 +1,7 @@
 import type { OpDef } from "../op.js";
 import { type Tensor, ShapeError, broadcastShapes } from "../tensor.js";
 import * as F from "../functional.js";
+import { Q8_BLOCK } from "../onnx/q8-weights.js";
 
 /** Swaps the last two axes. */
 function mT(x: Tensor): Tensor {
@@ -24,6 +25,13 @@ export const MatMul: OpDef<{ transB?: boolean }> = {
   // transposed copy of the weights. The WebGPU provider has no FusedMatMul: transpose explicitly.
   lower(ctx, [a, b], outs, { transB }, node) {
     const w = node.inputs[1];
+    // A Linear layer (x·Wᵀ, W [N, K] as torch stores it) with 8-bit weights: MatMulNBits reads W's layout as is.
+    const q8 = transB && !ctx.weightsOnTheLeft ? ctx.q8Weight(w, "linear") : undefined;
+    if (q8) {
+      const [n, k] = w.shape;
+      ctx.emit("MatMulNBits", [a, q8.data, q8.scales], outs, { K: k, N: n, bits: 8, block_size: Q8_BLOCK }, "com.microsoft");
+      return;
+    }
     if (ctx.weightsOnTheLeft && ctx.device === "cpu" && w.rank === 2 && ctx.isWeight(w)) {
       // a·Wᵀ = (W·aᵀ)ᵀ and a·W = (Wᵀ·aᵀ)ᵀ: the weight as the left operand is not pre-packed
       const t = ctx.fresh("wleft");
