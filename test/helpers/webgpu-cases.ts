@@ -186,7 +186,11 @@ export const CASES: Record<string, () => Promise<Omit<CaseResult, "case" | "ms" 
   },
   "pipeline-tiny-ssd-basic-fp16": async () => ({ diffs: await pipeline("tiny-ssd", "basic", "float16") }),
   // The float16 UNet with 8-bit Linear and conv weights (com.microsoft.MatMulNBits; SessionOptions.linearWeights, convWeights).
-  "unet-tiny-ssd-q8": async () => ({ diffs: await unet("tiny-ssd", { precision: "float16", keepFloat32: UNET_FLOAT32_OPS_WEBGPU, linearWeights: "q8", convWeights: "q8" }) }),
+  // Profiled: every kernel must be on the WebGPU provider (no CPU fallback for MatMulNBits or the patches).
+  "unet-tiny-ssd-q8": async () => {
+    const { result, kernels } = await profiled(() => unet("tiny-ssd", { precision: "float16", keepFloat32: UNET_FLOAT32_OPS_WEBGPU, linearWeights: "q8", convWeights: "q8" }));
+    return { diffs: result, kernels };
+  },
 };
 
 /**
