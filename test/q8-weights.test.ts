@@ -66,13 +66,15 @@ test("quantizeQ8: blocks of 32 along K, scale max|w|/127 in fp16, q + 128; error
   assert.throws(() => quantizeQ8(new Float32Array(2 * 40), 2, 40), /K \(40\) must be a multiple of 32/);
 });
 
-test("InMemoryWeights: 64-byte aligned chunks, one file per GiB at most", () => {
-  const m = new InMemoryWeights();
+test("InMemoryWeights: 64-byte aligned chunks; a new file when the next chunk would pass the size limit (1 GiB by default)", () => {
+  const m = new InMemoryWeights(200);
   assert.deepEqual(m.add(new Uint8Array(10).fill(1)), { location: "ssd1b-in-memory-0.bin", offset: 0, length: 10 });
   assert.deepEqual(m.add(new Uint8Array(3).fill(2)), { location: "ssd1b-in-memory-0.bin", offset: 64, length: 3 });
-  const [file] = m.take();
-  assert.equal(file.data.length, 128);
-  assert.deepEqual([...file.data.slice(60, 68)], [0, 0, 0, 0, 2, 2, 2, 0]);
+  assert.deepEqual(m.add(new Uint8Array(100).fill(3)), { location: "ssd1b-in-memory-1.bin", offset: 0, length: 100 });
+  assert.deepEqual(m.add(new Uint8Array(300).fill(4)), { location: "ssd1b-in-memory-2.bin", offset: 0, length: 300 }, "a chunk past the limit gets a file of its own");
+  const files = m.take();
+  assert.deepEqual(files.map((f) => [f.path, f.data.length]), [["ssd1b-in-memory-0.bin", 128], ["ssd1b-in-memory-1.bin", 128], ["ssd1b-in-memory-2.bin", 320]]);
+  assert.deepEqual([...files[0].data.slice(60, 68)], [0, 0, 0, 0, 2, 2, 2, 0]);
   assert.ok(m.empty);
 });
 

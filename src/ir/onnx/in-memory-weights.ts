@@ -15,13 +15,13 @@ const PREFIX = "ssd1b-in-memory-";
 
 /** The files. They roll over at 1 GiB (typed arrays and Buffers have size limits); chunks are 64-byte aligned. */
 export class InMemoryWeights {
-  private static readonly FILE_BYTES = 1 << 30;
   private readonly files: { chunks: Uint8Array[]; size: number }[] = [];
+  constructor(private readonly fileBytes = 1 << 30) {}
 
   /** Appends bytes; returns where they are (location, offset, length). */
   add(bytes: Uint8Array): { location: string; offset: number; length: number } {
     let file = this.files[this.files.length - 1];
-    if (!file || (file.size > 0 && file.size + bytes.byteLength > InMemoryWeights.FILE_BYTES)) this.files.push(file = { chunks: [], size: 0 });
+    if (!file || (file.size > 0 && file.size + bytes.byteLength > this.fileBytes)) this.files.push(file = { chunks: [], size: 0 });
     const offset = file.size;
     file.chunks.push(bytes);
     const pad = (64 - (bytes.byteLength % 64)) % 64;
