@@ -58,7 +58,7 @@ const isTiny = (model: string) => model.startsWith("tiny-");
 const islands = unetFloat32Ops(values.device === "webgpu" ? "webgpu" : "cpu").join("+") || "none";
 /** ", q8 Linear weights" etc. under SSD1B_UNET_LINEAR_WEIGHTS / SSD1B_UNET_CONV_WEIGHTS=q8 (the UNet and pipeline suites' titles). */
 const q8 = unetQ8Weights();
-const linearWeights = q8.linearWeights === "q8" || q8.convWeights === "q8"
+const q8Title = q8.linearWeights === "q8" || q8.convWeights === "q8"
   ? `, q8 ${[q8.linearWeights === "q8" ? "Linear" : "", q8.convWeights === "q8" ? "Conv" : ""].filter(Boolean).join(" and ")} weights` : "";
 const benchDir = process.env.SSD1B_BENCH_DIR ?? join(tmpdir(), "ssd1b-bench");
 
@@ -116,7 +116,7 @@ function unetSuite(): void {
     }
   }
   const lines = [
-    `# UNet benchmark (${values.device}, ${unetPrecision}${unetPrecision === "float16" && process.env.SSD1B_UNET_FLOAT32_OPS !== undefined ? `, float32 ${islands}` : ""}${linearWeights}${values.device === "webgpu" && webgpuOverrides() ? `, ${webgpuOverrides()}` : ""})`,
+    `# UNet benchmark (${values.device}, ${unetPrecision}${unetPrecision === "float16" && process.env.SSD1B_UNET_FLOAT32_OPS !== undefined ? `, float32 ${islands}` : ""}${q8Title}${values.device === "webgpu" && webgpuOverrides() ? `, ${webgpuOverrides()}` : ""})`,
     "",
     machine,
     `Synth fp16 checkpoints (diffusers layout, loaded as a user would), UNet in ${unetPrecision}${unetPrecision === "float16" ? ` (float32 islands: ${islands})` : ""},`,
@@ -207,7 +207,7 @@ function pipelineTable(rows: any[], warm: boolean): string[] {
   const all = [...kept.filter((l) => !sizes.has(l.split("|")[1].trim())), ...fresh].sort((a, b) => parseInt(a.slice(2)) - parseInt(b.slice(2)));
   const model = values.models!.split(",").find(isTiny) ?? "Full-size synth SSD-1B, fp16 variant";
   return [
-    `# SSD-1B pipeline benchmark (${values.device}${linearWeights}${values.device === "webgpu" && webgpuOverrides() ? `, ${webgpuOverrides()}` : ""})`,
+    `# SSD-1B pipeline benchmark (${values.device}${q8Title}${values.device === "webgpu" && webgpuOverrides() ? `, ${webgpuOverrides()}` : ""})`,
     "",
     machine,
     `${model}, text-to-image, guidance 5 (batch 2 through the UNet), Euler, one image, UNet in ${unetPrecision}, each size in a fresh process,`,

@@ -4,9 +4,8 @@
  * initializer up in that table and never on disk, so the model's other weights are read into memory too
  * (moveWeightsToMemory), after dropping those no node reads any more (the float originals of quantized ones).
  */
-import { closeSync, openSync, readSync } from "node:fs";
-import { join } from "node:path";
 import onnxProto from "onnx-proto";
+import { readBytes, type TensorEntry } from "../../safetensors/read.js";
 
 const { onnx } = onnxProto;
 type TensorProto = onnxProto.onnx.ITensorProto;
@@ -54,40 +53,21 @@ function externalData(location: string, offset: number, length: number) {
 }
 
 /**
- * Drops the initializers no node reads (and the Casts of weights whose result no node reads), then moves
- * the remaining on-disk external initializers (relative to `folder`) into `memory`.
+ * Drops the initializers no node reads (and the Casts of weights whose result no node reads), then moves the
+ * remaining weights read from the user's files (`fileEntry`: the checkpoint tensor behind an initializer) into `memory`.
  */
-export function moveWeightsToMemory(nodes: NodeProto[], initializers: TensorProto[], outputs: string[], folder: string | undefined, memory: InMemoryWeights): { nodes: NodeProto[]; initializers: TensorProto[] } {
+export function moveWeightsToMemory(nodes: NodeProto[], initializers: TensorProto[], outputs: string[], fileEntry: Map<string, TensorEntry>, memory: InMemoryWeights): { nodes: NodeProto[]; initializers: TensorProto[] } {
   const inits = new Set(initializers.map((i) => i.name!));
-  let kept = nodes;
-  for (;;) {
-    const read = new Set([...kept.flatMap((n) => n.input ?? []), ...outputs]);
-    const next = kept.filter((n) => !(n.opType === "Cast" && inits.has(n.input![0]) && !read.has(n.output![0])));
-    if (next.length === kept.length) break;
-    kept = next;
-  }
-  const read = new Set([...kept.flatMap((n) => n.input ?? []), ...outputs]);
-  const fds = new Map<string, number>();
-  try {
-    const moved = initializers.filter((i) => read.has(i.name!)).map((init) => {
-      const where = new Map((init.externalData ?? []).map((e) => [e.key!, e.value!]));
-      const location = where.get("location");
-      if (init.dataLocation !== onnx.TensorProto.DataLocation.EXTERNAL || !location || location.startsWith(PREFIX)) return init;
-      const file = join(folder ?? ".", location);
-      let fd = fds.get(file);
-      if (fd === undefined) { fd = openSync(file, "r"); fds.set(file, fd); }
-      const bytes = new Uint8Array(Number(where.get("length")));
-      const offset = Number(where.get("offset") ?? 0);
-      for (let done = 0; done < bytes.length;) {
-        const n = readSync(fd, bytes, done, Math.min(bytes.length - done, 1 << 30), offset + done);
-        if (n <= 0) throw new Error(`${file}: truncated while reading initializer "${init.name}"`);
-        done += n;
-      }
-      const at = memory.add(bytes);
-      return { ...init, externalData: externalData(at.location, at.offset, at.length) };
-    });
-    return { nodes: kept, initializers: moved };
-  } finally {
-    for (const fd of fds.values()) closeSync(fd);
-  }
+  const readBy = (ns: NodeProto[]) => new Set([...ns.flatMap((n) => n.input ?? []), ...outputs]);
+  // A weight's Cast feeds compute nodes only, so one pass finds the dead ones.
+  const first = readBy(nodes);
+  const kept = nodes.filter((n) => !(n.opType === "Cast" && inits.has(n.input![0]) && !first.has(n.output![0])));
+  const read = readBy(kept);
+  const moved = initializers.filter((i) => read.has(i.name!)).map((init) => {
+    const entry = fileEntry.get(init.name!);
+    if (!entry) return init;
+    const at = memory.add(readBytes(entry));
+    return { ...init, externalData: externalData(at.location, at.offset, at.length) };
+  });
+  return { nodes: kept, initializers: moved };
 }

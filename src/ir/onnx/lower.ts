@@ -8,7 +8,7 @@ import { toHalfPrecision, type Float32IslandOp } from "./half-precision.js";
 import { Q8_BLOCK, convRows, quantizeQ8 } from "./q8-weights.js";
 import { InMemoryWeights, moveWeightsToMemory } from "./in-memory-weights.js";
 import { fuseMatMulNBitsBias } from "./fuse-nbits-bias.js";
-import { readFloat32 } from "../../safetensors/read.js";
+import { readFloat32, type TensorEntry } from "../../safetensors/read.js";
 
 const { onnx } = onnxProto;
 const T = onnx.TensorProto.DataType;
@@ -87,6 +87,8 @@ export function lowerToOnnx(graph: Graph, name = "ssd1b", opts: LoweringOptions 
   let counter = 0;
   const int64Cache = new Map<string, string>();
   const memory = new InMemoryWeights();
+  /** The checkpoint tensor behind each file-backed initializer (moveWeightsToMemory reads them). */
+  const fileEntry = new Map<string, TensorEntry>();
   const q8Cache = new Map<Tensor, { data: string; scales: string }>();
 
   const ctx: LoweringContext = {
@@ -160,6 +162,7 @@ export function lowerToOnnx(graph: Graph, name = "ssd1b", opts: LoweringOptions 
     const name = usedNames.has(key) ? `${key}#${t.id}` : key;
     usedNames.add(name);
     const raw = stored === T.FLOAT ? name : `${name}::stored`;
+    fileEntry.set(raw, entry);
     initializers.push({
       name: raw, dataType: stored, dims: entry.shape, dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
       externalData: [
@@ -194,7 +197,7 @@ export function lowerToOnnx(graph: Graph, name = "ssd1b", opts: LoweringOptions 
 
   const outputNamesList = outputs.map((o) => o.name!);
   const { nodes: kept, initializers: inits } = memory.empty ? { nodes, initializers }
-    : moveWeightsToMemory(fuseMatMulNBitsBias(nodes, initializers, outputNamesList), initializers, outputNamesList, folder, memory);
+    : moveWeightsToMemory(fuseMatMulNBitsBias(nodes, initializers, outputNamesList), initializers, outputNamesList, fileEntry, memory);
   const model = onnx.ModelProto.create({
     irVersion: 10,
     producerName: name,
