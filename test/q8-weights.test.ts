@@ -148,7 +148,7 @@ function convRowsReference(x: Float32Array, [n, ci, h, w]: number[], rows: Array
   return y;
 }
 
-test("convWeights q8: convs lower to NHWC patches + MatMulNBits with the bias; 3x3 (stride 1 and 2, zero and circular pads) and 1x1 match the host conv with the quantized weights", async () => {
+test("convWeights q8: convs lower to NHWC patches (one Gather) + MatMulNBits with the bias; 3x3 (stride 1 and 2, zero and circular pads) and 1x1 match the host conv with the quantized weights", async () => {
   const cases = [
     { ci: 64, co: 64, k: 3, stride: 1, pad: 1, bias: true, circular: false },
     { ci: 32, co: 64, k: 3, stride: 2, pad: 1, bias: true, circular: false },
@@ -168,6 +168,9 @@ test("convWeights q8: convs lower to NHWC patches + MatMulNBits with the bias; 3
     const what = `${c.k}x${c.k} ${c.ci}->${c.co} stride ${c.stride}${c.circular ? " circular" : ""}`;
     const types = onnxProto.onnx.ModelProto.decode(lowerToOnnx(build(), "conv", { convWeights: "q8", circularConvPads: c.circular }).bytes).graph!.node!.map((n) => n.opType);
     assert.ok(types.includes("MatMulNBits") && !types.includes("Conv"), `${what}: ${types.join(",")}`);
+    // the patches are one Gather of pixels (a 1x1 stride-1 conv needs none), never kh·kw Slices and a Concat
+    assert.equal(types.filter((t) => t === "Gather").length, c.k > 1 ? 1 : 0, `${what}: ${types.join(",")}`);
+    assert.ok(!types.includes("Slice") && !types.includes("Concat"), `${what}: ${types.join(",")}`);
     const k = c.ci * c.k * c.k;
     const want = convRowsReference(x, shape, dequantizeQ8(quantizeQ8(convRows(wts, [c.co, c.ci, c.k, c.k]), c.co, k)), c.co, c.k, bias, c.stride, c.pad, c.circular);
     const exact = convRowsReference(x, shape, convRows(wts, [c.co, c.ci, c.k, c.k]), c.co, c.k, bias, c.stride, c.pad, c.circular);
