@@ -66,15 +66,14 @@ test("quantizeQ8: blocks of 32 along K, scale max|w|/127 in fp16, q + 128; error
   assert.throws(() => quantizeQ8(new Float32Array(2 * 40), 2, 40), /K \(40\) must be a multiple of 32/);
 });
 
-test("InMemoryWeights: 64-byte aligned chunks; a new file when the next chunk would pass the size limit (1 GiB by default)", () => {
-  const m = new InMemoryWeights(200);
-  assert.deepEqual(m.add(new Uint8Array(10).fill(1)), { location: "ssd1b-in-memory-0.bin", offset: 0, length: 10 });
-  assert.deepEqual(m.add(new Uint8Array(3).fill(2)), { location: "ssd1b-in-memory-0.bin", offset: 64, length: 3 });
-  assert.deepEqual(m.add(new Uint8Array(100).fill(3)), { location: "ssd1b-in-memory-1.bin", offset: 0, length: 100 });
-  assert.deepEqual(m.add(new Uint8Array(300).fill(4)), { location: "ssd1b-in-memory-2.bin", offset: 0, length: 300 }, "a chunk past the limit gets a file of its own");
+test("InMemoryWeights: one file a tensor, its bytes as given (no copy)", () => {
+  const m = new InMemoryWeights();
+  const a = new Uint8Array(10).fill(1), b = new Uint8Array(3).fill(2);
+  assert.deepEqual(m.add(a), { location: "ssd1b-in-memory-0.bin", offset: 0, length: 10 });
+  assert.deepEqual(m.add(b), { location: "ssd1b-in-memory-1.bin", offset: 0, length: 3 });
   const files = m.take();
-  assert.deepEqual(files.map((f) => [f.path, f.data.length]), [["ssd1b-in-memory-0.bin", 128], ["ssd1b-in-memory-1.bin", 128], ["ssd1b-in-memory-2.bin", 320]]);
-  assert.deepEqual([...files[0].data.slice(60, 68)], [0, 0, 0, 0, 2, 2, 2, 0]);
+  assert.deepEqual(files.map((f) => [f.path, f.data.length]), [["ssd1b-in-memory-0.bin", 10], ["ssd1b-in-memory-1.bin", 3]]);
+  assert.equal(files[1].data, b);
   assert.ok(m.empty);
 });
 
@@ -112,7 +111,7 @@ test("linearWeights q8: Linear layers lower to MatMulNBits (bits 8, block 32, th
   // the float originals of the quantized weights are gone; the bias stays a float initializer
   const floats = model.graph!.initializer!.filter((i) => (i.floatData?.length ?? 0) > 0).map((i) => i.floatData!.length);
   assert.deepEqual(floats, [96]);
-  assert.equal(lowered.inMemoryFiles.length, 1);
+  assert.deepEqual(lowered.inMemoryFiles.map((f) => f.path), ["ssd1b-in-memory-0.bin", "ssd1b-in-memory-1.bin", "ssd1b-in-memory-2.bin", "ssd1b-in-memory-3.bin"], "the data and scales of each quantized weight");
   assert.equal(lowerToOnnx(twoLinears().g, "float").inMemoryFiles.length, 0);
 
   const x = gaussian(2 * 8 * 64, 1, 4);
@@ -215,7 +214,8 @@ test("tiny UNet with q8 Linear weights on the CPU: weights from the file moved i
     const lowered = lowerToOnnx(g, "t", { linearWeights: "q8" });
     const inits = onnxProto.onnx.ModelProto.decode(lowered.bytes).graph!.initializer!;
     const locations = new Set(inits.flatMap((i) => (i.externalData ?? []).filter((e) => e.key === "location").map((e) => e.value!)));
-    assert.deepEqual([...locations], ["ssd1b-in-memory-0.bin"], "every external initializer in memory (onnxruntime looks nowhere else then)");
+    assert.ok(locations.size > 1 && [...locations].every((l) => l.startsWith("ssd1b-in-memory-")), `every external initializer in memory (onnxruntime looks nowhere else then): ${[...locations].slice(0, 5)}`);
+    assert.equal(locations.size, lowered.inMemoryFiles.length, "one file a tensor");
     const model = await compileComponent(files, "unet", "unet q8", build, { linearWeights: "q8" });
     const out = await model.run({
       sample: io.float32("in.sample"), timestep: io.float32("in.timestep"), encoder_hidden_states: io.float32("in.encoder_hidden_states"),

