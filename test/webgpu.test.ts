@@ -73,19 +73,18 @@ function checkDiffs(r: CaseResult) {
  * Kernels of one float16 tiny-ssd UNet run (batch 2, 8x8 latents) on the fused-attention path: 1150
  * measured with onnxruntime-node 1.30; 2467 before GroupNorm was lowered as InstanceNormalization without a
  * float32 island, residual Add + LayerNorm as SkipLayerNormalization and GEGLU's halves as one Split
- * (docs/webgpu-kernels.md). Every
- * kernel on the WebGPU provider: a CPU node between two GPU nodes costs a round trip through host memory.
+ * (docs/webgpu-kernels.md). With q8 Linear and conv weights: 1022 (1113 while conv patches were kh·kw
+ * Slices and a Concat). Every kernel on the WebGPU provider: a CPU node between two GPU nodes costs a round
+ * trip through host memory. Bounds: the most kernels a run, by case.
  */
-const TINY_UNET_KERNELS = 1200;
-/** The same UNet with q8 Linear and conv weights: 1022 measured (1113 while conv patches were kh·kw Slices and a Concat). */
-const TINY_UNET_Q8_KERNELS = 1060;
+const KERNEL_BOUNDS: Record<string, number> = { "unet-tiny-ssd-fp16": 1200, "unet-tiny-ssd-q8": 1060 };
 
 function checkKernels(r: CaseResult) {
   if (!r.kernels) return;
   const { WebGpuExecutionProvider: gpu = 0, ...others } = r.kernels;
   assert.deepEqual(others, {}, `${r.case}: kernels off the WebGPU provider: ${JSON.stringify(r.kernels)}`);
-  if (r.case === "unet-tiny-ssd-fp16") assert.ok(gpu > 0 && gpu <= TINY_UNET_KERNELS, `${r.case}: ${gpu} kernels a run, more than ${TINY_UNET_KERNELS}`);
-  if (r.case === "unet-tiny-ssd-q8") assert.ok(gpu > 0 && gpu <= TINY_UNET_Q8_KERNELS, `${r.case}: ${gpu} kernels a run, more than ${TINY_UNET_Q8_KERNELS}`);
+  const bound = KERNEL_BOUNDS[r.case];
+  if (bound !== undefined) assert.ok(gpu > 0 && gpu <= bound, `${r.case}: ${gpu} kernels a run, more than ${bound}`);
 }
 
 /** Worst relative L2 and worst max|d| (relative to max|ref|) over a case's tensors, for the test's title. */

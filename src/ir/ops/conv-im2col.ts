@@ -44,7 +44,7 @@ export function lowerConvIm2col(ctx: LoweringContext, ins: string[], outs: strin
 }
 
 /** For each output pixel (oy, ox) and tap (ky, kx), in that order, the index of the padded input pixel it reads. */
-export function patchPixels(ho: number, wo: number, kh: number, kw: number, stride: number, paddedWidth: number): number[] {
+function patchPixels(ho: number, wo: number, kh: number, kw: number, stride: number, paddedWidth: number): number[] {
   const out: number[] = [];
   for (let oy = 0; oy < ho; oy++) for (let ox = 0; ox < wo; ox++)
     for (let ky = 0; ky < kh; ky++) for (let kx = 0; kx < kw; kx++) out.push((oy * stride + ky) * paddedWidth + ox * stride + kx);
