@@ -5,6 +5,7 @@ import { CompiledGraph, type SessionOptions } from "../runtime/session.js";
 import { checkCheckpoint, type ComponentKind } from "../models/components.js";
 import { openWeights, type ComponentFiles, type ComponentWeights } from "./component.js";
 import { rejectUnappliedDeltas } from "./delta-check.js";
+import { unmergeLinearDeltas } from "../ir/passes/lora-branch.js";
 
 /**
  * Compiles a graph built by `vb` after its checks: every LoRA delta landed on a weight, and (with
@@ -20,7 +21,9 @@ export function compileChecked(vb: WeightBuilder, where: string, description: st
  * Checks a component's checkpoint against its config (every tensor present with the right shape,
  * none left over), builds one graph of it and compiles it. The component is a diffusers folder's
  * files or a config + weight source opened elsewhere (a single-file checkpoint); `deltas` (LoRA) are
- * added to the weights they name, and every one must land on a weight of the model.
+ * added to the weights they name, and every one must land on a weight of the model. With 8-bit Linear
+ * weights the Linear layers' deltas run beside the product instead, so the checkpoint weights are what
+ * gets quantized.
  */
 export async function compileComponent(
   files: ComponentFiles | ComponentWeights,
@@ -39,5 +42,6 @@ export async function compileComponent(
   // The graph itself is the check (built once): only a partial build (one block) leaves tensors
   // unused, and then a build of the whole component tells leftovers from parts not built.
   if (vb.unused().length > 0) checkCheckpoint(kind, files.config, source, where);
+  if (opts.linearWeights === "q8") unmergeLinearDeltas(graph, vb.mergedDeltas());
   return compileChecked(vb, where, description, opts, deltas, false);
 }

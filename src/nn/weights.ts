@@ -13,10 +13,21 @@ export interface WeightSource {
   keys(): Iterable<string>;
 }
 
+/** A low-rank delta added in the graph: `merged` = `base` + scale · up · down (up [out, rank], down [rank, in]). */
+export interface MergedDelta {
+  key: string;
+  base: Tensor;
+  merged: Tensor;
+  up: Tensor;
+  down: Tensor;
+  scale: number;
+}
+
 /** Shared state of one model build: the graph, the source and every key the modules asked for. */
 class WeightRegistry {
   readonly requested = new Map<string, number[]>();
   readonly tensors = new Map<string, Tensor>();
+  readonly merged: MergedDelta[] = [];
   constructor(readonly graph: Graph, readonly source: WeightSource, readonly deltas?: WeightDeltas) {}
 }
 
@@ -67,8 +78,13 @@ export class WeightBuilder {
     const g = this.reg.graph;
     const up = F.reshape(g.weight(`${d.origin}.up`, d.up), [out, rank]);
     const down = F.reshape(g.weight(`${d.origin}.down`, d.down), [rank, inner]);
-    return F.add(w, F.mul(F.reshape(F.matmul(up, down), [...w.shape]), d.scale));
+    const merged = F.add(w, F.mul(F.reshape(F.matmul(up, down), [...w.shape]), d.scale));
+    this.reg.merged.push({ key, base: w, merged, up, down, scale: d.scale });
+    return merged;
   }
+
+  /** The deltas added so far, in the order they were added (a stack on one weight: each on the one before). */
+  mergedDeltas(): readonly MergedDelta[] { return this.reg.merged; }
 
   /** Every key asked for so far with its shape: what a checkpoint for this config must contain. */
   requested(): Map<string, number[]> { return this.reg.requested; }

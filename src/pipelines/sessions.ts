@@ -55,9 +55,21 @@ export function unetFloat32Ops(device: SessionOptions["device"], env: NodeJS.Pro
 }
 
 /**
- * 8-bit UNet weights, as developer overrides until a GPU session has measured them (bench/device-run.sh suite
- * "q8"): SSD1B_UNET_LINEAR_WEIGHTS=q8 for the Linear layers, SSD1B_UNET_CONV_WEIGHTS=q8 for the convolutions
- * (SessionOptions.linearWeights / convWeights; docs/webgpu-matmul.md). Unset or "float": as stored.
+ * How the UNet holds its Linear layers' weights (PipelineLoadOptions.unetWeights, --unet-weights). "q8":
+ * stable-diffusion.cpp's q8_0 made in memory at session creation (src/ir/onnx/q8-weights.ts). Measured on
+ * this project's CPU (bench/results/unet-cpu-q8.md, synth full-size weights, 1024x1024, batch 2): the UNet's
+ * session peaks 2.0 GiB lower for SSD-1B and 3.9 GiB lower for SDXL, a step 4 % (SSD-1B) to 17 % (SDXL) slower; its output is
+ * within 2.7e-3 relative L2 of the float UNet's (SSD-1B; the tiny fixture UNet: 2.9e-3), where fp16
+ * activations alone cost ~7e-4 (tiny UNet) and onnxruntime's WebGPU fp16 ~1.7e-2.
+ */
+export type UNetWeights = "float" | "q8";
+export const UNET_WEIGHTS: readonly UNetWeights[] = ["float", "q8"];
+
+/**
+ * Developer overrides of the 8-bit weights (bench/device-run.sh suite "q8"): SSD1B_UNET_LINEAR_WEIGHTS=q8
+ * for the Linear layers (what unetWeights "q8" sets), SSD1B_UNET_CONV_WEIGHTS=q8 for the convolutions too,
+ * which on the CPU run at half of Conv's speed and wait for a GPU's measurement (SessionOptions.linearWeights /
+ * convWeights; docs/webgpu-matmul.md). Unset or "float": as stored.
  */
 export function unetQ8Weights(env: NodeJS.ProcessEnv = process.env): Pick<SessionOptions, "linearWeights" | "convWeights"> {
   const out: Pick<SessionOptions, "linearWeights" | "convWeights"> = {};
@@ -70,9 +82,12 @@ export function unetQ8Weights(env: NodeJS.ProcessEnv = process.env): Pick<Sessio
   return out;
 }
 
-/** Session options of a UNet in `precision` (float16: with unetFloat32Ops kept in float32). */
-export function unetSession(session: SessionOptions, precision: "float32" | "float16"): SessionOptions {
-  const base = { ...unetQ8Weights(), ...session };
+/**
+ * Session options of a UNet in `precision` (float16: with unetFloat32Ops kept in float32) with its Linear
+ * layers' `weights` (when given, over the session's and the environment's).
+ */
+export function unetSession(session: SessionOptions, precision: "float32" | "float16", weights?: UNetWeights): SessionOptions {
+  const base = { ...unetQ8Weights(), ...session, ...(weights ? { linearWeights: weights } : {}) };
   if (precision === "float32") return { ...base, precision };
   const keepFloat32 = unetFloat32Ops(session.device);
   return { ...base, precision, keepFloat32 };

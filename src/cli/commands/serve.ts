@@ -39,7 +39,8 @@ export const serveUsage = `ssd1b serve [--model M ...] [--models-dir DIR] [--hos
   --output-dir DIR     also write every image made here to DIR (never pruned) and read the newest back
                        at start, so the web page's history (GET /v1/history) outlives a restart
   --variant fp16|fp32  which weight files to load (default fp32 when present, else fp16)
-  --lora FILE[:W], --vae DIR, --config DIR, --vae-precision P, --unet-precision P, --prompt-syntax diffusers|a1111: as for generate
+  --lora FILE[:W], --vae DIR, --config DIR, --vae-precision P, --unet-precision P, --unet-weights W,
+                       --prompt-syntax diffusers|a1111: as for generate
   --taesd DIR|FILE     a TAESD (madebyollin/taesdxl): progress previews become its full-size decode (made
                        in the background) instead of the latent-to-RGB projection
   --lora-dir DIR       LoRA files (*.safetensors, sub-folders too) that requests may apply by name (the

@@ -16,7 +16,8 @@ export const workerUsage = `ssd1b worker --queue redis://HOST:PORT [--model M] [
   --queue URL          redis://[:password@]host:port[/db][?name=queue] (required; the same as serve's)
   --model M            diffusers folder or Hugging Face repo id in the local cache (default segmind/SSD-1B)
   --variant fp16|fp32  which weight files to load (default fp32 when present, else fp16)
-  --lora FILE[:W], --vae DIR, --config DIR, --vae-precision P, --unet-precision P, --prompt-syntax diffusers|a1111: as for generate
+  --lora FILE[:W], --vae DIR, --config DIR, --vae-precision P, --unet-precision P, --unet-weights W,
+                       --prompt-syntax diffusers|a1111: as for generate
   --taesd DIR|FILE     a TAESD (madebyollin/taesdxl): progress previews become its full-size decode (made
                        in the background) instead of the latent-to-RGB projection
   --lora-dir DIR       where the LoRA names of jobs (<lora:NAME:W>, "loras") are looked up: the same

@@ -144,8 +144,12 @@ export function lowerToOnnx(graph: Graph, name = "ssd1b", opts: LoweringOptions 
   const realOf = new Map<string, string>();
   const usedNames = new Set<string>();
 
+  // Leaves only dead nodes read (a LoRA merge a pass undid) are left out: onnxruntime would warn of each.
+  const liveNodes = graph.liveNodes();
+  const read = new Set([...liveNodes.flatMap((n) => n.inputs), ...graph.outputs.map((o) => o.tensor)]);
   for (const [t, leaf] of graph.leaves) {
     if (leaf.kind === "input") { names.set(t, leaf.name); continue; }
+    if (!read.has(t)) continue;
     if (leaf.kind === "constant") {
       const n = `const_${t.id}`;
       names.set(t, n);
@@ -181,7 +185,7 @@ export function lowerToOnnx(graph: Graph, name = "ssd1b", opts: LoweringOptions 
     return n;
   };
   const outputNames = new Map(graph.outputs.map((o) => [o.tensor, o.name] as const));
-  for (const node of graph.liveNodes()) {
+  for (const node of liveNodes) {
     const outs = node.outputs.map((o) => {
       const n = outputNames.get(o) ?? `t${o.id}`;
       names.set(o, n);

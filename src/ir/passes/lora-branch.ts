@@ -42,3 +42,35 @@ export function addLoraBranches(graph: Graph, branches: Map<string, LowRankBranc
   const missing = [...branches.keys()].filter((k) => !applied.has(k));
   if (missing.length) throw new Error(`addLoraBranches: no Linear uses ${missing.join(", ")}`);
 }
+
+/** A LoRA delta merged into a Linear weight in the graph (WeightBuilder's MergedDelta). */
+export interface MergedLinearDelta extends LowRankBranch {
+  key: string;
+  base: Tensor;
+  merged: Tensor;
+}
+
+/**
+ * Undoes the merge of LoRA deltas into Linear weights (W + scale·up·down, which onnxruntime folds into a
+ * float constant) where every use of the merged weight is a Linear product: the product reads the checkpoint
+ * weight again and the delta runs beside it as scale·B(A x), as diffusers' unfused (PEFT) LoRA does. Made for
+ * 8-bit Linear weights: only a checkpoint weight can be quantized, and a folded one would stay float. Weights
+ * used otherwise keep their merge. Returns the keys unmerged.
+ */
+export function unmergeLinearDeltas(graph: Graph, deltas: readonly MergedLinearDelta[]): string[] {
+  const byKey = new Map<string, MergedLinearDelta[]>();
+  for (const d of deltas) if (d.base.rank === 2) byKey.set(d.key, [...(byKey.get(d.key) ?? []), d]);
+  const unmerged: string[] = [];
+  for (const [key, stack] of byKey) {
+    const weight = stack[0].base, final = stack[stack.length - 1].merged;
+    const leaf = graph.leaves.get(weight);
+    if (leaf?.kind !== "weight" || leaf.key !== key) continue;
+    const users = graph.nodes.filter((n) => n.inputs.includes(final));
+    const onlyProducts = users.length > 0 && users.every((n) => n.op === MatMul && n.attrs.transB && n.inputs[1] === final && n.inputs[0] !== final);
+    if (!onlyProducts || graph.outputs.some((o) => o.tensor === final)) continue;
+    graph.replaceUses(final, weight);
+    for (const { down, up, scale } of stack) addLoraBranches(graph, new Map([[key, { down, up, scale }]]));
+    unmerged.push(key);
+  }
+  return unmerged;
+}

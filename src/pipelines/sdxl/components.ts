@@ -17,7 +17,7 @@ import { UNetRunner, VaeRunner, unetSession } from "../sessions.js";
 import { PipelineInputError } from "../errors.js";
 import { TaesdRunner, checkTaesdFits } from "../taesd-runner.js";
 import type { PipelineLoadOptions } from "./options.js";
-import { fetchSingleFileTokenizers, presetLoadOptions, unetPrecision, vaePrecision } from "./load-options.js";
+import { fetchSingleFileTokenizers, presetLoadOptions, unetPrecision, unetWeights, vaePrecision } from "./load-options.js";
 
 /** Session options and warning sink of the load, reused by LoRA variants and later TAESD loads. */
 export interface LoadSettings { session?: SessionOptions; onWarning?: (message: string) => void }
@@ -76,7 +76,7 @@ export class SdxlComponents {
     // Low-memory mode also gives activations back to the system as soon as they are freed.
     const base = opts.onWarning && !opts.session?.onWarning ? { ...opts.session, onWarning: opts.onWarning } : opts.session;
     const session = opts.lowMemory ? { memoryArena: false, ...base } : base;
-    const unet = UNetRunner.fromWeights(source.unet, unetSession(session ?? {}, unetPrecision(opts)), deltas?.unet);
+    const unet = UNetRunner.fromWeights(source.unet, unetSession(session ?? {}, unetPrecision(opts), unetWeights(opts)), deltas?.unet);
     const vae = VaeRunner.fromWeights(source.vae, session, { precision: vaePrecision(opts, source.vae.config), onFallback: opts.onWarning });
     const taesd = opts.taesd ? TaesdRunner.open(opts.taesd, { variant: opts.variant, session, env: opts.env }) : undefined;
     if (taesd) checkTaesdFits(taesd, vae.config.latentChannels, vae.scaleFactor);

@@ -10,6 +10,7 @@ import { ensureLocal, snapshotDownload, type HubOptions } from "../../hub/index.
 import { PipelineInputError } from "../errors.js";
 import { FAST_TAESD, LCM_LORAS, fastPreset } from "../presets.js";
 import type { PipelineLoadOptions } from "./options.js";
+import { UNET_WEIGHTS, type UNetWeights } from "../sessions.js";
 
 /** PipelineLoadOptions.vaePrecision resolved for a VAE config. */
 export function vaePrecision(opts: PipelineLoadOptions, vaeConfig: Record<string, unknown>): "float32" | "float16" {
@@ -25,6 +26,13 @@ export function unetPrecision(opts: PipelineLoadOptions): "float32" | "float16" 
   if (p !== "auto" && p !== "float32" && p !== "float16") throw new PipelineInputError(`unetPrecision must be float32, float16 or auto, got "${p}"`);
   if (p !== "auto") return p;
   return opts.session?.device === "webgpu" ? "float16" : "float32";
+}
+
+/** PipelineLoadOptions.unetWeights checked; undefined when unset (as stored, unless a developer override says otherwise). */
+export function unetWeights(opts: PipelineLoadOptions): UNetWeights | undefined {
+  const w = opts.unetWeights;
+  if (w !== undefined && !UNET_WEIGHTS.includes(w)) throw new PipelineInputError(`unetWeights must be ${UNET_WEIGHTS.join(" or ")}, got "${w}"`);
+  return w;
 }
 
 /**

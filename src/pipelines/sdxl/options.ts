@@ -14,6 +14,7 @@ import type { Preset } from "../presets.js";
 import type { StepCallback } from "./denoise.js";
 import type { LatentFill, MaskInput } from "./inpaint.js";
 import type { ControlNetUnit } from "./controlnet.js";
+import type { UNetWeights } from "../sessions.js";
 
 export interface PipelineLoadOptions {
   /**
@@ -74,6 +75,15 @@ export interface PipelineLoadOptions {
    * float16 on WebGPU, float32 on the CPU, whose provider computes most of an fp16 graph in float32 anyway.
    */
   unetPrecision?: "float32" | "float16" | "auto";
+  /**
+   * How the UNet holds its Linear layers' weights (attention projections and feed-forwards: most of its
+   * parameters). "q8": 8 bits a weight, quantized in memory when the session is made as
+   * stable-diffusion.cpp's q8_0 (blocks of 32, one fp16 scale each; the files are not touched), for a
+   * smaller UNet session a little slower than float on the CPU and an error near fp16's (UNetWeights in
+   * src/pipelines/sessions.ts has the figures). A LoRA's deltas on those layers run beside the 8-bit product
+   * (as diffusers' unfused PEFT LoRA), so the checkpoint's weights are what is quantized. "float" (default): as stored.
+   */
+  unetWeights?: UNetWeights;
 }
 
 export interface CommonOptions extends Omit<EncodePromptOptions, "doClassifierFreeGuidance">, MicroConditioning {
