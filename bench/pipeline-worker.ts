@@ -6,6 +6,8 @@
  * With a TAESD folder it runs what the fast preset runs (--fast): LCM scheduler, guidance 1 (no CFG
  * batch), TAESD decoding. Its LCM-LoRA is left out: a LoRA is folded into the weights when the UNet
  * session is created and does not change the time of a step.
+ * SSD1B_BENCH_WEIGHTS=q8: the UNet's and text encoders' Linear layers in 8 bits (unetWeights and
+ * textEncoderWeights "q8"); SSD1B_BENCH_KEEP_LOADED=1: every session stays loaded, as the server keeps them.
  */
 import { performance } from "node:perf_hooks";
 import { existsSync } from "node:fs";
@@ -21,12 +23,14 @@ const unetPrecision = precisionArg === "float16" ? "float16" : "float32";
 const warm = warmArg === "warm";
 // The bench's full-size folders are fp16; the tiny fixture pipeline has fp32 files.
 const variant = existsSync(join(dir, "unet", "diffusion_pytorch_model.fp16.safetensors")) ? "fp16" : "fp32";
+const q8 = process.env.SSD1B_BENCH_WEIGHTS === "q8";
+const weights = q8 ? { unetWeights: "q8", textEncoderWeights: "q8" } as const : {};
 const size = Number(sizeArg), steps = Number(stepsArg);
 const prompt = "An astronaut riding a green horse", negativePrompt = "ugly, blurry, poor quality";
 
 let t = performance.now();
 const pipe = await StableDiffusionXLPipeline.fromPretrained(dir, {
-  variant, session: { device }, unetPrecision, lowMemory: !warm && !process.env.SSD1B_BENCH_KEEP_LOADED, ...(fast ? { taesd } : {}),
+  variant, session: { device }, unetPrecision, ...weights, lowMemory: !warm && !process.env.SSD1B_BENCH_KEEP_LOADED, ...(fast ? { taesd } : {}),
 });
 const loadSeconds = (performance.now() - t) / 1000;
 

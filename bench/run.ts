@@ -4,6 +4,7 @@
  *  - unet: SSD-1B and SDXL UNets, batch 2 → bench/results/unet-<device>.md
  *  - pipeline: SSD-1B text-to-image by stage → bench/results/pipeline-cpu.md
  *  - decode: SDXL VAE decoder vs TAESDXL decoder (fast decode / previews) → bench/results/decode-cpu.md
+ *  - vae-tiling: the SDXL VAE decode whole vs in tiles of --vae-tile pixels (default 512) → bench/results/vae-tiling-cpu.md
  *  - fast: the --fast preset (LCM, 4 steps, guidance 1, TAESD) against the default 25-step image, same run → bench/results/fast-preset-cpu.md
  *  - controlnet: FLOPs of the SDXL ControlNet (controlnet-canny-sdxl-1.0's shape) against one SSD-1B / SDXL UNet step, and
  *    seconds for both at the smallest --sizes → bench/results/controlnet-cpu.md (--controlnet-runs N, default 1)
@@ -44,7 +45,7 @@ const { values } = parseArgs({
     device: { type: "string", default: "cpu" }, sizes: { type: "string", default: "512,1024" },
     runs: { type: "string", default: "2" }, models: { type: "string", default: "ssd-1b,sdxl" },
     suites: { type: "string", default: "unet,pipeline,fast,decode,server" }, steps: { type: "string", default: "25" },
-    "controlnet-runs": { type: "string", default: "1" },
+    "controlnet-runs": { type: "string", default: "1" }, "vae-tile": { type: "string", default: "512" },
     "unet-precision": { type: "string", default: "auto" }, "peak-tflops": { type: "string" },
   },
 });
@@ -60,6 +61,10 @@ const islands = unetFloat32Ops(values.device === "webgpu" ? "webgpu" : "cpu").jo
 const q8 = unetQ8Weights();
 const q8Title = q8.linearWeights === "q8" || q8.convWeights === "q8"
   ? `, q8 ${[q8.linearWeights === "q8" ? "Linear" : "", q8.convWeights === "q8" ? "Conv" : ""].filter(Boolean).join(" and ")} weights` : "";
+/** The pipeline worker's SSD1B_BENCH_WEIGHTS=q8: the UNet's and both text encoders' Linear layers in 8 bits (the user options). */
+const pipelineQ8Title = process.env.SSD1B_BENCH_WEIGHTS === "q8" ? ", q8 Linear weights in the UNet and text encoders" : q8Title;
+/** SSD1B_BENCH_KEEP_LOADED=1: the pipeline worker keeps every session once made, as the server does. */
+const keptLoaded = !!process.env.SSD1B_BENCH_KEEP_LOADED;
 const benchDir = process.env.SSD1B_BENCH_DIR ?? join(tmpdir(), "ssd1b-bench");
 
 function modelDir(name: string): string {
@@ -207,13 +212,15 @@ function pipelineTable(rows: any[], warm: boolean): string[] {
   const all = [...kept.filter((l) => !sizes.has(l.split("|")[1].trim())), ...fresh].sort((a, b) => parseInt(a.slice(2)) - parseInt(b.slice(2)));
   const model = values.models!.split(",").find(isTiny) ?? "Full-size synth SSD-1B, fp16 variant";
   return [
-    `# SSD-1B pipeline benchmark (${values.device}${q8Title}${values.device === "webgpu" && webgpuOverrides() ? `, ${webgpuOverrides()}` : ""})`,
+    `# SSD-1B pipeline benchmark (${values.device}${pipelineQ8Title}${values.device === "webgpu" && webgpuOverrides() ? `, ${webgpuOverrides()}` : ""})`,
     "",
     machine,
     `${model}, text-to-image, guidance 5 (batch 2 through the UNet), Euler, one image, UNet in ${unetPrecision}, each size in a fresh process,`,
     warm
       ? "warm: a 1-step image at the same size first creates every session (text encoders, UNet, VAE), then the timed image runs; `load` is the folder's opening only."
-      : "in low-memory mode as the CLI runs it (one component's session at a time, each created when needed).",
+      : keptLoaded
+        ? "every session kept once created, as the server holds them (SSD1B_BENCH_KEEP_LOADED), each created when first needed."
+        : "in low-memory mode as the CLI runs it (one component's session at a time, each created when needed).",
     warm ? "`first step` includes prompt encoding; `VAE decode` is the decode alone." : "`first step` includes prompt encoding and the UNet's session creation; `VAE decode` includes the VAE session's creation.",
     "The 25-step time is measured where `steps run` is 25, else estimated as first step + 24 × s/step + VAE decode.",
     "",
@@ -268,6 +275,45 @@ function decodeSuite(): void {
     if (v && t) lines.push(`TAESDXL at ${size}x${size}: ${(best(v) / best(t)).toFixed(1)}x faster than the VAE, ${(v.flops / t.flops).toFixed(1)}x fewer FLOPs.`, "");
   }
   writeResult(`decode-${values.device}.md`, lines);
+}
+
+/**
+ * The SDXL VAE decode whole against tiled (--vae-tile-size, default 512 here) on the same latent: peak memory,
+ * time, and how far the tiled image is from the whole one (relative L2 of the decoded [3, H, W]).
+ */
+function vaeTilingSuite(): void {
+  const dir = componentDir("sdxl-vae", () => readFileSync(join(configs, "sdxl-vae.json"), "utf8"));
+  const tile = Number(values["vae-tile"]);
+  const rows: string[] = [];
+  for (const size of values.sizes!.split(",").map(Number)) {
+    const out = (k: string) => join(benchDir, `decoded-${k}-${size}.f32`);
+    const runs = ["vae", `vae-tiled:${tile}`].map((kind) => {
+      process.stderr.write(`decode ${kind} ${size}x${size} ...\n`);
+      const r = runWorker("decode-worker.js", [kind, dir, String(size), values.runs!, values.device!, out(kind === "vae" ? "whole" : "tiled")]);
+      process.stderr.write(`  ${JSON.stringify(r)}\n`);
+      return r;
+    });
+    const read = (k: string) => { const b = readFileSync(out(k)); return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4); };
+    const whole = read("whole"), tiled = read("tiled");
+    let num = 0, den = 0;
+    for (let i = 0; i < whole.length; i++) { num += (tiled[i] - whole[i]) ** 2; den += whole[i] ** 2; }
+    const [w, t] = runs, best = (r: any) => Math.min(...r.times);
+    rows.push(`| ${size}x${size} | whole | ${best(w).toFixed(1)} | ${gib(w.peakRss)} | |`);
+    rows.push(`| ${size}x${size} | tiles of ${tile} | ${best(t).toFixed(1)} | ${gib(t.peakRss)} | ${Math.sqrt(num / den).toExponential(2)} |`);
+  }
+  writeResult(`vae-tiling-${values.device}.md`, [
+    `# VAE decode whole against tiled (${values.device})`,
+    "",
+    machine,
+    `Full-size synth fp16 SDXL VAE, one latent [1, 4, size/8, size/8], best of ${values.runs} runs, each in a fresh process. Tiled: the pipeline's`,
+    "VaeRunner with tiling (`--vae-tile-size`, diffusers' enable_vae_tiling geometry and blending); its time includes the tile sessions' creation",
+    "(one tile shape's session at a time). `vs whole`: relative L2 of the tiled decode against the whole one (GroupNorm statistics per tile).",
+    "",
+    "| size | decode | decode (s) | peak RSS (GiB) | vs whole |",
+    "|---|---|---|---|---|",
+    ...rows,
+    "",
+  ]);
 }
 
 /**
@@ -396,6 +442,7 @@ if (suites.includes("ops")) opsSuite();
 if (suites.includes("pipeline")) pipelineSuite();
 if (suites.includes("fast")) fastSuite();
 if (suites.includes("decode")) decodeSuite();
+if (suites.includes("vae-tiling")) vaeTilingSuite();
 if (suites.includes("controlnet")) controlnetSuite();
 if (suites.includes("server")) {
   const r = spawnSync(process.execPath, [join(here, "server.js")], { stdio: "inherit" });

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import onnxProto from "onnx-proto";
 import { NO_FIXTURES, diff, fixture, openFixture } from "./helpers/fixtures.js";
 import { tinyModelIn } from "./helpers/tiny-model.js";
+import { assertQ8ImagesClose } from "./helpers/q8-images.js";
 import { Graph } from "../src/ir/graph.js";
 import { lowerToOnnx } from "../src/ir/onnx/lower.js";
 import { unmergeLinearDeltas } from "../src/ir/passes/lora-branch.js";
@@ -104,17 +105,5 @@ test("tiny pipeline with unetWeights q8 and the PEFT LoRA: diffusers' lora_basic
   const c = JSON.parse(readFileSync(fixture("lora", "peft", "cases.json"), "utf8")).lora_basic;
   const opts: GenerateOptions = { prompt: c.prompt, negativePrompt: c.negative_prompt, numInferenceSteps: c.num_inference_steps, guidanceScale: c.guidance_scale, seed: c.seed, scheduler: c.scheduler };
   const ref = openFixture("lora", "peft", "cases.safetensors").float32("lora_basic.images");
-  const images = async (unetWeights: "float" | "q8") => {
-    const pipe = await StableDiffusionXLPipeline.fromPretrained(tinyModelIn(tmp), { loras: [{ file: fixture("lora", "peft", "lora.safetensors"), weight: 1 }], unetWeights });
-    try {
-      return (await pipe.generate(opts)).images.data;
-    } finally {
-      await pipe.release();
-    }
-  };
-  const float = diff(await images("float"), ref);
-  const q8 = diff(await images("q8"), ref);
-  t.diagnostic(`images against diffusers: float relL2 ${float.relL2.toExponential(2)}, q8 ${q8.relL2.toExponential(2)} (max|d| ${q8.maxAbs.toExponential(2)})`);
-  assert.ok(float.relL2 < 1e-4, `float: relL2 ${float.relL2}`);
-  assert.ok(q8.relL2 > 10 * float.relL2 && q8.relL2 < 1e-2, `q8: relL2 ${q8.relL2}`);
+  await assertQ8ImagesClose(t, tinyModelIn(tmp), opts, ref, (unetWeights) => ({ loras: [{ file: fixture("lora", "peft", "lora.safetensors"), weight: 1 }], unetWeights }));
 });

@@ -142,6 +142,8 @@ export class PromptEncoder {
     private readonly warn: (message: string) => void = () => {},
     /** Syntax of encode() calls that name none. */
     readonly promptSyntax: PromptSyntax = "diffusers",
+    /** The text encoders' session options (a LoRA variant's encoders are made with the same). */
+    readonly session?: SessionOptions,
   ) {
     if (!encoders[1].withProjection) throw new PipelineInputError("text_encoder_2 must be a CLIPTextModelWithProjection (its text_embeds are SDXL's pooled embedding)");
   }
@@ -167,7 +169,7 @@ export class PromptEncoder {
       await e1.release();
       throw e;
     }
-    return new PromptEncoder(tokenizers, [e1, e2], opts.forceZerosForEmptyPrompt ?? true, opts.warn, opts.promptSyntax);
+    return new PromptEncoder(tokenizers, [e1, e2], opts.forceZerosForEmptyPrompt ?? true, opts.warn, opts.promptSyntax, opts.session);
   }
 
   /** Width of prompt_embeds (D1 + D2) and of the pooled embedding. */

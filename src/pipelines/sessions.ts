@@ -3,6 +3,7 @@
  * each is compiled on first use for a shape and kept until another shape is asked for (one session
  * of each at a time: a full-size UNet session holds its weights).
  */
+import { checkTileSize, runTiled, tileAxis, type VaeTiling } from "./vae-tiling.js";
 import { join } from "node:path";
 import type { Variant } from "../loaders/component.js";
 import { compileComponent } from "../loaders/compile.js";
@@ -64,6 +65,21 @@ export function unetFloat32Ops(device: SessionOptions["device"], env: NodeJS.Pro
  */
 export type UNetWeights = "float" | "q8";
 export const UNET_WEIGHTS: readonly UNetWeights[] = ["float", "q8"];
+
+/**
+ * How the two text encoders hold their Linear layers' weights (PipelineLoadOptions.textEncoderWeights,
+ * --text-encoder-weights): "q8" as for the UNet, the token and position embeddings stay float. Measured on
+ * this project's CPU (full-size synth CLIP, fp16 files as downloaded, a 77-token prompt; float32 compute):
+ * the sessions hold 1.9 GiB less (CLIP-G 2.88 → 1.32 GiB, CLIP-L 0.56 → 0.22), an encode takes 2-3x as
+ * long (CLIP-G 1.7 → 5.0 s, CLIP-L 0.25 → 0.54 s: MatMulNBits is slow at 77 rows), and the embeddings are
+ * within 1.1e-2 relative L2 of float32's (CLIP-L 9e-3), where the fp16 files alone cost 8e-4.
+ */
+export type TextEncoderWeights = UNetWeights;
+
+/** A text encoder's session options with its Linear layers' `weights` (when given, over the session's). */
+export function textEncoderSession(session: SessionOptions | undefined, weights?: TextEncoderWeights): SessionOptions | undefined {
+  return weights ? { ...session, linearWeights: weights } : session;
+}
 
 /**
  * Developer overrides of the 8-bit weights (bench/device-run.sh suite "q8"): SSD1B_UNET_LINEAR_WEIGHTS=q8
@@ -161,6 +177,7 @@ export class VaeRunner {
   private readonly enc = new ShapeCache();
   private readonly dec = new ShapeCache();
   private decodePrecision: "float32" | "float16";
+  private tiles?: VaeTiling;
   private constructor(readonly vae: VaeComponent, private readonly session: SessionOptions, private readonly settings: VaeDecodeSettings = {}) {
     this.decodePrecision = settings.precision ?? "float32";
   }
@@ -182,16 +199,67 @@ export class VaeRunner {
   /** 2^(down blocks - 1): pixels per latent pixel. */
   get scaleFactor(): number { return 2 ** (this.vae.config.blockOutChannels.length - 1); }
 
-  /** One image [1, 3, H, W] in [-1, 1] -> posterior mean and logvar [1, C, H/f, W/f]; `tiling`: circular conv padding. */
-  async encode(image: Float32Array, height: number, width: number, tiling = false): Promise<{ mean: Float32Array; logvar: Float32Array }> {
-    const shape = [1, this.config.inChannels, height, width];
-    const g = await this.enc.get([...shape, tiling ? 1 : 0], () => this.vae.encoder(shape, { ...this.session, circularConvPads: tiling }));
-    const out = await g.run({ image });
+  /**
+   * diffusers' vae.enable_tiling(): images above `tileSize` pixels a side are encoded and decoded in tiles
+   * (vae-tiling.ts); undefined (default): off. Circular padding (A1111's tiling) needs the whole image, so
+   * those passes are never tiled.
+   */
+  get tiling(): VaeTiling | undefined { return this.tiles; }
+  set tiling(t: VaeTiling | undefined) {
+    this.tiles = t && { tileSize: checkTileSize(t.tileSize, this.scaleFactor) };
+  }
+  /** enable_tiling() with diffusers' tile: the config's sample_size. */
+  get defaultTiling(): VaeTiling {
+    return { tileSize: checkTileSize(this.config.sampleSize, this.scaleFactor, "the VAE config's sample_size (the default tile)") };
+  }
+
+  /** One image [1, 3, H, W] in [-1, 1] -> posterior mean and logvar [1, C, H/f, W/f]; `circular`: circular conv padding. */
+  async encode(image: Float32Array, height: number, width: number, circular = false): Promise<{ mean: Float32Array; logvar: Float32Array }> {
+    const t = this.tiles;
+    if (t && !circular && (height > t.tileSize || width > t.tileSize)) return this.tiledEncode(image, height, width, t.tileSize);
+    const out = await this.encodeWhole(image, height, width, circular);
     return { mean: out.mean, logvar: out.logvar };
   }
 
-  /** One latent [1, C, h, w] (already unscaled) -> image [1, 3, h*f, w*f] in about [-1, 1]; `tiling`: circular conv padding. */
-  async decode(latent: Float32Array, height: number, width: number, tiling = false): Promise<Float32Array> {
+  private async encodeWhole(image: Float32Array, height: number, width: number, circular: boolean): Promise<Record<string, Float32Array>> {
+    const shape = [1, this.config.inChannels, height, width];
+    const g = await this.enc.get([...shape, circular ? 1 : 0], () => this.vae.encoder(shape, { ...this.session, circularConvPads: circular }));
+    return g.run({ image });
+  }
+
+  /** diffusers' tiled_encode: the moments (mean, logvar before its clamp) blended across tiles, then the clamp. */
+  private async tiledEncode(image: Float32Array, height: number, width: number, tileSize: number): Promise<{ mean: Float32Array; logvar: Float32Array }> {
+    const f = this.scaleFactor, c = this.config.latentChannels;
+    const moments = await runTiled({ data: image, channels: this.config.inChannels, height, width },
+      tileAxis(height, tileSize, tileSize / f), tileAxis(width, tileSize, tileSize / f), async (tile) => {
+        const out = await this.encodeWhole(tile.data, tile.height, tile.width, false);
+        const data = new Float32Array(2 * out.mean.length);
+        data.set(out.mean);
+        data.set(out.raw_logvar, out.mean.length);
+        return { data, channels: 2 * c, height: tile.height / f, width: tile.width / f };
+      });
+    const n = moments.data.length / 2;
+    const logvar = moments.data.slice(n).map((v) => (v < -30 ? -30 : v > 20 ? 20 : v));
+    return { mean: moments.data.slice(0, n), logvar };
+  }
+
+  /**
+   * One latent [1, C, h, w] (already unscaled) -> image [1, 3, h*f, w*f] in about [-1, 1]; `circular`: circular
+   * conv padding; `signal` is checked between tiles.
+   */
+  async decode(latent: Float32Array, height: number, width: number, circular = false, signal?: AbortSignal): Promise<Float32Array> {
+    const t = this.tiles;
+    if (t && !circular && (height * this.scaleFactor > t.tileSize || width * this.scaleFactor > t.tileSize)) {
+      const f = this.scaleFactor, lt = t.tileSize / f;
+      const out = await runTiled({ data: latent, channels: this.config.latentChannels, height, width }, tileAxis(height, lt, t.tileSize), tileAxis(width, lt, t.tileSize),
+        async (tile) => ({ data: await this.decodeWhole(tile.data, tile.height, tile.width, false), channels: this.config.outChannels, height: tile.height * f, width: tile.width * f }),
+        signal);
+      return out.data;
+    }
+    return this.decodeWhole(latent, height, width, circular);
+  }
+
+  private async decodeWhole(latent: Float32Array, height: number, width: number, tiling: boolean): Promise<Float32Array> {
     const shape = [1, this.config.latentChannels, height, width];
     const precision = this.decodePrecision;
     const key = [...shape, precision === "float16" ? 16 : 32, tiling ? 1 : 0];
@@ -200,7 +268,7 @@ export class VaeRunner {
     if (precision === "float16" && !decoded.every(Number.isFinite)) {
       this.decodePrecision = "float32";
       this.settings.onFallback?.("the VAE decode in float16 overflowed (NaN or infinity); decoding in float32 from now on (a VAE made for float16, such as madebyollin/sdxl-vae-fp16-fix, avoids this)");
-      return this.decode(latent, height, width, tiling);
+      return this.decodeWhole(latent, height, width, tiling);
     }
     return decoded;
   }

@@ -30,7 +30,7 @@ export async function decodeLatents(vae: VaeRunner, latents: FloatTensor, signal
       const ch = Math.floor(i / plane);
       lat[i] = stats ? f(f(f(lat[i] * f(stats.std[ch])) / sf) + f(stats.mean[ch])) : f(lat[i] / sf);
     }
-    const decoded = await vae.decode(lat, h, w, tiling); // [1, 3, H, W]
+    const decoded = await vae.decode(lat, h, w, tiling, signal); // [1, 3, H, W]
     decodedToPixels(decoded, H * W, images.subarray(b * H * W * 3));
   }
   return { data: images, shape: [n, H, W, 3] };

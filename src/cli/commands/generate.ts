@@ -17,6 +17,7 @@ import { Upscaler } from "../../pipelines/upscaler.js";
 import { builtinPixelUpscale, checkLatentMode, esrganPixelUpscale, generateHires, isLatentMode, type HiresOptions } from "../../recipes/hires-fix.js";
 import { UsageError } from "../usage-error.js";
 import { UNET_WEIGHTS, type UNetWeights } from "../../pipelines/sessions.js";
+import { checkTileSize } from "../../pipelines/vae-tiling.js";
 import { parseDevice, resolveDevice, type DeviceChoice } from "../../runtime/device.js";
 import { HUB_HELP, HUB_OPTIONS, hubOptionsFrom } from "../hub-flags.js";
 import { parseRepoSpec } from "../../hub/index.js";
@@ -37,11 +38,19 @@ const COMMON_HELP = `  --model M            diffusers folder, Hugging Face repo 
   --vae-precision P    fp16|fp32|auto: the VAE decoder's arithmetic; an fp16 decode that overflows (NaN) is
                        redone in fp32 with a warning (default auto: fp16 on webgpu for a VAE with
                        force_upcast false such as the fp16-fix VAE, else fp32)
+  --vae-tiling         VAE-decode (and encode) images larger than the tile in overlapping tiles, blended as
+                       diffusers' enable_vae_tiling does: the VAE then needs the memory of one tile (on cpu
+                       a 1024x1024 decode peaks at 5.6 GiB) whatever the image size; seams are softened
+  --vae-tile-size PX   the tile's side in pixels, a multiple of 32 (implies --vae-tiling; default: the VAE
+                       config's sample_size, 1024 for the SDXL VAE; 512: a 1024x1024 decode in 2.9 GiB, 1.4x the time)
   --unet-precision P   fp16|fp32|auto: the UNet's arithmetic (fp16: GroupNorm, softmax and the timestep
                        sinusoids stay fp32; default auto: fp16 on webgpu, fp32 on cpu)
   --unet-weights W     float|q8: q8 holds the UNet's Linear layers (most of its weights) in 8 bits, made in
                        memory (stable-diffusion.cpp's q8_0): a UNet session ~2 GiB (SSD-1B) / ~3.9 GiB (SDXL)
                        smaller, 4-17 % slower a step on cpu, an error near fp16's (default float)
+  --text-encoder-weights W
+                       float|q8: the same for the two text encoders: their sessions 1.9 GiB smaller, a
+                       prompt's encoding 2-3x slower on cpu (seconds), embeddings within ~1e-2 (default float)
   --taesd DIR|FILE     a TAESD (tiny autoencoder): a diffusers AutoencoderTiny folder, a cached repo id
                        (madebyollin/taesdxl) or a taesdxl_decoder.safetensors file; used by --fast-decode
   --fast-decode        decode the final latents with the TAESD instead of the VAE: several times faster,
@@ -99,8 +108,11 @@ export const MODEL_LOAD_OPTIONS = {
   vae: { type: "string" },
   taesd: { type: "string" },
   "vae-precision": { type: "string" },
+  "vae-tiling": { type: "boolean" },
+  "vae-tile-size": { type: "string" },
   "unet-precision": { type: "string" },
   "unet-weights": { type: "string" },
+  "text-encoder-weights": { type: "string" },
   lora: { type: "string", multiple: true },
   "prompt-syntax": { type: "string" },
 } as const;
@@ -189,14 +201,35 @@ function precisionFlag(values: Values, flag: string): "float16" | "float32" | "a
   return p;
 }
 
-/** The model-loading flags shared by generate, img2img, serve and worker: --config, --vae, --taesd, --vae-precision, --unet-precision, --unet-weights, --lora, --prompt-syntax. */
-export function parseModelLoad(values: Values): Pick<PipelineLoadOptions, "config" | "vae" | "taesd" | "loras" | "promptSyntax" | "vaePrecision" | "unetPrecision" | "unetWeights" | "hub"> {
+/** Runs `check`; its PipelineInputError becomes a UsageError (exit code 2, before anything loads). */
+function usageOnError(check: () => unknown): void {
+  try {
+    check();
+  } catch (e) {
+    throw e instanceof PipelineInputError ? new UsageError(e.message) : e;
+  }
+}
+
+/** --unet-weights / --text-encoder-weights: float or q8. */
+function weightsFlag(values: Values, name: string): UNetWeights | undefined {
+  const w = stringFlag(values, name);
+  if (w !== undefined && !(UNET_WEIGHTS as readonly string[]).includes(w)) throw new UsageError(`--${name} must be ${UNET_WEIGHTS.join(" or ")}, got "${w}"`);
+  return w as UNetWeights | undefined;
+}
+
+/**
+ * The model-loading flags shared by generate, img2img, serve and worker: --config, --vae, --taesd, --vae-precision,
+ * --vae-tiling, --vae-tile-size, --unet-precision, --unet-weights, --text-encoder-weights, --lora, --prompt-syntax.
+ */
+export function parseModelLoad(values: Values): Pick<PipelineLoadOptions, "config" | "vae" | "taesd" | "loras" | "promptSyntax" | "vaePrecision" | "unetPrecision" | "unetWeights" | "textEncoderWeights" | "vaeTiling" | "hub"> {
   const vaePrecision = precisionFlag(values, "vae-precision");
   const unetPrecision = precisionFlag(values, "unet-precision");
-  const unetWeights = stringFlag(values, "unet-weights");
-  if (unetWeights !== undefined && !(UNET_WEIGHTS as readonly string[]).includes(unetWeights)) {
-    throw new UsageError(`--unet-weights must be ${UNET_WEIGHTS.join(" or ")}, got "${unetWeights}"`);
-  }
+  const unetWeights = weightsFlag(values, "unet-weights");
+  const textEncoderWeights = weightsFlag(values, "text-encoder-weights");
+  const tileSize = intFlag(values, "vae-tile-size", 1);
+  // Checked before the model loads, for the SDXL family's VAE (scale factor 8); the pipeline checks it again for the VAE it loads.
+  if (tileSize !== undefined) usageOnError(() => checkTileSize(tileSize, 8, "--vae-tile-size"));
+  const vaeTiling = tileSize !== undefined ? { tileSize } : values["vae-tiling"] === true ? true : undefined;
   const promptSyntax = stringFlag(values, "prompt-syntax");
   if (promptSyntax !== undefined && !(PROMPT_SYNTAXES as readonly string[]).includes(promptSyntax)) {
     throw new UsageError(`--prompt-syntax must be ${PROMPT_SYNTAXES.join(" or ")}, got "${promptSyntax}"`);
@@ -205,7 +238,7 @@ export function parseModelLoad(values: Values): Pick<PipelineLoadOptions, "confi
   if (config !== undefined && !existsSync(config)) throw new UsageError(`--config folder not found: ${config}`);
   const lora = values.lora;
   return {
-    config, vae, taesd, vaePrecision, unetPrecision, unetWeights: unetWeights as UNetWeights | undefined, promptSyntax: promptSyntax as PromptSyntax | undefined, hub: hubOptionsFrom(values),
+    config, vae, taesd, vaePrecision, unetPrecision, unetWeights, textEncoderWeights, vaeTiling, promptSyntax: promptSyntax as PromptSyntax | undefined, hub: hubOptionsFrom(values),
     loras: parseLoras(typeof lora === "string" ? [lora] : Array.isArray(lora) ? lora : undefined),
   };
 }

@@ -12,13 +12,14 @@ export { buildVaeEncoder } from "./encoder.js";
 export { buildVaeDecoder } from "./decoder.js";
 export { parseVaeConfig, vaeDownscale, type VaeConfig } from "./config.js";
 
-/** Encoder graph with outputs "mean" and "logvar" (input "image"). */
+/** Encoder graph with outputs "mean", "logvar" and "raw_logvar" (before the clamp; input "image"). */
 export function buildVaeEncoderGraph(config: VaeConfig, source: WeightSource, imageShape: readonly number[]) {
   const graph = new Graph();
   const vb = WeightBuilder.root(graph, source);
   const out = buildVaeEncoder(vb, config, imageShape);
   graph.output("mean", out.mean);
   graph.output("logvar", out.logvar);
+  graph.output("raw_logvar", out.rawLogvar);
   return { graph, vb, outputs: out };
 }
 

@@ -22,6 +22,8 @@ export interface VaeConfig {
   /** Later diffusers versions: quant_conv / post_quant_conv present (default true). */
   useQuantConv: boolean;
   usePostQuantConv: boolean;
+  /** sample_size (its first entry when a list): the image side it was trained at; diffusers' default VAE tile. */
+  sampleSize: number;
 }
 
 /** The eps diffusers passes to every VAE norm. */
@@ -34,8 +36,8 @@ export function parseVaeConfig(c: Record<string, any>, where = "VAE config"): Va
   if (c._class_name !== undefined && c._class_name !== "AutoencoderKL") {
     throw new VaeConfigError(`${where}: _class_name "${c._class_name}" is not supported (only AutoencoderKL)`);
   }
-  const int = (key: string, dflt: number, min = 1): number => {
-    const v = c[key] ?? dflt;
+  const int = (key: string, dflt: number, min = 1, value: any = c[key]): number => {
+    const v = value ?? dflt;
     if (!Number.isInteger(v) || v < min) throw new VaeConfigError(`${where}: ${key} must be an integer >= ${min}, got ${JSON.stringify(v)}`);
     return v;
   };
@@ -83,6 +85,7 @@ export function parseVaeConfig(c: Record<string, any>, where = "VAE config"): Va
     midBlockAddAttention: bool("mid_block_add_attention", true),
     useQuantConv: bool("use_quant_conv", true),
     usePostQuantConv: bool("use_post_quant_conv", true),
+    sampleSize: Array.isArray(c.sample_size) ? int("sample_size", 32, 1, c.sample_size[0]) : int("sample_size", 32),
   };
   for (const ch of cfg.blockOutChannels) {
     if (ch % cfg.normNumGroups !== 0) throw new VaeConfigError(`${where}: block_out_channels entry ${ch} is not divisible by norm_num_groups ${cfg.normNumGroups}`);

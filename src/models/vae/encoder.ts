@@ -40,6 +40,8 @@ export interface VaeEncoderOutputs {
   mean: Tensor;
   /** [B, latent_channels, H/f, W/f]: the posterior log-variance, clamped to [-30, 20]. */
   logvar: Tensor;
+  /** The log-variance before the clamp: what diffusers' tiled encode blends (the clamp comes after). */
+  rawLogvar: Tensor;
 }
 
 /** AutoencoderKL.encode: encoder, quant_conv, chunk into mean / logvar, clamp logvar. `vb` is the VAE root. */
@@ -55,5 +57,5 @@ export function buildVaeEncoder(vb: WeightBuilder, cfg: VaeConfig, imageShape: r
   let moments = encoder.forward(image);
   if (quant) moments = quant.forward(moments);
   const [mean, rawLogvar] = F.chunk(moments, 2, 1);
-  return { image, mean, logvar: F.clamp(rawLogvar, -30, 20) };
+  return { image, mean, logvar: F.clamp(rawLogvar, -30, 20), rawLogvar };
 }

@@ -13,11 +13,11 @@ import type { SessionOptions } from "../../runtime/session.js";
 import { ensureLocal, hubSettings, type HubOptions } from "../../hub/index.js";
 import { PromptEncoder } from "../prompt-encoding.js";
 import { checkTimeIdsFit } from "../micro-conditioning.js";
-import { UNetRunner, VaeRunner, unetSession } from "../sessions.js";
+import { UNetRunner, VaeRunner, textEncoderSession, unetSession } from "../sessions.js";
 import { PipelineInputError } from "../errors.js";
 import { TaesdRunner, checkTaesdFits } from "../taesd-runner.js";
 import type { PipelineLoadOptions } from "./options.js";
-import { fetchSingleFileTokenizers, presetLoadOptions, unetPrecision, unetWeights, vaePrecision } from "./load-options.js";
+import { fetchSingleFileTokenizers, presetLoadOptions, textEncoderWeights, unetPrecision, unetWeights, vaePrecision } from "./load-options.js";
 
 /** Session options and warning sink of the load, reused by LoRA variants and later TAESD loads. */
 export interface LoadSettings { session?: SessionOptions; onWarning?: (message: string) => void }
@@ -78,10 +78,11 @@ export class SdxlComponents {
     const session = opts.lowMemory ? { memoryArena: false, ...base } : base;
     const unet = UNetRunner.fromWeights(source.unet, unetSession(session ?? {}, unetPrecision(opts), unetWeights(opts)), deltas?.unet);
     const vae = VaeRunner.fromWeights(source.vae, session, { precision: vaePrecision(opts, source.vae.config), onFallback: opts.onWarning });
+    if (opts.vaeTiling) vae.tiling = opts.vaeTiling === true ? vae.defaultTiling : opts.vaeTiling;
     const taesd = opts.taesd ? TaesdRunner.open(opts.taesd, { variant: opts.variant, session, env: opts.env }) : undefined;
     if (taesd) checkTaesdFits(taesd, vae.config.latentChannels, vae.scaleFactor);
     const promptEncoder = await PromptEncoder.fromWeights(source.tokenizers, source, {
-      session, warn: opts.onWarning, promptSyntax: opts.promptSyntax,
+      session: textEncoderSession(session, textEncoderWeights(opts)), warn: opts.onWarning, promptSyntax: opts.promptSyntax,
       forceZerosForEmptyPrompt: modelIndex.force_zeros_for_empty_prompt !== false,
       deltas: deltas && { textEncoder: deltas.textEncoder, textEncoder2: deltas.textEncoder2 },
     });
@@ -110,7 +111,7 @@ export class SdxlComponents {
     const { loras, deltas, touchesText } = readLoras(source, this.loras, added);
     const pe = this.promptEncoder;
     const promptEncoder = !touchesText ? pe : await PromptEncoder.fromWeights(pe.tokenizers, source, {
-      session: settings.session, warn: settings.onWarning, promptSyntax: pe.promptSyntax, forceZerosForEmptyPrompt: pe.forceZerosForEmptyPrompt,
+      session: pe.session, warn: settings.onWarning, promptSyntax: pe.promptSyntax, forceZerosForEmptyPrompt: pe.forceZerosForEmptyPrompt,
       deltas: deltas && { textEncoder: deltas.textEncoder, textEncoder2: deltas.textEncoder2 },
     });
     const unet = UNetRunner.fromWeights(source.unet, this.unet.session, deltas?.unet);

@@ -10,7 +10,7 @@ import { ensureLocal, snapshotDownload, type HubOptions } from "../../hub/index.
 import { PipelineInputError } from "../errors.js";
 import { FAST_TAESD, LCM_LORAS, fastPreset } from "../presets.js";
 import type { PipelineLoadOptions } from "./options.js";
-import { UNET_WEIGHTS, type UNetWeights } from "../sessions.js";
+import { UNET_WEIGHTS, type TextEncoderWeights, type UNetWeights } from "../sessions.js";
 
 /** PipelineLoadOptions.vaePrecision resolved for a VAE config. */
 export function vaePrecision(opts: PipelineLoadOptions, vaeConfig: Record<string, unknown>): "float32" | "float16" {
@@ -30,8 +30,17 @@ export function unetPrecision(opts: PipelineLoadOptions): "float32" | "float16" 
 
 /** PipelineLoadOptions.unetWeights checked; undefined when unset (as stored, unless a developer override says otherwise). */
 export function unetWeights(opts: PipelineLoadOptions): UNetWeights | undefined {
-  const w = opts.unetWeights;
-  if (w !== undefined && !UNET_WEIGHTS.includes(w)) throw new PipelineInputError(`unetWeights must be ${UNET_WEIGHTS.join(" or ")}, got "${w}"`);
+  return weightsOption(opts, "unetWeights");
+}
+
+/** PipelineLoadOptions.textEncoderWeights checked; undefined when unset (as stored). */
+export function textEncoderWeights(opts: PipelineLoadOptions): TextEncoderWeights | undefined {
+  return weightsOption(opts, "textEncoderWeights");
+}
+
+function weightsOption(opts: PipelineLoadOptions, name: "unetWeights" | "textEncoderWeights"): UNetWeights | undefined {
+  const w = opts[name];
+  if (w !== undefined && !UNET_WEIGHTS.includes(w)) throw new PipelineInputError(`${name} must be ${UNET_WEIGHTS.join(" or ")}, got "${w}"`);
   return w;
 }
 

@@ -14,7 +14,7 @@ import type { Preset } from "../presets.js";
 import type { StepCallback } from "./denoise.js";
 import type { LatentFill, MaskInput } from "./inpaint.js";
 import type { ControlNetUnit } from "./controlnet.js";
-import type { UNetWeights } from "../sessions.js";
+import type { TextEncoderWeights, UNetWeights } from "../sessions.js";
 
 export interface PipelineLoadOptions {
   /**
@@ -70,6 +70,15 @@ export interface PipelineLoadOptions {
    */
   vaePrecision?: "float32" | "float16" | "auto";
   /**
+   * diffusers' enable_vae_tiling() at load: images larger than the tile (default: the VAE config's
+   * sample_size; `{ tileSize }` in pixels, a multiple of 32) are VAE-decoded and encoded in tiles overlapping
+   * by a quarter, blended as diffusers blends them, so the VAE needs the memory of one tile: on the CPU a
+   * 1024x1024 SDXL VAE decode peaks at 5.6 GiB whole and 2.9 GiB in tiles of 512 (1.4x the time;
+   * bench/results/vae-tiling-cpu.md), a whole one grows with the pixels. Tile seams are softened, not gone.
+   * Default off, as in diffusers; pipe.enableVaeTiling() / disableVaeTiling() change it later.
+   */
+  vaeTiling?: boolean | { tileSize: number };
+  /**
    * The UNet's arithmetic. "float16" as diffusers runs an fp16 UNet: fp16 weights (*.fp16.safetensors
    * as stored) and activations, GroupNorm statistics and softmax in float32 (unetFloat32Ops). "auto" (default):
    * float16 on WebGPU, float32 on the CPU, whose provider computes most of an fp16 graph in float32 anyway.
@@ -84,6 +93,13 @@ export interface PipelineLoadOptions {
    * (as diffusers' unfused PEFT LoRA), so the checkpoint's weights are what is quantized. "float" (default): as stored.
    */
   unetWeights?: UNetWeights;
+  /**
+   * How the two text encoders hold their Linear layers' weights: "q8" as unetWeights, for sessions 1.9 GiB
+   * smaller (SDXL-family CLIP-L + CLIP-G) and encodes 2-3x slower on the CPU (seconds per prompt), with
+   * embeddings within ~1e-2 relative L2 of float (TextEncoderWeights in src/pipelines/sessions.ts has the
+   * figures). A LoRA's deltas on those layers run beside the product. "float" (default): as stored.
+   */
+  textEncoderWeights?: TextEncoderWeights;
 }
 
 export interface CommonOptions extends Omit<EncodePromptOptions, "doClassifierFreeGuidance">, MicroConditioning {

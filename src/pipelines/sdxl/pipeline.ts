@@ -185,6 +185,19 @@ export class StableDiffusionXLPipeline {
     return this.components.requireTaesd("previewDecode").previewImage(latents, shape, index);
   }
 
+  /**
+   * diffusers' enable_vae_tiling(): from now on images larger than `tileSize` pixels a side (default: the
+   * VAE config's sample_size, 1024 for the SDXL VAE) are VAE-decoded and encoded in overlapping tiles, so the
+   * VAE's memory is that of one tile whatever the image size (src/pipelines/vae-tiling.ts). Shared with
+   * LoRA variants, which use this pipeline's VAE.
+   */
+  enableVaeTiling(tileSize?: number): void {
+    this.vae.tiling = tileSize === undefined ? this.vae.defaultTiling : { tileSize };
+  }
+
+  /** diffusers' disable_vae_tiling(): the VAE decodes and encodes whole images again. */
+  disableVaeTiling(): void { this.vae.tiling = undefined; }
+
   release(): Promise<void> { return this.components.release(); }
 
   private withCallDefaults<T extends CommonOptions>(opts: T): T {
