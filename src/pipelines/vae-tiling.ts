@@ -3,7 +3,7 @@
  * latent (decode) or the image (encode) is cut into tiles overlapping by a quarter, each tile goes through the
  * VAE alone, and each tile's overlap with the (already blended) tile above and then the one on its left is
  * blended linearly before it is cropped into place. Memory stays that of one tile whatever the image size
- * (the SDXL VAE decoder peaks at 5.6 GiB at 1024x1024 on the CPU, and grows with the pixels); tile seams
+ * (the SDXL VAE decoder peaks at 5.5 GiB at 1024x1024 on the CPU, and grows with the pixels); tile seams
  * are softened, not gone, since each tile's GroupNorms and attention see only its own pixels. Written here because the tiles
  * must run through our own sessions; the geometry and the blending follow diffusers' code step by step.
  */

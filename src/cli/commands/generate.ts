@@ -40,9 +40,9 @@ const COMMON_HELP = `  --model M            diffusers folder, Hugging Face repo 
                        force_upcast false such as the fp16-fix VAE, else fp32)
   --vae-tiling         VAE-decode (and encode) images larger than the tile in overlapping tiles, blended as
                        diffusers' enable_vae_tiling does: the VAE then needs the memory of one tile (on cpu
-                       a 1024x1024 decode peaks at 5.6 GiB) whatever the image size; seams are softened
+                       a 1024x1024 decode peaks at 5.5 GiB) whatever the image size; seams are softened
   --vae-tile-size PX   the tile's side in pixels, a multiple of 32 (implies --vae-tiling; default: the VAE
-                       config's sample_size, 1024 for the SDXL VAE; 512: a 1024x1024 decode in 2.9 GiB, 1.4x the time)
+                       config's sample_size, 1024 for the SDXL VAE; 512: a 1024x1024 decode in 1.6 GiB, 1.6x the time)
   --unet-precision P   fp16|fp32|auto: the UNet's arithmetic (fp16: GroupNorm, softmax and the timestep
                        sinusoids stay fp32; default auto: fp16 on webgpu, fp32 on cpu)
   --unet-weights W     float|q8: q8 holds the UNet's Linear layers (most of its weights) in 8 bits, made in

@@ -73,7 +73,7 @@ export interface PipelineLoadOptions {
    * diffusers' enable_vae_tiling() at load: images larger than the tile (default: the VAE config's
    * sample_size; `{ tileSize }` in pixels, a multiple of 32) are VAE-decoded and encoded in tiles overlapping
    * by a quarter, blended as diffusers blends them, so the VAE needs the memory of one tile: on the CPU a
-   * 1024x1024 SDXL VAE decode peaks at 5.6 GiB whole and 2.9 GiB in tiles of 512 (1.4x the time;
+   * 1024x1024 SDXL VAE decode peaks at 5.5 GiB whole and 1.6 GiB in tiles of 512 (1.6x the time;
    * bench/results/vae-tiling-cpu.md), a whole one grows with the pixels. Tile seams are softened, not gone.
    * Default off, as in diffusers; pipe.enableVaeTiling() / disableVaeTiling() change it later.
    */
