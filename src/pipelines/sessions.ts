@@ -267,16 +267,16 @@ export class VaeRunner {
     return this.decodeWhole(latent, height, width, circular);
   }
 
-  private async decodeWhole(latent: Float32Array, height: number, width: number, tiling: boolean, tile = false): Promise<Float32Array> {
+  private async decodeWhole(latent: Float32Array, height: number, width: number, circular: boolean, tile = false): Promise<Float32Array> {
     const shape = [1, this.config.latentChannels, height, width];
     const precision = this.decodePrecision;
-    const key = [...shape, precision === "float16" ? 16 : 32, tiling ? 1 : 0, tile ? 1 : 0];
-    const g = await this.dec.get(key, () => this.vae.decoder(shape, { ...this.session, precision, circularConvPads: tiling, ...(tile ? TILE_SESSION : {}) }));
+    const key = [...shape, precision === "float16" ? 16 : 32, circular ? 1 : 0, tile ? 1 : 0];
+    const g = await this.dec.get(key, () => this.vae.decoder(shape, { ...this.session, precision, circularConvPads: circular, ...(tile ? TILE_SESSION : {}) }));
     const decoded = (await g.run({ latent })).decoded;
     if (precision === "float16" && !decoded.every(Number.isFinite)) {
       this.decodePrecision = "float32";
       this.settings.onFallback?.("the VAE decode in float16 overflowed (NaN or infinity); decoding in float32 from now on (a VAE made for float16, such as madebyollin/sdxl-vae-fp16-fix, avoids this)");
-      return this.decodeWhole(latent, height, width, tiling, tile);
+      return this.decodeWhole(latent, height, width, circular, tile);
     }
     return decoded;
   }

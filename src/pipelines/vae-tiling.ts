@@ -56,7 +56,7 @@ export function tileAxis(size: number, inTile: number, outTile: number): TileAxi
 export interface Planes { data: Float32Array; channels: number; height: number; width: number }
 
 /** Rows [y0, y1) and columns [x0, x1) of `p` as a block of their own. */
-export function cropPlanes(p: Planes, y0: number, y1: number, x0: number, x1: number): Planes {
+function cropPlanes(p: Planes, y0: number, y1: number, x0: number, x1: number): Planes {
   const height = Math.min(y1, p.height) - y0, width = Math.min(x1, p.width) - x0;
   const data = new Float32Array(p.channels * height * width);
   for (let c = 0; c < p.channels; c++) {
@@ -118,15 +118,19 @@ export async function runTiled(
       if (j > 0) blendColumns(out[i][j - 1], out[i][j], cols.blend);
     }
   }
-  const kept = out.map((row) => row.map((t) => cropPlanes(t, 0, rows.keep, 0, cols.keep)));
-  const height = kept.reduce((s, row) => s + row[0].height, 0), width = kept[0].reduce((s, t) => s + t.width, 0);
-  const channels = kept[0][0].channels;
+  // Each tile's first `keep` rows and columns, side by side.
+  const keptRows = out.map((row) => Math.min(rows.keep, row[0].height)), keptCols = out[0].map((t) => Math.min(cols.keep, t.width));
+  const height = keptRows.reduce((a, b) => a + b, 0), width = keptCols.reduce((a, b) => a + b, 0);
+  const channels = out[0][0].channels;
   const data = new Float32Array(channels * height * width);
-  for (let i = 0, y0 = 0; i < kept.length; y0 += kept[i][0].height, i++) {
-    for (let j = 0, x0 = 0; j < kept[i].length; x0 += kept[i][j].width, j++) {
-      const t = kept[i][j];
+  for (let i = 0, y0 = 0; i < out.length; y0 += keptRows[i], i++) {
+    for (let j = 0, x0 = 0; j < out[i].length; x0 += keptCols[j], j++) {
+      const t = out[i][j];
       for (let c = 0; c < channels; c++) {
-        for (let y = 0; y < t.height; y++) data.set(t.data.subarray((c * t.height + y) * t.width, (c * t.height + y + 1) * t.width), (c * height + y0 + y) * width + x0);
+        for (let y = 0; y < keptRows[i]; y++) {
+          const from = (c * t.height + y) * t.width;
+          data.set(t.data.subarray(from, from + keptCols[j]), (c * height + y0 + y) * width + x0);
+        }
       }
     }
   }

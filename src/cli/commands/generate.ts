@@ -201,15 +201,6 @@ function precisionFlag(values: Values, flag: string): "float16" | "float32" | "a
   return p;
 }
 
-/** Runs `check`; its PipelineInputError becomes a UsageError (exit code 2, before anything loads). */
-function usageOnError(check: () => unknown): void {
-  try {
-    check();
-  } catch (e) {
-    throw e instanceof PipelineInputError ? new UsageError(e.message) : e;
-  }
-}
-
 /** --unet-weights / --text-encoder-weights: float or q8. */
 function weightsFlag(values: Values, name: string): UNetWeights | undefined {
   const w = stringFlag(values, name);
@@ -228,7 +219,11 @@ export function parseModelLoad(values: Values): Pick<PipelineLoadOptions, "confi
   const textEncoderWeights = weightsFlag(values, "text-encoder-weights");
   const tileSize = intFlag(values, "vae-tile-size", 1);
   // Checked before the model loads, for the SDXL family's VAE (scale factor 8); the pipeline checks it again for the VAE it loads.
-  if (tileSize !== undefined) usageOnError(() => checkTileSize(tileSize, 8, "--vae-tile-size"));
+  try {
+    if (tileSize !== undefined) checkTileSize(tileSize, 8, "--vae-tile-size");
+  } catch (e) {
+    throw e instanceof PipelineInputError ? new UsageError(e.message) : e;
+  }
   const vaeTiling = tileSize !== undefined ? { tileSize } : values["vae-tiling"] === true ? true : undefined;
   const promptSyntax = stringFlag(values, "prompt-syntax");
   if (promptSyntax !== undefined && !(PROMPT_SYNTAXES as readonly string[]).includes(promptSyntax)) {
