@@ -1,6 +1,6 @@
 /**
  * The HTTP server: every API family's routes on one router over a job queue (in-process or
- * Redis), listening on loopback by default.
+ * Redis), ComfyUI's WebSocket beside them, listening on loopback by default.
  *
  *   const queue = new LocalQueue(await StableDiffusionXLPipeline.fromPretrained(dir), 16, files);
  *   const server = await startServer({ queue, files, port: 7860 });
@@ -27,6 +27,7 @@ import type { ControlNetLibrary } from "./controlnet-library.js";
 import { controlNetRoutes } from "./routes-controlnet.js";
 import { webRoutes } from "./routes-web.js";
 import type { PromptStyles } from "./prompt-styles.js";
+import { ComfyUiApi } from "./comfyui/routes.js";
 
 export interface ServerOptions {
   queue: JobQueue;
@@ -64,7 +65,7 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-export function createApp(opts: ServerOptions): { server: Server; state: AppState } {
+export function createApp(opts: ServerOptions): { server: Server; state: AppState; comfy: ComfyUiApi } {
   const state: AppState = {
     queue: opts.queue,
     files: opts.files ?? opts.queue.files,
@@ -93,15 +94,19 @@ export function createApp(opts: ServerOptions): { server: Server; state: AppStat
   extrasRoutes(router);
   controlNetRoutes(router);
   webRoutes(router);
+  const comfy = new ComfyUiApi(state);
+  comfy.routes(router);
   const server = createServer({ keepAliveTimeout: 5000 }, (req, res) => void router.handle(req, res));
+  // ComfyUI's WebSocket (/ws); any other upgrade is refused
+  server.on("upgrade", (req, socket, head) => comfy.handleUpgrade(req, socket, head, access));
   server.on("clientError", (_err, socket) => {
     if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
   });
-  return { server, state };
+  return { server, state, comfy };
 }
 
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
-  const { server, state } = createApp(opts);
+  const { server, state, comfy } = createApp(opts);
   const host = opts.host ?? "127.0.0.1";
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -116,6 +121,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     close: () => (closing ??= (async () => {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       await opts.queue.close();
+      comfy.close();
       server.closeAllConnections();
       await closed;
     })()),

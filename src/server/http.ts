@@ -22,6 +22,8 @@ interface Route<S> {
   method: string;
   /** Takes multipart/form-data bodies (file uploads) besides JSON. */
   multipart: boolean;
+  /** Takes JSON sent as text/plain or without a Content-Type from non-browser clients (see on()). */
+  plainJson: boolean;
   pattern: RegExp;
   keys: string[];
   handler: Handler<S>;
@@ -32,20 +34,29 @@ export class Router<S> {
 
   constructor(private readonly state: S, private readonly log: (line: string) => void = () => {}, private readonly access?: AccessPolicy) {}
 
-  /** `multipart`: the route reads multipart/form-data bodies itself (see multipart.ts). */
-  on(method: string, path: string, handler: Handler<S>, opts: { multipart?: boolean } = {}): this {
+  /**
+   * `multipart`: the route reads multipart/form-data bodies itself (see multipart.ts). `plainJson`: a
+   * JSON body labelled text/plain or not labelled at all is read too, from a request without an Origin
+   * header only (ComfyUI's clients: SillyTavern posts its workflow as a bare string, which fetch labels
+   * text/plain); a browser names the page behind every cross-origin POST, so no page can use this.
+   */
+  on(method: string, path: string, handler: Handler<S>, opts: { multipart?: boolean; plainJson?: boolean } = {}): this {
     const keys: string[] = [];
     const source = path.split("/").map((part) => {
       if (part.startsWith(":")) { keys.push(part.slice(1)); return "([^/]+)"; }
       if (part === "*") { keys.push("rest"); return "(.*)"; }
       return part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
     }).join("/");
-    this.routes.push({ method, multipart: opts.multipart ?? false, pattern: new RegExp(`^${source}$`), keys, handler });
+    this.routes.push({ method, multipart: opts.multipart ?? false, plainJson: opts.plainJson ?? false, pattern: new RegExp(`^${source}$`), keys, handler });
     return this;
   }
 
   private takesMultipart(method: string | undefined, path: string): boolean {
     return this.routes.some((r) => r.multipart && r.method === method && r.pattern.test(path));
+  }
+
+  private takesPlainJson(req: IncomingMessage, path: string): boolean {
+    return isPlainJson(req) && this.routes.some((r) => r.plainJson && r.method === req.method && r.pattern.test(path));
   }
 
   /** The request listener for http.createServer. */
@@ -72,7 +83,7 @@ export class Router<S> {
       // (file uploads are multipart, on the routes that take them: a cross-site page cannot reach those either,
       // since a browser sends Origin with every cross-site POST and the access check above refuses it)
       const type = req.headers["content-type"];
-      if (hasBody(req) && !isJsonType(type) && !(isMultipartType(type) && this.takesMultipart(req.method, url.pathname))) throw notJson(req);
+      if (hasBody(req) && !isJsonType(type) && !(isMultipartType(type) && this.takesMultipart(req.method, url.pathname)) && !this.takesPlainJson(req, url.pathname)) throw notJson(req);
       let allowed: string[] = [];
       for (const r of this.routes) {
         const m = r.pattern.exec(url.pathname);
@@ -133,6 +144,12 @@ export function isJsonType(type: string | undefined): boolean {
   return type !== undefined && /^\s*application\/([\w.-]+\+)?json\s*(;|$)/i.test(type);
 }
 
+/** A body a plainJson route reads as JSON: text/plain or unlabelled, from a client that sent no Origin. */
+function isPlainJson(req: IncomingMessage): boolean {
+  const type = req.headers["content-type"];
+  return req.headers.origin === undefined && (type === undefined || /^\s*text\/plain\s*(;|$)/i.test(type));
+}
+
 /** 415, after draining the body so that the connection can go on. */
 function notJson(req: IncomingMessage): HttpError {
   req.resume();
@@ -168,9 +185,12 @@ export async function readBody(req: IncomingMessage, maxBytes: number): Promise<
   });
 }
 
-/** The body as JSON: 415 unless its Content-Type is JSON, 413 past maxBytes, 400 for an empty or malformed body. */
-export async function readJson(req: IncomingMessage, maxBytes: number): Promise<unknown> {
-  if (!isJsonType(req.headers["content-type"])) throw notJson(req);
+/**
+ * The body as JSON: 415 unless its Content-Type is JSON (or, with `plain`, the route's text/plain
+ * exception above), 413 past maxBytes, 400 for an empty or malformed body.
+ */
+export async function readJson(req: IncomingMessage, maxBytes: number, opts: { plain?: boolean } = {}): Promise<unknown> {
+  if (!isJsonType(req.headers["content-type"]) && !(opts.plain && isPlainJson(req))) throw notJson(req);
   const text = (await readBody(req, maxBytes)).toString("utf8");
   if (text.trim() === "") throw invalid("the request body is empty; send a JSON object", "invalid_json");
   try {

@@ -58,7 +58,7 @@ const SEGMIND_SUBMIT = obj({ request_id: str(), status: str("QUEUED"), poll_url:
 
 export const OPENAPI = {
   openapi: "3.0.3",
-  info: { title: "ssd1b server", version: "1", description: "SSD-1B / SDXL text-to-image: OpenAI Images, AUTOMATIC1111 (/sdapi/v1), Segmind and native jobs. Request bodies are JSON (Content-Type: application/json), except OpenAI's image uploads (multipart/form-data)." },
+  info: { title: "ssd1b server", version: "1", description: "SSD-1B / SDXL text-to-image: OpenAI Images, AUTOMATIC1111 (/sdapi/v1), ComfyUI (/prompt, /history, /view, /ws), Segmind and native jobs. Request bodies are JSON (Content-Type: application/json), except the image uploads of OpenAI and ComfyUI (multipart/form-data)." },
   paths: {
     "/": { get: op({ summary: "the web page", type: "text/html" }) },
     "/health": { get: op({ summary: "status, queue and model" }) },
@@ -102,6 +102,19 @@ export const OPENAPI = {
     "/controlnet/model_list": { get: op({ summary: "the ControlNets of --controlnet-dir", answer: obj({ model_list: arr(str()) }) }) },
     "/controlnet/module_list": { get: op({ summary: "preprocessors (none, canny)", answer: obj({ module_list: arr(str()), module_detail: obj({}) }) }) },
     "/controlnet/detect": { post: op({ summary: "run a preprocessor", body: obj({ controlnet_module: str(), controlnet_input_images: arr(str("base64 image")), controlnet_processor_res: int(), controlnet_threshold_a: num(), controlnet_threshold_b: num() }, ["controlnet_input_images"]), answer: obj({ images: arr(str("base64 PNG")), info: str() }) }) },
+    "/prompt": {
+      post: op({ summary: "ComfyUI: queue a prompt (API-format graph: CheckpointLoaderSimple, LoraLoader, CLIPSetLastLayer, CLIPTextEncode, EmptyLatentImage, LoadImage, VAEEncode, KSampler, VAEDecode, SaveImage, PreviewImage); also as text/plain from clients without Origin", body: obj({ prompt: obj({}), client_id: str("the /ws client that gets its messages") }, ["prompt"]), answer: obj({ prompt_id: str(), number: int(), node_errors: obj({}) }) }),
+      get: op({ summary: "ComfyUI: {exec_info: {queue_remaining}}" }),
+    },
+    "/history": { get: op({ summary: "ComfyUI: ended prompts by id: outputs (images), status (?max_items=N)" }), post: op({ summary: "ComfyUI: forget ended prompts", body: obj({ clear: bool(), delete: arr(str()) }) }) },
+    "/history/{id}": { get: op({ summary: "ComfyUI: one ended prompt ({} until it ends)" }) },
+    "/view": { get: op({ summary: "ComfyUI: an image by ?filename=&subfolder=&type= (output, temp, input)", type: "image/png" }) },
+    "/upload/image": { post: op({ summary: "ComfyUI: upload an image for LoadImage", form: true, body: obj({ image: { type: "string", format: "binary" }, overwrite: str("true: replace one of that name") }, ["image"]), answer: obj({ name: str(), subfolder: str(), type: str() }) }) },
+    "/queue": { get: op({ summary: "ComfyUI: running and pending prompts" }), post: op({ summary: "ComfyUI: cancel pending prompts", body: obj({ clear: bool(), delete: arr(str()) }) }) },
+    "/interrupt": { post: op({ summary: "ComfyUI: end the running prompt, keeping nothing of it ({prompt_id}: only that one)" }) },
+    "/object_info": { get: op({ summary: "ComfyUI: the node classes run here, with their choices (checkpoints, LoRAs, samplers, schedulers)" }) },
+    "/system_stats": { get: op({ summary: "ComfyUI: system and device" }) },
+    "/ws": { get: op({ summary: "ComfyUI: WebSocket (?clientId=): status, execution_start, executing, progress, executed, execution_success, execution_error" }) },
     "/internal/ping": { get: op({ summary: "answers {}" }) },
     "/openapi.json": { get: op({ summary: "this document" }) },
     "/docs": { get: op({ summary: "this document as a page", type: "text/html" }) },

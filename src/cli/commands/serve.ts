@@ -21,8 +21,9 @@ export const serveUsage = `ssd1b serve [--model M ...] [--models-dir DIR] [--hos
             [--styles-file FILE.csv] [--host-allow NAMES] [--cors-allow-origins ORIGINS] [--fast [--fast-lora L]]
   HTTP server with one model loaded at a time; jobs run one at a time in arrival order. APIs: OpenAI
   POST /v1/images/generations, AUTOMATIC1111 /sdapi/v1/* (txt2img, img2img, progress, interrupt,
-  skip, options, ...), Segmind POST /v1/ssd-1b, jobs with server-sent events /v1/jobs/:id/events,
-  GET /health, a web page at /; every route in GET /openapi.json and /docs.
+  skip, options, ...), ComfyUI (POST /prompt with an API-format graph, /history, /view, /upload/image,
+  /object_info, the /ws WebSocket), Segmind POST /v1/ssd-1b, jobs with server-sent events
+  /v1/jobs/:id/events, GET /health, a web page at /; every route in GET /openapi.json and /docs.
   --model M            diffusers folder, single .safetensors file or Hugging Face repo id (default
                        segmind/SSD-1B); repeat to serve several: the first is loaded at start, a job
                        for another (A1111's sd_model_checkpoint, the native and OpenAI "model") releases

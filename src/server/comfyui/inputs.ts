@@ -1,0 +1,62 @@
+/**
+ * ComfyUI's input folder: images uploaded with POST /upload/image that a LoadImage node names. Kept
+ * in memory within a byte budget and an age (as the server's output files), checked to be a PNG or
+ * JPEG within the pixel limit when uploaded.
+ */
+import { FileStore, FILE_NAME } from "../file-store.js";
+import { decodeImage } from "../../image/image.js";
+import { encodePng, type RgbImage } from "../../image/png.js";
+import { invalid } from "../errors.js";
+import type { Limits } from "../validation.js";
+
+/** Upload names keep their letters, digits, dot, dash and underscore; anything else becomes "_". */
+function safeName(filename: string | undefined): string {
+  const base = (filename ?? "").replace(/^.*[\\/]/, "").replace(/[^A-Za-z0-9._-]/g, "_").replace(/^[._-]+/, "");
+  const name = base.slice(-100) || "image.png";
+  return FILE_NAME.test(name) ? name : "image.png";
+}
+
+export class ComfyInputs {
+  constructor(private readonly store = new FileStore(256 << 20, 60 * 60 * 1000)) {}
+
+  /** Stores an upload; returns the name LoadImage takes (a free variant of it unless `overwrite`). */
+  upload(bytes: Buffer, filename: string | undefined, overwrite: boolean, limits: Limits): string {
+    try {
+      decodeImage(bytes, "image", { maxPixels: limits.maxSide * limits.maxSide });
+    } catch (e) {
+      throw invalid((e as Error).message, "invalid_image", "image");
+    }
+    let name = safeName(filename);
+    if (!overwrite) {
+      const dot = name.lastIndexOf(".");
+      const [stem, ext] = dot > 0 ? [name.slice(0, dot), name.slice(dot)] : [name, ""];
+      for (let i = 1; this.store.get(name); i++) name = `${stem}_${i}${ext}`;
+    }
+    this.store.put(name, bytes, bytes[0] === 0xff ? "image/jpeg" : "image/png");
+    return name;
+  }
+
+  file(name: string): { data: Buffer; type: string } | undefined {
+    return FILE_NAME.test(name) ? this.store.get(name) : undefined;
+  }
+
+  /**
+   * The image as VAEEncode sees it, as base64 PNG: cropped to whole multiples of 8 about its centre
+   * (ComfyUI's vae_encode_crop_pixels), or undefined when no upload has that name.
+   */
+  forVaeEncode(name: string): string | undefined {
+    const f = this.file(name);
+    if (!f) return undefined;
+    const img = decodeImage(f.data, name);
+    const w = img.width - (img.width % 8), h = img.height - (img.height % 8);
+    if (w === img.width && h === img.height) return encodePng(img).toString("base64");
+    if (w === 0 || h === 0) throw invalid(`the image ${name} is ${img.width}x${img.height}, smaller than 8x8`, "invalid_image", "image");
+    return encodePng(crop(img, (img.width % 8) >> 1, (img.height % 8) >> 1, w, h)).toString("base64");
+  }
+}
+
+function crop(img: RgbImage, x0: number, y0: number, w: number, h: number): RgbImage {
+  const data = new Uint8Array(w * h * 3);
+  for (let y = 0; y < h; y++) data.set(img.data.subarray(((y + y0) * img.width + x0) * 3, ((y + y0) * img.width + x0 + w) * 3), y * w * 3);
+  return { width: w, height: h, data };
+}

@@ -1,0 +1,83 @@
+/**
+ * GET /object_info: the node classes this server runs, in ComfyUI's shape. Clients read their
+ * choice lists from it: SillyTavern takes KSampler's sampler_name and scheduler lists,
+ * CheckpointLoaderSimple's ckpt_name, UNETLoader's unet_name and VAELoader's vae_name (it fails
+ * when one is missing, so the two loaders this server does not run are listed with no choices).
+ */
+import { COMFY_SAMPLER_NAMES, COMFY_SCHEDULER_NAMES } from "./samplers.js";
+import { NODE_CLASSES } from "./workflow.js";
+
+export interface Choices {
+  checkpoints: string[];
+  loras: string[];
+  inputs: string[];
+  maxSide: number;
+  maxImages: number;
+  maxSteps: number;
+}
+
+type Input = [unknown, Record<string, unknown>?];
+
+interface NodeInfo {
+  required: Record<string, Input>;
+  output: string[];
+  outputName?: string[];
+  category: string;
+  outputNode?: boolean;
+  displayName: string;
+  description: string;
+}
+
+const SEED_MAX = Number.MAX_SAFE_INTEGER;
+
+function nodes(c: Choices): Record<string, NodeInfo> {
+  const side = (def: number): Input => ["INT", { default: def, min: 16, max: c.maxSide, step: 8 }];
+  return {
+    CheckpointLoaderSimple: { required: { ckpt_name: [c.checkpoints] }, output: ["MODEL", "CLIP", "VAE"], category: "loaders", displayName: "Load Checkpoint", description: "One of the models this server serves." },
+    LoraLoader: {
+      required: {
+        model: ["MODEL"], clip: ["CLIP"], lora_name: [c.loras],
+        strength_model: ["FLOAT", { default: 1, min: -10, max: 10, step: 0.01 }], strength_clip: ["FLOAT", { default: 1, min: -10, max: 10, step: 0.01 }],
+      },
+      output: ["MODEL", "CLIP"], category: "loaders", displayName: "Load LoRA", description: "A LoRA of --lora-dir on the UNet and text encoders together (strength_clip = strength_model).",
+    },
+    CLIPSetLastLayer: { required: { clip: ["CLIP"], stop_at_clip_layer: ["INT", { default: -1, min: -24, max: -1, step: 1 }] }, output: ["CLIP"], category: "conditioning", displayName: "CLIP Set Last Layer", description: "hidden_states[N] of both text encoders (SDXL's default: -2)." },
+    CLIPTextEncode: { required: { text: ["STRING", { multiline: true, dynamicPrompts: true }], clip: ["CLIP"] }, output: ["CONDITIONING"], category: "conditioning", displayName: "CLIP Text Encode (Prompt)", description: "A prompt." },
+    EmptyLatentImage: { required: { width: side(1024), height: side(1024), batch_size: ["INT", { default: 1, min: 1, max: c.maxImages }] }, output: ["LATENT"], category: "latent", displayName: "Empty Latent Image", description: "The image size." },
+    LoadImage: { required: { image: [c.inputs, { image_upload: true }] }, output: ["IMAGE", "MASK"], category: "image", displayName: "Load Image", description: "An image uploaded with POST /upload/image." },
+    VAEEncode: { required: { pixels: ["IMAGE"], vae: ["VAE"] }, output: ["LATENT"], category: "latent", displayName: "VAE Encode", description: "img2img: the KSampler's denoise is the strength." },
+    KSampler: {
+      required: {
+        model: ["MODEL"], seed: ["INT", { default: 0, min: 0, max: SEED_MAX, control_after_generate: true }],
+        steps: ["INT", { default: 20, min: 1, max: c.maxSteps }], cfg: ["FLOAT", { default: 8, min: 0, max: 100, step: 0.1, round: 0.01 }],
+        sampler_name: [COMFY_SAMPLER_NAMES], scheduler: [COMFY_SCHEDULER_NAMES],
+        positive: ["CONDITIONING"], negative: ["CONDITIONING"], latent_image: ["LATENT"],
+        denoise: ["FLOAT", { default: 1, min: 0, max: 1, step: 0.01 }],
+      },
+      output: ["LATENT"], category: "sampling", displayName: "KSampler", description: "The diffusers scheduler of the same algorithm; one KSampler per prompt.",
+    },
+    VAEDecode: { required: { samples: ["LATENT"], vae: ["VAE"] }, output: ["IMAGE"], category: "latent", displayName: "VAE Decode", description: "The images." },
+    SaveImage: { required: { images: ["IMAGE"], filename_prefix: ["STRING", { default: "ComfyUI" }] }, output: [], category: "image", outputNode: true, displayName: "Save Image", description: "Images served by /view (type output)." },
+    PreviewImage: { required: { images: ["IMAGE"] }, output: [], category: "image", outputNode: true, displayName: "Preview Image", description: "Images served by /view (type temp)." },
+  };
+}
+
+/** Loaders clients expect to find, with nothing to choose (this server runs whole checkpoints with their own VAE). */
+const LISTED_ONLY: Record<string, NodeInfo> = {
+  UNETLoader: { required: { unet_name: [[]], weight_dtype: [["default"]] }, output: ["MODEL"], category: "advanced/loaders", displayName: "Load Diffusion Model", description: "Not run here: no separate UNet files." },
+  VAELoader: { required: { vae_name: [[]] }, output: ["VAE"], category: "loaders", displayName: "Load VAE", description: "Not run here: each checkpoint's own VAE." },
+};
+
+function info(name: string, n: NodeInfo): Record<string, unknown> {
+  return {
+    input: { required: n.required, optional: {} }, input_order: { required: Object.keys(n.required) },
+    output: n.output, output_is_list: n.output.map(() => false), output_name: n.outputName ?? n.output,
+    name, display_name: n.displayName, description: n.description, python_module: "nodes", category: n.category, output_node: n.outputNode ?? false,
+  };
+}
+
+export function objectInfo(c: Choices): Record<string, unknown> {
+  const all = { ...nodes(c), ...LISTED_ONLY };
+  const order = [...NODE_CLASSES, ...Object.keys(LISTED_ONLY)];
+  return Object.fromEntries(order.map((name) => [name, info(name, all[name])]));
+}

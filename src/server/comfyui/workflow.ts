@@ -1,0 +1,246 @@
+/**
+ * What a ComfyUI prompt asks this server to make: its one sampling chain read into a JobSpec, the
+ * same job the other APIs queue. The nodes understood are those of ComfyUI's default SDXL graphs
+ * (the default workflow, SillyTavern's and Open WebUI's):
+ *
+ *   CheckpointLoaderSimple -> [LoraLoader ...] -> KSampler <- CLIPTextEncode (positive, negative)
+ *                          -> [CLIPSetLastLayer]      ^- EmptyLatentImage | LoadImage -> VAEEncode
+ *   KSampler -> VAEDecode -> SaveImage | PreviewImage
+ *
+ * Mapping to diffusers: KSampler's seed draws the batch's noise from one generator (ComfyUI's
+ * prepare_noise, diffusers' batch draw); sampler_name / scheduler become the diffusers scheduler of
+ * the same algorithm (samplers.ts); cfg is guidance_scale. With a VAEEncode latent, denoise d and
+ * steps s run as ComfyUI does: the last s steps of a schedule of s / d steps (diffusers' img2img with
+ * strength d and num_inference_steps floor(s / d)). A LoRA applies to the UNet and text encoders
+ * together here, so LoraLoader needs strength_model = strength_clip. ComfyUI reads only the nodes an
+ * output needs; so does this, but every node must be of a known class (ComfyUI refuses unknown ones too).
+ */
+import { Graph, NodeError, PromptError, nodeFields, type GraphNode } from "./graph.js";
+import { ComfySamplerError, comfySampler } from "./samplers.js";
+import type { JobSpec } from "../job.js";
+import type { ModelInfo } from "../queue.js";
+import { servedModels } from "../queue.js";
+import { findServedModel } from "../model-catalog.js";
+import { checkSide, type Limits } from "../validation.js";
+import { HttpError } from "../errors.js";
+
+/** The node classes understood (the /object_info list). */
+export const NODE_CLASSES = [
+  "CheckpointLoaderSimple", "LoraLoader", "CLIPSetLastLayer", "CLIPTextEncode", "EmptyLatentImage",
+  "LoadImage", "VAEEncode", "KSampler", "VAEDecode", "SaveImage", "PreviewImage",
+] as const;
+export type NodeClass = (typeof NODE_CLASSES)[number];
+
+const OUTPUT_CLASSES: readonly string[] = ["SaveImage", "PreviewImage"];
+
+/** Classes /object_info lists (clients look for them) that no prompt may use here, and why. */
+const NOT_RUN: Readonly<Record<string, string>> = {
+  UNETLoader: "this server runs whole checkpoints (CheckpointLoaderSimple), not separate UNet files",
+  VAELoader: "each checkpoint decodes with its own VAE here (choose the VAE when starting the server: ssd1b serve --vae)",
+};
+
+// what may feed each kind of input: class -> output indices
+const MODEL = { CheckpointLoaderSimple: [0], LoraLoader: [0] };
+const CLIP = { CheckpointLoaderSimple: [1], LoraLoader: [1], CLIPSetLastLayer: [0] };
+const VAE = { CheckpointLoaderSimple: [2] };
+const CONDITIONING = { CLIPTextEncode: [0] };
+const LATENT = { EmptyLatentImage: [0], VAEEncode: [0] };
+const SAMPLED = { KSampler: [0] };
+const IMAGE = { VAEDecode: [0] };
+const PIXELS = { LoadImage: [0] };
+
+/** Largest ComfyUI seed accepted: JSON numbers above 2^53 are not exact. */
+const MAX_SEED = Number.MAX_SAFE_INTEGER;
+
+export interface WorkflowContext {
+  limits: Limits;
+  model: ModelInfo;
+  /** An uploaded input image (LoadImage's `image`) as base64 PNG, or undefined when there is none by that name. */
+  inputImage: (name: string) => string | undefined;
+}
+
+/** One output node and the type of the files it makes ("output" for SaveImage, "temp" for PreviewImage). */
+export interface OutputNode {
+  id: string;
+  classType: string;
+  type: "output" | "temp";
+}
+
+export interface CompiledPrompt {
+  spec: JobSpec;
+  /** The LoRA files asked for (LoraLoader's lora_name) with their weights; names as --lora-dir lists them. */
+  loras: { name: string; weight: number }[];
+  sampler: string;
+  decoder: string;
+  outputs: OutputNode[];
+}
+
+/** ComfyUI LoRA names carry the extension (and the sub-folder); --lora-dir names are the bare file names. */
+export const loraFileName = (name: string) => name.replace(/^.*[\\/]/, "").replace(/\.safetensors$/i, "");
+
+interface ClipChain { checkpoint: GraphNode; loras: GraphNode[]; clipSkip?: number }
+
+export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): CompiledPrompt {
+  const graph = new Graph(prompt);
+  for (const node of graph.nodes.values()) {
+    if (NOT_RUN[node.classType]) throw new NodeError(node, `${node.classType} is not run here: ${NOT_RUN[node.classType]}`, undefined, "exception_during_validation");
+    if (!(NODE_CLASSES as readonly string[]).includes(node.classType)) {
+      throw new PromptError("invalid_prompt", `Cannot execute because node ${node.classType} does not exist (node ${node.id}); this server runs ${NODE_CLASSES.join(", ")}`);
+    }
+  }
+  const outputs = [...graph.nodes.values()].filter((n) => OUTPUT_CLASSES.includes(n.classType));
+  if (outputs.length === 0) throw new PromptError("prompt_no_outputs", "Prompt has no outputs (add a SaveImage or PreviewImage node)");
+
+  // every output must show the images of one KSampler (one job)
+  let sampler: GraphNode | undefined;
+  const decoders = new Set<GraphNode>();
+  for (const out of outputs) {
+    const decode = graph.follow(out, "images", IMAGE, "an IMAGE");
+    const s = graph.follow(decode, "samples", SAMPLED, "a LATENT from a KSampler");
+    graph.follow(decode, "vae", VAE, "a VAE");
+    if (sampler && s !== sampler) throw new NodeError(out, `this server runs one KSampler per prompt, and the outputs show two (nodes ${sampler.id} and ${s.id}); queue them as two prompts`, "images");
+    sampler = s;
+    decoders.add(decode);
+  }
+  const ks = sampler!;
+  const f = nodeFields(ks);
+
+  // model, text and latent chains
+  const model = modelChain(graph, graph.follow(ks, "model", MODEL, "a MODEL"));
+  const positive = graph.follow(ks, "positive", CONDITIONING, "CONDITIONING");
+  const negative = graph.follow(ks, "negative", CONDITIONING, "CONDITIONING");
+  const clips = [positive, negative].map((n) => clipChain(graph, graph.follow(n, "clip", CLIP, "a CLIP")));
+  const latent = graph.follow(ks, "latent_image", LATENT, "a LATENT");
+  const encoderVae = latent.classType === "VAEEncode" ? [graph.follow(latent, "vae", VAE, "a VAE")] : [];
+  const checkpoints = new Set([model.checkpoint, ...clips.map((c) => c.checkpoint), ...[...decoders].map((d) => graph.follow(d, "vae", VAE, "a VAE")), ...encoderVae]);
+  const ckptNames = new Set([...checkpoints].map((c) => nodeFields(c).string("ckpt_name", 1000)));
+  if (ckptNames.size > 1) throw new NodeError(ks, `the model, text encoders and VAE must come from one checkpoint here, but the prompt loads ${[...ckptNames].map((n) => JSON.stringify(n)).join(" and ")}`, "model");
+  const ckpt = [...checkpoints][0];
+  const ckptName = [...ckptNames][0];
+  const served = findServedModel(ckptName, servedModels(ctx.model)) ?? findServedModel(ckptName.replace(/\.safetensors$/i, ""), servedModels(ctx.model));
+  if (!served) throw new NodeError(ckpt, `Value not in list: ckpt_name: ${JSON.stringify(ckptName)} not in ${JSON.stringify(checkpointNames(ctx.model))}`, "ckpt_name");
+
+  // LoRAs: one set for the UNet and both prompts' text encoders
+  const loras = loraSet(model.loras, clips);
+  const clipSkip = clips[0].clipSkip;
+  if (clips[1].clipSkip !== clipSkip) throw new NodeError(negative, `the positive and negative prompts must stop at the same CLIP layer (CLIPSetLastLayer ${clipSkip ?? -2} and ${clips[1].clipSkip ?? -2})`, "clip");
+
+  const text = (n: GraphNode) => nodeFields(n).string("text", ctx.limits.maxPromptChars);
+  const seed = f.int("seed", 0, MAX_SEED);
+  const steps = f.int("steps", 1, ctx.limits.maxSteps);
+  const cfg = f.number("cfg", 0, 100);
+  let scheduler;
+  try {
+    scheduler = comfySampler(f.string("sampler_name", 100), f.string("scheduler", 100));
+  } catch (e) {
+    if (e instanceof ComfySamplerError) throw new NodeError(ks, e.message, e.input);
+    throw e;
+  }
+  const denoise = f.optionalNumber("denoise", 0, 1) ?? 1;
+  const spec: JobSpec = {
+    prompt: text(positive), negativePrompt: text(negative) || undefined, steps, guidanceScale: cfg, seed,
+    scheduler: scheduler.scheduler, ...(scheduler.overrides ? { schedulerOverrides: scheduler.overrides } : {}),
+    batchSize: 1, iterations: 1, model: served.name,
+  };
+  if (!spec.negativePrompt) delete spec.negativePrompt;
+  if (clipSkip !== undefined) {
+    const layers = ctx.model.textEncoderLayers;
+    if (layers && clipSkip > Math.min(...layers) - 1) {
+      throw new NodeError(positive, `CLIPSetLastLayer ${-clipSkip - 2} goes below the first layer: the text encoders have ${layers.join(" and ")} layers (at most ${Math.min(...layers) + 1} from the end)`, "clip");
+    }
+    spec.clipSkip = { textEncoder: clipSkip, textEncoder2: clipSkip };
+  }
+
+  if (latent.classType === "EmptyLatentImage") {
+    const l = nodeFields(latent);
+    spec.width = side(latent, "width", l.int("width", -(2 ** 31), 2 ** 31), ctx.limits);
+    spec.height = side(latent, "height", l.int("height", -(2 ** 31), 2 ** 31), ctx.limits);
+    spec.batchSize = l.optionalInt("batch_size", 1, ctx.limits.maxImages) ?? 1;
+    if (denoise !== 1) throw new NodeError(ks, `denoise ${denoise} needs an image to start from (LoadImage -> VAEEncode -> latent_image); with an EmptyLatentImage use denoise 1`, "denoise");
+  } else {
+    const load = graph.follow(latent, "pixels", PIXELS, "an IMAGE from LoadImage");
+    graph.follow(latent, "vae", VAE, "a VAE");
+    const name = nodeFields(load).string("image", 300);
+    const image = ctx.inputImage(name);
+    if (image === undefined) throw new NodeError(load, `Invalid image file: ${JSON.stringify(name)} was not uploaded here (POST /upload/image first)`, "image", "custom_validation_failed");
+    if (denoise <= 0) throw new NodeError(ks, "denoise must be above 0 for an image to change", "denoise");
+    spec.initImage = image;
+    spec.strength = denoise;
+    // ComfyUI runs the last `steps` of a schedule of steps / denoise; diffusers' img2img runs floor(n * strength) of n
+    spec.steps = Math.min(ctx.limits.maxSteps, Math.floor(steps / denoise));
+  }
+  return {
+    spec, loras, sampler: ks.id, decoder: [...decoders][0].id,
+    outputs: outputs.map((o) => ({ id: o.id, classType: o.classType, type: o.classType === "SaveImage" ? "output" : "temp" })),
+  };
+}
+
+function side(node: GraphNode, input: string, v: number, limits: Limits): number {
+  try {
+    return checkSide(input, v, limits);
+  } catch (e) {
+    if (e instanceof HttpError) throw new NodeError(node, e.message, input);
+    throw e;
+  }
+}
+
+/** What /object_info lists as ckpt_name: each served model's file or folder name. */
+export function checkpointNames(model: ModelInfo): string[] {
+  return servedModels(model).map((m) => (/\.safetensors$/i.test(m.source) ? m.source.replace(/^.*[\\/]/, "") : m.name));
+}
+
+function modelChain(graph: Graph, node: GraphNode): { checkpoint: GraphNode; loras: GraphNode[] } {
+  const loras: GraphNode[] = [];
+  const seen = new Set<GraphNode>();
+  while (node.classType === "LoraLoader") {
+    if (seen.has(node)) throw new NodeError(node, "the LoraLoader nodes link in a loop", "model");
+    seen.add(node);
+    loras.push(node);
+    node = graph.follow(node, "model", MODEL, "a MODEL");
+  }
+  return { checkpoint: node, loras };
+}
+
+function clipChain(graph: Graph, node: GraphNode): ClipChain {
+  const loras: GraphNode[] = [];
+  const seen = new Set<GraphNode>();
+  let clipSkip: number | undefined, layerSet = false;
+  while (node.classType !== "CheckpointLoaderSimple") {
+    if (seen.has(node)) throw new NodeError(node, "the CLIP nodes link in a loop", "clip");
+    seen.add(node);
+    if (node.classType === "LoraLoader") loras.push(node);
+    else if (!layerSet) {
+      // the CLIPSetLastLayer nearest the text encoder node wins, as in ComfyUI
+      layerSet = true;
+      const last = nodeFields(node).int("stop_at_clip_layer", -24, -1);
+      // ComfyUI -N is hidden_states[-N] of both encoders; SDXL's default is -2 (diffusers' clip_skip N - 2)
+      clipSkip = last === -2 ? undefined : -last - 2;
+    }
+    node = graph.follow(node, "clip", CLIP, "a CLIP");
+  }
+  return { checkpoint: node, loras, clipSkip };
+}
+
+/** The LoRAs of the model chain, which both prompts' CLIP chains must apply too, at the same strengths. */
+function loraSet(modelLoras: GraphNode[], clips: ClipChain[]): { name: string; weight: number }[] {
+  const out: { name: string; weight: number }[] = [];
+  for (const node of modelLoras) {
+    const f = nodeFields(node);
+    const name = f.string("lora_name", 300);
+    const strength = f.number("strength_model", -100, 100);
+    const clipStrength = f.number("strength_clip", -100, 100);
+    if (clipStrength !== strength) {
+      throw new NodeError(node, `a LoRA applies to the UNet and the text encoders together here: strength_clip (${clipStrength}) must equal strength_model (${strength})`, "strength_clip");
+    }
+    out.push({ name: loraFileName(name), weight: strength });
+  }
+  for (const c of clips) {
+    for (const node of c.loras) {
+      if (!modelLoras.includes(node)) throw new NodeError(node, "this LoraLoader's CLIP output is used without its MODEL output; here a LoRA applies to the UNet and the text encoders together", "clip");
+    }
+    for (const node of modelLoras) {
+      if (!c.loras.includes(node)) throw new NodeError(node, "this LoraLoader's MODEL output is used without its CLIP output by a CLIPTextEncode; here a LoRA applies to the UNet and the text encoders together", "clip");
+    }
+  }
+  return out;
+}

@@ -1,0 +1,381 @@
+/**
+ * The ComfyUI API as its clients use it, against `ssd1b serve` with the tiny model:
+ * - SillyTavern (src/endpoints/stable-diffusion.js): GET /system_stats, the lists it reads from
+ *   /object_info, its Default_Comfy_Workflow POSTed to /prompt as a bare string (text/plain), /history
+ *   polled, the image from /view;
+ * - Open WebUI (backend/open_webui/utils/images/comfyui.py): a WebSocket on /ws?clientId=, POST /prompt
+ *   with client_id, waiting for `executing` with node null, then /history/{id} and /view;
+ * and the images are diffusers' fixtures (basic, no_negative, lora_basic), img2img the library's.
+ * Then the refusals a ComfyUI client gets (node_errors naming the node and input) and the queue controls.
+ */
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import WebSocket from "ws";
+import { NO_FIXTURES, fixture, levelDiff, openFixture, diff } from "./helpers/fixtures.js";
+import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
+import { decodePng, encodePng } from "../src/image/png.js";
+import { toRgb8 } from "../src/image/image.js";
+import type { RunningServer } from "../src/server/app.js";
+import { startLocalServer } from "./helpers/local-server.js";
+import { tinyModelIn } from "./helpers/tiny-model.js";
+import { LoraLibrary } from "../src/server/lora-library.js";
+import { compileWorkflow } from "../src/server/comfyui/workflow.js";
+import { DEFAULT_LIMITS } from "../src/server/validation.js";
+
+const tmp = mkdtempSync(join(tmpdir(), "server-comfyui-"));
+let pipe: StableDiffusionXLPipeline;
+let server: RunningServer;
+let url = "";
+
+before(async () => {
+  if (NO_FIXTURES) return;
+  const loraDir = join(tmp, "loras");
+  mkdirSync(loraDir);
+  copyFileSync(fixture("lora", "peft", "lora.safetensors"), join(loraDir, "astro-style.safetensors"));
+  pipe = await StableDiffusionXLPipeline.fromPretrained(tinyModelIn(tmp));
+  const loras = new LoraLibrary(loraDir);
+  server = await startLocalServer(pipe, { queueSize: 8, queue: { loras }, server: { loras } });
+  url = server.url;
+});
+
+after(async () => {
+  await server?.close();
+  await pipe?.release();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+const cases = () => openFixture("pipeline", "tiny-ssd", "cases.safetensors");
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function getJson(path: string): Promise<any> {
+  const r = await fetch(url + path);
+  assert.equal(r.status, 200, `GET ${path}: ${await r.clone().text()}`);
+  return r.json();
+}
+
+const postJson = (path: string, body: unknown, headers: Record<string, string> = {}) =>
+  fetch(url + path, { method: "POST", headers: { "Content-Type": "application/json", ...headers }, body: JSON.stringify(body) });
+
+/** SillyTavern's Default_Comfy_Workflow.json with its placeholders filled in as SillyTavern does (JSON.stringify of each value). */
+function sillyTavernWorkflow(v: { model: string; sampler: string; scheduler: string; steps: number; scale: number; seed: number; width: number; height: number; prompt: string; negative: string }): string {
+  const template = JSON.stringify({
+    3: { class_type: "KSampler", inputs: { cfg: "%scale%", denoise: 1, latent_image: ["5", 0], model: ["4", 0], negative: ["7", 0], positive: ["6", 0], sampler_name: "%sampler%", scheduler: "%scheduler%", seed: "%seed%", steps: "%steps%" } },
+    4: { class_type: "CheckpointLoaderSimple", inputs: { ckpt_name: "%model%" } },
+    5: { class_type: "EmptyLatentImage", inputs: { batch_size: 1, height: "%height%", width: "%width%" } },
+    6: { class_type: "CLIPTextEncode", inputs: { clip: ["4", 1], text: "%prompt%" } },
+    7: { class_type: "CLIPTextEncode", inputs: { clip: ["4", 1], text: "%negative_prompt%" } },
+    8: { class_type: "VAEDecode", inputs: { samples: ["3", 0], vae: ["4", 2] } },
+    9: { class_type: "SaveImage", inputs: { filename_prefix: "Dechat", images: ["8", 0] } },
+  });
+  const fill: Record<string, unknown> = { prompt: v.prompt, negative_prompt: v.negative, seed: v.seed, model: v.model, sampler: v.sampler, scheduler: v.scheduler, steps: v.steps, scale: v.scale, width: v.width, height: v.height };
+  let w = template;
+  for (const [k, value] of Object.entries(fill)) w = w.replaceAll(`"%${k}%"`, JSON.stringify(value));
+  return `{"prompt":${w}}`;
+}
+
+/** ComfyUI's default graph (what Open WebUI ships as its default workflow), as an object. */
+function defaultGraph(o: { ckpt: string; text: string; negative: string; seed: number; steps: number; cfg: number; sampler?: string; scheduler?: string; width?: number; height?: number; batch?: number }): Record<string, any> {
+  return {
+    3: { class_type: "KSampler", inputs: { seed: o.seed, steps: o.steps, cfg: o.cfg, sampler_name: o.sampler ?? "euler", scheduler: o.scheduler ?? "ddim_uniform", denoise: 1, model: ["4", 0], positive: ["6", 0], negative: ["7", 0], latent_image: ["5", 0] }, _meta: { title: "KSampler" } },
+    4: { class_type: "CheckpointLoaderSimple", inputs: { ckpt_name: o.ckpt } },
+    5: { class_type: "EmptyLatentImage", inputs: { width: o.width ?? 32, height: o.height ?? 32, batch_size: o.batch ?? 1 } },
+    6: { class_type: "CLIPTextEncode", inputs: { text: o.text, clip: ["4", 1] } },
+    7: { class_type: "CLIPTextEncode", inputs: { text: o.negative, clip: ["4", 1] } },
+    8: { class_type: "VAEDecode", inputs: { samples: ["3", 0], vae: ["4", 2] } },
+    9: { class_type: "SaveImage", inputs: { filename_prefix: "ComfyUI", images: ["8", 0] } },
+  };
+}
+
+/** Relative L2 of a PNG's pixels (0..1) against image `index` of a fixture's [N, H, W, 3] floats. */
+function pixelRelL2(png: Buffer, ref: Float32Array, index = 0): number {
+  const img = decodePng(png);
+  const n = img.width * img.height * 3;
+  return diff(Float32Array.from(img.data, (v) => v / 255), ref.subarray(index * n, (index + 1) * n)).relL2;
+}
+
+/** SillyTavern's loop: GET /history until the prompt is in it, every 100 ms. */
+async function pollHistory(id: string): Promise<any> {
+  for (let i = 0; i < 600; i++) {
+    const history = await getJson("/history");
+    if (history[id]) return history[id];
+    await sleep(100);
+  }
+  throw new Error(`prompt ${id} never reached /history`);
+}
+
+async function view(image: { filename: string; subfolder: string; type: string }): Promise<Buffer> {
+  const r = await fetch(`${url}/view?filename=${image.filename}&subfolder=${image.subfolder}&type=${image.type}`);
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get("content-type"), "image/png");
+  return Buffer.from(await r.arrayBuffer());
+}
+
+/** Open WebUI's client: a socket, the prompt, the messages until `executing` with node null for it. */
+async function runOverSocket(prompt: unknown, clientId = "c0ffee" + Math.random().toString(16).slice(2, 10)): Promise<{ id: string; messages: any[] }> {
+  const ws = new WebSocket(`${url.replace("http://", "ws://")}/ws?clientId=${clientId}`);
+  const messages: any[] = [];
+  const opened = new Promise<void>((resolve, reject) => { ws.once("open", () => resolve()); ws.once("error", reject); });
+  ws.on("message", (data, binary) => { if (!binary) messages.push(JSON.parse(String(data))); });
+  await opened;
+  const r = await postJson("/prompt", { prompt, client_id: clientId });
+  const answer = await r.json() as any;
+  assert.equal(r.status, 200, JSON.stringify(answer));
+  assert.deepEqual(answer.node_errors, {});
+  const id = answer.prompt_id as string;
+  for (let i = 0; i < 3000 && !messages.some((m) => m.type === "executing" && m.data.node === null && m.data.prompt_id === id); i++) await sleep(20);
+  ws.close();
+  assert.ok(messages.some((m) => m.type === "executing" && m.data.node === null), "executing with node null came");
+  return { id, messages };
+}
+
+const BASIC = { text: "An astronaut riding a green horse", negative: "ugly, blurry, poor quality", seed: 0, steps: 4, cfg: 5 };
+
+test("ComfyUI: SillyTavern's calls and default workflow (text/plain body) give diffusers' basic image", { skip: NO_FIXTURES, timeout: 120_000 }, async () => {
+  const stats = await getJson("/system_stats");
+  assert.equal(typeof stats.system.ram_total, "number");
+  const info = await getJson("/object_info");
+  const samplers: string[] = info.KSampler.input.required.sampler_name[0];
+  const schedulers: string[] = info.KSampler.input.required.scheduler[0];
+  const models: string[] = info.CheckpointLoaderSimple.input.required.ckpt_name[0];
+  assert.deepEqual(info.UNETLoader.input.required.unet_name[0], []);
+  assert.deepEqual(info.VAELoader.input.required.vae_name[0], []);
+  assert.ok(samplers.includes("euler") && samplers.includes("dpmpp_2m") && !samplers.includes("dpmpp_sde"));
+  assert.ok(schedulers.includes("karras") && schedulers.includes("ddim_uniform"));
+  assert.deepEqual(models, ["tiny-ssd"]);
+  assert.deepEqual(info.LoraLoader.input.required.lora_name[0], ["astro-style.safetensors"]);
+
+  // SillyTavern posts the filled-in workflow string with fetch's default text/plain type and no Origin
+  const body = sillyTavernWorkflow({ model: models[0], sampler: "euler", scheduler: "ddim_uniform", steps: 4, scale: 5, seed: 0, width: 32, height: 32, prompt: BASIC.text, negative: BASIC.negative });
+  const r = await fetch(`${url}/prompt`, { method: "POST", body });
+  assert.equal(r.headers.get("content-type")?.startsWith("application/json"), true);
+  const queued = await r.json() as any;
+  assert.equal(r.status, 200, JSON.stringify(queued));
+  assert.equal(typeof queued.prompt_id, "string");
+  assert.equal(typeof queued.number, "number");
+  const item = await pollHistory(queued.prompt_id);
+  assert.equal(item.status.status_str, "success");
+  assert.equal(item.status.completed, true);
+  const images = Object.values(item.outputs).flatMap((o: any) => o.images);
+  assert.equal(images.length, 1);
+  assert.deepEqual(Object.keys(item.outputs), ["9"]);
+  assert.equal(images[0].type, "output");
+  assert.match(images[0].filename, /\.png$/);
+  const png = await view(images[0]);
+  const ref = cases().float32("basic.images");
+  const levels = levelDiff(png, ref), rel = pixelRelL2(png, ref);
+  assert.ok(levels <= 1 && rel < 4e-3, `vs diffusers basic: ${levels} levels, relL2 ${rel}`);
+  // the fixture tells schedules apart: "normal" (linspace timesteps) is another image
+  const normal = await (await fetch(`${url}/prompt`, { method: "POST", body: body.replace('"ddim_uniform"', '"normal"') })).json() as any;
+  const other = await view((await pollHistory(normal.prompt_id)).outputs["9"].images[0]);
+  assert.ok(levelDiff(other, ref) > 3, `scheduler normal vs basic: ${levelDiff(other, ref)} levels`);
+  // the job is the shared queue's: the native job API sees the prompt id
+  const job = await getJson(`/v1/jobs/${queued.prompt_id}`);
+  assert.equal(job.status, "done");
+});
+
+test("ComfyUI: Open WebUI's WebSocket flow, with progress per step, and a batch of two from one seed", { skip: NO_FIXTURES, timeout: 120_000 }, async () => {
+  // no_negative: an empty negative prompt is SDXL's zero embedding, as diffusers' force_zeros_for_empty_prompt
+  const { id, messages } = await runOverSocket(defaultGraph({ ckpt: "tiny-ssd", text: BASIC.text, negative: "", seed: 1, steps: 4, cfg: 9, batch: 2 }));
+  const types = messages.map((m) => m.type);
+  assert.equal(types[0], "status");
+  assert.equal(typeof messages[0].data.sid, "string");
+  const mine = messages.filter((m) => m.data.prompt_id === id);
+  assert.deepEqual(mine.filter((m) => m.type === "progress").map((m) => [m.data.value, m.data.max, m.data.node]), [[1, 4, "3"], [2, 4, "3"], [3, 4, "3"], [4, 4, "3"]]);
+  const order = mine.map((m) => (m.type === "executing" ? `executing:${m.data.node}` : m.type)).filter((t) => t !== "progress");
+  assert.deepEqual(order, ["execution_start", "execution_cached", "executing:3", "executing:8", "executed", "execution_success", "executing:null"]);
+  const executed = mine.find((m) => m.type === "executed");
+  assert.equal(executed.data.node, "9");
+  assert.equal(executed.data.output.images.length, 2);
+
+  const history = (await getJson(`/history/${id}`))[id];
+  assert.deepEqual(history.outputs["9"].images, executed.data.output.images);
+  const [a, b] = await Promise.all(history.outputs["9"].images.map(view));
+  // ComfyUI draws the batch's noise from one generator, as diffusers does: image 0 is the seed's single image
+  const ref = cases().float32("no_negative.images");
+  assert.ok(levelDiff(a, ref) <= 1, `batch image 0 vs diffusers no_negative: ${levelDiff(a, ref)} levels`);
+  assert.ok(levelDiff(b, ref) > 5, "image 1 has noise of its own");
+  assert.equal(decodePng(b).width, 32);
+});
+
+test("ComfyUI: LoraLoader gives diffusers' lora_basic image; its <lora> tag is written into the PNG text", { skip: NO_FIXTURES, timeout: 300_000 }, async () => {
+  const g = defaultGraph({ ckpt: "tiny-ssd", ...BASIC });
+  g[10] = { class_type: "LoraLoader", inputs: { model: ["4", 0], clip: ["4", 1], lora_name: "astro-style.safetensors", strength_model: 1, strength_clip: 1 } };
+  g[3].inputs.model = ["10", 0];
+  g[6].inputs.clip = ["10", 1];
+  g[7].inputs.clip = ["10", 1];
+  const { id } = await runOverSocket(g);
+  const item = (await getJson(`/history/${id}`))[id];
+  assert.equal(item.status.status_str, "success", JSON.stringify(item.status));
+  const png = await view(item.outputs["9"].images[0]);
+  const ref = openFixture("lora", "peft", "cases.safetensors").float32("lora_basic.images");
+  assert.ok(levelDiff(png, ref) <= 1, `vs lora_basic: ${levelDiff(png, ref)} levels`);
+  assert.ok(levelDiff(png, cases().float32("basic.images")) > 3, "the LoRA changes the image");
+  assert.match(decodePng(png).text.parameters, /<lora:astro-style:1>/);
+});
+
+test("ComfyUI: LoadImage + VAEEncode runs img2img as ComfyUI counts steps (steps / denoise), equal to the library", { skip: NO_FIXTURES, timeout: 120_000 }, async () => {
+  // a 37x35 upload: VAEEncode crops it to 32x32 about its centre, as ComfyUI does
+  const w = 37, h = 35;
+  const data = new Uint8Array(w * h * 3);
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) data.set([x * 6, y * 7, (x * y) % 256], (y * w + x) * 3);
+  const upload = encodePng({ width: w, height: h, data });
+  const form = new FormData();
+  form.append("image", new Blob([new Uint8Array(upload)], { type: "image/png" }), "my photo.png");
+  form.append("overwrite", "true");
+  const up = await fetch(`${url}/upload/image`, { method: "POST", body: form });
+  const uploaded = await up.json() as any;
+  assert.equal(up.status, 200, JSON.stringify(uploaded));
+  assert.deepEqual(uploaded, { name: "my_photo.png", subfolder: "", type: "input" });
+  assert.ok((await view({ filename: uploaded.name, subfolder: "", type: "input" }).catch(() => undefined)) !== undefined);
+
+  const g = defaultGraph({ ckpt: "tiny-ssd", text: "a watercolor landscape", negative: "ugly, blurry, poor quality", seed: 11, steps: 3, cfg: 6 });
+  g[10] = { class_type: "LoadImage", inputs: { image: uploaded.name } };
+  g[11] = { class_type: "VAEEncode", inputs: { pixels: ["10", 0], vae: ["4", 2] } };
+  g[3].inputs.latent_image = ["11", 0];
+  g[3].inputs.denoise = 0.6;
+  const { id, messages } = await runOverSocket(g);
+  // 3 steps at denoise 0.6: the last 3 of a 5-step schedule
+  assert.equal(messages.filter((m) => m.type === "progress" && m.data.prompt_id === id).length, 3);
+  const png = await view((await getJson(`/history/${id}`))[id].outputs["9"].images[0]);
+  const cropped = new Uint8Array(32 * 32 * 3);
+  for (let y = 0; y < 32; y++) cropped.set(data.subarray(((y + 1) * w + 2) * 3, ((y + 1) * w + 34) * 3), y * 32 * 3);
+  const lib = await pipe.img2img({ prompt: "a watercolor landscape", negativePrompt: "ugly, blurry, poor quality", numInferenceSteps: 5, strength: 0.6, guidanceScale: 6, seed: 11, image: { width: 32, height: 32, data: cropped }, scheduler: "Euler" });
+  assert.ok(levelDiff(png, lib.images.data) <= 1, `vs the library's img2img: ${levelDiff(png, lib.images.data)} levels`);
+  const again = toRgb8(lib.images, 0);
+  assert.equal(decodePng(png).width, again.width);
+});
+
+test("ComfyUI: refused prompts answer ComfyUI's error shape, naming the node and input", { skip: NO_FIXTURES }, async () => {
+  const bad = async (prompt: unknown, type: string, node?: string, input?: string, message?: RegExp) => {
+    const r = await postJson("/prompt", { prompt });
+    const out = await r.json() as any;
+    assert.equal(r.status, 400, JSON.stringify(out));
+    assert.equal(out.error.type, type, JSON.stringify(out));
+    assert.equal(typeof out.error.message, "string");
+    if (node) {
+      assert.deepEqual(Object.keys(out.node_errors), [node], JSON.stringify(out));
+      const e = out.node_errors[node].errors[0];
+      if (input) assert.equal(e.extra_info.input_name, input, JSON.stringify(e));
+      if (message) assert.match(e.message, message);
+    }
+    return out;
+  };
+  const g = () => defaultGraph({ ckpt: "tiny-ssd", ...BASIC });
+  await bad({ ...g(), 12: { class_type: "UpscaleModelLoader", inputs: {} } }, "invalid_prompt");
+  await bad("not a graph", "invalid_prompt");
+  const noOut = g();
+  delete noOut[9];
+  await bad(noOut, "prompt_no_outputs");
+  const sampler = g();
+  sampler[3].inputs.sampler_name = "dpmpp_sde";
+  await bad(sampler, "prompt_outputs_failed_validation", "3", "sampler_name", /Brownian/);
+  const size = g();
+  size[5].inputs.width = 30;
+  await bad(size, "prompt_outputs_failed_validation", "5", "width", /multiple of 8/);
+  const ckpt = g();
+  ckpt[4].inputs.ckpt_name = "sd_xl_base_1.0.safetensors";
+  await bad(ckpt, "prompt_outputs_failed_validation", "4", "ckpt_name", /not in \["tiny-ssd"\]/);
+  const link = g();
+  link[3].inputs.positive = ["5", 0];
+  await bad(link, "prompt_outputs_failed_validation", "3", "positive", /CONDITIONING/);
+  const missing = g();
+  delete missing[3].inputs.steps;
+  await bad(missing, "prompt_outputs_failed_validation", "3", "steps", /Required input is missing/);
+  const vae = g();
+  vae[10] = { class_type: "VAELoader", inputs: { vae_name: "sdxl_vae.safetensors" } };
+  await bad(vae, "prompt_outputs_failed_validation", "10", undefined, /not run here/);
+  const lora = g();
+  lora[10] = { class_type: "LoraLoader", inputs: { model: ["4", 0], clip: ["4", 1], lora_name: "astro-style.safetensors", strength_model: 1, strength_clip: 0.5 } };
+  lora[3].inputs.model = ["10", 0];
+  lora[6].inputs.clip = ["10", 1];
+  lora[7].inputs.clip = ["10", 1];
+  await bad(lora, "prompt_outputs_failed_validation", "10", "strength_clip");
+  const denoise = g();
+  denoise[3].inputs.denoise = 0.5;
+  await bad(denoise, "prompt_outputs_failed_validation", "3", "denoise", /needs an image/);
+  const img = g();
+  img[10] = { class_type: "LoadImage", inputs: { image: "never-uploaded.png" } };
+  img[11] = { class_type: "VAEEncode", inputs: { pixels: ["10", 0], vae: ["4", 2] } };
+  img[3].inputs.latent_image = ["11", 0];
+  await bad(img, "prompt_outputs_failed_validation", "10", "image", /not uploaded/);
+  // hostile shapes: too many nodes, a loop of LoRA loaders, an oversized body
+  const many = g();
+  for (let i = 0; i < 500; i++) many[`n${i}`] = { class_type: "EmptyLatentImage", inputs: { width: 8, height: 8 } };
+  await bad(many, "invalid_prompt");
+  const loop = g();
+  loop[10] = { class_type: "LoraLoader", inputs: { model: ["11", 0], clip: ["4", 1], lora_name: "astro-style.safetensors", strength_model: 1, strength_clip: 1 } };
+  loop[11] = { class_type: "LoraLoader", inputs: { model: ["10", 0], clip: ["4", 1], lora_name: "astro-style.safetensors", strength_model: 1, strength_clip: 1 } };
+  loop[3].inputs.model = ["10", 0];
+  await bad(loop, "prompt_outputs_failed_validation", "10", "model", /loop/);
+  const huge = await postJson("/prompt", { prompt: g(), extra_data: { pad: "x".repeat(5 << 20) } });
+  assert.equal(huge.status, 413);
+  // a browser page of another site can neither post a plain-text prompt nor open the socket
+  const cross = await fetch(`${url}/prompt`, { method: "POST", body: JSON.stringify({ prompt: g() }), headers: { Origin: "https://evil.example" } });
+  assert.equal(cross.status, 403);
+  const plainFromPage = await fetch(`${url}/prompt`, { method: "POST", body: JSON.stringify({ prompt: g() }), headers: { Origin: url, "Content-Type": "text/plain" } });
+  assert.equal(plainFromPage.status, 415);
+  const refused = await new Promise<number>((resolve) => {
+    const ws = new WebSocket(`${url.replace("http://", "ws://")}/ws?clientId=x`, { headers: { Origin: "https://evil.example" } });
+    ws.on("unexpected-response", (_req, res) => resolve(res.statusCode ?? 0));
+    ws.on("open", () => { ws.close(); resolve(101); });
+    ws.on("error", () => resolve(-1));
+  });
+  assert.equal(refused, 403);
+  // nothing was queued by any of these
+  assert.deepEqual(await getJson("/queue"), { queue_running: [], queue_pending: [] });
+});
+
+test("ComfyUI: /queue lists prompts, POST /queue delete drops a pending one, /interrupt ends the running one without images", { skip: NO_FIXTURES, timeout: 300_000 }, async () => {
+  const long = defaultGraph({ ckpt: "tiny-ssd", text: "a long one", negative: "", seed: 3, steps: 400, cfg: 5 });
+  const first = await (await postJson("/prompt", { prompt: long })).json() as any;
+  const second = await (await postJson("/prompt", { prompt: long })).json() as any;
+  for (let i = 0; i < 500 && (await getJson("/queue")).queue_running.length === 0; i++) await sleep(20);
+  const q = await getJson("/queue");
+  assert.deepEqual(q.queue_running.map((e: any[]) => e[1]), [first.prompt_id]);
+  assert.deepEqual(q.queue_pending.map((e: any[]) => e[1]), [second.prompt_id]);
+  assert.deepEqual(q.queue_running[0][4], ["9"]);
+  assert.equal((await getJson("/prompt")).exec_info.queue_remaining, 2);
+  assert.equal((await postJson("/queue", { delete: [second.prompt_id] })).status, 200);
+  assert.equal((await postJson("/interrupt", {})).status, 200);
+  const a = await pollHistory(first.prompt_id), b = await pollHistory(second.prompt_id);
+  for (const item of [a, b]) {
+    assert.equal(item.status.status_str, "error");
+    assert.deepEqual(item.outputs, {});
+  }
+  assert.ok(a.status.messages.some((m: any[]) => m[0] === "execution_interrupted"), JSON.stringify(a.status.messages));
+  assert.deepEqual(await getJson("/queue"), { queue_running: [], queue_pending: [] });
+  // history: max_items, delete, clear
+  assert.equal(Object.keys(await getJson("/history?max_items=1")).length, 1);
+  await postJson("/history", { delete: [first.prompt_id] });
+  assert.deepEqual(await getJson(`/history/${first.prompt_id}`), {});
+  await postJson("/history", { clear: true });
+  assert.deepEqual(await getJson("/history"), {});
+});
+
+test("ComfyUI workflow: sampler and scheduler names map to the A1111 / diffusers schedulers; CLIPSetLastLayer to clip skip", () => {
+  const model = { name: "tiny-ssd", source: "/models/tiny-ssd", textEncoderLayers: [12, 32] as [number, number] };
+  const ctx = { limits: DEFAULT_LIMITS, model, inputImage: () => undefined };
+  const graph = (sampler: string, scheduler: string) => defaultGraph({ ckpt: "tiny-ssd", ...BASIC, sampler, scheduler });
+  const scheduler = (s: string, sch: string) => compileWorkflow(graph(s, sch), ctx).spec.scheduler;
+  assert.equal(scheduler("euler", "normal"), "Euler Normal");
+  assert.equal(scheduler("dpmpp_2m", "karras"), "DPM++ 2M Karras");
+  assert.equal(scheduler("euler_ancestral", "sgm_uniform"), "Euler a SGM Uniform");
+  assert.equal(scheduler("euler", "ddim_uniform"), "Euler DDIM");
+  assert.deepEqual(compileWorkflow(graph("uni_pc", "normal"), ctx).spec.schedulerOverrides, { solver_type: "bh1" });
+  const spec = compileWorkflow(graph("euler", "karras"), ctx).spec;
+  assert.deepEqual({ seed: spec.seed, steps: spec.steps, cfg: spec.guidanceScale, w: spec.width, h: spec.height, batch: spec.batchSize, model: spec.model, neg: spec.negativePrompt }, { seed: 0, steps: 4, cfg: 5, w: 32, h: 32, batch: 1, model: "tiny-ssd", neg: BASIC.negative });
+  const skip = (n: number) => {
+    const g = graph("euler", "normal");
+    g[10] = { class_type: "CLIPSetLastLayer", inputs: { clip: ["4", 1], stop_at_clip_layer: n } };
+    g[6].inputs.clip = ["10", 0];
+    g[7].inputs.clip = ["10", 0];
+    return compileWorkflow(g, ctx).spec.clipSkip;
+  };
+  assert.equal(skip(-2), undefined, "-2 is SDXL's default (the penultimate layer)");
+  assert.deepEqual(skip(-1), { textEncoder: -1, textEncoder2: -1 });
+  assert.deepEqual(skip(-3), { textEncoder: 1, textEncoder2: 1 });
+  assert.throws(() => skip(-14), /goes below the first layer/);
+});
