@@ -1,9 +1,10 @@
 /**
  * The ComfyUI API as its clients use it, against `ssd1b serve` with the tiny model:
- * - SillyTavern (src/endpoints/stable-diffusion.js): GET /system_stats, the lists it reads from
+ * - SillyTavern (src/endpoints/stable-diffusion.js and default/content/Default_Comfy_Workflow.json, read
+ *   at f06443fe / 0980cdfe): GET /system_stats, the lists it reads from
  *   /object_info, its Default_Comfy_Workflow POSTed to /prompt as a bare string (text/plain), /history
  *   polled, the image from /view;
- * - Open WebUI (backend/open_webui/utils/images/comfyui.py): a WebSocket on /ws?clientId=, POST /prompt
+ * - Open WebUI (backend/open_webui/utils/images/comfyui.py, read at 02530d50): a WebSocket on /ws?clientId=, POST /prompt
  *   with client_id, waiting for `executing` with node null, then /history/{id} and /view;
  * and the images are diffusers' fixtures (basic, no_negative, lora_basic), img2img the library's.
  * Then the refusals a ComfyUI client gets (node_errors naming the node and input) and the queue controls.
@@ -114,11 +115,12 @@ async function view(image: { filename: string; subfolder: string; type: string }
 }
 
 /** Open WebUI's client: a socket, the prompt, the messages until `executing` with node null for it. */
-async function runOverSocket(prompt: unknown, clientId = "c0ffee" + Math.random().toString(16).slice(2, 10)): Promise<{ id: string; messages: any[] }> {
+async function runOverSocket(prompt: unknown, clientId = "c0ffee" + Math.random().toString(16).slice(2, 10)): Promise<{ id: string; messages: any[]; previews: Buffer[] }> {
   const ws = new WebSocket(`${url.replace("http://", "ws://")}/ws?clientId=${clientId}`);
   const messages: any[] = [];
+  const previews: Buffer[] = [];
   const opened = new Promise<void>((resolve, reject) => { ws.once("open", () => resolve()); ws.once("error", reject); });
-  ws.on("message", (data, binary) => { if (!binary) messages.push(JSON.parse(String(data))); });
+  ws.on("message", (data, binary) => { if (binary) previews.push(data as Buffer); else messages.push(JSON.parse(String(data))); });
   await opened;
   const r = await postJson("/prompt", { prompt, client_id: clientId });
   const answer = await r.json() as any;
@@ -128,7 +130,7 @@ async function runOverSocket(prompt: unknown, clientId = "c0ffee" + Math.random(
   for (let i = 0; i < 3000 && !messages.some((m) => m.type === "executing" && m.data.node === null && m.data.prompt_id === id); i++) await sleep(20);
   ws.close();
   assert.ok(messages.some((m) => m.type === "executing" && m.data.node === null), "executing with node null came");
-  return { id, messages };
+  return { id, messages, previews };
 }
 
 const BASIC = { text: "An astronaut riding a green horse", negative: "ugly, blurry, poor quality", seed: 0, steps: 4, cfg: 5 };
@@ -178,7 +180,13 @@ test("ComfyUI: SillyTavern's calls and default workflow (text/plain body) give d
 
 test("ComfyUI: Open WebUI's WebSocket flow, with progress per step, and a batch of two from one seed", { skip: NO_FIXTURES, timeout: 120_000 }, async () => {
   // no_negative: an empty negative prompt is SDXL's zero embedding, as diffusers' force_zeros_for_empty_prompt
-  const { id, messages } = await runOverSocket(defaultGraph({ ckpt: "tiny-ssd", text: BASIC.text, negative: "", seed: 1, steps: 4, cfg: 9, batch: 2 }));
+  const { id, messages, previews } = await runOverSocket(defaultGraph({ ckpt: "tiny-ssd", text: BASIC.text, negative: "", seed: 1, steps: 4, cfg: 9, batch: 2 }));
+  // a binary preview after each progress message: event 1 (PREVIEW_IMAGE), format 2 (PNG), a PNG
+  assert.equal(previews.length, 4);
+  for (const p of previews) {
+    assert.deepEqual([p.readUInt32BE(0), p.readUInt32BE(4)], [1, 2]);
+    assert.ok(decodePng(p.subarray(8)).width > 0);
+  }
   const types = messages.map((m) => m.type);
   assert.equal(types[0], "status");
   assert.equal(typeof messages[0].data.sid, "string");

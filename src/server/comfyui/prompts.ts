@@ -2,8 +2,9 @@
  * The prompts queued through the ComfyUI API: each is a job of the shared queue (its prompt_id is
  * the job id, so /v1/jobs/:id sees it too), with ComfyUI's bookkeeping on top: the running number,
  * the history entry written when it ends, and the WebSocket messages ComfyUI sends on the way
- * (execution_start, executing, progress, executed, execution_success / execution_error, and
- * `executing` with node null last, which is what Open WebUI waits for).
+ * (execution_start, executing, progress with a binary PNG preview after it, executed,
+ * execution_success / execution_error, and `executing` with node null last, which is what Open WebUI
+ * waits for).
  */
 import type { Job } from "../job.js";
 import type { JobQueue } from "../queue.js";
@@ -15,7 +16,21 @@ export interface ComfyMessage {
 }
 
 /** Where messages go: to one client (its clientId), or to every client (undefined). */
-export type Send = (clientId: string | undefined, message: ComfyMessage) => void;
+export interface Sockets {
+  send(clientId: string | undefined, message: ComfyMessage): void;
+  /** A binary message (ComfyUI's step previews). */
+  sendBinary(clientId: string | undefined, data: Buffer): void;
+  /** Whether a socket would get what is sent to this client (previews are made only then). */
+  listening(clientId: string | undefined): boolean;
+}
+
+/** ComfyUI's binary preview frame: event 1 (PREVIEW_IMAGE), format 2 (PNG), then the image. */
+export function previewFrame(png: Buffer): Buffer {
+  const head = Buffer.alloc(8);
+  head.writeUInt32BE(1, 0);
+  head.writeUInt32BE(2, 4);
+  return Buffer.concat([head, png]);
+}
 
 interface ImageRef { filename: string; subfolder: string; type: string }
 
@@ -39,7 +54,11 @@ export class ComfyPrompts {
   private next = 0;
   private readonly records = new Map<string, PromptRecord>();
 
-  constructor(private readonly queue: JobQueue, private readonly send: Send) {}
+  constructor(private readonly queue: JobQueue, private readonly sockets: Sockets) {}
+
+  private send(clientId: string | undefined, message: ComfyMessage): void {
+    this.sockets.send(clientId, message);
+  }
 
   get(id: string): PromptRecord | undefined { return this.records.get(id); }
 
@@ -87,6 +106,8 @@ export class ComfyPrompts {
       else if (e.type === "step") {
         start();
         emit("progress", { value: e.step, max: e.totalSteps, node: sampler });
+        const png = this.sockets.listening(clientId) ? e.preview() : undefined;
+        if (png) this.sockets.sendBinary(clientId, previewFrame(png));
       } else if (e.type === "done") {
         emit("executing", { node: decoder, display_node: decoder });
         const images: ImageRef[][] = outputs.map((o) => job.files.map((filename) => ({ filename, subfolder: "", type: o.type })));

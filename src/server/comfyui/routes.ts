@@ -10,7 +10,7 @@
  *   POST /upload/image (multipart: image, overwrite)   -> {name, subfolder, type: "input"}
  *   GET  /queue, POST /queue {clear | delete}, POST /interrupt, GET /prompt
  *   GET  /object_info[/:class], /system_stats, /embeddings, /extensions, /models[/:folder]
- *   WS   /ws?clientId=   status, execution_start, executing, progress, executed, execution_success,
+ *   WS   /ws?clientId=   status, execution_start, executing, progress (+ a binary PNG preview), executed, execution_success,
  *                        execution_error / execution_interrupted (to the client that queued the prompt)
  *
  * A prompt is one job of the shared queue (workflow.ts says which graphs run), so it waits its turn
@@ -32,7 +32,7 @@ import { FILE_NAME } from "../file-store.js";
 import type { AccessPolicy } from "../access.js";
 import { NodeError, PromptError } from "./graph.js";
 import { checkpointNames, compileWorkflow, type CompiledPrompt } from "./workflow.js";
-import { ComfyPrompts, type ComfyMessage } from "./prompts.js";
+import { ComfyPrompts } from "./prompts.js";
 import { ComfyInputs } from "./inputs.js";
 import { objectInfo } from "./object-info.js";
 
@@ -67,13 +67,16 @@ export class ComfyUiApi {
   private readonly sockets = new Map<WebSocket, string>();
 
   constructor(private readonly state: AppState) {
-    this.prompts = new ComfyPrompts(state.queue, (clientId, message) => this.send(clientId, message));
+    this.prompts = new ComfyPrompts(state.queue, {
+      send: (clientId, message) => this.send(clientId, JSON.stringify(message)),
+      sendBinary: (clientId, data) => this.send(clientId, data),
+      listening: (clientId) => [...this.sockets.values()].some((id) => clientId === undefined || id === clientId),
+    });
   }
 
-  private send(clientId: string | undefined, message: ComfyMessage): void {
-    const text = JSON.stringify(message);
+  private send(clientId: string | undefined, data: string | Buffer): void {
     for (const [ws, id] of this.sockets) {
-      if ((clientId === undefined || id === clientId) && ws.bufferedAmount < MAX_UNSENT_BYTES) ws.send(text);
+      if ((clientId === undefined || id === clientId) && ws.bufferedAmount < MAX_UNSENT_BYTES) ws.send(data);
     }
   }
 
