@@ -224,6 +224,20 @@ test("ComfyUI: LoraLoader gives diffusers' lora_basic image; its <lora> tag is w
   assert.match(decodePng(png).text.parameters, /<lora:astro-style:1>/);
 });
 
+test("ComfyUI: CLIPTextEncodeSDXL's sizes are SDXL's micro-conditioning: diffusers' micro_cond image", { skip: NO_FIXTURES, timeout: 120_000 }, async () => {
+  // micro_cond: original_size (64, 96), crops_coords_top_left (4, 8), target_size (32, 32); diffusers gives the negative branch the same
+  const sdxlText = (text: string) => ({ class_type: "CLIPTextEncodeSDXL", inputs: { clip: ["4", 1], width: 96, height: 64, crop_w: 8, crop_h: 4, target_width: 32, target_height: 32, text_g: text, text_l: text } });
+  const g = defaultGraph({ ckpt: "tiny-ssd", text: "", negative: "", seed: 5, steps: 3, cfg: 5 });
+  g[6] = sdxlText("a castle");
+  g[7] = sdxlText("ugly, blurry, poor quality");
+  const { id } = await runOverSocket(g);
+  const png = await view((await getJson(`/history/${id}`))[id].outputs["9"].images[0]);
+  const ref = cases().float32("micro_cond.images");
+  assert.ok(levelDiff(png, ref) <= 1, `vs diffusers micro_cond: ${levelDiff(png, ref)} levels`);
+  const unconditioned = await pipe.generate({ prompt: "a castle", negativePrompt: "ugly, blurry, poor quality", numInferenceSteps: 3, guidanceScale: 5, seed: 5, width: 32, height: 32 });
+  assert.ok(levelDiff(png, unconditioned.images.data) > 1, "the sizes change the image");
+});
+
 test("ComfyUI: LoadImage + VAEEncode runs img2img as ComfyUI counts steps (steps / denoise), equal to the library", { skip: NO_FIXTURES, timeout: 120_000 }, async () => {
   // a 37x35 upload: VAEEncode crops it to 32x32 about its centre, as ComfyUI does
   const w = 37, h = 35;
@@ -375,6 +389,12 @@ test("ComfyUI workflow: sampler and scheduler names map to the A1111 / diffusers
   assert.deepEqual(compileWorkflow(graph("uni_pc", "normal"), ctx).spec.schedulerOverrides, { solver_type: "bh1" });
   const spec = compileWorkflow(graph("euler", "karras"), ctx).spec;
   assert.deepEqual({ seed: spec.seed, steps: spec.steps, cfg: spec.guidanceScale, w: spec.width, h: spec.height, batch: spec.batchSize, model: spec.model, neg: spec.negativePrompt }, { seed: 0, steps: 4, cfg: 5, w: 32, h: 32, batch: 1, model: "tiny-ssd", neg: BASIC.negative });
+  // CLIPTextEncodeSDXL: text_l / text_g are prompt / prompt_2; a plain negative gets the image size with no crop, as in ComfyUI
+  const sdxl = graph("euler", "normal");
+  sdxl[6] = { class_type: "CLIPTextEncodeSDXL", inputs: { clip: ["4", 1], width: 4096, height: 2048, crop_w: 0, crop_h: 16, target_width: 1024, target_height: 512, text_g: "a big castle", text_l: "a castle" } };
+  const s2 = compileWorkflow(sdxl, ctx).spec;
+  assert.deepEqual([s2.prompt, s2.prompt2, s2.negativePrompt, s2.negativePrompt2], ["a castle", "a big castle", BASIC.negative, undefined]);
+  assert.deepEqual(s2.microConditioning, { originalSize: [2048, 4096], cropsCoordsTopLeft: [16, 0], targetSize: [512, 1024], negativeOriginalSize: [32, 32], negativeCropsCoordsTopLeft: [0, 0], negativeTargetSize: [32, 32] });
   const skip = (n: number) => {
     const g = graph("euler", "normal");
     g[10] = { class_type: "CLIPSetLastLayer", inputs: { clip: ["4", 1], stop_at_clip_layer: n } };

@@ -7,6 +7,7 @@ import { randomUUID } from "node:crypto";
 import { cancelledError, type CancelReason, type HttpError } from "./errors.js";
 import type { ControlNetSpec } from "./controlnet-spec.js";
 import type { ClipSkip } from "../pipelines/prompt-encoding.js";
+import type { MicroConditioning } from "../pipelines/micro-conditioning.js";
 
 /** A1111's hires fix (txt2img with enable_hr): the second pass's settings (see recipes/hires-fix.ts). */
 export interface HiresSpec {
@@ -66,6 +67,11 @@ export interface JobSpec {
   model?: string;
   /** A1111's tiling: circular padding in every UNet and VAE conv (seamless images). */
   tiling?: boolean;
+  /** diffusers' prompt_2 / negative_prompt_2: text_encoder_2's (CLIP-G's) own prompts (ComfyUI's text_g); absent: the prompts. */
+  prompt2?: string;
+  negativePrompt2?: string;
+  /** SDXL's size conditioning (diffusers' original_size, crops_coords_top_left, target_size and negative_*); absent: the image size. */
+  microConditioning?: MicroConditioning;
   /** diffusers' clip_skip (both text encoders), or per encoder (A1111's sdxl_clip_l_skip: text_encoder only); see clip-skip-request.ts. */
   clipSkip?: ClipSkip;
   /** A1111's "Clip skip: N" of the infotext, as the request asked for it (N > 1). */

@@ -103,7 +103,7 @@ export const OPENAPI = {
     "/controlnet/module_list": { get: op({ summary: "preprocessors (none, canny)", answer: obj({ module_list: arr(str()), module_detail: obj({}) }) }) },
     "/controlnet/detect": { post: op({ summary: "run a preprocessor", body: obj({ controlnet_module: str(), controlnet_input_images: arr(str("base64 image")), controlnet_processor_res: int(), controlnet_threshold_a: num(), controlnet_threshold_b: num() }, ["controlnet_input_images"]), answer: obj({ images: arr(str("base64 PNG")), info: str() }) }) },
     "/prompt": {
-      post: op({ summary: "ComfyUI: queue a prompt (API-format graph: CheckpointLoaderSimple, LoraLoader, CLIPSetLastLayer, CLIPTextEncode, EmptyLatentImage, LoadImage, VAEEncode, KSampler, VAEDecode, SaveImage, PreviewImage); also as text/plain from clients without Origin", body: obj({ prompt: obj({}), client_id: str("the /ws client that gets its messages") }, ["prompt"]), answer: obj({ prompt_id: str(), number: int(), node_errors: obj({}) }) }),
+      post: op({ summary: "ComfyUI: queue a prompt (API-format graph: CheckpointLoaderSimple, LoraLoader, CLIPSetLastLayer, CLIPTextEncode, CLIPTextEncodeSDXL, EmptyLatentImage, LoadImage, VAEEncode, KSampler, VAEDecode, SaveImage, PreviewImage); also as text/plain from clients without Origin", body: obj({ prompt: obj({}), client_id: str("the /ws client that gets its messages") }, ["prompt"]), answer: obj({ prompt_id: str(), number: int(), node_errors: obj({}) }) }),
       get: op({ summary: "ComfyUI: {exec_info: {queue_remaining}}" }),
     },
     "/history": { get: op({ summary: "ComfyUI: ended prompts by id: outputs (images), status (?max_items=N)" }), post: op({ summary: "ComfyUI: forget ended prompts", body: obj({ clear: bool(), delete: arr(str()) }) }) },

@@ -41,17 +41,17 @@ export class ComfyInputs {
   }
 
   /**
-   * The image as VAEEncode sees it, as base64 PNG: cropped to whole multiples of 8 about its centre
+   * The image as VAEEncode sees it, as base64 PNG with its size: cropped to whole multiples of 8 about its centre
    * (ComfyUI's vae_encode_crop_pixels), or undefined when no upload has that name.
    */
-  forVaeEncode(name: string): string | undefined {
+  forVaeEncode(name: string): { png: string; width: number; height: number } | undefined {
     const f = this.file(name);
     if (!f) return undefined;
     const img = decodeImage(f.data, name);
     const w = img.width - (img.width % 8), h = img.height - (img.height % 8);
-    if (w === img.width && h === img.height) return encodePng(img).toString("base64");
     if (w === 0 || h === 0) throw invalid(`the image ${name} is ${img.width}x${img.height}, smaller than 8x8`, "invalid_image", "image");
-    return encodePng(crop(img, (img.width % 8) >> 1, (img.height % 8) >> 1, w, h)).toString("base64");
+    const fitted = w === img.width && h === img.height ? img : crop(img, (img.width % 8) >> 1, (img.height % 8) >> 1, w, h);
+    return { png: encodePng(fitted).toString("base64"), width: w, height: h };
   }
 }
 

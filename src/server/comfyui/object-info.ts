@@ -32,6 +32,7 @@ const SEED_MAX = Number.MAX_SAFE_INTEGER;
 
 function nodes(c: Choices): Record<string, NodeInfo> {
   const side = (def: number): Input => ["INT", { default: def, min: 16, max: c.maxSide, step: 8 }];
+  const size = (def: number): Input => ["INT", { default: def, min: 0, max: 16384 }];
   return {
     CheckpointLoaderSimple: { required: { ckpt_name: [c.checkpoints] }, output: ["MODEL", "CLIP", "VAE"], category: "loaders", displayName: "Load Checkpoint", description: "One of the models this server serves." },
     LoraLoader: {
@@ -43,6 +44,13 @@ function nodes(c: Choices): Record<string, NodeInfo> {
     },
     CLIPSetLastLayer: { required: { clip: ["CLIP"], stop_at_clip_layer: ["INT", { default: -1, min: -24, max: -1, step: 1 }] }, output: ["CLIP"], category: "conditioning", displayName: "CLIP Set Last Layer", description: "hidden_states[N] of both text encoders (SDXL's default: -2)." },
     CLIPTextEncode: { required: { text: ["STRING", { multiline: true, dynamicPrompts: true }], clip: ["CLIP"] }, output: ["CONDITIONING"], category: "conditioning", displayName: "CLIP Text Encode (Prompt)", description: "A prompt." },
+    CLIPTextEncodeSDXL: {
+      required: {
+        clip: ["CLIP"], width: size(1024), height: size(1024), crop_w: size(0), crop_h: size(0), target_width: size(1024), target_height: size(1024),
+        text_g: ["STRING", { multiline: true, dynamicPrompts: true }], text_l: ["STRING", { multiline: true, dynamicPrompts: true }],
+      },
+      output: ["CONDITIONING"], category: "advanced/conditioning", displayName: "CLIPTextEncodeSDXL", description: "text_l and text_g are diffusers' prompt and prompt_2; the sizes are SDXL's micro-conditioning.",
+    },
     EmptyLatentImage: { required: { width: side(1024), height: side(1024), batch_size: ["INT", { default: 1, min: 1, max: c.maxImages }] }, output: ["LATENT"], category: "latent", displayName: "Empty Latent Image", description: "The image size." },
     LoadImage: { required: { image: [c.inputs, { image_upload: true }] }, output: ["IMAGE", "MASK"], category: "image", displayName: "Load Image", description: "An image uploaded with POST /upload/image." },
     VAEEncode: { required: { pixels: ["IMAGE"], vae: ["VAE"] }, output: ["LATENT"], category: "latent", displayName: "VAE Encode", description: "img2img: the KSampler's denoise is the strength." },

@@ -3,13 +3,14 @@
  * same job the other APIs queue. The nodes understood are those of ComfyUI's default SDXL graphs
  * (the default workflow, SillyTavern's and Open WebUI's):
  *
- *   CheckpointLoaderSimple -> [LoraLoader ...] -> KSampler <- CLIPTextEncode (positive, negative)
+ *   CheckpointLoaderSimple -> [LoraLoader ...] -> KSampler <- CLIPTextEncode[SDXL] (positive, negative)
  *                          -> [CLIPSetLastLayer]      ^- EmptyLatentImage | LoadImage -> VAEEncode
  *   KSampler -> VAEDecode -> SaveImage | PreviewImage
  *
  * Mapping to diffusers: KSampler's seed draws the batch's noise from one generator (ComfyUI's
  * prepare_noise, diffusers' batch draw); sampler_name / scheduler become the diffusers scheduler of
- * the same algorithm (samplers.ts); cfg is guidance_scale. With a VAEEncode latent, denoise d and
+ * the same algorithm (samplers.ts); cfg is guidance_scale; CLIPTextEncodeSDXL's text_l and text_g are
+ * diffusers' prompt and prompt_2, its sizes the micro-conditioning. With a VAEEncode latent, denoise d and
  * steps s run as ComfyUI does: the last s steps of a schedule of s / d steps (diffusers' img2img with
  * strength d and num_inference_steps floor(s / d)). A LoRA applies to the UNet and text encoders
  * together here, so LoraLoader needs strength_model = strength_clip. ComfyUI reads only the nodes an
@@ -23,10 +24,11 @@ import { servedModels } from "../queue.js";
 import { findServedModel } from "../model-catalog.js";
 import { checkSide, type Limits } from "../validation.js";
 import { HttpError } from "../errors.js";
+import type { MicroConditioning } from "../../pipelines/micro-conditioning.js";
 
 /** The node classes understood (the /object_info list). */
 export const NODE_CLASSES = [
-  "CheckpointLoaderSimple", "LoraLoader", "CLIPSetLastLayer", "CLIPTextEncode", "EmptyLatentImage",
+  "CheckpointLoaderSimple", "LoraLoader", "CLIPSetLastLayer", "CLIPTextEncode", "CLIPTextEncodeSDXL", "EmptyLatentImage",
   "LoadImage", "VAEEncode", "KSampler", "VAEDecode", "SaveImage", "PreviewImage",
 ] as const;
 export type NodeClass = (typeof NODE_CLASSES)[number];
@@ -43,11 +45,14 @@ const NOT_RUN: Readonly<Record<string, string>> = {
 const MODEL = { CheckpointLoaderSimple: [0], LoraLoader: [0] };
 const CLIP = { CheckpointLoaderSimple: [1], LoraLoader: [1], CLIPSetLastLayer: [0] };
 const VAE = { CheckpointLoaderSimple: [2] };
-const CONDITIONING = { CLIPTextEncode: [0] };
+const CONDITIONING = { CLIPTextEncode: [0], CLIPTextEncodeSDXL: [0] };
 const LATENT = { EmptyLatentImage: [0], VAEEncode: [0] };
 const SAMPLED = { KSampler: [0] };
 const IMAGE = { VAEDecode: [0] };
 const PIXELS = { LoadImage: [0] };
+
+/** ComfyUI's MAX_RESOLUTION, the bound of CLIPTextEncodeSDXL's size inputs. */
+const MAX_CONDITIONING_SIZE = 16384;
 
 /** Largest ComfyUI seed accepted: JSON numbers above 2^53 are not exact. */
 const MAX_SEED = Number.MAX_SAFE_INTEGER;
@@ -55,8 +60,8 @@ const MAX_SEED = Number.MAX_SAFE_INTEGER;
 export interface WorkflowContext {
   limits: Limits;
   model: ModelInfo;
-  /** An uploaded input image (LoadImage's `image`) as base64 PNG, or undefined when there is none by that name. */
-  inputImage: (name: string) => string | undefined;
+  /** An uploaded input image (LoadImage's `image`) as VAEEncode takes it (base64 PNG) and its size, or undefined when there is none by that name. */
+  inputImage: (name: string) => { png: string; width: number; height: number } | undefined;
 }
 
 /** One output node and the type of the files it makes ("output" for SaveImage, "temp" for PreviewImage). */
@@ -125,7 +130,8 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
   const clipSkip = clips[0].clipSkip;
   if (clips[1].clipSkip !== clipSkip) throw new NodeError(negative, `the positive and negative prompts must stop at the same CLIP layer (CLIPSetLastLayer ${clipSkip ?? -2} and ${clips[1].clipSkip ?? -2})`, "clip");
 
-  const text = (n: GraphNode) => nodeFields(n).string("text", ctx.limits.maxPromptChars);
+  const pos = readText(positive, ctx.limits), neg = readText(negative, ctx.limits);
+  if (neg.l === "" && neg.g) throw new NodeError(negative, "text_l is empty but text_g is not: an empty negative prompt is SDXL's zero embedding here; give text_l too", "text_l");
   const seed = f.int("seed", 0, MAX_SEED);
   const steps = f.int("steps", 1, ctx.limits.maxSteps);
   const cfg = f.number("cfg", 0, 100);
@@ -138,7 +144,8 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
   }
   const denoise = f.optionalNumber("denoise", 0, 1) ?? 1;
   const spec: JobSpec = {
-    prompt: text(positive), negativePrompt: text(negative) || undefined, steps, guidanceScale: cfg, seed,
+    prompt: pos.l, negativePrompt: neg.l || undefined, steps, guidanceScale: cfg, seed,
+    ...(pos.g !== undefined ? { prompt2: pos.g } : {}), ...(neg.g ? { negativePrompt2: neg.g } : {}),
     scheduler: scheduler.scheduler, ...(scheduler.overrides ? { schedulerOverrides: scheduler.overrides } : {}),
     batchSize: 1, iterations: 1, model: served.name,
   };
@@ -164,20 +171,51 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
     const image = ctx.inputImage(name);
     if (image === undefined) throw new NodeError(load, `Invalid image file: ${JSON.stringify(name)} was not uploaded here (POST /upload/image first)`, "image", "custom_validation_failed");
     if (denoise <= 0) throw new NodeError(ks, "denoise must be above 0 for an image to change", "denoise");
-    spec.initImage = image;
+    side(load, "image", image.width, ctx.limits, "the image width");
+    side(load, "image", image.height, ctx.limits, "the image height");
+    spec.initImage = image.png;
+    Object.assign(spec, { width: image.width, height: image.height });
     spec.strength = denoise;
     // ComfyUI runs the last `steps` of a schedule of steps / denoise; diffusers' img2img runs floor(n * strength) of n
     spec.steps = Math.min(ctx.limits.maxSteps, Math.floor(steps / denoise));
   }
+  if (pos.sizes || neg.sizes) spec.microConditioning = sizeConditioning(pos.sizes, neg.sizes, [spec.height!, spec.width!]);
+  if (spec.initImage) { delete spec.width; delete spec.height; }
   return {
     spec, loras, sampler: ks.id, decoder: [...decoders][0].id,
     outputs: outputs.map((o) => ({ id: o.id, classType: o.classType, type: o.classType === "SaveImage" ? "output" : "temp" })),
   };
 }
 
-function side(node: GraphNode, input: string, v: number, limits: Limits): number {
+type Pair = [number, number];
+interface Sizes { original: Pair; crops: Pair; target: Pair }
+
+/** A CLIPTextEncode's text, or a CLIPTextEncodeSDXL's two texts (text_l: CLIP-L, text_g: CLIP-G) and size conditioning. */
+function readText(node: GraphNode, limits: Limits): { l: string; g?: string; sizes?: Sizes } {
+  const f = nodeFields(node);
+  if (node.classType === "CLIPTextEncode") return { l: f.string("text", limits.maxPromptChars) };
+  const px = (input: string) => f.int(input, 0, MAX_CONDITIONING_SIZE);
+  return {
+    l: f.string("text_l", limits.maxPromptChars), g: f.string("text_g", limits.maxPromptChars),
+    sizes: { original: [px("height"), px("width")], crops: [px("crop_h"), px("crop_w")], target: [px("target_height"), px("target_width")] },
+  };
+}
+
+/**
+ * SDXL's six size numbers for each branch, as ComfyUI gives them: a CLIPTextEncodeSDXL's own, a plain
+ * CLIPTextEncode's the image size with no crop (diffusers would reuse the positive ones for the
+ * negative branch, so both are always given here). In diffusers' img2img the negative crop is the
+ * positive one.
+ */
+function sizeConditioning(pos: Sizes | undefined, neg: Sizes | undefined, size: Pair): MicroConditioning {
+  const plain: Sizes = { original: size, crops: [0, 0], target: size };
+  const p = pos ?? plain, n = neg ?? plain;
+  return { originalSize: p.original, cropsCoordsTopLeft: p.crops, targetSize: p.target, negativeOriginalSize: n.original, negativeCropsCoordsTopLeft: n.crops, negativeTargetSize: n.target };
+}
+
+function side(node: GraphNode, input: string, v: number, limits: Limits, what = input): number {
   try {
-    return checkSide(input, v, limits);
+    return checkSide(what, v, limits);
   } catch (e) {
     if (e instanceof HttpError) throw new NodeError(node, e.message, input);
     throw e;
