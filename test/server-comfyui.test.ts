@@ -262,6 +262,14 @@ test("ComfyUI: LoadImage + VAEEncode runs img2img as ComfyUI counts steps (steps
   // 3 steps at denoise 0.6: the last 3 of a 5-step schedule
   assert.equal(messages.filter((m) => m.type === "progress" && m.data.prompt_id === id).length, 3);
   const png = await view((await getJson(`/history/${id}`))[id].outputs["9"].images[0]);
+  // KSamplerAdvanced from step 2 of 5 is the same img2img (strength 0.6, 5 steps)
+  g[3] = { class_type: "KSamplerAdvanced", inputs: { ...g[3].inputs, add_noise: "enable", noise_seed: 11, steps: 5, start_at_step: 2, end_at_step: 10000, return_with_leftover_noise: "disable" } };
+  delete g[3].inputs.seed;
+  delete g[3].inputs.denoise;
+  const advanced = await runOverSocket(g);
+  assert.equal(advanced.messages.filter((m) => m.type === "progress" && m.data.prompt_id === advanced.id).length, 3);
+  const advancedPng = await view((await getJson(`/history/${advanced.id}`))[advanced.id].outputs["9"].images[0]);
+  assert.deepEqual(decodePng(advancedPng).data, decodePng(png).data);
   const cropped = new Uint8Array(32 * 32 * 3);
   for (let y = 0; y < 32; y++) cropped.set(data.subarray(((y + 1) * w + 2) * 3, ((y + 1) * w + 34) * 3), y * 32 * 3);
   const lib = await pipe.img2img({ prompt: "a watercolor landscape", negativePrompt: "ugly, blurry, poor quality", numInferenceSteps: 5, strength: 0.6, guidanceScale: 6, seed: 11, image: { width: 32, height: 32, data: cropped }, scheduler: "Euler" });
@@ -315,6 +323,9 @@ test("ComfyUI: refused prompts answer ComfyUI's error shape, naming the node and
   lora[6].inputs.clip = ["10", 1];
   lora[7].inputs.clip = ["10", 1];
   await bad(lora, "prompt_outputs_failed_validation", "10", "strength_clip");
+  const adv = g();
+  adv[3] = { class_type: "KSamplerAdvanced", inputs: { ...adv[3].inputs, add_noise: "enable", noise_seed: 1, start_at_step: 0, end_at_step: 2, return_with_leftover_noise: "enable" } };
+  await bad(adv, "prompt_outputs_failed_validation", "3", "end_at_step", /stops before the last/);
   const denoise = g();
   denoise[3].inputs.denoise = 0.5;
   await bad(denoise, "prompt_outputs_failed_validation", "3", "denoise", /needs an image/);
@@ -386,6 +397,17 @@ test("ComfyUI workflow: sampler and scheduler names map to the A1111 / diffusers
   assert.equal(scheduler("dpmpp_2m", "karras"), "DPM++ 2M Karras");
   assert.equal(scheduler("euler_ancestral", "sgm_uniform"), "Euler a SGM Uniform");
   assert.equal(scheduler("euler", "ddim_uniform"), "Euler DDIM");
+  // KSamplerAdvanced's strength keeps exactly steps - start_at_step steps, though (n - k) / n * n can fall an ulp short
+  for (const [n, k] of [[10, 3], [7, 2], [1000, 1], [49, 48]]) {
+    const g = graph("euler", "normal");
+    g[3] = { class_type: "KSamplerAdvanced", inputs: { ...g[3].inputs, add_noise: "enable", noise_seed: 0, steps: n, start_at_step: k, end_at_step: 10000, return_with_leftover_noise: "disable" } };
+    g[10] = { class_type: "LoadImage", inputs: { image: "in.png" } };
+    g[11] = { class_type: "VAEEncode", inputs: { pixels: ["10", 0], vae: ["4", 2] } };
+    g[3].inputs.latent_image = ["11", 0];
+    const spec = compileWorkflow(g, { ...ctx, inputImage: () => ({ png: "", width: 32, height: 32 }) }).spec;
+    assert.equal(spec.steps, n);
+    assert.equal(Math.trunc(spec.steps * spec.strength!), n - k, `${n} steps from ${k}`);
+  }
   assert.deepEqual(compileWorkflow(graph("uni_pc", "normal"), ctx).spec.schedulerOverrides, { solver_type: "bh1" });
   const spec = compileWorkflow(graph("euler", "karras"), ctx).spec;
   assert.deepEqual({ seed: spec.seed, steps: spec.steps, cfg: spec.guidanceScale, w: spec.width, h: spec.height, batch: spec.batchSize, model: spec.model, neg: spec.negativePrompt }, { seed: 0, steps: 4, cfg: 5, w: 32, h: 32, batch: 1, model: "tiny-ssd", neg: BASIC.negative });

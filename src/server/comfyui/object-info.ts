@@ -64,6 +64,17 @@ function nodes(c: Choices): Record<string, NodeInfo> {
       },
       output: ["LATENT"], category: "sampling", displayName: "KSampler", description: "The diffusers scheduler of the same algorithm; one KSampler per prompt.",
     },
+    KSamplerAdvanced: {
+      required: {
+        model: ["MODEL"], add_noise: [["enable"]], noise_seed: ["INT", { default: 0, min: 0, max: SEED_MAX, control_after_generate: true }],
+        steps: ["INT", { default: 20, min: 1, max: c.maxSteps }], cfg: ["FLOAT", { default: 8, min: 0, max: 100, step: 0.1, round: 0.01 }],
+        sampler_name: [COMFY_SAMPLER_NAMES], scheduler: [COMFY_SCHEDULER_NAMES],
+        positive: ["CONDITIONING"], negative: ["CONDITIONING"], latent_image: ["LATENT"],
+        start_at_step: ["INT", { default: 0, min: 0, max: 10000 }], end_at_step: ["INT", { default: 10000, min: 0, max: 10000 }],
+        return_with_leftover_noise: [["disable", "enable"]],
+      },
+      output: ["LATENT"], category: "sampling", displayName: "KSampler (Advanced)", description: "From start_at_step (img2img: strength (steps - start) / steps) to the end; one sampler per prompt.",
+    },
     VAEDecode: { required: { samples: ["LATENT"], vae: ["VAE"] }, output: ["IMAGE"], category: "latent", displayName: "VAE Decode", description: "The images." },
     SaveImage: { required: { images: ["IMAGE"], filename_prefix: ["STRING", { default: "ComfyUI" }] }, output: [], category: "image", outputNode: true, displayName: "Save Image", description: "Images served by /view (type output)." },
     PreviewImage: { required: { images: ["IMAGE"] }, output: [], category: "image", outputNode: true, displayName: "Preview Image", description: "Images served by /view (type temp)." },

@@ -12,7 +12,8 @@
  * the same algorithm (samplers.ts); cfg is guidance_scale; CLIPTextEncodeSDXL's text_l and text_g are
  * diffusers' prompt and prompt_2, its sizes the micro-conditioning. With a VAEEncode latent, denoise d and
  * steps s run as ComfyUI does: the last s steps of a schedule of s / d steps (diffusers' img2img with
- * strength d and num_inference_steps floor(s / d)). A LoRA applies to the UNet and text encoders
+ * strength d and num_inference_steps floor(s / d)); KSamplerAdvanced from start_at_step k of s steps is
+ * strength (s - k) / s with s steps (a second sampler after end_at_step, as in base + refiner graphs, is not run). A LoRA applies to the UNet and text encoders
  * together here, so LoraLoader needs strength_model = strength_clip. ComfyUI reads only the nodes an
  * output needs; so does this, but every node must be of a known class (ComfyUI refuses unknown ones too).
  */
@@ -29,7 +30,7 @@ import type { MicroConditioning } from "../../pipelines/micro-conditioning.js";
 /** The node classes understood (the /object_info list). */
 export const NODE_CLASSES = [
   "CheckpointLoaderSimple", "LoraLoader", "CLIPSetLastLayer", "CLIPTextEncode", "CLIPTextEncodeSDXL", "EmptyLatentImage",
-  "LoadImage", "VAEEncode", "KSampler", "VAEDecode", "SaveImage", "PreviewImage",
+  "LoadImage", "VAEEncode", "KSampler", "KSamplerAdvanced", "VAEDecode", "SaveImage", "PreviewImage",
 ] as const;
 export type NodeClass = (typeof NODE_CLASSES)[number];
 
@@ -47,7 +48,7 @@ const CLIP = { CheckpointLoaderSimple: [1], LoraLoader: [1], CLIPSetLastLayer: [
 const VAE = { CheckpointLoaderSimple: [2] };
 const CONDITIONING = { CLIPTextEncode: [0], CLIPTextEncodeSDXL: [0] };
 const LATENT = { EmptyLatentImage: [0], VAEEncode: [0] };
-const SAMPLED = { KSampler: [0] };
+const SAMPLED = { KSampler: [0], KSamplerAdvanced: [0] };
 const IMAGE = { VAEDecode: [0] };
 const PIXELS = { LoadImage: [0] };
 
@@ -103,12 +104,11 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
     const decode = graph.follow(out, "images", IMAGE, "an IMAGE");
     const s = graph.follow(decode, "samples", SAMPLED, "a LATENT from a KSampler");
     graph.follow(decode, "vae", VAE, "a VAE");
-    if (sampler && s !== sampler) throw new NodeError(out, `this server runs one KSampler per prompt, and the outputs show two (nodes ${sampler.id} and ${s.id}); queue them as two prompts`, "images");
+    if (sampler && s !== sampler) throw new NodeError(out, `this server runs one sampler per prompt, and the outputs show two (nodes ${sampler.id} and ${s.id}); queue them as two prompts`, "images");
     sampler = s;
     decoders.add(decode);
   }
   const ks = sampler!;
-  const f = nodeFields(ks);
 
   // model, text and latent chains
   const model = modelChain(graph, graph.follow(ks, "model", MODEL, "a MODEL"));
@@ -132,17 +132,7 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
 
   const pos = readText(positive, ctx.limits), neg = readText(negative, ctx.limits);
   if (neg.l === "" && neg.g) throw new NodeError(negative, "text_l is empty but text_g is not: an empty negative prompt is SDXL's zero embedding here; give text_l too", "text_l");
-  const seed = f.int("seed", 0, MAX_SEED);
-  const steps = f.int("steps", 1, ctx.limits.maxSteps);
-  const cfg = f.number("cfg", 0, 100);
-  let scheduler;
-  try {
-    scheduler = comfySampler(f.string("sampler_name", 100), f.string("scheduler", 100));
-  } catch (e) {
-    if (e instanceof ComfySamplerError) throw new NodeError(ks, e.message, e.input);
-    throw e;
-  }
-  const denoise = f.optionalNumber("denoise", 0, 1) ?? 1;
+  const { seed, steps, cfg, scheduler, denoise, startAt } = readSampler(ks, ctx.limits);
   const spec: JobSpec = {
     prompt: pos.l, negativePrompt: neg.l || undefined, steps, guidanceScale: cfg, seed,
     ...(pos.g !== undefined ? { prompt2: pos.g } : {}), ...(neg.g ? { negativePrompt2: neg.g } : {}),
@@ -164,6 +154,7 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
     spec.height = side(latent, "height", l.int("height", -(2 ** 31), 2 ** 31), ctx.limits);
     spec.batchSize = l.optionalInt("batch_size", 1, ctx.limits.maxImages) ?? 1;
     if (denoise !== 1) throw new NodeError(ks, `denoise ${denoise} needs an image to start from (LoadImage -> VAEEncode -> latent_image); with an EmptyLatentImage use denoise 1`, "denoise");
+    if (startAt) throw new NodeError(ks, `start_at_step ${startAt} needs an image to start from (LoadImage -> VAEEncode -> latent_image); with an EmptyLatentImage start at 0`, "start_at_step");
   } else {
     const load = graph.follow(latent, "pixels", PIXELS, "an IMAGE from LoadImage");
     graph.follow(latent, "vae", VAE, "a VAE");
@@ -171,13 +162,19 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
     const image = ctx.inputImage(name);
     if (image === undefined) throw new NodeError(load, `Invalid image file: ${JSON.stringify(name)} was not uploaded here (POST /upload/image first)`, "image", "custom_validation_failed");
     if (denoise <= 0) throw new NodeError(ks, "denoise must be above 0 for an image to change", "denoise");
+    if (startAt >= steps) throw new NodeError(ks, `start_at_step ${startAt} leaves none of the ${steps} steps to run`, "start_at_step");
     side(load, "image", image.width, ctx.limits, "the image width");
     side(load, "image", image.height, ctx.limits, "the image height");
     spec.initImage = image.png;
     Object.assign(spec, { width: image.width, height: image.height });
-    spec.strength = denoise;
-    // ComfyUI runs the last `steps` of a schedule of steps / denoise; diffusers' img2img runs floor(n * strength) of n
-    spec.steps = Math.min(ctx.limits.maxSteps, Math.floor(steps / denoise));
+    if (ks.classType === "KSamplerAdvanced") {
+      // steps start_at_step..steps of a schedule of `steps`: diffusers' img2img keeps the last trunc(n * strength)
+      spec.strength = keepLast(steps - startAt, steps);
+    } else {
+      spec.strength = denoise;
+      // ComfyUI runs the last `steps` of a schedule of int(steps / denoise); diffusers' img2img runs trunc(n * strength) of n
+      spec.steps = Math.min(ctx.limits.maxSteps, Math.floor(steps / denoise));
+    }
   }
   if (pos.sizes || neg.sizes) spec.microConditioning = sizeConditioning(pos.sizes, neg.sizes, [spec.height!, spec.width!]);
   if (spec.initImage) { delete spec.width; delete spec.height; }
@@ -185,6 +182,35 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
     spec, loras, sampler: ks.id, decoder: [...decoders][0].id,
     outputs: outputs.map((o) => ({ id: o.id, classType: o.classType, type: o.classType === "SaveImage" ? "output" : "temp" })),
   };
+}
+
+/** KSampler's or KSamplerAdvanced's settings (the advanced one: the whole schedule, or its tail from start_at_step). */
+function readSampler(ks: GraphNode, limits: Limits) {
+  const f = nodeFields(ks);
+  const advanced = ks.classType === "KSamplerAdvanced";
+  const seed = f.int(advanced ? "noise_seed" : "seed", 0, MAX_SEED);
+  const steps = f.int("steps", 1, limits.maxSteps);
+  const cfg = f.number("cfg", 0, 100);
+  let scheduler;
+  try {
+    scheduler = comfySampler(f.string("sampler_name", 100), f.string("scheduler", 100));
+  } catch (e) {
+    if (e instanceof ComfySamplerError) throw new NodeError(ks, e.message, e.input);
+    throw e;
+  }
+  if (!advanced) return { seed, steps, cfg, scheduler, denoise: f.optionalNumber("denoise", 0, 1) ?? 1, startAt: 0 };
+  const addNoise = f.string("add_noise", 20);
+  if (addNoise !== "enable") throw new NodeError(ks, `add_noise "${addNoise}" is not run here: the sampler starts from noise (add_noise "enable")`, "add_noise");
+  const startAt = f.int("start_at_step", 0, 10000), endAt = f.int("end_at_step", 0, 10000);
+  if (endAt < steps) throw new NodeError(ks, `end_at_step ${endAt} stops before the last of ${steps} steps; this server runs one sampler to the end (end_at_step >= steps)`, "end_at_step");
+  return { seed, steps, cfg, scheduler, denoise: 1, startAt };
+}
+
+/** The strength whose trunc(n * strength) is `kept` (the plain quotient can fall an ulp short). */
+function keepLast(kept: number, n: number): number {
+  let s = kept / n;
+  while (Math.trunc(n * s) < kept) s += Number.EPSILON;
+  return Math.min(1, s);
 }
 
 type Pair = [number, number];
