@@ -25,6 +25,11 @@ import { tinyModelIn } from "./helpers/tiny-model.js";
 import { LoraLibrary } from "../src/server/lora-library.js";
 import { compileWorkflow } from "../src/server/comfyui/workflow.js";
 import { DEFAULT_LIMITS } from "../src/server/validation.js";
+import { REDIS_SERVER, startRedisServer } from "./helpers/redis-server.js";
+import { RedisQueue } from "../src/server/redis-queue.js";
+import { startRedisWorker } from "../src/server/redis-worker.js";
+import { FileStore } from "../src/server/file-store.js";
+import { startServer } from "../src/server/app.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "server-comfyui-"));
 let pipe: StableDiffusionXLPipeline;
@@ -386,6 +391,31 @@ test("ComfyUI: /queue lists prompts, POST /queue delete drops a pending one, /in
   assert.deepEqual(await getJson(`/history/${first.prompt_id}`), {});
   await postJson("/history", { clear: true });
   assert.deepEqual(await getJson("/history"), {});
+});
+
+test("ComfyUI through a Redis queue: a worker runs the prompt, the front end's socket and /history tell it, the image is diffusers' basic", { skip: NO_FIXTURES || (REDIS_SERVER ? false : "redis-server not found"), timeout: 120_000 }, async () => {
+  const { url: queueUrl, process: redis } = await startRedisServer();
+  const files = new FileStore();
+  const rq = await RedisQueue.connect(queueUrl, { maxQueue: 4, files, model: "tiny-ssd" });
+  const front = await startServer({ queue: rq, files, host: "127.0.0.1", port: 0 });
+  const worker = await startRedisWorker({ url: queueUrl, pipe });
+  const local = url;
+  try {
+    url = front.url;
+    const { id, messages } = await runOverSocket(defaultGraph({ ckpt: "tiny-ssd", ...BASIC }));
+    assert.equal(messages.filter((m) => m.type === "progress" && m.data.prompt_id === id).length, 4);
+    const item = (await getJson(`/history/${id}`))[id];
+    assert.equal(item.status.status_str, "success");
+    const png = await view(item.outputs["9"].images[0]);
+    assert.ok(levelDiff(png, cases().float32("basic.images")) <= 1, "worker image vs basic");
+  } finally {
+    url = local;
+    await worker.close();
+    await front.close();
+    const exited = new Promise((r) => redis.once("exit", r));
+    redis.kill("SIGTERM");
+    await exited;
+  }
 });
 
 test("ComfyUI workflow: sampler and scheduler names map to the A1111 / diffusers schedulers; CLIPSetLastLayer to clip skip", () => {
