@@ -243,6 +243,28 @@ test("ComfyUI: CLIPTextEncodeSDXL's sizes are SDXL's micro-conditioning: diffuse
   assert.ok(levelDiff(png, unconditioned.images.data) > 1, "the sizes change the image");
 });
 
+test("ComfyUI: KSampler -> LatentUpscaleBy -> KSampler is the hires fix: the A1111 txt2img enable_hr image; the second sampler's seed counts", { skip: NO_FIXTURES, timeout: 120_000 }, async () => {
+  const g = defaultGraph({ ckpt: "tiny-ssd", ...BASIC });
+  g[12] = { class_type: "LatentUpscaleBy", inputs: { samples: ["3", 0], upscale_method: "bilinear", scale_by: 1.5 } };
+  g[13] = { class_type: "KSampler", inputs: { ...g[3].inputs, steps: 3, denoise: 0.5, latent_image: ["12", 0] } };
+  g[8].inputs.samples = ["13", 0];
+  const { id, messages } = await runOverSocket(g);
+  assert.equal(messages.filter((m) => m.type === "progress" && m.data.prompt_id === id).length, 4 + 3, "4 first-pass steps, then 3 of a 6-step schedule");
+  const png = await view((await getJson(`/history/${id}`))[id].outputs["9"].images[0]);
+  assert.equal(decodePng(png).width, 48);
+  // A1111's hires fix with the same settings (Euler with the DDIM schedule is SDXL's default, ComfyUI's ddim_uniform)
+  const a1111 = await postJson("/sdapi/v1/txt2img", {
+    prompt: BASIC.text, negative_prompt: BASIC.negative, sampler_name: "Euler", scheduler: "DDIM", seed: 0, steps: 4, cfg_scale: 5, width: 32, height: 32,
+    enable_hr: true, hr_scale: 1.5, hr_upscaler: "Latent", hr_second_pass_steps: 6, denoising_strength: 0.5,
+  });
+  const ref = decodePng(Buffer.from((await a1111.json() as { images: string[] }).images[0], "base64"));
+  assert.deepEqual(decodePng(png).data, ref.data);
+  g[13].inputs.seed = 7;
+  const other = await runOverSocket(g);
+  const reseeded = await view((await getJson(`/history/${other.id}`))[other.id].outputs["9"].images[0]);
+  assert.ok(levelDiff(reseeded, Float32Array.from(ref.data, (v) => v / 255)) > 1, "the second pass draws from its own seed");
+});
+
 test("ComfyUI: LoadImage + VAEEncode runs img2img as ComfyUI counts steps (steps / denoise), equal to the library", { skip: NO_FIXTURES, timeout: 120_000 }, async () => {
   // a 37x35 upload: VAEEncode crops it to 32x32 about its centre, as ComfyUI does
   const w = 37, h = 35;
@@ -331,6 +353,18 @@ test("ComfyUI: refused prompts answer ComfyUI's error shape, naming the node and
   const adv = g();
   adv[3] = { class_type: "KSamplerAdvanced", inputs: { ...adv[3].inputs, add_noise: "enable", noise_seed: 1, start_at_step: 0, end_at_step: 2, return_with_leftover_noise: "enable" } };
   await bad(adv, "prompt_outputs_failed_validation", "3", "end_at_step", /stops before the last/);
+  const upscaled = (inputs: Record<string, unknown>) => {
+    const h = g();
+    h[12] = { class_type: "LatentUpscaleBy", inputs: { samples: ["3", 0], upscale_method: "bilinear", scale_by: 1.5, ...inputs } };
+    h[13] = { class_type: "KSampler", inputs: { ...h[3].inputs, denoise: 0.5, latent_image: ["12", 0] } };
+    h[8].inputs.samples = ["13", 0];
+    return h;
+  };
+  await bad(upscaled({ scale_by: 1.2 }), "prompt_outputs_failed_validation", "12", "scale_by", /40x40 in ComfyUI but 32x32/);
+  await bad(upscaled({ upscale_method: "bislerp" }), "prompt_outputs_failed_validation", "12", "upscale_method");
+  const cfg2 = upscaled({});
+  cfg2[13].inputs.cfg = 7;
+  await bad(cfg2, "prompt_outputs_failed_validation", "13", "cfg");
   const denoise = g();
   denoise[3].inputs.denoise = 0.5;
   await bad(denoise, "prompt_outputs_failed_validation", "3", "denoise", /needs an image/);

@@ -32,6 +32,8 @@ export interface HiresOptions {
   /** The second pass's prompts (hr_prompt, hr_negative_prompt); default the first pass's. */
   prompt?: GenerateOptions["prompt"];
   negativePrompt?: GenerateOptions["negativePrompt"];
+  /** The second pass's seed, for the whole batch (ComfyUI's second KSampler); default the first pass's seed(s), as A1111. */
+  seed?: number;
 }
 
 export interface HiresOutput extends PipelineOutput {
@@ -72,7 +74,8 @@ export async function generateHires(pipe: StableDiffusionXLPipeline, opts: Gener
     ...common, image, strength, numInferenceSteps: steps,
     scheduler: hires.scheduler ?? opts.scheduler,
     prompt: hires.prompt ?? opts.prompt, negativePrompt: hires.negativePrompt ?? opts.negativePrompt,
-    ...(firstPass.seeds ? { seeds: firstPass.seeds, seed: undefined } : firstPass.seed !== undefined ? { seed: firstPass.seed } : {}),
+    ...(hires.seed !== undefined ? { seed: hires.seed, seeds: undefined }
+      : firstPass.seeds ? { seeds: firstPass.seeds, seed: undefined } : firstPass.seed !== undefined ? { seed: firstPass.seed } : {}),
   };
   const out = await pipe.img2img(second);
   return { ...out, firstPass, size, strength };

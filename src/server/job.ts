@@ -22,6 +22,8 @@ export interface HiresSpec {
   scheduler?: string;
   prompt?: string;
   negativePrompt?: string;
+  /** The second pass's seed (ComfyUI's second KSampler); absent: the first pass's, as A1111. */
+  seed?: number;
 }
 
 /**

@@ -100,7 +100,7 @@ async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: 
   const hires: HiresOptions | undefined = h && {
     scale: h.scale, width: h.width, height: h.height, steps: h.steps, strength: h.strength, scheduler: h.scheduler,
     prompt: h.prompt && stripLoraTags(h.prompt), negativePrompt: h.negativePrompt && stripLoraTags(h.negativePrompt),
-    upscaler: esrgan ? esrganPixelUpscale(esrgan) : h.upscaler,
+    upscaler: esrgan ? esrganPixelUpscale(esrgan) : h.upscaler, seed: h.seed,
   };
   const init = spec.initImage !== undefined ? decodeImage(Buffer.from(spec.initImage, "base64"), "init image") : undefined;
   const mask = spec.inpaint && init ? decodeImage(Buffer.from(spec.inpaint.mask, "base64"), "mask") : undefined;

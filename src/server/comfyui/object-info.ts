@@ -29,6 +29,8 @@ interface NodeInfo {
 }
 
 const SEED_MAX = Number.MAX_SAFE_INTEGER;
+/** The torch interpolations the hires fix's latent upscalers run (ComfyUI's area and bislerp are not). */
+const UPSCALE_METHODS = ["nearest-exact", "bilinear", "bicubic"];
 
 function nodes(c: Choices): Record<string, NodeInfo> {
   const side = (def: number): Input => ["INT", { default: def, min: 16, max: c.maxSide, step: 8 }];
@@ -62,7 +64,7 @@ function nodes(c: Choices): Record<string, NodeInfo> {
         positive: ["CONDITIONING"], negative: ["CONDITIONING"], latent_image: ["LATENT"],
         denoise: ["FLOAT", { default: 1, min: 0, max: 1, step: 0.01 }],
       },
-      output: ["LATENT"], category: "sampling", displayName: "KSampler", description: "The diffusers scheduler of the same algorithm; one KSampler per prompt.",
+      output: ["LATENT"], category: "sampling", displayName: "KSampler", description: "The diffusers scheduler of the same algorithm; a second one after a latent upscale is the hires fix.",
     },
     KSamplerAdvanced: {
       required: {
@@ -73,8 +75,10 @@ function nodes(c: Choices): Record<string, NodeInfo> {
         start_at_step: ["INT", { default: 0, min: 0, max: 10000 }], end_at_step: ["INT", { default: 10000, min: 0, max: 10000 }],
         return_with_leftover_noise: [["disable", "enable"]],
       },
-      output: ["LATENT"], category: "sampling", displayName: "KSampler (Advanced)", description: "From start_at_step (img2img: strength (steps - start) / steps) to the end; one sampler per prompt.",
+      output: ["LATENT"], category: "sampling", displayName: "KSampler (Advanced)", description: "From start_at_step (img2img: strength (steps - start) / steps) to the end.",
     },
+    LatentUpscaleBy: { required: { samples: ["LATENT"], upscale_method: [UPSCALE_METHODS], scale_by: ["FLOAT", { default: 1.5, min: 0.01, max: 8, step: 0.01 }] }, output: ["LATENT"], category: "latent", displayName: "Upscale Latent By", description: "Between two samplers: the hires fix (a latent upscale, then the second sampler's img2img)." },
+    LatentUpscale: { required: { samples: ["LATENT"], upscale_method: [UPSCALE_METHODS], width: side(1024), height: side(1024), crop: [["disabled", "center"]] }, output: ["LATENT"], category: "latent", displayName: "Upscale Latent", description: "Between two samplers: the hires fix to this size." },
     VAEDecode: { required: { samples: ["LATENT"], vae: ["VAE"] }, output: ["IMAGE"], category: "latent", displayName: "VAE Decode", description: "The images." },
     SaveImage: { required: { images: ["IMAGE"], filename_prefix: ["STRING", { default: "ComfyUI" }] }, output: [], category: "image", outputNode: true, displayName: "Save Image", description: "Images served by /view (type output)." },
     PreviewImage: { required: { images: ["IMAGE"] }, output: [], category: "image", outputNode: true, displayName: "Preview Image", description: "Images served by /view (type temp)." },

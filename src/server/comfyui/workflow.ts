@@ -1,24 +1,27 @@
 /**
- * What a ComfyUI prompt asks this server to make: its one sampling chain read into a JobSpec, the
- * same job the other APIs queue. The nodes understood are those of ComfyUI's default SDXL graphs
- * (the default workflow, SillyTavern's and Open WebUI's):
+ * What a ComfyUI prompt asks this server to make: its sampling chain read into a JobSpec, the same
+ * job the other APIs queue. The nodes understood are those of ComfyUI's default SDXL graphs (the
+ * default workflow, SillyTavern's and Open WebUI's, the two-pass "hires fix" graph):
  *
  *   CheckpointLoaderSimple -> [LoraLoader ...] -> KSampler <- CLIPTextEncode[SDXL] (positive, negative)
  *                          -> [CLIPSetLastLayer]      ^- EmptyLatentImage | LoadImage -> VAEEncode
- *   KSampler -> VAEDecode -> SaveImage | PreviewImage
+ *   KSampler [-> LatentUpscale(By) -> KSampler] -> VAEDecode -> SaveImage | PreviewImage
  *
  * Mapping to diffusers: KSampler's seed draws the batch's noise from one generator (ComfyUI's
  * prepare_noise, diffusers' batch draw); sampler_name / scheduler become the diffusers scheduler of
  * the same algorithm (samplers.ts); cfg is guidance_scale; CLIPTextEncodeSDXL's text_l and text_g are
- * diffusers' prompt and prompt_2, its sizes the micro-conditioning. With a VAEEncode latent, denoise d and
- * steps s run as ComfyUI does: the last s steps of a schedule of s / d steps (diffusers' img2img with
- * strength d and num_inference_steps floor(s / d)); KSamplerAdvanced from start_at_step k of s steps is
- * strength (s - k) / s with s steps (a second sampler after end_at_step, as in base + refiner graphs, is not run). A LoRA applies to the UNet and text encoders
- * together here, so LoraLoader needs strength_model = strength_clip. ComfyUI reads only the nodes an
- * output needs; so does this, but every node must be of a known class (ComfyUI refuses unknown ones too).
+ * diffusers' prompt and prompt_2, its sizes the micro-conditioning. With a VAEEncode latent, denoise d
+ * and steps s run as ComfyUI does: the last s steps of a schedule of s / d steps (diffusers' img2img
+ * with strength d and num_inference_steps floor(s / d)); KSamplerAdvanced from start_at_step k of s
+ * steps is strength (s - k) / s with s steps (sampler-node.ts; base + refiner graphs, which stop the
+ * first sampler early, are not run). A sampler whose latent is a LatentUpscale(By) of another's is the
+ * hires fix's second pass (hires.ts). A LoRA applies to the UNet and text encoders together here, so
+ * LoraLoader needs strength_model = strength_clip. ComfyUI reads only the nodes an output needs; so
+ * does this, but every node must be of a known class (ComfyUI refuses unknown ones too).
  */
 import { Graph, NodeError, PromptError, nodeFields, type GraphNode } from "./graph.js";
-import { ComfySamplerError, comfySampler } from "./samplers.js";
+import { checkFullSchedule, partialSchedule, readSampler } from "./sampler-node.js";
+import { findPasses, hiresOf, type Passes } from "./hires.js";
 import type { JobSpec } from "../job.js";
 import type { ModelInfo } from "../queue.js";
 import { servedModels } from "../queue.js";
@@ -30,7 +33,7 @@ import type { MicroConditioning } from "../../pipelines/micro-conditioning.js";
 /** The node classes understood (the /object_info list). */
 export const NODE_CLASSES = [
   "CheckpointLoaderSimple", "LoraLoader", "CLIPSetLastLayer", "CLIPTextEncode", "CLIPTextEncodeSDXL", "EmptyLatentImage",
-  "LoadImage", "VAEEncode", "KSampler", "KSamplerAdvanced", "VAEDecode", "SaveImage", "PreviewImage",
+  "LoadImage", "VAEEncode", "KSampler", "KSamplerAdvanced", "LatentUpscaleBy", "LatentUpscale", "VAEDecode", "SaveImage", "PreviewImage",
 ] as const;
 export type NodeClass = (typeof NODE_CLASSES)[number];
 
@@ -55,8 +58,6 @@ const PIXELS = { LoadImage: [0] };
 /** ComfyUI's MAX_RESOLUTION, the bound of CLIPTextEncodeSDXL's size inputs. */
 const MAX_CONDITIONING_SIZE = 16384;
 
-/** Largest ComfyUI seed accepted: JSON numbers above 2^53 are not exact. */
-const MAX_SEED = Number.MAX_SAFE_INTEGER;
 
 export interface WorkflowContext {
   limits: Limits;
@@ -97,18 +98,21 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
   const outputs = [...graph.nodes.values()].filter((n) => OUTPUT_CLASSES.includes(n.classType));
   if (outputs.length === 0) throw new PromptError("prompt_no_outputs", "Prompt has no outputs (add a SaveImage or PreviewImage node)");
 
-  // every output must show the images of one KSampler (one job)
+  // every output must show the images of one sampler (one job)
   let sampler: GraphNode | undefined;
   const decoders = new Set<GraphNode>();
   for (const out of outputs) {
     const decode = graph.follow(out, "images", IMAGE, "an IMAGE");
     const s = graph.follow(decode, "samples", SAMPLED, "a LATENT from a KSampler");
     graph.follow(decode, "vae", VAE, "a VAE");
-    if (sampler && s !== sampler) throw new NodeError(out, `this server runs one sampler per prompt, and the outputs show two (nodes ${sampler.id} and ${s.id}); queue them as two prompts`, "images");
+    if (sampler && s !== sampler) throw new NodeError(out, `the outputs here must all show one sampler's images, and they show two (nodes ${sampler.id} and ${s.id}); queue them as two prompts`, "images");
     sampler = s;
     decoders.add(decode);
   }
-  const ks = sampler!;
+  const last = sampler!;
+  // the first sampler (the only one, or the first pass of an upscale-and-resample graph)
+  const passes = findPasses(graph, last);
+  const ks = passes.first;
 
   // model, text and latent chains
   const model = modelChain(graph, graph.follow(ks, "model", MODEL, "a MODEL"));
@@ -132,7 +136,8 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
 
   const pos = readText(positive, ctx.limits), neg = readText(negative, ctx.limits);
   if (neg.l === "" && neg.g) throw new NodeError(negative, "text_l is empty but text_g is not: an empty negative prompt is SDXL's zero embedding here; give text_l too", "text_l");
-  const { seed, steps, cfg, scheduler, denoise, startAt } = readSampler(ks, ctx.limits);
+  const settings = readSampler(ks, ctx.limits);
+  const { seed, steps, cfg, scheduler } = settings;
   const spec: JobSpec = {
     prompt: pos.l, negativePrompt: neg.l || undefined, steps, guidanceScale: cfg, seed,
     ...(pos.g !== undefined ? { prompt2: pos.g } : {}), ...(neg.g ? { negativePrompt2: neg.g } : {}),
@@ -153,64 +158,29 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
     spec.width = side(latent, "width", l.int("width", -(2 ** 31), 2 ** 31), ctx.limits);
     spec.height = side(latent, "height", l.int("height", -(2 ** 31), 2 ** 31), ctx.limits);
     spec.batchSize = l.optionalInt("batch_size", 1, ctx.limits.maxImages) ?? 1;
-    if (denoise !== 1) throw new NodeError(ks, `denoise ${denoise} needs an image to start from (LoadImage -> VAEEncode -> latent_image); with an EmptyLatentImage use denoise 1`, "denoise");
-    if (startAt) throw new NodeError(ks, `start_at_step ${startAt} needs an image to start from (LoadImage -> VAEEncode -> latent_image); with an EmptyLatentImage start at 0`, "start_at_step");
+    checkFullSchedule(ks, settings, "an image to start from (LoadImage -> VAEEncode -> latent_image)");
   } else {
     const load = graph.follow(latent, "pixels", PIXELS, "an IMAGE from LoadImage");
     graph.follow(latent, "vae", VAE, "a VAE");
     const name = nodeFields(load).string("image", 300);
     const image = ctx.inputImage(name);
     if (image === undefined) throw new NodeError(load, `Invalid image file: ${JSON.stringify(name)} was not uploaded here (POST /upload/image first)`, "image", "custom_validation_failed");
-    if (denoise <= 0) throw new NodeError(ks, "denoise must be above 0 for an image to change", "denoise");
-    if (startAt >= steps) throw new NodeError(ks, `start_at_step ${startAt} leaves none of the ${steps} steps to run`, "start_at_step");
     side(load, "image", image.width, ctx.limits, "the image width");
     side(load, "image", image.height, ctx.limits, "the image height");
     spec.initImage = image.png;
     Object.assign(spec, { width: image.width, height: image.height });
-    if (ks.classType === "KSamplerAdvanced") {
-      // steps start_at_step..steps of a schedule of `steps`: diffusers' img2img keeps the last trunc(n * strength)
-      spec.strength = keepLast(steps - startAt, steps);
-    } else {
-      spec.strength = denoise;
-      // ComfyUI runs the last `steps` of a schedule of int(steps / denoise); diffusers' img2img runs trunc(n * strength) of n
-      spec.steps = Math.min(ctx.limits.maxSteps, Math.floor(steps / denoise));
-    }
+    Object.assign(spec, partialSchedule(ks, settings, ctx.limits));
+  }
+  if (passes.second) {
+    if (spec.initImage) throw new NodeError(passes.second.upscale, "an upscale pass after img2img is not run here (the first pass must start from an EmptyLatentImage)", "samples");
+    spec.hires = hiresOf(graph, passes as Required<Passes>, settings, { width: spec.width!, height: spec.height! }, ctx.limits);
   }
   if (pos.sizes || neg.sizes) spec.microConditioning = sizeConditioning(pos.sizes, neg.sizes, [spec.height!, spec.width!]);
   if (spec.initImage) { delete spec.width; delete spec.height; }
   return {
-    spec, loras, sampler: ks.id, decoder: [...decoders][0].id,
+    spec, loras, sampler: last.id, decoder: [...decoders][0].id,
     outputs: outputs.map((o) => ({ id: o.id, classType: o.classType, type: o.classType === "SaveImage" ? "output" : "temp" })),
   };
-}
-
-/** KSampler's or KSamplerAdvanced's settings (the advanced one: the whole schedule, or its tail from start_at_step). */
-function readSampler(ks: GraphNode, limits: Limits) {
-  const f = nodeFields(ks);
-  const advanced = ks.classType === "KSamplerAdvanced";
-  const seed = f.int(advanced ? "noise_seed" : "seed", 0, MAX_SEED);
-  const steps = f.int("steps", 1, limits.maxSteps);
-  const cfg = f.number("cfg", 0, 100);
-  let scheduler;
-  try {
-    scheduler = comfySampler(f.string("sampler_name", 100), f.string("scheduler", 100));
-  } catch (e) {
-    if (e instanceof ComfySamplerError) throw new NodeError(ks, e.message, e.input);
-    throw e;
-  }
-  if (!advanced) return { seed, steps, cfg, scheduler, denoise: f.optionalNumber("denoise", 0, 1) ?? 1, startAt: 0 };
-  const addNoise = f.string("add_noise", 20);
-  if (addNoise !== "enable") throw new NodeError(ks, `add_noise "${addNoise}" is not run here: the sampler starts from noise (add_noise "enable")`, "add_noise");
-  const startAt = f.int("start_at_step", 0, 10000), endAt = f.int("end_at_step", 0, 10000);
-  if (endAt < steps) throw new NodeError(ks, `end_at_step ${endAt} stops before the last of ${steps} steps; this server runs one sampler to the end (end_at_step >= steps)`, "end_at_step");
-  return { seed, steps, cfg, scheduler, denoise: 1, startAt };
-}
-
-/** The strength whose trunc(n * strength) is `kept` (the plain quotient can fall an ulp short). */
-function keepLast(kept: number, n: number): number {
-  let s = kept / n;
-  while (Math.trunc(n * s) < kept) s += Number.EPSILON;
-  return Math.min(1, s);
 }
 
 type Pair = [number, number];
