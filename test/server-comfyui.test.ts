@@ -30,6 +30,8 @@ import { RedisQueue } from "../src/server/redis-queue.js";
 import { startRedisWorker } from "../src/server/redis-worker.js";
 import { FileStore } from "../src/server/file-store.js";
 import { startServer } from "../src/server/app.js";
+import { ControlNetLibrary } from "../src/server/controlnet-library.js";
+import { synthComponentFolder } from "./helpers/controlnet-folder.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "server-comfyui-"));
 let pipe: StableDiffusionXLPipeline;
@@ -41,9 +43,10 @@ before(async () => {
   const loraDir = join(tmp, "loras");
   mkdirSync(loraDir);
   copyFileSync(fixture("lora", "peft", "lora.safetensors"), join(loraDir, "astro-style.safetensors"));
+  synthComponentFolder(join(tmp, "controlnets", "canny-a"), fixture("controlnet", "tiny-ssd", "controlnet", "config.json"));
   pipe = await StableDiffusionXLPipeline.fromPretrained(tinyModelIn(tmp));
-  const loras = new LoraLibrary(loraDir);
-  server = await startLocalServer(pipe, { queueSize: 8, queue: { loras }, server: { loras } });
+  const loras = new LoraLibrary(loraDir), controlnets = new ControlNetLibrary(join(tmp, "controlnets"));
+  server = await startLocalServer(pipe, { queueSize: 8, queue: { loras, controlnets }, server: { loras, controlnets } });
   url = server.url;
 });
 
@@ -138,6 +141,13 @@ async function runOverSocket(prompt: unknown, clientId = "c0ffee" + Math.random(
   return { id, messages, previews };
 }
 
+/** The first image a prompt's SaveImage node (9) made, after checking the prompt succeeded. */
+async function savedImage(id: string): Promise<Buffer> {
+  const item = (await getJson(`/history/${id}`))[id];
+  assert.equal(item.status.status_str, "success", JSON.stringify(item.status));
+  return view(item.outputs["9"].images[0]);
+}
+
 const BASIC = { text: "An astronaut riding a green horse", negative: "ugly, blurry, poor quality", seed: 0, steps: 4, cfg: 5 };
 
 test("ComfyUI: SillyTavern's calls and default workflow (text/plain body) give diffusers' basic image", { skip: NO_FIXTURES, timeout: 120_000 }, async () => {
@@ -219,10 +229,7 @@ test("ComfyUI: LoraLoader gives diffusers' lora_basic image; its <lora> tag is w
   g[3].inputs.model = ["10", 0];
   g[6].inputs.clip = ["10", 1];
   g[7].inputs.clip = ["10", 1];
-  const { id } = await runOverSocket(g);
-  const item = (await getJson(`/history/${id}`))[id];
-  assert.equal(item.status.status_str, "success", JSON.stringify(item.status));
-  const png = await view(item.outputs["9"].images[0]);
+  const png = await savedImage((await runOverSocket(g)).id);
   const ref = openFixture("lora", "peft", "cases.safetensors").float32("lora_basic.images");
   assert.ok(levelDiff(png, ref) <= 1, `vs lora_basic: ${levelDiff(png, ref)} levels`);
   assert.ok(levelDiff(png, cases().float32("basic.images")) > 3, "the LoRA changes the image");
@@ -236,7 +243,7 @@ test("ComfyUI: CLIPTextEncodeSDXL's sizes are SDXL's micro-conditioning: diffuse
   g[6] = sdxlText("a castle");
   g[7] = sdxlText("ugly, blurry, poor quality");
   const { id } = await runOverSocket(g);
-  const png = await view((await getJson(`/history/${id}`))[id].outputs["9"].images[0]);
+  const png = await savedImage(id);
   const ref = cases().float32("micro_cond.images");
   assert.ok(levelDiff(png, ref) <= 1, `vs diffusers micro_cond: ${levelDiff(png, ref)} levels`);
   const unconditioned = await pipe.generate({ prompt: "a castle", negativePrompt: "ugly, blurry, poor quality", numInferenceSteps: 3, guidanceScale: 5, seed: 5, width: 32, height: 32 });
@@ -250,7 +257,7 @@ test("ComfyUI: KSampler -> LatentUpscaleBy -> KSampler is the hires fix: the A11
   g[8].inputs.samples = ["13", 0];
   const { id, messages } = await runOverSocket(g);
   assert.equal(messages.filter((m) => m.type === "progress" && m.data.prompt_id === id).length, 4 + 3, "4 first-pass steps, then 3 of a 6-step schedule");
-  const png = await view((await getJson(`/history/${id}`))[id].outputs["9"].images[0]);
+  const png = await savedImage(id);
   assert.equal(decodePng(png).width, 48);
   // A1111's hires fix with the same settings (Euler with the DDIM schedule is SDXL's default, ComfyUI's ddim_uniform)
   const a1111 = await postJson("/sdapi/v1/txt2img", {
@@ -261,8 +268,52 @@ test("ComfyUI: KSampler -> LatentUpscaleBy -> KSampler is the hires fix: the A11
   assert.deepEqual(decodePng(png).data, ref.data);
   g[13].inputs.seed = 7;
   const other = await runOverSocket(g);
-  const reseeded = await view((await getJson(`/history/${other.id}`))[other.id].outputs["9"].images[0]);
+  const reseeded = await savedImage(other.id);
   assert.ok(levelDiff(reseeded, Float32Array.from(ref.data, (v) => v / 255)) > 1, "the second pass draws from its own seed");
+});
+
+/** Uploads a PNG as ComfyUI's clients do (multipart `image`); returns its name. */
+async function upload(png: Buffer, filename: string): Promise<string> {
+  const form = new FormData();
+  form.append("image", new Blob([new Uint8Array(png)], { type: "image/png" }), filename);
+  form.append("overwrite", "true");
+  const r = await fetch(`${url}/upload/image`, { method: "POST", body: form });
+  const out = await r.json() as any;
+  assert.equal(r.status, 200, JSON.stringify(out));
+  return out.name;
+}
+
+test("ComfyUI: ControlNetLoader + ControlNetApplyAdvanced give diffusers' ControlNet image (fixture single)", { skip: NO_FIXTURES, timeout: 120_000 }, async () => {
+  const fx = openFixture("controlnet", "tiny-ssd", "cases.safetensors");
+  const map = fx.float32("single.control_image");
+  const control = { width: 32, height: 32, data: new Uint8Array(32 * 32 * 3) };
+  for (let i = 0; i < 32 * 32; i++) for (let c = 0; c < 3; c++) control.data[3 * i + c] = Math.round(map[c * 32 * 32 + i] * 255);
+  const name = await upload(encodePng(control), "edges.png");
+  const info = await getJson("/object_info/ControlNetLoader");
+  assert.deepEqual(info.ControlNetLoader.input.required.control_net_name[0], ["canny-a"]);
+  const g = defaultGraph({ ckpt: "tiny-ssd", ...BASIC });
+  g[20] = { class_type: "ControlNetLoader", inputs: { control_net_name: "canny-a" } };
+  g[21] = { class_type: "LoadImage", inputs: { image: name } };
+  g[22] = { class_type: "ControlNetApplyAdvanced", inputs: { positive: ["6", 0], negative: ["7", 0], control_net: ["20", 0], image: ["21", 0], strength: 1, start_percent: 0, end_percent: 1 } };
+  g[3].inputs.positive = ["22", 0];
+  g[3].inputs.negative = ["22", 1];
+  const png = await savedImage((await runOverSocket(g)).id);
+  const ref = fx.float32("single.images");
+  assert.ok(levelDiff(png, ref) <= 1, `vs diffusers single: ${levelDiff(png, ref)} levels`);
+  assert.ok(levelDiff(png, cases().float32("basic.images")) > 1, "the ControlNet changes the image");
+  // one branch only, or the negative taking the positive output, is refused
+  g[3].inputs.negative = ["7", 0];
+  const one = await postJson("/prompt", { prompt: g });
+  assert.equal(one.status, 400);
+  assert.match((await one.json() as any).node_errors["22"].errors[0].message, /one branch only/);
+  g[3].inputs.negative = ["22", 0];
+  const swapped = await (await postJson("/prompt", { prompt: g })).json() as any;
+  assert.equal(swapped.node_errors["3"].errors[0].extra_info.input_name, "negative");
+  g[3].inputs.negative = ["22", 1];
+  g[20].inputs.control_net_name = "depth-xl.safetensors";
+  const unknown = await postJson("/prompt", { prompt: g });
+  assert.equal(unknown.status, 400);
+  assert.match((await unknown.json() as any).error.message, /unknown ControlNet model "depth-xl"/);
 });
 
 test("ComfyUI: LoadImage + VAEEncode runs img2img as ComfyUI counts steps (steps / denoise), equal to the library", { skip: NO_FIXTURES, timeout: 120_000 }, async () => {
@@ -288,14 +339,14 @@ test("ComfyUI: LoadImage + VAEEncode runs img2img as ComfyUI counts steps (steps
   const { id, messages } = await runOverSocket(g);
   // 3 steps at denoise 0.6: the last 3 of a 5-step schedule
   assert.equal(messages.filter((m) => m.type === "progress" && m.data.prompt_id === id).length, 3);
-  const png = await view((await getJson(`/history/${id}`))[id].outputs["9"].images[0]);
+  const png = await savedImage(id);
   // KSamplerAdvanced from step 2 of 5 is the same img2img (strength 0.6, 5 steps)
   g[3] = { class_type: "KSamplerAdvanced", inputs: { ...g[3].inputs, add_noise: "enable", noise_seed: 11, steps: 5, start_at_step: 2, end_at_step: 10000, return_with_leftover_noise: "disable" } };
   delete g[3].inputs.seed;
   delete g[3].inputs.denoise;
   const advanced = await runOverSocket(g);
   assert.equal(advanced.messages.filter((m) => m.type === "progress" && m.data.prompt_id === advanced.id).length, 3);
-  const advancedPng = await view((await getJson(`/history/${advanced.id}`))[advanced.id].outputs["9"].images[0]);
+  const advancedPng = await savedImage(advanced.id);
   assert.deepEqual(decodePng(advancedPng).data, decodePng(png).data);
   const cropped = new Uint8Array(32 * 32 * 3);
   for (let y = 0; y < 32; y++) cropped.set(data.subarray(((y + 1) * w + 2) * 3, ((y + 1) * w + 34) * 3), y * 32 * 3);
@@ -454,7 +505,7 @@ test("ComfyUI through a Redis queue: a worker runs the prompt, the front end's s
 
 test("ComfyUI workflow: sampler and scheduler names map to the A1111 / diffusers schedulers; CLIPSetLastLayer to clip skip", () => {
   const model = { name: "tiny-ssd", source: "/models/tiny-ssd", textEncoderLayers: [12, 32] as [number, number] };
-  const ctx = { limits: DEFAULT_LIMITS, model, inputImage: () => undefined };
+  const ctx = { limits: DEFAULT_LIMITS, model, inputImage: () => undefined, controlImage: () => undefined };
   const graph = (sampler: string, scheduler: string) => defaultGraph({ ckpt: "tiny-ssd", ...BASIC, sampler, scheduler });
   const scheduler = (s: string, sch: string) => compileWorkflow(graph(s, sch), ctx).spec.scheduler;
   assert.equal(scheduler("euler", "normal"), "Euler Normal");

@@ -119,8 +119,8 @@ function readUnit(item: unknown, at: string, state: AppState, names: Names, keys
   };
 }
 
-/** Checks the names against --controlnet-dir and puts the units into the spec. */
-async function finish(units: ControlNetSpec[], spec: JobSpec, state: AppState, param: string, guess: boolean): Promise<void> {
+/** Checks the names against --controlnet-dir and puts the units into the spec (ComfyUI's ControlNet nodes too). */
+export async function finish(units: ControlNetSpec[], spec: JobSpec, state: AppState, param: string, guess: boolean): Promise<void> {
   if (units.length === 0) return;
   if (units.length > MAX_CONTROLNETS) throw invalid(`too many ControlNets: ${units.length} (at most ${MAX_CONTROLNETS} per request)`, "too_many_controlnets", param);
   if (!state.controlnets) throw invalid(`this server has no --controlnet-dir, so it cannot run the ControlNet ${JSON.stringify(units[0].name)} (restart \`ssd1b serve\` with --controlnet-dir DIR)`, "no_controlnet_dir", param);

@@ -10,6 +10,7 @@ import { NODE_CLASSES } from "./workflow.js";
 export interface Choices {
   checkpoints: string[];
   loras: string[];
+  controlnets: string[];
   inputs: string[];
   maxSide: number;
   maxImages: number;
@@ -56,6 +57,15 @@ function nodes(c: Choices): Record<string, NodeInfo> {
     EmptyLatentImage: { required: { width: side(1024), height: side(1024), batch_size: ["INT", { default: 1, min: 1, max: c.maxImages }] }, output: ["LATENT"], category: "latent", displayName: "Empty Latent Image", description: "The image size." },
     LoadImage: { required: { image: [c.inputs, { image_upload: true }] }, output: ["IMAGE", "MASK"], category: "image", displayName: "Load Image", description: "An image uploaded with POST /upload/image." },
     VAEEncode: { required: { pixels: ["IMAGE"], vae: ["VAE"] }, output: ["LATENT"], category: "latent", displayName: "VAE Encode", description: "img2img: the KSampler's denoise is the strength." },
+    ControlNetLoader: { required: { control_net_name: [c.controlnets] }, output: ["CONTROL_NET"], category: "loaders", displayName: "Load ControlNet Model", description: "A net of --controlnet-dir." },
+    ControlNetApplyAdvanced: {
+      required: {
+        positive: ["CONDITIONING"], negative: ["CONDITIONING"], control_net: ["CONTROL_NET"], image: ["IMAGE"],
+        strength: ["FLOAT", { default: 1, min: 0, max: 10, step: 0.01 }], start_percent: ["FLOAT", { default: 0, min: 0, max: 1, step: 0.001 }], end_percent: ["FLOAT", { default: 1, min: 0, max: 1, step: 0.001 }],
+      },
+      output: ["CONDITIONING", "CONDITIONING"], outputName: ["positive", "negative"], category: "conditioning/controlnet", displayName: "Apply ControlNet",
+      description: "Both branches (diffusers' ControlNet); the image (from LoadImage) is the control map as it is.",
+    },
     KSampler: {
       required: {
         model: ["MODEL"], seed: ["INT", { default: 0, min: 0, max: SEED_MAX, control_after_generate: true }],

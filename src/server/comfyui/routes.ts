@@ -27,6 +27,7 @@ import { FormParts, isFile, isMultipartType, parseMultipart } from "../multipart
 import type { AppState } from "../generation.js";
 import { loraNote } from "../generation.js";
 import { readLoras } from "../lora-request.js";
+import { finish as finishControlNets } from "../controlnet-request.js";
 import { Fields } from "../validation.js";
 import { FILE_NAME } from "../file-store.js";
 import type { AccessPolicy } from "../access.js";
@@ -128,8 +129,11 @@ export class ComfyUiApi {
       const clientId = f.string("client_id", 64);
       let compiled: CompiledPrompt;
       try {
-        compiled = compileWorkflow(f.raw("prompt"), { limits: ctx.state.limits, model: ctx.state.queue.model(), inputImage: (name) => this.inputs.forVaeEncode(name) });
-        await this.readLoras(compiled, ctx.state);
+        compiled = compileWorkflow(f.raw("prompt"), {
+          limits: ctx.state.limits, model: ctx.state.queue.model(),
+          inputImage: (name) => this.inputs.forVaeEncode(name), controlImage: (name) => this.inputs.file(name)?.data.toString("base64"),
+        });
+        await this.checkLibraries(compiled, ctx.state);
       } catch (e) {
         if (e instanceof NodeError || e instanceof PromptError) throw promptRejected(e);
         throw e;
@@ -245,15 +249,20 @@ export class ComfyUiApi {
     return {
       checkpoints: checkpointNames(state.queue.model()),
       loras: state.loras ? (await state.loras.names()).map((n) => `${n}.safetensors`) : [],
+      controlnets: state.controlnets ? await state.controlnets.names() : [],
       inputs: [],
       maxSide: state.limits.maxSide, maxImages: state.limits.maxImages, maxSteps: state.limits.maxSteps,
     };
   }
 
-  /** LoraLoader's LoRAs checked against --lora-dir (and `<lora:...>` tags in the prompts, as every API reads them). */
-  private async readLoras(compiled: CompiledPrompt, state: AppState): Promise<void> {
+  /**
+   * LoraLoader's LoRAs checked against --lora-dir (and `<lora:...>` tags in the prompts, as every API
+   * reads them), the ControlNets against --controlnet-dir.
+   */
+  private async checkLibraries(compiled: CompiledPrompt, state: AppState): Promise<void> {
     try {
       await readLoras(Fields.of({ loras: compiled.loras }), compiled.spec, state);
+      await finishControlNets(compiled.controlnets, compiled.spec, state, "control_net_name", false);
     } catch (e) {
       if (e instanceof HttpError) throw new PromptError("prompt_outputs_failed_validation", e.message);
       throw e;

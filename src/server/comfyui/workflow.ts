@@ -6,6 +6,7 @@
  *   CheckpointLoaderSimple -> [LoraLoader ...] -> KSampler <- CLIPTextEncode[SDXL] (positive, negative)
  *                          -> [CLIPSetLastLayer]      ^- EmptyLatentImage | LoadImage -> VAEEncode
  *   KSampler [-> LatentUpscale(By) -> KSampler] -> VAEDecode -> SaveImage | PreviewImage
+ *   (CLIPTextEncode -> [ControlNetApplyAdvanced <- ControlNetLoader, LoadImage] -> KSampler)
  *
  * Mapping to diffusers: KSampler's seed draws the batch's noise from one generator (ComfyUI's
  * prepare_noise, diffusers' batch draw); sampler_name / scheduler become the diffusers scheduler of
@@ -15,13 +16,16 @@
  * with strength d and num_inference_steps floor(s / d)); KSamplerAdvanced from start_at_step k of s
  * steps is strength (s - k) / s with s steps (sampler-node.ts; base + refiner graphs, which stop the
  * first sampler early, are not run). A sampler whose latent is a LatentUpscale(By) of another's is the
- * hires fix's second pass (hires.ts). A LoRA applies to the UNet and text encoders together here, so
+ * hires fix's second pass (hires.ts). ControlNetApplyAdvanced nodes on both prompts are ControlNet
+ * units (controlnet.ts). A LoRA applies to the UNet and text encoders together here, so
  * LoraLoader needs strength_model = strength_clip. ComfyUI reads only the nodes an output needs; so
  * does this, but every node must be of a known class (ComfyUI refuses unknown ones too).
  */
 import { Graph, NodeError, PromptError, nodeFields, type GraphNode } from "./graph.js";
 import { checkFullSchedule, partialSchedule, readSampler } from "./sampler-node.js";
 import { findPasses, hiresOf, type Passes } from "./hires.js";
+import { conditioningChain, controlNetUnits } from "./controlnet.js";
+import type { ControlNetSpec } from "../controlnet-spec.js";
 import type { JobSpec } from "../job.js";
 import type { ModelInfo } from "../queue.js";
 import { servedModels } from "../queue.js";
@@ -33,9 +37,8 @@ import type { MicroConditioning } from "../../pipelines/micro-conditioning.js";
 /** The node classes understood (the /object_info list). */
 export const NODE_CLASSES = [
   "CheckpointLoaderSimple", "LoraLoader", "CLIPSetLastLayer", "CLIPTextEncode", "CLIPTextEncodeSDXL", "EmptyLatentImage",
-  "LoadImage", "VAEEncode", "KSampler", "KSamplerAdvanced", "LatentUpscaleBy", "LatentUpscale", "VAEDecode", "SaveImage", "PreviewImage",
+  "LoadImage", "VAEEncode", "ControlNetLoader", "ControlNetApplyAdvanced", "KSampler", "KSamplerAdvanced", "LatentUpscaleBy", "LatentUpscale", "VAEDecode", "SaveImage", "PreviewImage",
 ] as const;
-export type NodeClass = (typeof NODE_CLASSES)[number];
 
 const OUTPUT_CLASSES: readonly string[] = ["SaveImage", "PreviewImage"];
 
@@ -49,7 +52,6 @@ const NOT_RUN: Readonly<Record<string, string>> = {
 const MODEL = { CheckpointLoaderSimple: [0], LoraLoader: [0] };
 const CLIP = { CheckpointLoaderSimple: [1], LoraLoader: [1], CLIPSetLastLayer: [0] };
 const VAE = { CheckpointLoaderSimple: [2] };
-const CONDITIONING = { CLIPTextEncode: [0], CLIPTextEncodeSDXL: [0] };
 const LATENT = { EmptyLatentImage: [0], VAEEncode: [0] };
 const SAMPLED = { KSampler: [0], KSamplerAdvanced: [0] };
 const IMAGE = { VAEDecode: [0] };
@@ -58,12 +60,13 @@ const PIXELS = { LoadImage: [0] };
 /** ComfyUI's MAX_RESOLUTION, the bound of CLIPTextEncodeSDXL's size inputs. */
 const MAX_CONDITIONING_SIZE = 16384;
 
-
 export interface WorkflowContext {
   limits: Limits;
   model: ModelInfo;
   /** An uploaded input image (LoadImage's `image`) as VAEEncode takes it (base64 PNG) and its size, or undefined when there is none by that name. */
   inputImage: (name: string) => { png: string; width: number; height: number } | undefined;
+  /** An uploaded image as a control image (its bytes, base64), or undefined. */
+  controlImage: (name: string) => string | undefined;
 }
 
 /** One output node and the type of the files it makes ("output" for SaveImage, "temp" for PreviewImage). */
@@ -77,6 +80,9 @@ export interface CompiledPrompt {
   spec: JobSpec;
   /** The LoRA files asked for (LoraLoader's lora_name) with their weights; names as --lora-dir lists them. */
   loras: { name: string; weight: number }[];
+  /** The ControlNetApplyAdvanced units (names not yet looked up in --controlnet-dir). */
+  controlnets: ControlNetSpec[];
+  /** The node ids the socket messages name: the sampler the outputs show, the VAEDecode before them. */
   sampler: string;
   decoder: string;
   outputs: OutputNode[];
@@ -116,8 +122,9 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
 
   // model, text and latent chains
   const model = modelChain(graph, graph.follow(ks, "model", MODEL, "a MODEL"));
-  const positive = graph.follow(ks, "positive", CONDITIONING, "CONDITIONING");
-  const negative = graph.follow(ks, "negative", CONDITIONING, "CONDITIONING");
+  const posChain = conditioningChain(graph, ks, "positive"), negChain = conditioningChain(graph, ks, "negative");
+  const positive = posChain.text, negative = negChain.text;
+  const controlnets = controlNetUnits(graph, posChain.applies, negChain.applies, ctx.controlImage);
   const clips = [positive, negative].map((n) => clipChain(graph, graph.follow(n, "clip", CLIP, "a CLIP")));
   const latent = graph.follow(ks, "latent_image", LATENT, "a LATENT");
   const encoderVae = latent.classType === "VAEEncode" ? [graph.follow(latent, "vae", VAE, "a VAE")] : [];
@@ -178,7 +185,7 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
   if (pos.sizes || neg.sizes) spec.microConditioning = sizeConditioning(pos.sizes, neg.sizes, [spec.height!, spec.width!]);
   if (spec.initImage) { delete spec.width; delete spec.height; }
   return {
-    spec, loras, sampler: last.id, decoder: [...decoders][0].id,
+    spec, loras, controlnets, sampler: last.id, decoder: [...decoders][0].id,
     outputs: outputs.map((o) => ({ id: o.id, classType: o.classType, type: o.classType === "SaveImage" ? "output" : "temp" })),
   };
 }

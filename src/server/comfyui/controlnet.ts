@@ -1,0 +1,59 @@
+/**
+ * ComfyUI's ControlNet nodes as the server's ControlNet units (controlnet-spec.ts):
+ *
+ *   CLIPTextEncode (positive, negative) -> ControlNetApplyAdvanced [-> ControlNetApplyAdvanced ...] -> KSampler
+ *                     ControlNetLoader -^  LoadImage (the control image) -^
+ *
+ * ControlNetApplyAdvanced conditions both CFG branches, as diffusers' ControlNet pipelines do:
+ * strength is controlnet_conditioning_scale, start_percent / end_percent control_guidance_start / end.
+ * The control image is used as it is (module "none"; preprocess it first) and fitted to the output
+ * size as sd-webui-controlnet's "Crop and Resize" (ComfyUI: nearest-exact after a centre crop; the
+ * two agree when the image already has the output size).
+ */
+import { NodeError, nodeFields, type Graph, type GraphNode } from "./graph.js";
+import type { ControlNetSpec } from "../controlnet-spec.js";
+import { CANNY_DEFAULTS } from "../controlnet-spec.js";
+
+const APPLY = "ControlNetApplyAdvanced";
+const TEXT = { CLIPTextEncode: [0], CLIPTextEncodeSDXL: [0], [APPLY]: [0, 1] };
+
+/** The text node at the end of a KSampler's positive or negative chain, and the ControlNet nodes on the way. */
+export function conditioningChain(graph: Graph, sampler: GraphNode, input: "positive" | "negative"): { text: GraphNode; applies: GraphNode[] } {
+  const applies: GraphNode[] = [];
+  let from = sampler;
+  let node = graph.follow(from, input, TEXT, "CONDITIONING");
+  while (node.classType === APPLY) {
+    const index = (from.inputs[input] as [unknown, number])[1], want = input === "positive" ? 0 : 1;
+    if (index !== want) throw new NodeError(from, `${input} takes output ${index} of ${APPLY} ${node.id}, which is its ${index === 0 ? "positive" : "negative"}; link output ${want}`, input, "return_type_mismatch");
+    if (applies.includes(node)) throw new NodeError(node, `the ${APPLY} nodes link in a loop`, input);
+    applies.push(node);
+    from = node;
+    node = graph.follow(from, input, TEXT, "CONDITIONING");
+  }
+  if (node.classType === APPLY) throw new NodeError(from, `${input} must end at a CLIPTextEncode`, input);
+  return { text: node, applies };
+}
+
+/** The units of a KSampler whose positive and negative chains pass the same ControlNetApplyAdvanced nodes. */
+export function controlNetUnits(graph: Graph, positive: GraphNode[], negative: GraphNode[], controlImage: (name: string) => string | undefined): ControlNetSpec[] {
+  for (const [a, b, side] of [[positive, negative, "negative"], [negative, positive, "positive"]] as const) {
+    const missing = a.find((n) => !b.includes(n));
+    if (missing) throw new NodeError(missing, `this ControlNet conditions one branch only; here a ControlNet conditions both (link its ${side} output to the sampler's ${side} chain too)`, side);
+  }
+  return positive.map((apply) => {
+    const f = nodeFields(apply);
+    const loader = graph.follow(apply, "control_net", { ControlNetLoader: [0] }, "a CONTROL_NET from ControlNetLoader");
+    const load = graph.follow(apply, "image", { LoadImage: [0] }, "an IMAGE from LoadImage (the control image)");
+    const imageName = nodeFields(load).string("image", 300);
+    const image = controlImage(imageName);
+    if (image === undefined) throw new NodeError(load, `Invalid image file: ${JSON.stringify(imageName)} was not uploaded here (POST /upload/image first)`, "image", "custom_validation_failed");
+    const start = f.number("start_percent", 0, 1), end = f.number("end_percent", 0, 1);
+    if (!(start < end)) throw new NodeError(apply, `start_percent ${start} must be below end_percent ${end}`, "start_percent");
+    return {
+      name: nodeFields(loader).string("control_net_name", 300).replace(/^.*[\\/]/, "").replace(/\.safetensors$/i, ""),
+      image, module: "none", thresholdA: CANNY_DEFAULTS.low, thresholdB: CANNY_DEFAULTS.high,
+      weight: f.number("strength", -10, 10), guidanceStart: start, guidanceEnd: end,
+      controlMode: 0, resizeMode: "Crop and Resize", pixelPerfect: false, processorRes: -1,
+    } satisfies ControlNetSpec;
+  });
+}
