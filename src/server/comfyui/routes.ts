@@ -67,7 +67,7 @@ export class ComfyUiApi {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 64 << 10 });
   private readonly sockets = new Map<WebSocket, string>();
 
-  constructor(private readonly state: AppState) {
+  constructor(state: AppState) {
     this.prompts = new ComfyPrompts(state.queue, {
       send: (clientId, message) => this.send(clientId, JSON.stringify(message)),
       sendBinary: (clientId, data) => this.send(clientId, data),
