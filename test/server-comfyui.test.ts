@@ -32,6 +32,7 @@ import { FileStore } from "../src/server/file-store.js";
 import { startServer } from "../src/server/app.js";
 import { ControlNetLibrary } from "../src/server/controlnet-library.js";
 import { synthComponentFolder } from "./helpers/controlnet-folder.js";
+import { saveTensors } from "../src/safetensors/index.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "server-comfyui-"));
 let pipe: StableDiffusionXLPipeline;
@@ -43,6 +44,8 @@ before(async () => {
   const loraDir = join(tmp, "loras");
   mkdirSync(loraDir);
   copyFileSync(fixture("lora", "peft", "lora.safetensors"), join(loraDir, "astro-style.safetensors"));
+  // a LoRA with text-encoder weights (its header is all LoraLoaderModelOnly reads)
+  saveTensors(join(loraDir, "te-style.safetensors"), { "lora_te1_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight": { dtype: "F32", shape: [1, 1], data: new Float32Array(1) } });
   synthComponentFolder(join(tmp, "controlnets", "canny-a"), fixture("controlnet", "tiny-ssd", "controlnet", "config.json"));
   pipe = await StableDiffusionXLPipeline.fromPretrained(tinyModelIn(tmp));
   const loras = new LoraLibrary(loraDir), controlnets = new ControlNetLibrary(join(tmp, "controlnets"));
@@ -162,7 +165,7 @@ test("ComfyUI: SillyTavern's calls and default workflow (text/plain body) give d
   assert.ok(samplers.includes("euler") && samplers.includes("dpmpp_2m") && !samplers.includes("dpmpp_sde"));
   assert.ok(schedulers.includes("karras") && schedulers.includes("ddim_uniform"));
   assert.deepEqual(models, ["tiny-ssd"]);
-  assert.deepEqual(info.LoraLoader.input.required.lora_name[0], ["astro-style.safetensors"]);
+  assert.deepEqual(info.LoraLoader.input.required.lora_name[0], ["astro-style.safetensors", "te-style.safetensors"]);
 
   // SillyTavern posts the filled-in workflow string with fetch's default text/plain type and no Origin
   const body = sillyTavernWorkflow({ model: models[0], sampler: "euler", scheduler: "ddim_uniform", steps: 4, scale: 5, seed: 0, width: 32, height: 32, prompt: BASIC.text, negative: BASIC.negative });
@@ -234,6 +237,17 @@ test("ComfyUI: LoraLoader gives diffusers' lora_basic image; its <lora> tag is w
   assert.ok(levelDiff(png, ref) <= 1, `vs lora_basic: ${levelDiff(png, ref)} levels`);
   assert.ok(levelDiff(png, cases().float32("basic.images")) > 3, "the LoRA changes the image");
   assert.match(decodePng(png).text.parameters, /<lora:astro-style:1>/);
+  // LoraLoaderModelOnly: the same for a LoRA of UNet weights only; one with text-encoder weights is refused
+  const m = defaultGraph({ ckpt: "tiny-ssd", ...BASIC });
+  m[10] = { class_type: "LoraLoaderModelOnly", inputs: { model: ["4", 0], lora_name: "astro-style.safetensors", strength_model: 1 } };
+  m[3].inputs.model = ["10", 0];
+  const modelOnly = await savedImage((await runOverSocket(m)).id);
+  assert.deepEqual(decodePng(modelOnly).data, decodePng(png).data);
+  m[10].inputs.lora_name = "te-style.safetensors";
+  const refused = await postJson("/prompt", { prompt: m });
+  const out = await refused.json() as any;
+  assert.equal(refused.status, 400);
+  assert.match(out.node_errors["10"].errors[0].message, /text-encoder weights .*lora_te1_/);
 });
 
 test("ComfyUI: CLIPTextEncodeSDXL's sizes are SDXL's micro-conditioning: diffusers' micro_cond image", { skip: NO_FIXTURES, timeout: 120_000 }, async () => {

@@ -18,7 +18,7 @@
  * first sampler early, are not run). A sampler whose latent is a LatentUpscale(By) of another's is the
  * hires fix's second pass (hires.ts). ControlNetApplyAdvanced nodes on both prompts are ControlNet
  * units (controlnet.ts). A LoRA applies to the UNet and text encoders together here, so
- * LoraLoader needs strength_model = strength_clip. ComfyUI reads only the nodes an output needs; so
+ * LoraLoader needs strength_model = strength_clip, and LoraLoaderModelOnly a file without text-encoder weights. ComfyUI reads only the nodes an output needs; so
  * does this, but every node must be of a known class (ComfyUI refuses unknown ones too).
  */
 import { Graph, NodeError, PromptError, nodeFields, type GraphNode } from "./graph.js";
@@ -36,7 +36,7 @@ import type { MicroConditioning } from "../../pipelines/micro-conditioning.js";
 
 /** The node classes understood (the /object_info list). */
 export const NODE_CLASSES = [
-  "CheckpointLoaderSimple", "LoraLoader", "CLIPSetLastLayer", "CLIPTextEncode", "CLIPTextEncodeSDXL", "EmptyLatentImage",
+  "CheckpointLoaderSimple", "LoraLoader", "LoraLoaderModelOnly", "CLIPSetLastLayer", "CLIPTextEncode", "CLIPTextEncodeSDXL", "EmptyLatentImage",
   "LoadImage", "VAEEncode", "ControlNetLoader", "ControlNetApplyAdvanced", "KSampler", "KSamplerAdvanced", "LatentUpscaleBy", "LatentUpscale", "VAEDecode", "SaveImage", "PreviewImage",
 ] as const;
 
@@ -49,7 +49,7 @@ const NOT_RUN: Readonly<Record<string, string>> = {
 };
 
 // what may feed each kind of input: class -> output indices
-const MODEL = { CheckpointLoaderSimple: [0], LoraLoader: [0] };
+const MODEL = { CheckpointLoaderSimple: [0], LoraLoader: [0], LoraLoaderModelOnly: [0] };
 const CLIP = { CheckpointLoaderSimple: [1], LoraLoader: [1], CLIPSetLastLayer: [0] };
 const VAE = { CheckpointLoaderSimple: [2] };
 const LATENT = { EmptyLatentImage: [0], VAEEncode: [0] };
@@ -79,7 +79,7 @@ export interface OutputNode {
 export interface CompiledPrompt {
   spec: JobSpec;
   /** The LoRA files asked for (LoraLoader's lora_name) with their weights; names as --lora-dir lists them. */
-  loras: { name: string; weight: number }[];
+  loras: ComfyLora[];
   /** The ControlNetApplyAdvanced units (names not yet looked up in --controlnet-dir). */
   controlnets: ControlNetSpec[];
   /** The node ids the socket messages name: the sampler the outputs show, the VAEDecode before them. */
@@ -87,6 +87,9 @@ export interface CompiledPrompt {
   decoder: string;
   outputs: OutputNode[];
 }
+
+/** A LoRA of the graph; `modelOnly`: from a LoraLoaderModelOnly (its file must hold UNet weights only, checked when it is looked up). */
+export interface ComfyLora { name: string; weight: number; modelOnly?: GraphNode }
 
 /** ComfyUI LoRA names carry the extension (and the sub-folder); --lora-dir names are the bare file names. */
 export const loraFileName = (name: string) => name.replace(/^.*[\\/]/, "").replace(/\.safetensors$/i, "");
@@ -233,7 +236,7 @@ export function checkpointNames(model: ModelInfo): string[] {
 function modelChain(graph: Graph, node: GraphNode): { checkpoint: GraphNode; loras: GraphNode[] } {
   const loras: GraphNode[] = [];
   const seen = new Set<GraphNode>();
-  while (node.classType === "LoraLoader") {
+  while (node.classType === "LoraLoader" || node.classType === "LoraLoaderModelOnly") {
     if (seen.has(node)) throw new NodeError(node, "the LoraLoader nodes link in a loop", "model");
     seen.add(node);
     loras.push(node);
@@ -263,12 +266,16 @@ function clipChain(graph: Graph, node: GraphNode): ClipChain {
 }
 
 /** The LoRAs of the model chain, which both prompts' CLIP chains must apply too, at the same strengths. */
-function loraSet(modelLoras: GraphNode[], clips: ClipChain[]): { name: string; weight: number }[] {
-  const out: { name: string; weight: number }[] = [];
+function loraSet(modelLoras: GraphNode[], clips: ClipChain[]): ComfyLora[] {
+  const out: ComfyLora[] = [];
   for (const node of modelLoras) {
     const f = nodeFields(node);
     const name = f.string("lora_name", 300);
     const strength = f.number("strength_model", -100, 100);
+    if (node.classType === "LoraLoaderModelOnly") {
+      out.push({ name: loraFileName(name), weight: strength, modelOnly: node });
+      continue;
+    }
     const clipStrength = f.number("strength_clip", -100, 100);
     if (clipStrength !== strength) {
       throw new NodeError(node, `a LoRA applies to the UNet and the text encoders together here: strength_clip (${clipStrength}) must equal strength_model (${strength})`, "strength_clip");
@@ -280,7 +287,7 @@ function loraSet(modelLoras: GraphNode[], clips: ClipChain[]): { name: string; w
       if (!modelLoras.includes(node)) throw new NodeError(node, "this LoraLoader's CLIP output is used without its MODEL output; here a LoRA applies to the UNet and the text encoders together", "clip");
     }
     for (const node of modelLoras) {
-      if (!c.loras.includes(node)) throw new NodeError(node, "this LoraLoader's MODEL output is used without its CLIP output by a CLIPTextEncode; here a LoRA applies to the UNet and the text encoders together", "clip");
+      if (node.classType === "LoraLoader" && !c.loras.includes(node)) throw new NodeError(node, "this LoraLoader's MODEL output is used without its CLIP output by a CLIPTextEncode; here a LoRA applies to the UNet and the text encoders together", "clip");
     }
   }
   return out;
