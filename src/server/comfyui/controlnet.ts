@@ -50,7 +50,7 @@ export function controlNetUnits(graph: Graph, positive: GraphNode[], negative: G
     const start = f.number("start_percent", 0, 1), end = f.number("end_percent", 0, 1);
     if (!(start < end)) throw new NodeError(apply, `start_percent ${start} must be below end_percent ${end}`, "start_percent");
     return {
-      name: nodeFields(loader).string("control_net_name", 300).replace(/^.*[\\/]/, "").replace(/\.safetensors$/i, ""),
+      name: nodeFields(loader).libraryName("control_net_name"),
       image, module: "none", thresholdA: CANNY_DEFAULTS.low, thresholdB: CANNY_DEFAULTS.high,
       weight: f.number("strength", -10, 10), guidanceStart: start, guidanceEnd: end,
       controlMode: 0, resizeMode: "Crop and Resize", pixelPerfect: false, processorRes: -1,

@@ -4,7 +4,7 @@
  * where an input that is a `[node id, output index]` pair is a link to another node's output. This
  * file reads that shape and follows links; workflow.ts gives the nodes their meaning.
  */
-import { Fields } from "../validation.js";
+import { Fields, checkSide, type Limits } from "../validation.js";
 
 export interface GraphNode {
   id: string;
@@ -69,6 +69,20 @@ export class Graph {
   }
 }
 
+/** Runs one of the server's checks for a node's input, its error becoming the node's. */
+export function forInput<T>(node: GraphNode, input: string, check: () => T): T {
+  try {
+    return check();
+  } catch (e) {
+    if (e instanceof NodeError) throw e;
+    throw new NodeError(node, (e as Error).message, input);
+  }
+}
+
+/** A width or height a node makes (a multiple of 8 within the server's limit), as the node's error otherwise. */
+export const nodeSide = (node: GraphNode, input: string, v: number, limits: Limits, what = input): number =>
+  forInput(node, input, () => checkSide(what, v, limits));
+
 /**
  * A node's widget values read with the server's field checks (the input name is the field name), a
  * bad value becoming the node's error. A link where a value belongs (a primitive node's output) is
@@ -88,12 +102,7 @@ export class NodeFields {
   private read<T>(input: string, fn: (f: Fields) => T | undefined, required: boolean): T | undefined {
     const v = this.node.inputs[input];
     if (Array.isArray(v)) throw new NodeError(this.node, `${input} must be a value here, not a link to another node (${JSON.stringify(v).slice(0, 60)})`, input);
-    let out: T | undefined;
-    try {
-      out = fn(this.f);
-    } catch (e) {
-      throw new NodeError(this.node, (e as Error).message, input);
-    }
+    const out = forInput(this.node, input, () => fn(this.f));
     if (out === undefined && required) throw new NodeError(this.node, `Required input is missing: ${input}`, input, "required_input_missing");
     return out;
   }
@@ -108,6 +117,11 @@ export class NodeFields {
 
   optionalInt(input: string, min: number, max: number): number | undefined {
     return this.read(input, (f) => f.int(input, min, max), false);
+  }
+
+  /** A LoRA or ControlNet file as the server's libraries name it: ComfyUI's names carry sub-folders and the extension. */
+  libraryName(input: string): string {
+    return this.string(input, 300).replace(/^.*[\\/]/, "").replace(/\.safetensors$/i, "");
   }
 
   number(input: string, min: number, max: number): number {

@@ -5,12 +5,12 @@
  * sampler the second pass (its steps counted as ComfyUI counts them, its own seed). Both samplers
  * take one model and cfg; the second may have prompts of its own (CLIPTextEncode on the same CLIP).
  */
-import { NodeError, nodeFields, type Graph, type GraphNode } from "./graph.js";
+import { NodeError, nodeFields, nodeSide, type Graph, type GraphNode } from "./graph.js";
 import { partialSchedule, readSampler, type SamplerSettings } from "./sampler-node.js";
 import type { HiresSpec } from "../job.js";
 import { hiresTargetSize } from "../../recipes/hires-size.js";
-import { checkSide, type Limits } from "../validation.js";
-import { HttpError } from "../errors.js";
+import type { Limits } from "../validation.js";
+import { roundHalfEven } from "../../schedulers/common.js";
 
 const UPSCALES: Readonly<Record<string, number[]>> = { LatentUpscaleBy: [0], LatentUpscale: [0] };
 const SAMPLED = { KSampler: [0], KSamplerAdvanced: [0] };
@@ -40,21 +40,6 @@ export function findPasses(graph: Graph, last: GraphNode): Passes {
 }
 
 const sameLink = (a: GraphNode, b: GraphNode, input: string) => JSON.stringify(a.inputs[input]) === JSON.stringify(b.inputs[input]);
-
-/** Python's round(): halves go to the even neighbour. */
-function roundHalfEven(v: number): number {
-  const r = Math.round(v);
-  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
-
-function checkedSide(node: GraphNode, input: string, v: number, limits: Limits): number {
-  try {
-    return checkSide(`the upscaled ${input}`, v, limits);
-  } catch (e) {
-    if (e instanceof HttpError) throw new NodeError(node, e.message, input);
-    throw e;
-  }
-}
 
 /**
  * The second pass as the job's hires settings. `first` holds the first sampler's settings, `size`
@@ -97,11 +82,12 @@ export function hiresOf(graph: Graph, passes: Required<Passes>, first: SamplerSe
     if (comfy.width !== a1111.width || comfy.height !== a1111.height) {
       throw new NodeError(upscale, `scale_by ${scale} makes ${comfy.width}x${comfy.height} in ComfyUI but ${a1111.width}x${a1111.height} in the hires fix run here; use LatentUpscale with that width and height, or a scale that gives whole latent sides`, "scale_by");
     }
-    checkedSide(upscale, "width", comfy.width, limits);
-    checkedSide(upscale, "height", comfy.height, limits);
+    nodeSide(upscale, "width", comfy.width, limits, "the upscaled width");
+    nodeSide(upscale, "height", comfy.height, limits, "the upscaled height");
     return { ...hires, scale };
   }
-  const width = checkedSide(upscale, "width", f.int("width", 0, 1 << 16), limits), height = checkedSide(upscale, "height", f.int("height", 0, 1 << 16), limits);
+  const width = nodeSide(upscale, "width", f.int("width", 0, 1 << 16), limits, "the upscaled width");
+  const height = nodeSide(upscale, "height", f.int("height", 0, 1 << 16), limits, "the upscaled height");
   const crop = f.string("crop", 20);
   // "center" covers the size then crops the middle, as A1111 does with both hr_resize sides; "disabled" stretches, the same only at the first pass's aspect ratio
   if (crop !== "center" && !(crop === "disabled" && width * size.height === height * size.width)) {

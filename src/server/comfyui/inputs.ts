@@ -5,7 +5,8 @@
  */
 import { FileStore, FILE_NAME } from "../file-store.js";
 import { decodeImage } from "../../image/image.js";
-import { encodePng, type RgbImage } from "../../image/png.js";
+import { encodePng } from "../../image/png.js";
+import { crop } from "../../image/raster.js";
 import { invalid } from "../errors.js";
 import type { Limits } from "../validation.js";
 
@@ -50,13 +51,8 @@ export class ComfyInputs {
     const img = decodeImage(f.data, name);
     const w = img.width - (img.width % 8), h = img.height - (img.height % 8);
     if (w === 0 || h === 0) throw invalid(`the image ${name} is ${img.width}x${img.height}, smaller than 8x8`, "invalid_image", "image");
-    const fitted = w === img.width && h === img.height ? img : crop(img, (img.width % 8) >> 1, (img.height % 8) >> 1, w, h);
+    const x = (img.width % 8) >> 1, y = (img.height % 8) >> 1;
+    const fitted = w === img.width && h === img.height ? img : crop(img, x, y, x + w, y + h);
     return { png: encodePng(fitted).toString("base64"), width: w, height: h };
   }
-}
-
-function crop(img: RgbImage, x0: number, y0: number, w: number, h: number): RgbImage {
-  const data = new Uint8Array(w * h * 3);
-  for (let y = 0; y < h; y++) data.set(img.data.subarray(((y + y0) * img.width + x0) * 3, ((y + y0) * img.width + x0 + w) * 3), y * w * 3);
-  return { width: w, height: h, data };
 }

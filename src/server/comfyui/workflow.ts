@@ -21,7 +21,7 @@
  * LoraLoader needs strength_model = strength_clip, and LoraLoaderModelOnly a file without text-encoder weights. ComfyUI reads only the nodes an output needs; so
  * does this, but every node must be of a known class (ComfyUI refuses unknown ones too).
  */
-import { Graph, NodeError, PromptError, nodeFields, type GraphNode } from "./graph.js";
+import { Graph, NodeError, PromptError, nodeFields, nodeSide, type GraphNode } from "./graph.js";
 import { checkFullSchedule, partialSchedule, readSampler } from "./sampler-node.js";
 import { findPasses, hiresOf, type Passes } from "./hires.js";
 import { conditioningChain, controlNetUnits } from "./controlnet.js";
@@ -30,8 +30,7 @@ import type { JobSpec } from "../job.js";
 import type { ModelInfo } from "../queue.js";
 import { servedModels } from "../queue.js";
 import { findServedModel } from "../model-catalog.js";
-import { checkSide, type Limits } from "../validation.js";
-import { HttpError } from "../errors.js";
+import type { Limits } from "../validation.js";
 import type { MicroConditioning } from "../../pipelines/micro-conditioning.js";
 
 /** The node classes understood (the /object_info list). */
@@ -91,9 +90,6 @@ export interface CompiledPrompt {
 /** A LoRA of the graph; `modelOnly`: from a LoraLoaderModelOnly (its file must hold UNet weights only, checked when it is looked up). */
 export interface ComfyLora { name: string; weight: number; modelOnly?: GraphNode }
 
-/** ComfyUI LoRA names carry the extension (and the sub-folder); --lora-dir names are the bare file names. */
-export const loraFileName = (name: string) => name.replace(/^.*[\\/]/, "").replace(/\.safetensors$/i, "");
-
 interface ClipChain { checkpoint: GraphNode; loras: GraphNode[]; clipSkip?: number }
 
 export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): CompiledPrompt {
@@ -109,11 +105,11 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
 
   // every output must show the images of one sampler (one job)
   let sampler: GraphNode | undefined;
-  const decoders = new Set<GraphNode>();
+  const decoders = new Set<GraphNode>(), decoderVaes = new Set<GraphNode>();
   for (const out of outputs) {
     const decode = graph.follow(out, "images", IMAGE, "an IMAGE");
     const s = graph.follow(decode, "samples", SAMPLED, "a LATENT from a KSampler");
-    graph.follow(decode, "vae", VAE, "a VAE");
+    decoderVaes.add(graph.follow(decode, "vae", VAE, "a VAE"));
     if (sampler && s !== sampler) throw new NodeError(out, `the outputs here must all show one sampler's images, and they show two (nodes ${sampler.id} and ${s.id}); queue them as two prompts`, "images");
     sampler = s;
     decoders.add(decode);
@@ -131,7 +127,7 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
   const clips = [positive, negative].map((n) => clipChain(graph, graph.follow(n, "clip", CLIP, "a CLIP")));
   const latent = graph.follow(ks, "latent_image", LATENT, "a LATENT");
   const encoderVae = latent.classType === "VAEEncode" ? [graph.follow(latent, "vae", VAE, "a VAE")] : [];
-  const checkpoints = new Set([model.checkpoint, ...clips.map((c) => c.checkpoint), ...[...decoders].map((d) => graph.follow(d, "vae", VAE, "a VAE")), ...encoderVae]);
+  const checkpoints = new Set([model.checkpoint, ...clips.map((c) => c.checkpoint), ...decoderVaes, ...encoderVae]);
   const ckptNames = new Set([...checkpoints].map((c) => nodeFields(c).string("ckpt_name", 1000)));
   if (ckptNames.size > 1) throw new NodeError(ks, `the model, text encoders and VAE must come from one checkpoint here, but the prompt loads ${[...ckptNames].map((n) => JSON.stringify(n)).join(" and ")}`, "model");
   const ckpt = [...checkpoints][0];
@@ -165,8 +161,8 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
 
   if (latent.classType === "EmptyLatentImage") {
     const l = nodeFields(latent);
-    spec.width = side(latent, "width", l.int("width", -(2 ** 31), 2 ** 31), ctx.limits);
-    spec.height = side(latent, "height", l.int("height", -(2 ** 31), 2 ** 31), ctx.limits);
+    spec.width = nodeSide(latent, "width", l.int("width", -(2 ** 31), 2 ** 31), ctx.limits);
+    spec.height = nodeSide(latent, "height", l.int("height", -(2 ** 31), 2 ** 31), ctx.limits);
     spec.batchSize = l.optionalInt("batch_size", 1, ctx.limits.maxImages) ?? 1;
     checkFullSchedule(ks, settings, "an image to start from (LoadImage -> VAEEncode -> latent_image)");
   } else {
@@ -175,8 +171,8 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
     const name = nodeFields(load).string("image", 300);
     const image = ctx.inputImage(name);
     if (image === undefined) throw new NodeError(load, `Invalid image file: ${JSON.stringify(name)} was not uploaded here (POST /upload/image first)`, "image", "custom_validation_failed");
-    side(load, "image", image.width, ctx.limits, "the image width");
-    side(load, "image", image.height, ctx.limits, "the image height");
+    nodeSide(load, "image", image.width, ctx.limits, "the image width");
+    nodeSide(load, "image", image.height, ctx.limits, "the image height");
     spec.initImage = image.png;
     Object.assign(spec, { width: image.width, height: image.height });
     Object.assign(spec, partialSchedule(ks, settings, ctx.limits));
@@ -217,15 +213,6 @@ function sizeConditioning(pos: Sizes | undefined, neg: Sizes | undefined, size: 
   const plain: Sizes = { original: size, crops: [0, 0], target: size };
   const p = pos ?? plain, n = neg ?? plain;
   return { originalSize: p.original, cropsCoordsTopLeft: p.crops, targetSize: p.target, negativeOriginalSize: n.original, negativeCropsCoordsTopLeft: n.crops, negativeTargetSize: n.target };
-}
-
-function side(node: GraphNode, input: string, v: number, limits: Limits, what = input): number {
-  try {
-    return checkSide(what, v, limits);
-  } catch (e) {
-    if (e instanceof HttpError) throw new NodeError(node, e.message, input);
-    throw e;
-  }
 }
 
 /** What /object_info lists as ckpt_name: each served model's file or folder name. */
@@ -270,17 +257,17 @@ function loraSet(modelLoras: GraphNode[], clips: ClipChain[]): ComfyLora[] {
   const out: ComfyLora[] = [];
   for (const node of modelLoras) {
     const f = nodeFields(node);
-    const name = f.string("lora_name", 300);
+    const name = f.libraryName("lora_name");
     const strength = f.number("strength_model", -100, 100);
     if (node.classType === "LoraLoaderModelOnly") {
-      out.push({ name: loraFileName(name), weight: strength, modelOnly: node });
+      out.push({ name, weight: strength, modelOnly: node });
       continue;
     }
     const clipStrength = f.number("strength_clip", -100, 100);
     if (clipStrength !== strength) {
       throw new NodeError(node, `a LoRA applies to the UNet and the text encoders together here: strength_clip (${clipStrength}) must equal strength_model (${strength})`, "strength_clip");
     }
-    out.push({ name: loraFileName(name), weight: strength });
+    out.push({ name, weight: strength });
   }
   for (const c of clips) {
     for (const node of c.loras) {
