@@ -35,9 +35,9 @@ const maxAbsDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => M
 
 test("CLIP hidden_states: embeddings first, each layer's output after, the penultimate at -2, final_layer_norm(last) = last_hidden_state", { skip: NO_FIXTURES }, async () => {
   const p = await open();
-  const enc = p.promptEncoder.encoders[0];
+  const enc = p.promptEncoder.encoders[0]!;
   const { hiddenSize: D, numHiddenLayers: L } = enc.config;
-  const ids = p.promptEncoder.tokenizers[0].encodePadded(PROMPT);
+  const ids = p.promptEncoder.tokenizers[0]!.encodePadded(PROMPT);
   const S = ids.length;
   const out = await enc.run(BigInt64Array.from(ids, BigInt));
   const size = S * D;
@@ -64,9 +64,9 @@ test("CLIP hidden_states: embeddings first, each layer's output after, the penul
 
 test("clipSkip: diffusers' hidden_states[-(clip_skip + 2)] of both encoders; the pooled embedding stays; per encoder with -1 for the last layer", { skip: NO_FIXTURES }, async () => {
   const p = await open();
-  const [e1, e2] = p.promptEncoder.encoders;
+  const [e1, e2] = [p.promptEncoder.encoders[0]!, p.promptEncoder.encoders[1]];
   const d1 = e1.config.hiddenSize, D = d1 + e2.config.hiddenSize;
-  const run = async (k: 0 | 1) => (await p.promptEncoder.encoders[k].run(BigInt64Array.from(p.promptEncoder.tokenizers[k].encodePadded(PROMPT), BigInt)));
+  const run = async (k: 0 | 1) => (await p.promptEncoder.encoders[k]!.run(BigInt64Array.from(p.promptEncoder.tokenizers[k]!.encodePadded(PROMPT), BigInt)));
   const [o1, o2] = [await run(0), await run(1)];
   const size1 = o1.penultimate_hidden_state.length, size2 = o2.penultimate_hidden_state.length;
   const fromEnd = (o: typeof o1, size: number, n: number) => layer(o.hidden_states, size, o.hidden_states.length / size - n);
@@ -93,7 +93,7 @@ test("clipSkip: diffusers' hidden_states[-(clip_skip + 2)] of both encoders; the
 
 test("clipSkip: bad values are input errors naming the range", { skip: NO_FIXTURES }, async () => {
   const p = await open();
-  const L = p.promptEncoder.encoders[0].config.numHiddenLayers;
+  const L = p.promptEncoder.encoders[0]!.config.numHiddenLayers;
   for (const clipSkip of [-1, 1.5, L, Number.NaN, { textEncoder: -2 }, { textEncoder2: L }]) {
     await assert.rejects(p.encodePrompt({ prompt: PROMPT, clipSkip }), (e: Error) => e instanceof PipelineInputError && /clipSkip.* must be an integer from -?\d+ to \d+/.test(e.message), JSON.stringify(clipSkip));
   }

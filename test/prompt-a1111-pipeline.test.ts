@@ -52,7 +52,7 @@ test("a1111 prompts: a plain prompt gives exactly the diffusers embeddings", { s
 test("a1111 prompts: a long prompt gives 154-token embeddings, chunk by chunk, and the pipeline runs on them", { skip: NO_FIXTURES, timeout: 300_000 }, async () => {
   const p = await open();
   const { prompt, negative_prompt: negativePrompt } = LONG();
-  const tok = p.promptEncoder.tokenizers[0];
+  const tok = p.promptEncoder.tokenizers[0]!;
   assert.ok(tok.encode(prompt).length > 77, "the prompt is longer than 77 tokens");
   const e = await p.encodePrompt({ prompt, negativePrompt, promptSyntax: "a1111" });
   assert.deepEqual(e.promptEmbeds.shape, [1, 154, 64]);
@@ -61,7 +61,7 @@ test("a1111 prompts: a long prompt gives 154-token embeddings, chunk by chunk, a
   // The second chunk of text_encoder's half is that encoder's output for the chunk's 77 ids.
   const { chunks } = chunkPromptWith(prompt, tok);
   assert.equal(chunks.length, 2);
-  const enc = p.promptEncoder.encoders[0];
+  const enc = p.promptEncoder.encoders[0]!;
   const d1 = enc.config.hiddenSize;
   const second = (await enc.run(BigInt64Array.from(chunks[1].ids, BigInt))).penultimate_hidden_state;
   assert.deepEqual(columns(e.promptEmbeds.data, 64, 0, d1).subarray(77 * d1), second);
@@ -93,7 +93,7 @@ test("a1111 prompts: emphasis scales each encoder's hidden states and restores t
   const weighted = await p.encodePrompt({ prompt: "a (cat:1.3)", promptSyntax: "a1111", doClassifierFreeGuidance: false });
   const weights = Array(77).fill(1);
   weights[2] = 1.3; // BOS, "a", "cat"
-  const d1 = p.promptEncoder.encoders[0].config.hiddenSize;
+  const d1 = p.promptEncoder.encoders[0]!.config.hiddenSize;
   for (const [from, to] of [[0, d1], [d1, 64]]) {
     const expected = columns(plain.promptEmbeds.data, 64, from, to);
     applyEmphasis(expected, weights, to - from);

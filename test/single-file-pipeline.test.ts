@@ -78,7 +78,7 @@ test("single-file pipeline: tokenizers from --config, a diffusers folder next to
   const next = openModelSource(file, { config: configs, env });
   assert.equal(next.tokenizersFrom, alone);
   assert.equal(next.tokenizers[1].padTokenId, 0);
-  assert.deepEqual(next.tokenizers[0].encodePadded("a cat"), fromCache.tokenizers[0].encodePadded("a cat"));
+  assert.deepEqual(next.tokenizers[0]!.encodePadded("a cat"), fromCache.tokenizers[0]!.encodePadded("a cat"));
   assert.deepEqual(next.tokenizers[1].encodePadded("a cat"), fromCache.tokenizers[1].encodePadded("a cat"));
 });
 

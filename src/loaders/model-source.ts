@@ -37,9 +37,11 @@ export interface ModelSource {
   schedulerConfig: Record<string, unknown>;
   unet: ComponentWeights;
   vae: ComponentWeights;
-  textEncoder: ComponentWeights;
+  /** Absent for an SDXL refiner (model_index text_encoder null): it has text_encoder_2 only. */
+  textEncoder?: ComponentWeights;
   textEncoder2: ComponentWeights;
-  tokenizers: readonly [CLIPTokenizer, CLIPTokenizer];
+  /** tokenizer (absent with text_encoder) and tokenizer_2. */
+  tokenizers: readonly [CLIPTokenizer | undefined, CLIPTokenizer];
   /** Single files: the built-in architecture recognised ("sdxl", "ssd-1b", "vega"), when one fits. */
   architecture?: string;
   /** Single files: the folder whose tokenizer/ and tokenizer_2/ were used. */
@@ -104,14 +106,20 @@ function openFolderSource(spec: string, opts: OpenModelOptions): ModelSource {
   const modelIndex = existsSync(indexFile) ? readModelIndex(indexFile) : {};
   const schedulerConfig = loadSchedulerConfig(model.dir);
   const comp = (name: string) => folderComponent(join(model.dir, name), opts.variant);
+  // an SDXL refiner's model_index declares text_encoder and tokenizer null (CLIP-G alone conditions it)
+  const declaredNull = (name: string) => name in modelIndex && (modelIndex[name] === null || (Array.isArray(modelIndex[name]) && (modelIndex[name] as unknown[])[0] === null));
+  const firstEncoder = !declaredNull("text_encoder");
+  if (firstEncoder === declaredNull("tokenizer")) {
+    throw new ModelSourceError(`${indexFile}: text_encoder and tokenizer must both be present or both null`);
+  }
   return {
     format: "diffusers", model, modelIndex, schedulerConfig,
     unet: comp("unet"),
     // The model's own VAE folder is not opened when an override replaces it.
     vae: opts.vae ? openVaeOverride(opts.vae, opts.variant, opts.env) : comp("vae"),
-    textEncoder: comp("text_encoder"),
+    textEncoder: firstEncoder ? comp("text_encoder") : undefined,
     textEncoder2: comp("text_encoder_2"),
-    tokenizers: [CLIPTokenizer.fromDirectory(join(model.dir, "tokenizer")), CLIPTokenizer.fromDirectory(join(model.dir, "tokenizer_2"))],
+    tokenizers: [firstEncoder ? CLIPTokenizer.fromDirectory(join(model.dir, "tokenizer")) : undefined, CLIPTokenizer.fromDirectory(join(model.dir, "tokenizer_2"))],
     notes: [],
   };
 }

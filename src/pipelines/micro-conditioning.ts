@@ -18,16 +18,31 @@ export interface MicroConditioning {
   negativeOriginalSize?: Pair;
   negativeCropsCoordsTopLeft?: Pair;
   negativeTargetSize?: Pair;
+  /**
+   * SDXL refiners (requires_aesthetics_score) take an aesthetic score in place of the target size:
+   * default 6 for the conditional branch and 2.5 for the negative one, as in diffusers.
+   */
+  aestheticScore?: number;
+  negativeAestheticScore?: number;
 }
 
-/** The UNet's add_embedding takes 6 time ids plus the pooled text embedding: check the model agrees. */
-export function checkTimeIdsFit(unet: UNetConfig, projectionDim: number): void {
-  const passed = unet.additionTimeEmbedDim * 6 + projectionDim;
+/** Time ids per image: 6 (sizes and crop), or 5 for a refiner (original size, crop, aesthetic score). */
+export const timeIdCount = (requiresAestheticsScore: boolean): number => (requiresAestheticsScore ? 5 : 6);
+
+/**
+ * The UNet's add_embedding takes the time ids plus the pooled text embedding: check the model agrees
+ * (naming requires_aesthetics_score when it is what is off by one id, as diffusers does).
+ */
+export function checkTimeIdsFit(unet: UNetConfig, projectionDim: number, requiresAestheticsScore = false): void {
+  const ids = timeIdCount(requiresAestheticsScore);
+  const passed = unet.additionTimeEmbedDim * ids + projectionDim;
+  const expected = unet.projectionClassEmbeddingsInputDim;
   if (unet.additionEmbedType !== "text_time") throw new PipelineInputError(`this UNet has no "text_time" added conditioning (addition_embed_type ${unet.additionEmbedType}); it is not an SDXL-family model`);
-  if (passed !== unet.projectionClassEmbeddingsInputDim) {
-    throw new PipelineInputError(
-      `the UNet expects an added embedding of ${unet.projectionClassEmbeddingsInputDim} values, but 6 time ids x ${unet.additionTimeEmbedDim} + text_encoder_2 projection_dim ${projectionDim} = ${passed}; the model's configs do not match`);
-  }
+  if (passed === expected) return;
+  const hint = expected - passed === unet.additionTimeEmbedDim ? "; it looks like a base model: model_index.json should not set requires_aesthetics_score"
+    : passed - expected === unet.additionTimeEmbedDim ? "; it looks like a refiner: model_index.json should set requires_aesthetics_score: true" : "";
+  throw new PipelineInputError(
+    `the UNet expects an added embedding of ${expected} values, but ${ids} time ids x ${unet.additionTimeEmbedDim} + text_encoder_2 projection_dim ${projectionDim} = ${passed}; the model's configs do not match${hint}`);
 }
 
 function checkPair(p: Pair, what: string): void {
@@ -65,11 +80,34 @@ export function txt2imgTimeIds(mc: MicroConditioning, height: number, width: num
  * default to the positive ones and the negative crop is the positive crop, as in diffusers; rows are
  * [negative x batch, positive x batch] under guidance.
  */
-export function img2imgTimeIds(mc: MicroConditioning, height: number, width: number, batch: number, guidance: boolean): Float32Array {
+export function img2imgTimeIds(mc: MicroConditioning, height: number, width: number, batch: number, guidance: boolean, requiresAestheticsScore = false): Float32Array {
+  if (requiresAestheticsScore) return refinerTimeIds(mc, height, width, batch, guidance);
   const size: Pair = [height, width];
   const original = mc.originalSize ?? size, target = mc.targetSize ?? size, crops = mc.cropsCoordsTopLeft ?? [0, 0];
   const pos = ids(original, crops, target);
   const neg = ids(mc.negativeOriginalSize ?? original, crops, mc.negativeTargetSize ?? target);
+  const list = Array.from({ length: batch }, () => pos);
+  return rows(guidance ? [...Array.from({ length: batch }, () => neg), ...list] : list);
+}
+
+function checkScore(v: number, what: string): number {
+  if (!Number.isFinite(v)) throw new PipelineInputError(`${what} must be a finite number, got ${v}`);
+  return v;
+}
+
+/**
+ * Refiner time ids (requires_aesthetics_score): original size, crop, aesthetic score; the negative
+ * row has its own crop (negativeCropsCoordsTopLeft, default (0, 0)) and negativeAestheticScore, as
+ * diffusers' _get_add_time_ids; rows are [negative x batch, positive x batch] under guidance.
+ */
+export function refinerTimeIds(mc: MicroConditioning, height: number, width: number, batch: number, guidance: boolean): Float32Array {
+  const size: Pair = [height, width];
+  const original = mc.originalSize ?? size;
+  for (const [p, what] of [[original, "originalSize"], [mc.cropsCoordsTopLeft ?? [0, 0], "cropsCoordsTopLeft"]] as const) checkPair(p, what);
+  const pos = [...original, ...(mc.cropsCoordsTopLeft ?? [0, 0]), checkScore(mc.aestheticScore ?? 6, "aestheticScore")];
+  const negOriginal = mc.negativeOriginalSize ?? original, negCrops = mc.negativeCropsCoordsTopLeft ?? [0, 0];
+  checkPair(negOriginal, "negativeOriginalSize"); checkPair(negCrops, "negativeCropsCoordsTopLeft");
+  const neg = [...negOriginal, ...negCrops, checkScore(mc.negativeAestheticScore ?? 2.5, "negativeAestheticScore")];
   const list = Array.from({ length: batch }, () => pos);
   return rows(guidance ? [...Array.from({ length: batch }, () => neg), ...list] : list);
 }

@@ -135,8 +135,9 @@ class ReloadableTextEncoder implements TextEncoderHandle {
 
 export class PromptEncoder {
   constructor(
-    readonly tokenizers: readonly [CLIPTokenizer, CLIPTokenizer],
-    readonly encoders: readonly [TextEncoderHandle, TextEncoderHandle],
+    /** tokenizer (absent for an SDXL refiner, which has text_encoder_2 only) and tokenizer_2. */
+    readonly tokenizers: readonly [CLIPTokenizer | undefined, CLIPTokenizer],
+    readonly encoders: readonly [TextEncoderHandle | undefined, TextEncoderHandle],
     readonly forceZerosForEmptyPrompt: boolean,
     /** Told about prompts cut to 77 tokens. */
     private readonly warn: (message: string) => void = () => {},
@@ -146,6 +147,7 @@ export class PromptEncoder {
     readonly session?: SessionOptions,
   ) {
     if (!encoders[1].withProjection) throw new PipelineInputError("text_encoder_2 must be a CLIPTextModelWithProjection (its text_embeds are SDXL's pooled embedding)");
+    if (!tokenizers[0] !== !encoders[0]) throw new PipelineInputError("text_encoder and tokenizer must both be given or both be absent");
   }
 
   /** Loads tokenizer/, tokenizer_2/, text_encoder/, text_encoder_2/ of a diffusers folder (one prompt per run). */
@@ -155,64 +157,78 @@ export class PromptEncoder {
     return PromptEncoder.fromWeights(tokenizers, parts, opts);
   }
 
-  /** Two tokenizers and the two text encoders' configs and weights (a diffusers folder or a single file). */
+  /**
+   * The tokenizers and the text encoders' configs and weights (a diffusers folder or a single file);
+   * without text_encoder (an SDXL refiner) only text_encoder_2 conditions the UNet.
+   */
   static async fromWeights(
-    tokenizers: readonly [CLIPTokenizer, CLIPTokenizer],
-    parts: { textEncoder: ComponentWeights; textEncoder2: ComponentWeights },
+    tokenizers: readonly [CLIPTokenizer | undefined, CLIPTokenizer],
+    parts: { textEncoder?: ComponentWeights; textEncoder2: ComponentWeights },
     opts: PromptEncoderOptions = {},
   ): Promise<PromptEncoder> {
-    const e1 = await ReloadableTextEncoder.open(() => createClipTextEncoder(parts.textEncoder, { batch: 1, withProjection: false, session: opts.session, deltas: opts.deltas?.textEncoder }));
+    const first = parts.textEncoder;
+    const e1 = first && await ReloadableTextEncoder.open(() => createClipTextEncoder(first, { batch: 1, withProjection: false, session: opts.session, deltas: opts.deltas?.textEncoder }));
     let e2: ReloadableTextEncoder;
     try {
       e2 = await ReloadableTextEncoder.open(() => createClipTextEncoder(parts.textEncoder2, { batch: 1, withProjection: true, session: opts.session, deltas: opts.deltas?.textEncoder2 }));
     } catch (e) {
-      await e1.release();
+      await e1?.release();
       throw e;
     }
     return new PromptEncoder(tokenizers, [e1, e2], opts.forceZerosForEmptyPrompt ?? true, opts.warn, opts.promptSyntax, opts.session);
   }
 
-  /** Width of prompt_embeds (D1 + D2) and of the pooled embedding. */
-  get dims(): { hidden: number; pooled: number; seqLen: number } {
-    const [a, b] = this.encoders;
-    return { hidden: a.config.hiddenSize + b.config.hiddenSize, pooled: b.config.projectionDim, seqLen: this.tokenizers[0].maxLength };
+  /**
+   * The encoders present, in diffusers' order, with the columns of prompt_embeds each fills. diffusers
+   * zips [prompt, prompt_2] with the encoders present, so a refiner's lone text_encoder_2 gets `prompt`.
+   */
+  private get branches(): { tokenizer: CLIPTokenizer; encoder: TextEncoderHandle; index: 0 | 1; col: number; width: number }[] {
+    const out = [];
+    let col = 0;
+    for (const index of [0, 1] as const) {
+      const tokenizer = this.tokenizers[index], encoder = this.encoders[index];
+      if (!tokenizer || !encoder) continue;
+      out.push({ tokenizer, encoder, index, col, width: encoder.config.hiddenSize });
+      col += encoder.config.hiddenSize;
+    }
+    return out;
   }
 
-  /** Runs both encoders on each prompt: hidden [B, S, D1 + D2] and pooled [B, P]. */
+  /** Width of prompt_embeds (D1 + D2, or D2 alone) and of the pooled embedding. */
+  get dims(): { hidden: number; pooled: number; seqLen: number } {
+    const b = this.branches;
+    return { hidden: b.reduce((n, x) => n + x.width, 0), pooled: this.encoders[1].config.projectionDim, seqLen: b[0].tokenizer.maxLength };
+  }
+
+  /** Runs the encoders on each prompt (the k-th present encoder on the k-th text): hidden [B, S, D] and pooled [B, P]. */
   private async encodeList(prompts: string[], prompts2: string[], skips: [number, number]): Promise<{ hidden: Float32Array; pooled: Float32Array }> {
     const { hidden: D, pooled: P, seqLen: S } = this.dims;
-    const d1 = this.encoders[0].config.hiddenSize;
     const hidden = new Float32Array(prompts.length * S * D);
     const pooled = new Float32Array(prompts.length * P);
     for (let b = 0; b < prompts.length; b++) {
-      const outs = [];
-      for (const [k, text] of [prompts[b], prompts2[b]].entries()) {
-        const tok = this.tokenizers[k];
+      const texts = [prompts[b], prompts2[b]];
+      for (const [k, br] of this.branches.entries()) {
+        const tok = br.tokenizer, text = texts[k];
         const full = tok.encode(text);
         if (full.length > tok.maxLength) {
           this.warn(`prompt truncated: CLIP handles ${tok.maxLength} tokens, ${full.length - tok.maxLength} were dropped from "${text.slice(0, 40)}${text.length > 40 ? "..." : ""}"`);
         }
         const ids = tok.encodePadded(text);
-        if (ids.length !== S) throw new PipelineInputError(`tokenizer_${k + 1} pads to ${ids.length} tokens, tokenizer to ${S}`);
-        outs.push(await this.encoders[k].run(BigInt64Array.from(ids, BigInt)));
+        if (ids.length !== S) throw new PipelineInputError(`tokenizer_${br.index + 1} pads to ${ids.length} tokens, the first tokenizer to ${S}`);
+        const out = await br.encoder.run(BigInt64Array.from(ids, BigInt));
+        const h = hiddenStateAfterSkip(out, skips[br.index]);
+        for (let s = 0; s < S; s++) hidden.set(h.subarray(s * br.width, (s + 1) * br.width), (b * S + s) * D + br.col);
+        if (br.index === 1) pooled.set(out.text_embeds!, b * P);
       }
-      const [o1, o2] = outs;
-      const h1 = hiddenStateAfterSkip(o1, skips[0]), h2 = hiddenStateAfterSkip(o2, skips[1]);
-      for (let s = 0; s < S; s++) {
-        const row = (b * S + s) * D;
-        hidden.set(h1.subarray(s * d1, (s + 1) * d1), row);
-        hidden.set(h2.subarray(s * (D - d1), (s + 1) * (D - d1)), row + d1);
-      }
-      pooled.set(o2.text_embeds!, b * P);
     }
     return { hidden, pooled };
   }
 
-  /** A1111 chunks of each prompt for each tokenizer: [prompt][encoder] -> chunks. */
+  /** A1111 chunks of each prompt for each present tokenizer: [prompt][branch] -> chunks. */
   private chunkList(prompts: string[], prompts2: string[]): PromptChunk[][][] {
-    return prompts.map((p, b) => [p, prompts2[b]].map((text, k) => {
+    return prompts.map((p, b) => this.branches.map((br, k) => {
       try {
-        return chunkPromptWith(text, this.tokenizers[k]).chunks;
+        return chunkPromptWith([p, prompts2[b]][k], br.tokenizer).chunks;
       } catch (e) {
         if (e instanceof PromptSyntaxError) throw new PipelineInputError(e.message);
         throw e;
@@ -221,26 +237,24 @@ export class PromptEncoder {
   }
 
   /**
-   * Encodes A1111 chunks, `n` per prompt (missing ones are empty chunks): hidden [B, 77·n, D1 + D2]
-   * with each chunk's emphasis applied, pooled [B, P] from the first chunk.
+   * Encodes A1111 chunks, `n` per prompt (missing ones are empty chunks): hidden [B, 77·n, D] with
+   * each chunk's emphasis applied, pooled [B, P] from the first chunk.
    */
   private async encodeChunks(chunks: PromptChunk[][][], n: number, skips: [number, number]): Promise<{ hidden: Float32Array; pooled: Float32Array }> {
     const { hidden: D, pooled: P, seqLen: S } = this.dims;
-    const d1 = this.encoders[0].config.hiddenSize;
     const hidden = new Float32Array(chunks.length * n * S * D);
     const pooled = new Float32Array(chunks.length * P);
     for (let b = 0; b < chunks.length; b++) {
-      for (let k = 0; k < 2; k++) {
-        const tok = this.tokenizers[k];
-        const width = k === 0 ? d1 : D - d1, col = k === 0 ? 0 : d1;
+      for (const [k, br] of this.branches.entries()) {
+        const tok = br.tokenizer, width = br.width;
         for (let c = 0; c < n; c++) {
           const chunk = chunks[b][k][c] ?? emptyChunk({ bos: tok.bosTokenId, eos: tok.eosTokenId, pad: tok.padTokenId, chunkLength: S - 2 });
-          if (chunk.ids.length !== S) throw new PipelineInputError(`tokenizer_${k + 1}: an A1111 chunk has ${chunk.ids.length} ids, the text encoders take ${S}`);
-          const out = await this.encoders[k].run(BigInt64Array.from(chunk.ids, BigInt));
-          const h = hiddenStateAfterSkip(out, skips[k]).slice();
+          if (chunk.ids.length !== S) throw new PipelineInputError(`tokenizer_${br.index + 1}: an A1111 chunk has ${chunk.ids.length} ids, the text encoders take ${S}`);
+          const out = await br.encoder.run(BigInt64Array.from(chunk.ids, BigInt));
+          const h = hiddenStateAfterSkip(out, skips[br.index]).slice();
           applyEmphasis(h, chunk.weights, width);
-          for (let s = 0; s < S; s++) hidden.set(h.subarray(s * width, (s + 1) * width), ((b * n + c) * S + s) * D + col);
-          if (k === 1 && c === 0) pooled.set(out.text_embeds!, b * P);
+          for (let s = 0; s < S; s++) hidden.set(h.subarray(s * width, (s + 1) * width), ((b * n + c) * S + s) * D + br.col);
+          if (br.index === 1 && c === 0) pooled.set(out.text_embeds!, b * P);
         }
       }
     }
@@ -272,7 +286,9 @@ export class PromptEncoder {
         try { checkPromptLength(p); } catch (e) { throw new PipelineInputError((e as Error).message); }
       }
     }
-    const skips = clipSkipPerEncoder(opts.clipSkip, [this.encoders[0].config.numHiddenLayers, this.encoders[1].config.numHiddenLayers]);
+    const [e1, e2] = this.encoders;
+    if (!e1 && typeof opts.clipSkip === "object" && opts.clipSkip.textEncoder !== undefined) throw new PipelineInputError("clipSkip.textEncoder: this model has no text_encoder (an SDXL refiner has text_encoder_2 only)");
+    const skips = clipSkipPerEncoder(opts.clipSkip, [e1?.config.numHiddenLayers ?? e2.config.numHiddenLayers, e2.config.numHiddenLayers]);
     const { hidden: D, pooled: P } = this.dims;
     let S = this.dims.seqLen;
     const guidance = opts.doClassifierFreeGuidance ?? true;
@@ -312,6 +328,6 @@ export class PromptEncoder {
   }
 
   async release(): Promise<void> {
-    for (const e of this.encoders) await e.release();
+    for (const e of this.encoders) await e?.release();
   }
 }

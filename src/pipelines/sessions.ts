@@ -136,11 +136,13 @@ export class UNetRunner {
     if (!!this.config.timeCondProjDim !== (feeds.timestep_cond !== undefined)) {
       throw new Error(this.config.timeCondProjDim ? "UNet: this UNet has time_cond_proj_dim and needs timestep_cond" : "UNet: timestep_cond given to a UNet without time_cond_proj_dim");
     }
+    const timeIds = feeds.time_ids.length / batch;
+    if (!Number.isInteger(timeIds) || timeIds < 1) throw new Error(`UNet: time_ids has ${feeds.time_ids.length} values, not [${batch}, N]`);
     const withResiduals = residuals !== undefined;
     const half = this.session.precision === "float16" ? ", float16" : "";
-    const graph = await this.cache.get([batch, height, width, sequence, withResiduals ? 1 : 0, tiling ? 1 : 0], () => compileComponent(
+    const graph = await this.cache.get([batch, height, width, sequence, withResiduals ? 1 : 0, tiling ? 1 : 0, timeIds], () => compileComponent(
       this.weights, "unet", `UNet (${this.weights.where}, batch ${batch}, latent ${height}x${width}${sequence === 77 ? "" : `, sequence ${sequence}`}${withResiduals ? ", ControlNet residuals" : ""}${tiling ? ", tiling" : ""}${half})`,
-      (g, vb) => { buildUNetGraph(g, vb, this.config, { batch, height, width, sequence }, { controlnetResiduals: withResiduals }); },
+      (g, vb) => { buildUNetGraph(g, vb, this.config, { batch, height, width, sequence, timeIds }, { controlnetResiduals: withResiduals }); },
       tiling ? { ...this.session, circularConvPads: true } : this.session, this.deltas,
     ));
     const inputs: Record<string, Float32Array> = { ...feeds };

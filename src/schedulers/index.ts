@@ -36,6 +36,7 @@ export {
   resolve as resolveA1111, schedulesFor, type A1111Sampler, type A1111Schedule, type Resolved as ResolvedA1111,
 } from "./a1111-names.js";
 export { img2imgTimesteps, type Img2ImgTimesteps } from "./img2img.js";
+export { denoisingEndTimesteps } from "./denoising-end.js";
 
 type SchedulerClass = new (config: object, overrides: object) => Scheduler;
 

@@ -26,9 +26,10 @@ export function servedModels(model: ModelInfo): readonly ServedModel[] {
 }
 
 /** What ModelInfo.textEncoderLayers holds, from a loaded pipeline. */
-export function textEncoderLayers(pipe: { promptEncoder: { encoders: readonly [{ config: { numHiddenLayers: number } }, { config: { numHiddenLayers: number } }] } }): [number, number] {
+export function textEncoderLayers(pipe: { promptEncoder: { encoders: readonly [{ config: { numHiddenLayers: number } } | undefined, { config: { numHiddenLayers: number } }] } }): [number, number] {
   const [a, b] = pipe.promptEncoder.encoders;
-  return [a.config.numHiddenLayers, b.config.numHiddenLayers];
+  // a refiner has text_encoder_2 alone, to which a clip skip then applies
+  return [(a ?? b).config.numHiddenLayers, b.config.numHiddenLayers];
 }
 
 export interface QueueCounts {

@@ -99,6 +99,8 @@ export interface UNetGraphShape {
   width: number;
   /** Text sequence length (77). */
   sequence?: number;
+  /** Time ids per image: 6 (SDXL base), 5 (a refiner's, with the aesthetic score). */
+  timeIds?: number;
 }
 
 export interface UNetGraphOptions {
@@ -122,7 +124,7 @@ export function buildUNetGraph(graph: Graph, vb: WeightBuilder, config: UNetConf
     encoderHiddenStates: graph.input("encoder_hidden_states", [b, shape.sequence ?? 77, config.crossAttentionDim[0]]),
   };
   if (config.additionEmbedType === "text_time") {
-    const timeDims = 6;
+    const timeDims = shape.timeIds ?? 6;
     inputs.textEmbeds = graph.input("text_embeds", [b, config.projectionClassEmbeddingsInputDim - timeDims * config.additionTimeEmbedDim]);
     inputs.timeIds = graph.input("time_ids", [b, timeDims]);
   }

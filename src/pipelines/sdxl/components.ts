@@ -69,9 +69,6 @@ export class SdxlComponents {
     const { model, modelIndex } = source;
     for (const note of source.notes) opts.onWarning?.(note);
     if (opts.preset) Object.assign(opts, await presetLoadOptions(opts, source, hub));
-    if (modelIndex.requires_aesthetics_score === true) {
-      throw new PipelineInputError(`${model.dir}: requires_aesthetics_score (an SDXL refiner) is not supported; use an SDXL-base-style model`);
-    }
     const { loras, deltas } = readLoras(source, [], opts.loras ?? []);
     // Low-memory mode also gives activations back to the system as soon as they are freed.
     const base = opts.onWarning && !opts.session?.onWarning ? { ...opts.session, onWarning: opts.onWarning } : opts.session;
@@ -89,9 +86,9 @@ export class SdxlComponents {
     const { hidden, pooled } = promptEncoder.dims;
     try {
       if (unet.config.crossAttentionDim.some((d) => d !== hidden)) {
-        throw new PipelineInputError(`${model.dir}: the UNet's cross_attention_dim ${unet.config.crossAttentionDim[0]} differs from the two text encoders' hidden sizes together (${hidden})`);
+        throw new PipelineInputError(`${model.dir}: the UNet's cross_attention_dim ${unet.config.crossAttentionDim[0]} differs from the text encoders' hidden sizes together (${hidden})`);
       }
-      checkTimeIdsFit(unet.config, pooled);
+      checkTimeIdsFit(unet.config, pooled, requiresAestheticsScore(modelIndex));
     } catch (e) {
       await promptEncoder.release();
       throw e;
@@ -122,6 +119,12 @@ export class SdxlComponents {
   }
 
   get model(): ModelFolder { return this.source.model; }
+
+  /**
+   * An SDXL refiner (model_index requires_aesthetics_score): conditioned on an aesthetic score instead
+   * of the target size, by text_encoder_2 alone; it continues other runs (img2img, inpaint).
+   */
+  get requiresAestheticsScore(): boolean { return requiresAestheticsScore(this.source.modelIndex); }
 
   /** Pixels per latent pixel (8 for SDXL). */
   get vaeScaleFactor(): number { return this.vae.scaleFactor; }
@@ -160,11 +163,13 @@ export class SdxlComponents {
   }
 }
 
+function requiresAestheticsScore(modelIndex: Record<string, unknown>): boolean { return modelIndex.requires_aesthetics_score === true; }
+
 /** `base` LoRAs plus `added` files read against the model, their summed deltas, and whether an added one touches the text encoders. */
 function readLoras(source: ModelSource, base: readonly LoraFile[], added: readonly { file: string; weight: number }[]): { loras: LoraFile[]; deltas?: LoraDeltaSet; touchesText: boolean } {
   const loras = [...base];
   if (added.length === 0 && base.length === 0) return { loras, touchesText: false };
-  const targets = new LoraTargets({ unet: source.unet.config, textEncoder: source.textEncoder.config, textEncoder2: source.textEncoder2.config });
+  const targets = new LoraTargets({ unet: source.unet.config, textEncoder: source.textEncoder?.config, textEncoder2: source.textEncoder2.config });
   const read = added.map(({ file, weight }) => {
     if (!existsSync(file)) throw new LoraError(`LoRA file not found: ${file}`);
     return readLora(file, weight, targets);

@@ -160,6 +160,13 @@ export interface CommonOptions extends Omit<EncodePromptOptions, "doClassifierFr
   controlnets?: readonly ControlNetUnit[];
   /** ControlNet guess mode: the nets see only the conditional half, their residuals scaled down per layer. */
   guessMode?: boolean;
+  /**
+   * diffusers' denoising_end, in (0, 1): stop once this fraction of the noise schedule is done (the
+   * timesteps at or above round(1000 - denoisingEnd * 1000) run), leaving noisy latents for another
+   * model to finish with `img2img({ image: latents, denoisingStart })`: SDXL's base + refiner
+   * ("ensemble of expert denoisers"), or any two SDXL-family models. Use with outputType "latent".
+   */
+  denoisingEnd?: number;
 }
 
 export interface GenerateOptions extends CommonOptions {
@@ -179,6 +186,13 @@ export interface Img2ImgOptions extends CommonOptions {
   image: FloatTensor | RgbImage;
   /** Fraction of the schedule to run, in (0, 1]. Default 0.3, as in diffusers. */
   strength?: number;
+  /**
+   * diffusers' denoising_start, in (0, 1): the image is latents partly denoised by another run (its
+   * denoisingEnd), taken as they are (no noise added, strength ignored), and only the timesteps below
+   * round(1000 - denoisingStart * 1000) run (one more for a second-order scheduler, so no step is cut
+   * in half). The second half of a base + refiner pair.
+   */
+  denoisingStart?: number;
 }
 
 export interface PipelineOutput {

@@ -28,7 +28,7 @@ import { FAST_CALL_DEFAULTS } from "../presets.js";
 import { SdxlComponents } from "./components.js";
 import { denoise, type DenoiseHook } from "./denoise.js";
 import { decode } from "./decode.js";
-import { checkSize, conditioningOf, imageLatents, initInput, initialNoise, prepare, strengthTimesteps, txt2imgLatents, type Prepared } from "./prepare.js";
+import { checkSize, conditioningOf, denoisingEndCut, imageLatents, initInput, initialNoise, prepare, strengthTimesteps, txt2imgLatents, type Prepared } from "./prepare.js";
 import { binarizeMask, prepareInpaint } from "./inpaint.js";
 import { cropAroundMask, overlayCrop } from "./mask-crop.js";
 import { controlImageTensor, controlNetHook } from "./controlnet.js";
@@ -76,6 +76,8 @@ export class StableDiffusionXLPipeline {
   get loras(): readonly LoraFile[] { return this.components.loras; }
   /** See PipelineLoadOptions.lowMemory. */
   get lowMemory(): boolean { return this.components.lowMemory; }
+  /** An SDXL refiner (requires_aesthetics_score): aesthetic-score time ids, text_encoder_2 alone; img2img and inpaint only. */
+  get requiresAestheticsScore(): boolean { return this.components.requiresAestheticsScore; }
   /** LCM UNets (time_cond_proj_dim) take the guidance scale as an embedding instead of a CFG batch. */
   get timeCondProjDim(): number | null { return this.unet.config.timeCondProjDim ?? null; }
   /** The execution device the sessions were loaded for (default cpu), e.g. for an upscaler run beside them. */
@@ -104,6 +106,7 @@ export class StableDiffusionXLPipeline {
   async generate(callOpts: GenerateOptions): Promise<PipelineOutput> {
     const opts = this.withCallDefaults(callOpts);
     this.checkNotInpaintingUNet("generate");
+    if (this.requiresAestheticsScore) throw new PipelineInputError("this model is an SDXL refiner (requires_aesthetics_score): it continues another model's run; use img2img (with denoisingStart on a base model's denoisingEnd latents, or strength on an image)");
     const [height, width] = this.txt2imgSize(opts);
     checkSize(this.components, width, height);
     const p = await this.prepare(opts);
@@ -111,7 +114,8 @@ export class StableDiffusionXLPipeline {
     const shape = [p.batch, this.unet.config.inChannels, height / f, width / f];
     const latents = txt2imgLatents(p, shape, opts.latents);
     const timeIds = txt2imgTimeIds(opts, height, width, p.batch, p.guidance);
-    return this.run(p, opts, Array.from(p.scheduler.timesteps), latents, shape, timeIds);
+    const timesteps = denoisingEndCut(p, Array.from(p.scheduler.timesteps), opts.denoisingEnd);
+    return this.run(p, opts, timesteps, latents, shape, timeIds);
   }
 
   /** Image to image (StableDiffusionXLImg2ImgPipeline.__call__). */
@@ -122,11 +126,12 @@ export class StableDiffusionXLPipeline {
     if (!(strength > 0 && strength <= 1)) throw new PipelineInputError(`strength must be in (0, 1], got ${strength}`);
     const init = initInput(this.components, opts.image);
     const p = await this.prepare(opts);
-    const timesteps = strengthTimesteps(p, strength);
+    const start = opts.denoisingStart;
+    const timesteps = denoisingEndCut(p, strengthTimesteps(p, strength, start), opts.denoisingEnd, start);
     const imageLats = await imageLatents(this.components, p, init);
-    const noise = initialNoise(p, imageLats.shape);
-    const latents = p.scheduler.addNoise(imageLats.data, noise, timesteps[0]);
-    const timeIds = img2imgTimeIds(opts, init.height, init.width, p.batch, p.guidance);
+    // denoising_start: the image is another run's partly denoised latents, continued as they are
+    const latents = start !== undefined ? imageLats.data : p.scheduler.addNoise(imageLats.data, initialNoise(p, imageLats.shape), timesteps[0]);
+    const timeIds = img2imgTimeIds(opts, init.height, init.width, p.batch, p.guidance, this.requiresAestheticsScore);
     return this.run(p, opts, timesteps, latents, imageLats.shape, timeIds);
   }
 
@@ -147,9 +152,9 @@ export class StableDiffusionXLPipeline {
     const init = initInput(this.components, opts.image);
     const mask = binarizeMask(opts.maskImage, init);
     const p = await this.prepare(opts);
-    const timesteps = strengthTimesteps(p, strength);
+    const timesteps = denoisingEndCut(p, strengthTimesteps(p, strength), opts.denoisingEnd);
     const start = await prepareInpaint(this.components, p, init, mask, strength, timesteps, opts.latentFill);
-    const timeIds = img2imgTimeIds(opts, init.height, init.width, p.batch, p.guidance);
+    const timeIds = img2imgTimeIds(opts, init.height, init.width, p.batch, p.guidance, this.requiresAestheticsScore);
     return this.run(p, opts, timesteps, start.latents, start.shape, timeIds, start.hooks);
   }
 

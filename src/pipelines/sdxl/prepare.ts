@@ -7,7 +7,7 @@ import { randomInt } from "node:crypto";
 import { PerImageGenerator, TorchGenerator } from "../../random/index.js";
 import { variationNoise } from "../../random/variation-noise.js";
 import { seedResizedNoise } from "../../random/seed-resize.js";
-import { img2imgTimesteps, type NoiseGenerator, type Scheduler } from "../../schedulers/index.js";
+import { denoisingEndTimesteps, img2imgTimesteps, type NoiseGenerator, type Scheduler } from "../../schedulers/index.js";
 import { isRgbImage, rgbToTensor, type FloatTensor } from "../../image/image.js";
 import type { RgbImage } from "../../image/png.js";
 import { encodeInitImage } from "../vae-io.js";
@@ -145,15 +145,38 @@ export function initInput(c: SdxlComponents, image: FloatTensor | RgbImage): Ini
   return { tensor, given, height, width };
 }
 
-/** strength in (0, 1] and the timesteps it leaves (get_timesteps), at least one. */
-export function strengthTimesteps(p: Prepared, strength: number): number[] {
+/** strength in (0, 1] (or denoisingStart in (0, 1)) and the timesteps it leaves (get_timesteps), at least one. */
+export function strengthTimesteps(p: Prepared, strength: number, denoisingStart?: number): number[] {
   if (!(strength > 0 && strength <= 1)) throw new PipelineInputError(`strength must be in (0, 1], got ${strength}`);
+  if (denoisingStart !== undefined) checkDenoisingFraction("denoisingStart", denoisingStart);
   setTimesteps(p.scheduler, p.steps);
-  const { timesteps } = img2imgTimesteps(p.scheduler, p.steps, strength);
+  const { timesteps } = img2imgTimesteps(p.scheduler, p.steps, strength, denoisingStart);
   if (timesteps.length === 0) {
-    throw new PipelineInputError(`strength ${strength} x ${p.steps} steps leaves no denoising step; raise the steps or the strength`);
+    throw new PipelineInputError(denoisingStart === undefined
+      ? `strength ${strength} x ${p.steps} steps leaves no denoising step; raise the steps or the strength`
+      : `denoisingStart ${denoisingStart} leaves none of the ${p.steps} steps' timesteps to run; lower it or raise the steps`);
   }
   return Array.from(timesteps);
+}
+
+/** denoising_start / denoising_end: a fraction strictly between 0 and 1. */
+export function checkDenoisingFraction(name: string, v: number): void {
+  if (!(typeof v === "number" && v > 0 && v < 1)) throw new PipelineInputError(`${name} must be a fraction in (0, 1), got ${v}`);
+}
+
+/**
+ * denoising_end: the timesteps cut where that fraction of the schedule is done (after
+ * denoisingStart when both are given, which must then be smaller), at least one.
+ */
+export function denoisingEndCut(p: Prepared, timesteps: number[], denoisingEnd: number | undefined, denoisingStart?: number): number[] {
+  if (denoisingEnd === undefined) return timesteps;
+  checkDenoisingFraction("denoisingEnd", denoisingEnd);
+  if (denoisingStart !== undefined && denoisingStart >= denoisingEnd) {
+    throw new PipelineInputError(`denoisingStart ${denoisingStart} must be smaller than denoisingEnd ${denoisingEnd}`);
+  }
+  const kept = denoisingEndTimesteps(p.scheduler, timesteps, denoisingEnd);
+  if (kept.length === 0) throw new PipelineInputError(`denoisingEnd ${denoisingEnd} ends before the first of the ${p.steps} steps; raise it or the steps`);
+  return kept;
 }
 
 /**
