@@ -159,3 +159,30 @@ function toChw(hwc: Float32Array, h: number, w: number): Float32Array {
   for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let c = 0; c < 3; c++) out[c * h * w + y * w + x] = hwc[(y * w + x) * 3 + c];
   return out;
 }
+
+test("generateRefined / img2imgRefined: the two calls made by hand; a switch step is exactly that many base steps", { skip: NO_FIXTURES }, async () => {
+  const [b, r] = [await openBase(), await openRefiner()];
+  const { generateRefined, img2imgRefined } = await import("../src/recipes/refiner.js");
+  const opts = { ...common, outputType: undefined, seed: 4 };
+  const got = await generateRefined(b, r, opts, { switchAt: 0.6, aestheticScore: 5 });
+  const first = await b.generate({ ...opts, denoisingEnd: 0.6, outputType: "latent" });
+  const want = await r.img2img({ ...opts, image: first.latents, denoisingStart: 0.6, aestheticScore: 5 });
+  assert.deepEqual(Array.from(got.images.data), Array.from(want.images.data));
+  assert.deepEqual(got.timesteps, [...first.timesteps, ...want.timesteps]);
+  assert.equal(got.seed, 4);
+  // ComfyUI's end_at_step 3 of 8 (Euler, leading: 876 751 626 | 501 ...)
+  const bySteps = await generateRefined(b, r, opts, { switchStep: 3 });
+  assert.deepEqual(bySteps.timesteps, [876, 751, 626, 501, 376, 251, 126, 1]);
+  const seen: number[] = [], totals: number[] = [];
+  await generateRefined(b, r, { ...opts, onStep: (s) => { seen.push(s.timestep); totals.push(s.totalSteps); } }, { switchStep: 3 });
+  assert.deepEqual(seen, bySteps.timesteps);
+  assert.deepEqual(totals, [3, 3, 3, 5, 5, 5, 5, 5], "3 base steps, then 5 refiner steps");
+  // a strength that starts after the switch leaves the whole img2img to the refiner
+  const image = { data: new Float32Array(3 * 32 * 32).fill(0.5), shape: [1, 3, 32, 32] };
+  const late = await img2imgRefined(b, r, { ...opts, image, strength: 0.25 }, { switchAt: 0.5 });
+  const alone = await r.img2img({ ...opts, image, strength: 0.25 });
+  assert.deepEqual(Array.from(late.images.data), Array.from(alone.images.data));
+  for (const bad of [{}, { switchAt: 0.5, switchStep: 2 }, { switchAt: 1 }, { switchStep: 0 }, { switchStep: 8 }, { switchStep: 2.5 }]) {
+    await assert.rejects(generateRefined(b, r, opts, bad), PipelineInputError);
+  }
+});
