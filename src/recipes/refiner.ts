@@ -25,6 +25,8 @@ export interface RefinerSwitch {
   /** The refiner's aesthetic-score conditioning (SDXL refiners only; defaults 6 and 2.5). */
   aestheticScore?: number;
   negativeAestheticScore?: number;
+  /** Called between the passes (a server frees the base's UNet session there). */
+  onSwitch?: () => Promise<void>;
 }
 
 /** Text to image: the base from noise to the switch, the refiner from there to the image. */
@@ -54,6 +56,7 @@ const steps = (opts: GenerateOptions | Img2ImgOptions) => opts.numInferenceSteps
 
 /** The refiner's pass from the base's latents; the output lists both passes' timesteps and the base's seed. */
 async function finish(refiner: StableDiffusionXLPipeline, opts: GenerateOptions | Img2ImgOptions, first: PipelineOutput, at: number, r: RefinerSwitch): Promise<PipelineOutput> {
+  await r.onSwitch?.();
   const out = await refiner.img2img({ ...refinerCall(opts, r), image: first.latents, denoisingStart: at });
   return { ...out, timesteps: [...first.timesteps, ...out.timesteps], seed: first.seed, ...(first.seeds ? { seeds: first.seeds } : {}) };
 }

@@ -124,7 +124,5 @@ export function checkUnsupportedFields(f: Fields): void {
   // sd-webui-controlnet's "controlnet" script is served (controlnet-request.ts); any other script is refused
   const scripts = always !== undefined && typeof always === "object" ? Object.keys(always as object).filter((k) => k.toLowerCase() !== "controlnet") : [];
   if (always !== undefined && (typeof always !== "object" || Array.isArray(always) || scripts.length > 0)) refuse("alwayson_scripts", `extensions' scripts (alwayson_scripts${scripts.length ? ` ${scripts.map((k) => JSON.stringify(k)).join(", ")}` : ""}) are not supported; only "controlnet" is`);
-  const refiner = f.string("refiner_checkpoint");
-  if (refiner !== undefined && refiner.trim() !== "" && refiner !== "None") refuse("refiner_checkpoint", "the refiner (refiner_checkpoint) is not supported");
   f.bool("override_settings_restore_afterwards");
 }

@@ -111,6 +111,19 @@ export interface JobSpec {
   controlnets?: ControlNetSpec[];
   /** ControlNet guess mode (diffusers' guess_mode; A1111's "ControlNet is more important"). */
   guessMode?: boolean;
+  /**
+   * A1111's refiner_checkpoint / refiner_switch_at (ComfyUI's base + refiner samplers): another served
+   * model finishes the run from the switch, a schedule fraction or a step count (recipes/refiner.ts).
+   */
+  refiner?: RefinerSpec;
+}
+
+export interface RefinerSpec {
+  /** The served model that refines (its name). */
+  model: string;
+  /** The fraction of the schedule the base runs, or instead the steps it runs. */
+  switchAt?: number;
+  switchStep?: number;
 }
 
 /** What a job made. */

@@ -72,6 +72,16 @@ export class LocalQueue extends JobQueue {
     if (this.opts.switching?.models.some((m) => m.name === name)) this.defaultModel = name;
   }
 
+  /** A served model opened beside the loaded one as a job's refiner (the job releases it). */
+  private async openRefiner(name: string): Promise<StableDiffusionXLPipeline> {
+    const wanted = this.opts.switching?.models.find((m) => m.name === name);
+    if (!wanted) throw new Error(`the refiner ${name} is not served here`);
+    const t0 = performance.now();
+    const { pipe } = await this.opts.switching!.load(wanted);
+    (this.opts.log ?? (() => {}))(`refiner ${name} loaded (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+    return pipe;
+  }
+
   /** Loads the job's model in place of the loaded one (releasing it first: one model in memory); back to the old one if that fails. */
   private async switchTo(name: string): Promise<void> {
     const switching = this.opts.switching;
@@ -137,7 +147,7 @@ export class LocalQueue extends JobQueue {
     try {
       job.started();
       if (job.spec.model !== undefined) await this.switchTo(job.spec.model);
-      const output = await this.pipelines.use(job.spec.loras, (pipe) => runJob(pipe, job.spec, { signal, control, controlnets: this.controlnets, onStep: (r) => job.progress(r.step, r.totalSteps, r.preview) }), job.spec.preset === "fast");
+      const output = await this.pipelines.use(job.spec.loras, (pipe) => runJob(pipe, job.spec, { signal, control, controlnets: this.controlnets, openRefiner: (name) => this.openRefiner(name), onStep: (r) => job.progress(r.step, r.totalSteps, r.preview) }), job.spec.preset === "fast");
       this.complete(job, output);
     } catch (e) {
       job.fail(toHttpError(e));

@@ -21,6 +21,8 @@ const A1111_GENERATE = obj({
   subseed: int("variation seed (-1: random); image j uses subseed + j"),
   subseed_strength: num("0..1: how far each image's noise moves towards its variation seed's (A1111's slerp)"), seed_resize_from_w: int("with seed_resize_from_h (both > 0): each image's seed noise drawn at that size, centred"), seed_resize_from_h: int(),
   send_images: bool(), tiling: bool("circular padding in every UNet and VAE conv: a seamless tile"),
+  refiner_checkpoint: str("a served model (GET /sdapi/v1/sd-models) that finishes the run from refiner_switch_at; \"None\" or \"\": none"),
+  refiner_switch_at: num("the fraction of the noise schedule the base runs, in (0, 1); default 0.8"),
   override_settings: { ...obj({}), description: "A1111 settings for this request: sd_model_checkpoint, sd_vae, CLIP_stop_at_last_layers, sdxl_clip_l_skip, samples_format, uni_pc_*" },
   clip_skip: int("SD.Next's field: CLIP_stop_at_last_layers for this request"),
   styles: arr(str("a style of GET /sdapi/v1/prompt-styles (--styles-file); applied in order to the prompts, an unknown name is a 400")),

@@ -40,7 +40,8 @@ import { appendTags, readLoras } from "./lora-request.js";
 import { applyRequestStyles, readStyles } from "./styles-request.js";
 import { FAST_JOB, readPreset } from "./fast-request.js";
 import { readHires } from "./hires-request.js";
-import { hiresInfoFields } from "./run-job.js";
+import { readA1111Refiner } from "./refiner-request.js";
+import { hiresInfoFields, refinerInfoFields } from "./run-job.js";
 import { checkMask, readInpaintSettings, readMaskField } from "./inpaint-request.js";
 import { inpaintInfoFields } from "./inpaint-info.js";
 import { encodePng, type RgbImage } from "../image/png.js";
@@ -171,6 +172,7 @@ async function parseRequest(body: unknown, state: AppState, img2img: boolean): P
   applyRequestStyles(spec, styles, limits.maxPromptChars);
   const fieldTags = await readLoras(f, spec, state);
   await readA1111ControlNets(f, spec, state);
+  readA1111Refiner(f, spec, state.queue.model());
   finishSpec(spec, limits);
   // A1111's parameters echo the request: the prompts as sent (with the loras field's tags), styles unapplied
   Object.assign(parameters, {
@@ -204,6 +206,7 @@ function infoJson(spec: JobSpec, output: JobOutput, jobId: string, startedAt: Da
       ...(typeof schedule === "string" && schedule !== "Automatic" ? { "Schedule type": schedule } : {}),
       ...(spec.hires ? hiresInfoFields(spec.hires) : {}),
       ...(spec.inpaint ? inpaintInfoFields(spec.inpaint) : {}),
+      ...(spec.refiner && spec.refiner.model !== output.model ? refinerInfoFields(spec.refiner) : {}),
     },
     index_of_first_image: 0, infotexts: output.infotexts, styles,
     job_timestamp: timestamp(startedAt), clip_skip: spec.clipSkipInfo ?? 1, is_using_inpainting_conditioning: output.inpaintingConditioning ?? false, version: "ssd1b",

@@ -11,7 +11,8 @@ import { toRgb8 } from "../image/image.js";
 import { formatInfotext, samplerLabel } from "../image/infotext.js";
 import { stripLoraTags } from "../prompts/lora-tags.js";
 import { StepPreviews } from "./step-previews.js";
-import type { HiresSpec, InpaintSpec, JobOutput, JobSpec, StepReport, StopAction } from "./job.js";
+import type { HiresSpec, InpaintSpec, JobOutput, JobSpec, RefinerSpec, StepReport, StopAction } from "./job.js";
+import { generateRefined, img2imgRefined } from "../recipes/refiner.js";
 import { Upscaler } from "../pipelines/upscaler.js";
 import type { ControlNets } from "./controlnet-library.js";
 import { controlNetInfoFields, controlNetUnits } from "./controlnet-units.js";
@@ -29,6 +30,11 @@ export function hiresInfoFields(h: HiresSpec): Record<string, string | number> {
     ...(h.prompt ? { "Hires prompt": h.prompt } : {}),
     ...(h.negativePrompt ? { "Hires negative prompt": h.negativePrompt } : {}),
   };
+}
+
+/** A1111's infotext fields of the refiner ("Refiner switch at" holds a step count's fraction for a switch by steps). */
+export function refinerInfoFields(r: RefinerSpec): Record<string, string | number> {
+  return { Refiner: r.model, ...(r.switchAt !== undefined ? { "Refiner switch at": r.switchAt } : { "Refiner switch step": r.switchStep! }) };
 }
 
 /**
@@ -74,15 +80,24 @@ export interface RunOptions {
   onStep?: (report: StepReport) => void;
   /** --controlnet-dir: the nets the spec's ControlNet names open (jobs with ControlNets fail without it). */
   controlnets?: ControlNets;
+  /** Opens a served model as the job's refiner (jobs with a refiner fail without it); the job releases it. */
+  openRefiner?: (name: string) => Promise<StableDiffusionXLPipeline>;
 }
 
 export async function runJob(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: RunOptions = {}): Promise<JobOutput> {
-  // an --upscaler-dir model for the hires fix is opened for this job only
+  // an --upscaler-dir model for the hires fix, and the refiner, are opened for this job only
   const esrgan = spec.hires?.upscalerPath ? await Upscaler.fromFile(spec.hires.upscalerPath, { session: { device: pipe.device } }) : undefined;
+  let refiner: StableDiffusionXLPipeline | undefined;
   try {
-    return await runJobWith(pipe, spec, opts, esrgan);
+    // A1111 skips a refiner that is the loaded checkpoint itself
+    if (spec.refiner && spec.refiner.model !== pipe.model.name) {
+      if (!opts.openRefiner) throw new Error(`this queue cannot open the refiner ${spec.refiner.model} (serve it beside the model, with --model or --models-dir, in-process)`);
+      refiner = await opts.openRefiner(spec.refiner.model);
+    }
+    return await runJobWith(pipe, spec, opts, esrgan, refiner);
   } finally {
     await esrgan?.release();
+    await refiner?.release();
   }
 }
 
@@ -94,7 +109,7 @@ function inpaintSettings(s: InpaintSpec): A1111InpaintSettings {
   };
 }
 
-async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: RunOptions, esrgan?: Upscaler): Promise<JobOutput> {
+async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: RunOptions, esrgan?: Upscaler, refiner?: StableDiffusionXLPipeline): Promise<JobOutput> {
   const t0 = performance.now();
   const h = spec.hires;
   const hires: HiresOptions | undefined = h && {
@@ -130,16 +145,22 @@ async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: 
       guidanceScale: spec.guidanceScale, seed: seeds ? undefined : seed, seeds, scheduler: schedulerOf(pipe, spec), numImagesPerPrompt: spec.batchSize,
       ...variation, tiling: spec.tiling, clipSkip: spec.clipSkip, seedResizeFrom: spec.seedResizeFrom, signal: opts.signal, stopEarly, fastDecode: spec.preset === "fast" || undefined, controlnets, guessMode: spec.guessMode,
       onStep: opts.onStep && (({ step, totalSteps, latents, shape }: { step: number; totalSteps: number; latents: Float32Array; shape: number[] }) => {
-        if (h && pass === 0 && step <= last) pass = 1;
+        if ((h || refiner) && pass === 0 && step <= last) pass = 1;
         if (pass === 0) firstTotal = totalSteps;
         last = step;
-        const per = h ? firstTotal + (pass ? totalSteps : Math.max(1, Math.floor((h.steps || spec.steps) * h.strength))) : totalSteps;
+        // the second pass's length is estimated until it starts: the hires steps, or the refiner's share
+        const second = h ? Math.max(1, Math.floor((h.steps || spec.steps) * h.strength)) : Math.max(0, spec.steps - firstTotal);
+        const per = h || refiner ? firstTotal + (pass ? totalSteps : second) : totalSteps;
         opts.onStep!({ step: k * per + (pass ? firstTotal : 0) + step + 1, totalSteps: spec.iterations * per, preview: previews.forStep(latents, shape) });
       }),
     };
     const image = init && { width: init.width, height: init.height, data: init.data };
+    // the refiner's UNet takes over from the base's: one UNet session in memory at a time
+    const switchOver = refiner && spec.refiner && { switchAt: spec.refiner.switchAt, switchStep: spec.refiner.switchStep, onSwitch: () => pipe.unet.release() };
     const result: PipelineOutput = image && mask && spec.inpaint
       ? await a1111Inpaint(pipe, { ...common, image, maskImage: mask, strength: spec.strength, settings: inpaintSettings(spec.inpaint) })
+      : refiner && switchOver ? await (image ? img2imgRefined(pipe, refiner, { ...common, image, strength: spec.strength }, switchOver)
+        : generateRefined(pipe, refiner, { ...common, width: spec.width, height: spec.height }, switchOver))
       : image ? await pipe.img2img({ ...common, image, strength: spec.strength })
       : hires ? await generateHires(pipe, { ...common, width: spec.width, height: spec.height }, hires)
         : await pipe.generate({ ...common, width: spec.width ?? (controlnets && cnTarget.width), height: spec.height ?? (controlnets && cnTarget.height) });
@@ -155,7 +176,10 @@ async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: 
         cfgScale: spec.guidanceScale, seed: imageSeed, model: pipe.model.name, denoisingStrength: init ? spec.strength : h?.strength,
         ...(variation ? { variationSeed: variation.variationSeed + i, variationStrength: variation.variationStrength } : {}), tiling: spec.tiling, seedResizeFrom: spec.seedResizeFrom,
         clipSkip: spec.clipSkipInfo, ...(h ? { width: spec.width ?? pipe.defaultSize, height: spec.height ?? pipe.defaultSize } : { width, height }),
-        extra: { ...(h ? hiresInfoFields(h) : spec.inpaint ? inpaintInfoFields(spec.inpaint) : {}), ...(spec.controlnets?.length ? controlNetInfoFields(spec.controlnets) : {}) },
+        extra: {
+          ...(h ? hiresInfoFields(h) : spec.inpaint ? inpaintInfoFields(spec.inpaint) : {}), ...(spec.controlnets?.length ? controlNetInfoFields(spec.controlnets) : {}),
+          ...(refiner && spec.refiner ? refinerInfoFields(spec.refiner) : {}),
+        },
       });
       out.images.push(encodePng(toRgb8(result.images, i), { parameters }));
       out.seeds.push(imageSeed);

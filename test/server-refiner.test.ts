@@ -1,0 +1,86 @@
+/**
+ * The server's refiner: A1111's refiner_checkpoint / refiner_switch_at run the base to the switch and
+ * a served refiner from there, as recipes/refiner.ts does in the library (pixel for pixel), for
+ * txt2img and img2img; the infotext names it; what it is not combined with is a 400 naming the field.
+ */
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import { NO_FIXTURES, levelDiff } from "./helpers/fixtures.js";
+import { serveTinyModel } from "./helpers/served-model.js";
+import { postJson, txt2imgFirst } from "./helpers/a1111-client.js";
+import { tinyModelIn } from "./helpers/tiny-model.js";
+import { tinyRefinerIn } from "./helpers/tiny-refiner.js";
+import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
+import { buildCatalog } from "../src/server/model-catalog.js";
+import { generateRefined, img2imgRefined } from "../src/recipes/refiner.js";
+import { encodePng } from "../src/image/png.js";
+
+const loads: string[] = [];
+const served = serveTinyModel("server-refiner-", {
+  skip: NO_FIXTURES,
+  setup: (tmp) => {
+    const catalog = buildCatalog([tinyModelIn(tmp, "tiny-ssd"), tinyRefinerIn(tmp)]);
+    return { queue: { switching: { models: catalog, load: async (m) => { loads.push(m.name); return { pipe: await StableDiffusionXLPipeline.fromPretrained(m.source) }; } } } };
+  },
+});
+let base: StableDiffusionXLPipeline | undefined, refiner: StableDiffusionXLPipeline | undefined;
+after(async () => { await base?.release(); await refiner?.release(); });
+const library = async () => {
+  base ??= await StableDiffusionXLPipeline.fromPretrained(tinyModelIn(served.tmp, "tiny-ssd"));
+  refiner ??= await StableDiffusionXLPipeline.fromPretrained(tinyRefinerIn(served.tmp));
+  return { base, refiner };
+};
+
+const request = { prompt: "a lighthouse", negative_prompt: "fog", steps: 6, width: 32, height: 32, sampler_name: "Euler", cfg_scale: 5, seed: 4 };
+const call = { prompt: "a lighthouse", negativePrompt: "fog", numInferenceSteps: 6, guidanceScale: 5, width: 32, height: 32, seeds: [4], scheduler: "Euler" };
+
+test("A1111 txt2img with refiner_checkpoint: the library's base + refiner image, the refiner opened for the job, named in the infotext", { skip: NO_FIXTURES, timeout: 300_000 }, async () => {
+  const { base: b, refiner: r } = await library();
+  const want = await generateRefined(b, r, call, { switchAt: 0.3 });
+  const got = await txt2imgFirst(served.server.url, { ...request, refiner_checkpoint: "tiny-refiner", refiner_switch_at: 0.3 });
+  assert.ok(levelDiff(got.image, want.images.data) <= 1, `differs from the library by ${levelDiff(got.image, want.images.data)} levels`);
+  assert.deepEqual(loads, ["tiny-refiner"]);
+  assert.match(got.info.infotexts[0], /Refiner: tiny-refiner, Refiner switch at: 0.3/);
+  assert.equal(got.info.extra_generation_params["Refiner switch at"], 0.3);
+  assert.equal(got.info.sd_model_name, "tiny-ssd", "the base stays the loaded model");
+  // the refiner changes the image: without it, the base's own
+  const plain = await txt2imgFirst(served.server.url, { ...request, refiner_checkpoint: "None" });
+  const alone = await b.generate(call);
+  assert.ok(levelDiff(plain.image, alone.images.data) <= 1);
+  assert.ok(levelDiff(plain.image, want.images.data) > 1, "the refined image is another image");
+  assert.doesNotMatch(plain.info.infotexts[0], /Refiner/);
+  // the default switch is the web UI's 0.8; the loaded model as its own refiner changes nothing (as A1111)
+  const byDefault = await txt2imgFirst(served.server.url, { ...request, refiner_checkpoint: "tiny-refiner [0123]" });
+  assert.ok(levelDiff(byDefault.image, (await generateRefined(b, r, call, { switchAt: 0.8 })).images.data) <= 1);
+  const self = await txt2imgFirst(served.server.url, { ...request, refiner_checkpoint: "tiny-ssd" });
+  assert.ok(levelDiff(self.image, alone.images.data) <= 1);
+  assert.deepEqual(loads, ["tiny-refiner", "tiny-refiner"], "opened per job, not for the base itself");
+});
+
+test("A1111 img2img with refiner_checkpoint: the library's img2imgRefined", { skip: NO_FIXTURES, timeout: 300_000 }, async () => {
+  const { base: b, refiner: r } = await library();
+  const rgb = { width: 32, height: 32, data: Uint8Array.from({ length: 32 * 32 * 3 }, (_, i) => (i * 37) % 256) };
+  const { width: _w, height: _h, ...i2i } = call;
+  const want = await img2imgRefined(b, r, { ...i2i, image: rgb, strength: 0.75 }, { switchAt: 0.5 });
+  const res = await postJson(served.server.url, "/sdapi/v1/img2img", { ...request, init_images: [encodePng(rgb).toString("base64")], denoising_strength: 0.75, refiner_checkpoint: "tiny-refiner", refiner_switch_at: 0.5 });
+  assert.equal(res.status, 200, await res.clone().text());
+  const body = await res.json() as { images: string[] };
+  assert.ok(levelDiff(Buffer.from(body.images[0], "base64"), want.images.data) <= 1);
+});
+
+test("A1111 refiner: an unknown checkpoint, a switch outside (0, 1) and the combinations not served are 400s naming the field", { skip: NO_FIXTURES }, async () => {
+  const cases: [Record<string, unknown>, string, RegExp][] = [
+    [{ refiner_checkpoint: "sd_xl_refiner_1.0" }, "refiner_checkpoint", /is not served here; this server serves "tiny-ssd", "tiny-refiner"/],
+    [{ refiner_checkpoint: "tiny-refiner", refiner_switch_at: 1 }, "refiner_switch_at", /fraction in \(0, 1\)/],
+    [{ refiner_checkpoint: "tiny-refiner", refiner_switch_at: 1.5 }, "refiner_switch_at", /refiner_switch_at/],
+    [{ refiner_checkpoint: "tiny-refiner", enable_hr: true, hr_scale: 2 }, "enable_hr", /not combined with the hires fix/],
+  ];
+  for (const [extra, field, message] of cases) {
+    const r = await postJson(served.server.url, "/sdapi/v1/txt2img", { ...request, ...extra });
+    const text = await r.text();
+    assert.equal(r.status, 400, text);
+    const { error } = JSON.parse(text) as { error: { message: string; param: string } };
+    assert.match(error.message, message);
+    assert.equal(error.param, field);
+  }
+});
