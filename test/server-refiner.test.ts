@@ -14,6 +14,7 @@ import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
 import { buildCatalog } from "../src/server/model-catalog.js";
 import { generateRefined, img2imgRefined } from "../src/recipes/refiner.js";
 import { encodePng } from "../src/image/png.js";
+import { comfySampler } from "../src/server/comfyui/samplers.js";
 
 const loads: string[] = [];
 const served = serveTinyModel("server-refiner-", {
@@ -82,5 +83,76 @@ test("A1111 refiner: an unknown checkpoint, a switch outside (0, 1) and the comb
     const { error } = JSON.parse(text) as { error: { message: string; param: string } };
     assert.match(error.message, message);
     assert.equal(error.param, field);
+  }
+});
+
+/** ComfyUI's SDXL example graph: base KSamplerAdvanced to end_at_step, the refiner's from there, the refiner's VAE. */
+function refinerGraph(o: { switchStep: number; ascore?: number; refinerSteps?: number; refinerText?: string; leftover?: string }): Record<string, any> {
+  const sampler = { cfg: 5, sampler_name: "euler", scheduler: "ddim_uniform", steps: 6 };
+  return {
+    4: { class_type: "CheckpointLoaderSimple", inputs: { ckpt_name: "tiny-ssd" } },
+    12: { class_type: "CheckpointLoaderSimple", inputs: { ckpt_name: "tiny-refiner" } },
+    5: { class_type: "EmptyLatentImage", inputs: { width: 32, height: 32, batch_size: 1 } },
+    6: { class_type: "CLIPTextEncode", inputs: { text: "a lighthouse", clip: ["4", 1] } },
+    7: { class_type: "CLIPTextEncode", inputs: { text: "fog", clip: ["4", 1] } },
+    15: o.ascore === undefined
+      ? { class_type: "CLIPTextEncode", inputs: { text: o.refinerText ?? "a lighthouse", clip: ["12", 1] } }
+      : { class_type: "CLIPTextEncodeSDXLRefiner", inputs: { ascore: o.ascore, width: 32, height: 32, text: o.refinerText ?? "a lighthouse", clip: ["12", 1] } },
+    16: { class_type: "CLIPTextEncode", inputs: { text: "fog", clip: ["12", 1] } },
+    10: { class_type: "KSamplerAdvanced", inputs: { ...sampler, add_noise: "enable", noise_seed: 4, start_at_step: 0, end_at_step: o.switchStep, return_with_leftover_noise: o.leftover ?? "enable", model: ["4", 0], positive: ["6", 0], negative: ["7", 0], latent_image: ["5", 0] } },
+    11: { class_type: "KSamplerAdvanced", inputs: { ...sampler, steps: o.refinerSteps ?? 6, add_noise: "disable", noise_seed: 0, start_at_step: o.switchStep, end_at_step: 10000, return_with_leftover_noise: "disable", model: ["12", 0], positive: ["15", 0], negative: ["16", 0], latent_image: ["10", 0] } },
+    8: { class_type: "VAEDecode", inputs: { samples: ["11", 0], vae: ["12", 2] } },
+    9: { class_type: "SaveImage", inputs: { filename_prefix: "ComfyUI", images: ["8", 0] } },
+  };
+}
+
+async function comfyImage(prompt: unknown): Promise<Buffer> {
+  const r = await postJson(served.server.url, "/prompt", { prompt });
+  const answer = await r.json() as { prompt_id: string };
+  assert.equal(r.status, 200, JSON.stringify(answer));
+  for (let i = 0; i < 1500; i++) {
+    const item = (await (await fetch(`${served.server.url}/history/${answer.prompt_id}`)).json() as Record<string, any>)[answer.prompt_id];
+    if (item?.status?.completed) {
+      assert.equal(item.status.status_str, "success", JSON.stringify(item.status));
+      const img = item.outputs["9"].images[0];
+      return Buffer.from(await (await fetch(`${served.server.url}/view?filename=${img.filename}&subfolder=${img.subfolder}&type=${img.type}`)).arrayBuffer());
+    }
+    await new Promise((res) => setTimeout(res, 40));
+  }
+  throw new Error("the prompt never finished");
+}
+
+test("ComfyUI's base + refiner graph (KSamplerAdvanced to end_at_step, the refiner's from start_at_step): the library's recipe with that switch step", { skip: NO_FIXTURES, timeout: 300_000 }, async () => {
+  const { base: b, refiner: r } = await library();
+  const scheduler = comfySampler("euler", "ddim_uniform").scheduler;
+  const libraryCall = { ...call, seeds: undefined, seed: 4, scheduler };
+  const want = await generateRefined(b, r, libraryCall, { switchStep: 2, aestheticScore: 7 });
+  const got = await comfyImage(refinerGraph({ switchStep: 2, ascore: 7 }));
+  assert.ok(levelDiff(got, want.images.data) <= 1, `differs from the library by ${levelDiff(got, want.images.data)} levels`);
+  // the refiner from step 1 of 6 (most of the schedule: its effect is visible even with synth weights)
+  const plainText = await comfyImage(refinerGraph({ switchStep: 1 }));
+  assert.ok(levelDiff(plainText, (await generateRefined(b, r, libraryCall, { switchStep: 1 })).images.data) <= 1, "CLIPTextEncode: the default scores");
+  assert.ok(levelDiff(plainText, (await b.generate(libraryCall)).images.data) > 1, "the refiner changes the image");
+});
+
+test("ComfyUI refiner graphs that are not one schedule split in two are refused, naming node and input", { skip: NO_FIXTURES }, async () => {
+  const cases: [Record<string, any>, string, string, RegExp][] = [
+    [refinerGraph({ switchStep: 2, refinerSteps: 8 }), "11", "steps", /must be the base's \(6\)/],
+    [refinerGraph({ switchStep: 2, refinerText: "a castle" }), "15", "text", /the base's positive prompt/],
+    [refinerGraph({ switchStep: 2, leftover: "disable" }), "10", "return_with_leftover_noise", /leftover/],
+    [refinerGraph({ switchStep: 6 }), "10", "end_at_step", /between step 1 and 5/],
+    [{ ...refinerGraph({ switchStep: 2 }), 12: { class_type: "CheckpointLoaderSimple", inputs: { ckpt_name: "sd_xl_refiner_1.0.safetensors" } } }, "12", "ckpt_name", /not in/],
+  ];
+  const mismatched = refinerGraph({ switchStep: 2 });
+  mismatched[11].inputs.start_at_step = 3;
+  cases.push([mismatched, "11", "start_at_step", /end_at_step 2/]);
+  for (const [prompt, node, input, message] of cases) {
+    const r = await postJson(served.server.url, "/prompt", { prompt });
+    const body = await r.json() as any;
+    assert.equal(r.status, 400, JSON.stringify(body));
+    const errors = body.node_errors[node]?.errors;
+    assert.ok(errors, `node ${node} named: ${JSON.stringify(body)}`);
+    assert.equal(errors[0].extra_info.input_name, input);
+    assert.match(errors[0].details ?? errors[0].message, message);
   }
 });

@@ -124,6 +124,9 @@ export interface RefinerSpec {
   /** The fraction of the schedule the base runs, or instead the steps it runs. */
   switchAt?: number;
   switchStep?: number;
+  /** The refiner's aesthetic-score conditioning (ComfyUI's CLIPTextEncodeSDXLRefiner ascore); absent: 6 and 2.5. */
+  aestheticScore?: number;
+  negativeAestheticScore?: number;
 }
 
 /** What a job made. */

@@ -156,7 +156,7 @@ async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: 
     };
     const image = init && { width: init.width, height: init.height, data: init.data };
     // the refiner's UNet takes over from the base's: one UNet session in memory at a time
-    const switchOver = refiner && spec.refiner && { switchAt: spec.refiner.switchAt, switchStep: spec.refiner.switchStep, onSwitch: () => pipe.unet.release() };
+    const switchOver = refiner && spec.refiner && { ...spec.refiner, onSwitch: () => pipe.unet.release() };
     const result: PipelineOutput = image && mask && spec.inpaint
       ? await a1111Inpaint(pipe, { ...common, image, maskImage: mask, strength: spec.strength, settings: inpaintSettings(spec.inpaint) })
       : refiner && switchOver ? await (image ? img2imgRefined(pipe, refiner, { ...common, image, strength: spec.strength }, switchOver)

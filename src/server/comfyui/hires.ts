@@ -22,6 +22,8 @@ export interface Passes {
   /** The sampler that starts from the empty latent or the image. */
   first: GraphNode;
   second?: { sampler: GraphNode; upscale: GraphNode };
+  /** A base + refiner graph's refiner sampler (its latent is the first sampler's, unchanged). */
+  refiner?: GraphNode;
 }
 
 const linkedClass = (graph: Graph, node: GraphNode, input: string) => {
@@ -31,7 +33,14 @@ const linkedClass = (graph: Graph, node: GraphNode, input: string) => {
 
 /** The sampler the outputs show, and the one before it when its latent is an upscale of another's. */
 export function findPasses(graph: Graph, last: GraphNode): Passes {
-  if (!(linkedClass(graph, last, "latent_image")! in UPSCALES)) return { first: last };
+  const from = linkedClass(graph, last, "latent_image")!;
+  if (from in SAMPLED) {
+    const first = graph.follow(last, "latent_image", SAMPLED, "a LATENT");
+    if (first === last) throw new NodeError(last, "the sampler's latent_image links to itself", "latent_image");
+    if (!((linkedClass(graph, first, "latent_image") ?? "") in { EmptyLatentImage: 1 })) throw new NodeError(first, "the base sampler of a refiner graph must start from an EmptyLatentImage here", "latent_image");
+    return { first, refiner: last };
+  }
+  if (!(from in UPSCALES)) return { first: last };
   const upscale = graph.follow(last, "latent_image", UPSCALES, "a LATENT");
   const first = graph.follow(upscale, "samples", SAMPLED, "a LATENT from a KSampler");
   if (first === last) throw new NodeError(upscale, "the upscale and the sampler link in a loop", "samples");

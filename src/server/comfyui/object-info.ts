@@ -58,6 +58,10 @@ function nodes(c: Choices): Record<string, NodeInfo> {
       },
       output: ["CONDITIONING"], category: "advanced/conditioning", displayName: "CLIPTextEncodeSDXL", description: "text_l and text_g are diffusers' prompt and prompt_2; the sizes are SDXL's micro-conditioning.",
     },
+    CLIPTextEncodeSDXLRefiner: {
+      required: { ascore: ["FLOAT", { default: 6, min: 0, max: 1000, step: 0.01 }], width: size(1024), height: size(1024), text: ["STRING", { multiline: true, dynamicPrompts: true }], clip: ["CLIP"] },
+      output: ["CONDITIONING"], category: "advanced/conditioning", displayName: "CLIPTextEncodeSDXLRefiner", description: "A refiner's prompt (the base's text) and aesthetic score; width and height are the image's.",
+    },
     EmptyLatentImage: { required: { width: side(1024), height: side(1024), batch_size: ["INT", { default: 1, min: 1, max: c.maxImages }] }, output: ["LATENT"], category: "latent", displayName: "Empty Latent Image", description: "The image size." },
     LoadImage: { required: { image: [c.inputs, { image_upload: true }] }, output: ["IMAGE", "MASK"], category: "image", displayName: "Load Image", description: "An image uploaded with POST /upload/image." },
     VAEEncode: { required: { pixels: ["IMAGE"], vae: ["VAE"] }, output: ["LATENT"], category: "latent", displayName: "VAE Encode", description: "img2img: the KSampler's denoise is the strength." },
@@ -82,14 +86,14 @@ function nodes(c: Choices): Record<string, NodeInfo> {
     },
     KSamplerAdvanced: {
       required: {
-        model: ["MODEL"], add_noise: [["enable"]], noise_seed: ["INT", { default: 0, min: 0, max: SEED_MAX, control_after_generate: true }],
+        model: ["MODEL"], add_noise: [["enable", "disable"]], noise_seed: ["INT", { default: 0, min: 0, max: SEED_MAX, control_after_generate: true }],
         steps: ["INT", { default: 20, min: 1, max: c.maxSteps }], cfg: ["FLOAT", { default: 8, min: 0, max: 100, step: 0.1, round: 0.01 }],
         sampler_name: [COMFY_SAMPLER_NAMES], scheduler: [COMFY_SCHEDULER_NAMES],
         positive: ["CONDITIONING"], negative: ["CONDITIONING"], latent_image: ["LATENT"],
         start_at_step: ["INT", { default: 0, min: 0, max: 10000 }], end_at_step: ["INT", { default: 10000, min: 0, max: 10000 }],
         return_with_leftover_noise: [["disable", "enable"]],
       },
-      output: ["LATENT"], category: "sampling", displayName: "KSampler (Advanced)", description: "From start_at_step (img2img: strength (steps - start) / steps) to the end.",
+      output: ["LATENT"], category: "sampling", displayName: "KSampler (Advanced)", description: "From start_at_step (img2img: strength (steps - start) / steps) to the end; or a base stopping at end_at_step (leftover noise) and a refiner's sampler (add_noise disable) continuing from there.",
     },
     LatentUpscaleBy: { required: { samples: ["LATENT"], upscale_method: [UPSCALE_METHODS], scale_by: ["FLOAT", { default: 1.5, min: 0.01, max: 8, step: 0.01 }] }, output: ["LATENT"], category: "latent", displayName: "Upscale Latent By", description: "Between two samplers: the hires fix (a latent upscale, then the second sampler's img2img)." },
     LatentUpscale: { required: { samples: ["LATENT"], upscale_method: [UPSCALE_METHODS], width: side(1024), height: side(1024), crop: [["disabled", "center"]] }, output: ["LATENT"], category: "latent", displayName: "Upscale Latent", description: "Between two samplers: the hires fix to this size." },

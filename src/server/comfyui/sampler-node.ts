@@ -19,10 +19,15 @@ export interface SamplerSettings {
   denoise: number;
   /** KSamplerAdvanced's start_at_step (0 for KSampler). */
   startAt: number;
+  /** The base sampler of a base + refiner graph: its end_at_step, below steps (else absent: it runs to the end). */
+  endAt?: number;
 }
 
+/** What a sampler is in its graph: the only or first one, the base of a refiner, or the refiner. */
+export type SamplerRole = "whole" | "base" | "refiner";
+
 /** KSampler's or KSamplerAdvanced's settings (the advanced one: the whole schedule, or its tail from start_at_step). */
-export function readSampler(ks: GraphNode, limits: Limits): SamplerSettings {
+export function readSampler(ks: GraphNode, limits: Limits, role: SamplerRole = "whole"): SamplerSettings {
   const f = nodeFields(ks);
   const advanced = ks.classType === "KSamplerAdvanced";
   const seed = f.int(advanced ? "noise_seed" : "seed", 0, MAX_SEED);
@@ -37,9 +42,20 @@ export function readSampler(ks: GraphNode, limits: Limits): SamplerSettings {
   }
   if (!advanced) return { seed, steps, cfg, scheduler, denoise: f.optionalNumber("denoise", 0, 1) ?? 1, startAt: 0 };
   const addNoise = f.string("add_noise", 20);
-  if (addNoise !== "enable") throw new NodeError(ks, `add_noise "${addNoise}" is not run here: the sampler starts from noise (add_noise "enable")`, "add_noise");
+  // a refiner continues the base's leftover noise; every other sampler starts from noise
+  const wantNoise = role === "refiner" ? "disable" : "enable";
+  if (addNoise !== wantNoise) {
+    throw new NodeError(ks, role === "refiner" ? `add_noise "${addNoise}": the refiner continues the base's latents here (add_noise "disable")` : `add_noise "${addNoise}" is not run here: the sampler starts from noise (add_noise "enable")`, "add_noise");
+  }
   const startAt = f.int("start_at_step", 0, 10000), endAt = f.int("end_at_step", 0, 10000);
-  if (endAt < steps) throw new NodeError(ks, `end_at_step ${endAt} stops before the last of ${steps} steps; here a sampler runs to the end (end_at_step >= steps)`, "end_at_step");
+  if (role === "base") {
+    if (startAt !== 0) throw new NodeError(ks, `start_at_step ${startAt}: the base sampler of a refiner graph starts at 0 here`, "start_at_step");
+    if (endAt < 1 || endAt >= steps) throw new NodeError(ks, `end_at_step ${endAt} must hand over to the refiner between step 1 and ${steps - 1} of ${steps}`, "end_at_step");
+    const leftover = f.string("return_with_leftover_noise", 20);
+    if (leftover !== "enable") throw new NodeError(ks, `return_with_leftover_noise "${leftover}": the refiner continues the base's noisy latents (return_with_leftover_noise "enable")`, "return_with_leftover_noise");
+    return { seed, steps, cfg, scheduler, denoise: 1, startAt, endAt };
+  }
+  if (endAt < steps) throw new NodeError(ks, `end_at_step ${endAt} stops before the last of ${steps} steps; here a sampler runs to the end (end_at_step >= steps), or hands over to a refiner's KSamplerAdvanced`, "end_at_step");
   return { seed, steps, cfg, scheduler, denoise: 1, startAt };
 }
 

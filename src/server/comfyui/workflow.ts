@@ -14,9 +14,9 @@
  * diffusers' prompt and prompt_2, its sizes the micro-conditioning. With a VAEEncode latent, denoise d
  * and steps s run as ComfyUI does: the last s steps of a schedule of s / d steps (diffusers' img2img
  * with strength d and num_inference_steps floor(s / d)); KSamplerAdvanced from start_at_step k of s
- * steps is strength (s - k) / s with s steps (sampler-node.ts; base + refiner graphs, which stop the
- * first sampler early, are not run). A sampler whose latent is a LatentUpscale(By) of another's is the
- * hires fix's second pass (hires.ts). ControlNetApplyAdvanced nodes on both prompts are ControlNet
+ * steps is strength (s - k) / s with s steps (sampler-node.ts). A KSamplerAdvanced whose latent is
+ * another's leftover noise is a base + refiner graph's refiner (refiner.ts). A sampler whose latent is a
+ * LatentUpscale(By) of another's is the hires fix's second pass (hires.ts). ControlNetApplyAdvanced nodes on both prompts are ControlNet
  * units (controlnet.ts). A LoRA applies to the UNet and text encoders together here, so
  * LoraLoader needs strength_model = strength_clip, and LoraLoaderModelOnly a file without text-encoder weights. ComfyUI reads only the nodes an output needs; so
  * does this, but every node must be of a known class (ComfyUI refuses unknown ones too).
@@ -24,6 +24,7 @@
 import { Graph, NodeError, PromptError, nodeFields, nodeSide, type GraphNode } from "./graph.js";
 import { checkFullSchedule, partialSchedule, readSampler } from "./sampler-node.js";
 import { findPasses, hiresOf, type Passes } from "./hires.js";
+import { refinerOf } from "./refiner.js";
 import { conditioningChain, controlNetUnits } from "./controlnet.js";
 import type { ControlNetSpec } from "../controlnet-spec.js";
 import type { JobSpec } from "../job.js";
@@ -36,7 +37,7 @@ import type { MicroConditioning } from "../../pipelines/micro-conditioning.js";
 /** The node classes understood (the /object_info list). */
 export const NODE_CLASSES = [
   "CheckpointLoaderSimple", "LoraLoader", "LoraLoaderModelOnly", "CLIPSetLastLayer", "CLIPTextEncode", "CLIPTextEncodeSDXL", "EmptyLatentImage",
-  "LoadImage", "VAEEncode", "ControlNetLoader", "ControlNetApplyAdvanced", "KSampler", "KSamplerAdvanced", "LatentUpscaleBy", "LatentUpscale", "VAEDecode", "SaveImage", "PreviewImage",
+  "CLIPTextEncodeSDXLRefiner", "LoadImage", "VAEEncode", "ControlNetLoader", "ControlNetApplyAdvanced", "KSampler", "KSamplerAdvanced", "LatentUpscaleBy", "LatentUpscale", "VAEDecode", "SaveImage", "PreviewImage",
 ] as const;
 
 const OUTPUT_CLASSES: readonly string[] = ["SaveImage", "PreviewImage"];
@@ -118,6 +119,7 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
   // the first sampler (the only one, or the first pass of an upscale-and-resample graph)
   const passes = findPasses(graph, last);
   const ks = passes.first;
+  const refinerSampler = passes.refiner;
 
   // model, text and latent chains
   const model = modelChain(graph, graph.follow(ks, "model", MODEL, "a MODEL"));
@@ -127,7 +129,8 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
   const clips = [positive, negative].map((n) => clipChain(graph, graph.follow(n, "clip", CLIP, "a CLIP")));
   const latent = graph.follow(ks, "latent_image", LATENT, "a LATENT");
   const encoderVae = latent.classType === "VAEEncode" ? [graph.follow(latent, "vae", VAE, "a VAE")] : [];
-  const checkpoints = new Set([model.checkpoint, ...clips.map((c) => c.checkpoint), ...decoderVaes, ...encoderVae]);
+  // with a refiner the decoder may take either checkpoint's VAE (checked below)
+  const checkpoints = new Set([model.checkpoint, ...clips.map((c) => c.checkpoint), ...(refinerSampler ? [] : decoderVaes), ...encoderVae]);
   const ckptNames = new Set([...checkpoints].map((c) => nodeFields(c).string("ckpt_name", 1000)));
   if (ckptNames.size > 1) throw new NodeError(ks, `the model, text encoders and VAE must come from one checkpoint here, but the prompt loads ${[...ckptNames].map((n) => JSON.stringify(n)).join(" and ")}`, "model");
   const ckpt = [...checkpoints][0];
@@ -142,7 +145,7 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
 
   const pos = readText(positive, ctx.limits), neg = readText(negative, ctx.limits);
   if (neg.l === "" && neg.g) throw new NodeError(negative, "text_l is empty but text_g is not: an empty negative prompt is SDXL's zero embedding here; give text_l too", "text_l");
-  const settings = readSampler(ks, ctx.limits);
+  const settings = readSampler(ks, ctx.limits, refinerSampler ? "base" : "whole");
   const { seed, steps, cfg, scheduler } = settings;
   const spec: JobSpec = {
     prompt: pos.l, negativePrompt: neg.l || undefined, steps, guidanceScale: cfg, seed,
@@ -176,6 +179,17 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
     spec.initImage = image.png;
     Object.assign(spec, { width: image.width, height: image.height });
     Object.assign(spec, partialSchedule(ks, settings, ctx.limits));
+  }
+  if (refinerSampler) {
+    const r = refinerOf(graph, refinerSampler, settings, { prompt: spec.prompt, negative: spec.negativePrompt ?? "" }, { width: spec.width!, height: spec.height! }, ctx.limits);
+    for (const vae of decoderVaes) {
+      if (vae !== ckpt && vae !== r.checkpoint) throw new NodeError([...decoders][0], "the VAE must be the base's or the refiner's checkpoint's", "vae");
+    }
+    const name = r.refiner.model;
+    const refinerServed = findServedModel(name, servedModels(ctx.model)) ?? findServedModel(name.replace(/\.safetensors$/i, ""), servedModels(ctx.model));
+    if (!refinerServed) throw new NodeError(r.checkpoint, `Value not in list: ckpt_name: ${JSON.stringify(name)} not in ${JSON.stringify(checkpointNames(ctx.model))}`, "ckpt_name");
+    if (controlnets.length) throw new NodeError(ks, "ControlNet is not combined with a refiner here", "positive");
+    spec.refiner = { ...r.refiner, model: refinerServed.name };
   }
   if (passes.second) {
     if (spec.initImage) throw new NodeError(passes.second.upscale, "an upscale pass after img2img is not run here (the first pass must start from an EmptyLatentImage)", "samples");
