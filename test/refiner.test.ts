@@ -5,10 +5,12 @@
  */
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { NO_FIXTURES } from "./helpers/fixtures.js";
+import { NO_FIXTURES, levelDiff } from "./helpers/fixtures.js";
+import { runCli } from "./helpers/cli.js";
+import { generateRefined, img2imgRefined } from "../src/recipes/refiner.js";
 import { tinyModelIn } from "./helpers/tiny-model.js";
 import { tinyRefinerIn } from "./helpers/tiny-refiner.js";
 import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
@@ -162,7 +164,6 @@ function toChw(hwc: Float32Array, h: number, w: number): Float32Array {
 
 test("generateRefined / img2imgRefined: the two calls made by hand; a switch step is exactly that many base steps", { skip: NO_FIXTURES }, async () => {
   const [b, r] = [await openBase(), await openRefiner()];
-  const { generateRefined, img2imgRefined } = await import("../src/recipes/refiner.js");
   const opts = { ...common, outputType: undefined, seed: 4 };
   const got = await generateRefined(b, r, opts, { switchAt: 0.6, aestheticScore: 5 });
   const first = await b.generate({ ...opts, denoisingEnd: 0.6, outputType: "latent" });
@@ -185,4 +186,20 @@ test("generateRefined / img2imgRefined: the two calls made by hand; a switch ste
   for (const bad of [{}, { switchAt: 0.5, switchStep: 2 }, { switchAt: 1 }, { switchStep: 0 }, { switchStep: 8 }, { switchStep: 2.5 }]) {
     await assert.rejects(generateRefined(b, r, opts, bad), PipelineInputError);
   }
+});
+
+test("ssd1b generate --refiner: the recipe's image, Refiner in the infotext; a switch outside (0, 1) is a usage error", { skip: NO_FIXTURES, timeout: 300_000 }, async () => {
+  const [b, r] = [await openBase(), await openRefiner()];
+  const out = join(tmp, "refined.png");
+  const args = ["generate", "--model", tinyModelIn(tmp, "tiny-sdxl"), "--refiner", tinyRefinerIn(tmp), "--refiner-switch-at", "0.3",
+    "--prompt", "a red cube", "--steps", "6", "--width", "32", "--height", "32", "--seed", "3", "--scheduler", EULER, "--output", out];
+  const run = runCli(args);
+  assert.equal(run.code, 0, run.stderr);
+  const want = await generateRefined(b, r, { prompt: "a red cube", numInferenceSteps: 6, width: 32, height: 32, seed: 3, scheduler: EULER }, { switchAt: 0.3 });
+  const png = readFileSync(out);
+  assert.ok(levelDiff(png, want.images.data) <= 1, `CLI vs library: ${levelDiff(png, want.images.data)} levels`);
+  assert.match(png.toString("latin1"), /Refiner: tiny-refiner, Refiner switch at: 0.3/);
+  const bad = runCli([...args.slice(0, 5), "--refiner-switch-at", "1", ...args.slice(7)]);
+  assert.equal(bad.code, 2, bad.stderr);
+  assert.match(bad.stderr, /--refiner-switch-at must be in \(0, 1\)/);
 });

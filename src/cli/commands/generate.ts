@@ -14,6 +14,8 @@ import { encodePng } from "../../image/png.js";
 import { toRgb8 } from "../../image/image.js";
 import { formatInfotext, samplerLabel, type GenerationInfo } from "../../image/infotext.js";
 import { Upscaler } from "../../pipelines/upscaler.js";
+import { generateRefined } from "../../recipes/refiner.js";
+import { servedModelName } from "../../server/model-catalog.js";
 import { builtinPixelUpscale, checkLatentMode, esrganPixelUpscale, generateHires, isLatentMode, type HiresOptions } from "../../recipes/hires-fix.js";
 import { UsageError } from "../usage-error.js";
 import { UNET_WEIGHTS, type UNetWeights } from "../../pipelines/sessions.js";
@@ -99,7 +101,11 @@ ${COMMON_HELP}
   --hires-upscaler U   Latent (bilinear, default), "Latent (bicubic)", "Latent (nearest)", "Latent (nearest-exact)"
                        on the latents; Lanczos, Nearest on the decoded image; or an ESRGAN FILE.safetensors
   --hires-steps N      the second pass's steps before the strength cut (default: --steps)
-  --hires-strength D   the second pass's denoising strength in (0, 1] (default 0.7)`;
+  --hires-strength D   the second pass's denoising strength in (0, 1] (default 0.7)
+  --refiner M          base + refiner (diffusers' ensemble of expert denoisers, A1111's Refiner): --model runs
+                       the noisy start of the schedule, M (e.g. stabilityai/stable-diffusion-xl-refiner-1.0, or
+                       any SDXL-family folder, file or repo id) the rest from its latents, with the same steps
+  --refiner-switch-at F  the fraction of the schedule the base runs, in (0, 1) (default 0.8)`;
 
 /** parseArgs declarations of the model-loading flags (see parseModelLoad). */
 export const MODEL_LOAD_OPTIONS = {
@@ -432,6 +438,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
     options: {
       ...COMMON_OPTIONS, width: { type: "string" }, height: { type: "string" },
       "hires-scale": { type: "string" }, "hires-steps": { type: "string" }, "hires-strength": { type: "string" }, "hires-upscaler": { type: "string" },
+      refiner: { type: "string" }, "refiner-switch-at": { type: "string" },
     },
   });
   if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}" (put the prompt in --prompt "...")`);
@@ -444,6 +451,24 @@ export async function generateCommand(argv: string[]): Promise<void> {
   const width = size("width"), height = size("height");
   limitsAsUsage({ width, height });
   const hires = parseHires(values);
+  const refiner = parseRefiner(values);
+  if (refiner) {
+    if (hires) throw new UsageError("--refiner is not combined with the hires fix (--hires-*) here");
+    if (parsed.controlnets.groups.length) throw new UsageError("--refiner is not combined with --controlnet here");
+    const info: Partial<GenerationInfo> = { extra: { Refiner: servedModelName(refiner.model), "Refiner switch at": refiner.switchAt } };
+    await runAndSave(parsed, async (pipe, onStep, signal) => {
+      const t0 = performance.now();
+      const device = await resolveDevice(parsed.device, () => {});
+      const refinerPipe = await StableDiffusionXLPipeline.fromPretrained(refiner.model, {
+        lowMemory: true, hub: parsed.load.hub, variant: parsed.variant, session: { device }, onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
+      }).catch((e) => { throw e instanceof PipelineInputError ? new UsageError(`--refiner: ${e.message}`) : e; });
+      process.stderr.write(`refiner ${refinerPipe.model.dir} (${((performance.now() - t0) / 1000).toFixed(1)} s)\n`);
+      // the base's UNet goes before the refiner's is compiled: one UNet in memory at a time
+      return generateRefined(pipe, refinerPipe, { ...parsed.options, width, height, onStep, signal }, { switchAt: refiner.switchAt, onSwitch: () => pipe.unet.release() })
+        .finally(() => refinerPipe.release());
+    }, info);
+    return;
+  }
   if (!hires) {
     await runAndSave(parsed, (pipe, onStep, signal) => pipe.generate({ ...parsed.options, width, height, onStep, signal }));
     return;
@@ -460,6 +485,17 @@ export async function generateCommand(argv: string[]): Promise<void> {
     });
     return out;
   }, info);
+}
+
+/** --refiner and --refiner-switch-at (default 0.8, A1111's), checked before the model loads. */
+function parseRefiner(values: Values): { model: string; switchAt: number } | undefined {
+  const model = stringFlag(values, "refiner"), switchAt = numberFlag(values, "refiner-switch-at");
+  if (model === undefined) {
+    if (switchAt !== undefined) throw new UsageError("--refiner-switch-at needs --refiner");
+    return undefined;
+  }
+  if (switchAt !== undefined && !(switchAt > 0 && switchAt < 1)) throw new UsageError(`--refiner-switch-at must be in (0, 1), got ${switchAt}`);
+  return { model, switchAt: switchAt ?? 0.8 };
 }
 
 /** The --hires-* flags (undefined when none is given), checked before the model loads. */
