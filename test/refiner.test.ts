@@ -12,7 +12,7 @@ import { NO_FIXTURES, levelDiff } from "./helpers/fixtures.js";
 import { runCli } from "./helpers/cli.js";
 import { generateRefined, img2imgRefined } from "../src/recipes/refiner.js";
 import { tinyModelIn } from "./helpers/tiny-model.js";
-import { tinyRefinerIn } from "./helpers/tiny-refiner.js";
+import { tinyRefinerIn, tinyRefinerSingleFile } from "./helpers/tiny-refiner.js";
 import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
 import { PipelineInputError } from "../src/pipelines/errors.js";
 import { refinerTimeIds } from "../src/pipelines/micro-conditioning.js";
@@ -71,7 +71,7 @@ test("denoisingEnd / denoisingStart: values outside (0, 1), start >= end and emp
   for (const denoisingEnd of [0, 1, 1.5, -0.2, Number.NaN]) {
     await assert.rejects(pipe.generate({ ...common, denoisingEnd }), (e: Error) => e instanceof PipelineInputError && /denoisingEnd must be a fraction in \(0, 1\)/.test(e.message));
   }
-  const latents = { data: new Float32Array(64), shape: [1, 4, 4, 4] };
+  const latents = { data: new Float32Array(256), shape: [1, 4, 8, 8] };
   await assert.rejects(pipe.img2img({ ...common, image: latents, denoisingStart: 1 }), /denoisingStart must be a fraction/);
   await assert.rejects(pipe.img2img({ ...common, image: latents, denoisingStart: 0.8, denoisingEnd: 0.5 }), /denoisingStart 0.8 must be smaller than denoisingEnd 0.5/);
   await assert.rejects(pipe.img2img({ ...common, numInferenceSteps: 4, image: latents, denoisingStart: 0.9999 }), /leaves none of the 4 steps/);
@@ -117,17 +117,17 @@ test("a refiner step equals the step done by hand: aesthetic time ids, [negative
   const ts = Array.from(s.timesteps);
   // a denoisingStart that leaves exactly the last timestep
   const denoisingStart = (1000 - ts[steps - 2]) / 1000;
-  const latents = new TorchGenerator(11).randn([1, 4, 4, 4]);
+  const latents = new TorchGenerator(11).randn([1, 4, 8, 8]);
   const opts = { prompt: "a red cube", negativePrompt: "blurry", numInferenceSteps: steps, scheduler: EULER, guidanceScale: 5, aestheticScore: 7, negativeAestheticScore: 1.5, outputType: "latent" as const };
-  const out = await r.img2img({ ...opts, image: { data: latents, shape: [1, 4, 4, 4] }, denoisingStart });
+  const out = await r.img2img({ ...opts, image: { data: latents, shape: [1, 4, 8, 8] }, denoisingStart });
   assert.deepEqual(out.timesteps, [ts[steps - 1]]);
 
   const e = await r.encodePrompt({ prompt: "a red cube", negativePrompt: "blurry" });
   const sigma = s.sigmas![steps - 1], next = s.sigmas![steps];
   const scaled = latents.map((v) => v / Math.sqrt(sigma * sigma + 1));
   const cat = (a: Float32Array, b: Float32Array) => { const o = new Float32Array(a.length + b.length); o.set(a); o.set(b, a.length); return o; };
-  const t = ts[steps - 1], px = 4 * r.vaeScaleFactor;
-  const unetOut = await r.unet.run(2, 4, 4, {
+  const t = ts[steps - 1], px = 8 * r.vaeScaleFactor;
+  const unetOut = await r.unet.run(2, 8, 8, {
     sample: cat(scaled, scaled), timestep: Float32Array.from([t, t]),
     encoder_hidden_states: cat(e.negativePromptEmbeds!.data, e.promptEmbeds.data),
     text_embeds: cat(e.negativePooledPromptEmbeds!.data, e.pooledPromptEmbeds.data),
@@ -137,7 +137,7 @@ test("a refiner step equals the step done by hand: aesthetic time ids, [negative
   const want = latents.map((x, i) => x + (next - sigma) * (unetOut[i] + 5 * (unetOut[n + i] - unetOut[i])));
   assert.ok(relL2(out.latents.data, want) < 1e-5, `pipeline vs by hand: relL2 ${relL2(out.latents.data, want)}`);
   // the aesthetic score is really fed: another one gives other latents
-  const other = await r.img2img({ ...opts, aestheticScore: 3, image: { data: latents, shape: [1, 4, 4, 4] }, denoisingStart });
+  const other = await r.img2img({ ...opts, aestheticScore: 3, image: { data: latents, shape: [1, 4, 8, 8] }, denoisingStart });
   assert.ok(relL2(other.latents.data, out.latents.data) > 1e-4);
 });
 
@@ -202,4 +202,41 @@ test("ssd1b generate --refiner: the recipe's image, Refiner in the infotext; a s
   const bad = runCli([...args.slice(0, 5), "--refiner-switch-at", "1", ...args.slice(7)]);
   assert.equal(bad.code, 2, bad.stderr);
   assert.match(bad.stderr, /--refiner-switch-at must be in \(0, 1\)/);
+});
+
+test("a refiner single file (sd_xl_refiner_1.0 layout: OpenCLIP alone as embedders.0) is the refiner folder's model", { skip: NO_FIXTURES, timeout: 300_000 }, async () => {
+  const r = await openRefiner();
+  const file = tinyRefinerSingleFile(tmp);
+  const sf = await StableDiffusionXLPipeline.fromPretrained(file, { config: tinyRefinerIn(tmp), env: { HF_HOME: join(tmp, "no-hf"), HF_HUB_CACHE: "", HUGGINGFACE_HUB_CACHE: "" } });
+  try {
+    assert.equal(sf.requiresAestheticsScore, true);
+    assert.equal(sf.source.textEncoder, undefined);
+    const [a, b] = [await sf.encodePrompt({ prompt: "a red cube", negativePrompt: "blurry" }), await r.encodePrompt({ prompt: "a red cube", negativePrompt: "blurry" })];
+    assert.ok(relL2(a.promptEmbeds.data, b.promptEmbeds.data) < 1e-6 && relL2(a.pooledPromptEmbeds.data, b.pooledPromptEmbeds.data) < 1e-6);
+    const latents = { data: new TorchGenerator(3).randn([1, 4, 16, 16]), shape: [1, 4, 16, 16] };
+    const opts = { prompt: "a red cube", numInferenceSteps: 6, scheduler: EULER, image: latents, denoisingStart: 0.5, seed: 1 };
+    const [x, y] = [await sf.img2img(opts), await r.img2img(opts)];
+    assert.ok(relL2(x.images.data, y.images.data) < 1e-6, `single file vs folder: ${relL2(x.images.data, y.images.data)}`);
+  } finally {
+    await sf.release();
+  }
+});
+
+test("the SDXL refiner's UNet structure is recognised in a single file (built-in config: 384 channels, 4 blocks per attention)", async () => {
+  const { detectArchitecture } = await import("../src/loaders/single-file.js");
+  const { builtinConfigs } = await import("../src/loaders/builtin-configs/index.js");
+  const { expectedParameters } = await import("../src/models/components.js");
+  const { unetPrefixTable } = await import("../src/loaders/sgm-names.js");
+  const { parseUNetConfig } = await import("../src/models/unet/config.js");
+  const config = builtinConfigs("sdxl-refiner");
+  assert.equal(config.textEncoder, undefined);
+  const table = unetPrefixTable(parseUNetConfig(config.unet));
+  const tensors = new Map([...expectedParameters("unet", config.unet)].map(([k, shape]) => {
+    const name = `model.diffusion_model.${table.toSgm(k)!.key}`;
+    return [name, { name, shape, dtype: "F32", offset: 0, byteLength: 0, file: "header-only" } as never];
+  }));
+  assert.equal(detectArchitecture(tensors).architecture, "sdxl-refiner");
+  // the built-in config is the refiner's: 2560 = 1280 + 5 x 256, CLIP-G's context
+  const unet = parseUNetConfig(config.unet);
+  assert.deepEqual([unet.projectionClassEmbeddingsInputDim, unet.crossAttentionDim[0], unet.midTransformerLayers], [2560, 1280, 4]);
 });

@@ -141,5 +141,5 @@ test("cli --model FILE.safetensors --config DIR: the basic case as a PNG (within
   assert.ok(!bad.stderr.includes("    at "), "no stack trace");
   const noConfig = ssd1b(["generate", "--model", SGM_FILE(), "--prompt", "x", "--output", join(tmp, "cli", "x.png")], EMPTY_HF);
   assert.equal(noConfig.code, 1);
-  assert.match(noConfig.stderr, /matches none of sdxl, ssd-1b, vega; pass --config DIR/);
+  assert.match(noConfig.stderr, /matches none of sdxl, ssd-1b, vega, sdxl-refiner; pass --config DIR/);
 });

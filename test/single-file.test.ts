@@ -34,7 +34,7 @@ test("single file: every diffusers key of the four components resolves to the sy
   assert.ok(sf.tokenizerDirs);
   for (const [kind, component, folder] of COMPONENTS) {
     const config = JSON.parse(readFileSync(join(TINY(), folder, "config.json"), "utf8"));
-    const source = sf[component];
+    const source = sf[component]!;
     let checked = 0;
     for (const [key, shape] of expectedParameters(kind, config)) {
       const entry = source.lookup(key, shape);
@@ -52,7 +52,7 @@ test("single file: every diffusers key of the four components resolves to the sy
     }
     assert.ok(checked > 10);
     // Nothing in the file is left over for this component (its keys() maps back to the same names).
-    checkCheckpoint(kind, config, source, `single file ${component}`);
+    checkCheckpoint(kind, config, source!, `single file ${component}`);
   }
 });
 
@@ -132,7 +132,7 @@ test("built-in configs parse with the model parsers", () => {
     const c = builtinConfigs(arch);
     assert.deepEqual(parseUNetConfig(c.unet).blockOutChannels, [320, 640, 1280]);
     assert.equal(parseVaeConfig(c.vae).scalingFactor, 0.13025);
-    const l = parseClipTextConfig(c.textEncoder), g = parseClipTextConfig(c.textEncoder2);
+    const l = parseClipTextConfig(c.textEncoder!), g = parseClipTextConfig(c.textEncoder2);
     assert.deepEqual([l.hiddenSize, l.numHiddenLayers, l.hiddenAct, clipHasProjection(l, [])], [768, 12, "quick_gelu", false]);
     assert.deepEqual([g.hiddenSize, g.numHiddenLayers, g.hiddenAct, clipHasProjection(g, []), g.projectionDim], [1280, 32, "gelu", true, 1280]);
     assert.equal(c.scheduler._class_name, "EulerDiscreteScheduler");

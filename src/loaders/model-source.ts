@@ -136,18 +136,20 @@ function openSingleFileSource(spec: string, opts: OpenModelOptions): ModelSource
     throw new ModelSourceError(`${file}: the checkpoint holds no VAE (no first_stage_model.* tensors); pass --vae DIR (library: { vae }) with a diffusers AutoencoderKL folder, e.g. madebyollin/sdxl-vae-fp16-fix`);
   }
   const tok = findTokenizers(file, sf, opts.env);
-  const part = (name: "unet" | "vae" | "textEncoder" | "textEncoder2"): ComponentWeights => ({
+  const part = (name: "unet" | "vae" | "textEncoder2"): ComponentWeights => ({
     config: sf.configs[name], source: sf[name], where: `${file} (${name})`,
     transposedKeys: name === "textEncoder2" ? sf.transposedKeys : undefined,
   });
+  const textEncoder = sf.textEncoder && sf.configs.textEncoder ? { config: sf.configs.textEncoder, source: sf.textEncoder, where: `${file} (textEncoder)` } : undefined;
   return {
     format: "single-file",
     model: { dir: file, name: basename(file).replace(/\.[^.]+$/, "") },
-    modelIndex: {},
+    // what a refiner's model_index.json says (diffusers' single-file loader sets the same)
+    modelIndex: sf.refiner ? { requires_aesthetics_score: true, force_zeros_for_empty_prompt: false } : {},
     schedulerConfig: sf.configs.scheduler,
     unet: part("unet"),
     vae: opts.vae ? openVaeOverride(opts.vae, undefined, opts.env) : part("vae"),
-    textEncoder: part("textEncoder"), textEncoder2: part("textEncoder2"),
+    textEncoder, textEncoder2: part("textEncoder2"),
     tokenizers: tok.tokenizers,
     tokenizersFrom: tok.where,
     architecture: sf.architecture,
@@ -156,7 +158,7 @@ function openSingleFileSource(spec: string, opts: OpenModelOptions): ModelSource
 }
 
 /** Repos in the HF cache whose tokenizer/ and tokenizer_2/ a single SDXL-family file can use. */
-export const TOKENIZER_REPOS = ["segmind/SSD-1B", "stabilityai/stable-diffusion-xl-base-1.0"] as const;
+export const TOKENIZER_REPOS = ["segmind/SSD-1B", "stabilityai/stable-diffusion-xl-base-1.0", "stabilityai/stable-diffusion-xl-refiner-1.0"] as const;
 
 const hasBpe = (dir: string) => existsSync(join(dir, "vocab.json")) && existsSync(join(dir, "merges.txt"));
 
@@ -185,7 +187,7 @@ function loadTokenizer(dir: string, specials: TokenizerSpecials): CLIPTokenizer 
  * Single files carry no tokenizer: the `--config` folder's tokenizer/ and tokenizer_2/, else those of a
  * diffusers folder next to the file, else an SDXL/SSD-1B snapshot in the HF cache.
  */
-function findTokenizers(file: string, sf: SingleFileCheckpoint, env: NodeJS.ProcessEnv | undefined): { tokenizers: readonly [CLIPTokenizer, CLIPTokenizer]; where: string } {
+function findTokenizers(file: string, sf: SingleFileCheckpoint, env: NodeJS.ProcessEnv | undefined): { tokenizers: readonly [CLIPTokenizer | undefined, CLIPTokenizer]; where: string } {
   const candidates: string[] = [];
   if (sf.tokenizerDirs) candidates.push(dirname(sf.tokenizerDirs.tokenizer));
   candidates.push(dirname(file));
@@ -197,8 +199,9 @@ function findTokenizers(file: string, sf: SingleFileCheckpoint, env: NodeJS.Proc
   }
   for (const dir of candidates) {
     const t1 = join(dir, "tokenizer"), t2 = join(dir, "tokenizer_2");
-    if (hasBpe(t1) && hasBpe(t2)) {
-      return { tokenizers: [loadTokenizer(t1, SDXL_TOKENIZER), loadTokenizer(t2, SDXL_TOKENIZER_2)], where: dir };
+    // a refiner (CLIP-G alone) needs tokenizer_2 only, as its diffusers folder has
+    if (hasBpe(t2) && (sf.refiner || hasBpe(t1))) {
+      return { tokenizers: [sf.refiner ? undefined : loadTokenizer(t1, SDXL_TOKENIZER), loadTokenizer(t2, SDXL_TOKENIZER_2)], where: dir };
     }
   }
   throw new MissingTokenizersError(

@@ -6,7 +6,8 @@
  * diffusers/transformers names, every tensor read in place: OpenCLIP's fused q/k/v projection is split
  * into three byte ranges of the same file, LDM's 1x1-conv VAE attention weights are reshaped.
  * The file carries no config: the architecture is recognised from the transformer depth of each
- * attention module, and the configs come from the built-in set (or from `--config DIR`).
+ * attention module, and the configs come from the built-in set (or from `--config DIR`). An SDXL
+ * refiner file (sd_xl_refiner_1.0) has OpenCLIP alone, as `conditioner.embedders.0.model.*`.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -28,6 +29,9 @@ export const SGM_PREFIXES = {
 
 export type SingleFileComponent = keyof typeof SGM_PREFIXES;
 
+/** Where a refiner file keeps its one text encoder (OpenCLIP bigG), in place of CLIP-L. */
+const REFINER_TEXT_ENCODER_2 = "conditioner.embedders.0.model.";
+
 export interface SingleFileCheckpoint {
   file: string;
   /** The built-in architecture the UNet's structure matches; undefined when only a `--config` UNet fits. */
@@ -37,8 +41,11 @@ export interface SingleFileCheckpoint {
   configSources: Record<keyof PipelineConfigs, string>;
   unet: WeightSource;
   vae: WeightSource;
-  textEncoder: WeightSource;
+  /** Absent in a refiner file. */
+  textEncoder?: WeightSource;
   textEncoder2: WeightSource;
+  /** An SDXL refiner: OpenCLIP alone (as embedders.0), aesthetic-score conditioning. */
+  refiner: boolean;
   /**
    * textEncoder2 keys whose tensor is stored transposed: `text_projection.weight` is [hidden, projection]
    * (OpenCLIP multiplies x @ P). The text encoder graph must use it as x·W instead of x·Wᵀ.
@@ -46,7 +53,7 @@ export interface SingleFileCheckpoint {
   transposedKeys: ReadonlySet<string>;
   /** Tensors outside the four components (EMA copies, denoiser buffers, …): reported, not loaded. */
   unmapped: string[];
-  /** tokenizer/ and tokenizer_2/ of the `--config` folder, when it has them. */
+  /** tokenizer/ and tokenizer_2/ of the `--config` folder, when it has them (a refiner needs tokenizer_2/ only). */
   tokenizerDirs?: { tokenizer: string; tokenizer2: string };
 }
 
@@ -173,9 +180,8 @@ function resolveRef(entry: TensorEntry, ref: SgmRef, expected: readonly number[]
 
 function componentSource(
   file: string, tensors: Map<string, TensorEntry>, component: SingleFileComponent,
-  toSgm: (key: string) => SgmRef | undefined, fromSgm: (key: string) => string[] | undefined,
+  toSgm: (key: string) => SgmRef | undefined, fromSgm: (key: string) => string[] | undefined, prefix: string = SGM_PREFIXES[component],
 ): WeightSource {
-  const prefix = SGM_PREFIXES[component];
   let keys: string[] | undefined;
   return {
     description: `${file} (single file: ${component} under "${prefix}")`,
@@ -233,10 +239,13 @@ export function openSingleFile(file: string, opts: { configDir?: string } = {}):
   } else if (!architecture) {
     throw new SingleFileError(`${file}: UNet structure (transformer blocks per attention: ${structure}) matches none of ${ARCHITECTURES.join(", ")}; pass --config DIR with the model's diffusers configs`);
   }
+  // a refiner's only text encoder is OpenCLIP, stored where base files keep CLIP-L
+  const refiner = keys.some((k) => k.startsWith(REFINER_TEXT_ENCODER_2)) && !keys.some((k) => k.startsWith(SGM_PREFIXES.textEncoder));
   const builtin = architecture ? builtinConfigs(architecture) : undefined;
   const configs = {} as PipelineConfigs;
   const configSources = {} as Record<keyof PipelineConfigs, string>;
   for (const name of Object.keys(CONFIG_FILES) as (keyof PipelineConfigs)[]) {
+    if (name === "textEncoder" && refiner) continue;
     const c = given.configs[name] ?? builtin?.[name];
     if (!c) throw new SingleFileError(`${file}: no ${name} config: ${opts.configDir} lacks ${CONFIG_FILES[name]} and the UNet matches no built-in architecture`);
     configs[name] = c;
@@ -248,17 +257,17 @@ export function openSingleFile(file: string, opts: { configDir?: string } = {}):
   const vaeTable = vaePrefixTable(vaeCfg, decoderTop(tensors, vaeCfg.blockOutChannels.length));
   const one = (k: string | undefined) => (k === undefined ? undefined : [k]);
   const plain = (k: string) => (k.startsWith("text_model.") ? { key: k } : undefined);
-  const prefixes = Object.values(SGM_PREFIXES);
+  const prefixes = refiner ? [SGM_PREFIXES.unet, SGM_PREFIXES.vae, REFINER_TEXT_ENCODER_2] : Object.values(SGM_PREFIXES);
   const tok = opts.configDir && { tokenizer: join(opts.configDir, "tokenizer"), tokenizer2: join(opts.configDir, "tokenizer_2") };
   return {
-    file, architecture, configs, configSources,
+    file, architecture, configs, configSources, refiner,
     unet: componentSource(file, tensors, "unet", (k) => unetTable.toSgm(k), (k) => one(unetTable.fromSgm(k))),
     vae: componentSource(file, tensors, "vae", (k) => vaeTable.toSgm(k), (k) => one(vaeTable.fromSgm(k))),
-    textEncoder: componentSource(file, tensors, "textEncoder", plain, (k) => one(plain(k)?.key)),
-    textEncoder2: componentSource(file, tensors, "textEncoder2", openClipToSgm, openClipFromSgm),
+    textEncoder: refiner ? undefined : componentSource(file, tensors, "textEncoder", plain, (k) => one(plain(k)?.key)),
+    textEncoder2: componentSource(file, tensors, "textEncoder2", openClipToSgm, openClipFromSgm, refiner ? REFINER_TEXT_ENCODER_2 : SGM_PREFIXES.textEncoder2),
     transposedKeys: new Set(["text_projection.weight"]),
     unmapped: keys.filter((k) => !prefixes.some((p) => k.startsWith(p))),
-    tokenizerDirs: tok && existsSync(tok.tokenizer) && existsSync(tok.tokenizer2) ? tok : undefined,
+    tokenizerDirs: tok && (refiner || existsSync(tok.tokenizer)) && existsSync(tok.tokenizer2) ? tok : undefined,
   };
 }
 

@@ -17,7 +17,7 @@ export interface FastPreset {
 export type Preset = "fast" | FastPreset;
 
 /** The LCM-LoRAs latent-consistency and Segmind publish for each architecture. */
-export const LCM_LORAS: Record<Architecture, string> = {
+export const LCM_LORAS: Partial<Record<Architecture, string>> = {
   "ssd-1b": "latent-consistency/lcm-lora-ssd-1b",
   "sdxl": "latent-consistency/lcm-lora-sdxl",
   "vega": "segmind/Segmind-VegaRT",

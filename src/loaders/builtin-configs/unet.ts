@@ -68,3 +68,19 @@ export const VEGA_UNET: Readonly<Record<string, unknown>> = {
   "reverse_transformer_layers_per_block": [[2, 2, 2], [1, 1, 1], [1, 1, 1]],
   "transformer_layers_per_block": [1, 1, 2],
 };
+
+/**
+ * stabilityai/stable-diffusion-xl-refiner-1.0 (sd_xl_refiner.yaml: 384 base channels x [1, 2, 4, 4], attention
+ * with 4 transformer blocks at the two middle levels and in the mid block, 64-channel heads, CLIP-G's
+ * 1280-wide context, 2560 = 1280 + 5 time ids x 256 added embedding).
+ */
+export const SDXL_REFINER_UNET: Readonly<Record<string, unknown>> = {
+  ...SDXL_UNET,
+  "attention_head_dim": [6, 12, 24, 24],
+  "block_out_channels": [384, 768, 1536, 1536],
+  "cross_attention_dim": 1280,
+  "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
+  "projection_class_embeddings_input_dim": 2560,
+  "transformer_layers_per_block": 4,
+  "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
+};
