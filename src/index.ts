@@ -10,4 +10,5 @@ export { generateHires, hiresTargetSize, upscaleLatents, builtinPixelUpscale, es
 export { interpolate, type LatentInterpolation } from "./image/latent-resize.js";
 export { a1111Inpaint, INPAINTING_FILLS, type A1111InpaintOptions, type A1111InpaintSettings } from "./recipes/a1111-inpaint.js";
 export { outpaintImage, OUTPAINT_FILLS, type OutpaintRecipeOptions } from "./recipes/outpaint.js";
+export { generateRefined, img2imgRefined, type RefinerSwitch } from "./recipes/refiner.js";
 export { decodeImageRgba, type RgbaImage } from "./image/rgba.js";
