@@ -102,11 +102,11 @@ function checkScore(v: number, what: string): number {
  */
 export function refinerTimeIds(mc: MicroConditioning, height: number, width: number, batch: number, guidance: boolean): Float32Array {
   const size: Pair = [height, width];
-  const original = mc.originalSize ?? size;
-  for (const [p, what] of [[original, "originalSize"], [mc.cropsCoordsTopLeft ?? [0, 0], "cropsCoordsTopLeft"]] as const) checkPair(p, what);
-  const pos = [...original, ...(mc.cropsCoordsTopLeft ?? [0, 0]), checkScore(mc.aestheticScore ?? 6, "aestheticScore")];
+  const original = mc.originalSize ?? size, crops = mc.cropsCoordsTopLeft ?? [0, 0];
   const negOriginal = mc.negativeOriginalSize ?? original, negCrops = mc.negativeCropsCoordsTopLeft ?? [0, 0];
+  checkPair(original, "originalSize"); checkPair(crops, "cropsCoordsTopLeft");
   checkPair(negOriginal, "negativeOriginalSize"); checkPair(negCrops, "negativeCropsCoordsTopLeft");
+  const pos = [...original, ...crops, checkScore(mc.aestheticScore ?? 6, "aestheticScore")];
   const neg = [...negOriginal, ...negCrops, checkScore(mc.negativeAestheticScore ?? 2.5, "negativeAestheticScore")];
   const list = Array.from({ length: batch }, () => pos);
   return rows(guidance ? [...Array.from({ length: batch }, () => neg), ...list] : list);

@@ -159,7 +159,7 @@ async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: 
     const switchOver = refiner && spec.refiner && { ...spec.refiner, onSwitch: () => pipe.unet.release() };
     const result: PipelineOutput = image && mask && spec.inpaint
       ? await a1111Inpaint(pipe, { ...common, image, maskImage: mask, strength: spec.strength, settings: inpaintSettings(spec.inpaint) })
-      : refiner && switchOver ? await (image ? img2imgRefined(pipe, refiner, { ...common, image, strength: spec.strength }, switchOver)
+      : switchOver ? await (image ? img2imgRefined(pipe, refiner, { ...common, image, strength: spec.strength }, switchOver)
         : generateRefined(pipe, refiner, { ...common, width: spec.width, height: spec.height }, switchOver))
       : image ? await pipe.img2img({ ...common, image, strength: spec.strength })
       : hires ? await generateHires(pipe, { ...common, width: spec.width, height: spec.height }, hires)
