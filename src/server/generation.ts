@@ -46,7 +46,7 @@ export async function generateForRequest(ctx: Ctx<AppState>, spec: JobSpec): Pro
   const job = await state.queue.submit(spec);
   res.setHeader("X-Job-Id", job.id);
   res.setHeader("X-Seed", String(spec.seed));
-  state.log(`job ${job.id}: ${ctx.req.method} ${ctx.url.pathname} ${spec.inpaint ? "inpaint" : spec.initImage ? "img2img" : "txt2img"} seed ${spec.seed}, ${spec.steps} steps, ${spec.batchSize * spec.iterations} image(s)${loraNote(spec)}`);
+  state.log(`job ${job.id}: ${ctx.req.method} ${ctx.url.pathname} ${spec.inpaint || spec.noiseMask ? "inpaint" : spec.initImage ? "img2img" : "txt2img"} seed ${spec.seed}, ${spec.steps} steps, ${spec.batchSize * spec.iterations} image(s)${loraNote(spec)}`);
   const onClose = () => { if (!res.writableFinished) job.cancel("disconnected"); };
   res.on("close", onClose);
   try {

@@ -42,6 +42,18 @@ export interface InpaintSpec {
   inpaintFullResPadding: number;
 }
 
+/**
+ * ComfyUI's noise mask (VAEEncodeForInpaint, SetLatentNoiseMask): the pipeline's inpaint as it is
+ * (diffusers' algorithm, the mask binarized at 0.5, no blur and no paste of the original over the
+ * result), with initImage and strength.
+ */
+export interface NoiseMaskSpec {
+  /** Grey PNG (base64) of initImage's size: white = repaint. */
+  mask: string;
+  /** VAEEncodeForInpaint: these pixels (white) are set to 0.5 grey before the image is encoded. */
+  greyOut?: string;
+}
+
 /** What to generate; every field already checked, the seed already drawn. */
 export interface JobSpec {
   prompt: string;
@@ -94,6 +106,8 @@ export interface JobSpec {
   strength?: number;
   /** img2img with a mask: inpainting (initImage set too). */
   inpaint?: InpaintSpec;
+  /** img2img with ComfyUI's noise mask (see NoiseMaskSpec); not with `inpaint`. */
+  noiseMask?: NoiseMaskSpec;
   /** txt2img with the hires fix: width / height are the first pass's size. */
   hires?: HiresSpec;
   /**

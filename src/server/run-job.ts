@@ -13,6 +13,7 @@ import { stripLoraTags } from "../prompts/lora-tags.js";
 import { StepPreviews } from "./step-previews.js";
 import type { HiresSpec, InpaintSpec, JobOutput, JobSpec, RefinerSpec, StepReport, StopAction } from "./job.js";
 import { generateRefined, img2imgRefined } from "../recipes/refiner.js";
+import { noiseMaskInputs } from "./noise-mask.js";
 import { Upscaler } from "../pipelines/upscaler.js";
 import type { ControlNets } from "./controlnet-library.js";
 import { controlNetInfoFields, controlNetUnits } from "./controlnet-units.js";
@@ -119,6 +120,7 @@ async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: 
   };
   const init = spec.initImage !== undefined ? decodeImage(Buffer.from(spec.initImage, "base64"), "init image") : undefined;
   const mask = spec.inpaint && init ? decodeImage(Buffer.from(spec.inpaint.mask, "base64"), "mask") : undefined;
+  const noiseMasked = spec.noiseMask && init ? noiseMaskInputs(spec.noiseMask, init) : undefined;
   const previews = new StepPreviews(pipe.taesd);
   // with ControlNets too a txt2img job without a size takes the model's (not the control image's, as the library would)
   const cnTarget = init ? { width: init.width, height: init.height } : { width: spec.width ?? pipe.defaultSize, height: spec.height ?? pipe.defaultSize };
@@ -127,7 +129,7 @@ async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: 
   const target = hires && hiresTargetSize(spec.width ?? pipe.defaultSize, spec.height ?? pipe.defaultSize, hires);
   const width = init?.width ?? target?.width ?? spec.width ?? pipe.defaultSize, height = init?.height ?? target?.height ?? spec.height ?? pipe.defaultSize;
   const out: JobOutput = { images: [], seeds: [], infotexts: [], width, height, sampler: spec.scheduler ?? "", model: pipe.model.name, seconds: 0 };
-  if (mask) out.inpaintingConditioning = pipe.unet.config.inChannels !== pipe.vae.config.latentChannels;
+  if (mask || noiseMasked) out.inpaintingConditioning = pipe.unet.config.inChannels !== pipe.vae.config.latentChannels;
   for (let k = 0; k < spec.iterations; k++) {
     if (opts.control?.interrupted) break;
     const stopEarly = opts.control?.nextIteration();
@@ -159,6 +161,7 @@ async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: 
     const switchOver = refiner && spec.refiner && { ...spec.refiner, onSwitch: () => pipe.unet.release() };
     const result: PipelineOutput = image && mask && spec.inpaint
       ? await a1111Inpaint(pipe, { ...common, image, maskImage: mask, strength: spec.strength, settings: inpaintSettings(spec.inpaint) })
+      : noiseMasked ? await pipe.inpaint({ ...common, ...noiseMasked, strength: spec.strength })
       : switchOver ? await (image ? img2imgRefined(pipe, refiner, { ...common, image, strength: spec.strength }, switchOver)
         : generateRefined(pipe, refiner, { ...common, width: spec.width, height: spec.height }, switchOver))
       : image ? await pipe.img2img({ ...common, image, strength: spec.strength })

@@ -11,6 +11,7 @@
  * two agree when the image already has the output size).
  */
 import { NodeError, nodeFields, type Graph, type GraphNode } from "./graph.js";
+import { uploadName } from "./masks.js";
 import type { ControlNetSpec } from "../controlnet-spec.js";
 import { CANNY_DEFAULTS } from "../controlnet-spec.js";
 
@@ -44,7 +45,7 @@ export function controlNetUnits(graph: Graph, positive: GraphNode[], negative: G
     const f = nodeFields(apply);
     const loader = graph.follow(apply, "control_net", { ControlNetLoader: [0] }, "a CONTROL_NET from ControlNetLoader");
     const load = graph.follow(apply, "image", { LoadImage: [0] }, "an IMAGE from LoadImage (the control image)");
-    const imageName = nodeFields(load).string("image", 300);
+    const imageName = uploadName(nodeFields(load).string("image", 300));
     const image = controlImage(imageName);
     if (image === undefined) throw new NodeError(load, `Invalid image file: ${JSON.stringify(imageName)} was not uploaded here (POST /upload/image first)`, "image", "custom_validation_failed");
     const start = f.number("start_percent", 0, 1), end = f.number("end_percent", 0, 1);

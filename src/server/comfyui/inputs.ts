@@ -7,6 +7,7 @@ import { FileStore, FILE_NAME } from "../file-store.js";
 import { decodeImage } from "../../image/image.js";
 import { encodePng } from "../../image/png.js";
 import { crop } from "../../image/raster.js";
+import { decodeImageRgba, type RgbaImage } from "../../image/rgba.js";
 import { invalid } from "../errors.js";
 import type { Limits } from "../validation.js";
 
@@ -39,6 +40,12 @@ export class ComfyInputs {
 
   file(name: string): { data: Buffer; type: string } | undefined {
     return FILE_NAME.test(name) ? this.store.get(name) : undefined;
+  }
+
+  /** The upload with its alpha (LoadImage's MASK is 1 - alpha), uncropped, or undefined when none has that name. */
+  rgba(name: string): RgbaImage | undefined {
+    const f = this.file(name);
+    return f && decodeImageRgba(f.data, name);
   }
 
   /**

@@ -6,6 +6,7 @@
  */
 import { COMFY_SAMPLER_NAMES, COMFY_SCHEDULER_NAMES } from "./samplers.js";
 import { NODE_CLASSES } from "./workflow.js";
+import { MASK_CHANNELS } from "./masks.js";
 
 export interface Choices {
   checkpoints: string[];
@@ -63,8 +64,22 @@ function nodes(c: Choices): Record<string, NodeInfo> {
       output: ["CONDITIONING"], category: "advanced/conditioning", displayName: "CLIPTextEncodeSDXLRefiner", description: "A refiner's prompt (the base's text) and aesthetic score; width and height are the image's.",
     },
     EmptyLatentImage: { required: { width: side(1024), height: side(1024), batch_size: ["INT", { default: 1, min: 1, max: c.maxImages }] }, output: ["LATENT"], category: "latent", displayName: "Empty Latent Image", description: "The image size." },
-    LoadImage: { required: { image: [c.inputs, { image_upload: true }] }, output: ["IMAGE", "MASK"], category: "image", displayName: "Load Image", description: "An image uploaded with POST /upload/image." },
+    LoadImage: { required: { image: [c.inputs, { image_upload: true }] }, output: ["IMAGE", "MASK"], category: "image", displayName: "Load Image", description: "An image uploaded with POST /upload/image; its MASK is 1 - alpha." },
+    LoadImageMask: {
+      required: { image: [c.inputs, { image_upload: true }], channel: [MASK_CHANNELS] }, output: ["MASK"], category: "mask", displayName: "Load Image (as Mask)",
+      description: "One channel of an upload as a mask (alpha inverted, as LoadImage's MASK).",
+    },
+    InvertMask: { required: { mask: ["MASK"] }, output: ["MASK"], category: "mask", displayName: "InvertMask", description: "1 - mask." },
     VAEEncode: { required: { pixels: ["IMAGE"], vae: ["VAE"] }, output: ["LATENT"], category: "latent", displayName: "VAE Encode", description: "img2img: the KSampler's denoise is the strength." },
+    VAEEncodeForInpaint: {
+      required: { pixels: ["IMAGE"], vae: ["VAE"], mask: ["MASK"], grow_mask_by: ["INT", { default: 6, min: 0, max: 64, step: 1 }] },
+      output: ["LATENT"], category: "latent/inpaint", displayName: "VAE Encode (for Inpainting)",
+      description: "Inpainting: the masked pixels grey before encoding, the mask grown by grow_mask_by is repainted (diffusers' inpaint, the mask binarized at 0.5).",
+    },
+    SetLatentNoiseMask: {
+      required: { samples: ["LATENT"], mask: ["MASK"] }, output: ["LATENT"], category: "latent/inpaint", displayName: "Set Latent Noise Mask",
+      description: "Inpainting on a VAEEncode's latent: the mask (binarized at 0.5) is repainted, at the sampler's denoise.",
+    },
     ControlNetLoader: { required: { control_net_name: [c.controlnets] }, output: ["CONTROL_NET"], category: "loaders", displayName: "Load ControlNet Model", description: "A net of --controlnet-dir." },
     ControlNetApplyAdvanced: {
       required: {

@@ -5,6 +5,7 @@
  *
  *   CheckpointLoaderSimple -> [LoraLoader ...] -> KSampler <- CLIPTextEncode[SDXL] (positive, negative)
  *                          -> [CLIPSetLastLayer]      ^- EmptyLatentImage | LoadImage -> VAEEncode
+ *                                                     ^- LoadImage (IMAGE, MASK) -> VAEEncodeForInpaint | VAEEncode -> SetLatentNoiseMask
  *   KSampler [-> LatentUpscale(By) -> KSampler] -> VAEDecode -> SaveImage | PreviewImage
  *   (CLIPTextEncode -> [ControlNetApplyAdvanced <- ControlNetLoader, LoadImage] -> KSampler)
  *
@@ -14,7 +15,8 @@
  * diffusers' prompt and prompt_2, its sizes the micro-conditioning. With a VAEEncode latent, denoise d
  * and steps s run as ComfyUI does: the last s steps of a schedule of s / d steps (diffusers' img2img
  * with strength d and num_inference_steps floor(s / d)); KSamplerAdvanced from start_at_step k of s
- * steps is strength (s - k) / s with s steps (sampler-node.ts). A KSamplerAdvanced whose latent is
+ * steps is strength (s - k) / s with s steps (sampler-node.ts). A VAEEncodeForInpaint or
+ * SetLatentNoiseMask latent makes it the pipeline's inpaint with that mask (inpaint.ts). A KSamplerAdvanced whose latent is
  * another's leftover noise is a base + refiner graph's refiner (refiner.ts). A sampler whose latent is a
  * LatentUpscale(By) of another's is the hires fix's second pass (hires.ts). ControlNetApplyAdvanced nodes on both prompts are ControlNet
  * units (controlnet.ts). A LoRA applies to the UNet and text encoders together here, so
@@ -25,6 +27,8 @@ import { Graph, NodeError, PromptError, nodeFields, nodeSide, type GraphNode } f
 import { checkFullSchedule, partialSchedule, readSampler } from "./sampler-node.js";
 import { findPasses, hiresOf, type Passes } from "./hires.js";
 import { refinerOf } from "./refiner.js";
+import { INPAINT_LATENTS, inpaintLatent } from "./inpaint.js";
+import { uploadName, type UploadReader } from "./masks.js";
 import { conditioningChain, controlNetUnits } from "./controlnet.js";
 import type { ControlNetSpec } from "../controlnet-spec.js";
 import type { JobSpec } from "../job.js";
@@ -37,7 +41,7 @@ import type { MicroConditioning } from "../../pipelines/micro-conditioning.js";
 /** The node classes understood (the /object_info list). */
 export const NODE_CLASSES = [
   "CheckpointLoaderSimple", "LoraLoader", "LoraLoaderModelOnly", "CLIPSetLastLayer", "CLIPTextEncode", "CLIPTextEncodeSDXL", "EmptyLatentImage",
-  "CLIPTextEncodeSDXLRefiner", "LoadImage", "VAEEncode", "ControlNetLoader", "ControlNetApplyAdvanced", "KSampler", "KSamplerAdvanced", "LatentUpscaleBy", "LatentUpscale", "VAEDecode", "SaveImage", "PreviewImage",
+  "CLIPTextEncodeSDXLRefiner", "LoadImage", "LoadImageMask", "InvertMask", "VAEEncode", "VAEEncodeForInpaint", "SetLatentNoiseMask", "ControlNetLoader", "ControlNetApplyAdvanced", "KSampler", "KSamplerAdvanced", "LatentUpscaleBy", "LatentUpscale", "VAEDecode", "SaveImage", "PreviewImage",
 ] as const;
 
 const OUTPUT_CLASSES: readonly string[] = ["SaveImage", "PreviewImage"];
@@ -52,7 +56,7 @@ const NOT_RUN: Readonly<Record<string, string>> = {
 const MODEL = { CheckpointLoaderSimple: [0], LoraLoader: [0], LoraLoaderModelOnly: [0] };
 const CLIP = { CheckpointLoaderSimple: [1], LoraLoader: [1], CLIPSetLastLayer: [0] };
 const VAE = { CheckpointLoaderSimple: [2] };
-const LATENT = { EmptyLatentImage: [0], VAEEncode: [0] };
+const LATENT = { EmptyLatentImage: [0], VAEEncode: [0], ...INPAINT_LATENTS };
 const SAMPLED = { KSampler: [0], KSamplerAdvanced: [0] };
 const IMAGE = { VAEDecode: [0] };
 const PIXELS = { LoadImage: [0] };
@@ -65,6 +69,8 @@ export interface WorkflowContext {
   model: ModelInfo;
   /** An uploaded input image (LoadImage's `image`) as VAEEncode takes it (base64 PNG) and its size, or undefined when there is none by that name. */
   inputImage: (name: string) => { png: string; width: number; height: number } | undefined;
+  /** An upload as LoadImage reads it for its MASK (alpha kept, not cropped), or undefined. */
+  upload: UploadReader;
   /** An uploaded image as a control image (its bytes, base64), or undefined. */
   controlImage: (name: string) => string | undefined;
 }
@@ -128,7 +134,10 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
   const controlnets = controlNetUnits(graph, posChain.applies, negChain.applies, ctx.controlImage);
   const clips = [positive, negative].map((n) => clipChain(graph, graph.follow(n, "clip", CLIP, "a CLIP")));
   const latent = graph.follow(ks, "latent_image", LATENT, "a LATENT");
-  const encoderVae = latent.classType === "VAEEncode" ? [graph.follow(latent, "vae", VAE, "a VAE")] : [];
+  const inpaint = latent.classType in INPAINT_LATENTS ? inpaintLatent(graph, latent, ctx.upload) : undefined;
+  // the VAEEncode (ForInpaint) whose pixels are the image, or the EmptyLatentImage
+  const encoder = inpaint?.encoder ?? latent;
+  const encoderVae = encoder.classType === "EmptyLatentImage" ? [] : [graph.follow(encoder, "vae", VAE, "a VAE")];
   // with a refiner the decoder may take either checkpoint's VAE (checked below)
   const checkpoints = new Set([model.checkpoint, ...clips.map((c) => c.checkpoint), ...(refinerSampler ? [] : decoderVaes), ...encoderVae]);
   const ckptNames = new Set([...checkpoints].map((c) => nodeFields(c).string("ckpt_name", 1000)));
@@ -169,14 +178,14 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
     spec.batchSize = l.optionalInt("batch_size", 1, ctx.limits.maxImages) ?? 1;
     checkFullSchedule(ks, settings, "an image to start from (LoadImage -> VAEEncode -> latent_image)");
   } else {
-    const load = graph.follow(latent, "pixels", PIXELS, "an IMAGE from LoadImage");
-    graph.follow(latent, "vae", VAE, "a VAE");
-    const name = nodeFields(load).string("image", 300);
+    const load = graph.follow(encoder, "pixels", PIXELS, "an IMAGE from LoadImage");
+    const name = uploadName(nodeFields(load).string("image", 300));
     const image = ctx.inputImage(name);
     if (image === undefined) throw new NodeError(load, `Invalid image file: ${JSON.stringify(name)} was not uploaded here (POST /upload/image first)`, "image", "custom_validation_failed");
     nodeSide(load, "image", image.width, ctx.limits, "the image width");
     nodeSide(load, "image", image.height, ctx.limits, "the image height");
     spec.initImage = image.png;
+    if (inpaint) spec.noiseMask = inpaint.noiseMask;
     Object.assign(spec, { width: image.width, height: image.height });
     Object.assign(spec, partialSchedule(ks, settings, ctx.limits));
   }
