@@ -17,7 +17,8 @@ import { loadSchedulerConfig } from "../schedulers/index.js";
 import { detectComponentKind, type ComponentKind } from "../models/components.js";
 import { ModelFolderError, folderComponent, type ComponentWeights, type Variant } from "./component.js";
 import { hubSnapshot, repoCacheDir, resolveModelFolder, type ModelFolder } from "./model-folder.js";
-import { openSingleFile, type SingleFileCheckpoint } from "./single-file.js";
+import { SingleFileError, openSingleFile, type SingleFileCheckpoint } from "./single-file.js";
+import { VaeFileError, openVaeFile } from "./vae-file.js";
 import { readHeader } from "../safetensors/read.js";
 import { decoderFileConfig, decoderFileSource } from "../models/taesd/autoencoder-tiny.js";
 import { SDXL_TOKENIZER, SDXL_TOKENIZER_2, type TokenizerSpecials } from "./builtin-configs/index.js";
@@ -224,7 +225,12 @@ export function openVaeOverride(spec: string, variant: Variant, env?: NodeJS.Pro
     dir = pick(asPath);
     looked = `${asPath} (no config.json and no vae/config.json)`;
   } else if (isFile(asPath)) {
-    throw new ModelSourceError(`--vae ${spec}: expected a diffusers AutoencoderKL folder (config.json + diffusion_pytorch_model.safetensors), not a single file`);
+    try {
+      return openVaeFile(asPath);
+    } catch (e) {
+      if (e instanceof VaeFileError || e instanceof SingleFileError) throw new ModelSourceError(`--vae ${spec}: ${e.message}`);
+      throw e;
+    }
   } else if (/^[A-Za-z0-9][\w.-]*\/[\w.-]+$/.test(spec) && !spec.startsWith(".")) {
     const snap = hubSnapshot(spec, env);
     dir = snap && pick(snap);

@@ -202,14 +202,26 @@ function componentSource(
   };
 }
 
-/** The LDM index of the decoder's first up block: the highest `decoder.up.N` in the file. */
-function decoderTop(tensors: Map<string, TensorEntry>, blocks: number): number {
+/** The LDM index of the decoder's first up block: the highest `decoder.up.N` under the prefix. */
+function decoderTop(tensors: Map<string, TensorEntry>, blocks: number, prefix: string): number {
   let top = -1;
   for (const k of tensors.keys()) {
-    const m = /^first_stage_model\.decoder\.up\.(\d+)\./.exec(k);
+    const m = k.startsWith(prefix) ? /^decoder\.up\.(\d+)\./.exec(k.slice(prefix.length)) : null;
     if (m) top = Math.max(top, Number(m[1]));
   }
   return top < 0 ? blocks - 1 : top;
+}
+
+const one = (k: string | undefined) => (k === undefined ? undefined : [k]);
+
+/**
+ * An LDM-named AutoencoderKL under `prefix` (a checkpoint's `first_stage_model.`, or "" in a standalone
+ * VAE file such as sdxl_vae.safetensors) as diffusers keys; the 1x1-conv attention weights reshaped.
+ */
+export function ldmVaeSource(file: string, tensors: Map<string, TensorEntry>, vaeConfig: Record<string, any>, prefix: string): WeightSource {
+  const cfg = parseVaeConfig(vaeConfig);
+  const table = vaePrefixTable(cfg, decoderTop(tensors, cfg.blockOutChannels.length, prefix));
+  return componentSource(file, tensors, "vae", (k) => table.toSgm(k), (k) => one(table.fromSgm(k)), prefix);
 }
 
 /**
@@ -253,16 +265,13 @@ export function openSingleFile(file: string, opts: { configDir?: string } = {}):
   }
 
   const unetTable = unetPrefixTable(parseUNetConfig(configs.unet));
-  const vaeCfg = parseVaeConfig(configs.vae);
-  const vaeTable = vaePrefixTable(vaeCfg, decoderTop(tensors, vaeCfg.blockOutChannels.length));
-  const one = (k: string | undefined) => (k === undefined ? undefined : [k]);
   const plain = (k: string) => (k.startsWith("text_model.") ? { key: k } : undefined);
   const prefixes = refiner ? [SGM_PREFIXES.unet, SGM_PREFIXES.vae, REFINER_TEXT_ENCODER_2] : Object.values(SGM_PREFIXES);
   const tok = opts.configDir && { tokenizer: join(opts.configDir, "tokenizer"), tokenizer2: join(opts.configDir, "tokenizer_2") };
   return {
     file, architecture, configs, configSources, refiner,
     unet: componentSource(file, tensors, "unet", (k) => unetTable.toSgm(k), (k) => one(unetTable.fromSgm(k))),
-    vae: componentSource(file, tensors, "vae", (k) => vaeTable.toSgm(k), (k) => one(vaeTable.fromSgm(k))),
+    vae: ldmVaeSource(file, tensors, configs.vae, SGM_PREFIXES.vae),
     textEncoder: refiner ? undefined : componentSource(file, tensors, "textEncoder", plain, (k) => one(plain(k)?.key)),
     textEncoder2: componentSource(file, tensors, "textEncoder2", openClipToSgm, openClipFromSgm, refiner ? REFINER_TEXT_ENCODER_2 : SGM_PREFIXES.textEncoder2),
     transposedKeys: new Set(["text_projection.weight"]),

@@ -35,7 +35,8 @@ const COMMON_HELP = `  --model M            diffusers folder, Hugging Face repo 
   --config DIR         with a single file: a diffusers folder with the model's configs (and tokenizer/,
                        tokenizer_2/); default: the built-in configs of the detected SDXL / SSD-1B / Vega, and
                        tokenizers from a diffusers folder next to the file or the HF cache (SSD-1B, SDXL base)
-  --vae DIR            a diffusers AutoencoderKL folder or cached repo id used instead of the model's VAE
+  --vae DIR|FILE       a diffusers AutoencoderKL folder or cached repo id, or a .safetensors VAE file (A1111 / ComfyUI
+                       models/VAE, e.g. sdxl_vae.safetensors), used instead of the model's VAE
                        (e.g. madebyollin/sdxl-vae-fp16-fix); its latent channels must match the UNet
   --vae-precision P    fp16|fp32|auto: the VAE decoder's arithmetic; an fp16 decode that overflows (NaN) is
                        redone in fp32 with a warning (default auto: fp16 on webgpu for a VAE with

@@ -40,7 +40,7 @@ export const serveUsage = `ssd1b serve [--model M ...] [--models-dir DIR] [--hos
   --output-dir DIR     also write every image made here to DIR (never pruned) and read the newest back
                        at start, so the web page's history (GET /v1/history) outlives a restart
   --variant fp16|fp32  which weight files to load (default fp32 when present, else fp16)
-  --lora FILE[:W], --vae DIR, --config DIR, --vae-precision P, --unet-precision P, --unet-weights W,
+  --lora FILE[:W], --vae DIR|FILE, --config DIR, --vae-precision P, --unet-precision P, --unet-weights W,
                        --text-encoder-weights W, --vae-tiling, --vae-tile-size PX,
                        --prompt-syntax diffusers|a1111: as for generate
   --taesd DIR|FILE     a TAESD (madebyollin/taesdxl): progress previews become its full-size decode (made

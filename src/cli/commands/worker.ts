@@ -16,7 +16,7 @@ export const workerUsage = `ssd1b worker --queue redis://HOST:PORT [--model M] [
   --queue URL          redis://[:password@]host:port[/db][?name=queue] (required; the same as serve's)
   --model M            diffusers folder or Hugging Face repo id in the local cache (default segmind/SSD-1B)
   --variant fp16|fp32  which weight files to load (default fp32 when present, else fp16)
-  --lora FILE[:W], --vae DIR, --config DIR, --vae-precision P, --unet-precision P, --unet-weights W,
+  --lora FILE[:W], --vae DIR|FILE, --config DIR, --vae-precision P, --unet-precision P, --unet-weights W,
                        --text-encoder-weights W, --vae-tiling, --vae-tile-size PX,
                        --prompt-syntax diffusers|a1111: as for generate
   --taesd DIR|FILE     a TAESD (madebyollin/taesdxl): progress previews become its full-size decode (made

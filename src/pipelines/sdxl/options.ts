@@ -52,7 +52,7 @@ export interface PipelineLoadOptions {
    * component instead of all of them (for one-shot use such as the CLI; a server keeps them loaded).
    */
   lowMemory?: boolean;
-  /** A diffusers AutoencoderKL folder (or repo id in the HF cache, e.g. madebyollin/sdxl-vae-fp16-fix) used instead of the model's VAE. */
+  /** A diffusers AutoencoderKL folder (or repo id in the HF cache, e.g. madebyollin/sdxl-vae-fp16-fix), or a standalone .safetensors VAE file (sdxl_vae.safetensors; see loaders/vae-file.ts), used instead of the model's VAE. */
   vae?: string;
   /** Default prompt syntax of generate / img2img / encodePrompt calls ("diffusers" unless set). */
   promptSyntax?: PromptSyntax;
