@@ -58,14 +58,13 @@ test("VAE files: LDM names, diffusers names and a checkpoint's first_stage_model
   assert.throws(() => openVaeFile(ldmFile("broken.safetensors", "", "decoder.conv_in.weight")), /no decoder\.conv_in\.weight tensor; the VAE is incomplete/);
 });
 
-test("VAE files: a pipeline given an LDM VAE file as vae makes the folder VAE's images (img2img: encoder and decoder)", { skip: NO_FIXTURES, timeout: 120_000 }, async () => {
+test("VAE files: a pipeline given an LDM VAE file as vae makes the folder VAE's images (img2img: encoder and decoder); withVae swaps one in and out", { skip: NO_FIXTURES, timeout: 120_000 }, async () => {
   const model = tinyModelIn(tmp);
   const file = ldmFile("sdxl_vae.safetensors");
   const image = { width: 32, height: 32, data: Uint8Array.from({ length: 32 * 32 * 3 }, (_, i) => (i * 37) % 256) };
   const call = { prompt: "a lighthouse", image, strength: 0.7, numInferenceSteps: 3, seed: 4, scheduler: "Euler" as const };
   const base = await StableDiffusionXLPipeline.fromPretrained(model);
   const ref = await base.img2img(call);
-  await base.release();
   const withFile = await StableDiffusionXLPipeline.fromPretrained(model, { vae: file });
   const got = await withFile.img2img(call);
   await withFile.release();
@@ -80,4 +79,10 @@ test("VAE files: a pipeline given an LDM VAE file as vae makes the folder VAE's 
   const moved = await other.img2img(call);
   await other.release();
   assert.ok(diff(moved.images.data, ref.images.data).relL2 > 1e-2);
+  // withVae: the loaded pipeline with the other VAE for one call; releasing it leaves the base working
+  const swapped = await base.withVae(scaled);
+  assert.deepEqual((await swapped.img2img(call)).images.data, moved.images.data);
+  await swapped.release();
+  assert.deepEqual((await base.img2img(call)).images.data, ref.images.data);
+  await base.release();
 });

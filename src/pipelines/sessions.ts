@@ -200,6 +200,13 @@ export class VaeRunner {
     return new VaeRunner(openVaeWeights(weights), session, settings);
   }
 
+  /** Another VAE's weights with this one's session, decode settings and tiling. */
+  withWeights(weights: ComponentWeights): VaeRunner {
+    const other = new VaeRunner(openVaeWeights(weights), this.session, this.settings);
+    other.tiles = this.tiles;
+    return other;
+  }
+
   /** The decoder's arithmetic now (float16 turns into float32 after an overflow). */
   get decoderPrecision(): "float32" | "float16" { return this.decodePrecision; }
 

@@ -7,7 +7,7 @@
 import { existsSync } from "node:fs";
 import type { ModelFolder } from "../../loaders/model-folder.js";
 import type { Variant } from "../../loaders/component.js";
-import { MissingTokenizersError, openModelSource, type ModelSource } from "../../loaders/model-source.js";
+import { MissingTokenizersError, openModelSource, openVaeOverride, type ModelSource } from "../../loaders/model-source.js";
 import { addLoraDeltas, emptyLoraDeltaSet, LoraError, LoraTargets, readLora, type LoraDeltaSet, type LoraFile } from "../../loaders/lora.js";
 import type { SessionOptions } from "../../runtime/session.js";
 import { ensureLocal, hubSettings, type HubOptions } from "../../hub/index.js";
@@ -23,7 +23,7 @@ import { fetchSingleFileTokenizers, presetLoadOptions, textEncoderWeights, unetP
 export interface LoadSettings { session?: SessionOptions; onWarning?: (message: string) => void }
 
 /** Which sessions a set of components shares with the one it came from (its release leaves them). */
-interface Borrowed { promptEncoder: boolean; vae: boolean; taesd: boolean }
+interface Borrowed { promptEncoder: boolean; unet?: boolean; vae: boolean; taesd: boolean }
 
 export class SdxlComponents {
   private taesdRunner?: TaesdRunner;
@@ -118,6 +118,22 @@ export class SdxlComponents {
     return variant;
   }
 
+  /**
+   * These components encoding and decoding with another VAE (a diffusers folder, a cached repo id or a
+   * .safetensors VAE file, as the `vae` load option takes), compiled with the same session, precision
+   * and tiling; everything else is borrowed, so `release` frees only that VAE.
+   */
+  async withVae(spec: string, opts: { variant?: Variant; env?: NodeJS.ProcessEnv } = {}): Promise<SdxlComponents> {
+    const vae = this.vae.withWeights(openVaeOverride(spec, opts.variant, opts.env));
+    if (vae.config.latentChannels !== this.vae.config.latentChannels || vae.scaleFactor !== this.vae.scaleFactor) {
+      throw new PipelineInputError(`the VAE ${spec} has ${vae.config.latentChannels} latent channels at 1/${vae.scaleFactor} scale; this model's has ${this.vae.config.latentChannels} at 1/${this.vae.scaleFactor}`);
+    }
+    const variant = new SdxlComponents(this.source, this.promptEncoder, this.unet, vae, this.loras, this.settings, this.lowMemory,
+      { promptEncoder: true, unet: true, vae: false, taesd: true });
+    variant.taesdOwner = this.taesdOwner ?? this;
+    return variant;
+  }
+
   get model(): ModelFolder { return this.source.model; }
 
   /**
@@ -158,7 +174,7 @@ export class SdxlComponents {
   async release(): Promise<void> {
     if (!this.borrowed.taesd) await this.taesdRunner?.release();
     if (!this.borrowed.promptEncoder) await this.promptEncoder.release();
-    await this.unet.release();
+    if (!this.borrowed.unet) await this.unet.release();
     if (!this.borrowed.vae) await this.vae.release();
   }
 }

@@ -59,6 +59,16 @@ export class StableDiffusionXLPipeline {
    * tokenizers, configs and weight files are shared. Releasing the variant frees only its own
    * sessions (the server keeps a few variants for per-request LoRAs). A preset's call defaults stay.
    */
+  /**
+   * This pipeline with another VAE (a diffusers AutoencoderKL folder, a repo id, or a .safetensors VAE
+   * file such as sdxl_vae.safetensors) for encoding and decoding; the rest is shared, and its release()
+   * frees only that VAE. A server's per-request VAE (A1111's sd_vae, ComfyUI's VAELoader).
+   */
+  async withVae(vae: string, opts: { variant?: Variant; hub?: HubOptions } = {}): Promise<StableDiffusionXLPipeline> {
+    const local = await ensureLocal(vae, "vae", { ...opts.hub, variant: opts.variant });
+    return new StableDiffusionXLPipeline(await this.components.withVae(local, { variant: opts.variant, env: opts.hub?.env }), this.callDefaults);
+  }
+
   async withLoras(loras: readonly { file: string; weight: number }[]): Promise<StableDiffusionXLPipeline> {
     return new StableDiffusionXLPipeline(await this.components.withLoras(loras), this.callDefaults);
   }
