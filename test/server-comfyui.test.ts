@@ -427,7 +427,8 @@ test("ComfyUI: refused prompts answer ComfyUI's error shape, naming the node and
   await bad(missing, "prompt_outputs_failed_validation", "3", "steps", /Required input is missing/);
   const vae = g();
   vae[10] = { class_type: "VAELoader", inputs: { vae_name: "sdxl_vae.safetensors" } };
-  await bad(vae, "prompt_outputs_failed_validation", "10", undefined, /not run here/);
+  vae[8].inputs.vae = ["10", 0];
+  await bad(vae, "prompt_outputs_failed_validation", "10", "vae_name", /"sdxl_vae.safetensors" \(this server has no --vae-dir/);
   const lora = g();
   lora[10] = { class_type: "LoraLoader", inputs: { model: ["4", 0], clip: ["4", 1], lora_name: "astro-style.safetensors", strength_model: 1, strength_clip: 0.5 } };
   lora[3].inputs.model = ["10", 0];

@@ -10,33 +10,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NO_FIXTURES, diff } from "./helpers/fixtures.js";
 import { tinyModelIn } from "./helpers/tiny-model.js";
-import { saveTensors, TensorStore } from "../src/safetensors/index.js";
-import { vaePrefixTable } from "../src/loaders/sgm-names.js";
-import { parseVaeConfig } from "../src/models/vae/config.js";
+import { saveTensors } from "../src/safetensors/index.js";
+import { tinyVaeFile } from "./helpers/tiny-vae-file.js";
 import { openVaeFile } from "../src/loaders/vae-file.js";
 import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "vae-file-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-type Tensors = Record<string, { dtype: "F32"; shape: number[]; data: Float32Array }>;
-
-/** The tiny model's VAE in LDM names (attention projections as 1x1 convs, as LDM stores them) under `prefix`. */
-function ldmFile(name: string, prefix = "", drop?: string): string {
-  const dir = join(tinyModelIn(tmp), "vae");
-  const store = TensorStore.open(join(dir, "diffusion_pytorch_model.safetensors"));
-  const table = vaePrefixTable(parseVaeConfig(JSON.parse(readFileSync(join(dir, "config.json"), "utf8"))));
-  const out: Tensors = {};
-  for (const [k, e] of store.tensors) {
-    const ldm = table.toSgm(k)!.key;
-    if (ldm === drop) continue;
-    const conv = /attentions\.0\.(to_q|to_k|to_v|to_out\.0)\.weight$/.test(k);
-    out[prefix + ldm] = { dtype: "F32", shape: conv ? [...e.shape, 1, 1] : e.shape, data: store.float32(k) };
-  }
-  const file = join(tmp, name);
-  saveTensors(file, out);
-  return file;
-}
+const ldmFile = (name: string, prefix = "", drop?: string) => tinyVaeFile(tmp, join(tmp, name), { prefix, drop });
 
 test("VAE files: LDM names, diffusers names and a checkpoint's first_stage_model open with the config their tensors show", { skip: NO_FIXTURES }, () => {
   const folderConfig = JSON.parse(readFileSync(join(tinyModelIn(tmp), "vae", "config.json"), "utf8"));
@@ -70,11 +52,7 @@ test("VAE files: a pipeline given an LDM VAE file as vae makes the folder VAE's 
   await withFile.release();
   assert.ok(diff(got.images.data, ref.images.data).relL2 < 1e-6, `relL2 ${diff(got.images.data, ref.images.data).relL2}`);
   // the file is read, not the folder's weights: another VAE changes the image
-  const scaled = join(tmp, "scaled.safetensors");
-  const store = TensorStore.open(file);
-  const out: Tensors = {};
-  for (const [k, e] of store.tensors) out[k] = { dtype: "F32", shape: e.shape, data: k === "decoder.conv_out.bias" ? store.float32(k).map((v) => v + 0.25) : store.float32(k) };
-  saveTensors(scaled, out);
+  const scaled = tinyVaeFile(tmp, join(tmp, "scaled.safetensors"), { shift: 0.25 });
   const other = await StableDiffusionXLPipeline.fromPretrained(model, { vae: scaled });
   const moved = await other.img2img(call);
   await other.release();

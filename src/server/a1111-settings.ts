@@ -49,9 +49,6 @@ export function unipcOverrides(settings: Record<string, unknown>): Record<string
   return Object.fromEntries(Object.entries(UNIPC).filter(([k]) => k in settings).map(([k, u]) => [u.option, settings[k]]));
 }
 
-/** sd_vae values that mean the model's own VAE. */
-const VAE_VALUES = ["Automatic", "None"];
-
 /** The values GET /sdapi/v1/options starts with (sd_model_checkpoint: the model new jobs get). */
 export function defaultOptions(model: ModelInfo): Record<string, unknown> {
   return {
@@ -74,10 +71,9 @@ export function checkSetting(key: string, value: unknown, model: ModelInfo, wher
     if (!served) throw invalid(`${notServedMessage(`${param}:`, value, servedModels(model))} (start it with more --model or a --models-dir to serve others)`, "invalid_value", param);
     return served.name;
   }
+  // a --vae-dir file name is looked up when it is used (vae-request.ts)
   if (key === "sd_vae") {
-    if (typeof value !== "string" || !VAE_VALUES.includes(value)) {
-      throw invalid(`${param}: ${JSON.stringify(value)} is not available; only the model's own VAE is (${VAE_VALUES.map((v) => JSON.stringify(v)).join(" or ")}; start the server with --vae for another one)`, "invalid_value", param);
-    }
+    if (typeof value !== "string") throw invalid(`${param} must be a VAE file name, "Automatic" or "None", got ${JSON.stringify(value)}`, "invalid_type", param);
     return value;
   }
   const check = UNIPC[key]?.check ?? CLIP_SKIP[key];

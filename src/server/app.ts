@@ -7,6 +7,7 @@
  *   ... server.url ... await server.close();
  */
 import { createServer, type Server } from "node:http";
+import type { VaeLibrary } from "./vae-library.js";
 import type { AddressInfo } from "node:net";
 import { Router } from "./http.js";
 import { FileStore } from "./file-store.js";
@@ -49,6 +50,8 @@ export interface ServerOptions {
   fast?: boolean;
   /** --upscaler-dir: RRDBNet models for /sdapi/v1/upscalers and /sdapi/v1/extra-single-image. */
   upscalers?: UpscalerLibrary;
+  /** --vae-dir: VAE files for A1111's sd_vae, /sdapi/v1/sd-vae and ComfyUI's VAELoader. */
+  vaes?: VaeLibrary;
   /** --controlnet-dir: the nets requests may name; give the queue's runner the same. */
   controlnets?: ControlNetLibrary;
   /** --styles-file: A1111 prompt styles, applied here before a job is queued (runners need nothing). */
@@ -77,9 +80,10 @@ export function createApp(opts: ServerOptions): { server: Server; state: AppStat
     cmdFlags: {
       api: true, nowebui: false, listen: !["127.0.0.1", "localhost", "::1"].includes(opts.host ?? "127.0.0.1"),
       server_name: opts.host ?? "127.0.0.1", port: opts.port ?? 7860, cors_allow_origins: opts.corsAllowOrigins?.join(",") || null,
-      lora_dir: opts.loras?.dir ?? null, controlnet_dir: opts.controlnets?.dir ?? null, styles_file: opts.styles?.path ? [opts.styles.path] : [], ckpt: opts.queue.model().source ?? null, no_half: true, skip_torch_cuda_test: true,
+      lora_dir: opts.loras?.dir ?? null, vae_dir: opts.vaes?.dir ?? null, controlnet_dir: opts.controlnets?.dir ?? null, styles_file: opts.styles?.path ? [opts.styles.path] : [], ckpt: opts.queue.model().source ?? null, no_half: true, skip_torch_cuda_test: true,
     },
     upscalers: opts.upscalers,
+    vaes: opts.vaes,
     controlnets: opts.controlnets,
     styles: opts.styles,
   };

@@ -15,7 +15,7 @@ import { ControlNetRunner, checkControlNetFits } from "../pipelines/controlnet-r
 import { storeSource } from "../loaders/component.js";
 import { TensorStore } from "../safetensors/index.js";
 import { invalid } from "./errors.js";
-import { isInside } from "./lora-library.js";
+import { isInside } from "./library-folder.js";
 
 export class ControlNetLibraryError extends Error {}
 

@@ -4,6 +4,7 @@
  * wait for the images (or the job's error, thrown as an HttpError).
  */
 import type { Ctx } from "./http.js";
+import type { VaeLibrary } from "./vae-library.js";
 import type { Job, JobOutput, JobSpec } from "./job.js";
 import type { JobQueue } from "./queue.js";
 import type { FileStore } from "./file-store.js";
@@ -29,6 +30,8 @@ export interface AppState {
   cmdFlags?: Record<string, unknown>;
   /** --upscaler-dir: the upscalers of /sdapi/v1/upscalers and extra-single-image (absent: the model-free ones). */
   upscalers?: UpscalerLibrary;
+  /** --vae-dir: the VAE files A1111's sd_vae and ComfyUI's VAELoader may name (absent: the model's own VAE only). */
+  vaes?: VaeLibrary;
   /** What POST /sdapi/v1/options set (checked; the UniPC settings among them apply to later requests). */
   a1111Options?: Record<string, unknown>;
   /** --controlnet-dir: the ControlNets requests may name; absent: requests with ControlNets get a 400. */

@@ -106,6 +106,8 @@ export interface JobSpec {
   strength?: number;
   /** img2img with a mask: inpainting (initImage set too). */
   inpaint?: InpaintSpec;
+  /** A --vae-dir VAE encoding and decoding in place of the model's (A1111's sd_vae, ComfyUI's VAELoader). */
+  vae?: { name: string; path: string };
   /** img2img with ComfyUI's noise mask (see NoiseMaskSpec); not with `inpaint`. */
   noiseMask?: NoiseMaskSpec;
   /** txt2img with the hires fix: width / height are the first pass's size. */

@@ -4,9 +4,9 @@
  * joined onto a path, and the file it finds must still lie inside DIR once symbolic links are
  * resolved: a request cannot reach any other file.
  */
-import { libraryFolder } from "./library-folder.js";
+import { isInside, libraryFolder } from "./library-folder.js";
 import { readdir, realpath, stat } from "node:fs/promises";
-import { basename, isAbsolute, join, relative } from "node:path";
+import { basename, join, relative } from "node:path";
 import { readHeader } from "../safetensors/read.js";
 
 export class LoraLibraryError extends Error {}
@@ -34,11 +34,6 @@ function parseMetadata(raw: Record<string, string>): Record<string, unknown> {
     }
   }
   return out;
-}
-
-export function isInside(root: string, path: string): boolean {
-  const rel = relative(root, path);
-  return rel !== "" && !rel.startsWith("..") && !isAbsolute(rel);
 }
 
 /** Rejects names that could be read as paths: a LoRA name is a bare file name. */

@@ -92,7 +92,7 @@ export const OPENAPI = {
     "/sdapi/v1/schedulers": { get: op({ summary: "schedule types", answer: arr(obj({ name: str(), label: str() })) }) },
     "/sdapi/v1/upscalers": { get: op({ summary: "upscalers", answer: arr(obj({ name: str(), scale: num() })) }) },
     "/sdapi/v1/latent-upscale-modes": { get: op({ summary: "latent upscale modes", answer: arr(obj({ name: str() })) }) },
-    "/sdapi/v1/sd-vae": { get: op({ summary: "VAE files (none: the model's own VAE)", answer: arr(obj({ model_name: str(), filename: str() })) }) },
+    "/sdapi/v1/sd-vae": { get: op({ summary: "the VAE files of --vae-dir (none without one: the model's own VAE)", answer: arr(obj({ model_name: str(), filename: str() })) }) },
     "/sdapi/v1/sd-modules": { get: op({ summary: "extra modules (none)", answer: arr(obj({ model_name: str(), filename: str() })) }) },
     "/sdapi/v1/embeddings": { get: op({ summary: "textual inversions (none)", answer: obj({ loaded: obj({}), skipped: obj({}) }) }) },
     "/sdapi/v1/loras": { get: op({ summary: "the LoRAs of --lora-dir", answer: arr(obj({ name: str(), alias: str(), path: str() })) }) },

@@ -5,6 +5,7 @@
  * a1111-settings.ts); POST png-info; /internal/ping.
  */
 import { A1111_SAMPLERS, WORKING_SCHEDULES } from "../schedulers/index.js";
+import { resolveSdVae } from "./vae-request.js";
 import { readJson, sendJson, type Router } from "./http.js";
 import type { AppState } from "./generation.js";
 import { Fields } from "./validation.js";
@@ -49,8 +50,10 @@ export function a1111ListRoutes(router: Router<AppState>): void {
   });
 
   router.on("GET", "/sdapi/v1/latent-upscale-modes", (ctx) => sendJson(ctx.res, 200, LATENT_UPSCALE_MODES.map((name) => ({ name }))));
-  // the model's own VAE only: A1111 lists VAE files here, and has none to list either when it has none
-  router.on("GET", "/sdapi/v1/sd-vae", (ctx) => sendJson(ctx.res, 200, []));
+  // the files of --vae-dir (none without one: then only the model's own VAE, as an A1111 with no VAE files)
+  router.on("GET", "/sdapi/v1/sd-vae", async (ctx) => {
+    sendJson(ctx.res, 200, ((await ctx.state.vaes?.list()) ?? []).map((v) => ({ model_name: v.name, filename: v.path })));
+  });
   router.on("GET", "/sdapi/v1/sd-modules", (ctx) => sendJson(ctx.res, 200, []));
   router.on("GET", "/sdapi/v1/embeddings", (ctx) => sendJson(ctx.res, 200, { loaded: {}, skipped: {} }));
   router.on("GET", "/sdapi/v1/cmd-flags", (ctx) => sendJson(ctx.res, 200, ctx.state.cmdFlags ?? { api: true }));
@@ -81,7 +84,9 @@ export function a1111ListRoutes(router: Router<AppState>): void {
   router.on("POST", "/sdapi/v1/options", async (ctx) => {
     const body = await readJson(ctx.req, ctx.state.limits.maxBodyBytes);
     if (typeof body !== "object" || body === null || Array.isArray(body)) throw invalid("the request body must be a JSON object of settings", "invalid_json");
-    keepSettings(ctx.state, checkSettings(body, ctx.state.queue.model(), ""));
+    const checked = checkSettings(body, ctx.state.queue.model(), "");
+    if (checked.sd_vae !== undefined) await resolveSdVae(checked.sd_vae, ctx.state, "sd_vae");
+    keepSettings(ctx.state, checked);
     sendJson(ctx.res, 200, null);
   });
 

@@ -27,6 +27,7 @@
  * for that one image with that seed.
  */
 import { invalid } from "./errors.js";
+import { resolveSdVae } from "./vae-request.js";
 import { readJson, sendJson, type Ctx, type Router } from "./http.js";
 import { generateForRequest, type AppState } from "./generation.js";
 import { DEFAULTS, Fields, checkSampler, checkSide, checkStrength, decodeBase64Image, finishSpec, readSeed, readSides } from "./validation.js";
@@ -96,6 +97,7 @@ async function parseRequest(body: unknown, state: AppState, img2img: boolean): P
   if (!img2img && f.has("mask")) throw invalid("mask belongs to /sdapi/v1/img2img (inpainting), not txt2img", "invalid_value", "mask");
   // only settings this server honours as asked pass (the others are a 400 naming them)
   const settings = checkSettings(f.raw("override_settings"), state.queue.model(), "override_settings");
+  const vae = await resolveSdVae(settings.sd_vae ?? state.a1111Options?.sd_vae ?? "Automatic", state, settings.sd_vae !== undefined ? "override_settings.sd_vae" : "sd_vae");
   const fast = readPreset(f, state);
   const askedSteps = f.int("steps", 1, limits.maxSteps) ?? DEFAULTS.steps;
   const askedCfg = f.number("cfg_scale", 0, 100) ?? DEFAULTS.guidanceScale;
@@ -117,6 +119,7 @@ async function parseRequest(body: unknown, state: AppState, img2img: boolean): P
     batchSize,
     iterations,
     ...(fast ? { preset: "fast" as const } : {}),
+    ...(vae ? { vae } : {}),
   };
   // A1111's UniPC settings change UniPC only (as there: other samplers do not read them)
   const unipc = unipcOverrides({ ...state.a1111Options, ...settings });
@@ -199,7 +202,7 @@ function infoJson(spec: JobSpec, output: JobOutput, jobId: string, startedAt: Da
     subseed, all_subseeds: output.seeds.map((_, j) => subseed + j), subseed_strength: spec.variationStrength ?? 0,
     width: output.width, height: output.height, sampler_name: output.sampler, cfg_scale: spec.guidanceScale, steps: spec.steps,
     batch_size: spec.batchSize, n_iter: spec.iterations, restore_faces: false, face_restoration_model: null,
-    sd_model_name: output.model, sd_model_hash: null, sd_vae_name: null, sd_vae_hash: null,
+    sd_model_name: output.model, sd_model_hash: null, sd_vae_name: spec.vae?.name ?? null, sd_vae_hash: null,
     seed_resize_from_w: spec.seedResizeFrom?.width ?? -1, seed_resize_from_h: spec.seedResizeFrom?.height ?? -1, denoising_strength: spec.initImage ? spec.strength : spec.hires ? spec.hires.strength : null,
     // A1111 reports a chosen schedule type among these ("Schedule type": "Karras"), and the hires fix's settings
     extra_generation_params: {

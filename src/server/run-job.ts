@@ -88,15 +88,22 @@ export interface RunOptions {
 export async function runJob(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: RunOptions = {}): Promise<JobOutput> {
   // an --upscaler-dir model for the hires fix, and the refiner, are opened for this job only
   const esrgan = spec.hires?.upscalerPath ? await Upscaler.fromFile(spec.hires.upscalerPath, { session: { device: pipe.device } }) : undefined;
-  let refiner: StableDiffusionXLPipeline | undefined;
+  let refiner: StableDiffusionXLPipeline | undefined, withVae: StableDiffusionXLPipeline | undefined, refinerWithVae: StableDiffusionXLPipeline | undefined;
   try {
     // A1111 skips a refiner that is the loaded checkpoint itself
     if (spec.refiner && spec.refiner.model !== pipe.model.name) {
       if (!opts.openRefiner) throw new Error(`this queue cannot open the refiner ${spec.refiner.model} (serve it beside the model, with --model or --models-dir, in-process)`);
       refiner = await opts.openRefiner(spec.refiner.model);
     }
-    return await runJobWith(pipe, spec, opts, esrgan, refiner);
+    // a --vae-dir VAE encodes and decodes for the model and the refiner alike, as A1111's sd_vae
+    if (spec.vae) {
+      withVae = await pipe.withVae(spec.vae.path);
+      refinerWithVae = await refiner?.withVae(spec.vae.path);
+    }
+    return await runJobWith(withVae ?? pipe, spec, opts, esrgan, refinerWithVae ?? refiner);
   } finally {
+    await refinerWithVae?.release();
+    await withVae?.release();
     await esrgan?.release();
     await refiner?.release();
   }
@@ -181,7 +188,7 @@ async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: 
         clipSkip: spec.clipSkipInfo, ...(h ? { width: spec.width ?? pipe.defaultSize, height: spec.height ?? pipe.defaultSize } : { width, height }),
         extra: {
           ...(h ? hiresInfoFields(h) : spec.inpaint ? inpaintInfoFields(spec.inpaint) : {}), ...(spec.controlnets?.length ? controlNetInfoFields(spec.controlnets) : {}),
-          ...(refiner && spec.refiner ? refinerInfoFields(spec.refiner) : {}),
+          ...(refiner && spec.refiner ? refinerInfoFields(spec.refiner) : {}), ...(spec.vae ? { VAE: spec.vae.name } : {}),
         },
       });
       out.images.push(encodePng(toRgb8(result.images, i), { parameters }));

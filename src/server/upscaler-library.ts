@@ -5,10 +5,8 @@
  * inside DIR once links are resolved. Files that are no RRDBNet are left out of the listing.
  * One model is kept loaded (the last used) and upscales run one at a time.
  */
-import { libraryFolder } from "./library-folder.js";
+import { libraryFolder, safetensorsFiles } from "./library-folder.js";
 import { SerialQueue } from "../pipelines/shape-cache.js";
-import { readdir, realpath, stat } from "node:fs/promises";
-import { join } from "node:path";
 import { readHeader } from "../safetensors/read.js";
 import { openEsrganTensors } from "../loaders/esrgan.js";
 import { Upscaler, type UpscaleOptions } from "../pipelines/upscaler.js";
@@ -17,7 +15,6 @@ import { rgbToTensor } from "../image/image.js";
 import { DEFAULT_MAX_UPSCALED_PIXELS } from "../pipelines/upscaler.js";
 import { checkImageSize } from "../image/limits.js";
 import { resizePlanes, type ResizeFilter } from "../image/resize.js";
-import { isInside } from "./lora-library.js";
 
 export class UpscalerLibraryError extends Error {}
 
@@ -50,27 +47,16 @@ export class UpscalerLibrary {
   /** The model-free upscalers, then the folder's models by name (a walk per call: folders are small). */
   async list(): Promise<UpscalerEntry[]> {
     const models: UpscalerEntry[] = [];
-    const visit = async (folder: string, depth: number): Promise<void> => {
-      let entries;
-      try { entries = await readdir(folder, { withFileTypes: true }); } catch { return; }
-      for (const e of entries) {
-        const path = join(folder, e.name);
-        if (e.isDirectory()) { if (depth < MAX_DEPTH) await visit(path, depth + 1); continue; }
-        if (!EXTENSION.test(e.name) || !(e.isFile() || e.isSymbolicLink())) continue;
-        let real: string, s;
-        try { real = await realpath(path); s = await stat(real); } catch { continue; }
-        if (!s.isFile() || !isInside(this.dir!, real)) continue;
-        let h = this.headers.get(real);
-        if (!h || h.size !== s.size || h.mtimeMs !== s.mtimeMs) {
-          let scale: number | undefined;
-          try { scale = openEsrganTensors(readHeader(real).tensors, real).config.scale; } catch { /* not an RRDBNet: not listed */ }
-          h = { size: s.size, mtimeMs: s.mtimeMs, scale };
-          this.headers.set(real, h);
-        }
-        if (h.scale !== undefined) models.push({ name: e.name.replace(EXTENSION, ""), path: real, scale: h.scale });
+    for (const f of this.dir ? await safetensorsFiles(this.dir, MAX_DEPTH) : []) {
+      let h = this.headers.get(f.path);
+      if (!h || h.size !== f.size || h.mtimeMs !== f.mtimeMs) {
+        let scale: number | undefined;
+        try { scale = openEsrganTensors(readHeader(f.path).tensors, f.path).config.scale; } catch { /* not an RRDBNet: not listed */ }
+        h = { size: f.size, mtimeMs: f.mtimeMs, scale };
+        this.headers.set(f.path, h);
       }
-    };
-    if (this.dir) await visit(this.dir, 0);
+      if (h.scale !== undefined) models.push({ name: f.fileName.replace(EXTENSION, ""), path: f.path, scale: h.scale });
+    }
     models.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     return [...BUILTIN_UPSCALERS, ...models];
   }

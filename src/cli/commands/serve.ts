@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { VaeLibrary, VaeLibraryError } from "../../server/vae-library.js";
 import { StableDiffusionXLPipeline } from "../../pipelines/sdxl/index.js";
 import { PipelineInputError } from "../../pipelines/errors.js";
 import { startServer } from "../../server/app.js";
@@ -17,7 +18,7 @@ import { intFlag, MODEL_LOAD_OPTIONS, parseModelLoad } from "./generate.js";
 import { FAST_HELP, FAST_OPTIONS, parseFast, resolveFastLora, withFastTaesd } from "../fast-flags.js";
 import { CONTROLNET_DIR_HELP, CONTROLNET_DIR_OPTIONS, parseControlNetDir } from "../controlnet-dir-flags.js";
 
-export const serveUsage = `ssd1b serve [--model M ...] [--models-dir DIR] [--host H] [--port P] [--max-queue N] [--output-dir DIR] [--lora-dir DIR] [--controlnet-dir DIR] [--upscaler-dir DIR] [--queue redis://HOST:PORT]
+export const serveUsage = `ssd1b serve [--model M ...] [--models-dir DIR] [--host H] [--port P] [--max-queue N] [--output-dir DIR] [--lora-dir DIR] [--controlnet-dir DIR] [--upscaler-dir DIR] [--vae-dir DIR] [--queue redis://HOST:PORT]
             [--styles-file FILE.csv] [--host-allow NAMES] [--cors-allow-origins ORIGINS] [--fast [--fast-lora L]]
   HTTP server with one model loaded at a time; jobs run one at a time in arrival order. APIs: OpenAI
   POST /v1/images/generations, AUTOMATIC1111 /sdapi/v1/* (txt2img, img2img, progress, interrupt,
@@ -52,6 +53,11 @@ export const serveUsage = `ssd1b serve [--model M ...] [--models-dir DIR] [--hos
   --upscaler-dir DIR   ESRGAN-family models (RRDBNet *.safetensors, sub-folders too) for A1111's
                        GET /sdapi/v1/upscalers and POST /sdapi/v1/extra-single-image, by file name; the
                        model-free None, Lanczos and Nearest are always there. Upscales run in this process
+  --vae-dir DIR        VAE files (*.safetensors in LDM or diffusers names, sub-folders too: A1111's
+                       models/VAE, e.g. sdxl_vae.safetensors) that A1111's sd_vae (override_settings, or
+                       POST /sdapi/v1/options) and ComfyUI's VAELoader name by file name; GET
+                       /sdapi/v1/sd-vae lists them. A job's VAE encodes and decodes in place of the model's.
+                       With --queue the workers open the same paths
   --styles-file FILE.csv  A1111's styles.csv (name,prompt,negative_prompt): GET /sdapi/v1/prompt-styles
                        lists them; a txt2img / img2img "styles": [NAME, ...] applies them to the prompts
                        as A1111 does (a style's {prompt} is where the prompt goes, else ", " joins them);
@@ -118,6 +124,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
       "host-allow": { type: "string" },
       "cors-allow-origins": { type: "string" },
       "upscaler-dir": { type: "string" },
+      "vae-dir": { type: "string" },
       "styles-file": { type: "string" },
     },
   });
@@ -157,6 +164,11 @@ export async function serveCommand(argv: string[]): Promise<void> {
     const device = await resolveDevice(deviceChoice, log);
     upscalers = asUsageError(() => new UpscalerLibrary(values["upscaler-dir"], { device }), UpscalerLibraryError);
     log(`upscalers: ${(await upscalers.list()).length - 3} model(s) in ${upscalers.dir}`);
+  }
+  let vaes: VaeLibrary | undefined;
+  if (values["vae-dir"] !== undefined) {
+    vaes = asUsageError(() => new VaeLibrary(values["vae-dir"]!), VaeLibraryError);
+    log(`VAEs: ${(await vaes.list()).length} in ${vaes.dir}`);
   }
   // the images are served from memory (an hour, 512 MiB); --output-dir keeps them on disk too
   const files = new FileStore(undefined, undefined, { dir: values["output-dir"], log });
@@ -200,7 +212,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
   }
   let server;
   try {
-    server = await startServer({ queue, files, host: values.host, port, log, loras, hostAllow: list(values["host-allow"]), corsAllowOrigins, fast, upscalers, controlnets, styles });
+    server = await startServer({ queue, files, host: values.host, port, log, loras, hostAllow: list(values["host-allow"]), corsAllowOrigins, fast, upscalers, vaes, controlnets, styles });
   } catch (e) {
     await queue.close();
     await local?.pipe.release();

@@ -2,7 +2,7 @@
  * GET /object_info: the node classes this server runs, in ComfyUI's shape. Clients read their
  * choice lists from it: SillyTavern takes KSampler's sampler_name and scheduler lists,
  * CheckpointLoaderSimple's ckpt_name, UNETLoader's unet_name and VAELoader's vae_name (it fails
- * when one is missing, so the two loaders this server does not run are listed with no choices).
+ * when one is missing, so UNETLoader, which this server does not run, is listed with no choices).
  */
 import { COMFY_SAMPLER_NAMES, COMFY_SCHEDULER_NAMES } from "./samplers.js";
 import { NODE_CLASSES } from "./workflow.js";
@@ -12,6 +12,7 @@ export interface Choices {
   checkpoints: string[];
   loras: string[];
   controlnets: string[];
+  vaes: string[];
   inputs: string[];
   maxSide: number;
   maxImages: number;
@@ -39,6 +40,7 @@ function nodes(c: Choices): Record<string, NodeInfo> {
   const size = (def: number): Input => ["INT", { default: def, min: 0, max: 16384 }];
   return {
     CheckpointLoaderSimple: { required: { ckpt_name: [c.checkpoints] }, output: ["MODEL", "CLIP", "VAE"], category: "loaders", displayName: "Load Checkpoint", description: "One of the models this server serves." },
+    VAELoader: { required: { vae_name: [c.vaes] }, output: ["VAE"], category: "loaders", displayName: "Load VAE", description: "A VAE file of --vae-dir; it must encode and decode the whole graph." },
     LoraLoader: {
       required: {
         model: ["MODEL"], clip: ["CLIP"], lora_name: [c.loras],
@@ -118,10 +120,9 @@ function nodes(c: Choices): Record<string, NodeInfo> {
   };
 }
 
-/** Loaders clients expect to find, with nothing to choose (this server runs whole checkpoints with their own VAE). */
+/** Loaders clients expect to find, with nothing to choose (this server runs whole checkpoints). */
 const LISTED_ONLY: Record<string, NodeInfo> = {
   UNETLoader: { required: { unet_name: [[]], weight_dtype: [["default"]] }, output: ["MODEL"], category: "advanced/loaders", displayName: "Load Diffusion Model", description: "Not run here: no separate UNet files." },
-  VAELoader: { required: { vae_name: [[]] }, output: ["VAE"], category: "loaders", displayName: "Load VAE", description: "Not run here: each checkpoint's own VAE." },
 };
 
 function info(name: string, n: NodeInfo): Record<string, unknown> {

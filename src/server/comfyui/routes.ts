@@ -16,6 +16,7 @@
  * A prompt is one job of the shared queue (workflow.ts says which graphs run), so it waits its turn
  * with the other APIs' requests and /v1/jobs/:prompt_id shows it too.
  */
+import { VaeLibraryError } from "../vae-library.js";
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { freemem, totalmem, platform } from "node:os";
@@ -142,7 +143,7 @@ export class ComfyUiApi {
       const { spec } = compiled;
       const job = await ctx.state.queue.submit(spec);
       const record = this.prompts.add(job, f.raw("prompt"), compiled, clientId);
-      ctx.state.log(`job ${job.id}: ComfyUI prompt ${record.number} ${spec.initImage ? "img2img" : "txt2img"} seed ${spec.seed}, ${spec.steps} steps, ${spec.batchSize} image(s)${loraNote(spec)}`);
+      ctx.state.log(`job ${job.id}: ComfyUI prompt ${record.number} ${spec.noiseMask ? "inpaint" : spec.initImage ? "img2img" : "txt2img"} seed ${spec.seed}, ${spec.steps} steps, ${spec.batchSize} image(s)${loraNote(spec)}`);
       sendJson(ctx.res, 200, { prompt_id: record.id, number: record.number, node_errors: {} });
     }, { plainJson: true });
 
@@ -251,9 +252,23 @@ export class ComfyUiApi {
       checkpoints: checkpointNames(state.queue.model()),
       loras: state.loras ? (await state.loras.names()).map((n) => `${n}.safetensors`) : [],
       controlnets: state.controlnets ? await state.controlnets.names() : [],
+      vaes: state.vaes ? (await state.vaes.list()).map((v) => v.name) : [],
       inputs: [],
       maxSide: state.limits.maxSide, maxImages: state.limits.maxImages, maxSteps: state.limits.maxSteps,
     };
+  }
+
+  /** A VAELoader's vae_name looked up in --vae-dir. */
+  private async vaeFile(name: string, node: GraphNode, state: AppState): Promise<{ name: string; path: string }> {
+    const reject = (why: string) => new NodeError(node, `Value not in list: vae_name: ${JSON.stringify(name)} (${why})`, "vae_name");
+    if (!state.vaes) throw reject("this server has no --vae-dir: each checkpoint decodes with its own VAE");
+    try {
+      const entry = await state.vaes.get(name);
+      return { name: entry.name, path: entry.path };
+    } catch (e) {
+      if (e instanceof VaeLibraryError) throw reject(e.message);
+      throw e;
+    }
   }
 
   /**
@@ -273,6 +288,7 @@ export class ComfyUiApi {
    */
   private async checkLibraries(compiled: CompiledPrompt, state: AppState): Promise<void> {
     for (const lora of compiled.loras) if (lora.modelOnly) await this.checkUnetOnly(lora.name, lora.modelOnly, state);
+    if (compiled.vae) compiled.spec.vae = await this.vaeFile(compiled.vae.name, compiled.vae.node, state);
     try {
       await readLoras(Fields.of({ loras: compiled.loras.map(({ name, weight }) => ({ name, weight })) }), compiled.spec, state);
       await finishControlNets(compiled.controlnets, compiled.spec, state, "control_net_name", false);

@@ -40,7 +40,7 @@ import type { MicroConditioning } from "../../pipelines/micro-conditioning.js";
 
 /** The node classes understood (the /object_info list). */
 export const NODE_CLASSES = [
-  "CheckpointLoaderSimple", "LoraLoader", "LoraLoaderModelOnly", "CLIPSetLastLayer", "CLIPTextEncode", "CLIPTextEncodeSDXL", "EmptyLatentImage",
+  "CheckpointLoaderSimple", "VAELoader", "LoraLoader", "LoraLoaderModelOnly", "CLIPSetLastLayer", "CLIPTextEncode", "CLIPTextEncodeSDXL", "EmptyLatentImage",
   "CLIPTextEncodeSDXLRefiner", "LoadImage", "LoadImageMask", "InvertMask", "VAEEncode", "VAEEncodeForInpaint", "SetLatentNoiseMask", "ControlNetLoader", "ControlNetApplyAdvanced", "KSampler", "KSamplerAdvanced", "LatentUpscaleBy", "LatentUpscale", "VAEDecode", "SaveImage", "PreviewImage",
 ] as const;
 
@@ -49,13 +49,12 @@ const OUTPUT_CLASSES: readonly string[] = ["SaveImage", "PreviewImage"];
 /** Classes /object_info lists (clients look for them) that no prompt may use here, and why. */
 const NOT_RUN: Readonly<Record<string, string>> = {
   UNETLoader: "this server runs whole checkpoints (CheckpointLoaderSimple), not separate UNet files",
-  VAELoader: "each checkpoint decodes with its own VAE here (choose the VAE when starting the server: ssd1b serve --vae)",
 };
 
 // what may feed each kind of input: class -> output indices
 const MODEL = { CheckpointLoaderSimple: [0], LoraLoader: [0], LoraLoaderModelOnly: [0] };
 const CLIP = { CheckpointLoaderSimple: [1], LoraLoader: [1], CLIPSetLastLayer: [0] };
-const VAE = { CheckpointLoaderSimple: [2] };
+const VAE = { CheckpointLoaderSimple: [2], VAELoader: [0] };
 const LATENT = { EmptyLatentImage: [0], VAEEncode: [0], ...INPAINT_LATENTS };
 const SAMPLED = { KSampler: [0], KSamplerAdvanced: [0] };
 const IMAGE = { VAEDecode: [0] };
@@ -88,6 +87,8 @@ export interface CompiledPrompt {
   loras: ComfyLora[];
   /** The ControlNetApplyAdvanced units (names not yet looked up in --controlnet-dir). */
   controlnets: ControlNetSpec[];
+  /** A VAELoader's file (not yet looked up in --vae-dir), when the graph encodes and decodes with one. */
+  vae?: { name: string; node: GraphNode };
   /** The node ids the socket messages name: the sampler the outputs show, the VAEDecode before them. */
   sampler: string;
   decoder: string;
@@ -138,8 +139,9 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
   // the VAEEncode (ForInpaint) whose pixels are the image, or the EmptyLatentImage
   const encoder = inpaint?.encoder ?? latent;
   const encoderVae = encoder.classType === "EmptyLatentImage" ? [] : [graph.follow(encoder, "vae", VAE, "a VAE")];
-  // with a refiner the decoder may take either checkpoint's VAE (checked below)
-  const checkpoints = new Set([model.checkpoint, ...clips.map((c) => c.checkpoint), ...(refinerSampler ? [] : decoderVaes), ...encoderVae]);
+  // one VAE encodes and decodes: a VAELoader's, or a checkpoint's (with a refiner the decoder may take either checkpoint's, checked below)
+  const vaeLoader = readVaeLoader([...decoderVaes, ...encoderVae]);
+  const checkpoints = new Set([model.checkpoint, ...clips.map((c) => c.checkpoint), ...(refinerSampler || vaeLoader ? [] : decoderVaes), ...(vaeLoader ? [] : encoderVae)]);
   const ckptNames = new Set([...checkpoints].map((c) => nodeFields(c).string("ckpt_name", 1000)));
   if (ckptNames.size > 1) throw new NodeError(ks, `the model, text encoders and VAE must come from one checkpoint here, but the prompt loads ${[...ckptNames].map((n) => JSON.stringify(n)).join(" and ")}`, "model");
   const ckpt = [...checkpoints][0];
@@ -191,7 +193,7 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
   }
   if (refinerSampler) {
     const r = refinerOf(graph, refinerSampler, settings, { prompt: spec.prompt, negative: spec.negativePrompt ?? "" }, { width: spec.width!, height: spec.height! }, ctx.limits);
-    for (const vae of decoderVaes) {
+    for (const vae of vaeLoader ? [] : decoderVaes) {
       if (vae !== ckpt && vae !== r.checkpoint) throw new NodeError([...decoders][0], "the VAE must be the base's or the refiner's checkpoint's", "vae");
     }
     const name = r.refiner.model;
@@ -207,9 +209,20 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
   if (pos.sizes || neg.sizes) spec.microConditioning = sizeConditioning(pos.sizes, neg.sizes, [spec.height!, spec.width!]);
   if (spec.initImage) { delete spec.width; delete spec.height; }
   return {
-    spec, loras, controlnets, sampler: last.id, decoder: [...decoders][0].id,
+    spec, loras, controlnets, ...(vaeLoader ? { vae: vaeLoader } : {}), sampler: last.id, decoder: [...decoders][0].id,
     outputs: outputs.map((o) => ({ id: o.id, classType: o.classType, type: o.classType === "SaveImage" ? "output" : "temp" })),
   };
+}
+
+/** The VAELoader every VAE input takes, or undefined when they all take a checkpoint's VAE. */
+function readVaeLoader(vaes: GraphNode[]): { name: string; node: GraphNode } | undefined {
+  const loaders = vaes.filter((v) => v.classType === "VAELoader");
+  if (loaders.length === 0) return undefined;
+  const names = new Set(loaders.map((v) => nodeFields(v).string("vae_name", 1000).replace(/^.*[\\/]/, "")));
+  if (names.size > 1 || loaders.length < vaes.length) {
+    throw new NodeError(loaders[0], `the image must be encoded and decoded with one VAE here, but the prompt uses ${names.size > 1 ? [...names].map((n) => JSON.stringify(n)).join(" and ") : "a VAELoader's and a checkpoint's"}`, "vae_name");
+  }
+  return { name: [...names][0], node: loaders[0] };
 }
 
 type Pair = [number, number];
