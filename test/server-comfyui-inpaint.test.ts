@@ -148,6 +148,15 @@ test("ComfyUI workflow: VAEEncodeForInpaint and SetLatentNoiseMask compile to th
   assert.equal(b.noiseMask!.greyOut, undefined);
   assert.deepEqual([b.steps, b.strength], [6, 0.5]);
 
+  // InpaintModelConditioning: SetLatentNoiseMask's latent, the prompts passed on
+  const imcGraph = (noiseMask: boolean) => {
+    const g = inpaintGraph({ 11: { class_type: "InpaintModelConditioning", inputs: { positive: ["6", 0], negative: ["7", 0], vae: ["4", 2], pixels: ["10", 0], mask: ["13", 0], noise_mask: noiseMask } }, 13: NOISE_MASK[13], 14: NOISE_MASK[14] }, 0.5, 3);
+    Object.assign(g[3].inputs, { positive: ["11", 0], negative: ["11", 1], latent_image: ["11", 2] });
+    return g;
+  };
+  const c = compileWorkflow(imcGraph(true), ctx).spec;
+  assert.deepEqual([c.noiseMask, c.prompt, c.negativePrompt, c.steps, c.strength], [b.noiseMask, "a red apple on a table", "blurry", 6, 0.5]);
+
   const bad = (g: Record<string, any>, uploads: Record<string, RgbaImage>, node: string, input: string, message: RegExp) => {
     assert.throws(() => compileWorkflow(g, context(uploads)), (e: any) => e.node?.id === node && e.input === input && message.test(e.message), `${node}.${input}: ${message}`);
   };
@@ -162,6 +171,14 @@ test("ComfyUI workflow: VAEEncodeForInpaint and SetLatentNoiseMask compile to th
   bad(inpaintGraph({ 11: { ...FOR_INPAINT[11], inputs: { ...FOR_INPAINT[11].inputs, grow_mask_by: 65 } } }, 1, 4), { "photo.png": img }, "11", "grow_mask_by", /grow_mask_by/);
   bad(inpaintGraph({ ...NOISE_MASK, 12: { class_type: "EmptyLatentImage", inputs: { width: 32, height: 32, batch_size: 1 } } }, 1, 4), { "photo.png": img }, "11", "samples", /VAEEncode/);
   bad(inpaintGraph({ ...NOISE_MASK, 14: { class_type: "InvertMask", inputs: { mask: ["13", 0] } } }, 1, 4), { "photo.png": img }, "13", "mask", /loop/);
+  bad(imcGraph(false), { "photo.png": img }, "11", "noise_mask", /noise_mask false .* is not run here/);
+  const elsewhere = imcGraph(true);
+  elsewhere[3].inputs.latent_image = ["12", 0];
+  elsewhere[12] = NOISE_MASK[12];
+  bad(elsewhere, { "photo.png": img }, "11", "positive", /its latent_image must be that node's latent/);
+  const swapped = imcGraph(true);
+  swapped[3].inputs.negative = ["11", 0];
+  bad(swapped, { "photo.png": img }, "3", "negative", /takes output 0 of InpaintModelConditioning 11, which is its positive; link output 1/);
 });
 
 async function upload(png: Buffer, name: string): Promise<string> {

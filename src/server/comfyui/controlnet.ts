@@ -16,23 +16,28 @@ import type { ControlNetSpec } from "../controlnet-spec.js";
 import { CANNY_DEFAULTS } from "../controlnet-spec.js";
 
 const APPLY = "ControlNetApplyAdvanced";
-const TEXT = { CLIPTextEncode: [0], CLIPTextEncodeSDXL: [0], [APPLY]: [0, 1] };
+/** Passes both prompts on (outputs 0 and 1) with an inpainting model's concat inputs (inpaint.ts). */
+export const INPAINT_CONDITIONING = "InpaintModelConditioning";
+const PASSING: readonly string[] = [APPLY, INPAINT_CONDITIONING];
+const TEXT = { CLIPTextEncode: [0], CLIPTextEncodeSDXL: [0], [APPLY]: [0, 1], [INPAINT_CONDITIONING]: [0, 1] };
 
-/** The text node at the end of a KSampler's positive or negative chain, and the ControlNet nodes on the way. */
-export function conditioningChain(graph: Graph, sampler: GraphNode, input: "positive" | "negative"): { text: GraphNode; applies: GraphNode[] } {
-  const applies: GraphNode[] = [];
+/**
+ * The text node at the end of a KSampler's positive or negative chain, with the ControlNet nodes and
+ * InpaintModelConditioning nodes on the way.
+ */
+export function conditioningChain(graph: Graph, sampler: GraphNode, input: "positive" | "negative"): { text: GraphNode; applies: GraphNode[]; inpaint: GraphNode[] } {
+  const applies: GraphNode[] = [], inpaint: GraphNode[] = [];
   let from = sampler;
   let node = graph.follow(from, input, TEXT, "CONDITIONING");
-  while (node.classType === APPLY) {
+  while (PASSING.includes(node.classType)) {
     const index = (from.inputs[input] as [unknown, number])[1], want = input === "positive" ? 0 : 1;
-    if (index !== want) throw new NodeError(from, `${input} takes output ${index} of ${APPLY} ${node.id}, which is its ${index === 0 ? "positive" : "negative"}; link output ${want}`, input, "return_type_mismatch");
-    if (applies.includes(node)) throw new NodeError(node, `the ${APPLY} nodes link in a loop`, input);
-    applies.push(node);
+    if (index !== want) throw new NodeError(from, `${input} takes output ${index} of ${node.classType} ${node.id}, which is its ${index === 0 ? "positive" : "negative"}; link output ${want}`, input, "return_type_mismatch");
+    if (applies.includes(node) || inpaint.includes(node)) throw new NodeError(node, `the ${node.classType} nodes link in a loop`, input);
+    (node.classType === APPLY ? applies : inpaint).push(node);
     from = node;
     node = graph.follow(from, input, TEXT, "CONDITIONING");
   }
-  if (node.classType === APPLY) throw new NodeError(from, `${input} must end at a CLIPTextEncode`, input);
-  return { text: node, applies };
+  return { text: node, applies, inpaint };
 }
 
 /** The units of a KSampler whose positive and negative chains pass the same ControlNetApplyAdvanced nodes. */

@@ -131,4 +131,8 @@ export class NodeFields {
   optionalNumber(input: string, min: number, max: number): number | undefined {
     return this.read(input, (f) => f.number(input, min, max), false);
   }
+
+  optionalBool(input: string): boolean | undefined {
+    return this.read(input, (f) => f.bool(input), false);
+  }
 }

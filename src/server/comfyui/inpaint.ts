@@ -4,7 +4,12 @@
  * returned as they are, with no paste of the original over them, as in ComfyUI):
  *   - VAEEncodeForInpaint(pixels, vae, mask, grow_mask_by): the pixels under the rounded mask are set
  *     to 0.5 grey before encoding, and the noise mask is the rounded mask grown by grow_mask_by;
- *   - SetLatentNoiseMask(samples from a VAEEncode, mask): the image as it is, the mask as the noise mask.
+ *   - SetLatentNoiseMask(samples from a VAEEncode, mask): the image as it is, the mask as the noise mask;
+ *   - InpaintModelConditioning(positive, negative, vae, pixels, mask, noise_mask): the same as
+ *     SetLatentNoiseMask for the latent; its concat inputs for an inpainting UNet (the image grey under
+ *     the rounded mask, and the mask) are what the pipeline gives a 9-channel UNet (the image under the
+ *     binarized mask). noise_mask false (no blending, the mask for an inpainting model's concat only)
+ *     is not run.
  * The sampler's denoise is the strength (KSampler at denoise 1 starts from pure noise, as diffusers at
  * strength 1). Where this differs from ComfyUI: the noise mask is binarized at 0.5 and scaled to the
  * latent as diffusers does (ComfyUI blends with the soft mask, scaled bilinearly), and a mask is cut
@@ -18,7 +23,7 @@ import { encodePng } from "../../image/png.js";
 import type { NoiseMaskSpec } from "../job.js";
 
 /** The latent classes that carry a noise mask. */
-export const INPAINT_LATENTS = { VAEEncodeForInpaint: [0], SetLatentNoiseMask: [0] };
+export const INPAINT_LATENTS = { VAEEncodeForInpaint: [0], SetLatentNoiseMask: [0], InpaintModelConditioning: [2] };
 
 const PIXELS = { LoadImage: [0] };
 
@@ -27,6 +32,9 @@ export function inpaintLatent(graph: Graph, latent: GraphNode, uploads: UploadRe
   const encoder = latent.classType === "SetLatentNoiseMask"
     ? graph.follow(latent, "samples", { VAEEncode: [0] }, "a LATENT from a VAEEncode (the image to repaint)")
     : latent;
+  if (latent.classType === "InpaintModelConditioning" && nodeFields(latent).optionalBool("noise_mask") === false) {
+    throw new NodeError(latent, "noise_mask false (sampling the whole image, the mask only an inpainting model's input) is not run here; set it true, or use VAEEncode for img2img", "noise_mask");
+  }
   const { image } = loadUpload(graph.follow(encoder, "pixels", PIXELS, "an IMAGE from LoadImage"), uploads);
   const mask = readMask(graph, latent, "mask", uploads);
   if (mask.width !== image.width || mask.height !== image.height) {

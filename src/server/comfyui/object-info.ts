@@ -78,6 +78,11 @@ function nodes(c: Choices): Record<string, NodeInfo> {
       output: ["LATENT"], category: "latent/inpaint", displayName: "VAE Encode (for Inpainting)",
       description: "Inpainting: the masked pixels grey before encoding, the mask grown by grow_mask_by is repainted (diffusers' inpaint, the mask binarized at 0.5).",
     },
+    InpaintModelConditioning: {
+      required: { positive: ["CONDITIONING"], negative: ["CONDITIONING"], vae: ["VAE"], pixels: ["IMAGE"], mask: ["MASK"], noise_mask: ["BOOLEAN", { default: true }] },
+      output: ["CONDITIONING", "CONDITIONING", "LATENT"], outputName: ["positive", "negative", "latent"], category: "conditioning/inpaint", displayName: "InpaintModelConditioning",
+      description: "Inpainting: the mask (binarized at 0.5) is repainted at the sampler's denoise; an inpainting UNet gets the image and mask (noise_mask true only).",
+    },
     SetLatentNoiseMask: {
       required: { samples: ["LATENT"], mask: ["MASK"] }, output: ["LATENT"], category: "latent/inpaint", displayName: "Set Latent Noise Mask",
       description: "Inpainting on a VAEEncode's latent: the mask (binarized at 0.5) is repainted, at the sampler's denoise.",

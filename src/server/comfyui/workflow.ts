@@ -41,7 +41,7 @@ import type { MicroConditioning } from "../../pipelines/micro-conditioning.js";
 /** The node classes understood (the /object_info list). */
 export const NODE_CLASSES = [
   "CheckpointLoaderSimple", "VAELoader", "LoraLoader", "LoraLoaderModelOnly", "CLIPSetLastLayer", "CLIPTextEncode", "CLIPTextEncodeSDXL", "EmptyLatentImage",
-  "CLIPTextEncodeSDXLRefiner", "LoadImage", "LoadImageMask", "InvertMask", "VAEEncode", "VAEEncodeForInpaint", "SetLatentNoiseMask", "ControlNetLoader", "ControlNetApplyAdvanced", "KSampler", "KSamplerAdvanced", "LatentUpscaleBy", "LatentUpscale", "VAEDecode", "SaveImage", "PreviewImage",
+  "CLIPTextEncodeSDXLRefiner", "LoadImage", "LoadImageMask", "InvertMask", "VAEEncode", "VAEEncodeForInpaint", "SetLatentNoiseMask", "InpaintModelConditioning", "ControlNetLoader", "ControlNetApplyAdvanced", "KSampler", "KSamplerAdvanced", "LatentUpscaleBy", "LatentUpscale", "VAEDecode", "SaveImage", "PreviewImage",
 ] as const;
 
 const OUTPUT_CLASSES: readonly string[] = ["SaveImage", "PreviewImage"];
@@ -136,6 +136,9 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
   const clips = [positive, negative].map((n) => clipChain(graph, graph.follow(n, "clip", CLIP, "a CLIP")));
   const latent = graph.follow(ks, "latent_image", LATENT, "a LATENT");
   const inpaint = latent.classType in INPAINT_LATENTS ? inpaintLatent(graph, latent, ctx.upload) : undefined;
+  for (const node of [...posChain.inpaint, ...negChain.inpaint]) {
+    if (node !== latent) throw new NodeError(node, "the sampler's prompts pass this InpaintModelConditioning, so its latent_image must be that node's latent (output 2)", "positive");
+  }
   // the VAEEncode (ForInpaint) whose pixels are the image, or the EmptyLatentImage
   const encoder = inpaint?.encoder ?? latent;
   const encoderVae = encoder.classType === "EmptyLatentImage" ? [] : [graph.follow(encoder, "vae", VAE, "a VAE")];
