@@ -405,7 +405,7 @@ test("ComfyUI: refused prompts answer ComfyUI's error shape, naming the node and
     return out;
   };
   const g = () => defaultGraph({ ckpt: "tiny-ssd", ...BASIC });
-  await bad({ ...g(), 12: { class_type: "UpscaleModelLoader", inputs: {} } }, "invalid_prompt");
+  await bad({ ...g(), 12: { class_type: "CLIPVisionLoader", inputs: {} } }, "invalid_prompt");
   await bad("not a graph", "invalid_prompt");
   const noOut = g();
   delete noOut[9];

@@ -54,6 +54,19 @@ export interface NoiseMaskSpec {
   greyOut?: string;
 }
 
+/** The resize methods of ComfyUI's ImageScale / ImageScaleBy run here (torch's interpolate, PIL's Lanczos). */
+export type ImageResizeMethod = "nearest-exact" | "bilinear" | "bicubic" | "lanczos";
+
+/**
+ * One step on each decoded image before it is saved (ComfyUI's image nodes between VAEDecode and
+ * SaveImage; image-ops.ts): an --upscaler-dir model at its own scale (ImageUpscaleWithModel), or a
+ * resize by a factor (ImageScaleBy) or to a size (ImageScale; a side of 0 keeps the aspect ratio).
+ */
+export type ImageOpSpec =
+  | { op: "upscale-model"; name: string; path: string }
+  | { op: "resize"; method: ImageResizeMethod; scaleBy: number }
+  | { op: "resize"; method: ImageResizeMethod; width: number; height: number; crop: "disabled" | "center" };
+
 /** What to generate; every field already checked, the seed already drawn. */
 export interface JobSpec {
   prompt: string;
@@ -108,6 +121,8 @@ export interface JobSpec {
   inpaint?: InpaintSpec;
   /** A --vae-dir VAE encoding and decoding in place of the model's (A1111's sd_vae, ComfyUI's VAELoader). */
   vae?: { name: string; path: string };
+  /** Steps run on each decoded image before it is saved, in order (see ImageOpSpec). */
+  imageOps?: ImageOpSpec[];
   /** img2img with ComfyUI's noise mask (see NoiseMaskSpec); not with `inpaint`. */
   noiseMask?: NoiseMaskSpec;
   /** txt2img with the hires fix: width / height are the first pass's size. */

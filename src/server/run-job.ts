@@ -14,6 +14,8 @@ import { StepPreviews } from "./step-previews.js";
 import type { HiresSpec, InpaintSpec, JobOutput, JobSpec, RefinerSpec, StepReport, StopAction } from "./job.js";
 import { generateRefined, img2imgRefined } from "../recipes/refiner.js";
 import { noiseMaskInputs } from "./noise-mask.js";
+import type { RgbImage } from "../image/png.js";
+import { imageWithOps, openImageOpModels } from "./image-ops.js";
 import { Upscaler } from "../pipelines/upscaler.js";
 import type { ControlNets } from "./controlnet-library.js";
 import { controlNetInfoFields, controlNetUnits } from "./controlnet-units.js";
@@ -88,6 +90,7 @@ export interface RunOptions {
 export async function runJob(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: RunOptions = {}): Promise<JobOutput> {
   // an --upscaler-dir model for the hires fix, and the refiner, are opened for this job only
   const esrgan = spec.hires?.upscalerPath ? await Upscaler.fromFile(spec.hires.upscalerPath, { session: { device: pipe.device } }) : undefined;
+  const opModels = spec.imageOps?.length ? await openImageOpModels(spec.imageOps, pipe.device) : undefined;
   let refiner: StableDiffusionXLPipeline | undefined, withVae: StableDiffusionXLPipeline | undefined, refinerWithVae: StableDiffusionXLPipeline | undefined;
   try {
     // A1111 skips a refiner that is the loaded checkpoint itself
@@ -100,8 +103,9 @@ export async function runJob(pipe: StableDiffusionXLPipeline, spec: JobSpec, opt
       withVae = await pipe.withVae(spec.vae.path);
       refinerWithVae = await refiner?.withVae(spec.vae.path);
     }
-    return await runJobWith(withVae ?? pipe, spec, opts, esrgan, refinerWithVae ?? refiner);
+    return await runJobWith(withVae ?? pipe, spec, opts, esrgan, refinerWithVae ?? refiner, opModels?.models);
   } finally {
+    await opModels?.release();
     await refinerWithVae?.release();
     await withVae?.release();
     await esrgan?.release();
@@ -117,7 +121,7 @@ function inpaintSettings(s: InpaintSpec): A1111InpaintSettings {
   };
 }
 
-async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: RunOptions, esrgan?: Upscaler, refiner?: StableDiffusionXLPipeline): Promise<JobOutput> {
+async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: RunOptions, esrgan?: Upscaler, refiner?: StableDiffusionXLPipeline, opModels?: ReadonlyMap<string, Upscaler>): Promise<JobOutput> {
   const t0 = performance.now();
   const h = spec.hires;
   const hires: HiresOptions | undefined = h && {
@@ -175,8 +179,15 @@ async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: 
       : hires ? await generateHires(pipe, { ...common, width: spec.width, height: spec.height }, hires)
         : await pipe.generate({ ...common, width: spec.width ?? (controlnets && cnTarget.width), height: spec.height ?? (controlnets && cnTarget.height) });
     const [n, height, width] = result.images.shape;
-    out.width = width;
-    out.height = height;
+    const ops = spec.imageOps ?? [];
+    // ComfyUI's image nodes after VAEDecode, one image at a time
+    let saved: RgbImage[] | undefined;
+    if (ops.length) {
+      saved = [];
+      for (let i = 0; i < n; i++) saved.push(await imageWithOps(result.images, i, ops, opModels ?? new Map(), opts.signal));
+    }
+    out.width = saved?.[0].width ?? width;
+    out.height = saved?.[0].height ?? height;
     out.sampler = samplerLabel(result.scheduler.className, result.scheduler.config as Record<string, unknown>);
     for (let i = 0; i < n; i++) {
       const imageSeed = seeds ? seeds[i] : seed;
@@ -191,7 +202,7 @@ async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: 
           ...(refiner && spec.refiner ? refinerInfoFields(spec.refiner) : {}), ...(spec.vae ? { VAE: spec.vae.name } : {}),
         },
       });
-      out.images.push(encodePng(toRgb8(result.images, i), { parameters }));
+      out.images.push(encodePng(saved?.[i] ?? toRgb8(result.images, i), { parameters }));
       out.seeds.push(imageSeed);
       out.infotexts.push(parameters);
     }

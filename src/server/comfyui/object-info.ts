@@ -7,12 +7,14 @@
 import { COMFY_SAMPLER_NAMES, COMFY_SCHEDULER_NAMES } from "./samplers.js";
 import { NODE_CLASSES } from "./workflow.js";
 import { MASK_CHANNELS } from "./masks.js";
+import { COMFY_RESIZE_METHODS } from "./image-nodes.js";
 
 export interface Choices {
   checkpoints: string[];
   loras: string[];
   controlnets: string[];
   vaes: string[];
+  upscaleModels: string[];
   inputs: string[];
   maxSide: number;
   maxImages: number;
@@ -120,6 +122,19 @@ function nodes(c: Choices): Record<string, NodeInfo> {
     LatentUpscaleBy: { required: { samples: ["LATENT"], upscale_method: [UPSCALE_METHODS], scale_by: ["FLOAT", { default: 1.5, min: 0.01, max: 8, step: 0.01 }] }, output: ["LATENT"], category: "latent", displayName: "Upscale Latent By", description: "Between two samplers: the hires fix (a latent upscale, then the second sampler's img2img)." },
     LatentUpscale: { required: { samples: ["LATENT"], upscale_method: [UPSCALE_METHODS], width: side(1024), height: side(1024), crop: [["disabled", "center"]] }, output: ["LATENT"], category: "latent", displayName: "Upscale Latent", description: "Between two samplers: the hires fix to this size." },
     VAEDecode: { required: { samples: ["LATENT"], vae: ["VAE"] }, output: ["IMAGE"], category: "latent", displayName: "VAE Decode", description: "The images." },
+    UpscaleModelLoader: { required: { model_name: [c.upscaleModels] }, output: ["UPSCALE_MODEL"], category: "loaders", displayName: "Load Upscale Model", description: "An ESRGAN-family model of --upscaler-dir." },
+    ImageUpscaleWithModel: {
+      required: { upscale_model: ["UPSCALE_MODEL"], image: ["IMAGE"] }, output: ["IMAGE"], category: "image/upscaling", displayName: "Upscale Image (using Model)",
+      description: "After the VAEDecode: the model at its own scale, in 512-pixel tiles.",
+    },
+    ImageScaleBy: {
+      required: { image: ["IMAGE"], upscale_method: [COMFY_RESIZE_METHODS], scale_by: ["FLOAT", { default: 1, min: 0.01, max: 8, step: 0.01 }] },
+      output: ["IMAGE"], category: "image/upscaling", displayName: "Upscale Image By", description: "After the VAEDecode: a resize by scale_by (area is not run).",
+    },
+    ImageScale: {
+      required: { image: ["IMAGE"], upscale_method: [COMFY_RESIZE_METHODS], width: ["INT", { default: 512, min: 0, max: 16384, step: 1 }], height: ["INT", { default: 512, min: 0, max: 16384, step: 1 }], crop: [["disabled", "center"]] },
+      output: ["IMAGE"], category: "image/upscaling", displayName: "Upscale Image", description: "After the VAEDecode: a resize to width x height (0 keeps the aspect ratio; area is not run).",
+    },
     SaveImage: { required: { images: ["IMAGE"], filename_prefix: ["STRING", { default: "ComfyUI" }] }, output: [], category: "image", outputNode: true, displayName: "Save Image", description: "Images served by /view (type output)." },
     PreviewImage: { required: { images: ["IMAGE"] }, output: [], category: "image", outputNode: true, displayName: "Preview Image", description: "Images served by /view (type temp)." },
   };

@@ -16,6 +16,10 @@
  * A prompt is one job of the shared queue (workflow.ts says which graphs run), so it waits its turn
  * with the other APIs' requests and /v1/jobs/:prompt_id shows it too.
  */
+import { UpscalerLibraryError } from "../upscaler-library.js";
+import { imageOpsSize } from "../image-ops.js";
+import { ImageFormatError } from "../../image/errors.js";
+import type { ImageOpSpec } from "../job.js";
 import { VaeLibraryError } from "../vae-library.js";
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
@@ -253,9 +257,33 @@ export class ComfyUiApi {
       loras: state.loras ? (await state.loras.names()).map((n) => `${n}.safetensors`) : [],
       controlnets: state.controlnets ? await state.controlnets.names() : [],
       vaes: state.vaes ? (await state.vaes.list()).map((v) => v.name) : [],
+      upscaleModels: state.upscalers ? (await state.upscalers.list()).filter((u) => u.path).map((u) => `${u.name}.safetensors`) : [],
       inputs: [],
       maxSide: state.limits.maxSide, maxImages: state.limits.maxImages, maxSteps: state.limits.maxSteps,
     };
+  }
+
+  /** The image steps with their UpscaleModelLoader files looked up in --upscaler-dir, the final size checked. */
+  private async imageOpsOf(compiled: CompiledPrompt, state: AppState): Promise<ImageOpSpec[]> {
+    const scales = new Map<string, number>();
+    const ops: ImageOpSpec[] = [];
+    for (const op of compiled.imageOps) {
+      if (op.op !== "upscale-model") { ops.push(op); continue; }
+      const reject = (why: string) => new NodeError(op.node, `Value not in list: model_name: ${JSON.stringify(op.name)} (${why})`, "model_name");
+      if (!state.upscalers) throw reject("this server has no --upscaler-dir");
+      let entry;
+      try { entry = await state.upscalers.get(op.name); } catch (e) { if (e instanceof UpscalerLibraryError) throw reject(e.message); throw e; }
+      if (!entry.path) throw reject(`${op.name} is a resize, not a model: use ImageScaleBy`);
+      scales.set(entry.path, entry.scale);
+      ops.push({ op: "upscale-model", name: entry.name, path: entry.path });
+    }
+    try {
+      imageOpsSize(ops, compiled.decodedSize.width, compiled.decodedSize.height, (op) => scales.get(op.path)!);
+    } catch (e) {
+      if (e instanceof ImageFormatError) throw new PromptError("prompt_outputs_failed_validation", (e as Error).message);
+      throw e;
+    }
+    return ops;
   }
 
   /** A VAELoader's vae_name looked up in --vae-dir. */
@@ -289,6 +317,7 @@ export class ComfyUiApi {
   private async checkLibraries(compiled: CompiledPrompt, state: AppState): Promise<void> {
     for (const lora of compiled.loras) if (lora.modelOnly) await this.checkUnetOnly(lora.name, lora.modelOnly, state);
     if (compiled.vae) compiled.spec.vae = await this.vaeFile(compiled.vae.name, compiled.vae.node, state);
+    if (compiled.imageOps.length) compiled.spec.imageOps = await this.imageOpsOf(compiled, state);
     try {
       await readLoras(Fields.of({ loras: compiled.loras.map(({ name, weight }) => ({ name, weight })) }), compiled.spec, state);
       await finishControlNets(compiled.controlnets, compiled.spec, state, "control_net_name", false);

@@ -29,6 +29,8 @@ import { findPasses, hiresOf, type Passes } from "./hires.js";
 import { refinerOf } from "./refiner.js";
 import { INPAINT_LATENTS, inpaintLatent } from "./inpaint.js";
 import { uploadName, type UploadReader } from "./masks.js";
+import { imageChain, imageOps, type GraphImageOp } from "./image-nodes.js";
+import { hiresTargetSize } from "../../recipes/hires-size.js";
 import { conditioningChain, controlNetUnits } from "./controlnet.js";
 import type { ControlNetSpec } from "../controlnet-spec.js";
 import type { JobSpec } from "../job.js";
@@ -41,7 +43,8 @@ import type { MicroConditioning } from "../../pipelines/micro-conditioning.js";
 /** The node classes understood (the /object_info list). */
 export const NODE_CLASSES = [
   "CheckpointLoaderSimple", "VAELoader", "LoraLoader", "LoraLoaderModelOnly", "CLIPSetLastLayer", "CLIPTextEncode", "CLIPTextEncodeSDXL", "EmptyLatentImage",
-  "CLIPTextEncodeSDXLRefiner", "LoadImage", "LoadImageMask", "InvertMask", "VAEEncode", "VAEEncodeForInpaint", "SetLatentNoiseMask", "InpaintModelConditioning", "ControlNetLoader", "ControlNetApplyAdvanced", "KSampler", "KSamplerAdvanced", "LatentUpscaleBy", "LatentUpscale", "VAEDecode", "SaveImage", "PreviewImage",
+  "CLIPTextEncodeSDXLRefiner", "LoadImage", "LoadImageMask", "InvertMask", "VAEEncode", "VAEEncodeForInpaint", "SetLatentNoiseMask", "InpaintModelConditioning", "ControlNetLoader", "ControlNetApplyAdvanced", "KSampler", "KSamplerAdvanced", "LatentUpscaleBy", "LatentUpscale", "VAEDecode",
+  "UpscaleModelLoader", "ImageUpscaleWithModel", "ImageScaleBy", "ImageScale", "SaveImage", "PreviewImage",
 ] as const;
 
 const OUTPUT_CLASSES: readonly string[] = ["SaveImage", "PreviewImage"];
@@ -57,7 +60,6 @@ const CLIP = { CheckpointLoaderSimple: [1], LoraLoader: [1], CLIPSetLastLayer: [
 const VAE = { CheckpointLoaderSimple: [2], VAELoader: [0] };
 const LATENT = { EmptyLatentImage: [0], VAEEncode: [0], ...INPAINT_LATENTS };
 const SAMPLED = { KSampler: [0], KSamplerAdvanced: [0] };
-const IMAGE = { VAEDecode: [0] };
 const PIXELS = { LoadImage: [0] };
 
 /** ComfyUI's MAX_RESOLUTION, the bound of CLIPTextEncodeSDXL's size inputs. */
@@ -87,6 +89,9 @@ export interface CompiledPrompt {
   loras: ComfyLora[];
   /** The ControlNetApplyAdvanced units (names not yet looked up in --controlnet-dir). */
   controlnets: ControlNetSpec[];
+  /** The image nodes after the VAEDecode (model names not yet looked up in --upscaler-dir), and the decoded size they start from. */
+  imageOps: GraphImageOp[];
+  decodedSize: { width: number; height: number };
   /** A VAELoader's file (not yet looked up in --vae-dir), when the graph encodes and decodes with one. */
   vae?: { name: string; node: GraphNode };
   /** The node ids the socket messages name: the sampler the outputs show, the VAEDecode before them. */
@@ -112,10 +117,14 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
   if (outputs.length === 0) throw new PromptError("prompt_no_outputs", "Prompt has no outputs (add a SaveImage or PreviewImage node)");
 
   // every output must show the images of one sampler (one job)
-  let sampler: GraphNode | undefined;
+  let sampler: GraphNode | undefined, shown: GraphNode[] | undefined;
   const decoders = new Set<GraphNode>(), decoderVaes = new Set<GraphNode>();
   for (const out of outputs) {
-    const decode = graph.follow(out, "images", IMAGE, "an IMAGE");
+    const { decode, nodes } = imageChain(graph, out);
+    if (shown && (nodes.length !== shown.length || nodes.some((n, i) => n !== shown![i]))) {
+      throw new NodeError(out, "the outputs here must all show the same images (the same image nodes after the VAEDecode); queue the others as another prompt", "images");
+    }
+    shown = nodes;
     const s = graph.follow(decode, "samples", SAMPLED, "a LATENT from a KSampler");
     decoderVaes.add(graph.follow(decode, "vae", VAE, "a VAE"));
     if (sampler && s !== sampler) throw new NodeError(out, `the outputs here must all show one sampler's images, and they show two (nodes ${sampler.id} and ${s.id}); queue them as two prompts`, "images");
@@ -210,9 +219,10 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
     spec.hires = hiresOf(graph, passes as Required<Passes>, settings, { width: spec.width!, height: spec.height! }, ctx.limits);
   }
   if (pos.sizes || neg.sizes) spec.microConditioning = sizeConditioning(pos.sizes, neg.sizes, [spec.height!, spec.width!]);
+  const decodedSize = spec.hires ? hiresTargetSize(spec.width!, spec.height!, spec.hires) : { width: spec.width!, height: spec.height! };
   if (spec.initImage) { delete spec.width; delete spec.height; }
   return {
-    spec, loras, controlnets, ...(vaeLoader ? { vae: vaeLoader } : {}), sampler: last.id, decoder: [...decoders][0].id,
+    spec, loras, controlnets, ...(vaeLoader ? { vae: vaeLoader } : {}), imageOps: imageOps(graph, shown!), decodedSize, sampler: last.id, decoder: [...decoders][0].id,
     outputs: outputs.map((o) => ({ id: o.id, classType: o.classType, type: o.classType === "SaveImage" ? "output" : "temp" })),
   };
 }

@@ -1,0 +1,54 @@
+/**
+ * ComfyUI's image nodes between VAEDecode and the outputs, as the job's image steps (image-ops.ts):
+ *
+ *   VAEDecode -> [ImageUpscaleWithModel <- UpscaleModelLoader | ImageScaleBy | ImageScale ...] -> SaveImage | PreviewImage
+ *
+ * UpscaleModelLoader names an --upscaler-dir model (looked up when the prompt is queued: routes.ts).
+ * ImageScale's and ImageScaleBy's nearest-exact, bilinear, bicubic and lanczos are run; area and
+ * bislerp are refused.
+ */
+import { NodeError, nodeFields, type Graph, type GraphNode } from "./graph.js";
+import type { ImageOpSpec, ImageResizeMethod } from "../job.js";
+
+export const IMAGE_NODES = { ImageUpscaleWithModel: [0], ImageScaleBy: [0], ImageScale: [0] };
+const DECODED = { VAEDecode: [0], ...IMAGE_NODES };
+
+/** The methods run here, and ComfyUI's list (for /object_info). */
+export const RESIZE_METHODS: readonly ImageResizeMethod[] = ["nearest-exact", "bilinear", "bicubic", "lanczos"];
+export const COMFY_RESIZE_METHODS = ["nearest-exact", "bilinear", "area", "bicubic", "lanczos"];
+
+/** A step of the graph; a model step's file is still a name. */
+export type GraphImageOp = Exclude<ImageOpSpec, { op: "upscale-model" }> | { op: "upscale-model"; name: string; node: GraphNode };
+
+/** The VAEDecode an output shows and the image nodes on the way, from the decode to the output. */
+export function imageChain(graph: Graph, output: GraphNode): { decode: GraphNode; nodes: GraphNode[] } {
+  const nodes: GraphNode[] = [];
+  let node = graph.follow(output, "images", DECODED, "an IMAGE from a VAEDecode");
+  while (node.classType !== "VAEDecode") {
+    if (nodes.includes(node)) throw new NodeError(node, "the image nodes link in a loop", "image");
+    nodes.unshift(node);
+    node = graph.follow(node, "image", DECODED, "an IMAGE from a VAEDecode");
+  }
+  return { decode: node, nodes };
+}
+
+/** The steps of the chain's nodes. */
+export function imageOps(graph: Graph, nodes: readonly GraphNode[]): GraphImageOp[] {
+  return nodes.map((node) => {
+    const f = nodeFields(node);
+    if (node.classType === "ImageUpscaleWithModel") {
+      const loader = graph.follow(node, "upscale_model", { UpscaleModelLoader: [0] }, "an UPSCALE_MODEL from UpscaleModelLoader");
+      return { op: "upscale-model", name: nodeFields(loader).string("model_name", 300).replace(/^.*[\\/]/, "").replace(/\.(safetensors|pth|pt)$/i, ""), node: loader };
+    }
+    const method = f.string("upscale_method", 20) as ImageResizeMethod;
+    if (!RESIZE_METHODS.includes(method)) {
+      throw new NodeError(node, `upscale_method ${JSON.stringify(method)} is not run here (${RESIZE_METHODS.join(", ")} are)`, "upscale_method");
+    }
+    if (node.classType === "ImageScaleBy") return { op: "resize", method, scaleBy: f.number("scale_by", 0.01, 8) };
+    const width = f.int("width", 0, 16384), height = f.int("height", 0, 16384);
+    if (width === 0 && height === 0) throw new NodeError(node, "width and height are both 0: give at least one (0 keeps the aspect ratio)", "width");
+    const crop = f.string("crop", 20);
+    if (crop !== "disabled" && crop !== "center") throw new NodeError(node, `crop must be "disabled" or "center", got ${JSON.stringify(crop)}`, "crop");
+    return { op: "resize", method, width, height, crop };
+  });
+}
