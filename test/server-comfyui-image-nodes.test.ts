@@ -16,7 +16,8 @@ import { UpscalerLibrary } from "../src/server/upscaler-library.js";
 import { Upscaler } from "../src/pipelines/upscaler.js";
 import { interpolate } from "../src/image/latent-resize.js";
 import { decodePng } from "../src/image/png.js";
-import { toRgb8, type FloatTensor } from "../src/image/image.js";
+import { rgbToTensor, toRgb8, type FloatTensor } from "../src/image/image.js";
+import { generateHires } from "../src/recipes/hires-fix.js";
 import { resizedSize, runImageOps } from "../src/server/image-ops.js";
 
 let modelFile = "";
@@ -113,4 +114,48 @@ test("ComfyUI: VAEDecode -> ImageUpscaleWithModel -> ImageScaleBy saves the libr
   const two = graph(UPSCALE, ["12", 0]);
   two[14] = { class_type: "PreviewImage", inputs: { images: ["8", 0] } };
   await refused(two, undefined, undefined, /must all show the same images/);
+});
+
+test("ComfyUI: KSampler -> VAEDecode -> ImageUpscaleWithModel -> ImageScaleBy -> VAEEncode -> KSampler is the hires fix with those nodes as the pixel upscaler", { skip: NO_FIXTURES, timeout: 180_000 }, async () => {
+  const url = served.server.url;
+  const g = graph({
+    ...UPSCALE, 12: { ...UPSCALE[12], inputs: { ...UPSCALE[12].inputs, upscale_method: "bilinear" } },
+    13: { class_type: "VAEEncode", inputs: { pixels: ["12", 0], vae: ["4", 2] } },
+    14: { class_type: "KSampler", inputs: { seed: 9, steps: 2, cfg: 5, sampler_name: "euler", scheduler: "ddim_uniform", denoise: 0.5, model: ["4", 0], positive: ["6", 0], negative: ["7", 0], latent_image: ["13", 0] } },
+    15: { class_type: "VAEDecode", inputs: { samples: ["14", 0], vae: ["4", 2] } },
+  }, ["15", 0]);
+  const r = await postJson(url, "/prompt", { prompt: g });
+  const answer = await r.json() as any;
+  assert.equal(r.status, 200, JSON.stringify(answer));
+  let item: any;
+  for (let i = 0; i < 1200 && !item; i++) {
+    item = (await (await fetch(`${url}/history/${answer.prompt_id}`)).json() as any)[answer.prompt_id];
+    if (!item) await new Promise((res) => setTimeout(res, 50));
+  }
+  assert.equal(item.status.status_str, "success", JSON.stringify(item.status));
+  const saved = item.outputs["9"].images[0];
+  const png = decodePng(Buffer.from(await (await fetch(`${url}/view?filename=${saved.filename}&type=${saved.type}`)).arrayBuffer()));
+  assert.deepEqual([png.width, png.height], [48, 48]);
+
+  // the library's hires fix: the first pass, its 8-bit image through the model and torch's bilinear to 48x48, img2img at denoise 0.5 of 2 steps (4 at strength 0.5) from seed 9
+  const model = await Upscaler.fromFile(modelFile);
+  const upscaler = async (image: { width: number; height: number; data: Uint8Array }) => {
+    const up = await model.upscalePlanes(rgbToTensor(image), { tile: 0 });
+    const small = interpolate(up, 48, 48, "bilinear");
+    const hwc = new Float32Array(3 * 48 * 48);
+    for (let p = 0; p < 48 * 48; p++) for (let c = 0; c < 3; c++) hwc[p * 3 + c] = small.data[c * 48 * 48 + p];
+    return toRgb8({ data: hwc, shape: [1, 48, 48, 3] });
+  };
+  const lib = await generateHires(served.pipe, { prompt: "a lighthouse", negativePrompt: "fog", numInferenceSteps: 3, guidanceScale: 5, width: 32, height: 32, seed: 4, scheduler: "Euler" },
+    { upscaler, width: 48, height: 48, steps: 4, strength: 0.5, seed: 9 });
+  await model.release();
+  assert.deepEqual(png.data, toRgb8(lib.images, 0).data);
+
+  // the nodes must make whole multiples of 8 for the second pass
+  const odd = structuredClone(g);
+  odd[12].inputs.scale_by = 0.7;
+  const res = await postJson(url, "/prompt", { prompt: odd });
+  const out = await res.json() as any;
+  assert.equal(res.status, 400, JSON.stringify(out));
+  assert.match(`${out.error.message} ${out.error.details}`, /make 45x45; the second pass needs whole multiples of 8/);
 });

@@ -8,7 +8,8 @@
  *     Lanczos, to round(side · scale_by) or to a size (a side of 0 keeps the aspect ratio; "center"
  *     crops the image to the new aspect ratio first), as ComfyUI's common_upscale.
  */
-import { toRgb8, type FloatTensor } from "../image/image.js";
+import { rgbToTensor, toRgb8, type FloatTensor } from "../image/image.js";
+import type { PixelUpscale } from "../recipes/hires-upscale.js";
 import type { RgbImage } from "../image/png.js";
 import { interpolate } from "../image/latent-resize.js";
 import { resizePlanes } from "../image/resize.js";
@@ -90,9 +91,21 @@ export async function imageWithOps(images: FloatTensor, index: number, ops: read
   const [, h, w] = images.shape, n = h * w;
   const planes = new Float32Array(3 * n), src = images.data.subarray(index * 3 * n, (index + 1) * 3 * n);
   for (let p = 0; p < n; p++) for (let c = 0; c < 3; c++) planes[c * n + p] = src[p * 3 + c];
-  const out = await runImageOps({ data: planes, shape: [1, 3, h, w] }, ops, models, signal);
-  const [, , oh, ow] = out.shape, m = oh * ow;
+  return planesToRgb8(await runImageOps({ data: planes, shape: [1, 3, h, w] }, ops, models, signal));
+}
+
+/** [1, 3, H, W] in [0, 1] as 8-bit RGB, rounded as toRgb8. */
+function planesToRgb8(x: FloatTensor): RgbImage {
+  const [, , h, w] = x.shape, m = h * w;
   const hwc = new Float32Array(3 * m);
-  for (let p = 0; p < m; p++) for (let c = 0; c < 3; c++) hwc[p * 3 + c] = out.data[c * m + p];
-  return toRgb8({ data: hwc, shape: [1, oh, ow, 3] });
+  for (let p = 0; p < m; p++) for (let c = 0; c < 3; c++) hwc[p * 3 + c] = x.data[c * m + p];
+  return toRgb8({ data: hwc, shape: [1, h, w, 3] });
+}
+
+/**
+ * The steps as the hires fix's pixel upscaler (a ComfyUI graph's VAEDecode -> image nodes -> VAEEncode
+ * between two samplers): they make the second pass's size, which the job's hires width and height hold.
+ */
+export function imageOpsUpscale(ops: readonly ImageOpSpec[], models: ReadonlyMap<string, Upscaler>): PixelUpscale {
+  return async (image, _width, _height, signal) => planesToRgb8(await runImageOps(rgbToTensor(image), ops, models, signal));
 }

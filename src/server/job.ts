@@ -24,6 +24,8 @@ export interface HiresSpec {
   negativePrompt?: string;
   /** The second pass's seed (ComfyUI's second KSampler); absent: the first pass's, as A1111. */
   seed?: number;
+  /** ComfyUI's image nodes as the pixel upscaler (upscaler "ComfyUI image nodes"): they make exactly width x height. */
+  imageOps?: ImageOpSpec[];
 }
 
 /**

@@ -15,7 +15,7 @@ import type { HiresSpec, InpaintSpec, JobOutput, JobSpec, RefinerSpec, StepRepor
 import { generateRefined, img2imgRefined } from "../recipes/refiner.js";
 import { noiseMaskInputs } from "./noise-mask.js";
 import type { RgbImage } from "../image/png.js";
-import { imageWithOps, openImageOpModels } from "./image-ops.js";
+import { imageOpsUpscale, imageWithOps, openImageOpModels } from "./image-ops.js";
 import { Upscaler } from "../pipelines/upscaler.js";
 import type { ControlNets } from "./controlnet-library.js";
 import { controlNetInfoFields, controlNetUnits } from "./controlnet-units.js";
@@ -90,7 +90,8 @@ export interface RunOptions {
 export async function runJob(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: RunOptions = {}): Promise<JobOutput> {
   // an --upscaler-dir model for the hires fix, and the refiner, are opened for this job only
   const esrgan = spec.hires?.upscalerPath ? await Upscaler.fromFile(spec.hires.upscalerPath, { session: { device: pipe.device } }) : undefined;
-  const opModels = spec.imageOps?.length ? await openImageOpModels(spec.imageOps, pipe.device) : undefined;
+  const allOps = [...(spec.hires?.imageOps ?? []), ...(spec.imageOps ?? [])];
+  const opModels = allOps.length ? await openImageOpModels(allOps, pipe.device) : undefined;
   let refiner: StableDiffusionXLPipeline | undefined, withVae: StableDiffusionXLPipeline | undefined, refinerWithVae: StableDiffusionXLPipeline | undefined;
   try {
     // A1111 skips a refiner that is the loaded checkpoint itself
@@ -127,7 +128,7 @@ async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: 
   const hires: HiresOptions | undefined = h && {
     scale: h.scale, width: h.width, height: h.height, steps: h.steps, strength: h.strength, scheduler: h.scheduler,
     prompt: h.prompt && stripLoraTags(h.prompt), negativePrompt: h.negativePrompt && stripLoraTags(h.negativePrompt),
-    upscaler: esrgan ? esrganPixelUpscale(esrgan) : h.upscaler, seed: h.seed,
+    upscaler: esrgan ? esrganPixelUpscale(esrgan) : h.imageOps ? imageOpsUpscale(h.imageOps, opModels ?? new Map()) : h.upscaler, seed: h.seed,
   };
   const init = spec.initImage !== undefined ? decodeImage(Buffer.from(spec.initImage, "base64"), "init image") : undefined;
   const mask = spec.inpaint && init ? decodeImage(Buffer.from(spec.inpaint.mask, "base64"), "mask") : undefined;

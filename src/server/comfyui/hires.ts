@@ -1,13 +1,16 @@
 /**
- * ComfyUI's two-pass ("hires fix") graph: KSampler -> LatentUpscaleBy | LatentUpscale -> KSampler
- * (denoise < 1), read as the A1111 hires fix the server already runs (recipes/hires-fix.ts): the
- * first sampler is the first pass, the upscale a latent upscaler of the same interpolation, the second
- * sampler the second pass (its steps counted as ComfyUI counts them, its own seed). Both samplers
- * take one model and cfg; the second may have prompts of its own (CLIPTextEncode on the same CLIP).
+ * ComfyUI's two-pass ("hires fix") graphs, read as the A1111 hires fix the server already runs
+ * (recipes/hires-fix.ts): the first sampler is the first pass, the second sampler (denoise < 1) the
+ * second pass (its steps counted as ComfyUI counts them, its own seed), and between them either
+ *   KSampler -> LatentUpscaleBy | LatentUpscale -> KSampler: a latent upscaler of the same interpolation, or
+ *   KSampler -> VAEDecode -> ImageUpscaleWithModel | ImageScaleBy | ImageScale ... -> VAEEncode -> KSampler:
+ *     the image nodes (image-nodes.ts) as the pixel upscaler (on the first pass's 8-bit image, as A1111's).
+ * Both samplers take one model and cfg; the second may have prompts of its own (CLIPTextEncode on the same CLIP).
  */
 import { NodeError, nodeFields, nodeSide, type Graph, type GraphNode } from "./graph.js";
 import { partialSchedule, readSampler, type SamplerSettings } from "./sampler-node.js";
 import type { HiresSpec } from "../job.js";
+import { imageChain, imageOps, type GraphImageOp } from "./image-nodes.js";
 import { hiresTargetSize } from "../../recipes/hires-size.js";
 import type { Limits } from "../validation.js";
 import { roundHalfEven } from "../../schedulers/common.js";
@@ -21,7 +24,8 @@ const METHODS: Readonly<Record<string, string>> = { "nearest-exact": "Latent (ne
 export interface Passes {
   /** The sampler that starts from the empty latent or the image. */
   first: GraphNode;
-  second?: { sampler: GraphNode; upscale: GraphNode };
+  /** The second pass: its sampler, and the latent upscale or VAEEncode before it (with the VAEDecode and image nodes of a pixel upscale). */
+  second?: { sampler: GraphNode; upscale: GraphNode; pixels?: { decode: GraphNode; nodes: GraphNode[] } };
   /** A base + refiner graph's refiner sampler (its latent is the first sampler's, unchanged). */
   refiner?: GraphNode;
 }
@@ -40,6 +44,16 @@ export function findPasses(graph: Graph, last: GraphNode): Passes {
     if (!((linkedClass(graph, first, "latent_image") ?? "") in { EmptyLatentImage: 1 })) throw new NodeError(first, "the base sampler of a refiner graph must start from an EmptyLatentImage here", "latent_image");
     return { first, refiner: last };
   }
+  if (from === "VAEEncode") {
+    // a VAEEncode of another sampler's decoded (and upscaled) image is a pixel-space second pass
+    const encode = graph.follow(last, "latent_image", { VAEEncode: [0] }, "a LATENT");
+    if (linkedClass(graph, encode, "pixels") === "LoadImage") return { first: last };
+    const { decode, nodes } = imageChain(graph, encode, "pixels");
+    const first = graph.follow(decode, "samples", SAMPLED, "a LATENT from a KSampler");
+    if (first === last) throw new NodeError(encode, "the decode, upscale and sampler link in a loop", "pixels");
+    if (!((linkedClass(graph, first, "latent_image") ?? "") in { EmptyLatentImage: 1 })) throw new NodeError(first, "this server runs at most two sampling passes, the first from an EmptyLatentImage", "latent_image");
+    return { first, second: { sampler: last, upscale: encode, pixels: { decode, nodes } } };
+  }
   if (!(from in UPSCALES)) return { first: last };
   const upscale = graph.follow(last, "latent_image", UPSCALES, "a LATENT");
   const first = graph.follow(upscale, "samples", SAMPLED, "a LATENT from a KSampler");
@@ -54,7 +68,7 @@ const sameLink = (a: GraphNode, b: GraphNode, input: string) => JSON.stringify(a
  * The second pass as the job's hires settings. `first` holds the first sampler's settings, `size`
  * the first pass's; the prompts are the first pass's unless the second sampler has its own.
  */
-export function hiresOf(graph: Graph, passes: Required<Passes>, first: SamplerSettings, size: { width: number; height: number }, limits: Limits): HiresSpec {
+export function hiresOf(graph: Graph, passes: Required<Passes>, first: SamplerSettings, size: { width: number; height: number }, limits: Limits): { hires: HiresSpec; pixelOps?: GraphImageOp[] } {
   const { sampler, upscale } = passes.second;
   const s = readSampler(sampler, limits);
   if (!sameLink(sampler, passes.first, "model")) throw new NodeError(sampler, "both samplers must take the same model here (the second pass runs on the first one's)", "model");
@@ -78,11 +92,21 @@ export function hiresOf(graph: Graph, passes: Required<Passes>, first: SamplerSe
   const { steps, strength } = partialSchedule(sampler, s, limits);
   if (strength === 1 && sampler.classType === "KSampler") throw new NodeError(sampler, "the second sampler must start from the upscaled image (denoise below 1)", "denoise");
 
+  const common = { steps, strength, seed: s.seed, ...(scheduler ? { scheduler } : {}), ...(texts.positive !== undefined ? { prompt: texts.positive } : {}), ...(texts.negative ? { negativePrompt: texts.negative } : {}) };
+  // the pixel upscale's size is known once its models are looked up (routes.ts sets width and height)
+  if (passes.second.pixels) return { hires: { upscaler: COMFY_PIXEL_UPSCALER, ...common }, pixelOps: imageOps(graph, passes.second.pixels.nodes) };
+  return { hires: latentHires(upscale, common, size, limits) };
+}
+
+/** What the job's hires upscaler is called when ComfyUI's image nodes make the second pass's image. */
+export const COMFY_PIXEL_UPSCALER = "ComfyUI image nodes";
+
+function latentHires(upscale: GraphNode, common: Omit<HiresSpec, "upscaler">, size: { width: number; height: number }, limits: Limits): HiresSpec {
   const f = nodeFields(upscale);
   const method = f.string("upscale_method", 30);
   const upscaler = METHODS[method];
   if (!upscaler) throw new NodeError(upscale, `upscale_method "${method}" is not run here; use ${Object.keys(METHODS).join(", ")}`, "upscale_method");
-  const hires: HiresSpec = { upscaler, steps, strength, seed: s.seed, ...(scheduler ? { scheduler } : {}), ...(texts.positive !== undefined ? { prompt: texts.positive } : {}), ...(texts.negative ? { negativePrompt: texts.negative } : {}) };
+  const hires: HiresSpec = { upscaler, ...common };
   if (upscale.classType === "LatentUpscaleBy") {
     const scale = f.number("scale_by", 0.01, 8);
     // ComfyUI rounds the latent's sides (round(w / 8 * scale)); A1111 truncates the pixels' and rounds down to 8

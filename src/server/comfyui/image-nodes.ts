@@ -3,6 +3,8 @@
  *
  *   VAEDecode -> [ImageUpscaleWithModel <- UpscaleModelLoader | ImageScaleBy | ImageScale ...] -> SaveImage | PreviewImage
  *
+ * (between two samplers, the same nodes before a VAEEncode are a pixel-space hires pass: hires.ts)
+ *
  * UpscaleModelLoader names an --upscaler-dir model (looked up when the prompt is queued: routes.ts).
  * ImageScale's and ImageScaleBy's nearest-exact, bilinear, bicubic and lanczos are run; area and
  * bislerp are refused.
@@ -20,10 +22,10 @@ export const COMFY_RESIZE_METHODS = ["nearest-exact", "bilinear", "area", "bicub
 /** A step of the graph; a model step's file is still a name. */
 export type GraphImageOp = Exclude<ImageOpSpec, { op: "upscale-model" }> | { op: "upscale-model"; name: string; node: GraphNode };
 
-/** The VAEDecode an output shows and the image nodes on the way, from the decode to the output. */
-export function imageChain(graph: Graph, output: GraphNode): { decode: GraphNode; nodes: GraphNode[] } {
+/** The VAEDecode an output (or a VAEEncode's pixels) shows and the image nodes on the way, from the decode on. */
+export function imageChain(graph: Graph, output: GraphNode, input = "images"): { decode: GraphNode; nodes: GraphNode[] } {
   const nodes: GraphNode[] = [];
-  let node = graph.follow(output, "images", DECODED, "an IMAGE from a VAEDecode");
+  let node = graph.follow(output, input, DECODED, "an IMAGE from a VAEDecode");
   while (node.classType !== "VAEDecode") {
     if (nodes.includes(node)) throw new NodeError(node, "the image nodes link in a loop", "image");
     nodes.unshift(node);

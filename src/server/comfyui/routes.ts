@@ -20,6 +20,7 @@ import { UpscalerLibraryError } from "../upscaler-library.js";
 import { imageOpsSize } from "../image-ops.js";
 import { ImageFormatError } from "../../image/errors.js";
 import type { ImageOpSpec } from "../job.js";
+import type { GraphImageOp } from "./image-nodes.js";
 import { VaeLibraryError } from "../vae-library.js";
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
@@ -33,7 +34,7 @@ import type { AppState } from "../generation.js";
 import { loraNote } from "../generation.js";
 import { readLoras } from "../lora-request.js";
 import { finish as finishControlNets } from "../controlnet-request.js";
-import { Fields } from "../validation.js";
+import { Fields, checkSide } from "../validation.js";
 import { FILE_NAME } from "../file-store.js";
 import type { AccessPolicy } from "../access.js";
 import { NodeError, PromptError, type GraphNode } from "./graph.js";
@@ -263,11 +264,10 @@ export class ComfyUiApi {
     };
   }
 
-  /** The image steps with their UpscaleModelLoader files looked up in --upscaler-dir, the final size checked. */
-  private async imageOpsOf(compiled: CompiledPrompt, state: AppState): Promise<ImageOpSpec[]> {
-    const scales = new Map<string, number>();
+  /** Image nodes with their UpscaleModelLoader files looked up in --upscaler-dir, and each model's scale by path. */
+  private async resolveImageOps(graphOps: readonly GraphImageOp[], state: AppState, scales: Map<string, number>): Promise<ImageOpSpec[]> {
     const ops: ImageOpSpec[] = [];
-    for (const op of compiled.imageOps) {
+    for (const op of graphOps) {
       if (op.op !== "upscale-model") { ops.push(op); continue; }
       const reject = (why: string) => new NodeError(op.node, `Value not in list: model_name: ${JSON.stringify(op.name)} (${why})`, "model_name");
       if (!state.upscalers) throw reject("this server has no --upscaler-dir");
@@ -277,13 +277,46 @@ export class ComfyUiApi {
       scales.set(entry.path, entry.scale);
       ops.push({ op: "upscale-model", name: entry.name, path: entry.path });
     }
-    try {
-      imageOpsSize(ops, compiled.decodedSize.width, compiled.decodedSize.height, (op) => scales.get(op.path)!);
-    } catch (e) {
-      if (e instanceof ImageFormatError) throw new PromptError("prompt_outputs_failed_validation", (e as Error).message);
-      throw e;
-    }
     return ops;
+  }
+
+  /**
+   * The image nodes of a pixel-space hires pass (their size becomes the second pass's, in whole
+   * multiples of 8) and after the VAEDecode, looked up and their sizes checked.
+   */
+  private async finishImageOps(compiled: CompiledPrompt, state: AppState): Promise<void> {
+    const { spec } = compiled;
+    const scales = new Map<string, number>();
+    const sizeAfter = (ops: ImageOpSpec[], from: { width: number; height: number }) => {
+      try {
+        return imageOpsSize(ops, from.width, from.height, (op) => scales.get(op.path)!);
+      } catch (e) {
+        if (e instanceof ImageFormatError) throw new PromptError("prompt_outputs_failed_validation", (e as Error).message);
+        throw e;
+      }
+    };
+    let decoded = compiled.decodedSize;
+    if (compiled.hiresPixelOps && spec.hires) {
+      const ops = await this.resolveImageOps(compiled.hiresPixelOps, state, scales);
+      const size = sizeAfter(ops, decoded);
+      if (size.width % 8 || size.height % 8) {
+        throw new PromptError("prompt_outputs_failed_validation", `the image nodes before the second sampler's VAEEncode make ${size.width}x${size.height}; the second pass needs whole multiples of 8 here (ComfyUI would crop it)`);
+      }
+      try {
+        checkSide("the second pass's width", size.width, state.limits);
+        checkSide("the second pass's height", size.height, state.limits);
+      } catch (e) {
+        if (e instanceof HttpError) throw new PromptError("prompt_outputs_failed_validation", e.message);
+        throw e;
+      }
+      spec.hires = { ...spec.hires, imageOps: ops, width: size.width, height: size.height };
+      decoded = size;
+    }
+    if (compiled.imageOps.length) {
+      const ops = await this.resolveImageOps(compiled.imageOps, state, scales);
+      sizeAfter(ops, decoded);
+      spec.imageOps = ops;
+    }
   }
 
   /** A VAELoader's vae_name looked up in --vae-dir. */
@@ -317,7 +350,7 @@ export class ComfyUiApi {
   private async checkLibraries(compiled: CompiledPrompt, state: AppState): Promise<void> {
     for (const lora of compiled.loras) if (lora.modelOnly) await this.checkUnetOnly(lora.name, lora.modelOnly, state);
     if (compiled.vae) compiled.spec.vae = await this.vaeFile(compiled.vae.name, compiled.vae.node, state);
-    if (compiled.imageOps.length) compiled.spec.imageOps = await this.imageOpsOf(compiled, state);
+    await this.finishImageOps(compiled, state);
     try {
       await readLoras(Fields.of({ loras: compiled.loras.map(({ name, weight }) => ({ name, weight })) }), compiled.spec, state);
       await finishControlNets(compiled.controlnets, compiled.spec, state, "control_net_name", false);

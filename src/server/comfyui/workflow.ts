@@ -92,6 +92,8 @@ export interface CompiledPrompt {
   /** The image nodes after the VAEDecode (model names not yet looked up in --upscaler-dir), and the decoded size they start from. */
   imageOps: GraphImageOp[];
   decodedSize: { width: number; height: number };
+  /** A pixel-space hires pass's image nodes (looked up with imageOps); their output size is the second pass's, and the decoded size. */
+  hiresPixelOps?: GraphImageOp[];
   /** A VAELoader's file (not yet looked up in --vae-dir), when the graph encodes and decodes with one. */
   vae?: { name: string; node: GraphNode };
   /** The node ids the socket messages name: the sampler the outputs show, the VAEDecode before them. */
@@ -150,7 +152,9 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
   }
   // the VAEEncode (ForInpaint) whose pixels are the image, or the EmptyLatentImage
   const encoder = inpaint?.encoder ?? latent;
-  const encoderVae = encoder.classType === "EmptyLatentImage" ? [] : [graph.follow(encoder, "vae", VAE, "a VAE")];
+  const pixelPass = passes.second?.pixels ? [passes.second.pixels.decode, passes.second.upscale] : [];
+  // the first sampler's image encoder, and a pixel-space hires pass's decoder and encoder
+  const encoderVae = [...(encoder.classType === "EmptyLatentImage" ? [] : [encoder]), ...pixelPass].map((n) => graph.follow(n, "vae", VAE, "a VAE"));
   // one VAE encodes and decodes: a VAELoader's, or a checkpoint's (with a refiner the decoder may take either checkpoint's, checked below)
   const vaeLoader = readVaeLoader([...decoderVaes, ...encoderVae]);
   const checkpoints = new Set([model.checkpoint, ...clips.map((c) => c.checkpoint), ...(refinerSampler || vaeLoader ? [] : decoderVaes), ...(vaeLoader ? [] : encoderVae)]);
@@ -214,15 +218,19 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
     if (controlnets.length) throw new NodeError(ks, "ControlNet is not combined with a refiner here", "positive");
     spec.refiner = { ...r.refiner, model: refinerServed.name };
   }
+  let hiresPixelOps: GraphImageOp[] | undefined;
   if (passes.second) {
     if (spec.initImage) throw new NodeError(passes.second.upscale, "an upscale pass after img2img is not run here (the first pass must start from an EmptyLatentImage)", "samples");
-    spec.hires = hiresOf(graph, passes as Required<Passes>, settings, { width: spec.width!, height: spec.height! }, ctx.limits);
+    const read = hiresOf(graph, passes as Required<Passes>, settings, { width: spec.width!, height: spec.height! }, ctx.limits);
+    spec.hires = read.hires;
+    hiresPixelOps = read.pixelOps;
   }
   if (pos.sizes || neg.sizes) spec.microConditioning = sizeConditioning(pos.sizes, neg.sizes, [spec.height!, spec.width!]);
-  const decodedSize = spec.hires ? hiresTargetSize(spec.width!, spec.height!, spec.hires) : { width: spec.width!, height: spec.height! };
+  // a pixel upscale's size is known once its models are looked up (routes.ts)
+  const decodedSize = spec.hires && !hiresPixelOps ? hiresTargetSize(spec.width!, spec.height!, spec.hires) : { width: spec.width!, height: spec.height! };
   if (spec.initImage) { delete spec.width; delete spec.height; }
   return {
-    spec, loras, controlnets, ...(vaeLoader ? { vae: vaeLoader } : {}), imageOps: imageOps(graph, shown!), decodedSize, sampler: last.id, decoder: [...decoders][0].id,
+    spec, loras, controlnets, ...(vaeLoader ? { vae: vaeLoader } : {}), imageOps: imageOps(graph, shown!), decodedSize, ...(hiresPixelOps ? { hiresPixelOps } : {}), sampler: last.id, decoder: [...decoders][0].id,
     outputs: outputs.map((o) => ({ id: o.id, classType: o.classType, type: o.classType === "SaveImage" ? "output" : "temp" })),
   };
 }
