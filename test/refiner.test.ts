@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NO_FIXTURES, levelDiff } from "./helpers/fixtures.js";
 import { runCli } from "./helpers/cli.js";
+import { generateHires } from "../src/recipes/hires-fix.js";
 import { generateRefined, img2imgRefined } from "../src/recipes/refiner.js";
 import { tinyModelIn } from "./helpers/tiny-model.js";
 import { tinyRefinerIn, tinyRefinerSingleFile } from "./helpers/tiny-refiner.js";
@@ -202,6 +203,15 @@ test("ssd1b generate --refiner: the recipe's image, Refiner in the infotext; a s
   const bad = runCli([...args.slice(0, 5), "--refiner-switch-at", "1", ...args.slice(7)]);
   assert.equal(bad.code, 2, bad.stderr);
   assert.match(bad.stderr, /--refiner-switch-at must be in \(0, 1\)/);
+  // with the hires fix the refiner takes over in the second pass
+  const hiresOut = join(tmp, "refined-hires.png");
+  const withHires = runCli([...args.slice(0, -1), hiresOut, "--hires-scale", "1.5", "--hires-strength", "0.6"]);
+  assert.equal(withHires.code, 0, withHires.stderr);
+  const call = { prompt: "a red cube", numInferenceSteps: 6, width: 32, height: 32, seed: 3, scheduler: EULER };
+  const wantHires = await generateHires(b, call, { scale: 1.5, strength: 0.6, secondPass: (o) => img2imgRefined(b, r, o, { switchAt: 0.3 }) });
+  const hiresPng = readFileSync(hiresOut);
+  assert.ok(levelDiff(hiresPng, wantHires.images.data) <= 1, `CLI vs library: ${levelDiff(hiresPng, wantHires.images.data)} levels`);
+  assert.match(hiresPng.toString("latin1"), /Hires upscale: 1.5.*Refiner: tiny-refiner, Refiner switch at: 0.3/);
 });
 
 test("a refiner single file (sd_xl_refiner_1.0 layout: OpenCLIP alone as embedders.0) is the refiner folder's model", { skip: NO_FIXTURES, timeout: 300_000 }, async () => {

@@ -13,6 +13,7 @@ import { tinyRefinerIn } from "./helpers/tiny-refiner.js";
 import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
 import { buildCatalog } from "../src/server/model-catalog.js";
 import { generateRefined, img2imgRefined } from "../src/recipes/refiner.js";
+import { generateHires } from "../src/recipes/hires-fix.js";
 import { encodePng } from "../src/image/png.js";
 import { comfySampler } from "../src/server/comfyui/samplers.js";
 
@@ -69,12 +70,24 @@ test("A1111 img2img with refiner_checkpoint: the library's img2imgRefined", { sk
   assert.ok(levelDiff(Buffer.from(body.images[0], "base64"), want.images.data) <= 1);
 });
 
+test("A1111 txt2img with the hires fix and a refiner: the first pass is the base's, the refiner takes over in the second pass (A1111's hires_fix_refiner_pass)", { skip: NO_FIXTURES, timeout: 300_000 }, async () => {
+  const { base: b, refiner: r } = await library();
+  const hires = { scale: 1.5, strength: 0.6, upscaler: "Latent" };
+  const want = await generateHires(b, call, { ...hires, secondPass: (o) => img2imgRefined(b, r, o, { switchAt: 0.7 }) });
+  const got = await txt2imgFirst(served.server.url, { ...request, enable_hr: true, hr_scale: 1.5, denoising_strength: 0.6, hr_upscaler: "Latent", refiner_checkpoint: "tiny-refiner", refiner_switch_at: 0.7 });
+  assert.ok(levelDiff(got.image, want.images.data) <= 1, `differs from the library by ${levelDiff(got.image, want.images.data)} levels`);
+  assert.match(got.info.infotexts[0], /Hires upscale: 1.5.*Refiner: tiny-refiner, Refiner switch at: 0.7/);
+  // the refiner ran: the hires fix alone is another image
+  const alone = await generateHires(b, call, hires);
+  assert.ok(levelDiff(got.image, alone.images.data) > 1);
+});
+
 test("A1111 refiner: an unknown checkpoint, a switch outside (0, 1) and the combinations not served are 400s naming the field", { skip: NO_FIXTURES }, async () => {
   const cases: [Record<string, unknown>, string, RegExp][] = [
     [{ refiner_checkpoint: "sd_xl_refiner_1.0" }, "refiner_checkpoint", /is not served here; this server serves "tiny-ssd", "tiny-refiner"/],
     [{ refiner_checkpoint: "tiny-refiner", refiner_switch_at: 1 }, "refiner_switch_at", /fraction in \(0, 1\)/],
     [{ refiner_checkpoint: "tiny-refiner", refiner_switch_at: 1.5 }, "refiner_switch_at", /refiner_switch_at/],
-    [{ refiner_checkpoint: "tiny-refiner", enable_hr: true, hr_scale: 2 }, "enable_hr", /not combined with the hires fix/],
+    [{ refiner_checkpoint: "tiny-refiner", enable_hr: true, hr_scale: 2, override_settings: { hires_fix_refiner_pass: "both passes" } }, "override_settings.hires_fix_refiner_pass", /must be "second pass"/],
   ];
   for (const [extra, field, message] of cases) {
     const r = await postJson(served.server.url, "/sdapi/v1/txt2img", { ...request, ...extra });

@@ -34,6 +34,11 @@ export interface HiresOptions {
   negativePrompt?: GenerateOptions["negativePrompt"];
   /** The second pass's seed, for the whole batch (ComfyUI's second KSampler); default the first pass's seed(s), as A1111. */
   seed?: number;
+  /**
+   * Runs the second pass's img2img (default: the pipeline's); e.g. A1111's refiner in the hires pass:
+   * `(o) => img2imgRefined(pipe, refiner, o, { switchAt })`.
+   */
+  secondPass?: (opts: Img2ImgOptions) => Promise<PipelineOutput>;
 }
 
 export interface HiresOutput extends PipelineOutput {
@@ -77,7 +82,7 @@ export async function generateHires(pipe: StableDiffusionXLPipeline, opts: Gener
     ...(hires.seed !== undefined ? { seed: hires.seed, seeds: undefined }
       : firstPass.seeds ? { seeds: firstPass.seeds, seed: undefined } : firstPass.seed !== undefined ? { seed: firstPass.seed } : {}),
   };
-  const out = await pipe.img2img(second);
+  const out = await (hires.secondPass ?? ((o: Img2ImgOptions) => pipe.img2img(o)))(second);
   return { ...out, firstPass, size, strength };
 }
 

@@ -26,6 +26,7 @@ const FIXED: Record<string, { value: unknown; why: string }> = {
   eta_noise_seed_delta: { value: 0, why: "the noise seed delta (ENSD) is not supported" },
   randn_source: { value: "CPU", why: "noise is always drawn as torch's CPU generator draws it" },
   sd_checkpoint_hash: { value: null, why: "it is read-only" },
+  hires_fix_refiner_pass: { value: "second pass", why: "with the hires fix the refiner runs in the second pass here" },
 };
 
 /**
@@ -54,7 +55,7 @@ export function defaultOptions(model: ModelInfo): Record<string, unknown> {
   return {
     sd_model_checkpoint: model.name, sd_checkpoint_hash: null, sd_vae: "Automatic", samples_format: "png",
     CLIP_stop_at_last_layers: 1, sdxl_clip_l_skip: false, eta_noise_seed_delta: 0, randn_source: "CPU", live_previews_enable: true,
-    show_progress_type: "Approx cheap",
+    show_progress_type: "Approx cheap", hires_fix_refiner_pass: "second pass",
   };
 }
 

@@ -35,6 +35,26 @@ export function hiresInfoFields(h: HiresSpec): Record<string, string | number> {
   };
 }
 
+/**
+ * Progress over an iteration's denoising loops (the hires fix's two passes, a refiner's share of a
+ * pass): a loop starts when the step count goes back; the total is the expected steps until the loops
+ * run more, so the count never goes back.
+ */
+class LoopProgress {
+  private done = 0;
+  private last = -1;
+  private lastTotal = 0;
+
+  constructor(private readonly expected: number) {}
+
+  step(step: number, totalSteps: number): { step: number; total: number } {
+    if (step <= this.last) this.done += this.lastTotal;
+    this.last = step;
+    this.lastTotal = totalSteps;
+    return { step: this.done + step + 1, total: Math.max(this.expected, this.done + totalSteps) };
+  }
+}
+
 /** A1111's infotext fields of the refiner ("Refiner switch at" holds a step count's fraction for a switch by steps). */
 export function refinerInfoFields(r: RefinerSpec): Record<string, string | number> {
   return { Refiner: r.model, ...(r.switchAt !== undefined ? { "Refiner switch at": r.switchAt } : { "Refiner switch step": r.switchStep! }) };
@@ -142,6 +162,8 @@ async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: 
   const width = init?.width ?? target?.width ?? spec.width ?? pipe.defaultSize, height = init?.height ?? target?.height ?? spec.height ?? pipe.defaultSize;
   const out: JobOutput = { images: [], seeds: [], infotexts: [], width, height, sampler: spec.scheduler ?? "", model: pipe.model.name, seconds: 0 };
   if (mask || noiseMasked) out.inpaintingConditioning = pipe.unet.config.inChannels !== pipe.vae.config.latentChannels;
+  // the steps of all loops of one iteration, as far as they are known before they run
+  const expectedSteps = (init ? Math.max(1, Math.floor(spec.steps * (spec.strength ?? 1))) : spec.steps) + (h ? Math.max(1, Math.floor((h.steps || spec.steps) * h.strength)) : 0);
   for (let k = 0; k < spec.iterations; k++) {
     if (opts.control?.interrupted) break;
     const stopEarly = opts.control?.nextIteration();
@@ -150,8 +172,8 @@ async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: 
     const seed = variation ? spec.seed : spec.perImageSeeds ? spec.seed + k * spec.batchSize : spec.seed + k;
     // A1111: image j of the job has seed + j, each from its own generator
     const seeds = spec.perImageSeeds ? Array.from({ length: spec.batchSize }, (_, i) => (variation ? seed : seed + i)) : undefined;
-    // the hires fix runs two loops: one progress over both (the second's length estimated until it starts)
-    let pass = 0, last = -1, firstTotal = 0;
+    // the hires fix and the refiner run several loops: one progress over them all
+    const progress = new LoopProgress(expectedSteps);
     const common = {
       // the <lora:...> tags were read by the front end (spec.loras); the text encoders see the rest
       prompt: stripLoraTags(spec.prompt), negativePrompt: (spec.negativePrompt && stripLoraTags(spec.negativePrompt)) || undefined, numInferenceSteps: spec.steps,
@@ -159,13 +181,8 @@ async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: 
       guidanceScale: spec.guidanceScale, seed: seeds ? undefined : seed, seeds, scheduler: schedulerOf(pipe, spec), numImagesPerPrompt: spec.batchSize,
       ...variation, tiling: spec.tiling, clipSkip: spec.clipSkip, seedResizeFrom: spec.seedResizeFrom, signal: opts.signal, stopEarly, fastDecode: spec.preset === "fast" || undefined, controlnets, guessMode: spec.guessMode,
       onStep: opts.onStep && (({ step, totalSteps, latents, shape }: { step: number; totalSteps: number; latents: Float32Array; shape: number[] }) => {
-        if ((h || refiner) && pass === 0 && step <= last) pass = 1;
-        if (pass === 0) firstTotal = totalSteps;
-        last = step;
-        // the second pass's length is estimated until it starts: the hires steps, or the refiner's share
-        const second = h ? Math.max(1, Math.floor((h.steps || spec.steps) * h.strength)) : Math.max(0, spec.steps - firstTotal);
-        const per = h || refiner ? firstTotal + (pass ? totalSteps : second) : totalSteps;
-        opts.onStep!({ step: k * per + (pass ? firstTotal : 0) + step + 1, totalSteps: spec.iterations * per, preview: previews.forStep(latents, shape) });
+        const at = progress.step(step, totalSteps);
+        opts.onStep!({ step: k * at.total + at.step, totalSteps: spec.iterations * at.total, preview: previews.forStep(latents, shape) });
       }),
     };
     const image = init && { width: init.width, height: init.height, data: init.data };
@@ -174,6 +191,7 @@ async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: 
     const result: PipelineOutput = image && mask && spec.inpaint
       ? await a1111Inpaint(pipe, { ...common, image, maskImage: mask, strength: spec.strength, settings: inpaintSettings(spec.inpaint) })
       : noiseMasked ? await pipe.inpaint({ ...common, ...noiseMasked, strength: spec.strength })
+      : hires && switchOver ? await generateHires(pipe, { ...common, width: spec.width, height: spec.height }, { ...hires, secondPass: (o) => img2imgRefined(pipe, refiner!, o, switchOver) })
       : switchOver ? await (image ? img2imgRefined(pipe, refiner, { ...common, image, strength: spec.strength }, switchOver)
         : generateRefined(pipe, refiner, { ...common, width: spec.width, height: spec.height }, switchOver))
       : image ? await pipe.img2img({ ...common, image, strength: spec.strength })

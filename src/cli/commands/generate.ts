@@ -3,7 +3,7 @@ import { writeFileAtomically } from "../../util/atomic-write.js";
 import { basename, dirname } from "node:path";
 import { parseArgs } from "node:util";
 import { randomInt } from "node:crypto";
-import { StableDiffusionXLPipeline, type CommonOptions, type PipelineLoadOptions, type PipelineOutput } from "../../pipelines/sdxl/index.js";
+import { StableDiffusionXLPipeline, type CommonOptions, type Img2ImgOptions, type PipelineLoadOptions, type PipelineOutput } from "../../pipelines/sdxl/index.js";
 import { PROMPT_SYNTAXES, type PromptSyntax } from "../../pipelines/prompt-encoding.js";
 import { parseLoraArg } from "../../loaders/lora.js";
 import { PipelineInputError } from "../../pipelines/errors.js";
@@ -14,7 +14,7 @@ import { encodePng } from "../../image/png.js";
 import { toRgb8 } from "../../image/image.js";
 import { formatInfotext, samplerLabel, type GenerationInfo } from "../../image/infotext.js";
 import { Upscaler } from "../../pipelines/upscaler.js";
-import { generateRefined } from "../../recipes/refiner.js";
+import { generateRefined, img2imgRefined } from "../../recipes/refiner.js";
 import { servedModelName } from "../../server/model-catalog.js";
 import { builtinPixelUpscale, checkLatentMode, esrganPixelUpscale, generateHires, isLatentMode, type HiresOptions } from "../../recipes/hires-fix.js";
 import { UsageError } from "../usage-error.js";
@@ -106,7 +106,8 @@ ${COMMON_HELP}
   --refiner M          base + refiner (diffusers' ensemble of expert denoisers, A1111's Refiner): --model runs
                        the noisy start of the schedule, M (e.g. stabilityai/stable-diffusion-xl-refiner-1.0, or
                        any SDXL-family folder, file or repo id) the rest from its latents, with the same steps
-  --refiner-switch-at F  the fraction of the schedule the base runs, in (0, 1) (default 0.8)`;
+  --refiner-switch-at F  the fraction of the schedule the base runs, in (0, 1) (default 0.8); with --hires-*
+                       the refiner takes over in the second pass (A1111's hires_fix_refiner_pass "second pass")`;
 
 /** parseArgs declarations of the model-loading flags (see parseModelLoad). */
 export const MODEL_LOAD_OPTIONS = {
@@ -453,39 +454,47 @@ export async function generateCommand(argv: string[]): Promise<void> {
   limitsAsUsage({ width, height });
   const hires = parseHires(values);
   const refiner = parseRefiner(values);
-  if (refiner) {
-    if (hires) throw new UsageError("--refiner is not combined with the hires fix (--hires-*) here");
-    if (parsed.controlnets.groups.length) throw new UsageError("--refiner is not combined with --controlnet here");
-    const info: Partial<GenerationInfo> = { extra: { Refiner: servedModelName(refiner.model), "Refiner switch at": refiner.switchAt } };
-    await runAndSave(parsed, async (pipe, onStep, signal) => {
-      const t0 = performance.now();
-      const device = await resolveDevice(parsed.device, () => {});
-      const refinerPipe = await StableDiffusionXLPipeline.fromPretrained(refiner.model, {
-        lowMemory: true, hub: parsed.load.hub, variant: parsed.variant, session: { device }, onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
-      }).catch((e) => { throw e instanceof PipelineInputError ? new UsageError(`--refiner: ${e.message}`) : e; });
-      process.stderr.write(`refiner ${refinerPipe.model.dir} (${((performance.now() - t0) / 1000).toFixed(1)} s)\n`);
-      // the base's UNet goes before the refiner's is compiled: one UNet in memory at a time
-      return generateRefined(pipe, refinerPipe, { ...parsed.options, width, height, onStep, signal }, { switchAt: refiner.switchAt, onSwitch: () => pipe.unet.release() })
-        .finally(() => refinerPipe.release());
-    }, info);
-    return;
-  }
-  if (!hires) {
+  if (refiner && parsed.controlnets.groups.length) throw new UsageError("--refiner is not combined with --controlnet here");
+  if (!hires && !refiner) {
     await runAndSave(parsed, (pipe, onStep, signal) => pipe.generate({ ...parsed.options, width, height, onStep, signal }));
     return;
   }
   // the infotext as A1111 writes it: Size is the first pass's, the Hires fields give the rest
-  const info: Partial<GenerationInfo> = {};
+  const info: Partial<GenerationInfo> = { extra: refiner ? { Refiner: servedModelName(refiner.model), "Refiner switch at": refiner.switchAt } : {} };
   await runAndSave(parsed, async (pipe, onStep, signal) => {
-    const esrgan = hires.file ? await Upscaler.fromFile(hires.file, { session: { device: await resolveDevice(parsed.device, () => {}) } }) : undefined;
-    const upscaler = esrgan ? esrganPixelUpscale(esrgan) : hires.options.upscaler;
-    const out = await generateHires(pipe, { ...parsed.options, width, height, onStep, signal }, { ...hires.options, upscaler }).finally(() => esrgan?.release());
-    Object.assign(info, {
-      width: width ?? pipe.defaultSize, height: height ?? pipe.defaultSize, denoisingStrength: out.strength,
-      extra: { "Hires upscale": hires.options.scale ?? 2, ...(hires.options.steps ? { "Hires steps": hires.options.steps } : {}), "Hires upscaler": hires.name },
-    });
-    return out;
+    const refinerPipe = refiner && await openRefiner(refiner.model, parsed);
+    const esrgan = hires?.file ? await Upscaler.fromFile(hires.file, { session: { device: await resolveDevice(parsed.device, () => {}) } }) : undefined;
+    try {
+      const call = { ...parsed.options, width, height, onStep, signal };
+      // the base's UNet goes before the refiner's is compiled: one UNet in memory at a time
+      const switchOver = refiner && { switchAt: refiner.switchAt, onSwitch: () => pipe.unet.release() };
+      if (!hires) return await generateRefined(pipe, refinerPipe!, call, switchOver!);
+      // with the hires fix the refiner takes over in the second pass, as A1111's default hires_fix_refiner_pass
+      const out = await generateHires(pipe, call, {
+        ...hires.options, upscaler: esrgan ? esrganPixelUpscale(esrgan) : hires.options.upscaler,
+        ...(refinerPipe ? { secondPass: (o: Img2ImgOptions) => img2imgRefined(pipe, refinerPipe, o, switchOver!) } : {}),
+      });
+      Object.assign(info, {
+        width: width ?? pipe.defaultSize, height: height ?? pipe.defaultSize, denoisingStrength: out.strength,
+        extra: { "Hires upscale": hires.options.scale ?? 2, ...(hires.options.steps ? { "Hires steps": hires.options.steps } : {}), "Hires upscaler": hires.name, ...info.extra },
+      });
+      return out;
+    } finally {
+      await esrgan?.release();
+      await refinerPipe?.release();
+    }
   }, info);
+}
+
+/** The --refiner model, loaded low-memory on the same device (its sessions compile when it runs). */
+async function openRefiner(model: string, parsed: ParsedCommon): Promise<StableDiffusionXLPipeline> {
+  const t0 = performance.now();
+  const device = await resolveDevice(parsed.device, () => {});
+  const pipe = await StableDiffusionXLPipeline.fromPretrained(model, {
+    lowMemory: true, hub: parsed.load.hub, variant: parsed.variant, session: { device }, onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
+  }).catch((e) => { throw e instanceof PipelineInputError ? new UsageError(`--refiner: ${e.message}`) : e; });
+  process.stderr.write(`refiner ${pipe.model.dir} (${((performance.now() - t0) / 1000).toFixed(1)} s)\n`);
+  return pipe;
 }
 
 /** --refiner and --refiner-switch-at (default 0.8, A1111's), checked before the model loads. */
