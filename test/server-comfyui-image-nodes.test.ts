@@ -15,7 +15,7 @@ import { synthTensor } from "../src/synth/synth-weights.js";
 import { UpscalerLibrary } from "../src/server/upscaler-library.js";
 import { Upscaler } from "../src/pipelines/upscaler.js";
 import { interpolate } from "../src/image/latent-resize.js";
-import { decodePng } from "../src/image/png.js";
+import { decodePng, encodePng } from "../src/image/png.js";
 import { rgbToTensor, toRgb8, type FloatTensor } from "../src/image/image.js";
 import { generateHires } from "../src/recipes/hires-fix.js";
 import { resizedSize, runImageOps } from "../src/server/image-ops.js";
@@ -158,4 +158,48 @@ test("ComfyUI: KSampler -> VAEDecode -> ImageUpscaleWithModel -> ImageScaleBy ->
   const out = await res.json() as any;
   assert.equal(res.status, 400, JSON.stringify(out));
   assert.match(`${out.error.message} ${out.error.details}`, /make 45x45; the second pass needs whole multiples of 8/);
+});
+
+test("ComfyUI: LoadImage -> ImageScaleBy -> VAEEncode resizes the upload in the job, then crops it to multiples of 8 as VAEEncode does", { skip: NO_FIXTURES, timeout: 180_000 }, async () => {
+  const url = served.server.url;
+  const w = 37, h = 35;
+  const rgb = { width: w, height: h, data: Uint8Array.from({ length: w * h * 3 }, (_, i) => (i * 53) % 256) };
+  const form = new FormData();
+  form.append("image", new Blob([new Uint8Array(encodePng(rgb))], { type: "image/png" }), "photo.png");
+  form.append("overwrite", "true");
+  assert.equal((await fetch(`${url}/upload/image`, { method: "POST", body: form })).status, 200);
+  const g = graph({
+    10: { class_type: "LoadImage", inputs: { image: "photo.png" } },
+    11: { class_type: "ImageScaleBy", inputs: { image: ["10", 0], upscale_method: "bilinear", scale_by: 1.5 } },
+    12: { class_type: "VAEEncode", inputs: { pixels: ["11", 0], vae: ["4", 2] } },
+  }, ["8", 0]);
+  Object.assign(g[3].inputs, { latent_image: ["12", 0], denoise: 0.6 });
+  const r = await postJson(url, "/prompt", { prompt: g });
+  const answer = await r.json() as any;
+  assert.equal(r.status, 200, JSON.stringify(answer));
+  let item: any;
+  for (let i = 0; i < 1200 && !item; i++) {
+    item = (await (await fetch(`${url}/history/${answer.prompt_id}`)).json() as any)[answer.prompt_id];
+    if (!item) await new Promise((res) => setTimeout(res, 50));
+  }
+  assert.equal(item.status.status_str, "success", JSON.stringify(item.status));
+  const saved = item.outputs["9"].images[0];
+  const png = decodePng(Buffer.from(await (await fetch(`${url}/view?filename=${saved.filename}&type=${saved.type}`)).arrayBuffer()));
+  // 37x35 x 1.5 = 56x52 (55.5 and 52.5 round half to even), cropped to 56x48 from y = 2
+  assert.deepEqual([png.width, png.height], [56, 48]);
+  const big = interpolate(rgbToTensor(rgb), 52, 56, "bilinear");
+  const init = new Uint8Array(56 * 48 * 3);
+  for (let y = 0; y < 48; y++) for (let x = 0; x < 56; x++) for (let c = 0; c < 3; c++) {
+    init[(y * 56 + x) * 3 + c] = Math.min(255, Math.max(0, Math.round(Math.fround(big.data[(c * 52 + y + 2) * 56 + x] * 255))));
+  }
+  const lib = await served.pipe.img2img({ prompt: "a lighthouse", negativePrompt: "fog", numInferenceSteps: 5, strength: 0.6, guidanceScale: 5, seed: 4, scheduler: "Euler", image: { width: 56, height: 48, data: init } });
+  assert.deepEqual(png.data, toRgb8(lib.images, 0).data);
+
+  const withModel = structuredClone(g);
+  withModel[11] = { class_type: "ImageUpscaleWithModel", inputs: { upscale_model: ["13", 0], image: ["10", 0] } };
+  withModel[13] = UPSCALE[10];
+  const res = await postJson(url, "/prompt", { prompt: withModel });
+  const out = await res.json() as any;
+  assert.equal(res.status, 400, JSON.stringify(out));
+  assert.match(out.node_errors["13"].errors[0].message, /an upscale model on an uploaded image before its VAEEncode is not run here/);
 });

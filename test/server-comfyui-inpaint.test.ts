@@ -121,7 +121,7 @@ function context(uploads: Record<string, RgbaImage>): WorkflowContext {
   return {
     limits: DEFAULT_LIMITS, model: { name: "tiny-ssd", source: "/models/tiny-ssd", textEncoderLayers: [12, 32] },
     inputImage: (name) => (uploads[name] ? { png: "x", width: uploads[name].width - (uploads[name].width % 8), height: uploads[name].height - (uploads[name].height % 8) } : undefined),
-    upload: (name) => uploads[name], controlImage: () => undefined,
+    upload: (name) => uploads[name], uploadBytes: () => undefined,
   };
 }
 

@@ -539,7 +539,7 @@ test("ComfyUI through a Redis queue: a worker runs the prompt, the front end's s
 
 test("ComfyUI workflow: sampler and scheduler names map to the A1111 / diffusers schedulers; CLIPSetLastLayer to clip skip", () => {
   const model = { name: "tiny-ssd", source: "/models/tiny-ssd", textEncoderLayers: [12, 32] as [number, number] };
-  const ctx = { limits: DEFAULT_LIMITS, model, inputImage: () => undefined, upload: () => undefined, controlImage: () => undefined };
+  const ctx = { limits: DEFAULT_LIMITS, model, inputImage: () => undefined, upload: () => undefined, uploadBytes: () => undefined };
   const graph = (sampler: string, scheduler: string) => defaultGraph({ ckpt: "tiny-ssd", ...BASIC, sampler, scheduler });
   const scheduler = (s: string, sch: string) => compileWorkflow(graph(s, sch), ctx).spec.scheduler;
   assert.equal(scheduler("euler", "normal"), "Euler Normal");

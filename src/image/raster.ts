@@ -46,3 +46,11 @@ export function paste(dst: Image8, src: Image8, x: number, y: number): void {
     }
   }
 }
+
+/** Whole multiples of 8 about the centre (ComfyUI's vae_encode_crop_pixels): the image itself when it has them. */
+export function cropToEights<T extends Image8>(img: T): T {
+  const w = img.width - (img.width % 8), h = img.height - (img.height % 8);
+  if (w === img.width && h === img.height) return img;
+  const x = (img.width % 8) >> 1, y = (img.height % 8) >> 1;
+  return crop(img, x, y, x + w, y + h) as T;
+}

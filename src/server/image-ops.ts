@@ -95,7 +95,7 @@ export async function imageWithOps(images: FloatTensor, index: number, ops: read
 }
 
 /** [1, 3, H, W] in [0, 1] as 8-bit RGB, rounded as toRgb8. */
-function planesToRgb8(x: FloatTensor): RgbImage {
+export function planesToRgb8(x: FloatTensor): RgbImage {
   const [, , h, w] = x.shape, m = h * w;
   const hwc = new Float32Array(3 * m);
   for (let p = 0; p < m; p++) for (let c = 0; c < 3; c++) hwc[p * 3 + c] = x.data[c * m + p];

@@ -69,6 +69,9 @@ export type ImageOpSpec =
   | { op: "resize"; method: ImageResizeMethod; scaleBy: number }
   | { op: "resize"; method: ImageResizeMethod; width: number; height: number; crop: "disabled" | "center" };
 
+/** A resize of an uploaded init image before it is encoded (ComfyUI's ImageScale / ImageScaleBy before VAEEncode). */
+export type InitImageOp = Extract<ImageOpSpec, { op: "resize" }>;
+
 /** What to generate; every field already checked, the seed already drawn. */
 export interface JobSpec {
   prompt: string;
@@ -123,6 +126,8 @@ export interface JobSpec {
   inpaint?: InpaintSpec;
   /** A --vae-dir VAE encoding and decoding in place of the model's (A1111's sd_vae, ComfyUI's VAELoader). */
   vae?: { name: string; path: string };
+  /** Resizes of initImage (as uploaded) before it is cropped to multiples of 8 about its centre and encoded. */
+  initImageOps?: InitImageOp[];
   /** Steps run on each decoded image before it is saved, in order (see ImageOpSpec). */
   imageOps?: ImageOpSpec[];
   /** img2img with ComfyUI's noise mask (see NoiseMaskSpec); not with `inpaint`. */

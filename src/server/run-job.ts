@@ -6,7 +6,7 @@
  */
 import type { StableDiffusionXLPipeline, PipelineOutput } from "../pipelines/sdxl/index.js";
 import { encodePng } from "../image/png.js";
-import { decodeImage } from "../image/image.js";
+import { decodeImage, rgbToTensor } from "../image/image.js";
 import { toRgb8 } from "../image/image.js";
 import { formatInfotext, samplerLabel } from "../image/infotext.js";
 import { stripLoraTags } from "../prompts/lora-tags.js";
@@ -15,7 +15,8 @@ import type { HiresSpec, InpaintSpec, JobOutput, JobSpec, RefinerSpec, StepRepor
 import { generateRefined, img2imgRefined } from "../recipes/refiner.js";
 import { noiseMaskInputs } from "./noise-mask.js";
 import type { RgbImage } from "../image/png.js";
-import { imageOpsUpscale, imageWithOps, openImageOpModels } from "./image-ops.js";
+import { imageOpsUpscale, imageWithOps, openImageOpModels, planesToRgb8, runImageOps } from "./image-ops.js";
+import { cropToEights } from "../image/raster.js";
 import { Upscaler } from "../pipelines/upscaler.js";
 import type { ControlNets } from "./controlnet-library.js";
 import { controlNetInfoFields, controlNetUnits } from "./controlnet-units.js";
@@ -134,6 +135,13 @@ export async function runJob(pipe: StableDiffusionXLPipeline, spec: JobSpec, opt
   }
 }
 
+/** The job's init image, resized by its initImageOps first (then cut to multiples of 8 about its centre, as ComfyUI's VAEEncode). */
+async function initImageOf(png: string, ops: JobSpec["initImageOps"], signal?: AbortSignal): Promise<RgbImage> {
+  const image = decodeImage(Buffer.from(png, "base64"), "init image");
+  if (!ops?.length) return image;
+  return cropToEights(planesToRgb8(await runImageOps(rgbToTensor(image), ops, new Map(), signal)));
+}
+
 /** The spec's A1111 settings as the recipe takes them (the mask itself goes separately). */
 function inpaintSettings(s: InpaintSpec): A1111InpaintSettings {
   return {
@@ -150,7 +158,7 @@ async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: 
     prompt: h.prompt && stripLoraTags(h.prompt), negativePrompt: h.negativePrompt && stripLoraTags(h.negativePrompt),
     upscaler: esrgan ? esrganPixelUpscale(esrgan) : h.imageOps ? imageOpsUpscale(h.imageOps, opModels ?? new Map()) : h.upscaler, seed: h.seed,
   };
-  const init = spec.initImage !== undefined ? decodeImage(Buffer.from(spec.initImage, "base64"), "init image") : undefined;
+  const init = spec.initImage !== undefined ? await initImageOf(spec.initImage, spec.initImageOps, opts.signal) : undefined;
   const mask = spec.inpaint && init ? decodeImage(Buffer.from(spec.inpaint.mask, "base64"), "mask") : undefined;
   const noiseMasked = spec.noiseMask && init ? noiseMaskInputs(spec.noiseMask, init) : undefined;
   const previews = new StepPreviews(pipe.taesd);

@@ -13,7 +13,6 @@ import { NodeError, nodeFields, type Graph, type GraphNode } from "./graph.js";
 import type { ImageOpSpec, ImageResizeMethod } from "../job.js";
 
 export const IMAGE_NODES = { ImageUpscaleWithModel: [0], ImageScaleBy: [0], ImageScale: [0] };
-const DECODED = { VAEDecode: [0], ...IMAGE_NODES };
 
 /** The methods run here, and ComfyUI's list (for /object_info). */
 export const RESIZE_METHODS: readonly ImageResizeMethod[] = ["nearest-exact", "bilinear", "bicubic", "lanczos"];
@@ -22,16 +21,34 @@ export const COMFY_RESIZE_METHODS = ["nearest-exact", "bilinear", "area", "bicub
 /** A step of the graph; a model step's file is still a name. */
 export type GraphImageOp = Exclude<ImageOpSpec, { op: "upscale-model" }> | { op: "upscale-model"; name: string; node: GraphNode };
 
-/** The VAEDecode an output (or a VAEEncode's pixels) shows and the image nodes on the way, from the decode on. */
-export function imageChain(graph: Graph, output: GraphNode, input = "images"): { decode: GraphNode; nodes: GraphNode[] } {
+/**
+ * The VAEDecode an output (or a VAEEncode's pixels) shows, or the LoadImage a VAEEncode encodes, and
+ * the image nodes on the way, in the order they run.
+ */
+export function imageChain(graph: Graph, output: GraphNode, input?: string): { decode: GraphNode; nodes: GraphNode[] };
+export function imageChain(graph: Graph, output: GraphNode, input: string, from: "LoadImage"): { load: GraphNode; nodes: GraphNode[] };
+export function imageChain(graph: Graph, output: GraphNode, input = "images", from: "VAEDecode" | "LoadImage" = "VAEDecode"): { decode?: GraphNode; load?: GraphNode; nodes: GraphNode[] } {
+  const sources = { [from]: [0], ...IMAGE_NODES }, what = from === "VAEDecode" ? "an IMAGE from a VAEDecode" : "an IMAGE from LoadImage";
   const nodes: GraphNode[] = [];
-  let node = graph.follow(output, input, DECODED, "an IMAGE from a VAEDecode");
-  while (node.classType !== "VAEDecode") {
+  let node = graph.follow(output, input, sources, what);
+  while (node.classType !== from) {
     if (nodes.includes(node)) throw new NodeError(node, "the image nodes link in a loop", "image");
     nodes.unshift(node);
-    node = graph.follow(node, "image", DECODED, "an IMAGE from a VAEDecode");
+    node = graph.follow(node, "image", sources, what);
   }
-  return { decode: node, nodes };
+  return from === "VAEDecode" ? { decode: node, nodes } : { load: node, nodes };
+}
+
+/** The class of the node an IMAGE input's chain of image nodes starts at (undefined for a broken link; checked when the chain is read). */
+export function imageSource(graph: Graph, node: GraphNode, input: string): string | undefined {
+  const seen = new Set<GraphNode>();
+  for (let link = node.inputs[input]; Array.isArray(link);) {
+    const from = graph.nodes.get(String(link[0]));
+    if (!from || seen.has(from) || !(from.classType in IMAGE_NODES)) return from?.classType;
+    seen.add(from);
+    link = from.inputs.image;
+  }
+  return undefined;
 }
 
 /** The steps of the chain's nodes. */

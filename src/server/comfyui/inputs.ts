@@ -6,7 +6,7 @@
 import { FileStore, FILE_NAME } from "../file-store.js";
 import { decodeImage } from "../../image/image.js";
 import { encodePng } from "../../image/png.js";
-import { crop } from "../../image/raster.js";
+import { cropToEights } from "../../image/raster.js";
 import { decodeImageRgba, type RgbaImage } from "../../image/rgba.js";
 import { invalid } from "../errors.js";
 import type { Limits } from "../validation.js";
@@ -56,10 +56,8 @@ export class ComfyInputs {
     const f = this.file(name);
     if (!f) return undefined;
     const img = decodeImage(f.data, name);
-    const w = img.width - (img.width % 8), h = img.height - (img.height % 8);
-    if (w === 0 || h === 0) throw invalid(`the image ${name} is ${img.width}x${img.height}, smaller than 8x8`, "invalid_image", "image");
-    const x = (img.width % 8) >> 1, y = (img.height % 8) >> 1;
-    const fitted = w === img.width && h === img.height ? img : crop(img, x, y, x + w, y + h);
-    return { png: encodePng(fitted).toString("base64"), width: w, height: h };
+    if (img.width < 8 || img.height < 8) throw invalid(`the image ${name} is ${img.width}x${img.height}, smaller than 8x8`, "invalid_image", "image");
+    const fitted = cropToEights(img);
+    return { png: encodePng(fitted).toString("base64"), width: fitted.width, height: fitted.height };
   }
 }

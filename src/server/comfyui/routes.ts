@@ -138,7 +138,7 @@ export class ComfyUiApi {
       try {
         compiled = compileWorkflow(f.raw("prompt"), {
           limits: ctx.state.limits, model: ctx.state.queue.model(),
-          inputImage: (name) => this.inputs.forVaeEncode(name), upload: (name) => this.inputs.rgba(name), controlImage: (name) => this.inputs.file(name)?.data.toString("base64"),
+          inputImage: (name) => this.inputs.forVaeEncode(name), upload: (name) => this.inputs.rgba(name), uploadBytes: (name) => this.inputs.file(name)?.data.toString("base64"),
         });
         await this.checkLibraries(compiled, ctx.state);
       } catch (e) {

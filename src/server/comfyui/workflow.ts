@@ -30,6 +30,9 @@ import { refinerOf } from "./refiner.js";
 import { INPAINT_LATENTS, inpaintLatent } from "./inpaint.js";
 import { uploadName, type UploadReader } from "./masks.js";
 import { imageChain, imageOps, type GraphImageOp } from "./image-nodes.js";
+import { resizedSize } from "../image-ops.js";
+import { checkImageSize } from "../../image/limits.js";
+import type { InitImageOp } from "../job.js";
 import { hiresTargetSize } from "../../recipes/hires-size.js";
 import { conditioningChain, controlNetUnits } from "./controlnet.js";
 import type { ControlNetSpec } from "../controlnet-spec.js";
@@ -60,7 +63,6 @@ const CLIP = { CheckpointLoaderSimple: [1], LoraLoader: [1], CLIPSetLastLayer: [
 const VAE = { CheckpointLoaderSimple: [2], VAELoader: [0] };
 const LATENT = { EmptyLatentImage: [0], VAEEncode: [0], ...INPAINT_LATENTS };
 const SAMPLED = { KSampler: [0], KSamplerAdvanced: [0] };
-const PIXELS = { LoadImage: [0] };
 
 /** ComfyUI's MAX_RESOLUTION, the bound of CLIPTextEncodeSDXL's size inputs. */
 const MAX_CONDITIONING_SIZE = 16384;
@@ -72,8 +74,8 @@ export interface WorkflowContext {
   inputImage: (name: string) => { png: string; width: number; height: number } | undefined;
   /** An upload as LoadImage reads it for its MASK (alpha kept, not cropped), or undefined. */
   upload: UploadReader;
-  /** An uploaded image as a control image (its bytes, base64), or undefined. */
-  controlImage: (name: string) => string | undefined;
+  /** An upload's bytes (base64) as they came: a control image, or an image the job resizes first; undefined when there is none. */
+  uploadBytes: (name: string) => string | undefined;
 }
 
 /** One output node and the type of the files it makes ("output" for SaveImage, "temp" for PreviewImage). */
@@ -143,7 +145,7 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
   const model = modelChain(graph, graph.follow(ks, "model", MODEL, "a MODEL"));
   const posChain = conditioningChain(graph, ks, "positive"), negChain = conditioningChain(graph, ks, "negative");
   const positive = posChain.text, negative = negChain.text;
-  const controlnets = controlNetUnits(graph, posChain.applies, negChain.applies, ctx.controlImage);
+  const controlnets = controlNetUnits(graph, posChain.applies, negChain.applies, ctx.uploadBytes);
   const clips = [positive, negative].map((n) => clipChain(graph, graph.follow(n, "clip", CLIP, "a CLIP")));
   const latent = graph.follow(ks, "latent_image", LATENT, "a LATENT");
   const inpaint = latent.classType in INPAINT_LATENTS ? inpaintLatent(graph, latent, ctx.upload) : undefined;
@@ -196,13 +198,15 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
     spec.batchSize = l.optionalInt("batch_size", 1, ctx.limits.maxImages) ?? 1;
     checkFullSchedule(ks, settings, "an image to start from (LoadImage -> VAEEncode -> latent_image)");
   } else {
-    const load = graph.follow(encoder, "pixels", PIXELS, "an IMAGE from LoadImage");
+    const { load, nodes } = imageChain(graph, encoder, "pixels", "LoadImage");
     const name = uploadName(nodeFields(load).string("image", 300));
-    const image = ctx.inputImage(name);
+    const resized = nodes.length ? resizedUpload(load, name, imageOps(graph, nodes), ctx) : undefined;
+    const image = nodes.length ? resized : ctx.inputImage(name);
     if (image === undefined) throw new NodeError(load, `Invalid image file: ${JSON.stringify(name)} was not uploaded here (POST /upload/image first)`, "image", "custom_validation_failed");
     nodeSide(load, "image", image.width, ctx.limits, "the image width");
     nodeSide(load, "image", image.height, ctx.limits, "the image height");
     spec.initImage = image.png;
+    if (resized) spec.initImageOps = resized.ops;
     if (inpaint) spec.noiseMask = inpaint.noiseMask;
     Object.assign(spec, { width: image.width, height: image.height });
     Object.assign(spec, partialSchedule(ks, settings, ctx.limits));
@@ -233,6 +237,25 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
     spec, loras, controlnets, ...(vaeLoader ? { vae: vaeLoader } : {}), imageOps: imageOps(graph, shown!), decodedSize, ...(hiresPixelOps ? { hiresPixelOps } : {}), sampler: last.id, decoder: [...decoders][0].id,
     outputs: outputs.map((o) => ({ id: o.id, classType: o.classType, type: o.classType === "SaveImage" ? "output" : "temp" })),
   };
+}
+
+/**
+ * An upload the job resizes with ImageScale / ImageScaleBy before its VAEEncode (then cropped to
+ * multiples of 8, as VAEEncode does): its bytes as they came, and the size it will have.
+ */
+function resizedUpload(load: GraphNode, name: string, ops: GraphImageOp[], ctx: WorkflowContext): { png: string; width: number; height: number; ops: InitImageOp[] } | undefined {
+  const rgba = ctx.upload(name), bytes = ctx.uploadBytes(name);
+  if (!rgba || !bytes) return undefined;
+  const resizes = ops.map((op) => {
+    if (op.op === "upscale-model") throw new NodeError(op.node, "an upscale model on an uploaded image before its VAEEncode is not run here (ImageScale and ImageScaleBy are)", "model_name");
+    return op;
+  });
+  let size = { width: rgba.width, height: rgba.height };
+  for (const op of resizes) size = resizedSize(op, size.width, size.height);
+  checkImageSize("the resized upload", size.width, size.height, { maxPixels: ctx.limits.maxSide * ctx.limits.maxSide });
+  const w = size.width - (size.width % 8), h = size.height - (size.height % 8);
+  if (w === 0 || h === 0) throw new NodeError(load, `${name} resized to ${size.width}x${size.height} is smaller than 8x8`, "image");
+  return { png: bytes, width: w, height: h, ops: resizes };
 }
 
 /** The VAELoader every VAE input takes, or undefined when they all take a checkpoint's VAE. */
