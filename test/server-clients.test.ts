@@ -345,6 +345,18 @@ test("A1111 lists: upscalers, latent modes, VAEs, modules, embeddings, cmd-flags
   assert.equal(flags.api, true);
   assert.equal(flags.listen, false);
   assert.deepEqual(await getJson("/internal/ping"), {});
+  // what clients probe at start answers in A1111's shapes
+  assert.deepEqual(await getJson("/sdapi/v1/face-restorers"), []);
+  assert.deepEqual(await getJson("/sdapi/v1/hypernetworks"), []);
+  assert.deepEqual(await getJson("/sdapi/v1/realesrgan-models"), []);
+  assert.deepEqual(await getJson("/sdapi/v1/scripts"), { txt2img: ["controlnet"], img2img: ["controlnet"] });
+  const memory = await getJson("/sdapi/v1/memory");
+  assert.ok(memory.ram.total > 0 && memory.ram.free + memory.ram.used === memory.ram.total && typeof memory.cuda.error === "string");
+  for (const path of ["/sdapi/v1/refresh-vae", "/sdapi/v1/refresh-checkpoints"]) {
+    const r = await fetch(server.url + path, { method: "POST" });
+    assert.equal(r.status, 200, path);
+    assert.equal(await r.text(), "null");
+  }
 });
 
 test("A1111 png-info reads our PNGs and A1111's parameters text", { skip: NO_FIXTURES }, async () => {

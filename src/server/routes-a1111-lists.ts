@@ -1,9 +1,11 @@
 /**
  * The A1111 API's lists and settings, as A1111 shapes them (clients read `name`, `title`,
  * `model_name`): sd-models, samplers, schedulers, upscalers, latent-upscale-modes, sd-vae, sd-modules,
- * embeddings, loras (+ refresh-loras), prompt-styles, cmd-flags; GET/POST options (a round trip for the keys of
+ * embeddings, loras (+ refresh-loras), prompt-styles, cmd-flags, and what clients probe (face-restorers,
+ * hypernetworks, scripts, realesrgan-models, memory, refresh-vae, refresh-checkpoints); GET/POST options (a round trip for the keys of
  * a1111-settings.ts); POST png-info; /internal/ping.
  */
+import { freemem, totalmem } from "node:os";
 import { A1111_SAMPLERS, WORKING_SCHEDULES } from "../schedulers/index.js";
 import { resolveSdVae } from "./vae-request.js";
 import { readJson, sendJson, type Router } from "./http.js";
@@ -68,6 +70,23 @@ export function a1111ListRoutes(router: Router<AppState>): void {
   router.on("GET", "/sdapi/v1/prompt-styles", (ctx) => {
     sendJson(ctx.res, 200, (ctx.state.styles?.styles ?? []).map((s) => ({ name: s.name, prompt: s.prompt, negative_prompt: s.negative_prompt })));
   });
+
+  // what clients probe at start: empty where this server has nothing of the kind (no face restorers, hypernetworks or selectable scripts)
+  router.on("GET", "/sdapi/v1/face-restorers", (ctx) => sendJson(ctx.res, 200, []));
+  router.on("GET", "/sdapi/v1/hypernetworks", (ctx) => sendJson(ctx.res, 200, []));
+  router.on("GET", "/sdapi/v1/scripts", (ctx) => sendJson(ctx.res, 200, { txt2img: ["controlnet"], img2img: ["controlnet"] }));
+  router.on("GET", "/sdapi/v1/realesrgan-models", async (ctx) => {
+    const models = ((await ctx.state.upscalers?.list()) ?? []).filter((u) => u.path);
+    sendJson(ctx.res, 200, models.map((u) => ({ name: u.name, path: u.path, scale: u.scale })));
+  });
+  router.on("GET", "/sdapi/v1/memory", (ctx) => {
+    const total = totalmem(), free = freemem();
+    // onnxruntime reports no GPU memory figures: A1111 answers an error there when it has no CUDA
+    sendJson(ctx.res, 200, { ram: { free, used: total - free, total }, cuda: { error: "no CUDA memory figures (onnxruntime-node)" } });
+  });
+  // the --vae-dir listing is read on every call, and the served checkpoints are fixed at start
+  router.on("POST", "/sdapi/v1/refresh-vae", (ctx) => sendJson(ctx.res, 200, null));
+  router.on("POST", "/sdapi/v1/refresh-checkpoints", (ctx) => sendJson(ctx.res, 200, null));
 
   router.on("POST", "/sdapi/v1/refresh-loras", async (ctx) => {
     await ctx.state.loras?.refresh();
