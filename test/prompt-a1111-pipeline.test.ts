@@ -115,5 +115,5 @@ test("cli --prompt-syntax a1111: a long prompt runs; an unknown syntax is a usag
   assert.doesNotMatch(r.stderr, /truncated/);
   const bad = ssd1b(["generate", "--model", dir, "--prompt", "x", "--prompt-syntax", "comfy", "--output", out]);
   assert.equal(bad.status, 2);
-  assert.match(bad.stderr, /--prompt-syntax must be diffusers or a1111, got "comfy"/);
+  assert.match(bad.stderr, /--prompt-syntax must be diffusers, a1111 or comfyui, got "comfy"/);
 });

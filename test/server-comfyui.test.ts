@@ -245,6 +245,15 @@ test("ComfyUI: Open WebUI's WebSocket flow, with progress per step, and a batch 
   assert.equal(decodePng(b).width, 32);
 });
 
+test("ComfyUI: prompts take ComfyUI's weights ((word:1.3)): the library's comfyui prompt syntax, to the level", { skip: NO_FIXTURES, timeout: 120_000 }, async () => {
+  const text = "An (astronaut:1.4) riding a ((green)) horse", negative = "ugly, (blurry:0.7)";
+  const png = await savedImage((await runOverSocket(defaultGraph({ ckpt: "tiny-ssd", ...BASIC, text, negative }))).id);
+  const lib = await pipe.generate({ prompt: text, negativePrompt: negative, promptSyntax: "comfyui", numInferenceSteps: BASIC.steps, guidanceScale: BASIC.cfg, seed: BASIC.seed, width: 32, height: 32, scheduler: "Euler" });
+  assert.ok(levelDiff(png, lib.images.data) <= 1, `${levelDiff(png, lib.images.data)} levels from the library`);
+  const plain = await pipe.generate({ prompt: text, negativePrompt: negative, numInferenceSteps: BASIC.steps, guidanceScale: BASIC.cfg, seed: BASIC.seed, width: 32, height: 32, scheduler: "Euler" });
+  assert.ok(levelDiff(png, plain.images.data) > 1, "the weights change the image (diffusers' syntax reads them as text)");
+});
+
 test("ComfyUI: LoraLoader gives diffusers' lora_basic image; its <lora> tag is written into the PNG text", { skip: NO_FIXTURES, timeout: 300_000 }, async () => {
   const g = defaultGraph({ ckpt: "tiny-ssd", ...BASIC });
   g[10] = { class_type: "LoraLoader", inputs: { model: ["4", 0], clip: ["4", 1], lora_name: "astro-style.safetensors", strength_model: 1, strength_clip: 1 } };

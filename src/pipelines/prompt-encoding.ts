@@ -11,6 +11,9 @@
  * encoder); the pooled embedding is the first chunk's, as A1111 does. Prompt and negative prompt are
  * filled up to the same chunk count with empty chunks. A prompt with no emphasis under 76 tokens
  * gives exactly the diffusers embeddings.
+ *
+ * `promptSyntax: "comfyui"` (the ComfyUI API's): ComfyUI's weights and word-wise chunks
+ * (prompts/comfyui.ts); also the diffusers embeddings for a prompt without weights under 76 tokens.
  */
 import { join } from "node:path";
 import { CLIPTokenizer } from "../tokenizer/index.js";
@@ -20,6 +23,7 @@ import { folderComponent, type ComponentWeights } from "../loaders/model-source.
 import type { WeightDeltas } from "../nn/weight-deltas.js";
 import type { SessionOptions } from "../runtime/session.js";
 import { applyEmphasis, chunkPromptWith, emptyChunk, PromptSyntaxError, type PromptChunk } from "../prompts/a1111.js";
+import { applyComfyWeights, chunkComfyPrompt } from "../prompts/comfyui.js";
 import { checkPromptLength } from "../prompts/limits.js";
 import type { FloatTensor } from "../image/image.js";
 import { PipelineInputError } from "./errors.js";
@@ -46,7 +50,8 @@ export interface EncodePromptOptions {
   doClassifierFreeGuidance?: boolean;
   /**
    * "diffusers" (default): exactly diffusers (plain text, cut at 77 tokens). "a1111": AUTOMATIC1111's
-   * emphasis, BREAK and 75-token chunks for long prompts.
+   * emphasis, BREAK and 75-token chunks for long prompts. "comfyui": ComfyUI's weights and chunks
+   * (prompts/comfyui.ts).
    */
   promptSyntax?: PromptSyntax;
   /**
@@ -60,8 +65,13 @@ export interface EncodePromptOptions {
 
 export type ClipSkip = number | { textEncoder?: number; textEncoder2?: number };
 
-export type PromptSyntax = "diffusers" | "a1111";
-export const PROMPT_SYNTAXES: readonly PromptSyntax[] = ["diffusers", "a1111"];
+export type PromptSyntax = "diffusers" | "a1111" | "comfyui";
+export const PROMPT_SYNTAXES: readonly PromptSyntax[] = ["diffusers", "a1111", "comfyui"];
+
+/** Chunks of 77 the comfyui syntax may repeat prompt and negative prompt to (their least common multiple; see encodeChunked). */
+export const MAX_COMFY_CHUNKS = 16;
+
+const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
 
 export interface PromptEncoderOptions {
   session?: SessionOptions;
@@ -224,11 +234,12 @@ export class PromptEncoder {
     return { hidden, pooled };
   }
 
-  /** A1111 chunks of each prompt for each present tokenizer: [prompt][branch] -> chunks. */
-  private chunkList(prompts: string[], prompts2: string[]): PromptChunk[][][] {
+  /** A1111's or ComfyUI's chunks of each prompt for each present tokenizer: [prompt][branch] -> chunks. */
+  private chunkList(prompts: string[], prompts2: string[], syntax: "a1111" | "comfyui"): PromptChunk[][][] {
     return prompts.map((p, b) => this.branches.map((br, k) => {
+      const text = [p, prompts2[b]][k];
       try {
-        return chunkPromptWith([p, prompts2[b]][k], br.tokenizer).chunks;
+        return syntax === "comfyui" ? chunkComfyPrompt(text, br.tokenizer) : chunkPromptWith(text, br.tokenizer).chunks;
       } catch (e) {
         if (e instanceof PromptSyntaxError) throw new PipelineInputError(e.message);
         throw e;
@@ -237,36 +248,58 @@ export class PromptEncoder {
   }
 
   /**
-   * Encodes A1111 chunks, `n` per prompt (missing ones are empty chunks): hidden [B, 77·n, D] with
-   * each chunk's emphasis applied, pooled [B, P] from the first chunk.
+   * Encodes chunks, `n` per prompt: hidden [B, 77·n, D] with each chunk's weights applied, pooled [B, P]
+   * from the first chunk. A1111: missing chunks are empty ones, its emphasis per chunk. ComfyUI: a
+   * prompt's shorter branch is filled with empty chunks, then its chunks repeat up to n (ComfyUI repeats
+   * conditionings of other lengths to their least common multiple: attention over keys repeated
+   * whole is the same), weighted against the empty prompt's hidden states when any weight is not 1.
    */
-  private async encodeChunks(chunks: PromptChunk[][][], n: number, skips: [number, number]): Promise<{ hidden: Float32Array; pooled: Float32Array }> {
+  private async encodeChunks(chunks: PromptChunk[][][], n: number, skips: [number, number], syntax: "a1111" | "comfyui"): Promise<{ hidden: Float32Array; pooled: Float32Array }> {
     const { hidden: D, pooled: P, seqLen: S } = this.dims;
     const hidden = new Float32Array(chunks.length * n * S * D);
     const pooled = new Float32Array(chunks.length * P);
+    const empties = new Map<number, Float32Array>();
     for (let b = 0; b < chunks.length; b++) {
+      const own = Math.max(...chunks[b].map((list) => list.length));
       for (const [k, br] of this.branches.entries()) {
         const tok = br.tokenizer, width = br.width;
+        const empty = emptyChunk({ bos: tok.bosTokenId, eos: tok.eosTokenId, pad: tok.padTokenId, chunkLength: S - 2 });
+        const weighted = syntax === "comfyui" && chunks[b][k].some((c) => c.weights.some((w) => w !== 1));
+        if (weighted && !empties.has(k)) empties.set(k, hiddenStateAfterSkip(await br.encoder.run(BigInt64Array.from(empty.ids, BigInt)), skips[br.index]).slice());
+        const encoded: Float32Array[] = [];
         for (let c = 0; c < n; c++) {
-          const chunk = chunks[b][k][c] ?? emptyChunk({ bos: tok.bosTokenId, eos: tok.eosTokenId, pad: tok.padTokenId, chunkLength: S - 2 });
-          if (chunk.ids.length !== S) throw new PipelineInputError(`tokenizer_${br.index + 1}: an A1111 chunk has ${chunk.ids.length} ids, the text encoders take ${S}`);
-          const out = await br.encoder.run(BigInt64Array.from(chunk.ids, BigInt));
-          const h = hiddenStateAfterSkip(out, skips[br.index]).slice();
-          applyEmphasis(h, chunk.weights, width);
+          // a repeated ComfyUI chunk is encoded once
+          const at = syntax === "comfyui" ? c % own : c;
+          let h = encoded[at];
+          if (!h) {
+            const chunk = chunks[b][k][at] ?? empty;
+            if (chunk.ids.length !== S) throw new PipelineInputError(`tokenizer_${br.index + 1}: a prompt chunk has ${chunk.ids.length} ids, the text encoders take ${S}`);
+            const out = await br.encoder.run(BigInt64Array.from(chunk.ids, BigInt));
+            h = encoded[at] = hiddenStateAfterSkip(out, skips[br.index]).slice();
+            if (syntax === "a1111") applyEmphasis(h, chunk.weights, width);
+            else if (weighted) applyComfyWeights(h, empties.get(k)!, chunk.weights, width);
+            if (br.index === 1 && c === 0) pooled.set(out.text_embeds!, b * P);
+          }
           for (let s = 0; s < S; s++) hidden.set(h.subarray(s * width, (s + 1) * width), ((b * n + c) * S + s) * D + br.col);
-          if (br.index === 1 && c === 0) pooled.set(out.text_embeds!, b * P);
         }
       }
     }
     return { hidden, pooled };
   }
 
-  /** The A1111 path of encode(): chunk everything first, so prompt and negative get the same chunk count. */
-  private async encodeA1111(prompts: string[], prompts2: string[], negatives: [string[], string[]] | undefined, skips: [number, number]) {
-    const pos = this.chunkList(prompts, prompts2);
-    const neg = negatives && this.chunkList(...negatives);
-    const n = Math.max(...[...pos, ...(neg ?? [])].flat().map((c) => c.length));
-    return { n, pos: await this.encodeChunks(pos, n, skips), neg: neg && await this.encodeChunks(neg, n, skips) };
+  /**
+   * The A1111 and ComfyUI paths of encode(): chunk everything first, so prompt and negative get the same
+   * chunk count: A1111's most chunks, ComfyUI's least common multiple of each prompt's (MAX_COMFY_CHUNKS at most).
+   */
+  private async encodeChunked(prompts: string[], prompts2: string[], negatives: [string[], string[]] | undefined, skips: [number, number], syntax: "a1111" | "comfyui") {
+    const pos = this.chunkList(prompts, prompts2, syntax);
+    const neg = negatives && this.chunkList(...negatives, syntax);
+    const counts = [...pos, ...(neg ?? [])].map((lists) => Math.max(...lists.map((c) => c.length)));
+    const n = syntax === "a1111" ? Math.max(...counts) : counts.reduce((a, c) => (a * c) / gcd(a, c), 1);
+    if (syntax === "comfyui" && n > MAX_COMFY_CHUNKS) {
+      throw new PipelineInputError(`the prompts make ${[...new Set(counts)].join(" and ")} chunks of 75 tokens; ComfyUI repeats them to ${n} (their least common multiple), more than ${MAX_COMFY_CHUNKS} here: shorten one`);
+    }
+    return { n, pos: await this.encodeChunks(pos, n, skips, syntax), neg: neg && await this.encodeChunks(neg, n, skips, syntax) };
   }
 
   async encode(opts: EncodePromptOptions): Promise<PromptEmbeddings> {
@@ -306,8 +339,8 @@ export class PromptEncoder {
     }
     let pos: { hidden: Float32Array; pooled: Float32Array };
     let neg: { hidden: Float32Array; pooled: Float32Array } | undefined;
-    if (syntax === "a1111") {
-      const r = await this.encodeA1111(prompts, prompts2, negatives, skips);
+    if (syntax !== "diffusers") {
+      const r = await this.encodeChunked(prompts, prompts2, negatives, skips, syntax);
       S *= r.n;
       pos = r.pos;
       neg = r.neg;

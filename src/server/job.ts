@@ -6,7 +6,7 @@ import { EventEmitter } from "node:events";
 import { randomUUID } from "node:crypto";
 import { cancelledError, type CancelReason, type HttpError } from "./errors.js";
 import type { ControlNetSpec } from "./controlnet-spec.js";
-import type { ClipSkip } from "../pipelines/prompt-encoding.js";
+import type { ClipSkip, PromptSyntax } from "../pipelines/prompt-encoding.js";
 import type { MicroConditioning } from "../pipelines/micro-conditioning.js";
 
 /** A1111's hires fix (txt2img with enable_hr): the second pass's settings (see recipes/hires-fix.ts). */
@@ -124,6 +124,8 @@ export interface JobSpec {
   strength?: number;
   /** img2img with a mask: inpainting (initImage set too). */
   inpaint?: InpaintSpec;
+  /** The prompts' syntax; absent: the server's (--prompt-syntax). The ComfyUI API's jobs take ComfyUI's. */
+  promptSyntax?: PromptSyntax;
   /** A --vae-dir VAE encoding and decoding in place of the model's (A1111's sd_vae, ComfyUI's VAELoader). */
   vae?: { name: string; path: string };
   /** Resizes of initImage (as uploaded) before it is cropped to multiples of 8 about its centre and encoded. */

@@ -67,8 +67,9 @@ const COMMON_HELP = `  --model M            diffusers folder, Hugging Face repo 
   --original-size H,W  SDXL micro-conditioning: the size the model should think the training image had
                        (default the output size); --crops-coords-top-left T,L (default 0,0) and
                        --target-size H,W (default the output size) likewise
-  --prompt-syntax S    diffusers (default: plain text, cut at 77 tokens) or a1111: (emphasis), [less],
-                       (word:1.3), BREAK, and prompts longer than 75 tokens in 77-token chunks
+  --prompt-syntax S    diffusers (default: plain text, cut at 77 tokens), a1111: (emphasis), [less],
+                       (word:1.3), BREAK, and prompts longer than 75 tokens in 77-token chunks, or comfyui:
+                       ComfyUI's (word), (word:1.3) and word-wise chunks
   --clip-skip N        diffusers' clip_skip: both text encoders' hidden states N layers before SDXL's
                        penultimate one (default 0; A1111's and ComfyUI's "clip skip N + 2")
   --steps N            denoising steps (default 25)
@@ -235,7 +236,7 @@ export function parseModelLoad(values: Values): Pick<PipelineLoadOptions, "confi
   const vaeTiling = tileSize !== undefined ? { tileSize } : values["vae-tiling"] === true ? true : undefined;
   const promptSyntax = stringFlag(values, "prompt-syntax");
   if (promptSyntax !== undefined && !(PROMPT_SYNTAXES as readonly string[]).includes(promptSyntax)) {
-    throw new UsageError(`--prompt-syntax must be ${PROMPT_SYNTAXES.join(" or ")}, got "${promptSyntax}"`);
+    throw new UsageError(`--prompt-syntax must be ${PROMPT_SYNTAXES.slice(0, -1).join(", ")} or ${PROMPT_SYNTAXES.at(-1)}, got "${promptSyntax}"`);
   }
   const config = stringFlag(values, "config"), vae = stringFlag(values, "vae"), taesd = stringFlag(values, "taesd");
   if (config !== undefined && !existsSync(config)) throw new UsageError(`--config folder not found: ${config}`);

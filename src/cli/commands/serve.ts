@@ -43,7 +43,7 @@ export const serveUsage = `ssd1b serve [--model M ...] [--models-dir DIR] [--hos
   --variant fp16|fp32  which weight files to load (default fp32 when present, else fp16)
   --lora FILE[:W], --vae DIR|FILE, --config DIR, --vae-precision P, --unet-precision P, --unet-weights W,
                        --text-encoder-weights W, --vae-tiling, --vae-tile-size PX,
-                       --prompt-syntax diffusers|a1111: as for generate
+                       --prompt-syntax diffusers|a1111|comfyui: as for generate
   --taesd DIR|FILE     a TAESD (madebyollin/taesdxl): progress previews become its full-size decode (made
                        in the background) instead of the latent-to-RGB projection
   --lora-dir DIR       LoRA files (*.safetensors, sub-folders too) that requests may apply by name (the

@@ -180,7 +180,7 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
     prompt: pos.l, negativePrompt: neg.l || undefined, steps, guidanceScale: cfg, seed,
     ...(pos.g !== undefined ? { prompt2: pos.g } : {}), ...(neg.g ? { negativePrompt2: neg.g } : {}),
     scheduler: scheduler.scheduler, ...(scheduler.overrides ? { schedulerOverrides: scheduler.overrides } : {}),
-    batchSize: 1, iterations: 1, model: served.name,
+    batchSize: 1, iterations: 1, model: served.name, promptSyntax: "comfyui",
   };
   if (!spec.negativePrompt) delete spec.negativePrompt;
   if (clipSkip !== undefined) {
