@@ -16,12 +16,6 @@
  * A prompt is one job of the shared queue (workflow.ts says which graphs run), so it waits its turn
  * with the other APIs' requests and /v1/jobs/:prompt_id shows it too.
  */
-import { UpscalerLibraryError } from "../upscaler-library.js";
-import { imageOpsSize } from "../image-ops.js";
-import { ImageFormatError } from "../../image/errors.js";
-import type { ImageOpSpec } from "../job.js";
-import type { GraphImageOp } from "./image-nodes.js";
-import { VaeLibraryError } from "../vae-library.js";
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { freemem, totalmem, platform } from "node:os";
@@ -42,6 +36,12 @@ import { readHeader } from "../../safetensors/read.js";
 import { checkpointNames, compileWorkflow, type CompiledPrompt } from "./workflow.js";
 import { ComfyPrompts } from "./prompts.js";
 import { ComfyInputs } from "./inputs.js";
+import { UpscalerLibraryError } from "../upscaler-library.js";
+import { imageOpsSize } from "../image-ops.js";
+import { ImageFormatError } from "../../image/errors.js";
+import type { ImageOpSpec } from "../job.js";
+import type { GraphImageOp } from "./image-nodes.js";
+import { VaeLibraryError } from "../vae-library.js";
 import { objectInfo } from "./object-info.js";
 
 /** A client id as ComfyUI's clients make them (uuid4 hex), bounded. */

@@ -6,8 +6,9 @@
  *   CheckpointLoaderSimple -> [LoraLoader ...] -> KSampler <- CLIPTextEncode[SDXL] (positive, negative)
  *                          -> [CLIPSetLastLayer]      ^- EmptyLatentImage | LoadImage -> VAEEncode
  *                                                     ^- LoadImage (IMAGE, MASK) -> VAEEncodeForInpaint | VAEEncode -> SetLatentNoiseMask
- *   KSampler [-> LatentUpscale(By) -> KSampler] -> VAEDecode -> SaveImage | PreviewImage
+ *   KSampler [-> LatentUpscale(By) -> KSampler] -> VAEDecode [-> image nodes] -> SaveImage | PreviewImage
  *   (CLIPTextEncode -> [ControlNetApplyAdvanced <- ControlNetLoader, LoadImage] -> KSampler)
+ *   (VAELoader in place of the checkpoint's VAE everywhere; image nodes: image-nodes.ts)
  *
  * Mapping to diffusers: KSampler's seed draws the batch's noise from one generator (ComfyUI's
  * prepare_noise, diffusers' batch draw); sampler_name / scheduler become the diffusers scheduler of
@@ -23,7 +24,7 @@
  * LoraLoader needs strength_model = strength_clip, and LoraLoaderModelOnly a file without text-encoder weights. ComfyUI reads only the nodes an output needs; so
  * does this, but every node must be of a known class (ComfyUI refuses unknown ones too).
  */
-import { Graph, NodeError, PromptError, nodeFields, nodeSide, type GraphNode } from "./graph.js";
+import { Graph, NodeError, PromptError, forInput, nodeFields, nodeSide, type GraphNode } from "./graph.js";
 import { checkFullSchedule, partialSchedule, readSampler } from "./sampler-node.js";
 import { findPasses, hiresOf, type Passes } from "./hires.js";
 import { refinerOf } from "./refiner.js";
@@ -252,7 +253,7 @@ function resizedUpload(load: GraphNode, name: string, ops: GraphImageOp[], ctx: 
   });
   let size = { width: rgba.width, height: rgba.height };
   for (const op of resizes) size = resizedSize(op, size.width, size.height);
-  checkImageSize("the resized upload", size.width, size.height, { maxPixels: ctx.limits.maxSide * ctx.limits.maxSide });
+  forInput(load, "image", () => checkImageSize(`${name} resized`, size.width, size.height, { maxPixels: ctx.limits.maxSide * ctx.limits.maxSide }));
   const w = size.width - (size.width % 8), h = size.height - (size.height % 8);
   if (w === 0 || h === 0) throw new NodeError(load, `${name} resized to ${size.width}x${size.height} is smaller than 8x8`, "image");
   return { png: bytes, width: w, height: h, ops: resizes };
