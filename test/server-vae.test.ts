@@ -7,7 +7,8 @@ import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { NO_FIXTURES, levelDiff } from "./helpers/fixtures.js";
+import { spawnSync } from "node:child_process";
+import { NO_FIXTURES, PROJECT_ROOT, levelDiff } from "./helpers/fixtures.js";
 import { serveTinyModel } from "./helpers/served-model.js";
 import { postJson, txt2imgFirst } from "./helpers/a1111-client.js";
 import { tinyVaeFile } from "./helpers/tiny-vae-file.js";
@@ -121,4 +122,10 @@ test("ComfyUI: VAELoader decodes with a --vae-dir file, listed in object_info; a
   mixed[11] = { class_type: "PreviewImage", inputs: { images: ["12", 0] } };
   mixed[12] = { class_type: "VAEDecode", inputs: { samples: ["3", 0], vae: ["4", 2] } };
   await refused(mixed, "10", "vae_name", /encoded and decoded with one VAE here/);
+});
+
+test("ssd1b serve --vae-dir: a missing folder is a usage error naming the flag", () => {
+  const r = spawnSync(process.execPath, [join(PROJECT_ROOT, "dist/src/cli/main.js"), "serve", "--queue", "redis://127.0.0.1:1", "--vae-dir", join(served.tmp, "nowhere")], { encoding: "utf8", timeout: 30000 });
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /--vae-dir .*nowhere: no such folder/);
 });
