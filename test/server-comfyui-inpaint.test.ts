@@ -11,7 +11,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NO_FIXTURES } from "./helpers/fixtures.js";
 import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
-import { decodePng } from "../src/image/png.js";
+import { decodePng, encodePng } from "../src/image/png.js";
+import { decodeImageRgba } from "../src/image/rgba.js";
 import { toRgb8, type FloatTensor } from "../src/image/image.js";
 import type { RunningServer } from "../src/server/app.js";
 import { startLocalServer } from "./helpers/local-server.js";
@@ -232,4 +233,35 @@ test("ComfyUI: inpainting graphs run the library's inpaint with ComfyUI's image 
   const png2 = decodePng(await run(inpaintGraph(NOISE_MASK, 0.5, 2)));
   const lib2 = await pipe.inpaint({ ...common, numInferenceSteps: 4, strength: 0.5, image: { width: 32, height: 32, data: rgb }, maskImage: { data: soft, shape: [32, 32] } });
   assert.deepEqual(png2.data, toRgb8(lib2.images, 0).data, "SetLatentNoiseMask: the library's inpaint of the image");
+});
+
+test("ComfyUI /upload/mask: the mask's alpha laid into the original upload, as the mask editor saves it; LoadImage's MASK reads it", { skip: NO_FIXTURES, timeout: 120_000 }, async () => {
+  const img = rgbaUpload();
+  const rgb = { width: W, height: H, data: Uint8Array.from({ length: W * H * 3 }, (_, i) => img.data[(i / 3 | 0) * 4 + (i % 3)]) };
+  assert.equal(await upload(encodePng(rgb), "plain.png"), "plain.png");
+  const maskOnly = { width: W, height: H, data: img.data.map((v, i) => (i % 4 === 3 ? v : 7)) };
+  const send = async (mask: Buffer, ref: unknown) => {
+    const form = new FormData();
+    form.append("image", new Blob([new Uint8Array(mask)], { type: "image/png" }), "clipspace-mask.png");
+    form.append("original_ref", JSON.stringify(ref));
+    form.append("overwrite", "true");
+    const r = await fetch(`${server.url}/upload/mask`, { method: "POST", body: form });
+    return { status: r.status, body: await r.json() as any };
+  };
+  const ok = await send(encodeRgbaPng(maskOnly), { filename: "plain.png", type: "input", subfolder: "" });
+  assert.equal(ok.status, 200, JSON.stringify(ok.body));
+  assert.deepEqual(ok.body, { name: "clipspace-mask.png", subfolder: "", type: "input" });
+  const saved = decodeImageRgba(Buffer.from(await (await fetch(`${server.url}/view?filename=clipspace-mask.png&type=input`)).arrayBuffer()), "saved");
+  assert.deepEqual(saved.data, img.data, "the original's RGB with the mask's alpha");
+  // the saved image inpaints as the RGBA upload it equals
+  const spec = compileWorkflow(inpaintGraph({ ...FOR_INPAINT }, 1, 4), context({ "photo.png": saved })).spec;
+  assert.deepEqual(spec.noiseMask, compileWorkflow(inpaintGraph(FOR_INPAINT, 1, 4), context({ "photo.png": img })).spec.noiseMask);
+  const small = await send(encodeRgbaPng({ width: 8, height: 8, data: new Uint8Array(256) }), { filename: "plain.png", type: "input" });
+  assert.equal(small.status, 400);
+  assert.match(small.body.error.message, /the mask is 8x8 but the original image is 37x35/);
+  const missing = await send(encodeRgbaPng(maskOnly), { filename: "nope.png", type: "input" });
+  assert.equal(missing.status, 404);
+  assert.match(missing.body.error.message, /no input file "nope.png"/);
+  const sub = await send(encodeRgbaPng(maskOnly), { filename: "plain.png", type: "input", subfolder: "clipspace" });
+  assert.equal(sub.status, 400);
 });

@@ -56,8 +56,8 @@ function paeth(a: number, b: number, c: number): number {
 }
 
 /** Filters each row with the type of least absolute signed sum (libpng's heuristic) for smaller files. */
-function filterRows(img: RgbImage): Uint8Array {
-  const stride = img.width * 3;
+function filterRows(img: RgbImage, bpp = 3): Uint8Array {
+  const stride = img.width * bpp;
   const out = new Uint8Array((stride + 1) * img.height);
   const cand = Array.from({ length: 5 }, () => new Uint8Array(stride));
   const zero = new Uint8Array(stride);
@@ -69,7 +69,7 @@ function filterRows(img: RgbImage): Uint8Array {
       const c = cand[f];
       let sum = 0;
       for (let i = 0; i < stride; i++) {
-        const a = i >= 3 ? row[i - 3] : 0, b = up[i], cc = i >= 3 ? up[i - 3] : 0;
+        const a = i >= bpp ? row[i - bpp] : 0, b = up[i], cc = i >= bpp ? up[i - bpp] : 0;
         const pred = f === 0 ? 0 : f === 1 ? a : f === 2 ? b : f === 3 ? (a + b) >> 1 : paeth(a, b, cc);
         const v = (row[i] - pred) & 0xff;
         c[i] = v;
@@ -86,15 +86,25 @@ function filterRows(img: RgbImage): Uint8Array {
 /** Encodes 8-bit RGB as PNG, with optional text chunks (e.g. { parameters: "..." }) before the image data. */
 export function encodePng(img: RgbImage, text: Record<string, string> = {}): Buffer {
   if (img.data.length !== img.width * img.height * 3) throw new ImageFormatError(`RGB data has ${img.data.length} bytes for ${img.width}x${img.height}`);
+  return encodeWithColourType(img, 2, 3, text);
+}
+
+/** Encodes 8-bit RGBA (straight alpha) as PNG, with optional text chunks. */
+export function encodePngRgba(img: { width: number; height: number; data: Uint8Array }, text: Record<string, string> = {}): Buffer {
+  if (img.data.length !== img.width * img.height * 4) throw new ImageFormatError(`RGBA data has ${img.data.length} bytes for ${img.width}x${img.height}`);
+  return encodeWithColourType(img, 6, 4, text);
+}
+
+function encodeWithColourType(img: RgbImage, colourType: 2 | 6, bpp: number, text: Record<string, string>): Buffer {
   const ihdr = Buffer.alloc(13);
   ihdr.writeUInt32BE(img.width, 0);
   ihdr.writeUInt32BE(img.height, 4);
-  ihdr.set([8, 2, 0, 0, 0], 8); // bit depth 8, colour type RGB, deflate, adaptive filtering, no interlace
+  ihdr.set([8, colourType, 0, 0, 0], 8); // bit depth 8, RGB or RGBA, deflate, adaptive filtering, no interlace
   return Buffer.concat([
     SIGNATURE,
     chunk("IHDR", ihdr),
     ...Object.entries(text).map(([k, v]) => textChunk(k, v)),
-    chunk("IDAT", deflateSync(filterRows(img), { level: 9 })),
+    chunk("IDAT", deflateSync(filterRows(img, bpp), { level: 9 })),
     chunk("IEND", new Uint8Array(0)),
   ]);
 }

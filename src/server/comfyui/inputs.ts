@@ -5,7 +5,7 @@
  */
 import { FileStore, FILE_NAME } from "../file-store.js";
 import { decodeImage } from "../../image/image.js";
-import { encodePng } from "../../image/png.js";
+import { decodePng, encodePng, encodePngRgba } from "../../image/png.js";
 import { cropToEights } from "../../image/raster.js";
 import { decodeImageRgba, type RgbaImage } from "../../image/rgba.js";
 import { invalid } from "../errors.js";
@@ -36,6 +36,26 @@ export class ComfyInputs {
     }
     this.store.put(name, bytes, bytes[0] === 0xff ? "image/jpeg" : "image/png");
     return name;
+  }
+
+  /**
+   * ComfyUI's /upload/mask: the original (RGB kept, its PNG text too) with the uploaded mask's alpha as
+   * its alpha, stored as an upload (LoadImage's MASK is then 1 - that alpha). The two must be one size.
+   */
+  uploadMask(mask: Buffer, original: Buffer, filename: string | undefined, overwrite: boolean, limits: Limits): string {
+    const maxPixels = limits.maxSide * limits.maxSide;
+    let m: RgbaImage, o: RgbaImage;
+    try {
+      m = decodeImageRgba(mask, "the mask", { maxPixels });
+      o = decodeImageRgba(original, "the original image", { maxPixels });
+    } catch (e) {
+      throw invalid((e as Error).message, "invalid_image", "image");
+    }
+    if (m.width !== o.width || m.height !== o.height) throw invalid(`the mask is ${m.width}x${m.height} but the original image is ${o.width}x${o.height}; they must be the same size`, "invalid_image", "image");
+    const data = Uint8Array.from(o.data);
+    for (let p = 3; p < data.length; p += 4) data[p] = m.data[p];
+    const text = original[0] === 0x89 ? decodePng(original).text : {};
+    return this.upload(encodePngRgba({ width: o.width, height: o.height, data }, text), filename, overwrite, limits);
   }
 
   file(name: string): { data: Buffer; type: string } | undefined {

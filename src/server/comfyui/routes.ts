@@ -8,6 +8,7 @@
  *   GET  /history[/:id], POST /history {clear | delete}
  *   GET  /view?filename=&subfolder=&type=   the images (output, temp) and uploads (input)
  *   POST /upload/image (multipart: image, overwrite)   -> {name, subfolder, type: "input"}
+ *   POST /upload/mask (multipart: image, original_ref, overwrite) -> the original with the image's alpha, as an upload
  *   GET  /queue, POST /queue {clear | delete}, POST /interrupt, GET /prompt
  *   GET  /object_info[/:class], /system_stats, /embeddings, /extensions, /models[/:folder]
  *   WS   /ws?clientId=   status, execution_start, executing, progress (+ a binary PNG preview), executed, execution_success,
@@ -66,6 +67,35 @@ function promptRejected(e: NodeError | PromptError): HttpError {
     };
   const err = invalid(`${e instanceof NodeError ? `node ${e.node.id} (${e.node.classType}): ` : ""}${e.message}`, e instanceof PromptError ? e.type : "prompt_outputs_failed_validation");
   return Object.assign(err, { toJSON: () => body });
+}
+
+/** An upload request's form: the file part named image, type "input", no sub-folder, overwrite. */
+async function uploadForm(ctx: Ctx<AppState>, extra: string[]): Promise<{ form: FormParts; part: { data: Buffer; filename?: string }; overwrite: boolean }> {
+  const type = ctx.req.headers["content-type"];
+  if (!isMultipartType(type)) {
+    ctx.req.resume();
+    throw invalid(`send the image as multipart/form-data (a file part named image), got ${type ? JSON.stringify(type) : "no Content-Type"}`, "unsupported_media_type");
+  }
+  // parsed here rather than with readForm: the part's file name is what LoadImage will call it
+  const form = new FormParts(parseMultipart(await readBody(ctx.req, ctx.state.limits.maxBodyBytes), type)).only(["image", "type", "subfolder", "overwrite", ...extra]);
+  const part = form.one("image");
+  if (!part || !isFile(part)) throw invalid("send the image as a file part named image", "missing_field", "image");
+  const folder = form.text("type") || "input";
+  if (folder !== "input") throw invalid(`uploads go to type "input" here, not ${JSON.stringify(folder)}`, "invalid_value", "type");
+  if (form.text("subfolder")) throw invalid("uploads have no sub-folders here", "invalid_value", "subfolder");
+  return { form, part, overwrite: ["true", "1"].includes((form.text("overwrite") ?? "").toLowerCase()) };
+}
+
+/** /upload/mask's original_ref: {"filename", "type" (input, output or temp; default output), "subfolder" (none here)}. */
+function originalRef(text: string | undefined): { filename: string; type: "input" | "output" | "temp" } {
+  let raw: unknown;
+  try { raw = JSON.parse(text ?? ""); } catch { throw invalid("original_ref must be JSON: {\"filename\": ..., \"type\": \"input\"}", "invalid_value", "original_ref"); }
+  const f = Fields.of(raw);
+  const filename = f.string("filename", 200)?.replace(/ \[(input|output|temp)\]$/, "");
+  if (!filename) throw invalid("original_ref.filename is required", "missing_field", "original_ref");
+  const type = f.oneOf("type", ["input", "output", "temp"] as const) ?? "output";
+  if (f.string("subfolder", 200)) throw invalid("original_ref.subfolder: files have no sub-folders here", "invalid_value", "original_ref");
+  return { filename, type };
 }
 
 export class ComfyUiApi {
@@ -210,20 +240,17 @@ export class ComfyUiApi {
     });
 
     on("POST", "/upload/image", async (ctx) => {
-      const type = ctx.req.headers["content-type"];
-      if (!isMultipartType(type)) {
-        ctx.req.resume();
-        throw invalid(`send the image as multipart/form-data (a file part named image), got ${type ? JSON.stringify(type) : "no Content-Type"}`, "unsupported_media_type");
-      }
-      // parsed here rather than with readForm: the part's file name is what LoadImage will call it
-      const form = new FormParts(parseMultipart(await readBody(ctx.req, ctx.state.limits.maxBodyBytes), type)).only(["image", "type", "subfolder", "overwrite"]);
-      const part = form.one("image");
-      if (!part || !isFile(part)) throw invalid("send the image as a file part named image", "missing_field", "image");
-      const folder = form.text("type") || "input";
-      if (folder !== "input") throw invalid(`uploads go to type "input" here, not ${JSON.stringify(folder)}`, "invalid_value", "type");
-      if (form.text("subfolder")) throw invalid("uploads have no sub-folders here", "invalid_value", "subfolder");
-      const overwrite = ["true", "1"].includes((form.text("overwrite") ?? "").toLowerCase());
+      const { part, overwrite } = await uploadForm(ctx, []);
       const name = this.inputs.upload(part.data, part.filename, overwrite, ctx.state.limits);
+      sendJson(ctx.res, 200, { name, subfolder: "", type: "input" });
+    }, { multipart: true });
+    // the mask editor's save: the uploaded mask's alpha laid into the original (an upload or an output) as a new upload
+    on("POST", "/upload/mask", async (ctx) => {
+      const { form, part, overwrite } = await uploadForm(ctx, ["original_ref"]);
+      const ref = originalRef(form.text("original_ref"));
+      const file = ref.type === "input" ? this.inputs.file(ref.filename) : FILE_NAME.test(ref.filename) ? ctx.state.files.get(ref.filename) : undefined;
+      if (!file) throw notFound(`no ${ref.type} file ${JSON.stringify(ref.filename)} to lay the mask into (original_ref)`);
+      const name = this.inputs.uploadMask(part.data, file.data, part.filename, overwrite, ctx.state.limits);
       sendJson(ctx.res, 200, { name, subfolder: "", type: "input" });
     }, { multipart: true });
 
