@@ -1,6 +1,7 @@
 /**
  * The web page's A1111 settings: model (sd-models; the native job's `model` too) and VAE (sd-vae)
- * pickers sent as override_settings, the schedule type (schedulers) beside the sampler, and the hires fix (enable_hr,
+ * pickers sent as override_settings, the refiner (refiner_checkpoint, refiner_switch_at; shown when the
+ * server serves several models), the schedule type (schedulers) beside the sampler, and the hires fix (enable_hr,
  * hr_scale, hr_upscaler from latent-upscale-modes + upscalers, hr_second_pass_steps, denoising_strength).
  * A text-to-image job that uses any of them goes to /sdapi/v1/txt2img (the native /v1/jobs has no such
  * fields); image-to-image always goes there. Also: drop a PNG anywhere on the page (or pick one) to read
@@ -18,6 +19,10 @@ export const PICKERS_HTML = `
     <div class="row">
       <label>Model<select id="sd-model"></select></label>
       <label>VAE<select id="sd-vae"><option value="">Automatic</option></select></label>
+    </div>
+    <div class="row hidden" id="refiner-row">
+      <label>Refiner<select id="refiner"><option value="">None</option></select></label>
+      <label>Switch at<input id="refiner-switch-at" type="number" min="0.01" max="0.99" step="0.01" value="0.8" inputmode="decimal" title="the share of the steps the model runs before the refiner"></label>
     </div>
     <label>Schedule type<select id="schedule-type"><option value="">Automatic</option></select></label>
     <label class="check"><input id="enable-hr" type="checkbox"> Hires fix (upscale, then a second pass)</label>
@@ -38,7 +43,7 @@ export const PICKERS_SCRIPT = `
 var servedModel = ""; // the default model, selected at start
 
 function pickersUsed() {
-  return $("enable-hr").checked || $("schedule-type").value !== "" || $("sd-vae").value !== "";
+  return $("enable-hr").checked || $("schedule-type").value !== "" || $("sd-vae").value !== "" || $("refiner").value !== "";
 }
 
 // the native job's model: named whenever the server serves several (the default may have moved: POST options)
@@ -56,6 +61,7 @@ function pickersApply(body, txt2img) {
   if ($("sd-model").value) o.sd_model_checkpoint = $("sd-model").value;
   if ($("sd-vae").value) o.sd_vae = $("sd-vae").value;
   if (Object.keys(o).length) body.override_settings = o;
+  if ($("refiner").value) { body.refiner_checkpoint = $("refiner").value; body.refiner_switch_at = Number($("refiner-switch-at").value); }
   if (txt2img && $("enable-hr").checked) {
     body.enable_hr = true;
     body.hr_scale = Number($("hr-scale").value);
@@ -85,6 +91,8 @@ function pickersFill(f) {
     var sampler = s.slice(0, -(o.value.length + 1));
     if (o.value && s.endsWith(" " + o.value) && hasOption($("scheduler"), sampler)) { $("scheduler").value = sampler; $("schedule-type").value = o.value; }
   });
+  $("refiner").value = f.Refiner && hasOption($("refiner"), f.Refiner) ? f.Refiner : "";
+  if (f["Refiner switch at"]) $("refiner-switch-at").value = f["Refiner switch at"];
   var hr = f["Hires upscale"] !== undefined || f["Hires upscaler"] !== undefined;
   $("enable-hr").checked = hr; onHiresChange();
   if (hr) {
@@ -135,6 +143,11 @@ async function initPickers() {
   if (options && hasOption($("sd-model"), options.sd_model_checkpoint)) servedModel = options.sd_model_checkpoint;
   $("sd-model").value = servedModel;
   lists[1].forEach(function (v) { option($("sd-vae"), v.model_name, v.model_name); });
+  // a refiner is another served model
+  if (lists[0].length > 1) {
+    lists[0].forEach(function (m) { option($("refiner"), m.title, m.model_name || m.title); });
+    $("refiner-row").classList.remove("hidden");
+  }
   lists[2].forEach(function (s) { if (s.label !== "Automatic") option($("schedule-type"), s.label, s.label); });
   lists[3].forEach(function (m) { option($("hr-upscaler"), m.name, m.name); });
   // the pixel upscalers ("None" is no upscaler at all: the latent modes cover that)
