@@ -546,6 +546,26 @@ test("ComfyUI through a Redis queue: a worker runs the prompt, the front end's s
   }
 });
 
+test("ComfyUI workflow: links to the core primitive nodes (PrimitiveInt, PrimitiveStringMultiline, ...) take their values", () => {
+  const model = { name: "tiny-ssd", source: "/models/tiny-ssd", textEncoderLayers: [12, 32] as [number, number] };
+  const ctx = { limits: DEFAULT_LIMITS, model, inputImage: () => undefined, upload: () => undefined, uploadBytes: () => undefined };
+  const g = defaultGraph({ ckpt: "tiny-ssd", ...BASIC });
+  g[20] = { class_type: "PrimitiveInt", inputs: { value: 77 } };
+  g[21] = { class_type: "PrimitiveStringMultiline", inputs: { value: "a lighthouse\nat dusk" } };
+  g[22] = { class_type: "PrimitiveInt", inputs: { value: ["23", 0] } };
+  g[23] = { class_type: "PrimitiveInt", inputs: { value: 48 } };
+  g[24] = { class_type: "PrimitiveFloat", inputs: { value: 6.5 } };
+  g[3].inputs.seed = ["20", 0];
+  g[3].inputs.cfg = ["24", 0];
+  g[6].inputs.text = ["21", 0];
+  g[5].inputs.width = ["22", 0];
+  const spec = compileWorkflow(g, ctx).spec;
+  assert.deepEqual([spec.seed, spec.prompt, spec.width, spec.guidanceScale], [77, "a lighthouse\nat dusk", 48, 6.5]);
+  // a primitive's value is checked where it is used
+  g[20].inputs.value = "seven";
+  assert.throws(() => compileWorkflow(g, ctx), (e: any) => e.node?.id === "3" && e.input === "seed");
+});
+
 test("ComfyUI workflow: sampler and scheduler names map to the A1111 / diffusers schedulers; CLIPSetLastLayer to clip skip", () => {
   const model = { name: "tiny-ssd", source: "/models/tiny-ssd", textEncoderLayers: [12, 32] as [number, number] };
   const ctx = { limits: DEFAULT_LIMITS, model, inputImage: () => undefined, upload: () => undefined, uploadBytes: () => undefined };

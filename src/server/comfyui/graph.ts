@@ -26,6 +26,9 @@ export class PromptError extends Error {
   }
 }
 
+/** ComfyUI's core primitive nodes (comfy_extras/nodes_primitive.py): their one output is their `value` input. */
+export const PRIMITIVE_CLASSES: readonly string[] = ["PrimitiveString", "PrimitiveStringMultiline", "PrimitiveInt", "PrimitiveFloat", "PrimitiveBoolean"];
+
 /** Most nodes in one prompt (a txt2img graph has 7; this bounds the work a hostile prompt makes). */
 export const MAX_NODES = 500;
 
@@ -47,7 +50,24 @@ export class Graph {
       if (inputs !== undefined && (typeof inputs !== "object" || inputs === null || Array.isArray(inputs))) {
         throw new PromptError("invalid_prompt", `the inputs of node ${JSON.stringify(id)} (${classType}) must be an object, got ${typeName(inputs)}`);
       }
-      this.nodes.set(id, { id, classType, inputs: (inputs ?? {}) as Record<string, unknown> });
+      this.nodes.set(id, { id, classType, inputs: { ...(inputs ?? {}) as Record<string, unknown> } });
+    }
+    this.inlinePrimitives();
+  }
+
+  /** Links to a core primitive node's output become its value, as ComfyUI passes it on. */
+  private inlinePrimitives(): void {
+    for (const node of this.nodes.values()) {
+      for (const [input, link] of Object.entries(node.inputs)) {
+        let value: unknown = link;
+        // a primitive may take its value from another (bounded: a chain cannot be longer than the graph)
+        for (let hops = 0; hops < this.nodes.size && Array.isArray(value) && value.length === 2 && value[1] === 0; hops++) {
+          const from = this.nodes.get(String(value[0]));
+          if (!from || !PRIMITIVE_CLASSES.includes(from.classType)) break;
+          value = from.inputs.value;
+        }
+        node.inputs[input] = value;
+      }
     }
   }
 

@@ -135,6 +135,11 @@ function nodes(c: Choices): Record<string, NodeInfo> {
       required: { image: ["IMAGE"], upscale_method: [COMFY_RESIZE_METHODS], width: ["INT", { default: 512, min: 0, max: 16384, step: 1 }], height: ["INT", { default: 512, min: 0, max: 16384, step: 1 }], crop: [["disabled", "center"]] },
       output: ["IMAGE"], category: "image/upscaling", displayName: "Upscale Image", description: "After the VAEDecode: a resize to width x height (0 keeps the aspect ratio; area is not run).",
     },
+    PrimitiveString: { required: { value: ["STRING", {}] }, output: ["STRING"], category: "utils/primitive", displayName: "String", description: "A value for another node's input." },
+    PrimitiveStringMultiline: { required: { value: ["STRING", { multiline: true }] }, output: ["STRING"], category: "utils/primitive", displayName: "String (Multiline)", description: "A value for another node's input." },
+    PrimitiveInt: { required: { value: ["INT", { min: -SEED_MAX, max: SEED_MAX }] }, output: ["INT"], category: "utils/primitive", displayName: "Int", description: "A value for another node's input." },
+    PrimitiveFloat: { required: { value: ["FLOAT", { min: -SEED_MAX, max: SEED_MAX }] }, output: ["FLOAT"], category: "utils/primitive", displayName: "Float", description: "A value for another node's input." },
+    PrimitiveBoolean: { required: { value: ["BOOLEAN", {}] }, output: ["BOOLEAN"], category: "utils/primitive", displayName: "Boolean", description: "A value for another node's input." },
     SaveImage: { required: { images: ["IMAGE"], filename_prefix: ["STRING", { default: "ComfyUI" }] }, output: [], category: "image", outputNode: true, displayName: "Save Image", description: "Images served by /view (type output)." },
     PreviewImage: { required: { images: ["IMAGE"] }, output: [], category: "image", outputNode: true, displayName: "Preview Image", description: "Images served by /view (type temp)." },
   };

@@ -49,6 +49,7 @@ export const NODE_CLASSES = [
   "CheckpointLoaderSimple", "VAELoader", "LoraLoader", "LoraLoaderModelOnly", "CLIPSetLastLayer", "CLIPTextEncode", "CLIPTextEncodeSDXL", "EmptyLatentImage",
   "CLIPTextEncodeSDXLRefiner", "LoadImage", "LoadImageMask", "InvertMask", "VAEEncode", "VAEEncodeForInpaint", "SetLatentNoiseMask", "InpaintModelConditioning", "ControlNetLoader", "ControlNetApplyAdvanced", "KSampler", "KSamplerAdvanced", "LatentUpscaleBy", "LatentUpscale", "VAEDecode",
   "UpscaleModelLoader", "ImageUpscaleWithModel", "ImageScaleBy", "ImageScale", "SaveImage", "PreviewImage",
+  "PrimitiveString", "PrimitiveStringMultiline", "PrimitiveInt", "PrimitiveFloat", "PrimitiveBoolean",
 ] as const;
 
 const OUTPUT_CLASSES: readonly string[] = ["SaveImage", "PreviewImage"];
