@@ -19,7 +19,7 @@ import { startLocalServer } from "./helpers/local-server.js";
 import { tinyModelIn } from "./helpers/tiny-model.js";
 import { encodeRgbaPng } from "./helpers/png-rgba.js";
 import { compileWorkflow, type WorkflowContext } from "../src/server/comfyui/workflow.js";
-import { growMask, roundMask } from "../src/server/comfyui/masks.js";
+import { growMask, morphMask, roundMask } from "../src/server/comfyui/masks.js";
 import { DEFAULT_LIMITS } from "../src/server/validation.js";
 import type { RgbaImage } from "../src/image/rgba.js";
 import type { Mask } from "../src/image/mask.js";
@@ -71,6 +71,39 @@ test("ComfyUI masks: VAEEncodeForInpaint's grow is torch's conv2d with its paddi
   const on = [...grown.keys()].filter((i) => grown[i] === 1);
   assert.equal(on.length, 36);
   assert.deepEqual([Math.min(...on.map((i) => i % 12)), Math.max(...on.map((i) => i % 12)), Math.min(...on.map((i) => Math.floor(i / 12))), Math.max(...on.map((i) => Math.floor(i / 12)))], [3, 8, 3, 8]);
+});
+
+/** scipy.ndimage.grey_dilation / grey_erosion with a 3x3 footprint and mode "reflect" (edge pixels mirror themselves), repeated. */
+function scipyMorph(m: Mask, expand: number, tapered: boolean): Float32Array {
+  let cur = Float32Array.from(m.data);
+  const { width: w, height: h } = m;
+  const clamp = (v: number, n: number) => (v < 0 ? -v - 1 : v >= n ? 2 * n - v - 1 : v);
+  for (let step = 0; step < Math.abs(expand); step++) {
+    const next = new Float32Array(cur.length);
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
+      let best = expand > 0 ? -Infinity : Infinity;
+      for (let dy = -1; dy <= 1; dy++) for (let dx = -1; dx <= 1; dx++) {
+        if (tapered && dx !== 0 && dy !== 0) continue;
+        const v = cur[clamp(y + dy, h) * w + clamp(x + dx, w)];
+        best = expand > 0 ? Math.max(best, v) : Math.min(best, v);
+      }
+      next[y * w + x] = best;
+    }
+    cur = next;
+  }
+  return cur;
+}
+
+test("ComfyUI GrowMask: scipy's 3x3 grey dilation / erosion repeated, for crosses and squares, either way", () => {
+  let seed = 11;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const m: Mask = { width: 19, height: 13, data: Float32Array.from({ length: 19 * 13 }, () => (rand() < 0.1 ? rand() : rand() < 0.05 ? 1 : 0)) };
+  for (const tapered of [true, false]) {
+    for (const k of [1, 2, 3, 7, 40, -1, -2, -5]) {
+      const src = k < 0 ? { ...m, data: m.data.map((v) => 1 - v) } : m;
+      assert.deepEqual(morphMask(src, k, tapered).data, scipyMorph(src, k, tapered), `expand ${k}, tapered ${tapered}`);
+    }
+  }
 });
 
 const W = 37, H = 35;
@@ -139,6 +172,17 @@ test("ComfyUI workflow: VAEEncodeForInpaint and SetLatentNoiseMask compile to th
   // LoadImageMask's alpha is LoadImage's MASK; two InvertMasks cancel
   const viaMask = inpaintGraph({ 11: { ...FOR_INPAINT[11], inputs: { ...FOR_INPAINT[11].inputs, mask: ["13", 0] } }, 13: { class_type: "InvertMask", inputs: { mask: ["14", 0] } }, 14: { class_type: "InvertMask", inputs: { mask: ["15", 0] } }, 15: { class_type: "LoadImageMask", inputs: { image: "photo.png", channel: "alpha" } } }, 1, 4);
   assert.deepEqual(compileWorkflow(viaMask, ctx).spec.noiseMask, a.noiseMask);
+
+  // GrowMask, ThresholdMask and ImageToMask: the mask computed as those nodes do
+  const chain = inpaintGraph({
+    11: { ...FOR_INPAINT[11], inputs: { ...FOR_INPAINT[11].inputs, mask: ["13", 0], grow_mask_by: 0 } },
+    13: { class_type: "GrowMask", inputs: { mask: ["14", 0], expand: 2, tapered_corners: true } },
+    14: { class_type: "ThresholdMask", inputs: { mask: ["15", 0], value: 0.3 } },
+    15: { class_type: "ImageToMask", inputs: { image: ["10", 0], channel: "green" } },
+  }, 1, 4);
+  const green01 = { width: W, height: H, data: Float32Array.from({ length: W * H }, (_, p) => (img.data[4 * p + 1] / 255 > 0.3 ? 1 : 0)) };
+  const grownGreen = morphMask(green01, 2, true);
+  assert.deepEqual(pngMask(compileWorkflow(chain, ctx).spec.noiseMask!.mask), torchGrow({ width: 32, height: 32, data: centre(grownGreen.data) }, 0));
 
   // SetLatentNoiseMask keeps the mask as it is (1 - green / 255 here), with no grey-out; denoise 0.5 of 3 steps: 6 steps at strength 0.5
   const b = compileWorkflow(inpaintGraph(NOISE_MASK, 0.5, 3), ctx).spec;

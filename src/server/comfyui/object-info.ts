@@ -74,6 +74,12 @@ function nodes(c: Choices): Record<string, NodeInfo> {
       description: "One channel of an upload as a mask (alpha inverted, as LoadImage's MASK).",
     },
     InvertMask: { required: { mask: ["MASK"] }, output: ["MASK"], category: "mask", displayName: "InvertMask", description: "1 - mask." },
+    GrowMask: {
+      required: { mask: ["MASK"], expand: ["INT", { default: 0, min: -16384, max: 16384, step: 1 }], tapered_corners: ["BOOLEAN", { default: true }] },
+      output: ["MASK"], category: "mask", displayName: "GrowMask", description: "Dilation (erosion when negative) by expand pixels, as scipy's grey_dilation repeated.",
+    },
+    ThresholdMask: { required: { mask: ["MASK"], value: ["FLOAT", { default: 0.5, min: 0, max: 1, step: 0.01 }] }, output: ["MASK"], category: "mask", displayName: "ThresholdMask", description: "1 where mask > value, else 0." },
+    ImageToMask: { required: { image: ["IMAGE"], channel: [["red", "green", "blue", "alpha"]] }, output: ["MASK"], category: "mask", displayName: "Convert Image to Mask", description: "A channel of LoadImage's IMAGE (red, green or blue)." },
     VAEEncode: { required: { pixels: ["IMAGE"], vae: ["VAE"] }, output: ["LATENT"], category: "latent", displayName: "VAE Encode", description: "img2img: the KSampler's denoise is the strength." },
     VAEEncodeForInpaint: {
       required: { pixels: ["IMAGE"], vae: ["VAE"], mask: ["MASK"], grow_mask_by: ["INT", { default: 6, min: 0, max: 64, step: 1 }] },
