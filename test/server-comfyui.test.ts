@@ -561,6 +561,10 @@ test("ComfyUI workflow: links to the core primitive nodes (PrimitiveInt, Primiti
   g[5].inputs.width = ["22", 0];
   const spec = compileWorkflow(g, ctx).spec;
   assert.deepEqual([spec.seed, spec.prompt, spec.width, spec.guidanceScale], [77, "a lighthouse\nat dusk", 48, 6.5]);
+  // VAEDecodeTiled is VAEDecode here (the whole image decoded)
+  const tiled = defaultGraph({ ckpt: "tiny-ssd", ...BASIC });
+  tiled[8] = { class_type: "VAEDecodeTiled", inputs: { ...tiled[8].inputs, tile_size: 512, overlap: 64 } };
+  assert.deepEqual(compileWorkflow(tiled, ctx).spec, compileWorkflow(defaultGraph({ ckpt: "tiny-ssd", ...BASIC }), ctx).spec);
   // a primitive's value is checked where it is used
   g[20].inputs.value = "seven";
   assert.throws(() => compileWorkflow(g, ctx), (e: any) => e.node?.id === "3" && e.input === "seed");

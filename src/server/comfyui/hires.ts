@@ -10,7 +10,7 @@
 import { NodeError, nodeFields, nodeSide, type Graph, type GraphNode } from "./graph.js";
 import { partialSchedule, readSampler, type SamplerSettings } from "./sampler-node.js";
 import type { HiresSpec } from "../job.js";
-import { imageChain, imageOps, imageSource, type GraphImageOp } from "./image-nodes.js";
+import { DECODERS, imageChain, imageOps, imageSource, type GraphImageOp } from "./image-nodes.js";
 import { hiresTargetSize } from "../../recipes/hires-size.js";
 import type { Limits } from "../validation.js";
 import { roundHalfEven } from "../../schedulers/common.js";
@@ -47,7 +47,7 @@ export function findPasses(graph: Graph, last: GraphNode): Passes {
   if (from === "VAEEncode") {
     // a VAEEncode of another sampler's decoded (and upscaled) image is a pixel-space second pass
     const encode = graph.follow(last, "latent_image", { VAEEncode: [0] }, "a LATENT");
-    if (imageSource(graph, encode, "pixels") !== "VAEDecode") return { first: last };
+    if (!DECODERS.includes(imageSource(graph, encode, "pixels") ?? "")) return { first: last };
     const { decode, nodes } = imageChain(graph, encode, "pixels");
     const first = graph.follow(decode, "samples", SAMPLED, "a LATENT from a KSampler");
     if (first === last) throw new NodeError(encode, "the decode, upscale and sampler link in a loop", "pixels");

@@ -14,6 +14,12 @@ import type { ImageOpSpec, ImageResizeMethod } from "../job.js";
 
 export const IMAGE_NODES = { ImageUpscaleWithModel: [0], ImageScaleBy: [0], ImageScale: [0] };
 
+/**
+ * What decodes latents: VAEDecode, and VAEDecodeTiled, decoded whole here (tiling is a memory measure;
+ * the server's --vae-tiling tiles every decode, diffusers' way).
+ */
+export const DECODERS: readonly string[] = ["VAEDecode", "VAEDecodeTiled"];
+
 /** The methods run here, and ComfyUI's list (for /object_info). */
 export const RESIZE_METHODS: readonly ImageResizeMethod[] = ["nearest-exact", "bilinear", "bicubic", "lanczos"];
 export const COMFY_RESIZE_METHODS = ["nearest-exact", "bilinear", "area", "bicubic", "lanczos"];
@@ -28,10 +34,11 @@ export type GraphImageOp = Exclude<ImageOpSpec, { op: "upscale-model" }> | { op:
 export function imageChain(graph: Graph, output: GraphNode, input?: string): { decode: GraphNode; nodes: GraphNode[] };
 export function imageChain(graph: Graph, output: GraphNode, input: string, from: "LoadImage"): { load: GraphNode; nodes: GraphNode[] };
 export function imageChain(graph: Graph, output: GraphNode, input = "images", from: "VAEDecode" | "LoadImage" = "VAEDecode"): { decode?: GraphNode; load?: GraphNode; nodes: GraphNode[] } {
-  const sources = { [from]: [0], ...IMAGE_NODES }, what = from === "VAEDecode" ? "an IMAGE from a VAEDecode" : "an IMAGE from LoadImage";
+  const ends: readonly string[] = from === "VAEDecode" ? DECODERS : ["LoadImage"];
+  const sources = { ...Object.fromEntries(ends.map((c) => [c, [0]])), ...IMAGE_NODES }, what = from === "VAEDecode" ? "an IMAGE from a VAEDecode" : "an IMAGE from LoadImage";
   const nodes: GraphNode[] = [];
   let node = graph.follow(output, input, sources, what);
-  while (node.classType !== from) {
+  while (!ends.includes(node.classType)) {
     if (nodes.includes(node)) throw new NodeError(node, "the image nodes link in a loop", "image");
     nodes.unshift(node);
     node = graph.follow(node, "image", sources, what);

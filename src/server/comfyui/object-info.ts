@@ -128,6 +128,10 @@ function nodes(c: Choices): Record<string, NodeInfo> {
     LatentUpscaleBy: { required: { samples: ["LATENT"], upscale_method: [UPSCALE_METHODS], scale_by: ["FLOAT", { default: 1.5, min: 0.01, max: 8, step: 0.01 }] }, output: ["LATENT"], category: "latent", displayName: "Upscale Latent By", description: "Between two samplers: the hires fix (a latent upscale, then the second sampler's img2img)." },
     LatentUpscale: { required: { samples: ["LATENT"], upscale_method: [UPSCALE_METHODS], width: side(1024), height: side(1024), crop: [["disabled", "center"]] }, output: ["LATENT"], category: "latent", displayName: "Upscale Latent", description: "Between two samplers: the hires fix to this size." },
     VAEDecode: { required: { samples: ["LATENT"], vae: ["VAE"] }, output: ["IMAGE"], category: "latent", displayName: "VAE Decode", description: "The images." },
+    VAEDecodeTiled: {
+      required: { samples: ["LATENT"], vae: ["VAE"], tile_size: ["INT", { default: 512, min: 64, max: 4096, step: 32 }], overlap: ["INT", { default: 64, min: 0, max: 4096, step: 32 }] },
+      output: ["IMAGE"], category: "_for_testing", displayName: "VAE Decode (Tiled)", description: "The images, decoded whole here (serve --vae-tiling tiles every decode).",
+    },
     UpscaleModelLoader: { required: { model_name: [c.upscaleModels] }, output: ["UPSCALE_MODEL"], category: "loaders", displayName: "Load Upscale Model", description: "An ESRGAN-family model of --upscaler-dir." },
     ImageUpscaleWithModel: {
       required: { upscale_model: ["UPSCALE_MODEL"], image: ["IMAGE"] }, output: ["IMAGE"], category: "image/upscaling", displayName: "Upscale Image (using Model)",

@@ -47,7 +47,7 @@ import type { MicroConditioning } from "../../pipelines/micro-conditioning.js";
 /** The node classes understood (the /object_info list). */
 export const NODE_CLASSES = [
   "CheckpointLoaderSimple", "VAELoader", "LoraLoader", "LoraLoaderModelOnly", "CLIPSetLastLayer", "CLIPTextEncode", "CLIPTextEncodeSDXL", "EmptyLatentImage",
-  "CLIPTextEncodeSDXLRefiner", "LoadImage", "LoadImageMask", "InvertMask", "GrowMask", "ThresholdMask", "ImageToMask", "VAEEncode", "VAEEncodeForInpaint", "SetLatentNoiseMask", "InpaintModelConditioning", "ControlNetLoader", "ControlNetApplyAdvanced", "KSampler", "KSamplerAdvanced", "LatentUpscaleBy", "LatentUpscale", "VAEDecode",
+  "CLIPTextEncodeSDXLRefiner", "LoadImage", "LoadImageMask", "InvertMask", "GrowMask", "ThresholdMask", "ImageToMask", "VAEEncode", "VAEEncodeForInpaint", "SetLatentNoiseMask", "InpaintModelConditioning", "ControlNetLoader", "ControlNetApplyAdvanced", "KSampler", "KSamplerAdvanced", "LatentUpscaleBy", "LatentUpscale", "VAEDecode", "VAEDecodeTiled",
   "UpscaleModelLoader", "ImageUpscaleWithModel", "ImageScaleBy", "ImageScale", "SaveImage", "PreviewImage",
   "PrimitiveString", "PrimitiveStringMultiline", "PrimitiveInt", "PrimitiveFloat", "PrimitiveBoolean",
 ] as const;
