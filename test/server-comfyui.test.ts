@@ -546,7 +546,7 @@ test("ComfyUI through a Redis queue: a worker runs the prompt, the front end's s
   }
 });
 
-test("ComfyUI workflow: links to the core primitive nodes (PrimitiveInt, PrimitiveStringMultiline, ...) take their values", () => {
+test("ComfyUI workflow: primitive nodes give their values, VAEDecodeTiled is VAEDecode, SamplerCustomAdvanced is the KSampler it amounts to", () => {
   const model = { name: "tiny-ssd", source: "/models/tiny-ssd", textEncoderLayers: [12, 32] as [number, number] };
   const ctx = { limits: DEFAULT_LIMITS, model, inputImage: () => undefined, upload: () => undefined, uploadBytes: () => undefined };
   const g = defaultGraph({ ckpt: "tiny-ssd", ...BASIC });
@@ -565,6 +565,20 @@ test("ComfyUI workflow: links to the core primitive nodes (PrimitiveInt, Primiti
   const tiled = defaultGraph({ ckpt: "tiny-ssd", ...BASIC });
   tiled[8] = { class_type: "VAEDecodeTiled", inputs: { ...tiled[8].inputs, tile_size: 512, overlap: 64 } };
   assert.deepEqual(compileWorkflow(tiled, ctx).spec, compileWorkflow(defaultGraph({ ckpt: "tiny-ssd", ...BASIC }), ctx).spec);
+  // SamplerCustomAdvanced with RandomNoise, CFGGuider, KSamplerSelect and BasicScheduler is that KSampler
+  const base = defaultGraph({ ckpt: "tiny-ssd", ...BASIC, sampler: "dpmpp_2m", scheduler: "karras" });
+  const custom = defaultGraph({ ckpt: "tiny-ssd", ...BASIC });
+  custom[3] = { class_type: "SamplerCustomAdvanced", inputs: { noise: ["30", 0], guider: ["31", 0], sampler: ["32", 0], sigmas: ["33", 0], latent_image: ["5", 0] } };
+  custom[30] = { class_type: "RandomNoise", inputs: { noise_seed: BASIC.seed } };
+  custom[31] = { class_type: "CFGGuider", inputs: { model: ["4", 0], positive: ["6", 0], negative: ["7", 0], cfg: BASIC.cfg } };
+  custom[32] = { class_type: "KSamplerSelect", inputs: { sampler_name: "dpmpp_2m" } };
+  custom[33] = { class_type: "BasicScheduler", inputs: { model: ["4", 0], scheduler: "karras", steps: BASIC.steps, denoise: 1 } };
+  custom[8].inputs.samples = ["3", 1];
+  assert.deepEqual(compileWorkflow(custom, ctx).spec, compileWorkflow(base, ctx).spec);
+  custom[31] = { class_type: "BasicGuider", inputs: { model: ["4", 0], conditioning: ["6", 0] } };
+  assert.equal(compileWorkflow(custom, ctx).spec.guidanceScale, 1);
+  custom[33].inputs.model = ["99", 0];
+  assert.throws(() => compileWorkflow(custom, ctx), (e: any) => e.node?.id === "33" && e.input === "model");
   // a primitive's value is checked where it is used
   g[20].inputs.value = "seven";
   assert.throws(() => compileWorkflow(g, ctx), (e: any) => e.node?.id === "3" && e.input === "seed");

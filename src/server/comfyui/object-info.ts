@@ -125,6 +125,26 @@ function nodes(c: Choices): Record<string, NodeInfo> {
       },
       output: ["LATENT"], category: "sampling", displayName: "KSampler (Advanced)", description: "From start_at_step (img2img: strength (steps - start) / steps) to the end; or a base stopping at end_at_step (leftover noise) and a refiner's sampler (add_noise disable) continuing from there.",
     },
+    SamplerCustomAdvanced: {
+      required: { noise: ["NOISE"], guider: ["GUIDER"], sampler: ["SAMPLER"], sigmas: ["SIGMAS"], latent_image: ["LATENT"] },
+      output: ["LATENT", "LATENT"], outputName: ["output", "denoised_output"], category: "sampling/custom_sampling", displayName: "SamplerCustomAdvanced",
+      description: "Read as the KSampler it amounts to (RandomNoise, CFGGuider or BasicGuider, KSamplerSelect, BasicScheduler).",
+    },
+    SamplerCustom: {
+      required: {
+        model: ["MODEL"], add_noise: ["BOOLEAN", { default: true }], noise_seed: ["INT", { default: 0, min: 0, max: SEED_MAX, control_after_generate: true }],
+        cfg: ["FLOAT", { default: 8, min: 0, max: 100, step: 0.1, round: 0.01 }], positive: ["CONDITIONING"], negative: ["CONDITIONING"], sampler: ["SAMPLER"], sigmas: ["SIGMAS"], latent_image: ["LATENT"],
+      },
+      output: ["LATENT", "LATENT"], outputName: ["output", "denoised_output"], category: "sampling/custom_sampling", displayName: "SamplerCustom", description: "Read as the KSampler it amounts to.",
+    },
+    RandomNoise: { required: { noise_seed: ["INT", { default: 0, min: 0, max: SEED_MAX, control_after_generate: true }] }, output: ["NOISE"], category: "sampling/custom_sampling/noise", displayName: "RandomNoise", description: "The sampler's seed." },
+    CFGGuider: { required: { model: ["MODEL"], positive: ["CONDITIONING"], negative: ["CONDITIONING"], cfg: ["FLOAT", { default: 8, min: 0, max: 100, step: 0.1, round: 0.01 }] }, output: ["GUIDER"], category: "sampling/custom_sampling/guiders", displayName: "CFGGuider", description: "The prompts and guidance scale." },
+    BasicGuider: { required: { model: ["MODEL"], conditioning: ["CONDITIONING"] }, output: ["GUIDER"], category: "sampling/custom_sampling/guiders", displayName: "BasicGuider", description: "One prompt, guidance scale 1." },
+    KSamplerSelect: { required: { sampler_name: [COMFY_SAMPLER_NAMES] }, output: ["SAMPLER"], category: "sampling/custom_sampling/samplers", displayName: "KSamplerSelect", description: "KSampler's sampler_name." },
+    BasicScheduler: {
+      required: { model: ["MODEL"], scheduler: [COMFY_SCHEDULER_NAMES], steps: ["INT", { default: 20, min: 1, max: c.maxSteps }], denoise: ["FLOAT", { default: 1, min: 0, max: 1, step: 0.01 }] },
+      output: ["SIGMAS"], category: "sampling/custom_sampling/schedulers", displayName: "BasicScheduler", description: "KSampler's scheduler, steps and denoise.",
+    },
     LatentUpscaleBy: { required: { samples: ["LATENT"], upscale_method: [UPSCALE_METHODS], scale_by: ["FLOAT", { default: 1.5, min: 0.01, max: 8, step: 0.01 }] }, output: ["LATENT"], category: "latent", displayName: "Upscale Latent By", description: "Between two samplers: the hires fix (a latent upscale, then the second sampler's img2img)." },
     LatentUpscale: { required: { samples: ["LATENT"], upscale_method: [UPSCALE_METHODS], width: side(1024), height: side(1024), crop: [["disabled", "center"]] }, output: ["LATENT"], category: "latent", displayName: "Upscale Latent", description: "Between two samplers: the hires fix to this size." },
     VAEDecode: { required: { samples: ["LATENT"], vae: ["VAE"] }, output: ["IMAGE"], category: "latent", displayName: "VAE Decode", description: "The images." },

@@ -28,6 +28,7 @@ import { Graph, NodeError, PromptError, forInput, nodeFields, nodeSide, type Gra
 import { checkFullSchedule, partialSchedule, readSampler } from "./sampler-node.js";
 import { findPasses, hiresOf, type Passes } from "./hires.js";
 import { refinerOf } from "./refiner.js";
+import { CUSTOM_SAMPLING_CLASSES, rewriteCustomSamplers } from "./custom-sampling.js";
 import { INPAINT_LATENTS, inpaintLatent } from "./inpaint.js";
 import { uploadName, type UploadReader } from "./masks.js";
 import { imageChain, imageOps, type GraphImageOp } from "./image-nodes.js";
@@ -50,6 +51,7 @@ export const NODE_CLASSES = [
   "CLIPTextEncodeSDXLRefiner", "LoadImage", "LoadImageMask", "InvertMask", "GrowMask", "ThresholdMask", "ImageToMask", "VAEEncode", "VAEEncodeForInpaint", "SetLatentNoiseMask", "InpaintModelConditioning", "ControlNetLoader", "ControlNetApplyAdvanced", "KSampler", "KSamplerAdvanced", "LatentUpscaleBy", "LatentUpscale", "VAEDecode", "VAEDecodeTiled",
   "UpscaleModelLoader", "ImageUpscaleWithModel", "ImageScaleBy", "ImageScale", "SaveImage", "PreviewImage",
   "PrimitiveString", "PrimitiveStringMultiline", "PrimitiveInt", "PrimitiveFloat", "PrimitiveBoolean",
+  ...CUSTOM_SAMPLING_CLASSES,
 ] as const;
 
 const OUTPUT_CLASSES: readonly string[] = ["SaveImage", "PreviewImage"];
@@ -119,6 +121,7 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
       throw new PromptError("invalid_prompt", `Cannot execute because node ${node.classType} does not exist (node ${node.id}); this server runs ${NODE_CLASSES.join(", ")}`);
     }
   }
+  rewriteCustomSamplers(graph);
   const outputs = [...graph.nodes.values()].filter((n) => OUTPUT_CLASSES.includes(n.classType));
   if (outputs.length === 0) throw new PromptError("prompt_no_outputs", "Prompt has no outputs (add a SaveImage or PreviewImage node)");
 
