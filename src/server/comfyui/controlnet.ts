@@ -11,7 +11,11 @@
  * two agree when the image already has the output size).
  */
 import { NodeError, nodeFields, type Graph, type GraphNode } from "./graph.js";
-import { uploadName } from "./masks.js";
+import { loadUpload, uploadName, type UploadReader } from "./masks.js";
+import { korniaCanny } from "../../image/kornia-canny.js";
+import { grayToRgb } from "../../image/mask.js";
+import { encodePng } from "../../image/png.js";
+import type { RgbaImage } from "../../image/rgba.js";
 import type { ControlNetSpec } from "../controlnet-spec.js";
 import { CANNY_DEFAULTS } from "../controlnet-spec.js";
 
@@ -41,7 +45,7 @@ export function conditioningChain(graph: Graph, sampler: GraphNode, input: "posi
 }
 
 /** The units of a KSampler whose positive and negative chains pass the same ControlNetApplyAdvanced nodes. */
-export function controlNetUnits(graph: Graph, positive: GraphNode[], negative: GraphNode[], controlImage: (name: string) => string | undefined): ControlNetSpec[] {
+export function controlNetUnits(graph: Graph, positive: GraphNode[], negative: GraphNode[], controlImage: (name: string) => string | undefined, uploads: UploadReader): ControlNetSpec[] {
   for (const [a, b, side] of [[positive, negative, "negative"], [negative, positive, "positive"]] as const) {
     const missing = a.find((n) => !b.includes(n));
     if (missing) throw new NodeError(missing, `this ControlNet conditions one branch only; here a ControlNet conditions both (link its ${side} output to the sampler's ${side} chain too)`, side);
@@ -49,10 +53,12 @@ export function controlNetUnits(graph: Graph, positive: GraphNode[], negative: G
   return positive.map((apply) => {
     const f = nodeFields(apply);
     const loader = graph.follow(apply, "control_net", { ControlNetLoader: [0] }, "a CONTROL_NET from ControlNetLoader");
-    const load = graph.follow(apply, "image", { LoadImage: [0] }, "an IMAGE from LoadImage (the control image)");
+    const source = graph.follow(apply, "image", { LoadImage: [0], Canny: [0] }, "an IMAGE from LoadImage or Canny (the control image)");
+    const load = source.classType === "Canny" ? graph.follow(source, "image", { LoadImage: [0] }, "an IMAGE from LoadImage") : source;
     const imageName = uploadName(nodeFields(load).string("image", 300));
-    const image = controlImage(imageName);
-    if (image === undefined) throw new NodeError(load, `Invalid image file: ${JSON.stringify(imageName)} was not uploaded here (POST /upload/image first)`, "image", "custom_validation_failed");
+    const upload = controlImage(imageName);
+    if (upload === undefined) throw new NodeError(load, `Invalid image file: ${JSON.stringify(imageName)} was not uploaded here (POST /upload/image first)`, "image", "custom_validation_failed");
+    const image = source.classType === "Canny" ? cannyImage(source, loadUpload(load, uploads).image) : upload;
     const start = f.number("start_percent", 0, 1), end = f.number("end_percent", 0, 1);
     if (!(start < end)) throw new NodeError(apply, `start_percent ${start} must be below end_percent ${end}`, "start_percent");
     return {
@@ -62,4 +68,13 @@ export function controlNetUnits(graph: Graph, positive: GraphNode[], negative: G
       controlMode: 0, resizeMode: "Crop and Resize", pixelPerfect: false, processorRes: -1,
     } satisfies ControlNetSpec;
   });
+}
+
+/** ComfyUI's Canny node on the upload (its alpha dropped, as LoadImage does): the edges as a PNG, base64. */
+function cannyImage(node: GraphNode, upload: RgbaImage): string {
+  const f = nodeFields(node);
+  const low = f.number("low_threshold", 0.01, 0.99), high = f.number("high_threshold", 0.01, 0.99);
+  const n = upload.width * upload.height, rgb = new Uint8Array(3 * n);
+  for (let p = 0; p < n; p++) rgb.set(upload.data.subarray(4 * p, 4 * p + 3), 3 * p);
+  return encodePng(grayToRgb(korniaCanny({ width: upload.width, height: upload.height, data: rgb }, low, high))).toString("base64");
 }

@@ -95,6 +95,10 @@ function nodes(c: Choices): Record<string, NodeInfo> {
       required: { samples: ["LATENT"], mask: ["MASK"] }, output: ["LATENT"], category: "latent/inpaint", displayName: "Set Latent Noise Mask",
       description: "Inpainting on a VAEEncode's latent: the mask (binarized at 0.5) is repainted, at the sampler's denoise.",
     },
+    Canny: {
+      required: { image: ["IMAGE"], low_threshold: ["FLOAT", { default: 0.4, min: 0.01, max: 0.99, step: 0.01 }], high_threshold: ["FLOAT", { default: 0.8, min: 0.01, max: 0.99, step: 0.01 }] },
+      output: ["IMAGE"], category: "image/preprocessors", displayName: "Canny", description: "ComfyUI's (kornia's) Canny edges of a LoadImage, as a ControlNet's image.",
+    },
     ControlNetLoader: { required: { control_net_name: [c.controlnets] }, output: ["CONTROL_NET"], category: "loaders", displayName: "Load ControlNet Model", description: "A net of --controlnet-dir." },
     ControlNetApplyAdvanced: {
       required: {

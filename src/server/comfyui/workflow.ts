@@ -48,7 +48,7 @@ import type { MicroConditioning } from "../../pipelines/micro-conditioning.js";
 /** The node classes understood (the /object_info list). */
 export const NODE_CLASSES = [
   "CheckpointLoaderSimple", "VAELoader", "LoraLoader", "LoraLoaderModelOnly", "CLIPSetLastLayer", "CLIPTextEncode", "CLIPTextEncodeSDXL", "EmptyLatentImage",
-  "CLIPTextEncodeSDXLRefiner", "LoadImage", "LoadImageMask", "InvertMask", "GrowMask", "ThresholdMask", "ImageToMask", "VAEEncode", "VAEEncodeForInpaint", "SetLatentNoiseMask", "InpaintModelConditioning", "ControlNetLoader", "ControlNetApplyAdvanced", "KSampler", "KSamplerAdvanced", "LatentUpscaleBy", "LatentUpscale", "VAEDecode", "VAEDecodeTiled",
+  "CLIPTextEncodeSDXLRefiner", "LoadImage", "LoadImageMask", "InvertMask", "GrowMask", "ThresholdMask", "ImageToMask", "VAEEncode", "VAEEncodeForInpaint", "SetLatentNoiseMask", "InpaintModelConditioning", "ControlNetLoader", "ControlNetApplyAdvanced", "Canny", "KSampler", "KSamplerAdvanced", "LatentUpscaleBy", "LatentUpscale", "VAEDecode", "VAEDecodeTiled",
   "UpscaleModelLoader", "ImageUpscaleWithModel", "ImageScaleBy", "ImageScale", "SaveImage", "PreviewImage",
   "PrimitiveString", "PrimitiveStringMultiline", "PrimitiveInt", "PrimitiveFloat", "PrimitiveBoolean",
   ...CUSTOM_SAMPLING_CLASSES,
@@ -150,7 +150,7 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
   const model = modelChain(graph, graph.follow(ks, "model", MODEL, "a MODEL"));
   const posChain = conditioningChain(graph, ks, "positive"), negChain = conditioningChain(graph, ks, "negative");
   const positive = posChain.text, negative = negChain.text;
-  const controlnets = controlNetUnits(graph, posChain.applies, negChain.applies, ctx.uploadBytes);
+  const controlnets = controlNetUnits(graph, posChain.applies, negChain.applies, ctx.uploadBytes, ctx.upload);
   const clips = [positive, negative].map((n) => clipChain(graph, graph.follow(n, "clip", CLIP, "a CLIP")));
   const latent = graph.follow(ks, "latent_image", LATENT, "a LATENT");
   const inpaint = latent.classType in INPAINT_LATENTS ? inpaintLatent(graph, latent, ctx.upload) : undefined;
