@@ -579,6 +579,10 @@ test("ComfyUI workflow: primitive nodes give their values, VAEDecodeTiled is VAE
   assert.equal(compileWorkflow(custom, ctx).spec.guidanceScale, 1);
   custom[33].inputs.model = ["99", 0];
   assert.throws(() => compileWorkflow(custom, ctx), (e: any) => e.node?.id === "33" && e.input === "model");
+  // nodes not run here say what to use instead
+  const old = defaultGraph({ ckpt: "tiny-ssd", ...BASIC });
+  old[40] = { class_type: "ControlNetApply", inputs: {} };
+  assert.throws(() => compileWorkflow(old, ctx), /ControlNetApply is not run here: it conditions the positive prompt only; use ControlNetApplyAdvanced/);
   // a primitive's value is checked where it is used
   g[20].inputs.value = "seven";
   assert.throws(() => compileWorkflow(g, ctx), (e: any) => e.node?.id === "3" && e.input === "seed");

@@ -59,6 +59,10 @@ const OUTPUT_CLASSES: readonly string[] = ["SaveImage", "PreviewImage"];
 /** Classes /object_info lists (clients look for them) that no prompt may use here, and why. */
 const NOT_RUN: Readonly<Record<string, string>> = {
   UNETLoader: "this server runs whole checkpoints (CheckpointLoaderSimple), not separate UNet files",
+  CheckpointLoader: "load the checkpoint with CheckpointLoaderSimple (the configs are built in or come with the model)",
+  CLIPLoader: "the text encoders come with the checkpoint here (CheckpointLoaderSimple's CLIP)",
+  DualCLIPLoader: "the text encoders come with the checkpoint here (CheckpointLoaderSimple's CLIP)",
+  ControlNetApply: "it conditions the positive prompt only; use ControlNetApplyAdvanced (both prompts, as diffusers' ControlNet)",
 };
 
 // what may feed each kind of input: class -> output indices
