@@ -217,6 +217,11 @@ test("ComfyUI workflow: VAEEncodeForInpaint and SetLatentNoiseMask compile to th
   bad(inpaintGraph({ ...NOISE_MASK, 12: { class_type: "EmptyLatentImage", inputs: { width: 32, height: 32, batch_size: 1 } } }, 1, 4), { "photo.png": img }, "11", "samples", /VAEEncode/);
   bad(inpaintGraph({ ...NOISE_MASK, 14: { class_type: "InvertMask", inputs: { mask: ["13", 0] } } }, 1, 4), { "photo.png": img }, "13", "mask", /loop/);
   bad(imcGraph(false), { "photo.png": img }, "11", "noise_mask", /noise_mask false .* is not run here/);
+  // a long chain of mask nodes is refused before any pass over the mask
+  const long: Record<string, any> = { 11: { ...FOR_INPAINT[11], inputs: { ...FOR_INPAINT[11].inputs, mask: ["20", 0] } } };
+  for (let i = 20; i < 30; i++) long[i] = { class_type: "InvertMask", inputs: { mask: [String(i + 1), 0] } };
+  long[30] = { class_type: "LoadImageMask", inputs: { image: "photo.png", channel: "alpha" } };
+  bad(inpaintGraph(long, 1, 4), { "photo.png": img }, "28", "mask", /at most 8 nodes/);
   const elsewhere = imcGraph(true);
   elsewhere[3].inputs.latent_image = ["12", 0];
   elsewhere[12] = NOISE_MASK[12];

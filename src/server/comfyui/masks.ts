@@ -36,6 +36,8 @@ export function readMask(graph: Graph, node: GraphNode, input: string, uploads: 
   const src = graph.follow(node, input, MASK_SOURCES, `a MASK from ${Object.keys(MASK_SOURCES).join(", ")}`);
   if (seen.has(src)) throw new NodeError(src, "the mask nodes link in a loop", "mask");
   seen.add(src);
+  // each mask node is a pass over the whole mask, made before the prompt is queued
+  if (seen.size > MAX_MASK_NODES) throw new NodeError(src, `a mask here is made by at most ${MAX_MASK_NODES} nodes`, "mask");
   const f = nodeFields(src);
   switch (src.classType) {
     case "InvertMask": return invertMask(readMask(graph, src, "mask", uploads, seen));
@@ -69,6 +71,9 @@ export function readMask(graph: Graph, node: GraphNode, input: string, uploads: 
   if (c < 0) throw new NodeError(src, `channel must be one of ${MASK_CHANNELS.join(", ")}, got ${JSON.stringify(channel)}`, "channel");
   return c === 0 ? maskFromAlpha(image) : channelMask(image, c - 1);
 }
+
+/** Mask nodes in one mask's chain. */
+const MAX_MASK_NODES = 8;
 
 /** GrowMask's expand, in pixels either way (ComfyUI allows MAX_RESOLUTION; more than the image changes nothing). */
 const MAX_GROW = 16384;
