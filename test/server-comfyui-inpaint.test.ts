@@ -301,6 +301,9 @@ test("ComfyUI /upload/mask: the mask's alpha laid into the original upload, as t
   assert.equal(ok.status, 200, JSON.stringify(ok.body));
   assert.deepEqual(ok.body, { name: "clipspace-mask.png", subfolder: "", type: "input" });
   const saved = decodeImageRgba(Buffer.from(await (await fetch(`${server.url}/view?filename=clipspace-mask.png&type=input`)).arrayBuffer()), "saved");
+  // LoadImage lists the uploads, as ComfyUI lists its input folder
+  const listed = (await (await fetch(`${server.url}/object_info/LoadImage`)).json() as any).LoadImage.input.required.image[0] as string[];
+  assert.ok(listed.includes("plain.png") && listed.includes("clipspace-mask.png"), String(listed));
   assert.deepEqual(saved.data, img.data, "the original's RGB with the mask's alpha");
   // the saved image inpaints as the RGBA upload it equals
   const spec = compileWorkflow(inpaintGraph({ ...FOR_INPAINT }, 1, 4), context({ "photo.png": saved })).spec;

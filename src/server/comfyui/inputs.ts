@@ -58,6 +58,11 @@ export class ComfyInputs {
     return this.upload(encodePngRgba({ width: o.width, height: o.height, data }, text), filename, overwrite, limits);
   }
 
+  /** The uploads' names, as LoadImage's image list (sorted, as ComfyUI lists its input folder). */
+  names(): string[] {
+    return this.store.list().map(([name]) => name).sort();
+  }
+
   file(name: string): { data: Buffer; type: string } | undefined {
     return FILE_NAME.test(name) ? this.store.get(name) : undefined;
   }

@@ -286,7 +286,7 @@ export class ComfyUiApi {
       controlnets: state.controlnets ? await state.controlnets.names() : [],
       vaes: state.vaes ? (await state.vaes.list()).map((v) => v.name) : [],
       upscaleModels: state.upscalers ? (await state.upscalers.list()).filter((u) => u.path).map((u) => `${u.name}.safetensors`) : [],
-      inputs: [],
+      inputs: this.inputs.names(),
       maxSide: state.limits.maxSide, maxImages: state.limits.maxImages, maxSteps: state.limits.maxSteps,
     };
   }
