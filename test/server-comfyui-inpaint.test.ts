@@ -20,6 +20,7 @@ import { tinyModelIn } from "./helpers/tiny-model.js";
 import { encodeRgbaPng } from "./helpers/png-rgba.js";
 import { compileWorkflow, type WorkflowContext } from "../src/server/comfyui/workflow.js";
 import { growMask, morphMask, roundMask } from "../src/server/comfyui/masks.js";
+import { interpolate } from "../src/image/latent-resize.js";
 import { DEFAULT_LIMITS } from "../src/server/validation.js";
 import type { RgbaImage } from "../src/image/rgba.js";
 import type { Mask } from "../src/image/mask.js";
@@ -276,6 +277,22 @@ test("ComfyUI: inpainting graphs run the library's inpaint with ComfyUI's image 
   // the grey matters: without it the image differs
   const plain = await pipe.inpaint({ ...common, numInferenceSteps: 3, strength: 1, image: { width: 32, height: 32, data: rgb }, maskImage: { data: noise, shape: [32, 32] } });
   assert.notDeepEqual(png.data, toRgb8(plain.images, 0).data);
+
+  // ImageCompositeMasked: the inpainted 32x32 laid at (2, 1) onto the 37x35 upload, weighted by LoadImage's MASK scaled to 32x32
+  const composited = decodePng(await run({
+    ...inpaintGraph(FOR_INPAINT, 1, 3),
+    9: { class_type: "SaveImage", inputs: { filename_prefix: "ComfyUI", images: ["12", 0] } },
+    12: { class_type: "ImageCompositeMasked", inputs: { destination: ["10", 0], source: ["8", 0], x: 2, y: 1, resize_source: false, mask: ["10", 1] } },
+  }));
+  assert.deepEqual([composited.width, composited.height], [W, H]);
+  const scaledMask = interpolate({ data: alphaMask(img), shape: [1, 1, H, W] }, 32, 32, "bilinear").data;
+  const want = new Float32Array(W * H * 3);
+  for (let p = 0; p < W * H; p++) for (let c = 0; c < 3; c++) want[p * 3 + c] = img.data[p * 4 + c] / 255;
+  for (let y = 0; y < 32; y++) for (let x = 0; x < 32; x++) for (let c = 0; c < 3; c++) {
+    const m = scaledMask[y * 32 + x], d = ((y + 1) * W + x + 2) * 3 + c;
+    want[d] = m * lib.images.data[(y * 32 + x) * 3 + c] + (1 - m) * want[d];
+  }
+  assert.deepEqual(composited.data, toRgb8({ data: want, shape: [1, H, W, 3] }).data);
 
   // SetLatentNoiseMask at denoise 0.5 of 2 steps: strength 0.5 of 4, the inverted green channel binarized by the pipeline
   const soft = centre(Float32Array.from({ length: W * H }, (_, p) => 1 - img.data[4 * p + 1] / 255));

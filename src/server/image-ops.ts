@@ -8,7 +8,7 @@
  *     Lanczos, to round(side · scale_by) or to a size (a side of 0 keeps the aspect ratio; "center"
  *     crops the image to the new aspect ratio first), as ComfyUI's common_upscale.
  */
-import { rgbToTensor, toRgb8, type FloatTensor } from "../image/image.js";
+import { decodeImage, rgbToTensor, toRgb8, type FloatTensor } from "../image/image.js";
 import type { PixelUpscale } from "../recipes/hires-upscale.js";
 import type { RgbImage } from "../image/png.js";
 import { interpolate } from "../image/latent-resize.js";
@@ -34,7 +34,9 @@ export function resizedSize(op: Extract<ImageOpSpec, { op: "resize" }>, width: n
 export function imageOpsSize(ops: readonly ImageOpSpec[], width: number, height: number, modelScale: (op: Extract<ImageOpSpec, { op: "upscale-model" }>) => number): { width: number; height: number } {
   let size = { width, height };
   for (const op of ops) {
-    size = op.op === "resize" ? resizedSize(op, size.width, size.height) : { width: size.width * modelScale(op), height: size.height * modelScale(op) };
+    size = op.op === "resize" ? resizedSize(op, size.width, size.height)
+      : op.op === "composite" ? { width: op.width, height: op.height }
+        : { width: size.width * modelScale(op), height: size.height * modelScale(op) };
     checkImageSize("the image after ComfyUI's image nodes", size.width, size.height, { maxPixels: DEFAULT_MAX_UPSCALED_PIXELS });
   }
   return size;
@@ -52,6 +54,10 @@ export async function runImageOps(image: FloatTensor, ops: readonly ImageOpSpec[
   let x = image;
   for (const op of ops) {
     signal?.throwIfAborted();
+    if (op.op === "composite") {
+      x = composite(x, op);
+      continue;
+    }
     if (op.op === "upscale-model") {
       const model = models.get(op.path)!;
       x = await model.upscalePlanes(x, { scale: model.scale, tile: MODEL_TILE, tileOverlap: MODEL_TILE_CONTEXT, signal });
@@ -71,6 +77,32 @@ function resize(x: FloatTensor, width: number, height: number, method: ImageResi
   const data = resizePlanes(x.data, 3, h, w, height, width, "lanczos");
   for (let i = 0; i < data.length; i++) data[i] = Math.min(1, Math.max(0, data[i]));
   return { data, shape: [1, 3, height, width] };
+}
+
+/**
+ * ComfyUI's composite (multiplier 1): the destination with the image laid at (x, y), weighted by the
+ * mask scaled to the image (torch's bilinear), the part outside the destination cut off.
+ */
+function composite(source: FloatTensor, op: Extract<ImageOpSpec, { op: "composite" }>): FloatTensor {
+  const dest = rgbToTensor(decodeImage(Buffer.from(op.destination, "base64"), "composite destination"));
+  const [, , sh, sw] = source.shape, [, , dh, dw] = dest.shape;
+  let mask: Float32Array | undefined;
+  if (op.mask !== undefined) {
+    const m = rgbToTensor(decodeImage(Buffer.from(op.mask, "base64"), "composite mask"));
+    const [, , mh, mw] = m.shape;
+    const plane: FloatTensor = { data: m.data.subarray(0, mh * mw), shape: [1, 1, mh, mw] };
+    mask = mh === sh && mw === sw ? plane.data : interpolate(plane, sh, sw, "bilinear").data;
+  }
+  const visibleH = Math.min(sh, dh - op.y), visibleW = Math.min(sw, dw - op.x);
+  for (let c = 0; c < 3; c++) {
+    for (let y = 0; y < visibleH; y++) {
+      for (let x = 0; x < visibleW; x++) {
+        const m = mask ? mask[y * sw + x] : 1, d = (c * dh + y + op.y) * dw + x + op.x;
+        dest.data[d] = m * source.data[(c * sh + y) * sw + x] + (1 - m) * dest.data[d];
+      }
+    }
+  }
+  return dest;
 }
 
 /** common_upscale's crop "center": the middle of the image at the target aspect ratio. */

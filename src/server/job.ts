@@ -66,6 +66,8 @@ export type ImageResizeMethod = "nearest-exact" | "bilinear" | "bicubic" | "lanc
  */
 export type ImageOpSpec =
   | { op: "upscale-model"; name: string; path: string }
+  /** ImageCompositeMasked: the image laid at (x, y) onto `destination` (an RGB PNG of width x height) where `mask` (a grey PNG, scaled to the image; absent: everywhere) is white. */
+  | { op: "composite"; destination: string; width: number; height: number; x: number; y: number; mask?: string }
   | { op: "resize"; method: ImageResizeMethod; scaleBy: number }
   | { op: "resize"; method: ImageResizeMethod; width: number; height: number; crop: "disabled" | "center" };
 

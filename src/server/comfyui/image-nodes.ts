@@ -11,8 +11,15 @@
  */
 import { NodeError, nodeFields, type Graph, type GraphNode } from "./graph.js";
 import type { ImageOpSpec, ImageResizeMethod } from "../job.js";
+import { loadUpload, readMask, type UploadReader } from "./masks.js";
+import { grayToRgb, maskToGray } from "../../image/mask.js";
+import { encodePng } from "../../image/png.js";
 
-export const IMAGE_NODES = { ImageUpscaleWithModel: [0], ImageScaleBy: [0], ImageScale: [0] };
+export const IMAGE_NODES = { ImageUpscaleWithModel: [0], ImageScaleBy: [0], ImageScale: [0], ImageCompositeMasked: [0] };
+
+/** The input each image node takes its image from. */
+const CHAIN_INPUT: Readonly<Record<string, string>> = { ImageCompositeMasked: "source" };
+const chainInput = (node: GraphNode) => CHAIN_INPUT[node.classType] ?? "image";
 
 /**
  * What decodes latents: VAEDecode, and VAEDecodeTiled, decoded whole here (tiling is a memory measure;
@@ -41,7 +48,7 @@ export function imageChain(graph: Graph, output: GraphNode, input = "images", fr
   while (!ends.includes(node.classType)) {
     if (nodes.includes(node)) throw new NodeError(node, "the image nodes link in a loop", "image");
     nodes.unshift(node);
-    node = graph.follow(node, "image", sources, what);
+    node = graph.follow(node, chainInput(node), sources, what);
   }
   return from === "VAEDecode" ? { decode: node, nodes } : { load: node, nodes };
 }
@@ -53,15 +60,19 @@ export function imageSource(graph: Graph, node: GraphNode, input: string): strin
     const from = graph.nodes.get(String(link[0]));
     if (!from || seen.has(from) || !(from.classType in IMAGE_NODES)) return from?.classType;
     seen.add(from);
-    link = from.inputs.image;
+    link = from.inputs[chainInput(from)];
   }
   return undefined;
 }
 
-/** The steps of the chain's nodes. */
-export function imageOps(graph: Graph, nodes: readonly GraphNode[]): GraphImageOp[] {
+/** The steps of the chain's nodes (`uploads`: where ImageCompositeMasked's destination and mask come from; without them it is refused). */
+export function imageOps(graph: Graph, nodes: readonly GraphNode[], uploads?: UploadReader): GraphImageOp[] {
   return nodes.map((node) => {
     const f = nodeFields(node);
+    if (node.classType === "ImageCompositeMasked") {
+      if (!uploads) throw new NodeError(node, "ImageCompositeMasked is run after the last VAEDecode only (on the saved images)", "source");
+      return compositeOp(graph, node, uploads);
+    }
     if (node.classType === "ImageUpscaleWithModel") {
       const loader = graph.follow(node, "upscale_model", { UpscaleModelLoader: [0] }, "an UPSCALE_MODEL from UpscaleModelLoader");
       return { op: "upscale-model", name: nodeFields(loader).string("model_name", 300).replace(/^.*[\\/]/, "").replace(/\.(safetensors|pth|pt)$/i, ""), node: loader };
@@ -77,4 +88,21 @@ export function imageOps(graph: Graph, nodes: readonly GraphNode[]): GraphImageO
     if (crop !== "disabled" && crop !== "center") throw new NodeError(node, `crop must be "disabled" or "center", got ${JSON.stringify(crop)}`, "crop");
     return { op: "resize", method, width, height, crop };
   });
+}
+
+/**
+ * ImageCompositeMasked(destination from LoadImage, source, x, y, resize_source false, mask): ComfyUI's
+ * composite with multiplier 1, the mask scaled to the source bilinearly (image-ops.ts).
+ */
+function compositeOp(graph: Graph, node: GraphNode, uploads: UploadReader): GraphImageOp {
+  const f = nodeFields(node);
+  if (f.optionalBool("resize_source")) throw new NodeError(node, "resize_source true is not run here (scale the image with ImageScale first)", "resize_source");
+  const { image } = loadUpload(graph.follow(node, "destination", { LoadImage: [0] }, "an IMAGE from LoadImage (the image to paste onto)"), uploads);
+  const n = image.width * image.height, rgb = new Uint8Array(3 * n);
+  for (let p = 0; p < n; p++) rgb.set(image.data.subarray(4 * p, 4 * p + 3), 3 * p);
+  const mask = node.inputs.mask === undefined ? undefined : readMask(graph, node, "mask", uploads);
+  return {
+    op: "composite", destination: encodePng({ width: image.width, height: image.height, data: rgb }).toString("base64"), width: image.width, height: image.height,
+    x: f.int("x", 0, 16384), y: f.int("y", 0, 16384), ...(mask ? { mask: encodePng(grayToRgb(maskToGray(mask))).toString("base64") } : {}),
+  };
 }

@@ -25,6 +25,7 @@ type Input = [unknown, Record<string, unknown>?];
 
 interface NodeInfo {
   required: Record<string, Input>;
+  optional?: Record<string, Input>;
   output: string[];
   outputName?: string[];
   category: string;
@@ -174,6 +175,11 @@ function nodes(c: Choices): Record<string, NodeInfo> {
     PrimitiveInt: { required: { value: ["INT", { min: -SEED_MAX, max: SEED_MAX }] }, output: ["INT"], category: "utils/primitive", displayName: "Int", description: "A value for another node's input." },
     PrimitiveFloat: { required: { value: ["FLOAT", { min: -SEED_MAX, max: SEED_MAX }] }, output: ["FLOAT"], category: "utils/primitive", displayName: "Float", description: "A value for another node's input." },
     PrimitiveBoolean: { required: { value: ["BOOLEAN", {}] }, output: ["BOOLEAN"], category: "utils/primitive", displayName: "Boolean", description: "A value for another node's input." },
+    ImageCompositeMasked: {
+      required: { destination: ["IMAGE"], source: ["IMAGE"], x: ["INT", { default: 0, min: 0, max: 16384, step: 1 }], y: ["INT", { default: 0, min: 0, max: 16384, step: 1 }], resize_source: ["BOOLEAN", { default: false }] },
+      optional: { mask: ["MASK"] },
+      output: ["IMAGE"], category: "image", displayName: "ImageCompositeMasked", description: "After the VAEDecode: the image laid onto a LoadImage where the mask (scaled to it) is set; resize_source false.",
+    },
     SaveImage: { required: { images: ["IMAGE"], filename_prefix: ["STRING", { default: "ComfyUI" }] }, output: [], category: "image", outputNode: true, displayName: "Save Image", description: "Images served by /view (type output)." },
     PreviewImage: { required: { images: ["IMAGE"] }, output: [], category: "image", outputNode: true, displayName: "Preview Image", description: "Images served by /view (type temp)." },
   };
@@ -186,7 +192,7 @@ const LISTED_ONLY: Record<string, NodeInfo> = {
 
 function info(name: string, n: NodeInfo): Record<string, unknown> {
   return {
-    input: { required: n.required, optional: {} }, input_order: { required: Object.keys(n.required) },
+    input: { required: n.required, optional: n.optional ?? {} }, input_order: { required: Object.keys(n.required), ...(n.optional ? { optional: Object.keys(n.optional) } : {}) },
     output: n.output, output_is_list: n.output.map(() => false), output_name: n.outputName ?? n.output,
     name, display_name: n.displayName, description: n.description, python_module: "nodes", category: n.category, output_node: n.outputNode ?? false,
   };

@@ -49,7 +49,7 @@ import type { MicroConditioning } from "../../pipelines/micro-conditioning.js";
 export const NODE_CLASSES = [
   "CheckpointLoaderSimple", "VAELoader", "LoraLoader", "LoraLoaderModelOnly", "CLIPSetLastLayer", "CLIPTextEncode", "CLIPTextEncodeSDXL", "EmptyLatentImage",
   "CLIPTextEncodeSDXLRefiner", "LoadImage", "LoadImageMask", "InvertMask", "GrowMask", "ThresholdMask", "ImageToMask", "VAEEncode", "VAEEncodeForInpaint", "SetLatentNoiseMask", "InpaintModelConditioning", "ControlNetLoader", "ControlNetApplyAdvanced", "Canny", "KSampler", "KSamplerAdvanced", "LatentUpscaleBy", "LatentUpscale", "VAEDecode", "VAEDecodeTiled",
-  "UpscaleModelLoader", "ImageUpscaleWithModel", "ImageScaleBy", "ImageScale", "SaveImage", "PreviewImage",
+  "UpscaleModelLoader", "ImageUpscaleWithModel", "ImageScaleBy", "ImageScale", "ImageCompositeMasked", "SaveImage", "PreviewImage",
   "PrimitiveString", "PrimitiveStringMultiline", "PrimitiveInt", "PrimitiveFloat", "PrimitiveBoolean",
   ...CUSTOM_SAMPLING_CLASSES,
 ] as const;
@@ -243,7 +243,7 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
   const decodedSize = spec.hires && !hiresPixelOps ? hiresTargetSize(spec.width!, spec.height!, spec.hires) : { width: spec.width!, height: spec.height! };
   if (spec.initImage) { delete spec.width; delete spec.height; }
   return {
-    spec, loras, controlnets, ...(vaeLoader ? { vae: vaeLoader } : {}), imageOps: imageOps(graph, shown!), decodedSize, ...(hiresPixelOps ? { hiresPixelOps } : {}), sampler: last.id, decoder: [...decoders][0].id,
+    spec, loras, controlnets, ...(vaeLoader ? { vae: vaeLoader } : {}), imageOps: imageOps(graph, shown!, ctx.upload), decodedSize, ...(hiresPixelOps ? { hiresPixelOps } : {}), sampler: last.id, decoder: [...decoders][0].id,
     outputs: outputs.map((o) => ({ id: o.id, classType: o.classType, type: o.classType === "SaveImage" ? "output" : "temp" })),
   };
 }
@@ -257,6 +257,7 @@ function resizedUpload(load: GraphNode, name: string, ops: GraphImageOp[], ctx: 
   if (!rgba || !bytes) return undefined;
   const resizes = ops.map((op) => {
     if (op.op === "upscale-model") throw new NodeError(op.node, "an upscale model on an uploaded image before its VAEEncode is not run here (ImageScale and ImageScaleBy are)", "model_name");
+    if (op.op !== "resize") throw new NodeError(load, `only ImageScale and ImageScaleBy run between LoadImage and VAEEncode here`, "image");
     return op;
   });
   let size = { width: rgba.width, height: rgba.height };
