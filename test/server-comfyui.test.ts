@@ -579,6 +579,12 @@ test("ComfyUI workflow: primitive nodes give their values, VAEDecodeTiled is VAE
   assert.equal(compileWorkflow(custom, ctx).spec.guidanceScale, 1);
   custom[33].inputs.model = ["99", 0];
   assert.throws(() => compileWorkflow(custom, ctx), (e: any) => e.node?.id === "33" && e.input === "model");
+  // ConditioningZeroOut as the negative: the zero embedding, as no negative prompt
+  const zeroed = defaultGraph({ ckpt: "tiny-ssd", ...BASIC });
+  zeroed[7] = { class_type: "ConditioningZeroOut", inputs: { conditioning: ["6", 0] } };
+  assert.deepEqual(compileWorkflow(zeroed, ctx).spec, compileWorkflow(defaultGraph({ ckpt: "tiny-ssd", ...BASIC, negative: "" }), ctx).spec);
+  zeroed[3].inputs.positive = ["7", 0];
+  assert.throws(() => compileWorkflow(zeroed, ctx), (e: any) => e.node?.id === "3" && e.input === "positive" && /ConditioningZeroOut positive/.test(e.message));
   // nodes not run here say what to use instead
   const old = defaultGraph({ ckpt: "tiny-ssd", ...BASIC });
   old[40] = { class_type: "ControlNetApply", inputs: {} };

@@ -23,13 +23,15 @@ const APPLY = "ControlNetApplyAdvanced";
 /** Passes both prompts on (outputs 0 and 1) with an inpainting model's concat inputs (inpaint.ts). */
 export const INPAINT_CONDITIONING = "InpaintModelConditioning";
 const PASSING: readonly string[] = [APPLY, INPAINT_CONDITIONING];
-const TEXT = { CLIPTextEncode: [0], CLIPTextEncodeSDXL: [0], [APPLY]: [0, 1], [INPAINT_CONDITIONING]: [0, 1] };
+const TEXT_NODES = { CLIPTextEncode: [0], CLIPTextEncodeSDXL: [0] };
+const TEXT = { ...TEXT_NODES, [APPLY]: [0, 1], [INPAINT_CONDITIONING]: [0, 1], ConditioningZeroOut: [0] };
 
 /**
  * The text node at the end of a KSampler's positive or negative chain, with the ControlNet nodes and
- * InpaintModelConditioning nodes on the way.
+ * InpaintModelConditioning nodes on the way; `zeroed` when the text passes a ConditioningZeroOut
+ * (all zeros: diffusers' zero embedding for no negative prompt).
  */
-export function conditioningChain(graph: Graph, sampler: GraphNode, input: "positive" | "negative"): { text: GraphNode; applies: GraphNode[]; inpaint: GraphNode[] } {
+export function conditioningChain(graph: Graph, sampler: GraphNode, input: "positive" | "negative"): { text: GraphNode; applies: GraphNode[]; inpaint: GraphNode[]; zeroed: boolean } {
   const applies: GraphNode[] = [], inpaint: GraphNode[] = [];
   let from = sampler;
   let node = graph.follow(from, input, TEXT, "CONDITIONING");
@@ -41,7 +43,8 @@ export function conditioningChain(graph: Graph, sampler: GraphNode, input: "posi
     from = node;
     node = graph.follow(from, input, TEXT, "CONDITIONING");
   }
-  return { text: node, applies, inpaint };
+  if (node.classType !== "ConditioningZeroOut") return { text: node, applies, inpaint, zeroed: false };
+  return { text: graph.follow(node, "conditioning", TEXT_NODES, "CONDITIONING from a CLIPTextEncode"), applies, inpaint, zeroed: true };
 }
 
 /** The units of a KSampler whose positive and negative chains pass the same ControlNetApplyAdvanced nodes. */

@@ -48,7 +48,7 @@ import type { MicroConditioning } from "../../pipelines/micro-conditioning.js";
 /** The node classes understood (the /object_info list). */
 export const NODE_CLASSES = [
   "CheckpointLoaderSimple", "VAELoader", "LoraLoader", "LoraLoaderModelOnly", "CLIPSetLastLayer", "CLIPTextEncode", "CLIPTextEncodeSDXL", "EmptyLatentImage",
-  "CLIPTextEncodeSDXLRefiner", "LoadImage", "LoadImageMask", "InvertMask", "GrowMask", "ThresholdMask", "ImageToMask", "VAEEncode", "VAEEncodeForInpaint", "SetLatentNoiseMask", "InpaintModelConditioning", "ControlNetLoader", "ControlNetApplyAdvanced", "Canny", "KSampler", "KSamplerAdvanced", "LatentUpscaleBy", "LatentUpscale", "VAEDecode", "VAEDecodeTiled",
+  "CLIPTextEncodeSDXLRefiner", "ConditioningZeroOut", "LoadImage", "LoadImageMask", "InvertMask", "GrowMask", "ThresholdMask", "ImageToMask", "VAEEncode", "VAEEncodeForInpaint", "SetLatentNoiseMask", "InpaintModelConditioning", "ControlNetLoader", "ControlNetApplyAdvanced", "Canny", "KSampler", "KSamplerAdvanced", "LatentUpscaleBy", "LatentUpscale", "VAEDecode", "VAEDecodeTiled",
   "UpscaleModelLoader", "ImageUpscaleWithModel", "ImageScaleBy", "ImageScale", "ImageCompositeMasked", "SaveImage", "PreviewImage",
   "PrimitiveString", "PrimitiveStringMultiline", "PrimitiveInt", "PrimitiveFloat", "PrimitiveBoolean",
   ...CUSTOM_SAMPLING_CLASSES,
@@ -182,7 +182,7 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
   if (clips[1].clipSkip !== clipSkip) throw new NodeError(negative, `the positive and negative prompts must stop at the same CLIP layer (CLIPSetLastLayer ${clipSkip ?? -2} and ${clips[1].clipSkip ?? -2})`, "clip");
 
   const pos = readText(positive, ctx.limits), neg = readText(negative, ctx.limits);
-  if (neg.l === "" && neg.g) throw new NodeError(negative, "text_l is empty but text_g is not: an empty negative prompt is SDXL's zero embedding here; give text_l too", "text_l");
+  if (!negChain.zeroed && neg.l === "" && neg.g) throw new NodeError(negative, "text_l is empty but text_g is not: an empty negative prompt is SDXL's zero embedding here; give text_l too", "text_l");
   const settings = readSampler(ks, ctx.limits, refinerSampler ? "base" : "whole");
   const { seed, steps, cfg, scheduler } = settings;
   const spec: JobSpec = {
@@ -191,6 +191,9 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
     scheduler: scheduler.scheduler, ...(scheduler.overrides ? { schedulerOverrides: scheduler.overrides } : {}),
     batchSize: 1, iterations: 1, model: served.name, promptSyntax: "comfyui",
   };
+  if (posChain.zeroed) throw new NodeError(ks, "a ConditioningZeroOut positive prompt is not run here (it is the zero embedding a missing negative prompt has)", "positive");
+  // ConditioningZeroOut: the zero embedding, what diffusers gives for no negative prompt
+  if (negChain.zeroed) { delete spec.negativePrompt2; spec.negativePrompt = ""; }
   if (!spec.negativePrompt) delete spec.negativePrompt;
   if (clipSkip !== undefined) {
     const layers = ctx.model.textEncoderLayers;
