@@ -9,7 +9,7 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { NO_FIXTURES, fixture } from "./helpers/fixtures.js";
 import { serveTinyModel } from "./helpers/served-model.js";
-import { postJson } from "./helpers/a1111-client.js";
+import { comfyRefused, comfyUpload, runComfyPrompt } from "./helpers/comfy-client.js";
 import { saveTensors } from "../src/safetensors/index.js";
 import { synthTensor } from "../src/synth/synth-weights.js";
 import { UpscalerLibrary } from "../src/server/upscaler-library.js";
@@ -73,17 +73,7 @@ test("ComfyUI: VAEDecode -> ImageUpscaleWithModel -> ImageScaleBy saves the libr
   const info = await (await fetch(`${url}/object_info/UpscaleModelLoader`)).json() as any;
   assert.deepEqual(info.UpscaleModelLoader.input.required.model_name[0], ["tiny-x2.safetensors"]);
 
-  const r = await postJson(url, "/prompt", { prompt: graph(UPSCALE, ["12", 0]) });
-  const answer = await r.json() as any;
-  assert.equal(r.status, 200, JSON.stringify(answer));
-  let item: any;
-  for (let i = 0; i < 1200 && !item; i++) {
-    item = (await (await fetch(`${url}/history/${answer.prompt_id}`)).json() as any)[answer.prompt_id];
-    if (!item) await new Promise((res) => setTimeout(res, 50));
-  }
-  assert.equal(item.status.status_str, "success", JSON.stringify(item.status));
-  const saved = item.outputs["9"].images[0];
-  const png = decodePng(Buffer.from(await (await fetch(`${url}/view?filename=${saved.filename}&type=${saved.type}`)).arrayBuffer()));
+  const png = decodePng(await runComfyPrompt(url, graph(UPSCALE, ["12", 0])));
   assert.deepEqual([png.width, png.height], [48, 48]);
 
   const lib = await served.pipe.generate({ prompt: "a lighthouse", negativePrompt: "fog", numInferenceSteps: 3, guidanceScale: 5, width: 32, height: 32, seed: 4, scheduler: "Euler" });
@@ -97,17 +87,7 @@ test("ComfyUI: VAEDecode -> ImageUpscaleWithModel -> ImageScaleBy saves the libr
   for (let p = 0; p < 48 * 48; p++) for (let c = 0; c < 3; c++) hwc[p * 3 + c] = small.data[c * 48 * 48 + p];
   assert.deepEqual(png.data, toRgb8({ data: hwc, shape: [1, 48, 48, 3] }).data);
 
-  const refused = async (prompt: unknown, node: string | undefined, input: string | undefined, message: RegExp) => {
-    const res = await postJson(url, "/prompt", { prompt });
-    const out = await res.json() as any;
-    assert.equal(res.status, 400, JSON.stringify(out));
-    if (node) {
-      assert.deepEqual(Object.keys(out.node_errors), [node], JSON.stringify(out));
-      assert.equal(out.node_errors[node].errors[0].extra_info.input_name, input);
-    }
-    const text = [out.error.message, out.error.details, ...Object.values(out.node_errors as Record<string, any>).flatMap((e) => e.errors.map((x: any) => x.message))].join("\n");
-    assert.match(text, message);
-  };
+  const refused = (prompt: unknown, node: string | undefined, input: string | undefined, message: RegExp) => comfyRefused(url, prompt, node, input, message);
   await refused(graph({ ...UPSCALE, 10: { ...UPSCALE[10], inputs: { model_name: "4x-UltraSharp.pth" } } }, ["12", 0]), "10", "model_name", /unknown upscaler "4x-UltraSharp"/);
   await refused(graph({ ...UPSCALE, 12: { ...UPSCALE[12], inputs: { ...UPSCALE[12].inputs, upscale_method: "area" } } }, ["12", 0]), "12", "upscale_method", /"area" is not run here/);
   await refused(graph({ 13: { class_type: "ImageScale", inputs: { image: ["8", 0], upscale_method: "lanczos", width: 16384, height: 16384, crop: "disabled" } } }, ["13", 0]), undefined, undefined, /16384x16384 .* over the limit/);
@@ -124,17 +104,7 @@ test("ComfyUI: KSampler -> VAEDecode -> ImageUpscaleWithModel -> ImageScaleBy ->
     14: { class_type: "KSampler", inputs: { seed: 9, steps: 2, cfg: 5, sampler_name: "euler", scheduler: "ddim_uniform", denoise: 0.5, model: ["4", 0], positive: ["6", 0], negative: ["7", 0], latent_image: ["13", 0] } },
     15: { class_type: "VAEDecode", inputs: { samples: ["14", 0], vae: ["4", 2] } },
   }, ["15", 0]);
-  const r = await postJson(url, "/prompt", { prompt: g });
-  const answer = await r.json() as any;
-  assert.equal(r.status, 200, JSON.stringify(answer));
-  let item: any;
-  for (let i = 0; i < 1200 && !item; i++) {
-    item = (await (await fetch(`${url}/history/${answer.prompt_id}`)).json() as any)[answer.prompt_id];
-    if (!item) await new Promise((res) => setTimeout(res, 50));
-  }
-  assert.equal(item.status.status_str, "success", JSON.stringify(item.status));
-  const saved = item.outputs["9"].images[0];
-  const png = decodePng(Buffer.from(await (await fetch(`${url}/view?filename=${saved.filename}&type=${saved.type}`)).arrayBuffer()));
+  const png = decodePng(await runComfyPrompt(url, g));
   assert.deepEqual([png.width, png.height], [48, 48]);
 
   // the library's hires fix: the first pass, its 8-bit image through the model and torch's bilinear to 48x48, img2img at denoise 0.5 of 2 steps (4 at strength 0.5) from seed 9
@@ -154,37 +124,21 @@ test("ComfyUI: KSampler -> VAEDecode -> ImageUpscaleWithModel -> ImageScaleBy ->
   // the nodes must make whole multiples of 8 for the second pass
   const odd = structuredClone(g);
   odd[12].inputs.scale_by = 0.7;
-  const res = await postJson(url, "/prompt", { prompt: odd });
-  const out = await res.json() as any;
-  assert.equal(res.status, 400, JSON.stringify(out));
-  assert.match(`${out.error.message} ${out.error.details}`, /make 45x45; the second pass needs whole multiples of 8/);
+  await comfyRefused(url, odd, undefined, undefined, /make 45x45; the second pass needs whole multiples of 8/);
 });
 
 test("ComfyUI: LoadImage -> ImageScaleBy -> VAEEncode resizes the upload in the job, then crops it to multiples of 8 as VAEEncode does", { skip: NO_FIXTURES, timeout: 180_000 }, async () => {
   const url = served.server.url;
   const w = 37, h = 35;
   const rgb = { width: w, height: h, data: Uint8Array.from({ length: w * h * 3 }, (_, i) => (i * 53) % 256) };
-  const form = new FormData();
-  form.append("image", new Blob([new Uint8Array(encodePng(rgb))], { type: "image/png" }), "photo.png");
-  form.append("overwrite", "true");
-  assert.equal((await fetch(`${url}/upload/image`, { method: "POST", body: form })).status, 200);
+  assert.equal(await comfyUpload(url, encodePng(rgb), "photo.png"), "photo.png");
   const g = graph({
     10: { class_type: "LoadImage", inputs: { image: "photo.png" } },
     11: { class_type: "ImageScaleBy", inputs: { image: ["10", 0], upscale_method: "bilinear", scale_by: 1.5 } },
     12: { class_type: "VAEEncode", inputs: { pixels: ["11", 0], vae: ["4", 2] } },
   }, ["8", 0]);
   Object.assign(g[3].inputs, { latent_image: ["12", 0], denoise: 0.6 });
-  const r = await postJson(url, "/prompt", { prompt: g });
-  const answer = await r.json() as any;
-  assert.equal(r.status, 200, JSON.stringify(answer));
-  let item: any;
-  for (let i = 0; i < 1200 && !item; i++) {
-    item = (await (await fetch(`${url}/history/${answer.prompt_id}`)).json() as any)[answer.prompt_id];
-    if (!item) await new Promise((res) => setTimeout(res, 50));
-  }
-  assert.equal(item.status.status_str, "success", JSON.stringify(item.status));
-  const saved = item.outputs["9"].images[0];
-  const png = decodePng(Buffer.from(await (await fetch(`${url}/view?filename=${saved.filename}&type=${saved.type}`)).arrayBuffer()));
+  const png = decodePng(await runComfyPrompt(url, g));
   // 37x35 x 1.5 = 56x52 (55.5 and 52.5 round half to even), cropped to 56x48 from y = 2
   assert.deepEqual([png.width, png.height], [56, 48]);
   const big = interpolate(rgbToTensor(rgb), 52, 56, "bilinear");
@@ -198,8 +152,5 @@ test("ComfyUI: LoadImage -> ImageScaleBy -> VAEEncode resizes the upload in the 
   const withModel = structuredClone(g);
   withModel[11] = { class_type: "ImageUpscaleWithModel", inputs: { upscale_model: ["13", 0], image: ["10", 0] } };
   withModel[13] = UPSCALE[10];
-  const res = await postJson(url, "/prompt", { prompt: withModel });
-  const out = await res.json() as any;
-  assert.equal(res.status, 400, JSON.stringify(out));
-  assert.match(out.node_errors["13"].errors[0].message, /an upscale model on an uploaded image before its VAEEncode is not run here/);
+  await comfyRefused(url, withModel, "13", "model_name", /an upscale model on an uploaded image before its VAEEncode is not run here/);
 });

@@ -18,6 +18,7 @@ import type { RunningServer } from "../src/server/app.js";
 import { startLocalServer } from "./helpers/local-server.js";
 import { tinyModelIn } from "./helpers/tiny-model.js";
 import { encodeRgbaPng } from "./helpers/png-rgba.js";
+import { comfyUpload, runComfyPrompt } from "./helpers/comfy-client.js";
 import { compileWorkflow, type WorkflowContext } from "../src/server/comfyui/workflow.js";
 import { growMask, morphMask, roundMask } from "../src/server/comfyui/masks.js";
 import { interpolate } from "../src/image/latent-resize.js";
@@ -232,32 +233,8 @@ test("ComfyUI workflow: VAEEncodeForInpaint and SetLatentNoiseMask compile to th
   bad(swapped, { "photo.png": img }, "3", "negative", /takes output 0 of InpaintModelConditioning 11, which is its positive; link output 1/);
 });
 
-async function upload(png: Buffer, name: string): Promise<string> {
-  const form = new FormData();
-  form.append("image", new Blob([new Uint8Array(png)], { type: "image/png" }), name);
-  form.append("overwrite", "true");
-  const r = await fetch(`${server.url}/upload/image`, { method: "POST", body: form });
-  const out = await r.json() as any;
-  assert.equal(r.status, 200, JSON.stringify(out));
-  return out.name;
-}
-
-/** Queues a prompt and returns the PNG its SaveImage made. */
-async function run(prompt: unknown): Promise<Buffer> {
-  const r = await fetch(`${server.url}/prompt`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ prompt }) });
-  const answer = await r.json() as any;
-  assert.equal(r.status, 200, JSON.stringify(answer));
-  for (let i = 0; i < 1200; i++) {
-    const item = (await (await fetch(`${server.url}/history/${answer.prompt_id}`)).json() as any)[answer.prompt_id];
-    if (item) {
-      assert.equal(item.status.status_str, "success", JSON.stringify(item.status));
-      const image = item.outputs["9"].images[0];
-      return Buffer.from(await (await fetch(`${server.url}/view?filename=${image.filename}&type=${image.type}`)).arrayBuffer());
-    }
-    await new Promise((res) => setTimeout(res, 50));
-  }
-  throw new Error("the prompt never finished");
-}
+const upload = (png: Buffer, name: string) => comfyUpload(server.url, png, name);
+const run = (prompt: unknown) => runComfyPrompt(server.url, prompt);
 
 test("ComfyUI: inpainting graphs run the library's inpaint with ComfyUI's image and mask, to the level", { skip: NO_FIXTURES, timeout: 180_000 }, async () => {
   const img = rgbaUpload();

@@ -11,6 +11,7 @@ import { spawnSync } from "node:child_process";
 import { NO_FIXTURES, PROJECT_ROOT, levelDiff } from "./helpers/fixtures.js";
 import { serveTinyModel } from "./helpers/served-model.js";
 import { postJson, txt2imgFirst } from "./helpers/a1111-client.js";
+import { comfyRefused, runComfyPrompt } from "./helpers/comfy-client.js";
 import { tinyVaeFile } from "./helpers/tiny-vae-file.js";
 import { VaeLibrary } from "../src/server/vae-library.js";
 import { saveTensors } from "../src/safetensors/index.js";
@@ -93,29 +94,12 @@ test("ComfyUI: VAELoader decodes with a --vae-dir file, listed in object_info; a
   const url = served.server.url;
   const info = await (await fetch(`${url}/object_info/VAELoader`)).json() as any;
   assert.deepEqual(info.VAELoader.input.required.vae_name[0], ["sdxl_vae.safetensors", "warm.safetensors"]);
-  const r = await postJson(url, "/prompt", { prompt: vaeGraph("sub/warm.safetensors") });
-  const answer = await r.json() as any;
-  assert.equal(r.status, 200, JSON.stringify(answer));
-  let item: any;
-  for (let i = 0; i < 600 && !item; i++) {
-    item = (await (await fetch(`${url}/history/${answer.prompt_id}`)).json() as any)[answer.prompt_id];
-    if (!item) await new Promise((res) => setTimeout(res, 50));
-  }
-  assert.equal(item.status.status_str, "success", JSON.stringify(item.status));
-  const image = item.outputs["9"].images[0];
-  const png = decodePng(Buffer.from(await (await fetch(`${url}/view?filename=${image.filename}&type=${image.type}`)).arrayBuffer()));
+  const png = decodePng(await runComfyPrompt(url, vaeGraph("sub/warm.safetensors")));
   warm ??= await served.pipe.withVae(join(served.tmp, "vae", "sub", "warm.safetensors"));
   const want = await warm.generate({ ...call, seeds: undefined, seed: 4 });
   assert.deepEqual(png.data, toRgb8(want.images, 0).data);
 
-  const refused = async (prompt: unknown, node: string, input: string, message: RegExp) => {
-    const res = await postJson(url, "/prompt", { prompt });
-    const out = await res.json() as any;
-    assert.equal(res.status, 400, JSON.stringify(out));
-    assert.deepEqual(Object.keys(out.node_errors), [node], JSON.stringify(out));
-    assert.equal(out.node_errors[node].errors[0].extra_info.input_name, input);
-    assert.match(out.node_errors[node].errors[0].details + out.node_errors[node].errors[0].message, message);
-  };
+  const refused = (prompt: unknown, node: string, input: string, message: RegExp) => comfyRefused(url, prompt, node, input, message);
   await refused(vaeGraph("ae.safetensors"), "10", "vae_name", /unknown VAE "ae.safetensors"/);
   // a checkpoint's VAE and a VAELoader's in one graph: two VAEs
   const mixed = vaeGraph("warm.safetensors");
