@@ -5,7 +5,8 @@
  */
 import { FileStore, FILE_NAME } from "../file-store.js";
 import { decodeImage } from "../../image/image.js";
-import { decodePng, encodePng, encodePngRgba } from "../../image/png.js";
+import { encodePng, encodePngRgba } from "../../image/png.js";
+import { readPngMeta } from "../png-meta.js";
 import { cropToEights } from "../../image/raster.js";
 import { decodeImageRgba, type RgbaImage } from "../../image/rgba.js";
 import { invalid } from "../errors.js";
@@ -54,7 +55,7 @@ export class ComfyInputs {
     if (m.width !== o.width || m.height !== o.height) throw invalid(`the mask is ${m.width}x${m.height} but the original image is ${o.width}x${o.height}; they must be the same size`, "invalid_image", "image");
     const data = Uint8Array.from(o.data);
     for (let p = 3; p < data.length; p += 4) data[p] = m.data[p];
-    const text = original[0] === 0x89 ? decodePng(original).text : {};
+    const text = readPngMeta(original)?.text ?? {};
     return this.upload(encodePngRgba({ width: o.width, height: o.height, data }, text), filename, overwrite, limits);
   }
 
