@@ -1,7 +1,7 @@
 /**
  * The server's refiner: A1111's refiner_checkpoint / refiner_switch_at run the base to the switch and
  * a served refiner from there, as recipes/refiner.ts does in the library (pixel for pixel), for
- * txt2img and img2img; the infotext names it; what it is not combined with is a 400 naming the field.
+ * txt2img, img2img and inpainting; the infotext names it; what it is not combined with is a 400 naming the field.
  */
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
@@ -12,7 +12,8 @@ import { tinyModelIn } from "./helpers/tiny-model.js";
 import { tinyRefinerIn } from "./helpers/tiny-refiner.js";
 import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
 import { buildCatalog } from "../src/server/model-catalog.js";
-import { generateRefined, img2imgRefined } from "../src/recipes/refiner.js";
+import { generateRefined, img2imgRefined, inpaintRefined } from "../src/recipes/refiner.js";
+import { a1111Inpaint } from "../src/recipes/a1111-inpaint.js";
 import { generateHires } from "../src/recipes/hires-fix.js";
 import { encodePng } from "../src/image/png.js";
 import { comfySampler } from "../src/server/comfyui/samplers.js";
@@ -68,6 +69,28 @@ test("A1111 img2img with refiner_checkpoint: the library's img2imgRefined", { sk
   assert.equal(res.status, 200, await res.clone().text());
   const body = await res.json() as { images: string[] };
   assert.ok(levelDiff(Buffer.from(body.images[0], "base64"), want.images.data) <= 1);
+});
+
+test("A1111 inpainting with refiner_checkpoint: a1111Inpaint running the library's inpaintRefined (blur, only masked, overlay kept)", { skip: NO_FIXTURES, timeout: 300_000 }, async () => {
+  const { base: b, refiner: r } = await library();
+  const rgb = { width: 32, height: 32, data: Uint8Array.from({ length: 32 * 32 * 3 }, (_, i) => (i * 37) % 256) };
+  const mask = { width: 32, height: 32, data: new Uint8Array(32 * 32 * 3) };
+  for (let y = 8; y < 20; y++) mask.data.fill(255, (y * 32 + 6) * 3, (y * 32 + 22) * 3);
+  const { width: _w, height: _h, ...i2i } = call;
+  const settings = { maskBlurX: 2, maskBlurY: 2, inpaintFullRes: true, inpaintFullResPadding: 4 };
+  const want = await a1111Inpaint(b, { ...i2i, image: rgb, maskImage: mask, strength: 0.9, settings }, (o) => inpaintRefined(b, r, o, { switchAt: 0.5 }));
+  const body = {
+    ...request, init_images: [encodePng(rgb).toString("base64")], mask: encodePng(mask).toString("base64"), denoising_strength: 0.9,
+    mask_blur: 2, inpaint_full_res: true, inpaint_full_res_padding: 4, inpainting_fill: 1, refiner_checkpoint: "tiny-refiner", refiner_switch_at: 0.5,
+  };
+  const res = await postJson(served.server.url, "/sdapi/v1/img2img", body);
+  assert.equal(res.status, 200, await res.clone().text());
+  const got = await res.json() as { images: string[]; info: string };
+  assert.ok(levelDiff(Buffer.from(got.images[0], "base64"), want.images.data) <= 1, `differs from the library by ${levelDiff(Buffer.from(got.images[0], "base64"), want.images.data)} levels`);
+  assert.match(JSON.parse(got.info).infotexts[0], /Mask blur: 2.*Refiner: tiny-refiner, Refiner switch at: 0.5/);
+  // the refiner ran: the base's inpainting alone is another image
+  const alone = await a1111Inpaint(b, { ...i2i, image: rgb, maskImage: mask, strength: 0.9, settings });
+  assert.ok(levelDiff(Buffer.from(got.images[0], "base64"), alone.images.data) > 1);
 });
 
 test("A1111 txt2img with the hires fix and a refiner: the first pass is the base's, the refiner takes over in the second pass (A1111's hires_fix_refiner_pass)", { skip: NO_FIXTURES, timeout: 300_000 }, async () => {

@@ -63,8 +63,11 @@ export function a1111Mask(maskImage: RgbImage | RgbaImage, s: A1111InpaintSettin
   return bx > 0 || by > 0 ? a1111MaskBlur(mask, bx, by) : mask;
 }
 
-/** Inpaints with A1111's settings; the output images have the init image's size. */
-export async function a1111Inpaint(pipe: StableDiffusionXLPipeline, opts: A1111InpaintOptions): Promise<PipelineOutput> {
+/**
+ * Inpaints with A1111's settings; the output images have the init image's size. `inpaint` runs the
+ * prepared call (default pipe.inpaint; with a refiner, recipes/refiner.ts inpaintRefined).
+ */
+export async function a1111Inpaint(pipe: StableDiffusionXLPipeline, opts: A1111InpaintOptions, inpaint = (o: InpaintOptions) => pipe.inpaint(o)): Promise<PipelineOutput> {
   const { settings = {}, image, maskImage, ...rest } = opts;
   if (maskImage.width !== image.width || maskImage.height !== image.height) {
     throw new PipelineInputError(`the mask is ${maskImage.width}x${maskImage.height} but the image is ${image.width}x${image.height}; they must be the same size`);
@@ -91,7 +94,7 @@ export async function a1111Inpaint(pipe: StableDiffusionXLPipeline, opts: A1111I
   if (fillMode !== 1) work = a1111Fill(work, workMask);
   const m = grayToMask(workMask);
   const maskTensor: FloatTensor = { data: m.data, shape: [height, width] };
-  const out = await pipe.inpaint({ ...rest, image: work, maskImage: maskTensor, latentFill: fillMode === 2 ? "noise" : fillMode === 3 ? "zeros" : undefined });
+  const out = await inpaint({ ...rest, image: work, maskImage: maskTensor, latentFill: fillMode === 2 ? "noise" : fillMode === 3 ? "zeros" : undefined });
   if (rest.outputType === "latent") return out;
   const [n, h, w] = out.images.shape;
   const data = new Float32Array(out.images.data.length);

@@ -13,7 +13,8 @@
  * history at the switch, where A1111 keeps it. The refiner draws its noise (ancestral samplers only)
  * from the same seeds, and runs without the base's LoRAs and ControlNets.
  */
-import type { StableDiffusionXLPipeline, GenerateOptions, Img2ImgOptions, PipelineOutput } from "../pipelines/sdxl/index.js";
+import type { StableDiffusionXLPipeline, GenerateOptions, Img2ImgOptions, InpaintOptions, PipelineOutput } from "../pipelines/sdxl/index.js";
+import { cropAroundMask, overlayCrop } from "../pipelines/sdxl/mask-crop.js";
 import { PipelineInputError } from "../pipelines/errors.js";
 import { createScheduler, denoisingEndTimesteps, img2imgTimesteps, type Scheduler } from "../schedulers/index.js";
 
@@ -52,25 +53,51 @@ export async function img2imgRefined(base: StableDiffusionXLPipeline, refiner: S
   return finish(refiner, opts, first, at, r);
 }
 
+/**
+ * Inpainting, as diffusers' inpaint pipelines pair up: the base inpaints to the switch (its known
+ * area blended back, clean after its last step), the refiner inpaints from those latents with the
+ * same mask (denoisingStart), re-noising the known area at each of its steps. A strength that starts
+ * after the switch leaves the whole run to the refiner. paddingMaskCrop crops once around both passes.
+ */
+export async function inpaintRefined(base: StableDiffusionXLPipeline, refiner: StableDiffusionXLPipeline, opts: InpaintOptions, r: RefinerSwitch): Promise<PipelineOutput> {
+  if (opts.paddingMaskCrop !== undefined) {
+    const c = cropAroundMask(opts.image, opts.maskImage, opts.paddingMaskCrop);
+    const out = await inpaintRefined(base, refiner, { ...opts, paddingMaskCrop: undefined, image: c.image, maskImage: c.mask }, r);
+    return opts.outputType === "latent" ? out : { ...out, images: overlayCrop(c, out.images) };
+  }
+  const at = switchFraction(base, opts, r);
+  const baseSteps = stepsBefore(base, opts, at, opts.strength ?? 0.9999);
+  if (baseSteps === "all") return base.inpaint(opts);
+  const { maskImage } = opts;
+  if (baseSteps === 0) return refiner.inpaint({ ...refinerCall(opts, r), image: opts.image, maskImage, strength: opts.strength, latentFill: opts.latentFill });
+  const first = await base.inpaint({ ...opts, denoisingEnd: at, outputType: "latent" });
+  await r.onSwitch?.();
+  return joined(first, await refiner.inpaint({ ...refinerCall(opts, r), image: first.latents, maskImage, denoisingStart: at }));
+}
+
 const steps = (opts: GenerateOptions | Img2ImgOptions) => opts.numInferenceSteps ?? 50;
 
 /** The refiner's pass from the base's latents; the output lists both passes' timesteps and the base's seed. */
 async function finish(refiner: StableDiffusionXLPipeline, opts: GenerateOptions | Img2ImgOptions, first: PipelineOutput, at: number, r: RefinerSwitch): Promise<PipelineOutput> {
   await r.onSwitch?.();
-  const out = await refiner.img2img({ ...refinerCall(opts, r), image: first.latents, denoisingStart: at });
+  return joined(first, await refiner.img2img({ ...refinerCall(opts, r), image: first.latents, denoisingStart: at }));
+}
+
+/** The refiner's output listing both passes' timesteps, with the base's seed. */
+function joined(first: PipelineOutput, out: PipelineOutput): PipelineOutput {
   return { ...out, timesteps: [...first.timesteps, ...out.timesteps], seed: first.seed, ...(first.seeds ? { seeds: first.seeds } : {}) };
 }
 
 /** The call's options for the refiner: its own scheduler of the same kind, none of the base-only inputs. */
-function refinerCall(opts: GenerateOptions | Img2ImgOptions, r: RefinerSwitch): Omit<Img2ImgOptions, "image"> {
+function refinerCall(opts: GenerateOptions | Img2ImgOptions | InpaintOptions, r: RefinerSwitch): Omit<Img2ImgOptions, "image"> {
   const call: Record<string, unknown> = { ...opts };
   for (const key of BASE_ONLY) delete call[key];
   const scheduler = typeof opts.scheduler === "object" ? fresh(opts.scheduler) : opts.scheduler;
   return { ...(call as Omit<Img2ImgOptions, "image">), scheduler, aestheticScore: r.aestheticScore, negativeAestheticScore: r.negativeAestheticScore };
 }
 
-/** What only the base's call takes: its size, initial latents or image, ControlNets, its own window. */
-const BASE_ONLY = ["width", "height", "latents", "image", "strength", "controlnets", "guessMode", "denoisingStart", "denoisingEnd"] as const;
+/** What only the base's call takes: its size, initial latents or image (and inpainting's mask, crop and fill), ControlNets, its own window. */
+const BASE_ONLY = ["width", "height", "latents", "image", "maskImage", "paddingMaskCrop", "latentFill", "strength", "controlnets", "guessMode", "denoisingStart", "denoisingEnd"] as const;
 
 function fresh(s: Scheduler): Scheduler { return createScheduler(s.className, s.config as Record<string, unknown>); }
 

@@ -23,7 +23,6 @@ export function readA1111Refiner(f: Fields, spec: JobSpec, model: ModelInfo): vo
   if (!(at > 0 && at < 1)) throw invalid(`refiner_switch_at must be a fraction in (0, 1) (the share of the schedule the base model runs), got ${at}`, "invalid_value", "refiner_switch_at");
   // what the refiner is not combined with here (each would need its own rule for the second model)
   const refuse = (field: string, what: string) => { throw invalid(`the refiner (refiner_checkpoint) is not combined with ${what} here`, "unsupported_feature", field); };
-  if (spec.inpaint) refuse("mask", "inpainting (mask)");
   if (spec.controlnets?.length) refuse("alwayson_scripts", "ControlNet");
   if (spec.preset === "fast") refuse("refiner_checkpoint", "the fast preset");
   spec.refiner = { model: served.name, switchAt: at };

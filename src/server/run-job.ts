@@ -4,7 +4,7 @@
  * `<lora:...>` tags, as A1111's does). Shared by the in-process queue and the Redis worker; the pipe
  * is the one with the spec's LoRAs (LoraPipelines picks it; for the fast preset with the LCM-LoRA).
  */
-import type { StableDiffusionXLPipeline, PipelineOutput } from "../pipelines/sdxl/index.js";
+import type { StableDiffusionXLPipeline, InpaintOptions, PipelineOutput } from "../pipelines/sdxl/index.js";
 import { encodePng } from "../image/png.js";
 import { decodeImage, rgbToTensor } from "../image/image.js";
 import { toRgb8 } from "../image/image.js";
@@ -12,7 +12,7 @@ import { formatInfotext, samplerLabel } from "../image/infotext.js";
 import { stripLoraTags } from "../prompts/lora-tags.js";
 import { StepPreviews } from "./step-previews.js";
 import type { HiresSpec, InpaintSpec, JobOutput, JobSpec, RefinerSpec, StepReport, StopAction } from "./job.js";
-import { generateRefined, img2imgRefined } from "../recipes/refiner.js";
+import { generateRefined, img2imgRefined, inpaintRefined } from "../recipes/refiner.js";
 import { noiseMaskInputs } from "./noise-mask.js";
 import type { RgbImage } from "../image/png.js";
 import { imageOpsUpscale, imageWithOps, openImageOpModels, planesToRgb8, runImageOps } from "./image-ops.js";
@@ -196,9 +196,10 @@ async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: 
     const image = init && { width: init.width, height: init.height, data: init.data };
     // the refiner's UNet takes over from the base's: one UNet session in memory at a time
     const switchOver = refiner && spec.refiner && { ...spec.refiner, onSwitch: () => pipe.unet.release() };
+    const inpaint = (o: InpaintOptions) => (switchOver ? inpaintRefined(pipe, refiner!, o, switchOver) : pipe.inpaint(o));
     const result: PipelineOutput = image && mask && spec.inpaint
-      ? await a1111Inpaint(pipe, { ...common, image, maskImage: mask, strength: spec.strength, settings: inpaintSettings(spec.inpaint) })
-      : noiseMasked ? await pipe.inpaint({ ...common, ...noiseMasked, strength: spec.strength })
+      ? await a1111Inpaint(pipe, { ...common, image, maskImage: mask, strength: spec.strength, settings: inpaintSettings(spec.inpaint) }, inpaint)
+      : noiseMasked ? await inpaint({ ...common, ...noiseMasked, strength: spec.strength })
       : hires && switchOver ? await generateHires(pipe, { ...common, width: spec.width, height: spec.height }, { ...hires, secondPass: (o) => img2imgRefined(pipe, refiner!, o, switchOver) })
       : switchOver ? await (image ? img2imgRefined(pipe, refiner, { ...common, image, strength: spec.strength }, switchOver)
         : generateRefined(pipe, refiner, { ...common, width: spec.width, height: spec.height }, switchOver))

@@ -15,7 +15,6 @@ import { toRgb8 } from "../../image/image.js";
 import { formatInfotext, samplerLabel, type GenerationInfo } from "../../image/infotext.js";
 import { Upscaler } from "../../pipelines/upscaler.js";
 import { generateRefined, img2imgRefined } from "../../recipes/refiner.js";
-import { servedModelName } from "../../server/model-catalog.js";
 import { builtinPixelUpscale, checkLatentMode, esrganPixelUpscale, generateHires, isLatentMode, type HiresOptions } from "../../recipes/hires-fix.js";
 import { UsageError } from "../usage-error.js";
 import { UNET_WEIGHTS, type UNetWeights } from "../../pipelines/sessions.js";
@@ -23,6 +22,7 @@ import { checkTileSize } from "../../pipelines/vae-tiling.js";
 import { parseDevice, resolveDevice, type DeviceChoice } from "../../runtime/device.js";
 import { HUB_HELP, HUB_OPTIONS, hubOptionsFrom } from "../hub-flags.js";
 import { parseRepoSpec } from "../../hub/index.js";
+import { REFINER_HELP, REFINER_OPTIONS, parseRefiner, refinerInfo, withRefiner } from "../refiner-flags.js";
 import { CONTROLNET_HELP, CONTROLNET_OPTIONS, openControlNets, parseControlNets, type ParsedControlNets } from "../controlnet-flags.js";
 import { drawStepBar, stepBarLine } from "../../util/step-bar.js";
 
@@ -104,10 +104,7 @@ ${COMMON_HELP}
                        on the latents; Lanczos, Nearest on the decoded image; or an ESRGAN FILE.safetensors
   --hires-steps N      the second pass's steps before the strength cut (default: --steps)
   --hires-strength D   the second pass's denoising strength in (0, 1] (default 0.7)
-  --refiner M          base + refiner (diffusers' ensemble of expert denoisers, A1111's Refiner): --model runs
-                       the noisy start of the schedule, M (e.g. stabilityai/stable-diffusion-xl-refiner-1.0, or
-                       any SDXL-family folder, file or repo id) the rest from its latents, with the same steps
-  --refiner-switch-at F  the fraction of the schedule the base runs, in (0, 1) (default 0.8); with --hires-*
+${REFINER_HELP}; with --hires-*
                        the refiner takes over in the second pass (A1111's hires_fix_refiner_pass "second pass")`;
 
 /** parseArgs declarations of the model-loading flags (see parseModelLoad). */
@@ -152,10 +149,10 @@ export const COMMON_OPTIONS = {
   ...CONTROLNET_OPTIONS,
 } as const;
 
-type Values = Record<string, string | string[] | boolean | undefined>;
+export type Values = Record<string, string | string[] | boolean | undefined>;
 
 /** A flag given once as text (undefined when absent). */
-function stringFlag(values: Values, name: string): string | undefined {
+export function stringFlag(values: Values, name: string): string | undefined {
   const raw = values[name];
   if (raw === undefined || typeof raw === "string") return raw;
   throw new UsageError(`--${name} takes one value`);
@@ -441,7 +438,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
     options: {
       ...COMMON_OPTIONS, width: { type: "string" }, height: { type: "string" },
       "hires-scale": { type: "string" }, "hires-steps": { type: "string" }, "hires-strength": { type: "string" }, "hires-upscaler": { type: "string" },
-      refiner: { type: "string" }, "refiner-switch-at": { type: "string" },
+      ...REFINER_OPTIONS,
     },
   });
   if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}" (put the prompt in --prompt "...")`);
@@ -454,27 +451,21 @@ export async function generateCommand(argv: string[]): Promise<void> {
   const width = size("width"), height = size("height");
   limitsAsUsage({ width, height });
   const hires = parseHires(values);
-  const refiner = parseRefiner(values);
-  if (refiner && parsed.controlnets.groups.length) throw new UsageError("--refiner is not combined with --controlnet here");
+  const refiner = parseRefiner(values, parsed);
   if (!hires && !refiner) {
     await runAndSave(parsed, (pipe, onStep, signal) => pipe.generate({ ...parsed.options, width, height, onStep, signal }));
     return;
   }
   // the infotext as A1111 writes it: Size is the first pass's, the Hires fields give the rest
-  const info: Partial<GenerationInfo> = { extra: refiner ? { Refiner: servedModelName(refiner.model), "Refiner switch at": refiner.switchAt } : {} };
+  const info: Partial<GenerationInfo> = { extra: refiner ? refinerInfo(refiner) : {} };
   await runAndSave(parsed, async (pipe, onStep, signal) => {
-    const refinerPipe = refiner && await openRefiner(refiner.model, parsed);
-    const esrgan = hires?.file ? await Upscaler.fromFile(hires.file, { session: { device: await resolveDevice(parsed.device, () => {}) } }) : undefined;
+    const call = { ...parsed.options, width, height, onStep, signal };
+    if (!hires) return withRefiner(refiner!, parsed, pipe, (r, at) => generateRefined(pipe, r, call, at));
+    const esrgan = hires.file ? await Upscaler.fromFile(hires.file, { session: { device: await resolveDevice(parsed.device, () => {}) } }) : undefined;
     try {
-      const call = { ...parsed.options, width, height, onStep, signal };
-      // the base's UNet goes before the refiner's is compiled: one UNet in memory at a time
-      const switchOver = refiner && { switchAt: refiner.switchAt, onSwitch: () => pipe.unet.release() };
-      if (!hires) return await generateRefined(pipe, refinerPipe!, call, switchOver!);
       // with the hires fix the refiner takes over in the second pass, as A1111's default hires_fix_refiner_pass
-      const out = await generateHires(pipe, call, {
-        ...hires.options, upscaler: esrgan ? esrganPixelUpscale(esrgan) : hires.options.upscaler,
-        ...(refinerPipe ? { secondPass: (o: Img2ImgOptions) => img2imgRefined(pipe, refinerPipe, o, switchOver!) } : {}),
-      });
+      const run = (secondPass?: HiresOptions["secondPass"]) => generateHires(pipe, call, { ...hires.options, upscaler: esrgan ? esrganPixelUpscale(esrgan) : hires.options.upscaler, secondPass });
+      const out = refiner ? await withRefiner(refiner, parsed, pipe, (r, at) => run((o) => img2imgRefined(pipe, r, o, at))) : await run();
       Object.assign(info, {
         width: width ?? pipe.defaultSize, height: height ?? pipe.defaultSize, denoisingStrength: out.strength,
         extra: { "Hires upscale": hires.options.scale ?? 2, ...(hires.options.steps ? { "Hires steps": hires.options.steps } : {}), "Hires upscaler": hires.name, ...info.extra },
@@ -482,31 +473,8 @@ export async function generateCommand(argv: string[]): Promise<void> {
       return out;
     } finally {
       await esrgan?.release();
-      await refinerPipe?.release();
     }
   }, info);
-}
-
-/** The --refiner model, loaded low-memory on the same device (its sessions compile when it runs). */
-async function openRefiner(model: string, parsed: ParsedCommon): Promise<StableDiffusionXLPipeline> {
-  const t0 = performance.now();
-  const device = await resolveDevice(parsed.device, () => {});
-  const pipe = await StableDiffusionXLPipeline.fromPretrained(model, {
-    lowMemory: true, hub: parsed.load.hub, variant: parsed.variant, session: { device }, onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
-  }).catch((e) => { throw e instanceof PipelineInputError ? new UsageError(`--refiner: ${e.message}`) : e; });
-  process.stderr.write(`refiner ${pipe.model.dir} (${((performance.now() - t0) / 1000).toFixed(1)} s)\n`);
-  return pipe;
-}
-
-/** --refiner and --refiner-switch-at (default 0.8, A1111's), checked before the model loads. */
-function parseRefiner(values: Values): { model: string; switchAt: number } | undefined {
-  const model = stringFlag(values, "refiner"), switchAt = numberFlag(values, "refiner-switch-at");
-  if (model === undefined) {
-    if (switchAt !== undefined) throw new UsageError("--refiner-switch-at needs --refiner");
-    return undefined;
-  }
-  if (switchAt !== undefined && !(switchAt > 0 && switchAt < 1)) throw new UsageError(`--refiner-switch-at must be in (0, 1), got ${switchAt}`);
-  return { model, switchAt: switchAt ?? 0.8 };
 }
 
 /** The --hires-* flags (undefined when none is given), checked before the model loads. */

@@ -4,6 +4,8 @@ import { grayToRgb, rgbToGray } from "../../image/mask.js";
 import { gaussianBlurGray } from "../../image/gaussian-blur.js";
 import { UsageError } from "../usage-error.js";
 import { COMMON_OPTIONS, intFlag, numberFlag, parseCommon, runAndSave } from "./generate.js";
+import { REFINER_HELP, REFINER_OPTIONS, parseRefiner, refinerInfo, withRefiner } from "../refiner-flags.js";
+import { inpaintRefined } from "../../recipes/refiner.js";
 
 export const inpaintUsage = `ssd1b inpaint --image INIT.png --mask MASK.png --prompt TEXT [--strength S] [options]
   Inpainting, equal to diffusers' StableDiffusionXLInpaintPipeline: repaints the mask's white area.
@@ -17,13 +19,14 @@ export const inpaintUsage = `ssd1b inpaint --image INIT.png --mask MASK.png --pr
                        rounder edge, still thresholded at 0.5
   --padding-mask-crop PX  inpaint only the mask's box grown by PX (at full size: more detail) and paste
                        it back over the original (diffusers' padding_mask_crop)
+${REFINER_HELP}
   (and the options of generate except --width/--height)`;
 
 export async function inpaintCommand(argv: string[]): Promise<void> {
   const { values, positionals, tokens } = parseArgs({
     args: argv, allowPositionals: true, tokens: true,
     options: {
-      ...COMMON_OPTIONS, image: { type: "string" }, mask: { type: "string" }, strength: { type: "string" },
+      ...COMMON_OPTIONS, ...REFINER_OPTIONS, image: { type: "string" }, mask: { type: "string" }, strength: { type: "string" },
       "invert-mask": { type: "boolean" }, "mask-blur": { type: "string" }, "padding-mask-crop": { type: "string" },
     },
   });
@@ -48,6 +51,9 @@ export async function inpaintCommand(argv: string[]): Promise<void> {
   if (values["invert-mask"] === true) gray = { ...gray, data: gray.data.map((v) => 255 - v) };
   if (blur > 0) gray = gaussianBlurGray(gray, blur);
   const maskImage = grayToRgb(gray);
-  await runAndSave(parsed, (pipe, onStep, signal) => pipe.inpaint({ ...parsed.options, image, maskImage, strength, paddingMaskCrop, onStep, signal }),
-    { denoisingStrength: strength, ...(blur ? { extra: { "Mask blur": blur } } : {}) });
+  const refiner = parseRefiner(values, parsed);
+  await runAndSave(parsed, (pipe, onStep, signal) => {
+    const call = { ...parsed.options, image, maskImage, strength, paddingMaskCrop, onStep, signal };
+    return refiner ? withRefiner(refiner, parsed, pipe, (r, at) => inpaintRefined(pipe, r, call, at)) : pipe.inpaint(call);
+  }, { denoisingStrength: strength, extra: { ...(blur ? { "Mask blur": blur } : {}), ...(refiner ? refinerInfo(refiner) : {}) } });
 }

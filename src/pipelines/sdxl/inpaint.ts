@@ -15,7 +15,7 @@ import { encodeInitImage } from "../vae-io.js";
 import { PipelineInputError } from "../errors.js";
 import type { SdxlComponents } from "./components.js";
 import type { DenoiseHook } from "./denoise.js";
-import { initialNoise, type InitInput, type Prepared } from "./prepare.js";
+import { initialNoise, tileImages, type InitInput, type Prepared } from "./prepare.js";
 
 /** A mask: 8-bit RGB (as PIL's convert("L")), or floats [H, W], [1, H, W] or [M, 1, H, W] in [0, 1]; 1 (white) = repaint. */
 export type MaskInput = RgbImage | FloatTensor;
@@ -29,7 +29,8 @@ const f = Math.fround;
 export function binarizeMask(mask: MaskInput, init: InitInput): BinaryMask {
   const grey = maskPlanes(mask);
   if (grey.height !== init.height || grey.width !== init.width) {
-    throw new PipelineInputError(`the mask is ${grey.width}x${grey.height} but the image is ${init.width}x${init.height}; they must be the same size`);
+    const what = init.given === "latents" ? "the init latents are (x the VAE scale)" : "the image is";
+    throw new PipelineInputError(`the mask is ${grey.width}x${grey.height} but ${what} ${init.width}x${init.height}; they must be the same size`);
   }
   const m = init.tensor.shape[0];
   if (grey.count !== 1 && grey.count !== m) throw new PipelineInputError(`${grey.count} masks for ${m} init images: pass one mask, or one per image`);
@@ -66,14 +67,18 @@ export interface InpaintStart {
  * prepare_latents and prepare_mask_latents in diffusers' order of random draws, then the hooks for
  * this UNet (4 channels: blend; 9 channels: extra input channels).
  */
-export async function prepareInpaint(c: SdxlComponents, p: Prepared, init: InitInput, mask: BinaryMask, strength: number, timesteps: number[], latentFill?: LatentFill): Promise<InpaintStart> {
+export async function prepareInpaint(c: SdxlComponents, p: Prepared, init: InitInput, mask: BinaryMask, strength: number, timesteps: number[], how: { latentFill?: LatentFill; denoisingStart?: number } = {}): Promise<InpaintStart> {
   const unetChannels = c.unet.config.inChannels;
   const latentChannels = c.vae.config.latentChannels;
   if (unetChannels !== latentChannels && unetChannels !== 2 * latentChannels + 1) {
     throw new PipelineInputError(`an inpainting UNet takes ${latentChannels} (latents) or ${2 * latentChannels + 1} (latents, mask, masked image) input channels; this one has ${unetChannels}`);
   }
-  if (init.given !== "image") throw new PipelineInputError("inpainting needs the init image in pixels (the masked image is encoded from it), not latents");
-  const full = strength === 1;
+  const blend = unetChannels === latentChannels;
+  const { latentFill, denoisingStart } = how;
+  // only a 4-channel UNet (which blends) continues from latents: an inpainting UNet needs the masked image
+  if (init.given === "latents" && !blend) throw new PipelineInputError("an inpainting UNet (9 input channels) needs the init image in pixels (the masked image is encoded from it), not latents");
+  if (latentFill && denoisingStart !== undefined) throw new PipelineInputError("latentFill changes the init latents before they are noised; with denoisingStart they are taken as they are");
+  const full = strength === 1 && denoisingStart === undefined;
   const f8 = c.vaeScaleFactor;
   const h = init.height / f8, w = init.width / f8;
   const shape = [p.batch, latentChannels, h, w];
@@ -81,15 +86,17 @@ export async function prepareInpaint(c: SdxlComponents, p: Prepared, init: InitI
   const m = init.tensor.shape[0];
   if (p.batch % m !== 0) throw new PipelineInputError(`${m} init images cannot be spread over ${p.batch} images`);
   const gen = firstGenerators(p.generator, m);
-  const blend = unetChannels === latentChannels;
-  const image = blend || !full ? await encodeInitImage(c.vae, init.tensor, p.batch, gen, p.tiling) : undefined;
+  const image = init.given === "latents" ? tileImages(init.tensor, p.batch)
+    : blend || !full ? await encodeInitImage(c.vae, init.tensor, p.batch, gen, p.tiling) : undefined;
   const noise = initialNoise(p, shape);
   const sigma = f(p.scheduler.initNoiseSigma);
   const maskLat = maskLatents(mask, f8);
   const start = latentFill && image ? fillMasked(image.data, maskLat, p.batch, latentFill === "noise" ? noise : undefined) : image?.data;
-  const latents = full ? noise.map((v) => v * sigma) : p.scheduler.addNoise(start!, noise, timesteps[0]);
-  const masked = await encodeInitImage(c.vae, maskedImage(init.tensor, mask), p.batch, gen, p.tiling);
-  const hook = blend ? blendHook(image!.data, noise, maskLat, p.batch) : channelsHook(maskLat, masked.data, p.batch, latentChannels, h * w);
+  // denoising_start: the image latents (another run's partly denoised ones) are continued as they are
+  const latents = denoisingStart !== undefined ? start! : full ? noise.map((v) => v * sigma) : p.scheduler.addNoise(start!, noise, timesteps[0]);
+  // encoded (and its draws made) even for a 4-channel UNet, which never sees it, as diffusers does; latents cannot be masked
+  const masked = init.given === "image" ? await encodeInitImage(c.vae, maskedImage(init.tensor, mask), p.batch, gen, p.tiling) : undefined;
+  const hook = blend ? blendHook(image!.data, noise, maskLat, p.batch) : channelsHook(maskLat, masked!.data, p.batch, latentChannels, h * w);
   return { latents, shape, hooks: [hook] };
 }
 

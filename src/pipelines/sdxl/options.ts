@@ -211,7 +211,11 @@ export interface PipelineOutput {
 }
 
 export interface InpaintOptions extends CommonOptions {
-  /** The image to repaint: 8-bit RGB, or [M, 3, H, W] floats in [0, 1]. Its size is the output size. */
+  /**
+   * The image to repaint: 8-bit RGB, or [M, 3, H, W] floats in [0, 1]. Its size is the output size.
+   * Or, with denoisingStart and a 4-channel UNet, another inpainting run's latents [M, C, h, w] (its
+   * denoisingEnd output, whose known area is the clean image), as diffusers' refiner inpaints.
+   */
   image: FloatTensor | RgbImage;
   /**
    * Where to repaint: white (>= 0.5 after grayscale) = repaint, black = keep; an RGB image of the
@@ -230,4 +234,10 @@ export interface InpaintOptions extends CommonOptions {
    * 3 "latent nothing"); default the image's own latents, as diffusers.
    */
   latentFill?: LatentFill;
+  /**
+   * denoising_start, as img2img's: the image latents are continued as they are (strength ignored),
+   * from the timesteps below round(1000 - denoisingStart * 1000); the known area is blended back at
+   * every step as usual. The second half of inpainting with a refiner.
+   */
+  denoisingStart?: number;
 }

@@ -148,7 +148,8 @@ export class StableDiffusionXLPipeline {
   /**
    * Inpainting (StableDiffusionXLInpaintPipeline.__call__): repaints the mask's white area of the
    * image; a 4-channel UNet (SSD-1B, SDXL) keeps the rest by blending it back every step, a 9-channel
-   * inpainting UNet is given the mask and the masked image.
+   * inpainting UNet is given the mask and the masked image. With denoisingEnd / denoisingStart the
+   * run is split between two models (inpainting with a refiner: recipes/refiner.ts inpaintRefined).
    */
   async inpaint(callOpts: InpaintOptions): Promise<PipelineOutput> {
     const opts = this.withCallDefaults(callOpts);
@@ -162,8 +163,9 @@ export class StableDiffusionXLPipeline {
     const init = initInput(this.components, opts.image);
     const mask = binarizeMask(opts.maskImage, init);
     const p = await this.prepare(opts);
-    const timesteps = denoisingEndCut(p, strengthTimesteps(p, strength), opts.denoisingEnd);
-    const start = await prepareInpaint(this.components, p, init, mask, strength, timesteps, opts.latentFill);
+    const { denoisingStart } = opts;
+    const timesteps = denoisingEndCut(p, strengthTimesteps(p, strength, denoisingStart), opts.denoisingEnd, denoisingStart);
+    const start = await prepareInpaint(this.components, p, init, mask, strength, timesteps, { latentFill: opts.latentFill, denoisingStart });
     const timeIds = img2imgTimeIds(opts, init.height, init.width, p.batch, p.guidance, this.requiresAestheticsScore);
     return this.run(p, opts, timesteps, start.latents, start.shape, timeIds, start.hooks);
   }

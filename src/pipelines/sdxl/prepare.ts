@@ -136,7 +136,7 @@ export interface InitInput { tensor: FloatTensor; given: "image" | "latents"; he
 
 export function initInput(c: SdxlComponents, image: FloatTensor | RgbImage): InitInput {
   const tensor = isRgbImage(image) ? rgbToTensor(image) : image;
-  const ch = c.unet.config.inChannels, f = c.vaeScaleFactor;
+  const ch = c.vae.config.latentChannels, f = c.vaeScaleFactor;
   const given = tensor.shape.length === 4 && tensor.shape[1] === ch && ch !== 3 ? "latents" : "image";
   if (given === "image" && (tensor.shape.length !== 4 || tensor.shape[1] !== 3)) throw new PipelineInputError(`the init image must be [M, 3, H, W] (or latents [M, ${ch}, h, w]), got [${tensor.shape}]`);
   const [height, width] = given === "latents" ? [tensor.shape[2] * f, tensor.shape[3] * f] : [tensor.shape[2], tensor.shape[3]];
