@@ -16,6 +16,8 @@ import { generateRefined, img2imgRefined, inpaintRefined } from "../src/recipes/
 import { a1111Inpaint } from "../src/recipes/a1111-inpaint.js";
 import { generateHires } from "../src/recipes/hires-fix.js";
 import { encodePng } from "../src/image/png.js";
+import { comfyRefused, comfyUpload, runComfyPrompt } from "./helpers/comfy-client.js";
+import { keepLast } from "../src/server/comfyui/sampler-node.js";
 import { comfySampler } from "../src/server/comfyui/samplers.js";
 
 const loads: string[] = [];
@@ -142,21 +144,7 @@ function refinerGraph(o: { switchStep: number; ascore?: number; refinerSteps?: n
   };
 }
 
-async function comfyImage(prompt: unknown): Promise<Buffer> {
-  const r = await postJson(served.server.url, "/prompt", { prompt });
-  const answer = await r.json() as { prompt_id: string };
-  assert.equal(r.status, 200, JSON.stringify(answer));
-  for (let i = 0; i < 1500; i++) {
-    const item = (await (await fetch(`${served.server.url}/history/${answer.prompt_id}`)).json() as Record<string, any>)[answer.prompt_id];
-    if (item?.status?.completed) {
-      assert.equal(item.status.status_str, "success", JSON.stringify(item.status));
-      const img = item.outputs["9"].images[0];
-      return Buffer.from(await (await fetch(`${served.server.url}/view?filename=${img.filename}&subfolder=${img.subfolder}&type=${img.type}`)).arrayBuffer());
-    }
-    await new Promise((res) => setTimeout(res, 40));
-  }
-  throw new Error("the prompt never finished");
-}
+const comfyImage = (prompt: unknown) => runComfyPrompt(served.server.url, prompt);
 
 test("ComfyUI's base + refiner graph (KSamplerAdvanced to end_at_step, the refiner's from start_at_step): the library's recipe with that switch step", { skip: NO_FIXTURES, timeout: 300_000 }, async () => {
   const { base: b, refiner: r } = await library();
@@ -171,6 +159,34 @@ test("ComfyUI's base + refiner graph (KSamplerAdvanced to end_at_step, the refin
   assert.ok(levelDiff(plainText, (await b.generate(libraryCall)).images.data) > 1, "the refiner changes the image");
 });
 
+test("ComfyUI refiner graphs from an image: VAEEncode (img2img from start_at_step) and SetLatentNoiseMask (inpainting) are the library's img2imgRefined and inpaintRefined", { skip: NO_FIXTURES, timeout: 300_000 }, async () => {
+  const { base: b, refiner: r } = await library();
+  const rgb = { width: 32, height: 32, data: Uint8Array.from({ length: 32 * 32 * 3 }, (_, i) => (i * 37) % 256) };
+  const maskRgb = { width: 32, height: 32, data: Uint8Array.from({ length: 32 * 32 * 3 }, (_, i) => (Math.floor(i / 3) % 32 < 16 ? 255 : 0)) };
+  const photo = await comfyUpload(served.server.url, encodePng(rgb), "refiner-photo.png");
+  const maskName = await comfyUpload(served.server.url, encodePng(maskRgb), "refiner-mask.png");
+  const { width: _w, height: _h, ...i2i } = { ...call, seeds: undefined, seed: 4, scheduler: comfySampler("euler", "ddim_uniform").scheduler };
+  const fromImage = (latent: Record<string, any>, startAt: number, switchStep: number) => {
+    const g = refinerGraph({ switchStep });
+    Object.assign(g, latent, { 20: { class_type: "LoadImage", inputs: { image: photo } }, 21: { class_type: "VAEEncode", inputs: { pixels: ["20", 0], vae: ["4", 2] } } });
+    g[10].inputs.start_at_step = startAt;
+    return g;
+  };
+  // img2img: the base from step 2 of 6 to step 4, the refiner to the end
+  const img2img = await comfyImage(fromImage({ 5: { class_type: "VAEEncode", inputs: { pixels: ["20", 0], vae: ["4", 2] } } }, 2, 4));
+  const wantI2i = await img2imgRefined(b, r, { ...i2i, image: rgb, strength: keepLast(4, 6) }, { switchStep: 4 });
+  assert.ok(levelDiff(img2img, wantI2i.images.data) <= 1, `differs from the library by ${levelDiff(img2img, wantI2i.images.data)} levels`);
+  assert.ok(levelDiff(img2img, (await b.img2img({ ...i2i, image: rgb, strength: keepLast(4, 6) })).images.data) > 1, "the refiner ran");
+  // inpainting: the noise mask goes on to the refiner's sampler (as ComfyUI's latent dict carries it)
+  const noiseMask = { 5: { class_type: "SetLatentNoiseMask", inputs: { samples: ["21", 0], mask: ["22", 0] } }, 22: { class_type: "LoadImageMask", inputs: { image: maskName, channel: "red" } } };
+  const inpainted = await comfyImage(fromImage(noiseMask, 0, 3));
+  const wantInpaint = await inpaintRefined(b, r, { ...i2i, image: rgb, maskImage: maskRgb, strength: 1 }, { switchStep: 3 });
+  assert.ok(levelDiff(inpainted, wantInpaint.images.data) <= 1, `differs from the library by ${levelDiff(inpainted, wantInpaint.images.data)} levels`);
+  assert.ok(levelDiff(inpainted, (await b.inpaint({ ...i2i, image: rgb, maskImage: maskRgb, strength: 1 })).images.data) > 1, "the refiner ran");
+  // a base that starts where it should hand over is refused
+  await comfyRefused(served.server.url, fromImage({ 5: { class_type: "VAEEncode", inputs: { pixels: ["20", 0], vae: ["4", 2] } } }, 4, 4), "10", "start_at_step", /must come before end_at_step 4/);
+});
+
 test("ComfyUI refiner graphs that are not one schedule split in two are refused, naming node and input", { skip: NO_FIXTURES }, async () => {
   const cases: [Record<string, any>, string, string, RegExp][] = [
     [refinerGraph({ switchStep: 2, refinerSteps: 8 }), "11", "steps", /must be the base's \(6\)/],
@@ -182,6 +198,9 @@ test("ComfyUI refiner graphs that are not one schedule split in two are refused,
   const mismatched = refinerGraph({ switchStep: 2 });
   mismatched[11].inputs.start_at_step = 3;
   cases.push([mismatched, "11", "start_at_step", /end_at_step 2/]);
+  const lateFromNoise = refinerGraph({ switchStep: 3 });
+  lateFromNoise[10].inputs.start_at_step = 1;
+  cases.push([lateFromNoise, "10", "start_at_step", /needs an image to start from/]);
   for (const [prompt, node, input, message] of cases) {
     const r = await postJson(served.server.url, "/prompt", { prompt });
     const body = await r.json() as any;

@@ -14,9 +14,12 @@ import { DECODERS, imageChain, imageOps, imageSource, type GraphImageOp } from "
 import { hiresTargetSize } from "../../recipes/hires-size.js";
 import type { Limits } from "../validation.js";
 import { roundHalfEven } from "../../schedulers/common.js";
+import { INPAINT_LATENTS } from "./inpaint.js";
 
 const UPSCALES: Readonly<Record<string, number[]>> = { LatentUpscaleBy: [0], LatentUpscale: [0] };
 const SAMPLED = { KSampler: [0], KSamplerAdvanced: [0] };
+/** What a refiner graph's base may start from: noise, an image (img2img), an image and mask (inpainting). */
+const REFINER_BASE_LATENTS = { EmptyLatentImage: 1, VAEEncode: 1, ...INPAINT_LATENTS };
 
 /** ComfyUI's upscale_method as the A1111 latent mode of the same torch interpolation. */
 const METHODS: Readonly<Record<string, string>> = { "nearest-exact": "Latent (nearest-exact)", bilinear: "Latent", bicubic: "Latent (bicubic)" };
@@ -41,7 +44,7 @@ export function findPasses(graph: Graph, last: GraphNode): Passes {
   if (from in SAMPLED) {
     const first = graph.follow(last, "latent_image", SAMPLED, "a LATENT");
     if (first === last) throw new NodeError(last, "the sampler's latent_image links to itself", "latent_image");
-    if (!((linkedClass(graph, first, "latent_image") ?? "") in { EmptyLatentImage: 1 })) throw new NodeError(first, "the base sampler of a refiner graph must start from an EmptyLatentImage here", "latent_image");
+    if (!((linkedClass(graph, first, "latent_image") ?? "") in REFINER_BASE_LATENTS)) throw new NodeError(first, "the base sampler of a refiner graph must start from an EmptyLatentImage, a VAEEncode or an inpainting latent here", "latent_image");
     return { first, refiner: last };
   }
   if (from === "VAEEncode") {

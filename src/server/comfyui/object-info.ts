@@ -129,7 +129,7 @@ function nodes(c: Choices): Record<string, NodeInfo> {
         start_at_step: ["INT", { default: 0, min: 0, max: 10000 }], end_at_step: ["INT", { default: 10000, min: 0, max: 10000 }],
         return_with_leftover_noise: [["disable", "enable"]],
       },
-      output: ["LATENT"], category: "sampling", displayName: "KSampler (Advanced)", description: "From start_at_step (img2img: strength (steps - start) / steps) to the end; or a base stopping at end_at_step (leftover noise) and a refiner's sampler (add_noise disable) continuing from there.",
+      output: ["LATENT"], category: "sampling", displayName: "KSampler (Advanced)", description: "From start_at_step (img2img: strength (steps - start) / steps) to the end; or a base stopping at end_at_step (leftover noise; from noise, an image or an inpainting latent) and a refiner's sampler (add_noise disable) continuing from there.",
     },
     SamplerCustomAdvanced: {
       required: { noise: ["NOISE"], guider: ["GUIDER"], sampler: ["SAMPLER"], sigmas: ["SIGMAS"], latent_image: ["LATENT"] },

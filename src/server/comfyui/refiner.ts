@@ -6,6 +6,10 @@
  *                    -> KSamplerAdvanced (refiner: add_noise disable, start_at_step k, the same steps)
  *                    -> VAEDecode (either checkpoint's VAE: SDXL's base and refiner ship the same one)
  *
+ * The base may start from an image instead (VAEEncode, from its start_at_step: img2imgRefined) or an
+ * inpainting latent (SetLatentNoiseMask, VAEEncodeForInpaint...: inpaintRefined, the refiner keeping
+ * the noise mask, as ComfyUI's latent carries it to the second sampler).
+ *
  * The refiner's model is a second CheckpointLoaderSimple (no LoRAs); its prompts are CLIPTextEncode
  * (ComfyUI's refiner conditioning: the image size, aesthetic scores 6 and 2.5, as diffusers' defaults)
  * or CLIPTextEncodeSDXLRefiner (ascore), on its own CLIP, with the base's texts: the refiner here

@@ -49,8 +49,9 @@ export function readSampler(ks: GraphNode, limits: Limits, role: SamplerRole = "
   }
   const startAt = f.int("start_at_step", 0, 10000), endAt = f.int("end_at_step", 0, 10000);
   if (role === "base") {
-    if (startAt !== 0) throw new NodeError(ks, `start_at_step ${startAt}: the base sampler of a refiner graph starts at 0 here`, "start_at_step");
     if (endAt < 1 || endAt >= steps) throw new NodeError(ks, `end_at_step ${endAt} must hand over to the refiner between step 1 and ${steps - 1} of ${steps}`, "end_at_step");
+    // from an image the base may start later (img2img); from an EmptyLatentImage checkFullSchedule wants 0
+    if (startAt >= endAt) throw new NodeError(ks, `start_at_step ${startAt} must come before end_at_step ${endAt}: the base runs some of the steps before the refiner`, "start_at_step");
     const leftover = f.string("return_with_leftover_noise", 20);
     if (leftover !== "enable") throw new NodeError(ks, `return_with_leftover_noise "${leftover}": the refiner continues the base's noisy latents (return_with_leftover_noise "enable")`, "return_with_leftover_noise");
     return { seed, steps, cfg, scheduler, denoise: 1, startAt, endAt };

@@ -18,7 +18,7 @@
  * with strength d and num_inference_steps floor(s / d)); KSamplerAdvanced from start_at_step k of s
  * steps is strength (s - k) / s with s steps (sampler-node.ts). A VAEEncodeForInpaint or
  * SetLatentNoiseMask latent makes it the pipeline's inpaint with that mask (inpaint.ts). A KSamplerAdvanced whose latent is
- * another's leftover noise is a base + refiner graph's refiner (refiner.ts). A sampler whose latent is a
+ * another's leftover noise is a base + refiner graph's refiner (refiner.ts; the base from noise, an image or an inpainting latent). A sampler whose latent is a
  * LatentUpscale(By) of another's is the hires fix's second pass (hires.ts). ControlNetApplyAdvanced nodes on both prompts are ControlNet
  * units (controlnet.ts). A LoRA applies to the UNet and text encoders together here, so
  * LoraLoader needs strength_model = strength_clip, and LoraLoaderModelOnly a file without text-encoder weights. ComfyUI reads only the nodes an output needs; so
