@@ -127,7 +127,7 @@ test("ComfyUI: KSampler -> VAEDecode -> ImageUpscaleWithModel -> ImageScaleBy ->
   await comfyRefused(url, odd, undefined, undefined, /make 45x45; the second pass needs whole multiples of 8/);
 });
 
-test("ComfyUI: LoadImage -> ImageScaleBy -> VAEEncode resizes the upload in the job, then crops it to multiples of 8 as VAEEncode does", { skip: NO_FIXTURES, timeout: 180_000 }, async () => {
+test("ComfyUI: LoadImage -> ImageScaleBy | ImageUpscaleWithModel -> VAEEncode resizes the upload in the job, then crops it to multiples of 8 as VAEEncode does", { skip: NO_FIXTURES, timeout: 180_000 }, async () => {
   const url = served.server.url;
   const w = 37, h = 35;
   const rgb = { width: w, height: h, data: Uint8Array.from({ length: w * h * 3 }, (_, i) => (i * 53) % 256) };
@@ -149,8 +149,24 @@ test("ComfyUI: LoadImage -> ImageScaleBy -> VAEEncode resizes the upload in the 
   const lib = await served.pipe.img2img({ prompt: "a lighthouse", negativePrompt: "fog", numInferenceSteps: 5, strength: 0.6, guidanceScale: 5, seed: 4, scheduler: "Euler", image: { width: 56, height: 48, data: init } });
   assert.deepEqual(png.data, toRgb8(lib.images, 0).data);
 
+  // an upscale model first (ComfyUI's upscale-then-img2img): 37x35 x 2 = 74x70, cropped to 72x64 from (1, 3)
   const withModel = structuredClone(g);
   withModel[11] = { class_type: "ImageUpscaleWithModel", inputs: { upscale_model: ["13", 0], image: ["10", 0] } };
   withModel[13] = UPSCALE[10];
-  await comfyRefused(url, withModel, "13", "model_name", /an upscale model on an uploaded image before its VAEEncode is not run here/);
+  const upscaled = decodePng(await runComfyPrompt(url, withModel));
+  assert.deepEqual([upscaled.width, upscaled.height], [72, 64]);
+  const model = await Upscaler.fromFile(modelFile);
+  const x2 = await runImageOps(rgbToTensor(rgb), [{ op: "upscale-model", name: "tiny-x2", path: modelFile }], new Map([[modelFile, model]]));
+  await model.release();
+  assert.deepEqual(x2.shape, [1, 3, 70, 74]);
+  const cut = new Uint8Array(72 * 64 * 3);
+  for (let y = 0; y < 64; y++) for (let x = 0; x < 72; x++) for (let c = 0; c < 3; c++) {
+    cut[(y * 72 + x) * 3 + c] = Math.min(255, Math.max(0, Math.round(Math.fround(x2.data[(c * 70 + y + 3) * 74 + x + 1] * 255))));
+  }
+  const fromUpscaled = await served.pipe.img2img({ prompt: "a lighthouse", negativePrompt: "fog", numInferenceSteps: 5, strength: 0.6, guidanceScale: 5, seed: 4, scheduler: "Euler", image: { width: 72, height: 64, data: cut } });
+  assert.deepEqual(upscaled.data, toRgb8(fromUpscaled.images, 0).data);
+  // a model the server does not have is named before anything runs
+  const unknown = structuredClone(withModel);
+  unknown[13] = { class_type: "UpscaleModelLoader", inputs: { model_name: "4x-UltraSharp.pth" } };
+  await comfyRefused(url, unknown, "13", "model_name", /Value not in list: model_name: "4x-UltraSharp" \(not an upscale model of this server's --upscaler-dir\)/);
 });

@@ -71,8 +71,8 @@ export type ImageOpSpec =
   | { op: "resize"; method: ImageResizeMethod; scaleBy: number }
   | { op: "resize"; method: ImageResizeMethod; width: number; height: number; crop: "disabled" | "center" };
 
-/** A resize of an uploaded init image before it is encoded (ComfyUI's ImageScale / ImageScaleBy before VAEEncode). */
-export type InitImageOp = Extract<ImageOpSpec, { op: "resize" }>;
+/** An upscale or resize of an uploaded init image before it is encoded (ComfyUI's ImageUpscaleWithModel, ImageScale, ImageScaleBy before VAEEncode). */
+export type InitImageOp = Extract<ImageOpSpec, { op: "resize" | "upscale-model" }>;
 
 /** What to generate; every field already checked, the seed already drawn. */
 export interface JobSpec {

@@ -111,7 +111,7 @@ export interface RunOptions {
 export async function runJob(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: RunOptions = {}): Promise<JobOutput> {
   // an --upscaler-dir model for the hires fix, and the refiner, are opened for this job only
   const esrgan = spec.hires?.upscalerPath ? await Upscaler.fromFile(spec.hires.upscalerPath, { session: { device: pipe.device } }) : undefined;
-  const allOps = [...(spec.hires?.imageOps ?? []), ...(spec.imageOps ?? [])];
+  const allOps = [...(spec.initImageOps ?? []), ...(spec.hires?.imageOps ?? []), ...(spec.imageOps ?? [])];
   const opModels = allOps.length ? await openImageOpModels(allOps, pipe.device) : undefined;
   let refiner: StableDiffusionXLPipeline | undefined, withVae: StableDiffusionXLPipeline | undefined, refinerWithVae: StableDiffusionXLPipeline | undefined;
   try {
@@ -135,11 +135,11 @@ export async function runJob(pipe: StableDiffusionXLPipeline, spec: JobSpec, opt
   }
 }
 
-/** The job's init image, resized by its initImageOps first (then cut to multiples of 8 about its centre, as ComfyUI's VAEEncode). */
-async function initImageOf(png: string, ops: JobSpec["initImageOps"], signal?: AbortSignal): Promise<RgbImage> {
+/** The job's init image, upscaled or resized by its initImageOps first (then cut to multiples of 8 about its centre, as ComfyUI's VAEEncode). */
+async function initImageOf(png: string, ops: JobSpec["initImageOps"], models: ReadonlyMap<string, Upscaler>, signal?: AbortSignal): Promise<RgbImage> {
   const image = decodeImage(Buffer.from(png, "base64"), "init image");
   if (!ops?.length) return image;
-  return cropToEights(planesToRgb8(await runImageOps(rgbToTensor(image), ops, new Map(), signal)));
+  return cropToEights(planesToRgb8(await runImageOps(rgbToTensor(image), ops, models, signal)));
 }
 
 /** The spec's A1111 settings as the recipe takes them (the mask itself goes separately). */
@@ -158,7 +158,7 @@ async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: 
     prompt: h.prompt && stripLoraTags(h.prompt), negativePrompt: h.negativePrompt && stripLoraTags(h.negativePrompt),
     upscaler: esrgan ? esrganPixelUpscale(esrgan) : h.imageOps ? imageOpsUpscale(h.imageOps, opModels ?? new Map()) : h.upscaler, seed: h.seed,
   };
-  const init = spec.initImage !== undefined ? await initImageOf(spec.initImage, spec.initImageOps, opts.signal) : undefined;
+  const init = spec.initImage !== undefined ? await initImageOf(spec.initImage, spec.initImageOps, opModels ?? new Map(), opts.signal) : undefined;
   const mask = spec.inpaint && init ? decodeImage(Buffer.from(spec.inpaint.mask, "base64"), "mask") : undefined;
   const noiseMasked = spec.noiseMask && init ? noiseMaskInputs(spec.noiseMask, init) : undefined;
   const previews = new StepPreviews(pipe.taesd);

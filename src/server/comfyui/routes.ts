@@ -40,7 +40,7 @@ import { ComfyInputs } from "./inputs.js";
 import { UpscalerLibraryError } from "../upscaler-library.js";
 import { imageOpsSize } from "../image-ops.js";
 import { ImageFormatError } from "../../image/errors.js";
-import type { ImageOpSpec } from "../job.js";
+import type { ImageOpSpec, InitImageOp } from "../job.js";
 import type { GraphImageOp } from "./image-nodes.js";
 import { VaeLibraryError } from "../vae-library.js";
 import { objectInfo } from "./object-info.js";
@@ -165,10 +165,13 @@ export class ComfyUiApi {
       const f = Fields.of(await body(ctx));
       const clientId = f.string("client_id", 64);
       let compiled: CompiledPrompt;
+      // an upscale model before a VAEEncode sets the size the prompt is checked at
+      const upscalers = ctx.state.upscalers ? await ctx.state.upscalers.list() : [];
       try {
         compiled = compileWorkflow(f.raw("prompt"), {
           limits: ctx.state.limits, model: ctx.state.queue.model(),
           inputImage: (name) => this.inputs.forVaeEncode(name), upload: (name) => this.inputs.rgba(name), uploadBytes: (name) => this.inputs.file(name)?.data.toString("base64"),
+          upscaleScale: (name) => upscalers.find((u) => u.path && u.name === name)?.scale,
         });
         await this.checkLibraries(compiled, ctx.state);
       } catch (e) {
@@ -322,6 +325,8 @@ export class ComfyUiApi {
         throw e;
       }
     };
+    // composites were refused before VAEEncode by compileWorkflow
+    if (compiled.initImageOps) spec.initImageOps = await this.resolveImageOps(compiled.initImageOps, state, scales) as InitImageOp[];
     let decoded = compiled.decodedSize;
     if (compiled.hiresPixelOps && spec.hires) {
       const ops = await this.resolveImageOps(compiled.hiresPixelOps, state, scales);

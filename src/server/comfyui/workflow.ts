@@ -34,7 +34,6 @@ import { uploadName, type UploadReader } from "./masks.js";
 import { imageChain, imageOps, type GraphImageOp } from "./image-nodes.js";
 import { resizedSize } from "../image-ops.js";
 import { checkImageSize } from "../../image/limits.js";
-import type { InitImageOp } from "../job.js";
 import { hiresTargetSize } from "../../recipes/hires-size.js";
 import { conditioningChain, controlNetUnits } from "./controlnet.js";
 import type { ControlNetSpec } from "../controlnet-spec.js";
@@ -84,6 +83,8 @@ export interface WorkflowContext {
   upload: UploadReader;
   /** An upload's bytes (base64) as they came: a control image, or an image the job resizes first; undefined when there is none. */
   uploadBytes: (name: string) => string | undefined;
+  /** An --upscaler-dir model's scale by name (UpscaleModelLoader's file without extension), or undefined when there is none. */
+  upscaleScale?: (name: string) => number | undefined;
 }
 
 /** One output node and the type of the files it makes ("output" for SaveImage, "temp" for PreviewImage). */
@@ -104,6 +105,8 @@ export interface CompiledPrompt {
   decodedSize: { width: number; height: number };
   /** A pixel-space hires pass's image nodes (looked up with imageOps); their output size is the second pass's, and the decoded size. */
   hiresPixelOps?: GraphImageOp[];
+  /** The image nodes between LoadImage and the first VAEEncode (model names not yet looked up in --upscaler-dir). */
+  initImageOps?: GraphImageOp[];
   /** A VAELoader's file (not yet looked up in --vae-dir), when the graph encodes and decodes with one. */
   vae?: { name: string; node: GraphNode };
   /** The node ids the socket messages name: the sampler the outputs show, the VAEDecode before them. */
@@ -203,6 +206,7 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
     spec.clipSkip = { textEncoder: clipSkip, textEncoder2: clipSkip };
   }
 
+  let initImageOps: GraphImageOp[] | undefined;
   if (latent.classType === "EmptyLatentImage") {
     const l = nodeFields(latent);
     spec.width = nodeSide(latent, "width", l.int("width", -(2 ** 31), 2 ** 31), ctx.limits);
@@ -218,7 +222,7 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
     nodeSide(load, "image", image.width, ctx.limits, "the image width");
     nodeSide(load, "image", image.height, ctx.limits, "the image height");
     spec.initImage = image.png;
-    if (resized) spec.initImageOps = resized.ops;
+    if (resized) initImageOps = resized.ops;
     if (inpaint) spec.noiseMask = inpaint.noiseMask;
     Object.assign(spec, { width: image.width, height: image.height });
     Object.assign(spec, partialSchedule(ks, settings, ctx.limits));
@@ -246,29 +250,31 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
   const decodedSize = spec.hires && !hiresPixelOps ? hiresTargetSize(spec.width!, spec.height!, spec.hires) : { width: spec.width!, height: spec.height! };
   if (spec.initImage) { delete spec.width; delete spec.height; }
   return {
-    spec, loras, controlnets, ...(vaeLoader ? { vae: vaeLoader } : {}), imageOps: imageOps(graph, shown!, ctx.upload), decodedSize, ...(hiresPixelOps ? { hiresPixelOps } : {}), sampler: last.id, decoder: [...decoders][0].id,
+    spec, loras, controlnets, ...(vaeLoader ? { vae: vaeLoader } : {}), ...(initImageOps ? { initImageOps } : {}), imageOps: imageOps(graph, shown!, ctx.upload), decodedSize, ...(hiresPixelOps ? { hiresPixelOps } : {}), sampler: last.id, decoder: [...decoders][0].id,
     outputs: outputs.map((o) => ({ id: o.id, classType: o.classType, type: o.classType === "SaveImage" ? "output" : "temp" })),
   };
 }
 
 /**
- * An upload the job resizes with ImageScale / ImageScaleBy before its VAEEncode (then cropped to
- * multiples of 8, as VAEEncode does): its bytes as they came, and the size it will have.
+ * An upload the job upscales or resizes (ImageUpscaleWithModel, ImageScale, ImageScaleBy) before its
+ * VAEEncode (then cropped to multiples of 8, as VAEEncode does): its bytes as they came, and the size it will have.
  */
-function resizedUpload(load: GraphNode, name: string, ops: GraphImageOp[], ctx: WorkflowContext): { png: string; width: number; height: number; ops: InitImageOp[] } | undefined {
+function resizedUpload(load: GraphNode, name: string, ops: GraphImageOp[], ctx: WorkflowContext): { png: string; width: number; height: number; ops: GraphImageOp[] } | undefined {
   const rgba = ctx.upload(name), bytes = ctx.uploadBytes(name);
   if (!rgba || !bytes) return undefined;
-  const resizes = ops.map((op) => {
-    if (op.op === "upscale-model") throw new NodeError(op.node, "an upscale model on an uploaded image before its VAEEncode is not run here (ImageScale and ImageScaleBy are)", "model_name");
-    if (op.op !== "resize") throw new NodeError(load, `only ImageScale and ImageScaleBy run between LoadImage and VAEEncode here`, "image");
-    return op;
-  });
   let size = { width: rgba.width, height: rgba.height };
-  for (const op of resizes) size = resizedSize(op, size.width, size.height);
+  for (const op of ops) {
+    if (op.op === "composite") throw new NodeError(load, "only ImageUpscaleWithModel, ImageScale and ImageScaleBy run between LoadImage and VAEEncode here", "image");
+    if (op.op === "resize") { size = resizedSize(op, size.width, size.height); continue; }
+    const scale = ctx.upscaleScale?.(op.name);
+    if (scale === undefined) throw new NodeError(op.node, `Value not in list: model_name: ${JSON.stringify(op.name)} (not an upscale model of this server's --upscaler-dir)`, "model_name");
+    size = { width: size.width * scale, height: size.height * scale };
+    forInput(load, "image", () => checkImageSize(`${name} upscaled`, size.width, size.height, { maxPixels: ctx.limits.maxSide * ctx.limits.maxSide }));
+  }
   forInput(load, "image", () => checkImageSize(`${name} resized`, size.width, size.height, { maxPixels: ctx.limits.maxSide * ctx.limits.maxSide }));
   const w = size.width - (size.width % 8), h = size.height - (size.height % 8);
   if (w === 0 || h === 0) throw new NodeError(load, `${name} resized to ${size.width}x${size.height} is smaller than 8x8`, "image");
-  return { png: bytes, width: w, height: h, ops: resizes };
+  return { png: bytes, width: w, height: h, ops };
 }
 
 /** The VAELoader every VAE input takes, or undefined when they all take a checkpoint's VAE. */
