@@ -203,6 +203,8 @@ test("ComfyUI workflow: VAEEncodeForInpaint and SetLatentNoiseMask compile to th
   };
   const c = compileWorkflow(imcGraph(true), ctx).spec;
   assert.deepEqual([c.noiseMask, c.prompt, c.negativePrompt, c.steps, c.strength], [b.noiseMask, "a red apple on a table", "blurry", 6, 0.5]);
+  // noise_mask false: the same mask, for an inpainting UNet's input only
+  assert.deepEqual(compileWorkflow(imcGraph(false), ctx).spec.noiseMask, { ...b.noiseMask, concatOnly: true });
 
   const bad = (g: Record<string, any>, uploads: Record<string, RgbaImage>, node: string, input: string, message: RegExp) => {
     assert.throws(() => compileWorkflow(g, context(uploads)), (e: any) => e.node?.id === node && e.input === input && message.test(e.message), `${node}.${input}: ${message}`);
@@ -218,7 +220,6 @@ test("ComfyUI workflow: VAEEncodeForInpaint and SetLatentNoiseMask compile to th
   bad(inpaintGraph({ 11: { ...FOR_INPAINT[11], inputs: { ...FOR_INPAINT[11].inputs, grow_mask_by: 65 } } }, 1, 4), { "photo.png": img }, "11", "grow_mask_by", /grow_mask_by/);
   bad(inpaintGraph({ ...NOISE_MASK, 12: { class_type: "EmptyLatentImage", inputs: { width: 32, height: 32, batch_size: 1 } } }, 1, 4), { "photo.png": img }, "11", "samples", /VAEEncode/);
   bad(inpaintGraph({ ...NOISE_MASK, 14: { class_type: "InvertMask", inputs: { mask: ["13", 0] } } }, 1, 4), { "photo.png": img }, "13", "mask", /loop/);
-  bad(imcGraph(false), { "photo.png": img }, "11", "noise_mask", /noise_mask false .* is not run here/);
   // a long chain of mask nodes is refused before any pass over the mask
   const long: Record<string, any> = { 11: { ...FOR_INPAINT[11], inputs: { ...FOR_INPAINT[11].inputs, mask: ["20", 0] } } };
   for (let i = 20; i < 30; i++) long[i] = { class_type: "InvertMask", inputs: { mask: [String(i + 1), 0] } };
@@ -276,6 +277,14 @@ test("ComfyUI: inpainting graphs run the library's inpaint with ComfyUI's image 
   const png2 = decodePng(await run(inpaintGraph(NOISE_MASK, 0.5, 2)));
   const lib2 = await pipe.inpaint({ ...common, numInferenceSteps: 4, strength: 0.5, image: { width: 32, height: 32, data: rgb }, maskImage: { data: soft, shape: [32, 32] } });
   assert.deepEqual(png2.data, toRgb8(lib2.images, 0).data, "SetLatentNoiseMask: the library's inpaint of the image");
+
+  // InpaintModelConditioning noise_mask false on this 4-channel UNet: nothing uses the mask, so img2img of the image
+  const imc = inpaintGraph({ 11: { class_type: "InpaintModelConditioning", inputs: { positive: ["6", 0], negative: ["7", 0], vae: ["4", 2], pixels: ["10", 0], mask: ["13", 0], noise_mask: false } }, 13: NOISE_MASK[13], 14: NOISE_MASK[14] }, 0.5, 2);
+  Object.assign(imc[3].inputs, { positive: ["11", 0], negative: ["11", 1], latent_image: ["11", 2] });
+  const png3 = decodePng(await run(imc));
+  const lib3 = await pipe.img2img({ ...common, numInferenceSteps: 4, strength: 0.5, image: { width: 32, height: 32, data: rgb } });
+  assert.deepEqual(png3.data, toRgb8(lib3.images, 0).data, "noise_mask false: the library's img2img");
+  assert.notDeepEqual(png3.data, png2.data);
 });
 
 test("ComfyUI /upload/mask: the mask's alpha laid into the original upload, as the mask editor saves it; LoadImage's MASK reads it", { skip: NO_FIXTURES, timeout: 120_000 }, async () => {

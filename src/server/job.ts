@@ -54,6 +54,8 @@ export interface NoiseMaskSpec {
   mask: string;
   /** VAEEncodeForInpaint: these pixels (white) are set to 0.5 grey before the image is encoded. */
   greyOut?: string;
+  /** InpaintModelConditioning's noise_mask false: the mask is an inpainting UNet's input only (a 4-channel UNet runs img2img). */
+  concatOnly?: true;
 }
 
 /** The resize methods of ComfyUI's ImageScale / ImageScaleBy run here (torch's interpolate, PIL's Lanczos). */

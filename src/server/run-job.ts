@@ -160,7 +160,9 @@ async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: 
   };
   const init = spec.initImage !== undefined ? await initImageOf(spec.initImage, spec.initImageOps, opModels ?? new Map(), opts.signal) : undefined;
   const mask = spec.inpaint && init ? decodeImage(Buffer.from(spec.inpaint.mask, "base64"), "mask") : undefined;
-  const noiseMasked = spec.noiseMask && init ? noiseMaskInputs(spec.noiseMask, init) : undefined;
+  // a 4-channel UNet never sees a concat-only mask: plain img2img of the pixels
+  const concatOnly = spec.noiseMask?.concatOnly && pipe.unet.config.inChannels === pipe.vae.config.latentChannels;
+  const noiseMasked = spec.noiseMask && init && !concatOnly ? noiseMaskInputs(spec.noiseMask, init) : undefined;
   const previews = new StepPreviews(pipe.taesd);
   // with ControlNets too a txt2img job without a size takes the model's (not the control image's, as the library would)
   const cnTarget = init ? { width: init.width, height: init.height } : { width: spec.width ?? pipe.defaultSize, height: spec.height ?? pipe.defaultSize };

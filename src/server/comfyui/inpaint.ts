@@ -8,8 +8,9 @@
  *   - InpaintModelConditioning(positive, negative, vae, pixels, mask, noise_mask): the same as
  *     SetLatentNoiseMask for the latent; its concat inputs for an inpainting UNet (the image grey under
  *     the rounded mask, and the mask) are what the pipeline gives a 9-channel UNet (the image under the
- *     binarized mask). noise_mask false (no blending, the mask for an inpainting model's concat only)
- *     is not run.
+ *     binarized mask). noise_mask false: no noise mask, the mask and grey image for an inpainting
+ *     model's concat only; a 4-channel UNet, which ignores the concat, then runs plain img2img of the
+ *     pixels, and a 9-channel one the same inpaint as noise_mask true (which diffusers never blends).
  * The sampler's denoise is the strength (KSampler at denoise 1 starts from pure noise, as diffusers at
  * strength 1). Where this differs from ComfyUI: the noise mask is binarized at 0.5 and scaled to the
  * latent as diffusers does (ComfyUI blends with the soft mask, scaled bilinearly), and a mask is cut
@@ -32,9 +33,7 @@ export function inpaintLatent(graph: Graph, latent: GraphNode, uploads: UploadRe
   const encoder = latent.classType === "SetLatentNoiseMask"
     ? graph.follow(latent, "samples", { VAEEncode: [0] }, "a LATENT from a VAEEncode (the image to repaint)")
     : latent;
-  if (latent.classType === "InpaintModelConditioning" && nodeFields(latent).optionalBool("noise_mask") === false) {
-    throw new NodeError(latent, "noise_mask false (sampling the whole image, the mask only an inpainting model's input) is not run here; set it true, or use VAEEncode for img2img", "noise_mask");
-  }
+  const concatOnly = latent.classType === "InpaintModelConditioning" && nodeFields(latent).optionalBool("noise_mask") === false;
   const { image } = loadUpload(graph.follow(encoder, "pixels", PIXELS, "an IMAGE from LoadImage"), uploads);
   const mask = readMask(graph, latent, "mask", uploads);
   if (mask.width !== image.width || mask.height !== image.height) {
@@ -48,7 +47,7 @@ export function inpaintLatent(graph: Graph, latent: GraphNode, uploads: UploadRe
   if (!noise.data.some((v) => v >= 0.5)) {
     throw new NodeError(latent, `the mask has nothing to repaint in the ${cut.width}x${cut.height} image (no value at or above 0.5${grey ? " after rounding" : ""}); 1 (white, or transparent in LoadImage) marks the area to repaint`, "mask");
   }
-  return { encoder, noiseMask: { mask: maskPng(noise), ...(grey ? { greyOut: maskPng(grey) } : {}) } };
+  return { encoder, noiseMask: { mask: maskPng(noise), ...(grey ? { greyOut: maskPng(grey) } : {}), ...(concatOnly ? { concatOnly } : {}) } };
 }
 
 /** ComfyUI's vae_encode_crop_pixels on a mask: whole multiples of 8 about the centre. */

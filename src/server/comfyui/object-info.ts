@@ -91,7 +91,7 @@ function nodes(c: Choices): Record<string, NodeInfo> {
     InpaintModelConditioning: {
       required: { positive: ["CONDITIONING"], negative: ["CONDITIONING"], vae: ["VAE"], pixels: ["IMAGE"], mask: ["MASK"], noise_mask: ["BOOLEAN", { default: true }] },
       output: ["CONDITIONING", "CONDITIONING", "LATENT"], outputName: ["positive", "negative", "latent"], category: "conditioning/inpaint", displayName: "InpaintModelConditioning",
-      description: "Inpainting: the mask (binarized at 0.5) is repainted at the sampler's denoise; an inpainting UNet gets the image and mask (noise_mask true only).",
+      description: "Inpainting: the mask (binarized at 0.5) is repainted at the sampler's denoise; an inpainting UNet gets the image and mask; noise_mask false: the mask for an inpainting UNet only (a plain UNet runs img2img).",
     },
     SetLatentNoiseMask: {
       required: { samples: ["LATENT"], mask: ["MASK"] }, output: ["LATENT"], category: "latent/inpaint", displayName: "Set Latent Noise Mask",
