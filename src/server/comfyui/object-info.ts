@@ -134,7 +134,7 @@ function nodes(c: Choices): Record<string, NodeInfo> {
     SamplerCustomAdvanced: {
       required: { noise: ["NOISE"], guider: ["GUIDER"], sampler: ["SAMPLER"], sigmas: ["SIGMAS"], latent_image: ["LATENT"] },
       output: ["LATENT", "LATENT"], outputName: ["output", "denoised_output"], category: "sampling/custom_sampling", displayName: "SamplerCustomAdvanced",
-      description: "Read as the KSampler it amounts to (RandomNoise, CFGGuider or BasicGuider, KSamplerSelect, BasicScheduler).",
+      description: "Read as the KSampler it amounts to (RandomNoise or DisableNoise, CFGGuider or BasicGuider, KSamplerSelect, BasicScheduler or a scheduler node at its defaults, SplitSigmas).",
     },
     SamplerCustom: {
       required: {
@@ -150,6 +150,24 @@ function nodes(c: Choices): Record<string, NodeInfo> {
     BasicScheduler: {
       required: { model: ["MODEL"], scheduler: [COMFY_SCHEDULER_NAMES], steps: ["INT", { default: 20, min: 1, max: c.maxSteps }], denoise: ["FLOAT", { default: 1, min: 0, max: 1, step: 0.01 }] },
       output: ["SIGMAS"], category: "sampling/custom_sampling/schedulers", displayName: "BasicScheduler", description: "KSampler's scheduler, steps and denoise.",
+    },
+    DisableNoise: { required: {}, output: ["NOISE"], category: "sampling/custom_sampling/noise", displayName: "DisableNoise", description: "No noise added: a sampler on SplitSigmas' low_sigmas continuing another's latents (a refiner)." },
+    KarrasScheduler: {
+      required: { steps: ["INT", { default: 20, min: 1, max: c.maxSteps }], sigma_max: ["FLOAT", { default: 14.614642, min: 0, max: 5000, step: 0.01, round: false }], sigma_min: ["FLOAT", { default: 0.0291675, min: 0, max: 5000, step: 0.01, round: false }], rho: ["FLOAT", { default: 7, min: 0, max: 100, step: 0.01, round: false }] },
+      output: ["SIGMAS"], category: "sampling/custom_sampling/schedulers", displayName: "KarrasScheduler", description: "BasicScheduler's karras: at the default sigma_max, sigma_min and rho only.",
+    },
+    ExponentialScheduler: {
+      required: { steps: ["INT", { default: 20, min: 1, max: c.maxSteps }], sigma_max: ["FLOAT", { default: 14.614642, min: 0, max: 5000, step: 0.01, round: false }], sigma_min: ["FLOAT", { default: 0.0291675, min: 0, max: 5000, step: 0.01, round: false }] },
+      output: ["SIGMAS"], category: "sampling/custom_sampling/schedulers", displayName: "ExponentialScheduler", description: "BasicScheduler's exponential: at the default sigma_max and sigma_min only.",
+    },
+    BetaSamplingScheduler: {
+      required: { model: ["MODEL"], steps: ["INT", { default: 20, min: 1, max: c.maxSteps }], alpha: ["FLOAT", { default: 0.6, min: 0, max: 50, step: 0.01, round: false }], beta: ["FLOAT", { default: 0.6, min: 0, max: 50, step: 0.01, round: false }] },
+      output: ["SIGMAS"], category: "sampling/custom_sampling/schedulers", displayName: "BetaSamplingScheduler", description: "BasicScheduler's beta: at the default alpha and beta only.",
+    },
+    SplitSigmas: {
+      required: { sigmas: ["SIGMAS"], step: ["INT", { default: 0, min: 0, max: 10000 }] },
+      output: ["SIGMAS", "SIGMAS"], outputName: ["high_sigmas", "low_sigmas"], category: "sampling/custom_sampling/sigmas", displayName: "SplitSigmas",
+      description: "high_sigmas: the steps before `step` (a base handing over to a refiner); low_sigmas: the steps from `step` (img2img, or the refiner with DisableNoise).",
     },
     LatentUpscaleBy: { required: { samples: ["LATENT"], upscale_method: [UPSCALE_METHODS], scale_by: ["FLOAT", { default: 1.5, min: 0.01, max: 8, step: 0.01 }] }, output: ["LATENT"], category: "latent", displayName: "Upscale Latent By", description: "Between two samplers: the hires fix (a latent upscale, then the second sampler's img2img)." },
     LatentUpscale: { required: { samples: ["LATENT"], upscale_method: [UPSCALE_METHODS], width: side(1024), height: side(1024), crop: [["disabled", "center"]] }, output: ["LATENT"], category: "latent", displayName: "Upscale Latent", description: "Between two samplers: the hires fix to this size." },
