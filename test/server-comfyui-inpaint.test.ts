@@ -22,6 +22,7 @@ import { comfyUpload, runComfyPrompt } from "./helpers/comfy-client.js";
 import { compileWorkflow, type WorkflowContext } from "../src/server/comfyui/workflow.js";
 import { growMask, morphMask, roundMask } from "../src/server/comfyui/masks.js";
 import { interpolate } from "../src/image/latent-resize.js";
+import { roundHalfEven } from "../src/schedulers/common.js";
 import { DEFAULT_LIMITS } from "../src/server/validation.js";
 import type { RgbaImage } from "../src/image/rgba.js";
 import type { Mask } from "../src/image/mask.js";
@@ -211,8 +212,13 @@ test("ComfyUI workflow: VAEEncodeForInpaint and SetLatentNoiseMask compile to th
   };
   const opaque = { ...img, data: img.data.map((v, i) => (i % 4 === 3 ? 255 : v)) };
   bad(inpaintGraph(FOR_INPAINT, 1, 4), { "photo.png": opaque }, "10", "image", /no transparency, so LoadImage's MASK is empty/);
-  const small = { width: 16, height: 16, data: new Uint8Array(16 * 16 * 4) };
-  bad(inpaintGraph({ ...NOISE_MASK, 14: { ...NOISE_MASK[14], inputs: { image: "other.png", channel: "red" } } }, 1, 4), { "photo.png": img, "other.png": small }, "11", "mask", /the mask is 16x16 but the image is 37x35/);
+  // a mask of another size is scaled to the image (torch's bilinear), then cut with it
+  const small = { width: 16, height: 16, data: Uint8Array.from({ length: 16 * 16 * 4 }, (_, i) => (i % 4 === 0 ? ((i >> 2) % 16) * 16 : 255)) };
+  const scaledGraph = inpaintGraph({ ...NOISE_MASK, 14: { ...NOISE_MASK[14], inputs: { image: "other.png", channel: "red" } } }, 1, 4);
+  const red = Float32Array.from({ length: 256 }, (_, p) => 1 - small.data[4 * p] / 255);
+  const scaled = interpolate({ data: red, shape: [1, 1, 16, 16] }, H, W, "bilinear").data;
+  const scaledGot = pngMask(compileWorkflow(scaledGraph, context({ "photo.png": img, "other.png": small })).spec.noiseMask!.mask);
+  assert.ok(scaledGot.every((v, i) => Math.abs(v - centre(scaled)[i]) <= 0.5 / 255 + 1e-6), "the 16x16 mask scaled to 37x35, its 32x32 centre");
   // only the cropped-away border column transparent: nothing to repaint
   const edge = { ...img, data: img.data.map((v, i) => (i % 4 === 3 ? ((i >> 2) % W === 0 ? 0 : 255) : v)) };
   bad(inpaintGraph(FOR_INPAINT, 1, 4), { "photo.png": edge }, "11", "mask", /nothing to repaint in the 32x32 image/);
@@ -284,6 +290,22 @@ test("ComfyUI: inpainting graphs run the library's inpaint with ComfyUI's image 
   const png3 = decodePng(await run(imc));
   const lib3 = await pipe.img2img({ ...common, numInferenceSteps: 4, strength: 0.5, image: { width: 32, height: 32, data: rgb } });
   assert.deepEqual(png3.data, toRgb8(lib3.images, 0).data, "noise_mask false: the library's img2img");
+
+  // the upload resized before the encode (ImageScaleBy 1.5: 56x52, cut to 56x48 from y = 2), the mask at the upload's size scaled with it
+  const resizedGraph = inpaintGraph({ ...NOISE_MASK, 12: { class_type: "VAEEncode", inputs: { pixels: ["15", 0], vae: ["4", 2] } }, 15: { class_type: "ImageScaleBy", inputs: { image: ["10", 0], upscale_method: "bilinear", scale_by: 1.5 } } }, 0.5, 2);
+  const png4 = decodePng(await run(resizedGraph));
+  assert.deepEqual([png4.width, png4.height], [56, 48]);
+  const opaqueRgb: FloatTensor = { data: new Float32Array(3 * W * H), shape: [1, 3, H, W] };
+  for (let c = 0; c < 3; c++) for (let p = 0; p < W * H; p++) opaqueRgb.data[c * W * H + p] = img.data[4 * p + c] / 255;
+  const big = interpolate(opaqueRgb, 52, 56, "bilinear").data;
+  const big8 = new Uint8Array(56 * 48 * 3);
+  for (let y = 0; y < 48; y++) for (let x = 0; x < 56; x++) for (let c = 0; c < 3; c++) big8[(y * 56 + x) * 3 + c] = Math.min(255, Math.max(0, roundHalfEven(Math.fround(big[(c * 52 + y + 2) * 56 + x] * 255))));
+  const green = Float32Array.from({ length: W * H }, (_, p) => 1 - img.data[4 * p + 1] / 255);
+  const bigMask = interpolate({ data: green, shape: [1, 1, H, W] }, 52, 56, "bilinear").data;
+  // the job carries the mask as 8-bit grey
+  const mask4 = Float32Array.from({ length: 56 * 48 }, (_, p) => Math.round(bigMask[(Math.floor(p / 56) + 2) * 56 + (p % 56)] * 255) / 255);
+  const lib4 = await pipe.inpaint({ ...common, numInferenceSteps: 4, strength: 0.5, image: { width: 56, height: 48, data: big8 }, maskImage: { data: mask4, shape: [48, 56] } });
+  assert.deepEqual(png4.data, toRgb8(lib4.images, 0).data, "the resized image, the mask scaled to it");
   assert.notDeepEqual(png3.data, png2.data);
 });
 

@@ -15,10 +15,12 @@
  * strength 1). Where this differs from ComfyUI: the noise mask is binarized at 0.5 and scaled to the
  * latent as diffusers does (ComfyUI blends with the soft mask, scaled bilinearly), and a mask is cut
  * to whole multiples of 8 about its centre with the image (ComfyUI scales SetLatentNoiseMask's whole
- * mask onto the cropped image).
+ * mask onto the cropped image). A mask of another size than the image is scaled to it first, as
+ * VAEEncodeForInpaint and InpaintModelConditioning do.
  */
 import { NodeError, nodeFields, type Graph, type GraphNode } from "./graph.js";
-import { growMask, loadUpload, readMask, roundMask, type UploadReader } from "./masks.js";
+import { growMask, readMask, roundMask, type UploadReader } from "./masks.js";
+import { interpolate } from "../../image/latent-resize.js";
 import { grayToRgb, maskToGray, type Mask } from "../../image/mask.js";
 import { encodePng } from "../../image/png.js";
 import type { NoiseMaskSpec } from "../job.js";
@@ -26,18 +28,25 @@ import type { NoiseMaskSpec } from "../job.js";
 /** The latent classes that carry a noise mask. */
 export const INPAINT_LATENTS = { VAEEncodeForInpaint: [0], SetLatentNoiseMask: [0], InpaintModelConditioning: [2] };
 
-const PIXELS = { LoadImage: [0] };
-
-/** The VAE encode node of an inpainting latent (its pixels and vae inputs are the image's) and the job's noise mask. */
-export function inpaintLatent(graph: Graph, latent: GraphNode, uploads: UploadReader): { encoder: GraphNode; noiseMask: NoiseMaskSpec } {
-  const encoder = latent.classType === "SetLatentNoiseMask"
+/** The VAE encode node of an inpainting latent: its pixels and vae inputs are the image's. */
+export function inpaintEncoder(graph: Graph, latent: GraphNode): GraphNode {
+  return latent.classType === "SetLatentNoiseMask"
     ? graph.follow(latent, "samples", { VAEEncode: [0] }, "a LATENT from a VAEEncode (the image to repaint)")
     : latent;
+}
+
+/**
+ * The job's noise mask for an inpainting latent whose encoder's pixels are `pixels` (the upload, or
+ * what the image nodes before the encoder make of it), before VAEEncode's crop to multiples of 8: a
+ * mask of another size is scaled to them first (torch's bilinear interpolate, as the encode nodes
+ * scale theirs), then cut with the image.
+ */
+export function inpaintNoiseMask(graph: Graph, latent: GraphNode, uploads: UploadReader, pixels: { width: number; height: number }): NoiseMaskSpec {
   const concatOnly = latent.classType === "InpaintModelConditioning" && nodeFields(latent).optionalBool("noise_mask") === false;
-  const { image } = loadUpload(graph.follow(encoder, "pixels", PIXELS, "an IMAGE from LoadImage"), uploads);
-  const mask = readMask(graph, latent, "mask", uploads);
-  if (mask.width !== image.width || mask.height !== image.height) {
-    throw new NodeError(latent, `the mask is ${mask.width}x${mask.height} but the image is ${image.width}x${image.height}; they must be the same size here`, "mask");
+  let mask = readMask(graph, latent, "mask", uploads);
+  if (mask.width !== pixels.width || mask.height !== pixels.height) {
+    const scaled = interpolate({ data: mask.data, shape: [1, 1, mask.height, mask.width] }, pixels.height, pixels.width, "bilinear");
+    mask = { width: pixels.width, height: pixels.height, data: scaled.data };
   }
   if (mask.width < 8 || mask.height < 8) throw new NodeError(latent, `the image and mask are ${mask.width}x${mask.height}, smaller than 8x8`, "mask");
   const cut = cropToEights(mask);
@@ -47,7 +56,7 @@ export function inpaintLatent(graph: Graph, latent: GraphNode, uploads: UploadRe
   if (!noise.data.some((v) => v >= 0.5)) {
     throw new NodeError(latent, `the mask has nothing to repaint in the ${cut.width}x${cut.height} image (no value at or above 0.5${grey ? " after rounding" : ""}); 1 (white, or transparent in LoadImage) marks the area to repaint`, "mask");
   }
-  return { encoder, noiseMask: { mask: maskPng(noise), ...(grey ? { greyOut: maskPng(grey) } : {}), ...(concatOnly ? { concatOnly } : {}) } };
+  return { mask: maskPng(noise), ...(grey ? { greyOut: maskPng(grey) } : {}), ...(concatOnly ? { concatOnly } : {}) };
 }
 
 /** ComfyUI's vae_encode_crop_pixels on a mask: whole multiples of 8 about the centre. */

@@ -29,7 +29,7 @@ import { checkFullSchedule, partialSchedule, readSampler } from "./sampler-node.
 import { findPasses, hiresOf, type Passes } from "./hires.js";
 import { refinerOf } from "./refiner.js";
 import { CUSTOM_SAMPLING_CLASSES, rewriteCustomSamplers } from "./custom-sampling.js";
-import { INPAINT_LATENTS, inpaintLatent } from "./inpaint.js";
+import { INPAINT_LATENTS, inpaintEncoder, inpaintNoiseMask } from "./inpaint.js";
 import { uploadName, type UploadReader } from "./masks.js";
 import { imageChain, imageOps, type GraphImageOp } from "./image-nodes.js";
 import { resizedSize } from "../image-ops.js";
@@ -160,12 +160,12 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
   const controlnets = controlNetUnits(graph, posChain.applies, negChain.applies, ctx.uploadBytes, ctx.upload);
   const clips = [positive, negative].map((n) => clipChain(graph, graph.follow(n, "clip", CLIP, "a CLIP")));
   const latent = graph.follow(ks, "latent_image", LATENT, "a LATENT");
-  const inpaint = latent.classType in INPAINT_LATENTS ? inpaintLatent(graph, latent, ctx.upload) : undefined;
+  const inpainting = latent.classType in INPAINT_LATENTS;
   for (const node of [...posChain.inpaint, ...negChain.inpaint]) {
     if (node !== latent) throw new NodeError(node, "the sampler's prompts pass this InpaintModelConditioning, so its latent_image must be that node's latent (output 2)", "positive");
   }
   // the VAEEncode (ForInpaint) whose pixels are the image, or the EmptyLatentImage
-  const encoder = inpaint?.encoder ?? latent;
+  const encoder = inpainting ? inpaintEncoder(graph, latent) : latent;
   const pixelPass = passes.second?.pixels ? [passes.second.pixels.decode, passes.second.upscale] : [];
   // the first sampler's image encoder, and a pixel-space hires pass's decoder and encoder
   const encoderVae = [...(encoder.classType === "EmptyLatentImage" ? [] : [encoder]), ...pixelPass].map((n) => graph.follow(n, "vae", VAE, "a VAE"));
@@ -223,7 +223,7 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
     nodeSide(load, "image", image.height, ctx.limits, "the image height");
     spec.initImage = image.png;
     if (resized) initImageOps = resized.ops;
-    if (inpaint) spec.noiseMask = inpaint.noiseMask;
+    if (inpainting) spec.noiseMask = inpaintNoiseMask(graph, latent, ctx.upload, resized?.uncropped ?? ctx.upload(name) ?? image);
     Object.assign(spec, { width: image.width, height: image.height });
     Object.assign(spec, partialSchedule(ks, settings, ctx.limits));
   }
@@ -259,7 +259,7 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
  * An upload the job upscales or resizes (ImageUpscaleWithModel, ImageScale, ImageScaleBy) before its
  * VAEEncode (then cropped to multiples of 8, as VAEEncode does): its bytes as they came, and the size it will have.
  */
-function resizedUpload(load: GraphNode, name: string, ops: GraphImageOp[], ctx: WorkflowContext): { png: string; width: number; height: number; ops: GraphImageOp[] } | undefined {
+function resizedUpload(load: GraphNode, name: string, ops: GraphImageOp[], ctx: WorkflowContext): { png: string; width: number; height: number; uncropped: { width: number; height: number }; ops: GraphImageOp[] } | undefined {
   const rgba = ctx.upload(name), bytes = ctx.uploadBytes(name);
   if (!rgba || !bytes) return undefined;
   let size = { width: rgba.width, height: rgba.height };
@@ -274,7 +274,7 @@ function resizedUpload(load: GraphNode, name: string, ops: GraphImageOp[], ctx: 
   forInput(load, "image", () => checkImageSize(`${name} resized`, size.width, size.height, { maxPixels: ctx.limits.maxSide * ctx.limits.maxSide }));
   const w = size.width - (size.width % 8), h = size.height - (size.height % 8);
   if (w === 0 || h === 0) throw new NodeError(load, `${name} resized to ${size.width}x${size.height} is smaller than 8x8`, "image");
-  return { png: bytes, width: w, height: h, ops };
+  return { png: bytes, width: w, height: h, uncropped: size, ops };
 }
 
 /** The VAELoader every VAE input takes, or undefined when they all take a checkpoint's VAE. */
