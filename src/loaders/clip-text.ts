@@ -40,6 +40,8 @@ export interface CreateClipTextEncoderOptions {
   deltas?: WeightDeltas;
   /** See ClipBuildOptions.projectionTransposed; default: `transposedKeys` has `text_projection.weight`. */
   projectionTransposed?: boolean;
+  /** Textual inversion vectors after the vocabulary (ClipBuildOptions.extraTokens). */
+  extraTokens?: Float32Array;
 }
 
 /**

@@ -25,6 +25,9 @@ import type { SessionOptions } from "../runtime/session.js";
 import { applyEmphasis, chunkPromptWith, emptyChunk, PromptSyntaxError, type PromptChunk } from "../prompts/a1111.js";
 import { applyComfyWeights, chunkComfyPrompt } from "../prompts/comfyui.js";
 import { checkPromptLength } from "../prompts/limits.js";
+import { EmbeddingVocabulary } from "../prompts/embeddings.js";
+import type { TextualInversion } from "../loaders/textual-inversion.js";
+import { parseClipTextConfig } from "../models/clip/config.js";
 import type { FloatTensor } from "../image/image.js";
 import { PipelineInputError } from "./errors.js";
 import { ShapeCache } from "./shape-cache.js";
@@ -81,6 +84,8 @@ export interface PromptEncoderOptions {
   deltas?: { textEncoder?: WeightDeltas; textEncoder2?: WeightDeltas };
   /** Default prompt syntax of encode() calls that name none. */
   promptSyntax?: PromptSyntax;
+  /** Textual inversions (SDXL embeddings): their vectors after each encoder's vocabulary, named in prompts (prompts/embeddings.ts). */
+  textualInversions?: readonly TextualInversion[];
 }
 
 const asList = (p: string | string[]) => (typeof p === "string" ? [p] : p);
@@ -117,6 +122,23 @@ export function clipSkipPerEncoder(clipSkip: ClipSkip | undefined, layers: reado
   return skips;
 }
 
+/** A tokenizer's ids of a text without BOS and EOS. */
+const contentIds = (tok: CLIPTokenizer) => (text: string) => (text === "" ? [] : tok.encode(text).slice(1, -1));
+
+/** The textual inversions' vectors for one encoder, in their order (undefined without any), checked against its width. */
+function extraTokenRows(tis: readonly TextualInversion[], key: "clipL" | "clipG", weights: ComponentWeights): Float32Array | undefined {
+  if (!tis.length) return undefined;
+  const hidden = parseClipTextConfig(weights.config, weights.where).hiddenSize;
+  const out = new Float32Array(tis.reduce((n, t) => n + t.vectors, 0) * hidden);
+  let at = 0;
+  for (const t of tis) {
+    if (t[key].length !== t.vectors * hidden) throw new PipelineInputError(`${t.file}: its ${key === "clipL" ? "clip_l" : "clip_g"} vectors are ${t[key].length / t.vectors} wide, the text encoder's are ${hidden}`);
+    out.set(t[key], at);
+    at += t[key].length;
+  }
+  return out;
+}
+
 /** What prompt encoding needs of a text encoder. */
 export type TextEncoderHandle = Pick<ClipTextEncoder, "config" | "withProjection" | "run" | "release">;
 
@@ -144,6 +166,9 @@ class ReloadableTextEncoder implements TextEncoderHandle {
 }
 
 export class PromptEncoder {
+  /** Where the textual inversions' vectors are and how prompts name them; absent without any. */
+  readonly embeddings?: EmbeddingVocabulary;
+
   constructor(
     /** tokenizer (absent for an SDXL refiner, which has text_encoder_2 only) and tokenizer_2. */
     readonly tokenizers: readonly [CLIPTokenizer | undefined, CLIPTokenizer],
@@ -155,7 +180,10 @@ export class PromptEncoder {
     readonly promptSyntax: PromptSyntax = "diffusers",
     /** The text encoders' session options (a LoRA variant's encoders are made with the same). */
     readonly session?: SessionOptions,
+    /** The textual inversions the encoders were built with (their vectors after the vocabulary). */
+    readonly textualInversions: readonly TextualInversion[] = [],
   ) {
+    this.embeddings = textualInversions.length ? new EmbeddingVocabulary(textualInversions) : undefined;
     if (!encoders[1].withProjection) throw new PipelineInputError("text_encoder_2 must be a CLIPTextModelWithProjection (its text_embeds are SDXL's pooled embedding)");
     if (!tokenizers[0] !== !encoders[0]) throw new PipelineInputError("text_encoder and tokenizer must both be given or both be absent");
   }
@@ -177,15 +205,17 @@ export class PromptEncoder {
     opts: PromptEncoderOptions = {},
   ): Promise<PromptEncoder> {
     const first = parts.textEncoder;
-    const e1 = first && await ReloadableTextEncoder.open(() => createClipTextEncoder(first, { batch: 1, withProjection: false, session: opts.session, deltas: opts.deltas?.textEncoder }));
+    const tis = opts.textualInversions ?? [];
+    const extra1 = first && extraTokenRows(tis, "clipL", first), extra2 = extraTokenRows(tis, "clipG", parts.textEncoder2);
+    const e1 = first && await ReloadableTextEncoder.open(() => createClipTextEncoder(first, { batch: 1, withProjection: false, session: opts.session, deltas: opts.deltas?.textEncoder, extraTokens: extra1 }));
     let e2: ReloadableTextEncoder;
     try {
-      e2 = await ReloadableTextEncoder.open(() => createClipTextEncoder(parts.textEncoder2, { batch: 1, withProjection: true, session: opts.session, deltas: opts.deltas?.textEncoder2 }));
+      e2 = await ReloadableTextEncoder.open(() => createClipTextEncoder(parts.textEncoder2, { batch: 1, withProjection: true, session: opts.session, deltas: opts.deltas?.textEncoder2, extraTokens: extra2 }));
     } catch (e) {
       await e1?.release();
       throw e;
     }
-    return new PromptEncoder(tokenizers, [e1, e2], opts.forceZerosForEmptyPrompt ?? true, opts.warn, opts.promptSyntax, opts.session);
+    return new PromptEncoder(tokenizers, [e1, e2], opts.forceZerosForEmptyPrompt ?? true, opts.warn, opts.promptSyntax, opts.session, tis);
   }
 
   /**
@@ -219,11 +249,13 @@ export class PromptEncoder {
       const texts = [prompts[b], prompts2[b]];
       for (const [k, br] of this.branches.entries()) {
         const tok = br.tokenizer, text = texts[k];
-        const full = tok.encode(text);
-        if (full.length > tok.maxLength) {
-          this.warn(`prompt truncated: CLIP handles ${tok.maxLength} tokens, ${full.length - tok.maxLength} were dropped from "${text.slice(0, 40)}${text.length > 40 ? "..." : ""}"`);
+        // encodePadded's ids, with the textual inversions' tokens as diffusers' added tokens
+        const content = this.embeddings ? this.embeddings.diffusersIds(text, contentIds(tok), br.encoder.config.vocabSize) : contentIds(tok)(text);
+        if (content.length + 2 > tok.maxLength) {
+          this.warn(`prompt truncated: CLIP handles ${tok.maxLength} tokens, ${content.length + 2 - tok.maxLength} were dropped from "${text.slice(0, 40)}${text.length > 40 ? "..." : ""}"`);
         }
-        const ids = tok.encodePadded(text);
+        const ids = [tok.bosTokenId, ...content.slice(0, tok.maxLength - 2), tok.eosTokenId];
+        while (ids.length < tok.maxLength) ids.push(tok.padTokenId);
         if (ids.length !== S) throw new PipelineInputError(`tokenizer_${br.index + 1} pads to ${ids.length} tokens, the first tokenizer to ${S}`);
         const out = await br.encoder.run(BigInt64Array.from(ids, BigInt));
         const h = hiddenStateAfterSkip(out, skips[br.index]);
@@ -239,7 +271,9 @@ export class PromptEncoder {
     return prompts.map((p, b) => this.branches.map((br, k) => {
       const text = [p, prompts2[b]][k];
       try {
-        return syntax === "comfyui" ? chunkComfyPrompt(text, br.tokenizer) : chunkPromptWith(text, br.tokenizer).chunks;
+        const e = this.embeddings;
+        return syntax === "comfyui" ? chunkComfyPrompt(text, br.tokenizer, { embeddings: e })
+          : chunkPromptWith(text, br.tokenizer, { findEmbedding: e?.a1111Finder(contentIds(br.tokenizer)) }).chunks;
       } catch (e) {
         if (e instanceof PromptSyntaxError) throw new PipelineInputError(e.message);
         throw e;

@@ -14,6 +14,7 @@ import { attentionTokens } from "./attention-tokens.js";
 import { splitBreak } from "./break.js";
 import { PromptSyntaxError } from "./errors.js";
 import { MAX_PROMPT_CHUNKS, checkPromptLength } from "./limits.js";
+import type { EmbeddingFinder } from "./embeddings.js";
 
 export { PromptSyntaxError } from "./errors.js";
 export { MAX_PROMPT_CHARS, MAX_PROMPT_CHUNKS } from "./limits.js";
@@ -84,6 +85,8 @@ export interface ChunkOptions {
   chunkLength?: number;
   /** Most chunks a prompt may make (default MAX_PROMPT_CHUNKS); more is a PromptSyntaxError. */
   maxChunks?: number;
+  /** Textual inversions named in a piece's ids (embeddings.ts): their vectors' ids go in whole, never cut across chunks. */
+  findEmbedding?: EmbeddingFinder;
 }
 
 /**
@@ -121,7 +124,9 @@ export function chunkPrompt(prompt: string, tokenize: (text: string) => number[]
 
   for (const [text, weight] of parsePromptAttention(prompt)) {
     if (text === "BREAK" && weight === -1) { nextChunk(); continue; }
-    for (const token of tokenize(text)) {
+    const ids = tokenize(text);
+    for (let at = 0; at < ids.length;) {
+      const token = ids[at];
       if (token === opts.comma) lastComma = tokens.length;
       else if (backtrack !== 0 && tokens.length === len && lastComma !== -1 && tokens.length - lastComma <= backtrack) {
         // Move the words after the last comma into the next chunk rather than cut them.
@@ -135,8 +140,17 @@ export function chunkPrompt(prompt: string, tokenize: (text: string) => number[]
         weights = movedWeights;
       }
       if (tokens.length === len) nextChunk();
-      tokens.push(token);
-      weights.push(weight);
+      const embedding = opts.findEmbedding?.(ids, at);
+      if (!embedding) {
+        tokens.push(token);
+        weights.push(weight);
+        at++;
+        continue;
+      }
+      if (tokens.length + embedding.ids.length > len) nextChunk();
+      tokens.push(...embedding.ids);
+      weights.push(...embedding.ids.map(() => weight));
+      at += embedding.consumed;
     }
   }
   if (tokens.length || chunks.length === 0) nextChunk(true);
@@ -153,12 +167,12 @@ export interface ChunkTokenizer {
 }
 
 /** chunkPrompt with a CLIP tokenizer's ids and special tokens (its own pad id, the comma token). */
-export function chunkPromptWith(prompt: string, tokenizer: ChunkTokenizer, opts: { commaBacktrack?: number } = {}): { chunks: PromptChunk[]; tokenCount: number } {
+export function chunkPromptWith(prompt: string, tokenizer: ChunkTokenizer, opts: { commaBacktrack?: number; findEmbedding?: EmbeddingFinder } = {}): { chunks: PromptChunk[]; tokenCount: number } {
   const ids = (text: string) => (text === "" ? [] : tokenizer.encode(text).slice(1, -1));
   const comma = ids(",");
   return chunkPrompt(prompt, ids, {
     bos: tokenizer.bosTokenId, eos: tokenizer.eosTokenId, pad: tokenizer.padTokenId,
-    comma: comma.length === 1 ? comma[0] : undefined, commaBacktrack: opts.commaBacktrack,
+    comma: comma.length === 1 ? comma[0] : undefined, commaBacktrack: opts.commaBacktrack, findEmbedding: opts.findEmbedding,
   });
 }
 

@@ -4,8 +4,8 @@
  *     level), `\(` and `\)` are literal parentheses; there is no `[...]` and no BREAK;
  *   - each piece of one weight is tokenized whole into chunks of 77 ids (BOS, 75 tokens, EOS, then the
  *     tokenizer's pad id): a piece of fewer than 8 tokens that does not fit moves whole to the next
- *     chunk, a longer one is cut where the chunk ends (ComfyUI's max_word_length; "embedding:" names
- *     are not looked up here);
+ *     chunk, a longer one is cut where the chunk ends (ComfyUI's max_word_length); an `embedding:NAME`
+ *     word is a piece of its own, its vectors (embeddings.ts);
  *   - a weight w != 1 moves a token's hidden state away from the empty prompt's at that position:
  *     z' = (z - z_empty) · w + z_empty, once any token of the prompt has a weight other than 1.
  * A prompt without weights under 76 tokens is the diffusers tokenization, so its embeddings are the same.
@@ -13,6 +13,7 @@
 import type { ChunkTokenizer, PromptChunk } from "./a1111.js";
 import { PromptSyntaxError } from "./errors.js";
 import { MAX_PROMPT_CHUNKS } from "./limits.js";
+import type { EmbeddingVocabulary } from "./embeddings.js";
 
 /** A piece of prompt text and its weight. */
 export type WeightedText = [string, number];
@@ -85,7 +86,7 @@ export function parseComfyWeights(prompt: string): WeightedText[] {
 const MAX_WORD_LENGTH = 8;
 
 /** ComfyUI's tokenize_with_weights: 77-id chunks with a weight per id (1 for BOS, EOS and pads). */
-export function chunkComfyPrompt(prompt: string, tokenizer: ChunkTokenizer, opts: { length?: number; maxChunks?: number } = {}): PromptChunk[] {
+export function chunkComfyPrompt(prompt: string, tokenizer: ChunkTokenizer, opts: { length?: number; maxChunks?: number; embeddings?: EmbeddingVocabulary } = {}): PromptChunk[] {
   const length = opts.length ?? 77, maxChunks = opts.maxChunks ?? MAX_PROMPT_CHUNKS;
   const { bosTokenId: bos, eosTokenId: eos, padTokenId: pad } = tokenizer;
   const chunks: PromptChunk[] = [];
@@ -98,9 +99,10 @@ export function chunkComfyPrompt(prompt: string, tokenizer: ChunkTokenizer, opts
     ids = [bos];
     weights = [1];
   };
-  for (const [text, weight] of parseComfyWeights(prompt)) {
-    if (text === "") continue;
-    let group = tokenizer.encode(text).slice(1, -1);
+  // each piece of one weight, split at its embedding:NAME words: text and embeddings, each a group
+  const groups = parseComfyWeights(prompt).flatMap(([text, weight]) => (text === "" ? [] : (opts.embeddings?.comfyPieces(text) ?? [text]).map((g) => [g, weight] as const)));
+  for (const [piece, weight] of groups) {
+    let group = typeof piece === "string" ? tokenizer.encode(piece).slice(1, -1) : piece;
     const large = group.length >= MAX_WORD_LENGTH;
     while (group.length > 0) {
       if (group.length + ids.length > length - 1) {

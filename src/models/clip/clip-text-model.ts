@@ -24,6 +24,12 @@ export interface ClipBuildOptions {
    * (SGM single-file checkpoints): textEmbeds = pooled · W instead of pooled · Wᵀ.
    */
   projectionTransposed?: boolean;
+  /**
+   * Token embeddings after the vocabulary ([k, hidden], textual inversions): ids vocab..vocab+k-1
+   * pick them, and so do -k..-1 (the same rows counted from the end), which the end-of-text argmax
+   * never chooses.
+   */
+  extraTokens?: Float32Array;
 }
 
 export interface ClipTextOutputs {
@@ -121,6 +127,24 @@ function causalMask(graph: Graph, s: number): Tensor {
   return graph.constant(m, [s, s]);
 }
 
+/**
+ * Gathers ids from the vocabulary's table and from `extra` rows after it: an id at or past the vocabulary
+ * picks extra row id - vocab, a negative id extra row id + k; the big table is not copied.
+ */
+function withExtraTokens(table: Tensor, ids: Tensor, extra: Float32Array, vocab: number, hidden: number): Tensor {
+  const graph = ids.graph;
+  const k = extra.length / hidden;
+  if (!Number.isInteger(k)) throw new ShapeError(`CLIP text model: ${extra.length} extra token values are not whole rows of ${hidden}`);
+  const i64 = (v: number) => graph.constant(BigInt64Array.of(BigInt(v)), []);
+  const rows = graph.constant(extra, [k, hidden]);
+  // the vocabulary's own ids land below 0 here
+  const row = F.where(F.less(ids, i64(0)), F.add(ids, i64(k)), F.sub(ids, i64(vocab)));
+  const isExtra = F.greater(row, i64(-1));
+  const own = F.gather(table, F.where(isExtra, i64(0), ids));
+  const added = F.gather(rows, F.where(isExtra, row, i64(0)));
+  return F.where(F.reshape(isExtra, [...ids.shape, 1]), added, own);
+}
+
 /** Builds the text transformer (and projection) on `vb`'s graph; registers no graph outputs. */
 export function buildClipTextModel(vb: WeightBuilder, cfg: ClipTextConfig, opts: ClipBuildOptions): ClipTextOutputs {
   const batch = opts.batch ?? 1;
@@ -148,7 +172,7 @@ export function buildClipTextModel(vb: WeightBuilder, cfg: ClipTextConfig, opts:
   const inputIds = graph.input("input_ids", [batch, seq], "int64");
   // position_ids = arange(seq): the first `seq` rows of the table.
   const pos = seq === cfg.maxPositionEmbeddings ? positions.weight : F.slice(positions.weight, 0, 0, seq);
-  let h = F.add(tokens.forward(inputIds), pos);
+  let h = F.add(opts.extraTokens?.length ? withExtraTokens(tokens.weight, inputIds, opts.extraTokens, cfg.vocabSize, cfg.hiddenSize) : tokens.forward(inputIds), pos);
   const mask = causalMask(graph, seq);
   const states: Tensor[] = [h];
   for (const layer of layers) {

@@ -14,6 +14,7 @@ import { ensureLocal, hubSettings, type HubOptions } from "../../hub/index.js";
 import { PromptEncoder } from "../prompt-encoding.js";
 import { checkTimeIdsFit } from "../micro-conditioning.js";
 import { UNetRunner, VaeRunner, textEncoderSession, unetSession } from "../sessions.js";
+import { readTextualInversion, TextualInversionError, type TextualInversion } from "../../loaders/textual-inversion.js";
 import { PipelineInputError } from "../errors.js";
 import { TaesdRunner, checkTaesdFits } from "../taesd-runner.js";
 import type { PipelineLoadOptions } from "./options.js";
@@ -80,6 +81,7 @@ export class SdxlComponents {
     if (taesd) checkTaesdFits(taesd, vae.config.latentChannels, vae.scaleFactor);
     const promptEncoder = await PromptEncoder.fromWeights(source.tokenizers, source, {
       session: textEncoderSession(session, textEncoderWeights(opts)), warn: opts.onWarning, promptSyntax: opts.promptSyntax,
+      textualInversions: readTextualInversions(opts.textualInversions ?? []),
       forceZerosForEmptyPrompt: modelIndex.force_zeros_for_empty_prompt !== false,
       deltas: deltas && { textEncoder: deltas.textEncoder, textEncoder2: deltas.textEncoder2 },
     });
@@ -108,7 +110,7 @@ export class SdxlComponents {
     const { loras, deltas, touchesText } = readLoras(source, this.loras, added);
     const pe = this.promptEncoder;
     const promptEncoder = !touchesText ? pe : await PromptEncoder.fromWeights(pe.tokenizers, source, {
-      session: pe.session, warn: settings.onWarning, promptSyntax: pe.promptSyntax, forceZerosForEmptyPrompt: pe.forceZerosForEmptyPrompt,
+      session: pe.session, warn: settings.onWarning, promptSyntax: pe.promptSyntax, forceZerosForEmptyPrompt: pe.forceZerosForEmptyPrompt, textualInversions: pe.textualInversions,
       deltas: deltas && { textEncoder: deltas.textEncoder, textEncoder2: deltas.textEncoder2 },
     });
     const unet = UNetRunner.fromWeights(source.unet, this.unet.session, deltas?.unet);
@@ -180,6 +182,24 @@ export class SdxlComponents {
 }
 
 function requiresAestheticsScore(modelIndex: Record<string, unknown>): boolean { return modelIndex.requires_aesthetics_score === true; }
+
+/** The textual inversion files read and checked, their tokens distinct. */
+function readTextualInversions(specs: readonly { file: string; token?: string }[]): TextualInversion[] {
+  const out: TextualInversion[] = [];
+  for (const spec of specs) {
+    let ti: TextualInversion;
+    try {
+      ti = readTextualInversion(spec.file, { token: spec.token });
+    } catch (e) {
+      if (e instanceof TextualInversionError) throw new PipelineInputError(e.message);
+      throw e;
+    }
+    const same = out.find((t) => t.token === ti.token);
+    if (same) throw new PipelineInputError(`${ti.file} and ${same.file} are both named "${ti.token}": give one another token`);
+    out.push(ti);
+  }
+  return out;
+}
 
 /** `base` LoRAs plus `added` files read against the model, their summed deltas, and whether an added one touches the text encoders. */
 function readLoras(source: ModelSource, base: readonly LoraFile[], added: readonly { file: string; weight: number }[]): { loras: LoraFile[]; deltas?: LoraDeltaSet; touchesText: boolean } {

@@ -42,6 +42,13 @@ export interface PipelineLoadOptions {
    */
   loras?: { file: string; weight: number }[];
   /**
+   * Textual inversions (SDXL embeddings: .safetensors with clip_l and clip_g, as A1111 and ComfyUI
+   * keep them), named in prompts by `token` (default: the file name without extension): the exact
+   * token as diffusers' load_textual_inversion adds it; with promptSyntax "a1111" the name as A1111
+   * finds it; with "comfyui" `embedding:NAME`. The text encoders are compiled with their vectors.
+   */
+  textualInversions?: { file: string; token?: string }[];
+  /**
    * Single-file checkpoints: a diffusers folder whose configs describe the checkpoint (instead of the
    * built-in ones of the detected architecture) and whose tokenizer/, tokenizer_2/ are used.
    */

@@ -15,6 +15,7 @@ import type { ModelFolder } from "../../loaders/model-folder.js";
 import type { Variant } from "../../loaders/component.js";
 import type { ModelSource } from "../../loaders/model-source.js";
 import type { LoraFile } from "../../loaders/lora.js";
+import type { TextualInversion } from "../../loaders/textual-inversion.js";
 import type { SessionOptions } from "../../runtime/session.js";
 import { createScheduler, type Scheduler } from "../../schedulers/index.js";
 import type { RgbImage } from "../../image/png.js";
@@ -84,6 +85,8 @@ export class StableDiffusionXLPipeline {
   get source(): ModelSource { return this.components.source; }
   /** The LoRAs applied, as read (format, per-component deltas). */
   get loras(): readonly LoraFile[] { return this.components.loras; }
+  /** The textual inversions the text encoders hold (PipelineLoadOptions.textualInversions). */
+  get textualInversions(): readonly TextualInversion[] { return this.components.promptEncoder.textualInversions; }
   /** See PipelineLoadOptions.lowMemory. */
   get lowMemory(): boolean { return this.components.lowMemory; }
   /** An SDXL refiner (requires_aesthetics_score): aesthetic-score time ids, text_encoder_2 alone; img2img and inpaint only. */

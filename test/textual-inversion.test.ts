@@ -1,0 +1,135 @@
+/**
+ * Textual inversions (SDXL embeddings): an embedding whose vectors are the token-table rows of "red"
+ * and "cube" must encode exactly as those words do, wherever each prompt syntax finds it (diffusers'
+ * added token, A1111's name, ComfyUI's embedding:NAME); diffusers pools where the argmax of the ids
+ * lands (on the embedding), A1111 and ComfyUI at the end-of-text token. Whole vectors stay in one
+ * A1111 chunk; bad files and unknown names are errors naming them.
+ */
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { NO_FIXTURES } from "./helpers/fixtures.js";
+import { tinyModelIn } from "./helpers/tiny-model.js";
+import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
+import { PipelineInputError } from "../src/pipelines/errors.js";
+import { readFloat32, readHeader, saveTensors } from "../src/safetensors/index.js";
+import { chunkPromptWith } from "../src/prompts/a1111.js";
+import { EmbeddingVocabulary } from "../src/prompts/embeddings.js";
+import { CLIPTokenizer } from "../src/tokenizer/index.js";
+
+const tmp = mkdtempSync(join(tmpdir(), "textual-inversion-test-"));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** Rows `ids` of a text encoder's token table. */
+function tokenRows(model: string, encoder: string, ids: number[]): { data: Float32Array; width: number } {
+  const entry = readHeader(join(model, encoder, "model.safetensors")).tensors.get("text_model.embeddings.token_embedding.weight")!;
+  const table = readFloat32(entry), width = entry.shape[1];
+  const data = new Float32Array(ids.length * width);
+  ids.forEach((id, k) => data.set(table.subarray(id * width, (id + 1) * width), k * width));
+  return { data, width };
+}
+
+function writeEmbedding(file: string, l: { data: Float32Array; width: number }, g: { data: Float32Array; width: number }): string {
+  saveTensors(file, {
+    clip_l: { dtype: "F32", shape: [l.data.length / l.width, l.width], data: l.data },
+    clip_g: { dtype: "F32", shape: [g.data.length / g.width, g.width], data: g.data },
+  });
+  return file;
+}
+
+let pipe: StableDiffusionXLPipeline | undefined, plain: StableDiffusionXLPipeline | undefined;
+let redCube: number[] = [];
+async function open() {
+  if (pipe) return { pipe, plain: plain! };
+  const model = tinyModelIn(tmp, "tiny-sdxl");
+  const tok = CLIPTokenizer.fromDirectory(join(model, "tokenizer"));
+  redCube = tok.encode("red cube").slice(1, -1);
+  assert.equal(redCube.length, 2);
+  const file = writeEmbedding(join(tmp, "redcube.safetensors"), tokenRows(model, "text_encoder", redCube), tokenRows(model, "text_encoder_2", redCube));
+  pipe = await StableDiffusionXLPipeline.fromPretrained(model, { textualInversions: [{ file }] });
+  plain = await StableDiffusionXLPipeline.fromPretrained(model);
+  return { pipe, plain };
+}
+after(async () => { await pipe?.release(); await plain?.release(); });
+
+const same = (a: { data: Float32Array }, b: { data: Float32Array }) => assert.deepEqual(Array.from(a.data), Array.from(b.data));
+
+test("an embedding of the rows of 'red cube' encodes as those words: A1111's name (any case), ComfyUI's embedding:NAME", { skip: NO_FIXTURES }, async () => {
+  const { pipe: p, plain: q } = await open();
+  assert.deepEqual(p.textualInversions.map((t) => [t.token, t.vectors]), [["redcube", 2]]);
+  const words = await q.encodePrompt({ prompt: "a photo of red cube, on a table", negativePrompt: "blurry", promptSyntax: "a1111" });
+  for (const prompt of ["a photo of redcube, on a table", "a photo of RedCube, on a table"]) {
+    const e = await p.encodePrompt({ prompt, negativePrompt: "blurry", promptSyntax: "a1111" });
+    same(e.promptEmbeds, words.promptEmbeds);
+    same(e.pooledPromptEmbeds, words.pooledPromptEmbeds);
+  }
+  // the words themselves are unchanged by having the embedding loaded
+  same((await p.encodePrompt({ prompt: "a photo of red cube, on a table", negativePrompt: "blurry", promptSyntax: "a1111" })).promptEmbeds, words.promptEmbeds);
+  // emphasis weighs its vectors as the words'
+  const weighted = await p.encodePrompt({ prompt: "a photo of (redcube:1.3), on a table", promptSyntax: "a1111" });
+  same(weighted.promptEmbeds, (await q.encodePrompt({ prompt: "a photo of (red cube:1.3), on a table", promptSyntax: "a1111" })).promptEmbeds);
+
+  const comfyWords = await q.encodePrompt({ prompt: "a photo of red cube, on a table", promptSyntax: "comfyui" });
+  for (const prompt of ["a photo of embedding:redcube, on a table", "a photo of embedding:redcube.safetensors , on a table"]) {
+    const e = await p.encodePrompt({ prompt, promptSyntax: "comfyui" });
+    same(e.promptEmbeds, comfyWords.promptEmbeds);
+    same(e.pooledPromptEmbeds, comfyWords.pooledPromptEmbeds);
+  }
+  // ComfyUI's name is a word of its own: "redcube" alone is text there
+  assert.notDeepEqual(Array.from((await p.encodePrompt({ prompt: "a photo of redcube, on a table", promptSyntax: "comfyui" })).promptEmbeds.data), Array.from(comfyWords.promptEmbeds.data));
+  await assert.rejects(p.encodePrompt({ prompt: "a photo of embedding:bluecube", promptSyntax: "comfyui" }), (e: Error) => e instanceof PipelineInputError && /embedding:bluecube is not an embedding here \(embeddings: redcube\)/.test(e.message));
+});
+
+test("diffusers: the token as an added token (exact case, anywhere), pooled where transformers' argmax of the ids lands", { skip: NO_FIXTURES }, async () => {
+  const { pipe: p, plain: q } = await open();
+  const words = await q.encodePrompt({ prompt: "a photo of red cube on a table", negativePrompt: "" });
+  const e = await p.encodePrompt({ prompt: "a photo of redcube on a table", negativePrompt: "" });
+  same(e.promptEmbeds, words.promptEmbeds);
+  same(e.negativePromptEmbeds!, words.negativePromptEmbeds!);
+  // the embedding's ids (vocab + row) are the largest: the pooled output is the last hidden state there, not at EOS
+  assert.notDeepEqual(Array.from(e.pooledPromptEmbeds.data), Array.from(words.pooledPromptEmbeds.data));
+  const encoder = p.promptEncoder.encoders[1];
+  const tok = p.promptEncoder.tokenizers[1];
+  const content = p.promptEncoder.embeddings!.diffusersIds("a photo of redcube on a table", (t) => tok.encode(t).slice(1, -1), encoder.config.vocabSize);
+  const ids = [tok.bosTokenId, ...content, tok.eosTokenId];
+  while (ids.length < tok.maxLength) ids.push(tok.padTokenId);
+  const out = await encoder.run(BigInt64Array.from(ids, BigInt));
+  const at = ids.indexOf(Math.max(...ids)), width = encoder.config.hiddenSize;
+  assert.equal(ids[at], encoder.config.vocabSize + 1, "the embedding's second vector");
+  assert.deepEqual(Array.from(out.pooled), Array.from(out.last_hidden_state.subarray(at * width, (at + 1) * width)));
+  // an added token matches its exact text only: "RedCube" is plain text
+  assert.notDeepEqual(Array.from((await p.encodePrompt({ prompt: "a photo of RedCube on a table", negativePrompt: "" })).promptEmbeds.data), Array.from(words.promptEmbeds.data));
+  // the whole pipeline: the same image as the words in A1111's syntax (pooled at EOS there)
+  const call = { width: 32, height: 32, numInferenceSteps: 3, seed: 2, scheduler: "EulerDiscreteScheduler", promptSyntax: "a1111" as const, outputType: "latent" as const };
+  same((await p.generate({ ...call, prompt: "a redcube" })).latents, (await q.generate({ ...call, prompt: "a red cube" })).latents);
+});
+
+test("A1111 chunks: an embedding's vectors are not cut at 75 tokens, they move to the next chunk whole", () => {
+  const tok = { bosTokenId: 1, eosTokenId: 2, padTokenId: 2, encode: (t: string) => [1, ...t.split(" ").filter(Boolean).map((w) => (w === "emb" ? 7 : 5)), 2] };
+  const vocab = new EmbeddingVocabulary([{ token: "emb", vectors: 3 }]);
+  const finder = vocab.a1111Finder((t) => tok.encode(t).slice(1, -1));
+  const { chunks } = chunkPromptWith(`${"w ".repeat(73)}emb w`, tok, { findEmbedding: finder, commaBacktrack: 0 });
+  assert.equal(chunks.length, 2);
+  assert.deepEqual(chunks[0].ids.slice(70, 77), [5, 5, 5, 5, 2, 2, 2], "73 words, then the chunk closes");
+  assert.deepEqual(chunks[1].ids.slice(0, 6), [1, -3, -2, -1, 5, 2], "the three vectors (ids r - k) at the next chunk's start");
+  // within a chunk they take the place of the name's ids
+  assert.deepEqual(chunkPromptWith("w emb w", tok, { findEmbedding: finder }).chunks[0].ids.slice(0, 7), [1, 5, -3, -2, -1, 5, 2]);
+});
+
+test("embedding files that do not fit are refused naming the file and what is wrong", { skip: NO_FIXTURES }, async () => {
+  const model = tinyModelIn(tmp, "tiny-sdxl");
+  const l = tokenRows(model, "text_encoder", [10, 11]), g = tokenRows(model, "text_encoder_2", [10, 11]);
+  const cases: [string, () => string, RegExp][] = [
+    ["sd1", () => { const f = join(tmp, "sd1.safetensors"); saveTensors(f, { emb_params: { dtype: "F32", shape: [2, 768], data: new Float32Array(1536) } }); return f; }, /is not an SDXL embedding .*emb_params.*SD 1\.x embedding/],
+    ["counts", () => writeEmbedding(join(tmp, "counts.safetensors"), l, { data: g.data.subarray(0, g.width), width: g.width }), /clip_l has 2 vectors but clip_g 1/],
+    ["width", () => writeEmbedding(join(tmp, "width.safetensors"), { data: new Float32Array(2 * (l.width + 1)), width: l.width + 1 }, g), /its clip_l vectors are \d+ wide, the text encoder's are \d+/],
+    ["missing", () => join(tmp, "nope.safetensors"), /nope\.safetensors/],
+  ];
+  for (const [what, make, message] of cases) {
+    await assert.rejects(StableDiffusionXLPipeline.fromPretrained(model, { textualInversions: [{ file: make() }] }), (e: Error) => e instanceof PipelineInputError && message.test(e.message), what);
+  }
+  const ok = writeEmbedding(join(tmp, "twice.safetensors"), l, g);
+  await assert.rejects(StableDiffusionXLPipeline.fromPretrained(model, { textualInversions: [{ file: ok }, { file: ok }] }), /both named "twice"/);
+});
