@@ -3,14 +3,21 @@
  * and "cube" must encode exactly as those words do, wherever each prompt syntax finds it (diffusers'
  * added token, A1111's name, ComfyUI's embedding:NAME); diffusers pools where the argmax of the ids
  * lands (on the embedding), A1111 and ComfyUI at the end-of-text token. Whole vectors stay in one
- * A1111 chunk; bad files and unknown names are errors naming them.
+ * A1111 chunk; bad files and unknown names are errors naming them. The server lists them as A1111
+ * and ComfyUI do and its prompts use them; the CLI loads a folder of them.
  */
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { NO_FIXTURES } from "./helpers/fixtures.js";
+import { NO_FIXTURES, levelDiff } from "./helpers/fixtures.js";
+import { startLocalServer } from "./helpers/local-server.js";
+import { txt2imgFirst } from "./helpers/a1111-client.js";
+import { runComfyPrompt } from "./helpers/comfy-client.js";
+import { runCli } from "./helpers/cli.js";
+import { decodePng } from "../src/image/png.js";
+import { scanEmbeddingsFolder } from "../src/loaders/textual-inversion.js";
 import { tinyModelIn } from "./helpers/tiny-model.js";
 import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
 import { PipelineInputError } from "../src/pipelines/errors.js";
@@ -132,4 +139,53 @@ test("embedding files that do not fit are refused naming the file and what is wr
   }
   const ok = writeEmbedding(join(tmp, "twice.safetensors"), l, g);
   await assert.rejects(StableDiffusionXLPipeline.fromPretrained(model, { textualInversions: [{ file: ok }, { file: ok }] }), /both named "twice"/);
+});
+
+test("serve: /sdapi/v1/embeddings and ComfyUI's /embeddings list them; A1111 and ComfyUI prompts use them", { skip: NO_FIXTURES, timeout: 300_000 }, async () => {
+  const { pipe: p } = await open();
+  const dir = join(tmp, "embeddings");
+  mkdirSync(join(dir, "sub"), { recursive: true });
+  copyFileSync(join(tmp, "redcube.safetensors"), join(dir, "sub", "redcube.safetensors"));
+  saveTensors(join(dir, "old-sd1.safetensors"), { emb_params: { dtype: "F32", shape: [1, 768], data: new Float32Array(768) } });
+  const folder = scanEmbeddingsFolder(dir);
+  assert.deepEqual(folder.loaded.map((e) => [e.token, e.vectors]), [["redcube", 2]]);
+  assert.deepEqual(folder.skipped.map((e) => e.token), ["old-sd1"]);
+  const server = await startLocalServer(p, { server: { embeddings: { loaded: folder.loaded, skipped: folder.skipped, folder } } });
+  try {
+    const listed = await (await fetch(`${server.url}/sdapi/v1/embeddings`)).json() as any;
+    assert.deepEqual(listed.loaded, { redcube: { step: null, sd_checkpoint: null, sd_checkpoint_name: null, shape: 2048, vectors: 2 } });
+    assert.deepEqual(Object.keys(listed.skipped), ["old-sd1"]);
+    assert.deepEqual(await (await fetch(`${server.url}/embeddings`)).json(), ["redcube"]);
+    // A1111's txt2img (the server's diffusers syntax: the exact name) is the library's call
+    const request = { prompt: "a redcube", negative_prompt: "fog", steps: 3, width: 32, height: 32, sampler_name: "Euler", cfg_scale: 5, seed: 4 };
+    const got = await txt2imgFirst(server.url, request);
+    const want = await p.generate({ prompt: "a redcube", negativePrompt: "fog", numInferenceSteps: 3, guidanceScale: 5, width: 32, height: 32, seeds: [4], scheduler: "Euler" });
+    assert.ok(levelDiff(got.image, want.images.data) <= 1, `differs by ${levelDiff(got.image, want.images.data)} levels`);
+    // ComfyUI: embedding:redcube is the words it holds
+    const graph = (text: string) => ({
+      3: { class_type: "KSampler", inputs: { seed: 4, steps: 3, cfg: 5, sampler_name: "euler", scheduler: "normal", denoise: 1, model: ["4", 0], positive: ["6", 0], negative: ["7", 0], latent_image: ["5", 0] } },
+      4: { class_type: "CheckpointLoaderSimple", inputs: { ckpt_name: p.model.name } },
+      5: { class_type: "EmptyLatentImage", inputs: { width: 32, height: 32, batch_size: 1 } },
+      6: { class_type: "CLIPTextEncode", inputs: { text, clip: ["4", 1] } },
+      7: { class_type: "CLIPTextEncode", inputs: { text: "fog", clip: ["4", 1] } },
+      8: { class_type: "VAEDecode", inputs: { samples: ["3", 0], vae: ["4", 2] } },
+      9: { class_type: "SaveImage", inputs: { filename_prefix: "ComfyUI", images: ["8", 0] } },
+    });
+    assert.deepEqual(decodePng(await runComfyPrompt(server.url, graph("a embedding:redcube on a table"))).data, decodePng(await runComfyPrompt(server.url, graph("a red cube on a table"))).data);
+  } finally {
+    await server.close();
+  }
+});
+
+test("ssd1b generate --embeddings-dir / --embedding: the library's image with the embedding; a missing file is a usage error", { skip: NO_FIXTURES, timeout: 300_000 }, async () => {
+  const { pipe: p } = await open();
+  const out = join(tmp, "cli.png");
+  const args = ["generate", "--model", tinyModelIn(tmp, "tiny-sdxl"), "--prompt", "a redcube", "--steps", "3", "--width", "32", "--height", "32", "--seed", "3", "--scheduler", "EulerDiscreteScheduler", "--output", out];
+  const run = runCli([...args, "--embeddings-dir", join(tmp, "embeddings")]);
+  assert.equal(run.code, 0, run.stderr);
+  const want = await p.generate({ prompt: "a redcube", numInferenceSteps: 3, width: 32, height: 32, seed: 3, scheduler: "EulerDiscreteScheduler" });
+  assert.ok(levelDiff(readFileSync(out), want.images.data) <= 1);
+  const bad = runCli([...args, "--embedding", join(tmp, "nothing.safetensors")]);
+  assert.equal(bad.code, 2, bad.stderr);
+  assert.match(bad.stderr, /--embedding .*nothing\.safetensors: file not found/);
 });

@@ -5,7 +5,8 @@
  * file's name without extension unless given. Files of other models (SD 1.x `emb_params`,
  * `string_to_param`) are refused naming what they hold.
  */
-import { basename } from "node:path";
+import { readdirSync, statSync } from "node:fs";
+import { basename, join } from "node:path";
 import { readFloat32, readHeader, SafetensorsError } from "../safetensors/index.js";
 
 export class TextualInversionError extends Error {}
@@ -54,4 +55,45 @@ export function readTextualInversion(file: string, opts: { token?: string; dims?
   const clipL = readFloat32(l).slice(), clipG = readFloat32(g).slice();
   if (!clipL.every(Number.isFinite) || !clipG.every(Number.isFinite)) throw new TextualInversionError(`${file}: the vectors hold NaN or infinite values`);
   return { token, file, vectors, clipL, clipG };
+}
+
+/** An embedding as a folder listing shows it (A1111's /sdapi/v1/embeddings, ComfyUI's /embeddings). */
+export interface EmbeddingInfo { token: string; file: string; vectors: number }
+
+export interface EmbeddingsFolder {
+  dir: string;
+  /** The SDXL embeddings, in name order (the first of two files of one name). */
+  loaded: EmbeddingInfo[];
+  /** The other .safetensors files and why (an SD 1.x embedding, a name taken, a bad file). */
+  skipped: { token: string; file: string; why: string }[];
+}
+
+/** Files read from one embeddings folder at most (A1111's folders hold tens). */
+export const MAX_EMBEDDING_FILES = 1000;
+
+/** The .safetensors embeddings under `dir` (sub-folders too), as A1111 loads its embeddings folder. */
+export function scanEmbeddingsFolder(dir: string): EmbeddingsFolder {
+  let names: string[];
+  try {
+    if (!statSync(dir).isDirectory()) throw new TextualInversionError(`${dir} is not a folder`);
+    names = readdirSync(dir, { recursive: true, encoding: "utf8" }).filter((n) => /\.safetensors$/i.test(n)).sort();
+  } catch (e) {
+    if (e instanceof TextualInversionError) throw e;
+    throw new TextualInversionError(`${dir}: ${(e as Error).message}`);
+  }
+  if (names.length > MAX_EMBEDDING_FILES) throw new TextualInversionError(`${dir} holds ${names.length} .safetensors files; at most ${MAX_EMBEDDING_FILES} are read as embeddings`);
+  const out: EmbeddingsFolder = { dir, loaded: [], skipped: [] };
+  for (const name of names) {
+    const file = join(dir, name), token = tokenOfFile(file);
+    try {
+      const ti = readTextualInversion(file);
+      const taken = out.loaded.find((e) => e.token === token);
+      if (taken) out.skipped.push({ token, file, why: `the name is taken by ${taken.file}` });
+      else out.loaded.push({ token, file, vectors: ti.vectors });
+    } catch (e) {
+      if (!(e instanceof TextualInversionError)) throw e;
+      out.skipped.push({ token, file, why: e.message });
+    }
+  }
+  return out;
 }

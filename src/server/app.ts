@@ -28,6 +28,7 @@ import type { ControlNetLibrary } from "./controlnet-library.js";
 import { controlNetRoutes } from "./routes-controlnet.js";
 import { webRoutes } from "./routes-web.js";
 import type { PromptStyles } from "./prompt-styles.js";
+import type { EmbeddingsListing } from "./embeddings-listing.js";
 import { ComfyUiApi } from "./comfyui/routes.js";
 
 export interface ServerOptions {
@@ -56,6 +57,8 @@ export interface ServerOptions {
   controlnets?: ControlNetLibrary;
   /** --styles-file: A1111 prompt styles, applied here before a job is queued (runners need nothing). */
   styles?: PromptStyles;
+  /** --embedding, --embeddings-dir: the textual inversions the runners hold, as the APIs list them. */
+  embeddings?: EmbeddingsListing;
 }
 
 export interface RunningServer {
@@ -86,6 +89,7 @@ export function createApp(opts: ServerOptions): { server: Server; state: AppStat
     vaes: opts.vaes,
     controlnets: opts.controlnets,
     styles: opts.styles,
+    embeddings: opts.embeddings,
   };
   const access = new AccessPolicy({ host: opts.host, hostAllow: opts.hostAllow, corsAllowOrigins: opts.corsAllowOrigins });
   const router = new Router<AppState>(state, state.log, access);

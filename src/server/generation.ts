@@ -14,6 +14,7 @@ import type { UpscalerLibrary } from "./upscaler-library.js";
 import { formatLoraTag } from "../prompts/lora-tags.js";
 import type { ControlNetLibrary } from "./controlnet-library.js";
 import type { PromptStyles } from "./prompt-styles.js";
+import type { EmbeddingsListing } from "./embeddings-listing.js";
 
 /** What the routes share. */
 export interface AppState {
@@ -38,6 +39,8 @@ export interface AppState {
   controlnets?: ControlNetLibrary;
   /** --styles-file: the A1111 styles requests may name; absent: a request with styles gets a 400. */
   styles?: PromptStyles;
+  /** --embedding, --embeddings-dir: the textual inversions the runners hold (GET /sdapi/v1/embeddings, ComfyUI's /embeddings). */
+  embeddings?: EmbeddingsListing;
 }
 
 /** ", LoRAs <lora:a:1> ..., ControlNets ..." for log lines. */

@@ -94,7 +94,7 @@ export const OPENAPI = {
     "/sdapi/v1/latent-upscale-modes": { get: op({ summary: "latent upscale modes", answer: arr(obj({ name: str() })) }) },
     "/sdapi/v1/sd-vae": { get: op({ summary: "the VAE files of --vae-dir (none without one: the model's own VAE)", answer: arr(obj({ model_name: str(), filename: str() })) }) },
     "/sdapi/v1/sd-modules": { get: op({ summary: "extra modules (none)", answer: arr(obj({ model_name: str(), filename: str() })) }) },
-    "/sdapi/v1/embeddings": { get: op({ summary: "textual inversions (none)", answer: obj({ loaded: obj({}), skipped: obj({}) }) }) },
+    "/sdapi/v1/embeddings": { get: op({ summary: "the textual inversions of --embedding and --embeddings-dir (SDXL clip_l + clip_g files); skipped: the folder's other files", answer: obj({ loaded: obj({}), skipped: obj({}) }) }) },
     "/sdapi/v1/loras": { get: op({ summary: "the LoRAs of --lora-dir", answer: arr(obj({ name: str(), alias: str(), path: str() })) }) },
     "/sdapi/v1/prompt-styles": { get: op({ summary: "the styles of --styles-file (A1111's styles.csv; none without it)", answer: arr(obj({ name: str(), prompt: str(), negative_prompt: str() })) }) },
     "/sdapi/v1/refresh-loras": { post: op({ summary: "read --lora-dir again" }) },

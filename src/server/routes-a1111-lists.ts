@@ -8,6 +8,7 @@
 import { freemem, totalmem } from "node:os";
 import { A1111_SAMPLERS, WORKING_SCHEDULES } from "../schedulers/index.js";
 import { resolveSdVae } from "./vae-request.js";
+import { a1111Embeddings } from "./embeddings-listing.js";
 import { readJson, sendJson, type Router } from "./http.js";
 import type { AppState } from "./generation.js";
 import { Fields } from "./validation.js";
@@ -57,7 +58,7 @@ export function a1111ListRoutes(router: Router<AppState>): void {
     sendJson(ctx.res, 200, ((await ctx.state.vaes?.list()) ?? []).map((v) => ({ model_name: v.name, filename: v.path })));
   });
   router.on("GET", "/sdapi/v1/sd-modules", (ctx) => sendJson(ctx.res, 200, []));
-  router.on("GET", "/sdapi/v1/embeddings", (ctx) => sendJson(ctx.res, 200, { loaded: {}, skipped: {} }));
+  router.on("GET", "/sdapi/v1/embeddings", (ctx) => sendJson(ctx.res, 200, a1111Embeddings(ctx.state.embeddings)));
   router.on("GET", "/sdapi/v1/cmd-flags", (ctx) => sendJson(ctx.res, 200, ctx.state.cmdFlags ?? { api: true }));
   router.on("GET", "/internal/ping", (ctx) => sendJson(ctx.res, 200, {}));
 

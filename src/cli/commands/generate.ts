@@ -6,6 +6,7 @@ import { randomInt } from "node:crypto";
 import { StableDiffusionXLPipeline, type CommonOptions, type Img2ImgOptions, type PipelineLoadOptions, type PipelineOutput } from "../../pipelines/sdxl/index.js";
 import { PROMPT_SYNTAXES, type PromptSyntax } from "../../pipelines/prompt-encoding.js";
 import { parseLoraArg } from "../../loaders/lora.js";
+import { scanEmbeddingsFolder, TextualInversionError, type EmbeddingsFolder } from "../../loaders/textual-inversion.js";
 import { PipelineInputError } from "../../pipelines/errors.js";
 import { checkPipelineLimits } from "../../pipelines/limits.js";
 import type { StepInfo } from "../../pipelines/sdxl/index.js";
@@ -60,6 +61,10 @@ const COMMON_HELP = `  --model M            diffusers folder, Hugging Face repo 
                        a little less fine detail (needs --taesd)
   --lora FILE[:W]      a LoRA / LoCon .safetensors (PEFT/diffusers or kohya; or a Hub REPO_ID[/FILE]) at strength W (default 1);
                        repeat to stack several. Tensors matching no module of the model are an error
+  --embedding FILE     an SDXL textual inversion (.safetensors with clip_l and clip_g), named in prompts by its file
+                       name without extension (as diffusers' added token; A1111's name with --prompt-syntax a1111;
+                       embedding:NAME with comfyui); repeat for several
+  --embeddings-dir DIR every SDXL embedding under DIR, as A1111's embeddings folder (other files are skipped)
   --prompt TEXT        what to draw (required); repeat for several prompts (one image each, times
                        --num-images), as diffusers' list prompts
   --negative-prompt T  what to avoid (default none: zero embeddings, as diffusers); once for all prompts
@@ -120,6 +125,8 @@ export const MODEL_LOAD_OPTIONS = {
   "unet-weights": { type: "string" },
   "text-encoder-weights": { type: "string" },
   lora: { type: "string", multiple: true },
+  embedding: { type: "string", multiple: true },
+  "embeddings-dir": { type: "string" },
   "prompt-syntax": { type: "string" },
 } as const;
 
@@ -218,7 +225,7 @@ function weightsFlag(values: Values, name: string): UNetWeights | undefined {
  * The model-loading flags shared by generate, img2img, serve and worker: --config, --vae, --taesd, --vae-precision,
  * --vae-tiling, --vae-tile-size, --unet-precision, --unet-weights, --text-encoder-weights, --lora, --prompt-syntax.
  */
-export function parseModelLoad(values: Values): Pick<PipelineLoadOptions, "config" | "vae" | "taesd" | "loras" | "promptSyntax" | "vaePrecision" | "unetPrecision" | "unetWeights" | "textEncoderWeights" | "vaeTiling" | "hub"> {
+export function parseModelLoad(values: Values): Pick<PipelineLoadOptions, "config" | "vae" | "taesd" | "loras" | "textualInversions" | "promptSyntax" | "vaePrecision" | "unetPrecision" | "unetWeights" | "textEncoderWeights" | "vaeTiling" | "hub"> {
   const vaePrecision = precisionFlag(values, "vae-precision");
   const unetPrecision = precisionFlag(values, "unet-precision");
   const unetWeights = weightsFlag(values, "unet-weights");
@@ -241,7 +248,20 @@ export function parseModelLoad(values: Values): Pick<PipelineLoadOptions, "confi
   return {
     config, vae, taesd, vaePrecision, unetPrecision, unetWeights, textEncoderWeights, vaeTiling, promptSyntax: promptSyntax as PromptSyntax | undefined, hub: hubOptionsFrom(values),
     loras: parseLoras(typeof lora === "string" ? [lora] : Array.isArray(lora) ? lora : undefined),
+    textualInversions: embeddingsOf(values).textualInversions,
   };
+}
+
+/** --embedding files and the embeddings of --embeddings-dir (scanned here; the pipeline reads and checks them against the model). */
+export function embeddingsOf(values: Values): { textualInversions?: { file: string }[]; embeddingsFolder?: EmbeddingsFolder } {
+  const raw = values.embedding, files = typeof raw === "string" ? [raw] : Array.isArray(raw) ? raw : [];
+  for (const f of files) if (!existsSync(f)) throw new UsageError(`--embedding ${f}: file not found`);
+  const dir = stringFlag(values, "embeddings-dir");
+  const embeddingsFolder = dir === undefined ? undefined : (() => {
+    try { return scanEmbeddingsFolder(dir); } catch (e) { if (e instanceof TextualInversionError) throw new UsageError(`--embeddings-dir ${e.message}`); throw e; }
+  })();
+  const all = [...files.map((file) => ({ file })), ...(embeddingsFolder?.loaded ?? []).map((e) => ({ file: e.file }))];
+  return { ...(all.length ? { textualInversions: all } : {}), ...(embeddingsFolder ? { embeddingsFolder } : {}) };
 }
 
 /** The pipeline's input limits as usage errors (exit 2). */

@@ -14,7 +14,9 @@ import { UsageError, asUsageError } from "../usage-error.js";
 import { parseDevice, resolveDevice, type DeviceChoice } from "../../runtime/device.js";
 import { AccessPolicy } from "../../server/access.js";
 import { loadStylesFile, StylesFileError, type PromptStyles } from "../../server/prompt-styles.js";
-import { intFlag, MODEL_LOAD_OPTIONS, parseModelLoad } from "./generate.js";
+import { embeddingsOf, intFlag, MODEL_LOAD_OPTIONS, parseModelLoad } from "./generate.js";
+import { tokenOfFile } from "../../loaders/textual-inversion.js";
+import type { EmbeddingsListing } from "../../server/embeddings-listing.js";
 import { FAST_HELP, FAST_OPTIONS, parseFast, resolveFastLora, withFastTaesd } from "../fast-flags.js";
 import { CONTROLNET_DIR_HELP, CONTROLNET_DIR_OPTIONS, parseControlNetDir } from "../controlnet-dir-flags.js";
 
@@ -43,7 +45,9 @@ export const serveUsage = `ssd1b serve [--model M ...] [--models-dir DIR] [--hos
   --variant fp16|fp32  which weight files to load (default fp32 when present, else fp16)
   --lora FILE[:W], --vae DIR|FILE, --config DIR, --vae-precision P, --unet-precision P, --unet-weights W,
                        --text-encoder-weights W, --vae-tiling, --vae-tile-size PX,
-                       --prompt-syntax diffusers|a1111|comfyui: as for generate
+                       --prompt-syntax diffusers|a1111|comfyui, --embedding FILE: as for generate
+  --embeddings-dir DIR every SDXL textual inversion under DIR, in every prompt, as A1111's embeddings folder
+                       (the name in A1111 prompts, embedding:NAME in ComfyUI's; GET /sdapi/v1/embeddings lists them)
   --taesd DIR|FILE     a TAESD (madebyollin/taesdxl): progress previews become its full-size decode (made
                        in the background) instead of the latent-to-RGB projection
   --lora-dir DIR       LoRA files (*.safetensors, sub-folders too) that requests may apply by name (the
@@ -170,6 +174,9 @@ export async function serveCommand(argv: string[]): Promise<void> {
     vaes = asUsageError(() => new VaeLibrary(values["vae-dir"]!), VaeLibraryError);
     log(`VAEs: ${(await vaes.list()).length} in ${vaes.dir}`);
   }
+  // what /sdapi/v1/embeddings and ComfyUI's /embeddings list: the --embedding files and --embeddings-dir's (which the runners load)
+  const embeddings = embeddingsListing(values);
+  if (embeddings.folder) log(`embeddings: ${embeddings.folder.loaded.length} in ${embeddings.folder.dir}${embeddings.folder.skipped.length ? ` (${embeddings.folder.skipped.length} skipped)` : ""}`);
   // the images are served from memory (an hour, 512 MiB); --output-dir keeps them on disk too
   const files = new FileStore(undefined, undefined, { dir: values["output-dir"], log });
   let queue: JobQueue;
@@ -212,7 +219,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
   }
   let server;
   try {
-    server = await startServer({ queue, files, host: values.host, port, log, loras, hostAllow: list(values["host-allow"]), corsAllowOrigins, fast, upscalers, vaes, controlnets, styles });
+    server = await startServer({ queue, files, host: values.host, port, log, loras, hostAllow: list(values["host-allow"]), corsAllowOrigins, fast, upscalers, vaes, controlnets, styles, embeddings });
   } catch (e) {
     await queue.close();
     await local?.pipe.release();
@@ -226,6 +233,13 @@ export async function serveCommand(argv: string[]): Promise<void> {
   await server.close();
   await upscalers?.release();
   await local?.pipe.release();
+}
+
+/** The embeddings the runners load, as the server lists them. */
+function embeddingsListing(values: Parameters<typeof embeddingsOf>[0]): EmbeddingsListing {
+  const { textualInversions = [], embeddingsFolder } = embeddingsOf(values);
+  const loaded = textualInversions.map(({ file }) => embeddingsFolder?.loaded.find((e) => e.file === file) ?? { token: tokenOfFile(file), file, vectors: undefined });
+  return { loaded, skipped: embeddingsFolder?.skipped ?? [], folder: embeddingsFolder };
 }
 
 /** --model (repeated; default segmind/SSD-1B) and the checkpoints of --models-dir, as one catalog. */

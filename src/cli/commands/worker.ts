@@ -18,7 +18,9 @@ export const workerUsage = `ssd1b worker --queue redis://HOST:PORT [--model M] [
   --variant fp16|fp32  which weight files to load (default fp32 when present, else fp16)
   --lora FILE[:W], --vae DIR|FILE, --config DIR, --vae-precision P, --unet-precision P, --unet-weights W,
                        --text-encoder-weights W, --vae-tiling, --vae-tile-size PX,
-                       --prompt-syntax diffusers|a1111|comfyui: as for generate
+                       --prompt-syntax diffusers|a1111|comfyui, --embedding FILE: as for generate
+  --embeddings-dir DIR every SDXL textual inversion under DIR, in every prompt, as A1111's embeddings folder
+                       (the name in A1111 prompts, embedding:NAME in ComfyUI's; GET /sdapi/v1/embeddings lists them)
   --taesd DIR|FILE     a TAESD (madebyollin/taesdxl): progress previews become its full-size decode (made
                        in the background) instead of the latent-to-RGB projection
   --lora-dir DIR       where the LoRA names of jobs (<lora:NAME:W>, "loras") are looked up: the same

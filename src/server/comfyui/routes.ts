@@ -41,6 +41,7 @@ import { UpscalerLibraryError } from "../upscaler-library.js";
 import { imageOpsSize } from "../image-ops.js";
 import { ImageFormatError } from "../../image/errors.js";
 import type { ImageOpSpec, InitImageOp } from "../job.js";
+import { comfyEmbeddings } from "../embeddings-listing.js";
 import type { GraphImageOp } from "./image-nodes.js";
 import { VaeLibraryError } from "../vae-library.js";
 import { objectInfo } from "./object-info.js";
@@ -270,7 +271,7 @@ export class ComfyUiApi {
         devices: [{ name: "onnxruntime-node", type: "onnxruntime", index: 0, vram_total: 0, vram_free: 0, torch_vram_total: 0, torch_vram_free: 0 }],
       });
     });
-    on("GET", "/embeddings", (ctx) => sendJson(ctx.res, 200, []));
+    on("GET", "/embeddings", (ctx) => sendJson(ctx.res, 200, comfyEmbeddings(ctx.state.embeddings)));
     on("GET", "/extensions", (ctx) => sendJson(ctx.res, 200, []));
     on("GET", "/models", (ctx) => sendJson(ctx.res, 200, ["checkpoints", "loras"]));
     on("GET", "/models/:folder", async (ctx) => {
