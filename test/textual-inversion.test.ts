@@ -189,3 +189,19 @@ test("ssd1b generate --embeddings-dir / --embedding: the library's image with th
   assert.equal(bad.code, 2, bad.stderr);
   assert.match(bad.stderr, /--embedding .*nothing\.safetensors: file not found/);
 });
+
+test("withTextualInversions: a pipeline with one more embedding, the UNet and VAE shared; its release keeps the base working", { skip: NO_FIXTURES, timeout: 120_000 }, async () => {
+  const { pipe: p, plain: q } = await open();
+  const more = await q.withTextualInversions([{ file: join(tmp, "redcube.safetensors"), token: "<rc>" }]);
+  try {
+    assert.deepEqual(more.textualInversions.map((t) => t.token), ["<rc>"]);
+    assert.equal(more.unet, q.unet);
+    // (A1111 matches the name's BPE tokens: "<rc>," would tokenize ">," as one piece)
+    same((await more.encodePrompt({ prompt: "a photo of <rc> , on a table", promptSyntax: "a1111" })).promptEmbeds, (await p.encodePrompt({ prompt: "a photo of redcube , on a table", promptSyntax: "a1111" })).promptEmbeds);
+    await assert.rejects(p.withTextualInversions([{ file: join(tmp, "redcube.safetensors") }]), /both named "redcube"/);
+  } finally {
+    await more.release();
+  }
+  assert.equal(q.textualInversions.length, 0);
+  assert.ok((await q.generate({ prompt: "a red cube", width: 32, height: 32, numInferenceSteps: 2, seed: 1, outputType: "latent" })).latents.data.every(Number.isFinite));
+});

@@ -121,6 +121,26 @@ export class SdxlComponents {
   }
 
   /**
+   * These components with more textual inversions after their own (diffusers' load_textual_inversion):
+   * a new prompt encoder compiled with all of them (and the LoRAs' text-encoder deltas); the UNet, VAE
+   * and TAESD are borrowed, so `release` frees only the new text encoders.
+   */
+  async withTextualInversions(added: readonly { file: string; token?: string }[]): Promise<SdxlComponents> {
+    const { source, settings } = this;
+    const pe = this.promptEncoder;
+    const { deltas } = readLoras(source, this.loras, []);
+    const textualInversions = readTextualInversions(added, pe.textualInversions);
+    const promptEncoder = await PromptEncoder.fromWeights(pe.tokenizers, source, {
+      session: pe.session, warn: settings.onWarning, promptSyntax: pe.promptSyntax, forceZerosForEmptyPrompt: pe.forceZerosForEmptyPrompt, textualInversions,
+      deltas: deltas && { textEncoder: deltas.textEncoder, textEncoder2: deltas.textEncoder2 },
+    });
+    const variant = new SdxlComponents(source, promptEncoder, this.unet, this.vae, this.loras, settings, this.lowMemory,
+      { promptEncoder: false, unet: true, vae: true, taesd: true });
+    variant.taesdOwner = this.taesdOwner ?? this;
+    return variant;
+  }
+
+  /**
    * These components encoding and decoding with another VAE (a diffusers folder, a cached repo id or a
    * .safetensors VAE file, as the `vae` load option takes), compiled with the same session, precision
    * and tiling; everything else is borrowed, so `release` frees only that VAE.
@@ -183,9 +203,9 @@ export class SdxlComponents {
 
 function requiresAestheticsScore(modelIndex: Record<string, unknown>): boolean { return modelIndex.requires_aesthetics_score === true; }
 
-/** The textual inversion files read and checked, their tokens distinct. */
-function readTextualInversions(specs: readonly { file: string; token?: string }[]): TextualInversion[] {
-  const out: TextualInversion[] = [];
+/** The textual inversion files read and checked (after `before`), their tokens distinct. */
+function readTextualInversions(specs: readonly { file: string; token?: string }[], before: readonly TextualInversion[] = []): TextualInversion[] {
+  const out: TextualInversion[] = [...before];
   for (const spec of specs) {
     let ti: TextualInversion;
     try {

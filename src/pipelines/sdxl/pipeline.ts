@@ -55,12 +55,6 @@ export class StableDiffusionXLPipeline {
   }
 
   /**
-   * This pipeline with more LoRAs stacked on its own (load-time ones stay): new UNet sessions and,
-   * when an added LoRA touches the text encoders, new text-encoder sessions; the VAE, TAESD,
-   * tokenizers, configs and weight files are shared. Releasing the variant frees only its own
-   * sessions (the server keeps a few variants for per-request LoRAs). A preset's call defaults stay.
-   */
-  /**
    * This pipeline with another VAE (a diffusers AutoencoderKL folder, a repo id, or a .safetensors VAE
    * file such as sdxl_vae.safetensors) for encoding and decoding; the rest is shared, and its release()
    * frees only that VAE. A server's per-request VAE (A1111's sd_vae, ComfyUI's VAELoader).
@@ -70,6 +64,21 @@ export class StableDiffusionXLPipeline {
     return new StableDiffusionXLPipeline(await this.components.withVae(local, { variant: opts.variant, env: opts.hub?.env }), this.callDefaults);
   }
 
+  /**
+   * This pipeline with more textual inversions (diffusers' load_textual_inversion, as a new pipeline):
+   * new text encoder sessions holding them all; the UNet, VAE and TAESD are shared, and its release()
+   * frees only those text encoders.
+   */
+  async withTextualInversions(added: readonly { file: string; token?: string }[]): Promise<StableDiffusionXLPipeline> {
+    return new StableDiffusionXLPipeline(await this.components.withTextualInversions(added), this.callDefaults);
+  }
+
+  /**
+   * This pipeline with more LoRAs stacked on its own (load-time ones stay): new UNet sessions and,
+   * when an added LoRA touches the text encoders, new text-encoder sessions; the VAE, TAESD,
+   * tokenizers, configs and weight files are shared. Releasing the variant frees only its own
+   * sessions (the server keeps a few variants for per-request LoRAs). A preset's call defaults stay.
+   */
   async withLoras(loras: readonly { file: string; weight: number }[]): Promise<StableDiffusionXLPipeline> {
     return new StableDiffusionXLPipeline(await this.components.withLoras(loras), this.callDefaults);
   }
