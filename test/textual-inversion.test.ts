@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { NO_FIXTURES, levelDiff } from "./helpers/fixtures.js";
 import { startLocalServer } from "./helpers/local-server.js";
 import { txt2imgFirst } from "./helpers/a1111-client.js";
-import { runComfyPrompt } from "./helpers/comfy-client.js";
+import { comfyRefused, runComfyPrompt } from "./helpers/comfy-client.js";
 import { runCli } from "./helpers/cli.js";
 import { decodePng } from "../src/image/png.js";
 import { scanEmbeddingsFolder } from "../src/loaders/textual-inversion.js";
@@ -87,6 +87,7 @@ test("an embedding of the rows of 'red cube' encodes as those words: A1111's nam
   // ComfyUI's name is a word of its own: "redcube" alone is text there
   assert.notDeepEqual(Array.from((await p.encodePrompt({ prompt: "a photo of redcube, on a table", promptSyntax: "comfyui" })).promptEmbeds.data), Array.from(comfyWords.promptEmbeds.data));
   await assert.rejects(p.encodePrompt({ prompt: "a photo of embedding:bluecube", promptSyntax: "comfyui" }), (e: Error) => e instanceof PipelineInputError && /embedding:bluecube is not an embedding here \(embeddings: redcube\)/.test(e.message));
+  await assert.rejects(q.encodePrompt({ prompt: "embedding:redcube, a photo", promptSyntax: "comfyui" }), /embedding:redcube, is not an embedding here \(none is loaded/);
 });
 
 test("diffusers: the token as an added token (exact case, anywhere), pooled where transformers' argmax of the ids lands", { skip: NO_FIXTURES }, async () => {
@@ -172,6 +173,8 @@ test("serve: /sdapi/v1/embeddings and ComfyUI's /embeddings list them; A1111 and
       9: { class_type: "SaveImage", inputs: { filename_prefix: "ComfyUI", images: ["8", 0] } },
     });
     assert.deepEqual(decodePng(await runComfyPrompt(server.url, graph("a embedding:redcube on a table"))).data, decodePng(await runComfyPrompt(server.url, graph("a red cube on a table"))).data);
+    // an unknown name is refused before the prompt is queued
+    await comfyRefused(server.url, graph("a (embedding:bluecube:1.2) on a table"), undefined, undefined, /embedding:bluecube is not an embedding here \(embeddings: redcube\)/);
   } finally {
     await server.close();
   }

@@ -122,6 +122,8 @@ export function clipSkipPerEncoder(clipSkip: ClipSkip | undefined, layers: reado
   return skips;
 }
 
+const NO_EMBEDDINGS = new EmbeddingVocabulary([]);
+
 /** A tokenizer's ids of a text without BOS and EOS. */
 const contentIds = (tok: CLIPTokenizer) => (text: string) => (text === "" ? [] : tok.encode(text).slice(1, -1));
 
@@ -272,7 +274,8 @@ export class PromptEncoder {
       const text = [p, prompts2[b]][k];
       try {
         const e = this.embeddings;
-        return syntax === "comfyui" ? chunkComfyPrompt(text, br.tokenizer, { embeddings: e })
+        // ComfyUI's embedding:NAME names an embedding even when none is loaded (then an error saying so)
+        return syntax === "comfyui" ? chunkComfyPrompt(text, br.tokenizer, { embeddings: e ?? NO_EMBEDDINGS })
           : chunkPromptWith(text, br.tokenizer, { findEmbedding: e?.a1111Finder(contentIds(br.tokenizer)) }).chunks;
       } catch (e) {
         if (e instanceof PromptSyntaxError) throw new PipelineInputError(e.message);

@@ -94,8 +94,8 @@ export class EmbeddingVocabulary {
       const exact = this.comfyName(word), stripped = word.replace(/^,+|,+$/g, "");
       const e = exact ?? (stripped.length < word.length ? this.comfyName(stripped) : undefined);
       if (!e) {
-        const known = this.embeddings.map((x) => x.token).join(", ") || "none";
-        throw new PromptSyntaxError(`embedding:${word} is not an embedding here (embeddings: ${known})`);
+        const known = this.embeddings.map((x) => x.token).join(", ");
+        throw new PromptSyntaxError(`embedding:${word} is not an embedding here (${known ? `embeddings: ${known}` : "none is loaded: serve --embeddings-dir DIR, or --embedding FILE"})`);
       }
       out.push(this.markers(e));
       const rest = (exact ? words.slice(1) : [word.slice(stripped.length), ...words.slice(1)]).filter((w) => w !== "").join(" ");

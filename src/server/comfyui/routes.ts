@@ -41,7 +41,7 @@ import { UpscalerLibraryError } from "../upscaler-library.js";
 import { imageOpsSize } from "../image-ops.js";
 import { ImageFormatError } from "../../image/errors.js";
 import type { ImageOpSpec, InitImageOp } from "../job.js";
-import { comfyEmbeddings } from "../embeddings-listing.js";
+import { checkEmbeddingNames, comfyEmbeddings } from "../embeddings-listing.js";
 import type { GraphImageOp } from "./image-nodes.js";
 import { VaeLibraryError } from "../vae-library.js";
 import { objectInfo } from "./object-info.js";
@@ -384,6 +384,7 @@ export class ComfyUiApi {
     for (const lora of compiled.loras) if (lora.modelOnly) await this.checkUnetOnly(lora.name, lora.modelOnly, state);
     if (compiled.vae) compiled.spec.vae = await this.vaeFile(compiled.vae.name, compiled.vae.node, state);
     await this.finishImageOps(compiled, state);
+    checkEmbeddingNames(compiled.spec, state.embeddings);
     try {
       await readLoras(Fields.of({ loras: compiled.loras.map(({ name, weight }) => ({ name, weight })) }), compiled.spec, state);
       await finishControlNets(compiled.controlnets, compiled.spec, state, "control_net_name", false);
