@@ -8,7 +8,7 @@
  */
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NO_FIXTURES, levelDiff } from "./helpers/fixtures.js";
@@ -207,4 +207,43 @@ test("withTextualInversions: a pipeline with one more embedding, the UNet and VA
   }
   assert.equal(q.textualInversions.length, 0);
   assert.ok((await q.generate({ prompt: "a red cube", width: 32, height: 32, numInferenceSteps: 2, seed: 1, outputType: "latent" })).latents.data.every(Number.isFinite));
+});
+
+const CHROMIUM = "/usr/bin/chromium";
+
+test("web page: the embedding picker adds a name to the prompt box last focused, and the job uses it", { skip: NO_FIXTURES || (existsSync(CHROMIUM) ? false : `${CHROMIUM} not found`), timeout: 180_000 }, async () => {
+  const { pipe: p } = await open();
+  const server = await startLocalServer(p, { server: { embeddings: { loaded: [{ token: "redcube", file: join(tmp, "redcube.safetensors"), vectors: 2 }], skipped: [] } } });
+  const { chromium } = await import("playwright-core");
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"], timeout: 60000 });
+  try {
+    const page = await browser.newPage();
+    page.setDefaultTimeout(60000);
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(String(e)));
+    await page.goto(server.url + "/");
+    await page.waitForSelector('body[data-ready="1"]');
+    assert.ok(await page.isVisible("#embedding-picker"));
+    await page.fill("#negative", "blurry");
+    await page.selectOption("#embedding", "redcube");
+    assert.equal(await page.inputValue("#negative"), "blurry, redcube", "the negative prompt by default");
+    await page.focus("#prompt");
+    await page.fill("#prompt", "a photo of");
+    await page.selectOption("#embedding", "redcube");
+    assert.equal(await page.inputValue("#prompt"), "a photo of, redcube");
+    await page.fill("#steps", "3");
+    await page.fill("#guidance", "5");
+    await page.fill("#seed", "0");
+    await page.selectOption("#scheduler", "Euler");
+    await page.click("#generate");
+    await page.waitForSelector("#gallery .card");
+    const src = await page.getAttribute("#gallery .card img", "src");
+    const png = Buffer.from(await (await fetch(new URL(src!, server.url))).arrayBuffer());
+    const want = await p.generate({ prompt: "a photo of, redcube", negativePrompt: "blurry, redcube", numInferenceSteps: 3, guidanceScale: 5, seed: 0, scheduler: "Euler" });
+    assert.ok(levelDiff(png, want.images.data) <= 1, `the page's image vs the library's: ${levelDiff(png, want.images.data)} levels`);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+    await server.close();
+  }
 });

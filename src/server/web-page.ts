@@ -3,7 +3,8 @@
  * resources). It queues jobs with POST /v1/jobs, follows them over server-sent events (progress
  * bar, steps, time left, live latent previews) and keeps a gallery of results with their
  * parameters, downloads and "reuse these settings". With --lora-dir, a LoRA picker adds
- * `<lora:NAME:1>` tags to the prompt; with --fast, a "Fast" checkbox sends `preset: "fast"` and greys
+ * `<lora:NAME:1>` tags to the prompt; with embeddings (--embeddings-dir), a picker adds a name to the
+ * prompt box last focused; with --fast, a "Fast" checkbox sends `preset: "fast"` and greys
  * the steps, guidance and scheduler it replaces. An image-to-image / inpainting mode (web-page-image.ts)
  * paints a mask over an image and sends it to /sdapi/v1/img2img. Keeping the page open: the history of the
  * server's images (web-history.ts), every client's queue (web-queue.ts), a lightbox (web-lightbox.ts), and
@@ -169,6 +170,17 @@ function addLoraTag() {
   $("prompt").focus();
 }
 
+// an embedding's name goes into the prompt box last focused (the negative prompt, where most SDXL embeddings go, or the prompt)
+var promptBox = "negative";
+function addEmbedding() {
+  var name = $("embedding").value;
+  if (!name) return;
+  var box = $(promptBox), p = box.value.trimEnd();
+  box.value = (p ? p + ", " : "") + name;
+  $("embedding").value = "";
+  box.focus();
+}
+
 function busy(on) {
   $("generate").disabled = on;
   $("cancel").classList.toggle("hidden", !on);
@@ -307,6 +319,8 @@ async function init() {
   $("cancel").addEventListener("click", cancel);
   $("size").addEventListener("change", onSizeChange);
   $("lora").addEventListener("change", addLoraTag);
+  $("embedding").addEventListener("change", addEmbedding);
+  ["prompt", "negative"].forEach(function (id) { $(id).addEventListener("focus", function () { promptBox = id; }); });
   $("fast").addEventListener("change", onFastChange);
   initImageMode();
   $("dice").addEventListener("click", function () { $("seed").value = String(Math.floor(Math.random() * 4294967295)); });
@@ -336,6 +350,11 @@ async function init() {
     var loras = await (await fetch("/sdapi/v1/loras")).json();
     loras.forEach(function (l) { option($("lora"), l.name, l.name); });
     $("lora-picker").classList.toggle("hidden", loras.length === 0);
+  } catch (e) { /* no picker */ }
+  try {
+    var embeddings = Object.keys((await (await fetch("/sdapi/v1/embeddings")).json()).loaded || {});
+    embeddings.forEach(function (n) { option($("embedding"), n, n); });
+    $("embedding-picker").classList.toggle("hidden", embeddings.length === 0);
   } catch (e) { /* no picker */ }
   await cnInit();
   await initPickers();
@@ -371,6 +390,7 @@ ${IMAGE_HTML}
     <label>Prompt<textarea id="prompt" rows="3" required placeholder="an astronaut riding a green horse"></textarea></label>
     <label>Negative prompt<textarea id="negative" rows="2" placeholder="ugly, blurry, poor quality"></textarea></label>
     <label id="lora-picker" class="hidden">LoRA<select id="lora"><option value="">add a LoRA to the prompt…</option></select></label>
+    <label id="embedding-picker" class="hidden">Embedding<select id="embedding" title="goes into the prompt box last clicked (the negative prompt by default)"><option value="">add an embedding…</option></select></label>
     <label id="fast-toggle" class="check hidden"><input id="fast" type="checkbox"> Fast (LCM, 4 steps)</label>
 ${CONTROLNET_HTML}
     <div class="row">
