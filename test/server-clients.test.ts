@@ -352,7 +352,7 @@ test("A1111 lists: upscalers, latent modes, VAEs, modules, embeddings, cmd-flags
   assert.deepEqual(await getJson("/sdapi/v1/scripts"), { txt2img: ["controlnet"], img2img: ["controlnet"] });
   const memory = await getJson("/sdapi/v1/memory");
   assert.ok(memory.ram.total > 0 && memory.ram.free + memory.ram.used === memory.ram.total && typeof memory.cuda.error === "string");
-  for (const path of ["/sdapi/v1/refresh-vae", "/sdapi/v1/refresh-checkpoints"]) {
+  for (const path of ["/sdapi/v1/refresh-vae", "/sdapi/v1/refresh-checkpoints", "/sdapi/v1/refresh-embeddings"]) {
     const r = await fetch(server.url + path, { method: "POST" });
     assert.equal(r.status, 200, path);
     assert.equal(await r.text(), "null");

@@ -100,6 +100,7 @@ export const OPENAPI = {
     "/sdapi/v1/refresh-loras": { post: op({ summary: "read --lora-dir again" }) },
     "/sdapi/v1/refresh-vae": { post: op({ summary: "nothing to do: --vae-dir is read on every listing" }) },
     "/sdapi/v1/refresh-checkpoints": { post: op({ summary: "nothing to do: the served models are fixed at start" }) },
+    "/sdapi/v1/refresh-embeddings": { post: op({ summary: "nothing to do: the embeddings are compiled into the text encoders at start (restart for new files)" }) },
     "/sdapi/v1/face-restorers": { get: op({ summary: "face restorers (none)", answer: arr(obj({ name: str() })) }) },
     "/sdapi/v1/hypernetworks": { get: op({ summary: "hypernetworks (none)", answer: arr(obj({ name: str(), path: str() })) }) },
     "/sdapi/v1/realesrgan-models": { get: op({ summary: "the --upscaler-dir models", answer: arr(obj({ name: str(), path: str(), scale: num() })) }) },

@@ -2,7 +2,7 @@
  * The A1111 API's lists and settings, as A1111 shapes them (clients read `name`, `title`,
  * `model_name`): sd-models, samplers, schedulers, upscalers, latent-upscale-modes, sd-vae, sd-modules,
  * embeddings, loras (+ refresh-loras), prompt-styles, cmd-flags, and what clients probe (face-restorers,
- * hypernetworks, scripts, realesrgan-models, memory, refresh-vae, refresh-checkpoints); GET/POST options (a round trip for the keys of
+ * hypernetworks, scripts, realesrgan-models, memory, refresh-vae, refresh-checkpoints, refresh-embeddings); GET/POST options (a round trip for the keys of
  * a1111-settings.ts); POST png-info; /internal/ping.
  */
 import { freemem, totalmem } from "node:os";
@@ -85,9 +85,10 @@ export function a1111ListRoutes(router: Router<AppState>): void {
     // onnxruntime reports no GPU memory figures: A1111 answers an error there when it has no CUDA
     sendJson(ctx.res, 200, { ram: { free, used: total - free, total }, cuda: { error: "no CUDA memory figures (onnxruntime-node)" } });
   });
-  // the --vae-dir listing is read on every call, and the served checkpoints are fixed at start
+  // the --vae-dir listing is read on every call; the served checkpoints, and the embeddings compiled into their text encoders, are fixed at start
   router.on("POST", "/sdapi/v1/refresh-vae", (ctx) => sendJson(ctx.res, 200, null));
   router.on("POST", "/sdapi/v1/refresh-checkpoints", (ctx) => sendJson(ctx.res, 200, null));
+  router.on("POST", "/sdapi/v1/refresh-embeddings", (ctx) => sendJson(ctx.res, 200, null));
 
   router.on("POST", "/sdapi/v1/refresh-loras", async (ctx) => {
     await ctx.state.loras?.refresh();
