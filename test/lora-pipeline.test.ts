@@ -144,6 +144,47 @@ test("lora pipeline: text encoder LoRAs (kohya te1 / te2) equal the merged weigh
   assert.notDeepEqual(withLora.promptEmbeds.data, plain.promptEmbeds.data);
 });
 
+test("lora pipeline: a text-encoder weight of its own (A1111's <lora:NAME:TE:UNET>, ComfyUI's strength_clip) scales only the text encoders' deltas", { skip: NO_FIXTURES, timeout: 300_000 }, async () => {
+  const dir = tinyModel();
+  const mat = (rows: number, cols: number, seed: number) => Float32Array.from({ length: rows * cols }, (_, i) => Math.sin(seed + i * 0.37) * 0.2);
+  const te = {
+    "lora_te1_text_model_encoder_layers_0_self_attn_q_proj.lora_up.weight": { dtype: "F32" as const, shape: [32, 2], data: mat(32, 2, 1) },
+    "lora_te1_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight": { dtype: "F32" as const, shape: [2, 32], data: mat(2, 32, 2) },
+  };
+  const store = TensorStore.open(loraFile("peft"));
+  const unet = Object.fromEntries([...store.tensors].map(([k, e]) => [k, { dtype: "F32" as const, shape: e.shape, data: readFloat32(e) }]));
+  const both = join(tmp, "unet-and-te.safetensors"), teOnly = join(tmp, "te-only.safetensors");
+  saveTensors(both, { ...unet, ...te });
+  saveTensors(teOnly, te);
+  const base = await StableDiffusionXLPipeline.fromPretrained(dir);
+  const opts = { ...basicOptions(), outputType: "latent" as const };
+  const run = async (loras: { file: string; weight: number; textEncoderWeight?: number }[]) => {
+    const p = await base.withLoras(loras);
+    try {
+      return { emb: await p.encodePrompt(opts), latents: (await p.generate(opts)).latents.data, sharesEncoder: p.promptEncoder === base.promptEncoder };
+    } finally {
+      await p.release();
+    }
+  };
+  try {
+    const unetOnly = await run([{ file: loraFile("peft"), weight: 1 }]);
+    const plain = { emb: await base.encodePrompt(opts) };
+    // text encoders at 0: the UNet-only LoRA's run exactly, and the base's text encoders are kept
+    const noTe = await run([{ file: both, weight: 1, textEncoderWeight: 0 }]);
+    assert.ok(noTe.sharesEncoder, "no text-encoder delta: the prompt encoder is shared");
+    assert.deepEqual(Array.from(noTe.emb.promptEmbeds.data), Array.from(plain.emb.promptEmbeds.data));
+    assert.deepEqual(Array.from(noTe.latents), Array.from(unetOnly.latents));
+    // the text encoders at 0.5, the UNet at 0: the te-only LoRA at 0.5
+    const halfTe = await run([{ file: both, weight: 0, textEncoderWeight: 0.5 }]);
+    const teHalf = await run([{ file: teOnly, weight: 0.5 }]);
+    assert.deepEqual(Array.from(halfTe.emb.promptEmbeds.data), Array.from(teHalf.emb.promptEmbeds.data));
+    assert.deepEqual(Array.from(halfTe.latents), Array.from(teHalf.latents));
+    assert.notDeepEqual(Array.from(halfTe.emb.promptEmbeds.data), Array.from(plain.emb.promptEmbeds.data));
+  } finally {
+    await base.release();
+  }
+});
+
 function ssd1b(args: string[]) {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8" });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };

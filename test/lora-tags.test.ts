@@ -34,7 +34,7 @@ const bad: { prompt: string; error: RegExp }[] = [
   { prompt: "x <lora:style:>", error: /the LoRA weight must be a number/ },
   { prompt: "x <lora:style:Infinity>", error: /the LoRA weight must be a number/ },
   { prompt: "x <lora::1>", error: /<lora::1>: the LoRA name is missing/ },
-  { prompt: "x <lora:style:0.5:1>", error: /separate text-encoder and UNet weights \(<lora:NAME:TE:UNET>\) are not supported/ },
+  { prompt: "x <lora:style:0.5:x>", error: /the LoRA weight must be a number like 0\.8, got "x"/ },
   { prompt: "x <lora:a:1:2:3>", error: /too many ":"/ },
 ];
 
@@ -43,6 +43,16 @@ for (const c of bad) {
     assert.throws(() => extractLoraTags(c.prompt), (e: Error) => e instanceof LoraTagError && c.error.test(e.message));
   });
 }
+
+test("lora tags: <lora:NAME:TE:UNET> gives the text encoders (first) and the UNet (second) weights of their own, as A1111", () => {
+  assert.deepEqual(extractLoraTags("x <lora:style:0.5:1>").tags, [{ name: "style", weight: 1, textEncoderWeight: 0.5 }]);
+  assert.deepEqual(extractLoraTags("x <lora:style:0.7:0.7>").tags, [{ name: "style", weight: 0.7 }], "equal weights are one weight");
+  assert.equal(formatLoraTag({ name: "style", weight: 1, textEncoderWeight: 0.5 }), "<lora:style:0.5:1>");
+  // repeated names add up per component; a LoRA with one component at 0 stays
+  assert.deepEqual(mergeLoraTags(extractLoraTags("<lora:s:0.5:1> <lora:s:0.25> <lora:t:1:0> <lora:u:0:0>").tags), [
+    { name: "s", weight: 1.25, textEncoderWeight: 0.75 }, { name: "t", weight: 0, textEncoderWeight: 1 },
+  ]);
+});
 
 test("lora tags: unknown names are refused with the list of what exists", () => {
   const { tags } = extractLoraTags("x <lora:styl:1>");

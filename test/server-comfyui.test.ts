@@ -32,7 +32,7 @@ import { FileStore } from "../src/server/file-store.js";
 import { startServer } from "../src/server/app.js";
 import { ControlNetLibrary } from "../src/server/controlnet-library.js";
 import { synthComponentFolder } from "./helpers/controlnet-folder.js";
-import { saveTensors } from "../src/safetensors/index.js";
+import { readFloat32, saveTensors, TensorStore } from "../src/safetensors/index.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "server-comfyui-"));
 let pipe: StableDiffusionXLPipeline;
@@ -44,8 +44,13 @@ before(async () => {
   const loraDir = join(tmp, "loras");
   mkdirSync(loraDir);
   copyFileSync(fixture("lora", "peft", "lora.safetensors"), join(loraDir, "astro-style.safetensors"));
-  // a LoRA with text-encoder weights (its header is all LoraLoaderModelOnly reads)
-  saveTensors(join(loraDir, "te-style.safetensors"), { "lora_te1_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight": { dtype: "F32", shape: [1, 1], data: new Float32Array(1) } });
+  // the same UNet LoRA with text-encoder weights too
+  const store = TensorStore.open(fixture("lora", "peft", "lora.safetensors"));
+  saveTensors(join(loraDir, "te-style.safetensors"), {
+    ...Object.fromEntries([...store.tensors].map(([k, e]) => [k, { dtype: "F32" as const, shape: e.shape, data: readFloat32(e) }])),
+    "lora_te1_text_model_encoder_layers_0_self_attn_q_proj.lora_up.weight": { dtype: "F32", shape: [32, 2], data: new Float32Array(64).fill(0.3) },
+    "lora_te1_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight": { dtype: "F32", shape: [2, 32], data: new Float32Array(64).fill(0.2) },
+  });
   synthComponentFolder(join(tmp, "controlnets", "canny-a"), fixture("controlnet", "tiny-ssd", "controlnet", "config.json"));
   pipe = await StableDiffusionXLPipeline.fromPretrained(tinyModelIn(tmp));
   const loras = new LoraLibrary(loraDir), controlnets = new ControlNetLibrary(join(tmp, "controlnets"));
@@ -265,17 +270,27 @@ test("ComfyUI: LoraLoader gives diffusers' lora_basic image; its <lora> tag is w
   assertFixtureImage(png, ref, "vs lora_basic");
   assert.ok(levelDiff(png, cases().float32("basic.images")) > 3, "the LoRA changes the image");
   assert.match(decodePng(png).text.parameters, /<lora:astro-style:1>/);
-  // LoraLoaderModelOnly: the same for a LoRA of UNet weights only; one with text-encoder weights is refused
+  // LoraLoaderModelOnly: the UNet's part alone, so a LoRA with text-encoder weights too gives the same image
   const m = defaultGraph({ ckpt: "tiny-ssd", ...BASIC });
   m[10] = { class_type: "LoraLoaderModelOnly", inputs: { model: ["4", 0], lora_name: "astro-style.safetensors", strength_model: 1 } };
   m[3].inputs.model = ["10", 0];
   const modelOnly = await savedImage((await runOverSocket(m)).id);
   assert.deepEqual(decodePng(modelOnly).data, decodePng(png).data);
   m[10].inputs.lora_name = "te-style.safetensors";
-  const refused = await postJson("/prompt", { prompt: m });
-  const out = await refused.json() as any;
-  assert.equal(refused.status, 400);
-  assert.match(out.node_errors["10"].errors[0].message, /text-encoder weights .*lora_te1_/);
+  assert.deepEqual(decodePng(await savedImage((await runOverSocket(m)).id)).data, decodePng(png).data);
+  assert.match(decodePng(await savedImage((await runOverSocket(m)).id)).text.parameters, /<lora:te-style:0:1>/);
+  // LoraLoader with strength_clip of its own: the text encoders' part weighs in (the library's textEncoderWeight)
+  const clip = structuredClone(g);
+  Object.assign(clip[10].inputs, { lora_name: "te-style.safetensors", strength_clip: 0.5 });
+  const half = await savedImage((await runOverSocket(clip)).id);
+  const variant = await pipe.withLoras([{ file: join(tmp, "loras", "te-style.safetensors"), weight: 1, textEncoderWeight: 0.5 }]);
+  try {
+    const lib = await variant.generate({ prompt: BASIC.text, negativePrompt: BASIC.negative, promptSyntax: "comfyui", numInferenceSteps: BASIC.steps, guidanceScale: BASIC.cfg, seed: BASIC.seed, width: 32, height: 32, scheduler: "Euler" });
+    assert.ok(levelDiff(half, lib.images.data) <= 1, `${levelDiff(half, lib.images.data)} levels from the library`);
+  } finally {
+    await variant.release();
+  }
+  assert.notDeepEqual(decodePng(half).data, decodePng(png).data, "the text encoders' part changes the image");
 });
 
 test("ComfyUI: CLIPTextEncodeSDXL's sizes are SDXL's micro-conditioning: diffusers' micro_cond image", { skip: NO_FIXTURES, timeout: 120_000 }, async () => {
@@ -438,12 +453,6 @@ test("ComfyUI: refused prompts answer ComfyUI's error shape, naming the node and
   vae[10] = { class_type: "VAELoader", inputs: { vae_name: "sdxl_vae.safetensors" } };
   vae[8].inputs.vae = ["10", 0];
   await bad(vae, "prompt_outputs_failed_validation", "10", "vae_name", /"sdxl_vae.safetensors" \(this server has no --vae-dir/);
-  const lora = g();
-  lora[10] = { class_type: "LoraLoader", inputs: { model: ["4", 0], clip: ["4", 1], lora_name: "astro-style.safetensors", strength_model: 1, strength_clip: 0.5 } };
-  lora[3].inputs.model = ["10", 0];
-  lora[6].inputs.clip = ["10", 1];
-  lora[7].inputs.clip = ["10", 1];
-  await bad(lora, "prompt_outputs_failed_validation", "10", "strength_clip");
   const adv = g();
   adv[3] = { class_type: "KSamplerAdvanced", inputs: { ...adv[3].inputs, add_noise: "enable", noise_seed: 1, start_at_step: 0, end_at_step: 2, return_with_leftover_noise: "enable" } };
   await bad(adv, "prompt_outputs_failed_validation", "3", "end_at_step", /stops before the last/);

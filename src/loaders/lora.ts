@@ -74,9 +74,15 @@ export class LoraTargets {
 
 export interface LoraDelta { key: string; delta: LowRankDelta }
 
+/** A LoRA file to apply: `weight` on the UNet, `textEncoderWeight` (default `weight`) on the text encoders. */
+export interface LoraSpec { file: string; weight: number; textEncoderWeight?: number }
+
 export interface LoraFile {
   file: string;
+  /** The strength on the UNet (and on the text encoders unless textEncoderWeight says otherwise). */
   weight: number;
+  /** The text encoders' strength when it differs from `weight`. */
+  textEncoderWeight?: number;
   /** "peft", "diffusers" (older lora.down / processor names), "kohya", or several joined by "+". */
   format: string;
   deltas: Record<LoraComponent, LoraDelta[]>;
@@ -143,8 +149,11 @@ function product(s: readonly number[]): number {
  * module of the model (a LoRA for another architecture?) unless `allowUnmatched`, where they are
  * only returned in `unmatched`; unsupported variants (LoHa, DoRA, …) and misfit shapes always throw.
  */
-export function readLora(file: string, weight: number, targets: LoraTargets, opts: { allowUnmatched?: boolean } = {}): LoraFile {
+export function readLora(file: string, weight: number, targets: LoraTargets, opts: { allowUnmatched?: boolean; textEncoderWeight?: number } = {}): LoraFile {
   if (!Number.isFinite(weight)) throw new LoraError(`${file}: LoRA weight must be a finite number, got ${weight}`);
+  // A1111's <lora:NAME:TE:UNET>, ComfyUI's strength_clip: the text encoders' own strength (default the UNet's)
+  const teWeight = opts.textEncoderWeight ?? weight;
+  if (!Number.isFinite(teWeight)) throw new LoraError(`${file}: LoRA text-encoder weight must be a finite number, got ${teWeight}`);
   let tensors: Map<string, TensorEntry>;
   try {
     tensors = readHeader(file).tensors;
@@ -191,6 +200,7 @@ export function readLora(file: string, weight: number, targets: LoraTargets, opt
   const deltas: Record<LoraComponent, LoraDelta[]> = { unet: [], textEncoder: [], textEncoder2: [] };
   const errors: string[] = [];
   const origin = basename(file);
+  let matched = 0;
   for (const g of groups.values()) {
     if (g.unsupported) { errors.push(`${g.name}: ${g.unsupported} (${g.tensors.join(", ")})`); continue; }
     const target = g.resolve();
@@ -205,12 +215,16 @@ export function readLora(file: string, weight: number, targets: LoraTargets, opt
     for (const t of [up, down]) {
       if (!readFloat32(t).every(Number.isFinite)) throw new LoraError(`${file}: tensor ${g.tensors.find((n) => n.includes(t === up ? "up" : "down")) ?? g.name} holds NaN or infinite values (a damaged file?)`);
     }
-    let scale = weight;
+    const w = target.component === "unet" ? weight : teWeight;
+    matched++;
+    // a component at weight 0 gets nothing (no delta to fold, no session to compile again)
+    if (w === 0) continue;
+    let scale = w;
     if (g.alpha) {
       const a = readFloat32(g.alpha);
       if (a.length !== 1) throw new LoraError(`${file}: alpha of "${g.name}" has ${a.length} values, expected 1`);
       if (!Number.isFinite(a[0])) throw new LoraError(`${file}: alpha of "${g.name}" is ${a[0]}`);
-      scale = (weight * a[0]) / rank;
+      scale = (w * a[0]) / rank;
     }
     deltas[target.component].push({ key: target.key, delta: { up, down, scale, origin: `${origin}:${g.name}` } });
   }
@@ -218,9 +232,8 @@ export function readLora(file: string, weight: number, targets: LoraTargets, opt
   if (unmatched.length && !opts.allowUnmatched) {
     throw new LoraError(`${file}: ${unmatched.length} tensor(s) match no module of this model (a LoRA for another architecture, or a text encoder LoRA without that text encoder?):\n  ${unmatched.slice(0, 20).join("\n  ")}${unmatched.length > 20 ? `\n  … and ${unmatched.length - 20} more` : ""}`);
   }
-  const count = LORA_COMPONENTS.reduce((n, c) => n + deltas[c].length, 0);
-  if (count === 0) throw new LoraError(`${file}: no LoRA modules found`);
-  return { file, weight, format: [...formats].sort().join("+"), deltas, unmatched };
+  if (matched === 0) throw new LoraError(`${file}: no LoRA modules found`);
+  return { file, weight, ...(teWeight !== weight ? { textEncoderWeight: teWeight } : {}), format: [...formats].sort().join("+"), deltas, unmatched };
 }
 
 /** A fresh, empty delta set (one WeightDeltas per component). */

@@ -1,8 +1,8 @@
 /**
  * AUTOMATIC1111's LoRA prompt tags: `<lora:NAME>` and `<lora:NAME:WEIGHT>` anywhere in a prompt
  * (or negative prompt) ask for that LoRA at WEIGHT (default 1) and are taken out of the text the
- * text encoders see. A1111's `<lora:NAME:TE:UNET>` (separate text-encoder and UNet weights) is
- * recognised and refused with a clear error: here a LoRA has one weight for all components.
+ * text encoders see. `<lora:NAME:TE:UNET>` gives the text encoders and the UNet weights of their own,
+ * as A1111's positional te and unet multipliers.
  *
  *   extractLoraTags("a castle <lora:style:0.8>, at dusk")
  *     -> { text: "a castle, at dusk", tags: [{ name: "style", weight: 0.8 }] }
@@ -12,11 +12,14 @@ export class LoraTagError extends Error {}
 
 export interface LoraTag {
   name: string;
+  /** The UNet's weight (and the text encoders' unless textEncoderWeight is given). */
   weight: number;
+  /** The text encoders' weight when it differs. */
+  textEncoderWeight?: number;
 }
 
-/** A tag as A1111 spells it: `<lora:name:0.8>`. */
-export const formatLoraTag = (t: LoraTag): string => `<lora:${t.name}:${t.weight}>`;
+/** A tag as A1111 spells it: `<lora:name:0.8>`, or `<lora:name:TE:UNET>` when the weights differ. */
+export const formatLoraTag = (t: LoraTag): string => (t.textEncoderWeight !== undefined && t.textEncoderWeight !== t.weight ? `<lora:${t.name}:${t.textEncoderWeight}:${t.weight}>` : `<lora:${t.name}:${t.weight}>`);
 
 // A1111 matches any <word:args> extra-network tag; only `lora` is ours (others stay in the text).
 // The tags are found by a linear scan (see findTags): a regex with a leading `[ \t]*` is quadratic
@@ -64,9 +67,8 @@ function parseTag(args: string, tag: string): LoraTag {
   const name = parts[0].trim();
   if (name === "") throw new LoraTagError(`${tag}: the LoRA name is missing (write <lora:NAME:WEIGHT>)`);
   if (parts.length > 3) throw new LoraTagError(`${tag}: too many ":" (write <lora:NAME:WEIGHT>)`);
-  if (parts.length === 3) {
-    throw new LoraTagError(`${tag}: separate text-encoder and UNet weights (<lora:NAME:TE:UNET>) are not supported; give one weight, <lora:NAME:WEIGHT>`);
-  }
+  // A1111: the first number is the text encoders' (te), the second the UNet's (unet)
+  if (parts.length === 3) return loraTag(name, parseWeight(parts[2], tag), parseWeight(parts[1], tag));
   return { name, weight: parts.length === 2 ? parseWeight(parts[1], tag) : 1 };
 }
 
@@ -117,7 +119,15 @@ export function checkLoraNames(tags: readonly LoraTag[], available: readonly str
  * the sum), LoRAs at weight 0 drop out, and the order is by name so that equal sets compare equal.
  */
 export function mergeLoraTags(tags: readonly LoraTag[]): LoraTag[] {
-  const sum = new Map<string, number>();
-  for (const t of tags) sum.set(t.name, (sum.get(t.name) ?? 0) + t.weight);
-  return [...sum].filter(([, w]) => w !== 0).map(([name, weight]) => ({ name, weight })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const sum = new Map<string, [number, number]>();
+  for (const t of tags) {
+    const [w, te] = sum.get(t.name) ?? [0, 0];
+    sum.set(t.name, [w + t.weight, te + (t.textEncoderWeight ?? t.weight)]);
+  }
+  return [...sum].filter(([, [w, te]]) => w !== 0 || te !== 0).map(([name, [w, te]]) => loraTag(name, w, te)).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/** A tag with a text-encoder weight only where it differs from the UNet's. */
+export function loraTag(name: string, weight: number, textEncoderWeight: number): LoraTag {
+  return textEncoderWeight === weight ? { name, weight } : { name, weight, textEncoderWeight };
 }

@@ -145,7 +145,7 @@ export interface JobSpec {
    * and sorted by name; absent: none. The prompts keep their `<lora:...>` tags (for the PNG text), and
    * LoRAs asked for in a request's `loras` field are appended to the prompt as tags too.
    */
-  loras?: { name: string; weight: number }[];
+  loras?: { name: string; weight: number; textEncoderWeight?: number }[];
   /**
    * "fast" (servers and workers started with --fast): the LCM-LoRA on top of `loras` and TAESD
    * decoding; steps, guidanceScale and scheduler already hold the preset's values (see fast-request.ts).

@@ -9,8 +9,8 @@
  */
 import { statSync } from "node:fs";
 import type { StableDiffusionXLPipeline } from "../pipelines/sdxl/index.js";
-import { LoraError } from "../loaders/lora.js";
-import { formatLoraTag, type LoraTag } from "../prompts/lora-tags.js";
+import { LoraError, type LoraSpec } from "../loaders/lora.js";
+import { formatLoraTag, loraTag, type LoraTag } from "../prompts/lora-tags.js";
 import { invalid } from "./errors.js";
 import { LoraLibrary, LoraLibraryError } from "./lora-library.js";
 
@@ -23,10 +23,11 @@ export const DEFAULT_LORA_CACHE = 1;
  */
 export const LORA_WEIGHT_STEP = 0.05;
 
-/** The weights rounded to LORA_WEIGHT_STEP; LoRAs that round to 0 drop out. */
+/** The weights rounded to LORA_WEIGHT_STEP; LoRAs whose weights all round to 0 drop out. */
 export function quantizeLoras(loras: readonly LoraTag[]): LoraTag[] {
-  return loras.map((l) => ({ name: l.name, weight: Math.round(l.weight / LORA_WEIGHT_STEP) / (1 / LORA_WEIGHT_STEP) }))
-    .filter((l) => l.weight !== 0);
+  const q = (w: number) => Math.round(w / LORA_WEIGHT_STEP) / (1 / LORA_WEIGHT_STEP);
+  return loras.map((l) => loraTag(l.name, q(l.weight), q(l.textEncoderWeight ?? l.weight)))
+    .filter((l) => l.weight !== 0 || (l.textEncoderWeight ?? 0) !== 0);
 }
 
 export class LoraPipelines {
@@ -68,7 +69,7 @@ export class LoraPipelines {
     const key = files.map((f) => {
       const s = statSync(f.file, { throwIfNoEntry: false });
       if (!s) throw invalid(`the LoRA file ${f.file} is gone`, "unknown_lora", "loras");
-      return `${f.file}\0${f.weight}\0${s.size}\0${s.mtimeMs}`;
+      return `${f.file}\0${f.weight}\0${f.textEncoderWeight ?? f.weight}\0${s.size}\0${s.mtimeMs}`;
     }).join("\n");
     let pipe = this.cache.get(key);
     if (pipe) {
@@ -104,11 +105,11 @@ export class LoraPipelines {
     await this.evict(0);
   }
 
-  private async resolve(loras: readonly LoraTag[]): Promise<{ file: string; weight: number }[]> {
+  private async resolve(loras: readonly LoraTag[]): Promise<LoraSpec[]> {
     if (!this.library) throw invalid(`this ${this.runner} has no --lora-dir, so it cannot apply ${loras.map(formatLoraTag).join(" ")}`, "no_lora_dir", "loras");
     return Promise.all(loras.map(async (l) => {
       try {
-        return { file: await this.library!.resolve(l.name), weight: l.weight };
+        return { file: await this.library!.resolve(l.name), weight: l.weight, ...(l.textEncoderWeight !== undefined ? { textEncoderWeight: l.textEncoderWeight } : {}) };
       } catch (e) {
         if (e instanceof LoraLibraryError) throw invalid(e.message, "unknown_lora", "loras");
         throw e;

@@ -5,7 +5,7 @@
  * runner resolves them again. The set goes into spec.loras; LoRAs from the field are appended to the
  * prompt as tags, so that the PNG's parameters text names every LoRA used, as A1111's does.
  */
-import { LoraTagError, checkLoraNames, extractLoraTags, formatLoraTag, mergeLoraTags, type LoraTag } from "../prompts/lora-tags.js";
+import { LoraTagError, checkLoraNames, extractLoraTags, formatLoraTag, loraTag, mergeLoraTags, type LoraTag } from "../prompts/lora-tags.js";
 import { invalid } from "./errors.js";
 import type { AppState } from "./generation.js";
 import type { JobSpec } from "./job.js";
@@ -20,7 +20,7 @@ export const MAX_LORA_WEIGHT = 10;
 
 const typeName = (v: unknown) => (v === null ? "null" : Array.isArray(v) ? "array" : typeof v);
 
-/** The `loras` field: [{ name, weight? }], each checked; names not yet looked up. */
+/** The `loras` field: [{ name, weight?, text_encoder_weight? }] (the last: the text encoders' own, default weight), each checked; names not yet looked up. */
 function readLoraField(f: Fields, param: string): LoraTag[] {
   const v = f.raw(param);
   if (v === undefined) return [];
@@ -28,12 +28,13 @@ function readLoraField(f: Fields, param: string): LoraTag[] {
   return v.map((item: unknown, i) => {
     const at = `${param}[${i}]`;
     if (typeof item !== "object" || item === null || Array.isArray(item)) throw invalid(`${at} must be an object {"name": "...", "weight": 0.8}, got ${typeName(item)}`, "invalid_type", param);
-    const { name, weight } = item as Record<string, unknown>;
+    const { name, weight, text_encoder_weight: te } = item as Record<string, unknown>;
     if (typeof name !== "string" || name.trim() === "") throw invalid(`${at}.name must be the name of a LoRA (see GET /sdapi/v1/loras), got ${JSON.stringify(name ?? null)}`, "invalid_type", param);
-    if (weight !== undefined && weight !== null && (typeof weight !== "number" || !Number.isFinite(weight))) {
-      throw invalid(`${at}.weight must be a finite number, got ${JSON.stringify(weight)}`, "invalid_type", param);
+    for (const [key, v] of [["weight", weight], ["text_encoder_weight", te]] as const) {
+      if (v !== undefined && v !== null && (typeof v !== "number" || !Number.isFinite(v))) throw invalid(`${at}.${key} must be a finite number, got ${JSON.stringify(v)}`, "invalid_type", param);
     }
-    return { name: name.trim(), weight: typeof weight === "number" ? weight : 1 };
+    const w = typeof weight === "number" ? weight : 1;
+    return loraTag(name.trim(), w, typeof te === "number" ? te : w);
   });
 }
 
@@ -77,7 +78,7 @@ export async function readLoras(f: Fields, spec: JobSpec, state: AppState, param
     }
   }
   for (const [t, where] of asked) {
-    if (Math.abs(t.weight) > MAX_LORA_WEIGHT) throw invalid(`${where}: the weight of ${formatLoraTag(t)} is outside [-${MAX_LORA_WEIGHT}, ${MAX_LORA_WEIGHT}]`, "invalid_lora", where);
+    if (Math.abs(t.weight) > MAX_LORA_WEIGHT || Math.abs(t.textEncoderWeight ?? 0) > MAX_LORA_WEIGHT) throw invalid(`${where}: the weight of ${formatLoraTag(t)} is outside [-${MAX_LORA_WEIGHT}, ${MAX_LORA_WEIGHT}]`, "invalid_lora", where);
   }
   const loras = quantizeLoras(mergeLoraTags(asked.map(([t]) => t)));
   if (loras.length > MAX_LORAS) throw invalid(`too many LoRAs: ${loras.length} (at most ${MAX_LORAS} per request)`, "too_many_loras", asked[0][1]);

@@ -26,7 +26,7 @@ const A1111_GENERATE = obj({
   override_settings: { ...obj({}), description: "A1111 settings for this request: sd_model_checkpoint, sd_vae, CLIP_stop_at_last_layers, sdxl_clip_l_skip, samples_format, uni_pc_*" },
   clip_skip: int("SD.Next's field: CLIP_stop_at_last_layers for this request"),
   styles: arr(str("a style of GET /sdapi/v1/prompt-styles (--styles-file); applied in order to the prompts, an unknown name is a 400")),
-  preset: str("\"fast\" on servers started with --fast"), loras: arr(obj({ name: str(), weight: num() })),
+  preset: str("\"fast\" on servers started with --fast"), loras: arr(obj({ name: str(), weight: num(), text_encoder_weight: num("the text encoders' own weight (default weight), as <lora:NAME:TE:UNET>") })),
   alwayson_scripts: obj({ controlnet: obj({ args: arr(obj({ enabled: bool(), image: str("base64"), module: str("none | canny"), model: str("GET /controlnet/model_list"), weight: num(), guidance_start: num(), guidance_end: num(), control_mode: str(), resize_mode: str(), pixel_perfect: bool(), processor_res: int(), threshold_a: num(), threshold_b: num() })) }) }),
 });
 

@@ -8,7 +8,7 @@ import { existsSync } from "node:fs";
 import type { ModelFolder } from "../../loaders/model-folder.js";
 import type { Variant } from "../../loaders/component.js";
 import { MissingTokenizersError, openModelSource, openVaeOverride, type ModelSource } from "../../loaders/model-source.js";
-import { addLoraDeltas, emptyLoraDeltaSet, LoraError, LoraTargets, readLora, type LoraDeltaSet, type LoraFile } from "../../loaders/lora.js";
+import { addLoraDeltas, emptyLoraDeltaSet, LoraError, LoraTargets, readLora, type LoraDeltaSet, type LoraFile, type LoraSpec } from "../../loaders/lora.js";
 import type { SessionOptions } from "../../runtime/session.js";
 import { ensureLocal, hubSettings, type HubOptions } from "../../hub/index.js";
 import { PromptEncoder } from "../prompt-encoding.js";
@@ -105,7 +105,7 @@ export class SdxlComponents {
    * and, when an added LoRA touches the text encoders, a new prompt encoder, compiled with the
    * combined deltas; the VAE, TAESD, tokenizers, configs and weight files are shared.
    */
-  async withLoras(added: readonly { file: string; weight: number }[]): Promise<SdxlComponents> {
+  async withLoras(added: readonly LoraSpec[]): Promise<SdxlComponents> {
     const { source, settings } = this;
     const { loras, deltas, touchesText } = readLoras(source, this.loras, added);
     const pe = this.promptEncoder;
@@ -222,13 +222,13 @@ function readTextualInversions(specs: readonly { file: string; token?: string }[
 }
 
 /** `base` LoRAs plus `added` files read against the model, their summed deltas, and whether an added one touches the text encoders. */
-function readLoras(source: ModelSource, base: readonly LoraFile[], added: readonly { file: string; weight: number }[]): { loras: LoraFile[]; deltas?: LoraDeltaSet; touchesText: boolean } {
+function readLoras(source: ModelSource, base: readonly LoraFile[], added: readonly LoraSpec[]): { loras: LoraFile[]; deltas?: LoraDeltaSet; touchesText: boolean } {
   const loras = [...base];
   if (added.length === 0 && base.length === 0) return { loras, touchesText: false };
   const targets = new LoraTargets({ unet: source.unet.config, textEncoder: source.textEncoder?.config, textEncoder2: source.textEncoder2.config });
-  const read = added.map(({ file, weight }) => {
+  const read = added.map(({ file, weight, textEncoderWeight }) => {
     if (!existsSync(file)) throw new LoraError(`LoRA file not found: ${file}`);
-    return readLora(file, weight, targets);
+    return readLora(file, weight, targets, { textEncoderWeight });
   });
   loras.push(...read);
   const deltas = emptyLoraDeltaSet();

@@ -3,6 +3,7 @@
  * (prompts, steps, guidance, seeds, scheduler, callbacks), each entry point's own, and the output.
  */
 import type { Variant } from "../../loaders/component.js";
+import type { LoraSpec } from "../../loaders/lora.js";
 import type { SessionOptions } from "../../runtime/session.js";
 import type { NoiseGenerator, Scheduler } from "../../schedulers/index.js";
 import type { FloatTensor } from "../../image/image.js";
@@ -37,10 +38,11 @@ export interface PipelineLoadOptions {
   env?: NodeJS.ProcessEnv;
   /**
    * LoRA / LoCon files (PEFT/diffusers or kohya .safetensors) applied to the UNet and both text
-   * encoders at `weight` (the strength; 1 = as trained). They stack. A tensor that matches no module
+   * encoders at `weight` (the strength; 1 = as trained; `textEncoderWeight` for the text encoders
+   * when they should differ, A1111's <lora:NAME:TE:UNET>). They stack. A tensor that matches no module
    * of this model is an error (LoraError) naming it.
    */
-  loras?: { file: string; weight: number }[];
+  loras?: LoraSpec[];
   /**
    * Textual inversions (SDXL embeddings: .safetensors with clip_l and clip_g, as A1111 and ComfyUI
    * keep them), named in prompts by `token` (default: the file name without extension): the exact

@@ -14,7 +14,7 @@
 import type { ModelFolder } from "../../loaders/model-folder.js";
 import type { Variant } from "../../loaders/component.js";
 import type { ModelSource } from "../../loaders/model-source.js";
-import type { LoraFile } from "../../loaders/lora.js";
+import type { LoraFile, LoraSpec } from "../../loaders/lora.js";
 import type { TextualInversion } from "../../loaders/textual-inversion.js";
 import type { SessionOptions } from "../../runtime/session.js";
 import { createScheduler, type Scheduler } from "../../schedulers/index.js";
@@ -79,7 +79,7 @@ export class StableDiffusionXLPipeline {
    * tokenizers, configs and weight files are shared. Releasing the variant frees only its own
    * sessions (the server keeps a few variants for per-request LoRAs). A preset's call defaults stay.
    */
-  async withLoras(loras: readonly { file: string; weight: number }[]): Promise<StableDiffusionXLPipeline> {
+  async withLoras(loras: readonly LoraSpec[]): Promise<StableDiffusionXLPipeline> {
     return new StableDiffusionXLPipeline(await this.components.withLoras(loras), this.callDefaults);
   }
 

@@ -49,11 +49,11 @@ function nodes(c: Choices): Record<string, NodeInfo> {
         model: ["MODEL"], clip: ["CLIP"], lora_name: [c.loras],
         strength_model: ["FLOAT", { default: 1, min: -10, max: 10, step: 0.01 }], strength_clip: ["FLOAT", { default: 1, min: -10, max: 10, step: 0.01 }],
       },
-      output: ["MODEL", "CLIP"], category: "loaders", displayName: "Load LoRA", description: "A LoRA of --lora-dir on the UNet and text encoders together (strength_clip = strength_model).",
+      output: ["MODEL", "CLIP"], category: "loaders", displayName: "Load LoRA", description: "A LoRA of --lora-dir: strength_model on the UNet, strength_clip on the text encoders.",
     },
     LoraLoaderModelOnly: {
       required: { model: ["MODEL"], lora_name: [c.loras], strength_model: ["FLOAT", { default: 1, min: -10, max: 10, step: 0.01 }] },
-      output: ["MODEL"], category: "loaders", displayName: "LoraLoaderModelOnly", description: "A LoRA of --lora-dir that holds UNet weights only.",
+      output: ["MODEL"], category: "loaders", displayName: "LoraLoaderModelOnly", description: "A LoRA of --lora-dir on the UNet alone.",
     },
     CLIPSetLastLayer: { required: { clip: ["CLIP"], stop_at_clip_layer: ["INT", { default: -1, min: -24, max: -1, step: 1 }] }, output: ["CLIP"], category: "conditioning", displayName: "CLIP Set Last Layer", description: "hidden_states[N] of both text encoders (SDXL's default: -2)." },
     CLIPTextEncode: { required: { text: ["STRING", { multiline: true, dynamicPrompts: true }], clip: ["CLIP"] }, output: ["CONDITIONING"], category: "conditioning", displayName: "CLIP Text Encode (Prompt)", description: "A prompt." },

@@ -33,7 +33,6 @@ import { Fields, checkSide } from "../validation.js";
 import { FILE_NAME } from "../file-store.js";
 import type { AccessPolicy } from "../access.js";
 import { NodeError, PromptError, type GraphNode } from "./graph.js";
-import { readHeader } from "../../safetensors/read.js";
 import { checkpointNames, compileWorkflow, type CompiledPrompt } from "./workflow.js";
 import { ComfyPrompts } from "./prompts.js";
 import { ComfyInputs } from "./inputs.js";
@@ -366,27 +365,15 @@ export class ComfyUiApi {
   }
 
   /**
-   * LoraLoaderModelOnly: a LoRA applies to every component it holds weights for, so its file must hold
-   * the UNet's only (most SDXL LoRAs do); one with text-encoder weights needs LoraLoader.
-   */
-  private async checkUnetOnly(name: string, node: GraphNode, state: AppState): Promise<void> {
-    if (!state.loras || !(await state.loras.has(name).catch(() => false))) return; // readLoras names the problem
-    const keys = [...readHeader(await state.loras.resolve(name)).tensors.keys()];
-    const te = keys.find((k) => /^(lora_te[12]?_|text_encoder(_2)?\.|te[12]?\.)/.test(k));
-    if (te) throw promptRejected(new NodeError(node, `${name} also holds text-encoder weights (${te}); here a LoRA applies to every part it holds, so load it with LoraLoader (strength_clip = strength_model)`, "lora_name"));
-  }
-
-  /**
    * LoraLoader's LoRAs checked against --lora-dir (and `<lora:...>` tags in the prompts, as every API
    * reads them), the ControlNets against --controlnet-dir.
    */
   private async checkLibraries(compiled: CompiledPrompt, state: AppState): Promise<void> {
-    for (const lora of compiled.loras) if (lora.modelOnly) await this.checkUnetOnly(lora.name, lora.modelOnly, state);
     if (compiled.vae) compiled.spec.vae = await this.vaeFile(compiled.vae.name, compiled.vae.node, state);
     await this.finishImageOps(compiled, state);
     checkEmbeddingNames(compiled.spec, state.embeddings);
     try {
-      await readLoras(Fields.of({ loras: compiled.loras.map(({ name, weight }) => ({ name, weight })) }), compiled.spec, state);
+      await readLoras(Fields.of({ loras: compiled.loras.map(({ name, weight, textEncoderWeight }) => ({ name, weight, text_encoder_weight: textEncoderWeight })) }), compiled.spec, state);
       await finishControlNets(compiled.controlnets, compiled.spec, state, "control_net_name", false);
     } catch (e) {
       if (e instanceof HttpError) throw new PromptError("prompt_outputs_failed_validation", e.message);

@@ -20,8 +20,8 @@
  * SetLatentNoiseMask latent makes it the pipeline's inpaint with that mask (inpaint.ts). A KSamplerAdvanced whose latent is
  * another's leftover noise is a base + refiner graph's refiner (refiner.ts; the base from noise, an image or an inpainting latent). A sampler whose latent is a
  * LatentUpscale(By) of another's is the hires fix's second pass (hires.ts). ControlNetApplyAdvanced nodes on both prompts are ControlNet
- * units (controlnet.ts). A LoRA applies to the UNet and text encoders together here, so
- * LoraLoader needs strength_model = strength_clip, and LoraLoaderModelOnly a file without text-encoder weights. ComfyUI reads only the nodes an output needs; so
+ * units (controlnet.ts). LoraLoader's strength_model and strength_clip are the LoRA's UNet and text-encoder
+ * weights (its MODEL and CLIP outputs must both be used); LoraLoaderModelOnly applies the UNet's part alone. ComfyUI reads only the nodes an output needs; so
  * does this, but every node must be of a known class (ComfyUI refuses unknown ones too).
  */
 import { Graph, NodeError, PromptError, forInput, nodeFields, nodeSide, type GraphNode } from "./graph.js";
@@ -115,8 +115,8 @@ export interface CompiledPrompt {
   outputs: OutputNode[];
 }
 
-/** A LoRA of the graph; `modelOnly`: from a LoraLoaderModelOnly (its file must hold UNet weights only, checked when it is looked up). */
-export interface ComfyLora { name: string; weight: number; modelOnly?: GraphNode }
+/** A LoRA of the graph: strength_model, and strength_clip where it differs (0 for LoraLoaderModelOnly). */
+export interface ComfyLora { name: string; weight: number; textEncoderWeight?: number }
 
 interface ClipChain { checkpoint: GraphNode; loras: GraphNode[]; clipSkip?: number }
 
@@ -358,15 +358,9 @@ function loraSet(modelLoras: GraphNode[], clips: ClipChain[]): ComfyLora[] {
     const f = nodeFields(node);
     const name = f.libraryName("lora_name");
     const strength = f.number("strength_model", -100, 100);
-    if (node.classType === "LoraLoaderModelOnly") {
-      out.push({ name, weight: strength, modelOnly: node });
-      continue;
-    }
-    const clipStrength = f.number("strength_clip", -100, 100);
-    if (clipStrength !== strength) {
-      throw new NodeError(node, `a LoRA applies to the UNet and the text encoders together here: strength_clip (${clipStrength}) must equal strength_model (${strength})`, "strength_clip");
-    }
-    out.push({ name, weight: strength });
+    // LoraLoaderModelOnly: the UNet's part alone (the text encoders at weight 0)
+    const clipStrength = node.classType === "LoraLoaderModelOnly" ? 0 : f.number("strength_clip", -100, 100);
+    out.push({ name, weight: strength, ...(clipStrength !== strength ? { textEncoderWeight: clipStrength } : {}) });
   }
   for (const c of clips) {
     for (const node of c.loras) {
