@@ -5,10 +5,6 @@
  * list them.
  */
 import type { EmbeddingsFolder } from "../loaders/textual-inversion.js";
-import { EmbeddingVocabulary } from "../prompts/embeddings.js";
-import { parseComfyWeights } from "../prompts/comfyui.js";
-import { PromptError } from "./comfyui/graph.js";
-import type { JobSpec } from "./job.js";
 
 export interface EmbeddingsListing {
   /** `vectors` unknown for an --embedding file (read by the runner). */
@@ -29,16 +25,3 @@ export function a1111Embeddings(listing: EmbeddingsListing | undefined): { loade
 }
 
 export const comfyEmbeddings = (listing: EmbeddingsListing | undefined): string[] => (listing?.loaded ?? []).map((e) => e.token);
-
-/** A ComfyUI prompt's embedding:NAME words checked against the loaded embeddings before it is queued (the runner's rule, prompts/embeddings.ts). */
-export function checkEmbeddingNames(spec: JobSpec, listing: EmbeddingsListing | undefined): void {
-  const vocabulary = new EmbeddingVocabulary((listing?.loaded ?? []).map((e) => ({ token: e.token, vectors: e.vectors ?? 1 })));
-  for (const text of [spec.prompt, spec.negativePrompt, spec.prompt2, spec.negativePrompt2]) {
-    if (!text?.includes("embedding:")) continue;
-    try {
-      for (const [piece] of parseComfyWeights(text)) vocabulary.comfyPieces(piece);
-    } catch (e) {
-      throw new PromptError("prompt_outputs_failed_validation", (e as Error).message);
-    }
-  }
-}

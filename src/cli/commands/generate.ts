@@ -3,7 +3,7 @@ import { writeFileAtomically } from "../../util/atomic-write.js";
 import { basename, dirname } from "node:path";
 import { parseArgs } from "node:util";
 import { randomInt } from "node:crypto";
-import { StableDiffusionXLPipeline, type CommonOptions, type Img2ImgOptions, type PipelineLoadOptions, type PipelineOutput } from "../../pipelines/sdxl/index.js";
+import { StableDiffusionXLPipeline, type CommonOptions, type PipelineLoadOptions, type PipelineOutput } from "../../pipelines/sdxl/index.js";
 import { PROMPT_SYNTAXES, type PromptSyntax } from "../../pipelines/prompt-encoding.js";
 import { parseLoraArg } from "../../loaders/lora.js";
 import { scanEmbeddingsFolder, TextualInversionError, type EmbeddingsFolder } from "../../loaders/textual-inversion.js";
@@ -223,7 +223,8 @@ function weightsFlag(values: Values, name: string): UNetWeights | undefined {
 
 /**
  * The model-loading flags shared by generate, img2img, serve and worker: --config, --vae, --taesd, --vae-precision,
- * --vae-tiling, --vae-tile-size, --unet-precision, --unet-weights, --text-encoder-weights, --lora, --prompt-syntax.
+ * --vae-tiling, --vae-tile-size, --unet-precision, --unet-weights, --text-encoder-weights, --lora, --embedding,
+ * --embeddings-dir, --prompt-syntax.
  */
 export function parseModelLoad(values: Values): Pick<PipelineLoadOptions, "config" | "vae" | "taesd" | "loras" | "textualInversions" | "promptSyntax" | "vaePrecision" | "unetPrecision" | "unetWeights" | "textEncoderWeights" | "vaeTiling" | "hub"> {
   const vaePrecision = precisionFlag(values, "vae-precision");
