@@ -110,6 +110,10 @@ test("lora: --lora FILE[:WEIGHT] arguments", () => {
   assert.deepEqual(parseLoraArg("style.safetensors:0.7"), { file: "style.safetensors", weight: 0.7 });
   assert.deepEqual(parseLoraArg("style.safetensors"), { file: "style.safetensors", weight: 1 });
   assert.deepEqual(parseLoraArg("C:\\loras\\x.safetensors:-.5"), { file: "C:\\loras\\x.safetensors", weight: -0.5 });
+  // FILE:TE:UNET, as A1111's <lora:NAME:TE:UNET>
+  assert.deepEqual(parseLoraArg("style.safetensors:0.5:1"), { file: "style.safetensors", weight: 1, textEncoderWeight: 0.5 });
+  assert.deepEqual(parseLoraArg("C:\\x.safetensors:0:1.5"), { file: "C:\\x.safetensors", weight: 1.5, textEncoderWeight: 0 });
+  assert.deepEqual(parseLoraArg("style.safetensors:0.7:0.7"), { file: "style.safetensors", weight: 0.7 });
 });
 
 test("lora: a tiny-ssd UNet forward gives the same output with either form; weight 0 is the plain model", { skip: NO_FIXTURES, timeout: 300_000 }, async () => {

@@ -246,9 +246,15 @@ export function addLoraDeltas(lora: LoraFile, into: LoraDeltaSet): void {
   for (const c of LORA_COMPONENTS) for (const { key, delta } of lora.deltas[c]) into[c].add(key, delta);
 }
 
-/** Parses a `--lora FILE[:WEIGHT]` argument (weight 1 when absent; a Windows drive colon is not a weight). */
-export function parseLoraArg(arg: string): { file: string; weight: number } {
-  const m = /^(.+):([+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?)$/i.exec(arg);
+/**
+ * Parses a `--lora FILE[:WEIGHT]` or `FILE:TE:UNET` argument (weight 1 when absent; a Windows drive
+ * colon is not a weight; TE:UNET as A1111's tag: the text encoders' weight, then the UNet's).
+ */
+export function parseLoraArg(arg: string): LoraSpec {
+  const num = "[+-]?(?:\\d+\\.?\\d*|\\.\\d+)(?:e[+-]?\\d+)?";
+  const two = new RegExp(`^(.+):(${num}):(${num})$`, "i").exec(arg);
+  if (two) return Number(two[2]) === Number(two[3]) ? { file: two[1], weight: Number(two[3]) } : { file: two[1], weight: Number(two[3]), textEncoderWeight: Number(two[2]) };
+  const m = new RegExp(`^(.+):(${num})$`, "i").exec(arg);
   if (m) return { file: m[1], weight: Number(m[2]) };
   return { file: arg, weight: 1 };
 }

@@ -5,7 +5,7 @@ import { parseArgs } from "node:util";
 import { randomInt } from "node:crypto";
 import { StableDiffusionXLPipeline, type CommonOptions, type PipelineLoadOptions, type PipelineOutput } from "../../pipelines/sdxl/index.js";
 import { PROMPT_SYNTAXES, type PromptSyntax } from "../../pipelines/prompt-encoding.js";
-import { parseLoraArg } from "../../loaders/lora.js";
+import { parseLoraArg, type LoraSpec } from "../../loaders/lora.js";
 import { scanEmbeddingsFolder, TextualInversionError, type EmbeddingsFolder } from "../../loaders/textual-inversion.js";
 import { PipelineInputError } from "../../pipelines/errors.js";
 import { checkPipelineLimits } from "../../pipelines/limits.js";
@@ -59,7 +59,8 @@ const COMMON_HELP = `  --model M            diffusers folder, Hugging Face repo 
                        (madebyollin/taesdxl) or a taesdxl_decoder.safetensors file; used by --fast-decode
   --fast-decode        decode the final latents with the TAESD instead of the VAE: several times faster,
                        a little less fine detail (needs --taesd)
-  --lora FILE[:W]      a LoRA / LoCon .safetensors (PEFT/diffusers or kohya; or a Hub REPO_ID[/FILE]) at strength W (default 1);
+  --lora FILE[:W]      a LoRA / LoCon .safetensors (PEFT/diffusers or kohya; or a Hub REPO_ID[/FILE]) at strength W (default 1;
+                       FILE:TE:UNET gives the text encoders and the UNet their own, as A1111's tag);
                        repeat to stack several. Tensors matching no module of the model are an error
   --embedding FILE     an SDXL textual inversion (.safetensors with clip_l and clip_g), named in prompts by its file
                        name without extension (as diffusers' added token; A1111's name with --prompt-syntax a1111;
@@ -196,13 +197,13 @@ export interface ParsedCommon {
 }
 
 /** `--lora FILE[:WEIGHT]` arguments, checked (the file exists, the weight is a number). */
-export function parseLoras(args: string[] | undefined): { file: string; weight: number }[] | undefined {
+export function parseLoras(args: string[] | undefined): LoraSpec[] | undefined {
   if (!args?.length) return undefined;
   return args.map((arg) => {
-    const { file, weight } = parseLoraArg(arg);
-    if (!Number.isFinite(weight)) throw new UsageError(`--lora ${arg}: the weight must be a number`);
-    if (!existsSync(file) && !parseRepoSpec(file)) throw new UsageError(`--lora ${arg}: file not found: ${file}`);
-    return { file, weight };
+    const spec = parseLoraArg(arg);
+    if (!Number.isFinite(spec.weight) || !Number.isFinite(spec.textEncoderWeight ?? 0)) throw new UsageError(`--lora ${arg}: the weight must be a number`);
+    if (!existsSync(spec.file) && !parseRepoSpec(spec.file)) throw new UsageError(`--lora ${arg}: file not found: ${spec.file}`);
+    return spec;
   });
 }
 
