@@ -8,6 +8,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { compileWorkflow, type WorkflowContext } from "../src/server/comfyui/workflow.js";
 import { DEFAULT_LIMITS } from "../src/server/validation.js";
+import { createScheduler } from "../src/schedulers/index.js";
+import { NO_FIXTURES, fixture } from "./helpers/fixtures.js";
+import { readFileSync } from "node:fs";
 
 const ctx: WorkflowContext = {
   limits: DEFAULT_LIMITS,
@@ -44,7 +47,7 @@ const customGraph = (sigmas: Record<string, any>, o: Parameters<typeof custom>[1
   return around(parts[3], { ...parts, ...extra, 3: parts[3] });
 };
 
-test("KarrasScheduler, ExponentialScheduler and BetaSamplingScheduler at their defaults are BasicScheduler's karras, exponential and beta", () => {
+test("KarrasScheduler, ExponentialScheduler and BetaSamplingScheduler at their defaults are BasicScheduler's karras, exponential and beta; SDTurboScheduler's step sgm_uniform's", { skip: NO_FIXTURES }, () => {
   const karras = { class_type: "KarrasScheduler", inputs: { steps: 6, sigma_max: 14.614642, sigma_min: 0.0291675, rho: 7 } };
   assert.deepEqual(spec(customGraph(karras)), spec(around(ksampler("karras"))));
   assert.equal(spec(customGraph(karras)).scheduler, "Euler Karras");
@@ -57,6 +60,15 @@ test("KarrasScheduler, ExponentialScheduler and BetaSamplingScheduler at their d
     const changed = { ...node, inputs: { ...node.inputs, [input]: value } };
     assert.throws(() => spec(customGraph(changed)), (e: any) => e.node?.id === "33" && e.input === input && new RegExp(`${input} ${value} is not run here: ${node.class_type} runs at its default`).test(e.message));
   }
+  // SDTurboScheduler's one step (SDXL Turbo's example) is sgm_uniform's: timestep 999
+  const turbo = { class_type: "SDTurboScheduler", inputs: { model: ["4", 0], steps: 1, denoise: 1 } };
+  const oneStep = around({ ...ksampler("sgm_uniform"), inputs: { ...ksampler("sgm_uniform").inputs, steps: 1 } });
+  assert.deepEqual(spec(customGraph(turbo)), spec(oneStep));
+  const scheduler = createScheduler(spec(customGraph(turbo)).scheduler!, JSON.parse(readFileSync(fixture("pipeline", "tiny-ssd", "scheduler", "scheduler_config.json"), "utf8")));
+  scheduler.setTimesteps(1);
+  assert.deepEqual(Array.from(scheduler.timesteps), [999]);
+  assert.throws(() => spec(customGraph({ ...turbo, inputs: { ...turbo.inputs, steps: 2 } })), (e: any) => e.node?.id === "33" && e.input === "steps" && /999, 899/.test(e.message));
+  assert.throws(() => spec(customGraph({ ...turbo, inputs: { ...turbo.inputs, denoise: 0.5 } })), (e: any) => e.node?.id === "33" && e.input === "denoise");
   // BetaSamplingScheduler's model is the sampler's
   assert.throws(() => spec(customGraph({ ...beta, inputs: { ...beta.inputs, model: ["99", 0] } })), (e: any) => e.node?.id === "33" && e.input === "model");
 });

@@ -11,6 +11,7 @@
  * SIGMAS: BasicScheduler (KSampler's scheduler, steps, denoise); KarrasScheduler, ExponentialScheduler
  * and BetaSamplingScheduler at their default parameters, which are BasicScheduler's karras,
  * exponential and beta (diffusers takes the model's training sigmas, and no other rho, alpha or beta);
+ * SDTurboScheduler's single step (SDXL Turbo's example workflow), sgm_uniform's one step from t = 999;
  * SplitSigmas of one of those: its high_sigmas are KSamplerAdvanced's steps up to end_at_step `step`
  * with leftover noise (a base before a refiner), its low_sigmas the steps from start_at_step `step`
  * (img2img of a VAEEncode, or with the noise disabled, the refiner continuing a base's latents).
@@ -23,7 +24,7 @@ import { NodeError, nodeFields, type Graph, type GraphNode } from "./graph.js";
 
 export const CUSTOM_SAMPLING_CLASSES = [
   "SamplerCustomAdvanced", "SamplerCustom", "RandomNoise", "DisableNoise", "CFGGuider", "BasicGuider", "KSamplerSelect",
-  "BasicScheduler", "KarrasScheduler", "ExponentialScheduler", "BetaSamplingScheduler", "SplitSigmas",
+  "BasicScheduler", "KarrasScheduler", "ExponentialScheduler", "BetaSamplingScheduler", "SDTurboScheduler", "SplitSigmas",
 ] as const;
 
 /** The scheduler nodes whose default parameters are a BasicScheduler scheduler, with those defaults (ComfyUI's). */
@@ -33,9 +34,9 @@ export const SIGMA_NODE_DEFAULTS: Readonly<Record<string, { scheduler: string; d
   BetaSamplingScheduler: { scheduler: "beta", defaults: { alpha: 0.6, beta: 0.6 } },
 };
 
-const SCHEDULE_NODES = { BasicScheduler: [0], KarrasScheduler: [0], ExponentialScheduler: [0], BetaSamplingScheduler: [0] };
+const SCHEDULE_NODES = { BasicScheduler: [0], KarrasScheduler: [0], ExponentialScheduler: [0], BetaSamplingScheduler: [0], SDTurboScheduler: [0] };
 const SIGMAS = { ...SCHEDULE_NODES, SplitSigmas: [0, 1] };
-const SIGMAS_WHAT = "SIGMAS from BasicScheduler, KarrasScheduler, ExponentialScheduler, BetaSamplingScheduler or SplitSigmas";
+const SIGMAS_WHAT = "SIGMAS from BasicScheduler, KarrasScheduler, ExponentialScheduler, BetaSamplingScheduler, SDTurboScheduler or SplitSigmas";
 
 const sameLink = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 
@@ -54,7 +55,7 @@ function scheduleOf(graph: Graph, sampler: GraphNode): Schedule {
     const half = (sampler.inputs.sigmas as [string, number])[1] === 0 ? "high" : "low";
     window = { half, step: nodeFields(node).int("step", 0, 10000) };
     const split = node;
-    node = graph.follow(split, "sigmas", SCHEDULE_NODES, "SIGMAS from BasicScheduler, KarrasScheduler, ExponentialScheduler or BetaSamplingScheduler");
+    node = graph.follow(split, "sigmas", SCHEDULE_NODES, "SIGMAS from BasicScheduler, KarrasScheduler, ExponentialScheduler, BetaSamplingScheduler or SDTurboScheduler");
     if (node.classType === "BasicScheduler" && (nodeFields(node).optionalNumber("denoise", 0, 1) ?? 1) !== 1) {
       throw new NodeError(split, "SplitSigmas of a BasicScheduler with denoise below 1 is not run here (split the whole schedule, or use denoise alone)", "sigmas");
     }
@@ -62,6 +63,13 @@ function scheduleOf(graph: Graph, sampler: GraphNode): Schedule {
   const f = nodeFields(node);
   const model = "model" in node.inputs ? { node, link: node.inputs.model } : undefined;
   if (node.classType === "BasicScheduler") return { inputs: { scheduler: f.string("scheduler", 50), steps: node.inputs.steps, denoise: node.inputs.denoise ?? 1 }, model, window };
+  if (node.classType === "SDTurboScheduler") {
+    // its one step at denoise 1 is timestep 999, sgm_uniform's (diffusers' "trailing"); more steps (999, 899, ...) have no diffusers schedule
+    const steps = f.int("steps", 1, 10), denoise = f.optionalNumber("denoise", 0, 1) ?? 1;
+    if (steps !== 1) throw new NodeError(node, `SDTurboScheduler runs 1 step here (its ${steps} timesteps 999, 899, ... have no diffusers schedule; BasicScheduler sgm_uniform spaces ${steps} steps evenly)`, "steps");
+    if (denoise !== 1) throw new NodeError(node, "SDTurboScheduler runs at denoise 1 here (a single step from timestep 999)", "denoise");
+    return { inputs: { scheduler: "sgm_uniform", steps: 1, denoise: 1 }, model, window };
+  }
   const { scheduler, defaults } = SIGMA_NODE_DEFAULTS[node.classType];
   for (const [input, value] of Object.entries(defaults)) {
     const given = f.optionalNumber(input, 0, 5000) ?? value;

@@ -164,6 +164,10 @@ function nodes(c: Choices): Record<string, NodeInfo> {
       required: { model: ["MODEL"], steps: ["INT", { default: 20, min: 1, max: c.maxSteps }], alpha: ["FLOAT", { default: 0.6, min: 0, max: 50, step: 0.01, round: false }], beta: ["FLOAT", { default: 0.6, min: 0, max: 50, step: 0.01, round: false }] },
       output: ["SIGMAS"], category: "sampling/custom_sampling/schedulers", displayName: "BetaSamplingScheduler", description: "BasicScheduler's beta: at the default alpha and beta only.",
     },
+    SDTurboScheduler: {
+      required: { model: ["MODEL"], steps: ["INT", { default: 1, min: 1, max: 10 }], denoise: ["FLOAT", { default: 1, min: 0, max: 1, step: 0.01 }] },
+      output: ["SIGMAS"], category: "sampling/custom_sampling/schedulers", displayName: "SDTurboScheduler", description: "SDXL Turbo's one step from timestep 999 (steps 1, denoise 1 only).",
+    },
     SplitSigmas: {
       required: { sigmas: ["SIGMAS"], step: ["INT", { default: 0, min: 0, max: 10000 }] },
       output: ["SIGMAS", "SIGMAS"], outputName: ["high_sigmas", "low_sigmas"], category: "sampling/custom_sampling/sigmas", displayName: "SplitSigmas",
