@@ -28,8 +28,8 @@ export class EmbeddingVocabulary {
   private readonly rows = new Map<string, number>();
   /** Extra rows in all. */
   readonly size: number;
-  /** Tokens longest first (an added-token trie's longest match). */
-  private readonly byLength: EmbeddingToken[];
+  /** Tokens by their first character, longest first (an added-token trie's longest match). */
+  private readonly byFirst = new Map<string, EmbeddingToken[]>();
 
   constructor(readonly embeddings: readonly EmbeddingToken[]) {
     let row = 0;
@@ -39,7 +39,11 @@ export class EmbeddingVocabulary {
       row += e.vectors;
     }
     this.size = row;
-    this.byLength = [...embeddings].sort((a, b) => b.token.length - a.token.length);
+    for (const e of [...embeddings].sort((a, b) => b.token.length - a.token.length)) {
+      const list = this.byFirst.get(e.token[0]) ?? [];
+      list.push(e);
+      this.byFirst.set(e.token[0], list);
+    }
   }
 
   get(token: string): EmbeddingToken | undefined { return this.embeddings.find((e) => e.token === token); }
@@ -55,7 +59,7 @@ export class EmbeddingVocabulary {
     const out: number[] = [];
     let start = 0, i = 0;
     while (i < text.length) {
-      const e = this.byLength.find((x) => text.startsWith(x.token, i));
+      const e = this.byFirst.get(text[i])?.find((x) => text.startsWith(x.token, i));
       if (!e) { i++; continue; }
       if (i > start) out.push(...ids(text.slice(start, i)));
       const first = vocab + this.rows.get(e.token)!;
