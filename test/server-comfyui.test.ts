@@ -19,6 +19,7 @@ import { NO_FIXTURES, fixture, levelDiff, openFixture, diff } from "./helpers/fi
 import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
 import { decodePng, encodePng } from "../src/image/png.js";
 import { toRgb8 } from "../src/image/image.js";
+import { generateHires } from "../src/recipes/hires-fix.js";
 import type { RunningServer } from "../src/server/app.js";
 import { startLocalServer } from "./helpers/local-server.js";
 import { tinyModelIn } from "./helpers/tiny-model.js";
@@ -327,6 +328,26 @@ test("ComfyUI: KSampler -> LatentUpscaleBy -> KSampler is the hires fix: the A11
   const other = await runOverSocket(g);
   const reseeded = await savedImage(other.id);
   assert.ok(levelDiff(reseeded, Float32Array.from(ref.data, (v) => v / 255)) > 1, "the second pass draws from its own seed");
+});
+
+test("ComfyUI: LoadImage -> VAEEncode -> KSampler -> LatentUpscaleBy -> KSampler is the library's hires fix from the image (img2img first)", { skip: NO_FIXTURES, timeout: 120_000 }, async () => {
+  const rgb = { width: 32, height: 32, data: Uint8Array.from({ length: 32 * 32 * 3 }, (_, i) => (i * 29) % 256) };
+  const name = await upload(encodePng(rgb), "hires-from.png");
+  const g = defaultGraph({ ckpt: "tiny-ssd", ...BASIC });
+  g[10] = { class_type: "LoadImage", inputs: { image: name } };
+  g[11] = { class_type: "VAEEncode", inputs: { pixels: ["10", 0], vae: ["4", 2] } };
+  Object.assign(g[3].inputs, { latent_image: ["11", 0], denoise: 0.75, steps: 3 });
+  g[12] = { class_type: "LatentUpscaleBy", inputs: { samples: ["3", 0], upscale_method: "bilinear", scale_by: 1.5 } };
+  g[13] = { class_type: "KSampler", inputs: { ...g[3].inputs, steps: 3, denoise: 0.5, latent_image: ["12", 0] } };
+  g[8].inputs.samples = ["13", 0];
+  const png = decodePng(await savedImage((await runOverSocket(g)).id));
+  assert.equal(png.width, 48);
+  // ComfyUI's counts: 3 steps at denoise 0.75 are the last 3 of 4, then 3 at 0.5 the last 3 of 6
+  const call = { prompt: BASIC.text, negativePrompt: BASIC.negative, guidanceScale: BASIC.cfg, seed: BASIC.seed, scheduler: "Euler", promptSyntax: "comfyui" as const, width: 32, height: 32, numInferenceSteps: 4 };
+  const lib = await generateHires(pipe, call, { scale: 1.5, upscaler: "Latent", steps: 6, strength: 0.5, seed: BASIC.seed, firstPass: ({ width: _w, height: _h, ...o }) => pipe.img2img({ ...o, image: rgb, strength: 0.75 }) });
+  assert.ok(levelDiff(encodePng(png), lib.images.data) <= 1, `${levelDiff(encodePng(png), lib.images.data)} levels from the library`);
+  const txt2img = await generateHires(pipe, call, { scale: 1.5, upscaler: "Latent", steps: 6, strength: 0.5, seed: BASIC.seed });
+  assert.ok(levelDiff(encodePng(png), txt2img.images.data) > 1, "the first pass starts from the image");
 });
 
 /** Uploads a PNG as ComfyUI's clients do (multipart `image`); returns its name. */

@@ -39,6 +39,11 @@ export interface HiresOptions {
    * `(o) => img2imgRefined(pipe, refiner, o, { switchAt })`.
    */
   secondPass?: (opts: Img2ImgOptions) => Promise<PipelineOutput>;
+  /**
+   * Runs the first pass (default: the pipeline's text to image); e.g. ComfyUI's img2img before an upscale
+   * pass: `(o) => pipe.img2img({ ...o, image, strength })`, with the image's size as width and height.
+   */
+  firstPass?: (opts: GenerateOptions) => Promise<PipelineOutput>;
 }
 
 export interface HiresOutput extends PipelineOutput {
@@ -64,7 +69,7 @@ export async function generateHires(pipe: StableDiffusionXLPipeline, opts: Gener
   // a generator would go on where the first pass left it; A1111's second pass starts from the seed again
   if (opts.generator) throw new PipelineInputError("the hires fix takes seed or seeds (the second pass draws from them again), not a generator");
   // 1. the first pass, kept as latents when the upscale works on them
-  const firstPass = await pipe.generate({ ...opts, outputType: latent ? "latent" : "np" });
+  const firstPass = await (hires.firstPass ?? ((o: GenerateOptions) => pipe.generate(o)))({ ...opts, outputType: latent ? "latent" : "np" });
   opts.signal?.throwIfAborted();
   // interrupted (or skipped) during the first pass: A1111 returns it as it is, without the second pass
   if (opts.stopEarly?.aborted) {

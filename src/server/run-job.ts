@@ -202,9 +202,11 @@ async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: 
     const result: PipelineOutput = image && mask && spec.inpaint
       ? await a1111Inpaint(pipe, { ...common, image, maskImage: mask, strength: spec.strength, settings: inpaintSettings(spec.inpaint) }, inpaint)
       : noiseMasked ? await inpaint({ ...common, ...noiseMasked, strength: spec.strength })
-      : hires && switchOver ? await generateHires(pipe, { ...common, width: spec.width, height: spec.height }, { ...hires, secondPass: (o) => img2imgRefined(pipe, refiner!, o, switchOver) })
+      : hires && switchOver && !image ? await generateHires(pipe, { ...common, width: spec.width, height: spec.height }, { ...hires, secondPass: (o) => img2imgRefined(pipe, refiner!, o, switchOver) })
       : switchOver ? await (image ? img2imgRefined(pipe, refiner, { ...common, image, strength: spec.strength }, switchOver)
         : generateRefined(pipe, refiner, { ...common, width: spec.width, height: spec.height }, switchOver))
+      // ComfyUI's img2img before an upscale pass: the hires fix from the image
+      : image && hires ? await generateHires(pipe, { ...common, width: image.width, height: image.height }, { ...hires, firstPass: ({ width: _w, height: _h, ...o }) => pipe.img2img({ ...o, image, strength: spec.strength }) })
       : image ? await pipe.img2img({ ...common, image, strength: spec.strength })
       : hires ? await generateHires(pipe, { ...common, width: spec.width, height: spec.height }, hires)
         : await pipe.generate({ ...common, width: spec.width ?? (controlnets && cnTarget.width), height: spec.height ?? (controlnets && cnTarget.height) });

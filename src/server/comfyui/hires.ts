@@ -6,6 +6,7 @@
  *   KSampler -> VAEDecode -> ImageUpscaleWithModel | ImageScaleBy | ImageScale ... -> VAEEncode -> KSampler:
  *     the image nodes (image-nodes.ts) as the pixel upscaler (on the first pass's 8-bit image, as A1111's).
  * Both samplers take one model and cfg; the second may have prompts of its own (CLIPTextEncode on the same CLIP).
+ * The first sampler may start from a VAEEncode of an upload (img2img first: run-job's hires fix with firstPass).
  */
 import { NodeError, nodeFields, nodeSide, type Graph, type GraphNode } from "./graph.js";
 import { partialSchedule, readSampler, type SamplerSettings } from "./sampler-node.js";
@@ -54,7 +55,7 @@ export function findPasses(graph: Graph, last: GraphNode): Passes {
     const { decode, nodes } = imageChain(graph, encode, "pixels");
     const first = graph.follow(decode, "samples", SAMPLED, "a LATENT from a KSampler");
     if (first === last) throw new NodeError(encode, "the decode, upscale and sampler link in a loop", "pixels");
-    if (!((linkedClass(graph, first, "latent_image") ?? "") in { EmptyLatentImage: 1 })) throw new NodeError(first, "this server runs at most two sampling passes, the first from an EmptyLatentImage", "latent_image");
+    if (!((linkedClass(graph, first, "latent_image") ?? "") in { EmptyLatentImage: 1, VAEEncode: 1 })) throw new NodeError(first, "this server runs at most two sampling passes, the first from an EmptyLatentImage or a VAEEncode", "latent_image");
     return { first, second: { sampler: last, upscale: encode, pixels: { decode, nodes } } };
   }
   if (!(from in UPSCALES)) return { first: last };

@@ -240,7 +240,7 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
   }
   let hiresPixelOps: GraphImageOp[] | undefined;
   if (passes.second) {
-    if (spec.initImage) throw new NodeError(passes.second.upscale, "an upscale pass after img2img is not run here (the first pass must start from an EmptyLatentImage)", "samples");
+    if (spec.noiseMask) throw new NodeError(passes.second.upscale, "an upscale pass after inpainting is not run here (the first pass starts from an EmptyLatentImage or a VAEEncode)", "samples");
     const read = hiresOf(graph, passes as Required<Passes>, settings, { width: spec.width!, height: spec.height! }, ctx.limits);
     spec.hires = read.hires;
     hiresPixelOps = read.pixelOps;
