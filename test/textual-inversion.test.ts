@@ -138,6 +138,10 @@ test("embedding files that do not fit are refused naming the file and what is wr
   for (const [what, make, message] of cases) {
     await assert.rejects(StableDiffusionXLPipeline.fromPretrained(model, { textualInversions: [{ file: make() }] }), (e: Error) => e instanceof PipelineInputError && message.test(e.message), what);
   }
+  // 55 embeddings of 75 vectors are 4125, more than the 4096 held together: refused before any session is made
+  const wide = { data: new Float32Array(75 * l.width), width: l.width }, wideG = { data: new Float32Array(75 * g.width), width: g.width };
+  const many = Array.from({ length: 55 }, (_, i) => ({ file: writeEmbedding(join(tmp, `many-${i}.safetensors`), wide, wideG) }));
+  await assert.rejects(StableDiffusionXLPipeline.fromPretrained(model, { textualInversions: many }), (e: Error) => e instanceof PipelineInputError && /hold 4125 vectors together .*many-54.*at most 4096/.test(e.message));
   const ok = writeEmbedding(join(tmp, "twice.safetensors"), l, g);
   await assert.rejects(StableDiffusionXLPipeline.fromPretrained(model, { textualInversions: [{ file: ok }, { file: ok }] }), /both named "twice"/);
 });

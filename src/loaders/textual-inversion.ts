@@ -14,6 +14,9 @@ export class TextualInversionError extends Error {}
 /** More vectors than fit a 75-token chunk cannot be placed in a prompt. */
 export const MAX_TI_VECTORS = 75;
 
+/** Vectors of all embeddings together: each is a row the text encoders' graphs hold (4096 x 1280 floats: 21 MB for CLIP-G). */
+export const MAX_TI_TOTAL_VECTORS = 4096;
+
 export interface TextualInversion {
   /** The token the prompt names it by. */
   token: string;

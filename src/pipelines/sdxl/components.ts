@@ -14,7 +14,7 @@ import { ensureLocal, hubSettings, type HubOptions } from "../../hub/index.js";
 import { PromptEncoder } from "../prompt-encoding.js";
 import { checkTimeIdsFit } from "../micro-conditioning.js";
 import { UNetRunner, VaeRunner, textEncoderSession, unetSession } from "../sessions.js";
-import { readTextualInversion, TextualInversionError, type TextualInversion } from "../../loaders/textual-inversion.js";
+import { MAX_TI_TOTAL_VECTORS, readTextualInversion, TextualInversionError, type TextualInversion } from "../../loaders/textual-inversion.js";
 import { PipelineInputError } from "../errors.js";
 import { TaesdRunner, checkTaesdFits } from "../taesd-runner.js";
 import type { PipelineLoadOptions } from "./options.js";
@@ -217,6 +217,8 @@ function readTextualInversions(specs: readonly { file: string; token?: string }[
     const same = out.find((t) => t.token === ti.token);
     if (same) throw new PipelineInputError(`${ti.file} and ${same.file} are both named "${ti.token}": give one another token`);
     out.push(ti);
+    const total = out.reduce((n, t) => n + t.vectors, 0);
+    if (total > MAX_TI_TOTAL_VECTORS) throw new PipelineInputError(`the embeddings hold ${total} vectors together (with ${ti.file}); at most ${MAX_TI_TOTAL_VECTORS} are loaded, each a row of the text encoders' token tables`);
   }
   return out;
 }
