@@ -22,6 +22,7 @@ import { toRgb8 } from "../src/image/image.js";
 import { generateHires } from "../src/recipes/hires-fix.js";
 import type { RunningServer } from "../src/server/app.js";
 import { startLocalServer } from "./helpers/local-server.js";
+import { comfyUpload } from "./helpers/comfy-client.js";
 import { tinyModelIn } from "./helpers/tiny-model.js";
 import { LoraLibrary } from "../src/server/lora-library.js";
 import { compileWorkflow } from "../src/server/comfyui/workflow.js";
@@ -351,15 +352,7 @@ test("ComfyUI: LoadImage -> VAEEncode -> KSampler -> LatentUpscaleBy -> KSampler
 });
 
 /** Uploads a PNG as ComfyUI's clients do (multipart `image`); returns its name. */
-async function upload(png: Buffer, filename: string): Promise<string> {
-  const form = new FormData();
-  form.append("image", new Blob([new Uint8Array(png)], { type: "image/png" }), filename);
-  form.append("overwrite", "true");
-  const r = await fetch(`${url}/upload/image`, { method: "POST", body: form });
-  const out = await r.json() as any;
-  assert.equal(r.status, 200, JSON.stringify(out));
-  return out.name;
-}
+const upload = (png: Buffer, filename: string): Promise<string> => comfyUpload(url, png, filename);
 
 test("ComfyUI: ControlNetLoader + ControlNetApplyAdvanced give diffusers' ControlNet image (fixture single)", { skip: NO_FIXTURES, timeout: 120_000 }, async () => {
   const fx = openFixture("controlnet", "tiny-ssd", "cases.safetensors");

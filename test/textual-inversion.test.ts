@@ -8,7 +8,7 @@
  */
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NO_FIXTURES, levelDiff } from "./helpers/fixtures.js";
@@ -16,6 +16,7 @@ import { startLocalServer } from "./helpers/local-server.js";
 import { txt2imgFirst } from "./helpers/a1111-client.js";
 import { comfyRefused, runComfyPrompt } from "./helpers/comfy-client.js";
 import { runCli } from "./helpers/cli.js";
+import { BROWSER_SKIP, launchBrowser, openReadyPage } from "./helpers/browser.js";
 import { decodePng } from "../src/image/png.js";
 import { scanEmbeddingsFolder } from "../src/loaders/textual-inversion.js";
 import { tinyModelIn } from "./helpers/tiny-model.js";
@@ -213,20 +214,12 @@ test("withTextualInversions: a pipeline with one more embedding, the UNet and VA
   assert.ok((await q.generate({ prompt: "a red cube", width: 32, height: 32, numInferenceSteps: 2, seed: 1, outputType: "latent" })).latents.data.every(Number.isFinite));
 });
 
-const CHROMIUM = "/usr/bin/chromium";
-
-test("web page: the embedding picker adds a name to the prompt box last focused, and the job uses it", { skip: NO_FIXTURES || (existsSync(CHROMIUM) ? false : `${CHROMIUM} not found`), timeout: 180_000 }, async () => {
+test("web page: the embedding picker adds a name to the prompt box last focused, and the job uses it", { skip: BROWSER_SKIP, timeout: 180_000 }, async () => {
   const { pipe: p } = await open();
   const server = await startLocalServer(p, { server: { embeddings: { loaded: [{ token: "redcube", file: join(tmp, "redcube.safetensors"), vectors: 2 }], skipped: [] } } });
-  const { chromium } = await import("playwright-core");
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"], timeout: 60000 });
+  const browser = await launchBrowser();
   try {
-    const page = await browser.newPage();
-    page.setDefaultTimeout(60000);
-    const errors: string[] = [];
-    page.on("pageerror", (e) => errors.push(String(e)));
-    await page.goto(server.url + "/");
-    await page.waitForSelector('body[data-ready="1"]');
+    const { page, consoleErrors } = await openReadyPage(browser, server.url + "/");
     assert.ok(await page.isVisible("#embedding-picker"));
     await page.fill("#negative", "blurry");
     await page.selectOption("#embedding", "redcube");
@@ -245,7 +238,7 @@ test("web page: the embedding picker adds a name to the prompt box last focused,
     const png = Buffer.from(await (await fetch(new URL(src!, server.url))).arrayBuffer());
     const want = await p.generate({ prompt: "a photo of, redcube", negativePrompt: "blurry, redcube", numInferenceSteps: 3, guidanceScale: 5, seed: 0, scheduler: "Euler" });
     assert.ok(levelDiff(png, want.images.data) <= 1, `the page's image vs the library's: ${levelDiff(png, want.images.data)} levels`);
-    assert.deepEqual(errors, []);
+    assert.deepEqual(consoleErrors, []);
   } finally {
     await browser.close();
     await server.close();

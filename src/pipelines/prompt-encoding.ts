@@ -25,7 +25,7 @@ import type { SessionOptions } from "../runtime/session.js";
 import { applyEmphasis, chunkPromptWith, emptyChunk, PromptSyntaxError, type PromptChunk } from "../prompts/a1111.js";
 import { applyComfyWeights, chunkComfyPrompt } from "../prompts/comfyui.js";
 import { checkPromptLength } from "../prompts/limits.js";
-import { EmbeddingVocabulary } from "../prompts/embeddings.js";
+import { EmbeddingVocabulary, type EmbeddingFinder } from "../prompts/embeddings.js";
 import type { TextualInversion } from "../loaders/textual-inversion.js";
 import { parseClipTextConfig } from "../models/clip/config.js";
 import type { FloatTensor } from "../image/image.js";
@@ -170,6 +170,8 @@ class ReloadableTextEncoder implements TextEncoderHandle {
 export class PromptEncoder {
   /** Where the textual inversions' vectors are and how prompts name them; absent without any. */
   readonly embeddings?: EmbeddingVocabulary;
+  /** A1111's embedding lookup per tokenizer, made once (it tokenizes every embedding's name). */
+  private readonly a1111Finders = new Map<CLIPTokenizer, EmbeddingFinder>();
 
   constructor(
     /** tokenizer (absent for an SDXL refiner, which has text_encoder_2 only) and tokenizer_2. */
@@ -276,12 +278,18 @@ export class PromptEncoder {
         const e = this.embeddings;
         // ComfyUI's embedding:NAME names an embedding even when none is loaded (then an error saying so)
         return syntax === "comfyui" ? chunkComfyPrompt(text, br.tokenizer, { embeddings: e ?? NO_EMBEDDINGS })
-          : chunkPromptWith(text, br.tokenizer, { findEmbedding: e?.a1111Finder(contentIds(br.tokenizer)) }).chunks;
+          : chunkPromptWith(text, br.tokenizer, { findEmbedding: e && this.a1111Finder(e, br.tokenizer) }).chunks;
       } catch (e) {
         if (e instanceof PromptSyntaxError) throw new PipelineInputError(e.message);
         throw e;
       }
     }));
+  }
+
+  private a1111Finder(e: EmbeddingVocabulary, tok: CLIPTokenizer): EmbeddingFinder {
+    let finder = this.a1111Finders.get(tok);
+    if (!finder) this.a1111Finders.set(tok, finder = e.a1111Finder(contentIds(tok)));
+    return finder;
   }
 
   /**
