@@ -18,7 +18,7 @@ import { comfyRefused, runComfyPrompt } from "./helpers/comfy-client.js";
 import { runCli } from "./helpers/cli.js";
 import { BROWSER_SKIP, launchBrowser, openReadyPage } from "./helpers/browser.js";
 import { decodePng } from "../src/image/png.js";
-import { scanEmbeddingsFolder } from "../src/loaders/textual-inversion.js";
+import { readTextualInversion, scanEmbeddingsFolder, TextualInversionError } from "../src/loaders/textual-inversion.js";
 import { tinyModelIn } from "./helpers/tiny-model.js";
 import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
 import { PipelineInputError } from "../src/pipelines/errors.js";
@@ -145,6 +145,63 @@ test("embedding files that do not fit are refused naming the file and what is wr
   await assert.rejects(StableDiffusionXLPipeline.fromPretrained(model, { textualInversions: many }), (e: Error) => e instanceof PipelineInputError && /hold 4125 vectors together .*many-54.*at most 4096/.test(e.message));
   const ok = writeEmbedding(join(tmp, "twice.safetensors"), l, g);
   await assert.rejects(StableDiffusionXLPipeline.fromPretrained(model, { textualInversions: [{ file: ok }, { file: ok }] }), /both named "twice"/);
+});
+
+/** diffusers' textual_inversion_sdxl.py output: one tensor per encoder, named by the placeholder token. */
+function writeDiffusersPair(dir: string, token: string, l: { data: Float32Array; width: number }, g: { data: Float32Array; width: number }, suffix = "", shapeOf = (r: { data: Float32Array; width: number }) => [r.data.length / r.width, r.width]): string {
+  mkdirSync(dir, { recursive: true });
+  saveTensors(join(dir, `learned_embeds${suffix}.safetensors`), { [token]: { dtype: "F32", shape: shapeOf(l), data: l.data } });
+  saveTensors(join(dir, `learned_embeds_2${suffix}.safetensors`), { [token]: { dtype: "F32", shape: shapeOf(g), data: g.data } });
+  return dir;
+}
+
+test("diffusers' trained pair (learned_embeds + learned_embeds_2): by either file or their folder, named by its placeholder token", { skip: NO_FIXTURES, timeout: 120_000 }, async () => {
+  const { pipe: p, plain: q } = await open();
+  const model = tinyModelIn(tmp, "tiny-sdxl");
+  const l = tokenRows(model, "text_encoder", redCube), g = tokenRows(model, "text_encoder_2", redCube);
+  const dir = writeDiffusersPair(join(tmp, "trained", "red-cube"), "<red-cube>", l, g);
+  writeDiffusersPair(dir, "<red-cube>", l, g, "-steps-500");
+  const ref = p.textualInversions[0];
+  for (const file of [dir, join(dir, "learned_embeds.safetensors"), join(dir, "learned_embeds_2.safetensors"), join(dir, "learned_embeds_2-steps-500.safetensors")]) {
+    const ti = readTextualInversion(file, { dims: [l.width, g.width] });
+    assert.deepEqual([ti.token, ti.vectors], ["<red-cube>", 2], file);
+    assert.deepEqual(Array.from(ti.clipL), Array.from(ref.clipL), file);
+    assert.deepEqual(Array.from(ti.clipG), Array.from(ref.clipG), file);
+  }
+  assert.equal(readTextualInversion(dir, { token: "rc2" }).token, "rc2");
+  // one vector saved 1-D (older scripts) reads as one row
+  const one = writeDiffusersPair(join(tmp, "trained", "one"), "<one>", { data: l.data.subarray(0, l.width), width: l.width }, { data: g.data.subarray(0, g.width), width: g.width }, "", (r) => [r.width]);
+  assert.equal(readTextualInversion(one).vectors, 1);
+  // the pipeline: diffusers' added token, exactly as the clip_l/clip_g file under the same token
+  const more = await q.withTextualInversions([{ file: dir }]);
+  try {
+    const asFile = await q.withTextualInversions([{ file: join(tmp, "redcube.safetensors"), token: "<red-cube>" }]);
+    try {
+      const prompt = { prompt: "a photo of <red-cube> on a table", negativePrompt: "" };
+      const [a, b] = [await more.encodePrompt(prompt), await asFile.encodePrompt(prompt)];
+      same(a.promptEmbeds, b.promptEmbeds);
+      same(a.pooledPromptEmbeds, b.pooledPromptEmbeds);
+      same((await more.encodePrompt({ prompt: "a photo of <red-cube> on a table", promptSyntax: "a1111" })).promptEmbeds, (await q.encodePrompt({ prompt: "a photo of red cube on a table", promptSyntax: "a1111" })).promptEmbeds);
+    } finally { await asFile.release(); }
+  } finally { await more.release(); }
+  // a folder scan lists each pair once, by its token (the checkpoint's name is then taken)
+  const scanned = scanEmbeddingsFolder(join(tmp, "trained"));
+  assert.deepEqual(scanned.loaded.map((e) => [e.token, e.file]), [["<one>", join(tmp, "trained", "one", "learned_embeds.safetensors")], ["<red-cube>", join(dir, "learned_embeds-steps-500.safetensors")]]);
+  assert.deepEqual(scanned.skipped.map((e) => [e.file, /name is taken/.test(e.why)]), [[join(dir, "learned_embeds.safetensors"), true]]);
+  // a lone file, two tokens, two tensors: refused naming what is wrong
+  const lone = join(tmp, "lone");
+  mkdirSync(lone, { recursive: true });
+  saveTensors(join(lone, "learned_embeds.safetensors"), { "<x>": { dtype: "F32", shape: [1, l.width], data: l.data.subarray(0, l.width) } });
+  assert.throws(() => readTextualInversion(join(lone, "learned_embeds.safetensors")), (e: Error) => e instanceof TextualInversionError && /learned_embeds_2\.safetensors not found: a diffusers-trained embedding is the pair/.test(e.message));
+  assert.equal(readTextualInversion(writeDiffusersPair(join(tmp, "mixed"), "<a>", l, g)).token, "<a>");
+  saveTensors(join(tmp, "mixed", "learned_embeds_2.safetensors"), { "<b>": { dtype: "F32", shape: [2, g.width], data: g.data } });
+  assert.throws(() => readTextualInversion(join(tmp, "mixed")), /names its token "<a>" but .*learned_embeds_2\.safetensors "<b>"/);
+  saveTensors(join(tmp, "mixed", "learned_embeds_2.safetensors"), { "<a>": { dtype: "F32", shape: [2, g.width], data: g.data }, "<a>_1": { dtype: "F32", shape: [2, g.width], data: g.data } });
+  assert.throws(() => readTextualInversion(join(tmp, "mixed")), /holds 2 tensors; a diffusers embedding file holds one/);
+  // a clip_l/clip_g file keeps its layout whatever its name
+  const named = join(tmp, "named");
+  mkdirSync(named, { recursive: true });
+  assert.equal(readTextualInversion(writeEmbedding(join(named, "learned_embeds.safetensors"), l, g)).token, "learned_embeds");
 });
 
 test("serve: /sdapi/v1/embeddings and ComfyUI's /embeddings list them; A1111 and ComfyUI prompts use them", { skip: NO_FIXTURES, timeout: 300_000 }, async () => {

@@ -64,7 +64,9 @@ const COMMON_HELP = `  --model M            diffusers folder, Hugging Face repo 
                        repeat to stack several. Tensors matching no module of the model are an error
   --embedding FILE     an SDXL textual inversion (.safetensors with clip_l and clip_g), named in prompts by its file
                        name without extension (as diffusers' added token; A1111's name with --prompt-syntax a1111;
-                       embedding:NAME with comfyui); repeat for several
+                       embedding:NAME with comfyui); or diffusers' trained pair (learned_embeds.safetensors and
+                       learned_embeds_2.safetensors: either file or their folder), named by its placeholder token;
+                       repeat for several
   --embeddings-dir DIR every SDXL embedding under DIR, as A1111's embeddings folder (other files are skipped)
   --prompt TEXT        what to draw (required); repeat for several prompts (one image each, times
                        --num-images), as diffusers' list prompts

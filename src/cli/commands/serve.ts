@@ -15,7 +15,7 @@ import { parseDevice, resolveDevice, type DeviceChoice } from "../../runtime/dev
 import { AccessPolicy } from "../../server/access.js";
 import { loadStylesFile, StylesFileError, type PromptStyles } from "../../server/prompt-styles.js";
 import { embeddingsOf, intFlag, MODEL_LOAD_OPTIONS, parseModelLoad } from "./generate.js";
-import { tokenOfFile } from "../../loaders/textual-inversion.js";
+import { embeddingTokenOf } from "../../loaders/textual-inversion.js";
 import type { EmbeddingsListing } from "../../server/embeddings-listing.js";
 import { FAST_HELP, FAST_OPTIONS, parseFast, resolveFastLora, withFastTaesd } from "../fast-flags.js";
 import { CONTROLNET_DIR_HELP, CONTROLNET_DIR_OPTIONS, parseControlNetDir } from "../controlnet-dir-flags.js";
@@ -238,7 +238,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
 /** The embeddings the runners load, as the server lists them. */
 function embeddingsListing(values: Parameters<typeof embeddingsOf>[0]): EmbeddingsListing {
   const { textualInversions = [], embeddingsFolder } = embeddingsOf(values);
-  const loaded = textualInversions.map(({ file }) => embeddingsFolder?.loaded.find((e) => e.file === file) ?? { token: tokenOfFile(file), file, vectors: undefined });
+  const loaded = textualInversions.map(({ file }) => embeddingsFolder?.loaded.find((e) => e.file === file) ?? { token: embeddingTokenOf(file), file, vectors: undefined });
   return { loaded, skipped: embeddingsFolder?.skipped ?? [], folder: embeddingsFolder };
 }
 
