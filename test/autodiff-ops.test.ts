@@ -173,6 +173,8 @@ const CASES: Record<string, Case[]> = {
   Softmax: [{ name: "Softmax", inputs: [{ shape: [2, 5], lo: -2, hi: 2 }], build: ([x]) => F.softmax(x) }],
   ReduceSum: [{ name: "ReduceSum keepdims", inputs: [{ shape: [2, 3, 4] }], build: ([x]) => F.reduceSum(x, [0, 2], true) }],
   ReduceMean: [{ name: "ReduceMean", inputs: [{ shape: [2, 3, 4] }], build: ([x]) => F.reduceMean(x, [1]) }],
+  ReduceMax: [{ name: "ReduceMax keepdims", inputs: [{ shape: [2, 3, 4] }], build: ([x]) => F.reduceMax(x, [1, 2], true) }],
+  ReduceMin: [{ name: "ReduceMin", inputs: [{ shape: [2, 3, 4] }], build: ([x]) => F.reduceMin(x, [0]) }],
   Expand: [{ name: "Expand", inputs: [{ shape: [3, 1] }], build: ([x]) => F.expand(x, [2, 3, 4]) }],
 };
 

@@ -143,7 +143,7 @@ async function runCase(name: string): Promise<string> {
     }
     const res = sumResiduals(parts);
     if (i === c.controlnet_residuals_step) worstResidual = assertResiduals(res, name);
-    const out = await unet().run(2, h, w, cfg, c.guess_mode ? withZeroUnconditionalHalf(res) : res);
+    const out = await unet().run(2, h, w, cfg, { residuals: c.guess_mode ? withZeroUnconditionalHalf(res) : res });
     latents = scheduler.step(applyGuidance(out, c.guidance_scale), t, latents, gen, shape);
     worstLatents = Math.max(worstLatents, assertMaxAbs(latents, get(`${name}.latents_after_step${i}`), 2e-3, `${name} latents_after_step${i}`).maxAbs);
   }

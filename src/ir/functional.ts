@@ -7,7 +7,7 @@ import { MatMul } from "./ops/matmul.js";
 import { Conv2d, ConvTranspose2d, type ConvAttrs } from "./ops/conv.js";
 import { AddLayerNorm, GroupNorm, LayerNorm } from "./ops/normalization.js";
 import { Reshape, Transpose, Concat, Slice, Gather, Cast, UpsampleNearest, Pad, OneHot, PixelUnshuffle } from "./ops/shape.js";
-import { ReduceSum, ReduceMean, Expand } from "./ops/reduce.js";
+import { ReduceSum, ReduceMean, ReduceMax, ReduceMin, Expand } from "./ops/reduce.js";
 import { MultiHeadAttention, Softmax } from "./ops/attention.js";
 import { BiasGeglu } from "./ops/geglu.js";
 import type { OpDef } from "./op.js";
@@ -117,6 +117,12 @@ export function reduceSum(x: Tensor, axes: number[], keepdims = false): Tensor {
 }
 export function reduceMean(x: Tensor, axes: number[], keepdims = false): Tensor {
   return axes.length === 0 ? x : one(ReduceMean, [x], { axes: axesOf(x, axes), keepdims });
+}
+export function reduceMax(x: Tensor, axes: number[], keepdims = false): Tensor {
+  return axes.length === 0 ? x : one(ReduceMax, [x], { axes: axesOf(x, axes), keepdims });
+}
+export function reduceMin(x: Tensor, axes: number[], keepdims = false): Tensor {
+  return axes.length === 0 ? x : one(ReduceMin, [x], { axes: axesOf(x, axes), keepdims });
 }
 const allAxes = (x: Tensor) => x.shape.map((_, i) => i);
 /** Sum / mean of every element: a scalar (shape []). */

@@ -8,7 +8,8 @@ import { join } from "node:path";
 import type { Variant } from "../loaders/component.js";
 import { compileComponent } from "../loaders/compile.js";
 import type { ComponentWeights } from "../loaders/component.js";
-import { buildUNetGraph, parseUNetConfig, skipCount, type UNetConfig } from "../models/unet/index.js";
+import { buildUNetGraph, FREEU_INPUT, FREEU_INPUT_ORDER, FREEU_VARIANTS, parseUNetConfig, skipCount, type UNetConfig } from "../models/unet/index.js";
+import type { FreeUOptions } from "./freeu.js";
 import { openVae, openVaeWeights, type VaeComponent } from "../loaders/vae.js";
 import type { WeightDeltas } from "../nn/weight-deltas.js";
 import type { SessionOptions } from "../runtime/session.js";
@@ -29,6 +30,16 @@ export interface UNetFeeds {
 export interface UNetResidualFeeds {
   down: Float32Array[];
   mid: Float32Array;
+}
+
+/** What else a UNet call runs with; each selects a session of its own (one at a time). */
+export interface UNetRunOptions {
+  /** A ControlNet's residuals: the session with the residual inputs. */
+  residuals?: UNetResidualFeeds;
+  /** A1111's tiling: circular conv padding. */
+  tiling?: boolean;
+  /** FreeU (checked by checkFreeU): the session with the `freeu` input, placed as its variant places it. */
+  freeu?: Required<FreeUOptions>;
 }
 
 /**
@@ -123,11 +134,11 @@ export class UNetRunner {
 
   /**
    * Noise prediction for a batch of latents [batch, C, h, w]. The text sequence length (77, or 77·n
-   * for chunked A1111 prompts) follows from encoder_hidden_states. `residuals` (ControlNet) select
-   * a session with the residual inputs; without them the plain UNet session runs. `tiling`: circular
-   * conv padding (A1111's tiling), a session of its own.
+   * for chunked A1111 prompts) follows from encoder_hidden_states. Without `opts` the plain UNet
+   * session runs; residuals, tiling and FreeU each select a session with them.
    */
-  async run(batch: number, height: number, width: number, feeds: UNetFeeds, residuals?: UNetResidualFeeds, tiling = false): Promise<Float32Array> {
+  async run(batch: number, height: number, width: number, feeds: UNetFeeds, opts: UNetRunOptions = {}): Promise<Float32Array> {
+    const { residuals, tiling = false, freeu } = opts;
     const width0 = this.config.crossAttentionDim[0];
     const sequence = feeds.encoder_hidden_states.length / (batch * width0);
     if (!Number.isInteger(sequence) || sequence < 1) {
@@ -140,9 +151,10 @@ export class UNetRunner {
     if (!Number.isInteger(timeIds) || timeIds < 1) throw new Error(`UNet: time_ids has ${feeds.time_ids.length} values, not [${batch}, N]`);
     const withResiduals = residuals !== undefined;
     const half = this.session.precision === "float16" ? ", float16" : "";
-    const graph = await this.cache.get([batch, height, width, sequence, withResiduals ? 1 : 0, tiling ? 1 : 0, timeIds], () => compileComponent(
-      this.weights, "unet", `UNet (${this.weights.where}, batch ${batch}, latent ${height}x${width}${sequence === 77 ? "" : `, sequence ${sequence}`}${withResiduals ? ", ControlNet residuals" : ""}${tiling ? ", tiling" : ""}${half})`,
-      (g, vb) => { buildUNetGraph(g, vb, this.config, { batch, height, width, sequence, timeIds }, { controlnetResiduals: withResiduals }); },
+    const freeuVariant = freeu?.variant;
+    const graph = await this.cache.get([batch, height, width, sequence, withResiduals ? 1 : 0, tiling ? 1 : 0, timeIds, freeuVariant ? 1 + FREEU_VARIANTS.indexOf(freeuVariant) : 0], () => compileComponent(
+      this.weights, "unet", `UNet (${this.weights.where}, batch ${batch}, latent ${height}x${width}${sequence === 77 ? "" : `, sequence ${sequence}`}${withResiduals ? ", ControlNet residuals" : ""}${tiling ? ", tiling" : ""}${freeuVariant ? `, FreeU ${freeuVariant}` : ""}${half})`,
+      (g, vb) => { buildUNetGraph(g, vb, this.config, { batch, height, width, sequence, timeIds }, { controlnetResiduals: withResiduals, freeu: freeuVariant }); },
       tiling ? { ...this.session, circularConvPads: true } : this.session, this.deltas,
     ));
     const inputs: Record<string, Float32Array> = { ...feeds };
@@ -153,6 +165,7 @@ export class UNetRunner {
       residuals.down.forEach((r, i) => { inputs[`down_block_additional_residual_${i}`] = r; });
       inputs.mid_block_additional_residual = residuals.mid;
     }
+    if (freeu) inputs[FREEU_INPUT] = Float32Array.from(FREEU_INPUT_ORDER, (k) => freeu[k]);
     return (await graph.run(inputs))["sample_out"];
   }
 

@@ -1,5 +1,5 @@
 import type { OpDef } from "../op.js";
-import { ShapeError, broadcastShapes, normalizeAxis } from "../tensor.js";
+import { type Tensor, ShapeError, broadcastShapes, normalizeAxis } from "../tensor.js";
 import * as F from "../functional.js";
 
 export interface ReduceAttrs {
@@ -12,7 +12,9 @@ function reduceShape(shape: readonly number[], { axes, keepdims }: ReduceAttrs):
   return keepdims ? shape.map((d, i) => (axes.includes(i) ? 1 : d)) : shape.filter((_, i) => !axes.includes(i));
 }
 
-function reduce(type: "ReduceSum" | "ReduceMean"): OpDef<ReduceAttrs> {
+type ReduceType = "ReduceSum" | "ReduceMean" | "ReduceMax" | "ReduceMin";
+
+function reduce(type: ReduceType, grad: OpDef<ReduceAttrs>["grad"]): OpDef<ReduceAttrs> {
   return {
     type,
     infer([x], attrs) {
@@ -23,17 +25,28 @@ function reduce(type: "ReduceSum" | "ReduceMean"): OpDef<ReduceAttrs> {
     },
     lower(ctx, [x], outs, { axes, keepdims }) { ctx.emit(type, [x, ctx.int64s(axes)], outs, { keepdims: keepdims ? 1 : 0 }); },
     flops(n) { return n.inputs[0].numel; },
-    // Every reduced element receives the cotangent of its sum (divided by the count for a mean).
-    grad({ inputs: [x], attrs }, [g]) {
-      const kept = F.expand(attrs.keepdims ? g : F.reshape(g, reduceShape(x.shape, { ...attrs, keepdims: true })), [...x.shape]);
-      if (type === "ReduceSum") return [kept];
-      return [F.mul(kept, 1 / attrs.axes.reduce((p, a) => p * x.shape[a], 1))];
-    },
+    grad,
   };
 }
 
-export const ReduceSum = reduce("ReduceSum");
-export const ReduceMean = reduce("ReduceMean");
+/** A reduction's result (or cotangent) broadcast back over x's shape. */
+const expandBack = (t: Tensor, x: Tensor, attrs: ReduceAttrs) => F.expand(attrs.keepdims ? t : F.reshape(t, reduceShape(x.shape, { ...attrs, keepdims: true })), [...x.shape]);
+
+// Every reduced element receives the cotangent of its sum (divided by the count for a mean).
+export const ReduceSum = reduce("ReduceSum", ({ inputs: [x], attrs }, [g]) => [expandBack(g, x, attrs)]);
+export const ReduceMean = reduce("ReduceMean", ({ inputs: [x], attrs }, [g]) => [F.mul(expandBack(g, x, attrs), 1 / attrs.axes.reduce((p, a) => p * x.shape[a], 1))]);
+
+/** torch's amax / amin: the cotangent goes to the elements equal to the result, shared equally among ties. */
+function extremumGrad(max: boolean): OpDef<ReduceAttrs>["grad"] {
+  return ({ inputs: [x], outputs: [y], attrs }, [g]) => {
+    const yx = expandBack(y, x, attrs);
+    const hit = F.where(max ? F.less(x, yx) : F.greater(x, yx), 0, 1);
+    return [F.div(F.mul(expandBack(g, x, attrs), hit), F.expand(F.reduceSum(hit, attrs.axes, true), [...x.shape]))];
+  };
+}
+
+export const ReduceMax = reduce("ReduceMax", extremumGrad(true));
+export const ReduceMin = reduce("ReduceMin", extremumGrad(false));
 
 /** NumPy-broadcasts x to `shape` (ONNX Expand); the inverse of un-broadcasting in backward passes. */
 export const Expand: OpDef<{ shape: number[] }> = {

@@ -70,10 +70,12 @@ export class CrossAttnUpBlock2D {
     }
     if (addUpsample) this.upsampler = new Upsample2D(vb.pp("upsamplers").pp(0), outChannels);
   }
-  /** Consumes skip states from the end of `skips`. */
-  forward(x: Tensor, skips: Tensor[], temb: Tensor, context: Tensor, upsampleSize?: [number, number]): Tensor {
+  /** Consumes skip states from the end of `skips`; `beforeConcat` may change resnet i's input and skip state (FreeU). */
+  forward(x: Tensor, skips: Tensor[], temb: Tensor, context: Tensor, upsampleSize?: [number, number], beforeConcat?: (i: number, x: Tensor, skip: Tensor) => [Tensor, Tensor]): Tensor {
     this.resnets.forEach((resnet, i) => {
-      x = resnet.forward(F.concat([x, skips.pop()!], 1), temb);
+      let skip = skips.pop()!;
+      if (beforeConcat) [x, skip] = beforeConcat(i, x, skip);
+      x = resnet.forward(F.concat([x, skip], 1), temb);
       if (this.attentions[i]) x = this.attentions[i].forward(x, context);
     });
     return this.upsampler ? this.upsampler.forward(x, upsampleSize) : x;

@@ -6,6 +6,7 @@ import type { WeightBuilder } from "../../nn/weights.js";
 import { CrossAttnUpBlock2D, UpBlock2D } from "../shared/unet-2d-blocks.js";
 import { ConfigError, type UNetConfig } from "./config.js";
 import { UNetEncoder, blockSettings, skipShapes } from "./encoder.js";
+import { FREEU_INPUT, FREEU_INPUT_ORDER, FreeU, type FreeUVariant } from "./freeu.js";
 
 export interface UNetInputs {
   sample: Tensor;
@@ -19,6 +20,8 @@ export interface UNetInputs {
    * mid_block_additional_residual): added to the skip states and to the mid block's output.
    */
   controlnetResiduals?: { down: Tensor[]; mid: Tensor };
+  /** FreeU on the up blocks' inputs and skip states (freeu.ts). */
+  freeu?: FreeU;
 }
 
 export interface UNetOutputs {
@@ -84,7 +87,8 @@ export class UNet2DConditionModel {
       // diffusers upsamples to the next skip's size, which differs from 2x only for odd sizes.
       const next = skips[skips.length - 1];
       const size: [number, number] | undefined = next ? [next.shape[2], next.shape[3]] : undefined;
-      x = block.forward(x, mine, emb, inp.encoderHiddenStates, size);
+      const freeu = inp.freeu;
+      x = block.forward(x, mine, emb, inp.encoderHiddenStates, size, freeu && ((j, h, skip) => freeu.apply(i, j, h, skip)));
       blocks.set(`up_blocks.${i}`, x);
     });
     x = this.convOut.forward(F.silu(this.convNormOut.forward(x)));
@@ -111,6 +115,8 @@ export interface UNetGraphOptions {
    * (a ControlNet's residuals, already scaled). Off: the graph is the plain UNet, input for input.
    */
   controlnetResiduals?: boolean;
+  /** Adds the input `freeu` [b1, b2, s1, s2] and FreeU placed as this variant places it (freeu.ts). */
+  freeu?: FreeUVariant;
 }
 
 /** Adds the UNet's inputs (named as the fixtures name them) and outputs to `graph`. */
@@ -136,6 +142,7 @@ export function buildUNetGraph(graph: Graph, vb: WeightBuilder, config: UNetConf
       mid: graph.input("mid_block_additional_residual", shapes.mid),
     };
   }
+  if (opts.freeu) inputs.freeu = new FreeU(config, opts.freeu, graph.input(FREEU_INPUT, [FREEU_INPUT_ORDER.length]));
   const out = unet.forward(inputs);
   graph.output("sample_out", out.sample);
   if (opts.withBlockOutputs) for (const [k, t] of out.blocks) graph.output(k, t);

@@ -8,7 +8,7 @@
  *   - `afterStep`: a constraint on the stepped latents (inpainting's blend of the known region).
  */
 import type { NoiseGenerator, Scheduler } from "../../schedulers/index.js";
-import type { UNetFeeds, UNetResidualFeeds, UNetRunner } from "../sessions.js";
+import type { UNetFeeds, UNetResidualFeeds, UNetRunner, UNetRunOptions } from "../sessions.js";
 import { sumResiduals } from "../controlnet-residuals.js";
 import type { UNetConditioning } from "./conditioning.js";
 
@@ -65,6 +65,8 @@ export interface DenoiseArgs {
   stopEarly?: AbortSignal;
   /** A1111's tiling: the UNet with circular conv padding. */
   tiling?: boolean;
+  /** FreeU on the UNet's up blocks (checked). */
+  freeu?: UNetRunOptions["freeu"];
 }
 
 /** The latents after the last step that ran, and how many ran (fewer than the timesteps after stopEarly). */
@@ -90,7 +92,7 @@ export async function denoise(a: DenoiseArgs): Promise<{ latents: Float32Array; 
       const r = await hook.residuals(scaled, feeds, ctx);
       residuals = residuals ? sumResiduals([residuals, r]) : r;
     }
-    const out = await a.unet.run(cond.unetBatch, h, w, feeds, residuals, a.tiling);
+    const out = await a.unet.run(cond.unetBatch, h, w, feeds, { residuals, tiling: a.tiling, freeu: a.freeu });
     latents = a.scheduler.step(cond.guide(out), t, latents, a.generator, a.shape);
     for (const hook of hooks) if (hook.afterStep) latents = hook.afterStep(latents, ctx);
     if (a.onStep) await a.onStep({ step: i, totalSteps, timestep: t, latents: latents.slice(), shape: [...a.shape] });

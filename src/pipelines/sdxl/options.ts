@@ -16,6 +16,7 @@ import type { StepCallback } from "./denoise.js";
 import type { LatentFill, MaskInput } from "./inpaint.js";
 import type { ControlNetUnit } from "./controlnet.js";
 import type { TextEncoderWeights, UNetWeights } from "../sessions.js";
+import type { FreeUOptions } from "../freeu.js";
 
 export interface PipelineLoadOptions {
   /**
@@ -159,6 +160,12 @@ export interface CommonOptions extends Omit<EncodePromptOptions, "doClassifierFr
    * keep zero padding, as in A1111.
    */
   tiling?: boolean;
+  /**
+   * FreeU (diffusers' enable_freeu(s1, s2, b1, b2); ComfyUI's FreeU / FreeU_V2 with `variant`): the up
+   * blocks' backbone features scaled by b1, b2 and their skip features' lowest frequencies by s1, s2
+   * (FREEU_SDXL: the authors' values for SDXL). Compiles a UNet session of its own.
+   */
+  freeu?: FreeUOptions;
   /** Decode the final latents with the loaded TAESD instead of the VAE (much faster, a little less detail). */
   fastDecode?: boolean;
   /**

@@ -263,7 +263,7 @@ export class StableDiffusionXLPipeline {
     }
     const final = await denoise({
       unet: this.unet, scheduler: p.scheduler, timesteps, latents, shape, conditioning,
-      generator: p.generator, hooks, onStep: opts.onStep, signal: opts.signal, stopEarly: opts.stopEarly, tiling: p.tiling,
+      generator: p.generator, hooks, onStep: opts.onStep, signal: opts.signal, stopEarly: opts.stopEarly, tiling: p.tiling, freeu: p.freeu,
     });
     const out = { data: final.latents, shape };
     const images = await decode(this.components, out, opts);

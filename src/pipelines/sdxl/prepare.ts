@@ -18,6 +18,7 @@ import { UNetConditioning } from "./conditioning.js";
 import { checkUnits } from "./controlnet.js";
 import type { SdxlComponents } from "./components.js";
 import type { CommonOptions } from "./options.js";
+import { checkFreeU, type FreeUOptions } from "../freeu.js";
 
 /** What every entry point has once the call is checked and the prompts are encoded. */
 export interface Prepared {
@@ -36,6 +37,8 @@ export interface Prepared {
   variation?: { seeds: (number | bigint)[]; strength: number };
   /** A1111's tiling: the UNet and VAE with circular conv padding. */
   tiling?: boolean;
+  /** FreeU, checked (absent: off, or values diffusers runs as off). */
+  freeu?: Required<FreeUOptions>;
   /** A1111's resize seed from: the latent size each image's seed noise is drawn at, with the image seeds. */
   seedResize?: { height: number; width: number; seeds: (number | bigint)[] };
 }
@@ -44,6 +47,7 @@ export interface Prepared {
 export async function prepare(c: SdxlComponents, opts: CommonOptions, createScheduler: (name?: string) => Scheduler): Promise<Prepared> {
   if (opts.fastDecode) c.requireTaesd("fastDecode");
   if (opts.controlnets) checkUnits(opts.controlnets);
+  const freeu = checkFreeU(opts.freeu);
   const steps = opts.numInferenceSteps ?? 50;
   if (!Number.isInteger(steps) || steps < 1) throw new PipelineInputError(`the number of steps must be a positive integer, got ${steps}`);
   const prompts = Array.isArray(opts.prompt) ? opts.prompt.length : 1;
@@ -63,7 +67,7 @@ export async function prepare(c: SdxlComponents, opts: CommonOptions, createSche
   if (generator instanceof PerImageGenerator && generator.generators.length !== batch) {
     throw new PipelineInputError(`${generator.generators.length} generators (or seeds) were passed for ${batch} images; pass one per image`);
   }
-  return { scheduler, generator, seed, seeds, steps, guidance, guidanceScale, embeds, batch, variation: variationOf(opts, batch), tiling: opts.tiling === true, seedResize: seedResizeOf(c, opts, seed, seeds, batch) };
+  return { scheduler, generator, seed, seeds, steps, guidance, guidanceScale, embeds, batch, variation: variationOf(opts, batch), tiling: opts.tiling === true, ...(freeu ? { freeu } : {}), seedResize: seedResizeOf(c, opts, seed, seeds, batch) };
 }
 
 function variationOf(opts: CommonOptions, batch: number): Prepared["variation"] {
