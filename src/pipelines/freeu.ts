@@ -34,3 +34,8 @@ export function checkFreeU(f: FreeUOptions | undefined): Required<FreeUOptions> 
   if (variant === "diffusers" && (f.b1 === 0 || f.b2 === 0 || f.s1 === 0 || f.s2 === 0)) return undefined;
   return { b1: f.b1, b2: f.b2, s1: f.s1, s2: f.s2, variant };
 }
+
+/** The infotext fields of a FreeU run (Forge's FreeU keys, and the variant). */
+export function freeuInfoFields(f: FreeUOptions): Record<string, string | number> {
+  return { freeu_enabled: "True", freeu_b1: f.b1, freeu_b2: f.b2, freeu_s1: f.s1, freeu_s2: f.s2, freeu_variant: f.variant ?? "diffusers" };
+}

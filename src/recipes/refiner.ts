@@ -96,8 +96,11 @@ function refinerCall(opts: GenerateOptions | Img2ImgOptions | InpaintOptions, r:
   return { ...(call as Omit<Img2ImgOptions, "image">), scheduler, aestheticScore: r.aestheticScore, negativeAestheticScore: r.negativeAestheticScore };
 }
 
-/** What only the base's call takes: its size, initial latents or image (and inpainting's mask, crop and fill), ControlNets, its own window. */
-const BASE_ONLY = ["width", "height", "latents", "image", "maskImage", "paddingMaskCrop", "latentFill", "strength", "controlnets", "guessMode", "denoisingStart", "denoisingEnd"] as const;
+/**
+ * What only the base's call takes: its size, initial latents or image (and inpainting's mask, crop and fill), ControlNets, its own window,
+ * FreeU (a patch of the base's UNet, as diffusers' enable_freeu on the base pipeline and ComfyUI's FreeU on the base's MODEL).
+ */
+const BASE_ONLY = ["width", "height", "latents", "image", "maskImage", "paddingMaskCrop", "latentFill", "strength", "controlnets", "guessMode", "denoisingStart", "denoisingEnd", "freeu"] as const;
 
 function fresh(s: Scheduler): Scheduler { return createScheduler(s.className, s.config as Record<string, unknown>); }
 

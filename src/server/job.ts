@@ -8,6 +8,7 @@ import { cancelledError, type CancelReason, type HttpError } from "./errors.js";
 import type { ControlNetSpec } from "./controlnet-spec.js";
 import type { ClipSkip, PromptSyntax } from "../pipelines/prompt-encoding.js";
 import type { MicroConditioning } from "../pipelines/micro-conditioning.js";
+import type { FreeUOptions } from "../pipelines/freeu.js";
 
 /** A1111's hires fix (txt2img with enable_hr): the second pass's settings (see recipes/hires-fix.ts). */
 export interface HiresSpec {
@@ -103,6 +104,8 @@ export interface JobSpec {
   model?: string;
   /** A1111's tiling: circular padding in every UNet and VAE conv (seamless images). */
   tiling?: boolean;
+  /** FreeU on the (base) UNet: diffusers' enable_freeu, ComfyUI's FreeU / FreeU_V2 with `variant`. */
+  freeu?: FreeUOptions;
   /** diffusers' prompt_2 / negative_prompt_2: text_encoder_2's (CLIP-G's) own prompts (ComfyUI's text_g); absent: the prompts. */
   prompt2?: string;
   negativePrompt2?: string;

@@ -8,7 +8,8 @@
  *   POST   /v1/jobs             { prompt, negative_prompt, steps, guidance_scale, seed, width, height | size, scheduler, n,
  *                                 init_image (base64 PNG: img2img), strength, loras: [{name, weight}],
  *                                 controlnets: [{name, image, module: "none"|"canny", scale, start, end, threshold_a, threshold_b}], guess_mode,
- *                                 preset: "fast" (with --fast; explicit steps / guidance_scale / scheduler win) }
+ *                                 preset: "fast" (with --fast; explicit steps / guidance_scale / scheduler win),
+ *                                 freeu: true | {b1, b2, s1, s2, variant: "diffusers"|"comfyui"|"comfyui-v2"} }
  *                                -> 202 { id, status, seed, events_url, status_url }
  *   GET    /v1/jobs/:id         status, progress and, when done, { result: { images: [{url}], seeds, infotexts, ... } }
  *   DELETE /v1/jobs/:id         cancels it (queued: never runs; running: stops after the current step)
@@ -23,6 +24,7 @@ import { readControlNetField } from "./controlnet-request.js";
 import { FAST_JOB, PRESETS, readPreset } from "./fast-request.js";
 import { readNativeClipSkip } from "./clip-skip-request.js";
 import { readNativeModel } from "./model-request.js";
+import { readNativeFreeU } from "./freeu-request.js";
 import { servedModels } from "./queue.js";
 import { DEFAULTS, Fields, checkScheduler, checkStrength, finishSpec, parseSize, readInitImage, readSeed, readSides } from "./validation.js";
 import { FILE_NAME } from "./file-store.js";
@@ -102,6 +104,7 @@ export function nativeRoutes(router: Router<AppState>): void {
     readNativeClipSkip(f, spec, queue.model());
     // A1111's tiling and variation seeds, in the native API's words
     if (f.bool("tiling")) spec.tiling = true;
+    readNativeFreeU(f, spec);
     const variationStrength = f.number("variation_strength", 0, 1) ?? 0;
     if (variationStrength > 0) Object.assign(spec, { variationSeed: readSeed(f, "variation_seed"), variationStrength });
     await readLoras(f, spec, ctx.state);

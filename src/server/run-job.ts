@@ -4,6 +4,7 @@
  * `<lora:...>` tags, as A1111's does). Shared by the in-process queue and the Redis worker; the pipe
  * is the one with the spec's LoRAs (LoraPipelines picks it; for the fast preset with the LCM-LoRA).
  */
+import { freeuInfoFields } from "../pipelines/freeu.js";
 import type { StableDiffusionXLPipeline, InpaintOptions, PipelineOutput } from "../pipelines/sdxl/index.js";
 import { encodePng } from "../image/png.js";
 import { decodeImage, rgbToTensor } from "../image/image.js";
@@ -189,7 +190,7 @@ async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: 
       prompt: stripLoraTags(spec.prompt), negativePrompt: (spec.negativePrompt && stripLoraTags(spec.negativePrompt)) || undefined, numInferenceSteps: spec.steps,
       prompt2: spec.prompt2 && stripLoraTags(spec.prompt2), negativePrompt2: spec.negativePrompt2 && stripLoraTags(spec.negativePrompt2), ...spec.microConditioning,
       guidanceScale: spec.guidanceScale, seed: seeds ? undefined : seed, seeds, scheduler: schedulerOf(pipe, spec), numImagesPerPrompt: spec.batchSize, promptSyntax: spec.promptSyntax,
-      ...variation, tiling: spec.tiling, clipSkip: spec.clipSkip, seedResizeFrom: spec.seedResizeFrom, signal: opts.signal, stopEarly, fastDecode: spec.preset === "fast" || undefined, controlnets, guessMode: spec.guessMode,
+      ...variation, tiling: spec.tiling, freeu: spec.freeu, clipSkip: spec.clipSkip, seedResizeFrom: spec.seedResizeFrom, signal: opts.signal, stopEarly, fastDecode: spec.preset === "fast" || undefined, controlnets, guessMode: spec.guessMode,
       onStep: opts.onStep && (({ step, totalSteps, latents, shape }: { step: number; totalSteps: number; latents: Float32Array; shape: number[] }) => {
         const at = progress.step(step, totalSteps);
         opts.onStep!({ step: k * at.total + at.step, totalSteps: spec.iterations * at.total, preview: previews.forStep(latents, shape) });
@@ -231,7 +232,7 @@ async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: 
         clipSkip: spec.clipSkipInfo, ...(h ? { width: spec.width ?? pipe.defaultSize, height: spec.height ?? pipe.defaultSize } : { width, height }),
         extra: {
           ...(h ? hiresInfoFields(h) : spec.inpaint ? inpaintInfoFields(spec.inpaint) : {}), ...(spec.controlnets?.length ? controlNetInfoFields(spec.controlnets) : {}),
-          ...(refiner && spec.refiner ? refinerInfoFields(spec.refiner) : {}), ...(spec.vae ? { VAE: spec.vae.name } : {}),
+          ...(refiner && spec.refiner ? refinerInfoFields(spec.refiner) : {}), ...(spec.vae ? { VAE: spec.vae.name } : {}), ...(spec.freeu ? freeuInfoFields(spec.freeu) : {}),
         },
       });
       out.images.push(encodePng(saved?.[i] ?? toRgb8(result.images, i), { parameters }));

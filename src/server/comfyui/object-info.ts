@@ -38,6 +38,15 @@ const SEED_MAX = Number.MAX_SAFE_INTEGER;
 /** The torch interpolations the hires fix's latent upscalers run (ComfyUI's area and bislerp are not). */
 const UPSCALE_METHODS = ["nearest-exact", "bilinear", "bicubic"];
 
+/** ComfyUI's FreeU / FreeU_V2 inputs with their defaults. */
+function freeuNode(name: string, defaults: Record<string, number>, description: string): NodeInfo {
+  const scale = (v: number): Input => ["FLOAT", { default: v, min: 0, max: 10, step: 0.01 }];
+  return {
+    required: { model: ["MODEL"], ...Object.fromEntries(Object.entries(defaults).map(([k, v]) => [k, scale(v)])) },
+    output: ["MODEL"], category: "model_patches/unet", displayName: name, description,
+  };
+}
+
 function nodes(c: Choices): Record<string, NodeInfo> {
   const side = (def: number): Input => ["INT", { default: def, min: 16, max: c.maxSide, step: 8 }];
   const size = (def: number): Input => ["INT", { default: def, min: 0, max: 16384 }];
@@ -55,6 +64,8 @@ function nodes(c: Choices): Record<string, NodeInfo> {
       required: { model: ["MODEL"], lora_name: [c.loras], strength_model: ["FLOAT", { default: 1, min: -10, max: 10, step: 0.01 }] },
       output: ["MODEL"], category: "loaders", displayName: "LoraLoaderModelOnly", description: "A LoRA of --lora-dir on the UNet alone.",
     },
+    FreeU: freeuNode("FreeU", { b1: 1.1, b2: 1.2, s1: 0.9, s2: 0.2 }, "FreeU on the UNet's up blocks: the backbone's first half of channels times b, the skip states' lowest frequencies times s."),
+    FreeU_V2: freeuNode("FreeU_V2", { b1: 1.3, b2: 1.4, s1: 0.9, s2: 0.2 }, "FreeU with the backbone's b weighted by each pixel's normalized channel mean."),
     CLIPSetLastLayer: { required: { clip: ["CLIP"], stop_at_clip_layer: ["INT", { default: -1, min: -24, max: -1, step: 1 }] }, output: ["CLIP"], category: "conditioning", displayName: "CLIP Set Last Layer", description: "hidden_states[N] of both text encoders (SDXL's default: -2)." },
     CLIPTextEncode: { required: { text: ["STRING", { multiline: true, dynamicPrompts: true }], clip: ["CLIP"] }, output: ["CONDITIONING"], category: "conditioning", displayName: "CLIP Text Encode (Prompt)", description: "A prompt." },
     CLIPTextEncodeSDXL: {
