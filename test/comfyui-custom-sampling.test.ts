@@ -124,3 +124,19 @@ test("SplitSigmas' high_sigmas on the base and low_sigmas with DisableNoise on a
   denoised[40].inputs.latent_image = ["3", 1];
   assert.throws(() => spec(denoised), (e: any) => e.node?.id === "40" && e.input === "latent_image");
 });
+
+test("a FreeU on the guider's model with BasicScheduler on the checkpoint's: the job's FreeU; another checkpoint's scheduler is refused", () => {
+  const g = customGraph({ class_type: "BasicScheduler", inputs: { model: ["4", 0], scheduler: "karras", steps: 6, denoise: 1 } }, {}, {
+    40: { class_type: "FreeU_V2", inputs: { model: ["4", 0], b1: 1.3, b2: 1.4, s1: 0.9, s2: 0.2 } },
+  });
+  g[31].inputs.model = ["40", 0];
+  const s = spec(g);
+  assert.deepEqual(s.freeu, { b1: 1.3, b2: 1.4, s1: 0.9, s2: 0.2, variant: "comfyui-v2" });
+  assert.equal(s.steps, 6);
+  // the scheduler on FreeU's MODEL too, as many graphs wire it
+  g[33].inputs.model = ["40", 0];
+  assert.deepEqual(spec(g).freeu, s.freeu);
+  g[41] = { class_type: "CheckpointLoaderSimple", inputs: { ckpt_name: "tiny-refiner" } };
+  g[33].inputs.model = ["41", 0];
+  assert.throws(() => spec(g), (e: any) => e.node.id === "33" && /BasicScheduler must take the sampler's model \(or its checkpoint's\) here/.test(e.message));
+});

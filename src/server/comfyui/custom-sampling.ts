@@ -18,7 +18,7 @@
  *
  * A sampler node rewritten keeps its id; its output 1 (denoised_output, the last step's prediction,
  * which is the output once the schedule reaches sigma 0) is read as output 0. The guider's and the
- * scheduler's model must be the same (but for a split schedule, which a base and a refiner share).
+ * scheduler's model must come from the same checkpoint (but for a split schedule, which a base and a refiner share).
  */
 import { NodeError, nodeFields, type Graph, type GraphNode } from "./graph.js";
 
@@ -38,7 +38,19 @@ const SCHEDULE_NODES = { BasicScheduler: [0], KarrasScheduler: [0], ExponentialS
 const SIGMAS = { ...SCHEDULE_NODES, SplitSigmas: [0, 1] };
 const SIGMAS_WHAT = "SIGMAS from BasicScheduler, KarrasScheduler, ExponentialScheduler, BetaSamplingScheduler, SDTurboScheduler or SplitSigmas";
 
-const sameLink = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+/**
+ * The checkpoint output a MODEL link comes from through its LoRAs and patches (FreeU), which leave the
+ * model's sigmas alone: a scheduler may take the checkpoint's MODEL while the guider takes the patched one.
+ */
+function modelSource(graph: Graph, link: unknown): string {
+  const seen = new Set<string>();
+  for (let at = link; ;) {
+    const node = Array.isArray(at) ? graph.nodes.get(String(at[0])) : undefined;
+    if (!node || node.classType === "CheckpointLoaderSimple" || seen.has(node.id) || !("model" in node.inputs)) return JSON.stringify(at);
+    seen.add(node.id);
+    at = node.inputs.model;
+  }
+}
 
 /** A sampler's schedule: KSampler's scheduler inputs, and a SplitSigmas half as KSamplerAdvanced's window. */
 interface Schedule {
@@ -103,7 +115,9 @@ export function rewriteCustomSamplers(graph: Graph): void {
         : { seed, cfg: 1, model: g.model, positive: g.conditioning, negative: g.conditioning };
     }
     // a split schedule is shared by a base and its refiner, whose SDXL-family models have the same sigmas
-    if (schedule.model && !schedule.window && !sameLink(schedule.model.link, inputs.model)) throw new NodeError(schedule.model.node, `${schedule.model.node.classType} must take the sampler's model here`, "model");
+    if (schedule.model && !schedule.window && modelSource(graph, schedule.model.link) !== modelSource(graph, inputs.model)) {
+      throw new NodeError(schedule.model.node, `${schedule.model.node.classType} must take the sampler's model (or its checkpoint's) here`, "model");
+    }
     const common = { ...inputs, sampler_name: nodeFields(select).string("sampler_name", 50), latent_image: node.inputs.latent_image };
     const w = schedule.window;
     if (!w) {
