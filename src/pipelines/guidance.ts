@@ -16,6 +16,32 @@ export function applyGuidance(noisePred: Float32Array, scale: number, rescale = 
   return rescale > 0 ? rescaleNoiseCfg(out, noisePred.subarray(half), rescale, batch) : out;
 }
 
+/**
+ * Perturbed-attention guidance (diffusers' PAGMixin._apply_perturbed_attention_guidance) on the UNet
+ * output of the batch [negative..., positive..., perturbed...] (no negative block when `cfgScale` is
+ * undefined): uncond + cfg·(text - uncond) + pag·(text - perturbed), or text + pag·(text - perturbed);
+ * then the rescale against the text prediction under CFG, as diffusers' PAG pipelines do.
+ */
+export function applyPerturbedGuidance(noisePred: Float32Array, cfgScale: number | undefined, pagScale: number, rescale = 0, batch = 1): Float32Array {
+  const cfg = cfgScale !== undefined;
+  const n = noisePred.length / (cfg ? 3 : 2);
+  const text = noisePred.subarray(cfg ? n : 0, cfg ? 2 * n : n), perturbed = noisePred.subarray(cfg ? 2 * n : n);
+  const g = f(cfgScale ?? 0), p = f(pagScale);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const t = text[i];
+    const base = cfg ? noisePred[i] + f(g * f(t - noisePred[i])) : t;
+    out[i] = f(base) + f(p * f(t - perturbed[i]));
+  }
+  return cfg && rescale > 0 ? rescaleNoiseCfg(out, text, rescale, batch) : out;
+}
+
+/** diffusers' _get_pag_scale: pag_scale, or with an adaptive scale max(0, pag_scale - adaptive·(1000 - t)). */
+export function pagScaleAt(pag: { scale: number; adaptiveScale: number }, t: number): number {
+  if (!(pag.adaptiveScale > 0 && pag.scale > 0)) return pag.scale;
+  return Math.max(0, f(pag.scale - f(pag.adaptiveScale * f(1000 - t))));
+}
+
 /** Unbiased standard deviation (torch.std's default) of each of `batch` equal chunks. */
 function stdPerSample(x: Float32Array, batch: number): number[] {
   const n = x.length / batch;

@@ -22,3 +22,4 @@ export { canny, rgbToGray, type CannyOptions } from "../image/canny.js";
 export type { ControlNetUnit } from "./sdxl/controlnet.js";
 export { UNetConditioning, type DenoiseHook, type StepContext } from "./sdxl/index.js";
 export { FREEU_SDXL, checkFreeU, type FreeUOptions } from "./freeu.js";
+export { checkPag, type PagOptions, type PagSettings } from "./pag.js";

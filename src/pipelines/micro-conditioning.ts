@@ -65,13 +65,14 @@ function rows(list: number[][]): Float32Array {
  * does (not aligned with the [all negative, all positive] embeddings; it only matters when the
  * negative ids differ and batch > 1, and we keep diffusers' numbers).
  */
-export function txt2imgTimeIds(mc: MicroConditioning, height: number, width: number, batch: number, guidance: boolean): Float32Array {
+export function txt2imgTimeIds(mc: MicroConditioning, height: number, width: number, batch: number, guidance: boolean, pag = false): Float32Array {
   const size: Pair = [height, width];
   const pos = ids(mc.originalSize ?? size, mc.cropsCoordsTopLeft ?? [0, 0], mc.targetSize ?? size);
   const neg = mc.negativeOriginalSize && mc.negativeTargetSize
     ? ids(mc.negativeOriginalSize, mc.negativeCropsCoordsTopLeft ?? [0, 0], mc.negativeTargetSize)
     : pos;
-  const unit = guidance ? [neg, pos] : [pos];
+  // diffusers' PAG pipeline: cat([neg, pos, pos]).repeat(batch), the same per-image interleave
+  const unit = [...(guidance ? [neg] : []), pos, ...(pag ? [pos] : [])];
   return rows(Array.from({ length: batch }, () => unit).flat());
 }
 
@@ -80,14 +81,19 @@ export function txt2imgTimeIds(mc: MicroConditioning, height: number, width: num
  * default to the positive ones and the negative crop is the positive crop, as in diffusers; rows are
  * [negative x batch, positive x batch] under guidance.
  */
-export function img2imgTimeIds(mc: MicroConditioning, height: number, width: number, batch: number, guidance: boolean, requiresAestheticsScore = false): Float32Array {
-  if (requiresAestheticsScore) return refinerTimeIds(mc, height, width, batch, guidance);
+export function img2imgTimeIds(mc: MicroConditioning, height: number, width: number, batch: number, guidance: boolean, requiresAestheticsScore = false, pag = false): Float32Array {
+  if (requiresAestheticsScore) return refinerTimeIds(mc, height, width, batch, guidance, pag);
   const size: Pair = [height, width];
   const original = mc.originalSize ?? size, target = mc.targetSize ?? size, crops = mc.cropsCoordsTopLeft ?? [0, 0];
   const pos = ids(original, crops, target);
   const neg = ids(mc.negativeOriginalSize ?? original, crops, mc.negativeTargetSize ?? target);
-  const list = Array.from({ length: batch }, () => pos);
-  return rows(guidance ? [...Array.from({ length: batch }, () => neg), ...list] : list);
+  return rows(blocks(neg, pos, batch, guidance, pag));
+}
+
+/** [negative x batch (under guidance), positive x batch, positive x batch again (PAG's perturbed block)]. */
+function blocks(neg: number[], pos: number[], batch: number, guidance: boolean, pag: boolean): number[][] {
+  const of = (r: number[]) => Array.from({ length: batch }, () => r);
+  return [...(guidance ? of(neg) : []), ...of(pos), ...(pag ? of(pos) : [])];
 }
 
 function checkScore(v: number, what: string): number {
@@ -100,7 +106,7 @@ function checkScore(v: number, what: string): number {
  * row has its own crop (negativeCropsCoordsTopLeft, default (0, 0)) and negativeAestheticScore, as
  * diffusers' _get_add_time_ids; rows are [negative x batch, positive x batch] under guidance.
  */
-export function refinerTimeIds(mc: MicroConditioning, height: number, width: number, batch: number, guidance: boolean): Float32Array {
+export function refinerTimeIds(mc: MicroConditioning, height: number, width: number, batch: number, guidance: boolean, pag = false): Float32Array {
   const size: Pair = [height, width];
   const original = mc.originalSize ?? size, crops = mc.cropsCoordsTopLeft ?? [0, 0];
   const negOriginal = mc.negativeOriginalSize ?? original, negCrops = mc.negativeCropsCoordsTopLeft ?? [0, 0];
@@ -108,6 +114,5 @@ export function refinerTimeIds(mc: MicroConditioning, height: number, width: num
   checkPair(negOriginal, "negativeOriginalSize"); checkPair(negCrops, "negativeCropsCoordsTopLeft");
   const pos = [...original, ...crops, checkScore(mc.aestheticScore ?? 6, "aestheticScore")];
   const neg = [...negOriginal, ...negCrops, checkScore(mc.negativeAestheticScore ?? 2.5, "negativeAestheticScore")];
-  const list = Array.from({ length: batch }, () => pos);
-  return rows(guidance ? [...Array.from({ length: batch }, () => neg), ...list] : list);
+  return rows(blocks(neg, pos, batch, guidance, pag));
 }

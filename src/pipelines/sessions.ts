@@ -8,7 +8,7 @@ import { join } from "node:path";
 import type { Variant } from "../loaders/component.js";
 import { compileComponent } from "../loaders/compile.js";
 import type { ComponentWeights } from "../loaders/component.js";
-import { buildUNetGraph, FREEU_INPUT, FREEU_INPUT_ORDER, FREEU_VARIANTS, parseUNetConfig, skipCount, type UNetConfig } from "../models/unet/index.js";
+import { buildUNetGraph, FREEU_INPUT, FREEU_INPUT_ORDER, FREEU_VARIANTS, parseUNetConfig, skipCount, type PagGraphOptions, type UNetConfig } from "../models/unet/index.js";
 import type { FreeUOptions } from "./freeu.js";
 import { openVae, openVaeWeights, type VaeComponent } from "../loaders/vae.js";
 import type { WeightDeltas } from "../nn/weight-deltas.js";
@@ -40,6 +40,8 @@ export interface UNetRunOptions {
   tiling?: boolean;
   /** FreeU (checked by checkFreeU): the session with the `freeu` input, placed as its variant places it. */
   freeu?: Required<FreeUOptions>;
+  /** Perturbed-attention guidance: the session whose chosen self-attention layers give the last rows the identity map. */
+  pag?: PagGraphOptions;
 }
 
 /**
@@ -138,7 +140,7 @@ export class UNetRunner {
    * session runs; residuals, tiling and FreeU each select a session with them.
    */
   async run(batch: number, height: number, width: number, feeds: UNetFeeds, opts: UNetRunOptions = {}): Promise<Float32Array> {
-    const { residuals, tiling = false, freeu } = opts;
+    const { residuals, tiling = false, freeu, pag } = opts;
     const width0 = this.config.crossAttentionDim[0];
     const sequence = feeds.encoder_hidden_states.length / (batch * width0);
     if (!Number.isInteger(sequence) || sequence < 1) {
@@ -152,9 +154,10 @@ export class UNetRunner {
     const withResiduals = residuals !== undefined;
     const half = this.session.precision === "float16" ? ", float16" : "";
     const freeuVariant = freeu?.variant;
-    const graph = await this.cache.get([batch, height, width, sequence, withResiduals ? 1 : 0, tiling ? 1 : 0, timeIds, freeuVariant ? 1 + FREEU_VARIANTS.indexOf(freeuVariant) : 0], () => compileComponent(
-      this.weights, "unet", `UNet (${this.weights.where}, batch ${batch}, latent ${height}x${width}${sequence === 77 ? "" : `, sequence ${sequence}`}${withResiduals ? ", ControlNet residuals" : ""}${tiling ? ", tiling" : ""}${freeuVariant ? `, FreeU ${freeuVariant}` : ""}${half})`,
-      (g, vb) => { buildUNetGraph(g, vb, this.config, { batch, height, width, sequence, timeIds }, { controlnetResiduals: withResiduals, freeu: freeuVariant }); },
+    const pagKey = pag ? `${pag.perturbedRows}:${pag.layers.join("\u0000")}` : "";
+    const graph = await this.cache.get([batch, height, width, sequence, withResiduals ? 1 : 0, tiling ? 1 : 0, timeIds, freeuVariant ? 1 + FREEU_VARIANTS.indexOf(freeuVariant) : 0, pagKey], () => compileComponent(
+      this.weights, "unet", `UNet (${this.weights.where}, batch ${batch}, latent ${height}x${width}${sequence === 77 ? "" : `, sequence ${sequence}`}${withResiduals ? ", ControlNet residuals" : ""}${tiling ? ", tiling" : ""}${freeuVariant ? `, FreeU ${freeuVariant}` : ""}${pag ? `, PAG ${pag.layers.join(" ")}` : ""}${half})`,
+      (g, vb) => { buildUNetGraph(g, vb, this.config, { batch, height, width, sequence, timeIds }, { controlnetResiduals: withResiduals, freeu: freeuVariant, pag }); },
       tiling ? { ...this.session, circularConvPads: true } : this.session, this.deltas,
     ));
     const inputs: Record<string, Float32Array> = { ...feeds };

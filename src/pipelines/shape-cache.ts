@@ -9,7 +9,7 @@ export class ShapeCache<G extends { release(): Promise<void> } = CompiledGraph> 
   private key = "";
   private graph?: G;
   get holds(): boolean { return this.graph !== undefined; }
-  async get(shape: readonly number[], compile: () => Promise<G>): Promise<G> {
+  async get(shape: readonly (number | string)[], compile: () => Promise<G>): Promise<G> {
     const key = shape.join("x");
     if (this.graph && this.key === key) return this.graph;
     await this.release();

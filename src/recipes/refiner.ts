@@ -98,9 +98,9 @@ function refinerCall(opts: GenerateOptions | Img2ImgOptions | InpaintOptions, r:
 
 /**
  * What only the base's call takes: its size, initial latents or image (and inpainting's mask, crop and fill), ControlNets, its own window,
- * FreeU (a patch of the base's UNet, as diffusers' enable_freeu on the base pipeline and ComfyUI's FreeU on the base's MODEL).
+ * FreeU and PAG (patches of the base's UNet, as diffusers' enable_freeu / PAG pipeline for the base and ComfyUI's nodes on the base's MODEL).
  */
-const BASE_ONLY = ["width", "height", "latents", "image", "maskImage", "paddingMaskCrop", "latentFill", "strength", "controlnets", "guessMode", "denoisingStart", "denoisingEnd", "freeu"] as const;
+const BASE_ONLY = ["width", "height", "latents", "image", "maskImage", "paddingMaskCrop", "latentFill", "strength", "controlnets", "guessMode", "denoisingStart", "denoisingEnd", "freeu", "pagScale", "pagAdaptiveScale", "pagAppliedLayers"] as const;
 
 function fresh(s: Scheduler): Scheduler { return createScheduler(s.className, s.config as Record<string, unknown>); }
 

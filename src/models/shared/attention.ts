@@ -17,6 +17,12 @@ export interface AttentionOptions {
   bias?: boolean;
   /** norm_num_groups / eps: spatial input with a group_norm and a residual. */
   groupNorm?: { groups: number; eps: number };
+  /**
+   * Perturbed-attention guidance (diffusers' PAG identity processors): the last `identityRows` rows of
+   * the batch take the identity attention map, i.e. to_out(to_v(x)); the others attend as usual.
+   * Self-attention only.
+   */
+  identityRows?: number;
 }
 
 export class Attention {
@@ -26,9 +32,12 @@ export class Attention {
   private readonly toV: Linear;
   private readonly toOut: Linear;
   private readonly heads: number;
+  private readonly identityRows: number;
   constructor(vb: WeightBuilder, queryDim: number, opts: AttentionOptions) {
     const contextDim = opts.contextDim ?? queryDim, bias = opts.bias ?? false;
     this.heads = opts.heads;
+    this.identityRows = opts.identityRows ?? 0;
+    if (this.identityRows && (opts.contextDim !== undefined || opts.groupNorm)) throw new Error(`${vb.prefix}: identity rows are for the UNet's self-attention`);
     if (opts.groupNorm) this.groupNorm = new GroupNorm(vb.pp("group_norm"), opts.groupNorm.groups, queryDim, opts.groupNorm.eps);
     this.toQ = new Linear(vb.pp("to_q"), queryDim, queryDim, bias);
     this.toK = new Linear(vb.pp("to_k"), contextDim, queryDim, bias);
@@ -39,7 +48,14 @@ export class Attention {
   /** Tokens [B, S, D] (context [B, T, contextDim], default x), or with `groupNorm` an image [B, C, H, W]. */
   forward(x: Tensor, context: Tensor = x): Tensor {
     if (this.groupNorm) return this.spatial(x, this.groupNorm);
-    return this.toOut.forward(this.attend(x, context));
+    const n = this.identityRows, b = x.shape[0];
+    if (n === 0) return this.toOut.forward(this.attend(x, context));
+    if (n > b) throw new Error(`attention: ${n} identity rows in a batch of ${b}`);
+    // the attention map of the last n rows is the identity: their output is the value projection
+    const ptb = this.toV.forward(F.slice(x, 0, b - n, b));
+    if (n === b) return this.toOut.forward(ptb);
+    const org = F.slice(x, 0, 0, b - n);
+    return this.toOut.forward(F.concat([this.attend(org, org), ptb], 0));
   }
 
   private attend(x: Tensor, context: Tensor): Tensor {

@@ -19,6 +19,12 @@ export class FeedForward {
   }
 }
 
+/** A change to some self-attention layers (PAG), chosen by the layer's module name ("...transformer_blocks.0.attn1"). */
+export interface SelfAttentionVariant {
+  /** The trailing batch rows whose attention map is the identity in this layer (0 or undefined: none). */
+  identityRowsOf(name: string): number | undefined;
+}
+
 /** BasicTransformerBlock: self-attention, cross-attention, GEGLU feed-forward, each pre-LayerNorm with a residual. */
 export class BasicTransformerBlock {
   private readonly norm1: LayerNorm;
@@ -27,9 +33,10 @@ export class BasicTransformerBlock {
   private readonly attn2: Attention;
   private readonly norm3: LayerNorm;
   private readonly ff: FeedForward;
-  constructor(vb: WeightBuilder, dim: number, heads: number, crossAttentionDim: number) {
+  constructor(vb: WeightBuilder, dim: number, heads: number, crossAttentionDim: number, selfAttention?: SelfAttentionVariant) {
     this.norm1 = new LayerNorm(vb.pp("norm1"), dim, 1e-5);
-    this.attn1 = new Attention(vb.pp("attn1"), dim, { heads });
+    const attn1 = vb.pp("attn1");
+    this.attn1 = new Attention(attn1, dim, { heads, identityRows: selfAttention?.identityRowsOf(attn1.prefix.slice(0, -1)) });
     this.norm2 = new LayerNorm(vb.pp("norm2"), dim, 1e-5);
     this.attn2 = new Attention(vb.pp("attn2"), dim, { contextDim: crossAttentionDim, heads });
     this.norm3 = new LayerNorm(vb.pp("norm3"), dim, 1e-5);
@@ -51,11 +58,11 @@ export class Transformer2DModel {
   private readonly projOut: Linear | Conv2d;
   constructor(
     vb: WeightBuilder, channels: number, heads: number, layers: number, crossAttentionDim: number,
-    groups: number, private readonly useLinearProjection: boolean,
+    groups: number, private readonly useLinearProjection: boolean, selfAttention?: SelfAttentionVariant,
   ) {
     this.norm = new GroupNorm(vb.pp("norm"), groups, channels, 1e-6);
     this.projIn = useLinearProjection ? new Linear(vb.pp("proj_in"), channels, channels) : new Conv2d(vb.pp("proj_in"), channels, channels, 1);
-    this.blocks = Array.from({ length: layers }, (_, i) => new BasicTransformerBlock(vb.pp("transformer_blocks").pp(i), channels, heads, crossAttentionDim));
+    this.blocks = Array.from({ length: layers }, (_, i) => new BasicTransformerBlock(vb.pp("transformer_blocks").pp(i), channels, heads, crossAttentionDim, selfAttention));
     this.projOut = useLinearProjection ? new Linear(vb.pp("proj_out"), channels, channels) : new Conv2d(vb.pp("proj_out"), channels, channels, 1);
   }
   forward(x: Tensor, context: Tensor): Tensor {

@@ -7,7 +7,7 @@ import * as F from "../../ir/functional.js";
 import type { Tensor } from "../../ir/tensor.js";
 import type { WeightBuilder } from "../../nn/weights.js";
 import { Downsample2D, ResnetBlock2D, Upsample2D } from "./resnet.js";
-import { Transformer2DModel } from "./transformer-2d.js";
+import { Transformer2DModel, type SelfAttentionVariant } from "./transformer-2d.js";
 
 export interface BlockSettings {
   tembChannels: number;
@@ -16,10 +16,12 @@ export interface BlockSettings {
   heads: number;
   crossAttentionDim: number;
   useLinearProjection: boolean;
+  /** Self-attention layers changed by name (PAG). */
+  selfAttention?: SelfAttentionVariant;
 }
 
 const transformer = (vb: WeightBuilder, channels: number, layers: number, s: BlockSettings) =>
-  new Transformer2DModel(vb, channels, s.heads, layers, s.crossAttentionDim, s.groups, s.useLinearProjection);
+  new Transformer2DModel(vb, channels, s.heads, layers, s.crossAttentionDim, s.groups, s.useLinearProjection, s.selfAttention);
 
 /** CrossAttnDownBlock2D: resnets each followed by a transformer (none when `transformerLayers` is null), then a downsampler. */
 export class CrossAttnDownBlock2D {

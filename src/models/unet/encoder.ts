@@ -3,6 +3,7 @@ import type { Tensor } from "../../ir/tensor.js";
 import { Conv2d } from "../../nn/layers.js";
 import type { WeightBuilder } from "../../nn/weights.js";
 import { CrossAttnDownBlock2D, DownBlock2D, UNetMidBlock2DCrossAttn, type BlockSettings } from "../shared/unet-2d-blocks.js";
+import type { SelfAttentionVariant } from "../shared/transformer-2d.js";
 import { ConfigError, type UNetConfig } from "./config.js";
 import { TimestepEmbedding, timestepEmbedding } from "./embeddings.js";
 
@@ -31,8 +32,10 @@ export class UNetEncoder {
   private readonly downBlocks: CrossAttnDownBlock2D[] = [];
   private readonly midBlock?: UNetMidBlock2DCrossAttn;
 
-  constructor(vb: WeightBuilder, readonly config: UNetConfig) {
+  /** `selfAttention`: self-attention layers changed by name (PAG; the UNet's, never a ControlNet's). */
+  constructor(vb: WeightBuilder, readonly config: UNetConfig, selfAttention?: SelfAttentionVariant) {
     const c = config;
+    const settings = (i: number) => ({ ...blockSettings(c, i), selfAttention });
     const ch = c.blockOutChannels;
     const n = ch.length;
     const tembChannels = ch[0] * 4;
@@ -47,12 +50,12 @@ export class UNetEncoder {
       out = ch[i];
       const b = vb.pp("down_blocks").pp(i), last = i === n - 1;
       this.downBlocks.push(type === "CrossAttnDownBlock2D"
-        ? new CrossAttnDownBlock2D(b, inC, out, c.layersPerBlock[i], c.transformerLayersPerBlock[i], !last, blockSettings(c, i))
-        : new DownBlock2D(b, inC, out, c.layersPerBlock[i], !last, blockSettings(c, i)));
+        ? new CrossAttnDownBlock2D(b, inC, out, c.layersPerBlock[i], c.transformerLayersPerBlock[i], !last, settings(i))
+        : new DownBlock2D(b, inC, out, c.layersPerBlock[i], !last, settings(i)));
     });
     if (c.midBlockType) {
       const tl = c.midBlockType === "UNetMidBlock2DCrossAttn" ? c.midTransformerLayers : null;
-      this.midBlock = new UNetMidBlock2DCrossAttn(vb.pp("mid_block"), ch[n - 1], tl, blockSettings(c, n - 1));
+      this.midBlock = new UNetMidBlock2DCrossAttn(vb.pp("mid_block"), ch[n - 1], tl, settings(n - 1));
     }
   }
 

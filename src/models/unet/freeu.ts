@@ -3,7 +3,7 @@
  * concatenates its input with a skip state, the first half of the input's channels is scaled by b
  * (the backbone) and the skip state's lowest frequencies by s. Two stages, each with its b and s:
  *   - "diffusers" (UNet2DConditionModel.enable_freeu): every resnet of up block 0 takes (b1, s1), of
- *     up block 1 (b2, s2) (a 0 among the four turns FreeU off there: the runner then runs the plain UNet);
+ *     up block 1 (b2, s2) (a 0 among the four turns FreeU off there: checkFreeU then gives the plain UNet);
  *   - "comfyui" (ComfyUI's FreeU node): a resnet whose input has 4x the first block's channels takes
  *     (b1, s1), 2x (b2, s2): the same, but for the first resnet of up blocks 1 and 2, whose input is
  *     the stage above's upsampled output;

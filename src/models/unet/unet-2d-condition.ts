@@ -7,6 +7,8 @@ import { CrossAttnUpBlock2D, UpBlock2D } from "../shared/unet-2d-blocks.js";
 import { ConfigError, type UNetConfig } from "./config.js";
 import { UNetEncoder, blockSettings, skipShapes } from "./encoder.js";
 import { FREEU_INPUT, FREEU_INPUT_ORDER, FreeU, type FreeUVariant } from "./freeu.js";
+import { pagSelfAttention, type PagGraphOptions } from "./pag.js";
+import type { SelfAttentionVariant } from "../shared/transformer-2d.js";
 
 export interface UNetInputs {
   sample: Tensor;
@@ -37,11 +39,12 @@ export class UNet2DConditionModel {
   private readonly convNormOut: GroupNorm;
   private readonly convOut: Conv2d;
 
-  constructor(vb: WeightBuilder, readonly config: UNetConfig) {
+  /** `selfAttention`: self-attention layers changed by name (PAG, pag.ts). */
+  constructor(vb: WeightBuilder, readonly config: UNetConfig, selfAttention?: SelfAttentionVariant) {
     const c = config;
     const ch = c.blockOutChannels;
     const n = ch.length;
-    this.encoder = new UNetEncoder(vb, c);
+    this.encoder = new UNetEncoder(vb, c, selfAttention);
 
     const rev = [...ch].reverse();
     const revHeads = [...c.numAttentionHeads].reverse();
@@ -52,7 +55,7 @@ export class UNet2DConditionModel {
       const prev = out;
       out = rev[i];
       const inC = rev[Math.min(i + 1, n - 1)];
-      const b = vb.pp("up_blocks").pp(i), settings = blockSettings(c, i, revHeads[i], revCross[i]);
+      const b = vb.pp("up_blocks").pp(i), settings = { ...blockSettings(c, i, revHeads[i], revCross[i]), selfAttention };
       this.upBlocks.push(type === "CrossAttnUpBlock2D"
         ? new CrossAttnUpBlock2D(b, inC, prev, out, revLayers[i] + 1, c.reverseTransformerLayersPerBlock[i], i < n - 1, settings)
         : new UpBlock2D(b, inC, prev, out, revLayers[i] + 1, i < n - 1, settings));
@@ -117,13 +120,15 @@ export interface UNetGraphOptions {
   controlnetResiduals?: boolean;
   /** Adds the input `freeu` [b1, b2, s1, s2] and FreeU placed as this variant places it (freeu.ts). */
   freeu?: FreeUVariant;
+  /** Perturbed-attention guidance: the self-attention layers `layers` match give the last `perturbedRows` rows the identity map (pag.ts). */
+  pag?: PagGraphOptions;
 }
 
 /** Adds the UNet's inputs (named as the fixtures name them) and outputs to `graph`. */
 export function buildUNetGraph(graph: Graph, vb: WeightBuilder, config: UNetConfig, shape: UNetGraphShape, options: boolean | UNetGraphOptions = false): UNet2DConditionModel {
   const opts: UNetGraphOptions = typeof options === "boolean" ? { withBlockOutputs: options } : options;
   const { batch: b, height: h, width: w } = shape;
-  const unet = new UNet2DConditionModel(vb, config);
+  const unet = new UNet2DConditionModel(vb, config, opts.pag && pagSelfAttention(config, opts.pag));
   const inputs: UNetInputs = {
     sample: graph.input("sample", [b, config.inChannels, h, w]),
     timestep: graph.input("timestep", [b]),

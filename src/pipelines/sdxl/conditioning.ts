@@ -1,14 +1,15 @@
 /**
- * Everything the UNet is conditioned on besides the latents, and the classifier-free-guidance batch
- * layout in one place: under guidance the UNet batch is [negative x B, positive x B] (embeddings,
- * pooled embeddings, time ids, and the latents doubled by `modelInput`), and `guide` turns the UNet's
- * two halves into one noise prediction. LCM UNets (time_cond_proj_dim) get the guidance scale as an
- * embedding instead and no doubled batch.
+ * Everything the UNet is conditioned on besides the latents, and the guidance batch layout in one
+ * place: under classifier-free guidance the UNet batch is [negative x B, positive x B], with
+ * perturbed-attention guidance (PAG) a perturbed [positive x B] after those (diffusers'
+ * _prepare_perturbed_attention_guidance) — embeddings, pooled embeddings, time ids, and the latents
+ * repeated by `modelInput`; `guide` turns the UNet's blocks into one noise prediction. LCM UNets
+ * (time_cond_proj_dim) get the guidance scale as an embedding instead and no negative block.
  */
 import type { FloatTensor } from "../../image/image.js";
 import type { UNetFeeds } from "../sessions.js";
 import type { PromptEmbeddings } from "../prompt-encoding.js";
-import { applyGuidance, guidanceScaleEmbedding } from "../guidance.js";
+import { applyGuidance, applyPerturbedGuidance, guidanceScaleEmbedding, pagScaleAt } from "../guidance.js";
 
 export interface GuidanceSettings {
   /** Classifier-free guidance: the [negative, positive] UNet batch. */
@@ -17,6 +18,8 @@ export interface GuidanceSettings {
   guidanceRescale: number;
   /** The UNet's time_cond_proj_dim (LCM), if any. */
   timeCondProjDim?: number | null;
+  /** Perturbed-attention guidance (on: a perturbed positive block; diffusers' pag_scale, pag_adaptive_scale). */
+  pag?: { scale: number; adaptiveScale: number };
 }
 
 export class UNetConditioning {
@@ -39,16 +42,17 @@ export class UNetConditioning {
    * for the UNet batch (see micro-conditioning.ts).
    */
   static of(embeds: PromptEmbeddings, timeIds: Float32Array, settings: GuidanceSettings): UNetConditioning {
-    const g = settings.guidance;
-    const cat = (neg: FloatTensor | undefined, pos: FloatTensor) => (g ? concat(neg!.data, pos.data) : pos.data);
+    const g = settings.guidance, pag = settings.pag !== undefined;
+    const cat = (neg: FloatTensor | undefined, pos: FloatTensor) => concat(...(g ? [neg!.data] : []), pos.data, ...(pag ? [pos.data] : []));
     const batch = embeds.promptEmbeds.shape[0];
     const dim = settings.timeCondProjDim;
     let timestepCond: Float32Array | undefined;
     if (dim) {
-      // get_guidance_scale_embedding(guidance_scale - 1) for each image
+      // get_guidance_scale_embedding(guidance_scale - 1) for each row of the UNet batch
       const one = guidanceScaleEmbedding(settings.guidanceScale - 1, dim);
-      timestepCond = new Float32Array(batch * dim);
-      for (let b = 0; b < batch; b++) timestepCond.set(one, b * dim);
+      const rows = batch * (pag ? 2 : 1);
+      timestepCond = new Float32Array(rows * dim);
+      for (let b = 0; b < rows; b++) timestepCond.set(one, b * dim);
     }
     return new UNetConditioning(batch, settings, cat(embeds.negativePromptEmbeds, embeds.promptEmbeds),
       cat(embeds.negativePooledPromptEmbeds, embeds.pooledPromptEmbeds), timeIds, timestepCond);
@@ -56,12 +60,18 @@ export class UNetConditioning {
 
   get guidance(): boolean { return this.settings.guidance; }
 
-  /** The UNet's batch: 2B under guidance. */
-  get unetBatch(): number { return this.settings.guidance ? 2 * this.batch : this.batch; }
+  /** Perturbed-attention guidance: the UNet batch ends with a perturbed positive block of `batch` rows. */
+  get pag(): boolean { return this.settings.pag !== undefined; }
 
-  /** The latents as the UNet batch: cat([latents] * 2) under guidance. */
+  /** Blocks of `batch` rows in the UNet batch: negative (under guidance), positive, perturbed (with PAG). */
+  private get blocks(): number { return (this.settings.guidance ? 2 : 1) + (this.pag ? 1 : 0); }
+
+  /** The UNet's batch: 2B under guidance, one B more with PAG. */
+  get unetBatch(): number { return this.blocks * this.batch; }
+
+  /** The latents as the UNet batch: cat([latents] * blocks). */
   modelInput(latents: Float32Array): Float32Array {
-    return this.settings.guidance ? concat(latents, latents) : latents;
+    return this.blocks === 1 ? latents : concat(...Array.from({ length: this.blocks }, () => latents));
   }
 
   /** The UNet feeds for a (scaled, batched) sample at timestep t. */
@@ -76,21 +86,24 @@ export class UNetConditioning {
     };
   }
 
-  /** The conditional half of a UNet-batch tensor (all of it without guidance), e.g. for ControlNet's guess mode. */
+  /** The positive block of a UNet-batch tensor (all of it without guidance or PAG), e.g. for ControlNet's guess mode. */
   conditional(x: Float32Array): Float32Array {
-    return this.settings.guidance ? x.subarray(x.length / 2) : x;
+    const n = x.length / this.blocks, at = this.settings.guidance ? 1 : 0;
+    return this.blocks === 1 ? x : x.subarray(at * n, (at + 1) * n);
   }
 
-  /** The noise prediction from the UNet output: guidance (and its rescale) over the two halves. */
-  guide(unetOut: Float32Array): Float32Array {
+  /** The noise prediction from the UNet output at timestep t: guidance (and its rescale) over the blocks. */
+  guide(unetOut: Float32Array, t: number): Float32Array {
     const s = this.settings;
+    if (s.pag) return applyPerturbedGuidance(unetOut, s.guidance ? s.guidanceScale : undefined, pagScaleAt(s.pag, t), s.guidanceRescale, this.batch);
     return s.guidance ? applyGuidance(unetOut, s.guidanceScale, s.guidanceRescale, this.batch) : unetOut;
   }
 }
 
-function concat(a: Float32Array, b: Float32Array): Float32Array {
-  const out = new Float32Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
+function concat(...parts: Float32Array[]): Float32Array {
+  if (parts.length === 1) return parts[0];
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) { out.set(p, at); at += p.length; }
   return out;
 }

@@ -67,6 +67,8 @@ export interface DenoiseArgs {
   tiling?: boolean;
   /** FreeU on the UNet's up blocks (checked). */
   freeu?: UNetRunOptions["freeu"];
+  /** PAG's self-attention layers (checked), when the conditioning has the perturbed block. */
+  pagLayers?: readonly string[];
 }
 
 /** The latents after the last step that ran, and how many ran (fewer than the timesteps after stopEarly). */
@@ -75,6 +77,7 @@ export async function denoise(a: DenoiseArgs): Promise<{ latents: Float32Array; 
   const cond = a.conditioning;
   const hooks = a.hooks ?? [];
   const totalSteps = a.timesteps.length;
+  if (cond.pag !== (a.pagLayers !== undefined)) throw new Error("denoise: PAG's perturbed block and its layers come together");
   let latents = a.latents;
   let i = 0;
   for (; i < totalSteps; i++) {
@@ -92,8 +95,9 @@ export async function denoise(a: DenoiseArgs): Promise<{ latents: Float32Array; 
       const r = await hook.residuals(scaled, feeds, ctx);
       residuals = residuals ? sumResiduals([residuals, r]) : r;
     }
-    const out = await a.unet.run(cond.unetBatch, h, w, feeds, { residuals, tiling: a.tiling, freeu: a.freeu });
-    latents = a.scheduler.step(cond.guide(out), t, latents, a.generator, a.shape);
+    const pag = a.pagLayers && { layers: a.pagLayers, perturbedRows: cond.batch };
+    const out = await a.unet.run(cond.unetBatch, h, w, feeds, { residuals, tiling: a.tiling, freeu: a.freeu, pag });
+    latents = a.scheduler.step(cond.guide(out, t), t, latents, a.generator, a.shape);
     for (const hook of hooks) if (hook.afterStep) latents = hook.afterStep(latents, ctx);
     if (a.onStep) await a.onStep({ step: i, totalSteps, timestep: t, latents: latents.slice(), shape: [...a.shape] });
   }

@@ -17,6 +17,7 @@ import type { LatentFill, MaskInput } from "./inpaint.js";
 import type { ControlNetUnit } from "./controlnet.js";
 import type { TextEncoderWeights, UNetWeights } from "../sessions.js";
 import type { FreeUOptions } from "../freeu.js";
+import type { PagOptions } from "../pag.js";
 
 export interface PipelineLoadOptions {
   /**
@@ -112,7 +113,7 @@ export interface PipelineLoadOptions {
   textEncoderWeights?: TextEncoderWeights;
 }
 
-export interface CommonOptions extends Omit<EncodePromptOptions, "doClassifierFreeGuidance">, MicroConditioning {
+export interface CommonOptions extends Omit<EncodePromptOptions, "doClassifierFreeGuidance">, MicroConditioning, PagOptions {
   /** Default 50, as in diffusers. */
   numInferenceSteps?: number;
   /** Classifier-free guidance scale; guidance is off at <= 1. Default 5. */

@@ -19,6 +19,7 @@ import { checkUnits } from "./controlnet.js";
 import type { SdxlComponents } from "./components.js";
 import type { CommonOptions } from "./options.js";
 import { checkFreeU, type FreeUOptions } from "../freeu.js";
+import { checkPag, type PagSettings } from "../pag.js";
 
 /** What every entry point has once the call is checked and the prompts are encoded. */
 export interface Prepared {
@@ -39,6 +40,8 @@ export interface Prepared {
   tiling?: boolean;
   /** FreeU, checked (absent: off, or values diffusers runs as off). */
   freeu?: Required<FreeUOptions>;
+  /** Perturbed-attention guidance, checked (absent: off): the perturbed block after the others. */
+  pag?: PagSettings;
   /** A1111's resize seed from: the latent size each image's seed noise is drawn at, with the image seeds. */
   seedResize?: { height: number; width: number; seeds: (number | bigint)[] };
 }
@@ -48,6 +51,7 @@ export async function prepare(c: SdxlComponents, opts: CommonOptions, createSche
   if (opts.fastDecode) c.requireTaesd("fastDecode");
   if (opts.controlnets) checkUnits(opts.controlnets);
   const freeu = checkFreeU(opts.freeu);
+  const pag = checkPag(opts, c.unet.config, opts.guessMode === true && !!opts.controlnets?.length);
   const steps = opts.numInferenceSteps ?? 50;
   if (!Number.isInteger(steps) || steps < 1) throw new PipelineInputError(`the number of steps must be a positive integer, got ${steps}`);
   const prompts = Array.isArray(opts.prompt) ? opts.prompt.length : 1;
@@ -67,7 +71,7 @@ export async function prepare(c: SdxlComponents, opts: CommonOptions, createSche
   if (generator instanceof PerImageGenerator && generator.generators.length !== batch) {
     throw new PipelineInputError(`${generator.generators.length} generators (or seeds) were passed for ${batch} images; pass one per image`);
   }
-  return { scheduler, generator, seed, seeds, steps, guidance, guidanceScale, embeds, batch, variation: variationOf(opts, batch), tiling: opts.tiling === true, ...(freeu ? { freeu } : {}), seedResize: seedResizeOf(c, opts, seed, seeds, batch) };
+  return { scheduler, generator, seed, seeds, steps, guidance, guidanceScale, embeds, batch, variation: variationOf(opts, batch), tiling: opts.tiling === true, ...(freeu ? { freeu } : {}), ...(pag ? { pag } : {}), seedResize: seedResizeOf(c, opts, seed, seeds, batch) };
 }
 
 function variationOf(opts: CommonOptions, batch: number): Prepared["variation"] {
@@ -111,7 +115,7 @@ export function initialNoise(p: Prepared, shape: number[]): Float32Array {
 export function conditioningOf(c: SdxlComponents, p: Prepared, opts: CommonOptions, timeIds: Float32Array): UNetConditioning {
   return UNetConditioning.of(p.embeds, timeIds, {
     guidance: p.guidance, guidanceScale: p.guidanceScale, guidanceRescale: opts.guidanceRescale ?? 0,
-    timeCondProjDim: c.unet.config.timeCondProjDim,
+    timeCondProjDim: c.unet.config.timeCondProjDim, ...(p.pag ? { pag: { scale: p.pag.scale, adaptiveScale: p.pag.adaptiveScale } } : {}),
   });
 }
 
