@@ -43,3 +43,10 @@ export function checkPag(o: PagOptions, unet: UNetConfig, guessMode: boolean): P
   }
   return { scale, adaptiveScale, layers: [...layers] };
 }
+
+/** The infotext fields of a run with PAG (none when it is off). */
+export function pagInfoFields(o: PagOptions): Record<string, string | number> {
+  if (!o.pagScale) return {};
+  const layers = typeof o.pagAppliedLayers === "string" ? [o.pagAppliedLayers] : o.pagAppliedLayers;
+  return { "PAG scale": o.pagScale, ...(o.pagAdaptiveScale ? { "PAG adaptive scale": o.pagAdaptiveScale } : {}), ...(layers ? { "PAG layers": layers.join(" ") } : {}) };
+}

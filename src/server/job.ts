@@ -9,6 +9,7 @@ import type { ControlNetSpec } from "./controlnet-spec.js";
 import type { ClipSkip, PromptSyntax } from "../pipelines/prompt-encoding.js";
 import type { MicroConditioning } from "../pipelines/micro-conditioning.js";
 import type { FreeUOptions } from "../pipelines/freeu.js";
+import type { PagSpec } from "./pag-request.js";
 
 /** A1111's hires fix (txt2img with enable_hr): the second pass's settings (see recipes/hires-fix.ts). */
 export interface HiresSpec {
@@ -106,6 +107,8 @@ export interface JobSpec {
   tiling?: boolean;
   /** FreeU on the (base) UNet: diffusers' enable_freeu, ComfyUI's FreeU / FreeU_V2 with `variant`. */
   freeu?: FreeUOptions;
+  /** Perturbed-attention guidance on the (base) UNet (pag-request.ts). */
+  pag?: PagSpec;
   /** diffusers' prompt_2 / negative_prompt_2: text_encoder_2's (CLIP-G's) own prompts (ComfyUI's text_g); absent: the prompts. */
   prompt2?: string;
   negativePrompt2?: string;

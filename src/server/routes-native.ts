@@ -9,7 +9,8 @@
  *                                 init_image (base64 PNG: img2img), strength, loras: [{name, weight}],
  *                                 controlnets: [{name, image, module: "none"|"canny", scale, start, end, threshold_a, threshold_b}], guess_mode,
  *                                 preset: "fast" (with --fast; explicit steps / guidance_scale / scheduler win),
- *                                 freeu: true | {b1, b2, s1, s2, variant: "diffusers"|"comfyui"|"comfyui-v2"} }
+ *                                 freeu: true | {b1, b2, s1, s2, variant: "diffusers"|"comfyui"|"comfyui-v2"},
+ *                                 pag_scale, pag_adaptive_scale, pag_applied_layers (diffusers' PAG) }
  *                                -> 202 { id, status, seed, events_url, status_url }
  *   GET    /v1/jobs/:id         status, progress and, when done, { result: { images: [{url}], seeds, infotexts, ... } }
  *   DELETE /v1/jobs/:id         cancels it (queued: never runs; running: stops after the current step)
@@ -25,6 +26,7 @@ import { FAST_JOB, PRESETS, readPreset } from "./fast-request.js";
 import { readNativeClipSkip } from "./clip-skip-request.js";
 import { readNativeModel } from "./model-request.js";
 import { readNativeFreeU } from "./freeu-request.js";
+import { readNativePag } from "./pag-request.js";
 import { servedModels } from "./queue.js";
 import { DEFAULTS, Fields, checkScheduler, checkStrength, finishSpec, parseSize, readInitImage, readSeed, readSides } from "./validation.js";
 import { FILE_NAME } from "./file-store.js";
@@ -105,6 +107,7 @@ export function nativeRoutes(router: Router<AppState>): void {
     // A1111's tiling and variation seeds, in the native API's words
     if (f.bool("tiling")) spec.tiling = true;
     readNativeFreeU(f, spec);
+    readNativePag(f, spec);
     const variationStrength = f.number("variation_strength", 0, 1) ?? 0;
     if (variationStrength > 0) Object.assign(spec, { variationSeed: readSeed(f, "variation_seed"), variationStrength });
     await readLoras(f, spec, ctx.state);

@@ -5,6 +5,9 @@
  * is the one with the spec's LoRAs (LoraPipelines picks it; for the fast preset with the LCM-LoRA).
  */
 import { freeuInfoFields } from "../pipelines/freeu.js";
+import { pagOptions, type PagSpec } from "./pag-request.js";
+import { pagInfoFields } from "../pipelines/pag.js";
+import { PAG_DEFAULT_LAYERS, PagLayerError, pagTargets, type UNetConfig } from "../models/unet/index.js";
 import type { StableDiffusionXLPipeline, InpaintOptions, PipelineOutput } from "../pipelines/sdxl/index.js";
 import { encodePng } from "../image/png.js";
 import { decodeImage, rgbToTensor } from "../image/image.js";
@@ -175,6 +178,7 @@ async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: 
   if (mask || noiseMasked) out.inpaintingConditioning = pipe.unet.config.inChannels !== pipe.vae.config.latentChannels;
   // the steps of all loops of one iteration, as far as they are known before they run
   const expectedSteps = (init ? Math.max(1, Math.floor(spec.steps * (spec.strength ?? 1))) : spec.steps) + (h ? Math.max(1, Math.floor((h.steps || spec.steps) * h.strength)) : 0);
+  const pag = jobPag(spec.pag, pipe.unet.config);
   for (let k = 0; k < spec.iterations; k++) {
     if (opts.control?.interrupted) break;
     const stopEarly = opts.control?.nextIteration();
@@ -190,7 +194,7 @@ async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: 
       prompt: stripLoraTags(spec.prompt), negativePrompt: (spec.negativePrompt && stripLoraTags(spec.negativePrompt)) || undefined, numInferenceSteps: spec.steps,
       prompt2: spec.prompt2 && stripLoraTags(spec.prompt2), negativePrompt2: spec.negativePrompt2 && stripLoraTags(spec.negativePrompt2), ...spec.microConditioning,
       guidanceScale: spec.guidanceScale, seed: seeds ? undefined : seed, seeds, scheduler: schedulerOf(pipe, spec), numImagesPerPrompt: spec.batchSize, promptSyntax: spec.promptSyntax,
-      ...variation, tiling: spec.tiling, freeu: spec.freeu, clipSkip: spec.clipSkip, seedResizeFrom: spec.seedResizeFrom, signal: opts.signal, stopEarly, fastDecode: spec.preset === "fast" || undefined, controlnets, guessMode: spec.guessMode,
+      ...variation, tiling: spec.tiling, freeu: spec.freeu, ...pagOptions(pag), clipSkip: spec.clipSkip, seedResizeFrom: spec.seedResizeFrom, signal: opts.signal, stopEarly, fastDecode: spec.preset === "fast" || undefined, controlnets, guessMode: spec.guessMode,
       onStep: opts.onStep && (({ step, totalSteps, latents, shape }: { step: number; totalSteps: number; latents: Float32Array; shape: number[] }) => {
         const at = progress.step(step, totalSteps);
         opts.onStep!({ step: k * at.total + at.step, totalSteps: spec.iterations * at.total, preview: previews.forStep(latents, shape) });
@@ -232,7 +236,7 @@ async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: 
         clipSkip: spec.clipSkipInfo, ...(h ? { width: spec.width ?? pipe.defaultSize, height: spec.height ?? pipe.defaultSize } : { width, height }),
         extra: {
           ...(h ? hiresInfoFields(h) : spec.inpaint ? inpaintInfoFields(spec.inpaint) : {}), ...(spec.controlnets?.length ? controlNetInfoFields(spec.controlnets) : {}),
-          ...(refiner && spec.refiner ? refinerInfoFields(spec.refiner) : {}), ...(spec.vae ? { VAE: spec.vae.name } : {}), ...(spec.freeu ? freeuInfoFields(spec.freeu) : {}),
+          ...(refiner && spec.refiner ? refinerInfoFields(spec.refiner) : {}), ...(spec.vae ? { VAE: spec.vae.name } : {}), ...(spec.freeu ? freeuInfoFields(spec.freeu) : {}), ...pagInfoFields(pagOptions(pag)),
         },
       });
       out.images.push(encodePng(saved?.[i] ?? toRgb8(result.images, i), { parameters }));
@@ -244,4 +248,16 @@ async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: 
   await previews.settled();
   out.seconds = (performance.now() - t0) / 1000;
   return out;
+}
+
+/** The job's PAG on this model: an optional one (ComfyUI's node) whose layers this UNet lacks is off, as it changes nothing there. */
+function jobPag(pag: PagSpec | undefined, unet: UNetConfig): PagSpec | undefined {
+  if (!pag?.optional) return pag;
+  try {
+    pagTargets(unet, pag.layers ?? PAG_DEFAULT_LAYERS);
+    return pag;
+  } catch (e) {
+    if (e instanceof PagLayerError) return undefined;
+    throw e;
+  }
 }

@@ -26,6 +26,8 @@ import { parseRepoSpec } from "../../hub/index.js";
 import { REFINER_HELP, REFINER_OPTIONS, parseRefiner, refinerInfo, withRefiner } from "../refiner-flags.js";
 import { FREEU_HELP, FREEU_OPTIONS, parseFreeU } from "../freeu-flags.js";
 import { freeuInfoFields } from "../../pipelines/freeu.js";
+import { PAG_HELP, PAG_OPTIONS, parsePag } from "../pag-flags.js";
+import { pagInfoFields } from "../../pipelines/pag.js";
 import { CONTROLNET_HELP, CONTROLNET_OPTIONS, openControlNets, parseControlNets, type ParsedControlNets } from "../controlnet-flags.js";
 import { drawStepBar, stepBarLine } from "../../util/step-bar.js";
 
@@ -96,6 +98,7 @@ const COMMON_HELP = `  --model M            diffusers folder, Hugging Face repo 
   --tiling             AUTOMATIC1111's tiling: circular padding in every UNet and VAE conv, so the image
                        tiles seamlessly (left edge continues the right, top the bottom)
 ${FREEU_HELP}
+${PAG_HELP}
   --num-images N       images for the prompt (default 1)
   --output FILE.png    where to write (several images: FILE-0.png, FILE-1.png, ...; default ssd1b-SEED.png)
   --variant fp16|fp32  which weight files to load (default fp32 when present, else fp16)
@@ -156,6 +159,7 @@ export const COMMON_OPTIONS = {
   "fast-decode": { type: "boolean" },
   tiling: { type: "boolean" },
   ...FREEU_OPTIONS,
+  ...PAG_OPTIONS,
   "num-images": { type: "string", default: "1" },
   output: { type: "string" },
   variant: { type: "string" },
@@ -359,7 +363,7 @@ export function parseCommon(values: Values, tokens: Parameters<typeof parseContr
   limitsAsUsage({ steps, images: (Array.isArray(prompt) ? prompt.length : 1) * (numImagesPerPrompt ?? 1) });
   const { promptSyntax, ...load } = parseModelLoad(values);
   const fastDecode = values["fast-decode"] === true || fast;
-  const freeu = parseFreeU(values);
+  const freeu = parseFreeU(values), pag = parsePag(values);
   if (fastDecode && load.taesd === undefined && !fast) throw new UsageError("--fast-decode needs --taesd DIR|FILE (e.g. --taesd madebyollin/taesdxl)");
   return {
     model: stringFlag(values, "model")!,
@@ -371,7 +375,7 @@ export function parseCommon(values: Values, tokens: Parameters<typeof parseContr
       ...variationFlags(values), ...seedResizeFlag(values, numImagesPerPrompt),
       originalSize: pairFlag(values, "original-size"), cropsCoordsTopLeft: pairFlag(values, "crops-coords-top-left"), targetSize: pairFlag(values, "target-size"),
       scheduler: stringFlag(values, "scheduler") ?? (fast ? "LCM" : undefined), numImagesPerPrompt,
-      promptSyntax, fastDecode, ...(values.tiling === true ? { tiling: true } : {}), ...(freeu ? { freeu } : {}),
+      promptSyntax, fastDecode, ...(values.tiling === true ? { tiling: true } : {}), ...(freeu ? { freeu } : {}), ...pag,
       ...(values["clip-skip"] !== undefined ? { clipSkip: intFlag(values, "clip-skip", 0) } : {}),
     },
   };
@@ -452,7 +456,7 @@ export async function runAndSave(
       cfgScale: options.guidanceScale, seed: options.seed, width, height, model: pipe.model.name, ...extraInfo,
       ...variationInfo(options, i), tiling: options.tiling, seedResizeFrom: options.seedResizeFrom,
       clipSkip: typeof options.clipSkip === "number" ? options.clipSkip + 2 : undefined,
-      ...(options.freeu ? { extra: { ...extraInfo.extra, ...freeuInfoFields(options.freeu) } } : {}),
+      ...(options.freeu || options.pagScale ? { extra: { ...extraInfo.extra, ...(options.freeu ? freeuInfoFields(options.freeu) : {}), ...pagInfoFields(options) } } : {}),
     });
     mkdirSync(dirname(name), { recursive: true });
     writeFileAtomically(name, encodePng(toRgb8(out.images, i), { parameters }));

@@ -66,6 +66,11 @@ function nodes(c: Choices): Record<string, NodeInfo> {
     },
     FreeU: freeuNode("FreeU", { b1: 1.1, b2: 1.2, s1: 0.9, s2: 0.2 }, "FreeU on the UNet's up blocks: the backbone's first half of channels times b, the skip states' lowest frequencies times s."),
     FreeU_V2: freeuNode("FreeU_V2", { b1: 1.3, b2: 1.4, s1: 0.9, s2: 0.2 }, "FreeU with the backbone's b weighted by each pixel's normalized channel mean."),
+    PerturbedAttentionGuidance: {
+      required: { model: ["MODEL"], scale: ["FLOAT", { default: 3, min: 0, max: 100, step: 0.01, round: 0.01 }] },
+      output: ["MODEL"], category: "model_patches/unet", displayName: "PerturbedAttentionGuidance",
+      description: "Perturbed-attention guidance on the middle block's self-attention (diffusers' PAG, pag_scale = scale; none where the model has no mid-block attention, as SSD-1B).",
+    },
     CLIPSetLastLayer: { required: { clip: ["CLIP"], stop_at_clip_layer: ["INT", { default: -1, min: -24, max: -1, step: 1 }] }, output: ["CLIP"], category: "conditioning", displayName: "CLIP Set Last Layer", description: "hidden_states[N] of both text encoders (SDXL's default: -2)." },
     CLIPTextEncode: { required: { text: ["STRING", { multiline: true, dynamicPrompts: true }], clip: ["CLIP"] }, output: ["CONDITIONING"], category: "conditioning", displayName: "CLIP Text Encode (Prompt)", description: "A prompt." },
     CLIPTextEncodeSDXL: {

@@ -20,7 +20,7 @@
  * SetLatentNoiseMask latent makes it the pipeline's inpaint with that mask (inpaint.ts). A KSamplerAdvanced whose latent is
  * another's leftover noise is a base + refiner graph's refiner (refiner.ts; the base from noise, an image or an inpainting latent). A sampler whose latent is a
  * LatentUpscale(By) of another's is the hires fix's second pass (hires.ts). ControlNetApplyAdvanced nodes on both prompts are ControlNet
- * units (controlnet.ts). FreeU and FreeU_V2 on the model are the job's FreeU in ComfyUI's placement. LoraLoader's strength_model and strength_clip are the LoRA's UNet and text-encoder
+ * units (controlnet.ts). FreeU and FreeU_V2 on the model are the job's FreeU in ComfyUI's placement, PerturbedAttentionGuidance its PAG. LoraLoader's strength_model and strength_clip are the LoRA's UNet and text-encoder
  * weights (its MODEL and CLIP outputs must both be used); LoraLoaderModelOnly applies the UNet's part alone. ComfyUI reads only the nodes an output needs; so
  * does this, but every node must be of a known class (ComfyUI refuses unknown ones too).
  */
@@ -44,10 +44,11 @@ import { findServedModel } from "../model-catalog.js";
 import type { Limits } from "../validation.js";
 import type { MicroConditioning } from "../../pipelines/micro-conditioning.js";
 import { FREEU_MAX, type FreeUOptions } from "../../pipelines/freeu.js";
+import { PAG_SCALE_MAX, type PagSpec } from "../pag-request.js";
 
 /** The node classes understood (the /object_info list). */
 export const NODE_CLASSES = [
-  "CheckpointLoaderSimple", "VAELoader", "LoraLoader", "LoraLoaderModelOnly", "FreeU", "FreeU_V2", "CLIPSetLastLayer", "CLIPTextEncode", "CLIPTextEncodeSDXL", "EmptyLatentImage",
+  "CheckpointLoaderSimple", "VAELoader", "LoraLoader", "LoraLoaderModelOnly", "FreeU", "FreeU_V2", "PerturbedAttentionGuidance", "CLIPSetLastLayer", "CLIPTextEncode", "CLIPTextEncodeSDXL", "EmptyLatentImage",
   "CLIPTextEncodeSDXLRefiner", "ConditioningZeroOut", "LoadImage", "LoadImageMask", "InvertMask", "GrowMask", "ThresholdMask", "ImageToMask", "VAEEncode", "VAEEncodeForInpaint", "SetLatentNoiseMask", "InpaintModelConditioning", "ControlNetLoader", "ControlNetApplyAdvanced", "Canny", "KSampler", "KSamplerAdvanced", "LatentUpscaleBy", "LatentUpscale", "VAEDecode", "VAEDecodeTiled",
   "UpscaleModelLoader", "ImageUpscaleWithModel", "ImageScaleBy", "ImageScale", "ImageCompositeMasked", "SaveImage", "PreviewImage",
   "PrimitiveString", "PrimitiveStringMultiline", "PrimitiveInt", "PrimitiveFloat", "PrimitiveBoolean",
@@ -66,7 +67,7 @@ const NOT_RUN: Readonly<Record<string, string>> = {
 };
 
 // what may feed each kind of input: class -> output indices
-const MODEL = { CheckpointLoaderSimple: [0], LoraLoader: [0], LoraLoaderModelOnly: [0], FreeU: [0], FreeU_V2: [0] };
+const MODEL = { CheckpointLoaderSimple: [0], LoraLoader: [0], LoraLoaderModelOnly: [0], FreeU: [0], FreeU_V2: [0], PerturbedAttentionGuidance: [0] };
 const CLIP = { CheckpointLoaderSimple: [1], LoraLoader: [1], CLIPSetLastLayer: [0] };
 const VAE = { CheckpointLoaderSimple: [2], VAELoader: [0] };
 const LATENT = { EmptyLatentImage: [0], VAEEncode: [0], ...INPAINT_LATENTS };
@@ -196,6 +197,7 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
     batchSize: 1, iterations: 1, model: served.name, promptSyntax: "comfyui",
   };
   if (model.freeu) spec.freeu = model.freeu;
+  if (model.pag) spec.pag = model.pag;
   if (posChain.zeroed) throw new NodeError(ks, "a ConditioningZeroOut positive prompt is not run here (it is the zero embedding a missing negative prompt has)", "positive");
   // ConditioningZeroOut: the zero embedding, what diffusers gives for no negative prompt
   if (negChain.zeroed) { delete spec.negativePrompt2; spec.negativePrompt = ""; }
@@ -321,10 +323,10 @@ export function checkpointNames(model: ModelInfo): string[] {
   return servedModels(model).map((m) => (/\.safetensors$/i.test(m.source) ? m.source.replace(/^.*[\\/]/, "") : m.name));
 }
 
-function modelChain(graph: Graph, node: GraphNode): { checkpoint: GraphNode; loras: GraphNode[]; freeu?: FreeUOptions } {
+function modelChain(graph: Graph, node: GraphNode): { checkpoint: GraphNode; loras: GraphNode[]; freeu?: FreeUOptions; pag?: PagSpec } {
   const loras: GraphNode[] = [];
   const seen = new Set<GraphNode>();
-  let freeu: FreeUOptions | undefined;
+  let freeu: FreeUOptions | undefined, pag: PagSpec | undefined, pagNode: GraphNode | undefined;
   while (node.classType !== "CheckpointLoaderSimple") {
     if (seen.has(node)) throw new NodeError(node, "the MODEL nodes link in a loop", "model");
     seen.add(node);
@@ -333,10 +335,16 @@ function modelChain(graph: Graph, node: GraphNode): { checkpoint: GraphNode; lor
       if (freeu) throw new NodeError(node, "one FreeU patch per model here (this MODEL passes two)", "model");
       const f = nodeFields(node), scale = (k: string) => f.number(k, 0, FREEU_MAX);
       freeu = { b1: scale("b1"), b2: scale("b2"), s1: scale("s1"), s2: scale("s2"), variant: node.classType === "FreeU" ? "comfyui" : "comfyui-v2" };
+    } else if (node.classType === "PerturbedAttentionGuidance") {
+      if (pagNode) throw new NodeError(node, "one PerturbedAttentionGuidance per model here (this MODEL passes two)", "model");
+      pagNode = node;
+      // ComfyUI's node: the middle block's self-attention (nothing to perturb where it has none), guidance scale `scale`
+      const scale = nodeFields(node).number("scale", 0, PAG_SCALE_MAX);
+      if (scale > 0) pag = { scale, layers: ["mid"], optional: true };
     } else loras.push(node);
     node = graph.follow(node, "model", MODEL, "a MODEL");
   }
-  return { checkpoint: node, loras, ...(freeu ? { freeu } : {}) };
+  return { checkpoint: node, loras, ...(freeu ? { freeu } : {}), ...(pag ? { pag } : {}) };
 }
 
 function clipChain(graph: Graph, node: GraphNode): ClipChain {
