@@ -12,6 +12,7 @@
  *    the WebGPU kernels chosen → bench/results/ops-<device>.md (bench/ops-worker.ts)
  *  - server: requests/minute and latency under 4 clients, tiny model → bench/results/server.md (bench/server.ts)
  *  - synth-unet / synth-pipeline: only write the synth checkpoints (the device script runs them in parallel)
+ *  - unet-guidance: a step with FreeU and with PAG (batch 3) against CFG alone → bench/results/unet-guidance-<device>.md
  * Options: --suites unet,pipeline,fast,decode  --device cpu|webgpu  --sizes 512,1024  --runs N  --models ssd-1b,sdxl  --steps 25
  *   --unet-precision auto|float16|float32 (auto: float16 on webgpu, as the pipeline), --peak-tflops T (the device's dense fp16
  *   peak, e.g. 989 for an H200: the tables give the share of it). --models tiny-ssd / tiny-sdxl: the fixtures' tiny UNets (and
@@ -139,6 +140,43 @@ function unetSuite(): void {
     if (a && b) lines.push(`SDXL / SSD-1B at ${size}x${size}: time ${(b.seconds / a.seconds).toFixed(2)}x, FLOPs ${(b.flops / a.flops).toFixed(2)}x.`, "");
   }
   writeResult(`unet-${values.device}.md`, lines);
+}
+
+/**
+ * What FreeU and perturbed-attention guidance cost per denoising step: the UNet with classifier-free
+ * guidance (batch 2), the FreeU graph (batch 2), and PAG under CFG (batch 3, the third perturbed), each
+ * in a fresh process, as ratios against the first.
+ */
+function unetGuidanceSuite(): void {
+  const rows: string[] = [];
+  for (const model of values.models!.split(",")) {
+    const dir = modelDir(model);
+    // SDXL's mid block has self-attention, SSD-1B's and Vega's not: PAG on up_blocks.0 there
+    const layers = model === "sdxl" ? "mid" : "up_blocks.0";
+    for (const size of values.sizes!.split(",").map(Number)) {
+      const variants = [["CFG (plain)", "2", "plain"], ["CFG + FreeU", "2", "freeu"], [`CFG + PAG (${layers})`, "3", `pag:${layers}`]] as const;
+      let base = 0;
+      for (const [label, batch, variant] of variants) {
+        process.stderr.write(`${model} ${size}x${size} ${label} ...\n`);
+        const res = runWorker("unet-worker.js", [dir, String(size), batch, values.runs!, values.device!, unetPrecision, variant]);
+        const seconds = Math.min(...res.times);
+        if (variant === "plain") base = seconds;
+        rows.push(`| ${model} | ${size}x${size} | ${label} | ${batch} | ${(seconds * 1000).toFixed(0)} | ${(seconds / base).toFixed(3)}x | ${(res.flops / 1e12).toFixed(3)} | ${gib(res.peakRss)} |`);
+        process.stderr.write(`  ${(seconds * 1000).toFixed(0)} ms/step (${(seconds / base).toFixed(3)}x)\n`);
+      }
+    }
+  }
+  writeResult(`unet-guidance-${values.device}.md`, [
+    `# FreeU and PAG per denoising step (${values.device}, ${unetPrecision})`,
+    "",
+    machine,
+    `Synth fp16 checkpoints, UNet in ${unetPrecision}, best of ${values.runs} forward passes, each variant in a fresh process; the ratio is against CFG alone at the same size.`,
+    "",
+    "| model | size | UNet call | batch | ms/step | vs CFG | TFLOP (IR) | peak RSS (GiB) |",
+    "|---|---|---|---|---|---|---|---|",
+    ...rows,
+    "",
+  ]);
 }
 
 function fullSsd1b(): string {
@@ -442,6 +480,7 @@ if (suites.includes("fast")) fastSuite();
 if (suites.includes("decode")) decodeSuite();
 if (suites.includes("vae-tiling")) vaeTilingSuite();
 if (suites.includes("controlnet")) controlnetSuite();
+if (suites.includes("unet-guidance")) unetGuidanceSuite();
 if (suites.includes("server")) {
   const r = spawnSync(process.execPath, [join(here, "server.js")], { stdio: "inherit" });
   if (r.status !== 0) throw new Error("server benchmark failed");

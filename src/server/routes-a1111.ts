@@ -26,6 +26,8 @@
  * batch_size and n_iter) has seed + j and draws its noise from that seed alone, so it equals a request
  * for that one image with that seed.
  */
+import { readNativePag } from "./pag-request.js";
+import { readNativeFreeU } from "./freeu-request.js";
 import { invalid } from "./errors.js";
 import { resolveSdVae } from "./vae-request.js";
 import { readJson, sendJson, type Ctx, type Router } from "./http.js";
@@ -167,6 +169,9 @@ async function parseRequest(body: unknown, state: AppState, img2img: boolean): P
   }
   // A1111's tiling: circular padding in the UNet and the VAE
   if (f.bool("tiling")) spec.tiling = true;
+  // this server's own fields (A1111 ignores them): PAG and FreeU as the native API takes them
+  readNativePag(f, spec);
+  readNativeFreeU(f, spec);
   // one of the served models (checked to its name); absent: the queue's default (POST options)
   if (typeof settings.sd_model_checkpoint === "string") spec.model = settings.sd_model_checkpoint;
   readA1111ClipSkip(f, spec, settings, state.a1111Options ?? {}, state.queue.model());

@@ -67,6 +67,8 @@ export function specJson(job: Job): Record<string, unknown> {
     variation_seed: s.variationStrength ? s.variationSeed : undefined, variation_strength: s.variationStrength || undefined,
     // the native field is diffusers' count; an A1111 request's per-encoder skip has no native spelling
     clip_skip: typeof s.clipSkip === "number" ? s.clipSkip : undefined,
+    pag_scale: s.pag && !s.pag.optional ? s.pag.scale : undefined, pag_adaptive_scale: s.pag?.adaptiveScale, pag_applied_layers: s.pag?.optional ? undefined : s.pag?.layers,
+    freeu: s.freeu,
   };
 }
 
