@@ -76,6 +76,16 @@ export const MAX_COMFY_CHUNKS = 16;
 
 const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
 
+/** The chunk count prompts of these chunks are encoded at: A1111's most chunks, ComfyUI's least common multiple (MAX_COMFY_CHUNKS at most). */
+function chunkTotal(chunks: PromptChunk[][][], syntax: "a1111" | "comfyui"): number {
+  const counts = chunks.map((lists) => Math.max(...lists.map((c) => c.length)));
+  const n = syntax === "a1111" ? Math.max(...counts) : counts.reduce((a, c) => (a * c) / gcd(a, c), 1);
+  if (syntax === "comfyui" && n > MAX_COMFY_CHUNKS) {
+    throw new PipelineInputError(`the prompts make ${[...new Set(counts)].join(" and ")} chunks of 75 tokens; ComfyUI repeats them to ${n} (their least common multiple), more than ${MAX_COMFY_CHUNKS} here: shorten one`);
+  }
+  return n;
+}
+
 export interface PromptEncoderOptions {
   session?: SessionOptions;
   forceZerosForEmptyPrompt?: boolean;
@@ -336,18 +346,16 @@ export class PromptEncoder {
    * The A1111 and ComfyUI paths of encode(): chunk everything first, so prompt and negative get the same
    * chunk count: A1111's most chunks, ComfyUI's least common multiple of each prompt's (MAX_COMFY_CHUNKS at most).
    */
-  private async encodeChunked(prompts: string[], prompts2: string[], negatives: [string[], string[]] | undefined, skips: [number, number], syntax: "a1111" | "comfyui") {
+  private async encodeChunked(prompts: string[], prompts2: string[], negatives: [string[], string[]] | undefined, skips: [number, number], syntax: "a1111" | "comfyui", minChunks = 1) {
     const pos = this.chunkList(prompts, prompts2, syntax);
     const neg = negatives && this.chunkList(...negatives, syntax);
-    const counts = [...pos, ...(neg ?? [])].map((lists) => Math.max(...lists.map((c) => c.length)));
-    const n = syntax === "a1111" ? Math.max(...counts) : counts.reduce((a, c) => (a * c) / gcd(a, c), 1);
-    if (syntax === "comfyui" && n > MAX_COMFY_CHUNKS) {
-      throw new PipelineInputError(`the prompts make ${[...new Set(counts)].join(" and ")} chunks of 75 tokens; ComfyUI repeats them to ${n} (their least common multiple), more than ${MAX_COMFY_CHUNKS} here: shorten one`);
-    }
+    const total = chunkTotal([...pos, ...(neg ?? [])], syntax);
+    const n = syntax === "a1111" ? Math.max(total, minChunks) : total;
     return { n, pos: await this.encodeChunks(pos, n, skips, syntax), neg: neg && await this.encodeChunks(neg, n, skips, syntax) };
   }
 
-  async encode(opts: EncodePromptOptions): Promise<PromptEmbeddings> {
+  /** encode()'s checked inputs: the prompt lists, the negatives (none under zeros or without guidance), the syntax. */
+  private lists(opts: EncodePromptOptions) {
     const n = opts.numImagesPerPrompt ?? 1;
     if (!Number.isInteger(n) || n < 1) throw new PipelineInputError(`numImagesPerPrompt must be a positive integer, got ${n}`);
     const prompts = asList(opts.prompt);
@@ -364,11 +372,6 @@ export class PromptEncoder {
         try { checkPromptLength(p); } catch (e) { throw new PipelineInputError((e as Error).message); }
       }
     }
-    const [e1, e2] = this.encoders;
-    if (!e1 && typeof opts.clipSkip === "object" && opts.clipSkip.textEncoder !== undefined) throw new PipelineInputError("clipSkip.textEncoder: this model has no text_encoder (an SDXL refiner has text_encoder_2 only)");
-    const skips = clipSkipPerEncoder(opts.clipSkip, [e1?.config.numHiddenLayers ?? e2.config.numHiddenLayers, e2.config.numHiddenLayers]);
-    const { hidden: D, pooled: P } = this.dims;
-    let S = this.dims.seqLen;
     const guidance = opts.doClassifierFreeGuidance ?? true;
     const zeroNegative = opts.negativePrompt === undefined && this.forceZerosForEmptyPrompt;
     let negatives: [string[], string[]] | undefined;
@@ -382,10 +385,28 @@ export class PromptEncoder {
       }
       negatives = [negs, negs2];
     }
+    return { n, prompts, prompts2, batch, syntax, guidance, negatives };
+  }
+
+  /** The 75-token chunks per prompt encode() gives these prompts: A1111's most, ComfyUI's least common multiple; 1 for diffusers'. */
+  chunkCount(opts: EncodePromptOptions): number {
+    const l = this.lists(opts);
+    if (l.syntax === "diffusers") return 1;
+    return chunkTotal([...this.chunkList(l.prompts, l.prompts2, l.syntax), ...(l.negatives ? this.chunkList(...l.negatives, l.syntax) : [])], l.syntax);
+  }
+
+  /** `minChunks` (A1111 syntax): empty chunks up to that count at least, so prompts encoded apart fit one UNet shape (prompt editing). */
+  async encode(opts: EncodePromptOptions, { minChunks = 1 }: { minChunks?: number } = {}): Promise<PromptEmbeddings> {
+    const { n, prompts, prompts2, batch, syntax, guidance, negatives } = this.lists(opts);
+    const [e1, e2] = this.encoders;
+    if (!e1 && typeof opts.clipSkip === "object" && opts.clipSkip.textEncoder !== undefined) throw new PipelineInputError("clipSkip.textEncoder: this model has no text_encoder (an SDXL refiner has text_encoder_2 only)");
+    const skips = clipSkipPerEncoder(opts.clipSkip, [e1?.config.numHiddenLayers ?? e2.config.numHiddenLayers, e2.config.numHiddenLayers]);
+    const { hidden: D, pooled: P } = this.dims;
+    let S = this.dims.seqLen;
     let pos: { hidden: Float32Array; pooled: Float32Array };
     let neg: { hidden: Float32Array; pooled: Float32Array } | undefined;
     if (syntax !== "diffusers") {
-      const r = await this.encodeChunked(prompts, prompts2, negatives, skips, syntax);
+      const r = await this.encodeChunked(prompts, prompts2, negatives, skips, syntax, minChunks);
       S *= r.n;
       pos = r.pos;
       neg = r.neg;

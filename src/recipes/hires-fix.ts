@@ -5,6 +5,7 @@
  *
  *   const out = await generateHires(pipe, { prompt, width: 512, height: 512, seed: 1 }, { scale: 2, upscaler: "Latent" });
  */
+import { DEFAULT_STEPS } from "../pipelines/sdxl/prepare.js";
 import type { GenerateOptions, Img2ImgOptions, PipelineOutput, StableDiffusionXLPipeline } from "../pipelines/sdxl/index.js";
 import type { FloatTensor } from "../image/image.js";
 import { PipelineInputError } from "../pipelines/errors.js";
@@ -81,7 +82,8 @@ export async function generateHires(pipe: StableDiffusionXLPipeline, opts: Gener
   // 3. img2img at the target size, from the same seed(s) as A1111 does
   const { width: _w, height: _h, latents: _l, ...common } = opts;
   const second: Img2ImgOptions = {
-    ...common, image, strength, numInferenceSteps: steps,
+    // A1111's hires pass: prompt editing counts on from the first pass
+    ...common, image, strength, numInferenceSteps: steps, promptEditingBaseSteps: opts.numInferenceSteps ?? DEFAULT_STEPS,
     scheduler: hires.scheduler ?? opts.scheduler,
     prompt: hires.prompt ?? opts.prompt, negativePrompt: hires.negativePrompt ?? opts.negativePrompt,
     ...(hires.seed !== undefined ? { seed: hires.seed, seeds: undefined }

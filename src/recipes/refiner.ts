@@ -72,7 +72,7 @@ export async function inpaintRefined(base: StableDiffusionXLPipeline, refiner: S
   if (baseSteps === 0) return refiner.inpaint({ ...refinerCall(opts, r), image: opts.image, maskImage, strength: opts.strength, latentFill: opts.latentFill });
   const first = await base.inpaint({ ...opts, denoisingEnd: at, outputType: "latent" });
   await r.onSwitch?.();
-  return joined(first, await refiner.inpaint({ ...refinerCall(opts, r), image: first.latents, maskImage, denoisingStart: at }));
+  return joined(first, await refiner.inpaint({ ...refinerCall(opts, r), image: first.latents, maskImage, denoisingStart: at, promptEditingFirstCall: first.timesteps.length }));
 }
 
 const steps = (opts: GenerateOptions | Img2ImgOptions) => opts.numInferenceSteps ?? 50;
@@ -80,7 +80,8 @@ const steps = (opts: GenerateOptions | Img2ImgOptions) => opts.numInferenceSteps
 /** The refiner's pass from the base's latents; the output lists both passes' timesteps and the base's seed. */
 async function finish(refiner: StableDiffusionXLPipeline, opts: GenerateOptions | Img2ImgOptions, first: PipelineOutput, at: number, r: RefinerSwitch): Promise<PipelineOutput> {
   await r.onSwitch?.();
-  return joined(first, await refiner.img2img({ ...refinerCall(opts, r), image: first.latents, denoisingStart: at }));
+  // A1111's refiner takes over within one sampler run: prompt editing counts on from the base's calls
+  return joined(first, await refiner.img2img({ ...refinerCall(opts, r), image: first.latents, denoisingStart: at, promptEditingFirstCall: first.timesteps.length }));
 }
 
 /** The refiner's output listing both passes' timesteps, with the base's seed. */

@@ -69,12 +69,14 @@ export interface DenoiseArgs {
   freeu?: UNetRunOptions["freeu"];
   /** PAG's self-attention layers (checked), when the conditioning has the perturbed block. */
   pagLayers?: readonly string[];
+  /** A1111's prompt editing: the conditioning of model call i (same batch layout as `conditioning`). */
+  conditioningAt?: (call: number) => UNetConditioning;
 }
 
 /** The latents after the last step that ran, and how many ran (fewer than the timesteps after stopEarly). */
 export async function denoise(a: DenoiseArgs): Promise<{ latents: Float32Array; stepsDone: number }> {
   const [, , h, w] = a.shape;
-  const cond = a.conditioning;
+  let cond = a.conditioning;
   const hooks = a.hooks ?? [];
   const totalSteps = a.timesteps.length;
   if (cond.pag !== (a.pagLayers !== undefined)) throw new Error("denoise: PAG's perturbed block and its layers come together");
@@ -85,6 +87,7 @@ export async function denoise(a: DenoiseArgs): Promise<{ latents: Float32Array; 
     if (a.stopEarly?.aborted) break;
     const t = a.timesteps[i];
     const ctx: StepContext = { step: i, totalSteps, timestep: t, timesteps: a.timesteps, scheduler: a.scheduler };
+    if (a.conditioningAt) cond = a.conditioningAt(i);
     const scaled = a.scheduler.scaleModelInput(cond.modelInput(latents), t);
     let sample = scaled;
     for (const hook of hooks) if (hook.extendSample) sample = hook.extendSample(sample, ctx);

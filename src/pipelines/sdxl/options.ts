@@ -167,6 +167,13 @@ export interface CommonOptions extends Omit<EncodePromptOptions, "doClassifierFr
    * (FREEU_SDXL: the authors' values for SDXL). Compiles a UNet session of its own.
    */
   freeu?: FreeUOptions;
+  /**
+   * A1111's hires fix second pass: its prompt editing ([a:b:when], A1111 syntax) counts as A1111's does
+   * there, integers from the end of a first pass of this many steps and fractions from 1 (generateHires sets it).
+   */
+  promptEditingBaseSteps?: number;
+  /** Prompt editing: the loop's first model call counts as this one (a refiner going on from a base's calls, as in A1111's one sampler run). */
+  promptEditingFirstCall?: number;
   /** Decode the final latents with the loaded TAESD instead of the VAE (much faster, a little less detail). */
   fastDecode?: boolean;
   /**

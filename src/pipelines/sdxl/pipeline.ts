@@ -29,7 +29,7 @@ import { FAST_CALL_DEFAULTS } from "../presets.js";
 import { SdxlComponents } from "./components.js";
 import { denoise, type DenoiseHook } from "./denoise.js";
 import { decode } from "./decode.js";
-import { checkSize, conditioningOf, denoisingEndCut, imageLatents, initInput, initialNoise, prepare, strengthTimesteps, txt2imgLatents, type Prepared } from "./prepare.js";
+import { checkSize, conditioningOf, conditioningScheduleOf, denoisingEndCut, imageLatents, initInput, initialNoise, prepare, strengthTimesteps, txt2imgLatents, type Prepared } from "./prepare.js";
 import { binarizeMask, prepareInpaint } from "./inpaint.js";
 import { cropAroundMask, overlayCrop } from "./mask-crop.js";
 import { controlImageTensor, controlNetHook } from "./controlnet.js";
@@ -264,6 +264,7 @@ export class StableDiffusionXLPipeline {
     const final = await denoise({
       unet: this.unet, scheduler: p.scheduler, timesteps, latents, shape, conditioning,
       generator: p.generator, hooks, onStep: opts.onStep, signal: opts.signal, stopEarly: opts.stopEarly, tiling: p.tiling, freeu: p.freeu, pagLayers: p.pag?.layers,
+      conditioningAt: conditioningScheduleOf(this.components, p, opts, timeIds),
     });
     const out = { data: final.latents, shape };
     const images = await decode(this.components, out, opts);

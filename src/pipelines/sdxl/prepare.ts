@@ -20,6 +20,10 @@ import type { SdxlComponents } from "./components.js";
 import type { CommonOptions } from "./options.js";
 import { checkFreeU, type FreeUOptions } from "../freeu.js";
 import { checkPag, type PagSettings } from "../pag.js";
+import { embedsAt, encodeEdited, type ScheduledEmbeddings } from "./prompt-editing.js";
+
+/** diffusers' num_inference_steps default. */
+export const DEFAULT_STEPS = 50;
 
 /** What every entry point has once the call is checked and the prompts are encoded. */
 export interface Prepared {
@@ -32,6 +36,8 @@ export interface Prepared {
   guidance: boolean;
   guidanceScale: number;
   embeds: PromptEmbeddings;
+  /** A1111's prompt editing: the embeddings of each part of the run (`embeds` is the first's). */
+  embedsSchedule?: ScheduledEmbeddings[];
   /** Images in the batch (prompts x images per prompt). */
   batch: number;
   /** A1111 variation seeds, one per image, and their strength (absent: none). */
@@ -52,7 +58,7 @@ export async function prepare(c: SdxlComponents, opts: CommonOptions, createSche
   if (opts.controlnets) checkUnits(opts.controlnets);
   const freeu = checkFreeU(opts.freeu);
   const pag = checkPag(opts, c.unet.config, opts.guessMode === true && !!opts.controlnets?.length);
-  const steps = opts.numInferenceSteps ?? 50;
+  const steps = opts.numInferenceSteps ?? DEFAULT_STEPS;
   if (!Number.isInteger(steps) || steps < 1) throw new PipelineInputError(`the number of steps must be a positive integer, got ${steps}`);
   const prompts = Array.isArray(opts.prompt) ? opts.prompt.length : 1;
   checkPipelineLimits({ steps, images: prompts * (opts.numImagesPerPrompt ?? 1) });
@@ -65,13 +71,13 @@ export async function prepare(c: SdxlComponents, opts: CommonOptions, createSche
   // diffusers: do_classifier_free_guidance = guidance_scale > 1 and time_cond_proj_dim is None
   const guidance = guidanceScale > 1 && !c.unet.config.timeCondProjDim;
   opts.signal?.throwIfAborted();
-  const embeds = await c.promptEncoder.encode({ ...opts, doClassifierFreeGuidance: guidance });
+  const { embeds, schedule } = await encodeEdited(c.promptEncoder, { ...opts, doClassifierFreeGuidance: guidance }, steps, opts.promptEditingBaseSteps);
   await c.afterEncode();
   const batch = embeds.promptEmbeds.shape[0];
   if (generator instanceof PerImageGenerator && generator.generators.length !== batch) {
     throw new PipelineInputError(`${generator.generators.length} generators (or seeds) were passed for ${batch} images; pass one per image`);
   }
-  return { scheduler, generator, seed, seeds, steps, guidance, guidanceScale, embeds, batch, variation: variationOf(opts, batch), tiling: opts.tiling === true, ...(freeu ? { freeu } : {}), ...(pag ? { pag } : {}), seedResize: seedResizeOf(c, opts, seed, seeds, batch) };
+  return { scheduler, generator, seed, seeds, steps, guidance, guidanceScale, embeds, batch, variation: variationOf(opts, batch), tiling: opts.tiling === true, ...(freeu ? { freeu } : {}), ...(pag ? { pag } : {}), ...(schedule ? { embedsSchedule: schedule } : {}), seedResize: seedResizeOf(c, opts, seed, seeds, batch) };
 }
 
 function variationOf(opts: CommonOptions, batch: number): Prepared["variation"] {
@@ -111,12 +117,26 @@ export function initialNoise(p: Prepared, shape: number[]): Float32Array {
   return p.variation ? variationNoise(noise, shape, p.variation.seeds, p.variation.strength) : noise;
 }
 
-/** The UNet conditioning of a prepared call with its time ids. */
-export function conditioningOf(c: SdxlComponents, p: Prepared, opts: CommonOptions, timeIds: Float32Array): UNetConditioning {
-  return UNetConditioning.of(p.embeds, timeIds, {
+/** The UNet conditioning of a prepared call with its time ids (`embeds`: another part of a prompt-edited run's). */
+export function conditioningOf(c: SdxlComponents, p: Prepared, opts: CommonOptions, timeIds: Float32Array, embeds = p.embeds): UNetConditioning {
+  return UNetConditioning.of(embeds, timeIds, {
     guidance: p.guidance, guidanceScale: p.guidanceScale, guidanceRescale: opts.guidanceRescale ?? 0,
     timeCondProjDim: c.unet.config.timeCondProjDim, ...(p.pag ? { pag: { scale: p.pag.scale, adaptiveScale: p.pag.adaptiveScale } } : {}),
   });
+}
+
+/** With prompt editing, the conditioning of model call i (A1111's step counter); undefined without. */
+export function conditioningScheduleOf(c: SdxlComponents, p: Prepared, opts: CommonOptions, timeIds: Float32Array): ((call: number) => UNetConditioning) | undefined {
+  const schedule = p.embedsSchedule;
+  if (!schedule) return undefined;
+  const made = new Map<PromptEmbeddings, UNetConditioning>();
+  const first = opts.promptEditingFirstCall ?? 0;
+  return (call) => {
+    const { embeds } = embedsAt(schedule, first + call);
+    let cond = made.get(embeds);
+    if (!cond) made.set(embeds, cond = conditioningOf(c, p, opts, timeIds, embeds));
+    return cond;
+  };
 }
 
 /** Width and height: positive multiples of the VAE factor (at least 8) within the pipeline limits. */
