@@ -13,6 +13,7 @@ import { NO_FIXTURES, levelDiff } from "./helpers/fixtures.js";
 import { startLocalServer } from "./helpers/local-server.js";
 import { comfyRefused, runComfyPrompt } from "./helpers/comfy-client.js";
 import { runCli } from "./helpers/cli.js";
+import { nativeJobPng } from "./helpers/native-client.js";
 import { tinyModelIn } from "./helpers/tiny-model.js";
 import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
 import type { FreeUOptions } from "../src/pipelines/freeu.js";
@@ -37,26 +38,15 @@ after(async () => {
 const BASE = { prompt: "a lighthouse at dusk", negativePrompt: "blurry", seed: 11, width: 64, height: 64, numInferenceSteps: 3, guidanceScale: 5, scheduler: "Euler" };
 const library = async (freeu?: FreeUOptions, promptSyntax?: "comfyui") => (await pipe.generate({ ...BASE, freeu, promptSyntax })).images.data;
 
-async function nativeJob(body: Record<string, unknown>): Promise<Buffer> {
-  const submit = await fetch(`${server.url}/v1/jobs`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
-  assert.equal(submit.status, 202, await submit.clone().text());
-  const { id } = await submit.json() as { id: string };
-  for (;;) {
-    const job = await (await fetch(`${server.url}/v1/jobs/${id}`)).json() as any;
-    if (job.status === "queued" || job.status === "running") { await new Promise((r) => setTimeout(r, 50)); continue; }
-    assert.equal(job.status, "done", JSON.stringify(job));
-    return Buffer.from(await (await fetch(job.result.images[0].url)).arrayBuffer());
-  }
-}
 
 test("native API: freeu {b1, b2, s1, s2, variant} (or true: the SDXL values) is the library's FreeU, written in the parameters", { skip: NO_FIXTURES, timeout: 180_000 }, async () => {
   const body = { prompt: BASE.prompt, negative_prompt: BASE.negativePrompt, seed: BASE.seed, width: 64, height: 64, steps: 3, guidance_scale: 5, scheduler: "Euler" };
   const freeu = { b1: 1.3, b2: 1.4, s1: 0.9, s2: 0.2, variant: "comfyui" as const };
-  const png = await nativeJob({ ...body, freeu });
+  const png = await nativeJobPng(server.url, { ...body, freeu });
   assert.ok(levelDiff(png, await library(freeu)) <= 1, "the library's FreeU");
   assert.ok(levelDiff(png, await library()) > 1, "another image than without");
   assert.match(decodePng(png).text.parameters, /freeu_enabled: True, freeu_b1: 1\.3, freeu_b2: 1\.4, freeu_s1: 0\.9, freeu_s2: 0\.2, freeu_variant: comfyui/);
-  const sdxl = await nativeJob({ ...body, freeu: true });
+  const sdxl = await nativeJobPng(server.url, { ...body, freeu: true });
   assert.ok(levelDiff(sdxl, await library({ b1: 1.1, b2: 1.2, s1: 0.6, s2: 0.4 })) <= 1);
   for (const [bad, message] of [[{ b1: 11 }, /FreeU b1 must be a number in \[0, 10\]/], [{ gain: 1 }, /freeu has no field "gain"/], ["yes", /freeu must be true or an object/], [{ variant: "v9" }, /FreeU variant "v9"/]] as const) {
     const r = await fetch(`${server.url}/v1/jobs`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ ...body, freeu: bad }) });

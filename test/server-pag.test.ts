@@ -13,6 +13,7 @@ import { NO_FIXTURES, levelDiff } from "./helpers/fixtures.js";
 import { startLocalServer } from "./helpers/local-server.js";
 import { comfyRefused, runComfyPrompt } from "./helpers/comfy-client.js";
 import { runCli } from "./helpers/cli.js";
+import { nativeJob, nativeJobPng } from "./helpers/native-client.js";
 import { tinyModelIn } from "./helpers/tiny-model.js";
 import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
 import type { PagOptions } from "../src/pipelines/pag.js";
@@ -41,32 +42,18 @@ after(async () => {
 const BASE = { prompt: "a lighthouse at dusk", negativePrompt: "blurry", seed: 11, width: 64, height: 64, numInferenceSteps: 3, guidanceScale: 5, scheduler: "Euler" };
 const library = async (pipe: StableDiffusionXLPipeline, pag: PagOptions = {}, promptSyntax?: "comfyui") => (await pipe.generate({ ...BASE, ...pag, promptSyntax })).images.data;
 
-async function nativeJob(url: string, body: Record<string, unknown>): Promise<Buffer> {
-  const submit = await fetch(`${url}/v1/jobs`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
-  assert.equal(submit.status, 202, await submit.clone().text());
-  const { id } = await submit.json() as { id: string };
-  for (;;) {
-    const job = await (await fetch(`${url}/v1/jobs/${id}`)).json() as any;
-    if (job.status === "queued" || job.status === "running") { await new Promise((r) => setTimeout(r, 50)); continue; }
-    assert.equal(job.status, "done", JSON.stringify(job));
-    return Buffer.from(await (await fetch(job.result.images[0].url)).arrayBuffer());
-  }
-}
 
 const BODY = { prompt: BASE.prompt, negative_prompt: BASE.negativePrompt, seed: BASE.seed, width: 64, height: 64, steps: 3, guidance_scale: 5, scheduler: "Euler" };
 
 test("native API: pag_scale, pag_adaptive_scale, pag_applied_layers are the library's PAG, written in the parameters", { skip: NO_FIXTURES, timeout: 180_000 }, async () => {
-  const png = await nativeJob(server.url, { ...BODY, pag_scale: 3, pag_applied_layers: ["mid", "up_blocks.0"] });
+  const png = await nativeJobPng(server.url, { ...BODY, pag_scale: 3, pag_applied_layers: ["mid", "up_blocks.0"] });
   assert.ok(levelDiff(png, await library(sdxl, { pagScale: 3, pagAppliedLayers: ["mid", "up_blocks.0"] })) <= 1, "the library's PAG");
   assert.ok(levelDiff(png, await library(sdxl)) > 1, "another image than without");
   assert.match(decodePng(png).text.parameters, /PAG scale: 3, PAG layers: mid up_blocks\.0/);
-  const adaptive = await nativeJob(server.url, { ...BODY, pag_scale: 3, pag_adaptive_scale: 0.005 });
+  const adaptive = await nativeJobPng(server.url, { ...BODY, pag_scale: 3, pag_adaptive_scale: 0.005 });
   assert.ok(levelDiff(adaptive, await library(sdxl, { pagScale: 3, pagAdaptiveScale: 0.005 })) <= 1);
   // the job fails where the layers do not exist (SSD-1B's mid block), naming them
-  const submit = await fetch(`${ssdServer.url}/v1/jobs`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ ...BODY, pag_scale: 3 }) });
-  const { id } = await submit.json() as { id: string };
-  let job: any;
-  do { await new Promise((r) => setTimeout(r, 50)); job = await (await fetch(`${ssdServer.url}/v1/jobs/${id}`)).json(); } while (job.status === "queued" || job.status === "running");
+  const job = await nativeJob(ssdServer.url, { ...BODY, pag_scale: 3 });
   assert.equal(job.status, "failed");
   assert.match(JSON.stringify(job.error), /PAG layer \\"mid\\" matches no self-attention layer/);
   for (const [bad, param, message] of [[{ pag_scale: -1 }, "pag_scale", /pag_scale must be in \[0, 100\]/], [{ pag_scale: 3, pag_applied_layers: [1] }, "pag_applied_layers", /pag_applied_layers must be a layer pattern/]] as const) {
