@@ -103,11 +103,11 @@ test("pipeline: [from:to:when] is the run split where A1111 switches; the negati
   }
 });
 
-test("A1111's txt2img (serve --prompt-syntax a1111): prompt editing as the library's a1111 syntax", { skip: NO_FIXTURES, timeout: 120_000 }, async () => {
+test("A1111's txt2img (serve --prompt-syntax a1111): prompt editing and AND as the library's a1111 syntax", { skip: NO_FIXTURES, timeout: 120_000 }, async () => {
   const pipe = await StableDiffusionXLPipeline.fromPretrained(tinyModelIn(tmp), { promptSyntax: "a1111" });
   const server = await startLocalServer(pipe);
   try {
-    const body = { prompt: "a [red:blue:0.5] cube, [shiny|matte]", negative_prompt: "[blurry::3]", steps: 4, cfg_scale: 5, seed: 8, width: 64, height: 64, sampler_name: "Euler" };
+    const body = { prompt: "a [red:blue:0.5] cube, [shiny|matte] AND a sphere:0.7", negative_prompt: "[blurry::3]", steps: 4, cfg_scale: 5, seed: 8, width: 64, height: 64, sampler_name: "Euler" };
     const { image, info } = await txt2imgFirst(server.url, body);
     const lib = await pipe.generate({ prompt: body.prompt, negativePrompt: body.negative_prompt, numInferenceSteps: 4, guidanceScale: 5, seed: 8, width: 64, height: 64, scheduler: "Euler", promptSyntax: "a1111" });
     assert.ok(levelDiff(image, lib.images.data) <= 1);

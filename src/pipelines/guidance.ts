@@ -36,6 +36,21 @@ export function applyPerturbedGuidance(noisePred: Float32Array, cfgScale: number
   return cfg && rescale > 0 ? rescaleNoiseCfg(out, text, rescale, batch) : out;
 }
 
+/**
+ * A1111's composable diffusion (CFGDenoiser.combine_denoised) on the UNet output of the batch
+ * [negative..., sub-prompt 1..., ..., sub-prompt k...]: uncond + Σ (cond_i - uncond)·(w_i·cfg), in
+ * A1111's order of operations (it combines denoised x0 predictions; the same affine sum of noise predictions).
+ */
+export function applyComposableGuidance(noisePred: Float32Array, cfgScale: number, weights: readonly number[]): Float32Array {
+  const n = noisePred.length / (1 + weights.length);
+  const out = noisePred.slice(0, n);
+  weights.forEach((w, j) => {
+    const s = f(f(w) * f(cfgScale)), cond = noisePred.subarray((1 + j) * n, (2 + j) * n);
+    for (let i = 0; i < n; i++) out[i] = f(out[i] + f(f(cond[i] - noisePred[i]) * s));
+  });
+  return out;
+}
+
 /** diffusers' _get_pag_scale: pag_scale, or with an adaptive scale max(0, pag_scale - adaptive·(1000 - t)). */
 export function pagScaleAt(pag: { scale: number; adaptiveScale: number }, t: number): number {
   if (!(pag.adaptiveScale > 0 && pag.scale > 0)) return pag.scale;

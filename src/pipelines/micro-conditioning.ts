@@ -65,14 +65,15 @@ function rows(list: number[][]): Float32Array {
  * does (not aligned with the [all negative, all positive] embeddings; it only matters when the
  * negative ids differ and batch > 1, and we keep diffusers' numbers).
  */
-export function txt2imgTimeIds(mc: MicroConditioning, height: number, width: number, batch: number, guidance: boolean, pag = false): Float32Array {
+export function txt2imgTimeIds(mc: MicroConditioning, height: number, width: number, batch: number, guidance: boolean, extraBlocks = 0): Float32Array {
   const size: Pair = [height, width];
   const pos = ids(mc.originalSize ?? size, mc.cropsCoordsTopLeft ?? [0, 0], mc.targetSize ?? size);
   const neg = mc.negativeOriginalSize && mc.negativeTargetSize
     ? ids(mc.negativeOriginalSize, mc.negativeCropsCoordsTopLeft ?? [0, 0], mc.negativeTargetSize)
     : pos;
-  // diffusers' PAG pipeline: cat([neg, pos, pos]).repeat(batch), the same per-image interleave
-  const unit = [...(guidance ? [neg] : []), pos, ...(pag ? [pos] : [])];
+  // more positive blocks (PAG's perturbed one, A1111's AND sub-prompts): diffusers' PAG pipeline
+  // interleaves cat([neg, pos, pos]).repeat(batch) the same way
+  const unit = [...(guidance ? [neg] : []), pos, ...Array.from({ length: extraBlocks }, () => pos)];
   return rows(Array.from({ length: batch }, () => unit).flat());
 }
 
@@ -81,19 +82,19 @@ export function txt2imgTimeIds(mc: MicroConditioning, height: number, width: num
  * default to the positive ones and the negative crop is the positive crop, as in diffusers; rows are
  * [negative x batch, positive x batch] under guidance.
  */
-export function img2imgTimeIds(mc: MicroConditioning, height: number, width: number, batch: number, guidance: boolean, requiresAestheticsScore = false, pag = false): Float32Array {
-  if (requiresAestheticsScore) return refinerTimeIds(mc, height, width, batch, guidance, pag);
+export function img2imgTimeIds(mc: MicroConditioning, height: number, width: number, batch: number, guidance: boolean, requiresAestheticsScore = false, extraBlocks = 0): Float32Array {
+  if (requiresAestheticsScore) return refinerTimeIds(mc, height, width, batch, guidance, extraBlocks);
   const size: Pair = [height, width];
   const original = mc.originalSize ?? size, target = mc.targetSize ?? size, crops = mc.cropsCoordsTopLeft ?? [0, 0];
   const pos = ids(original, crops, target);
   const neg = ids(mc.negativeOriginalSize ?? original, crops, mc.negativeTargetSize ?? target);
-  return rows(blocks(neg, pos, batch, guidance, pag));
+  return rows(blocks(neg, pos, batch, guidance, extraBlocks));
 }
 
-/** [negative x batch (under guidance), positive x batch, positive x batch again (PAG's perturbed block)]. */
-function blocks(neg: number[], pos: number[], batch: number, guidance: boolean, pag: boolean): number[][] {
+/** [negative x batch (under guidance), positive x batch, and `extra` more positive blocks (PAG's perturbed one, A1111's AND sub-prompts)]. */
+function blocks(neg: number[], pos: number[], batch: number, guidance: boolean, extra: number): number[][] {
   const of = (r: number[]) => Array.from({ length: batch }, () => r);
-  return [...(guidance ? of(neg) : []), ...of(pos), ...(pag ? of(pos) : [])];
+  return [...(guidance ? of(neg) : []), ...of(pos), ...Array.from({ length: extra }, () => of(pos)).flat()];
 }
 
 function checkScore(v: number, what: string): number {
@@ -106,7 +107,7 @@ function checkScore(v: number, what: string): number {
  * row has its own crop (negativeCropsCoordsTopLeft, default (0, 0)) and negativeAestheticScore, as
  * diffusers' _get_add_time_ids; rows are [negative x batch, positive x batch] under guidance.
  */
-export function refinerTimeIds(mc: MicroConditioning, height: number, width: number, batch: number, guidance: boolean, pag = false): Float32Array {
+export function refinerTimeIds(mc: MicroConditioning, height: number, width: number, batch: number, guidance: boolean, extraBlocks = 0): Float32Array {
   const size: Pair = [height, width];
   const original = mc.originalSize ?? size, crops = mc.cropsCoordsTopLeft ?? [0, 0];
   const negOriginal = mc.negativeOriginalSize ?? original, negCrops = mc.negativeCropsCoordsTopLeft ?? [0, 0];
@@ -114,5 +115,5 @@ export function refinerTimeIds(mc: MicroConditioning, height: number, width: num
   checkPair(negOriginal, "negativeOriginalSize"); checkPair(negCrops, "negativeCropsCoordsTopLeft");
   const pos = [...original, ...crops, checkScore(mc.aestheticScore ?? 6, "aestheticScore")];
   const neg = [...negOriginal, ...negCrops, checkScore(mc.negativeAestheticScore ?? 2.5, "negativeAestheticScore")];
-  return rows(blocks(neg, pos, batch, guidance, pag));
+  return rows(blocks(neg, pos, batch, guidance, extraBlocks));
 }

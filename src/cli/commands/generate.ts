@@ -80,7 +80,7 @@ const COMMON_HELP = `  --model M            diffusers folder, Hugging Face repo 
                        (default the output size); --crops-coords-top-left T,L (default 0,0) and
                        --target-size H,W (default the output size) likewise
   --prompt-syntax S    diffusers (default: plain text, cut at 77 tokens), a1111: (emphasis), [less],
-                       (word:1.3), BREAK, prompt editing ([from:to:when], [to:when], [from::when], [a|b]),
+                       (word:1.3), BREAK, prompt editing ([from:to:when], [to:when], [from::when], [a|b]), AND,
                        and prompts longer than 75 tokens in 77-token chunks, or comfyui:
                        ComfyUI's (word), (word:1.3) and word-wise chunks
   --clip-skip N        diffusers' clip_skip: both text encoders' hidden states N layers before SDXL's

@@ -2,14 +2,14 @@
  * Everything the UNet is conditioned on besides the latents, and the guidance batch layout in one
  * place: under classifier-free guidance the UNet batch is [negative x B, positive x B], with
  * perturbed-attention guidance (PAG) a perturbed [positive x B] after those (diffusers'
- * _prepare_perturbed_attention_guidance) — embeddings, pooled embeddings, time ids, and the latents
+ * _prepare_perturbed_attention_guidance), with A1111's AND one positive block per sub-prompt — embeddings, pooled embeddings, time ids, and the latents
  * repeated by `modelInput`; `guide` turns the UNet's blocks into one noise prediction. LCM UNets
  * (time_cond_proj_dim) get the guidance scale as an embedding instead and no negative block.
  */
 import type { FloatTensor } from "../../image/image.js";
 import type { UNetFeeds } from "../sessions.js";
 import type { PromptEmbeddings } from "../prompt-encoding.js";
-import { applyGuidance, applyPerturbedGuidance, guidanceScaleEmbedding, pagScaleAt } from "../guidance.js";
+import { applyComposableGuidance, applyGuidance, applyPerturbedGuidance, guidanceScaleEmbedding, pagScaleAt } from "../guidance.js";
 
 export interface GuidanceSettings {
   /** Classifier-free guidance: the [negative, positive] UNet batch. */
@@ -20,6 +20,8 @@ export interface GuidanceSettings {
   timeCondProjDim?: number | null;
   /** Perturbed-attention guidance (on: a perturbed positive block; diffusers' pag_scale, pag_adaptive_scale). */
   pag?: { scale: number; adaptiveScale: number };
+  /** A1111's AND: the weights of k positive blocks (the embeddings hold k·B positive rows, block by block). */
+  composable?: readonly number[];
 }
 
 export class UNetConditioning {
@@ -44,7 +46,7 @@ export class UNetConditioning {
   static of(embeds: PromptEmbeddings, timeIds: Float32Array, settings: GuidanceSettings): UNetConditioning {
     const g = settings.guidance, pag = settings.pag !== undefined;
     const cat = (neg: FloatTensor | undefined, pos: FloatTensor) => concat(...(g ? [neg!.data] : []), pos.data, ...(pag ? [pos.data] : []));
-    const batch = embeds.promptEmbeds.shape[0];
+    const batch = embeds.promptEmbeds.shape[0] / (settings.composable?.length ?? 1);
     const dim = settings.timeCondProjDim;
     let timestepCond: Float32Array | undefined;
     if (dim) {
@@ -64,7 +66,7 @@ export class UNetConditioning {
   get pag(): boolean { return this.settings.pag !== undefined; }
 
   /** Blocks of `batch` rows in the UNet batch: negative (under guidance), positive, perturbed (with PAG). */
-  private get blocks(): number { return (this.settings.guidance ? 2 : 1) + (this.pag ? 1 : 0); }
+  private get blocks(): number { return (this.settings.guidance ? 1 : 0) + (this.settings.composable?.length ?? 1) + (this.pag ? 1 : 0); }
 
   /** The UNet's batch: 2B under guidance, one B more with PAG. */
   get unetBatch(): number { return this.blocks * this.batch; }
@@ -95,6 +97,7 @@ export class UNetConditioning {
   /** The noise prediction from the UNet output at timestep t: guidance (and its rescale) over the blocks. */
   guide(unetOut: Float32Array, t: number): Float32Array {
     const s = this.settings;
+    if (s.composable) return applyComposableGuidance(unetOut, s.guidanceScale, s.composable);
     if (s.pag) return applyPerturbedGuidance(unetOut, s.guidance ? s.guidanceScale : undefined, pagScaleAt(s.pag, t), s.guidanceRescale, this.batch);
     return s.guidance ? applyGuidance(unetOut, s.guidanceScale, s.guidanceRescale, this.batch) : unetOut;
   }

@@ -29,7 +29,7 @@ import { FAST_CALL_DEFAULTS } from "../presets.js";
 import { SdxlComponents } from "./components.js";
 import { denoise, type DenoiseHook } from "./denoise.js";
 import { decode } from "./decode.js";
-import { checkSize, conditioningOf, conditioningScheduleOf, denoisingEndCut, imageLatents, initInput, initialNoise, prepare, strengthTimesteps, txt2imgLatents, type Prepared } from "./prepare.js";
+import { checkSize, conditioningOf, conditioningScheduleOf, extraPositiveBlocks, denoisingEndCut, imageLatents, initInput, initialNoise, prepare, strengthTimesteps, txt2imgLatents, type Prepared } from "./prepare.js";
 import { binarizeMask, prepareInpaint } from "./inpaint.js";
 import { cropAroundMask, overlayCrop } from "./mask-crop.js";
 import { controlImageTensor, controlNetHook } from "./controlnet.js";
@@ -135,7 +135,7 @@ export class StableDiffusionXLPipeline {
     const f = this.vaeScaleFactor;
     const shape = [p.batch, this.unet.config.inChannels, height / f, width / f];
     const latents = txt2imgLatents(p, shape, opts.latents);
-    const timeIds = txt2imgTimeIds(opts, height, width, p.batch, p.guidance, p.pag !== undefined);
+    const timeIds = txt2imgTimeIds(opts, height, width, p.batch, p.guidance, extraPositiveBlocks(p));
     const timesteps = denoisingEndCut(p, Array.from(p.scheduler.timesteps), opts.denoisingEnd);
     return this.run(p, opts, timesteps, latents, shape, timeIds);
   }
@@ -153,7 +153,7 @@ export class StableDiffusionXLPipeline {
     const imageLats = await imageLatents(this.components, p, init);
     // denoising_start: the image is another run's partly denoised latents, continued as they are
     const latents = start !== undefined ? imageLats.data : p.scheduler.addNoise(imageLats.data, initialNoise(p, imageLats.shape), timesteps[0]);
-    const timeIds = img2imgTimeIds(opts, init.height, init.width, p.batch, p.guidance, this.requiresAestheticsScore, p.pag !== undefined);
+    const timeIds = img2imgTimeIds(opts, init.height, init.width, p.batch, p.guidance, this.requiresAestheticsScore, extraPositiveBlocks(p));
     return this.run(p, opts, timesteps, latents, imageLats.shape, timeIds);
   }
 
@@ -178,7 +178,7 @@ export class StableDiffusionXLPipeline {
     const { denoisingStart } = opts;
     const timesteps = denoisingEndCut(p, strengthTimesteps(p, strength, denoisingStart), opts.denoisingEnd, denoisingStart);
     const start = await prepareInpaint(this.components, p, init, mask, strength, timesteps, { latentFill: opts.latentFill, denoisingStart });
-    const timeIds = img2imgTimeIds(opts, init.height, init.width, p.batch, p.guidance, this.requiresAestheticsScore, p.pag !== undefined);
+    const timeIds = img2imgTimeIds(opts, init.height, init.width, p.batch, p.guidance, this.requiresAestheticsScore, extraPositiveBlocks(p));
     return this.run(p, opts, timesteps, start.latents, start.shape, timeIds, start.hooks);
   }
 

@@ -21,6 +21,7 @@ import type { CommonOptions } from "./options.js";
 import { checkFreeU, type FreeUOptions } from "../freeu.js";
 import { checkPag, type PagSettings } from "../pag.js";
 import { embedsAt, encodeEdited, type ScheduledEmbeddings } from "./prompt-editing.js";
+import { expandComposable, firstBlockNegatives } from "./composable.js";
 
 /** diffusers' num_inference_steps default. */
 export const DEFAULT_STEPS = 50;
@@ -36,6 +37,8 @@ export interface Prepared {
   guidance: boolean;
   guidanceScale: number;
   embeds: PromptEmbeddings;
+  /** A1111's AND: the weights of the k positive blocks (`embeds` then holds k·batch positive rows, block by block). */
+  composable?: number[];
   /** A1111's prompt editing: the embeddings of each part of the run (`embeds` is the first's). */
   embedsSchedule?: ScheduledEmbeddings[];
   /** Images in the batch (prompts x images per prompt). */
@@ -71,13 +74,19 @@ export async function prepare(c: SdxlComponents, opts: CommonOptions, createSche
   // diffusers: do_classifier_free_guidance = guidance_scale > 1 and time_cond_proj_dim is None
   const guidance = guidanceScale > 1 && !c.unet.config.timeCondProjDim;
   opts.signal?.throwIfAborted();
-  const { embeds, schedule } = await encodeEdited(c.promptEncoder, { ...opts, doClassifierFreeGuidance: guidance }, steps, opts.promptEditingBaseSteps);
+  // A1111's AND: k positive blocks against one negative
+  const composed = expandComposable(opts, opts.promptSyntax ?? c.promptEncoder.promptSyntax);
+  if (composed) checkComposable(opts, guidance, pag);
+  const edited = await encodeEdited(c.promptEncoder, { ...(composed?.opts ?? opts), doClassifierFreeGuidance: guidance }, steps, opts.promptEditingBaseSteps);
+  const firstNegatives = composed && firstBlockNegatives(composed.weights.length);
+  const embeds = firstNegatives ? firstNegatives(edited.embeds) : edited.embeds;
+  const schedule = firstNegatives ? edited.schedule?.map((e) => ({ endAt: e.endAt, embeds: firstNegatives(e.embeds) })) : edited.schedule;
   await c.afterEncode();
-  const batch = embeds.promptEmbeds.shape[0];
+  const batch = embeds.promptEmbeds.shape[0] / (composed?.weights.length ?? 1);
   if (generator instanceof PerImageGenerator && generator.generators.length !== batch) {
     throw new PipelineInputError(`${generator.generators.length} generators (or seeds) were passed for ${batch} images; pass one per image`);
   }
-  return { scheduler, generator, seed, seeds, steps, guidance, guidanceScale, embeds, batch, variation: variationOf(opts, batch), tiling: opts.tiling === true, ...(freeu ? { freeu } : {}), ...(pag ? { pag } : {}), ...(schedule ? { embedsSchedule: schedule } : {}), seedResize: seedResizeOf(c, opts, seed, seeds, batch) };
+  return { scheduler, generator, seed, seeds, steps, guidance, guidanceScale, embeds, batch, variation: variationOf(opts, batch), tiling: opts.tiling === true, ...(freeu ? { freeu } : {}), ...(pag ? { pag } : {}), ...(schedule ? { embedsSchedule: schedule } : {}), ...(composed ? { composable: composed.weights } : {}), seedResize: seedResizeOf(c, opts, seed, seeds, batch) };
 }
 
 function variationOf(opts: CommonOptions, batch: number): Prepared["variation"] {
@@ -122,7 +131,21 @@ export function conditioningOf(c: SdxlComponents, p: Prepared, opts: CommonOptio
   return UNetConditioning.of(embeds, timeIds, {
     guidance: p.guidance, guidanceScale: p.guidanceScale, guidanceRescale: opts.guidanceRescale ?? 0,
     timeCondProjDim: c.unet.config.timeCondProjDim, ...(p.pag ? { pag: { scale: p.pag.scale, adaptiveScale: p.pag.adaptiveScale } } : {}),
+    ...(p.composable ? { composable: p.composable } : {}),
   });
+}
+
+/** Positive blocks after the first in the UNet batch: PAG's perturbed one, A1111's AND sub-prompts. */
+export function extraPositiveBlocks(p: Prepared): number {
+  return (p.pag ? 1 : 0) + (p.composable ? p.composable.length - 1 : 0);
+}
+
+/** What A1111's AND is not combined with here. */
+function checkComposable(opts: CommonOptions, guidance: boolean, pag: PagSettings | undefined): void {
+  if (!guidance) throw new PipelineInputError("AND (composable prompts) needs classifier-free guidance: a guidance scale above 1 and a UNet without LCM's guidance embedding");
+  if (pag) throw new PipelineInputError("AND (composable prompts) is not combined with PAG here");
+  if ((opts.guidanceRescale ?? 0) > 0) throw new PipelineInputError("AND (composable prompts) is not combined with guidance rescale here (A1111 has none)");
+  if (opts.guessMode && opts.controlnets?.length) throw new PipelineInputError("AND (composable prompts) is not combined with ControlNet's guess mode here");
 }
 
 /** With prompt editing, the conditioning of model call i (A1111's step counter); undefined without. */
