@@ -3,7 +3,7 @@
  * landscape; the pipeline's run with [from:to:when] equals the run split where A1111 switches (Euler: a
  * base to the switch, then img2img from its latents with the other prompt), alternation takes A1111's
  * step counter (red, red, blue), the negative prompt is scheduled too, prompts of other chunk counts share
- * one shape, the diffusers syntax leaves brackets alone, and hostile prompts are refused before encoding.
+ * one shape, the diffusers syntax leaves brackets alone, and hostile prompts stay cheap or are refused before encoding.
  */
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
@@ -56,7 +56,13 @@ test("schedules as A1111's doctests give them", () => {
   assert.deepEqual(g("a | b [c:d:2]"), [[10, "a | b [c:d:2]"]]);
   assert.ok(!hasPromptEditing("a (b:1.2) [c] \\[d:e:1\\]"));
   assert.ok(hasPromptEditing("a [b|c]"));
-  assert.throws(() => hasPromptEditing("[".repeat(200)), /nests brackets more than 100 deep/);
+  // brackets nested past 100 are taken as they are (no recursion 20,000 deep), quickly
+  const deep = "[a".repeat(8000) + "[b:c:2]";
+  const t0 = performance.now();
+  assert.deepEqual(g(deep), [[10, deep]]);
+  assert.ok(!hasPromptEditing("[".repeat(200) + "x" + "]".repeat(200)));
+  assert.deepEqual(g("[a|b] ".repeat(3000), 50).length, 50);
+  assert.ok(performance.now() - t0 < 2000, `${performance.now() - t0} ms`);
 });
 
 test("pipeline: [from:to:when] is the run split where A1111 switches; the negative prompt too; alternation on A1111's counter", { skip: NO_FIXTURES, timeout: 180_000 }, async () => {
@@ -90,14 +96,13 @@ test("pipeline: [from:to:when] is the run split where A1111 switches; the negati
     const same = await pipe.generate({ ...common, promptSyntax: "diffusers", seed: 3, prompt: "a [red:blue:0.5] cube" });
     assert.deepEqual(literal.latents.data, same.latents.data);
     assert.ok(diff(literal.latents.data, edited.latents.data).relL2 > 1e-4);
-    // refused before any encoding: too many distinct long prompts, too deep nesting
+    // refused before any encoding: too many distinct long prompts
     const options = Array.from({ length: 30 }, (_, i) => `colour${i}`).join("|");
     const many = `[${options}] ${Array(6).fill(long).join(" ")}`;
     await assert.rejects(pipe.generate({ ...common, numInferenceSteps: 30, prompt: many }), (e: Error) => {
       const m = /^the prompt editing makes 30 distinct prompts of (\d+) chunks of 75 tokens .*at most 256/.exec(e.message);
       return e instanceof PipelineInputError && m !== null && 30 * Number(m[1]) > 256;
     });
-    await assert.rejects(pipe.generate({ ...common, prompt: "[".repeat(150) + "x" }), (e: Error) => e instanceof PipelineInputError && /nests brackets more than 100 deep/.test(e.message));
   } finally {
     await pipe.release();
   }

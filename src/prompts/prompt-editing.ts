@@ -9,8 +9,8 @@
  *   emphasized: "(" prompt ")" | "(" prompt ":" prompt ")" | "[" prompt "]"
  *   scheduled: "[" [prompt ":"] prompt ":" [WHITESPACE] NUMBER [WHITESPACE] "]"
  *   alternate: "[" prompt ("|" [prompt])+ "]"          plain: /([^\\\[\]():|]|\\.)+/
- * A prompt the grammar does not take (a "|" outside brackets, a lone trailing "\") is one entry, the text
- * as is, as A1111 falls back on a parse error. Emphasis is left in the texts, for parsePromptAttention.
+ * A prompt the grammar does not take (a "|" outside brackets, a lone trailing "\", brackets over
+ * MAX_PROMPT_NESTING deep) is one entry, the text as is, as A1111 falls back on a parse error. Emphasis is left in the texts, for parsePromptAttention.
  */
 
 /** A text and the last step (A1111's end_at_step) it is the prompt for. */
@@ -18,8 +18,6 @@ export interface ScheduledText { endAt: number; text: string }
 
 /** A1111's hires pass: schedules count from the first pass (integers from its step count, fractions from 1). */
 export interface HiresSchedule { baseSteps: number }
-
-import { PromptSyntaxError } from "./errors.js";
 
 type Node =
   | { kind: "text"; text: string }
@@ -31,8 +29,14 @@ const PLAIN = /(?:[^\\[\]():|]|\\.)+/ys;
 const STRAY = /[[\]():]+/y;
 const SPACES = /\s*/y;
 
-/** Bracket nesting read at most: deeper is an error (a prompt of 20,000 "[" would otherwise recurse 20,000 deep). */
+/**
+ * Bracket nesting read at most (a prompt of 20,000 "[" would otherwise recurse 20,000 deep): deeper, the
+ * prompt is taken as it is, as A1111 takes a prompt its grammar fails on (brackets that deep are
+ * unbalanced text or emphasis in practice, which A1111 leaves as they are too).
+ */
 export const MAX_PROMPT_NESTING = 100;
+
+class TooDeep extends Error {}
 
 type Span = { nodes: Node[]; end: number };
 
@@ -48,8 +52,17 @@ class Parser {
     return re.exec(this.s)?.[0];
   }
 
-  /** start: the whole text, or undefined where the grammar fails. */
+  /** start: the whole text, or undefined where the grammar fails (or nests too deep). */
   start(): Node[] | undefined {
+    try {
+      return this.text();
+    } catch (e) {
+      if (e instanceof TooDeep) return undefined;
+      throw e;
+    }
+  }
+
+  private text(): Node[] | undefined {
     const out: Node[] = [];
     let at = 0;
     while (at < this.s.length) {
@@ -69,7 +82,7 @@ class Parser {
   private prompt(at: number): Span {
     const known = this.prompts.get(at);
     if (known) return known;
-    if (++this.depth > MAX_PROMPT_NESTING) throw new PromptSyntaxError(`the prompt nests brackets more than ${MAX_PROMPT_NESTING} deep`);
+    if (++this.depth > MAX_PROMPT_NESTING) throw new TooDeep();
     const start = at, nodes: Node[] = [];
     for (;;) {
       const plain = this.match(PLAIN, at);

@@ -6,7 +6,6 @@
  * or after i (the first entry past the last, as A1111 does when a two-call sampler outruns the steps).
  */
 import { hasPromptEditing, promptSchedule, scheduledAt, type ScheduledText } from "../../prompts/prompt-editing.js";
-import { PromptSyntaxError } from "../../prompts/errors.js";
 import type { EncodePromptOptions, PromptEmbeddings, PromptEncoder } from "../prompt-encoding.js";
 import { PipelineInputError } from "../errors.js";
 
@@ -29,13 +28,7 @@ type Field = (typeof FIELDS)[number];
 export async function encodeEdited(encoder: PromptEncoder, opts: EncodePromptOptions, steps: number, baseSteps?: number): Promise<{ embeds: PromptEmbeddings; schedule?: ScheduledEmbeddings[] }> {
   const syntax = opts.promptSyntax ?? encoder.promptSyntax;
   const texts = (f: Field) => { const v = opts[f]; return v === undefined ? [] : typeof v === "string" ? [v] : v; };
-  let edited = false;
-  try {
-    edited = syntax === "a1111" && FIELDS.some((f) => texts(f).some(hasPromptEditing));
-  } catch (e) {
-    if (e instanceof PromptSyntaxError) throw new PipelineInputError(e.message);
-    throw e;
-  }
+  const edited = syntax === "a1111" && FIELDS.some((f) => texts(f).some(hasPromptEditing));
   if (!edited) return { embeds: await encoder.encode(opts) };
   const hires = baseSteps === undefined ? undefined : { baseSteps };
   const schedules = new Map<string, ScheduledText[]>();
