@@ -17,6 +17,7 @@ import { diff, levelDiff, NO_FIXTURES } from "./helpers/fixtures.js";
 import { tinyModelIn } from "./helpers/tiny-model.js";
 import { startLocalServer } from "./helpers/local-server.js";
 import { txt2imgFirst } from "./helpers/a1111-client.js";
+import { nativeJobPng } from "./helpers/native-client.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "prompt-editing-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -117,6 +118,14 @@ test("A1111's txt2img (serve --prompt-syntax a1111): prompt editing and AND as t
     const lib = await pipe.generate({ prompt: body.prompt, negativePrompt: body.negative_prompt, numInferenceSteps: 4, guidanceScale: 5, seed: 8, width: 64, height: 64, scheduler: "Euler", promptSyntax: "a1111" });
     assert.ok(levelDiff(image, lib.images.data) <= 1);
     assert.equal(info.prompt, body.prompt, "the infotext keeps the prompt as written");
+    // the native API names the syntax per job (this server's default is a1111; diffusers' reads the brackets as text)
+    const native = { prompt: body.prompt, negative_prompt: body.negative_prompt, steps: 4, guidance_scale: 5, seed: 8, width: 64, height: 64, scheduler: "Euler" };
+    assert.ok(levelDiff(await nativeJobPng(server.url, { ...native, prompt_syntax: "a1111" }), lib.images.data) <= 1);
+    const literal = await pipe.generate({ ...native, negativePrompt: native.negative_prompt, numInferenceSteps: 4, guidanceScale: 5, promptSyntax: "diffusers" });
+    assert.ok(levelDiff(await nativeJobPng(server.url, { ...native, prompt_syntax: "diffusers" }), literal.images.data) <= 1);
+    const bad = await fetch(`${server.url}/v1/jobs`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ ...native, prompt_syntax: "lark" }) });
+    assert.equal(bad.status, 400);
+    assert.match((await bad.json() as any).error.message, /prompt_syntax must be one of diffusers, a1111, comfyui, got "lark"/);
   } finally {
     await server.close();
     await pipe.release();

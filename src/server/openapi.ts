@@ -65,7 +65,7 @@ export const OPENAPI = {
     "/": { get: op({ summary: "the web page", type: "text/html" }) },
     "/health": { get: op({ summary: "status, queue and model" }) },
     "/files/{name}": { get: op({ summary: "an image made earlier", type: "image/png" }) },
-    "/v1/jobs": { post: op({ summary: "queue a job (202): {prompt, negative_prompt, steps, guidance_scale, seed, width, height | size, n, scheduler, init_image, strength, loras, preset, controlnets, guess_mode, clip_skip (diffusers' count), tiling, freeu (true or {b1, b2, s1, s2, variant}), pag_scale, pag_adaptive_scale, pag_applied_layers, variation_seed, variation_strength, model (one of GET /v1/models)}", body: obj({ prompt: str() }, ["prompt"]) }) },
+    "/v1/jobs": { post: op({ summary: "queue a job (202): {prompt, negative_prompt, steps, guidance_scale, seed, width, height | size, n, scheduler, init_image, strength, loras, preset, controlnets, guess_mode, clip_skip (diffusers' count), tiling, freeu (true or {b1, b2, s1, s2, variant}), pag_scale, pag_adaptive_scale, pag_applied_layers, prompt_syntax (diffusers, a1111, comfyui), variation_seed, variation_strength, model (one of GET /v1/models)}", body: obj({ prompt: str() }, ["prompt"]) }) },
     "/v1/jobs/{id}": { get: op({ summary: "a job's status and result" }), delete: op({ summary: "cancel a job" }) },
     "/v1/jobs/{id}/events": { get: op({ summary: "a job's progress as server-sent events", type: "text/event-stream" }) },
     "/v1/history": { get: op({ summary: "the stored images, newest first, with their parameters (?offset=0&limit=24, limit at most 100)" }) },

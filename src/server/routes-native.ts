@@ -10,14 +10,16 @@
  *                                 controlnets: [{name, image, module: "none"|"canny", scale, start, end, threshold_a, threshold_b}], guess_mode,
  *                                 preset: "fast" (with --fast; explicit steps / guidance_scale / scheduler win),
  *                                 freeu: true | {b1, b2, s1, s2, variant: "diffusers"|"comfyui"|"comfyui-v2"},
- *                                 pag_scale, pag_adaptive_scale, pag_applied_layers (diffusers' PAG) }
+ *                                 pag_scale, pag_adaptive_scale, pag_applied_layers (diffusers' PAG),
+ *                                 prompt_syntax: "diffusers"|"a1111"|"comfyui" (default the server's --prompt-syntax) }
  *                                -> 202 { id, status, seed, events_url, status_url }
  *   GET    /v1/jobs/:id         status, progress and, when done, { result: { images: [{url}], seeds, infotexts, ... } }
  *   DELETE /v1/jobs/:id         cancels it (queued: never runs; running: stops after the current step)
  *   GET    /v1/jobs/:id/events  server-sent events, step by step (see sse.ts)
  *   GET    /openapi.json, /docs the routes of every API (openapi.ts)
  */
-import { notFound } from "./errors.js";
+import { invalid, notFound } from "./errors.js";
+import { PROMPT_SYNTAXES, type PromptSyntax } from "../pipelines/prompt-encoding.js";
 import { baseUrl, readJson, sendBytes, sendJson, type Router } from "./http.js";
 import { loraNote, type AppState } from "./generation.js";
 import { readLoras } from "./lora-request.js";
@@ -108,6 +110,12 @@ export function nativeRoutes(router: Router<AppState>): void {
     if (f.bool("tiling")) spec.tiling = true;
     readNativeFreeU(f, spec);
     readNativePag(f, spec);
+    // the prompts' syntax of this job (absent: the server's --prompt-syntax)
+    const syntax = f.string("prompt_syntax", 20);
+    if (syntax !== undefined) {
+      if (!(PROMPT_SYNTAXES as readonly string[]).includes(syntax)) throw invalid(`prompt_syntax must be one of ${PROMPT_SYNTAXES.join(", ")}, got ${JSON.stringify(syntax)}`, "invalid_value", "prompt_syntax");
+      spec.promptSyntax = syntax as PromptSyntax;
+    }
     const variationStrength = f.number("variation_strength", 0, 1) ?? 0;
     if (variationStrength > 0) Object.assign(spec, { variationSeed: readSeed(f, "variation_seed"), variationStrength });
     await readLoras(f, spec, ctx.state);
