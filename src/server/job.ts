@@ -109,6 +109,8 @@ export interface JobSpec {
   freeu?: FreeUOptions;
   /** Perturbed-attention guidance on the (base) UNet (pag-request.ts). */
   pag?: PagSpec;
+  /** Sub-prompts in place of the prompt (ComfyUI's ConditioningCombine); `prompt` then names them for the infotext. */
+  subPrompts?: { prompt: string; prompt2?: string; weight: number }[];
   /** diffusers' prompt_2 / negative_prompt_2: text_encoder_2's (CLIP-G's) own prompts (ComfyUI's text_g); absent: the prompts. */
   prompt2?: string;
   negativePrompt2?: string;

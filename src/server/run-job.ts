@@ -194,7 +194,7 @@ async function runJobWith(pipe: StableDiffusionXLPipeline, spec: JobSpec, opts: 
       prompt: stripLoraTags(spec.prompt), negativePrompt: (spec.negativePrompt && stripLoraTags(spec.negativePrompt)) || undefined, numInferenceSteps: spec.steps,
       prompt2: spec.prompt2 && stripLoraTags(spec.prompt2), negativePrompt2: spec.negativePrompt2 && stripLoraTags(spec.negativePrompt2), ...spec.microConditioning,
       guidanceScale: spec.guidanceScale, seed: seeds ? undefined : seed, seeds, scheduler: schedulerOf(pipe, spec), numImagesPerPrompt: spec.batchSize, promptSyntax: spec.promptSyntax,
-      ...variation, tiling: spec.tiling, freeu: spec.freeu, ...pagOptions(pag), clipSkip: spec.clipSkip, seedResizeFrom: spec.seedResizeFrom, signal: opts.signal, stopEarly, fastDecode: spec.preset === "fast" || undefined, controlnets, guessMode: spec.guessMode,
+      ...variation, tiling: spec.tiling, freeu: spec.freeu, ...pagOptions(pag), subPrompts: spec.subPrompts, clipSkip: spec.clipSkip, seedResizeFrom: spec.seedResizeFrom, signal: opts.signal, stopEarly, fastDecode: spec.preset === "fast" || undefined, controlnets, guessMode: spec.guessMode,
       onStep: opts.onStep && (({ step, totalSteps, latents, shape }: { step: number; totalSteps: number; latents: Float32Array; shape: number[] }) => {
         const at = progress.step(step, totalSteps);
         opts.onStep!({ step: k * at.total + at.step, totalSteps: spec.iterations * at.total, preview: previews.forStep(latents, shape) });

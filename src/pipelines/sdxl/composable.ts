@@ -17,7 +17,8 @@ const asList = (p: string | string[]) => (typeof p === "string" ? [p] : p);
  * The encode options with the positive prompts as k blocks (sub-prompt j of every prompt, j = 1..k)
  * and the negatives repeated to match, and the k weights; undefined when no prompt composes.
  */
-export function expandComposable(opts: EncodePromptOptions, syntax: string): { opts: EncodePromptOptions; weights: number[] } | undefined {
+export function expandComposable(opts: EncodePromptOptions & { subPrompts?: readonly SubPromptOption[] }, syntax: string): { opts: EncodePromptOptions; weights: number[] } | undefined {
+  if (opts.subPrompts) return explicitSubPrompts(opts, opts.subPrompts);
   if (syntax !== "a1111") return undefined;
   const prompts = asList(opts.prompt);
   if (!prompts.some(isComposable)) return undefined;
@@ -33,6 +34,24 @@ export function expandComposable(opts: EncodePromptOptions, syntax: string): { o
   return {
     opts: { ...opts, prompt: Array.from({ length: k }, (_, j) => subs.map((s) => s[j].text)).flat(), negativePrompt: repeat(opts.negativePrompt), negativePrompt2: repeat(opts.negativePrompt2) },
     weights,
+  };
+}
+
+/** A sub-prompt given as such (ComfyUI's ConditioningCombine, any syntax): its texts and weight. */
+export interface SubPromptOption { prompt: string; prompt2?: string; weight: number }
+
+/** The call's subPrompts in place of its prompt: one block each (one image prompt; negatives as given). */
+function explicitSubPrompts(opts: EncodePromptOptions, subs: readonly SubPromptOption[]): { opts: EncodePromptOptions; weights: number[] } {
+  if (subs.length < 1 || subs.length > MAX_SUB_PROMPTS) throw new PipelineInputError(`subPrompts takes 1 to ${MAX_SUB_PROMPTS} sub-prompts, got ${subs.length}`);
+  if (Array.isArray(opts.negativePrompt) || Array.isArray(opts.negativePrompt2)) throw new PipelineInputError("subPrompts take one negative prompt (a string)");
+  for (const s of subs) {
+    if (typeof s.prompt !== "string" || (s.prompt2 !== undefined && typeof s.prompt2 !== "string")) throw new PipelineInputError("a sub-prompt's prompt and prompt2 must be strings");
+    if (!Number.isFinite(s.weight)) throw new PipelineInputError(`a sub-prompt's weight must be a finite number, got ${s.weight}`);
+  }
+  const withSecond = subs.some((s) => s.prompt2 !== undefined);
+  return {
+    opts: { ...opts, prompt: subs.map((s) => s.prompt), ...(withSecond ? { prompt2: subs.map((s) => s.prompt2 ?? s.prompt) } : { prompt2: undefined }) },
+    weights: subs.map((s) => s.weight),
   };
 }
 

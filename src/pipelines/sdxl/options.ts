@@ -18,6 +18,7 @@ import type { ControlNetUnit } from "./controlnet.js";
 import type { TextEncoderWeights, UNetWeights } from "../sessions.js";
 import type { FreeUOptions } from "../freeu.js";
 import type { PagOptions } from "../pag.js";
+import type { SubPromptOption } from "./composable.js";
 
 export interface PipelineLoadOptions {
   /**
@@ -172,6 +173,11 @@ export interface CommonOptions extends Omit<EncodePromptOptions, "doClassifierFr
    * there, integers from the end of a first pass of this many steps and fractions from 1 (generateHires sets it).
    */
   promptEditingBaseSteps?: number;
+  /**
+   * Sub-prompts in place of `prompt` (ComfyUI's ConditioningCombine: weights 1/n each), each a positive
+   * block of the UNet batch guided uncond + cfg·Σ w·(cond_i - uncond) as A1111's AND is.
+   */
+  subPrompts?: readonly SubPromptOption[];
   /** Prompt editing: the loop's first model call counts as this one (a refiner going on from a base's calls, as in A1111's one sampler run). */
   promptEditingFirstCall?: number;
   /** Decode the final latents with the loaded TAESD instead of the VAE (much faster, a little less detail). */

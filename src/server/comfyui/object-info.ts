@@ -84,6 +84,10 @@ function nodes(c: Choices): Record<string, NodeInfo> {
       required: { ascore: ["FLOAT", { default: 6, min: 0, max: 1000, step: 0.01 }], width: size(1024), height: size(1024), text: ["STRING", { multiline: true, dynamicPrompts: true }], clip: ["CLIP"] },
       output: ["CONDITIONING"], category: "advanced/conditioning", displayName: "CLIPTextEncodeSDXLRefiner", description: "A refiner's prompt (the base's text) and aesthetic score; width and height are the image's.",
     },
+    ConditioningCombine: {
+      required: { conditioning_1: ["CONDITIONING"], conditioning_2: ["CONDITIONING"] }, output: ["CONDITIONING"], category: "conditioning", displayName: "Conditioning (Combine)",
+      description: "Prompts on the positive input, their predictions averaged (A1111's AND with weights 1/n).",
+    },
     ConditioningZeroOut: { required: { conditioning: ["CONDITIONING"] }, output: ["CONDITIONING"], category: "advanced/conditioning", displayName: "ConditioningZeroOut", description: "As the negative: the zero embedding (diffusers' for no negative prompt)." },
     EmptyLatentImage: { required: { width: side(1024), height: side(1024), batch_size: ["INT", { default: 1, min: 1, max: c.maxImages }] }, output: ["LATENT"], category: "latent", displayName: "Empty Latent Image", description: "The image size." },
     LoadImage: { required: { image: [c.inputs, { image_upload: true }] }, output: ["IMAGE", "MASK"], category: "image", displayName: "Load Image", description: "An image uploaded with POST /upload/image; its MASK is 1 - alpha." },

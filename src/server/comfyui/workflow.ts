@@ -20,7 +20,8 @@
  * SetLatentNoiseMask latent makes it the pipeline's inpaint with that mask (inpaint.ts). A KSamplerAdvanced whose latent is
  * another's leftover noise is a base + refiner graph's refiner (refiner.ts; the base from noise, an image or an inpainting latent). A sampler whose latent is a
  * LatentUpscale(By) of another's is the hires fix's second pass (hires.ts). ControlNetApplyAdvanced nodes on both prompts are ControlNet
- * units (controlnet.ts). FreeU and FreeU_V2 on the model are the job's FreeU in ComfyUI's placement, PerturbedAttentionGuidance its PAG. LoraLoader's strength_model and strength_clip are the LoRA's UNet and text-encoder
+ * units (controlnet.ts). A ConditioningCombine of prompts on the positive input averages their predictions
+ * (combined.ts). FreeU and FreeU_V2 on the model are the job's FreeU in ComfyUI's placement, PerturbedAttentionGuidance its PAG. LoraLoader's strength_model and strength_clip are the LoRA's UNet and text-encoder
  * weights (its MODEL and CLIP outputs must both be used); LoraLoaderModelOnly applies the UNet's part alone. ComfyUI reads only the nodes an output needs; so
  * does this, but every node must be of a known class (ComfyUI refuses unknown ones too).
  */
@@ -36,6 +37,7 @@ import { resizedSize } from "../image-ops.js";
 import { checkImageSize } from "../../image/limits.js";
 import { hiresTargetSize } from "../../recipes/hires-size.js";
 import { conditioningChain, controlNetUnits } from "./controlnet.js";
+import { checkCombinedTexts, combinedPositive } from "./combined.js";
 import type { ControlNetSpec } from "../controlnet-spec.js";
 import type { JobSpec } from "../job.js";
 import type { ModelInfo } from "../queue.js";
@@ -49,7 +51,7 @@ import { PAG_SCALE_MAX, type PagSpec } from "../pag-request.js";
 /** The node classes understood (the /object_info list). */
 export const NODE_CLASSES = [
   "CheckpointLoaderSimple", "VAELoader", "LoraLoader", "LoraLoaderModelOnly", "FreeU", "FreeU_V2", "PerturbedAttentionGuidance", "CLIPSetLastLayer", "CLIPTextEncode", "CLIPTextEncodeSDXL", "EmptyLatentImage",
-  "CLIPTextEncodeSDXLRefiner", "ConditioningZeroOut", "LoadImage", "LoadImageMask", "InvertMask", "GrowMask", "ThresholdMask", "ImageToMask", "VAEEncode", "VAEEncodeForInpaint", "SetLatentNoiseMask", "InpaintModelConditioning", "ControlNetLoader", "ControlNetApplyAdvanced", "Canny", "KSampler", "KSamplerAdvanced", "LatentUpscaleBy", "LatentUpscale", "VAEDecode", "VAEDecodeTiled",
+  "CLIPTextEncodeSDXLRefiner", "ConditioningZeroOut", "ConditioningCombine", "LoadImage", "LoadImageMask", "InvertMask", "GrowMask", "ThresholdMask", "ImageToMask", "VAEEncode", "VAEEncodeForInpaint", "SetLatentNoiseMask", "InpaintModelConditioning", "ControlNetLoader", "ControlNetApplyAdvanced", "Canny", "KSampler", "KSamplerAdvanced", "LatentUpscaleBy", "LatentUpscale", "VAEDecode", "VAEDecodeTiled",
   "UpscaleModelLoader", "ImageUpscaleWithModel", "ImageScaleBy", "ImageScale", "ImageCompositeMasked", "SaveImage", "PreviewImage",
   "PrimitiveString", "PrimitiveStringMultiline", "PrimitiveInt", "PrimitiveFloat", "PrimitiveBoolean",
   ...CUSTOM_SAMPLING_CLASSES,
@@ -157,7 +159,10 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
 
   // model, text and latent chains
   const model = modelChain(graph, graph.follow(ks, "model", MODEL, "a MODEL"));
-  const posChain = conditioningChain(graph, ks, "positive"), negChain = conditioningChain(graph, ks, "negative");
+  // ConditioningCombine on the positive input: its prompts as sub-prompts averaged (combined.ts)
+  const combined = combinedPositive(graph, ks);
+  const posChain = combined ? { text: combined[0], applies: [], inpaint: [], zeroed: false } : conditioningChain(graph, ks, "positive");
+  const negChain = conditioningChain(graph, ks, "negative");
   const positive = posChain.text, negative = negChain.text;
   const controlnets = controlNetUnits(graph, posChain.applies, negChain.applies, ctx.uploadBytes, ctx.upload);
   const clips = [positive, negative].map((n) => clipChain(graph, graph.follow(n, "clip", CLIP, "a CLIP")));
@@ -196,6 +201,15 @@ export function compileWorkflow(prompt: unknown, ctx: WorkflowContext): Compiled
     scheduler: scheduler.scheduler, ...(scheduler.overrides ? { schedulerOverrides: scheduler.overrides } : {}),
     batchSize: 1, iterations: 1, model: served.name, promptSyntax: "comfyui",
   };
+  if (combined) {
+    if (passes.second || refinerSampler) throw new NodeError(ks, "a ConditioningCombine positive prompt is not combined with a second sampler here", "positive");
+    const texts = combined.map((n) => readText(n, ctx.limits));
+    checkCombinedTexts(combined, texts);
+    spec.subPrompts = texts.map((t) => ({ prompt: t.l, ...(t.g !== undefined ? { prompt2: t.g } : {}), weight: 1 / texts.length }));
+    // the infotext names them as A1111's AND would
+    spec.prompt = texts.map((t) => t.l).join(" AND ");
+    delete spec.prompt2;
+  }
   if (model.freeu) spec.freeu = model.freeu;
   if (model.pag) spec.pag = model.pag;
   if (posChain.zeroed) throw new NodeError(ks, "a ConditioningZeroOut positive prompt is not run here (it is the zero embedding a missing negative prompt has)", "positive");
