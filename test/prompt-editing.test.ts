@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { hasPromptEditing, promptSchedule } from "../src/prompts/prompt-editing.js";
+import { promptSchedule } from "../src/prompts/prompt-editing.js";
 import { StableDiffusionXLPipeline } from "../src/pipelines/sdxl/index.js";
 import { PipelineInputError } from "../src/pipelines/errors.js";
 import { diff, levelDiff, NO_FIXTURES } from "./helpers/fixtures.js";
@@ -55,13 +55,14 @@ test("schedules as A1111's doctests give them", () => {
   ]);
   // what the grammar does not take is the text as is (A1111's parse-error fallback); emphasis alone is no editing
   assert.deepEqual(g("a | b [c:d:2]"), [[10, "a | b [c:d:2]"]]);
-  assert.ok(!hasPromptEditing("a (b:1.2) [c] \\[d:e:1\\]"));
-  assert.ok(hasPromptEditing("a [b|c]"));
+  assert.deepEqual(g("a (b:1.2) [c] \\[d:e:1\\]"), [[10, "a (b:1.2) [c] \\[d:e:1\\]"]]);
+  assert.equal(g("a [b|c]").length, 10);
   // brackets nested past 100 are taken as they are (no recursion 20,000 deep), quickly
   const deep = "[a".repeat(8000) + "[b:c:2]";
   const t0 = performance.now();
   assert.deepEqual(g(deep), [[10, deep]]);
-  assert.ok(!hasPromptEditing("[".repeat(200) + "x" + "]".repeat(200)));
+  const nest = "[".repeat(200) + "x" + "]".repeat(200);
+  assert.deepEqual(g(nest), [[10, nest]]);
   assert.deepEqual(g("[a|b] ".repeat(3000), 50).length, 50);
   assert.ok(performance.now() - t0 < 2000, `${performance.now() - t0} ms`);
 });

@@ -259,8 +259,17 @@ export class PromptEncoder {
     const { hidden: D, pooled: P, seqLen: S } = this.dims;
     const hidden = new Float32Array(prompts.length * S * D);
     const pooled = new Float32Array(prompts.length * P);
+    // a prompt pair met before in this call is copied, not encoded again (as encodeChunks does)
+    const seen = new Map<string, number>();
     for (let b = 0; b < prompts.length; b++) {
       const texts = [prompts[b], prompts2[b]];
+      const earlier = seen.get(JSON.stringify(texts));
+      if (earlier !== undefined) {
+        hidden.copyWithin(b * S * D, earlier * S * D, (earlier + 1) * S * D);
+        pooled.copyWithin(b * P, earlier * P, (earlier + 1) * P);
+        continue;
+      }
+      seen.set(JSON.stringify(texts), b);
       for (const [k, br] of this.branches.entries()) {
         const tok = br.tokenizer, text = texts[k];
         // encodePadded's ids, with the textual inversions' tokens as diffusers' added tokens
@@ -314,7 +323,18 @@ export class PromptEncoder {
     const hidden = new Float32Array(chunks.length * n * S * D);
     const pooled = new Float32Array(chunks.length * P);
     const empties = new Map<number, Float32Array>();
+    // a prompt met before in this call (AND's repeated negatives, a list with one text twice) is copied, not encoded again
+    const seen = new Map<string, number>();
+    const rowSize = n * S * D;
     for (let b = 0; b < chunks.length; b++) {
+      const key = JSON.stringify(chunks[b].map((list) => list.map((c) => [c.ids, c.weights])));
+      const earlier = seen.get(key);
+      if (earlier !== undefined) {
+        hidden.copyWithin(b * rowSize, earlier * rowSize, (earlier + 1) * rowSize);
+        pooled.copyWithin(b * P, earlier * P, (earlier + 1) * P);
+        continue;
+      }
+      seen.set(key, b);
       const own = Math.max(...chunks[b].map((list) => list.length));
       for (const [k, br] of this.branches.entries()) {
         const tok = br.tokenizer, width = br.width;

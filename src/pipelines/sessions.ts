@@ -8,7 +8,7 @@ import { join } from "node:path";
 import type { Variant } from "../loaders/component.js";
 import { compileComponent } from "../loaders/compile.js";
 import type { ComponentWeights } from "../loaders/component.js";
-import { buildUNetGraph, FREEU_INPUT, FREEU_INPUT_ORDER, FREEU_VARIANTS, parseUNetConfig, skipCount, type PagGraphOptions, type UNetConfig } from "../models/unet/index.js";
+import { buildUNetGraph, FREEU_INPUT, FREEU_INPUT_ORDER, parseUNetConfig, skipCount, type PagGraphOptions, type UNetConfig } from "../models/unet/index.js";
 import type { FreeUOptions } from "./freeu.js";
 import { openVae, openVaeWeights, type VaeComponent } from "../loaders/vae.js";
 import type { WeightDeltas } from "../nn/weight-deltas.js";
@@ -137,7 +137,7 @@ export class UNetRunner {
   /**
    * Noise prediction for a batch of latents [batch, C, h, w]. The text sequence length (77, or 77·n
    * for chunked A1111 prompts) follows from encoder_hidden_states. Without `opts` the plain UNet
-   * session runs; residuals, tiling and FreeU each select a session with them.
+   * session runs; residuals, tiling, FreeU and PAG each select a session with them.
    */
   async run(batch: number, height: number, width: number, feeds: UNetFeeds, opts: UNetRunOptions = {}): Promise<Float32Array> {
     const { residuals, tiling = false, freeu, pag } = opts;
@@ -155,7 +155,7 @@ export class UNetRunner {
     const half = this.session.precision === "float16" ? ", float16" : "";
     const freeuVariant = freeu?.variant;
     const pagKey = pag ? `${pag.perturbedRows}:${pag.layers.join("\u0000")}` : "";
-    const graph = await this.cache.get([batch, height, width, sequence, withResiduals ? 1 : 0, tiling ? 1 : 0, timeIds, freeuVariant ? 1 + FREEU_VARIANTS.indexOf(freeuVariant) : 0, pagKey], () => compileComponent(
+    const graph = await this.cache.get([batch, height, width, sequence, withResiduals ? 1 : 0, tiling ? 1 : 0, timeIds, freeuVariant ?? "", pagKey], () => compileComponent(
       this.weights, "unet", `UNet (${this.weights.where}, batch ${batch}, latent ${height}x${width}${sequence === 77 ? "" : `, sequence ${sequence}`}${withResiduals ? ", ControlNet residuals" : ""}${tiling ? ", tiling" : ""}${freeuVariant ? `, FreeU ${freeuVariant}` : ""}${pag ? `, PAG ${pag.layers.join(" ")}` : ""}${half})`,
       (g, vb) => { buildUNetGraph(g, vb, this.config, { batch, height, width, sequence, timeIds }, { controlnetResiduals: withResiduals, freeu: freeuVariant, pag }); },
       tiling ? { ...this.session, circularConvPads: true } : this.session, this.deltas,

@@ -4,7 +4,7 @@
  */
 import type { CompiledGraph } from "../runtime/session.js";
 
-/** One cached compiled graph (or anything compiled that holds a session), keyed by shape. */
+/** One cached compiled graph (or anything compiled that holds a session), keyed by shape (and the variant it was built as). */
 export class ShapeCache<G extends { release(): Promise<void> } = CompiledGraph> {
   private key = "";
   private graph?: G;

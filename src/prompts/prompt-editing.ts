@@ -158,11 +158,6 @@ class Parser {
 
 const txt = (text: string): Node => ({ kind: "text", text });
 
-/** Whether `prompt` edits itself over the steps at all (a schedule or an alternation the grammar takes). */
-export function hasPromptEditing(prompt: string): boolean {
-  return new Parser(prompt).start()?.some((n) => n.kind !== "text") ?? false;
-}
-
 /**
  * The schedule of `prompt` over `steps` steps (A1111's new scheduling), entries in step order, the last
  * ending at `steps`. `hires`: the prompt of a hires fix's second pass of `steps` steps.

@@ -13,6 +13,7 @@
  * history at the switch, where A1111 keeps it. The refiner draws its noise (ancestral samplers only)
  * from the same seeds, and runs without the base's LoRAs and ControlNets.
  */
+import { DEFAULT_STEPS } from "../pipelines/sdxl/prepare.js";
 import type { StableDiffusionXLPipeline, GenerateOptions, Img2ImgOptions, InpaintOptions, PipelineOutput } from "../pipelines/sdxl/index.js";
 import { cropAroundMask, overlayCrop } from "../pipelines/sdxl/mask-crop.js";
 import { PipelineInputError } from "../pipelines/errors.js";
@@ -75,7 +76,7 @@ export async function inpaintRefined(base: StableDiffusionXLPipeline, refiner: S
   return joined(first, await refiner.inpaint({ ...refinerCall(opts, r), image: first.latents, maskImage, denoisingStart: at, promptEditingFirstCall: first.timesteps.length }));
 }
 
-const steps = (opts: GenerateOptions | Img2ImgOptions) => opts.numInferenceSteps ?? 50;
+const steps = (opts: GenerateOptions | Img2ImgOptions) => opts.numInferenceSteps ?? DEFAULT_STEPS;
 
 /** The refiner's pass from the base's latents; the output lists both passes' timesteps and the base's seed. */
 async function finish(refiner: StableDiffusionXLPipeline, opts: GenerateOptions | Img2ImgOptions, first: PipelineOutput, at: number, r: RefinerSwitch): Promise<PipelineOutput> {

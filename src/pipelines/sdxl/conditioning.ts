@@ -1,10 +1,11 @@
 /**
  * Everything the UNet is conditioned on besides the latents, and the guidance batch layout in one
- * place: under classifier-free guidance the UNet batch is [negative x B, positive x B], with
- * perturbed-attention guidance (PAG) a perturbed [positive x B] after those (diffusers'
- * _prepare_perturbed_attention_guidance), with A1111's AND one positive block per sub-prompt — embeddings, pooled embeddings, time ids, and the latents
- * repeated by `modelInput`; `guide` turns the UNet's blocks into one noise prediction. LCM UNets
- * (time_cond_proj_dim) get the guidance scale as an embedding instead and no negative block.
+ * place: under classifier-free guidance the UNet batch is [negative x B, positive x B]; A1111's AND has
+ * one positive block per sub-prompt, perturbed-attention guidance (PAG) a perturbed positive block
+ * after the others (diffusers' _prepare_perturbed_attention_guidance). Embeddings, pooled embeddings,
+ * time ids and the latents (repeated by `modelInput`) follow it; `guide` turns the UNet's blocks into
+ * one noise prediction. LCM UNets (time_cond_proj_dim) get the guidance scale as an embedding instead
+ * and no negative block.
  */
 import type { FloatTensor } from "../../image/image.js";
 import type { UNetFeeds } from "../sessions.js";
@@ -65,10 +66,10 @@ export class UNetConditioning {
   /** Perturbed-attention guidance: the UNet batch ends with a perturbed positive block of `batch` rows. */
   get pag(): boolean { return this.settings.pag !== undefined; }
 
-  /** Blocks of `batch` rows in the UNet batch: negative (under guidance), positive, perturbed (with PAG). */
+  /** Blocks of `batch` rows in the UNet batch: negative (under guidance), positive (one per AND sub-prompt), perturbed (with PAG). */
   private get blocks(): number { return (this.settings.guidance ? 1 : 0) + (this.settings.composable?.length ?? 1) + (this.pag ? 1 : 0); }
 
-  /** The UNet's batch: 2B under guidance, one B more with PAG. */
+  /** The UNet's batch: B per block. */
   get unetBatch(): number { return this.blocks * this.batch; }
 
   /** The latents as the UNet batch: cat([latents] * blocks). */

@@ -5,7 +5,7 @@
  * combination A1111's reconstruct_cond_batch picks for its step counter i: the first entry ending at
  * or after i (the first entry past the last, as A1111 does when a two-call sampler outruns the steps).
  */
-import { hasPromptEditing, promptSchedule, scheduledAt, type ScheduledText } from "../../prompts/prompt-editing.js";
+import { promptSchedule, scheduledAt, type ScheduledText } from "../../prompts/prompt-editing.js";
 import type { EncodePromptOptions, PromptEmbeddings, PromptEncoder } from "../prompt-encoding.js";
 import { PipelineInputError } from "../errors.js";
 
@@ -27,18 +27,16 @@ type Field = (typeof FIELDS)[number];
  */
 export async function encodeEdited(encoder: PromptEncoder, opts: EncodePromptOptions, steps: number, baseSteps?: number): Promise<{ embeds: PromptEmbeddings; schedule?: ScheduledEmbeddings[] }> {
   const syntax = opts.promptSyntax ?? encoder.promptSyntax;
+  if (syntax !== "a1111") return { embeds: await encoder.encode(opts) };
   const texts = (f: Field) => { const v = opts[f]; return v === undefined ? [] : typeof v === "string" ? [v] : v; };
-  const edited = syntax === "a1111" && FIELDS.some((f) => texts(f).some(hasPromptEditing));
-  if (!edited) return { embeds: await encoder.encode(opts) };
+  // each text parsed once: it edits itself when its schedule is more than the text as it is
   const hires = baseSteps === undefined ? undefined : { baseSteps };
   const schedules = new Map<string, ScheduledText[]>();
-  const scheduleOf = (text: string) => {
-    let s = schedules.get(text);
-    if (!s) schedules.set(text, s = promptSchedule(text, steps, hires));
-    return s;
-  };
+  for (const f of FIELDS) for (const t of texts(f)) if (!schedules.has(t)) schedules.set(t, promptSchedule(t, steps, hires));
+  if (![...schedules].some(([t, s]) => s.length > 1 || s[0].text !== t)) return { embeds: await encoder.encode(opts) };
+  const scheduleOf = (text: string) => schedules.get(text)!;
   const ends = new Set<number>();
-  for (const f of FIELDS) for (const t of texts(f)) for (const e of scheduleOf(t)) ends.add(e.endAt);
+  for (const s of schedules.values()) for (const e of s) ends.add(e.endAt);
   // each field's value at a step, as a call's options
   const at = (step: number): EncodePromptOptions => {
     const o: EncodePromptOptions = { ...opts };
