@@ -14,11 +14,17 @@ import { FREEU_SDXL } from "../src/pipelines/freeu.js";
 const SKIP = BROWSER_SKIP;
 const served = serveTinyModel("server-web-extras-", { skip: SKIP, browser: true, queueSize: 8 });
 
-test("web page: variation seed, tiling and clip skip reach the job, come back from Reuse and from a PNG; A1111 paths", { skip: SKIP, timeout: 180000 }, async () => {
+/** The page, with the generation requests it sends (path and JSON body) recorded. */
+async function openCapturing() {
   const sent: { url: string; body: any }[] = [];
   const { page, consoleErrors: errors } = await openReadyPage(served.browser, served.server.url + "/", undefined, (page) => {
     page.on("request", (r) => { if (r.method() === "POST" && /\/(sdapi\/v1\/(txt2img|img2img)|v1\/jobs)$/.test(r.url())) sent.push({ url: new URL(r.url()).pathname, body: r.postDataJSON() }); });
   });
+  return { page, errors, sent };
+}
+
+test("web page: variation seed, tiling and clip skip reach the job, come back from Reuse and from a PNG; A1111 paths", { skip: SKIP, timeout: 180000 }, async () => {
+  const { page, errors, sent } = await openCapturing();
   await page.fill("#prompt", "a tiled lighthouse");
   await page.fill("#negative", "fog");
   await page.fill("#steps", "2");
@@ -78,10 +84,7 @@ test("web page: variation seed, tiling and clip skip reach the job, come back fr
 });
 
 test("web page: PAG scale, PAG layers and FreeU reach the job on both APIs, come back from Reuse and from a PNG", { skip: SKIP, timeout: 180000 }, async () => {
-  const sent: { url: string; body: any }[] = [];
-  const { page, consoleErrors: errors } = await openReadyPage(served.browser, served.server.url + "/", undefined, (page) => {
-    page.on("request", (r) => { if (r.method() === "POST" && /\/(sdapi\/v1\/(txt2img|img2img)|v1\/jobs)$/.test(r.url())) sent.push({ url: new URL(r.url()).pathname, body: r.postDataJSON() }); });
-  });
+  const { page, errors, sent } = await openCapturing();
   await page.fill("#prompt", "a guided lighthouse");
   await page.fill("#steps", "2");
   await page.fill("#seed", "6");
